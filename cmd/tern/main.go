@@ -1,0 +1,293 @@
+// Command tern is a mail server and SMTP toolkit in one binary.
+//
+//	tern serve                 run the server (defaults: loopback ports, ./tern-data)
+//	tern user add|del|passwd|list
+//	tern queue list            what is waiting in the queue (like mailq)
+//	tern config example        the annotated configuration file with every default
+//
+// This file only parses flags, loads the configuration and calls package app.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/tern-mail/tern/internal/app"
+	"github.com/tern-mail/tern/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: tern <command> [flags]
+
+commands:
+  serve                       run the SMTP server
+  user add ADDR               add an account (password prompted, or --password-stdin)
+  user del ADDR               delete an account
+  user passwd ADDR            change an account's password
+  user list                   list accounts
+  queue list                  show the mail queue (like mailq)
+  config example              print an annotated config file with all defaults
+  version                     print the version
+
+Run "tern <command> -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors that are the caller's: exit status 2.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stdout, stderr)
+	case "user":
+		err = cmdUser(args[1:], stdin, stdout, stderr)
+	case "queue":
+		err = cmdQueue(args[1:], stdout, stderr)
+	case "config":
+		if len(args) == 2 && args[1] == "example" {
+			fmt.Fprint(stdout, config.Example())
+			return 0
+		}
+		err = fmt.Errorf("%w: tern config example", errUsage)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "tern", version)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "tern: %v\n", err)
+		if !strings.Contains(err.Error(), "\n") {
+			fmt.Fprint(stderr, usage)
+		}
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tern: %v\n", err)
+		return 1
+	}
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+// common holds the flags every command that touches the data directory takes.
+type common struct {
+	configPath string
+	data       string
+	domains    stringList
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
+	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
+	fs.Var(&c.domains, "domain", "a local domain (repeatable; default localhost)")
+}
+
+// load returns the configuration: defaults, then the file, then $TERN_DATA, then flags.
+func (c *common) load() (config.Config, error) {
+	cfg, err := config.Load(c.configPath)
+	if err != nil {
+		return cfg, err
+	}
+	if d := os.Getenv("TERN_DATA"); d != "" {
+		cfg.Data = d
+	}
+	if c.data != "" {
+		cfg.Data = c.data
+	}
+	if len(c.domains) > 0 {
+		cfg.Domains = c.domains
+	}
+	return cfg, nil
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tern serve", stderr)
+	var c common
+	c.register(fs)
+	smtpAddr := fs.String("smtp", "", "MX listener address (default 127.0.0.1:2525; empty disables)")
+	subAddr := fs.String("submission", "", "submission (STARTTLS) listener (default 127.0.0.1:2587; empty disables)")
+	subsAddr := fs.String("submissions", "", "submissions (implicit TLS) listener (default 127.0.0.1:2465; empty disables)")
+	hostname := fs.String("hostname", "", "host name for the greeting and Received headers (default: the machine's)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	// Flags given explicitly win, even when empty (an empty address disables a listener).
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "smtp":
+			cfg.Listen.SMTP = *smtpAddr
+		case "submission":
+			cfg.Listen.Submission = *subAddr
+		case "submissions":
+			cfg.Listen.Submissions = *subsAddr
+		case "hostname":
+			cfg.Hostname = *hostname
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return app.Serve(ctx, cfg, stdout, app.NewLogger(cfg.Log, stderr))
+}
+
+func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: tern user add|del|passwd|list", errUsage)
+	}
+	sub := args[0]
+	fs := newFlagSet("tern user "+sub, stderr)
+	var c common
+	c.register(fs)
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	needAddr := func() (string, error) {
+		if fs.NArg() != 1 {
+			return "", fmt.Errorf("%w: tern user %s ADDRESS", errUsage, sub)
+		}
+		return fs.Arg(0), nil
+	}
+	switch sub {
+	case "add", "passwd":
+		addr, err := needAddr()
+		if err != nil {
+			return err
+		}
+		pw, err := readPassword(stdin, stderr, *pwStdin)
+		if err != nil {
+			return err
+		}
+		if sub == "add" {
+			return app.UserAdd(ctx, cfg, addr, pw, stdout)
+		}
+		return app.UserPasswd(ctx, cfg, addr, pw, stdout)
+	case "del":
+		addr, err := needAddr()
+		if err != nil {
+			return err
+		}
+		return app.UserDel(ctx, cfg, addr, stdout)
+	case "list":
+		if fs.NArg() != 0 {
+			return fmt.Errorf("%w: tern user list", errUsage)
+		}
+		return app.UserList(ctx, cfg, stdout)
+	}
+	return fmt.Errorf("%w: unknown user command %q", errUsage, sub)
+}
+
+// readPassword reads the password from the first line of stdin, or from the terminal without
+// echo (asked twice).
+func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", fmt.Errorf("reading password from stdin: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", fmt.Errorf("%w: standard input is not a terminal; use --password-stdin", errUsage)
+	}
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		return string(b), err
+	}
+	pw, err := ask("Password: ")
+	if err != nil {
+		return "", err
+	}
+	again, err := ask("Again: ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("the passwords do not match")
+	}
+	return pw, nil
+}
+
+func cmdQueue(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "list" {
+		return fmt.Errorf("%w: tern queue list", errUsage)
+	}
+	fs := newFlagSet("tern queue list", stderr)
+	var c common
+	c.register(fs)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return app.QueueList(cfg, stdout, app.NewLogger(cfg.Log, stderr))
+}

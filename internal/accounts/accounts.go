@@ -1,0 +1,76 @@
+// Package accounts owns the local mail accounts: the Store interface that the server (recipient
+// checks, later SMTP AUTH) and the `tern user` command use, the canonical form of an account
+// address, and how passwords are hashed and checked.
+//
+// Backends live in subpackages (sqlite/, later postgres/). They share the rules defined here:
+//
+//   - Every Store method passes its address through NormalizeAddress first, so lookups are
+//     case-insensitive and a stored address is always safe to use as a directory name.
+//   - Passwords are only ever stored as argon2id PHC strings made by HashPassword; no backend
+//     sees or keeps the plaintext beyond the call that hashes it.
+//   - Verify answers "no" the same way, and in about the same time, for an unknown user and for a
+//     wrong password (see Decoy), so AUTH cannot be used to list accounts.
+//
+// This package does no I/O besides reading random bytes, and it does not deliver mail, log, or
+// decide policy (who may relay, send as whom): that belongs to policy and smtpserver.
+package accounts
+
+import (
+	"context"
+	"errors"
+)
+
+// Store is the account store used by the server (recipient checks, later SMTP AUTH) and by
+// `tern user`. Implementations must be safe for concurrent use by many goroutines.
+//
+// Every method normalizes addr with NormalizeAddress before use and returns an error wrapping
+// ErrBadAddress when that fails.
+type Store interface {
+	// Add creates the account addr with the given password. It returns ErrExists if the
+	// account is already present and ErrEmptyPassword if password is empty.
+	Add(ctx context.Context, addr, password string) error
+
+	// Delete removes the account addr, or returns ErrNotFound.
+	Delete(ctx context.Context, addr string) error
+
+	// SetPassword replaces the password of addr. It returns ErrNotFound if there is no such
+	// account and ErrEmptyPassword if password is empty.
+	SetPassword(ctx context.Context, addr, password string) error
+
+	// List returns every account address in normalized form, sorted bytewise ascending.
+	List(ctx context.Context) ([]string, error)
+
+	// Exists reports whether addr is an account. It is on the hot path (once per RCPT TO), so
+	// it must be a cheap indexed lookup and must not hash anything.
+	Exists(ctx context.Context, addr string) (bool, error)
+
+	// Verify reports whether password is the password of addr. An unknown user and a wrong
+	// password both give (false, nil) after spending about the time of one password hash, so
+	// the answer and its timing do not reveal which accounts exist. A non-nil error means the
+	// check could not be made (storage failure, corrupt stored hash).
+	Verify(ctx context.Context, addr, password string) (bool, error)
+
+	// Close releases the store's resources. The store must not be used afterwards.
+	Close() error
+}
+
+var (
+	// ErrExists is returned by Store.Add when the account is already present.
+	ErrExists = errors.New("accounts: account already exists")
+
+	// ErrNotFound is returned by Store methods that change an account that does not exist.
+	ErrNotFound = errors.New("accounts: account not found")
+
+	// ErrBadAddress is wrapped, with the reason, by NormalizeAddress and by every Store method
+	// given an address that is not a valid, path-safe local@domain.
+	ErrBadAddress = errors.New("accounts: bad address")
+
+	// ErrEmptyPassword is returned when asked to store an empty password: an empty password
+	// would let anyone log in and is never what the operator meant.
+	ErrEmptyPassword = errors.New("accounts: empty password")
+
+	// ErrBadHash is wrapped, with the reason, by CheckPassword when the stored hash is not an
+	// argon2id PHC string it can use. It means the store is corrupt or was written by
+	// something else, never that the password was wrong.
+	ErrBadHash = errors.New("accounts: malformed password hash")
+)

@@ -1,0 +1,320 @@
+// Package sqlite is the accounts.Store backed by one SQLite file, through database/sql and the
+// pure Go driver modernc.org/sqlite (no cgo).
+//
+// It owns that file's schema and its migrations, and nothing else: address rules and password
+// hashing come from package accounts, so every backend treats them the same way.
+//
+// # Sharing the file
+//
+// The server and `tern user` commands in other processes open the same file at once. That is
+// safe because the database runs in WAL mode (readers never block the writer, or the other
+// way round), every connection waits up to busy_timeout for a lock instead of failing at
+// once, and each write is a single autocommit statement or an IMMEDIATE transaction, which
+// takes the write lock up front (a deferred transaction that reads first and then writes can
+// fail with SQLITE_BUSY without waiting, because its snapshot is stale).
+//
+// # Schema
+//
+// The schema version is PRAGMA user_version; migrations[i] moves it from i to i+1. Open
+// applies the missing steps in one IMMEDIATE transaction, so two processes opening a new file
+// together do not both create the tables, and refuses a file newer than this program knows.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tern-mail/tern/internal/accounts"
+
+	// Registers the "sqlite" database/sql driver.
+	_ "modernc.org/sqlite"
+)
+
+// ErrSchemaTooNew is returned by Open when the file was migrated by a newer tern: running on
+// it could silently ignore or damage what the newer version stored.
+var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this program")
+
+// migrations are the schema steps, in order; migrations[i] upgrades user_version i to i+1.
+// Append only: a released step must never change, since files in the field already ran it.
+var migrations = []string{
+	// 1: accounts. The PRIMARY KEY is the index Exists and Verify use. created_at is Unix
+	// seconds, for operators.
+	`CREATE TABLE users (address TEXT PRIMARY KEY, password TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+}
+
+const (
+	// busyTimeout is how long a connection waits for another connection or process to release
+	// a lock before failing with SQLITE_BUSY. Writes are rare and short, so 5 s is only
+	// reached when something is wrong.
+	busyTimeout = 5 * time.Second
+
+	// maxConns caps the connection pool. Exists runs once per RCPT TO from many sessions at
+	// once; keeping this many connections open (idle too) avoids reopening the file, and
+	// rerunning the DSN pragmas, under load, while a lookup takes microseconds so a few
+	// connections serve many goroutines.
+	maxConns = 8
+)
+
+// Store is an accounts.Store in one SQLite file. It is safe for concurrent use, and other
+// processes may have the same file open through their own Store.
+type Store struct {
+	db *sql.DB
+
+	// exists and password are prepared once because they run for every RCPT TO and every AUTH.
+	exists   *sql.Stmt
+	password *sql.Stmt
+
+	// decoy makes Verify for an unknown address cost as much as for a known one.
+	decoy accounts.Decoy
+}
+
+var _ accounts.Store = (*Store)(nil)
+
+// Open opens the account database at path, creating it with mode 0600 if it does not exist,
+// and brings its schema up to date. The mode of an existing file is left as the operator set
+// it.
+func Open(path string) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("sqlite: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// SQLite would create the file with 0644 (minus umask), and it holds password hashes.
+	// Its -wal and -shm files copy the database file's mode, so this covers them too.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+
+	ctx := context.Background()
+	s := &Store{db: db}
+	if err := migrate(ctx, db, migrations); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %s: %w", abs, err), db.Close())
+	}
+	if s.exists, err = db.PrepareContext(ctx,
+		`SELECT EXISTS (SELECT 1 FROM users WHERE address = ?)`); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	if s.password, err = db.PrepareContext(ctx,
+		`SELECT password FROM users WHERE address = ?`); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	return s, nil
+}
+
+// dsn builds the driver's data source name for the absolute path abs.
+//
+// It is a file: URI built with net/url, not "PATH?_pragma=...", because the driver splits the
+// name at its first '?': a path containing '?' (or '#', or '%') would otherwise be cut short
+// or misread. In a URI those are escaped, and SQLite unescapes them when opening.
+//
+// The driver runs each _pragma on every new connection, busy_timeout first (so the others
+// wait for locks instead of failing), then the rest in lexical order. journal_mode=WAL is
+// persistent in the file, but foreign_keys and busy_timeout are per connection, so they have
+// to be in the DSN rather than run once after opening. _txlock=immediate makes BeginTx issue
+// BEGIN IMMEDIATE; see the package comment for why.
+func dsn(abs string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// migrate applies the steps the database has not run yet, and records the new version, in one
+// transaction.
+func migrate(ctx context.Context, db *sql.DB, steps []string) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin migration: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, tx.Rollback())
+		}
+	}()
+	// Read inside the IMMEDIATE transaction: another process may have migrated the file
+	// since we last looked.
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(steps) {
+		return fmt.Errorf("%w: file has version %d, this program knows up to %d",
+			ErrSchemaTooNew, version, len(steps))
+	}
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if version == len(steps) {
+		return tx.Commit()
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(steps))); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit migration: %w", err)
+	}
+	return nil
+}
+
+// Add implements accounts.Store.
+func (s *Store) Add(ctx context.Context, addr, password string) error {
+	addr, err := accounts.NormalizeAddress(addr)
+	if err != nil {
+		return err
+	}
+	hash, err := accounts.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	// ON CONFLICT DO NOTHING plus RowsAffected tells "already there" apart without parsing
+	// driver error codes, and in one statement, so there is no check-then-insert race with
+	// another process.
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO users (address, password, created_at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING`,
+		addr, hash, time.Now().Unix())
+	if err != nil {
+		return fmt.Errorf("sqlite: add %s: %w", addr, err)
+	}
+	return oneRow(res, addr, accounts.ErrExists)
+}
+
+// Delete implements accounts.Store.
+func (s *Store) Delete(ctx context.Context, addr string) error {
+	addr, err := accounts.NormalizeAddress(addr)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE address = ?`, addr)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete %s: %w", addr, err)
+	}
+	return oneRow(res, addr, accounts.ErrNotFound)
+}
+
+// SetPassword implements accounts.Store.
+func (s *Store) SetPassword(ctx context.Context, addr, password string) error {
+	addr, err := accounts.NormalizeAddress(addr)
+	if err != nil {
+		return err
+	}
+	hash, err := accounts.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET password = ? WHERE address = ?`, hash, addr)
+	if err != nil {
+		return fmt.Errorf("sqlite: set password %s: %w", addr, err)
+	}
+	return oneRow(res, addr, accounts.ErrNotFound)
+}
+
+// oneRow returns nil if res changed a row and errNone, wrapped with addr, if it changed none.
+func oneRow(res sql.Result, addr string, errNone error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", addr, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s", errNone, addr)
+	}
+	return nil
+}
+
+// List implements accounts.Store. The order is SQLite's BINARY collation, which compares UTF-8
+// bytes, the same order as sort.Strings.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT address FROM users ORDER BY address`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	defer rows.Close()
+	addrs := []string{}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("sqlite: list: %w", err)
+		}
+		addrs = append(addrs, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	return addrs, nil
+}
+
+// Exists implements accounts.Store.
+func (s *Store) Exists(ctx context.Context, addr string) (bool, error) {
+	addr, err := accounts.NormalizeAddress(addr)
+	if err != nil {
+		return false, err
+	}
+	var found bool
+	if err := s.exists.QueryRowContext(ctx, addr).Scan(&found); err != nil {
+		return false, fmt.Errorf("sqlite: exists %s: %w", addr, err)
+	}
+	return found, nil
+}
+
+// Verify implements accounts.Store.
+func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error) {
+	addr, err := accounts.NormalizeAddress(addr)
+	if err != nil {
+		return false, err
+	}
+	var encoded string
+	err = s.password.QueryRowContext(ctx, addr).Scan(&encoded)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.decoy.Check(password); err != nil {
+			return false, fmt.Errorf("sqlite: verify %s: %w", addr, err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: verify %s: %w", addr, err)
+	}
+	ok, err := accounts.CheckPassword(encoded, password)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: verify %s: %w", addr, err)
+	}
+	return ok, nil
+}
+
+// Close implements accounts.Store.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.exists, s.password} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	errs = append(errs, s.db.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}

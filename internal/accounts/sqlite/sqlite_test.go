@@ -1,0 +1,549 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/accounts"
+)
+
+// newStore opens a store on a fresh file and closes it when the test ends.
+func newStore(t testing.TB) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	return openAt(t, path), path
+}
+
+// openAt opens a store on path and closes it when the test ends.
+func openAt(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// must fails the test on err.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantExists(t *testing.T, s accounts.Store, addr string, want bool) {
+	t.Helper()
+	got, err := s.Exists(context.Background(), addr)
+	if err != nil {
+		t.Fatalf("Exists(%q): %v", addr, err)
+	}
+	if got != want {
+		t.Errorf("Exists(%q) = %v, want %v", addr, got, want)
+	}
+}
+
+func wantVerify(t *testing.T, s accounts.Store, addr, pw string, want bool) {
+	t.Helper()
+	got, err := s.Verify(context.Background(), addr, pw)
+	if err != nil {
+		t.Fatalf("Verify(%q, %q): %v", addr, pw, err)
+	}
+	if got != want {
+		t.Errorf("Verify(%q, %q) = %v, want %v", addr, pw, got, want)
+	}
+}
+
+func wantList(t *testing.T, s accounts.Store, want ...string) {
+	t.Helper()
+	got, err := s.List(context.Background())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if want == nil {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("List = %q, want %q", got, want)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+
+	wantList(t, s)
+	wantExists(t, s, "alice@example.test", false)
+	wantVerify(t, s, "alice@example.test", "pw1", false)
+
+	must(t, s.Add(ctx, "alice@example.test", "pw1"))
+	must(t, s.Add(ctx, "bob@example.test", "bobpw"))
+	must(t, s.Add(ctx, "aaron@other.test", "x"))
+	wantExists(t, s, "alice@example.test", true)
+	wantExists(t, s, "carol@example.test", false)
+	wantVerify(t, s, "alice@example.test", "pw1", true)
+	wantVerify(t, s, "alice@example.test", "pw2", false)
+	wantVerify(t, s, "alice@example.test", "", false)
+	wantVerify(t, s, "bob@example.test", "pw1", false)
+	wantList(t, s, "aaron@other.test", "alice@example.test", "bob@example.test")
+
+	must(t, s.SetPassword(ctx, "alice@example.test", "pw2"))
+	wantVerify(t, s, "alice@example.test", "pw1", false)
+	wantVerify(t, s, "alice@example.test", "pw2", true)
+	wantVerify(t, s, "bob@example.test", "bobpw", true)
+
+	must(t, s.Delete(ctx, "alice@example.test"))
+	wantExists(t, s, "alice@example.test", false)
+	wantVerify(t, s, "alice@example.test", "pw2", false)
+	wantList(t, s, "aaron@other.test", "bob@example.test")
+
+	// Re-adding a deleted account works and takes the new password.
+	must(t, s.Add(ctx, "alice@example.test", "pw3"))
+	wantVerify(t, s, "alice@example.test", "pw3", true)
+}
+
+func TestCaseInsensitive(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "Alice@Example.TEST", "pw"))
+	must(t, s.Add(ctx, "BJØRN@EXÄMPLE.TEST", "pw"))
+
+	for _, addr := range []string{"alice@example.test", "ALICE@EXAMPLE.TEST", "aLiCe@eXaMpLe.TeSt", "bjørn@exämple.test"} {
+		t.Run(addr, func(t *testing.T) {
+			wantExists(t, s, addr, true)
+			wantVerify(t, s, addr, "pw", true)
+			if err := s.Add(ctx, addr, "pw"); !errors.Is(err, accounts.ErrExists) {
+				t.Errorf("Add(%q) = %v, want ErrExists", addr, err)
+			}
+		})
+	}
+	wantList(t, s, "alice@example.test", "bjørn@exämple.test")
+	must(t, s.SetPassword(ctx, "ALICE@example.test", "new"))
+	wantVerify(t, s, "alice@EXAMPLE.test", "new", true)
+	must(t, s.Delete(ctx, "alice@EXAMPLE.TEST"))
+	wantExists(t, s, "alice@example.test", false)
+}
+
+func TestErrors(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "alice@example.test", "pw"))
+
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"add existing", s.Add(ctx, "alice@example.test", "other"), accounts.ErrExists},
+		{"delete missing", s.Delete(ctx, "bob@example.test"), accounts.ErrNotFound},
+		{"set password missing", s.SetPassword(ctx, "bob@example.test", "pw"), accounts.ErrNotFound},
+		{"add empty password", s.Add(ctx, "bob@example.test", ""), accounts.ErrEmptyPassword},
+		{"set empty password", s.SetPassword(ctx, "alice@example.test", ""), accounts.ErrEmptyPassword},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !errors.Is(tc.err, tc.want) {
+				t.Errorf("got %v, want %v", tc.err, tc.want)
+			}
+		})
+	}
+	// The failed calls changed nothing.
+	wantVerify(t, s, "alice@example.test", "pw", true)
+	wantList(t, s, "alice@example.test")
+}
+
+func TestAddresses(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+
+	for _, addr := range []string{
+		"bjørn@exämple.test", "kenneth.burgener@oeey.com", "alice+tag@example.test", "root@localhost",
+	} {
+		t.Run("good/"+addr, func(t *testing.T) {
+			must(t, s.Add(ctx, addr, "pw"))
+			wantExists(t, s, addr, true)
+			wantVerify(t, s, addr, "pw", true)
+		})
+	}
+
+	for _, addr := range []string{
+		"../x@y", "a/b@example.test", ".a@example.test", "a@", "@b", "a b@c", "a@-bad.test",
+		"", "x@../y", "x@a/b", "a\x00@example.test", "a@b@example.test",
+	} {
+		t.Run(fmt.Sprintf("bad/%q", addr), func(t *testing.T) {
+			calls := map[string]error{
+				"Add":         s.Add(ctx, addr, "pw"),
+				"Delete":      s.Delete(ctx, addr),
+				"SetPassword": s.SetPassword(ctx, addr, "pw"),
+			}
+			_, calls["Exists"] = s.Exists(ctx, addr)
+			_, calls["Verify"] = s.Verify(ctx, addr, "pw")
+			for name, err := range calls {
+				if !errors.Is(err, accounts.ErrBadAddress) {
+					t.Errorf("%s(%q) = %v, want ErrBadAddress", name, addr, err)
+				}
+			}
+		})
+	}
+	wantList(t, s, "alice+tag@example.test", "bjørn@exämple.test", "kenneth.burgener@oeey.com", "root@localhost")
+}
+
+// TestNoPlaintextOnDisk reads every file SQLite wrote, while the store is open (data may
+// still be only in the WAL) and after it is closed (checkpointed into the main file).
+func TestNoPlaintextOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "accounts.db")
+	const pw1, pw2 = "Plaintext-Canary-1", "Plaintext-Canary-2"
+	ctx := context.Background()
+
+	s, err := Open(path)
+	must(t, err)
+	must(t, s.Add(ctx, "alice@example.test", pw1))
+	must(t, s.Add(ctx, "bob@example.test", pw1))
+	must(t, s.SetPassword(ctx, "bob@example.test", pw2))
+
+	check := func(when string) {
+		t.Helper()
+		entries, err := os.ReadDir(dir)
+		must(t, err)
+		sawAddress := false
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			must(t, err)
+			for _, pw := range []string{pw1, pw2} {
+				if bytes.Contains(b, []byte(pw)) {
+					t.Errorf("%s: %s contains the plaintext password %q", when, e.Name(), pw)
+				}
+			}
+			sawAddress = sawAddress || bytes.Contains(b, []byte("alice@example.test"))
+		}
+		// Guards against checking the wrong files and passing vacuously.
+		if !sawAddress {
+			t.Errorf("%s: no file in %s contains the account address", when, dir)
+		}
+	}
+	check("open")
+	must(t, s.Close())
+	check("closed")
+}
+
+func TestFileMode(t *testing.T) {
+	s, path := newStore(t)
+	// A write makes SQLite create the -wal file; it must not be more open than the database.
+	must(t, s.Add(context.Background(), "alice@example.test", "pw"))
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) && p != path {
+			continue
+		}
+		must(t, err)
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), mode)
+		}
+	}
+}
+
+// TestOddPath checks that characters meaningful in a URI or in the driver's DSN syntax reach
+// the file system unchanged.
+func TestOddPath(t *testing.T) {
+	for _, name := range []string{"a?b.db", "a#b.db", "a%20b.db", "a b.db", "a&_pragma=x.db"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name)
+			s := openAt(t, path)
+			must(t, s.Add(context.Background(), "alice@example.test", "pw"))
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("database not at %q: %v", path, err)
+			}
+			entries, err := os.ReadDir(filepath.Dir(path))
+			must(t, err)
+			for _, e := range entries {
+				if !strings.HasPrefix(e.Name(), name) {
+					t.Errorf("stray file %q next to %q", e.Name(), name)
+				}
+			}
+		})
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	// Ask on several connections at once, so a pragma that only the first connection got
+	// would show up.
+	conns := make([]*sql.Conn, 0, 3)
+	for range 3 {
+		c, err := s.db.Conn(ctx)
+		must(t, err)
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		for _, tc := range []struct{ pragma, want string }{
+			{"journal_mode", "wal"},
+			{"busy_timeout", "5000"},
+			{"foreign_keys", "1"},
+			{"user_version", fmt.Sprint(len(migrations))},
+		} {
+			var got string
+			must(t, c.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got))
+			if got != tc.want {
+				t.Errorf("conn %d: PRAGMA %s = %q, want %q", i, tc.pragma, got, tc.want)
+			}
+		}
+	}
+	for _, c := range conns {
+		must(t, c.Close())
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	s, path := newStore(t)
+	_, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", len(migrations)+1))
+	must(t, err)
+	if s2, err := Open(path); !errors.Is(err, ErrSchemaTooNew) {
+		if err == nil {
+			must(t, s2.Close())
+		}
+		t.Fatalf("Open on a newer schema = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// TestMigrateKeepsData runs a later migration on a file made by the current schema, as a
+// future version of tern will.
+func TestMigrateKeepsData(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "alice@example.test", "pw"))
+
+	next := append(slices.Clone(migrations),
+		`CREATE TABLE secrets (address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE, mech TEXT NOT NULL, secret TEXT NOT NULL)`)
+	must(t, migrate(ctx, s.db, next))
+	must(t, migrate(ctx, s.db, next)) // a second run is a no-op
+
+	var version int
+	must(t, s.db.QueryRow(`PRAGMA user_version`).Scan(&version))
+	if version != len(next) {
+		t.Errorf("user_version = %d, want %d", version, len(next))
+	}
+	wantVerify(t, s, "alice@example.test", "pw", true)
+
+	// foreign_keys is on, so the cascade the new table asks for happens.
+	_, err := s.db.Exec(`INSERT INTO secrets VALUES ('alice@example.test', 'X', 'y')`)
+	must(t, err)
+	must(t, s.Delete(ctx, "alice@example.test"))
+	var n int
+	must(t, s.db.QueryRow(`SELECT count(*) FROM secrets`).Scan(&n))
+	if n != 0 {
+		t.Errorf("%d secrets left after deleting their user", n)
+	}
+}
+
+func TestVerifyCorruptHash(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "alice@example.test", "pw"))
+	_, err := s.db.Exec(`UPDATE users SET password = 'pw'`)
+	must(t, err)
+	ok, err := s.Verify(ctx, "alice@example.test", "pw")
+	if !errors.Is(err, accounts.ErrBadHash) || ok {
+		t.Fatalf("Verify with a plaintext row = %v, %v; want false, ErrBadHash", ok, err)
+	}
+}
+
+// TestVerifyTiming checks, loosely, that an unknown user is not answered much faster than a
+// wrong password: both should cost one argon2id computation. The bound is wide so that a
+// loaded machine does not make it flaky; a missing decoy is ~1000 times faster.
+func TestVerifyTiming(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "alice@example.test", "pw"))
+
+	fastest := func(addr string) time.Duration {
+		best := time.Duration(1<<63 - 1)
+		for range 3 {
+			start := time.Now()
+			ok, err := s.Verify(ctx, addr, "wrong")
+			d := time.Since(start)
+			if err != nil || ok {
+				t.Fatalf("Verify(%q) = %v, %v", addr, ok, err)
+			}
+			best = min(best, d)
+		}
+		return best
+	}
+	known, unknown := fastest("alice@example.test"), fastest("nobody@example.test")
+	if unknown < known/4 {
+		t.Errorf("unknown user took %v, wrong password %v: timing reveals which users exist", unknown, known)
+	}
+}
+
+func TestConcurrentExists(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "alice@example.test", "pw"))
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			for j := range 200 {
+				addr, want := "alice@example.test", true
+				if (i+j)%2 == 1 {
+					addr, want = fmt.Sprintf("user%d@example.test", i), false
+				}
+				got, err := s.Exists(ctx, addr)
+				if err != nil || got != want {
+					errs <- fmt.Errorf("goroutine %d: Exists(%q) = %v, %v", i, addr, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestTwoStoresSameFile is the server and a `tern user` command in one process: each sees the
+// other's writes, and concurrent writers wait for each other instead of failing.
+func TestTwoStoresSameFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	a, b := openAt(t, path), openAt(t, path)
+	ctx := context.Background()
+
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	for i, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for j := range n {
+				addr := fmt.Sprintf("s%d-%d@example.test", i, j)
+				if err := s.Add(ctx, addr, "pw"); err != nil {
+					errs <- fmt.Errorf("store %d: Add(%q): %w", i, addr, err)
+				}
+			}
+		})
+		// A reader running alongside the writers, like RCPT TO checks during `tern user add`.
+		wg.Go(func() {
+			for j := range 10 * n {
+				if _, err := s.Exists(ctx, fmt.Sprintf("s%d-%d@example.test", 1-i, j%n)); err != nil {
+					errs <- fmt.Errorf("store %d: Exists: %w", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	for i, s := range []*Store{a, b} {
+		list, err := s.List(ctx)
+		must(t, err)
+		if len(list) != 2*n {
+			t.Errorf("store %d lists %d accounts, want %d", i, len(list), 2*n)
+		}
+	}
+	must(t, a.SetPassword(ctx, "s1-0@example.test", "changed"))
+	wantVerify(t, b, "s1-0@example.test", "changed", true)
+	must(t, b.Delete(ctx, "s0-0@example.test"))
+	wantExists(t, a, "s0-0@example.test", false)
+	if err := b.Add(ctx, "s0-1@example.test", "pw"); !errors.Is(err, accounts.ErrExists) {
+		t.Errorf("Add of an account the other store made = %v, want ErrExists", err)
+	}
+}
+
+// helperEnv names the database a re-executed test binary should write to; see
+// TestTwoProcesses.
+const helperEnv = "TERN_ACCOUNTS_SQLITE_HELPER_DB"
+
+// TestHelperProcess is not a test: it is the second process of TestTwoProcesses, and does
+// nothing when run normally.
+func TestHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnv)
+	if path == "" {
+		t.Skip("helper for TestTwoProcesses")
+	}
+	s := openAt(t, path)
+	for j := range 10 {
+		must(t, s.Add(context.Background(), fmt.Sprintf("child-%d@example.test", j), "pw"))
+	}
+}
+
+// TestTwoProcesses is TestTwoStoresSameFile across a process boundary, where SQLite's locks
+// are real file locks rather than shared in-process state: the child adds accounts while the
+// parent adds and reads.
+func TestTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a second process")
+	}
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	// The child creates the file concurrently with the parent, exercising the first-open
+	// migration race too.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+path)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	must(t, cmd.Start())
+
+	s := openAt(t, path)
+	ctx := context.Background()
+	for j := range 10 {
+		must(t, s.Add(ctx, fmt.Sprintf("parent-%d@example.test", j), "pw"))
+		if _, err := s.Exists(ctx, fmt.Sprintf("child-%d@example.test", j)); err != nil {
+			t.Errorf("Exists: %v", err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out.Bytes())
+	}
+	list, err := s.List(ctx)
+	must(t, err)
+	if len(list) != 20 {
+		t.Errorf("List = %q, want 10 parent and 10 child accounts", list)
+	}
+	wantVerify(t, s, "child-9@example.test", "pw", true)
+}
+
+func BenchmarkExists(b *testing.B) {
+	s, _ := newStore(b)
+	ctx := context.Background()
+	must(b, s.Add(ctx, "alice@example.test", "pw"))
+	for _, addr := range []string{"alice@example.test", "nobody@example.test"} {
+		b.Run(addr, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.Exists(ctx, addr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Exists(ctx, "alice@example.test"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}

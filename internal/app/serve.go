@@ -1,0 +1,214 @@
+// Package app is the composition root: from a config.Config it builds the account store, TLS,
+// the queue and its deliverers, policy and the SMTP server, runs them, and shuts them down in
+// order (listeners, then sessions, then the queue). The subcommands of cmd/tern call into it;
+// nothing else imports it.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/accounts/sqlite"
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/delivery/maildir"
+	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/queue"
+	"github.com/tern-mail/tern/internal/smtpserver"
+	"github.com/tern-mail/tern/internal/tlsutil"
+)
+
+// ShutdownGrace is how long sessions get to finish after a stop signal.
+const ShutdownGrace = 10 * time.Second
+
+// Paths inside the data directory.
+func accountsPath(data string) string { return filepath.Join(data, "accounts.db") }
+func queuePath(data string) string    { return filepath.Join(data, "queue") }
+func mailPath(data string) string     { return filepath.Join(data, "mail") }
+func tlsPath(data string) string      { return filepath.Join(data, "tls") }
+
+// NewLogger returns the slog logger the config asks for, writing to w.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Serve runs the server until ctx is done, then shuts it down gracefully. It prints one line per
+// listener and the data directory to stdout once everything is up.
+func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	unlock, err := lockData(data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	store, err := sqlite.Open(accountsPath(data))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	cert, err := loadCert(cfg, data, log)
+	if err != nil {
+		return err
+	}
+	tlsConf := tlsutil.ServerConfig(cert)
+
+	relay := policy.NewRelay(cfg.Domains, store)
+	local := &delivery.Local{
+		IsLocal:      relay.IsLocal,
+		Exists:       store.Exists,
+		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
+		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log}),
+	}
+	q, err := queue.Open(queuePath(data), queue.Options{
+		Deliverer:  local,
+		Workers:    cfg.Queue.Workers,
+		MinBackoff: cfg.Queue.MinBackoff.Duration,
+		MaxBackoff: cfg.Queue.MaxBackoff.Duration,
+		MaxAge:     cfg.Queue.MaxAge.Duration,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	runCtx, stopQueue := context.WithCancel(context.Background())
+	defer stopQueue()
+	q.Run(runCtx)
+
+	srv := smtpserver.New(smtpserver.Options{
+		Hostname:         cfg.Hostname,
+		PostmasterDomain: cfg.Domains[0],
+		MaxMessageSize:   cfg.Limits.MessageSize,
+		MaxRcpts:         cfg.Limits.Recipients,
+		MaxErrors:        cfg.Limits.Errors,
+		IdleTimeout:      cfg.Limits.IdleTimeout.Duration,
+		SessionTimeout:   cfg.Limits.SessionTimeout.Duration,
+		TLS:              tlsConf,
+		Spool:            spool{q},
+		Rcpts:            relay,
+		Flusher:          q,
+		Limiter:          policy.NewConnLimiter(cfg.Limits.Connections, cfg.Limits.ConnectionsPerIP),
+		Logger:           log,
+	})
+
+	type listener struct {
+		addr string
+		role smtpserver.Role
+		desc string
+	}
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	serveErr := make(chan error, 3)
+	var lines []string
+	for _, l := range []listener{
+		{cfg.Listen.SMTP, smtpserver.RoleMX, "smtp (MX, STARTTLS)"},
+		{cfg.Listen.Submission, smtpserver.RoleSubmission, "submission (STARTTLS)"},
+		{cfg.Listen.Submissions, smtpserver.RoleSubmissions, "submissions (implicit TLS)"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", l.desc, err)
+		}
+		lns = append(lns, ln)
+		lines = append(lines, fmt.Sprintf("tern: %s listening on %s", l.desc, ln.Addr()))
+		go func() { serveErr <- srv.Serve(ln, l.role) }()
+	}
+	for _, line := range lines {
+		fmt.Fprintln(stdout, line)
+	}
+	fmt.Fprintf(stdout, "tern: data directory %s\n", data)
+	log.Info("started", "hostname", cfg.Hostname, "domains", cfg.Domains, "queued", q.Len())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	srv.Shutdown(sctx)
+	stopQueue()
+	if err := q.Close(); err != nil {
+		log.Error("closing queue", "err", err)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// spool adapts the queue to the server's Spool interface.
+type spool struct{ q *queue.Queue }
+
+func (s spool) NewMessage() (smtpserver.Message, error) {
+	w, err := s.q.NewMessage()
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func loadCert(cfg config.Config, data string, log *slog.Logger) (cert tls.Certificate, err error) {
+	if cfg.TLS.Cert != "" {
+		return tlsutil.LoadFiles(cfg.TLS.Cert, cfg.TLS.Key)
+	}
+	cert, created, err := tlsutil.LoadOrCreate(tlsPath(data), cfg.Hostname)
+	if err != nil {
+		return cert, err
+	}
+	if created {
+		log.Info("created a self-signed certificate", "dir", tlsPath(data), "hostname", cfg.Hostname)
+	}
+	return cert, nil
+}
+
+// lockData takes an exclusive lock on the data directory, so that two servers never share
+// one queue.
+func lockData(data string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(data, "tern.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data directory %s is in use by another tern serve", data)
+		}
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	return func() { f.Close() }, nil
+}

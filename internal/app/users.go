@@ -1,0 +1,93 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/accounts/sqlite"
+	"github.com/tern-mail/tern/internal/config"
+)
+
+// OpenAccounts opens the account store of the configured data directory, creating it if needed.
+// It may be used while a server runs on the same directory.
+func OpenAccounts(cfg config.Config) (accounts.Store, error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return sqlite.Open(accountsPath(cfg.Data))
+}
+
+// UserAdd creates an account; it warns on w when the address is not in a local domain, since
+// such an account would never receive mail.
+func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
+	s, err := OpenAccounts(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Add(ctx, addr, password); err != nil {
+		return err
+	}
+	norm, _ := accounts.NormalizeAddress(addr)
+	fmt.Fprintf(w, "added %s\n", norm)
+	domain := norm[strings.LastIndexByte(norm, '@')+1:]
+	if !slices.Contains(cfg.Domains, domain) {
+		fmt.Fprintf(w, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+			domain, strings.Join(cfg.Domains, ", "), domain)
+	}
+	return nil
+}
+
+// UserDel removes an account. Its mailbox is left on disk.
+func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
+	s, err := OpenAccounts(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Delete(ctx, addr); err != nil {
+		return err
+	}
+	norm, _ := accounts.NormalizeAddress(addr)
+	fmt.Fprintf(w, "deleted %s (its mailbox, if any, stays in %s)\n", norm,
+		filepath.Join(mailPath(cfg.Data), norm[strings.LastIndexByte(norm, '@')+1:]))
+	return nil
+}
+
+// UserPasswd changes an account's password.
+func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
+	s, err := OpenAccounts(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.SetPassword(ctx, addr, password); err != nil {
+		return err
+	}
+	norm, _ := accounts.NormalizeAddress(addr)
+	fmt.Fprintf(w, "password changed for %s\n", norm)
+	return nil
+}
+
+// UserList prints the accounts, one per line.
+func UserList(ctx context.Context, cfg config.Config, w io.Writer) error {
+	s, err := OpenAccounts(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	list, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range list {
+		fmt.Fprintln(w, a)
+	}
+	return nil
+}

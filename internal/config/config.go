@@ -1,0 +1,195 @@
+// Package config holds tern's settings: their types, their defaults (enough to run with no file
+// at all), the optional TOML file that changes them, and validation. Every field documents its
+// meaning, unit and default in its `doc` tag, from which Example renders an annotated file.
+// Flags are applied by the command on top of what Load returns; this package does no I/O
+// besides reading the file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Data     string   `toml:"data" doc:"Directory for accounts, queue, certificate and mailboxes. The TERN_DATA environment variable and --data override it."`
+	Hostname string   `toml:"hostname" doc:"Name in the greeting, EHLO reply and Received headers. Empty: the machine's host name."`
+	Domains  []string `toml:"domains" doc:"Local domains: mail to accounts in them is delivered here; mail to other domains is relayed only for authenticated clients."`
+	Listen   Listen   `toml:"listen"`
+	TLS      TLS      `toml:"tls"`
+	Limits   Limits   `toml:"limits"`
+	Queue    Queue    `toml:"queue"`
+	Log      Log      `toml:"log"`
+}
+
+// Listen holds the listener addresses; an empty one is not opened.
+type Listen struct {
+	SMTP        string `toml:"smtp" doc:"MX role (port 25 on a real host): mail from other servers, STARTTLS offered."`
+	Submission  string `toml:"submission" doc:"Submission (port 587): mail from users, STARTTLS offered."`
+	Submissions string `toml:"submissions" doc:"Submissions (port 465): mail from users over implicit TLS (RFC 8314)."`
+}
+
+// TLS holds the certificate.
+type TLS struct {
+	Cert string `toml:"cert" doc:"PEM certificate chain. Empty (with key empty): a self-signed certificate made on first start in <data>/tls and reused after."`
+	Key  string `toml:"key" doc:"PEM private key for cert."`
+}
+
+// Limits are the per-session limits; each is enforced with its own SMTP reply.
+type Limits struct {
+	MessageSize      int64    `toml:"message_size" doc:"Largest message accepted, in octets (advertised as SIZE)."`
+	Recipients       int      `toml:"recipients" doc:"Most recipients per message (advertised as LIMITS RCPTMAX); more get 452 4.5.3."`
+	Errors           int      `toml:"errors" doc:"Error replies a session may get before it is closed with 421 4.7.0; the count restarts with each queued message."`
+	IdleTimeout      Duration `toml:"idle_timeout" doc:"Longest wait for the client's next command or data."`
+	SessionTimeout   Duration `toml:"session_timeout" doc:"Longest whole session."`
+	Connections      int      `toml:"connections" doc:"Most concurrent connections in total (0: no limit)."`
+	ConnectionsPerIP int      `toml:"connections_per_ip" doc:"Most concurrent connections per client IPv4 address or IPv6 /64 (0: no limit)."`
+}
+
+// Queue configures the queue and its delivery.
+type Queue struct {
+	Workers    int      `toml:"workers" doc:"Deliveries in parallel."`
+	MinBackoff Duration `toml:"min_backoff" doc:"Wait before the first retry of a temporary failure; it doubles with each attempt."`
+	MaxBackoff Duration `toml:"max_backoff" doc:"Longest wait between retries."`
+	MaxAge     Duration `toml:"max_age" doc:"How long a message is retried before it fails."`
+}
+
+// Log configures logging (to standard error).
+type Log struct {
+	Level  string `toml:"level" doc:"debug, info, warn or error."`
+	Format string `toml:"format" doc:"text or json."`
+}
+
+// Duration is a time.Duration written as "5m", "1h30m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText renders the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the embedded defaults: a complete, working configuration on loopback ports.
+func Default() Config {
+	return Config{
+		Data:    "./tern-data",
+		Domains: []string{"localhost"},
+		Listen: Listen{
+			SMTP:        "127.0.0.1:2525",
+			Submission:  "127.0.0.1:2587",
+			Submissions: "127.0.0.1:2465",
+		},
+		Limits: Limits{
+			MessageSize:      10240000,
+			Recipients:       1000,
+			Errors:           20,
+			IdleTimeout:      Duration{5 * time.Minute},
+			SessionTimeout:   Duration{30 * time.Minute},
+			Connections:      1000,
+			ConnectionsPerIP: 100,
+		},
+		Queue: Queue{
+			Workers:    8,
+			MinBackoff: Duration{time.Minute},
+			MaxBackoff: Duration{time.Hour},
+			MaxAge:     Duration{5 * 24 * time.Hour},
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load returns the defaults with the file at path (if path is not empty) applied on top.
+// Unknown keys are an error, so that a typo does not silently leave a default in place.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return c, fmt.Errorf("config: %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return c, nil
+}
+
+// Validate checks the configuration as a whole and fills in the host name if it is empty.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Data == "" {
+		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Hostname = h
+	}
+	if len(c.Domains) == 0 {
+		errs = append(errs, errors.New("no local domain (domains / --domain)"))
+	}
+	for i, d := range c.Domains {
+		c.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	for name, addr := range map[string]string{"smtp": c.Listen.SMTP, "submission": c.Listen.Submission, "submissions": c.Listen.Submissions} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("listen.%s: %w", name, err))
+		}
+	}
+	if c.Listen.SMTP == "" && c.Listen.Submission == "" && c.Listen.Submissions == "" {
+		errs = append(errs, errors.New("no listener"))
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		errs = append(errs, errors.New("tls.cert and tls.key go together"))
+	}
+	l := c.Limits
+	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("limits must be positive (connections may be 0 for no limit)"))
+	}
+	if l.Recipients < 100 {
+		// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
+		errs = append(errs, errors.New("limits.recipients must be at least 100 (RFC 5321 §4.5.3.1.8)"))
+	}
+	if c.Queue.Workers <= 0 {
+		errs = append(errs, errors.New("queue.workers must be positive"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}

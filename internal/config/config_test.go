@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValidate(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Hostname == "" {
+		t.Error("Validate left the host name empty")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(t *testing.T, s string) string {
+		t.Helper()
+		p := filepath.Join(dir, t.Name()[strings.LastIndexByte(t.Name(), '/')+1:]+".toml")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("overrides", func(t *testing.T) {
+		c, err := Load(write(t, `
+hostname = "mx.example.test"
+domains = ["example.test", "Example.ORG."]
+[listen]
+submissions = ""
+[limits]
+idle_timeout = "30s"
+message_size = 1000
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Hostname != "mx.example.test" || c.Listen.Submissions != "" || c.Listen.SMTP != "127.0.0.1:2525" ||
+			c.Limits.IdleTimeout.Duration != 30*time.Second || c.Limits.MessageSize != 1000 ||
+			strings.Join(c.Domains, ",") != "example.test,example.org" {
+			t.Errorf("got %+v", c)
+		}
+	})
+	t.Run("unknown-key", func(t *testing.T) {
+		if _, err := Load(write(t, "hostnme = \"x\"\n")); err == nil || !strings.Contains(err.Error(), "hostnme") {
+			t.Errorf("err = %v, want unknown key hostnme", err)
+		}
+	})
+	t.Run("bad-duration", func(t *testing.T) {
+		if _, err := Load(write(t, "[limits]\nidle_timeout = \"soon\"\n")); err == nil {
+			t.Error("no error for a bad duration")
+		}
+	})
+	t.Run("missing-file", func(t *testing.T) {
+		if _, err := Load(filepath.Join(dir, "nope.toml")); err == nil {
+			t.Error("no error for a missing file")
+		}
+	})
+}
+
+func TestValidateRejects(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"no-domain":      func(c *Config) { c.Domains = nil },
+		"no-listener":    func(c *Config) { c.Listen = Listen{} },
+		"bad-listen":     func(c *Config) { c.Listen.SMTP = "2525" },
+		"cert-no-key":    func(c *Config) { c.TLS.Cert = "x.pem" },
+		"few-rcpts":      func(c *Config) { c.Limits.Recipients = 10 },
+		"zero-size":      func(c *Config) { c.Limits.MessageSize = 0 },
+		"bad-level":      func(c *Config) { c.Log.Level = "loud" },
+		"bad-format":     func(c *Config) { c.Log.Format = "xml" },
+		"no-workers":     func(c *Config) { c.Queue.Workers = 0 },
+		"empty-data-dir": func(c *Config) { c.Data = "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			mutate(&c)
+			if err := c.Validate(); err == nil {
+				t.Error("Validate accepted it")
+			}
+		})
+	}
+}
+
+// The example file parses back to the defaults, and docs/config.toml is up to date.
+func TestExample(t *testing.T) {
+	ex := Example()
+	p := filepath.Join(t.TempDir(), "ex.toml")
+	if err := os.WriteFile(p, []byte(ex), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatalf("Example does not load: %v\n%s", err, ex)
+	}
+	d := Default()
+	if c.Limits != d.Limits || c.Queue != d.Queue || c.Listen != d.Listen || c.Data != d.Data {
+		t.Errorf("Example loads as %+v, want %+v", c, d)
+	}
+	doc, err := os.ReadFile("../../docs/config.toml")
+	if err != nil || string(doc) != ex {
+		t.Errorf("docs/config.toml is not Example(); run: go run ./cmd/tern config example > docs/config.toml")
+	}
+}

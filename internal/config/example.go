@@ -1,0 +1,71 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Example renders the defaults as an annotated TOML file: every key with its doc comment and
+// its default value. docs/config.toml is this output (a test keeps the two the same).
+func Example() string {
+	var b strings.Builder
+	b.WriteString("# tern configuration (tern serve --config FILE). Every key is optional;\n")
+	b.WriteString("# the values shown are the defaults. Flags override the file.\n")
+	writeTable(&b, reflect.ValueOf(Default()), "")
+	return b.String()
+}
+
+func writeTable(b *strings.Builder, v reflect.Value, name string) {
+	t := v.Type()
+	if name != "" {
+		fmt.Fprintf(b, "\n[%s]\n", name)
+	}
+	var tables []int
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+			tables = append(tables, i)
+			continue
+		}
+		for _, line := range wrap(f.Tag.Get("doc"), 96) {
+			fmt.Fprintf(b, "# %s\n", line)
+		}
+		fmt.Fprintf(b, "%s = %s\n", f.Tag.Get("toml"), tomlValue(v.Field(i).Interface()))
+	}
+	for _, i := range tables {
+		writeTable(b, v.Field(i), t.Field(i).Tag.Get("toml"))
+	}
+}
+
+// tomlValue renders one value the way the TOML encoder would.
+func tomlValue(x any) string {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(map[string]any{"k": x}); err != nil {
+		return fmt.Sprintf("%q", fmt.Sprint(x))
+	}
+	s := strings.TrimSpace(buf.String())
+	return strings.TrimSpace(strings.TrimPrefix(s, "k ="))
+}
+
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}

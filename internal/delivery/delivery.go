@@ -1,0 +1,62 @@
+// Package delivery defines how the queue hands one message to one recipient's destination, and the
+// classified error a destination returns. Destinations live in sub-packages (maildir; later lmtp and
+// remote). A deliverer must be safe for concurrent use; it must make the message durable before it
+// returns nil, because the queue forgets the recipient as soon as it does.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// Deliverer delivers a message body to one recipient of env.
+type Deliverer interface {
+	// Deliver stores or forwards body for env.Rcpts[rcpt]. A nil error means the message is durable
+	// at its destination. Any other error should be an *Error; one that is not is taken as
+	// temporary, since an unknown failure must never lose mail.
+	Deliver(ctx context.Context, env *envelope.Envelope, rcpt int, body io.Reader) error
+}
+
+// Error is a classified delivery failure.
+type Error struct {
+	// Permanent failures are not retried (they become bounces); temporary ones are.
+	Permanent bool
+	// Code and Enhanced are the SMTP reply that describes the failure (e.g. 550 and "5.1.1"),
+	// from a remote server or chosen by a local deliverer.
+	Code     int
+	Enhanced string
+	// Msg is the human-readable text, safe to show in a bounce.
+	Msg string
+	// Err is the underlying cause, for logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%d %s %s", e.Code, e.Enhanced, e.Msg)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary returns a temporary *Error (4.3.0 unless told otherwise) wrapping cause.
+func Temporary(msg string, cause error) *Error {
+	return &Error{Code: 451, Enhanced: "4.3.0", Msg: msg, Err: cause}
+}
+
+// Permanentf returns a permanent *Error with the given reply code and enhanced code.
+func Permanentf(code int, enhanced, format string, args ...any) *Error {
+	return &Error{Permanent: true, Code: code, Enhanced: enhanced, Msg: fmt.Sprintf(format, args...)}
+}
+
+// IsPermanent reports whether err is a permanent delivery failure. Unclassified errors are not.
+func IsPermanent(err error) bool {
+	var de *Error
+	return errors.As(err, &de) && de.Permanent
+}

@@ -1,0 +1,123 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// dirMode keeps mailboxes private to the server's user: mail is personal data.
+const dirMode = 0o700
+
+// ensure makes sure md (a Maildir path returned by Path) and its tmp/, new/ and cur/ exist and
+// that their directory entries are durable.
+func (d *Deliverer) ensure(md string) error {
+	if _, ok := d.ready.Load(md); ok {
+		return nil
+	}
+	d.mkdirMu.Lock()
+	defer d.mkdirMu.Unlock()
+	if _, ok := d.ready.Load(md); ok {
+		return nil
+	}
+
+	if err := mkdirAllDurable(d.root); err != nil {
+		return err
+	}
+	// Walk Root/<domain>/<local>/Maildir/{tmp,new,cur}. Each parent is fsynced whether or not
+	// we created the child: a directory we find may have been made a moment ago by another
+	// process (or another Deliverer) that has not synced it yet, and the message we are about
+	// to acknowledge would vanish with it in a crash. This runs once per mailbox per process.
+	var below []string // md and its ancestors below Root, outermost first.
+	for p := md; p != d.root; p = filepath.Dir(p) {
+		if p == filepath.Dir(p) {
+			return fmt.Errorf("maildir: %s is not under %s", md, d.root)
+		}
+		below = append([]string{p}, below...)
+	}
+	dirs := append([]string{d.root}, below...)
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		dirs = append(dirs, filepath.Join(md, sub))
+	}
+	for _, dir := range dirs[1:] {
+		if err := mkdirExisting(dir); err != nil {
+			return err
+		}
+	}
+	for _, dir := range dirs[:len(dirs)-3] { // Every parent: Root down to Maildir.
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	d.ready.Store(md, struct{}{})
+	return nil
+}
+
+// mkdirExisting creates dir (mode 0700) unless it already exists as a directory. Its parent
+// must exist.
+func mkdirExisting(dir string) error {
+	err := os.Mkdir(dir, dirMode)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		fi, serr := os.Stat(dir)
+		if serr != nil {
+			return fmt.Errorf("maildir: %w", serr)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("maildir: %s exists and is not a directory", dir)
+		}
+		return nil
+	}
+	return fmt.Errorf("maildir: %w", err)
+}
+
+// mkdirAllDurable is os.MkdirAll (mode 0700) that fsyncs the parent of every directory it
+// creates. Directories that already exist are left alone: above Root they belong to the
+// operator, and we have no business syncing (or even reading) them.
+func mkdirAllDurable(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("maildir: %s exists and is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Lost a race with another process; it owns the sync of the parent.
+			return nil
+		}
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return syncDir(parent)
+}
+
+// syncDir fsyncs a directory so that entries created, renamed or removed in it survive a
+// crash. POSIX only promises that for the file itself on fsync(file), not for its name.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("maildir: syncing directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+// Package policy makes the server's acceptance decisions, as pure functions of the request and the
+// stores it is given: whether a recipient is accepted (relay control: tern is never an open
+// relay), and whether another connection is allowed. It answers with the smtp.Reply the client
+// should see; it does no I/O of its own beyond the lookups it is handed and never touches the wire.
+package policy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/smtp"
+)
+
+// Client describes the session a decision is about.
+type Client struct {
+	IP            netip.Addr
+	Authenticated bool   // SMTP AUTH succeeded (relaying is allowed; comes with AUTH)
+	User          string // the authenticated account, if any
+}
+
+// Accounts is what relay control needs of the account store.
+type Accounts interface {
+	// Exists reports whether addr is an account. An address that cannot be an account fails
+	// with accounts.ErrBadAddress, which relay control takes as "no such user".
+	Exists(ctx context.Context, addr string) (bool, error)
+}
+
+// Relay decides which recipients are accepted: accounts in local domains from anyone, other
+// domains only from authenticated clients.
+type Relay struct {
+	domains  map[string]bool
+	accounts Accounts
+}
+
+// NewRelay returns relay control for the given local domains (compared case-insensitively).
+func NewRelay(localDomains []string, accounts Accounts) *Relay {
+	r := &Relay{domains: make(map[string]bool, len(localDomains)), accounts: accounts}
+	for _, d := range localDomains {
+		r.domains[strings.ToLower(d)] = true
+	}
+	return r
+}
+
+// IsLocal reports whether domain is one of the local domains.
+func (r *Relay) IsLocal(domain string) bool { return r.domains[strings.ToLower(domain)] }
+
+// CheckRcpt decides whether rcpt is accepted from c. The reply is positive (250 2.1.5) or says
+// why not: 550 5.1.1 for an unknown local user, 554 5.7.1 for relaying without authentication
+// (the Postfix replies an administrator knows), 451 4.3.0 when the account store fails.
+func (r *Relay) CheckRcpt(ctx context.Context, c Client, rcpt smtp.Address) smtp.Reply {
+	addr := "<" + rcpt.String() + ">"
+	if r.IsLocal(rcpt.Domain) {
+		ok, err := r.accounts.Exists(ctx, rcpt.Local+"@"+rcpt.Domain)
+		if errors.Is(err, accounts.ErrBadAddress) {
+			ok, err = false, nil
+		}
+		if err != nil {
+			return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, addr+": Recipient address rejected: temporary lookup failure")
+		}
+		if !ok {
+			return smtp.R(smtp.CodeMailboxUnavailable, smtp.EnhBadDestMailbox, addr+": Recipient address rejected: User unknown")
+		}
+		return smtp.R(smtp.CodeOK, smtp.EnhDestOK, "Ok")
+	}
+	if c.Authenticated {
+		return smtp.R(smtp.CodeOK, smtp.EnhDestOK, "Ok")
+	}
+	return smtp.R(smtp.CodeTransactionFailed, smtp.EnhNotAuthorized, addr+": Relay access denied")
+}

@@ -1,0 +1,170 @@
+package queue
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// Writer receives one message body. Small bodies stay in memory until Commit puts them in the
+// log; one that grows past InlineMax moves to a file of its own.
+type Writer struct {
+	q    *Queue
+	id   string
+	buf  *bytes.Buffer
+	file *os.File // the body file while it is written, once the body outgrew the buffer
+	bw   *bufio.Writer
+	// external is set once the body went to its own file
+	external bool
+	n        int64
+	done     bool
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// NewMessage starts a message with a fresh queue id.
+func (q *Queue) NewMessage() (*Writer, error) {
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	return &Writer{q: q, id: q.ids.next(), buf: bufPool.Get().(*bytes.Buffer)}, nil
+}
+
+// ID is the message's queue id.
+func (w *Writer) ID() string { return w.id }
+
+// Write appends body octets.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("queue: write after commit or abort")
+	}
+	if !w.external && w.buf.Len()+len(p) > w.q.opts.InlineMax {
+		if err := w.spill(); err != nil {
+			return 0, err
+		}
+	}
+	w.n += int64(len(p))
+	if w.file != nil {
+		return w.bw.Write(p)
+	}
+	return w.buf.Write(p)
+}
+
+func (w *Writer) bodyPath() string { return filepath.Join(w.q.bodyDir(), bodyName(w.id)) }
+
+// spill moves the body to its own file.
+func (w *Writer) spill() error {
+	f, err := os.OpenFile(w.bodyPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("queue: body file: %w", err)
+	}
+	w.file = f
+	w.external = true
+	w.bw = bufio.NewWriterSize(f, 64<<10)
+	if _, err := w.bw.Write(w.buf.Bytes()); err != nil {
+		return fmt.Errorf("queue: body file: %w", err)
+	}
+	w.releaseBuf()
+	return nil
+}
+
+func (w *Writer) releaseBuf() {
+	if w.buf != nil {
+		if w.buf.Cap() <= 2*w.q.opts.InlineMax {
+			w.buf.Reset()
+			bufPool.Put(w.buf)
+		}
+		w.buf = nil
+	}
+}
+
+// Commit makes the message durable and queues it for delivery. When it returns nil the message
+// survives any crash; when it returns an error the message may or may not have been stored (a
+// crash can never half-store it), and the client must be told to try again.
+func (w *Writer) Commit(ctx context.Context, env *envelope.Envelope) error {
+	if w.done {
+		return errors.New("queue: commit after commit or abort")
+	}
+	if err := ctx.Err(); err != nil {
+		w.Abort()
+		return err
+	}
+	env.ID = w.id
+	placement := bodyInline
+	if w.external {
+		placement = bodyExternal
+		if err := w.finishFile(); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	prefix, err := messagePrefix(env, placement)
+	if err != nil {
+		w.Abort()
+		return err
+	}
+	var body []byte
+	if w.buf != nil {
+		body = w.buf.Bytes()
+	}
+	rec := appendRecord(make([]byte, 0, recHeaderLen+len(prefix)+len(body)), recMessage, prefix, body)
+	res := w.q.append(&appendReq{rec: rec, sync: true, bodyDir: w.external})
+	if res.err != nil {
+		w.Abort()
+		return res.err
+	}
+	w.done = true
+	w.releaseBuf()
+	e := &entry{
+		env:      env.Clone(),
+		seg:      res.seg,
+		bodyOff:  res.off + recHeaderLen + int64(len(prefix)),
+		bodyLen:  int64(len(body)),
+		external: w.external,
+		heapIdx:  -1,
+	}
+	w.q.add(e)
+	return nil
+}
+
+// finishFile makes a spilled body durable (its directory is synced by the committer).
+func (w *Writer) finishFile() error {
+	err := w.bw.Flush()
+	if err == nil {
+		err = w.file.Sync()
+	}
+	if cerr := w.file.Close(); err == nil {
+		err = cerr
+	}
+	w.file = nil
+	if err != nil {
+		return fmt.Errorf("queue: body file: %w", err)
+	}
+	return nil
+}
+
+// Abort discards the message. It does nothing after a successful Commit.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.releaseBuf()
+	if w.file != nil {
+		w.file.Close()
+		w.file = nil
+	}
+	if w.external {
+		os.Remove(w.bodyPath())
+	}
+}

@@ -1,0 +1,144 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
+
+// MaxTextLine is the longest text line of a message, CRLF included (RFC 5321 §4.5.3.1.6).
+const MaxTextLine = 1000
+
+// TextChecker validates message text as it streams past, in pieces of any size: every line must
+// end in CRLF, hold no bare CR or LF, and be at most MaxTextLine octets. It remembers the first
+// fault and keeps going, so the caller can read to the end of the message before it answers.
+// DATA uses it below; BDAT uses it directly on each chunk of a non-BINARYMIME message.
+type TextChecker struct {
+	lineLen int  // octets of the current line so far, CR included
+	prevCR  bool // the last octet seen was a CR, which the next octet must make a CRLF
+	err     error
+}
+
+// Err returns the first fault seen, or nil.
+func (c *TextChecker) Err() error { return c.err }
+
+func (c *TextChecker) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// Write checks p. It never fails, so it can sit behind an io.MultiWriter or io.TeeReader.
+func (c *TextChecker) Write(p []byte) (int, error) {
+	c.scan(p)
+	return len(p), nil
+}
+
+// scan checks p and reports whether p ends exactly at a CRLF.
+func (c *TextChecker) scan(p []byte) (endsLine bool) {
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			if c.prevCR {
+				c.fail(ErrBareCR)
+				c.prevCR = false
+			}
+			c.grow(len(p))
+			return false
+		}
+		if i > 0 && c.prevCR {
+			c.fail(ErrBareCR)
+			c.prevCR = false
+		}
+		c.grow(i + 1)
+		if p[i] == '\r' {
+			if c.prevCR { // CR CR: the first one is bare
+				c.fail(ErrBareCR)
+			}
+			c.prevCR = true
+			p = p[i+1:]
+			continue
+		}
+		// LF: a line ends here; only CR LF is a proper end.
+		proper := c.prevCR && i == 0
+		if !proper {
+			c.fail(ErrBareLF)
+		}
+		c.prevCR = false
+		c.lineLen = 0
+		p = p[i+1:]
+		if len(p) == 0 {
+			return proper
+		}
+	}
+	return false
+}
+
+func (c *TextChecker) grow(n int) {
+	c.lineLen += n
+	if c.lineLen > MaxTextLine {
+		c.fail(ErrLineTooLong)
+	}
+}
+
+// Unterminated reports whether the text seen so far ends inside a line (without CRLF).
+func (c *TextChecker) Unterminated() bool { return c.lineLen > 0 }
+
+// Finish reports the first fault, counting a CR left dangling at the very end as bare.
+func (c *TextChecker) Finish() error {
+	if c.prevCR {
+		c.fail(ErrBareCR)
+		c.prevCR = false
+	}
+	return c.err
+}
+
+// ReadData reads a DATA message body from r up to and including the terminating CRLF "." CRLF,
+// removes dot-stuffing (RFC 5321 §4.5.2) and copies the body, CRLF line ends kept, to w.
+//
+// Only a line that is exactly "." after a real CRLF ends the data: LF "." LF, CR "." CR and
+// LF "." CRLF do not, which closes the SMTP smuggling hole. Faults in the text (bare CR or LF, a
+// line over 1000 octets, more than maxSize octets) stop the copying but not the reading, so the
+// whole message is consumed and the first fault is returned after the terminator; the caller
+// answers and the session goes on in step. An error writing to w is treated the same way (the
+// session answers 451 and goes on); only an error reading r is returned at once.
+func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) {
+	var c TextChecker
+	var werr error
+	bol := true // at the beginning of a line, i.e. after a CRLF (or at the start)
+	writing := true
+	for {
+		seg, rerr := r.ReadSlice('\n')
+		if rerr != nil && rerr != bufio.ErrBufferFull {
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return n, rerr
+		}
+		if bol && len(seg) == 3 && seg[0] == '.' && seg[1] == '\r' && seg[2] == '\n' {
+			if werr != nil {
+				return n, werr
+			}
+			return n, c.err
+		}
+		out := seg
+		if bol && len(seg) > 0 && seg[0] == '.' {
+			out = seg[1:]
+		}
+		bol = c.scan(seg)
+		if c.err != nil || !writing {
+			writing = false
+			continue
+		}
+		if n+int64(len(out)) > maxSize {
+			c.fail(ErrTooBig)
+			writing = false
+			continue
+		}
+		if _, werr = w.Write(out); werr != nil {
+			writing = false
+			continue
+		}
+		n += int64(len(out))
+	}
+}

@@ -1,0 +1,114 @@
+// Package smtp owns the SMTP wire format and nothing else: bounded line reading (CRLF only, bare
+// CR and LF refused), command and argument parsing, addresses, ESMTP parameters and xtext, replies
+// with their enhanced status codes, and the DATA reader that unstuffs dots. It knows no policy,
+// does no logging and keeps no session state; the server and client packages build on it.
+package smtp
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Reply codes (RFC 5321 §4.2.3), named by meaning so handlers never write a bare number.
+const (
+	CodeHelp                = 214
+	CodeReady               = 220
+	CodeClosing             = 221
+	CodeAuthOK              = 235
+	CodeOK                  = 250
+	CodeCannotVerify        = 252
+	CodeStartInput          = 354
+	CodeUnavailable         = 421
+	CodeMailboxBusy         = 450
+	CodeLocalError          = 451
+	CodeInsufficientStorage = 452
+	CodeSyntaxError         = 500
+	CodeParamSyntax         = 501
+	CodeNotImplemented      = 502
+	CodeBadSequence         = 503
+	CodeParamNotImplemented = 504
+	CodeMailboxUnavailable  = 550
+	CodeExceededStorage     = 552
+	CodeMailboxNameInvalid  = 553
+	CodeTransactionFailed   = 554
+	CodeParamsNotRecognized = 555
+)
+
+// Enhanced status codes (RFC 3463, registry of RFC 5248) without their class digit: the class
+// (2, 4 or 5) always follows the reply code, so a Reply carries only "subject.detail".
+const (
+	EnhOther            = "0.0" // X.0.0 other undefined status
+	EnhSenderOK         = "1.0" // 2.1.0 originator ok
+	EnhBadDestMailbox   = "1.1" // X.1.1 bad destination mailbox address (user unknown)
+	EnhBadDestSyntax    = "1.3" // X.1.3 bad destination mailbox address syntax
+	EnhDestOK           = "1.5" // 2.1.5 destination address valid
+	EnhBadSenderSyntax  = "1.7" // X.1.7 bad sender's mailbox address syntax
+	EnhMailboxFull      = "2.2" // X.2.2 mailbox full
+	EnhSystemOther      = "3.0" // X.3.0 other or undefined mail system status
+	EnhSystemFull       = "3.1" // X.3.1 mail system full
+	EnhNotAccepting     = "3.2" // X.3.2 system not accepting network messages
+	EnhMsgTooBig        = "3.4" // X.3.4 message too big for system
+	EnhBadConnection    = "4.2" // X.4.2 bad connection
+	EnhProtoOther       = "5.0" // X.5.0 other or undefined protocol status
+	EnhInvalidCommand   = "5.1" // X.5.1 invalid command
+	EnhSyntax           = "5.2" // X.5.2 syntax error
+	EnhTooManyRcpts     = "5.3" // X.5.3 too many recipients
+	EnhInvalidArgs      = "5.4" // X.5.4 invalid command arguments
+	EnhMediaOther       = "6.0" // X.6.0 other or undefined media error
+	EnhNonASCIIAddr     = "6.7" // X.6.7 non-ASCII addresses not permitted (RFC 6531)
+	EnhSecurityOther    = "7.0" // X.7.0 other or undefined security status
+	EnhNotAuthorized    = "7.1" // X.7.1 delivery not authorized, message refused
+	EnhEncryptionNeeded = "7.11"
+)
+
+// Reply is one SMTP reply. Text may hold several lines separated by "\n"; each is sent with the
+// code and, when Enh is set, the enhanced status code.
+type Reply struct {
+	Code int
+	Enh  string // "subject.detail", e.g. EnhBadDestMailbox; empty for greeting and EHLO replies
+	Text string
+}
+
+// R builds a Reply.
+func R(code int, enh, text string) Reply { return Reply{Code: code, Enh: enh, Text: text} }
+
+// Enhanced returns the full enhanced status code ("5.1.1"), or "" when the reply has none.
+func (r Reply) Enhanced() string {
+	if r.Enh == "" {
+		return ""
+	}
+	return strconv.Itoa(r.Code/100) + "." + r.Enh
+}
+
+// Positive reports whether the reply is a 2xx or 3xx.
+func (r Reply) Positive() bool { return r.Code < 400 }
+
+// Append appends the reply in wire form (CRLF line ends, "-" continuations) to b.
+func (r Reply) Append(b []byte) []byte {
+	enh := r.Enhanced()
+	text := r.Text
+	for {
+		line, rest, more := strings.Cut(text, "\n")
+		b = strconv.AppendInt(b, int64(r.Code), 10)
+		if more {
+			b = append(b, '-')
+		} else {
+			b = append(b, ' ')
+		}
+		if enh != "" {
+			b = append(b, enh...)
+			if line != "" {
+				b = append(b, ' ')
+			}
+		}
+		b = append(b, line...)
+		b = append(b, '\r', '\n')
+		if !more {
+			return b
+		}
+		text = rest
+	}
+}
+
+// String is the reply in wire form.
+func (r Reply) String() string { return string(r.Append(nil)) }

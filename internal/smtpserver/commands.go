@@ -1,0 +1,184 @@
+package smtpserver
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/smtp"
+)
+
+// Replies used in more than one place.
+var (
+	replyOK         = smtp.R(smtp.CodeOK, smtp.EnhOther, "Ok")
+	replyNeedHelo   = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: send HELO/EHLO first")
+	replyNeedMail   = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: need MAIL command")
+	replyNeedRcpt   = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: need RCPT command")
+	replyInTx       = smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: MAIL transaction in progress")
+	replyUnknown    = smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: command not recognized")
+	replyNotImpl    = smtp.R(smtp.CodeNotImplemented, smtp.EnhInvalidCommand, "Error: command not implemented")
+	replyQueueError = smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, "Error: queue file write error")
+	replyTooBig     = smtp.R(smtp.CodeExceededStorage, smtp.EnhMsgTooBig, "Message size exceeds fixed limit")
+	replyLongLine   = smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: line too long")
+	replyBadSyntax  = smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: bad syntax")
+)
+
+// replyUsage is the 501 for a command with bad arguments, showing how it is used.
+func replyUsage(usage string) smtp.Reply {
+	return smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: "+usage)
+}
+
+// command runs one command line.
+func (s *session) command(line string) {
+	verb, arg := smtp.ParseCommand(line)
+	if verb != "MAIL" && verb != "RCPT" && len(line)+2 > smtp.MaxCommandLine {
+		s.reply(replyLongLine)
+		return
+	}
+	key := strings.ToLower(verb)
+	switch verb {
+	case "HELO":
+		s.cmdHelo(arg, false)
+	case "EHLO":
+		s.cmdHelo(arg, true)
+	case "MAIL":
+		s.cmdMail(arg)
+	case "RCPT":
+		s.cmdRcpt(arg)
+	case "DATA":
+		s.cmdData(arg)
+	case "BDAT":
+		s.cmdBdat(arg)
+	case "RSET":
+		s.cmdRset(arg)
+	case "NOOP":
+		s.reply(replyOK) // arguments are allowed and ignored (RFC 5321 §4.1.1.9)
+	case "QUIT":
+		s.cmdQuit(arg)
+	case "VRFY":
+		s.cmdVrfy(arg)
+	case "EXPN", "TURN":
+		s.reply(replyNotImpl) // RFC 5321 §3.5.2 allows refusing EXPN; TURN is obsolete (RFC 2821)
+	case "HELP":
+		s.reply(smtp.R(smtp.CodeHelp, smtp.EnhOther, "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP STARTTLS\nSee RFC 5321"))
+	case "ETRN":
+		s.cmdEtrn(arg)
+	case "STARTTLS":
+		s.cmdStartTLS(arg)
+	case "AUTH":
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: authentication not enabled"))
+	case "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT":
+		// Someone points a web client (or a cross-protocol attack) at us: do not play along.
+		s.log.Info("HTTP command, closing", "verb", verb)
+		s.closeWith(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: HTTP is not SMTP, closing"))
+	case "":
+		key = "unknown"
+		s.reply(replyBadSyntax)
+	default:
+		key = "unknown"
+		s.reply(replyUnknown)
+	}
+	s.counts[key]++
+}
+
+func (s *session) cmdHelo(arg string, esmtp bool) {
+	if arg == "" {
+		if esmtp {
+			s.reply(replyUsage("EHLO hostname"))
+		} else {
+			s.reply(replyUsage("HELO hostname"))
+		}
+		return
+	}
+	// The greeting resets any transaction (RFC 5321 §4.1.4).
+	s.abortTx()
+	s.helo = sanitizeHelo(arg)
+	s.esmtp = esmtp
+	if !esmtp {
+		s.reply(smtp.R(smtp.CodeOK, "", s.hostname()))
+		return
+	}
+	o := &s.srv.opts
+	var b strings.Builder
+	b.WriteString(s.hostname())
+	b.WriteString("\nPIPELINING\nSIZE ")
+	b.WriteString(strconv.FormatInt(o.MaxMessageSize, 10))
+	b.WriteString("\nVRFY\nETRN\n")
+	if o.TLS != nil && s.tls == nil {
+		b.WriteString("STARTTLS\n")
+	}
+	b.WriteString("ENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING\nBINARYMIME\nLIMITS RCPTMAX=")
+	b.WriteString(strconv.Itoa(o.MaxRcpts))
+	s.reply(smtp.R(smtp.CodeOK, "", b.String()))
+}
+
+// sanitizeHelo keeps the HELO argument printable and free of header syntax, since it is
+// copied into the Received header.
+func sanitizeHelo(h string) string {
+	if len(h) > 255 {
+		h = h[:255]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 33 || r > 126 || r == '(' || r == ')' || r == '\\' || r == ';' {
+			return '?'
+		}
+		return r
+	}, h)
+}
+
+func (s *session) cmdRset(arg string) {
+	if arg != "" {
+		s.reply(replyUsage("RSET"))
+		return
+	}
+	s.abortTx()
+	s.reply(replyOK)
+}
+
+func (s *session) cmdQuit(arg string) {
+	if arg != "" {
+		s.reply(replyUsage("QUIT"))
+		return
+	}
+	s.closeWith(smtp.R(smtp.CodeClosing, smtp.EnhOther, "Bye"))
+}
+
+// cmdVrfy never says whether an address exists: that would hand out the list of accounts
+// (RFC 5321 §3.5.3 allows 252 for exactly this).
+func (s *session) cmdVrfy(arg string) {
+	if arg == "" {
+		s.reply(replyUsage("VRFY address"))
+		return
+	}
+	s.reply(smtp.R(smtp.CodeCannotVerify, smtp.EnhOther, "Cannot VRFY user, but will accept message and attempt delivery"))
+}
+
+// cmdEtrn starts delivery of queued mail for a domain (RFC 1985).
+func (s *session) cmdEtrn(arg string) {
+	switch {
+	case s.helo == "":
+		s.reply(replyNeedHelo)
+		return
+	case s.tx != nil:
+		s.reply(replyInTx)
+		return
+	case arg == "" || strings.ContainsAny(arg, " \t"):
+		s.reply(replyUsage("ETRN domain"))
+		return
+	}
+	node := strings.TrimPrefix(arg, "@")
+	if _, err := smtp.ParseDomain(node); err != nil || strings.HasPrefix(arg, "#") {
+		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Error: invalid ETRN node"))
+		return
+	}
+	if s.srv.opts.Flusher == nil {
+		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+node))
+		return
+	}
+	n := s.srv.opts.Flusher.Flush(node)
+	s.log.Info("etrn", "node", node, "messages", n)
+	if n == 0 {
+		s.reply(smtp.R(251, smtp.EnhOther, "No messages waiting for node "+node))
+		return
+	}
+	s.reply(smtp.R(smtp.CodeOK, smtp.EnhOther, "Queuing started"))
+}

@@ -1,0 +1,313 @@
+package smtpserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
+	"github.com/tern-mail/tern/internal/tlsutil"
+)
+
+// contentReply answers a fault the DATA reader or the BDAT text check found in a message.
+func contentReply(err error) smtp.Reply {
+	switch {
+	case errors.Is(err, smtp.ErrTooBig):
+		return replyTooBig
+	case errors.Is(err, smtp.ErrLineTooLong):
+		return smtp.R(smtp.CodeTransactionFailed, smtp.EnhMediaOther, "Error: message has a line longer than 1000 octets")
+	case errors.Is(err, smtp.ErrBareLF):
+		return smtp.R(smtp.CodeTransactionFailed, smtp.EnhSyntax, "Error: bare <LF> received in message data; lines must end with <CR><LF>")
+	case errors.Is(err, smtp.ErrBareCR):
+		return smtp.R(smtp.CodeTransactionFailed, smtp.EnhSyntax, "Error: bare <CR> received in message data")
+	}
+	return replyQueueError
+}
+
+// txReady checks that a transaction with recipients exists, for DATA and BDAT.
+func (s *session) txReady() (smtp.Reply, bool) {
+	switch {
+	case s.helo == "":
+		return replyNeedHelo, false
+	case s.tx == nil && s.esmtp:
+		return replyNeedMail, false
+	case s.tx == nil || len(s.tx.rcpts) == 0:
+		return replyNeedRcpt, false
+	}
+	return smtp.Reply{}, true
+}
+
+// startMessage opens the spool message and writes tern's Received header into it.
+func (s *session) startMessage() (Message, int64, error) {
+	msg, err := s.srv.opts.Spool.NewMessage()
+	if err != nil {
+		return nil, 0, err
+	}
+	h := s.receivedHeader(msg.ID())
+	if _, err := io.WriteString(msg, h); err != nil {
+		msg.Abort()
+		return nil, 0, err
+	}
+	return msg, int64(len(h)), nil
+}
+
+// cmdData receives a message with DATA (RFC 5321 §4.1.1.4).
+func (s *session) cmdData(arg string) {
+	if arg != "" {
+		s.reply(replyUsage("DATA"))
+		return
+	}
+	if r, ok := s.txReady(); !ok {
+		s.reply(r)
+		return
+	}
+	switch {
+	case s.tx.chunked:
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: DATA after BDAT in the same transaction"))
+		return
+	case s.tx.body == envelope.BodyBinaryMIME:
+		// Binary content cannot be dot-stuffed: RFC 3030 §3 requires BDAT for it.
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: BODY=BINARYMIME requires BDAT"))
+		return
+	}
+	msg, hdr, err := s.startMessage()
+	if err != nil {
+		s.log.Error("queue file create failed", "err", err)
+		s.reply(replyQueueError)
+		return
+	}
+	s.tx.msg = msg
+	s.reply(smtp.R(smtp.CodeStartInput, "", "End data with <CR><LF>.<CR><LF>"))
+	if !s.flush() {
+		return
+	}
+	sw := &stickyWriter{w: msg}
+	n, err := smtp.ReadData(s.br, sw, s.srv.opts.MaxMessageSize)
+	switch {
+	case sw.err != nil: // ReadData read on to the end of the data: answer and go on
+		s.rejectMessage(sw.err)
+	case isContentError(err):
+		s.rejectMessage(err)
+	case err != nil:
+		s.ioError(err)
+	default:
+		s.finishMessage(hdr + n)
+	}
+}
+
+func isContentError(err error) bool {
+	return errors.Is(err, smtp.ErrTooBig) || errors.Is(err, smtp.ErrLineTooLong) ||
+		errors.Is(err, smtp.ErrBareLF) || errors.Is(err, smtp.ErrBareCR)
+}
+
+// rejectMessage refuses the message being received and ends the transaction.
+func (s *session) rejectMessage(err error) {
+	r := contentReply(err)
+	if r == replyQueueError {
+		s.log.Error("queue file write failed", "err", err)
+	} else {
+		s.log.Info("message rejected", "code", r.Code, "reason", r.Text)
+	}
+	s.abortTx()
+	s.reply(r)
+}
+
+// cmdBdat receives one chunk of a message (RFC 3030). The chunk is always read, even when it is
+// refused, because the client sends it right after the command without waiting for a reply.
+func (s *session) cmdBdat(arg string) {
+	f := strings.Fields(arg)
+	var size int64
+	var err error
+	if len(f) >= 1 && len(f) <= 2 && len(f[0]) <= 18 {
+		size, err = strconv.ParseInt(f[0], 10, 64)
+	}
+	if len(f) < 1 || len(f) > 2 || len(f[0]) > 18 || err != nil || size < 0 ||
+		len(f) == 2 && !strings.EqualFold(f[1], "LAST") || f[0][0] == '+' {
+		// Without a size we cannot tell where the chunk ends: whatever follows would be read as
+		// commands, so the connection must end here.
+		s.closeWith(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: BDAT size [LAST]; closing connection"))
+		return
+	}
+	last := len(f) == 2
+	if r, ok := s.txReady(); !ok {
+		if _, err := io.CopyN(io.Discard, s.br, size); err != nil {
+			s.ioError(err)
+			return
+		}
+		s.reply(r)
+		return
+	}
+	tx := s.tx
+	if !tx.chunked {
+		tx.chunked = true
+		msg, hdr, err := s.startMessage()
+		if err != nil {
+			s.log.Error("queue file create failed", "err", err)
+			tx.failed = replyQueueError
+		} else {
+			tx.msg = msg
+			tx.size = hdr
+		}
+	}
+	if tx.failed.Code == 0 && tx.size+size > s.srv.opts.MaxMessageSize {
+		tx.failed = replyTooBig
+	}
+	if err := s.readChunk(tx, size); err != nil {
+		s.ioError(err)
+		return
+	}
+	if !last {
+		if tx.failed.Code != 0 {
+			s.reply(tx.failed)
+			return
+		}
+		s.reply(smtp.R(smtp.CodeOK, smtp.EnhOther, "Ok: "+strconv.FormatInt(size, 10)+" octets received"))
+		return
+	}
+	if tx.failed.Code != 0 {
+		r := tx.failed
+		s.log.Info("message rejected", "code", r.Code, "reason", r.Text)
+		s.abortTx()
+		s.reply(r)
+		return
+	}
+	if tx.body != envelope.BodyBinaryMIME {
+		if err := tx.text.Finish(); err != nil {
+			s.rejectMessage(err)
+			return
+		}
+		if tx.text.Unterminated() {
+			// The last line lacks its CRLF; stored mail must end with one (RFC 5322 §2.3).
+			if _, err := io.WriteString(tx.msg, "\r\n"); err != nil {
+				s.rejectMessage(err)
+				return
+			}
+			tx.size += 2
+		}
+	}
+	s.finishMessage(tx.size)
+}
+
+// readChunk reads a BDAT chunk of size octets into the message, or discards it once the
+// transaction has failed. Only an error reading from the client is returned.
+func (s *session) readChunk(tx *transaction, size int64) error {
+	if tx.failed.Code != 0 {
+		_, err := io.CopyN(io.Discard, s.br, size)
+		return err
+	}
+	var w io.Writer = tx.msg
+	if tx.body != envelope.BodyBinaryMIME {
+		w = io.MultiWriter(&tx.text, tx.msg)
+	}
+	sw := &stickyWriter{w: w}
+	n, err := io.CopyN(sw, s.br, size)
+	tx.size += n
+	if sw.err != nil {
+		s.log.Error("queue file write failed", "err", sw.err)
+		tx.failed = replyQueueError
+		// Keep in step with the client: the rest of the chunk is still on its way.
+		if _, err := io.CopyN(io.Discard, s.br, size-n); err != nil {
+			return err
+		}
+		return nil
+	}
+	return err
+}
+
+// stickyWriter remembers a write error, so that a copy stops on it and the caller can tell a
+// failed write from a failed read.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (sw *stickyWriter) Write(p []byte) (int, error) {
+	n, err := sw.w.Write(p)
+	if err != nil {
+		sw.err = err
+	}
+	return n, err
+}
+
+// finishMessage commits the received message and answers with its queue id, or 451.
+func (s *session) finishMessage(size int64) {
+	tx := s.tx
+	env := &envelope.Envelope{
+		ID:       tx.msg.ID(),
+		From:     tx.from.String(),
+		Body:     tx.body,
+		SMTPUTF8: tx.smtputf8,
+		Ret:      tx.ret,
+		EnvID:    tx.envid,
+		Rcpts:    tx.rcpts,
+		Received: time.Now(),
+		ClientIP: s.remote.Addr().Unmap().String(),
+		Helo:     s.helo,
+		Size:     size,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+	defer cancel()
+	if err := tx.msg.Commit(ctx, env); err != nil {
+		s.log.Error("queue commit failed", "msgid", env.ID, "err", err)
+		s.abortTx()
+		s.reply(replyQueueError)
+		return
+	}
+	s.tx = nil
+	s.messages++
+	s.errors = 0
+	s.log.Info("queued", "msgid", env.ID, "from", env.From, "nrcpt", len(env.Rcpts), "size", size)
+	s.reply(smtp.R(smtp.CodeOK, smtp.EnhOther, "Ok: queued as "+env.ID))
+}
+
+// receivedHeader is the trace header of RFC 5321 §4.4, with the protocol name of RFC 3848 /
+// RFC 6531 and, like Postfix, the TLS parameters in a comment.
+func (s *session) receivedHeader(id string) string {
+	tx := s.tx
+	proto := "SMTP"
+	if s.esmtp {
+		proto = "ESMTP"
+		if tx.smtputf8 {
+			proto = "UTF8SMTP"
+		}
+	}
+	if s.tls != nil {
+		proto += "S"
+	}
+	ip := s.remote.Addr().Unmap()
+	lit := "[" + ip.String() + "]"
+	if ip.Is6() {
+		lit = "[IPv6:" + ip.String() + "]"
+	}
+	var b strings.Builder
+	b.WriteString("Received: from ")
+	b.WriteString(s.helo)
+	b.WriteString(" (")
+	b.WriteString(lit)
+	b.WriteString(")\r\n")
+	if s.tls != nil {
+		b.WriteString("\t(using ")
+		b.WriteString(tlsutil.Describe(*s.tls))
+		b.WriteString(")\r\n")
+	}
+	b.WriteString("\tby ")
+	b.WriteString(s.hostname())
+	b.WriteString(" (tern) with ")
+	b.WriteString(proto)
+	b.WriteString(" id ")
+	b.WriteString(id)
+	if len(tx.rcpts) == 1 {
+		// Only for a single recipient, so that Bcc recipients are not revealed to each other.
+		b.WriteString("\r\n\tfor <")
+		b.WriteString(tx.rcpts[0].Addr)
+		b.WriteString(">")
+	}
+	b.WriteString("; ")
+	b.WriteString(time.Now().Format(time.RFC1123Z))
+	b.WriteString("\r\n")
+	return b.String()
+}

@@ -1,0 +1,226 @@
+package smtpserver
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
+)
+
+// transaction is one MAIL ... end-of-data exchange.
+type transaction struct {
+	from     smtp.Address // zero for the null sender
+	body     envelope.Body
+	smtputf8 bool
+	ret      string
+	envid    string
+	rcpts    []envelope.Recipient
+	seen     map[string]bool // recipients already accepted, to store each once
+
+	// BDAT state (RFC 3030): the message being assembled from chunks, the text check that runs
+	// across chunk boundaries, and the reply every further chunk gets once one has failed.
+	msg     Message
+	chunked bool
+	size    int64
+	text    smtp.TextChecker
+	failed  smtp.Reply // Code 0 until a chunk fails
+}
+
+// abortTx drops the current transaction and any partly received message.
+func (s *session) abortTx() {
+	if s.tx != nil && s.tx.msg != nil {
+		s.tx.msg.Abort()
+	}
+	s.tx = nil
+}
+
+// cmdMail starts a transaction (RFC 5321 §4.1.1.2).
+func (s *session) cmdMail(arg string) {
+	if len(arg)+7 > smtp.MaxMailLine { // "MAIL " + CRLF
+		s.reply(replyLongLine)
+		return
+	}
+	switch {
+	case s.helo == "":
+		s.reply(replyNeedHelo)
+		return
+	case s.tx != nil:
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: nested MAIL command"))
+		return
+	}
+	pa, err := smtp.ParsePathArg(arg, "FROM:")
+	if err != nil {
+		s.reply(replyUsage("MAIL FROM:<address>"))
+		return
+	}
+	tx := &transaction{seen: make(map[string]bool)}
+	if r, ok := s.mailParams(tx, pa.Params); !ok {
+		s.reply(r)
+		return
+	}
+	from, err := smtp.ParseReversePath(pa.Path)
+	if err != nil || len(pa.Path) > smtp.MaxPath {
+		s.log.Info("mail rejected", "from", pa.Path, "code", smtp.CodeParamSyntax, "err", err)
+		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhBadSenderSyntax, "<"+pa.Path+">: Sender address rejected: bad address syntax"))
+		return
+	}
+	if !from.IsASCII() && !tx.smtputf8 {
+		s.reply(smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Sender address rejected: non-ASCII address needs SMTPUTF8"))
+		return
+	}
+	tx.from = from
+	s.tx = tx
+	s.log.Info("mail", "from", from.String(), "body", string(tx.body), "smtputf8", tx.smtputf8)
+	s.reply(smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Ok"))
+}
+
+// mailParams applies the ESMTP parameters of MAIL FROM to tx.
+func (s *session) mailParams(tx *transaction, params []smtp.Param) (smtp.Reply, bool) {
+	if len(params) > 0 && !s.esmtp {
+		// Parameters are an ESMTP feature; a HELO client has not been told of any.
+		return smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: "+params[0].Key), false
+	}
+	bad := func(text string) (smtp.Reply, bool) {
+		return smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, text), false
+	}
+	for _, p := range params {
+		switch p.Key {
+		case "SIZE": // RFC 1870
+			n, err := strconv.ParseInt(p.Value, 10, 64)
+			if err != nil || n < 0 || !p.HasValue {
+				return bad("Bad message size syntax")
+			}
+			if n > s.srv.opts.MaxMessageSize {
+				return replyTooBig, false
+			}
+		case "BODY": // RFC 6152, RFC 3030
+			switch b := envelope.Body(strings.ToUpper(p.Value)); b {
+			case envelope.Body7Bit, envelope.Body8BitMIME, envelope.BodyBinaryMIME:
+				tx.body = b
+			default:
+				return bad("Unsupported BODY type")
+			}
+		case "SMTPUTF8": // RFC 6531 §3.4
+			if p.HasValue {
+				return bad("SMTPUTF8 takes no value")
+			}
+			tx.smtputf8 = true
+		case "RET": // RFC 3461 §4.3
+			v := strings.ToUpper(p.Value)
+			if v != "FULL" && v != "HDRS" {
+				return bad("Bad RET parameter")
+			}
+			tx.ret = v
+		case "ENVID": // RFC 3461 §4.4
+			v, err := smtp.DecodeXtext(p.Value)
+			if err != nil || !p.HasValue || len(p.Value) > 100 {
+				return bad("Bad ENVID parameter")
+			}
+			tx.envid = v
+		default:
+			return smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: "+p.Key), false
+		}
+	}
+	return smtp.Reply{}, true
+}
+
+// cmdRcpt adds a recipient (RFC 5321 §4.1.1.3) after policy accepts it.
+func (s *session) cmdRcpt(arg string) {
+	if len(arg)+7 > smtp.MaxRcptLine { // "RCPT " + CRLF
+		s.reply(replyLongLine)
+		return
+	}
+	if s.tx == nil {
+		s.reply(replyNeedMail)
+		return
+	}
+	if s.tx.chunked {
+		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: RCPT after BDAT"))
+		return
+	}
+	pa, err := smtp.ParsePathArg(arg, "TO:")
+	if err != nil {
+		s.reply(replyUsage("RCPT TO:<address>"))
+		return
+	}
+	var rcpt envelope.Recipient
+	if len(pa.Params) > 0 && !s.esmtp {
+		s.reply(smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: "+pa.Params[0].Key))
+		return
+	}
+	if r, ok := rcptParams(&rcpt, pa.Params); !ok {
+		s.reply(r)
+		return
+	}
+	addr, err := smtp.ParseForwardPath(pa.Path)
+	if err != nil || len(pa.Path) > smtp.MaxPath {
+		s.log.Info("rcpt rejected", "rcpt", pa.Path, "code", smtp.CodeParamSyntax, "err", err)
+		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhBadDestSyntax, "<"+pa.Path+">: Recipient address rejected: bad address syntax"))
+		return
+	}
+	if addr.Domain == "" { // <Postmaster>
+		addr.Domain = s.srv.opts.PostmasterDomain
+	}
+	if !addr.IsASCII() && !s.tx.smtputf8 {
+		s.reply(smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Recipient address rejected: non-ASCII address needs SMTPUTF8"))
+		return
+	}
+	if len(s.tx.rcpts) >= s.srv.opts.MaxRcpts {
+		// 452, not 552: the client sends the rest in another transaction (RFC 5321 §4.5.3.1.10).
+		s.reply(smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients"))
+		return
+	}
+	r := s.srv.opts.Rcpts.CheckRcpt(context.Background(), s.client(), addr)
+	s.log.Info("rcpt", "from", s.tx.from.String(), "rcpt", addr.String(), "code", r.Code)
+	if !r.Positive() {
+		s.reply(r)
+		return
+	}
+	rcpt.Addr = addr.String()
+	if key := strings.ToLower(rcpt.Addr); !s.tx.seen[key] {
+		s.tx.seen[key] = true
+		s.tx.rcpts = append(s.tx.rcpts, rcpt)
+	}
+	s.reply(r)
+}
+
+// rcptParams applies the DSN parameters of RCPT TO (RFC 3461 §4.1, §4.2).
+func rcptParams(rcpt *envelope.Recipient, params []smtp.Param) (smtp.Reply, bool) {
+	bad := func(text string) (smtp.Reply, bool) {
+		return smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, text), false
+	}
+	for _, p := range params {
+		switch p.Key {
+		case "NOTIFY":
+			if !p.HasValue {
+				return bad("Bad NOTIFY parameter")
+			}
+			seen := map[string]bool{}
+			for _, n := range strings.Split(strings.ToUpper(p.Value), ",") {
+				if n != "NEVER" && n != "SUCCESS" && n != "FAILURE" && n != "DELAY" || seen[n] {
+					return bad("Bad NOTIFY parameter")
+				}
+				seen[n] = true
+				rcpt.Notify = append(rcpt.Notify, n)
+			}
+			if seen["NEVER"] && len(seen) > 1 {
+				return bad("NOTIFY=NEVER cannot be combined")
+			}
+		case "ORCPT":
+			typ, val, ok := strings.Cut(p.Value, ";")
+			if !ok || typ == "" || !smtp.IsAtom(typ) {
+				return bad("Bad ORCPT parameter")
+			}
+			dec, err := smtp.DecodeXtext(val)
+			if err != nil || dec == "" {
+				return bad("Bad ORCPT parameter")
+			}
+			rcpt.ORcpt = typ + ";" + dec
+		default:
+			return smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: "+p.Key), false
+		}
+	}
+	return smtp.Reply{}, true
+}
