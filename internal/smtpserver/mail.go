@@ -18,6 +18,7 @@ type transaction struct {
 	envid    string
 	rcpts    []envelope.Recipient
 	seen     map[string]bool // recipients already accepted, to store each once
+	accepted int             // RCPT commands accepted, duplicates included (the limit counts these)
 
 	// BDAT state (RFC 3030): the message being assembled from chunks, the text check that runs
 	// across chunk boundaries, and the reply every further chunk gets once one has failed.
@@ -167,7 +168,7 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Recipient address rejected: non-ASCII address needs SMTPUTF8"))
 		return
 	}
-	if len(s.tx.rcpts) >= s.srv.opts.MaxRcpts {
+	if s.tx.accepted >= s.srv.opts.MaxRcpts {
 		// 452, not 552: the client sends the rest in another transaction (RFC 5321 §4.5.3.1.10).
 		s.reply(smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients"))
 		return
@@ -178,6 +179,7 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(r)
 		return
 	}
+	s.tx.accepted++
 	rcpt.Addr = addr.String()
 	if key := strings.ToLower(rcpt.Addr); !s.tx.seen[key] {
 		s.tx.seen[key] = true

@@ -36,14 +36,15 @@ type session struct {
 	// interrupt it (a command in progress, DATA included, is finished first).
 	waiting atomic.Bool
 
-	tls      *tls.ConnectionState // set once TLS is up
-	helo     string               // HELO/EHLO argument; "" until the client greets
-	esmtp    bool                 // the client used EHLO
-	tx       *transaction         // current mail transaction; nil outside MAIL..end of data
-	errors   int                  // error replies since the last queued message
-	quit     bool                 // end the session after the pending replies are flushed
-	messages int                  // messages queued in this session
-	counts   map[string]int       // commands seen, for the disconnect log line
+	tls       *tls.ConnectionState // set once TLS is up
+	helo      string               // HELO/EHLO argument; "" until the client greets
+	esmtp     bool                 // the client used EHLO
+	tx        *transaction         // current mail transaction; nil outside MAIL..end of data
+	errors    int                  // error replies since the last queued message
+	quit      bool                 // end the session after the pending replies are flushed
+	lastWords bool                 // the final reply after a timeout or fault is being sent
+	messages  int                  // messages queued in this session
+	counts    map[string]int       // commands seen, for the disconnect log line
 }
 
 // deadlineConn moves the read and write deadlines before every I/O, so each wait for the client
@@ -63,11 +64,19 @@ func (d deadlineConn) Write(p []byte) (int, error) {
 	return d.Conn.Write(p)
 }
 
-// deadline is now plus the idle timeout, capped by the session's end; and now, for a session
-// that is waiting for a command while the server shuts down.
+// deadline is now plus the idle timeout; for reads capped by the session's end, and now for a
+// session that is waiting for a command while the server shuts down. The last words of a
+// session (a 421) get a short deadline of their own, so a client that stopped reading cannot
+// hold the goroutine.
 func (s *session) deadline(reading bool) time.Time {
 	now := time.Now()
-	if reading && s.waiting.Load() && s.srv.closing.Load() {
+	if !reading {
+		if s.lastWords {
+			return now.Add(lastWordsTimeout)
+		}
+		return now.Add(s.srv.opts.IdleTimeout)
+	}
+	if s.waiting.Load() && s.srv.closing.Load() {
 		return now
 	}
 	d := now.Add(s.srv.opts.IdleTimeout)
@@ -76,6 +85,9 @@ func (s *session) deadline(reading bool) time.Time {
 	}
 	return d
 }
+
+// lastWordsTimeout bounds the write of a session's final reply after a timeout or fault.
+const lastWordsTimeout = 5 * time.Second
 
 func (s *session) interruptIfIdle() {
 	if s.waiting.Load() {
@@ -129,7 +141,7 @@ func (s *session) serve() {
 func (s *session) farewell() {
 	defer func() { recover() }()
 	s.abortTx()
-	s.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	s.lastWords = true
 	s.bw.Reset(s.conn) // drop half-written replies
 	s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSystemOther, s.hostname()+" Error: internal server error"))
 	s.flush()
@@ -198,8 +210,7 @@ func (s *session) ioError(err error) {
 		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
 	}
 	s.log.Info("timeout", "reason", r.Text)
-	// The deadlines that just passed would block this write: give it a short one of its own.
-	s.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	s.lastWords = true
 	s.closeWith(r)
 }
 

@@ -1,0 +1,87 @@
+package smtpserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/policy"
+)
+
+// panicDetector is a slog handler that notes whether a session panicked: the session's recover
+// would otherwise hide a crash from the fuzzer.
+type panicDetector struct{ panicked *atomic.Bool }
+
+func (p panicDetector) Enabled(context.Context, slog.Level) bool { return true }
+func (p panicDetector) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "session panic" {
+		p.panicked.Store(true)
+	}
+	return nil
+}
+func (p panicDetector) WithAttrs([]slog.Attr) slog.Handler { return p }
+func (p panicDetector) WithGroup(string) slog.Handler      { return p }
+
+// FuzzSession feeds arbitrary client input to a whole session: whatever arrives, the session
+// must neither panic nor hang, and every reply must be a well-formed reply line.
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{
+		"HELO host.example.com\r\nMAIL FROM: <test@host.example.com>\r\nRCPT TO: <bob@example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
+		"EHLO trogdor\r\nRCPT TO: <kenneth@oeey.com>\r\nMAIL FROM: <kenneth@oeey.com>\r\nRCPT TO: <bob@example.test>\r\nDATA\r\nx\n.\nRSET\r\n.\r\nQUIT\r\n",
+		"EHLO c\r\nMAIL FROM:<a@b> BODY=BINARYMIME SMTPUTF8\r\nRCPT TO:<bob@example.test> NOTIFY=SUCCESS ORCPT=rfc822;x+2B\r\nBDAT 5\r\nab\r\ncBDAT 0 LAST\r\n",
+		"EHLO c\r\nBDAT 10\r\nQUIT\r\n",
+		"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<x@y>\r\n",
+		"GET / HTTP/1.0\r\n\r\n",
+		"EHLO c\r\nVRFY x\r\nETRN @example.test\r\nHELP\r\nNOOP\r\nTURN\r\n\r\n\n\r",
+		"EHLO c\r\nMAIL FROM:<jørgen@oeey.com> SMTPUTF8\r\nRCPT TO:<Postmaster>\r\nDATA\r\n..\r\n.\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	var panicked atomic.Bool
+	srv := New(Options{
+		Hostname:       "mx.example.test",
+		MaxMessageSize: 2000,
+		MaxErrors:      50,
+		IdleTimeout:    2 * time.Second,
+		Spool:          &memSpool{},
+		Rcpts:          policy.NewRelay([]string{"example.test"}, memAccounts{"bob@example.test": true}),
+		Flusher:        fakeFlusher{},
+		Logger:         slog.New(panicDetector{&panicked}),
+	})
+	f.Fuzz(func(t *testing.T, input []byte) {
+		server, clientConn := net.Pipe()
+		sess := srv.newSession(server, RoleMX)
+		done := make(chan struct{})
+		go func() { sess.serve(); close(done) }()
+		out := make(chan string, 1)
+		go func() {
+			b, _ := io.ReadAll(clientConn)
+			out <- string(b)
+		}()
+		clientConn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		clientConn.Write(input)
+		clientConn.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("session hangs on %q", input)
+		}
+		replies := <-out
+		if panicked.Load() {
+			t.Fatalf("session panicked on %q", input)
+		}
+		for _, line := range strings.SplitAfter(replies, "\r\n") {
+			if line == "" {
+				continue
+			}
+			if len(line) < 5 || line[0] < '2' || line[0] > '5' || (line[3] != ' ' && line[3] != '-') || !strings.HasSuffix(line, "\r\n") {
+				t.Fatalf("malformed reply line %q for input %q", line, input)
+			}
+		}
+	})
+}
