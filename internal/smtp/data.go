@@ -125,7 +125,9 @@ func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) 
 		if bol && len(seg) > 0 && seg[0] == '.' {
 			out = seg[1:]
 		}
-		bol = c.scan(seg)
+		// Check the unstuffed text: the line limit does not count the dot added for
+		// transparency (RFC 5321 §4.5.3.1.6), and the dot is never a CR or LF.
+		bol = c.scan(out)
 		if c.err != nil || !writing {
 			writing = false
 			continue
@@ -135,10 +137,11 @@ func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) 
 			writing = false
 			continue
 		}
-		if _, werr = w.Write(out); werr != nil {
+		var k int
+		k, werr = w.Write(out)
+		n += int64(k) // a short write still wrote k octets (io.Writer)
+		if werr != nil {
 			writing = false
-			continue
 		}
-		n += int64(len(out))
 	}
 }

@@ -33,9 +33,8 @@ func (s *session) txReady() (smtp.Reply, bool) {
 	switch {
 	case s.helo == "":
 		return replyNeedHelo, false
-	case s.tx == nil && s.esmtp:
-		return replyNeedMail, false
 	case s.tx == nil || len(s.tx.rcpts) == 0:
+		// Postfix answers DATA without MAIL the same way: what is missing first is a recipient.
 		return replyNeedRcpt, false
 	}
 	return smtp.Reply{}, true

@@ -193,7 +193,7 @@ func TestBdat(t *testing.T) {
 			C: EHLO c
 			S: 250
 			W: BDAT 6\r\nQUIT\r\n
-			S: 503 5.5.1 Error: need MAIL command
+			S: 503 5.5.1 Error: need RCPT command
 			C: MAIL FROM:<a@b.example>
 			S: 250
 			W: BDAT 6 LAST\r\nQUIT\r\n

@@ -56,7 +56,7 @@ func TestTranscripts(t *testing.T) {
 			C: EHLO c
 			S: 250
 			C: DATA
-			S: 503 5.5.1 Error: need MAIL command
+			S: 503 5.5.1 Error: need RCPT command
 			C: MAIL FROM:<a@b.example>
 			S: 250
 			C: MAIL FROM:<a@b.example>

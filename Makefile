@@ -1,0 +1,43 @@
+# tern: `make run` starts the server on its embedded defaults, `make test` runs every test.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 5s
+
+.PHONY: all build run test deps lint unit fuzz bench docs clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o tern ./cmd/tern
+
+# The first of the README's two commands.
+run:
+	$(GO) run ./cmd/tern serve
+
+# The second: everything CI runs. Installs the real peers the tests need (apt-get, as root).
+test: deps lint unit fuzz
+
+deps:
+	bash scripts/test-deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@$(GO) run ./cmd/tern config example | diff -u docs/config.toml - || \
+	  { echo "docs/config.toml is stale: make docs"; exit 1; }
+
+# Unit, integration (real binary, real peers) and race tests, in random order.
+unit:
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+docs:
+	$(GO) run ./cmd/tern config example > docs/config.toml
+
+clean:
+	rm -f tern
