@@ -1,0 +1,105 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/smtp"
+)
+
+type fakeAccounts map[string]error
+
+// Exists: a key with a nil error exists; a key with an error fails with it; others do not exist.
+func (f fakeAccounts) Exists(_ context.Context, addr string) (bool, error) {
+	err, ok := f[strings.ToLower(addr)]
+	if !ok {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func TestCheckRcpt(t *testing.T) {
+	r := NewRelay([]string{"Example.TEST", "example.org"}, fakeAccounts{
+		"bob@example.test":  nil,
+		"dead@example.test": errors.New("database is locked"),
+		"a/b@example.test":  fmt.Errorf("%w: slash", accounts.ErrBadAddress),
+	})
+	anon := Client{IP: netip.MustParseAddr("192.0.2.1")}
+	authed := Client{IP: anon.IP, Authenticated: true, User: "bob@example.test"}
+	for _, tc := range []struct {
+		name string
+		c    Client
+		rcpt smtp.Address
+		want string
+	}{
+		{"local-user", anon, smtp.Address{Local: "bob", Domain: "example.test"}, "250 2.1.5 Ok"},
+		{"local-user-case", anon, smtp.Address{Local: "Bob", Domain: "EXAMPLE.test"}, "250 2.1.5 Ok"},
+		{"unknown-user", anon, smtp.Address{Local: "nobody", Domain: "example.org"}, "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown"},
+		{"impossible-name", anon, smtp.Address{Local: "a/b", Domain: "example.test"}, "550 5.1.1"},
+		{"store-failure", anon, smtp.Address{Local: "dead", Domain: "example.test"}, "451 4.3.0"},
+		{"relay-denied", anon, smtp.Address{Local: "x", Domain: "remote.example"}, "554 5.7.1 <x@remote.example>: Relay access denied"},
+		{"relay-literal-denied", anon, smtp.Address{Local: "x", Domain: "[192.0.2.9]"}, "554 5.7.1"},
+		{"relay-authenticated", authed, smtp.Address{Local: "x", Domain: "remote.example"}, "250 2.1.5 Ok"},
+		{"authenticated-still-needs-local-user", authed, smtp.Address{Local: "nobody", Domain: "example.test"}, "550 5.1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.CheckRcpt(context.Background(), tc.c, tc.rcpt).String()
+			if !strings.HasPrefix(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConnLimiter(t *testing.T) {
+	l := NewConnLimiter(3, 2)
+	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	rel1, _, ok1 := l.Acquire(ip("192.0.2.1"))
+	_, _, ok2 := l.Acquire(ip("::ffff:192.0.2.1")) // the same client, IPv4-mapped
+	_, r3, ok3 := l.Acquire(ip("192.0.2.1"))
+	if !ok1 || !ok2 || ok3 {
+		t.Fatalf("per-IP limit 2: got %v %v %v", ok1, ok2, ok3)
+	}
+	if got := r3.String(); got != "421 4.7.0 Too many connections from 192.0.2.1\r\n" {
+		t.Errorf("reply %q", got)
+	}
+	// IPv6 clients count per /64.
+	_, _, ok4 := l.Acquire(ip("2001:db8::1"))
+	_, r5, ok5 := l.Acquire(ip("2001:db8::2"))
+	if !ok4 || ok5 || !strings.HasPrefix(r5.String(), "421 4.7.0 Too many connections") {
+		t.Fatalf("total limit 3: got %v %v %q", ok4, ok5, r5.String())
+	}
+	rel1()
+	rel1() // releasing twice must not free a second slot
+	if _, _, ok := l.Acquire(ip("2001:db8::3")); !ok {
+		t.Fatal("a released slot was not given back")
+	}
+	if _, _, ok := l.Acquire(ip("198.51.100.7")); ok {
+		t.Fatal("double release freed an extra slot")
+	}
+}
+
+func TestConnLimiterUnlimited(t *testing.T) {
+	l := NewConnLimiter(0, 0)
+	for i := range 10000 {
+		if _, _, ok := l.Acquire(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})); !ok {
+			t.Fatal("limit 0 refused a connection")
+		}
+	}
+}
+
+func ExampleRelay_CheckRcpt() {
+	relay := NewRelay([]string{"example.test"}, fakeAccounts{"bob@example.test": nil})
+	client := Client{IP: netip.MustParseAddr("192.0.2.1")}
+	for _, rcpt := range []smtp.Address{{Local: "bob", Domain: "example.test"}, {Local: "eve", Domain: "elsewhere.example"}} {
+		fmt.Println(strings.TrimSpace(relay.CheckRcpt(context.Background(), client, rcpt).String()))
+	}
+	// Output:
+	// 250 2.1.5 Ok
+	// 554 5.7.1 <eve@elsewhere.example>: Relay access denied
+}
