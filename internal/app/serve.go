@@ -86,6 +86,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Exists:       store.Exists,
 		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
 		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log}),
+		Postmaster:   "postmaster@" + cfg.Domains[0],
 	}
 	q, err := queue.Open(queuePath(data), queue.Options{
 		Deliverer:  local,

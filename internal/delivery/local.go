@@ -21,6 +21,9 @@ type Local struct {
 	IsBadAddress func(error) bool
 	// Mailbox stores mail for local accounts (Maildir).
 	Mailbox Deliverer
+	// Postmaster is where mail for postmaster@<a local domain> goes when that domain has no
+	// postmaster account: RFC 5321 §4.5.1 requires the address to work everywhere.
+	Postmaster string
 }
 
 // Deliver implements Deliverer.
@@ -36,6 +39,12 @@ func (l *Local) Deliver(ctx context.Context, env *envelope.Envelope, rcpt int, b
 	}
 	if err != nil {
 		return Temporary("account lookup failed", err)
+	}
+	if !ok && l.Postmaster != "" && strings.EqualFold(addr[:strings.LastIndexByte(addr, '@')], "postmaster") {
+		// Deliver to the postmaster mailbox in a copy of the envelope: the queue's stays as is.
+		env = env.Clone()
+		env.Rcpts[rcpt].Addr = l.Postmaster
+		return l.Mailbox.Deliver(ctx, env, rcpt, body)
 	}
 	if !ok {
 		// The account went away between RCPT TO and delivery.

@@ -37,6 +37,7 @@ func TestLocal(t *testing.T) {
 		},
 		IsBadAddress: func(err error) bool { return errors.Is(err, errBad) },
 		Mailbox:      mbox,
+		Postmaster:   "postmaster@example.test",
 	}
 	for _, tc := range []struct {
 		rcpt      string
@@ -49,6 +50,7 @@ func TestLocal(t *testing.T) {
 		{"a/b@example.test", false, true, "550 5.1.1"},
 		{"broken@example.test", false, false, "451 4.3.0"},
 		{"x@remote.example", false, false, "451 4.4.0"}, // waits for remote delivery; never dropped
+		{"PostMaster@example.test", true, false, ""},
 	} {
 		t.Run(tc.rcpt, func(t *testing.T) {
 			env := &envelope.Envelope{ID: "ABCDEF0123", Rcpts: []envelope.Recipient{{Addr: tc.rcpt}}}
@@ -61,7 +63,7 @@ func TestLocal(t *testing.T) {
 			}
 		})
 	}
-	if len(mbox.got) != 1 || mbox.got[0] != "Bob@EXAMPLE.test:body" {
+	if len(mbox.got) != 2 || mbox.got[0] != "Bob@EXAMPLE.test:body" || mbox.got[1] != "postmaster@example.test:body" {
 		t.Errorf("mailbox got %q", mbox.got)
 	}
 }

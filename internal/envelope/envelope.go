@@ -37,7 +37,8 @@ type Recipient struct {
 	ORcpt string `json:"orcpt,omitempty"`
 	// Status is the delivery state; Pending until a deliverer reports a final outcome.
 	Status Status `json:"status,omitempty"`
-	// LastError is the text of the last failed attempt, for `tern queue list` and bounces.
+	// LastError is the text of the last failed attempt, for the operator (`tern queue list`):
+	// it may name local paths, so a bounce must take its text from the classified error instead.
 	LastError string `json:"last_error,omitempty"`
 }
 

@@ -52,6 +52,11 @@ func (r *Relay) IsLocal(domain string) bool { return r.domains[strings.ToLower(d
 // (the Postfix replies an administrator knows), 451 4.3.0 when the account store fails.
 func (r *Relay) CheckRcpt(ctx context.Context, c Client, rcpt smtp.Address) smtp.Reply {
 	addr := "<" + rcpt.String() + ">"
+	if r.IsLocal(rcpt.Domain) && strings.EqualFold(rcpt.Local, "postmaster") {
+		// RFC 5321 §4.5.1: every domain must accept mail for its postmaster, account or not
+		// (delivery.Local decides where it goes).
+		return smtp.R(smtp.CodeOK, smtp.EnhDestOK, "Ok")
+	}
 	if r.IsLocal(rcpt.Domain) {
 		ok, err := r.accounts.Exists(ctx, rcpt.Local+"@"+rcpt.Domain)
 		if errors.Is(err, accounts.ErrBadAddress) {

@@ -45,6 +45,8 @@ func TestCheckRcpt(t *testing.T) {
 		{"relay-denied", anon, smtp.Address{Local: "x", Domain: "remote.example"}, "554 5.7.1 <x@remote.example>: Relay access denied"},
 		{"relay-literal-denied", anon, smtp.Address{Local: "x", Domain: "[192.0.2.9]"}, "554 5.7.1"},
 		{"relay-authenticated", authed, smtp.Address{Local: "x", Domain: "remote.example"}, "250 2.1.5 Ok"},
+		{"postmaster-without-account", anon, smtp.Address{Local: "PostMaster", Domain: "example.org"}, "250 2.1.5 Ok"},
+		{"remote-postmaster-is-relaying", anon, smtp.Address{Local: "postmaster", Domain: "remote.example"}, "554 5.7.1"},
 		{"authenticated-still-needs-local-user", authed, smtp.Address{Local: "nobody", Domain: "example.test"}, "550 5.1.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

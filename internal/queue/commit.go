@@ -14,7 +14,11 @@ type appendReq struct {
 	rec     []byte
 	sync    bool // wait until the record is durable (false: state records, see package doc)
 	bodyDir bool // a body file was created for it: fsync <dir>/body first
-	done    chan appendResult
+	// msg marks a message record: the committer counts it in its segment's live count in the
+	// same critical section that makes the record part of the log, so that the segment cannot
+	// be deleted between the write and the moment the sender indexes the message.
+	msg  bool
+	done chan appendResult
 }
 
 type appendResult struct {
@@ -29,14 +33,28 @@ const maxBatch = 8 << 20
 // lazySyncInterval bounds how long a record written without a flush stays unflushed.
 const lazySyncInterval = time.Second
 
-// append hands rec to the committer and, if sync, waits until it is durable.
+// append hands req to the committer and waits for its result (if req.sync, until it is
+// durable).
 func (q *Queue) append(req *appendReq) appendResult {
+	if !q.send(req) {
+		return appendResult{err: ErrClosed}
+	}
+	return q.wait(req)
+}
+
+// send hands req to the committer without waiting; false if the committer has stopped.
+func (q *Queue) send(req *appendReq) bool {
 	req.done = make(chan appendResult, 1)
 	select {
 	case q.appendc <- req:
+		return true
 	case <-q.committed:
-		return appendResult{err: ErrClosed}
+		return false
 	}
+}
+
+// wait returns the result of a request given to send.
+func (q *Queue) wait(req *appendReq) appendResult {
 	select {
 	case res := <-req.done:
 		return res
@@ -58,7 +76,6 @@ func (q *Queue) committer() {
 	var (
 		batch []*appendReq
 		buf   []byte
-		dirty bool // written but not yet flushed
 	)
 	timer := time.NewTimer(lazySyncInterval)
 	defer timer.Stop()
@@ -68,64 +85,76 @@ func (q *Queue) committer() {
 		case req := <-q.appendc:
 			batch = append(batch, req)
 		case <-timer.C:
-			if dirty {
-				q.flushActive()
-				dirty = false
-			}
+			q.flushActive()
 			timer.Reset(lazySyncInterval)
 			continue
 		case <-q.stopc:
-			// Drain what is left so that no session waits forever, then flush.
+			// Close stops us only once the workers are gone, so what is still waiting are the
+			// state records of their last attempts (and commits racing with Close): write it
+			// all, or those recipients would be delivered again after the restart. Whoever
+			// sends after this sees q.committed closed and gets ErrClosed.
 			for {
-				select {
-				case req := <-q.appendc:
-					req.done <- appendResult{err: ErrClosed}
-					continue
-				default:
+				batch = q.gather(batch[:0])
+				if len(batch) == 0 {
+					break
 				}
-				break
+				buf = q.writeBatch(batch, buf)
 			}
 			q.flushActive()
 			return
 		}
-		n := len(batch[0].rec)
-	drain:
-		for n < maxBatch {
-			select {
-			case req := <-q.appendc:
-				batch = append(batch, req)
-				n += len(req.rec)
-			default:
-				break drain
-			}
-		}
-		buf = buf[:0]
-		needSync, needBodyDir := false, false
-		for _, r := range batch {
-			buf = append(buf, r.rec...)
-			needSync = needSync || r.sync
-			needBodyDir = needBodyDir || r.bodyDir
-		}
-		seg, off, err := q.write(buf, needSync, needBodyDir)
-		if err == nil && !needSync {
-			dirty = true
-		} else if err == nil {
-			dirty = false
-		}
-		for _, r := range batch {
-			r.done <- appendResult{seg: seg, off: off, err: err}
-			off += int64(len(r.rec))
-		}
-		if cap(buf) > 2*maxBatch {
-			buf = nil // do not keep a huge buffer after one big record
-		}
+		batch = q.gather(batch)
+		buf = q.writeBatch(batch, buf)
 	}
 }
 
-// write appends buf to the active segment (moving to a new one when it is full) and flushes it
-// if sync. On a failed write the segment is cut back, so that no part of a refused record stays
-// in the log to be replayed later.
-func (q *Queue) write(buf []byte, sync, bodyDir bool) (*segment, int64, error) {
+// gather adds the waiting requests to batch, up to maxBatch octets, without blocking.
+func (q *Queue) gather(batch []*appendReq) []*appendReq {
+	n := 0
+	for _, r := range batch {
+		n += len(r.rec)
+	}
+	for n < maxBatch {
+		select {
+		case req := <-q.appendc:
+			batch = append(batch, req)
+			n += len(req.rec)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// writeBatch writes batch with one write (and at most one fdatasync) and answers every request
+// in it. It returns buf for reuse.
+func (q *Queue) writeBatch(batch []*appendReq, buf []byte) []byte {
+	buf = buf[:0]
+	needSync, needBodyDir, msgs := false, false, 0
+	for _, r := range batch {
+		buf = append(buf, r.rec...)
+		needSync = needSync || r.sync
+		needBodyDir = needBodyDir || r.bodyDir
+		if r.msg {
+			msgs++
+		}
+	}
+	seg, off, err := q.write(buf, needSync, needBodyDir, msgs)
+	for _, r := range batch {
+		r.done <- appendResult{seg: seg, off: off, err: err}
+		off += int64(len(r.rec))
+	}
+	if cap(buf) > 2*maxBatch {
+		buf = nil // do not keep a huge buffer after one big record
+	}
+	return buf
+}
+
+// write appends buf, holding msgs message records, to the active segment (moving to a new one
+// when it is full or sealed) and flushes it if sync. On a failed write the segment is cut back,
+// so that no part of a refused record stays in the log to be replayed later; when that is not
+// possible, the segment is sealed.
+func (q *Queue) write(buf []byte, sync, bodyDir bool, msgs int) (*segment, int64, error) {
 	if bodyDir {
 		// The body files of this batch were fsynced by their sessions; their names must be
 		// durable too before the records that refer to them are.
@@ -135,41 +164,58 @@ func (q *Queue) write(buf []byte, sync, bodyDir bool) (*segment, int64, error) {
 	}
 	q.mu.Lock()
 	seg := q.segs[len(q.segs)-1]
-	full := seg.size > 0 && seg.size+int64(len(buf)) > q.opts.SegmentSize
+	full := seg.sealed || seg.size > 0 && seg.size+int64(len(buf)) > q.opts.SegmentSize
 	q.mu.Unlock()
 	if full {
+		// A sealed segment gets no more records: when no new segment can be made, every
+		// commit fails until one can, rather than going to a file we cannot trust.
 		if err := q.rotate(); err != nil {
 			return nil, 0, err
 		}
 		q.mu.Lock()
 		seg = q.segs[len(q.segs)-1]
+		q.dropSegments() // the segment we left may hold nothing pending any more
 		q.mu.Unlock()
 	}
 	off := seg.size
 	if _, err := seg.f.WriteAt(buf, off); err != nil {
 		if terr := seg.f.Truncate(off); terr != nil {
-			q.log.Error("queue: cannot cut back a failed write, moving to a new segment", "err", terr)
-			q.rotate()
+			// Part of the refused batch may stay in the file: write no more to it.
+			q.log.Error("queue: cannot cut back a failed write, sealing the segment", "segment", seg.path, "err", terr)
+			q.seal(seg, off+int64(len(buf)))
 		}
 		return nil, 0, fmt.Errorf("queue: write: %w", err)
 	}
 	if sync {
-		if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
+		if err := fdatasync(seg.f); err != nil {
 			// After a failed flush the kernel may have dropped the dirty pages (the "fsyncgate"
 			// lesson): nothing in this segment past the last good flush can be trusted, so we
 			// refuse the batch and write on in a new segment.
-			q.log.Error("queue: fdatasync failed, moving to a new segment", "err", err)
-			q.mu.Lock()
-			seg.size = off + int64(len(buf))
-			q.mu.Unlock()
-			q.rotate()
+			q.log.Error("queue: fdatasync failed, sealing the segment", "segment", seg.path, "err", err)
+			q.seal(seg, off+int64(len(buf)))
 			return nil, 0, fmt.Errorf("queue: fdatasync: %w", err)
 		}
 	}
+	seg.dirty = !sync
 	q.mu.Lock()
 	seg.size = off + int64(len(buf))
+	seg.live += msgs
 	q.mu.Unlock()
 	return seg, off, nil
+}
+
+// seal stops writes to seg (whose file may hold octets up to size); the next write goes to a
+// new segment.
+func (q *Queue) seal(seg *segment, size int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	seg.sealed = true
+	seg.size = max(seg.size, size)
+}
+
+func fdatasync(f *os.File) error {
+	// Fd on a closed file is -1, which fails with EBADF.
+	return unix.Fdatasync(int(f.Fd()))
 }
 
 // flushActive makes lazily written records durable.
@@ -177,20 +223,42 @@ func (q *Queue) flushActive() {
 	q.mu.Lock()
 	seg := q.segs[len(q.segs)-1]
 	q.mu.Unlock()
-	if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
-		q.log.Error("queue: fdatasync failed", "err", err)
+	q.flushSegment(seg)
+}
+
+// flushSegment flushes the records written to seg without a flush, if any. Called only by the
+// committer (or by Open before it starts).
+func (q *Queue) flushSegment(seg *segment) {
+	if !seg.dirty {
+		return
+	}
+	seg.dirty = false
+	if err := fdatasync(seg.f); err != nil {
+		// Only state records were waiting: at worst some recipients are delivered again. But
+		// the segment can no longer be trusted with new records.
+		q.log.Error("queue: fdatasync failed, sealing the segment", "segment", seg.path, "err", err)
+		q.seal(seg, 0)
 	}
 }
 
-// rotate starts a new active segment. Its directory entry is made durable before any record
-// goes into it, or a crash could lose the file with records we called durable.
+// rotate starts a new active segment. Lazily written records in the one it leaves are flushed
+// first: the timer and Close only flush the active segment. The new file's directory entry is
+// made durable before any record goes into it, or a crash could lose the file with records we
+// called durable.
 func (q *Queue) rotate() error {
 	q.mu.Lock()
-	var seq uint64 = 1
+	var (
+		seq  uint64 = 1
+		prev *segment
+	)
 	if n := len(q.segs); n > 0 {
-		seq = q.segs[n-1].seq + 1
+		prev = q.segs[n-1]
+		seq = prev.seq + 1
 	}
 	q.mu.Unlock()
+	if prev != nil {
+		q.flushSegment(prev)
+	}
 	path := filepath.Join(q.logDir(), segmentName(seq))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

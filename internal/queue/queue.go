@@ -17,13 +17,18 @@
 // number of sessions instead of being capped by the disk's flush rate.
 //
 // State records are written without waiting for a flush (the next flush, or a timer within a
-// second, covers them). Losing one in a crash only means a recipient is delivered again: the
-// queue guarantees at-least-once delivery, never loss.
+// second, covers them; so do a move to a new segment and Close). Losing one in a crash only
+// means a recipient is delivered again: the queue guarantees at-least-once delivery, never loss.
+//
+// A failed write is cut back out of the segment; a failed fdatasync, or a write that cannot be
+// cut back, seals the segment, and the next record goes to a new one. Until one can be made,
+// every Commit fails: a message never gets a nil Commit unless its record is durable.
 //
 // # Recovery
 //
 // Open replays every segment in order, verifying each record's CRC; a torn record at the end of
-// a segment (a crash mid-write) or damage inside one is skipped. Messages with recipients still
+// a segment (a crash mid-write) or damage inside one is skipped, without reading the skipped
+// payload as records (it may hold a body crafted to look like them). Messages with recipients still
 // pending are delivered again; body files no record refers to are removed. New records always go
 // to a fresh segment. A segment is deleted once it and every older segment hold no pending
 // message; messages still pending in the oldest segment are copied forward to the newest, so one
@@ -51,7 +56,7 @@ type Options struct {
 	// Workers is how many deliveries run at once. Default: 8.
 	Workers int
 	// InlineMax is the largest body kept inside the log; larger ones get a file of their own.
-	// Default: 1 MiB.
+	// Default: 1 MiB; at most 32 MiB.
 	InlineMax int
 	// SegmentSize is the size at which the log moves to a new segment. Default: 64 MiB.
 	SegmentSize int64
@@ -89,7 +94,8 @@ type Queue struct {
 	closing   chan struct{}   // closed when Close starts: workers and scheduler stop
 	stopc     chan struct{}   // closed by Close once the workers are gone: the committer stops
 	committed chan struct{}   // closed when the committer has stopped
-	workers   sync.WaitGroup  // delivery workers and the scheduler
+	workers   sync.WaitGroup  // delivery workers, the scheduler and Run's waker
+	wake      chan struct{}   // tells the scheduler the earliest deferred attempt moved up
 
 	mu       sync.Mutex
 	cond     *sync.Cond        // signalled when ready gains an entry or the queue closes
@@ -112,6 +118,9 @@ type entry struct {
 	next     time.Time // next attempt, when deferred
 	heapIdx  int       // index in Queue.deferred, -1 when not there
 	busy     bool      // a worker is delivering it
+	// moving is set while compaction copies the message forward. The entry is then out of the
+	// deferred heap, so no attempt can change its state under the copy.
+	moving bool
 }
 
 // segment is one log file.
@@ -120,7 +129,10 @@ type segment struct {
 	path string
 	f    *os.File
 	size int64 // octets written (only the committer changes it, under Queue.mu)
-	live int   // message records in this segment whose message is still pending
+	live int   // message records in this segment whose message is still pending (under Queue.mu)
+	// Owned by the committer:
+	dirty  bool // records were written to it since its last flush
+	sealed bool // a write or flush failed: no more records go to it
 }
 
 func (q *Queue) logDir() string  { return filepath.Join(q.dir, "log") }
@@ -146,6 +158,9 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if opts.InlineMax <= 0 {
 		opts.InlineMax = DefaultInlineMax
 	}
+	// A record larger than maxRecord is taken for damage on replay: the inline body, plus the
+	// envelope, must stay well below it or an accepted message would vanish at the restart.
+	opts.InlineMax = min(opts.InlineMax, maxInline)
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
@@ -170,6 +185,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		closing:   make(chan struct{}),
 		stopc:     make(chan struct{}),
 		committed: make(chan struct{}),
+		wake:      make(chan struct{}, 1),
 		entries:   make(map[string]*entry),
 	}
 	q.cond = sync.NewCond(&q.mu)

@@ -15,12 +15,17 @@ import (
 //	magic "TRN1" | type (1 octet) | payload length (uint32 BE) | CRC-32C (uint32 BE) | payload
 //
 // The CRC covers type, length and payload, so a torn or corrupt record is recognised and
-// skipped; replay then looks for the next magic and resumes there.
+// skipped; replay then looks for the next magic and resumes there. It never looks for records
+// inside a record whose header is intact (see scanner.next): a payload holds a message body,
+// which is the sender's text and may be crafted to look like records.
 const (
 	recMagic     = "TRN1"
 	recHeaderLen = 4 + 1 + 4 + 4
 	// maxRecord bounds a payload on replay, so a corrupt length cannot make us allocate wildly.
+	// Commit refuses a larger record, since replay would skip it.
 	maxRecord = 64 << 20
+	// maxInline caps Options.InlineMax, leaving room in a record for the envelope.
+	maxInline = maxRecord / 2
 
 	recMessage byte = 'M' // an accepted message: envelope, then the body or a reference to it
 	recState   byte = 'S' // recipient outcomes for a message recorded earlier
@@ -88,7 +93,9 @@ type decodedMessage struct {
 
 func decodeMessage(payload []byte) (decodedMessage, error) {
 	n, k := binary.Uvarint(payload)
-	if k <= 0 || n > uint64(len(payload)-k-1) {
+	// The envelope and the placement octet must fit: n <= len-k-1, written so that it cannot
+	// wrap when the varint is the whole payload.
+	if k <= 0 || n >= uint64(len(payload)-k) {
 		return decodedMessage{}, errors.New("queue: bad message record")
 	}
 	env := new(envelope.Envelope)
@@ -105,8 +112,14 @@ func decodeMessage(payload []byte) (decodedMessage, error) {
 	return decodedMessage{env: env, placement: pl, bodyStart: k + int(n) + 1}, nil
 }
 
-// scanner walks the records of one segment, held in memory, skipping damage: a record whose
-// header or CRC is wrong is passed over octet by octet until the next valid record.
+// scanner walks the records of one segment, held in memory, skipping damage.
+//
+// A record whose header is intact but whose CRC fails is skipped whole when its end is where the
+// next record or the end of the segment should be; a record that runs past the end of the
+// segment is the torn tail of a crash and ends the scan. Only when the header itself is
+// damaged does the scanner move on octet by octet to the next magic. So the payload of a
+// damaged record, which may hold a body crafted to look like records, is not searched for
+// records unless its header's length is damaged too.
 type scanner struct {
 	data   []byte
 	off    int // offset of the next unread octet
@@ -119,28 +132,43 @@ type scanner struct {
 // next advances to the next valid record; false at the end of the segment.
 func (s *scanner) next() bool {
 	damaged := false
-	for ; s.off+recHeaderLen <= len(s.data); s.off++ {
+	for s.off+recHeaderLen <= len(s.data) {
 		h := s.data[s.off:]
 		if string(h[:4]) != recMagic {
 			damaged = true
+			s.off++
 			continue
 		}
-		n := int(binary.BigEndian.Uint32(h[5:9]))
-		if n > maxRecord || recHeaderLen+n > len(h) {
+		n := binary.BigEndian.Uint32(h[5:9])
+		if n > maxRecord {
 			damaged = true
+			s.off++
 			continue
 		}
-		payload := h[recHeaderLen : recHeaderLen+n]
+		end := recHeaderLen + int(n)
+		if end > len(h) {
+			// The record being written when the process died: nothing after this header is a
+			// record of its own.
+			break
+		}
+		payload := h[recHeaderLen:end]
 		crc := crc32.Update(0, crcTable, h[4:9])
 		if crc32.Update(crc, crcTable, payload) != binary.BigEndian.Uint32(h[9:13]) {
 			damaged = true
+			if next := h[end:min(end+4, len(h))]; string(next) == recMagic[:len(next)] {
+				// The length leads to the next record (or the end): it is right, and only the
+				// payload is damaged.
+				s.off += end
+			} else {
+				s.off++
+			}
 			continue
 		}
 		if damaged {
 			s.skips++
 		}
 		s.typ, s.rec, s.recOff = h[4], payload, int64(s.off+recHeaderLen)
-		s.off += recHeaderLen + n
+		s.off += end
 		return true
 	}
 	if damaged || s.off < len(s.data) {

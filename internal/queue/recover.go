@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,18 +10,24 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
-// replay reads every segment in logDir, oldest first, and returns the segments and the messages
-// that still have pending recipients. With keepOpen, each segment's file stays open for reading
-// bodies (the queue); without, nothing stays open (a listing).
-func replay(logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[string]*entry, error) {
+// errSegmentGone reports that a segment was deleted while a listing read the log.
+var errSegmentGone = errors.New("queue: segment deleted while reading")
+
+// replay reads every segment in logDir, oldest first, and returns the segments, the messages
+// that still have pending recipients and the highest message id in the log. With keepOpen, each
+// segment's file stays open for reading bodies (the queue); without, nothing stays open (a
+// listing), and a segment that the queue deleted since the directory was read gives
+// errSegmentGone.
+func replay(logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[string]*entry, uint64, error) {
 	des, err := os.ReadDir(logDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("queue: %w", err)
+		return nil, nil, 0, fmt.Errorf("queue: %w", err)
 	}
 	var seqs []uint64
 	for _, de := range des {
@@ -43,13 +50,16 @@ func replay(logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[str
 		f, err := os.Open(seg.path)
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("queue: %w", err)
+			if !keepOpen && errors.Is(err, os.ErrNotExist) {
+				return nil, nil, 0, errSegmentGone
+			}
+			return nil, nil, 0, fmt.Errorf("queue: %w", err)
 		}
 		data, err := io.ReadAll(f)
 		if err != nil {
 			f.Close()
 			closeAll()
-			return nil, nil, fmt.Errorf("queue: %w", err)
+			return nil, nil, 0, fmt.Errorf("queue: %w", err)
 		}
 		if keepOpen {
 			seg.f = f
@@ -60,13 +70,17 @@ func replay(logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[str
 		segs = append(segs, seg)
 		replaySegment(seg, data, entries, log)
 	}
+	var maxID uint64
 	for id, e := range entries {
+		if n, err := strconv.ParseUint(id, 16, 64); err == nil {
+			maxID = max(maxID, n)
+		}
 		if e.env.Done() {
 			delete(entries, id)
 			e.seg.live--
 		}
 	}
-	return segs, entries, nil
+	return segs, entries, maxID, nil
 }
 
 // replaySegment applies the records of one segment to entries.
@@ -119,13 +133,15 @@ func replaySegment(seg *segment, data []byte, entries map[string]*entry, log *sl
 // recover replays the log into the queue, makes every pending message due and removes body
 // files that no record refers to (bodies of messages that never got their 250).
 func (q *Queue) recover() error {
-	segs, entries, err := replay(q.logDir(), true, q.log)
+	segs, entries, maxID, err := replay(q.logDir(), true, q.log)
 	if err != nil {
 		return err
 	}
 	q.segs, q.entries = segs, entries
+	// New ids must differ from every id the log still mentions, finished messages included:
+	// their state records are still there to be replayed.
+	q.ids.observe(formatID(maxID))
 	for id, e := range entries {
-		q.ids.observe(id)
 		if e.external {
 			if _, err := os.Stat(filepath.Join(q.bodyDir(), bodyName(id))); err != nil {
 				// Cannot happen unless someone removed the file: say so loudly, the mail is gone.
@@ -159,6 +175,12 @@ func (q *Queue) recover() error {
 
 // compact copies the pending messages of the oldest segment forward into the active one once
 // the log has moved two segments on, so that the oldest can be deleted.
+//
+// Only deferred messages move, and each is out of the deferred heap while its copy is written:
+// no attempt can change its recipients' state under the copy. (A copy written after a state
+// record but holding the state from before it would, on replay, bring delivered recipients
+// back, or a finished message whose body file is gone.) Copies share fdatasyncs, in batches of
+// up to maxBatch octets.
 func (q *Queue) compact() {
 	q.mu.Lock()
 	if len(q.segs) < 3 {
@@ -166,52 +188,87 @@ func (q *Queue) compact() {
 		return
 	}
 	old := q.segs[0]
-	type move struct {
-		e   *entry
-		env *envelope.Envelope
-	}
-	var moves []move
+	var moves []*move
 	for _, e := range q.entries {
-		if e.seg == old && !e.busy {
-			moves = append(moves, move{e, e.env.Clone()})
+		if e.seg == old && e.heapIdx >= 0 {
+			heap.Remove(&q.deferred, e.heapIdx)
+			e.moving = true
+			moves = append(moves, &move{e: e, env: e.env.Clone(),
+				src: bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}})
 		}
 	}
 	q.mu.Unlock()
+	for len(moves) > 0 {
+		n, size := 0, 0
+		for n < len(moves) && size < maxBatch {
+			size += int(moves[n].src.n) + 512
+			n++
+		}
+		q.copyForward(moves[:n])
+		moves = moves[n:]
+	}
+	q.mu.Lock()
+	q.dropSegments()
+	q.mu.Unlock()
+}
+
+// move is one message being copied forward by compaction.
+type move struct {
+	e      *entry
+	env    *envelope.Envelope // its state when it left the deferred heap
+	src    bodySource
+	prefix int // length of the record's payload before an inline body
+	req    *appendReq
+}
+
+// copyForward writes a copy of each message in moves, waits for them to be durable, points the
+// entries at the copies and puts them back in the deferred heap.
+func (q *Queue) copyForward(moves []*move) {
 	for _, m := range moves {
 		placement := bodyInline
 		var body []byte
-		if m.e.external {
+		if m.src.external {
 			placement = bodyExternal
 		} else {
-			body = make([]byte, m.e.bodyLen)
-			if _, err := old.f.ReadAt(body, m.e.bodyOff); err != nil {
+			body = make([]byte, m.src.n)
+			if _, err := m.src.seg.f.ReadAt(body, m.src.off); err != nil {
 				q.log.Error("queue: compaction read", "msgid", m.env.ID, "err", err)
 				continue
 			}
 		}
 		prefix, err := messagePrefix(m.env, placement)
 		if err != nil {
+			q.log.Error("queue: compaction encode", "msgid", m.env.ID, "err", err)
 			continue
 		}
-		res := q.append(&appendReq{rec: appendRecord(nil, recMessage, prefix, body), sync: true})
-		if res.err != nil {
-			q.log.Error("queue: compaction write", "msgid", m.env.ID, "err", res.err)
-			return
+		m.prefix = len(prefix)
+		req := &appendReq{rec: appendRecord(nil, recMessage, prefix, body), sync: true, msg: true}
+		if !q.send(req) {
+			break // closed: the messages stay where they are
 		}
-		q.mu.Lock()
-		// A message that finished or started an attempt meanwhile stays where it was: the copy
-		// is then only a harmless duplicate that replay supersedes with later state records.
-		if q.entries[m.env.ID] == m.e && !m.e.busy && m.e.seg == old {
-			old.live--
-			m.e.seg = res.seg
-			m.e.bodyOff = res.off + recHeaderLen + int64(len(prefix))
-			res.seg.live++
+		m.req = req
+	}
+	results := make([]appendResult, len(moves))
+	for i, m := range moves {
+		if m.req != nil {
+			results[i] = q.wait(m.req)
+			if results[i].err != nil {
+				q.log.Error("queue: compaction write", "msgid", m.env.ID, "err", results[i].err)
+			}
 		}
-		q.mu.Unlock()
 	}
 	q.mu.Lock()
-	q.dropSegments()
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	for i, m := range moves {
+		if res := results[i]; m.req != nil && res.err == nil {
+			// The committer counted the copy as live in its segment.
+			m.e.seg.live--
+			m.e.seg = res.seg
+			m.e.bodyOff = res.off + recHeaderLen + int64(m.prefix)
+		}
+		m.e.moving = false
+		q.deferLocked(m.e)
+	}
 }
 
 // List returns the envelopes of the messages queued in dir, oldest first, without opening the
@@ -220,7 +277,19 @@ func List(dir string, log *slog.Logger) ([]*envelope.Envelope, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	_, entries, err := replay(filepath.Join(dir, "log"), false, log)
+	var (
+		entries map[string]*entry
+		err     error
+	)
+	// A segment deleted under us held nothing pending, or its messages were copied to a newer
+	// segment that this reading may not have listed: read again. Deletions are rare (one per
+	// SegmentSize of traffic), so a few tries suffice.
+	for range 100 {
+		_, entries, _, err = replay(filepath.Join(dir, "log"), false, log)
+		if !errors.Is(err, errSegmentGone) {
+			break
+		}
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -16,29 +18,38 @@ import (
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
-// add puts a newly committed message in the index and makes it due now.
+// add puts a newly committed message in the index and makes it due now. The committer has
+// already counted it in its segment's live count.
 func (q *Queue) add(e *entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.entries[e.env.ID] = e
-	e.seg.live++
 	q.ready = append(q.ready, e)
 	q.cond.Signal()
 }
 
 // Run starts the delivery workers and the scheduler; they stop when ctx is done or the queue is
-// closed.
+// closed. Run on a closed queue does nothing.
 func (q *Queue) Run(ctx context.Context) {
 	if q.opts.Deliverer == nil {
 		panic("queue: Run without a Deliverer")
 	}
-	q.workers.Add(q.opts.Workers + 1)
+	// Add under q.mu: Close sets q.closed under it before it waits, so no Add can race with
+	// that Wait.
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.workers.Add(q.opts.Workers + 2)
+	q.mu.Unlock()
 	for range q.opts.Workers {
 		go q.worker(ctx)
 	}
 	go q.scheduler(ctx)
 	// Wake the workers when ctx ends, since they wait on a condition variable.
 	go func() {
+		defer q.workers.Done()
 		select {
 		case <-ctx.Done():
 		case <-q.closing:
@@ -116,8 +127,9 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 			break
 		}
 	}
+	recorded := true
 	if len(updates) > 0 {
-		q.recordState(env.ID, updates, src.external)
+		recorded = q.recordState(env.ID, updates, src.external)
 	}
 
 	q.mu.Lock()
@@ -128,12 +140,27 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 		e.env.Rcpts[u.I].LastError = u.Err
 	}
 	if e.env.Done() {
-		q.forget(e)
+		// Without a durable final state record the log still says pending: keep the body
+		// file for the delivery after a restart (at least once) rather than a message whose
+		// body is gone.
+		q.forget(e, !recorded)
 		return
 	}
 	e.attempts++
 	e.next = start.Add(q.backoff(e.attempts))
+	q.deferLocked(e)
+}
+
+// deferLocked puts e in the deferred heap and, if it is now the first due, tells the scheduler.
+// Called with q.mu held.
+func (q *Queue) deferLocked(e *entry) {
 	heap.Push(&q.deferred, e)
+	if e.heapIdx == 0 {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // bodySource says where a message body is: a stretch of a segment, or its own file. A worker
@@ -145,7 +172,15 @@ type bodySource struct {
 }
 
 // deliverOne hands one recipient to the deliverer, with the body read from the log or its file.
-func (q *Queue) deliverOne(ctx context.Context, src bodySource, env *envelope.Envelope, i int) error {
+// A panicking deliverer costs one temporary failure, not the server.
+func (q *Queue) deliverOne(ctx context.Context, src bodySource, env *envelope.Envelope, i int) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("queue: deliverer panicked", "msgid", env.ID, "rcpt", env.Rcpts[i].Addr,
+				"panic", p, "stack", string(debug.Stack()))
+			err = delivery.Temporary("queue: internal error", fmt.Errorf("deliverer panicked: %v", p))
+		}
+	}()
 	var body io.Reader
 	if src.external {
 		f, err := os.Open(filepath.Join(q.bodyDir(), bodyName(env.ID)))
@@ -162,31 +197,30 @@ func (q *Queue) deliverOne(ctx context.Context, src bodySource, env *envelope.En
 
 // recordState appends a state record. Final outcomes of a message whose body has its own file
 // are made durable before that file is removed; others are written lazily (see package doc).
-func (q *Queue) recordState(id string, updates []rcptUpdate, external bool) {
+// It reports false when a record that had to be durable is not.
+func (q *Queue) recordState(id string, updates []rcptUpdate, external bool) bool {
 	payload, err := json.Marshal(stateRecord{ID: id, Updates: updates})
 	if err != nil {
 		q.log.Error("queue: encode state", "msgid", id, "err", err)
-		return
+		return false
 	}
 	req := &appendReq{rec: appendRecord(nil, recState, payload), sync: external}
 	if external {
 		if res := q.append(req); res.err != nil {
 			q.log.Error("queue: state record", "msgid", id, "err", res.err)
+			return false
 		}
-		return
+		return true
 	}
-	req.done = make(chan appendResult, 1)
-	select {
-	case q.appendc <- req: // nobody waits for the result
-	case <-q.committed:
-	}
+	q.send(req) // nobody waits for the result
+	return true
 }
 
-// forget drops a finished message. Called with q.mu held.
-func (q *Queue) forget(e *entry) {
+// forget drops a finished message, and its body file unless keepBody. Called with q.mu held.
+func (q *Queue) forget(e *entry, keepBody bool) {
 	delete(q.entries, e.env.ID)
 	e.seg.live--
-	if e.external {
+	if e.external && !keepBody {
 		if err := os.Remove(filepath.Join(q.bodyDir(), bodyName(e.env.ID))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			q.log.Error("queue: remove body", "msgid", e.env.ID, "err", err)
 		}
@@ -205,33 +239,55 @@ func (q *Queue) backoff(attempts int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
+// compactInterval is how often the scheduler looks for a segment to compact.
+const compactInterval = time.Second
+
 // scheduler moves deferred messages to the ready list when they are due, and compacts the log.
+// It sleeps until the first deferred message is due (at most compactInterval); deferLocked
+// wakes it when an earlier one arrives.
 func (q *Queue) scheduler(ctx context.Context) {
 	defer q.workers.Done()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	timer := time.NewTimer(compactInterval)
+	defer timer.Stop()
+	lastCompact := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-q.closing:
 			return
-		case <-tick.C:
+		case <-timer.C:
+		case <-q.wake:
 		}
 		now := time.Now()
+		wait := compactInterval - now.Sub(lastCompact)
 		q.mu.Lock()
 		for q.deferred.Len() > 0 && !q.deferred[0].next.After(now) {
 			e := heap.Pop(&q.deferred).(*entry)
 			q.ready = append(q.ready, e)
 			q.cond.Signal()
 		}
+		if q.deferred.Len() > 0 {
+			wait = min(wait, q.deferred[0].next.Sub(now))
+		}
 		q.mu.Unlock()
-		q.compact()
+		if wait <= 0 {
+			q.compact()
+			lastCompact = time.Now()
+			wait = compactInterval
+			q.mu.Lock()
+			if q.deferred.Len() > 0 {
+				wait = min(wait, time.Until(q.deferred[0].next))
+			}
+			q.mu.Unlock()
+		}
+		timer.Reset(max(wait, 0))
 	}
 }
 
 // Flush makes every deferred message with a pending recipient in domain (or a subdomain) due
-// now, for ETRN, and returns how many there were.
+// now, for ETRN, and returns how many there were. Messages already due or being attempted are
+// not counted.
 func (q *Queue) Flush(domain string) int {
 	domain = strings.ToLower(domain)
 	q.mu.Lock()
@@ -241,12 +297,17 @@ func (q *Queue) Flush(domain string) int {
 		if e.busy || !hasPendingIn(e.env, domain) {
 			continue
 		}
-		n++
-		if e.heapIdx >= 0 {
+		switch {
+		case e.heapIdx >= 0:
 			heap.Remove(&q.deferred, e.heapIdx)
 			q.ready = append(q.ready, e)
 			q.cond.Signal()
+		case e.moving:
+			e.next = time.Now() // due as soon as compaction puts it back
+		default:
+			continue // already due
 		}
+		n++
 	}
 	return n
 }

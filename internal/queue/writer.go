@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
 )
@@ -25,6 +26,9 @@ type Writer struct {
 	external bool
 	n        int64
 	done     bool
+	// err is the first write error. It sticks: the octets of a failed Write are not in the
+	// body, so the message must never be committed.
+	err error
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -48,16 +52,30 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("queue: write after commit or abort")
 	}
+	if w.err != nil {
+		return 0, w.err
+	}
 	if !w.external && w.buf.Len()+len(p) > w.q.opts.InlineMax {
 		if err := w.spill(); err != nil {
+			w.err = err
 			return 0, err
 		}
 	}
-	w.n += int64(len(p))
+	var (
+		n   int
+		err error
+	)
 	if w.file != nil {
-		return w.bw.Write(p)
+		n, err = w.bw.Write(p)
+		if err != nil {
+			err = fmt.Errorf("queue: body file: %w", err)
+		}
+	} else {
+		n, err = w.buf.Write(p)
 	}
-	return w.buf.Write(p)
+	w.n += int64(n)
+	w.err = err
+	return n, err
 }
 
 func (w *Writer) bodyPath() string { return filepath.Join(w.q.bodyDir(), bodyName(w.id)) }
@@ -95,11 +113,20 @@ func (w *Writer) Commit(ctx context.Context, env *envelope.Envelope) error {
 	if w.done {
 		return errors.New("queue: commit after commit or abort")
 	}
+	if w.err != nil {
+		w.Abort()
+		return w.err
+	}
 	if err := ctx.Err(); err != nil {
 		w.Abort()
 		return err
 	}
 	env.ID = w.id
+	if env.Received.IsZero() {
+		// MaxAge counts from Received: a zero time would fail every recipient at its first
+		// temporary error.
+		env.Received = time.Now()
+	}
 	placement := bodyInline
 	if w.external {
 		placement = bodyExternal
@@ -117,8 +144,14 @@ func (w *Writer) Commit(ctx context.Context, env *envelope.Envelope) error {
 	if w.buf != nil {
 		body = w.buf.Bytes()
 	}
+	if len(prefix)+len(body) > maxRecord {
+		// Only an absurd envelope gets here (InlineMax is at most maxRecord/2), but a record
+		// that replay would skip must not get a nil Commit.
+		w.Abort()
+		return errors.New("queue: envelope too large")
+	}
 	rec := appendRecord(make([]byte, 0, recHeaderLen+len(prefix)+len(body)), recMessage, prefix, body)
-	res := w.q.append(&appendReq{rec: rec, sync: true, bodyDir: w.external})
+	res := w.q.append(&appendReq{rec: rec, sync: true, bodyDir: w.external, msg: true})
 	if res.err != nil {
 		w.Abort()
 		return res.err

@@ -149,7 +149,7 @@ func (s *session) cmdBdat(arg string) {
 			tx.failed = replyQueueError
 		} else {
 			tx.msg = msg
-			tx.size = hdr
+			tx.hdrSize = hdr
 		}
 	}
 	if tx.failed.Code == 0 && tx.size+size > s.srv.opts.MaxMessageSize {
@@ -188,7 +188,7 @@ func (s *session) cmdBdat(arg string) {
 			tx.size += 2
 		}
 	}
-	s.finishMessage(tx.size)
+	s.finishMessage(tx.hdrSize + tx.size)
 }
 
 // readChunk reads a BDAT chunk of size octets into the message, or discards it once the

@@ -326,3 +326,31 @@ func TestShutdown(t *testing.T) {
 	wg.Wait()
 	lastMessage(t, ts, 1)
 }
+
+// A connection refused on the implicit TLS port hears its 421 inside TLS.
+func TestConnectionLimitImplicitTLS(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(0, 1) })
+	ts.dial(t, RoleSubmissions).expect("220")
+	ts.dial(t, RoleSubmissions).run(`
+		S: 421 4.7.0 Too many connections
+		CLOSED`)
+}
+
+// BDAT counts only the client's octets against the size limit, as DATA does.
+func TestBdatSizeExcludesReceived(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.MaxMessageSize = 100 })
+	ts.dial(t, RoleMX).run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: MAIL FROM:<a@b.example> SIZE=100
+		S: 250
+		C: RCPT TO:<bob@example.test>
+		S: 250
+		W: BDAT 100 LAST\r\n` + strings.Repeat(strings.Repeat("z", 8)+`\r\n`, 10) + `
+		S: 250 2.0.0 Ok: queued`)
+	m := lastMessage(t, ts, 1)
+	if m.env.Size != int64(m.body.Len()) || m.body.Len() <= 100 {
+		t.Errorf("size %d, body %d octets", m.env.Size, m.body.Len())
+	}
+}

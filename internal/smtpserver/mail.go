@@ -24,7 +24,8 @@ type transaction struct {
 	// across chunk boundaries, and the reply every further chunk gets once one has failed.
 	msg     Message
 	chunked bool
-	size    int64
+	size    int64 // octets the client sent in chunks (what the size limit counts)
+	hdrSize int64 // octets of our Received header, stored in front
 	text    smtp.TextChecker
 	failed  smtp.Reply // Code 0 until a chunk fails
 }

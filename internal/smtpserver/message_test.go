@@ -212,6 +212,8 @@ func TestBdat(t *testing.T) {
 			C: RCPT TO:<bob@example.test>
 			S: 250
 			W: BDAT 400\r\n` + strings.Repeat("x", 398) + `\r\n
+			S: 250 2.0.0 Ok: 400 octets received
+			W: BDAT 110\r\n` + strings.Repeat("x", 108) + `\r\n
 			S: 552 5.3.4 Message size exceeds fixed limit
 			W: BDAT 10\r\n0123456789
 			S: 552 5.3.4

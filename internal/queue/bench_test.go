@@ -1,0 +1,58 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// benchCommit commits 5 KB messages to a queue without delivery, from the goroutines of
+// b.RunParallel (parallel) or from one goroutine, and reports messages per second.
+func benchCommit(b *testing.B, parallel bool, sessions int) {
+	q, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	body := bodyFor(1, 5<<10)
+	env := newEnv("a@example.test", "b@example.test")
+	commit := func() error {
+		w, err := q.NewMessage()
+		if err != nil {
+			return err
+		}
+		w.Write(body)
+		return w.Commit(context.Background(), env.Clone())
+	}
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	if parallel {
+		b.SetParallelism(sessions)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := commit(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	} else {
+		for b.Loop() {
+			if err := commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkCommitSerial is one session: every Commit waits for its own fdatasync.
+func BenchmarkCommitSerial(b *testing.B) { benchCommit(b, false, 1) }
+
+// BenchmarkCommitParallel is many sessions sharing fdatasyncs (group commit). The sub-benchmark
+// name gives the sessions per CPU (b.SetParallelism).
+func BenchmarkCommitParallel(b *testing.B) {
+	for _, p := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("sessions-per-cpu=%d", p), func(b *testing.B) { benchCommit(b, true, p) })
+	}
+}

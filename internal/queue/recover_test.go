@@ -1,0 +1,369 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// span is where one record lies in a segment file.
+type span struct {
+	off, end int // header start, end of payload
+	typ      byte
+}
+
+// recordSpans returns the valid records of a segment file.
+func recordSpans(t testing.TB, path string) []span {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spans []span
+	sc := scanner{data: data}
+	for sc.next() {
+		off := int(sc.recOff) - recHeaderLen
+		spans = append(spans, span{off, int(sc.recOff) + len(sc.rec), sc.typ})
+	}
+	return spans
+}
+
+// threeMessages makes a closed queue with three committed messages in its first segment and
+// returns their ids and the segment's path.
+func threeMessages(t *testing.T, dir string) ([]string, string) {
+	t.Helper()
+	q, err := Open(dir, testOpts(newFake(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, commitMsg(t, q, newEnv("a@example.test"), bodyFor(i, 500)))
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs := segmentFiles(t, dir)
+	if len(segs) != 1 {
+		t.Fatalf("segments %v, want one", segs)
+	}
+	path := filepath.Join(dir, "log", segs[0])
+	if spans := recordSpans(t, path); len(spans) != 3 {
+		t.Fatalf("%d records, want 3", len(spans))
+	}
+	return ids, path
+}
+
+func TestTornAndDamagedRecords(t *testing.T) {
+	tests := []struct {
+		name string
+		// damage changes the segment, given its records.
+		damage func(data []byte, spans []span) []byte
+		// lost is the index of the message that must be gone, -1 for none.
+		lost int
+	}{
+		{"last record cut by one octet", func(d []byte, s []span) []byte { return d[:len(d)-1] }, 2},
+		{"last record cut by a few octets", func(d []byte, s []span) []byte { return d[:len(d)-7] }, 2},
+		{"only the header of the last record", func(d []byte, s []span) []byte { return d[:s[2].off+recHeaderLen] }, 2},
+		{"half a header", func(d []byte, s []span) []byte { return d[:s[2].off+6] }, 2},
+		{"garbage appended", func(d []byte, s []span) []byte { return append(d, "\x00\x17garbage\xff\xfe"...) }, -1},
+		{"zeros appended", func(d []byte, s []span) []byte { return append(d, make([]byte, 4096)...) }, -1},
+		{"a header with a huge length appended", func(d []byte, s []span) []byte {
+			return append(d, "TRN1M\x7f\xff\xff\xff\x00\x00\x00\x00"...)
+		}, -1},
+		{"payload byte flipped in the middle record", func(d []byte, s []span) []byte {
+			d[s[1].off+recHeaderLen+40] ^= 0x20
+			return d
+		}, 1},
+		{"body byte flipped in the middle record", func(d []byte, s []span) []byte {
+			d[s[1].end-10] ^= 0x01
+			return d
+		}, 1},
+		{"magic of the middle record damaged", func(d []byte, s []span) []byte {
+			d[s[1].off] = 'X'
+			return d
+		}, 1},
+		{"length of the middle record damaged", func(d []byte, s []span) []byte {
+			d[s[1].off+8]++
+			return d
+		}, 1},
+		{"zeroed page in the middle record", func(d []byte, s []span) []byte {
+			clear(d[s[1].off+20 : s[1].end-20])
+			return d
+		}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ids, path := threeMessages(t, dir)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = tc.damage(data, recordSpans(t, path))
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var logs logBuffer
+			opts := testOpts(newFake(nil))
+			opts.Logger = logs.logger()
+			q, err := Open(dir, opts)
+			if err != nil {
+				t.Fatalf("Open after damage: %v", err)
+			}
+			defer q.Close()
+			for i, id := range ids {
+				q.mu.Lock()
+				e := q.entries[id]
+				q.mu.Unlock()
+				if i == tc.lost {
+					if e != nil {
+						t.Errorf("damaged message %d was replayed", i)
+					}
+					continue
+				}
+				if e == nil {
+					t.Errorf("message %d lost", i)
+					continue
+				}
+				if got := readBody(t, q, id); !bytes.Equal(got, bodyFor(i, 500)) {
+					t.Errorf("message %d has a different body", i)
+				}
+			}
+			if !strings.Contains(logs.String(), "skipped damaged or torn records") {
+				t.Errorf("no warning logged; log:\n%s", logs.String())
+			}
+			if strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("a torn or damaged record logged an error:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestTornRecordNotParsed checks that the body inside a torn record is never read as records: a
+// message body is the sender's text, and a body crafted to look like a record must not become a
+// queued message when a crash tears the record that holds it.
+func TestTornRecordNotParsed(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(dir, testOpts(newFake(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := commitMsg(t, q, newEnv("a@example.test"), bodyFor(1, 100))
+	forged := newEnv("victim@elsewhere.test")
+	forged.ID = "0FFFFFFFFFFFF"
+	prefix, err := messagePrefix(forged, bodyInline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := appendRecord([]byte("Subject: hi\r\n\r\n"), recMessage, prefix, []byte("spam\r\n"))
+	evil = append(evil, "\r\nmore text after the forged record\r\n"...)
+	commitMsg(t, q, newEnv("b@example.test"), evil)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "log", segmentFiles(t, dir)[0])
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A crash after the forged record reached the disk but before the end of the real one.
+	if err := os.WriteFile(path, data[:len(data)-10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q2 := openQueue(t, dir, testOpts(newFake(nil)))
+	q2.mu.Lock()
+	defer q2.mu.Unlock()
+	if q2.entries[forged.ID] != nil {
+		t.Error("a record inside a torn message body was replayed as a message")
+	}
+	if q2.entries[good] == nil || len(q2.entries) != 1 {
+		t.Errorf("queue holds %d messages, want only the intact one", len(q2.entries))
+	}
+}
+
+// TestCompaction checks that a message pinning the oldest segment is copied forward with its
+// recipient state, that the old segments then go, and that a restart sees it exactly once.
+func TestCompaction(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFake(tempFail("slow.test"))
+	opts := testOpts(fake) // one hour backoff: the stuck message stays deferred
+	opts.SegmentSize = 4096
+	opts.InlineMax = 2048
+	q := openQueue(t, dir, opts)
+	runQueue(t, q)
+
+	stuckEnv := newEnv("a@fast.test", "b@slow.test", "c@fast.test")
+	stuckBody := bodyFor(0, 1500)
+	stuck := commitMsg(t, q, stuckEnv, stuckBody)
+	bigEnv := newEnv("a@slow.test")
+	bigBody := bodyFor(1, 3000) // in a file of its own
+	big := commitMsg(t, q, bigEnv, bigBody)
+	waitFor(t, "first attempts", func() bool { return fake.attempts(stuck, 1) == 1 && fake.attempts(big, 0) == 1 })
+	firstSeg := segmentFiles(t, dir)[0]
+
+	// Traffic that is delivered at once moves the log on.
+	for i := 0; ; i++ {
+		commitMsg(t, q, newEnv("x@fast.test"), bodyFor(i+2, 1000))
+		q.mu.Lock()
+		n := len(q.segs)
+		q.mu.Unlock()
+		if n >= 4 {
+			break
+		}
+	}
+	waitFor(t, "traffic delivered", func() bool { return q.Len() == 2 })
+
+	q.compact()
+	q.mu.Lock()
+	e := q.entries[stuck]
+	moved := e != nil && filepath.Base(e.seg.path) != firstSeg
+	q.mu.Unlock()
+	if !moved {
+		t.Fatal("compact left the message in the oldest segment")
+	}
+	waitFor(t, "the first segment removed", func() bool { return !slices.Contains(segmentFiles(t, dir), firstSeg) })
+	if got := readBody(t, q, stuck); !bytes.Equal(got, stuckBody) {
+		t.Fatal("the copied message has a different body")
+	}
+	if got := readBody(t, q, big); !bytes.Equal(got, bigBody) {
+		t.Fatal("the copied external message has a different body")
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	listed := listByID(t, dir)
+	if len(listed) != 2 || listed[stuck] == nil || listed[big] == nil {
+		t.Fatalf("List after compaction: %v", listed)
+	}
+	wantStatus := []envelope.Status{envelope.Delivered, envelope.Pending, envelope.Delivered}
+	for i, r := range listed[stuck].Rcpts {
+		if r.Status != wantStatus[i] {
+			t.Errorf("recipient %d is %q after compaction and restart, want %q", i, r.Status, wantStatus[i])
+		}
+	}
+	if listed[stuck].Rcpts[1].LastError == "" {
+		t.Error("the pending recipient lost its last error")
+	}
+	// Exactly one message record per message in the whole log.
+	records := make(map[string]int)
+	for _, name := range segmentFiles(t, dir) {
+		data, err := os.ReadFile(filepath.Join(dir, "log", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := scanner{data: data}
+		for sc.next() {
+			if sc.typ == recMessage {
+				dm, err := decodeMessage(sc.rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				records[dm.env.ID]++
+			}
+		}
+	}
+	if records[stuck] != 1 || records[big] != 1 {
+		t.Errorf("message records in the log: %v, want one each for %s and %s", records, stuck, big)
+	}
+
+	fake2 := newFake(nil)
+	opts.Deliverer = fake2
+	q2 := openQueue(t, dir, opts)
+	runQueue(t, q2)
+	waitFor(t, "delivery after restart", func() bool { return q2.Len() == 0 })
+	got := fake2.successes()
+	if len(got) != 2 || len(got[rcptKey{stuck, 1}]) != 1 || len(got[rcptKey{big, 0}]) != 1 {
+		t.Errorf("deliveries after restart: %v", got)
+	}
+	if c := got[rcptKey{stuck, 1}]; len(c) == 1 && !bytes.Equal(c[0].body, stuckBody) {
+		t.Error("body changed by compaction")
+	}
+	if c := got[rcptKey{big, 0}]; len(c) == 1 && !bytes.Equal(c[0].body, bigBody) {
+		t.Error("external body changed by compaction")
+	}
+}
+
+// TestCompactionRacesAttempts runs compaction while the messages it moves are being attempted.
+// Whatever the interleaving, a restart must not bring back a recipient that was delivered.
+func TestCompactionRacesAttempts(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFake(func(_ context.Context, addr string, n int) error {
+		if strings.HasPrefix(addr, "later") && n < 3 {
+			return tempFail("example.test")(context.Background(), addr, n)
+		}
+		return nil
+	})
+	opts := testOpts(fake)
+	opts.MinBackoff, opts.MaxBackoff = 1, 1 // retried at once
+	opts.SegmentSize = 4096
+	q := openQueue(t, dir, opts)
+	runQueue(t, q)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			q.compact()
+		}
+	}()
+	for i := range 200 {
+		commitMsg(t, q, newEnv("later@example.test", "now@example.test"), bodyFor(i, 300))
+	}
+	waitFor(t, "delivery", func() bool { return q.Len() == 0 })
+	close(stop)
+	<-done
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if listed := listByID(t, dir); len(listed) != 0 {
+		t.Errorf("%d finished messages come back after a restart", len(listed))
+	}
+}
+
+// TestSegmentPinnedAtWrite checks that a message record counts as live in its segment as soon
+// as the committer answers: between that answer and the moment Commit indexes the message, the
+// log may move on, and the segment must not be deleted under the message.
+func TestSegmentPinnedAtWrite(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(newFake(nil))
+	opts.SegmentSize = 4096
+	q := openQueue(t, dir, opts)
+	env := newEnv("a@example.test")
+	env.ID = q.ids.next()
+	prefix, err := messagePrefix(env, bodyInline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := q.append(&appendReq{rec: appendRecord(nil, recMessage, prefix, []byte("body")), sync: true, msg: true})
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	// Not indexed yet; other records fill the segment and the next ones.
+	filler := appendRecord(nil, recState, []byte(`{"id":"0123456789AB","u":[]}`), make([]byte, 5000))
+	for range 3 {
+		if r := q.append(&appendReq{rec: filler, sync: true}); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	q.mu.Lock()
+	q.dropSegments()
+	n := len(q.segs)
+	q.mu.Unlock()
+	if _, err := os.Stat(res.seg.path); err != nil || n < 3 {
+		t.Fatalf("the segment of a message record being committed was removed (%d segments): %v", n, err)
+	}
+}
