@@ -312,6 +312,20 @@ func TestDialogs(t *testing.T) {
 		d.expectClosed()
 	})
 
+	// RFC 5321 §4.5.1: postmaster works in every local domain, with no account behind it.
+	t.Run("Postmaster", func(t *testing.T) {
+		d := ehlod(t, tn.SMTP, false)
+		tok := token(t)
+		d.cmd("MAIL FROM:<alice@host.example.com>", `250 2\.1\.0 Ok`)
+		d.cmd("RCPT TO:<Postmaster>", `250 2\.1\.5 Ok`)
+		d.cmd("DATA", `354 .*`)
+		d.write("Subject: " + tok + "\r\n\r\nfor the postmaster\r\n.\r\n")
+		d.expect(queuedRE)
+		d.sendMessage("alice@host.example.com", "POSTMASTER@example.test", "Subject: "+tok+"-2\r\n\r\nagain\r\n")
+		tn.WaitMessage("postmaster@example.test", tok+"\n", 10*time.Second)
+		tn.WaitMessage("postmaster@example.test", tok+"-2", 10*time.Second)
+	})
+
 	t.Run("HTTP request is refused", func(t *testing.T) {
 		d := greeted(t, tn.SMTP, false)
 		d.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
