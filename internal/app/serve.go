@@ -25,6 +25,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery/maildir"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/queue"
+	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/smtpserver"
 	"github.com/tern-mail/tern/internal/tlsutil"
 )
@@ -59,7 +60,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
+	if err := safeio.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	unlock, err := lockData(data)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,12 +11,13 @@ import (
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // OpenAccounts opens the account store of the configured data directory, creating it if needed.
 // It may be used while a server runs on the same directory.
 func OpenAccounts(cfg config.Config) (accounts.Store, error) {
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+	if err := safeio.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	return sqlite.Open(accountsPath(cfg.Data))

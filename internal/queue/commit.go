@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // appendReq asks the committer to append one record.
@@ -158,7 +160,7 @@ func (q *Queue) write(buf []byte, sync, bodyDir bool, msgs int) (*segment, int64
 	if bodyDir {
 		// The body files of this batch were fsynced by their sessions; their names must be
 		// durable too before the records that refer to them are.
-		if err := syncDir(q.bodyDir()); err != nil {
+		if err := safeio.SyncDir(q.bodyDir()); err != nil {
 			return nil, 0, fmt.Errorf("queue: sync body dir: %w", err)
 		}
 	}
@@ -264,7 +266,7 @@ func (q *Queue) rotate() error {
 	if err != nil {
 		return fmt.Errorf("queue: new segment: %w", err)
 	}
-	if err := syncDir(q.logDir()); err != nil {
+	if err := safeio.SyncDir(q.logDir()); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("queue: new segment: %w", err)

@@ -47,6 +47,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // Options configure a Queue. Zero values take the defaults.
@@ -190,8 +191,8 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.cond = sync.NewCond(&q.mu)
 	for _, d := range []string{q.dir, q.logDir(), q.bodyDir()} {
-		if err := mkdirDurable(d); err != nil {
-			return nil, err
+		if err := safeio.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
 	if err := q.recover(); err != nil {
@@ -246,28 +247,4 @@ func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.entries)
-}
-
-// mkdirDurable creates dir (0700) if it is missing and makes its entry in the parent durable.
-func mkdirDurable(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dir))
-}
-
-// syncDir fsyncs a directory, making the creation, renaming or removal of its entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

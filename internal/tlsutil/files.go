@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // pendingSuffix names the files of a pair being written; see recoverPending.
@@ -24,7 +26,7 @@ func writePair(dir string, p *pemPair) error {
 	if err := writeSynced(certPath+pendingSuffix, p.cert, 0o644); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := safeio.SyncDir(dir); err != nil {
 		return err
 	}
 	if err := renameFile(keyPath+pendingSuffix, keyPath); err != nil {
@@ -33,7 +35,7 @@ func writePair(dir string, p *pemPair) error {
 	if err := renameFile(certPath+pendingSuffix, certPath); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return safeio.SyncDir(dir)
 }
 
 // writeFileAtomic replaces path with b: either the old content or the new one survives a crash.
@@ -46,7 +48,7 @@ func writeFileAtomic(path string, b []byte, perm fs.FileMode) error {
 		_ = os.Remove(tmp) // Best effort; the rename error is what matters.
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return safeio.SyncDir(filepath.Dir(path))
 }
 
 // writeSynced creates path afresh with exactly mode perm, writes b and fsyncs it.
@@ -107,51 +109,6 @@ func renameFile(from, to string) error {
 func removeFile(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("tlsutil: %w", err)
-	}
-	return nil
-}
-
-// mkdirAllDurable is os.MkdirAll with mode 0700 (the directory holds a private key) that
-// fsyncs the parent of every directory it creates, so the files written into it cannot vanish
-// with their directory in a crash. Existing directories are left as they are.
-func mkdirAllDurable(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("tlsutil: %s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("tlsutil: %w", err)
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAllDurable(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
-		}
-		return fmt.Errorf("tlsutil: %w", err)
-	}
-	return syncDir(parent)
-}
-
-// syncDir fsyncs a directory, making the entries created, renamed or removed in it durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("tlsutil: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("tlsutil: syncing directory %s: %w", dir, err)
 	}
 	return nil
 }

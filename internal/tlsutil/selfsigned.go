@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // File names inside the directory given to LoadOrCreate.
@@ -54,7 +56,7 @@ func LoadOrCreate(dir, hostname string) (cert tls.Certificate, created bool, err
 // loadOrCreate is LoadOrCreate with a clock, so tests can make certificates that are already
 // expired through the same code path.
 func loadOrCreate(dir, hostname string, now func() time.Time) (tls.Certificate, bool, error) {
-	if err := mkdirAllDurable(dir); err != nil {
+	if err := safeio.MkdirAll(dir, 0o700); err != nil {
 		return tls.Certificate{}, false, err
 	}
 	if err := recoverPending(dir); err != nil {
@@ -271,5 +273,5 @@ func recoverPending(dir string) error {
 			return err
 		}
 	}
-	return syncDir(dir)
+	return safeio.SyncDir(dir)
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // dirMode keeps mailboxes private to the server's user: mail is personal data.
@@ -23,8 +25,8 @@ func (d *Deliverer) ensure(md string) error {
 		return nil
 	}
 
-	if err := mkdirAllDurable(d.root); err != nil {
-		return err
+	if err := safeio.MkdirAll(d.root, dirMode); err != nil {
+		return fmt.Errorf("maildir: %w", err)
 	}
 	// Walk Root/<domain>/<local>/Maildir/{tmp,new,cur}. Each parent is fsynced whether or not
 	// we created the child: a directory we find may have been made a moment ago by another
@@ -47,8 +49,8 @@ func (d *Deliverer) ensure(md string) error {
 		}
 	}
 	for _, dir := range dirs[:len(dirs)-3] { // Every parent: Root down to Maildir.
-		if err := syncDir(dir); err != nil {
-			return err
+		if err := safeio.SyncDir(dir); err != nil {
+			return fmt.Errorf("maildir: %w", err)
 		}
 	}
 	d.ready.Store(md, struct{}{})
@@ -73,51 +75,4 @@ func mkdirExisting(dir string) error {
 		return nil
 	}
 	return fmt.Errorf("maildir: %w", err)
-}
-
-// mkdirAllDurable is os.MkdirAll (mode 0700) that fsyncs the parent of every directory it
-// creates. Directories that already exist are left alone: above Root they belong to the
-// operator, and we have no business syncing (or even reading) them.
-func mkdirAllDurable(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("maildir: %s exists and is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("maildir: %w", err)
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAllDurable(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, dirMode); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			// Lost a race with another process; it owns the sync of the parent.
-			return nil
-		}
-		return fmt.Errorf("maildir: %w", err)
-	}
-	return syncDir(parent)
-}
-
-// syncDir fsyncs a directory so that entries created, renamed or removed in it survive a
-// crash. POSIX only promises that for the file itself on fsync(file), not for its name.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("maildir: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("maildir: syncing directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -49,6 +49,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // Reply codes for the failures this package classifies.
@@ -273,9 +274,9 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 	// The rename is only durable once new/ is synced (the Maildir spec's "the message is
 	// delivered" point). If that fails, take the message back out so that the queue's retry
 	// does not leave a duplicate; a reader may have seen it, which is harmless.
-	if err := syncDir(filepath.Join(md, "new")); err != nil {
+	if err := safeio.SyncDir(filepath.Join(md, "new")); err != nil {
 		_ = os.Remove(newPath) // Best effort; the sync error is what matters.
-		return "", 0, err
+		return "", 0, fmt.Errorf("maildir: %w", err)
 	}
 	return newPath, size, nil
 }
