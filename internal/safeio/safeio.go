@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // SyncDir fsyncs the directory dir.
@@ -56,4 +57,62 @@ func MkdirAll(dir string, perm fs.FileMode) error {
 		return fmt.Errorf("safeio: %w", err)
 	}
 	return SyncDir(parent)
+}
+
+// DirSyncer shares directory fsyncs among goroutines, as group commit does for a log: a caller
+// that has just created or renamed an entry in a directory waits for one fsync of it that
+// started after its call, and callers arriving while one runs all share the next. Under load
+// many deliveries into one Maildir then cost one directory flush instead of one each. The zero
+// value is ready to use.
+type DirSyncer struct {
+	mu   sync.Mutex
+	dirs map[string]*dirSync
+}
+
+// dirSync is the state of one directory: syncs are numbered; at most one runs at a time.
+type dirSync struct {
+	cond    *sync.Cond
+	started uint64 // number of the last sync started
+	done    uint64 // number of the last sync finished
+	running bool
+	lastErr error // result of sync number done
+	users   int   // callers holding this entry, so it can be dropped when idle
+}
+
+// Sync returns once an fsync of dir that started after the call has finished, with its error.
+func (s *DirSyncer) Sync(dir string) error {
+	s.mu.Lock()
+	if s.dirs == nil {
+		s.dirs = make(map[string]*dirSync)
+	}
+	d := s.dirs[dir]
+	if d == nil {
+		d = &dirSync{cond: sync.NewCond(&s.mu)}
+		s.dirs[dir] = d
+	}
+	d.users++
+	// A sync already running may have started before our entry was made: we need the next one.
+	target := d.started + 1
+	for d.done < target {
+		if d.running {
+			d.cond.Wait()
+			continue
+		}
+		d.running = true
+		d.started++
+		n := d.started
+		s.mu.Unlock()
+		err := SyncDir(dir)
+		s.mu.Lock()
+		d.running = false
+		d.done, d.lastErr = n, err
+		d.cond.Broadcast()
+	}
+	// A later sync than ours covers our entry as well, so the newest result is the one to give.
+	err := d.lastErr
+	if d.users--; d.users == 0 {
+		delete(s.dirs, dir)
+	}
+	s.mu.Unlock()
+	return err
 }

@@ -58,3 +58,42 @@ func TestSyncDir(t *testing.T) {
 		t.Error("no error for a missing directory")
 	}
 }
+
+func TestDirSyncer(t *testing.T) {
+	var s DirSyncer
+	dirs := []string{t.TempDir(), t.TempDir()}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := dirs[i%2]
+			if err := os.WriteFile(filepath.Join(dir, string(rune('a'+i%26))+"x"), nil, 0o600); err != nil {
+				t.Error(err)
+			}
+			if err := s.Sync(dir); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(s.dirs) != 0 {
+		t.Errorf("%d directory entries left behind", len(s.dirs))
+	}
+	if err := s.Sync(filepath.Join(dirs[0], "missing")); err == nil {
+		t.Error("no error for a missing directory")
+	}
+}
+
+func BenchmarkDirSyncerParallel(b *testing.B) {
+	var s DirSyncer
+	dir := b.TempDir()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Sync(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -108,6 +108,8 @@ type Deliverer struct {
 	// mkdirMu serialises the slow path that creates mailboxes, so that a goroutine never sees
 	// a directory another goroutine has just created but not yet made durable.
 	mkdirMu sync.Mutex
+	// newSync shares the fsyncs of new/ among deliveries to one mailbox that finish together.
+	newSync safeio.DirSyncer
 }
 
 var _ delivery.Deliverer = (*Deliverer)(nil)
@@ -274,7 +276,7 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 	// The rename is only durable once new/ is synced (the Maildir spec's "the message is
 	// delivered" point). If that fails, take the message back out so that the queue's retry
 	// does not leave a duplicate; a reader may have seen it, which is harmless.
-	if err := safeio.SyncDir(filepath.Join(md, "new")); err != nil {
+	if err := d.newSync.Sync(filepath.Join(md, "new")); err != nil {
 		_ = os.Remove(newPath) // Best effort; the sync error is what matters.
 		return "", 0, fmt.Errorf("maildir: %w", err)
 	}
