@@ -38,44 +38,47 @@ func (s *session) abortTx() {
 	s.tx = nil
 }
 
-// cmdMail starts a transaction (RFC 5321 §4.1.1.2).
+// cmdMail starts a transaction (RFC 5321 §4.1.1.2). Every decision gets one log line.
 func (s *session) cmdMail(arg string) {
+	r, from := s.mail(arg)
+	if r.Positive() {
+		s.log.Info("mail", "from", from, "code", r.Code, "body", string(s.tx.body), "smtputf8", s.tx.smtputf8)
+	} else {
+		s.log.Info("mail rejected", "from", from, "code", r.Code, "reason", r.Text)
+	}
+	s.reply(r)
+}
+
+// mail decides on a MAIL command and, when it is accepted, starts s.tx. It returns the reply
+// and the sender as given, for the log.
+func (s *session) mail(arg string) (smtp.Reply, string) {
 	if len(arg)+7 > smtp.MaxMailLine { // "MAIL " + CRLF
-		s.reply(replyLongLine)
-		return
+		return replyLongLine, ""
 	}
 	switch {
 	case s.helo == "":
-		s.reply(replyNeedHelo)
-		return
+		return replyNeedHelo, ""
 	case s.tx != nil:
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: nested MAIL command"))
-		return
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: nested MAIL command"), ""
 	}
 	pa, err := smtp.ParsePathArg(arg, "FROM:")
 	if err != nil {
-		s.reply(replyUsage("MAIL FROM:<address>"))
-		return
+		return replyUsage("MAIL FROM:<address>"), ""
 	}
 	tx := &transaction{seen: make(map[string]bool)}
 	if r, ok := s.mailParams(tx, pa.Params); !ok {
-		s.reply(r)
-		return
+		return r, pa.Path
 	}
 	from, err := smtp.ParseReversePath(pa.Path)
 	if err != nil || len(pa.Path) > smtp.MaxPath {
-		s.log.Info("mail rejected", "from", pa.Path, "code", smtp.CodeParamSyntax, "err", err)
-		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhBadSenderSyntax, "<"+pa.Path+">: Sender address rejected: bad address syntax"))
-		return
+		return smtp.R(smtp.CodeParamSyntax, smtp.EnhBadSenderSyntax, "<"+pa.Path+">: Sender address rejected: bad address syntax"), pa.Path
 	}
 	if !from.IsASCII() && !tx.smtputf8 {
-		s.reply(smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Sender address rejected: non-ASCII address needs SMTPUTF8"))
-		return
+		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Sender address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
 	}
 	tx.from = from
 	s.tx = tx
-	s.log.Info("mail", "from", from.String(), "body", string(tx.body), "smtputf8", tx.smtputf8)
-	s.reply(smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Ok"))
+	return smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Ok"), from.String()
 }
 
 // mailParams applies the ESMTP parameters of MAIL FROM to tx.
@@ -128,57 +131,58 @@ func (s *session) mailParams(tx *transaction, params []smtp.Param) (smtp.Reply, 
 	return smtp.Reply{}, true
 }
 
-// cmdRcpt adds a recipient (RFC 5321 §4.1.1.3) after policy accepts it.
+// cmdRcpt adds a recipient (RFC 5321 §4.1.1.3) after policy accepts it. Every decision gets
+// one log line.
 func (s *session) cmdRcpt(arg string) {
+	r, rcpt := s.rcpt(arg)
+	from := ""
+	if s.tx != nil {
+		from = s.tx.from.String()
+	}
+	s.log.Info("rcpt", "from", from, "rcpt", rcpt, "code", r.Code, "reason", r.Text)
+	s.reply(r)
+}
+
+// rcpt decides on a RCPT command and adds the recipient to s.tx when it is accepted. It returns
+// the reply and the recipient as given, for the log.
+func (s *session) rcpt(arg string) (smtp.Reply, string) {
 	if len(arg)+7 > smtp.MaxRcptLine { // "RCPT " + CRLF
-		s.reply(replyLongLine)
-		return
+		return replyLongLine, ""
 	}
 	if s.tx == nil {
-		s.reply(replyNeedMail)
-		return
+		return replyNeedMail, ""
 	}
 	if s.tx.chunked {
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: RCPT after BDAT"))
-		return
+		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: RCPT after BDAT"), ""
 	}
 	pa, err := smtp.ParsePathArg(arg, "TO:")
 	if err != nil {
-		s.reply(replyUsage("RCPT TO:<address>"))
-		return
+		return replyUsage("RCPT TO:<address>"), ""
 	}
 	var rcpt envelope.Recipient
 	if len(pa.Params) > 0 && !s.esmtp {
-		s.reply(smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: "+pa.Params[0].Key))
-		return
+		return smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: "+pa.Params[0].Key), pa.Path
 	}
 	if r, ok := rcptParams(&rcpt, pa.Params); !ok {
-		s.reply(r)
-		return
+		return r, pa.Path
 	}
 	addr, err := smtp.ParseForwardPath(pa.Path)
 	if err != nil || len(pa.Path) > smtp.MaxPath {
-		s.log.Info("rcpt rejected", "rcpt", pa.Path, "code", smtp.CodeParamSyntax, "err", err)
-		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhBadDestSyntax, "<"+pa.Path+">: Recipient address rejected: bad address syntax"))
-		return
+		return smtp.R(smtp.CodeParamSyntax, smtp.EnhBadDestSyntax, "<"+pa.Path+">: Recipient address rejected: bad address syntax"), pa.Path
 	}
 	if addr.Domain == "" { // <Postmaster>
 		addr.Domain = s.srv.opts.PostmasterDomain
 	}
 	if !addr.IsASCII() && !s.tx.smtputf8 {
-		s.reply(smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Recipient address rejected: non-ASCII address needs SMTPUTF8"))
-		return
+		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Recipient address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
 	}
 	if s.tx.accepted >= s.srv.opts.MaxRcpts {
 		// 452, not 552: the client sends the rest in another transaction (RFC 5321 §4.5.3.1.10).
-		s.reply(smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients"))
-		return
+		return smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients"), addr.String()
 	}
 	r := s.srv.opts.Rcpts.CheckRcpt(context.Background(), s.client(), addr)
-	s.log.Info("rcpt", "from", s.tx.from.String(), "rcpt", addr.String(), "code", r.Code)
 	if !r.Positive() {
-		s.reply(r)
-		return
+		return r, addr.String()
 	}
 	s.tx.accepted++
 	rcpt.Addr = addr.String()
@@ -186,7 +190,7 @@ func (s *session) cmdRcpt(arg string) {
 		s.tx.seen[key] = true
 		s.tx.rcpts = append(s.tx.rcpts, rcpt)
 	}
-	s.reply(r)
+	return r, rcpt.Addr
 }
 
 // rcptParams applies the DSN parameters of RCPT TO (RFC 3461 §4.1, §4.2).

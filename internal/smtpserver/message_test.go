@@ -338,3 +338,37 @@ func TestUTF8Session(t *testing.T) {
 		t.Errorf("body %q env %+v", m.body.String(), m.env)
 	}
 }
+
+// Every MAIL and RCPT decision, accepted or not, leaves one log line with its reply code.
+func TestDecisionsAreLogged(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.dial(t, RoleMX).run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: MAIL FROM:<a@b.example> SIZE=999999999
+		S: 552
+		C: MAIL FROM:<a@b.example>
+		S: 250
+		C: RCPT TO:<x@remote.example>
+		S: 554
+		C: RCPT TO:<bob@example.test> NOTIFY=BOGUS
+		S: 501
+		C: RCPT TO:<bob@example.test>
+		S: 250
+		C: QUIT
+		S: 221`)
+	logs := ts.logs.String()
+	for _, want := range []string{
+		`msg="mail rejected" conn=1 remote=127.0.0.1 listener=smtp from=a@b.example code=552`,
+		`msg=mail conn=1 remote=127.0.0.1 listener=smtp from=a@b.example code=250`,
+		`msg=rcpt conn=1 remote=127.0.0.1 listener=smtp from=a@b.example rcpt=x@remote.example code=554`,
+		`msg=rcpt conn=1 remote=127.0.0.1 listener=smtp from=a@b.example rcpt=bob@example.test code=501`,
+		`msg=rcpt conn=1 remote=127.0.0.1 listener=smtp from=a@b.example rcpt=bob@example.test code=250`,
+		`msg=disconnect conn=1`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
