@@ -46,6 +46,15 @@ const phcPrefix = "$argon2id$v=19$"
 // non-zero trailing bits so that each hash has exactly one encoding.
 func b64() *base64.Encoding { return base64.RawStdEncoding.Strict() }
 
+// decodeB64 decodes PHC base64. encoding/base64 skips CR and LF anywhere in its input, even in
+// Strict mode; a stored hash with a line break in it is corrupt, not another spelling.
+func decodeB64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("line break in base64")
+	}
+	return b64().DecodeString(s)
+}
+
 // HashPassword returns password hashed with argon2id and a fresh random salt, in PHC string
 // format: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>. It returns ErrEmptyPassword for "".
 func HashPassword(password string) (string, error) {
@@ -124,13 +133,13 @@ func parsePHC(encoded string) (phc, error) {
 		return phc{}, err
 	}
 	p := phc{memory: memory, time: passes, threads: uint8(threads)}
-	if p.salt, err = b64().DecodeString(fields[1]); err != nil {
+	if p.salt, err = decodeB64(fields[1]); err != nil {
 		return bad("salt: " + err.Error())
 	}
 	if len(p.salt) < minSaltLen || len(p.salt) > maxSaltLen {
 		return bad(fmt.Sprintf("salt length %d outside %d..%d", len(p.salt), minSaltLen, maxSaltLen))
 	}
-	if p.key, err = b64().DecodeString(fields[2]); err != nil {
+	if p.key, err = decodeB64(fields[2]); err != nil {
 		return bad("hash: " + err.Error())
 	}
 	if len(p.key) < minKeyLen || len(p.key) > maxKeyLen {
