@@ -358,6 +358,8 @@ func TestDecisionsAreLogged(t *testing.T) {
 		S: 250
 		C: QUIT
 		S: 221`)
+	// The disconnect line is written after the connection closes: wait for it.
+	waitFor(t, func() bool { return strings.Contains(ts.logs.String(), "msg=disconnect") })
 	logs := ts.logs.String()
 	for _, want := range []string{
 		`msg="mail rejected" conn=1 remote=127.0.0.1 listener=smtp from=a@b.example code=552`,
