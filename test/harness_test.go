@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // ternBin is the tern binary TestMain builds for the whole package.
@@ -93,25 +95,7 @@ type Tern struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has been waited for
 	waitErr error
-	stderr  *syncBuffer // every run's stderr, for failure reports
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and a reading test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr  *testutil.SyncBuffer // every run's stderr, for failure reports
 }
 
 // lineWriter sends each complete line written to it on a channel (dropping lines nobody waits
@@ -120,7 +104,7 @@ type lineWriter struct {
 	mu  sync.Mutex
 	buf []byte
 	ch  chan string
-	all *syncBuffer
+	all *testutil.SyncBuffer
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -155,7 +139,7 @@ func startTern(t *testing.T, opts ternOpts) *Tern {
 	if opts.SMTPListen == "" {
 		opts.SMTPListen = "127.0.0.1:0"
 	}
-	tn := &Tern{t: t, opts: opts, Data: data, stderr: &syncBuffer{}}
+	tn := &Tern{t: t, opts: opts, Data: data, stderr: &testutil.SyncBuffer{}}
 	if opts.Config != "" {
 		tn.configPath = filepath.Join(data, "tern.toml")
 		if err := os.WriteFile(tn.configPath, []byte(opts.Config), 0o600); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
+	"github.com/tern-mail/tern/internal/testutil"
 	"github.com/tern-mail/tern/internal/tlsutil"
 )
 
@@ -112,24 +113,7 @@ type testServer struct {
 	srv   *Server
 	spool *memSpool
 	addrs map[Role]string
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *testutil.SyncBuffer
 }
 
 // testCertificate is made once by TestMain: generating a key per test would dominate run time.
@@ -153,7 +137,7 @@ func testCert(t *testing.T) tls.Certificate { return testCertificate }
 // newTestServer starts a server; mod may change the options before it starts.
 func newTestServer(t *testing.T, mod func(*Options)) *testServer {
 	t.Helper()
-	ts := &testServer{spool: &memSpool{}, addrs: map[Role]string{}, logs: &syncBuffer{}}
+	ts := &testServer{spool: &memSpool{}, addrs: map[Role]string{}, logs: &testutil.SyncBuffer{}}
 	opts := Options{
 		Hostname:         "mx.example.test",
 		PostmasterDomain: "example.test",
