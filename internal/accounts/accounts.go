@@ -26,16 +26,23 @@ import (
 // Every method normalizes addr with NormalizeAddress before use and returns an error wrapping
 // ErrBadAddress when that fails.
 type Store interface {
-	// Add creates the account addr with the given password. It returns ErrExists if the
+	// Add creates the account addr with the given password (kept as an argon2id hash) and the
+	// mechanism secrets derived from it, in one transaction. It returns ErrExists if the
 	// account is already present and ErrEmptyPassword if password is empty.
-	Add(ctx context.Context, addr, password string) error
+	Add(ctx context.Context, addr, password string, secrets ...Secret) error
 
 	// Delete removes the account addr, or returns ErrNotFound.
 	Delete(ctx context.Context, addr string) error
 
-	// SetPassword replaces the password of addr. It returns ErrNotFound if there is no such
-	// account and ErrEmptyPassword if password is empty.
-	SetPassword(ctx context.Context, addr, password string) error
+	// SetPassword replaces the password of addr and all its mechanism secrets with the ones
+	// given (a kind not given is dropped: its mechanism was switched off), in one transaction.
+	// It returns ErrNotFound if there is no such account and ErrEmptyPassword if password is
+	// empty.
+	SetPassword(ctx context.Context, addr, password string, secrets ...Secret) error
+
+	// Secret returns the stored secret of the given kind for addr, or ErrNotFound when there
+	// is no such account or no secret of that kind.
+	Secret(ctx context.Context, addr, kind string) ([]byte, error)
 
 	// List returns every account address in normalized form, sorted bytewise ascending.
 	List(ctx context.Context) ([]string, error)
@@ -52,6 +59,14 @@ type Store interface {
 
 	// Close releases the store's resources. The store must not be used afterwards.
 	Close() error
+}
+
+// Secret is a per-mechanism secret derived from a password when it is set (package sasl knows
+// the kinds and how to derive them); the store keeps it as opaque octets. Some are
+// password-equivalent for their own mechanism: see the README.
+type Secret struct {
+	Kind  string
+	Value []byte
 }
 
 var (

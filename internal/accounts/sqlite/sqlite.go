@@ -46,6 +46,14 @@ var migrations = []string{
 	// 1: accounts. The PRIMARY KEY is the index Exists and Verify use. created_at is Unix
 	// seconds, for operators.
 	`CREATE TABLE users (address TEXT PRIMARY KEY, password TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+	// 2: per-mechanism secrets (CRAM, DIGEST-MD5, SCRAM, NTLM), derived when the password is
+	// set; they go with their account.
+	`CREATE TABLE secrets (
+		address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+		kind    TEXT NOT NULL,
+		secret  BLOB NOT NULL,
+		PRIMARY KEY (address, kind)
+	)`,
 }
 
 const (
@@ -66,9 +74,11 @@ const (
 type Store struct {
 	db *sql.DB
 
-	// exists and password are prepared once because they run for every RCPT TO and every AUTH.
+	// exists, password and secret are prepared once because they run for every RCPT TO and
+	// every AUTH.
 	exists   *sql.Stmt
 	password *sql.Stmt
+	secret   *sql.Stmt
 
 	// decoy makes Verify for an unknown address cost as much as for a known one.
 	decoy accounts.Decoy
@@ -115,6 +125,10 @@ func Open(path string) (*Store, error) {
 	}
 	if s.password, err = db.PrepareContext(ctx,
 		`SELECT password FROM users WHERE address = ?`); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	if s.secret, err = db.PrepareContext(ctx,
+		`SELECT secret FROM secrets WHERE address = ? AND kind = ?`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	return s, nil
@@ -182,7 +196,7 @@ func migrate(ctx context.Context, db *sql.DB, steps []string) (err error) {
 }
 
 // Add implements accounts.Store.
-func (s *Store) Add(ctx context.Context, addr, password string) error {
+func (s *Store) Add(ctx context.Context, addr, password string, secrets ...accounts.Secret) error {
 	addr, err := accounts.NormalizeAddress(addr)
 	if err != nil {
 		return err
@@ -191,19 +205,24 @@ func (s *Store) Add(ctx context.Context, addr, password string) error {
 	if err != nil {
 		return err
 	}
-	// ON CONFLICT DO NOTHING plus RowsAffected tells "already there" apart without parsing
-	// driver error codes, and in one statement, so there is no check-then-insert race with
-	// another process.
-	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO users (address, password, created_at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING`,
-		addr, hash, time.Now().Unix())
-	if err != nil {
-		return fmt.Errorf("sqlite: add %s: %w", addr, err)
-	}
-	return oneRow(res, addr, accounts.ErrExists)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// ON CONFLICT DO NOTHING plus RowsAffected tells "already there" apart without parsing
+		// driver error codes, and in one statement, so there is no check-then-insert race with
+		// another process.
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO users (address, password, created_at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING`,
+			addr, hash, time.Now().Unix())
+		if err != nil {
+			return fmt.Errorf("sqlite: add %s: %w", addr, err)
+		}
+		if err := oneRow(res, addr, accounts.ErrExists); err != nil {
+			return err
+		}
+		return insertSecrets(ctx, tx, addr, secrets)
+	})
 }
 
-// Delete implements accounts.Store.
+// Delete implements accounts.Store. The account's secrets go with it (ON DELETE CASCADE).
 func (s *Store) Delete(ctx context.Context, addr string) error {
 	addr, err := accounts.NormalizeAddress(addr)
 	if err != nil {
@@ -217,7 +236,7 @@ func (s *Store) Delete(ctx context.Context, addr string) error {
 }
 
 // SetPassword implements accounts.Store.
-func (s *Store) SetPassword(ctx context.Context, addr, password string) error {
+func (s *Store) SetPassword(ctx context.Context, addr, password string, secrets ...accounts.Secret) error {
 	addr, err := accounts.NormalizeAddress(addr)
 	if err != nil {
 		return err
@@ -226,11 +245,62 @@ func (s *Store) SetPassword(ctx context.Context, addr, password string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET password = ? WHERE address = ?`, hash, addr)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password = ? WHERE address = ?`, hash, addr)
+		if err != nil {
+			return fmt.Errorf("sqlite: set password %s: %w", addr, err)
+		}
+		if err := oneRow(res, addr, accounts.ErrNotFound); err != nil {
+			return err
+		}
+		// Secrets of the old password must not outlive it.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM secrets WHERE address = ?`, addr); err != nil {
+			return fmt.Errorf("sqlite: set password %s: %w", addr, err)
+		}
+		return insertSecrets(ctx, tx, addr, secrets)
+	})
+}
+
+// Secret implements accounts.Store.
+func (s *Store) Secret(ctx context.Context, addr, kind string) ([]byte, error) {
+	addr, err := accounts.NormalizeAddress(addr)
 	if err != nil {
-		return fmt.Errorf("sqlite: set password %s: %w", addr, err)
+		return nil, err
 	}
-	return oneRow(res, addr, accounts.ErrNotFound)
+	var secret []byte
+	err = s.secret.QueryRowContext(ctx, addr, kind).Scan(&secret)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s has no %s secret", accounts.ErrNotFound, addr, kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: secret %s %s: %w", addr, kind, err)
+	}
+	return secret, nil
+}
+
+func insertSecrets(ctx context.Context, tx *sql.Tx, addr string, secrets []accounts.Secret) error {
+	for _, sec := range secrets {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO secrets (address, kind, secret) VALUES (?, ?, ?)`,
+			addr, sec.Kind, sec.Value); err != nil {
+			return fmt.Errorf("sqlite: store %s secret of %s: %w", sec.Kind, addr, err)
+		}
+	}
+	return nil
+}
+
+// inTx runs f in an IMMEDIATE transaction and commits it if f returns nil.
+func (s *Store) inTx(ctx context.Context, f func(*sql.Tx) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := f(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
 }
 
 // oneRow returns nil if res changed a row and errNone, wrapped with addr, if it changed none.
@@ -307,7 +377,7 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 // Close implements accounts.Store.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.exists, s.password} {
+	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

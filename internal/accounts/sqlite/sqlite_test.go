@@ -328,10 +328,9 @@ func TestSchemaTooNew(t *testing.T) {
 func TestMigrateKeepsData(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	must(t, s.Add(ctx, "alice@example.test", "pw"))
+	must(t, s.Add(ctx, "alice@example.test", "pw", accounts.Secret{Kind: "k", Value: []byte("v")}))
 
-	next := append(slices.Clone(migrations),
-		`CREATE TABLE secrets (address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE, mech TEXT NOT NULL, secret TEXT NOT NULL)`)
+	next := append(slices.Clone(migrations), `CREATE TABLE later (x TEXT)`)
 	must(t, migrate(ctx, s.db, next))
 	must(t, migrate(ctx, s.db, next)) // a second run is a no-op
 
@@ -341,15 +340,83 @@ func TestMigrateKeepsData(t *testing.T) {
 		t.Errorf("user_version = %d, want %d", version, len(next))
 	}
 	wantVerify(t, s, "alice@example.test", "pw", true)
+	if v, err := s.Secret(ctx, "alice@example.test", "k"); err != nil || string(v) != "v" {
+		t.Errorf("secret after migration: %q, %v", v, err)
+	}
+}
 
-	// foreign_keys is on, so the cascade the new table asks for happens.
-	_, err := s.db.Exec(`INSERT INTO secrets VALUES ('alice@example.test', 'X', 'y')`)
+// A file made by the first schema (before mechanism secrets) opens, gains the secrets table
+// and keeps its accounts.
+func TestMigrateFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", dsn(path))
 	must(t, err)
+	must(t, migrate(context.Background(), db, migrations[:1]))
+	hash, err := accounts.HashPassword("pw")
+	must(t, err)
+	_, err = db.Exec(`INSERT INTO users VALUES ('alice@example.test', ?, 0)`, hash)
+	must(t, err)
+	must(t, db.Close())
+
+	s, err := Open(path)
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	wantVerify(t, s, "alice@example.test", "pw", true)
+	if _, err := s.Secret(context.Background(), "alice@example.test", "cram-md5"); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("Secret on a migrated account: %v, want ErrNotFound", err)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	sec := func(kind, v string) accounts.Secret { return accounts.Secret{Kind: kind, Value: []byte(v)} }
+	must(t, s.Add(ctx, "Alice@example.test", "pw", sec("cram-md5", "c1"), sec("ntlm", "n1")))
+	want := func(kind, v string) {
+		t.Helper()
+		got, err := s.Secret(ctx, "ALICE@example.test", kind)
+		if v == "" {
+			if !errors.Is(err, accounts.ErrNotFound) {
+				t.Errorf("%s: %q, %v, want ErrNotFound", kind, got, err)
+			}
+			return
+		}
+		if err != nil || string(got) != v {
+			t.Errorf("%s: %q, %v, want %q", kind, got, err, v)
+		}
+	}
+	want("cram-md5", "c1")
+	want("ntlm", "n1")
+	want("scram-sha-256", "")
+
+	// A new password replaces every secret; a kind not given any more is gone.
+	must(t, s.SetPassword(ctx, "alice@example.test", "pw2", sec("cram-md5", "c2"), sec("scram-sha-256", "s2")))
+	want("cram-md5", "c2")
+	want("ntlm", "")
+	want("scram-sha-256", "s2")
+	wantVerify(t, s, "alice@example.test", "pw2", true)
+
+	// A failed change leaves everything as it was.
+	if err := s.Add(ctx, "alice@example.test", "x", sec("cram-md5", "c3")); !errors.Is(err, accounts.ErrExists) {
+		t.Fatalf("Add of an existing account: %v", err)
+	}
+	if err := s.SetPassword(ctx, "alice@example.test", "pw3", sec("ntlm", "a"), sec("ntlm", "b")); err == nil {
+		t.Fatal("two secrets of one kind were accepted")
+	}
+	want("cram-md5", "c2")
+	want("ntlm", "")
+	wantVerify(t, s, "alice@example.test", "pw2", true)
+
+	// Secrets go with their account.
 	must(t, s.Delete(ctx, "alice@example.test"))
+	want("cram-md5", "")
 	var n int
 	must(t, s.db.QueryRow(`SELECT count(*) FROM secrets`).Scan(&n))
 	if n != 0 {
 		t.Errorf("%d secrets left after deleting their user", n)
+	}
+	if _, err := s.Secret(ctx, "a/b@example.test", "ntlm"); !errors.Is(err, accounts.ErrBadAddress) {
+		t.Errorf("bad address: %v", err)
 	}
 }
 
