@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ type Config struct {
 	Listen   Listen   `toml:"listen"`
 	TLS      TLS      `toml:"tls"`
 	Limits   Limits   `toml:"limits"`
+	Auth     Auth     `toml:"auth"`
 	Queue    Queue    `toml:"queue"`
 	Log      Log      `toml:"log"`
 }
@@ -50,6 +52,57 @@ type Limits struct {
 	SessionTimeout   Duration `toml:"session_timeout" doc:"Longest whole session."`
 	Connections      int      `toml:"connections" doc:"Most concurrent connections in total (0: no limit)."`
 	ConnectionsPerIP int      `toml:"connections_per_ip" doc:"Most concurrent connections per client IPv4 address or IPv6 /64 (0: no limit)."`
+}
+
+// Auth configures SMTP AUTH.
+type Auth struct {
+	Mechanisms       []string `toml:"mechanisms" doc:"SASL mechanisms offered, in this order; [\"all\"] adds the legacy ones (CRAM-MD5, CRAM-SHA1, DIGEST-MD5, NTLM), whose stored secrets are crackable at MD5/MD4 speed if the account store leaks. tern user add/passwd store the secrets of exactly these mechanisms. -PLUS variants are offered only over TLS."`
+	AllowCleartext   bool     `toml:"allow_cleartext" doc:"Offer AUTH on connections without TLS (other than loopback). Passwords then cross the network readable."`
+	LoopbackIsSecure bool     `toml:"loopback_is_secure" doc:"Treat loopback connections as secure enough for AUTH without TLS (for local tools and tests)."`
+	SenderMustOwn    bool     `toml:"sender_must_own" doc:"An authenticated client may only use its own address (or address+detail, or <>) as MAIL FROM; otherwise 553 5.7.1."`
+	AllowAuthzID     bool     `toml:"allow_authzid" doc:"Let PLAIN and SCRAM clients act for another account (an authorization identity different from the login)."`
+	MaxFailures      int      `toml:"max_failures" doc:"Failed AUTH attempts per client (IPv4 address or IPv6 /64) or per account within failure_window before a block of block_time (421 4.7.0). Each failure is answered after a delay that doubles from 250ms to 5s."`
+	FailureWindow    Duration `toml:"failure_window" doc:"The window in which failed attempts are counted."`
+	BlockTime        Duration `toml:"block_time" doc:"How long a client or account stays blocked."`
+}
+
+// DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored
+// secrets are slow to crack (argon2id, SCRAM).
+func DefaultMechanisms() []string {
+	return []string{"PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS"}
+}
+
+// LegacyMechanisms are added by "all".
+func LegacyMechanisms() []string { return []string{"CRAM-MD5", "CRAM-SHA1", "DIGEST-MD5", "NTLM"} }
+
+// ParseMechanisms turns a list from a flag or the file ("all", or names separated by commas
+// or spaces, any case) into canonical mechanism names, refusing unknown ones.
+func ParseMechanisms(list []string) ([]string, error) {
+	known := append(DefaultMechanisms(), LegacyMechanisms()...)
+	var out []string
+	seen := map[string]bool{}
+	add := func(m string) {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	for _, item := range list {
+		for _, m := range strings.FieldsFunc(item, func(r rune) bool { return r == ',' || r == ' ' }) {
+			m = strings.ToUpper(m)
+			switch {
+			case m == "ALL":
+				for _, d := range known {
+					add(d)
+				}
+			case slices.Contains(known, m):
+				add(m)
+			default:
+				return nil, fmt.Errorf("unknown SASL mechanism %q (known: %s, or all)", m, strings.Join(known, " "))
+			}
+		}
+	}
+	return out, nil
 }
 
 // Queue configures the queue and its delivery.
@@ -100,6 +153,14 @@ func Default() Config {
 			SessionTimeout:   Duration{30 * time.Minute},
 			Connections:      1000,
 			ConnectionsPerIP: 100,
+		},
+		Auth: Auth{
+			Mechanisms:       DefaultMechanisms(),
+			LoopbackIsSecure: true,
+			SenderMustOwn:    true,
+			MaxFailures:      10,
+			FailureWindow:    Duration{15 * time.Minute},
+			BlockTime:        Duration{15 * time.Minute},
 		},
 		Queue: Queue{
 			Workers:    8,
@@ -176,6 +237,14 @@ func (c *Config) Validate() error {
 	if l.Recipients < 100 {
 		// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
 		errs = append(errs, errors.New("limits.recipients must be at least 100 (RFC 5321 §4.5.3.1.8)"))
+	}
+	if m, err := ParseMechanisms(c.Auth.Mechanisms); err != nil {
+		errs = append(errs, fmt.Errorf("auth.mechanisms: %w", err))
+	} else {
+		c.Auth.Mechanisms = m
+	}
+	if c.Auth.MaxFailures <= 0 || c.Auth.FailureWindow.Duration <= 0 || c.Auth.BlockTime.Duration <= 0 {
+		errs = append(errs, errors.New("auth.max_failures, failure_window and block_time must be positive"))
 	}
 	if c.Queue.Workers <= 0 {
 		errs = append(errs, errors.New("queue.workers must be positive"))

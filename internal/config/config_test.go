@@ -110,3 +110,23 @@ func TestExample(t *testing.T) {
 		t.Errorf("docs/config.toml is not Example(); run: go run ./cmd/tern config example > docs/config.toml")
 	}
 }
+
+func TestParseMechanisms(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+		bad  bool
+	}{
+		{[]string{"plain,login"}, "PLAIN LOGIN", false},
+		{[]string{"PLAIN", "cram-md5 ntlm"}, "PLAIN CRAM-MD5 NTLM", false},
+		{[]string{"all"}, "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS CRAM-MD5 CRAM-SHA1 DIGEST-MD5 NTLM", false},
+		{[]string{"NTLM,all"}, "NTLM PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS CRAM-MD5 CRAM-SHA1 DIGEST-MD5", false},
+		{[]string{"GSSAPI"}, "", true},
+		{[]string{"PLAIN,X-FOO"}, "", true},
+	} {
+		got, err := ParseMechanisms(tc.in)
+		if (err != nil) != tc.bad || strings.Join(got, " ") != tc.want {
+			t.Errorf("ParseMechanisms(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
