@@ -30,7 +30,16 @@ func replyUsage(usage string) smtp.Reply {
 // command runs one command line.
 func (s *session) command(line string) {
 	verb, arg := smtp.ParseCommand(line)
-	if verb != "MAIL" && verb != "RCPT" && len(line)+2 > smtp.MaxCommandLine {
+	limit := smtp.MaxCommandLine
+	switch verb {
+	case "MAIL":
+		limit = smtp.MaxMailLine
+	case "RCPT":
+		limit = smtp.MaxRcptLine
+	case "AUTH":
+		limit = MaxAuthLine
+	}
+	if len(line)+2 > limit {
 		s.reply(replyLongLine)
 		return
 	}
@@ -65,7 +74,7 @@ func (s *session) command(line string) {
 	case "STARTTLS":
 		s.cmdStartTLS(arg)
 	case "AUTH":
-		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: authentication not enabled"))
+		s.cmdAuth(arg)
 	case "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT":
 		// Someone points a web client (or a cross-protocol attack) at us: do not play along.
 		s.log.Info("HTTP command, closing", "verb", verb)
@@ -105,6 +114,11 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	b.WriteString("\nVRFY\nETRN\n")
 	if o.TLS != nil && s.tls == nil {
 		b.WriteString("STARTTLS\n")
+	}
+	if ms := s.authMechanisms(); len(ms) > 0 {
+		// AUTH= too, for the old Outlook versions that only understand the draft's form.
+		list := strings.Join(ms, " ")
+		b.WriteString("AUTH " + list + "\nAUTH=" + list + "\n")
 	}
 	b.WriteString("ENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING\nBINARYMIME\nLIMITS RCPTMAX=")
 	b.WriteString(strconv.Itoa(o.MaxRcpts))

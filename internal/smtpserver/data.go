@@ -246,6 +246,7 @@ func (s *session) finishMessage(size int64) {
 		Received: time.Now(),
 		ClientIP: s.remote.Addr().Unmap().String(),
 		Helo:     s.helo,
+		AuthUser: s.user,
 		Size:     size,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
@@ -276,6 +277,9 @@ func (s *session) receivedHeader(id string) string {
 	}
 	if s.tls != nil {
 		proto += "S"
+	}
+	if s.user != "" {
+		proto += "A" // RFC 3848: ESMTPA, ESMTPSA
 	}
 	ip := s.remote.Addr().Unmap()
 	lit := "[" + ip.String() + "]"

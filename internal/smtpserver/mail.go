@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -52,14 +53,14 @@ func (s *session) cmdMail(arg string) {
 // mail decides on a MAIL command and, when it is accepted, starts s.tx. It returns the reply
 // and the sender as given, for the log.
 func (s *session) mail(arg string) (smtp.Reply, string) {
-	if len(arg)+7 > smtp.MaxMailLine { // "MAIL " + CRLF
-		return replyLongLine, ""
-	}
 	switch {
 	case s.helo == "":
 		return replyNeedHelo, ""
 	case s.tx != nil:
 		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: nested MAIL command"), ""
+	case s.user == "" && s.role != RoleMX && s.srv.opts.Auth != nil:
+		// RFC 6409 §4.3: a submission server requires authentication.
+		return replyAuthRequired, ""
 	}
 	pa, err := smtp.ParsePathArg(arg, "FROM:")
 	if err != nil {
@@ -75,6 +76,11 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 	}
 	if !from.IsASCII() && !tx.smtputf8 {
 		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Sender address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
+	}
+	if s.user != "" && s.srv.opts.Auth.SenderMustOwn {
+		if r := policy.CheckSender(s.user, from); !r.Positive() {
+			return r, pa.Path
+		}
 	}
 	tx.from = from
 	s.tx = tx
@@ -118,6 +124,11 @@ func (s *session) mailParams(tx *transaction, params []smtp.Param) (smtp.Reply, 
 				return bad("Bad RET parameter")
 			}
 			tx.ret = v
+		case "AUTH": // RFC 4954 §5: the identity that submitted the message; we note who
+			// authenticated ourselves, so the client's claim is only checked for syntax.
+			if _, err := smtp.DecodeXtext(p.Value); err != nil || !p.HasValue {
+				return bad("Bad AUTH parameter")
+			}
 		case "ENVID": // RFC 3461 §4.4
 			v, err := smtp.DecodeXtext(p.Value)
 			if err != nil || !p.HasValue || len(p.Value) > 100 {
@@ -146,9 +157,6 @@ func (s *session) cmdRcpt(arg string) {
 // rcpt decides on a RCPT command and adds the recipient to s.tx when it is accepted. It returns
 // the reply and the recipient as given, for the log.
 func (s *session) rcpt(arg string) (smtp.Reply, string) {
-	if len(arg)+7 > smtp.MaxRcptLine { // "RCPT " + CRLF
-		return replyLongLine, ""
-	}
 	if s.tx == nil {
 		return replyNeedMail, ""
 	}

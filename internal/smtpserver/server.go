@@ -107,6 +107,9 @@ type Options struct {
 	Flusher Flusher
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
+	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail
+	// like the MX one. With it, the submission listeners require AUTH before MAIL.
+	Auth *AuthOptions
 	// Logger gets one line per session event. Nil: discard.
 	Logger *slog.Logger
 }

@@ -38,6 +38,8 @@ type session struct {
 
 	tls       *tls.ConnectionState // set once TLS is up
 	helo      string               // HELO/EHLO argument; "" until the client greets
+	user      string               // the authenticated account; "" before AUTH
+	authMech  string               // the mechanism it authenticated with
 	esmtp     bool                 // the client used EHLO
 	tx        *transaction         // current mail transaction; nil outside MAIL..end of data
 	errors    int                  // error replies since the last queued message
@@ -161,7 +163,7 @@ func (s *session) loop() {
 			}
 		}
 		s.waiting.Store(true)
-		line, err := smtp.ReadLine(s.br, smtp.MaxMailLine, &s.scratch)
+		line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
 		s.waiting.Store(false)
 		if err != nil {
 			if !s.lineError(err) {
@@ -247,7 +249,7 @@ func (s *session) flush() bool {
 
 // client describes this session to policy.
 func (s *session) client() policy.Client {
-	return policy.Client{IP: s.remote.Addr().Unmap()}
+	return policy.Client{IP: s.remote.Addr().Unmap(), Authenticated: s.user != "", User: s.user}
 }
 
 func (s *session) logDisconnect() {

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/sasl"
+)
+
+// credentials serve the SASL mechanisms from the account store. A login name without a domain
+// (the seeds' "kenneth.burgener") is taken in the default domain, as Dovecot's
+// auth_default_realm does; an unknown or impossible name is answered like a wrong password.
+type credentials struct {
+	store         accounts.Store
+	defaultDomain string
+}
+
+var _ sasl.Credentials = credentials{}
+
+func (c credentials) account(login string) (string, error) {
+	if !strings.Contains(login, "@") {
+		login += "@" + c.defaultDomain
+	}
+	acct, err := accounts.NormalizeAddress(login)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", sasl.ErrAuthFailed, err)
+	}
+	return acct, nil
+}
+
+func (c credentials) CheckPassword(ctx context.Context, login, password string) (string, error) {
+	acct, err := c.account(login)
+	if err != nil {
+		return "", err
+	}
+	ok, err := c.store.Verify(ctx, acct, password)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", sasl.ErrUnavailable, err)
+	}
+	if !ok {
+		return "", sasl.ErrAuthFailed
+	}
+	return acct, nil
+}
+
+func (c credentials) Secret(ctx context.Context, login, kind string) (string, []byte, error) {
+	acct, err := c.account(login)
+	if err != nil {
+		return "", nil, err
+	}
+	secret, err := c.store.Secret(ctx, acct, kind)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		// No such user, or no secret for this mechanism (set before it was switched on).
+		return "", nil, fmt.Errorf("%w: no %s secret for %s", sasl.ErrAuthFailed, kind, acct)
+	case err != nil:
+		return "", nil, fmt.Errorf("%w: %v", sasl.ErrUnavailable, err)
+	}
+	return acct, secret, nil
+}

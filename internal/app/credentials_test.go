@@ -1,0 +1,51 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/accounts/sqlite"
+	"github.com/tern-mail/tern/internal/sasl"
+)
+
+func TestCredentials(t *testing.T) {
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if err := store.Add(ctx, "kenneth.burgener@example.test", "ImBB1999!", accounts.Secret{Kind: sasl.SecretNTLM, Value: []byte("nt")}); err != nil {
+		t.Fatal(err)
+	}
+	c := credentials{store: store, defaultDomain: "example.test"}
+	for _, tc := range []struct {
+		login, password string
+		want            string
+		err             error
+	}{
+		{"kenneth.burgener", "ImBB1999!", "kenneth.burgener@example.test", nil},
+		{"Kenneth.Burgener@EXAMPLE.test", "ImBB1999!", "kenneth.burgener@example.test", nil},
+		{"kenneth.burgener", "wrong", "", sasl.ErrAuthFailed},
+		{"nobody", "ImBB1999!", "", sasl.ErrAuthFailed},
+		{"../etc", "x", "", sasl.ErrAuthFailed},
+	} {
+		got, err := c.CheckPassword(ctx, tc.login, tc.password)
+		if got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("CheckPassword(%q): %q, %v", tc.login, got, err)
+		}
+	}
+	if acct, v, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretNTLM); err != nil || acct != "kenneth.burgener@example.test" || string(v) != "nt" {
+		t.Errorf("Secret: %q %q %v", acct, v, err)
+	}
+	if _, _, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretCRAMMD5); !errors.Is(err, sasl.ErrAuthFailed) {
+		t.Errorf("missing secret: %v", err)
+	}
+	store.Close()
+	if _, err := c.CheckPassword(ctx, "kenneth.burgener", "ImBB1999!"); !errors.Is(err, sasl.ErrUnavailable) {
+		t.Errorf("closed store: %v, want ErrUnavailable", err)
+	}
+}
