@@ -13,11 +13,15 @@ declare -A pkg=(
   [msmtp]=msmtp
   [nc]=netcat-openbsd
   [smtp-source]=postfix
+  [gsasl]=gsasl
 )
-# Perl modules swaks needs for TLS (no command of their own: checked by a file they install).
+# Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(
-  [/usr/share/perl5/IO/Socket/SSL.pm]=libio-socket-ssl-perl
-  [/usr/lib/x86_64-linux-gnu/perl5/5.36/Net/SSLeay.pm]=libnet-ssleay-perl
+  [IO::Socket::SSL]=libio-socket-ssl-perl
+  [Net::SSLeay]=libnet-ssleay-perl
+  [Authen::SASL]=libauthen-sasl-perl
+  [Authen::NTLM]=libauthen-ntlm-perl
+  [Digest::HMAC_MD5]=libdigest-hmac-perl
 )
 
 have() {
@@ -26,17 +30,11 @@ have() {
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
+haveperl() { perl -M"$1" -e1 >/dev/null 2>&1; }
 
 want=()
 for c in "${!pkg[@]}"; do have "$c" || want+=("${pkg[$c]}"); done
-for f in "${!perlmod[@]}"; do
-  # the Net::SSLeay path differs across perl versions: look it up through perl itself
-  if [ "${perlmod[$f]}" = libnet-ssleay-perl ]; then
-    perl -MNet::SSLeay -e1 >/dev/null 2>&1 || want+=(libnet-ssleay-perl)
-  else
-    perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || want+=(libio-socket-ssl-perl)
-  fi
-done
+for m in "${!perlmod[@]}"; do haveperl "$m" || want+=("${perlmod[$m]}"); done
 
 if ((${#want[@]})); then
   mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
@@ -57,7 +55,7 @@ fi
 
 missing=()
 for c in "${!pkg[@]}"; do have "$c" || missing+=("$c"); done
-perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing+=("perl IO::Socket::SSL")
+for m in "${!perlmod[@]}"; do haveperl "$m" || missing+=("perl $m"); done
 if ((${#missing[@]})); then
   echo "test-deps: missing: ${missing[*]}" >&2
   if [ -n "${CI:-}" ]; then exit 1; fi
