@@ -9,7 +9,7 @@ status=0
 while read -r file target; do
   pkg=./$(dirname "$file")
   echo "fuzz: $pkg $target ($t)"
-  if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" "$pkg" >/tmp/tern-fuzz.log 2>&1; then
+  if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" -fuzzminimizetime=2s "$pkg" >/tmp/tern-fuzz.log 2>&1; then
     cat /tmp/tern-fuzz.log
     status=1
   fi

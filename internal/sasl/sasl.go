@@ -11,6 +11,7 @@ package sasl
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"time"
@@ -86,6 +87,9 @@ type ServerOptions struct {
 	// TLS is the connection's TLS state; nil without TLS. SCRAM-*-PLUS needs it for channel
 	// binding, and a -PLUS mechanism is refused without it.
 	TLS *tls.ConnectionState
+	// Certificate is the leaf certificate this connection served, for SCRAM's
+	// tls-server-end-point channel binding (RFC 5929): a server's ConnectionState lacks it.
+	Certificate *x509.Certificate
 	// AllowAuthzID lets PLAIN and SCRAM clients name an authorization identity other than the
 	// user they authenticate as (acting for another account); it is refused by default.
 	AllowAuthzID bool

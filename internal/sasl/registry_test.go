@@ -1,0 +1,80 @@
+package sasl
+
+import (
+	"context"
+	"testing"
+)
+
+// Every mechanism, started by name, authenticates against secrets made by Derive.
+func TestRegistryRoundTrip(t *testing.T) {
+	all := []string{Plain, Login, CRAMMD5, CRAMSHA1, DigestMD5, ScramSHA1, ScramSHA256, NTLM}
+	const account, password = "bob@example.test", "correct horse"
+	secrets, err := Derive(account, password, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secrets) != 6 {
+		t.Errorf("Derive gave %d kinds, want 6 (PLAIN and LOGIN need none)", len(secrets))
+	}
+	creds := derivedCreds{account: account, password: password, secrets: secrets}
+	clients := map[string]Client{
+		Plain:       NewPlainClient("", account, password),
+		Login:       NewLoginClient(account, password),
+		CRAMMD5:     NewCRAMClient(CRAMMD5, account, password),
+		CRAMSHA1:    NewCRAMClient(CRAMSHA1, account, password),
+		DigestMD5:   NewDigestMD5Client("bob", password, "mx.example.test", "example.test"),
+		ScramSHA1:   NewScramClient(ScramSHA1, "", account, password, nil),
+		ScramSHA256: NewScramClient(ScramSHA256, "", account, password, nil),
+		NTLM:        NewNTLMClient(account, password, "", "WS"),
+	}
+	for _, mech := range all {
+		t.Run(mech, func(t *testing.T) {
+			srv, err := NewServer(context.Background(), mech, creds, ServerOptions{Hostname: "mx.example.test", Realms: []string{"example.test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			identity, _, err := runExchange(t, clients[mech], srv)
+			if err != nil || identity != account {
+				t.Fatalf("identity %q, err %v", identity, err)
+			}
+		})
+	}
+	if _, err := NewServer(context.Background(), ScramSHA256Plus, creds, ServerOptions{}); err == nil {
+		t.Error("a -PLUS server started without TLS")
+	}
+	if _, err := NewServer(context.Background(), "GSSAPI", creds, ServerOptions{}); err == nil {
+		t.Error("an unknown mechanism started")
+	}
+	if s, _ := Derive(account, password, []string{Plain, ScramSHA256Plus, ScramSHA256}); len(s) != 1 || s[SecretScramSHA256] == nil {
+		t.Errorf("Derive for PLAIN and SCRAM-SHA-256(-PLUS): %d kinds", len(s))
+	}
+}
+
+// derivedCreds serves one account from Derive's output.
+type derivedCreds struct {
+	account, password string
+	secrets           map[string][]byte
+}
+
+func (c derivedCreds) resolve(login string) (string, error) {
+	if login == c.account || login+"@example.test" == c.account {
+		return c.account, nil
+	}
+	return "", ErrAuthFailed
+}
+
+func (c derivedCreds) CheckPassword(_ context.Context, login, password string) (string, error) {
+	acct, err := c.resolve(login)
+	if err != nil || password != c.password {
+		return "", ErrAuthFailed
+	}
+	return acct, nil
+}
+
+func (c derivedCreds) Secret(_ context.Context, login, kind string) (string, []byte, error) {
+	acct, err := c.resolve(login)
+	if err != nil || c.secrets[kind] == nil {
+		return "", nil, ErrAuthFailed
+	}
+	return acct, c.secrets[kind], nil
+}
