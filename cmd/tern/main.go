@@ -105,12 +105,15 @@ type common struct {
 	configPath string
 	data       string
 	domains    stringList
+	mechs      stringList
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
 	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
 	fs.Var(&c.domains, "domain", "a local domain (repeatable; default localhost)")
+	fs.Var(&c.mechs, "auth-mechanisms", "SASL mechanisms offered (serve) or whose secrets are stored (user add/passwd):\n"+
+		"comma-separated, or \"all\" for the legacy ones too (default PLAIN,LOGIN,SCRAM-SHA-256(-PLUS),SCRAM-SHA-1(-PLUS))")
 }
 
 // load returns the configuration: defaults, then the file, then $TERN_DATA, then flags.
@@ -127,6 +130,13 @@ func (c *common) load() (config.Config, error) {
 	}
 	if len(c.domains) > 0 {
 		cfg.Domains = c.domains
+	}
+	if len(c.mechs) > 0 {
+		m, err := config.ParseMechanisms(c.mechs)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: --auth-mechanisms: %v", errUsage, err)
+		}
+		cfg.Auth.Mechanisms = m
 	}
 	return cfg, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/queue"
 	"github.com/tern-mail/tern/internal/safeio"
+	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtpserver"
 	"github.com/tern-mail/tern/internal/tlsutil"
 )
@@ -106,6 +107,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	q.Run(runCtx)
 
 	srv := smtpserver.New(smtpserver.Options{
+		Auth:             authOptions(cfg, store),
 		Hostname:         cfg.Hostname,
 		PostmasterDomain: cfg.Domains[0],
 		MaxMessageSize:   cfg.Limits.MessageSize,
@@ -171,6 +173,28 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// authOptions configures SMTP AUTH from cfg; nil (no AUTH) when no mechanism is enabled.
+func authOptions(cfg config.Config, store accounts.Store) *smtpserver.AuthOptions {
+	if len(cfg.Auth.Mechanisms) == 0 {
+		return nil
+	}
+	return &smtpserver.AuthOptions{
+		Mechanisms:       cfg.Auth.Mechanisms,
+		NewServer:        sasl.NewServer,
+		Credentials:      credentials{store: store, defaultDomain: cfg.Domains[0]},
+		Realms:           cfg.Domains,
+		AllowCleartext:   cfg.Auth.AllowCleartext,
+		LoopbackIsSecure: cfg.Auth.LoopbackIsSecure,
+		SenderMustOwn:    cfg.Auth.SenderMustOwn,
+		AllowAuthzID:     cfg.Auth.AllowAuthzID,
+		Limiter: policy.NewAuthLimiter(policy.AuthLimits{
+			MaxFailures: cfg.Auth.MaxFailures,
+			Window:      cfg.Auth.FailureWindow.Duration,
+			Block:       cfg.Auth.BlockTime.Duration,
+		}, nil),
+	}
 }
 
 // spool adapts the queue to the server's Spool interface.

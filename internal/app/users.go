@@ -12,6 +12,7 @@ import (
 	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/safeio"
+	"github.com/tern-mail/tern/internal/sasl"
 )
 
 // OpenAccounts opens the account store of the configured data directory, creating it if needed.
@@ -31,17 +32,46 @@ func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io
 		return err
 	}
 	defer s.Close()
-	if err := s.Add(ctx, addr, password); err != nil {
+	norm, secrets, err := deriveSecrets(cfg, addr, password)
+	if err != nil {
 		return err
 	}
-	norm, _ := accounts.NormalizeAddress(addr)
-	fmt.Fprintf(w, "added %s\n", norm)
+	if err := s.Add(ctx, norm, password, secrets...); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "added %s (secrets for %s)\n", norm, strings.Join(cfg.Auth.Mechanisms, " "))
 	domain := norm[strings.LastIndexByte(norm, '@')+1:]
 	if !slices.Contains(cfg.Domains, domain) {
 		fmt.Fprintf(w, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
 			domain, strings.Join(cfg.Domains, ", "), domain)
 	}
 	return nil
+}
+
+// deriveSecrets makes the secrets of the configured mechanisms for addr's new password, so that
+// what the store keeps always matches what serve offers.
+func deriveSecrets(cfg config.Config, addr, password string) (string, []accounts.Secret, error) {
+	norm, err := accounts.NormalizeAddress(addr)
+	if err != nil {
+		return "", nil, err
+	}
+	if password == "" {
+		return "", nil, accounts.ErrEmptyPassword
+	}
+	mechs, err := config.ParseMechanisms(cfg.Auth.Mechanisms)
+	if err != nil {
+		return "", nil, err
+	}
+	derived, err := sasl.Derive(norm, password, mechs)
+	if err != nil {
+		return "", nil, err
+	}
+	secrets := make([]accounts.Secret, 0, len(derived))
+	for kind, v := range derived {
+		secrets = append(secrets, accounts.Secret{Kind: kind, Value: v})
+	}
+	slices.SortFunc(secrets, func(a, b accounts.Secret) int { return strings.Compare(a.Kind, b.Kind) })
+	return norm, secrets, nil
 }
 
 // UserDel removes an account. Its mailbox is left on disk.
@@ -67,11 +97,14 @@ func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w
 		return err
 	}
 	defer s.Close()
-	if err := s.SetPassword(ctx, addr, password); err != nil {
+	norm, secrets, err := deriveSecrets(cfg, addr, password)
+	if err != nil {
 		return err
 	}
-	norm, _ := accounts.NormalizeAddress(addr)
-	fmt.Fprintf(w, "password changed for %s\n", norm)
+	if err := s.SetPassword(ctx, norm, password, secrets...); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "password changed for %s (secrets for %s)\n", norm, strings.Join(cfg.Auth.Mechanisms, " "))
 	return nil
 }
 

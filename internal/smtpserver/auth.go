@@ -138,6 +138,7 @@ func (s *session) cmdAuth(arg string) {
 		Hostname:     s.hostname(),
 		Realms:       a.Realms,
 		TLS:          s.tls,
+		Certificate:  s.srv.leaf,
 		AllowAuthzID: a.AllowAuthzID,
 	})
 	if err != nil {

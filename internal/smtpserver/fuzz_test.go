@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/sasl"
 )
 
 // panicDetector is a slog handler that notes whether a session panicked: the session's recover
@@ -39,6 +40,9 @@ func FuzzSession(f *testing.F) {
 		"GET / HTTP/1.0\r\n\r\n",
 		"EHLO c\r\nVRFY x\r\nETRN @example.test\r\nHELP\r\nNOOP\r\nTURN\r\n\r\n\n\r",
 		"EHLO c\r\nMAIL FROM:<jørgen@oeey.com> SMTPUTF8\r\nRCPT TO:<Postmaster>\r\nDATA\r\n..\r\n.\r\n",
+		"EHLO trogdor\r\nAUTH LOGIN\r\na2VubmV0aC5idXJnZW5lcg==\r\nSW1CQjE5OTkh\r\nMAIL FROM:<kenneth.burgener@example.test>\r\nRCPT TO:<x@remote.example>\r\n",
+		"EHLO c\r\nAUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh\r\nAUTH CRAM-MD5\r\n*\r\nAUTH DIGEST-MD5\r\ndXNlcm5hbWU9InRlc3Qi\r\n",
+		"EHLO c\r\nAUTH NTLM TlRMTVNTUAABAAAAB4IIAAAAAAAAAAAAAAAAAAAAAAA=\r\nTlRMTVNTUAADAAAA\r\nAUTH SCRAM-SHA-256 biwsbj11c2VyLHI9YWJj\r\n=\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -52,6 +56,15 @@ func FuzzSession(f *testing.F) {
 		Rcpts:          policy.NewRelay([]string{"example.test"}, memAccounts{"bob@example.test": true}),
 		Flusher:        fakeFlusher{},
 		Logger:         slog.New(panicDetector{&panicked}),
+		Auth: &AuthOptions{
+			Mechanisms:       allMechs,
+			NewServer:        sasl.NewServer,
+			Credentials:      fakeCreds{passwords: map[string]string{seedUser: seedPassword}},
+			Realms:           []string{"example.test"},
+			LoopbackIsSecure: true,
+			AllowCleartext:   true, // net.Pipe has no address: let AUTH run anyway
+			SenderMustOwn:    true,
+		},
 	})
 	f.Fuzz(func(t *testing.T, input []byte) {
 		server, clientConn := net.Pipe()

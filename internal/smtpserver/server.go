@@ -13,6 +13,7 @@ package smtpserver
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,8 @@ const (
 type Server struct {
 	opts Options
 	log  *slog.Logger
+	// leaf is the certificate served, for SCRAM's tls-server-end-point channel binding.
+	leaf *x509.Certificate
 
 	nextConn atomic.Uint64
 	closing  atomic.Bool
@@ -161,9 +164,17 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var leaf *x509.Certificate
+	if opts.TLS != nil && len(opts.TLS.Certificates) > 0 {
+		c := opts.TLS.Certificates[0]
+		if leaf = c.Leaf; leaf == nil && len(c.Certificate) > 0 {
+			leaf, _ = x509.ParseCertificate(c.Certificate[0])
+		}
+	}
 	return &Server{
 		opts:      opts,
 		log:       log,
+		leaf:      leaf,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 	}
