@@ -288,11 +288,13 @@ func TestAuthLimits(t *testing.T) {
 func TestAuthEveryMechanism(t *testing.T) {
 	ts := newTestServer(t, withAuth(nil))
 	clients := map[string]func() sasl.Client{
-		sasl.Plain:     func() sasl.Client { return sasl.NewPlainClient("", "kenneth.burgener", seedPassword) },
-		sasl.Login:     func() sasl.Client { return sasl.NewLoginClient("kenneth.burgener", seedPassword) },
-		sasl.CRAMMD5:   func() sasl.Client { return sasl.NewCRAMClient(sasl.CRAMMD5, seedUser, seedPassword) },
-		sasl.CRAMSHA1:  func() sasl.Client { return sasl.NewCRAMClient(sasl.CRAMSHA1, seedUser, seedPassword) },
-		sasl.DigestMD5: func() sasl.Client { return sasl.NewDigestMD5Client("kenneth.burgener", seedPassword, "mx.example.test", "") },
+		sasl.Plain:    func() sasl.Client { return sasl.NewPlainClient("", "kenneth.burgener", seedPassword) },
+		sasl.Login:    func() sasl.Client { return sasl.NewLoginClient("kenneth.burgener", seedPassword) },
+		sasl.CRAMMD5:  func() sasl.Client { return sasl.NewCRAMClient(sasl.CRAMMD5, seedUser, seedPassword) },
+		sasl.CRAMSHA1: func() sasl.Client { return sasl.NewCRAMClient(sasl.CRAMSHA1, seedUser, seedPassword) },
+		sasl.DigestMD5: func() sasl.Client {
+			return sasl.NewDigestMD5Client("kenneth.burgener", seedPassword, "mx.example.test", "")
+		},
 		sasl.ScramSHA1: func() sasl.Client { return sasl.NewScramClient(sasl.ScramSHA1, "", seedUser, seedPassword, nil) },
 		sasl.ScramSHA256: func() sasl.Client {
 			return sasl.NewScramClient(sasl.ScramSHA256, "", "kenneth.burgener", seedPassword, nil)
@@ -362,7 +364,6 @@ func encodeIR(ir []byte) string {
 	}
 	return base64.StdEncoding.EncodeToString(ir)
 }
-
 
 // tlsState is the client side of the connection's TLS state.
 func (c *client) tlsState() tls.ConnectionState {
