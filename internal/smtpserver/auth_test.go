@@ -374,3 +374,23 @@ func (c *client) tlsState() tls.ConnectionState {
 	}
 	return tc.ConnectionState()
 }
+
+// STARTTLS forgets an authentication made before it, like everything else (RFC 3207 §4.2).
+func TestAuthForgottenByStartTLS(t *testing.T) {
+	ts := newTestServer(t, withAuth(nil))
+	c := ts.dial(t, RoleSubmission)
+	c.run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: AUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh
+		S: 235
+		C: STARTTLS
+		S: 220`)
+	c.startTLS()
+	c.run(`
+		C: EHLO c
+		S: 250
+		C: MAIL FROM:<kenneth.burgener@example.test>
+		S: 530 5.7.0 Authentication required`)
+}

@@ -57,7 +57,8 @@ func (s *session) handshake() bool {
 	s.conn = tc
 	s.br = bufio.NewReaderSize(tc, 4096)
 	s.bw = bufio.NewWriterSize(tc, 4096)
-	s.helo, s.esmtp = "", false
+	// Nothing learnt before TLS is kept (RFC 3207 §4.2), an authentication included.
+	s.helo, s.esmtp, s.user, s.authMech = "", false, "", ""
 	s.abortTx()
 	s.log.Info("TLS established", "tls", tlsutil.Describe(cs))
 	return true
