@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -16,11 +17,18 @@ import (
 type credentials struct {
 	store         accounts.Store
 	defaultDomain string
+	// hashing bounds the password checks running at once: each argon2id check takes 19 MiB and
+	// tens of milliseconds, so a burst of AUTH PLAIN must queue, not exhaust memory.
+	hashing chan struct{}
 }
 
-var _ sasl.Credentials = credentials{}
+var _ sasl.Credentials = (*credentials)(nil)
 
-func (c credentials) account(login string) (string, error) {
+func newCredentials(store accounts.Store, defaultDomain string) *credentials {
+	return &credentials{store: store, defaultDomain: defaultDomain, hashing: make(chan struct{}, 2*runtime.NumCPU())}
+}
+
+func (c *credentials) account(login string) (string, error) {
 	if !strings.Contains(login, "@") {
 		login += "@" + c.defaultDomain
 	}
@@ -31,10 +39,16 @@ func (c credentials) account(login string) (string, error) {
 	return acct, nil
 }
 
-func (c credentials) CheckPassword(ctx context.Context, login, password string) (string, error) {
+func (c *credentials) CheckPassword(ctx context.Context, login, password string) (string, error) {
 	acct, err := c.account(login)
 	if err != nil {
 		return "", err
+	}
+	select {
+	case c.hashing <- struct{}{}:
+		defer func() { <-c.hashing }()
+	case <-ctx.Done():
+		return "", fmt.Errorf("%w: %v", sasl.ErrUnavailable, ctx.Err())
 	}
 	ok, err := c.store.Verify(ctx, acct, password)
 	if err != nil {
@@ -46,7 +60,7 @@ func (c credentials) CheckPassword(ctx context.Context, login, password string) 
 	return acct, nil
 }
 
-func (c credentials) Secret(ctx context.Context, login, kind string) (string, []byte, error) {
+func (c *credentials) Secret(ctx context.Context, login, kind string) (string, []byte, error) {
 	acct, err := c.account(login)
 	if err != nil {
 		return "", nil, err

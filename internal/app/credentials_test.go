@@ -21,7 +21,7 @@ func TestCredentials(t *testing.T) {
 	if err := store.Add(ctx, "kenneth.burgener@example.test", "ImBB1999!", accounts.Secret{Kind: sasl.SecretNTLM, Value: []byte("nt")}); err != nil {
 		t.Fatal(err)
 	}
-	c := credentials{store: store, defaultDomain: "example.test"}
+	c := newCredentials(store, "example.test")
 	for _, tc := range []struct {
 		login, password string
 		want            string

@@ -183,7 +183,7 @@ func authOptions(cfg config.Config, store accounts.Store) *smtpserver.AuthOption
 	return &smtpserver.AuthOptions{
 		Mechanisms:       cfg.Auth.Mechanisms,
 		NewServer:        sasl.NewServer,
-		Credentials:      credentials{store: store, defaultDomain: cfg.Domains[0]},
+		Credentials:      newCredentials(store, cfg.Domains[0]),
 		Realms:           cfg.Domains,
 		AllowCleartext:   cfg.Auth.AllowCleartext,
 		LoopbackIsSecure: cfg.Auth.LoopbackIsSecure,
