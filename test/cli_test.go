@@ -39,9 +39,11 @@ func TestCLIUsers(t *testing.T) {
 	}
 
 	o, e, c := user(pwAlice+"\n", "add", "--password-stdin", "alice@example.test")
-	expect("user add", o, e, c, 0, `^added alice@example\.test$`, "")
+	// user add says which mechanisms it stored secrets for: the defaults, here.
+	const defaultSecrets = ` \(secrets for PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS\)$`
+	expect("user add", o, e, c, 0, `^added alice@example\.test`+defaultSecrets, "")
 	o, e, c = user(pwCarol+"\n", "add", "--password-stdin", "Carol@Example.TEST")
-	expect("user add (mixed case)", o, e, c, 0, `^added carol@example\.test$`, "")
+	expect("user add (mixed case)", o, e, c, 0, `^added carol@example\.test`+defaultSecrets, "")
 	o, e, c = user("again\n", "add", "--password-stdin", "alice@example.test")
 	expect("user add (exists)", o, e, c, 1, "", `^tern: accounts: account already exists: alice@example\.test$`)
 	o, e, c = user("\n", "add", "--password-stdin", "empty@example.test")
@@ -59,7 +61,7 @@ func TestCLIUsers(t *testing.T) {
 	}
 
 	o, e, c = user(pwAlice2+"\n", "passwd", "--password-stdin", "alice@example.test")
-	expect("user passwd", o, e, c, 0, `^password changed for alice@example\.test$`, "")
+	expect("user passwd", o, e, c, 0, `^password changed for alice@example\.test`+defaultSecrets, "")
 	o, e, c = user("pw\n", "passwd", "--password-stdin", "nobody@example.test")
 	expect("user passwd (unknown)", o, e, c, 1, "", `^tern: accounts: account not found: nobody@example\.test$`)
 
@@ -69,6 +71,13 @@ func TestCLIUsers(t *testing.T) {
 	d.cmd("RCPT TO:<alice@example.test>", `250 2\.1\.5 Ok`)
 	d.cmd("RCPT TO:<CAROL@example.test>", `250 2\.1\.5 Ok`)
 	d.cmd("RCPT TO:<dave@example.test>", `550 5\.1\.1 <dave@example\.test>: Recipient address rejected: User unknown`)
+	d.cmd("RSET", `250 2\.0\.0 Ok`)
+	// ... and their passwords: the changed one works at once, the old one no longer does.
+	sub := ehlod(t, tn.Submission, false)
+	sub.cmd("AUTH PLAIN "+plainIR("alice@example.test", pwAlice), `535 5\.7\.8 Error: authentication failed`)
+	sub.authPlain("alice@example.test", pwAlice2)
+	sub.cmd("QUIT", `221 2\.0\.0 Bye`)
+	ehlod(t, tn.Submission, false).authPlain("Carol@Example.TEST", pwCarol)
 
 	o, e, c = user("", "del", "alice@example.test")
 	expect("user del", o, e, c, 0, `^deleted alice@example\.test \(its mailbox, if any, stays in .*\)$`, "")
@@ -78,8 +87,11 @@ func TestCLIUsers(t *testing.T) {
 	if o != "carol@example.test\n" {
 		t.Fatalf("user list after del:\n%s", o)
 	}
+	d.cmd("MAIL FROM:<x@host.example.com>", `250 2\.1\.0 Ok`)
 	d.cmd("RCPT TO:<alice@example.test>", `550 5\.1\.1 <alice@example\.test>: Recipient address rejected: User unknown`)
 	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+	// A deleted account can no longer log in.
+	ehlod(t, tn.Submission, false).cmd("AUTH PLAIN "+plainIR("alice@example.test", pwAlice2), `535 5\.7\.8 Error: authentication failed`)
 
 	// No password in the clear, in the database or its WAL and shared-memory files.
 	files, err := filepath.Glob(filepath.Join(tn.Data, "accounts.db*"))
@@ -216,7 +228,8 @@ func TestShutdown(t *testing.T) {
 	idle := ehlod(t, tn.SMTP, false)
 	idleTLS := ehlod(t, tn.Submissions, true)
 	busy := ehlod(t, tn.Submission, false)
-	busy.cmd("MAIL FROM:<alice@host.example.com>", `250 2\.1\.0 Ok`)
+	busy.authPlain("bob@example.test", "pw") // submission requires AUTH
+	busy.cmd("MAIL FROM:<bob@example.test>", `250 2\.1\.0 Ok`)
 	busy.cmd("RCPT TO:<bob@example.test>", `250 2\.1\.5 Ok`)
 	busy.cmd("DATA", `354 .*`)
 	busy.write("Subject: in flight during shutdown\r\n\r\nfirst half\r\n")

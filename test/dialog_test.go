@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -247,21 +248,49 @@ func queueID(t testing.TB, reply string) string {
 	return mustMatch(t, "queued reply", reply, `queued as ([0-9A-F]+)`)[1]
 }
 
-// ehloKeywords is what tern offers on a connection without TLS (with the default limits).
-var ehloKeywords = []string{
-	"PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME",
-	"DSN", "SMTPUTF8", "CHUNKING", "BINARYMIME", "LIMITS RCPTMAX=1000",
-}
+// defaultMechs are the SASL mechanisms tern offers by default, in its order; the -PLUS ones
+// (channel binding) only once TLS is up.
+const defaultMechs = "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS"
 
-// withoutSTARTTLS is ehloKeywords as offered once TLS is up.
-func withoutSTARTTLS() []string {
+// allMechs are those `--auth-mechanisms all` offers.
+const allMechs = defaultMechs + " CRAM-MD5 CRAM-SHA1 DIGEST-MD5 NTLM"
+
+// withoutPlus drops the -PLUS mechanisms from a space-separated list, as tern does without TLS.
+func withoutPlus(mechs string) string {
 	var out []string
-	for _, k := range ehloKeywords {
-		if k != "STARTTLS" {
-			out = append(out, k)
+	for _, m := range strings.Fields(mechs) {
+		if !strings.HasSuffix(m, "-PLUS") {
+			out = append(out, m)
 		}
 	}
-	return out
+	return strings.Join(out, " ")
+}
+
+// ehloKeywordsFor is what tern offers (with the default limits) to a loopback client:
+// STARTTLS until TLS is up, and AUTH, in both spellings, with mechs (space-separated, in tern's
+// order; "" when AUTH is not offered: after AUTH, or where the connection is not secure enough).
+// Loopback counts as secure enough for AUTH by default; the -PLUS mechanisms need TLS.
+func ehloKeywordsFor(tlsOn bool, mechs string) []string {
+	kw := []string{"PIPELINING", "SIZE 10240000", "VRFY", "ETRN"}
+	if !tlsOn {
+		kw = append(kw, "STARTTLS")
+		mechs = withoutPlus(mechs)
+	}
+	if mechs != "" {
+		kw = append(kw, "AUTH "+mechs, "AUTH="+mechs)
+	}
+	return append(kw, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING", "BINARYMIME", "LIMITS RCPTMAX=1000")
+}
+
+// plainIR is the base64 initial response of AUTH PLAIN (RFC 4616) with an empty authzid.
+func plainIR(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
+}
+
+// authPlain authenticates with AUTH PLAIN and its initial response.
+func (d *dialog) authPlain(user, password string) {
+	d.t.Helper()
+	d.cmd("AUTH PLAIN "+plainIR(user, password), `235 2\.7\.0 Authentication successful`)
 }
 
 func sameList(t testing.TB, what string, got, want []string) {
@@ -280,13 +309,16 @@ func TestDialogs(t *testing.T) {
 	}
 
 	t.Run("EHLO keywords", func(t *testing.T) {
-		sameList(t, "smtp", ehlod(t, tn.SMTP, false).ehlo("a.example.com"), ehloKeywords)
-		sameList(t, "submission", ehlod(t, tn.Submission, false).ehlo("a.example.com"), ehloKeywords)
-		sameList(t, "submissions (implicit TLS)", greeted(t, tn.Submissions, true).ehlo("a.example.com"), withoutSTARTTLS())
+		sameList(t, "smtp", ehlod(t, tn.SMTP, false).ehlo("a.example.com"), ehloKeywordsFor(false, defaultMechs))
+		sameList(t, "submission", ehlod(t, tn.Submission, false).ehlo("a.example.com"), ehloKeywordsFor(false, defaultMechs))
+		sameList(t, "submissions (implicit TLS)", greeted(t, tn.Submissions, true).ehlo("a.example.com"), ehloKeywordsFor(true, defaultMechs))
 		for _, addr := range []string{tn.SMTP, tn.Submission} {
 			d := ehlod(t, addr, false)
 			d.startTLS()
-			sameList(t, "after STARTTLS on "+addr, d.ehlo("a.example.com"), withoutSTARTTLS())
+			sameList(t, "after STARTTLS on "+addr, d.ehlo("a.example.com"), ehloKeywordsFor(true, defaultMechs))
+			// Once authenticated, AUTH is no longer offered (RFC 4954 §4: AUTH is refused then).
+			d.authPlain("bob@example.test", "pw-bob")
+			sameList(t, "after AUTH on "+addr, d.ehlo("a.example.com"), ehloKeywordsFor(true, ""))
 		}
 	})
 
@@ -436,29 +468,38 @@ func TestDialogs(t *testing.T) {
 		d.handshake()
 		d.cmd("NOOP", `250 2\.0\.0 Ok`) // not a reply to the injected MAIL
 		d.cmd("MAIL FROM:<alice@host.example.com>", `503 5\.5\.1 Error: send HELO/EHLO first`)
-		sameList(t, "EHLO under TLS", d.ehlo("client.example.com"), withoutSTARTTLS())
+		sameList(t, "EHLO under TLS", d.ehlo("client.example.com"), ehloKeywordsFor(true, defaultMechs))
 		d.cmd("STARTTLS", `503 5\.5\.1 Error: TLS already active`)
 		d.cmd("QUIT", `221 2\.0\.0 Bye`)
 	})
 
-	t.Run("STARTTLS injection with EHLO", func(t *testing.T) {
+	// The same on submission, where the injected commands include a whole authentication: had
+	// it run inside TLS, the session would be authenticated with credentials an attacker in the
+	// middle chose, and could send as bob.
+	t.Run("STARTTLS injection with EHLO and AUTH", func(t *testing.T) {
 		d := ehlod(t, tn.Submission, false)
-		d.write("STARTTLS\r\nEHLO evil.example\r\nMAIL FROM:<x@y>\r\n")
+		d.write("STARTTLS\r\nEHLO evil.example\r\nAUTH PLAIN " + plainIR("bob@example.test", "pw-bob") + "\r\nMAIL FROM:<bob@example.test>\r\n")
 		d.expect(`220 2\.0\.0 Ready to start TLS`)
 		d.handshake()
-		// Had the injected EHLO and MAIL run, this RCPT would be accepted.
+		// Had the injected EHLO, AUTH and MAIL run, this RCPT would be accepted.
 		d.cmd("RCPT TO:<bob@example.test>", `503 5\.5\.1 Error: need MAIL command`)
-		d.cmd("MAIL FROM:<alice@host.example.com>", `503 5\.5\.1 Error: send HELO/EHLO first`)
+		d.cmd("MAIL FROM:<bob@example.test>", `503 5\.5\.1 Error: send HELO/EHLO first`)
+		// Had the injected AUTH run, AUTH would no longer be offered, and MAIL would be accepted.
+		sameList(t, "EHLO under TLS", d.ehlo("client.example.com"), ehloKeywordsFor(true, defaultMechs))
+		d.cmd("MAIL FROM:<bob@example.test>", `530 5\.7\.0 Authentication required`)
+		d.authPlain("bob@example.test", "pw-bob")
+		d.cmd("MAIL FROM:<bob@example.test>", `250 2\.1\.0 Ok`)
 	})
 
 	t.Run("STARTTLS on the implicit TLS port", func(t *testing.T) {
 		d := ehlod(t, tn.Submissions, true)
 		d.cmd("STARTTLS", `503 5\.5\.1 Error: TLS already active`)
-		id := queueID(t, d.sendMessage("alice@host.example.com", "bob@example.test", "Subject: implicit\r\n\r\nhi\r\n"))
+		d.authPlain("carol@example.test", "pw-carol")
+		id := queueID(t, d.sendMessage("carol@example.test", "bob@example.test", "Subject: implicit\r\n\r\nhi\r\n"))
 		d.cmd("QUIT", `221 2\.0\.0 Bye`)
 		found := tn.WaitMessage("bob@example.test", " id "+id+"\n", 10*time.Second)
 		mustMatch(t, "Received", header(found, "Received"),
-			`^Received: from client\.example\.com \(\[127\.0\.0\.1\]\)\n\t\(using TLSv1\.3 with cipher TLS_[A-Z0-9_]+ \(\d+/\d+ bits\)\)\n\tby mx\.example\.test \(tern\) with ESMTPS id `+id+`\n\tfor <bob@example\.test>; `)
+			`^Received: from client\.example\.com \(\[127\.0\.0\.1\]\)\n\t\(using TLSv1\.3 with cipher TLS_[A-Z0-9_]+ \(\d+/\d+ bits\)\)\n\tby mx\.example\.test \(tern\) with ESMTPSA id `+id+`\n\tfor <bob@example\.test>; `)
 	})
 }
 

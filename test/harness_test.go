@@ -79,6 +79,8 @@ type ternOpts struct {
 	Config string
 	// SMTPListen is the MX listener's address. Default: 127.0.0.1:0.
 	SMTPListen string
+	// ServeArgs are added to the `tern serve` command line (e.g. --auth-mechanisms all).
+	ServeArgs []string
 }
 
 // Tern is one running `tern serve` process.
@@ -171,6 +173,7 @@ func (tn *Tern) start() {
 	if tn.configPath != "" {
 		args = append(args, "--config", tn.configPath)
 	}
+	args = append(args, tn.opts.ServeArgs...)
 	cmd := exec.Command(ternBin, args...)
 	lines := make(chan string, 16)
 	fmt.Fprintf(tn.stderr, "---- %s %s\n", time.Now().Format("15:04:05.000"), strings.Join(args, " "))
@@ -343,13 +346,23 @@ func (tn *Tern) ternCmd(stdin string, cmd []string, rest ...string) (stdout, std
 	return runTool(tn.t, 30*time.Second, stdin, ternBin, full...)
 }
 
-// AddUser creates an account with `tern user add --password-stdin`.
+// AddUser creates an account with `tern user add --password-stdin`, storing the secrets of
+// the default mechanisms (or of those the config file names).
 func (tn *Tern) AddUser(addr, password string) {
 	tn.t.Helper()
-	out, errOut, code := tn.ternCmd(password+"\n", []string{"user", "add"}, "--password-stdin", addr)
+	tn.AddUserArgs(addr, password)
+}
+
+// AddUserArgs is AddUser with more flags for `tern user add` (e.g. --auth-mechanisms all).
+// It returns what the command printed.
+func (tn *Tern) AddUserArgs(addr, password string, args ...string) string {
+	tn.t.Helper()
+	rest := append(append([]string{}, args...), "--password-stdin", addr)
+	out, errOut, code := tn.ternCmd(password+"\n", []string{"user", "add"}, rest...)
 	if code != 0 {
 		tn.t.Fatalf("tern user add %s: status %d\nstdout: %s\nstderr: %s", addr, code, out, errOut)
 	}
+	return out
 }
 
 // AddUsers creates many accounts, a few at a time (the account store waits for its lock).
@@ -515,9 +528,18 @@ func runTool(t testing.TB, timeout time.Duration, stdin string, name string, arg
 // program reads the file itself, as `prog < file` would).
 func runToolIn(t testing.TB, timeout time.Duration, stdin io.Reader, name string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runToolEnv(t, timeout, nil, stdin, name, args...)
+}
+
+// runToolEnv is runToolIn with variables (NAME=value) added to the environment.
+func runToolEnv(t testing.TB, timeout time.Duration, env []string, stdin io.Reader, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdin = stdin
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -534,7 +556,7 @@ func runToolIn(t testing.TB, timeout time.Duration, stdin io.Reader, name string
 	if ctx.Err() != nil {
 		t.Errorf("%s %s: killed after %v", filepath.Base(name), strings.Join(args, " "), timeout)
 	}
-	t.Logf("$ %s %s\n[exit %d]\n[stdout]\n%s[stderr]\n%s", filepath.Base(name), strings.Join(args, " "), code, o.String(), e.String())
+	t.Logf("$ %s%s %s\n[exit %d]\n[stdout]\n%s[stderr]\n%s", strings.Join(append(env, ""), " "), filepath.Base(name), strings.Join(args, " "), code, o.String(), e.String())
 	return o.String(), e.String(), code
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,11 +62,7 @@ const seedBody = "Hi there! This is supposed to be a real email...\n\nHave a goo
 // PIPELINING).
 func TestNetcat(t *testing.T) {
 	t.Parallel()
-	nc := needTool(t, "nc")
-	// -C and -N below are netcat-openbsd's; other netcats mean something else by them.
-	if _, help, _ := runTool(t, 10*time.Second, "", nc, "-h"); !strings.Contains(help, "OpenBSD netcat") {
-		missingTool(t, "netcat-openbsd (nc is another netcat)", &toolError{strings.SplitN(help, "\n", 2)[0]})
-	}
+	nc := needNetcat(t)
 	tn := startTern(t, ternOpts{})
 	tn.AddUser("bob@example.test", "pw")
 	crlf := writeFile(t, "message.crlf", strings.ReplaceAll(seedMessage, "\n", "\r\n"))
@@ -158,6 +155,17 @@ func TestNetcat(t *testing.T) {
 	})
 }
 
+// needNetcat returns the path of nc, which must be netcat-openbsd: -C and -N are its options,
+// and other netcats mean something else by them.
+func needNetcat(t testing.TB) string {
+	t.Helper()
+	nc := needTool(t, "nc")
+	if _, help, _ := runTool(t, 10*time.Second, "", nc, "-h"); !strings.Contains(help, "OpenBSD netcat") {
+		missingTool(t, "netcat-openbsd (nc is another netcat)", &toolError{strings.SplitN(help, "\n", 2)[0]})
+	}
+	return nc
+}
+
 func splitAddr(t testing.TB, addr string) (host, port string) {
 	t.Helper()
 	i := strings.LastIndexByte(addr, ':')
@@ -180,8 +188,10 @@ func TestSwaks(t *testing.T) {
 
 	run := func(t *testing.T, addr string, extra ...string) (string, int) {
 		host, port := splitAddr(t, addr)
-		args := append([]string{"--server", host, "--port", port, "--helo", "client.example.com",
-			"--from", "alice@host.example.com"}, extra...)
+		args := append([]string{"--server", host, "--port", port, "--helo", "client.example.com"}, extra...)
+		if !slices.Contains(args, "--from") {
+			args = append(args, "--from", "alice@host.example.com")
+		}
 		out, errOut, code := runTool(t, 60*time.Second, "", swaks, args...)
 		return out + errOut, code
 	}
@@ -216,23 +226,40 @@ func TestSwaks(t *testing.T) {
 		checkReceived(t, tok, id, "ESMTP")
 	})
 
+	// Submission requires AUTH: the sender authenticates (as bob, and sends as bob), as a real
+	// user would. The AUTH mechanisms themselves are TestAuthSwaks' business.
+	asBob := []string{"--from", "bob@example.test", "--auth", "PLAIN", "--auth-user", "bob@example.test", "--auth-password", "pw"}
+
 	t.Run("STARTTLS on submission", func(t *testing.T) {
 		needPerlTLS(t)
-		tok, id, out := send(t, tn.Submission, "--tls")
+		tok, id, out := send(t, tn.Submission, append([]string{"--tls"}, asBob...)...)
 		mustMatch(t, "transcript", out, `^ -> STARTTLS\n<-  220 2\.0\.0 Ready to start TLS\n=== TLS started with cipher TLSv1\.[23]`)
+		mustMatch(t, "transcript", out, `^ ~> AUTH PLAIN \S+\n<~  235 2\.7\.0 Authentication successful$`)
 		if m := mustMatch(t, "transcript", out, swaksQueuedRE); m[1] != "~" {
 			t.Fatalf("the queued reply came in clear text: %q", m[0])
 		}
-		checkReceived(t, tok, id, "ESMTPS")
+		checkReceived(t, tok, id, "ESMTPSA")
 	})
 
 	t.Run("implicit TLS on submissions", func(t *testing.T) {
 		needPerlTLS(t)
-		tok, id, out := send(t, tn.Submissions, "--tlsc")
+		tok, id, out := send(t, tn.Submissions, append([]string{"--tlsc"}, asBob...)...)
 		mustMatch(t, "transcript", out, `=== TLS started with cipher TLSv1\.[23]`)
 		mustMatch(t, "transcript", out, `^<~  220 mx\.example\.test ESMTP tern$`)
 		mustNotMatch(t, "transcript", out, `STARTTLS`) // not offered, not sent
-		checkReceived(t, tok, id, "ESMTPS")
+		mustMatch(t, "transcript", out, `^<~  235 2\.7\.0 Authentication successful$`)
+		checkReceived(t, tok, id, "ESMTPSA")
+	})
+
+	// Without AUTH, submission takes no mail: swaks' own unauthenticated session gets the 530.
+	t.Run("submission without AUTH", func(t *testing.T) {
+		needPerlTLS(t)
+		out, code := run(t, tn.Submission, "--tls", "--to", "bob@example.test")
+		mustMatch(t, "transcript", out, `^<~\* 530 5\.7\.0 Authentication required$`)
+		mustNotMatch(t, "transcript", out, `queued as`)
+		if code == 0 {
+			t.Fatal("swaks exit status 0 for a refused sender")
+		}
 	})
 
 	t.Run("relay denied", func(t *testing.T) {
@@ -273,6 +300,13 @@ func TestSwaks(t *testing.T) {
 	})
 }
 
+// curlDataLines are the "[N bytes data]" notes curl -v puts between the dialogue lines under TLS.
+var curlDataLines = regexp.MustCompile(`(?m)^[{}] \[\d+ bytes data\]\r?\n`)
+
+// curlDialogue is curl's -v output without the data notes, so that a command and its reply
+// are adjacent lines.
+func curlDialogue(verbose string) string { return curlDataLines.ReplaceAllString(verbose, "") }
+
 // TestCurl sends with curl. curl reports success even when it silently skipped something, so
 // every assertion is on the -v dialogue.
 func TestCurl(t *testing.T) {
@@ -287,11 +321,19 @@ func TestCurl(t *testing.T) {
 		return writeFile(t, "msg", strings.ReplaceAll(text, "\n", eol))
 	}
 	run := func(t *testing.T, url, file string, extra ...string) (string, int) {
-		args := append([]string{"-v", "-sS", url, "--mail-from", "alice@host.example.com",
+		from := "alice@host.example.com"
+		if slices.Contains(extra, "-u") { // authenticated: send as bob
+			from = "bob@example.test"
+		}
+		args := append([]string{"-v", "-sS", url, "--mail-from", from,
 			"--mail-rcpt", "bob@example.test", "--upload-file", file}, extra...)
 		_, errOut, code := runTool(t, 60*time.Second, "", curl, args...)
-		return errOut, code
+		return curlDialogue(errOut), code
 	}
+	// Submission requires AUTH: curl logs in as bob, as a real user would. curl leaves AUTH
+	// out silently when it is not offered, so the 235 in the dialogue is checked too.
+	asBob := []string{"-u", "bob@example.test:pw", "--login-options", "AUTH=PLAIN"}
+	const curlAuthOK = `^> AUTH PLAIN\r?\n< 334 ?\r?\n> \S+\r?\n< 235 2\.7\.0 Authentication successful\r?$`
 	const curlQueued = `^< 250 2\.0\.0 Ok: queued as ([0-9A-F]{10,})\r?$`
 	check := func(t *testing.T, tok, id, proto string) {
 		msg := tn.WaitMessage("bob@example.test", tok, 10*time.Second)
@@ -335,29 +377,31 @@ func TestCurl(t *testing.T) {
 
 	t.Run("STARTTLS on submission", func(t *testing.T) {
 		tok := token(t)
-		out, code := run(t, "smtp://"+tn.Submission+"/client.example.com", msgFile(t, tok, "\r\n"), "--ssl-reqd", "-k")
+		out, code := run(t, "smtp://"+tn.Submission+"/client.example.com", msgFile(t, tok, "\r\n"), append([]string{"--ssl-reqd", "-k"}, asBob...)...)
 		mustMatch(t, "curl -v", out, `^> STARTTLS\r?\n< 220 2\.0\.0 Ready to start TLS\r?$`)
 		mustMatch(t, "curl -v", out, `^\* SSL connection using TLSv1\.[23] / \S+`)
 		m := mustMatch(t, "curl -v", out, curlQueued)
 		if code != 0 {
 			t.Fatalf("curl exit status %d", code)
 		}
-		// The EHLO after the handshake no longer offers STARTTLS.
+		// The EHLO after the handshake no longer offers STARTTLS, and AUTH comes after it.
 		after := out[strings.Index(out, "SSL connection using"):]
 		mustNotMatch(t, "curl -v after TLS", after, `^< 250[- ]STARTTLS`)
-		check(t, tok, m[1], "ESMTPS")
+		mustMatch(t, "curl -v after TLS", after, curlAuthOK)
+		check(t, tok, m[1], "ESMTPSA")
 	})
 
 	t.Run("implicit TLS on submissions", func(t *testing.T) {
 		tok := token(t)
-		out, code := run(t, "smtps://"+tn.Submissions+"/client.example.com", msgFile(t, tok, "\r\n"), "-k")
+		out, code := run(t, "smtps://"+tn.Submissions+"/client.example.com", msgFile(t, tok, "\r\n"), append([]string{"-k"}, asBob...)...)
 		mustMatch(t, "curl -v", out, `(?s)^\* SSL connection using TLSv1\.[23] / \S+.*^< 220 mx\.example\.test ESMTP tern\r?$`)
 		mustNotMatch(t, "curl -v", out, `STARTTLS`)
+		mustMatch(t, "curl -v", out, curlAuthOK)
 		m := mustMatch(t, "curl -v", out, curlQueued)
 		if code != 0 {
 			t.Fatalf("curl exit status %d", code)
 		}
-		check(t, tok, m[1], "ESMTPS")
+		check(t, tok, m[1], "ESMTPSA")
 	})
 }
 
@@ -372,21 +416,25 @@ func TestMsmtp(t *testing.T) {
 		tok = token(t)
 		host, port := splitAddr(t, addr)
 		// -C /dev/null: no configuration file but the command line (no ~/.msmtprc surprises).
+		// Submission requires AUTH: msmtp logs in as bob (--auth=on: msmtp picks the mechanism)
+		// and sends as bob, as a real user's configuration would.
 		args := append([]string{"-C", "/dev/null", "-v", "--host=" + host, "--port=" + port,
-			"--domain=client.example.com", "--from=alice@host.example.com", "--tls=on", "--tls-certcheck=off"}, extra...)
+			"--domain=client.example.com", "--from=bob@example.test", "--tls=on", "--tls-certcheck=off",
+			"--auth=on", "--user=bob@example.test", "--passwordeval=echo pw"}, extra...)
 		args = append(args, "--", "bob@example.test")
-		msg := "From: alice@host.example.com\nTo: bob@example.test\nSubject: msmtp " + tok + "\n\nhello from msmtp\n.dot\n"
+		msg := "From: bob@example.test\nTo: bob@example.test\nSubject: msmtp " + tok + "\n\nhello from msmtp\n.dot\n"
 		stdout, stderr, code := runTool(t, 60*time.Second, msg, msmtp, args...)
 		out = strings.ReplaceAll(stdout+stderr, "\r\n", "\n") // the dialogue lines keep their CRLF
 		if code != 0 {
 			t.Fatalf("msmtp exit status %d", code)
 		}
 		m := mustMatch(t, "msmtp -v", out, `^<-- 250 2\.0\.0 Ok: queued as ([0-9A-F]{10,})$`)
+		mustMatch(t, "msmtp -v", out, `^--> AUTH [A-Z0-9-]+.*\n(?:.*\n)*?<-- 235 2\.7\.0 Authentication successful$`)
 		return tok, m[1], out
 	}
 	check := func(t *testing.T, tok, id string) string {
 		msg := tn.WaitMessage("bob@example.test", tok, 10*time.Second)
-		mustMatch(t, "Received", header(msg, "Received"), `\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)\n\tby mx\.example\.test \(tern\) with ESMTPS id `+id+`\n`)
+		mustMatch(t, "Received", header(msg, "Received"), `\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)\n\tby mx\.example\.test \(tern\) with ESMTPSA id `+id+`\n`)
 		if !strings.HasSuffix(msg, "\n\nhello from msmtp\n.dot\n") {
 			t.Fatalf("body not delivered as sent:\n%s", msg)
 		}
@@ -408,7 +456,7 @@ func TestMsmtp(t *testing.T) {
 
 	t.Run("DSN parameters", func(t *testing.T) {
 		tok, id, out := send(t, tn.Submission, "--tls-starttls=on", "--dsn-notify=success,failure", "--dsn-return=headers")
-		mustMatch(t, "msmtp -v", out, `^--> MAIL FROM:<alice@host\.example\.com> RET=HDRS$`)
+		mustMatch(t, "msmtp -v", out, `^--> MAIL FROM:<bob@example\.test> RET=HDRS$`)
 		mustMatch(t, "msmtp -v", out, `^--> RCPT TO:<bob@example\.test> NOTIFY=SUCCESS,FAILURE$`)
 		mustMatch(t, "msmtp -v", out, `^<-- 250 2\.1\.0 Ok\n<-- 250 2\.1\.5 Ok\n<-- 354 `)
 		check(t, tok, id)

@@ -90,17 +90,21 @@ func TestPythonSmtplib(t *testing.T) {
 		}
 	})
 
+	// Submission requires AUTH: smtplib logs in as bob and sends as bob, as a real user would
+	// (the mechanisms themselves are TestAuthSmtplib's business).
 	tlsSend := func(t *testing.T, connect, addr string, pre ...[]any) string {
 		tok := token(t)
 		steps := append(pre,
-			step("mail", "alice@host.example.com", []string{}),
+			step("login", "PLAIN", "bob@example.test", "pw"),
+			step("mail", "bob@example.test", []string{}),
 			step("rcpt", "bob@example.test", []string{}),
 			step("data", "Subject: "+tok+"\n\nover TLS\n"),
 			step("quit"))
 		out, _ := smtplibRun(t, connect, addr, steps...)
+		mustMatch(t, "smtplib", out, `^LOGIN 235 2\.7\.0 Authentication successful$`)
 		m := mustMatch(t, "smtplib", out, `^DATA 250 2\.0\.0 Ok: queued as ([0-9A-F]{10,})$`)
 		msg := tn.WaitMessage("bob@example.test", tok, 10*time.Second)
-		mustMatch(t, "Received", header(msg, "Received"), tlsReceivedRE+`ESMTPS id `+m[1]+`\n`)
+		mustMatch(t, "Received", header(msg, "Received"), tlsReceivedRE+`ESMTPSA id `+m[1]+`\n`)
 		return out
 	}
 

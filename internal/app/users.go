@@ -32,14 +32,14 @@ func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io
 		return err
 	}
 	defer s.Close()
-	norm, secrets, err := deriveSecrets(cfg, addr, password)
+	norm, mechs, secrets, err := deriveSecrets(cfg, addr, password)
 	if err != nil {
 		return err
 	}
 	if err := s.Add(ctx, norm, password, secrets...); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "added %s (secrets for %s)\n", norm, strings.Join(cfg.Auth.Mechanisms, " "))
+	fmt.Fprintf(w, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
 	domain := norm[strings.LastIndexByte(norm, '@')+1:]
 	if !slices.Contains(cfg.Domains, domain) {
 		fmt.Fprintf(w, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
@@ -50,28 +50,26 @@ func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io
 
 // deriveSecrets makes the secrets of the configured mechanisms for addr's new password, so that
 // what the store keeps always matches what serve offers.
-func deriveSecrets(cfg config.Config, addr, password string) (string, []accounts.Secret, error) {
-	norm, err := accounts.NormalizeAddress(addr)
-	if err != nil {
-		return "", nil, err
+func deriveSecrets(cfg config.Config, addr, password string) (norm string, mechs []string, secrets []accounts.Secret, err error) {
+	if norm, err = accounts.NormalizeAddress(addr); err != nil {
+		return "", nil, nil, err
 	}
 	if password == "" {
-		return "", nil, accounts.ErrEmptyPassword
+		return "", nil, nil, accounts.ErrEmptyPassword
 	}
-	mechs, err := config.ParseMechanisms(cfg.Auth.Mechanisms)
-	if err != nil {
-		return "", nil, err
+	if mechs, err = config.ParseMechanisms(cfg.Auth.Mechanisms); err != nil {
+		return "", nil, nil, err
 	}
 	derived, err := sasl.Derive(norm, password, mechs)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	secrets := make([]accounts.Secret, 0, len(derived))
+	secrets = make([]accounts.Secret, 0, len(derived))
 	for kind, v := range derived {
 		secrets = append(secrets, accounts.Secret{Kind: kind, Value: v})
 	}
 	slices.SortFunc(secrets, func(a, b accounts.Secret) int { return strings.Compare(a.Kind, b.Kind) })
-	return norm, secrets, nil
+	return norm, mechs, secrets, nil
 }
 
 // UserDel removes an account. Its mailbox is left on disk.
@@ -97,14 +95,14 @@ func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w
 		return err
 	}
 	defer s.Close()
-	norm, secrets, err := deriveSecrets(cfg, addr, password)
+	norm, mechs, secrets, err := deriveSecrets(cfg, addr, password)
 	if err != nil {
 		return err
 	}
 	if err := s.SetPassword(ctx, norm, password, secrets...); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "password changed for %s (secrets for %s)\n", norm, strings.Join(cfg.Auth.Mechanisms, " "))
+	fmt.Fprintf(w, "password changed for %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
 	return nil
 }
 

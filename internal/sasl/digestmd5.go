@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -314,10 +315,9 @@ func (s *digestMD5Server) parseResponse(response []byte) (digestResponse, error)
 	switch r.uri, ok = d["digest-uri"]; {
 	case !ok:
 		return bad("missing digest-uri")
-	case !digestURIMatches(r.uri, s.service, s.opts.Hostname):
-		// §2.1.2: the server checks that the digest-uri names it, against replay of a
-		// response made for another server.
-		return fail("digest-uri %q is not %s/%s", truncateForError([]byte(r.uri)), s.service, s.opts.Hostname)
+	case !digestURIMatches(r.uri, s.service, append([]string{s.opts.Hostname}, s.opts.Realms...)):
+		// §2.1.2: the server checks that the digest-uri names it.
+		return fail("digest-uri %q does not name this server (%s/%s)", truncateForError([]byte(r.uri)), s.service, s.opts.Hostname)
 	}
 	if len(r.response) != 2*md5.Size || strings.ContainsFunc(r.response, func(c rune) bool {
 		return !('0' <= c && c <= '9' || 'a' <= c && c <= 'f')
@@ -379,12 +379,27 @@ func (s *digestMD5Server) verify(response []byte) (rspauth []byte, identity stri
 	return rspauth, identity, nil
 }
 
-// digestURIMatches reports whether uri is service "/" host, the host compared
-// case-insensitively (DNS names are). The optional "/" serv-name of §2.1.2 is refused: it is
-// for replicated services, which SMTP submission is not.
-func digestURIMatches(uri, service, host string) bool {
+// digestURIMatches reports whether uri is service "/" host for a host that names this server:
+// its host name or one of its realms (compared case-insensitively, as DNS names are), or an IP
+// address. Real clients build the host from what they were told: curl from the realm offered,
+// swaks, gsasl and msmtp from the address they connected to (127.0.0.1), so the host name alone
+// would lock them out; the per-exchange nonce is what stops a response being replayed from
+// another server. The optional "/" serv-name of §2.1.2 is refused: it is for replicated
+// services, which SMTP submission is not.
+func digestURIMatches(uri, service string, hosts []string) bool {
 	rest, ok := strings.CutPrefix(uri, service+"/")
-	return ok && host != "" && strings.EqualFold(rest, host)
+	if !ok || rest == "" || strings.Contains(rest, "/") {
+		return false
+	}
+	if _, err := netip.ParseAddr(rest); err == nil {
+		return true
+	}
+	for _, h := range hosts {
+		if h != "" && strings.EqualFold(rest, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // cutLast is strings.Cut at the last sep.

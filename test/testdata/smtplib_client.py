@@ -8,6 +8,11 @@ JSON: {"connect": "plain" | "ssl", "host": ..., "port": ..., "helo": ...,
 Steps:
   ["ehlo"]                         EHLO with the pinned name (smtplib would use the machine's FQDN)
   ["starttls"]                     STARTTLS without certificate checks (self-signed server)
+  ["login", mech, user, password]  SMTP.login() with the mechanism pinned: smtplib picks the
+                                   first of CRAM-MD5, PLAIN, LOGIN the server offers, so the
+                                   offer it saw is cut down to mech first; a refusal
+                                   (SMTPAuthenticationError) prints "EXCEPTION <name>"
+                                   and then its code and text
   ["mail", from, [options]]        MAIL FROM with ESMTP parameters
   ["rcpt", to, [options]]          RCPT TO with ESMTP parameters
   ["data", text]                   DATA; text is sent UTF-8 encoded with CRLF line ends
@@ -55,6 +60,20 @@ def main():
             code, text = s.starttls(context=context())
             show("STARTTLS", code, text)
             print("CIPHER", " ".join(str(x) for x in s.sock.cipher()), flush=True)
+        elif name == "login":
+            mech, user, password = step[1], step[2], step[3]
+            if "auth" not in s.esmtp_features:
+                raise SystemExit("login: the server offered no AUTH")
+            # smtplib joins the "AUTH mechs" and "AUTH=mechs" lines: each mechanism once, in order.
+            offered = list(dict.fromkeys(s.esmtp_features["auth"].upper().split()))
+            print("OFFERED", " ".join(offered), flush=True)
+            s.esmtp_features["auth"] = mech
+            try:
+                code, text = s.login(user, password)
+            except smtplib.SMTPAuthenticationError as e:
+                print("EXCEPTION", type(e).__name__, flush=True)
+                code, text = e.smtp_code, e.smtp_error
+            show("LOGIN", code, text)
         elif name == "mail":
             code, text = s.mail(step[1], step[2])
             show("MAIL", code, text)
