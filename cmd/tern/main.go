@@ -38,6 +38,9 @@ commands:
   user passwd ADDR            change an account's password
   user list                   list accounts
   queue list                  show the mail queue (like mailq)
+  auth MECH ...               make AUTH strings by hand, like gen-auth (tern auth -h)
+  auth encode|decode STRING   base64 in and out, decode explains what it finds
+  send --server H:P ...       one SMTP transaction with a readable transcript, like swaks
   config example              print an annotated config file with all defaults
   version                     print the version
 
@@ -50,6 +53,12 @@ func main() {
 
 // errUsage marks errors that are the caller's: exit status 2.
 var errUsage = errors.New("usage")
+
+// exitCode is returned by a command that has already reported its outcome and only wants its
+// exit status (tern send: 4 for a temporary failure, 5 for a permanent one, ...).
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -64,6 +73,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdUser(args[1:], stdin, stdout, stderr)
 	case "queue":
 		err = cmdQueue(args[1:], stdout, stderr)
+	case "auth":
+		err = cmdAuth(args[1:], stdin, stdout, stderr)
+	case "send":
+		err = cmdSend(args[1:], stdin, stdout, stderr)
 	case "config":
 		if len(args) == 2 && args[1] == "example" {
 			fmt.Fprint(stdout, config.Example())
@@ -77,9 +90,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &code):
+		return int(code) // the command has said what happened
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
