@@ -14,6 +14,7 @@ declare -A pkg=(
   [nc]=netcat-openbsd
   [smtp-source]=postfix
   [gsasl]=gsasl
+  [saslpasswd2]=sasl2-bin
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(
@@ -27,13 +28,22 @@ declare -A perlmod=(
 have() {
   case "$1" in
     smtp-source) [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null 2>&1 ;;
+    saslpasswd2) [ -x /usr/sbin/saslpasswd2 ] || command -v saslpasswd2 >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
 haveperl() { perl -M"$1" -e1 >/dev/null 2>&1; }
 
+# Cyrus SASL plugins, for a Postfix with AUTH (tern send is tested against it).
+haveglob() { compgen -G "$1" >/dev/null; }
+declare -A libglob=(
+  ["/usr/lib/*/sasl2/libcrammd5.so*"]=libsasl2-modules
+  ["/usr/lib/*/sasl2/libsasldb.so*"]=libsasl2-modules-db
+)
+
 want=()
 for c in "${!pkg[@]}"; do have "$c" || want+=("${pkg[$c]}"); done
+for g in "${!libglob[@]}"; do haveglob "$g" || want+=("${libglob[$g]}"); done
 for m in "${!perlmod[@]}"; do haveperl "$m" || want+=("${perlmod[$m]}"); done
 
 if ((${#want[@]})); then
@@ -56,6 +66,7 @@ fi
 missing=()
 for c in "${!pkg[@]}"; do have "$c" || missing+=("$c"); done
 for m in "${!perlmod[@]}"; do haveperl "$m" || missing+=("perl $m"); done
+for g in "${!libglob[@]}"; do haveglob "$g" || missing+=("${libglob[$g]}"); done
 if ((${#missing[@]})); then
   echo "test-deps: missing: ${missing[*]}" >&2
   if [ -n "${CI:-}" ]; then exit 1; fi

@@ -1,11 +1,151 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tern-mail/tern/internal/tools/send"
 )
+
+const sendUsage = `usage: tern send --server HOST:PORT --from A --to B [--to C...] [flags]
+
+One SMTP transaction, shown line by line like swaks: "<-" from the server, "->" from the
+client, "<~" and "~>" once TLS is on, "***" for notes and errors, and "##" under each AUTH line
+with what its base64 says (the password masked unless --show-secrets).
+
+Without --data, tern send builds the message: Date, To, From, Subject, Message-Id, the
+--header fields and the --body (MIME headers when the body is not ASCII).
+
+--auth without a mechanism picks the best the server offers (SCRAM-SHA-256-PLUS first; PLAIN
+and LOGIN only over TLS). The password is read from the terminal without echo, or from the
+first line of standard input with --password-stdin or when standard input is not a terminal
+(--data - then reads the message from the rest).
+
+The server's certificate is verified: --ca FILE trusts a self-signed one (tern serve's is
+DATA/tls/cert.pem), --insecure skips the check.
+
+exit status (of the first failure, when there are several):
+  0  delivered to every recipient (or every step up to --quit-after went through)
+  2  usage: bad flags, an unreadable --data or --ca file; nothing was sent
+  3  connection, TLS or protocol failure, before any reply said otherwise
+  4  temporary failure: the server answered 4xx (try again later)
+  5  permanent failure: the server answered 5xx (a refused recipient counts,
+     even when the others got the message)
+
+flags:
+`
 
 // cmdSend is tern send: see internal/tools/send.
 func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return fmt.Errorf("%w: tern send is not built yet", errUsage)
+	fs := newFlagSet("tern send", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, sendUsage)
+		fs.PrintDefaults()
+	}
+	var o send.Options
+	var to, headers stringList
+	fs.StringVar(&o.Server, "server", "", "the server, HOST:PORT")
+	fs.StringVar(&o.From, "from", "", "the sender (MAIL FROM and From:); \"<>\" for the null sender")
+	fs.Var(&to, "to", "a recipient (repeatable, or comma-separated)")
+	fs.StringVar(&o.Auth, "auth", "", "AUTH with this mechanism; without one, the best the server offers")
+	fs.StringVar(&o.User, "user", "", "the login for AUTH (default: --from); implies --auth")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "let PLAIN and LOGIN send the password without TLS")
+	fs.BoolVar(&o.StartTLS, "starttls", false, "STARTTLS after EHLO (submission, port 587)")
+	fs.BoolVar(&o.TLS, "tls", false, "TLS from the start (submissions, port 465)")
+	fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the server's certificate")
+	fs.StringVar(&o.CAFile, "ca", "", "trust only the certificates in this PEM `file`")
+	fs.StringVar(&o.EHLO, "ehlo", "", "the EHLO `name` (default: this host's name)")
+	fs.StringVar(&o.DataFile, "data", "", "send this message `file` (- for standard input); line ends become CRLF")
+	fs.Var(&headers, "header", "a header field, 'Name: value', replacing one of that name (repeatable)")
+	fs.StringVar(&o.Body, "body", "", "the body of the message tern send builds")
+	fs.BoolVar(&o.Pipeline, "pipeline", false, "send MAIL, RCPT and DATA together when the server offers PIPELINING")
+	fs.StringVar(&o.QuitAfter, "quit-after", "", "QUIT after this `stage`: connect, ehlo, tls, auth, mail or rcpt")
+	fs.BoolVar(&o.ShowSecrets, "show-secrets", false, "show the password in the transcript")
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "for connecting and for each command")
+	if err := parse(fs, authDefault(args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q\n%s", errUsage, fs.Arg(0), strings.SplitN(sendUsage, "\n", 2)[0])
+	}
+	for _, t := range to {
+		for _, a := range strings.Split(t, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				o.To = append(o.To, a)
+			}
+		}
+	}
+	o.Headers = headers
+	if o.User != "" && o.Auth == "" {
+		o.Auth = send.AuthAuto
+	}
+	in := bufio.NewReader(stdin)
+	o.Stdin, o.Stdout = in, stdout
+	if o.Auth != "" {
+		pw, err := sendPassword(in, stdin, stderr, *pwStdin)
+		if err != nil {
+			return err
+		}
+		o.Password = pw
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	code, err := send.Run(ctx, o)
+	switch {
+	case errors.Is(err, send.ErrUsage):
+		detail := strings.TrimPrefix(err.Error(), send.ErrUsage.Error()+": ")
+		return fmt.Errorf("%w: %s\n%s", errUsage, detail, strings.SplitN(sendUsage, "\n", 2)[0])
+	case err != nil:
+		return err
+	case code != 0:
+		return exitCode(code)
+	}
+	return nil
+}
+
+// authDefault lets --auth go without a value, as in swaks: "--auth" followed by nothing or by
+// another flag means the best mechanism the server offers.
+func authDefault(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if (a == "--auth" || a == "-auth") && (i+1 == len(args) || strings.HasPrefix(args[i+1], "-")) {
+			a = "--auth=" + send.AuthAuto
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// sendPassword reads the AUTH password: the first line of standard input with --password-stdin
+// or when it is not a terminal, the terminal without echo otherwise.
+func sendPassword(in *bufio.Reader, stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	f, isFile := stdin.(*os.File)
+	if fromStdin || !isFile || !term.IsTerminal(int(f.Fd())) {
+		line, err := in.ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", fmt.Errorf("%w: reading the password from standard input: %v", errUsage, err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	fmt.Fprint(stderr, "Password: ")
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	return string(b), nil
 }

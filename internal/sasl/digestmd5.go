@@ -560,6 +560,7 @@ func newDigestMD5Client(user, password, service, host, realm string) *digestMD5C
 
 type digestMD5Client struct {
 	user, password, service, host, realm string
+	authzid                              string    // "" for none (DigestMD5Response sets it)
 	rand                                 io.Reader // for the cnonce; nil means crypto/rand
 
 	step    int    // 0: want the challenge, 1: want rspauth, 2: over
@@ -678,10 +679,14 @@ func (c *digestMD5Client) respond(challenge []byte, cnonce string) (resp []byte,
 		b = append(b, "realm="+quoteDigest(string(wireRealm))+","...)
 	}
 	b = append(b, "nonce="+quoteDigest(nonce)+",cnonce="+quoteDigest(cnonce)+",nc="+nc+
-		",qop=auth,digest-uri="+quoteDigest(uri)+
-		",response="+digestResponseValue(urp, nonce, cnonce, nc, "", "AUTHENTICATE:"+uri)...)
+		",qop=auth,digest-uri="+quoteDigest(uri)...)
+	if c.authzid != "" {
+		// §2.1.2: authzid is UTF-8 whatever the charset, and enters A1 (§2.1.2.1).
+		b = append(b, ",authzid="+quoteDigest(c.authzid)...)
+	}
+	b = append(b, ",response="+digestResponseValue(urp, nonce, cnonce, nc, c.authzid, "AUTHENTICATE:"+uri)...)
 	if len(b) >= maxDigestResponse {
 		return nil, "", errors.New("sasl: DIGEST-MD5: response would be too long")
 	}
-	return b, digestResponseValue(urp, nonce, cnonce, nc, "", ":"+uri), nil
+	return b, digestResponseValue(urp, nonce, cnonce, nc, c.authzid, ":"+uri), nil
 }

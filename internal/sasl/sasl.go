@@ -1,6 +1,7 @@
 // Package sasl implements the SASL mechanisms of SMTP AUTH (RFC 4954), each with a server half
 // (for tern serve) and a client half (for tern auth and tern send): PLAIN, LOGIN, CRAM-MD5,
 // CRAM-SHA1, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants, and NTLM (v2).
+// XOAUTH2 and OAUTHBEARER (RFC 7628) have only a client half: tern does not serve OAuth.
 //
 // Mechanisms work on raw octets: base64, "334" framing and the "*" cancel belong to the SMTP
 // layer, not here. The server halves never see a stored password: they verify against what the

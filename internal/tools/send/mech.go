@@ -1,0 +1,84 @@
+package send
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/sasl"
+)
+
+// AuthAuto asks for the best mechanism the server offers (--auth without a name).
+const AuthAuto = "auto"
+
+// mechanisms are the ones tern send speaks, in the order --auth picks them: channel-bound SCRAM,
+// SCRAM, then the challenge-response ones that at least keep the password off the wire, and
+// last PLAIN and LOGIN, which send it (only over TLS, unless --allow-cleartext). XOAUTH2 and
+// OAUTHBEARER take a token, not a password, so they are never picked by themselves.
+var mechanisms = []string{
+	sasl.ScramSHA256Plus, sasl.ScramSHA1Plus, sasl.ScramSHA256, sasl.ScramSHA1,
+	sasl.CRAMSHA1, sasl.CRAMMD5, sasl.DigestMD5, sasl.NTLM,
+	sasl.Plain, sasl.Login,
+}
+
+// tokenMechanisms take an OAuth 2.0 bearer token as the password.
+var tokenMechanisms = []string{sasl.XOAuth2, sasl.OAuthBearer}
+
+// cleartext reports whether mech sends the password itself.
+func cleartext(mech string) bool { return mech == sasl.Plain || mech == sasl.Login }
+
+// knownMechanism reports whether tern send can run mech.
+func knownMechanism(mech string) bool {
+	return slices.Contains(mechanisms, mech) || slices.Contains(tokenMechanisms, mech)
+}
+
+// pickMechanism chooses the best of offered that is safe on this connection.
+func pickMechanism(offered []string, tlsOn, allowCleartext bool) (string, error) {
+	for _, m := range mechanisms {
+		switch {
+		case !slices.Contains(offered, m):
+		case strings.HasSuffix(m, "-PLUS") && !tlsOn:
+		case cleartext(m) && !tlsOn && !allowCleartext:
+		default:
+			return m, nil
+		}
+	}
+	if len(offered) == 0 {
+		return "", fmt.Errorf("the server offers no AUTH")
+	}
+	why := ""
+	if !tlsOn && !allowCleartext {
+		why = " without TLS (use --starttls or --tls; --allow-cleartext sends a password in the clear)"
+	}
+	return "", fmt.Errorf("no mechanism the server offers (%s) is one tern send can use%s", strings.Join(offered, " "), why)
+}
+
+// newSASLClient builds the client half of mech. server is --server (DIGEST-MD5's digest-uri
+// and OAUTHBEARER's host and port come from it).
+func newSASLClient(mech, user, password, server string, st *tls.ConnectionState) (sasl.Client, error) {
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainClient("", user, password), nil
+	case sasl.Login:
+		return sasl.NewLoginClient(user, password), nil
+	case sasl.CRAMMD5, sasl.CRAMSHA1:
+		return sasl.NewCRAMClient(mech, user, password), nil
+	case sasl.DigestMD5:
+		host, _, _ := net.SplitHostPort(server)
+		return sasl.NewDigestMD5Client(user, password, host, ""), nil
+	case sasl.ScramSHA1, sasl.ScramSHA256, sasl.ScramSHA1Plus, sasl.ScramSHA256Plus:
+		return sasl.NewScramClient(mech, "", user, password, st), nil
+	case sasl.NTLM:
+		return sasl.NewNTLMClient(user, password, "", ""), nil
+	case sasl.XOAuth2:
+		return sasl.NewXOAuth2Client(user, password), nil
+	case sasl.OAuthBearer:
+		host, p, _ := net.SplitHostPort(server)
+		port, _ := strconv.Atoi(p)
+		return sasl.NewOAuthBearerClient(user, password, host, port), nil
+	}
+	return nil, fmt.Errorf("unknown mechanism %q", mech)
+}
