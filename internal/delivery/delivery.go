@@ -60,3 +60,30 @@ func IsPermanent(err error) bool {
 	var de *Error
 	return errors.As(err, &de) && de.Permanent
 }
+
+// BatchDeliverer delivers one message to several recipients at once: a remote server takes all
+// recipients of a domain in one transaction, an LMTP server answers each recipient after one
+// DATA. The queue prefers it to Deliverer when a deliverer has both.
+type BatchDeliverer interface {
+	// DeliverBatch tries env.Rcpts[i] for each i in rcpts and returns one Outcome per entry of
+	// rcpts, in the same order. It must not retry: the queue does.
+	DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body) []Outcome
+}
+
+// Body gives a deliverer the message as often as it needs it (once per attempt or per host).
+type Body interface {
+	Open() (io.ReadCloser, error)
+	Size() int64
+}
+
+// Outcome is the result of delivering to one recipient.
+type Outcome struct {
+	// Err is nil when the recipient is done; otherwise an *Error (an unclassified one is taken
+	// as temporary).
+	Err error
+	// RemoteMTA is the host that accepted or refused the message, for logs and DSNs.
+	RemoteMTA string
+	// Relayed is set when the message went to a server that does not do DSN (RFC 3461 §5.2.2):
+	// a NOTIFY=SUCCESS report is then ours to send, with Action "relayed".
+	Relayed bool
+}
