@@ -83,7 +83,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	tlsConf := tlsutil.ServerConfig(cert)
 
 	relay := policy.NewRelay(cfg.Domains, store)
-	local := &delivery.Local{
+	local := &delivery.Router{
 		IsLocal:      relay.IsLocal,
 		Exists:       store.Exists,
 		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
@@ -91,7 +91,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Postmaster:   "postmaster@" + cfg.Domains[0],
 	}
 	q, err := queue.Open(queuePath(data), queue.Options{
-		Deliverer:  local,
+		Batch:      local,
+		Hostname:   cfg.Hostname,
 		Workers:    cfg.Queue.Workers,
 		MinBackoff: cfg.Queue.MinBackoff.Duration,
 		MaxBackoff: cfg.Queue.MaxBackoff.Duration,

@@ -29,8 +29,14 @@ type Error struct {
 	// from a remote server or chosen by a local deliverer.
 	Code     int
 	Enhanced string
-	// Msg is the human-readable text, safe to show in a bounce.
+	// Msg is the human-readable text, safe to show in a bounce. When a remote server refused,
+	// Code, Enhanced and Msg are its reply as it sent it, so that "Code Enhanced Msg" is the
+	// DSN's Diagnostic-Code (RFC 3464 §2.3.6).
 	Msg string
+	// RemoteMTA is the server whose reply (or whose missing capability) decided the failure,
+	// for the DSN's Remote-MTA field; empty when no remote server was involved (a DNS failure,
+	// a local deliverer).
+	RemoteMTA string
 	// Err is the underlying cause, for logs only.
 	Err error
 }

@@ -65,6 +65,15 @@ type Envelope struct {
 	AuthUser string `json:"auth_user,omitempty"`
 	// Size is the size of the stored body in octets (with the Received header tern added).
 	Size int64 `json:"size"`
+	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689): the message may only
+	// leave over verified TLS.
+	RequireTLS bool `json:"requiretls,omitempty"`
+	// Held is set while an administrator holds the message (tern queue hold): it is not
+	// delivered until released.
+	Held bool `json:"held,omitempty"`
+	// DelayNotified is set once the sender was told that delivery is delayed, so they are told
+	// only once.
+	DelayNotified bool `json:"delay_notified,omitempty"`
 }
 
 // Done reports whether every recipient has a final status.

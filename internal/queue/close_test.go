@@ -188,7 +188,7 @@ func TestCloseWritesPendingState(t *testing.T) {
 		}
 		id := commitMsg(t, q, newEnv("a@example.test", "b@example.test"), bodyFor(1, 100))
 		// What a worker does after an attempt: the record goes to the committer unwaited.
-		q.recordState(id, []rcptUpdate{{I: 0, Status: envelope.Delivered}, {I: 1, Status: envelope.Failed, Err: "550 no"}}, false)
+		q.recordState(stateRecord{ID: id, Updates: []rcptUpdate{{I: 0, Status: envelope.Delivered}, {I: 1, Status: envelope.Failed, Err: "550 no"}}}, false)
 		if err := q.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -52,7 +52,10 @@ import (
 
 // Options configure a Queue. Zero values take the defaults.
 type Options struct {
-	// Deliverer delivers each recipient. Required for Run.
+	// Batch delivers the recipients of a message, one destination domain per call (so a remote
+	// server gets them in one transaction). Either it or Deliverer is required for Run.
+	Batch delivery.BatchDeliverer
+	// Deliverer delivers one recipient per call; used when Batch is nil.
 	Deliverer delivery.Deliverer
 	// Workers is how many deliveries run at once. Default: 8.
 	Workers int
@@ -67,18 +70,33 @@ type Options struct {
 	// MaxAge is how long a message is retried before its pending recipients fail. Default: 5 days
 	// (Postfix's maximal_queue_lifetime).
 	MaxAge time.Duration
+	// BounceMaxAge is MaxAge for messages from the null sender (bounces and other reports),
+	// which nobody will resend. Default: 2 days.
+	BounceMaxAge time.Duration
+	// RetrySchedule, when set, replaces the doubling backoff: the wait before attempt n+1 is
+	// RetrySchedule[n-1], the last entry repeating (tests use "1s,2s,4s").
+	RetrySchedule []time.Duration
+	// DelayWarning is how long a message may wait before its sender is told, once, that it is
+	// delayed (RFC 3464 Action: delayed). Default: 4 hours; negative: never.
+	DelayWarning time.Duration
+	// Hostname is the Reporting-MTA and From domain of the delivery reports tern sends.
+	Hostname string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// Logger gets one line per delivery attempt. Nil: discard.
 	Logger *slog.Logger
 }
 
 // Defaults for zero Options fields.
 const (
-	DefaultWorkers     = 8
-	DefaultInlineMax   = 1 << 20
-	DefaultSegmentSize = 64 << 20
-	DefaultMinBackoff  = time.Minute
-	DefaultMaxBackoff  = time.Hour
-	DefaultMaxAge      = 5 * 24 * time.Hour
+	DefaultWorkers      = 8
+	DefaultInlineMax    = 1 << 20
+	DefaultSegmentSize  = 64 << 20
+	DefaultMinBackoff   = time.Minute
+	DefaultMaxBackoff   = time.Hour
+	DefaultMaxAge       = 5 * 24 * time.Hour
+	DefaultBounceMaxAge = 2 * 24 * time.Hour
+	DefaultDelayWarning = 4 * time.Hour
 )
 
 // ErrClosed is returned for work offered to a closed queue.
@@ -173,6 +191,18 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.BounceMaxAge <= 0 {
+		opts.BounceMaxAge = DefaultBounceMaxAge
+	}
+	if opts.DelayWarning == 0 {
+		opts.DelayWarning = DefaultDelayWarning
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	log := opts.Logger
 	if log == nil {

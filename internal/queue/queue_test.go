@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -449,8 +450,23 @@ func TestRetry(t *testing.T) {
 		if n := fake.attempts(id, 0); n != 1 {
 			t.Errorf("expired recipient tried %d times, want 1", n)
 		}
-		if n := len(fake.successes()); n != 1 {
-			t.Errorf("%d recipients delivered, want 1", n)
+		succ := fake.successes()
+		bounces := 0
+		for k, cs := range succ {
+			if k.id == id {
+				continue
+			}
+			// The expired recipient was bounced: a report from the null sender to the sender.
+			env, body := cs[0].env, string(cs[0].body)
+			if env.From != "" || env.Rcpts[0].Addr != "sender@example.org" ||
+				!strings.Contains(body, "Action: failed") || !strings.Contains(body, "Status: 5.4.7") ||
+				!strings.Contains(body, "Final-Recipient: rfc822; a@slow.test") {
+				t.Errorf("unexpected delivery %+v:\n%s", env, body)
+			}
+			bounces++
+		}
+		if len(succ[rcptKey{id, 1}]) != 1 || bounces != 1 {
+			t.Errorf("deliveries: %d to the live recipient, %d bounces; want 1 and 1", len(succ[rcptKey{id, 1}]), bounces)
 		}
 	})
 

@@ -42,7 +42,11 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // stateRecord is the payload of a recState record.
 type stateRecord struct {
 	ID      string       `json:"id"`
-	Updates []rcptUpdate `json:"u"`
+	Updates []rcptUpdate `json:"u,omitempty"`
+	// Held, when set, holds (true) or releases (false) the message.
+	Held *bool `json:"h,omitempty"`
+	// DelayNotified records that the sender got a delay notice.
+	DelayNotified bool `json:"dn,omitempty"`
 }
 
 // rcptUpdate is the outcome of one delivery attempt to one recipient. A Pending status records

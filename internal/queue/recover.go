@@ -116,17 +116,28 @@ func replaySegment(seg *segment, data []byte, entries map[string]*entry, log *sl
 			if e == nil {
 				continue // the message finished and its segment is gone
 			}
-			for _, u := range st.Updates {
-				if u.I >= 0 && u.I < len(e.env.Rcpts) {
-					e.env.Rcpts[u.I].Status = u.Status
-					e.env.Rcpts[u.I].LastError = u.Err
-				}
-			}
+			applyState(e.env, st)
 		}
 	}
 	if sc.skips > 0 {
 		// Expected once after a crash (the record being written); more means damage.
 		log.Warn("queue: skipped damaged or torn records", "segment", seg.path, "stretches", sc.skips)
+	}
+}
+
+// applyState applies a state record to an envelope.
+func applyState(env *envelope.Envelope, st stateRecord) {
+	for _, u := range st.Updates {
+		if u.I >= 0 && u.I < len(env.Rcpts) {
+			env.Rcpts[u.I].Status = u.Status
+			env.Rcpts[u.I].LastError = u.Err
+		}
+	}
+	if st.Held != nil {
+		env.Held = *st.Held
+	}
+	if st.DelayNotified {
+		env.DelayNotified = true
 	}
 }
 
@@ -150,6 +161,9 @@ func (q *Queue) recover() error {
 				e.seg.live--
 				continue
 			}
+		}
+		if e.env.Held {
+			continue // waits for tern queue release
 		}
 		q.ready = append(q.ready, e)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/dsn"
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
@@ -31,7 +32,7 @@ func (q *Queue) add(e *entry) {
 // Run starts the delivery workers and the scheduler; they stop when ctx is done or the queue is
 // closed. Run on a closed queue does nothing.
 func (q *Queue) Run(ctx context.Context) {
-	if q.opts.Deliverer == nil {
+	if q.opts.Deliverer == nil && q.opts.Batch == nil {
 		panic("queue: Run without a Deliverer")
 	}
 	// Add under q.mu: Close sets q.closed under it before it waits, so no Add can race with
@@ -60,24 +61,30 @@ func (q *Queue) Run(ctx context.Context) {
 	}()
 }
 
-// next blocks until a message is due, and marks it busy; nil when the queue stops.
+// next blocks until a message is due, and marks it busy; nil when the queue stops. A message
+// held while it waited is dropped from the list: it stays out until released.
 func (q *Queue) next(ctx context.Context) *entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.ready) == 0 {
+	for {
+		for len(q.ready) == 0 {
+			if q.closed || ctx.Err() != nil {
+				return nil
+			}
+			q.cond.Wait()
+		}
 		if q.closed || ctx.Err() != nil {
 			return nil
 		}
-		q.cond.Wait()
+		e := q.ready[0]
+		q.ready[0] = nil
+		q.ready = q.ready[1:]
+		if e.env.Held {
+			continue
+		}
+		e.busy = true
+		return e
 	}
-	if q.closed || ctx.Err() != nil {
-		return nil
-	}
-	e := q.ready[0]
-	q.ready[0] = nil
-	q.ready = q.ready[1:]
-	e.busy = true
-	return e
 }
 
 func (q *Queue) worker(ctx context.Context) {
@@ -91,54 +98,84 @@ func (q *Queue) worker(ctx context.Context) {
 	}
 }
 
-// attempt delivers every pending recipient of e once, records the outcomes and either forgets
-// the message or schedules the next attempt.
+// attempt delivers every pending recipient of e once, records the outcomes, sends the delivery
+// reports they call for, and either forgets the message or schedules the next attempt.
 func (q *Queue) attempt(ctx context.Context, e *entry) {
 	q.mu.Lock()
 	env := e.env.Clone()
 	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	attempts := e.attempts
 	q.mu.Unlock()
-	start := time.Now()
+	start := q.opts.Now()
 
-	var updates []rcptUpdate
-	expired := start.Sub(env.Received) > q.opts.MaxAge
+	var pending []int
 	for i, r := range env.Rcpts {
-		if r.Status != envelope.Pending {
-			continue
+		if r.Status == envelope.Pending {
+			pending = append(pending, i)
 		}
-		err := q.deliverOne(ctx, src, env, i)
+	}
+	outcomes := q.deliverAll(ctx, src, env, pending)
+
+	maxAge := q.opts.MaxAge
+	if env.From == "" {
+		maxAge = q.opts.BounceMaxAge
+	}
+	expired := start.Sub(env.Received) > maxAge
+	warnDelay := !env.DelayNotified && q.opts.DelayWarning > 0 && start.Sub(env.Received) >= q.opts.DelayWarning
+	st := stateRecord{ID: env.ID}
+	var reports reportSet
+	final := false
+	for _, i := range pending {
+		o, ok := outcomes[i]
+		if !ok {
+			continue // not attempted: the queue is stopping
+		}
+		r := env.Rcpts[i]
 		u := rcptUpdate{I: i}
-		log := q.log.With("msgid", env.ID, "rcpt", r.Addr, "attempt", e.attempts+1,
-			"delay", time.Since(env.Received).Round(time.Millisecond))
+		log := q.log.With("msgid", env.ID, "rcpt", r.Addr, "attempt", attempts+1,
+			"delay", start.Sub(env.Received).Round(time.Millisecond))
+		if o.RemoteMTA != "" {
+			log = log.With("relay", o.RemoteMTA)
+		}
 		switch {
-		case err == nil:
+		case o.Err == nil:
 			u.Status = envelope.Delivered
 			log.Info("delivered")
-		case delivery.IsPermanent(err) || expired:
-			u.Status, u.Err = envelope.Failed, err.Error()
-			// TODO(tern): a DSN bounce to the sender comes with the delivery issue (#7).
-			log.Warn("delivery failed", "err", err, "expired", expired)
+			// Locally delivered, or relayed to a server that does not do DSN: a success report
+			// is ours to send. A DSN-capable server got NOTIFY and reports for itself.
+			switch {
+			case o.RemoteMTA == "" && dsn.Wants(r.Notify, dsn.Delivered):
+				reports.add(dsn.Delivered, reportRecipient(r, dsn.Delivered, o, start, time.Time{}))
+			case o.Relayed && dsn.Wants(r.Notify, dsn.Relayed):
+				reports.add(dsn.Relayed, reportRecipient(r, dsn.Relayed, o, start, time.Time{}))
+			}
+		case delivery.IsPermanent(o.Err) || expired:
+			u.Status, u.Err = envelope.Failed, o.Err.Error()
+			log.Warn("delivery failed", "err", o.Err, "expired", expired)
+			if dsn.Wants(r.Notify, dsn.Failed) {
+				reports.add(dsn.Failed, reportRecipient(r, dsn.Failed, o, start, time.Time{}))
+			}
 		default:
-			u.Err = err.Error()
-			log.Info("delivery deferred", "err", err)
+			u.Err = o.Err.Error()
+			log.Info("delivery deferred", "err", o.Err)
+			if warnDelay && dsn.Wants(r.Notify, dsn.Delayed) {
+				reports.add(dsn.Delayed, reportRecipient(r, dsn.Delayed, o, start, env.Received.Add(maxAge)))
+			}
 		}
-		updates = append(updates, u)
-		if ctx.Err() != nil {
-			break
-		}
+		final = final || u.Status != envelope.Pending
+		st.Updates = append(st.Updates, u)
 	}
+	st.DelayNotified = len(reports[dsn.Delayed]) > 0
 	recorded := true
-	if len(updates) > 0 {
-		recorded = q.recordState(env.ID, updates, src.external)
+	if len(st.Updates) > 0 || st.DelayNotified {
+		recorded = q.recordState(st, src.external && final)
 	}
+	q.sendReports(ctx, env, src, reports)
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e.busy = false
-	for _, u := range updates {
-		e.env.Rcpts[u.I].Status = u.Status
-		e.env.Rcpts[u.I].LastError = u.Err
-	}
+	applyState(e.env, st)
 	if e.env.Done() {
 		// Without a durable final state record the log still says pending: keep the body
 		// file for the delivery after a restart (at least once) rather than a message whose
@@ -146,9 +183,76 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 		q.forget(e, !recorded)
 		return
 	}
+	if e.env.Held {
+		return // held meanwhile: waits for a release
+	}
 	e.attempts++
 	e.next = start.Add(q.backoff(e.attempts))
 	q.deferLocked(e)
+}
+
+// deliverAll delivers to the pending recipients: with a BatchDeliverer one call per destination
+// domain (so a remote server gets them in one transaction), otherwise one call per recipient.
+// A panicking deliverer costs a temporary failure, not the server.
+func (q *Queue) deliverAll(ctx context.Context, src bodySource, env *envelope.Envelope, pending []int) map[int]delivery.Outcome {
+	out := make(map[int]delivery.Outcome, len(pending))
+	if bd := q.opts.Batch; bd != nil {
+		var domains []string
+		groups := map[string][]int{}
+		for _, i := range pending {
+			d := domainOf(env.Rcpts[i].Addr)
+			if groups[d] == nil {
+				domains = append(domains, d)
+			}
+			groups[d] = append(groups[d], i)
+		}
+		for _, d := range domains {
+			if ctx.Err() != nil {
+				break
+			}
+			rcpts := groups[d]
+			res := q.safely(env, func() []delivery.Outcome {
+				return bd.DeliverBatch(ctx, env, rcpts, queueBody{q: q, src: src, id: env.ID, size: env.Size})
+			}, len(rcpts))
+			for k, i := range rcpts {
+				out[i] = res[k]
+			}
+		}
+		return out
+	}
+	for _, i := range pending {
+		if ctx.Err() != nil {
+			break
+		}
+		res := q.safely(env, func() []delivery.Outcome {
+			return []delivery.Outcome{{Err: q.deliverOne(ctx, src, env, i)}}
+		}, 1)
+		out[i] = res[0]
+	}
+	return out
+}
+
+// safely runs a delivery, turning a panic, or a result of the wrong length, into temporary
+// failures for all n recipients.
+func (q *Queue) safely(env *envelope.Envelope, f func() []delivery.Outcome, n int) (res []delivery.Outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("queue: deliverer panicked", "msgid", env.ID, "panic", p, "stack", string(debug.Stack()))
+			res = nil
+		}
+		if len(res) != n {
+			err := delivery.Temporary("queue: internal error", fmt.Errorf("deliverer failed (%d results for %d recipients)", len(res), n))
+			res = make([]delivery.Outcome, n)
+			for k := range res {
+				res[k].Err = err
+			}
+		}
+	}()
+	return f()
+}
+
+func domainOf(addr string) string {
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
 
 // deferLocked puts e in the deferred heap and, if it is now the first due, tells the scheduler.
@@ -171,43 +275,50 @@ type bodySource struct {
 	external bool
 }
 
-// deliverOne hands one recipient to the deliverer, with the body read from the log or its file.
-// A panicking deliverer costs one temporary failure, not the server.
-func (q *Queue) deliverOne(ctx context.Context, src bodySource, env *envelope.Envelope, i int) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			q.log.Error("queue: deliverer panicked", "msgid", env.ID, "rcpt", env.Rcpts[i].Addr,
-				"panic", p, "stack", string(debug.Stack()))
-			err = delivery.Temporary("queue: internal error", fmt.Errorf("deliverer panicked: %v", p))
-		}
-	}()
-	var body io.Reader
-	if src.external {
-		f, err := os.Open(filepath.Join(q.bodyDir(), bodyName(env.ID)))
-		if err != nil {
-			return delivery.Temporary("queue: cannot read body", err)
-		}
-		defer f.Close()
-		body = f
-	} else {
-		body = io.NewSectionReader(src.seg.f, src.off, src.n)
+// deliverOne hands one recipient to a per-recipient deliverer.
+func (q *Queue) deliverOne(ctx context.Context, src bodySource, env *envelope.Envelope, i int) error {
+	body, err := (queueBody{q: q, src: src, id: env.ID}).Open()
+	if err != nil {
+		return err
 	}
+	defer body.Close()
 	return q.opts.Deliverer.Deliver(ctx, env, i, body)
 }
+
+// queueBody is a message body in the queue, opened afresh for each reader.
+type queueBody struct {
+	q    *Queue
+	src  bodySource
+	id   string
+	size int64
+}
+
+func (b queueBody) Open() (io.ReadCloser, error) {
+	if b.src.external {
+		f, err := os.Open(filepath.Join(b.q.bodyDir(), bodyName(b.id)))
+		if err != nil {
+			return nil, delivery.Temporary("queue: cannot read body", err)
+		}
+		return f, nil
+	}
+	return io.NopCloser(io.NewSectionReader(b.src.seg.f, b.src.off, b.src.n)), nil
+}
+
+func (b queueBody) Size() int64 { return b.size }
 
 // recordState appends a state record. Final outcomes of a message whose body has its own file
 // are made durable before that file is removed; others are written lazily (see package doc).
 // It reports false when a record that had to be durable is not.
-func (q *Queue) recordState(id string, updates []rcptUpdate, external bool) bool {
-	payload, err := json.Marshal(stateRecord{ID: id, Updates: updates})
+func (q *Queue) recordState(st stateRecord, durable bool) bool {
+	payload, err := json.Marshal(st)
 	if err != nil {
-		q.log.Error("queue: encode state", "msgid", id, "err", err)
+		q.log.Error("queue: encode state", "msgid", st.ID, "err", err)
 		return false
 	}
-	req := &appendReq{rec: appendRecord(nil, recState, payload), sync: external}
-	if external {
+	req := &appendReq{rec: appendRecord(nil, recState, payload), sync: durable}
+	if durable {
 		if res := q.append(req); res.err != nil {
-			q.log.Error("queue: state record", "msgid", id, "err", res.err)
+			q.log.Error("queue: state record", "msgid", st.ID, "err", res.err)
 			return false
 		}
 		return true
@@ -231,6 +342,9 @@ func (q *Queue) forget(e *entry, keepBody bool) {
 // backoff is the wait before attempt n+1: MinBackoff doubled per attempt, capped at
 // MaxBackoff, with 10% jitter so that retries of a burst do not come back in lockstep.
 func (q *Queue) backoff(attempts int) time.Duration {
+	if sch := q.opts.RetrySchedule; len(sch) > 0 {
+		return sch[min(attempts, len(sch))-1]
+	}
 	d := q.opts.MinBackoff
 	for i := 1; i < attempts && d < q.opts.MaxBackoff; i++ {
 		d *= 2

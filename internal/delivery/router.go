@@ -1,0 +1,127 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// Router sends each recipient where it belongs: an account in a local domain to its mailbox
+// (Maildir, or an LMTP server), any other address to remote delivery. It is what the queue
+// calls; the queue hands it the recipients of one domain at a time.
+type Router struct {
+	// IsLocal reports whether a domain is local.
+	IsLocal func(domain string) bool
+	// Exists reports whether an address is an account.
+	Exists func(ctx context.Context, addr string) (bool, error)
+	// IsBadAddress reports whether an Exists error means the address can never be an account.
+	IsBadAddress func(error) bool
+	// Postmaster is where mail for postmaster@<a local domain> goes when that domain has no
+	// postmaster account: RFC 5321 §4.5.1 requires the address to work everywhere.
+	Postmaster string
+	// Mailbox stores mail for local accounts one recipient at a time (Maildir).
+	Mailbox Deliverer
+	// LMTP, when set, takes local mail instead of Mailbox (an LMTP server such as Dovecot).
+	LMTP BatchDeliverer
+	// Remote delivers to other domains; nil keeps such mail waiting in the queue.
+	Remote BatchDeliverer
+}
+
+// DeliverBatch implements BatchDeliverer.
+func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body) []Outcome {
+	out := make([]Outcome, len(rcpts))
+	var local, remote []int // indexes into rcpts
+	for k, i := range rcpts {
+		addr := env.Rcpts[i].Addr
+		if r.IsLocal(strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])) {
+			local = append(local, k)
+		} else {
+			remote = append(remote, k)
+		}
+	}
+	if len(remote) > 0 {
+		idx := pick(rcpts, remote)
+		if r.Remote == nil {
+			for _, k := range remote {
+				out[k].Err = &Error{Code: 451, Enhanced: "4.4.0", Msg: "remote delivery is not available",
+					Err: errors.New("no remote deliverer configured")}
+			}
+		} else {
+			res := r.Remote.DeliverBatch(ctx, env, idx, body)
+			for n, k := range remote {
+				if n < len(res) {
+					out[k] = res[n]
+				} else {
+					out[k].Err = Temporary("internal error", errors.New("remote deliverer gave too few results"))
+				}
+			}
+		}
+	}
+	if len(local) > 0 {
+		r.deliverLocal(ctx, env, rcpts, local, body, out)
+	}
+	return out
+}
+
+// deliverLocal checks each local recipient's account (mapping postmaster) and delivers.
+func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts, local []int, body Body, out []Outcome) {
+	lenv := env // a copy is made only when postmaster is mapped
+	var ok []int
+	for _, k := range local {
+		i := rcpts[k]
+		addr := env.Rcpts[i].Addr
+		exists, err := r.Exists(ctx, addr)
+		if err != nil && r.IsBadAddress != nil && r.IsBadAddress(err) {
+			exists, err = false, nil
+		}
+		switch {
+		case err != nil:
+			out[k].Err = Temporary("account lookup failed", err)
+			continue
+		case !exists && r.Postmaster != "" && strings.EqualFold(addr[:strings.LastIndexByte(addr, '@')], "postmaster"):
+			if lenv == env {
+				lenv = env.Clone()
+			}
+			lenv.Rcpts[i].Addr = r.Postmaster
+		case !exists:
+			// The account went away between RCPT TO and delivery.
+			out[k].Err = Permanentf(550, "5.1.1", "<%s>: user unknown", addr)
+			continue
+		}
+		ok = append(ok, k)
+	}
+	if len(ok) == 0 {
+		return
+	}
+	if r.LMTP != nil {
+		res := r.LMTP.DeliverBatch(ctx, lenv, pick(rcpts, ok), body)
+		for n, k := range ok {
+			if n < len(res) {
+				out[k] = res[n]
+			} else {
+				out[k].Err = Temporary("internal error", errors.New("LMTP deliverer gave too few results"))
+			}
+		}
+		return
+	}
+	for _, k := range ok {
+		rc, err := body.Open()
+		if err != nil {
+			out[k].Err = err
+			continue
+		}
+		out[k].Err = r.Mailbox.Deliver(ctx, lenv, rcpts[k], rc)
+		rc.Close()
+	}
+}
+
+// pick returns rcpts[k] for each k in ks.
+func pick(rcpts, ks []int) []int {
+	idx := make([]int, len(ks))
+	for n, k := range ks {
+		idx[n] = rcpts[k]
+	}
+	return idx
+}

@@ -1,0 +1,115 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+type recordingDeliverer struct{ got []string }
+
+func (r *recordingDeliverer) Deliver(_ context.Context, env *envelope.Envelope, rcpt int, body io.Reader) error {
+	b, _ := io.ReadAll(body)
+	r.got = append(r.got, env.Rcpts[rcpt].Addr+":"+string(b))
+	return nil
+}
+
+// recordingBatch answers every recipient of a batch with err and notes the batches.
+type recordingBatch struct {
+	batches [][]string
+	err     error
+}
+
+func (r *recordingBatch) DeliverBatch(_ context.Context, env *envelope.Envelope, rcpts []int, _ Body) []Outcome {
+	var names []string
+	out := make([]Outcome, len(rcpts))
+	for n, i := range rcpts {
+		names = append(names, env.Rcpts[i].Addr)
+		out[n] = Outcome{Err: r.err, RemoteMTA: "mx.remote.example"}
+	}
+	r.batches = append(r.batches, names)
+	return out
+}
+
+type bytesBody []byte
+
+func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b bytesBody) Size() int64                  { return int64(len(b)) }
+
+var errBad = errors.New("bad address")
+
+func newRouter(mbox Deliverer, lmtp, remote BatchDeliverer) *Router {
+	return &Router{
+		IsLocal: func(d string) bool { return d == "example.test" },
+		Exists: func(_ context.Context, addr string) (bool, error) {
+			switch strings.ToLower(addr) {
+			case "bob@example.test":
+				return true, nil
+			case "broken@example.test":
+				return false, errors.New("database is locked")
+			case "a/b@example.test":
+				return false, errBad
+			}
+			return false, nil
+		},
+		IsBadAddress: func(err error) bool { return errors.Is(err, errBad) },
+		Postmaster:   "postmaster@example.test",
+		Mailbox:      mbox,
+		LMTP:         lmtp,
+		Remote:       remote,
+	}
+}
+
+func TestRouter(t *testing.T) {
+	mbox, remote := &recordingDeliverer{}, &recordingBatch{}
+	r := newRouter(mbox, nil, remote)
+	rcpts := []string{"Bob@EXAMPLE.test", "gone@example.test", "a/b@example.test", "broken@example.test",
+		"PostMaster@example.test", "x@remote.example", "y@remote.example"}
+	env := &envelope.Envelope{ID: "ABCDEF0123"}
+	for _, a := range rcpts {
+		env.Rcpts = append(env.Rcpts, envelope.Recipient{Addr: a})
+	}
+	out := r.DeliverBatch(context.Background(), env, []int{0, 1, 2, 3, 4, 5, 6}, bytesBody("body"))
+	want := []struct {
+		ok        bool
+		permanent bool
+		code      string
+	}{
+		{true, false, ""}, {false, true, "550 5.1.1"}, {false, true, "550 5.1.1"}, {false, false, "451 4.3.0"},
+		{true, false, ""}, {true, false, ""}, {true, false, ""},
+	}
+	for k, w := range want {
+		err := out[k].Err
+		if (err == nil) != w.ok || IsPermanent(err) != w.permanent || err != nil && !strings.HasPrefix(err.Error(), w.code) {
+			t.Errorf("%s: %v, want ok=%v permanent=%v %s", rcpts[k], err, w.ok, w.permanent, w.code)
+		}
+	}
+	if len(mbox.got) != 2 || mbox.got[0] != "Bob@EXAMPLE.test:body" || mbox.got[1] != "postmaster@example.test:body" {
+		t.Errorf("mailbox got %q", mbox.got)
+	}
+	if env.Rcpts[4].Addr != "PostMaster@example.test" {
+		t.Error("the queue's envelope was changed")
+	}
+	if len(remote.batches) != 1 || strings.Join(remote.batches[0], ",") != "x@remote.example,y@remote.example" || out[5].RemoteMTA != "mx.remote.example" {
+		t.Errorf("remote batches %q", remote.batches)
+	}
+}
+
+func TestRouterLMTPAndNoRemote(t *testing.T) {
+	lmtp := &recordingBatch{}
+	r := newRouter(nil, lmtp, nil)
+	env := &envelope.Envelope{Rcpts: []envelope.Recipient{{Addr: "bob@example.test"}, {Addr: "x@remote.example"}, {Addr: "postmaster@example.test"}}}
+	out := r.DeliverBatch(context.Background(), env, []int{0, 1, 2}, bytesBody("b"))
+	if out[0].Err != nil || out[2].Err != nil || len(lmtp.batches) != 1 || strings.Join(lmtp.batches[0], ",") != "bob@example.test,postmaster@example.test" {
+		t.Errorf("LMTP: %v %v %q", out[0].Err, out[2].Err, lmtp.batches)
+	}
+	// Without remote delivery, remote mail waits: never dropped.
+	if out[1].Err == nil || IsPermanent(out[1].Err) || !strings.HasPrefix(out[1].Err.Error(), "451 4.4.0") {
+		t.Errorf("remote without a deliverer: %v", out[1].Err)
+	}
+}

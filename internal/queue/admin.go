@@ -1,0 +1,214 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/dsn"
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// ErrNotFound is returned for a queue id that is not (or no longer) in the queue.
+var ErrNotFound = errors.New("queue: no such message")
+
+// ErrBusy is returned when a message is being delivered right now; try again in a moment.
+var ErrBusy = errors.New("queue: message is being delivered")
+
+// Item is what the queue knows of one message, for `tern queue list/show`.
+type Item struct {
+	Envelope *envelope.Envelope
+	// Attempts is the number of delivery attempts since the server started.
+	Attempts int
+	// Next is when the next attempt is due (zero: due now, held or being delivered).
+	Next time.Time
+	// Busy is set while a delivery attempt runs.
+	Busy bool
+}
+
+// Items returns every queued message, oldest first.
+func (q *Queue) Items() []Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := make([]Item, 0, len(q.entries))
+	for _, e := range q.entries {
+		items = append(items, q.itemLocked(e))
+	}
+	slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Envelope.ID, b.Envelope.ID) })
+	return items
+}
+
+// Show returns one message.
+func (q *Queue) Show(id string) (Item, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[id]
+	if e == nil {
+		return Item{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return q.itemLocked(e), nil
+}
+
+func (q *Queue) itemLocked(e *entry) Item {
+	it := Item{Envelope: e.env.Clone(), Attempts: e.attempts, Busy: e.busy}
+	if e.heapIdx >= 0 {
+		it.Next = e.next
+	}
+	return it
+}
+
+// FlushID makes one message due now (tern queue flush ID).
+func (q *Queue) FlushID(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[id]
+	switch {
+	case e == nil:
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	case e.env.Held:
+		return fmt.Errorf("queue: %s is held: release it first", id)
+	}
+	q.makeDueLocked(e)
+	return nil
+}
+
+// FlushAll makes every message that is not held due now, and returns how many there were.
+func (q *Queue) FlushAll() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, e := range q.entries {
+		if !e.env.Held && q.makeDueLocked(e) {
+			n++
+		}
+	}
+	return n
+}
+
+// makeDueLocked moves a deferred entry to the ready list; false if it was not deferred.
+func (q *Queue) makeDueLocked(e *entry) bool {
+	switch {
+	case e.heapIdx >= 0:
+		heap.Remove(&q.deferred, e.heapIdx)
+	case e.moving:
+		e.next = time.Time{} // due as soon as compaction puts it back
+		return true
+	default:
+		return false // already due, or being delivered
+	}
+	q.ready = append(q.ready, e)
+	q.cond.Signal()
+	return true
+}
+
+// Hold stops delivery of a message until Release; it survives restarts.
+func (q *Queue) Hold(id string) error { return q.setHeld(id, true) }
+
+// Release ends a hold and makes the message due now.
+func (q *Queue) Release(id string) error { return q.setHeld(id, false) }
+
+func (q *Queue) setHeld(id string, held bool) error {
+	q.mu.Lock()
+	e := q.entries[id]
+	if e == nil {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if e.env.Held == held {
+		q.mu.Unlock()
+		return nil
+	}
+	q.mu.Unlock()
+	if !q.recordState(stateRecord{ID: id, Held: &held}, true) {
+		return errors.New("queue: could not record the change")
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.entries[id] != e {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	e.env.Held = held
+	switch {
+	case held && e.heapIdx >= 0:
+		heap.Remove(&q.deferred, e.heapIdx)
+	case held:
+		// Due or busy: taking it off the ready list here would race with the workers, so the
+		// worker that picks it (or finishes it) sees Held and leaves it be.
+	case !e.busy && e.heapIdx < 0 && !slices.Contains(q.ready, e):
+		q.ready = append(q.ready, e)
+		q.cond.Signal()
+	}
+	q.log.Info("queue: message held", "msgid", id, "held", held)
+	return nil
+}
+
+// Delete removes a message without delivering it or telling its sender (tern queue delete).
+func (q *Queue) Delete(ctx context.Context, id string) error {
+	return q.finish(ctx, id, "deleted by the administrator", false)
+}
+
+// Bounce fails every pending recipient of a message now and sends the sender a bounce, as if
+// delivery had failed permanently (tern queue bounce).
+func (q *Queue) Bounce(ctx context.Context, id string) error {
+	return q.finish(ctx, id, "returned to sender by the administrator", true)
+}
+
+// finish fails all pending recipients of id, with a report when bounce is set.
+func (q *Queue) finish(ctx context.Context, id, why string, bounce bool) error {
+	q.mu.Lock()
+	e := q.entries[id]
+	switch {
+	case e == nil:
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	case e.busy || e.moving:
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrBusy, id)
+	}
+	// Mark it busy so that no worker or compaction touches it while we work.
+	if e.heapIdx >= 0 {
+		heap.Remove(&q.deferred, e.heapIdx)
+	}
+	if k := slices.Index(q.ready, e); k >= 0 {
+		q.ready = slices.Delete(q.ready, k, k+1)
+	}
+	e.busy = true
+	env := e.env.Clone()
+	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	q.mu.Unlock()
+
+	err := &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.0.0", Msg: why}
+	now := q.opts.Now()
+	st := stateRecord{ID: id}
+	var reports reportSet
+	for i, r := range env.Rcpts {
+		if r.Status != envelope.Pending {
+			continue
+		}
+		st.Updates = append(st.Updates, rcptUpdate{I: i, Status: envelope.Failed, Err: err.Error()})
+		if bounce && dsn.Wants(r.Notify, dsn.Failed) {
+			reports.add(dsn.Failed, reportRecipient(r, dsn.Failed, delivery.Outcome{Err: err}, now, time.Time{}))
+		}
+	}
+	recorded := q.recordState(st, true)
+	if recorded && bounce {
+		q.sendReports(ctx, env, src, reports)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e.busy = false
+	if !recorded {
+		q.ready = append(q.ready, e) // as it was: due
+		q.cond.Signal()
+		return errors.New("queue: could not record the change")
+	}
+	applyState(e.env, st)
+	q.log.Info("queue: message removed", "msgid", id, "why", why)
+	q.forget(e, false)
+	return nil
+}

@@ -1,0 +1,101 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/delivery"
+)
+
+func TestHoldRelease(t *testing.T) {
+	f := &fakeBatch{}
+	dir := t.TempDir()
+	opts := batchOpts(f)
+	q := openQueue(t, dir, opts)
+	id := commitMsg(t, q, newEnv("a@remote.example"), []byte("x\r\n"))
+	if err := q.Hold(id); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	// The hold survives a restart: nothing is delivered.
+	q = openQueue(t, dir, opts)
+	runQueue(t, q)
+	time.Sleep(100 * time.Millisecond)
+	if it, err := q.Show(id); err != nil || !it.Envelope.Held {
+		t.Fatalf("after restart: %+v, %v", it, err)
+	}
+	if err := q.FlushID(id); err == nil {
+		t.Error("a held message was flushed")
+	}
+	f.mu.Lock()
+	n := len(f.batches)
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("a held message was delivered (%d batches)", n)
+	}
+	if err := q.Release(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery after release", func() bool { return q.Len() == 0 })
+	if err := q.Hold(id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Hold of a delivered message: %v", err)
+	}
+}
+
+func TestDeleteAndBounce(t *testing.T) {
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		if strings.HasSuffix(addr, "@stuck.example") {
+			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+		}
+		return delivery.Outcome{}
+	}}
+	q := openQueue(t, t.TempDir(), batchOpts(f))
+	del := commitMsg(t, q, newEnv("x@stuck.example"), []byte("x\r\n"))
+	bnc := commitMsg(t, q, newEnv("y@stuck.example"), []byte("Subject: y\r\n\r\ny\r\n"))
+	runQueue(t, q)
+	waitFor(t, "first attempts", func() bool {
+		a, _ := q.Show(del)
+		b, _ := q.Show(bnc)
+		return a.Attempts == 1 && b.Attempts == 1
+	})
+	if items := q.Items(); len(items) != 2 || items[0].Envelope.ID != del || items[0].Next.IsZero() ||
+		!strings.Contains(items[0].Envelope.Rcpts[0].LastError, "no answer") {
+		t.Errorf("Items: %+v", items)
+	}
+	ctx := context.Background()
+	if err := q.Delete(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Bounce(ctx, bnc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the bounce", func() bool { return len(f.reports("sender@example.org")) == 1 })
+	rep := f.reports("sender@example.org")[0]
+	if !strings.Contains(rep, "Final-Recipient: rfc822; y@stuck.example") || !strings.Contains(rep, "returned to sender by the administrator") ||
+		strings.Contains(rep, "x@stuck.example") {
+		t.Errorf("bounce:\n%s", rep)
+	}
+	if _, err := q.Show(del); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted message still there: %v", err)
+	}
+	if err := q.Delete(ctx, "0123456789ABC"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Delete of an unknown id: %v", err)
+	}
+}
+
+func TestFlushAll(t *testing.T) {
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+	}}
+	q := openQueue(t, t.TempDir(), batchOpts(f))
+	id := commitMsg(t, q, newEnv("x@stuck.example"), []byte("x\r\n"))
+	runQueue(t, q)
+	waitFor(t, "first attempt", func() bool { it, _ := q.Show(id); return it.Attempts == 1 })
+	if n := q.FlushAll(); n != 1 {
+		t.Errorf("FlushAll = %d", n)
+	}
+	waitFor(t, "second attempt", func() bool { it, _ := q.Show(id); return it.Attempts == 2 })
+}

@@ -1,0 +1,242 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// fakeBatch is a BatchDeliverer: answer decides each recipient's outcome; every batch and every
+// delivered message (with its body) is recorded.
+type fakeBatch struct {
+	answer func(addr string) delivery.Outcome
+
+	mu        sync.Mutex
+	batches   [][]string
+	delivered []delivered
+}
+
+type delivered struct {
+	env  *envelope.Envelope
+	rcpt string
+	body string
+}
+
+func (f *fakeBatch) DeliverBatch(_ context.Context, env *envelope.Envelope, rcpts []int, body delivery.Body) []delivery.Outcome {
+	rc, err := body.Open()
+	if err != nil {
+		panic(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	out := make([]delivery.Outcome, len(rcpts))
+	var names []string
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n, i := range rcpts {
+		addr := env.Rcpts[i].Addr
+		names = append(names, addr)
+		if f.answer != nil {
+			out[n] = f.answer(addr)
+		}
+		if out[n].Err == nil {
+			f.delivered = append(f.delivered, delivered{env.Clone(), addr, string(b)})
+		}
+	}
+	f.batches = append(f.batches, names)
+	return out
+}
+
+// reports returns the delivery reports delivered to addr.
+func (f *fakeBatch) reports(addr string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, d := range f.delivered {
+		if d.env.From == "" && d.rcpt == addr {
+			out = append(out, d.body)
+		}
+	}
+	return out
+}
+
+func batchOpts(f *fakeBatch) Options {
+	return Options{Batch: f, Workers: 2, MinBackoff: time.Hour, MaxBackoff: time.Hour, Hostname: "mx.example.test"}
+}
+
+func permanent(addr string) delivery.Outcome {
+	return delivery.Outcome{Err: &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.1.1", Msg: "<" + addr + ">: User unknown"},
+		RemoteMTA: "mx.remote.example"}
+}
+
+// Recipients are grouped by domain, one batch per domain; a permanent failure comes back to the
+// sender as an RFC 3464 bounce from the null sender, which itself never bounces.
+func TestBatchesAndBounce(t *testing.T) {
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		if strings.HasPrefix(addr, "nobody@") {
+			return permanent(addr)
+		}
+		return delivery.Outcome{RemoteMTA: "mx.remote.example"}
+	}}
+	q := openQueue(t, t.TempDir(), batchOpts(f))
+	env := newEnv("a@remote.example", "nobody@remote.example", "c@other.example")
+	env.Rcpts[1].ORcpt = "rfc822;Nobody@Remote.example"
+	id := commitMsg(t, q, env, []byte("Subject: hi\r\n\r\nbody\r\n"))
+	runQueue(t, q)
+	waitFor(t, "the bounce", func() bool { return len(f.reports("sender@example.org")) == 1 && q.Len() == 0 })
+	f.mu.Lock()
+	first := f.batches[:2]
+	f.mu.Unlock()
+	if strings.Join(first[0], ",") != "a@remote.example,nobody@remote.example" || strings.Join(first[1], ",") != "c@other.example" {
+		t.Errorf("batches %q", first)
+	}
+	bounce := f.reports("sender@example.org")[0]
+	for _, want := range []string{
+		"Subject: Undelivered Mail Returned to Sender", "X-Tern-Queue-ID: " + id, "Original-Envelope-Id: env-42",
+		"Final-Recipient: rfc822; nobody@remote.example", "Original-Recipient: rfc822;Nobody@Remote.example",
+		"Action: failed", "Status: 5.1.1", "Remote-MTA: dns; mx.remote.example",
+		"Diagnostic-Code: smtp; 550 5.1.1 <nobody@remote.example>: User unknown",
+		"Content-Type: text/rfc822-headers", // RET=HDRS
+	} {
+		if !strings.Contains(bounce, want) {
+			t.Errorf("bounce lacks %q:\n%s", want, bounce)
+		}
+	}
+	if strings.Contains(bounce, "a@remote.example") || strings.Contains(bounce, "\r\nbody\r\n") {
+		t.Errorf("bounce names a delivered recipient or returns the body:\n%s", bounce)
+	}
+}
+
+func TestNoBounce(t *testing.T) {
+	for name, mod := range map[string]func(*envelope.Envelope){
+		"null sender":  func(e *envelope.Envelope) { e.From = "" },
+		"NOTIFY=NEVER": func(e *envelope.Envelope) { e.Rcpts[0].Notify = []string{"NEVER"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeBatch{answer: permanent}
+			q := openQueue(t, t.TempDir(), batchOpts(f))
+			env := newEnv("x@remote.example")
+			mod(env)
+			commitMsg(t, q, env, []byte("Subject: x\r\n\r\nx\r\n"))
+			runQueue(t, q)
+			waitFor(t, "the failure", func() bool { return q.Len() == 0 })
+			time.Sleep(50 * time.Millisecond) // a report would be queued at once
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.delivered) != 0 || len(f.batches) != 1 {
+				t.Errorf("%d deliveries, %d batches: a report went out", len(f.delivered), len(f.batches))
+			}
+		})
+	}
+}
+
+// After DelayWarning the sender is told once that delivery is delayed, and not again after a
+// restart.
+func TestDelayReportOnce(t *testing.T) {
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		if addr == "slow@remote.example" {
+			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+		}
+		return delivery.Outcome{}
+	}}
+	dir := t.TempDir()
+	opts := batchOpts(f)
+	opts.DelayWarning = time.Minute
+	opts.RetrySchedule = []time.Duration{20 * time.Millisecond}
+	q := openQueue(t, dir, opts)
+	env := newEnv("slow@remote.example")
+	env.Received = time.Now().Add(-2 * time.Minute)
+	id := commitMsg(t, q, env, []byte("Subject: x\r\n\r\nx\r\n"))
+	cancel := runQueue(t, q)
+	waitFor(t, "the delay report", func() bool { return len(f.reports("sender@example.org")) == 1 })
+	waitFor(t, "more attempts", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.batches) >= 5
+	})
+	rep := f.reports("sender@example.org")
+	if len(rep) != 1 || !strings.Contains(rep[0], "Action: delayed") || !strings.Contains(rep[0], "Will-Retry-Until: ") ||
+		!strings.Contains(rep[0], "Subject: Delayed Mail (still being retried)") {
+		t.Fatalf("%d reports: %q", len(rep), rep)
+	}
+	cancel()
+	q.Close()
+	q = openQueue(t, dir, opts)
+	if it, err := q.Show(id); err != nil || !it.Envelope.DelayNotified {
+		t.Fatalf("after reopen: %+v %v", it, err)
+	}
+	runQueue(t, q)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.reports("sender@example.org")); n != 1 {
+		t.Errorf("%d delay reports after a restart, want 1", n)
+	}
+}
+
+// NOTIFY=SUCCESS gets a "delivered" report for local delivery and a "relayed" one for a server
+// without DSN; a DSN-capable server reports for itself.
+func TestSuccessReports(t *testing.T) {
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		switch {
+		case strings.HasSuffix(addr, "@example.test"):
+			return delivery.Outcome{} // local
+		case strings.HasPrefix(addr, "old@"):
+			return delivery.Outcome{RemoteMTA: "mx.old.example", Relayed: true}
+		}
+		return delivery.Outcome{RemoteMTA: "mx.new.example"}
+	}}
+	q := openQueue(t, t.TempDir(), batchOpts(f))
+	env := newEnv("bob@example.test", "old@old.example", "new@new.example")
+	for i := range env.Rcpts {
+		env.Rcpts[i].Notify = []string{"SUCCESS"}
+	}
+	commitMsg(t, q, env, []byte("Subject: x\r\n\r\nx\r\n"))
+	runQueue(t, q)
+	waitFor(t, "two reports", func() bool { return len(f.reports("sender@example.org")) == 2 })
+	time.Sleep(50 * time.Millisecond)
+	reps := strings.Join(f.reports("sender@example.org"), "\n====\n")
+	if len(f.reports("sender@example.org")) != 2 ||
+		!strings.Contains(reps, "Final-Recipient: rfc822; bob@example.test\r\nOriginal-Recipient: rfc822;bob@example.test\r\nAction: delivered") ||
+		!strings.Contains(reps, "Final-Recipient: rfc822; old@old.example\r\nOriginal-Recipient: rfc822;old@old.example\r\nAction: relayed") ||
+		strings.Contains(reps, "new@new.example") {
+		t.Errorf("reports:\n%s", reps)
+	}
+}
+
+func TestRetrySchedule(t *testing.T) {
+	q := &Queue{opts: Options{RetrySchedule: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}}}
+	for n, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		if got := q.backoff(n + 1); got != want {
+			t.Errorf("attempt %d: %v, want %v", n+1, got, want)
+		}
+	}
+}
+
+// A bounce that cannot be delivered is given up sooner than other mail.
+func TestBounceLifetime(t *testing.T) {
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+	}}
+	opts := batchOpts(f)
+	opts.MaxAge, opts.BounceMaxAge = 10*time.Hour, time.Hour
+	q := openQueue(t, t.TempDir(), opts)
+	bounce := newEnv("sender@remote.example")
+	bounce.From = ""
+	bounce.Received = time.Now().Add(-2 * time.Hour)
+	normal := newEnv("sender@remote.example")
+	normal.Received = bounce.Received
+	normal.Rcpts[0].Notify = []string{"NEVER"}
+	bid := commitMsg(t, q, bounce, []byte("x\r\n"))
+	nid := commitMsg(t, q, normal, []byte("x\r\n"))
+	runQueue(t, q)
+	waitFor(t, "the bounce to expire", func() bool { _, err := q.Show(bid); return err != nil })
+	if _, err := q.Show(nid); err != nil {
+		t.Errorf("the normal message expired too: %v", err)
+	}
+}
