@@ -59,7 +59,7 @@ func TestCloseNoLeak(t *testing.T) {
 			t.Errorf("NewMessage after Close: %v", err)
 		}
 		q.Run(context.Background())
-		if n := q.Flush("slow.test"); n < 0 {
+		if n := q.Flush("slow.test", false); n < 0 {
 			t.Error("negative Flush")
 		}
 		waitFor(t, "goroutines of a Run after Close to end", func() bool { return runtime.NumGoroutine() <= before })

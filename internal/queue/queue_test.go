@@ -426,7 +426,7 @@ func TestRetry(t *testing.T) {
 			t.Errorf("Len = %d, want 1", q.Len())
 		}
 		// The next attempt goes to the pending recipient only.
-		if n := q.Flush("slow.test"); n != 1 {
+		if n := q.Flush("slow.test", false); n != 1 {
 			t.Errorf("Flush = %d, want 1", n)
 		}
 		waitFor(t, "second attempt", func() bool { return fake.attempts(id, 1) == 2 })
@@ -487,16 +487,18 @@ func TestFlush(t *testing.T) {
 	domains := []string{"example.test", "sub.example.test", "notexample.test", "other.test"}
 	tests := []struct {
 		flush string
+		subs  bool     // ETRN @domain: subdomains too
 		want  []string // domains whose message becomes due
 	}{
-		{"example.test", []string{"example.test", "sub.example.test"}},
-		{"EXAMPLE.test", []string{"example.test", "sub.example.test"}},
-		{"sub.example.test", []string{"sub.example.test"}},
-		{"other.test", []string{"other.test"}},
-		{"nowhere.test", nil},
+		{"example.test", true, []string{"example.test", "sub.example.test"}},
+		{"EXAMPLE.test", true, []string{"example.test", "sub.example.test"}},
+		{"example.test", false, []string{"example.test"}},
+		{"sub.example.test", true, []string{"sub.example.test"}},
+		{"other.test", false, []string{"other.test"}},
+		{"nowhere.test", true, nil},
 	}
 	for _, tc := range tests {
-		t.Run(tc.flush, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%v", tc.flush, tc.subs), func(t *testing.T) {
 			t.Parallel()
 			// The first attempt at each recipient fails, later ones succeed.
 			fake := newFake(func(_ context.Context, _ string, n int) error {
@@ -516,7 +518,7 @@ func TestFlush(t *testing.T) {
 				defer q.mu.Unlock()
 				return q.deferred.Len() == len(domains)
 			})
-			if n := q.Flush(tc.flush); n != len(tc.want) {
+			if n := q.Flush(tc.flush, tc.subs); n != len(tc.want) {
 				t.Errorf("Flush(%q) = %d, want %d", tc.flush, n, len(tc.want))
 			}
 			waitFor(t, "flushed deliveries", func() bool { return q.Len() == len(domains)-len(tc.want) })
@@ -529,7 +531,7 @@ func TestFlush(t *testing.T) {
 					t.Errorf("message to %s tried %d times, want %d", d, n, want)
 				}
 			}
-			if n := q.Flush(tc.flush); n != 0 {
+			if n := q.Flush(tc.flush, tc.subs); n != 0 {
 				t.Errorf("second Flush(%q) = %d, want 0", tc.flush, n)
 			}
 		})

@@ -399,16 +399,16 @@ func (q *Queue) scheduler(ctx context.Context) {
 	}
 }
 
-// Flush makes every deferred message with a pending recipient in domain (or a subdomain) due
-// now, for ETRN, and returns how many there were. Messages already due or being attempted are
-// not counted.
-func (q *Queue) Flush(domain string) int {
+// Flush makes every deferred message with a pending recipient in domain (or, with subdomains,
+// in a subdomain of it) due now, for ETRN, and returns how many there were. Messages already
+// due, held or being attempted are not counted.
+func (q *Queue) Flush(domain string, subdomains bool) int {
 	domain = strings.ToLower(domain)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
 	for _, e := range q.entries {
-		if e.busy || !hasPendingIn(e.env, domain) {
+		if e.busy || e.env.Held || !hasPendingIn(e.env, domain, subdomains) {
 			continue
 		}
 		switch {
@@ -426,13 +426,13 @@ func (q *Queue) Flush(domain string) int {
 	return n
 }
 
-func hasPendingIn(env *envelope.Envelope, domain string) bool {
+func hasPendingIn(env *envelope.Envelope, domain string, subdomains bool) bool {
 	for _, r := range env.Rcpts {
 		if r.Status != envelope.Pending {
 			continue
 		}
 		d := strings.ToLower(r.Addr[strings.LastIndexByte(r.Addr, '@')+1:])
-		if d == domain || strings.HasSuffix(d, "."+domain) {
+		if d == domain || subdomains && strings.HasSuffix(d, "."+domain) {
 			return true
 		}
 	}

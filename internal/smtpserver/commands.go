@@ -166,7 +166,9 @@ func (s *session) cmdVrfy(arg string) {
 	s.reply(smtp.R(smtp.CodeCannotVerify, smtp.EnhOther, "Cannot VRFY user, but will accept message and attempt delivery"))
 }
 
-// cmdEtrn starts delivery of queued mail for a domain (RFC 1985).
+// cmdEtrn starts delivery of the mail queued for a domain (RFC 1985): "ETRN example.com" for the
+// domain, "ETRN @example.com" for it and its subdomains, "ETRN #example.com" for the queue named
+// after it (tern's queues are named by domain).
 func (s *session) cmdEtrn(arg string) {
 	switch {
 	case s.helo == "":
@@ -176,23 +178,31 @@ func (s *session) cmdEtrn(arg string) {
 		s.reply(replyInTx)
 		return
 	case arg == "" || strings.ContainsAny(arg, " \t"):
-		s.reply(replyUsage("ETRN domain"))
+		s.reply(replyUsage("ETRN [@|#]domain"))
 		return
 	}
-	node := strings.TrimPrefix(arg, "@")
-	if _, err := smtp.ParseDomain(node); err != nil || strings.HasPrefix(arg, "#") {
-		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Error: invalid ETRN node"))
+	subdomains := strings.HasPrefix(arg, "@")
+	node := arg
+	if subdomains || strings.HasPrefix(arg, "#") {
+		node = arg[1:]
+	}
+	if _, err := smtp.ParseDomain(node); err != nil || strings.HasPrefix(node, "[") {
+		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: ETRN [@|#]domain"))
+		return
+	}
+	if l, ok := s.srv.opts.Rcpts.(interface{ IsLocal(string) bool }); ok && l.IsLocal(node) {
+		s.reply(smtp.R(459, smtp.EnhNotAuthorized, "Node "+arg+" not allowed: mail for it is delivered here"))
 		return
 	}
 	if s.srv.opts.Flusher == nil {
-		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+node))
+		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
 		return
 	}
-	n := s.srv.opts.Flusher.Flush(node)
-	s.log.Info("etrn", "node", node, "messages", n)
+	n := s.srv.opts.Flusher.Flush(node, subdomains)
+	s.log.Info("etrn", "node", arg, "messages", n)
 	if n == 0 {
-		s.reply(smtp.R(251, smtp.EnhOther, "No messages waiting for node "+node))
+		s.reply(smtp.R(251, smtp.EnhOther, "OK, no messages waiting for node "+arg))
 		return
 	}
-	s.reply(smtp.R(smtp.CodeOK, smtp.EnhOther, "Queuing started"))
+	s.reply(smtp.R(252, smtp.EnhOther, "OK, pending messages for node "+arg+" started"))
 }

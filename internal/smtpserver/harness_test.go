@@ -106,7 +106,7 @@ func (p panicChecker) CheckRcpt(ctx context.Context, c policy.Client, rcpt smtp.
 
 type fakeFlusher struct{ n int }
 
-func (f fakeFlusher) Flush(string) int { return f.n }
+func (f fakeFlusher) Flush(string, bool) int { return f.n }
 
 // testServer is a Server on a loopback listener with in-memory collaborators.
 type testServer struct {

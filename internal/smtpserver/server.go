@@ -75,10 +75,10 @@ type RcptChecker interface {
 	CheckRcpt(ctx context.Context, c policy.Client, rcpt smtp.Address) smtp.Reply
 }
 
-// Flusher starts delivery of queued mail for a domain (ETRN, RFC 1985) and returns how many
-// messages it found.
+// Flusher starts delivery of queued mail for a domain, and its subdomains if asked (ETRN,
+// RFC 1985), and returns how many messages it made due.
 type Flusher interface {
-	Flush(domain string) int
+	Flush(domain string, subdomains bool) int
 }
 
 // Options configure a Server. Zero limits take the defaults below.

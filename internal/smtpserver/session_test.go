@@ -92,10 +92,16 @@ func TestTranscripts(t *testing.T) {
 			C:
 			S: 500 5.5.2 Error: bad syntax
 			C: ETRN
-			S: 501 5.5.4 Syntax: ETRN domain
+			S: 501 5.5.4 Syntax: ETRN \[@\|#\]domain
+			C: ETRN remote.example
+			S: 252 2.0.0 OK, pending messages for node remote.example started
+			C: ETRN @remote.example
+			S: 252 2.0.0
+			C: ETRN #remote.example
+			S: 252 2.0.0
 			C: ETRN example.test
-			S: 250 2.0.0 Queuing started
-			C: ETRN #queue
+			S: 459 4.7.1 Node example.test not allowed: mail for it is delivered here
+			C: ETRN [127.0.0.1]
 			S: 501 5.5.4
 			C: AUTH PLAIN
 			S: 503 5.5.1
