@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -211,4 +212,17 @@ func (q *Queue) finish(ctx context.Context, id, why string, bounce bool) error {
 	q.log.Info("queue: message removed", "msgid", id, "why", why)
 	q.forget(e, false)
 	return nil
+}
+
+// Body opens a queued message's body (for tern queue show).
+func (q *Queue) Body(id string) (io.ReadCloser, error) {
+	q.mu.Lock()
+	e := q.entries[id]
+	if e == nil {
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	q.mu.Unlock()
+	return (queueBody{q: q, src: src, id: id}).Open()
 }

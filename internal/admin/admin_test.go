@@ -1,0 +1,92 @@
+package admin
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/queue"
+)
+
+// stuck fails every delivery temporarily, so messages stay queued.
+type stuck struct{}
+
+func (stuck) Deliver(context.Context, *envelope.Envelope, int, io.Reader) error {
+	return &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}
+}
+
+func TestOverSocket(t *testing.T) {
+	dir := t.TempDir()
+	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{Deliverer: stuck{}, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	w, err := q.NewMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: queued\r\nFrom: a@b.example\r\n\r\nbody\r\n")
+	if err := w.Commit(context.Background(), &envelope.Envelope{From: "a@b.example", Received: time.Now(),
+		Rcpts: []envelope.Recipient{{Addr: "x@remote.example"}}}); err != nil {
+		t.Fatal(err)
+	}
+	id := w.ID()
+
+	sock := filepath.Join(dir, "admin.sock")
+	os.WriteFile(sock, nil, 0o600) // a stale file from a crash is replaced
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode: %v %v", fi, err)
+	}
+	go Serve(ln, q, slog.New(slog.DiscardHandler))
+	call := func(op, arg string) Reply {
+		t.Helper()
+		rep, err := Call(context.Background(), sock, Request{Op: op, Arg: arg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := call(OpList, ""); len(rep.Items) != 1 || rep.Items[0].Envelope.ID != id {
+		t.Fatalf("list: %+v", rep)
+	}
+	if rep := call(OpShow, id); rep.Error != "" || rep.Headers != "Subject: queued\r\nFrom: a@b.example\r\n" {
+		t.Errorf("show: %+v", rep)
+	}
+	if rep := call(OpHold, id); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	if rep := call(OpShow, id); !rep.Items[0].Envelope.Held {
+		t.Error("not held")
+	}
+	if rep := call(OpFlush, id); !strings.Contains(rep.Error, "held") {
+		t.Errorf("flush of a held message: %+v", rep)
+	}
+	if rep := call(OpRelease, id); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	if rep := call(OpFlush, "@remote.example"); rep.Error != "" {
+		t.Errorf("flush @domain: %+v", rep)
+	}
+	if rep := call(OpDelete, id); rep.Error != "" {
+		t.Fatal(rep.Error)
+	}
+	if rep := call(OpShow, id); !strings.Contains(rep.Error, "no such message") {
+		t.Errorf("show after delete: %+v", rep)
+	}
+	if rep := call("explode", ""); !strings.Contains(rep.Error, "unknown operation") {
+		t.Errorf("unknown op: %+v", rep)
+	}
+}
