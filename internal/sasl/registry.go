@@ -25,12 +25,18 @@ func NewServer(ctx context.Context, mech string, creds Credentials, opts ServerO
 		return NewScramServer(ctx, mech, creds, opts), nil
 	case NTLM:
 		return NewNTLMServer(ctx, creds, opts), nil
+	case GSSAPI:
+		if opts.GSSAPI == nil {
+			return nil, fmt.Errorf("sasl: %s needs a keytab (not configured)", mech)
+		}
+		return NewGSSAPIServer(ctx, creds, opts), nil
 	}
 	return nil, fmt.Errorf("sasl: unknown mechanism %q", mech)
 }
 
 // SecretKind is the kind of stored secret mech verifies against; "" for PLAIN and LOGIN, which
-// check the password against the account store's own hash.
+// check the password against the account store's own hash, and for GSSAPI, which needs none
+// (the KDC has verified the client).
 func SecretKind(mech string) string {
 	switch mech {
 	case CRAMMD5:

@@ -1,12 +1,18 @@
 // Package sasl implements the SASL mechanisms of SMTP AUTH (RFC 4954), each with a server half
 // (for tern serve) and a client half (for tern auth and tern send): PLAIN, LOGIN, CRAM-MD5,
-// CRAM-SHA1, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants, and NTLM (v2).
+// CRAM-SHA1, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants, NTLM (v2), and
+// GSSAPI (Kerberos V5, RFC 4752, on top of github.com/jcmturner/gokrb5).
 // XOAUTH2 and OAUTHBEARER (RFC 7628) have only a client half: tern does not serve OAuth.
 //
 // Mechanisms work on raw octets: base64, "334" framing and the "*" cancel belong to the SMTP
 // layer, not here. The server halves never see a stored password: they verify against what the
 // account store keeps for them (see Derive and the Secret* kinds), through the Credentials
 // interface. Nothing here logs, and no secret or response ever appears in an error text.
+//
+// GSSAPI is the exception to "no I/O" on the client side only: its client half asks the KDC for
+// a service ticket through the KerberosTickets it is given (package krb5 reads the credential
+// cache or keytab and talks to the KDC). Its server half needs no account secret, only a keytab
+// (ServerOptions.GSSAPI) and Credentials that implement AccountChecker.
 package sasl
 
 import (
@@ -94,6 +100,9 @@ type ServerOptions struct {
 	// AllowAuthzID lets PLAIN and SCRAM clients name an authorization identity other than the
 	// user they authenticate as (acting for another account); it is refused by default.
 	AllowAuthzID bool
+	// GSSAPI is the service's Kerberos state (keytab, principal, replay cache); the GSSAPI
+	// mechanism is refused without it.
+	GSSAPI *GSSAPIAcceptor
 	// Rand and Now may be set by tests; nil means crypto/rand and time.Now.
 	Rand io.Reader
 	Now  func() time.Time
