@@ -22,7 +22,10 @@ type credentials struct {
 	hashing chan struct{}
 }
 
-var _ sasl.Credentials = (*credentials)(nil)
+var (
+	_ sasl.Credentials    = (*credentials)(nil)
+	_ sasl.AccountChecker = (*credentials)(nil)
+)
 
 func newCredentials(store accounts.Store, defaultDomain string) *credentials {
 	return &credentials{store: store, defaultDomain: defaultDomain, hashing: make(chan struct{}, 2*runtime.NumCPU())}
@@ -56,6 +59,23 @@ func (c *credentials) CheckPassword(ctx context.Context, login, password string)
 	}
 	if !ok {
 		return "", sasl.ErrAuthFailed
+	}
+	return acct, nil
+}
+
+// Account is sasl.AccountChecker, for GSSAPI: the KDC has authenticated the client, and only
+// the account's existence is left to check.
+func (c *credentials) Account(ctx context.Context, login string) (string, error) {
+	acct, err := c.account(login)
+	if err != nil {
+		return "", err
+	}
+	ok, err := c.store.Exists(ctx, acct)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", sasl.ErrUnavailable, err)
+	case !ok:
+		return "", fmt.Errorf("%w: no account %s", sasl.ErrAuthFailed, acct)
 	}
 	return acct, nil
 }

@@ -44,7 +44,23 @@ func TestCredentials(t *testing.T) {
 	if _, _, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretCRAMMD5); !errors.Is(err, sasl.ErrAuthFailed) {
 		t.Errorf("missing secret: %v", err)
 	}
+	for _, tc := range []struct {
+		login, want string
+		err         error
+	}{
+		{"kenneth.burgener", "kenneth.burgener@example.test", nil},
+		{"KENNETH.BURGENER@example.test", "kenneth.burgener@example.test", nil},
+		{"nobody", "", sasl.ErrAuthFailed},
+		{"../etc", "", sasl.ErrAuthFailed},
+	} {
+		if got, err := c.Account(ctx, tc.login); got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("Account(%q): %q, %v", tc.login, got, err)
+		}
+	}
 	store.Close()
+	if _, err := c.Account(ctx, "kenneth.burgener"); !errors.Is(err, sasl.ErrUnavailable) {
+		t.Errorf("closed store: Account: %v, want ErrUnavailable", err)
+	}
 	if _, err := c.CheckPassword(ctx, "kenneth.burgener", "ImBB1999!"); !errors.Is(err, sasl.ErrUnavailable) {
 		t.Errorf("closed store: %v, want ErrUnavailable", err)
 	}

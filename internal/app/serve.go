@@ -107,8 +107,12 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	defer stopQueue()
 	q.Run(runCtx)
 
+	auth, err := authOptions(cfg, store, log)
+	if err != nil {
+		return err
+	}
 	srv := smtpserver.New(smtpserver.Options{
-		Auth:             authOptions(cfg, store),
+		Auth:             auth,
 		Hostname:         cfg.Hostname,
 		PostmasterDomain: cfg.Domains[0],
 		MaxMessageSize:   cfg.Limits.MessageSize,
@@ -177,11 +181,16 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 }
 
 // authOptions configures SMTP AUTH from cfg; nil (no AUTH) when no mechanism is enabled.
-func authOptions(cfg config.Config, store accounts.Store) *smtpserver.AuthOptions {
+func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*smtpserver.AuthOptions, error) {
 	if len(cfg.Auth.Mechanisms) == 0 {
-		return nil
+		return nil, nil
+	}
+	gss, err := gssapiAcceptor(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	return &smtpserver.AuthOptions{
+		GSSAPI:           gss,
 		Mechanisms:       cfg.Auth.Mechanisms,
 		NewServer:        sasl.NewServer,
 		Credentials:      newCredentials(store, cfg.Domains[0]),
@@ -195,7 +204,7 @@ func authOptions(cfg config.Config, store accounts.Store) *smtpserver.AuthOption
 			Window:      cfg.Auth.FailureWindow.Duration,
 			Block:       cfg.Auth.BlockTime.Duration,
 		}, nil),
-	}
+	}, nil
 }
 
 // spool adapts the queue to the server's Spool interface.

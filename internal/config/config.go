@@ -56,7 +56,7 @@ type Limits struct {
 
 // Auth configures SMTP AUTH.
 type Auth struct {
-	Mechanisms       []string `toml:"mechanisms" doc:"SASL mechanisms offered, in this order; [\"all\"] adds the legacy ones (CRAM-MD5, CRAM-SHA1, DIGEST-MD5, NTLM), whose stored secrets are crackable at MD5/MD4 speed if the account store leaks. tern user add/passwd store the secrets of exactly these mechanisms. -PLUS variants are offered only over TLS."`
+	Mechanisms       []string `toml:"mechanisms" doc:"SASL mechanisms offered, in this order; [\"all\"] adds the legacy ones (CRAM-MD5, CRAM-SHA1, DIGEST-MD5, NTLM), whose stored secrets are crackable at MD5/MD4 speed if the account store leaks. tern user add/passwd store the secrets of exactly these mechanisms. -PLUS variants are offered only over TLS. GSSAPI is offered when gssapi_keytab is set."`
 	AllowCleartext   bool     `toml:"allow_cleartext" doc:"Offer AUTH on connections without TLS (other than loopback). Passwords then cross the network readable."`
 	LoopbackIsSecure bool     `toml:"loopback_is_secure" doc:"Treat loopback connections as secure enough for AUTH without TLS (for local tools and tests)."`
 	SenderMustOwn    bool     `toml:"sender_must_own" doc:"An authenticated client may only use its own address (or address+detail, or <>) as MAIL FROM; otherwise 553 5.7.1."`
@@ -64,6 +64,12 @@ type Auth struct {
 	MaxFailures      int      `toml:"max_failures" doc:"Failed AUTH attempts per client (IPv4 address or IPv6 /64) or per account within failure_window before a block of block_time (421 4.7.0). Each failure is answered after a delay that doubles from 250ms to 5s."`
 	FailureWindow    Duration `toml:"failure_window" doc:"The window in which failed attempts are counted."`
 	BlockTime        Duration `toml:"block_time" doc:"How long a client or account stays blocked."`
+	GSSAPIKeytab     string   `toml:"gssapi_keytab" doc:"Keytab (MIT format, from kadmin's ktadd) with the keys of gssapi_principal. Setting it offers GSSAPI (Kerberos V5, RFC 4752), after the mechanisms listed unless they name GSSAPI; it is read at start. Empty: no GSSAPI."`
+	GSSAPIPrincipal  string   `toml:"gssapi_principal" doc:"The service principal clients get tickets for, without the realm. Empty: smtp/<hostname>. Tickets for any other principal are refused."`
+	GSSAPIRealm      string   `toml:"gssapi_realm" doc:"The realm of gssapi_principal, and of the principals the \"local\" map takes. Empty: the realm of the keytab's entries."`
+	GSSAPIMap        string   `toml:"gssapi_map" doc:"How a client principal becomes an account: \"local\" maps name@gssapi_realm to the account name in the first local domain (alice@EXAMPLE.COM -> alice@example.com); \"file\" uses only gssapi_map_file. Entries of gssapi_map_file come first either way; the account must exist."`
+	GSSAPIMapFile    string   `toml:"gssapi_map_file" doc:"File of \"principal account\" lines (principal with realm; account an address or a name in the first local domain; # comments), read at start. Empty: none."`
+	GSSAPIClockSkew  Duration `toml:"gssapi_clock_skew" doc:"How far a client's clock may be from ours, and how long after its end a ticket is still taken (MIT's clockskew)."`
 }
 
 // DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored
@@ -74,6 +80,10 @@ func DefaultMechanisms() []string {
 
 // LegacyMechanisms are added by "all".
 func LegacyMechanisms() []string { return []string{"CRAM-MD5", "CRAM-SHA1", "DIGEST-MD5", "NTLM"} }
+
+// GSSAPI is offered when a keytab is configured (auth.gssapi_keytab), never by "all" alone:
+// without a keytab it cannot work. It stores no secret.
+const GSSAPI = "GSSAPI"
 
 // ParseMechanisms turns a list from a flag or the file ("all", or names separated by commas
 // or spaces, any case) into canonical mechanism names, refusing unknown ones.
@@ -95,10 +105,10 @@ func ParseMechanisms(list []string) ([]string, error) {
 				for _, d := range known {
 					add(d)
 				}
-			case slices.Contains(known, m):
+			case slices.Contains(known, m), m == GSSAPI:
 				add(m)
 			default:
-				return nil, fmt.Errorf("unknown SASL mechanism %q (known: %s, or all)", m, strings.Join(known, " "))
+				return nil, fmt.Errorf("unknown SASL mechanism %q (known: %s %s, or all)", m, strings.Join(known, " "), GSSAPI)
 			}
 		}
 	}
@@ -161,6 +171,8 @@ func Default() Config {
 			MaxFailures:      10,
 			FailureWindow:    Duration{15 * time.Minute},
 			BlockTime:        Duration{15 * time.Minute},
+			GSSAPIMap:        "local",
+			GSSAPIClockSkew:  Duration{5 * time.Minute},
 		},
 		Queue: Queue{
 			Workers:    8,
@@ -241,7 +253,27 @@ func (c *Config) Validate() error {
 	if m, err := ParseMechanisms(c.Auth.Mechanisms); err != nil {
 		errs = append(errs, fmt.Errorf("auth.mechanisms: %w", err))
 	} else {
+		switch {
+		case c.Auth.GSSAPIKeytab != "" && !slices.Contains(m, GSSAPI):
+			m = append(m, GSSAPI)
+		case c.Auth.GSSAPIKeytab == "" && slices.Contains(m, GSSAPI):
+			errs = append(errs, errors.New("auth.mechanisms: GSSAPI needs auth.gssapi_keytab"))
+		}
 		c.Auth.Mechanisms = m
+	}
+	if c.Auth.GSSAPIKeytab != "" {
+		switch {
+		case c.Auth.GSSAPIMap != "local" && c.Auth.GSSAPIMap != "file":
+			errs = append(errs, fmt.Errorf("auth.gssapi_map %q: want local or file", c.Auth.GSSAPIMap))
+		case c.Auth.GSSAPIMap == "file" && c.Auth.GSSAPIMapFile == "":
+			errs = append(errs, errors.New("auth.gssapi_map \"file\" needs auth.gssapi_map_file"))
+		}
+		if strings.Contains(c.Auth.GSSAPIPrincipal, "@") {
+			errs = append(errs, errors.New("auth.gssapi_principal: without the realm (that is auth.gssapi_realm)"))
+		}
+		if c.Auth.GSSAPIClockSkew.Duration <= 0 {
+			errs = append(errs, errors.New("auth.gssapi_clock_skew must be positive"))
+		}
 	}
 	if c.Auth.MaxFailures <= 0 || c.Auth.FailureWindow.Duration <= 0 || c.Auth.BlockTime.Duration <= 0 {
 		errs = append(errs, errors.New("auth.max_failures, failure_window and block_time must be positive"))

@@ -69,16 +69,21 @@ message_size = 1000
 
 func TestValidateRejects(t *testing.T) {
 	for name, mutate := range map[string]func(*Config){
-		"no-domain":      func(c *Config) { c.Domains = nil },
-		"no-listener":    func(c *Config) { c.Listen = Listen{} },
-		"bad-listen":     func(c *Config) { c.Listen.SMTP = "2525" },
-		"cert-no-key":    func(c *Config) { c.TLS.Cert = "x.pem" },
-		"few-rcpts":      func(c *Config) { c.Limits.Recipients = 10 },
-		"zero-size":      func(c *Config) { c.Limits.MessageSize = 0 },
-		"bad-level":      func(c *Config) { c.Log.Level = "loud" },
-		"bad-format":     func(c *Config) { c.Log.Format = "xml" },
-		"no-workers":     func(c *Config) { c.Queue.Workers = 0 },
-		"empty-data-dir": func(c *Config) { c.Data = "" },
+		"no-domain":        func(c *Config) { c.Domains = nil },
+		"no-listener":      func(c *Config) { c.Listen = Listen{} },
+		"bad-listen":       func(c *Config) { c.Listen.SMTP = "2525" },
+		"cert-no-key":      func(c *Config) { c.TLS.Cert = "x.pem" },
+		"few-rcpts":        func(c *Config) { c.Limits.Recipients = 10 },
+		"zero-size":        func(c *Config) { c.Limits.MessageSize = 0 },
+		"bad-level":        func(c *Config) { c.Log.Level = "loud" },
+		"bad-format":       func(c *Config) { c.Log.Format = "xml" },
+		"no-workers":       func(c *Config) { c.Queue.Workers = 0 },
+		"empty-data-dir":   func(c *Config) { c.Data = "" },
+		"gssapi-no-keytab": func(c *Config) { c.Auth.Mechanisms = []string{"PLAIN", "GSSAPI"} },
+		"gssapi-bad-map":   func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIMap = "ldap" },
+		"gssapi-no-file":   func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIMap = "file" },
+		"gssapi-realm":     func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIPrincipal = "smtp/mx@R" },
+		"gssapi-skew":      func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIClockSkew.Duration = 0 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := Default()
@@ -87,6 +92,26 @@ func TestValidateRejects(t *testing.T) {
 				t.Error("Validate accepted it")
 			}
 		})
+	}
+}
+
+// TestGSSAPIMechanism: a keytab turns GSSAPI on, after the listed mechanisms unless they place
+// it; "all" alone does not.
+func TestGSSAPIMechanism(t *testing.T) {
+	for _, tc := range []struct {
+		mechs  []string
+		keytab string
+		want   string
+	}{
+		{[]string{"all"}, "", "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS CRAM-MD5 CRAM-SHA1 DIGEST-MD5 NTLM"},
+		{[]string{"plain"}, "/etc/krb5.keytab", "PLAIN GSSAPI"},
+		{[]string{"gssapi,plain"}, "/etc/krb5.keytab", "GSSAPI PLAIN"},
+	} {
+		c := Default()
+		c.Auth.Mechanisms, c.Auth.GSSAPIKeytab = tc.mechs, tc.keytab
+		if err := c.Validate(); err != nil || strings.Join(c.Auth.Mechanisms, " ") != tc.want {
+			t.Errorf("%q with keytab %q: %q, %v; want %q", tc.mechs, tc.keytab, c.Auth.Mechanisms, err, tc.want)
+		}
 	}
 }
 
@@ -121,7 +146,7 @@ func TestParseMechanisms(t *testing.T) {
 		{[]string{"PLAIN", "cram-md5 ntlm"}, "PLAIN CRAM-MD5 NTLM", false},
 		{[]string{"all"}, "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS CRAM-MD5 CRAM-SHA1 DIGEST-MD5 NTLM", false},
 		{[]string{"NTLM,all"}, "NTLM PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS CRAM-MD5 CRAM-SHA1 DIGEST-MD5", false},
-		{[]string{"GSSAPI"}, "", true},
+		{[]string{"gssapi,plain"}, "GSSAPI PLAIN", false}, // Validate wants a keytab for it
 		{[]string{"PLAIN,X-FOO"}, "", true},
 	} {
 		got, err := ParseMechanisms(tc.in)

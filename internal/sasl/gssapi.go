@@ -91,21 +91,22 @@ type GSSAPIOptions struct {
 // PrincipalMap maps a Kerberos client principal ("alice@EXAMPLE.COM") to a login name.
 type PrincipalMap struct {
 	// Table maps whole principals to logins (an address, or a name in the default domain);
-	// it is consulted first.
+	// it is consulted first. A principal mapped to "" is refused.
 	Table map[string]string
-	// Realm: a principal name@Realm with a single component maps to the login name, which
-	// Credentials take in the default domain; principals of other realms, and name/instance
-	// principals, map only through Table. "" maps nothing this way.
-	Realm string
+	// Local maps a principal name@REALM with a single component, REALM being the service's
+	// own realm, to the login name, which Credentials take in the default domain. Principals
+	// of other realms, and name/instance principals, map only through Table.
+	Local bool
 }
 
-// Login returns the login for principal, and false when it maps to none.
-func (m PrincipalMap) Login(principal string) (string, bool) {
+// Login returns the login for principal, given the service's realm, and false when it maps to
+// none.
+func (m PrincipalMap) Login(principal, serviceRealm string) (string, bool) {
 	if l, ok := m.Table[principal]; ok {
 		return l, l != ""
 	}
 	name, realm, ok := strings.Cut(principal, "@")
-	if !ok || m.Realm == "" || realm != m.Realm || name == "" || strings.ContainsAny(name, "/@") {
+	if !ok || !m.Local || serviceRealm == "" || realm != serviceRealm || name == "" || strings.ContainsAny(name, "/@") {
 		return "", false
 	}
 	return name, true
@@ -422,9 +423,9 @@ func (s *gssapiServer) accept(tok []byte) ([]byte, error) {
 		now, ctime.Add(skew)) {
 		return fail("replayed authenticator of %s", client)
 	}
-	login, ok := s.acc.mapper.Login(client)
+	login, ok := s.acc.mapper.Login(client, s.acc.realm)
 	if !ok {
-		return fail("the principal %s maps to no account (gssapi_map)", client)
+		return fail("the principal %s maps to no account (auth.gssapi_map)", client)
 	}
 	s.login = login
 	ac, isChecker := s.creds.(AccountChecker)

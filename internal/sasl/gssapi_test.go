@@ -133,7 +133,7 @@ func newGSSSetup(t testing.TB) gssSetup {
 	kt, b := testKeytab(t, krbSPN, "smtp/other.example.test")
 	return gssSetup{kdcKeytab: kt, serverKeytab: b, opts: GSSAPIOptions{
 		Principal: krbSPN,
-		Map:       PrincipalMap{Realm: krbRealm},
+		Map:       PrincipalMap{Local: true},
 	}}
 }
 
@@ -266,7 +266,7 @@ func TestGSSAPIServerFailures(t *testing.T) {
 			want: ErrAuthFailed, reason: "is not valid before"},
 		{name: "invalid ticket", kdc: fakeKDC{client: "alice", ticketFlag: flags.Invalid},
 			want: ErrAuthFailed, reason: "marked invalid"},
-		{name: "unmapped realm", kdc: fakeKDC{client: "alice"}, opts: func(o *GSSAPIOptions) { o.Map.Realm = "OTHER.TEST" },
+		{name: "no local map", kdc: fakeKDC{client: "alice"}, opts: func(o *GSSAPIOptions) { o.Map.Local = false },
 			want: ErrAuthFailed, reason: "the principal alice@TERN.TEST maps to no account"},
 		{name: "principal with an instance", kdc: fakeKDC{client: "alice/admin"},
 			want: ErrAuthFailed, reason: "the principal alice/admin@TERN.TEST maps to no account"},
@@ -850,7 +850,7 @@ func TestPrincipalMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	table["eve@TERN.TEST"] = ""
-	m := PrincipalMap{Realm: "TERN.TEST", Table: table}
+	m := PrincipalMap{Local: true, Table: table}
 	for _, tc := range []struct {
 		principal, want string
 		ok              bool
@@ -866,11 +866,11 @@ func TestPrincipalMap(t *testing.T) {
 		{"@TERN.TEST", "", false},
 		{"alice", "", false},
 	} {
-		if got, ok := m.Login(tc.principal); got != tc.want || ok != tc.ok {
+		if got, ok := m.Login(tc.principal, "TERN.TEST"); got != tc.want || ok != tc.ok {
 			t.Errorf("%s: %q %v, want %q %v", tc.principal, got, ok, tc.want, tc.ok)
 		}
 	}
-	if got, ok := (PrincipalMap{}).Login("alice@TERN.TEST"); ok {
+	if got, ok := (PrincipalMap{}).Login("alice@TERN.TEST", "TERN.TEST"); ok {
 		t.Errorf("empty map: %q", got)
 	}
 	for _, bad := range []string{"alice@TERN.TEST", "alice bob", "a@R x\na@R y", "a@R x y"} {

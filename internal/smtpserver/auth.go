@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type AuthOptions struct {
 	SenderMustOwn bool
 	// AllowAuthzID lets PLAIN and SCRAM clients act for another account.
 	AllowAuthzID bool
+	// GSSAPI is the Kerberos service state GSSAPI needs (keytab, principal, principal map);
+	// nil when GSSAPI is not configured.
+	GSSAPI *sasl.GSSAPIAcceptor
 	// Limiter slows down and blocks failed attempts; nil means no limit.
 	Limiter *policy.AuthLimiter
 }
@@ -87,6 +91,16 @@ func (r *loginRecorder) Secret(ctx context.Context, login, kind string) (string,
 	return r.Credentials.Secret(ctx, login, kind)
 }
 
+// Account passes sasl.AccountChecker through (GSSAPI asks it), when the credentials have it.
+func (r *loginRecorder) Account(ctx context.Context, login string) (string, error) {
+	r.login = login
+	ac, ok := r.Credentials.(sasl.AccountChecker)
+	if !ok {
+		return "", fmt.Errorf("%w: the account store cannot check accounts", sasl.ErrUnavailable)
+	}
+	return ac.Account(ctx, login)
+}
+
 // cmdAuth runs an AUTH exchange (RFC 4954).
 func (s *session) cmdAuth(arg string) {
 	a := s.srv.opts.Auth
@@ -140,6 +154,7 @@ func (s *session) cmdAuth(arg string) {
 		TLS:          s.tls,
 		Certificate:  s.srv.leaf,
 		AllowAuthzID: a.AllowAuthzID,
+		GSSAPI:       a.GSSAPI,
 	})
 	if err != nil {
 		s.log.Error("auth: cannot start mechanism", "mech", mech, "err", err)
