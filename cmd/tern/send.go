@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/tools/send"
 )
 
@@ -29,7 +30,9 @@ Without --data, tern send builds the message: Date, To, From, Subject, Message-I
 --auth without a mechanism picks the best the server offers (SCRAM-SHA-256-PLUS first; PLAIN
 and LOGIN only over TLS). The password is read from the terminal without echo, or from the
 first line of standard input with --password-stdin or when standard input is not a terminal
-(--data - then reads the message from the rest).
+(--data - then reads the message from the rest). --auth GSSAPI takes no password: it uses the
+Kerberos ticket kinit left in the credential cache ($KRB5CCNAME, $KRB5_CONFIG), or --keytab and
+--principal, for the service principal smtp/<the --server host> (--spn to name another).
 
 The server's certificate is verified: --ca FILE trusts a self-signed one (tern serve's is
 DATA/tls/cert.pem), --insecure skips the check.
@@ -61,6 +64,9 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.User, "user", "", "the login for AUTH (default: --from); implies --auth")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "let PLAIN and LOGIN send the password without TLS")
+	fs.StringVar(&o.Keytab, "keytab", "", "GSSAPI: log in with this keytab `file` (with --principal) instead of the credential cache ($KRB5CCNAME)")
+	fs.StringVar(&o.Principal, "principal", "", "GSSAPI: the client `principal` in --keytab, name or name@REALM")
+	fs.StringVar(&o.SPN, "spn", "", "GSSAPI: the server's principal, `service/host` (default smtp/<the --server host>)")
 	fs.BoolVar(&o.StartTLS, "starttls", false, "STARTTLS after EHLO (submission, port 587)")
 	fs.BoolVar(&o.TLS, "tls", false, "TLS from the start (submissions, port 465)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the server's certificate")
@@ -92,7 +98,7 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	in := bufio.NewReader(stdin)
 	o.Stdin, o.Stdout = in, stdout
-	if o.Auth != "" {
+	if o.Auth != "" && !strings.EqualFold(o.Auth, sasl.GSSAPI) {
 		pw, err := sendPassword(in, stdin, stderr, *pwStdin)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tern-mail/tern/internal/krb5"
 	"github.com/tern-mail/tern/internal/sasl"
 )
 
@@ -27,12 +28,16 @@ var mechanisms = []string{
 // tokenMechanisms take an OAuth 2.0 bearer token as the password.
 var tokenMechanisms = []string{sasl.XOAuth2, sasl.OAuthBearer}
 
+// noPassword: GSSAPI takes a Kerberos ticket (from the credential cache, or a keytab), not a
+// password; it is never picked by itself either, since the credentials are a choice to make.
+func noPassword(mech string) bool { return mech == sasl.GSSAPI }
+
 // cleartext reports whether mech sends the password itself.
 func cleartext(mech string) bool { return mech == sasl.Plain || mech == sasl.Login }
 
 // knownMechanism reports whether tern send can run mech.
 func knownMechanism(mech string) bool {
-	return slices.Contains(mechanisms, mech) || slices.Contains(tokenMechanisms, mech)
+	return slices.Contains(mechanisms, mech) || slices.Contains(tokenMechanisms, mech) || noPassword(mech)
 }
 
 // pickMechanism chooses the best of offered that is safe on this connection.
@@ -56,10 +61,14 @@ func pickMechanism(offered []string, tlsOn, allowCleartext bool) (string, error)
 	return "", fmt.Errorf("no mechanism the server offers (%s) is one tern send can use%s", strings.Join(offered, " "), why)
 }
 
-// newSASLClient builds the client half of mech. server is --server (DIGEST-MD5's digest-uri
-// and OAUTHBEARER's host and port come from it).
-func newSASLClient(mech, user, password, server string, st *tls.ConnectionState) (sasl.Client, error) {
+// newSASLClient builds the client half of mech from the options. o.Server is --server
+// (DIGEST-MD5's digest-uri, OAUTHBEARER's host and port and GSSAPI's service principal come
+// from it).
+func newSASLClient(mech string, o *Options, st *tls.ConnectionState) (sasl.Client, error) {
+	user, password, server := o.User, o.Password, o.Server
 	switch mech {
+	case sasl.GSSAPI:
+		return newGSSAPIClient(o)
 	case sasl.Plain:
 		return sasl.NewPlainClient("", user, password), nil
 	case sasl.Login:
@@ -81,4 +90,23 @@ func newSASLClient(mech, user, password, server string, st *tls.ConnectionState)
 		return sasl.NewOAuthBearerClient(user, password, host, port), nil
 	}
 	return nil, fmt.Errorf("unknown mechanism %q", mech)
+}
+
+// newGSSAPIClient gets the Kerberos credentials (--keytab and --principal, or the credential
+// cache) and names the service: --spn, or smtp/<the --server host>.
+func newGSSAPIClient(o *Options) (sasl.Client, error) {
+	service, host := "smtp", ""
+	if o.SPN != "" {
+		var ok bool
+		if service, host, ok = strings.Cut(o.SPN, "/"); !ok || service == "" || host == "" {
+			return nil, fmt.Errorf("--spn %q: want service/host, as smtp/mx.example.com", o.SPN)
+		}
+	} else {
+		host, _, _ = net.SplitHostPort(o.Server)
+	}
+	tickets, err := krb5.New(krb5.Options{Keytab: o.Keytab, Principal: o.Principal, Getenv: o.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	return sasl.NewGSSAPIClient(sasl.GSSAPIClientOptions{Tickets: tickets, Service: service, Host: host}), nil
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/smtpclient"
 )
@@ -52,7 +53,10 @@ type Options struct {
 	To             []string // the recipients
 	Auth           string   // a mechanism, AuthAuto for the best offered, or "" for no AUTH
 	User           string   // the login; default: From
-	Password       string   // the password (or token, for XOAUTH2 and OAUTHBEARER)
+	Password       string   // the password (or token, for XOAUTH2 and OAUTHBEARER; none for GSSAPI)
+	Keytab         string   // GSSAPI: log in with this keytab (with Principal), not the credential cache
+	Principal      string   // GSSAPI: the client principal in Keytab, name or name@REALM
+	SPN            string   // GSSAPI: the server's principal, service/host; default smtp/<Server's host>
 	AllowCleartext bool     // let PLAIN and LOGIN send the password without TLS
 	StartTLS       bool     // STARTTLS after EHLO (RFC 3207)
 	TLS            bool     // TLS from the start (RFC 8314)
@@ -76,6 +80,9 @@ type Options struct {
 	Now      func() time.Time  // Date and Message-Id
 	Rand     io.Reader         // Message-Id
 	Hostname string            // EHLO's default and the Message-Id's domain; default: os.Hostname
+
+	// Getenv reads KRB5_CONFIG and KRB5CCNAME for GSSAPI; default os.Getenv.
+	Getenv func(string) string
 }
 
 // Run runs the session and returns its exit status, after printing the transcript to Stdout.
@@ -223,13 +230,17 @@ func (o *Options) checkAuth() error {
 	tlsOn := o.StartTLS || o.TLS
 	switch m := o.Auth; {
 	case m != AuthAuto && !knownMechanism(m):
-		return fmt.Errorf("--auth %s: unknown mechanism (tern send has %s, %s)", m,
-			strings.Join(mechanisms, " "), strings.Join(tokenMechanisms, " "))
+		return fmt.Errorf("--auth %s: unknown mechanism (tern send has %s, %s, %s)", m,
+			strings.Join(mechanisms, " "), strings.Join(tokenMechanisms, " "), sasl.GSSAPI)
 	case strings.HasSuffix(m, "-PLUS") && !tlsOn:
 		return fmt.Errorf("--auth %s binds to the TLS channel: use --starttls or --tls", m)
 	case cleartext(m) && !tlsOn && !o.AllowCleartext:
 		return fmt.Errorf("--auth %s would send the password in the clear: use --starttls or --tls (or --allow-cleartext)", m)
-	case o.Password == "":
+	case (o.Keytab != "" || o.Principal != "" || o.SPN != "") && !noPassword(m):
+		return fmt.Errorf("--keytab, --principal and --spn are for --auth GSSAPI")
+	case (o.Keytab == "") != (o.Principal == ""):
+		return errors.New("--keytab and --principal go together")
+	case o.Password == "" && !noPassword(m):
 		return errors.New("--auth needs a password")
 	}
 	return nil

@@ -145,7 +145,7 @@ func (s *session) auth(ctx context.Context) bool {
 	if tlsOn {
 		stp = &st
 	}
-	sc, err := newSASLClient(mech, o.User, o.Password, o.Server, stp)
+	sc, err := newSASLClient(mech, o, stp)
 	if err != nil {
 		s.fail(ExitUsage, "AUTH: %v", err)
 		return false
