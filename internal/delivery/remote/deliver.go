@@ -1,0 +1,148 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// pass is one delivery of a message to the recipients of one domain: the hosts of its route
+// tried in turn until every recipient has a final outcome.
+type pass struct {
+	d        *Deliverer
+	env      *envelope.Envelope
+	body     delivery.Body
+	rt       *route
+	sts      *stsPolicy
+	reqTLS   bool
+	out      []delivery.Outcome
+	left     []*pending // the recipients without a final outcome yet
+	attempts int        // connections opened
+}
+
+// pending is a recipient still to deliver.
+type pending struct {
+	idx      int             // index in env.Rcpts
+	pos      int             // position in the outcomes
+	lastTemp *delivery.Error // the last temporary failure
+	lastPerm *delivery.Error // the last permanent failure that another host may still undo
+}
+
+// deliverDomain delivers env to the recipients idx, all of one domain (or all, via the
+// relayhost), and returns their outcomes in order.
+func (d *Deliverer) deliverDomain(ctx context.Context, env *envelope.Envelope, domain string, idx []int, body delivery.Body) []delivery.Outcome {
+	p := &pass{d: d, env: env, body: body, out: make([]delivery.Outcome, len(idx))}
+	for i, r := range idx {
+		p.left = append(p.left, &pending{idx: r, pos: i})
+	}
+	p.run(ctx, domain)
+	d.logOutcomes(env, idx, p.out)
+	return p.out
+}
+
+func (p *pass) run(ctx context.Context, domain string) {
+	rt, err := p.d.route(ctx, domain)
+	if err != nil {
+		p.fail(err)
+		p.finish()
+		return
+	}
+	p.rt = rt
+	p.reqTLS = p.d.opts.RequireTLS(p.env)
+	if !rt.relay && !rt.literal {
+		p.sts = p.d.stsPolicy(ctx, rt.domain)
+	}
+	if p.reqTLS && !rt.relay && !rt.mxSecure && (p.sts == nil || p.sts.Mode != stsEnforce) {
+		// RFC 8689 §4.2.1: the MX must come from DNSSEC or be checked against MTA-STS. No
+		// host can change that, so the failure is final at once.
+		p.fail(errRequireTLS(domain, "", fmt.Errorf("MX of %s is neither DNSSEC-validated nor under an enforced MTA-STS policy", domain)))
+		p.finish()
+		return
+	}
+	for _, h := range rt.hosts {
+		if len(p.left) == 0 || p.attempts == maxAttempts {
+			break
+		}
+		if ctx.Err() != nil {
+			p.fail(&delivery.Error{Code: codeLocalError, Enhanced: enhInterrupted, Msg: "delivery interrupted", Err: ctx.Err()})
+			break
+		}
+		p.tryHost(ctx, h)
+	}
+	p.finish()
+}
+
+// tryHost tries each address of h, while recipients are left.
+func (p *pass) tryHost(ctx context.Context, h *host) {
+	if h.err != nil {
+		p.fail(h.err)
+		return
+	}
+	plan, err := p.d.tlsPlan(ctx, p.rt, h, p.sts, p.reqTLS)
+	if err != nil {
+		p.d.log.Warn("remote: host skipped", "msgid", p.env.ID, "remote", h.name, "err", err.Error())
+		p.fail(err)
+		return
+	}
+	for _, addr := range h.addrs {
+		if len(p.left) == 0 || p.attempts == maxAttempts || ctx.Err() != nil {
+			return
+		}
+		p.attempts++
+		a := &attempt{rt: p.rt, h: h, addr: addr, plan: plan, env: p.env, body: p.body, reqTLS: p.reqTLS}
+		for _, r := range p.left {
+			a.rcpts = append(a.rcpts, r.idx)
+		}
+		res := p.d.attempt(ctx, a)
+		if res.retryPlain {
+			a.noTLS = true
+			res = p.d.attempt(ctx, a)
+		}
+		if res.hostErr != nil {
+			p.fail(res.hostErr)
+			continue
+		}
+		var still []*pending
+		for i, r := range p.left {
+			switch res := res.rcpts[i]; {
+			case res.err == nil:
+				p.out[r.pos] = delivery.Outcome{RemoteMTA: h.name, Relayed: res.relayed}
+			case res.err.Permanent:
+				p.out[r.pos] = delivery.Outcome{Err: res.err, RemoteMTA: h.name}
+			default:
+				r.lastTemp = res.err // a 4xx: the next host may take it
+				still = append(still, r)
+			}
+		}
+		p.left = still
+	}
+}
+
+// fail records a failure for every recipient left.
+func (p *pass) fail(err *delivery.Error) {
+	for _, r := range p.left {
+		if err.Permanent {
+			r.lastPerm = err
+		} else {
+			r.lastTemp = err
+		}
+	}
+}
+
+// finish gives each recipient left its last error: a temporary one if there was any, since a
+// host that failed temporarily may still take the message (RFC 5321 §4.5.4.1: keep trying).
+func (p *pass) finish() {
+	for _, r := range p.left {
+		err := r.lastTemp
+		if err == nil {
+			err = r.lastPerm
+		}
+		if err == nil { // no host at all was tried; route never returns that
+			err = &delivery.Error{Code: codeLocalError, Enhanced: enhNoRoute, Msg: "no usable host"}
+		}
+		p.out[r.pos] = delivery.Outcome{Err: err, RemoteMTA: err.RemoteMTA}
+	}
+	p.left = nil
+}

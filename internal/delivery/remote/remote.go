@@ -1,0 +1,344 @@
+// Package remote delivers mail to other servers over SMTP: by MX (RFC 5321 §5.1) or through a
+// configured smarthost (relayhost), with the TLS policy the destination calls for. It is a
+// delivery.BatchDeliverer: the queue hands it the recipients of one destination domain at a time
+// and gets one Outcome per recipient. It owns routing (DNS), TLS policy (the operator's table,
+// MTA-STS, DANE, REQUIRETLS) and the SMTP conversation. It does not retry, convert messages,
+// write bounces or keep state across calls besides the MTA-STS policy cache: the queue does the
+// rest.
+//
+// # Routing
+//
+// Without a relayhost, the MX records of the recipient domain are looked up with the configured
+// DNS server (Options.Resolver) and sorted by preference, equal preferences in random order. A
+// domain without MX records is its own MX (the implicit MX of RFC 5321 §5.1). A null MX (RFC
+// 7505) fails every recipient at once with 556 5.1.10, a domain that does not exist with 550
+// 5.1.2, one without MX and address records with 550 5.4.4; a DNS failure is temporary (4.4.3),
+// and so is an MX host without an address (4.4.4), since DNS gets fixed. If tern itself is one
+// of the MX hosts (by name, or by one of Options.LocalAddrs), it and every host of the same or a
+// lower priority are dropped (RFC 5321 §5.1); when nothing is left, or a server greets us with
+// our own name, the mail would loop and fails with 554 5.4.6, as Postfix does. An address
+// literal (user@[192.0.2.1]) goes to that address.
+//
+// Each host is tried in turn, and each of its addresses (IPv6 first), at most maxAttempts
+// connections per call. A connection failure, a refusal of the greeting or EHLO, a 4xx to MAIL,
+// a failed AUTH with the relayhost, or a TLS requirement the host does not meet moves on to the
+// next address. Replies to RCPT are per-recipient outcomes: a 5xx fails
+// that recipient, a 4xx leaves it for the next host (as Postfix does, so that a backup MX can
+// take it). A 5xx to MAIL or to the data fails every recipient of that transaction. When no host
+// took a recipient, it gets its last error, which is temporary unless every failure on the way
+// was permanent: a host that was down may take the message later.
+//
+// # TLS
+//
+// For each host (see tlsPlan):
+//
+//   - DANE (RFC 7672) decides when the MX answer (for the relayhost or an implicit MX, nothing
+//     above the host), the host's address answers and a non-empty TLSA RRset for
+//     _PORT._tcp.HOST all came back with the AD bit: TLS is required and the certificate must
+//     match a DANE-EE(3) record, or chain to a DANE-TA(2) one with the host's or the domain's
+//     name. With TLSA records but none usable, TLS is required without authentication. A TLSA
+//     lookup that fails makes the host unusable (RFC 7672 §2.2.3).
+//   - Otherwise an MTA-STS (RFC 8461) policy in mode enforce requires the host to match its mx
+//     patterns and its certificate to verify (PKIX with Options.RootCAs) for the host's name;
+//     mode testing only logs what would have failed.
+//   - Otherwise, or if stricter, the operator's Options.TLSPolicy: "may" (the default: STARTTLS
+//     when offered, any certificate; a failed handshake is retried on a new connection without
+//     TLS, as Postfix does), "encrypt" (TLS required, any certificate) or "verify" (TLS
+//     required, certificate verified for the host's name).
+//
+// A TLS requirement a host does not meet is a temporary failure of that host (4.7.4 when it
+// offers no TLS, 4.7.5 when the handshake or the certificate check fails). A message for which
+// Options.RequireTLS is true (REQUIRETLS, RFC 8689) needs at least "verify" (or DANE), an MX
+// answer that was DNSSEC-validated or matched against an enforced MTA-STS policy, and a server
+// that offers REQUIRETLS; when no host can give that, it fails with 550 5.7.30.
+//
+// # What the message needs
+//
+// PIPELINING and SIZE are used when offered (smtpclient). BODY=8BITMIME goes to servers that
+// offer 8BITMIME. A message declared 8BITMIME whose text really has 8-bit octets is refused
+// for a server without it (554 5.6.3 "Conversion required but not supported"): RFC 6152 §3
+// forbids sending it, and tern does not convert to quoted-printable (Postfix sends it anyway).
+// BINARYMIME needs CHUNKING and BINARYMIME (else 554 5.6.3). A message that needs SMTPUTF8
+// (non-ASCII addresses or header) fails with 553 5.6.7 at a server without it (RFC 6531 §3.2).
+// A message over the server's SIZE fails with 552 5.3.4 before anything is sent (RFC 1870 §6).
+// These are final at once, without trying other hosts, since a domain's MX hosts are alike.
+// DSN parameters (RFC 3461) go to servers that offer DSN; to one that does not, a delivered
+// recipient with NOTIFY=SUCCESS is reported as Relayed.
+//
+// # Failures and logs
+//
+// Every failure is a *delivery.Error. When the remote server refused, its Code, Enhanced and Msg
+// are the server's reply and RemoteMTA its name, so that the DSN quotes what the server said;
+// the detail (address, command, TLS error) is in Err, for logs only. Options.Logger gets one
+// line per connection ("remote: connection", with remote as host[ip]:port, tls, policy, code
+// and result), one per recipient outcome ("remote: outcome", with rcpt, status and code), and
+// the SMTP dialogue at debug level, AUTH redacted.
+package remote
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/sasl"
+)
+
+// TLSMode is an operator's TLS policy for a destination (Options.TLSPolicy).
+type TLSMode string
+
+const (
+	// TLSMay is opportunistic TLS: STARTTLS when the server offers it, any certificate, and
+	// plaintext when it does not (RFC 7435: unauthenticated encryption still beats none).
+	TLSMay TLSMode = "may"
+	// TLSEncrypt requires TLS but accepts any certificate.
+	TLSEncrypt TLSMode = "encrypt"
+	// TLSVerify requires TLS and a certificate that verifies for the server's host name (the MX
+	// host name, or the relayhost's).
+	TLSVerify TLSMode = "verify"
+)
+
+// RelayAuth are the credentials for the relayhost's AUTH (RFC 4954).
+type RelayAuth struct {
+	// Mechanism is the SASL mechanism to use; "" picks the best one the relayhost offers:
+	// SCRAM (with channel binding over TLS) before PLAIN and LOGIN.
+	Mechanism string
+	// User and Password are the relayhost account's.
+	User, Password string
+}
+
+// Timeouts bound each step. A zero field takes its default.
+type Timeouts struct {
+	// Connect bounds a TCP connection. Default: 30 seconds.
+	Connect time.Duration
+	// Command bounds each SMTP command and its reply, and a TLS handshake. Default: 5 minutes
+	// (RFC 5321 §4.5.3.2).
+	Command time.Duration
+	// Data bounds the wait for the reply to the end of the message. Default: 10 minutes.
+	Data time.Duration
+	// DNS bounds each DNS query. Default: 10 seconds.
+	DNS time.Duration
+	// PolicyFetch bounds the HTTPS fetch of an MTA-STS policy. Default: 30 seconds.
+	PolicyFetch time.Duration
+}
+
+// Default values of Options.
+const (
+	DefaultPort               = 25
+	DefaultConnectTimeout     = 30 * time.Second
+	DefaultDNSTimeout         = 10 * time.Second
+	DefaultPolicyFetchTimeout = 30 * time.Second
+)
+
+// maxAttempts bounds the connections one DeliverBatch call opens for one domain (Postfix's
+// smtp_mx_address_limit is 5; a domain with two dual-stack MX hosts already has four).
+const maxAttempts = 10
+
+// maxMXHosts bounds how many MX hosts of a domain are resolved and tried.
+const maxMXHosts = 10
+
+// Options configure a Deliverer.
+type Options struct {
+	// Hostname is tern's host name: what EHLO sends, and what a server that greets us with it
+	// is taken to be (ourselves: a mail loop). Required.
+	Hostname string
+	// Resolver is the DNS server to ask ("HOST:PORT"). It should be a validating resolver on
+	// this machine: its AD bit is what enables DANE. Default: the servers of /etc/resolv.conf.
+	Resolver string
+	// Port is the port of MX hosts. Default: 25.
+	Port int
+	// Relayhost, "HOST:PORT", is a smarthost that takes all mail instead of the MX hosts.
+	// Default: none (deliver by MX).
+	Relayhost string
+	// RelayAuth, with a Relayhost, authenticates to it. PLAIN and LOGIN are only used over
+	// TLS. Default: no AUTH.
+	RelayAuth *RelayAuth
+	// TLSPolicy maps a destination domain (the relayhost's host name with a relayhost) to its
+	// TLS mode; a key with a leading dot (".example.com") covers the subdomains. DANE and an
+	// enforced MTA-STS policy still apply on top. Default: TLSMay for every domain.
+	TLSPolicy map[string]TLSMode
+	// RootCAs verify certificates for TLSVerify, MTA-STS (the SMTP servers' and the policy
+	// host's) and DANE-TA. Default: the system's roots.
+	RootCAs *x509.CertPool
+	// HTTPClient fetches MTA-STS policies; redirects are never followed (RFC 8461 §3.3).
+	// Default: a client that trusts RootCAs.
+	HTTPClient *http.Client
+	// RequireTLS reports whether a message must only leave over verified TLS (REQUIRETLS,
+	// RFC 8689). Default: the envelope's RequireTLS (MAIL FROM's REQUIRETLS parameter).
+	RequireTLS func(*envelope.Envelope) bool
+	// LocalAddrs are the addresses tern's SMTP listeners are bound to: a destination on one
+	// of them is tern itself. An unspecified address (0.0.0.0:25) covers the loopback and
+	// interface addresses on its port. Default: none (loops are still caught by the greeting).
+	LocalAddrs []netip.AddrPort
+	// Timeouts bound each step.
+	Timeouts Timeouts
+	// Logger gets one line per connection and one per recipient outcome. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for certificate validity and the MTA-STS cache. Default: time.Now.
+	Now func() time.Time
+}
+
+// Deliverer delivers to remote servers. It is safe for concurrent use.
+type Deliverer struct {
+	opts      Options
+	log       *slog.Logger
+	dns       *resolver
+	sts       *stsCache
+	http      *http.Client
+	relayHost string // Relayhost's host, "" without one
+	relayPort int
+	policy    map[string]TLSMode // TLSPolicy, keys lower-cased
+	ownAddrs  []netip.AddrPort   // LocalAddrs, with unspecified ones expanded
+}
+
+var _ delivery.BatchDeliverer = (*Deliverer)(nil)
+
+// New checks opts and returns a Deliverer.
+func New(opts Options) (*Deliverer, error) {
+	if opts.Hostname == "" || strings.ContainsAny(opts.Hostname, " \t\r\n") {
+		return nil, fmt.Errorf("remote: a host name without spaces is required, got %q", opts.Hostname)
+	}
+	if opts.Port == 0 {
+		opts.Port = DefaultPort
+	}
+	if opts.Port < 1 || opts.Port > 65535 {
+		return nil, fmt.Errorf("remote: bad port %d", opts.Port)
+	}
+	t := &opts.Timeouts
+	t.Connect = orDefault(t.Connect, DefaultConnectTimeout)
+	t.DNS = orDefault(t.DNS, DefaultDNSTimeout)
+	t.PolicyFetch = orDefault(t.PolicyFetch, DefaultPolicyFetchTimeout)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RequireTLS == nil {
+		opts.RequireTLS = func(env *envelope.Envelope) bool { return env.RequireTLS }
+	}
+	d := &Deliverer{opts: opts, log: opts.Logger, sts: newSTSCache()}
+	if opts.Relayhost != "" {
+		host, port, err := splitHostPort(opts.Relayhost)
+		if err != nil {
+			return nil, fmt.Errorf("remote: relayhost: %w", err)
+		}
+		d.relayHost, d.relayPort = host, port
+	}
+	if opts.RelayAuth != nil {
+		if opts.Relayhost == "" {
+			return nil, errors.New("remote: relay credentials without a relayhost")
+		}
+		if m := opts.RelayAuth.Mechanism; m != "" && !slices.Contains(authMechanisms, strings.ToUpper(m)) {
+			return nil, fmt.Errorf("remote: relayhost AUTH mechanism %q is not one of %s", m, strings.Join(authMechanisms, ", "))
+		}
+	}
+	d.policy = make(map[string]TLSMode, len(opts.TLSPolicy))
+	for k, v := range opts.TLSPolicy {
+		switch v {
+		case TLSMay, TLSEncrypt, TLSVerify:
+		default:
+			return nil, fmt.Errorf("remote: TLS policy for %q: unknown mode %q (may, encrypt, verify)", k, v)
+		}
+		d.policy[strings.TrimSuffix(strings.ToLower(k), ".")] = v
+	}
+	var err error
+	if d.dns, err = newResolver(opts.Resolver, t.DNS); err != nil {
+		return nil, err
+	}
+	d.http = stsHTTPClient(opts.HTTPClient, opts.RootCAs)
+	d.ownAddrs = expandLocalAddrs(opts.LocalAddrs)
+	return d, nil
+}
+
+func orDefault(v, def time.Duration) time.Duration {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// splitHostPort parses "HOST:PORT" with a numeric port.
+func splitHostPort(s string) (string, int, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 || host == "" {
+		return "", 0, fmt.Errorf("bad HOST:PORT %q", s)
+	}
+	return strings.TrimSuffix(strings.ToLower(host), "."), port, nil
+}
+
+// DeliverBatch implements delivery.BatchDeliverer. Recipients are grouped by domain (all in
+// one group with a relayhost), and each group is delivered in one pass over its hosts.
+func (d *Deliverer) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body delivery.Body) []delivery.Outcome {
+	out := make([]delivery.Outcome, len(rcpts))
+	var order []string
+	groups := map[string][]int{} // domain -> positions in rcpts
+	for i, r := range rcpts {
+		dom := ""
+		if d.relayHost == "" {
+			dom = domainOf(env.Rcpts[r].Addr)
+		}
+		if _, ok := groups[dom]; !ok {
+			order = append(order, dom)
+		}
+		groups[dom] = append(groups[dom], i)
+	}
+	for _, dom := range order {
+		pos := groups[dom]
+		idx := make([]int, len(pos))
+		for i, p := range pos {
+			idx[i] = rcpts[p]
+		}
+		res := d.deliverDomain(ctx, env, dom, idx, body)
+		for i, p := range pos {
+			out[p] = res[i]
+		}
+	}
+	return out
+}
+
+// domainOf is the domain of addr, lower-cased.
+func domainOf(addr string) string {
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+}
+
+// logOutcomes writes one line per recipient.
+func (d *Deliverer) logOutcomes(env *envelope.Envelope, idx []int, out []delivery.Outcome) {
+	for i, o := range out {
+		status, code := "delivered", 250
+		if o.Relayed {
+			status = "relayed"
+		}
+		var de *delivery.Error
+		if errors.As(o.Err, &de) {
+			status, code = "deferred", de.Code
+			if de.Permanent {
+				status = "bounced"
+			}
+		}
+		attrs := []any{"msgid", env.ID, "rcpt", env.Rcpts[idx[i]].Addr, "remote", o.RemoteMTA, "status", status, "code", code}
+		if de != nil {
+			attrs = append(attrs, "enhanced", de.Enhanced, "err", de.Error())
+		}
+		d.log.Info("remote: outcome", attrs...)
+	}
+}
+
+// authMechanisms are the relayhost AUTH mechanisms, best first.
+var authMechanisms = []string{
+	sasl.ScramSHA256Plus, sasl.ScramSHA1Plus, sasl.ScramSHA256, sasl.ScramSHA1, sasl.Plain, sasl.Login,
+}

@@ -1,0 +1,448 @@
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/sasl"
+	"github.com/tern-mail/tern/internal/smtp"
+	"github.com/tern-mail/tern/internal/smtpclient"
+)
+
+// attempt is one connection to one address of one host, for the recipients still pending.
+type attempt struct {
+	rt     *route
+	h      *host
+	addr   netip.Addr
+	plan   *tlsPlan
+	env    *envelope.Envelope
+	rcpts  []int // indexes in env.Rcpts
+	body   delivery.Body
+	reqTLS bool
+	noTLS  bool // a retry without STARTTLS after a failed handshake (plan level may only)
+}
+
+// rcptResult is one recipient's result of an attempt: err nil means delivered.
+type rcptResult struct {
+	err     *delivery.Error
+	relayed bool // delivered to a server without DSN, and the sender asked for NOTIFY=SUCCESS
+}
+
+// attemptResult is either one result per recipient, or a failure of the host itself.
+type attemptResult struct {
+	rcpts   []rcptResult
+	hostErr *delivery.Error
+	// retryPlain asks for the same address again without TLS: the handshake failed under the
+	// opportunistic policy, where plaintext is allowed (Postfix does the same).
+	retryPlain bool
+}
+
+// all gives every recipient the same (final) error.
+func (r *attemptResult) all(n int, err *delivery.Error) {
+	r.rcpts = make([]rcptResult, n)
+	for i := range r.rcpts {
+		r.rcpts[i].err = err
+	}
+}
+
+// attempt runs one SMTP session and logs it in one line.
+func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult) {
+	remote := a.h.name + "[" + a.addr.String() + "]:" + strconv.Itoa(a.rt.port)
+	check := &tlsCheck{plan: a.plan, roots: d.opts.RootCAs, now: d.opts.Now}
+	tlsDesc := "none"
+	defer func() { d.logAttempt(a, remote, tlsDesc, &res) }()
+
+	binary := a.env.Body == envelope.BodyBinaryMIME
+	var trace smtpclient.TraceFunc
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		trace = func(dir smtpclient.Direction, tls bool, line string) {
+			d.log.Debug("remote: trace", "msgid", a.env.ID, "remote", remote, "dir", dir.String(), "tls", tls, "line", line)
+		}
+	}
+	opts := smtpclient.Options{
+		LocalName:      d.opts.Hostname,
+		TLSConfig:      d.tlsConfig(a.rt, a.h, check),
+		ConnectTimeout: d.opts.Timeouts.Connect,
+		CommandTimeout: d.opts.Timeouts.Command,
+		DataTimeout:    d.opts.Timeouts.Data,
+		// BINARYMIME goes out in BDAT chunks as it is (RFC 3030); anything else as DATA, with
+		// bare CR and LF made CRLF rather than refused.
+		Chunking:             binary,
+		NormalizeLineEndings: !binary,
+		Trace:                trace, // AUTH lines are redacted by smtpclient
+	}
+	c, err := smtpclient.Dial(ctx, net.JoinHostPort(a.addr.String(), strconv.Itoa(a.rt.port)), opts)
+	if err != nil {
+		res.hostErr = clientError(a.h.name, remote, err)
+		return res
+	}
+	defer func() {
+		// QUIT also after a host failure: the server did nothing wrong by being refused.
+		// On a broken connection it only closes.
+		if err := c.Quit(ctx); err != nil {
+			d.log.Debug("remote: QUIT", "msgid", a.env.ID, "remote", remote, "err", err)
+		}
+	}()
+	if f := strings.Fields(c.Greeting().Text); len(f) > 0 && strings.EqualFold(strings.TrimSuffix(f[0], "."), strings.TrimSuffix(d.opts.Hostname, ".")) {
+		// The server greets with our name: it is us, through some route we did not see
+		// (Postfix: "host greeted me with my own hostname").
+		res.all(len(a.rcpts), errLoop(a.rt.domain, a.h.name))
+		return res
+	}
+	if err := c.Hello(ctx); err != nil {
+		res.hostErr = clientError(a.h.name, remote, err)
+		return res
+	}
+	if res.retryPlain, res.hostErr = d.startTLS(ctx, c, a, remote); res.retryPlain || res.hostErr != nil {
+		return res
+	}
+	st, on := c.TLS()
+	tlsDesc = check.describe(st, on)
+	if !on && a.plan.level >= levelEncrypt {
+		res.hostErr = &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSNotOffered, RemoteMTA: a.h.name,
+			Msg: "TLS is required, but was not offered by host " + a.h.name,
+			Err: fmt.Errorf("%s: no STARTTLS; TLS required by %s (%s)", remote, a.plan.source, a.plan.level)}
+		return res
+	}
+	if verified, why := check.result(); a.plan.testing != nil && (!on || !verified) {
+		// RFC 8461 §5: in mode testing, a failure is only reported.
+		d.log.Warn("remote: MTA-STS testing: delivery would have failed under enforce", "msgid", a.env.ID, "remote", remote, "tls", tlsDesc, "err", why)
+	}
+	if a.rt.relay && d.opts.RelayAuth != nil {
+		if herr := d.relayAuth(ctx, c, remote, on, st); herr != nil {
+			res.hostErr = herr
+			return res
+		}
+	}
+	ext := c.Extensions()
+	if a.reqTLS && !ext.Has("REQUIRETLS") {
+		res.hostErr = errRequireTLS(a.rt.domain, a.h.name, fmt.Errorf("%s does not offer REQUIRETLS", remote))
+		return res
+	}
+	params, final, herr := d.mailParams(a, ext)
+	switch {
+	case herr != nil:
+		res.hostErr = herr
+	case final != nil:
+		res.all(len(a.rcpts), final)
+	default:
+		res = d.transaction(ctx, c, a, remote, ext, params)
+	}
+	return res
+}
+
+// startTLS runs STARTTLS when the server offers it. The session goes on (with or without TLS)
+// unless there is a host failure, or the connection must be retried without TLS.
+func (d *Deliverer) startTLS(ctx context.Context, c *smtpclient.Client, a *attempt, remote string) (retryPlain bool, hostErr *delivery.Error) {
+	if a.noTLS || !c.Extensions().StartTLS {
+		return false, nil
+	}
+	err := c.StartTLS(ctx)
+	if err == nil {
+		if err := c.Hello(ctx); err != nil {
+			return false, clientError(a.h.name, remote, err)
+		}
+		return false, nil
+	}
+	var ce *smtpclient.Error
+	refused := errors.As(err, &ce) && ce.Code != 0
+	switch {
+	case refused && ce.Code == smtp.CodeUnavailable:
+		return false, clientError(a.h.name, remote, err) // 421: the server is closing
+	case refused && a.plan.level == levelMay:
+		// The server offered STARTTLS and then refused it: go on without, as the policy
+		// allows.
+		d.log.Info("remote: STARTTLS refused, going on without TLS", "msgid", a.env.ID, "remote", remote, "code", ce.Code)
+		return false, nil
+	case a.plan.level == levelMay && !refused:
+		d.log.Info("remote: TLS handshake failed, retrying without TLS", "msgid", a.env.ID, "remote", remote, "err", err)
+		return true, nil
+	case refused:
+		return false, &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSNotOffered, RemoteMTA: a.h.name,
+			Msg: "TLS is required, but host " + a.h.name + " refused STARTTLS",
+			Err: fmt.Errorf("%s: %w; TLS required by %s", remote, err, a.plan.source)}
+	}
+	return false, &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSFailed, RemoteMTA: a.h.name,
+		Msg: "TLS negotiation with " + a.h.name + " failed",
+		Err: fmt.Errorf("%s: %w; TLS (%s) required by %s", remote, err, a.plan.level, a.plan.source)}
+}
+
+// relayAuth authenticates to the relayhost. Every failure is temporary: a wrong password is
+// tern's problem, and must not bounce the sender's mail.
+func (d *Deliverer) relayAuth(ctx context.Context, c *smtpclient.Client, remote string, tlsOn bool, st tls.ConnectionState) *delivery.Error {
+	ra := d.opts.RelayAuth
+	fail := func(enh, msg string, err error) *delivery.Error {
+		return &delivery.Error{Code: codeLocalError, Enhanced: enh, RemoteMTA: d.relayHost, Msg: msg, Err: fmt.Errorf("%s: %w", remote, err)}
+	}
+	ext := c.Extensions()
+	mech := strings.ToUpper(ra.Mechanism)
+	if mech == "" {
+		for _, m := range authMechanisms {
+			if ext.HasAuth(m) && (tlsOn || !needsTLS(m)) {
+				mech = m
+				break
+			}
+		}
+		if mech == "" {
+			return fail(enhAuthOther, "no usable AUTH mechanism at the relayhost",
+				fmt.Errorf("offered %v, TLS %v (PLAIN and LOGIN need TLS)", ext.Auth, tlsOn))
+		}
+	}
+	if needsTLS(mech) && !tlsOn {
+		return fail(enhAuthOther, "refusing to authenticate to the relayhost without TLS",
+			fmt.Errorf("%s would expose the password", mech))
+	}
+	var sc sasl.Client
+	switch mech {
+	case sasl.Plain:
+		sc = sasl.NewPlainClient("", ra.User, ra.Password)
+	case sasl.Login:
+		sc = sasl.NewLoginClient(ra.User, ra.Password)
+	default:
+		var cs *tls.ConnectionState
+		if tlsOn {
+			cs = &st
+		}
+		sc = sasl.NewScramClient(mech, "", ra.User, ra.Password, cs)
+	}
+	if err := c.Auth(ctx, sc); err != nil {
+		var ce *smtpclient.Error
+		if errors.As(err, &ce) && ce.Code == 535 {
+			return fail(enhAuthBadCreds, "authentication to the relayhost failed: "+strconv.Itoa(ce.Code)+" "+ce.Enhanced+" "+replyText(ce.Text), err)
+		}
+		return fail(enhAuthOther, "authentication to the relayhost failed", err)
+	}
+	return nil
+}
+
+// needsTLS reports whether mech may only run over TLS: PLAIN and LOGIN send the password, the
+// -PLUS mechanisms bind to the TLS channel.
+func needsTLS(mech string) bool {
+	return mech == sasl.Plain || mech == sasl.Login || strings.HasSuffix(mech, "-PLUS")
+}
+
+// mailParams checks what the message needs against what the server offers and returns MAIL's
+// parameters. final fails every recipient for good; hostErr fails this host only.
+func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []string, final, hostErr *delivery.Error) {
+	h := a.h.name
+	if size := a.body.Size(); ext.Size > 0 && size > ext.Size {
+		// RFC 1870 §6: don't send what the server said it will refuse.
+		return nil, &delivery.Error{Permanent: true, Code: codeTooBig, Enhanced: enhTooBig, RemoteMTA: h,
+			Msg: fmt.Sprintf("message size %d exceeds the limit of %d of host %s", size, ext.Size, h)}, nil
+	}
+	var scan *scanResult
+	scanned := func() (*scanResult, *delivery.Error) {
+		if scan != nil {
+			return scan, nil
+		}
+		s, err := scanBody(a.body)
+		if err != nil {
+			return nil, delivery.Temporary("cannot read the message", err)
+		}
+		scan = &s
+		return scan, nil
+	}
+	switch a.env.Body {
+	case envelope.Body8BitMIME:
+		if ext.EightBitMIME {
+			params = append(params, "BODY=8BITMIME")
+			break
+		}
+		s, err := scanned()
+		if err != nil {
+			return nil, nil, err
+		}
+		if s.header8 || s.body8 {
+			// RFC 6152 §3: 8-bit text must not go to a server without 8BITMIME; tern does
+			// not convert it to quoted-printable, so the sender gets it back.
+			return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
+				Msg: "Conversion required but not supported: 8-bit message, and host " + h + " does not offer 8BITMIME"}, nil
+		}
+	case envelope.BodyBinaryMIME:
+		if !ext.Chunking || !ext.BinaryMIME {
+			return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
+				Msg: "Conversion required but not supported: binary message, and host " + h + " does not offer BINARYMIME and CHUNKING"}, nil
+		}
+		params = append(params, "BODY=BINARYMIME")
+	}
+	if a.env.SMTPUTF8 {
+		if ext.SMTPUTF8 {
+			params = append(params, "SMTPUTF8")
+		} else {
+			needs := !isASCII(a.env.From)
+			for _, r := range a.rcpts {
+				needs = needs || !isASCII(a.env.Rcpts[r].Addr)
+			}
+			if !needs {
+				s, err := scanned()
+				if err != nil {
+					return nil, nil, err
+				}
+				needs = s.header8
+			}
+			if needs {
+				// RFC 6531 §3.2: without SMTPUTF8 at the server, the message cannot go.
+				return nil, &delivery.Error{Permanent: true, Code: codeNotPermitted, Enhanced: enhNonASCII, RemoteMTA: h,
+					Msg: "non-ASCII addresses not permitted: host " + h + " does not offer SMTPUTF8"}, nil
+			}
+		}
+	}
+	if ext.DSN {
+		if ret := strings.ToUpper(a.env.Ret); ret == "FULL" || ret == "HDRS" {
+			params = append(params, "RET="+ret)
+		}
+		if a.env.EnvID != "" {
+			params = append(params, "ENVID="+smtp.EncodeXtext(a.env.EnvID))
+		}
+	}
+	if a.reqTLS {
+		params = append(params, "REQUIRETLS") // RFC 8689 §4.1
+	}
+	return params, nil, nil
+}
+
+// transaction sends the message and maps the replies to per-recipient results.
+func (d *Deliverer) transaction(ctx context.Context, c *smtpclient.Client, a *attempt, remote string, ext smtpclient.Extensions, params []string) (res attemptResult) {
+	h := a.h.name
+	utf8 := slices.Contains(params, "SMTPUTF8")
+	env := smtpclient.Envelope{From: a.env.From, MailParams: params, Size: a.body.Size()}
+	for _, r := range a.rcpts {
+		env.Rcpts = append(env.Rcpts, smtpclient.Recipient{Addr: a.env.Rcpts[r].Addr, Params: rcptParams(a.env.Rcpts[r], ext.DSN, utf8)})
+	}
+	msg, err := a.body.Open()
+	if err != nil {
+		res.hostErr = delivery.Temporary("cannot read the message", err)
+		return res
+	}
+	defer msg.Close()
+	sr, err := c.Send(ctx, env, msg)
+	if sr.Mail.Code/100 != 2 {
+		switch {
+		case sr.Mail.Code >= 500:
+			res.all(len(a.rcpts), replyError(h, remote, smtpclient.CmdMAIL, sr.Mail))
+		case sr.Mail.Code != 0:
+			res.hostErr = replyError(h, remote, smtpclient.CmdMAIL, sr.Mail)
+		case smtpclient.IsPermanent(err):
+			res.all(len(a.rcpts), &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhProtocolOther, RemoteMTA: h,
+				Msg: "the envelope cannot be sent", Err: err})
+		default:
+			res.hostErr = clientError(h, remote, err)
+		}
+		return res
+	}
+	res.rcpts = make([]rcptResult, len(a.rcpts))
+	var accepted []int
+	for i := range a.rcpts {
+		if i >= len(sr.Rcpts) {
+			res.rcpts[i].err = clientError(h, remote, err) // the connection broke before its reply
+			continue
+		}
+		if rr := sr.Rcpts[i]; rr.Err != nil {
+			res.rcpts[i].err = replyError(h, remote, smtpclient.CmdRCPT, rr.Reply)
+			continue
+		}
+		accepted = append(accepted, i)
+	}
+	if len(accepted) == 0 {
+		return res
+	}
+	var derr *delivery.Error
+	switch {
+	case err == nil:
+	case sr.Data.Code != 0:
+		cmd := smtpclient.CmdDATA
+		if a.env.Body == envelope.BodyBinaryMIME {
+			cmd = smtpclient.CmdBDAT
+		}
+		derr = replyError(h, remote, cmd, sr.Data)
+	default:
+		derr = clientError(h, remote, err)
+	}
+	for _, i := range accepted {
+		res.rcpts[i].err = derr
+		if derr == nil && !ext.DSN {
+			// RFC 3461 §5.2.2: the server will not report success, so we do, as "relayed".
+			res.rcpts[i].relayed = slices.ContainsFunc(a.env.Rcpts[a.rcpts[i]].Notify, func(n string) bool { return strings.EqualFold(n, "SUCCESS") })
+		}
+	}
+	return res
+}
+
+// rcptParams are the DSN parameters of one recipient (RFC 3461 §4), for a server that offers DSN.
+func rcptParams(r envelope.Recipient, dsn, utf8 bool) []string {
+	if !dsn {
+		return nil
+	}
+	var p []string
+	if len(r.Notify) > 0 {
+		p = append(p, "NOTIFY="+strings.ToUpper(strings.Join(r.Notify, ",")))
+	}
+	if v, ok := encodeORcpt(r.ORcpt, utf8); ok {
+		p = append(p, "ORCPT="+v)
+	}
+	return p
+}
+
+// encodeORcpt encodes a decoded ORCPT ("rfc822;bob@example.com") for the wire: xtext (RFC 3461
+// §4.2), or for the utf-8 address type utf-8-addr-xtext, or -unitext in an SMTPUTF8
+// transaction (RFC 6533 §3).
+func encodeORcpt(orcpt string, utf8 bool) (string, bool) {
+	typ, addr, ok := strings.Cut(orcpt, ";")
+	if !ok || addr == "" || !smtp.IsAtom(typ) {
+		return "", false
+	}
+	if !strings.EqualFold(typ, "utf-8") {
+		return typ + ";" + smtp.EncodeXtext(addr), true
+	}
+	var b strings.Builder
+	b.WriteString(typ + ";")
+	for _, r := range addr {
+		switch {
+		case r > 0x20 && r < 0x7f && r != '+' && r != '=' && r != '\\':
+			b.WriteRune(r)
+		case r >= 0x80 && utf8:
+			b.WriteRune(r)
+		default:
+			fmt.Fprintf(&b, `\x{%02X}`, r)
+		}
+	}
+	return b.String(), true
+}
+
+// logAttempt writes the one line of a connection.
+func (d *Deliverer) logAttempt(a *attempt, remote, tlsDesc string, res *attemptResult) {
+	attrs := []any{"msgid", a.env.ID, "remote", remote, "tls", tlsDesc, "policy", a.plan.level.String() + "/" + a.plan.source}
+	switch {
+	case res.retryPlain:
+		attrs = append(attrs, "result", "TLS handshake failed")
+	case res.hostErr != nil:
+		attrs = append(attrs, "code", res.hostErr.Code, "result", "host failed", "err", res.hostErr.Error())
+	default:
+		var ok, perm, temp int
+		code := 250
+		for _, r := range res.rcpts {
+			switch {
+			case r.err == nil:
+				ok++
+			case r.err.Permanent:
+				perm++
+				code = r.err.Code
+			default:
+				temp++
+				code = r.err.Code
+			}
+		}
+		attrs = append(attrs, "code", code, "result", fmt.Sprintf("%d delivered, %d refused, %d deferred", ok, perm, temp))
+	}
+	d.log.Info("remote: connection", attrs...)
+}
