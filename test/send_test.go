@@ -256,7 +256,7 @@ func TestSendUsageAndConnection(t *testing.T) {
 	for _, args := range [][]string{
 		{"--server", "127.0.0.1:25", "--from", "a@example.org"},
 		{"--server", "127.0.0.1:25", "--from", "a@example.org", "--to", "b@example.test", "--starttls", "--tls"},
-		{"--server", "127.0.0.1:25", "--from", "a@example.org", "--to", "b@example.test", "--auth", "GSSAPI"},
+		{"--server", "127.0.0.1:25", "--from", "a@example.org", "--to", "b@example.test", "--auth", "KERBEROS_V4"},
 		{"--server", "127.0.0.1:25", "--from", "a@example.org", "--to", "b@example.test", "--auth", "PLAIN"},
 		{"--server", "127.0.0.1:25", "--from", "a@example.org", "--to", "b@example.test", "--quit-after", "data"},
 		{"--server", "127.0.0.1:25", "--from", "a@example.org", "--to", "b@example.test", "--data", "/nonexistent"},

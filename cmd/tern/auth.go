@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/tern-mail/tern/internal/krb5"
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/tools/authstr"
 )
@@ -36,6 +37,9 @@ A CHALLENGE is what the server sent after "334 " (the "334 " may be copied along
       (two lines: the response, and the rspauth line the server must send back)
   scram-sha-1 | scram-sha-256 USER [PASS] [--authzid Z] [--nonce N]
       tern auth scram-sha-256 bob     (prints client-first; paste each 334 line the server sends)
+  gssapi HOST [--service S] [--keytab F --principal P] [--authzid Z]
+      tern auth gssapi mx.example.com   (Kerberos: the ticket from kinit; prints the AP-REQ, then
+                                         paste each 334 line: the AP-REP, the security layer offer)
   ntlm USER [PASS] [DOMAIN] [CHALLENGE] [--workstation W]
       tern auth ntlm bob                                (type 1, to send first)
       tern auth ntlm bob secret '' TlRMTVNTUAACAAAA...  (type 3, from the server's type 2)
@@ -69,6 +73,7 @@ var authCommands = map[string]*authCmd{
 	"digest-md5":    {"USER [PASS] CHALLENGE", 2, 3, []string{"host", "realm", "service", "authzid", "cnonce"}, authDigest},
 	"scram-sha-1":   {"USER [PASS]", 1, 2, []string{"authzid", "nonce"}, authScram(sasl.ScramSHA1)},
 	"scram-sha-256": {"USER [PASS]", 1, 2, []string{"authzid", "nonce"}, authScram(sasl.ScramSHA256)},
+	"gssapi":        {"HOST", 1, 1, []string{"service", "keytab", "principal", "authzid"}, authGSSAPI},
 	"ntlm":          {"USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
 	"spa":           {"USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
 	"msn":           {"USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
@@ -82,6 +87,7 @@ var authCommands = map[string]*authCmd{
 type authFlags struct {
 	explain, showSecrets, escapes                                    bool
 	authzid, realm, service, host, cnonce, nonce, workstation, chall string
+	keytab, principal                                                string
 	timestamp                                                        uint64
 	port                                                             int
 	timestampSet                                                     bool
@@ -103,7 +109,15 @@ func (f *authFlags) register(fs *flag.FlagSet, mech string, names []string) {
 		case "realm":
 			fs.StringVar(&f.realm, n, "", "the realm to log in to (default: the first one the server offers)")
 		case "service":
+			if mech == "gssapi" {
+				fs.StringVar(&f.service, n, "smtp", "the service of the server's principal, service/HOST")
+				break
+			}
 			fs.StringVar(&f.service, n, "smtp", "the service of digest-uri (RFC 2831's example uses imap)")
+		case "keytab":
+			fs.StringVar(&f.keytab, n, "", "log in with this keytab (with --principal) instead of the credential cache ($KRB5CCNAME)")
+		case "principal":
+			fs.StringVar(&f.principal, n, "", "the client principal in --keytab, name or name@REALM")
 		case "cnonce":
 			fs.StringVar(&f.cnonce, n, "", "the client nonce, for reproducible output (default: 32 random octets in base64)")
 		case "nonce":
@@ -179,7 +193,7 @@ func cmdAuth(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 }
 
 // authMechs lists the subcommands for a usage error.
-const authMechs = "plain login cram-md5 cram-sha1 digest-md5 scram-sha-1 scram-sha-256 ntlm xoauth2 oauthbearer encode decode"
+const authMechs = "plain login cram-md5 cram-sha1 digest-md5 scram-sha-1 scram-sha-256 gssapi ntlm xoauth2 oauthbearer encode decode"
 
 // authUsage is a usage error with the short usage of the subcommand (cmd nil: of tern auth).
 func authUsage(name string, cmd *authCmd, msg string) error {
@@ -380,6 +394,49 @@ func authScram(mech string) func(a *authRun) error {
 		}
 		return nil
 	}
+}
+
+// authGSSAPI runs GSSAPI interactively, like SCRAM: the AP-REQ on standard output, then the
+// server's AP-REP from standard input (verified: the answer is an empty line), then its security
+// layer offer (the answer is the wrapped choice). The credentials are the credential cache's
+// ($KRB5CCNAME, $KRB5_CONFIG), or --keytab and --principal's.
+func authGSSAPI(a *authRun) error {
+	if (a.f.keytab == "") != (a.f.principal == "") {
+		return authUsage(a.name, a.cmd, "--keytab and --principal go together")
+	}
+	tickets, err := krb5.New(krb5.Options{Keytab: a.f.keytab, Principal: a.f.principal})
+	if err != nil {
+		return err
+	}
+	g := authstr.NewGSSAPI(authstr.GSSAPIParams{
+		Tickets: tickets, Service: a.f.service, Host: a.args[0], Authzid: a.f.authzid,
+	}, a.opts())
+	out, err := g.First()
+	if err != nil {
+		return err
+	}
+	if err := a.emit(out); err != nil {
+		return err
+	}
+	for !g.Done() {
+		if a.tty != nil {
+			fmt.Fprintf(a.stderr, "%s (the server's 334 line): ", g.Want())
+		}
+		line, err := a.readLine()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("standard input ended before the %s", g.Want())
+		}
+		if err != nil {
+			return err
+		}
+		if out, err = g.Next(line); err != nil {
+			return err
+		}
+		if err := a.emit(out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // authNTLM takes USER [PASS] [DOMAIN] [CHALLENGE]: the last argument is the CHALLENGE when

@@ -186,7 +186,7 @@ func (c *gssapiClient) verifyAPRep(tok []byte) error {
 		if err := safely(func() error { return ke.Unmarshal(msg) }); err != nil {
 			return fmt.Errorf("sasl: GSSAPI: the server sent a malformed KRB-ERROR: %v", err)
 		}
-		return fmt.Errorf("sasl: GSSAPI: the server refused the ticket: %s %s", errorcode.Lookup(ke.ErrorCode), ke.EText)
+		return fmt.Errorf("sasl: GSSAPI: the server refused the ticket: %s", strings.TrimSpace(errorcode.Lookup(ke.ErrorCode)+" "+ke.EText))
 	default:
 		return fmt.Errorf("sasl: GSSAPI: the server's token has TOK_ID %04x, want an AP-REP (0200)", tokID)
 	}

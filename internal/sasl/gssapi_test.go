@@ -933,3 +933,52 @@ func FuzzGSSAPIServer(f *testing.F) {
 		}
 	})
 }
+
+func TestDescribeGSSAPIToken(t *testing.T) {
+	g := newGSSSetup(t)
+	c := g.client(fakeKDC{client: "alice"}, "bob@example.test")
+	_, ir, err := c.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := g.server(t, gssCreds{}, true)
+	rep, _, err := s.Next(ir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Next(rep); err != nil {
+		t.Fatal(err)
+	}
+	offer, _, err := s.Next([]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := c.Next(offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ke := messages.NewKRBError(types.NewPrincipalName(nametype.KRB_NT_SRV_HST, krbSPN), krbRealm, 32, "")
+	keb, _ := ke.Marshal()
+	for _, tc := range []struct {
+		tok  []byte
+		want string
+	}{
+		{ir, "GSSAPI AP-REQ (RFC 4121 §4.1): a ticket for smtp/mx.example.test@TERN.TEST, aes256-cts-hmac-sha1-96, kvno 2; mutual authentication asked for"},
+		{rep, "GSSAPI AP-REP (RFC 4121 §4.1): the server's proof that it holds the service key"},
+		{offer, "GSSAPI Wrap token (RFC 4121 §4.2.6.2) from the server, seq "},
+		{offer, ": security layers offered none, max size 0 (RFC 4752 §3.1)"},
+		{answer, `from the client, seq `},
+		{answer, `: security layer chosen none, max size 0 (RFC 4752 §3.1), authzid "bob@example.test"`},
+		{frameToken(tokKRBError, keb), "GSSAPI KRB-ERROR: (32) KRB_AP_ERR_TKT_EXPIRED Ticket expired"},
+	} {
+		got, ok := DescribeGSSAPIToken(tc.tok)
+		if !ok || !strings.Contains(got, tc.want) {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	for _, b := range [][]byte{nil, []byte("hello"), {0x60, 0x01}} {
+		if got, ok := DescribeGSSAPIToken(b); ok {
+			t.Errorf("%q: %q", b, got)
+		}
+	}
+}

@@ -6,9 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jcmturner/gokrb5/v8/crypto"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
@@ -241,4 +245,98 @@ func unrotate(b []byte, rrc int) []byte {
 	out := make([]byte, 0, len(b))
 	out = append(out, b[rrc:]...)
 	return append(out, b[:rrc]...)
+}
+
+// DescribeGSSAPIToken says what a GSSAPI message is, without any key (for tern auth decode and
+// tern send's transcript): a context token (an AP-REQ with its ticket's server principal and
+// encryption type, an AP-REP, a KRB-ERROR) or a Wrap token, whose payload is readable when it
+// is not sealed (the security layer messages of RFC 4752 §3.1). ok is false for anything else.
+func DescribeGSSAPIToken(b []byte) (desc string, ok bool) {
+	if len(b) >= wrapHeaderLen && b[0] == 0x05 && b[1] == 0x04 && b[3] == 0xff {
+		return describeWrap(b), true
+	}
+	tokID, msg, err := unframeToken(b)
+	if err != nil {
+		return "", false
+	}
+	switch tokID {
+	case tokAPReq:
+		var req messages.APReq
+		if err := safely(func() error { return req.Unmarshal(msg) }); err != nil {
+			return "GSSAPI initial context token with a malformed AP-REQ", true
+		}
+		t := req.Ticket
+		s := fmt.Sprintf("GSSAPI AP-REQ (RFC 4121 §4.1): a ticket for %s@%s, %s, kvno %d",
+			t.SName.PrincipalNameString(), t.Realm, etypeName(t.EncPart.EType), t.EncPart.KVNO)
+		if types.IsFlagSet(&req.APOptions, flags.APOptionMutualRequired) {
+			s += "; mutual authentication asked for"
+		}
+		return s, true
+	case tokAPRep:
+		return "GSSAPI AP-REP (RFC 4121 §4.1): the server's proof that it holds the service key", true
+	case tokKRBError:
+		var ke messages.KRBError
+		if err := safely(func() error { return ke.Unmarshal(msg) }); err != nil {
+			return "GSSAPI KRB-ERROR (malformed)", true
+		}
+		return strings.TrimSpace("GSSAPI KRB-ERROR: " + errorcode.Lookup(ke.ErrorCode) + " " + ke.EText), true
+	}
+	return fmt.Sprintf("GSSAPI context token with TOK_ID %04x", tokID), true
+}
+
+// describeWrap describes a Wrap token and, when it is neither sealed nor rotated, the RFC 4752
+// security layer message in it.
+func describeWrap(b []byte) string {
+	fl := b[2]
+	from := "the client"
+	if fl&wrapSentByAcceptor != 0 {
+		from = "the server"
+	}
+	s := fmt.Sprintf("GSSAPI Wrap token (RFC 4121 §4.2.6.2) from %s, seq %d", from, binary.BigEndian.Uint64(b[8:]))
+	ec, rrc := int(binary.BigEndian.Uint16(b[4:])), binary.BigEndian.Uint16(b[6:])
+	if fl&wrapSealed != 0 || rrc != 0 || len(b) < wrapHeaderLen+ec {
+		return s + ", sealed or rotated: its content needs the key"
+	}
+	p := b[wrapHeaderLen : len(b)-ec]
+	if len(p) < 4 {
+		return s
+	}
+	var layers []string
+	for _, l := range []struct {
+		bit  byte
+		name string
+	}{{layerNone, "none"}, {layerIntegrity, "integrity"}, {layerConf, "confidentiality"}} {
+		if p[0]&l.bit != 0 {
+			layers = append(layers, l.name)
+		}
+	}
+	size := int(p[1])<<16 | int(p[2])<<8 | int(p[3])
+	verb := "security layers offered"
+	if fl&wrapSentByAcceptor == 0 {
+		verb = "security layer chosen"
+	}
+	s += fmt.Sprintf(": %s %s, max size %d (RFC 4752 §3.1)", verb, strings.Join(layers, " "), size)
+	if len(p) > 4 {
+		s += fmt.Sprintf(", authzid %q", p[4:])
+	}
+	return s
+}
+
+// etypeName names an encryption type as MIT does.
+func etypeName(id int32) string {
+	switch id {
+	case etypeID.AES128_CTS_HMAC_SHA1_96:
+		return "aes128-cts-hmac-sha1-96"
+	case etypeID.AES256_CTS_HMAC_SHA1_96:
+		return "aes256-cts-hmac-sha1-96"
+	case etypeID.AES128_CTS_HMAC_SHA256_128:
+		return "aes128-cts-hmac-sha256-128"
+	case etypeID.AES256_CTS_HMAC_SHA384_192:
+		return "aes256-cts-hmac-sha384-192"
+	case etypeID.RC4_HMAC:
+		return "arcfour-hmac"
+	case etypeID.DES3_CBC_SHA1_KD:
+		return "des3-cbc-sha1"
+	}
+	return fmt.Sprintf("encryption type %d", id)
 }

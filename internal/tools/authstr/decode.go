@@ -38,7 +38,7 @@ func Describe(msg []byte, o Options) Description {
 		return Description{Title: "empty message: an empty challenge (\"334 \": send your initial response, or the next step), or the empty response that ends SCRAM and DIGEST-MD5"}
 	}
 	for _, try := range []func([]byte, Options) (Description, bool){
-		describeNTLM, describePlain, describeXOAuth2, describeOAuthBearer, describeOAuthError,
+		describeGSSAPI, describeNTLM, describePlain, describeXOAuth2, describeOAuthBearer, describeOAuthError,
 		describeScram, describeDigest, describeCRAMChallenge, describeCRAMResponse, describeLoginPrompt,
 	} {
 		if d, ok := try(msg, o); ok {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtpclient"
 )
 
@@ -197,6 +198,10 @@ func describe(mech string, dec []byte, fromClient bool) string {
 		}
 	case mech == "NTLM":
 		if s, ok := describeNTLM(dec); ok {
+			return s
+		}
+	case mech == sasl.GSSAPI:
+		if s, ok := sasl.DescribeGSSAPIToken(dec); ok {
 			return s
 		}
 	}
