@@ -15,6 +15,10 @@ declare -A pkg=(
   [smtp-source]=postfix
   [gsasl]=gsasl
   [saslpasswd2]=sasl2-bin
+  # MIT Kerberos: the throwaway realm of scripts/krb5-realm.sh and kinit for the GSSAPI tests
+  [krb5kdc]=krb5-kdc
+  [kadmin.local]=krb5-admin-server
+  [kinit]=krb5-user
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(
@@ -29,6 +33,7 @@ have() {
   case "$1" in
     smtp-source) [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null 2>&1 ;;
     saslpasswd2) [ -x /usr/sbin/saslpasswd2 ] || command -v saslpasswd2 >/dev/null 2>&1 ;;
+    krb5kdc|kadmin.local) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
@@ -39,6 +44,7 @@ haveglob() { compgen -G "$1" >/dev/null; }
 declare -A libglob=(
   ["/usr/lib/*/sasl2/libcrammd5.so*"]=libsasl2-modules
   ["/usr/lib/*/sasl2/libsasldb.so*"]=libsasl2-modules-db
+  ["/usr/lib/*/sasl2/libgssapiv2.so*"]=libsasl2-modules-gssapi-mit
 )
 
 want=()
@@ -51,7 +57,8 @@ if ((${#want[@]})); then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-deps: installing ${want[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # postfix: "No configuration" so no system MTA is set up or started.
+    # postfix: "No configuration" so no system MTA is set up or started. krb5-config asks for a
+    # default realm: the tests bring their own krb5.conf, so the answer does not matter.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
     if ! apt-get install -y -q --no-install-recommends "${want[@]}" >/tmp/test-deps-apt.log 2>&1; then
       apt-get update -q >>/tmp/test-deps-apt.log 2>&1
