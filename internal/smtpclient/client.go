@@ -2,6 +2,8 @@
 // (greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA or BDAT, RSET, QUIT) or one transaction at a
 // time with Send, which pipelines MAIL, the RCPTs and DATA when the server offers PIPELINING
 // (RFC 2920). tern send uses it now; remote delivery and the load generator are meant to.
+// With Options.LMTP it speaks LMTP (RFC 2033) to a mailbox server instead: LHLO, and SendLMTP,
+// which reads one reply per recipient after the message (lmtp.go).
 //
 // # Guarantees
 //
@@ -101,6 +103,9 @@ type Options struct {
 	DataTimeout time.Duration
 	// NoPipelining sends one command at a time even when the server offers PIPELINING.
 	NoPipelining bool
+	// LMTP speaks LMTP (RFC 2033) instead of SMTP: Hello sends LHLO, and a message goes out
+	// with SendLMTP, which reads one reply per recipient after the data (see lmtp.go).
+	LMTP bool
 	// Chunking makes Send use BDAT (RFC 3030) instead of DATA when the server offers CHUNKING.
 	Chunking bool
 	// ChunkSize is the size of a BDAT chunk. Default: 1 MiB.
@@ -267,9 +272,12 @@ func (c *Client) Close() error {
 }
 
 // Hello sends EHLO, and HELO if the server refuses EHLO with a 5xx (RFC 5321 §3.2), and records
-// the extensions. Commands that need it send it by themselves when it has not been sent since
-// the connection (or TLS) began.
+// the extensions. With Options.LMTP it sends LHLO instead, without fallback. Commands that
+// need it send it by themselves when it has not been sent since the connection (or TLS) began.
 func (c *Client) Hello(ctx context.Context) error {
+	if c.opts.LMTP {
+		return c.lhlo(ctx)
+	}
 	if err := c.usable(CmdEHLO); err != nil {
 		return err
 	}

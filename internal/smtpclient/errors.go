@@ -25,6 +25,15 @@ var (
 	ErrMessageTooBig     = errors.New("smtpclient: message larger than the server's SIZE limit")
 	ErrBadArgument       = errors.New("smtpclient: CR or LF in a command argument")
 	ErrNoRecipients      = errors.New("smtpclient: no recipients")
+	// ErrLMTPData: Data, Bdat or Send was asked to send a message over LMTP, where the end of
+	// the data has one reply per recipient (RFC 2033 §4.2); SendLMTP reads them.
+	ErrLMTPData = errors.New("smtpclient: LMTP needs SendLMTP to send a message")
+	// ErrLMTPDataWithoutRcpts: an LMTP server took DATA although it refused every recipient,
+	// so how many replies follow the data is unknown (none, by RFC 2033 §4.2); the connection
+	// is dropped.
+	ErrLMTPDataWithoutRcpts = errors.New("smtpclient: LMTP server accepted DATA without recipients")
+	// ErrNotLMTP: SendLMTP was called on a client without Options.LMTP.
+	ErrNotLMTP = errors.New("smtpclient: not an LMTP client")
 	// ErrBroken is the cause for every command after an error that left the connection in an
 	// unknown state (a network error, a timeout, a malformed reply, a 421).
 	ErrBroken = errors.New("smtpclient: connection unusable after an earlier error")
@@ -35,6 +44,7 @@ var (
 const (
 	CmdConnect  = "CONNECT"
 	CmdEHLO     = "EHLO"
+	CmdLHLO     = "LHLO" // LMTP's EHLO (RFC 2033 §4.1)
 	CmdHELO     = "HELO"
 	CmdSTARTTLS = "STARTTLS"
 	CmdAUTH     = "AUTH"

@@ -90,6 +90,9 @@ func (c *Client) Rcpt(ctx context.Context, to string, params ...string) error {
 // Data sends DATA and, after 354, the message (dot-stuffed, see Options.NormalizeLineEndings),
 // and returns the server's reply to its end. The transaction is over either way.
 func (c *Client) Data(ctx context.Context, msg io.Reader) (smtp.Reply, error) {
+	if c.opts.LMTP {
+		return smtp.Reply{}, &Error{Command: CmdDATA, Err: ErrLMTPData}
+	}
 	r, err := c.cmd(ctx, CmdDATA, "DATA")
 	if err != nil {
 		return smtp.Reply{}, err
@@ -106,6 +109,9 @@ func (c *Client) Data(ctx context.Context, msg io.Reader) (smtp.Reply, error) {
 func (c *Client) Bdat(ctx context.Context, msg io.Reader) (smtp.Reply, error) {
 	if err := c.usable(CmdBDAT); err != nil {
 		return smtp.Reply{}, err
+	}
+	if c.opts.LMTP {
+		return smtp.Reply{}, &Error{Command: CmdBDAT, Err: ErrLMTPData}
 	}
 	if !c.ext.Chunking {
 		return smtp.Reply{}, &Error{Command: CmdBDAT, Err: ErrNotOffered}
@@ -126,25 +132,16 @@ func (c *Client) Bdat(ctx context.Context, msg io.Reader) (smtp.Reply, error) {
 // The error is nil when the server accepted the message (or, with a nil msg, the envelope) for
 // at least one recipient; the refused ones are in SendResult.Rcpts. Otherwise it is the *Error
 // of MAIL, of the first refused recipient when all were refused, or of the data.
+//
+// Over LMTP (Options.LMTP) only a nil msg is allowed; SendLMTP sends messages.
 func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*SendResult, error) {
 	res := &SendResult{}
-	if len(env.Rcpts) == 0 {
-		return res, &Error{Command: CmdRCPT, Permanent: true, Err: ErrNoRecipients}
+	if c.opts.LMTP && msg != nil {
+		return res, &Error{Command: CmdDATA, Err: ErrLMTPData}
 	}
-	params := env.MailParams
-	if err := c.beginTx(ctx, env.From, params); err != nil {
+	params, err := c.prepareTx(ctx, env)
+	if err != nil {
 		return res, err
-	}
-	for _, rc := range env.Rcpts {
-		if err := checkArg(CmdRCPT, append([]string{rc.Addr}, rc.Params...)...); err != nil {
-			return res, err
-		}
-	}
-	if env.Size > 0 && c.ext.Has("SIZE") && !slices.ContainsFunc(params, isSizeParam) {
-		if c.ext.Size > 0 && env.Size > c.ext.Size {
-			return res, &Error{Command: CmdMAIL, Permanent: true, Err: ErrMessageTooBig}
-		}
-		params = append(params[:len(params):len(params)], "SIZE="+strconv.FormatInt(env.Size, 10))
 	}
 	chunks := msg != nil && c.opts.Chunking && c.ext.Chunking
 	sendData := msg != nil && !chunks
@@ -153,7 +150,6 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*SendRe
 	var dataReply smtp.Reply
 	var dataSent bool
 	if pipelined {
-		var err error
 		if dataSent, dataReply, err = c.pipelineEnvelope(ctx, env, params, sendData, res); err != nil {
 			return res, err
 		}
@@ -272,6 +268,31 @@ func (c *Client) pipelineEnvelope(ctx context.Context, env Envelope, params []st
 	return true, dataReply, nil
 }
 
+// prepareTx checks env, readies the session (see beginTx) and returns the MAIL parameters,
+// with SIZE= added when the server offers SIZE and the size is known (RFC 1870 §6: a message
+// over the server's limit is refused before anything is sent).
+func (c *Client) prepareTx(ctx context.Context, env Envelope) ([]string, error) {
+	if len(env.Rcpts) == 0 {
+		return nil, &Error{Command: CmdRCPT, Permanent: true, Err: ErrNoRecipients}
+	}
+	params := env.MailParams
+	if err := c.beginTx(ctx, env.From, params); err != nil {
+		return nil, err
+	}
+	for _, rc := range env.Rcpts {
+		if err := checkArg(CmdRCPT, append([]string{rc.Addr}, rc.Params...)...); err != nil {
+			return nil, err
+		}
+	}
+	if env.Size > 0 && c.ext.Has("SIZE") && !slices.ContainsFunc(params, isSizeParam) {
+		if c.ext.Size > 0 && env.Size > c.ext.Size {
+			return nil, &Error{Command: CmdMAIL, Permanent: true, Err: ErrMessageTooBig}
+		}
+		params = append(params[:len(params):len(params)], "SIZE="+strconv.FormatInt(env.Size, 10))
+	}
+	return params, nil
+}
+
 func isSizeParam(p string) bool { return len(p) > 5 && strings.EqualFold(p[:5], "SIZE=") }
 
 func rcptResult(addr string, r smtp.Reply) RcptResult {
@@ -324,8 +345,15 @@ func (c *Client) endEmptyData(ctx context.Context) error {
 	if err := c.flush(CmdDATA); err != nil {
 		return err
 	}
-	_, err := c.readReply(CmdDATA)
 	c.inTx = false
+	if c.opts.LMTP {
+		// RFC 2033 §4.2: no recipient, no reply after the data. A server that took this DATA
+		// does not follow the RFC, so how many replies come is unknown: drop the connection
+		// rather than read them out of step.
+		c.breakOn(CmdDATA, ErrLMTPDataWithoutRcpts)
+		return nil
+	}
+	_, err := c.readReply(CmdDATA)
 	return err
 }
 
@@ -333,22 +361,7 @@ func (c *Client) endEmptyData(ctx context.Context) error {
 func (c *Client) sendData(ctx context.Context, msg io.Reader) (smtp.Reply, error) {
 	done := c.begin(ctx, c.opts.CommandTimeout)
 	defer done()
-	var out io.Writer = c.bw
-	var lt *lineTracer
-	if c.opts.TraceData && c.opts.Trace != nil {
-		lt = &lineTracer{c: c}
-		out = io.MultiWriter(c.bw, lt)
-	}
-	dw := smtp.NewDotWriter(out, c.opts.NormalizeLineEndings)
-	if _, err := io.Copy(dw, msg); err != nil {
-		// Never end the data after a failure: closing the connection makes the server drop
-		// the partial message.
-		return smtp.Reply{}, c.breakOn(CmdDATA, err)
-	}
-	if err := dw.Close(); err != nil {
-		return smtp.Reply{}, c.breakOn(CmdDATA, err)
-	}
-	if err := c.flush(CmdDATA); err != nil {
+	if err := c.writeData(msg); err != nil {
 		return smtp.Reply{}, err
 	}
 	c.setTimeout(c.opts.DataTimeout)
@@ -361,6 +374,27 @@ func (c *Client) sendData(ctx context.Context, msg io.Reader) (smtp.Reply, error
 		return r, replyError(CmdDATA, r)
 	}
 	return r, nil
+}
+
+// writeData writes the message text after a 354, dot-stuffed, and its end, within the current
+// step (see begin).
+func (c *Client) writeData(msg io.Reader) error {
+	var out io.Writer = c.bw
+	var lt *lineTracer
+	if c.opts.TraceData && c.opts.Trace != nil {
+		lt = &lineTracer{c: c}
+		out = io.MultiWriter(c.bw, lt)
+	}
+	dw := smtp.NewDotWriter(out, c.opts.NormalizeLineEndings)
+	if _, err := io.Copy(dw, msg); err != nil {
+		// Never end the data after a failure: closing the connection makes the server drop
+		// the partial message.
+		return c.breakOn(CmdDATA, err)
+	}
+	if err := dw.Close(); err != nil {
+		return c.breakOn(CmdDATA, err)
+	}
+	return c.flush(CmdDATA)
 }
 
 // sendChunks sends the message as BDAT chunks of ChunkSize octets and returns the reply to the
