@@ -19,9 +19,9 @@ import (
 // GSSAPI (Kerberos V5) against a real MIT KDC: scripts/krb5-realm.sh makes a throwaway realm
 // TERN.TEST on loopback and runs krb5kdc in the foreground (stopped by its PID when the test
 // ends), MIT's kinit fills the credential caches, and real GSSAPI clients nobody here wrote
-// (GNU gsasl through libgssglue and MIT's libgssapi_krb5, curl linked with MIT GSS-API)
-// authenticate to tern, as do tern's own client halves (tern send, tern auth gssapi), which
-// also authenticate to Postfix with Cyrus SASL's GSSAPI plugin.
+// (GNU gsasl and msmtp through libgssglue and MIT's libgssapi_krb5, curl linked with MIT's
+// GSS-API) authenticate to tern, as do tern's own client halves (tern send, tern auth gssapi),
+// which also authenticate to Postfix with Cyrus SASL's GSSAPI plugin.
 
 // realm is a running MIT KDC.
 type realm struct {
@@ -200,6 +200,29 @@ func TestGSSAPI(t *testing.T) {
 		}
 		m := tn.WaitMessage("alice@example.test", tok, 10*time.Second)
 		mustMatch(t, "Received", header(m, "Received"), `with ESMTPSA id `)
+	})
+	// msmtp (through GNU SASL, like gsasl) names the service by the host it connects to, here
+	// 127.0.0.1 (the test hosts are not in DNS): a second server is smtp/127.0.0.1.
+	t.Run("msmtp", func(t *testing.T) {
+		t.Parallel()
+		msmtp := needTool(t, "msmtp")
+		kt := filepath.Join(t.TempDir(), "ip.keytab")
+		r.kadmin(t, "addprinc -randkey smtp/127.0.0.1")
+		r.kadmin(t, "ktadd -k "+kt+" smtp/127.0.0.1")
+		ip := startTern(t, ternOpts{Config: gssapiConfig(kt) + "gssapi_principal = \"smtp/127.0.0.1\"\n"})
+		ip.AddUser("alice@example.test", "x")
+		h, p := splitAddr(t, ip.Submission)
+		tok := token(t)
+		out, errOut, code := runToolEnv(t, 30*time.Second, alice, strings.NewReader("Subject: msmtp "+tok+"\r\n\r\nhello\r\n"), msmtp,
+			"--host="+h, "--port="+p, "--domain=client.example.com", "--tls=off", "--auth=gssapi", "--user=alice",
+			"-v", "--from=alice@example.test", "alice@example.test")
+		all := out + errOut
+		mustMatch(t, "msmtp -v", all, `^--> AUTH GSSAPI\r?$`)
+		mustMatch(t, "msmtp -v", all, `^<-- `+authOKRE+`\r?$`)
+		if code != 0 {
+			t.Fatalf("msmtp exit status %d", code)
+		}
+		ip.WaitMessage("alice@example.test", tok, 10*time.Second)
 	})
 	t.Run("tern send", func(t *testing.T) {
 		t.Parallel()

@@ -556,7 +556,9 @@ func runToolEnv(t testing.TB, timeout time.Duration, env []string, stdin io.Read
 	if ctx.Err() != nil {
 		t.Errorf("%s %s: killed after %v", filepath.Base(name), strings.Join(args, " "), timeout)
 	}
-	t.Logf("$ %s%s %s\n[exit %d]\n[stdout]\n%s[stderr]\n%s", strings.Join(append(env, ""), " "), filepath.Base(name), strings.Join(args, " "), code, o.String(), e.String())
+	// env[:len(env):len(env)]: the append must not write into a caller's spare capacity (a slice
+	// shared by parallel subtests).
+	t.Logf("$ %s%s %s\n[exit %d]\n[stdout]\n%s[stderr]\n%s", strings.Join(append(env[:len(env):len(env)], ""), " "), filepath.Base(name), strings.Join(args, " "), code, o.String(), e.String())
 	return o.String(), e.String(), code
 }
 
