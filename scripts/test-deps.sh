@@ -19,6 +19,9 @@ declare -A pkg=(
   [krb5kdc]=krb5-kdc
   [kadmin.local]=krb5-admin-server
   [kinit]=krb5-user
+  # Dovecot: the LMTP delivery target of scripts/dovecot-lmtp.sh, and doveadm to read its mail
+  [dovecot]=dovecot-core
+  [doveadm]=dovecot-core
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(
@@ -33,7 +36,7 @@ have() {
   case "$1" in
     smtp-source) [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null 2>&1 ;;
     saslpasswd2) [ -x /usr/sbin/saslpasswd2 ] || command -v saslpasswd2 >/dev/null 2>&1 ;;
-    krb5kdc|kadmin.local) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
+    krb5kdc|kadmin.local|dovecot|doveadm) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
@@ -45,6 +48,7 @@ declare -A libglob=(
   ["/usr/lib/*/sasl2/libcrammd5.so*"]=libsasl2-modules
   ["/usr/lib/*/sasl2/libsasldb.so*"]=libsasl2-modules-db
   ["/usr/lib/*/sasl2/libgssapiv2.so*"]=libsasl2-modules-gssapi-mit
+  ["/usr/lib/dovecot/lmtp"]=dovecot-lmtpd
 )
 
 want=()
@@ -57,6 +61,12 @@ if ((${#want[@]})); then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-deps: installing ${want[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # Packages such as dovecot-core and krb5-kdc would start system services; the tests run
+    # their own private instances, so keep the system ones from starting (policy-rc.d, 101).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     # postfix: "No configuration" so no system MTA is set up or started. krb5-config asks for a
     # default realm: the tests bring their own krb5.conf, so the answer does not matter.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
