@@ -277,6 +277,9 @@ func ehloKeywordsFor(tlsOn bool, mechs string) []string {
 	if mechs != "" {
 		kw = append(kw, "AUTH "+mechs, "AUTH="+mechs)
 	}
+	if tlsOn {
+		kw = append(kw, "REQUIRETLS") // RFC 8689: only once TLS is up
+	}
 	return append(kw, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING", "BINARYMIME", "LIMITS RCPTMAX=1000")
 }
 

@@ -161,6 +161,9 @@ func startTern(t *testing.T, opts ternOpts) *Tern {
 	return tn
 }
 
+// noResolver is a DNS server address on loopback where nothing answers.
+const noResolver = "127.0.0.1:9"
+
 // start runs the server on tn.Data and waits until it has printed every listener address.
 func (tn *Tern) start() {
 	t := tn.t
@@ -169,6 +172,10 @@ func (tn *Tern) start() {
 		"--data", tn.Data,
 		"--smtp", tn.opts.SMTPListen, "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
 		"--domain", testDomain, "--hostname", testHostname,
+		// Tests never ask the system's DNS: a resolver on a loopback port where nothing listens
+		// makes every remote domain a temporary failure (mail waits in the queue). A test that
+		// delivers remotely passes its own --resolver (later flags win).
+		"--resolver", noResolver,
 	}
 	if tn.configPath != "" {
 		args = append(args, "--config", tn.configPath)

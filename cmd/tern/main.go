@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
@@ -38,6 +39,7 @@ commands:
   user passwd ADDR            change an account's password
   user list                   list accounts
   queue list                  show the mail queue (like mailq)
+  queue show|hold|release|delete|bounce ID, queue flush [ID|@domain]
   auth MECH ...               make AUTH strings by hand, like gen-auth (tern auth -h)
   auth encode|decode STRING   base64 in and out, decode explains what it finds
   send --server H:P ...       one SMTP transaction with a readable transcript, like swaks
@@ -182,6 +184,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	subsAddr := fs.String("submissions", "", "submissions (implicit TLS) listener (default 127.0.0.1:2465; empty disables)")
 	hostname := fs.String("hostname", "", "host name for the greeting and Received headers (default: the machine's)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	resolver := fs.String("resolver", "", "DNS server HOST:PORT for MX lookups instead of the system's")
+	remotePort := fs.Int("remote-port", 0, "port of the MX hosts mail is delivered to (default 25)")
+	relayhost := fs.String("relayhost", "", "smarthost HOST:PORT that takes all remote mail instead of MX lookup")
+	retrySchedule := fs.String("retry-schedule", "", "fixed waits between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -205,8 +211,24 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			cfg.Hostname = *hostname
 		case "log-level":
 			cfg.Log.Level = *logLevel
+		case "resolver":
+			cfg.Delivery.Resolver = *resolver
+		case "remote-port":
+			cfg.Delivery.RemotePort = *remotePort
+		case "relayhost":
+			cfg.Delivery.Relayhost = *relayhost
 		}
 	})
+	if *retrySchedule != "" {
+		cfg.Queue.RetrySchedule = nil
+		for _, f := range strings.Split(*retrySchedule, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d <= 0 {
+				return fmt.Errorf("%w: --retry-schedule %q: want durations like 1s,2s,4s", errUsage, *retrySchedule)
+			}
+			cfg.Queue.RetrySchedule = append(cfg.Queue.RetrySchedule, config.Duration{Duration: d})
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -302,18 +324,39 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, er
 }
 
 func cmdQueue(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "list" {
-		return fmt.Errorf("%w: tern queue list", errUsage)
+	const usage = "tern queue list | show ID | flush [ID|@domain] | hold ID | release ID | delete ID | bounce ID"
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, usage)
 	}
-	fs := newFlagSet("tern queue list", stderr)
+	op := args[0]
+	fs := newFlagSet("tern queue "+op, stderr)
 	var c common
 	c.register(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
+	var arg string
+	switch op {
+	case "list":
+		if fs.NArg() != 0 {
+			return fmt.Errorf("%w: %s", errUsage, usage)
+		}
+	case "flush":
+		if fs.NArg() > 1 {
+			return fmt.Errorf("%w: %s", errUsage, usage)
+		}
+		arg = fs.Arg(0)
+	case "show", "hold", "release", "delete", "bounce":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: tern queue %s ID", errUsage, op)
+		}
+		arg = strings.ToUpper(fs.Arg(0))
+	default:
+		return fmt.Errorf("%w: unknown queue command %q; %s", errUsage, op, usage)
+	}
 	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
-	return app.QueueList(cfg, stdout, app.NewLogger(cfg.Log, stderr))
+	return app.QueueCommand(context.Background(), cfg, op, arg, stdout, app.NewLogger(cfg.Log, stderr))
 }

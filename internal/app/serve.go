@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,9 +21,12 @@ import (
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/accounts/sqlite"
+	"github.com/tern-mail/tern/internal/admin"
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/delivery/lmtp"
 	"github.com/tern-mail/tern/internal/delivery/maildir"
+	"github.com/tern-mail/tern/internal/delivery/remote"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/queue"
 	"github.com/tern-mail/tern/internal/safeio"
@@ -39,6 +43,7 @@ func accountsPath(data string) string { return filepath.Join(data, "accounts.db"
 func queuePath(data string) string    { return filepath.Join(data, "queue") }
 func mailPath(data string) string     { return filepath.Join(data, "mail") }
 func tlsPath(data string) string      { return filepath.Join(data, "tls") }
+func adminPath(data string) string    { return filepath.Join(data, "admin.sock") }
 
 // NewLogger returns the slog logger the config asks for, writing to w.
 func NewLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -82,22 +87,61 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	tlsConf := tlsutil.ServerConfig(cert)
 
+	// Listen first: remote delivery needs our addresses to refuse mail that would loop back.
+	type listener struct {
+		ln   net.Listener
+		role smtpserver.Role
+		desc string
+	}
+	var lns []listener
+	defer func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}()
+	var local []netip.AddrPort
+	for _, l := range []struct {
+		addr string
+		role smtpserver.Role
+		desc string
+	}{
+		{cfg.Listen.SMTP, smtpserver.RoleMX, "smtp (MX, STARTTLS)"},
+		{cfg.Listen.Submission, smtpserver.RoleSubmission, "submission (STARTTLS)"},
+		{cfg.Listen.Submissions, smtpserver.RoleSubmissions, "submissions (implicit TLS)"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", l.desc, err)
+		}
+		lns = append(lns, listener{ln, l.role, l.desc})
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			local = append(local, ta.AddrPort())
+		}
+	}
+
 	relay := policy.NewRelay(cfg.Domains, store)
-	local := &delivery.Router{
-		IsLocal:      relay.IsLocal,
-		Exists:       store.Exists,
-		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
-		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log}),
-		Postmaster:   "postmaster@" + cfg.Domains[0],
+	router, err := newRouter(cfg, data, store, relay, local, log)
+	if err != nil {
+		return err
+	}
+	var schedule []time.Duration
+	for _, d := range cfg.Queue.RetrySchedule {
+		schedule = append(schedule, d.Duration)
 	}
 	q, err := queue.Open(queuePath(data), queue.Options{
-		Batch:      local,
-		Hostname:   cfg.Hostname,
-		Workers:    cfg.Queue.Workers,
-		MinBackoff: cfg.Queue.MinBackoff.Duration,
-		MaxBackoff: cfg.Queue.MaxBackoff.Duration,
-		MaxAge:     cfg.Queue.MaxAge.Duration,
-		Logger:     log,
+		Batch:         router,
+		Hostname:      cfg.Hostname,
+		Workers:       cfg.Queue.Workers,
+		MinBackoff:    cfg.Queue.MinBackoff.Duration,
+		MaxBackoff:    cfg.Queue.MaxBackoff.Duration,
+		RetrySchedule: schedule,
+		MaxAge:        cfg.Queue.MaxAge.Duration,
+		BounceMaxAge:  cfg.Queue.BounceMaxAge.Duration,
+		DelayWarning:  warnAfter(cfg.Queue.DelayWarning.Duration),
+		Logger:        log,
 	})
 	if err != nil {
 		return err
@@ -106,6 +150,16 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	runCtx, stopQueue := context.WithCancel(context.Background())
 	defer stopQueue()
 	q.Run(runCtx)
+
+	// The control socket for tern queue; without it (a data path too long for a socket name)
+	// the server still runs, and tern queue works on the spool while the server is stopped.
+	adminLn, err := admin.Listen(adminPath(data))
+	if err != nil {
+		log.Warn("no admin socket: tern queue needs the server stopped", "err", err)
+	} else {
+		defer adminLn.Close()
+		go admin.Serve(adminLn, q, log)
+	}
 
 	auth, err := authOptions(cfg, store, log)
 	if err != nil {
@@ -128,37 +182,10 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Logger:           log,
 	})
 
-	type listener struct {
-		addr string
-		role smtpserver.Role
-		desc string
-	}
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	serveErr := make(chan error, 3)
-	var lines []string
-	for _, l := range []listener{
-		{cfg.Listen.SMTP, smtpserver.RoleMX, "smtp (MX, STARTTLS)"},
-		{cfg.Listen.Submission, smtpserver.RoleSubmission, "submission (STARTTLS)"},
-		{cfg.Listen.Submissions, smtpserver.RoleSubmissions, "submissions (implicit TLS)"},
-	} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", l.desc, err)
-		}
-		lns = append(lns, ln)
-		lines = append(lines, fmt.Sprintf("tern: %s listening on %s", l.desc, ln.Addr()))
-		go func() { serveErr <- srv.Serve(ln, l.role) }()
-	}
-	for _, line := range lines {
-		fmt.Fprintln(stdout, line)
+	serveErr := make(chan error, len(lns))
+	for _, l := range lns {
+		fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
+		go func() { serveErr <- srv.Serve(l.ln, l.role) }()
 	}
 	fmt.Fprintf(stdout, "tern: data directory %s\n", data)
 	log.Info("started", "hostname", cfg.Hostname, "domains", cfg.Domains, "queued", q.Len())
@@ -172,12 +199,65 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
+	if adminLn != nil {
+		adminLn.Close()
+	}
 	stopQueue()
 	if err := q.Close(); err != nil {
 		log.Error("closing queue", "err", err)
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// warnAfter maps the config's delay_warning (0: never) to the queue's (negative: never).
+func warnAfter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// newRouter builds delivery: local accounts to Maildir (or LMTP), other domains by MX or
+// through the relayhost.
+func newRouter(cfg config.Config, data string, store accounts.Store, relay *policy.Relay, local []netip.AddrPort, log *slog.Logger) (*delivery.Router, error) {
+	r := &delivery.Router{
+		IsLocal:      relay.IsLocal,
+		Exists:       store.Exists,
+		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
+		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log}),
+		Postmaster:   "postmaster@" + cfg.Domains[0],
+	}
+	if cfg.Delivery.LMTP != "" {
+		if _, _, err := lmtp.ParseAddr(cfg.Delivery.LMTP); err != nil {
+			return nil, fmt.Errorf("delivery.lmtp: %w", err)
+		}
+		r.LMTP = lmtp.New(lmtp.Options{Addr: cfg.Delivery.LMTP, LocalName: cfg.Hostname, Logger: log})
+	}
+	d := cfg.Delivery
+	opts := remote.Options{
+		Hostname:   cfg.Hostname,
+		Resolver:   d.Resolver,
+		Port:       d.RemotePort,
+		Relayhost:  d.Relayhost,
+		LocalAddrs: local,
+		Logger:     log,
+	}
+	if d.RelayUser != "" {
+		opts.RelayAuth = &remote.RelayAuth{User: d.RelayUser, Password: d.RelayPassword}
+	}
+	if len(d.TLSPolicy) > 0 {
+		opts.TLSPolicy = make(map[string]remote.TLSMode, len(d.TLSPolicy))
+		for dom, m := range d.TLSPolicy {
+			opts.TLSPolicy[dom] = remote.TLSMode(m)
+		}
+	}
+	rd, err := remote.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("remote delivery: %w", err)
+	}
+	r.Remote = rd
+	return r, nil
 }
 
 // authOptions configures SMTP AUTH from cfg; nil (no AUTH) when no mechanism is enabled.

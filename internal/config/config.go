@@ -26,6 +26,7 @@ type Config struct {
 	TLS      TLS      `toml:"tls"`
 	Limits   Limits   `toml:"limits"`
 	Auth     Auth     `toml:"auth"`
+	Delivery Delivery `toml:"delivery"`
 	Queue    Queue    `toml:"queue"`
 	Log      Log      `toml:"log"`
 }
@@ -117,10 +118,24 @@ func ParseMechanisms(list []string) ([]string, error) {
 
 // Queue configures the queue and its delivery.
 type Queue struct {
-	Workers    int      `toml:"workers" doc:"Deliveries in parallel."`
-	MinBackoff Duration `toml:"min_backoff" doc:"Wait before the first retry of a temporary failure; it doubles with each attempt."`
-	MaxBackoff Duration `toml:"max_backoff" doc:"Longest wait between retries."`
-	MaxAge     Duration `toml:"max_age" doc:"How long a message is retried before it fails."`
+	Workers       int        `toml:"workers" doc:"Deliveries in parallel."`
+	MinBackoff    Duration   `toml:"min_backoff" doc:"Wait before the first retry of a temporary failure; it doubles with each attempt (with 10% jitter)."`
+	MaxBackoff    Duration   `toml:"max_backoff" doc:"Longest wait between retries."`
+	RetrySchedule []Duration `toml:"retry_schedule" doc:"Fixed waits between attempts, replacing min/max_backoff when set (the last one repeats); --retry-schedule 1s,2s,4s."`
+	MaxAge        Duration   `toml:"max_age" doc:"How long a message is retried before its sender gets a bounce."`
+	BounceMaxAge  Duration   `toml:"bounce_max_age" doc:"How long a bounce or other report (from the null sender) is retried before it is dropped."`
+	DelayWarning  Duration   `toml:"delay_warning" doc:"How long a message may wait before its sender is told, once, that it is delayed (a DSN with Action: delayed); 0 never."`
+}
+
+// Delivery configures delivery: remote (by MX, or through a smarthost) and local (Maildir or LMTP).
+type Delivery struct {
+	Resolver      string            `toml:"resolver" doc:"DNS server (HOST:PORT) for MX, address, MTA-STS and TLSA lookups instead of the system's (/etc/resolv.conf); --resolver. DANE is used only when its answers are DNSSEC-validated (AD bit), so point it at a validating resolver you trust."`
+	RemotePort    int               `toml:"remote_port" doc:"Port of the MX hosts; --remote-port."`
+	Relayhost     string            `toml:"relayhost" doc:"Smarthost (HOST:PORT) that takes all remote mail instead of MX lookup; --relayhost."`
+	RelayUser     string            `toml:"relay_user" doc:"Login for AUTH at the relayhost (empty: no AUTH)."`
+	RelayPassword string            `toml:"relay_password" doc:"Password for AUTH at the relayhost; keep this file readable by tern only."`
+	TLSPolicy     map[string]string `toml:"tls_policy" doc:"Outbound TLS per destination domain (\".example.com\" covers subdomains): \"may\" (opportunistic, the default), \"encrypt\" (TLS required) or \"verify\" (TLS with a valid certificate). MTA-STS and DANE apply on top."`
+	LMTP          string            `toml:"lmtp" doc:"Deliver local mail over LMTP (HOST:PORT or unix:/path, e.g. Dovecot) instead of to Maildir under the data directory."`
 }
 
 // Log configures logging (to standard error).
@@ -175,12 +190,15 @@ func Default() Config {
 			GSSAPIClockSkew:  Duration{5 * time.Minute},
 		},
 		Queue: Queue{
-			Workers:    8,
-			MinBackoff: Duration{time.Minute},
-			MaxBackoff: Duration{time.Hour},
-			MaxAge:     Duration{5 * 24 * time.Hour},
+			Workers:      8,
+			MinBackoff:   Duration{time.Minute},
+			MaxBackoff:   Duration{time.Hour},
+			MaxAge:       Duration{5 * 24 * time.Hour},
+			BounceMaxAge: Duration{2 * 24 * time.Hour},
+			DelayWarning: Duration{4 * time.Hour},
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Delivery: Delivery{RemotePort: 25},
+		Log:      Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -277,6 +295,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.MaxFailures <= 0 || c.Auth.FailureWindow.Duration <= 0 || c.Auth.BlockTime.Duration <= 0 {
 		errs = append(errs, errors.New("auth.max_failures, failure_window and block_time must be positive"))
+	}
+	for d, m := range c.Delivery.TLSPolicy {
+		if m != "may" && m != "encrypt" && m != "verify" {
+			errs = append(errs, fmt.Errorf("delivery.tls_policy %q: %q, want may, encrypt or verify", d, m))
+		}
+	}
+	if c.Delivery.RemotePort <= 0 || c.Delivery.RemotePort > 65535 {
+		errs = append(errs, errors.New("delivery.remote_port must be a port number"))
+	}
+	for name, addr := range map[string]string{"resolver": c.Delivery.Resolver, "relayhost": c.Delivery.Relayhost} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("delivery.%s: %w", name, err))
+		}
 	}
 	if c.Queue.Workers <= 0 {
 		errs = append(errs, errors.New("queue.workers must be positive"))

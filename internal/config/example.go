@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -41,8 +42,24 @@ func writeTable(b *strings.Builder, v reflect.Value, name string) {
 	}
 }
 
-// tomlValue renders one value the way the TOML encoder would.
+// tomlValue renders one value the way the TOML encoder would (maps as inline tables, which
+// the encoder writes as [sections] instead).
 func tomlValue(x any) string {
+	if v := reflect.ValueOf(x); v.Kind() == reflect.Slice && v.Len() == 0 {
+		return "[]"
+	}
+	if m, ok := x.(map[string]string); ok {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%q = %q", k, m[k]))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	}
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(map[string]any{"k": x}); err != nil {
 		return fmt.Sprintf("%q", fmt.Sprint(x))

@@ -120,6 +120,9 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 		list := strings.Join(ms, " ")
 		b.WriteString("AUTH " + list + "\nAUTH=" + list + "\n")
 	}
+	if s.tls != nil {
+		b.WriteString("REQUIRETLS\n") // RFC 8689 §4: offered only once TLS is up
+	}
 	b.WriteString("ENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING\nBINARYMIME\nLIMITS RCPTMAX=")
 	b.WriteString(strconv.Itoa(o.MaxRcpts))
 	s.reply(smtp.R(smtp.CodeOK, "", b.String()))

@@ -236,18 +236,19 @@ func (sw *stickyWriter) Write(p []byte) (int, error) {
 func (s *session) finishMessage(size int64) {
 	tx := s.tx
 	env := &envelope.Envelope{
-		ID:       tx.msg.ID(),
-		From:     tx.from.String(),
-		Body:     tx.body,
-		SMTPUTF8: tx.smtputf8,
-		Ret:      tx.ret,
-		EnvID:    tx.envid,
-		Rcpts:    tx.rcpts,
-		Received: time.Now(),
-		ClientIP: s.remote.Addr().Unmap().String(),
-		Helo:     s.helo,
-		AuthUser: s.user,
-		Size:     size,
+		ID:         tx.msg.ID(),
+		From:       tx.from.String(),
+		Body:       tx.body,
+		SMTPUTF8:   tx.smtputf8,
+		RequireTLS: tx.requireTLS,
+		Ret:        tx.ret,
+		EnvID:      tx.envid,
+		Rcpts:      tx.rcpts,
+		Received:   time.Now(),
+		ClientIP:   s.remote.Addr().Unmap().String(),
+		Helo:       s.helo,
+		AuthUser:   s.user,
+		Size:       size,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
 	defer cancel()

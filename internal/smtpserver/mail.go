@@ -12,14 +12,15 @@ import (
 
 // transaction is one MAIL ... end-of-data exchange.
 type transaction struct {
-	from     smtp.Address // zero for the null sender
-	body     envelope.Body
-	smtputf8 bool
-	ret      string
-	envid    string
-	rcpts    []envelope.Recipient
-	seen     map[string]bool // recipients already accepted, to store each once
-	accepted int             // RCPT commands accepted, duplicates included (the limit counts these)
+	from       smtp.Address // zero for the null sender
+	body       envelope.Body
+	smtputf8   bool
+	requireTLS bool
+	ret        string
+	envid      string
+	rcpts      []envelope.Recipient
+	seen       map[string]bool // recipients already accepted, to store each once
+	accepted   int             // RCPT commands accepted, duplicates included (the limit counts these)
 
 	// BDAT state (RFC 3030): the message being assembled from chunks, the text check that runs
 	// across chunk boundaries, and the reply every further chunk gets once one has failed.
@@ -118,6 +119,11 @@ func (s *session) mailParams(tx *transaction, params []smtp.Param) (smtp.Reply, 
 				return bad("SMTPUTF8 takes no value")
 			}
 			tx.smtputf8 = true
+		case "REQUIRETLS": // RFC 8689: the message may only leave over verified TLS
+			if p.HasValue || s.tls == nil {
+				return smtp.R(smtp.CodeParamsNotRecognized, smtp.EnhInvalidArgs, "Unsupported option: REQUIRETLS"), false
+			}
+			tx.requireTLS = true
 		case "RET": // RFC 3461 §4.3
 			v := strings.ToUpper(p.Value)
 			if v != "FULL" && v != "HDRS" {
