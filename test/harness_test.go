@@ -81,6 +81,9 @@ type ternOpts struct {
 	SMTPListen string
 	// ServeArgs are added to the `tern serve` command line (e.g. --auth-mechanisms all).
 	ServeArgs []string
+	// NoStart makes startTern prepare the data directory and config without starting the
+	// server (a peer that is down at first); Start starts it.
+	NoStart bool
 }
 
 // Tern is one running `tern serve` process.
@@ -157,7 +160,9 @@ func startTern(t *testing.T, opts ternOpts) *Tern {
 		}
 		os.RemoveAll(data)
 	})
-	tn.start()
+	if !opts.NoStart {
+		tn.start()
+	}
 	return tn
 }
 
@@ -306,8 +311,14 @@ func (tn *Tern) Start() {
 }
 
 func (tn *Tern) exited() bool {
+	tn.mu.Lock()
+	done := tn.done
+	tn.mu.Unlock()
+	if done == nil {
+		return true // never started (NoStart)
+	}
 	select {
-	case <-tn.done:
+	case <-done:
 		return true
 	default:
 		return false

@@ -285,13 +285,13 @@ func TestSendUsageAndConnection(t *testing.T) {
 // postfix is a private Postfix instance on a loopback port, in a temp directory (its own
 // config, queue, data and Maildir; no chroot), started and stopped by the test, as
 // /work/shared/bench/postfix-baseline.sh does it. It delivers every address of example.test
-// to one Maildir and relays nothing. With SASL, smtpd authenticates with Cyrus SASL against a
-// private sasldb holding the seeds' account.
+// (or of postfixOpts.domain) to one Maildir and relays nothing. With SASL, smtpd
+// authenticates with Cyrus SASL against a private sasldb holding the seeds' account.
 type postfix struct {
 	t       *testing.T
 	dir     string // the work directory
 	conf    string
-	addr    string // 127.0.0.1:port
+	addr    string // 127.0.0.1:port, or postfixOpts.addr
 	ca      string // the certificate smtpd offers for STARTTLS
 	maildir string // the new/ directory of the Maildir everything goes to
 	log     string
@@ -337,6 +337,28 @@ func needPostfix(t *testing.T, sasl bool) {
 // does not do it) when the test ends, and its log shown if the test failed.
 func startPostfix(t *testing.T, sasl bool) *postfix {
 	t.Helper()
+	return startPostfixOpts(t, postfixOpts{sasl: sasl})
+}
+
+// postfixOpts configure startPostfixOpts; zero values take startPostfix's defaults.
+type postfixOpts struct {
+	sasl bool
+	// addr is the loopback address smtpd listens on (default: a free port on 127.0.0.1).
+	addr string
+	// domain is the one domain Postfix takes mail for (default example.test).
+	domain string
+	// users, when set, are the only addresses of domain that exist: smtpd refuses the others
+	// at RCPT (550 5.1.1 User unknown in virtual mailbox table). Default: every address.
+	users []string
+}
+
+// startPostfixOpts is startPostfix with a listener address, a domain and a list of users.
+func startPostfixOpts(t *testing.T, o postfixOpts) *postfix {
+	t.Helper()
+	sasl := o.sasl
+	if o.domain == "" {
+		o.domain = testDomain
+	}
 	needPostfix(t, sasl)
 	pfUser, err := user.Lookup("postfix")
 	if err != nil {
@@ -364,7 +386,20 @@ func startPostfix(t *testing.T, sasl bool) *postfix {
 	must(os.Chown(filepath.Join(dir, "mail"), 65534, 65534)) // virtual(8) delivers as nobody
 	must(os.Chown(filepath.Join(dir, "data"), uid, gid))
 	pf.ca = pf.writeCert()
-	pf.addr = freeLoopbackPort(t)
+	pf.addr = o.addr
+	if pf.addr == "" {
+		pf.addr = freeLoopbackPort(t)
+	}
+	mailboxes := "static:bench/"
+	if len(o.users) > 0 {
+		// texthash: read as it is, no postmap needed.
+		var b strings.Builder
+		for _, u := range o.users {
+			b.WriteString(u + " bench/\n")
+		}
+		mailboxes = "texthash:" + filepath.Join(pf.conf, "vmailbox")
+		must(os.WriteFile(filepath.Join(pf.conf, "vmailbox"), []byte(b.String()), 0o644))
+	}
 
 	saslConf := ""
 	if sasl {
@@ -404,7 +439,7 @@ append_dot_mydomain = no
 smtpd_banner = $myhostname ESMTP Postfix (tern test)
 virtual_mailbox_domains = %[2]s
 virtual_mailbox_base = %[1]s/mail
-virtual_mailbox_maps = static:bench/
+virtual_mailbox_maps = %[6]s
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 virtual_transport = virtual
@@ -414,7 +449,7 @@ local_transport = error:5.7.1 local delivery disabled in the test instance
 smtpd_tls_cert_file = %[3]s
 smtpd_tls_key_file = %[4]s
 smtpd_tls_security_level = may
-%[5]s`, dir, testDomain, pf.ca, filepath.Join(pf.conf, "key.pem"), saslConf)
+%[5]s`, dir, o.domain, pf.ca, filepath.Join(pf.conf, "key.pem"), saslConf, mailboxes)
 	must(os.WriteFile(filepath.Join(pf.conf, "main.cf"), []byte(main), 0o644))
 	master := pf.addr + " inet n - n - - smtpd\n" + `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
