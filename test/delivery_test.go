@@ -1,0 +1,382 @@
+package test
+
+import (
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Remote delivery through the real binary, between two tern instances and a Postfix, routed
+// by MX records from a DNS server in the test (see mxworld_test.go): what A relays for alice
+// arrives at the MX of the recipient's domain, over STARTTLS; a recipient refused with a 5xx
+// comes back to alice as an RFC 3464 report that Python's email package parses; NOTIFY=NEVER
+// and the null sender get no report; a null MX bounces at once.
+
+// TestRelayMX: one world with B and a Postfix up, several messages through A at once.
+func TestRelayMX(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{
+		// B is also A2's relayhost below: a smarthost lets its authenticated clients send
+		// with any address.
+		BConfig: "[auth]\nsender_must_own = false\n",
+		// The SMTP dialogue of every delivery in A's log, to see the pipelined commands.
+		AArgs: []string{"--log-level", "debug"},
+	})
+	pf := startPostfixOpts(t, postfixOpts{addr: net.JoinHostPort(pfHostIP, w.Port), domain: "c.test", users: []string{"bob@c.test"}})
+
+	t.Run("delivered to the MX", func(t *testing.T) {
+		t.Parallel()
+		tok := token(t)
+		id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok})
+		msg := w.B.WaitMessage(bobB, tok, 15*time.Second)
+		// B's trace header on top of A's: A relayed it to B over STARTTLS (ESMTPS: B's
+		// self-signed certificate is good enough for opportunistic TLS), after alice's AUTH
+		// at A (ESMTPA: plain text on loopback).
+		rcvd := headers(msg, "Received")
+		if len(rcvd) != 2 {
+			t.Fatalf("%d Received headers, want 2 (B's, A's):\n%s", len(rcvd), msg)
+		}
+		bID := mustMatch(t, "B's Received", rcvd[0], `^Received: from mx\.example\.test \(\[127\.0\.0\.\d+\]\)\n`+
+			`\t\(using TLSv1\.3 with cipher TLS_[A-Z0-9_]+ \(\d+/\d+ bits\)\)\n`+
+			`\tby mx\.b\.test \(tern\) with ESMTPS id ([0-9A-F]+)\n\tfor <bob@b\.test>; `)[1]
+		mustMatch(t, "A's Received", rcvd[1], `^Received: from client\.example\.com \(\[127\.0\.0\.1\]\)\n`+
+			`\tby mx\.example\.test \(tern\) with ESMTPA id `+id+`\n\tfor <bob@b\.test>; `)
+		mustMatch(t, "message", msg, `^Return-Path: <alice@a\.test>\nDelivered-To: bob@b\.test\n`)
+		if !strings.HasSuffix(msg, "\nEND-"+tok+"\n") {
+			t.Fatalf("the message arrived cut:\n%s", msg)
+		}
+		// A's log: one connection to mx.b.test at 127.0.0.2 on port P, TLS, 1 delivered.
+		conn := waitLog(t, w.A, 5*time.Second, 1, "remote: connection", "msgid="+id)[0].Text
+		mustMatch(t, "A's log", conn, `remote=mx\.b\.test\[127\.0\.0\.2\]:`+w.Port+` tls="TLS 1\.3 unverified" policy=may/default code=250 result="1 delivered, 0 refused, 0 deferred"`)
+		waitLog(t, w.A, 5*time.Second, 1, "delivered", "msgid="+id, "rcpt="+bobB, "attempt=1", "relay="+bHost)
+		waitLog(t, w.B, 5*time.Second, 1, "queued", "msgid="+bID, "from="+aliceA)
+	})
+
+	t.Run("one recipient refused", func(t *testing.T) {
+		t.Parallel()
+		tok := token(t)
+		id := w.submit(t, outMsg{Rcpts: []string{carolB, "nobody@b.test"}, Tok: tok})
+		w.B.WaitMessage(carolB, tok, 15*time.Second)
+		dsn := w.A.WaitMessage(aliceA, tok, 15*time.Second)
+		r := parseDSN(t, dsn, testHostname, aliceA)
+		if r.Subject != "Undelivered Mail Returned to Sender" {
+			t.Errorf("Subject %q", r.Subject)
+		}
+		checkFields(t, "per-message fields", r.PerMessage, map[string]string{"X-Tern-Queue-ID": id, "Arrival-Date": `.+`})
+		if len(r.Recipients) != 1 {
+			t.Fatalf("report on %d recipients, want only the refused one: %v", len(r.Recipients), r.Recipients)
+		}
+		checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+			"Final-Recipient":   `rfc822; nobody@b\.test`,
+			"Action":            "failed",
+			"Status":            `5\.1\.1`,
+			"Remote-MTA":        `dns; mx\.b\.test`,
+			"Diagnostic-Code":   `smtp; 550 5\.1\.1 .+`,
+			"Last-Attempt-Date": `.+`,
+		})
+		if r.ReturnedType != "message/rfc822" || !strings.Contains(r.Returned, "Subject: "+tok) || !strings.Contains(r.Returned, "END-"+tok) {
+			t.Errorf("the original is not returned whole (%s):\n%s", r.ReturnedType, r.Returned)
+		}
+		mustMatch(t, "the human part", r.Human, `^<nobody@b\.test>: 550 5\.1\.1 .* \(from mx\.b\.test\)\r?$`)
+		// Exactly one report, and the message is gone from A's queue: no retry after a 5xx.
+		gone(t, w.A, id, 10*time.Second)
+		if n := len(logLines(w.A, "remote: connection", "msgid="+id)); n != 1 {
+			t.Errorf("%d connections for %s, want 1", n, id)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if n := len(messagesWith(w.A, aliceA, tok)); n != 1 {
+			t.Errorf("alice got %d reports, want 1", n)
+		}
+	})
+
+	t.Run("NOTIFY=NEVER", func(t *testing.T) {
+		t.Parallel()
+		tok := token(t)
+		id := w.submit(t, outMsg{Rcpts: []string{"nobody@b.test"}, RcptParams: "NOTIFY=NEVER", Tok: tok})
+		waitLog(t, w.A, 15*time.Second, 1, "delivery failed", "msgid="+id, "rcpt=nobody@b.test")
+		gone(t, w.A, id, 10*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		if got := messagesWith(w.A, aliceA, tok); len(got) != 0 {
+			t.Fatalf("alice got a report despite NOTIFY=NEVER:\n%s", got[0])
+		}
+		if l := logLines(w.A, "delivery report queued", "msgid="+id); len(l) != 0 {
+			t.Fatalf("A queued a report: %s", l[0].Text)
+		}
+	})
+
+	t.Run("null sender", func(t *testing.T) {
+		t.Parallel()
+		// A bounce of a bounce: a message from <> that fails is dropped, nobody is told.
+		tok := token(t)
+		id := w.submit(t, outMsg{From: "<>", Rcpts: []string{"nobody@b.test"}, Tok: tok})
+		waitLog(t, w.A, 15*time.Second, 1, "no report for a message from the null sender", "msgid="+id, "action=failed")
+		gone(t, w.A, id, 10*time.Second)
+		if l := logLines(w.A, "delivery report queued", "msgid="+id); len(l) != 0 {
+			t.Fatalf("A queued a report for a message from <>: %s", l[0].Text)
+		}
+		if got := messagesWith(w.A, aliceA, tok); len(got) != 0 {
+			t.Fatalf("a report for a message from <> reached alice:\n%s", got[0])
+		}
+	})
+
+	t.Run("null MX", func(t *testing.T) {
+		t.Parallel()
+		// RFC 7505: null.test takes no mail; the first attempt bounces, with no connection.
+		tok := token(t)
+		id := w.submit(t, outMsg{Rcpts: []string{"someone@null.test"}, Tok: tok})
+		r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), testHostname, aliceA)
+		checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+			"Final-Recipient": `rfc822; someone@null\.test`,
+			"Action":          "failed",
+			"Status":          `5\.1\.10`,
+			"Diagnostic-Code": `smtp; 556 5\.1\.10 recipient domain null\.test does not accept mail \(null MX\)`,
+			"Remote-MTA":      "",
+		})
+		waitLog(t, w.A, 5*time.Second, 1, "delivery failed", "msgid="+id, "attempt=1")
+		if l := logLines(w.A, "remote: connection", "msgid="+id); len(l) != 0 {
+			t.Errorf("A connected somewhere for a null MX domain: %s", l[0].Text)
+		}
+	})
+
+	t.Run("Postfix", func(t *testing.T) {
+		t.Parallel()
+		// A to c.test, whose MX is the Postfix: one transaction with PIPELINING (MAIL, both
+		// RCPTs and DATA go out before any reply is read) over STARTTLS; Postfix takes
+		// bob@c.test and refuses nobody@c.test, who comes back to alice.
+		tok := token(t)
+		id := w.submit(t, outMsg{Rcpts: []string{"bob@c.test", "nobody@c.test"}, Tok: tok})
+		msg := pf.waitMessage(tok)
+		rcvd := headers(msg, "Received")
+		if len(rcvd) != 2 {
+			t.Fatalf("%d Received headers, want 2 (Postfix's, A's):\n%s", len(rcvd), msg)
+		}
+		mustMatch(t, "Postfix's Received", rcvd[0], `^Received: from mx\.example\.test \(localhost \[127\.0\.0\.\d+\]\)\n`+
+			`\tby pf\.example\.test \(Postfix\) with ESMTPS id \w+\n\tfor <bob@c\.test>; `)
+		// Two recipients: A's header names none.
+		mustMatch(t, "A's Received", rcvd[1], `^Received: from client\.example\.com \(\[127\.0\.0\.1\]\)\n\tby mx\.example\.test \(tern\) with ESMTPA id `+id+`; `)
+		r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), testHostname, aliceA)
+		if len(r.Recipients) != 1 {
+			t.Fatalf("report on %d recipients, want 1: %v", len(r.Recipients), r.Recipients)
+		}
+		checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+			"Final-Recipient": `rfc822; nobody@c\.test`,
+			"Action":          "failed",
+			"Status":          `5\.1\.1`,
+			"Remote-MTA":      `dns; mx\.c\.test`,
+			"Diagnostic-Code": `smtp; 550 5\.1\.1 <nobody@c\.test>: Recipient address rejected: User unknown in virtual mailbox table`,
+		})
+		// The pipelined dialogue, as A's debug log traced it after STARTTLS.
+		var dialogue []string
+		for _, l := range logLines(w.A, "remote: trace", "msgid="+id, "tls=true") {
+			m := regexp.MustCompile(` dir=(sent|received) tls=true line=(".*"|\S+)$`).FindStringSubmatch(l.Text)
+			if m != nil {
+				dialogue = append(dialogue, m[1]+" "+strings.Trim(m[2], `"`))
+			}
+		}
+		mustMatch(t, "A's dialogue with Postfix", strings.Join(dialogue, "\n"),
+			`^sent MAIL FROM:<alice@a\.test>.*\nsent RCPT TO:<bob@c\.test>.*\nsent RCPT TO:<nobody@c\.test>.*\nsent DATA\n`+
+				`received 250 2\.1\.0 Ok\nreceived 250 2\.1\.5 Ok\nreceived 550 5\.1\.1 <nobody@c\.test>: .*\nreceived 354 .*\n`)
+		log, _ := os.ReadFile(pf.log)
+		// One session: STARTTLS, then the transaction with one of two recipients taken.
+		mustMatch(t, "Postfix's log", string(log), `disconnect from localhost\[127\.0\.0\.\d+\] ehlo=2 starttls=1 mail=1 rcpt=1/2 data=1 quit=1 `)
+	})
+
+	t.Run("relayhost", func(t *testing.T) {
+		t.Parallel()
+		// A2 sends everything to B as its smarthost, with AUTH (relay_user): B's Received
+		// says ESMTPSA. No MX lookup at all: A2's resolver is the harness's dead one.
+		a2 := startTern(t, ternOpts{
+			Config: "[delivery]\nrelay_user = \"" + relayB + "\"\nrelay_password = \"" + relayPW + "\"\n",
+			ServeArgs: []string{"--domain", "a.test", "--relayhost", net.JoinHostPort(bHostIP, w.Port),
+				"--retry-schedule", "1s"},
+			NoStart: true,
+		})
+		a2.AddUser(aliceA, alicePW)
+		a2.Start()
+		tok := token(t)
+		a2w := &mxWorld{A: a2}
+		id := a2w.submit(t, outMsg{Rcpts: []string{carolB}, Tok: tok})
+		msg := w.B.WaitMessage(carolB, tok, 15*time.Second)
+		mustMatch(t, "B's Received", headers(msg, "Received")[0], `^Received: from mx\.example\.test \(\[127\.0\.0\.\d+\]\)\n`+
+			`\t\(using TLSv1\.3 .*\)\n\tby mx\.b\.test \(tern\) with ESMTPSA id [0-9A-F]+\n\tfor <carol@b\.test>; `)
+		waitLog(t, a2, 5*time.Second, 1, "delivered", "msgid="+id, "relay="+bHostIP)
+		mustMatch(t, "B's log", w.B.Log(), `msg=auth .*listener=smtp mech=SCRAM-SHA-256-PLUS user=relay@b\.test`)
+	})
+}
+
+// TestRelayDeferred: B is down, so A's attempts fail with a 4xx and are retried on the
+// schedule (1s, then 2s); B comes up and the next attempt delivers. Then B is killed (by PID)
+// and the same happens again.
+func TestRelayDeferred(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{BDown: true, Schedule: "1s,2s,4s"})
+	tok := token(t)
+	id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok})
+	// Attempts 1 and 2 fail; the queue shows why.
+	tries := waitLog(t, w.A, 10*time.Second, 2, "delivery deferred", "msgid="+id)
+	list := w.A.QueueList()
+	entry := queueEntry(list, id)
+	mustMatch(t, "queue list", entry, `^`+id+` +\d+ .* alice@a\.test\n +\(451 4\.4\.1 cannot connect to mx\.b\.test: mx\.b\.test\[127\.0\.0\.2\]:`+w.Port+`: .*connection refused\)\n +bob@b\.test$`)
+	show, _, code := w.A.ternCmd("", []string{"queue", "show"}, id)
+	if code != 0 {
+		t.Fatalf("tern queue show %s: status %d", id, code)
+	}
+	mustMatch(t, "queue show", show, `^Status: +deferred until .* \(after 2 attempts\)$`)
+	w.B.Start()
+	del := waitLog(t, w.A, 10*time.Second, 1, "delivered", "msgid="+id)[0]
+	w.B.WaitMessage(bobB, tok, 5*time.Second)
+	mustMatch(t, "A's log", del.Text, ` attempt=3 `)
+	if gap := tries[1].Time.Sub(tries[0].Time); gap < 900*time.Millisecond || gap > 1900*time.Millisecond {
+		t.Errorf("attempt 2 came %v after attempt 1, want the schedule's 1s", gap)
+	}
+	if gap := del.Time.Sub(tries[1].Time); gap < 1900*time.Millisecond || gap > 2900*time.Millisecond {
+		t.Errorf("attempt 3 came %v after attempt 2, want the schedule's 2s", gap)
+	}
+	if got := messagesWith(w.A, aliceA, tok); len(got) != 0 {
+		t.Errorf("alice got a report for a message that was only delayed:\n%s", got[0])
+	}
+
+	// B crashes; the next message waits for it.
+	w.B.Kill()
+	tok2 := token(t)
+	id2 := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok2})
+	waitLog(t, w.A, 10*time.Second, 1, "delivery deferred", "msgid="+id2, "attempt=1")
+	w.B.Start()
+	w.B.WaitMessage(bobB, tok2, 10*time.Second)
+	waitLog(t, w.A, 5*time.Second, 1, "delivered", "msgid="+id2, "attempt=2")
+	w.A.WaitQueueEmpty(5 * time.Second)
+}
+
+// TestRelayDelayWarning: with delay_warning = 1s and B down, alice gets one report with
+// Action: delayed (not one per attempt), and the message stays queued.
+func TestRelayDelayWarning(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{BDown: true, Schedule: "300ms", AConfig: "[queue]\ndelay_warning = \"1s\"\n"})
+	tok := token(t)
+	id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok, RcptParams: "ORCPT=rfc822;bob@b.test"})
+	// Wait for well past the warning: attempt 8 is about 2.1s after the message arrived.
+	waitLog(t, w.A, 15*time.Second, 1, "delivery deferred", "msgid="+id, "attempt=8")
+	reports := messagesWith(w.A, aliceA, tok)
+	if len(reports) != 1 {
+		t.Fatalf("alice got %d reports, want exactly one delay warning", len(reports))
+	}
+	r := parseDSN(t, reports[0], testHostname, aliceA)
+	if r.Subject != "Delayed Mail (still being retried)" {
+		t.Errorf("Subject %q", r.Subject)
+	}
+	checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+		"Final-Recipient":    `rfc822; bob@b\.test`,
+		"Original-Recipient": `rfc822;bob@b\.test`,
+		"Action":             "delayed",
+		"Status":             `4\.4\.1`,
+		"Diagnostic-Code":    `smtp; 451 4\.4\.1 cannot connect to mx\.b\.test`,
+		"Remote-MTA":         `dns; mx\.b\.test`,
+		"Will-Retry-Until":   `.+`,
+	})
+	// A delay report returns only the headers.
+	if r.ReturnedType != "text/rfc822-headers" || !strings.Contains(r.Returned, "Subject: "+tok) || strings.Contains(r.Returned, "END-"+tok) {
+		t.Errorf("returned %s:\n%s", r.ReturnedType, r.Returned)
+	}
+	if !strings.Contains(w.A.QueueList(), id) {
+		t.Fatalf("%s left the queue after a delay warning", id)
+	}
+	if n := len(logLines(w.A, "delivery report queued", "msgid="+id, "action=delayed")); n != 1 {
+		t.Errorf("%d delay reports queued, want 1", n)
+	}
+}
+
+// TestRelayETRN: a message waits for B with an hour until its next attempt; B comes up and a
+// client's ETRN b.test (RFC 1985) sends it on at once.
+func TestRelayETRN(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{BDown: true, Schedule: "1h"})
+	tok := token(t)
+	id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok})
+	waitLog(t, w.A, 10*time.Second, 1, "delivery deferred", "msgid="+id, "attempt=1")
+	d := ehlod(t, w.A.SMTP, false)
+	// B is still down: the attempt ETRN starts fails again.
+	d.cmd("ETRN b.test", `252 2\.0\.0 OK, pending messages for node b\.test started`)
+	waitLog(t, w.A, 10*time.Second, 1, "delivery deferred", "msgid="+id, "attempt=2")
+	w.B.Start()
+	start := time.Now()
+	d.cmd("ETRN b.test", `252 2\.0\.0 OK, pending messages for node b\.test started`)
+	w.B.WaitMessage(bobB, tok, 10*time.Second)
+	waitLog(t, w.A, 5*time.Second, 1, "delivered", "msgid="+id, "attempt=3")
+	t.Logf("delivered %v after ETRN", time.Since(start).Round(time.Millisecond))
+	d.cmd("ETRN b.test", `251 2\.0\.0 OK, no messages waiting for node b\.test`)
+	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+}
+
+// TestRelayCrash: A relays 30 messages to B through a slow link; A is killed with SIGKILL
+// (by PID) while deliveries are under way, and restarted. Every message A acknowledged ends
+// up in B's Maildir, whole; a message is delivered twice only if it was in flight at the kill
+// (at most one per delivery worker).
+func TestRelayCrash(t *testing.T) {
+	t.Parallel()
+	const n, workers = 30, 8
+	w := startWorld(t, worldOpts{BListen: "127.0.0.1:0", Schedule: "500ms"})
+	// mx.b.test:P is the slow link to B: 16 KiB per 25ms from A to B.
+	startSlowProxy(t, net.JoinHostPort(bHostIP, w.Port), w.B.SMTP, 16<<10, 25*time.Millisecond)
+
+	d := ehlod(t, w.A.Submission, false)
+	d.authPlain(aliceA, alicePW)
+	ids := map[string]string{} // token -> A's queue id
+	var toks []string
+	for i := 0; i < n; i++ {
+		tok := token(t)
+		ids[tok] = d.transaction(outMsg{Rcpts: []string{bobB}, Tok: tok, Pad: 800}) // 60 KiB
+		toks = append(toks, tok)
+	}
+	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+
+	bNew := w.B.MaildirNew(bobB)
+	waitFor(t, 30*time.Second, "B's first deliveries", func() bool { return dirCount(bNew) >= 3 })
+	w.A.Kill()
+	atKill := dirCount(bNew)
+	t.Logf("A killed (pid %d) with %d of %d messages in B's Maildir", w.A.PID(), atKill, n)
+	if atKill >= n {
+		t.Fatalf("every message was delivered before the kill: the test proves nothing")
+	}
+	w.A.Start()
+	mustMatch(t, "A's log", w.A.Log(), `msg="queue: recovered messages" messages=\d+`)
+	w.A.WaitQueueEmpty(60 * time.Second)
+	w.B.WaitQueueEmpty(30 * time.Second)
+
+	got := map[string]int{}
+	for _, m := range w.B.Maildir(bobB) {
+		tok := strings.TrimPrefix(header(m, "Subject"), "Subject: ")
+		if !strings.HasSuffix(m, "\nEND-"+tok+"\n") || len(m) < 800*75 {
+			t.Errorf("a message arrived cut (%d octets, Subject %q)", len(m), tok)
+		}
+		got[tok]++
+	}
+	var lost []string
+	dups := 0
+	for _, tok := range toks {
+		switch c := got[tok]; {
+		case c == 0:
+			lost = append(lost, tok+" (queued as "+ids[tok]+")")
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	t.Logf("%d messages in B's Maildir, %d duplicate(s)", len(w.B.Maildir(bobB)), dups)
+	if len(lost) > 0 {
+		t.Fatalf("%d acknowledged message(s) lost after kill -9 and restart: %s", len(lost), strings.Join(lost, ", "))
+	}
+	if len(got) != n {
+		t.Errorf("B has %d different messages, want %d", len(got), n)
+	}
+	if dups > workers {
+		t.Errorf("%d duplicates, but at most %d deliveries were in flight", dups, workers)
+	}
+	if msgs := w.A.Maildir(aliceA); len(msgs) != 0 {
+		t.Errorf("alice got %d report(s):\n%s", len(msgs), msgs[0])
+	}
+	if strings.Contains(w.A.Log(), "panic") {
+		t.Errorf("A's log mentions a panic")
+	}
+}
