@@ -33,7 +33,8 @@ import (
 	"github.com/tern-mail/tern/internal/accounts"
 
 	// Registers the "sqlite" database/sql driver.
-	_ "modernc.org/sqlite"
+	driver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrSchemaTooNew is returned by Open when the file was migrated by a newer tern: running on
@@ -116,7 +117,7 @@ func Open(path string) (*Store, error) {
 
 	ctx := context.Background()
 	s := &Store{db: db}
-	if err := migrate(ctx, db, migrations); err != nil {
+	if err := firstMigrate(ctx, db); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %s: %w", abs, err), db.Close())
 	}
 	if s.exists, err = db.PrepareContext(ctx,
@@ -153,6 +154,32 @@ func dsn(abs string) string {
 	q.Set("_txlock", "immediate")
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String()
+}
+
+// firstMigrate runs migrate on the store's first connection, retrying for up to busyTimeout
+// while SQLite answers SQLITE_BUSY without waiting.
+//
+// busy_timeout does not cover every lock: the first connection to a new file switches it to
+// WAL mode (the journal_mode pragma of the DSN), which needs a write lock while the connection
+// already holds a read lock, and SQLite then fails at once instead of calling the busy handler,
+// since waiting could deadlock. Two processes opening a new file together (two `tern user add`
+// on a fresh data directory) hit that; once the file is in WAL mode the pragma changes nothing
+// and takes no lock, so a retry succeeds.
+func firstMigrate(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := migrate(ctx, db, migrations)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (with any extended code).
+func isBusy(err error) bool {
+	var se *driver.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // migrate applies the steps the database has not run yet, and records the new version, in one

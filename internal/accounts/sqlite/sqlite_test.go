@@ -614,3 +614,33 @@ func BenchmarkExists(b *testing.B) {
 		})
 	})
 }
+
+// TestConcurrentFirstOpen opens a new file from several stores at once, as two `tern user add`
+// commands on a fresh data directory do: each Open must wait for the other's set-up (the switch
+// to WAL mode and the migration) instead of failing with SQLITE_BUSY.
+func TestConcurrentFirstOpen(t *testing.T) {
+	t.Parallel()
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), "accounts.db")
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for i := range 4 {
+			wg.Go(func() {
+				s, err := Open(path)
+				if err != nil {
+					errs <- fmt.Errorf("round %d, store %d: %w", round, i, err)
+					return
+				}
+				if _, err := s.Exists(context.Background(), "alice@example.test"); err != nil {
+					errs <- fmt.Errorf("round %d, store %d: Exists: %w", round, i, err)
+				}
+				s.Close()
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+}
