@@ -332,6 +332,7 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tern queue "+op, stderr)
 	var c common
 	c.register(fs)
+	hostname := fs.String("hostname", "", "the server's host name, for the report tern queue bounce writes while the server is stopped\n(default: the config's, or the machine's; give what tern serve was given)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -357,6 +358,9 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err
+	}
+	if *hostname != "" {
+		cfg.Hostname = *hostname
 	}
 	return app.QueueCommand(context.Background(), cfg, op, arg, stdout, app.NewLogger(cfg.Log, stderr))
 }

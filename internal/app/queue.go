@@ -31,7 +31,11 @@ func QueueCommand(ctx context.Context, cfg config.Config, op, arg string, w io.W
 	switch {
 	case running:
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
-		if rep, err = queueDirect(ctx, data, req, log); err != nil {
+		hostname := cfg.Hostname
+		if hostname == "" {
+			hostname = config.DefaultHostname() // as serve does
+		}
+		if rep, err = queueDirect(ctx, data, hostname, req, log); err != nil {
 			return err
 		}
 	default:
@@ -59,8 +63,9 @@ func QueueCommand(ctx context.Context, cfg config.Config, op, arg string, w io.W
 	return nil
 }
 
-// queueDirect runs req on the queue with the server stopped.
-func queueDirect(ctx context.Context, data string, req admin.Request, log *slog.Logger) (admin.Reply, error) {
+// queueDirect runs req on the queue with the server stopped. hostname is the server's: the
+// Reporting-MTA and sender domain of the report a bounce writes.
+func queueDirect(ctx context.Context, data, hostname string, req admin.Request, log *slog.Logger) (admin.Reply, error) {
 	if req.Op == admin.OpList {
 		// Listing reads the log without writing, so it needs no lock.
 		envs, err := queue.List(queuePath(data), log)
@@ -78,7 +83,7 @@ func queueDirect(ctx context.Context, data string, req admin.Request, log *slog.
 		return admin.Reply{}, fmt.Errorf("%w (is a server running without its admin socket?)", err)
 	}
 	defer unlock()
-	q, err := queue.Open(queuePath(data), queue.Options{Logger: log})
+	q, err := queue.Open(queuePath(data), queue.Options{Hostname: hostname, Logger: log})
 	if err != nil {
 		return admin.Reply{}, err
 	}

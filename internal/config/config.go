@@ -227,6 +227,15 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
+// DefaultHostname is the host name used when the configuration gives none: the machine's.
+func DefaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
 // Validate checks the configuration as a whole and fills in the host name if it is empty.
 func (c *Config) Validate() error {
 	var errs []error
@@ -234,11 +243,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("data directory is empty"))
 	}
 	if c.Hostname == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "localhost"
-		}
-		c.Hostname = h
+		c.Hostname = DefaultHostname()
 	}
 	if len(c.Domains) == 0 {
 		errs = append(errs, errors.New("no local domain (domains / --domain)"))
