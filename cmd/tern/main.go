@@ -362,5 +362,12 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	if *hostname != "" {
 		cfg.Hostname = *hostname
 	}
-	return app.QueueCommand(context.Background(), cfg, op, arg, stdout, app.NewLogger(cfg.Log, stderr))
+	// With the server stopped the command opens the queue itself, and the queue logs what it
+	// recovers at info level: right for the server's log, noise before a command's answer.
+	// Warnings (a damaged log record) still show; debug shows everything.
+	logConf := cfg.Log
+	if logConf.Level == "info" {
+		logConf.Level = "warn"
+	}
+	return app.QueueCommand(context.Background(), cfg, op, arg, stdout, app.NewLogger(logConf, stderr))
 }
