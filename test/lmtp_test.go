@@ -1,0 +1,205 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Local delivery over LMTP to a real Dovecot (scripts/dovecot-lmtp.sh): tern's [delivery]
+// lmtp points at Dovecot's LMTP port, and what tern accepted is read back with doveadm fetch.
+// An account tern has and Dovecot does not is refused by Dovecot (550 5.1.1 at RCPT): its
+// sender gets a report, delivered to the sender's Dovecot INBOX through LMTP too.
+
+// dovecotPeer is a private Dovecot LMTP server.
+type dovecotPeer struct {
+	dir, conf, addr string
+	doveadm         string
+}
+
+// dovecotTool finds a Dovecot program in PATH or /usr/sbin, where Debian puts dovecot.
+func dovecotTool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	p := filepath.Join("/usr/sbin", name)
+	if _, err := os.Stat(p); err != nil {
+		missingTool(t, name+" (packages dovecot-core, dovecot-lmtpd)", err)
+	}
+	return p
+}
+
+// startDovecotPeer runs `scripts/dovecot-lmtp.sh run` for users (full addresses, separated by
+// spaces) with LMTP on a free loopback port. The script execs Dovecot, so the process started
+// here is the Dovecot master: cleanup stops it by its PID.
+func startDovecotPeer(t *testing.T, users string) *dovecotPeer {
+	t.Helper()
+	dovecotTool(t, "dovecot")
+	dv := &dovecotPeer{doveadm: dovecotTool(t, "doveadm")}
+	if !fileExists("/usr/lib/dovecot/lmtp") && !fileExists("/usr/libexec/dovecot/lmtp") {
+		missingTool(t, "Dovecot's lmtp service (package dovecot-lmtpd)", os.ErrNotExist)
+	}
+	script, err := filepath.Abs(filepath.Join("..", "scripts", "dovecot-lmtp.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As root, Dovecot keeps the mail as nobody, who must reach the directory: not t.TempDir,
+	// whose parent is private.
+	dir, err := os.MkdirTemp("", "tern-itest-dovecot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	dv.dir, dv.conf = dir, filepath.Join(dir, "dovecot.conf")
+	dv.addr = freeLoopbackPort(t)
+	_, port, _ := net.SplitHostPort(dv.addr)
+
+	out, err := os.Create(filepath.Join(dir, "script.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("bash", script, "run", dir)
+	cmd.Env = append(os.Environ(), "LMTP_PORT="+port, "LMTP_USERS="+users)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("Dovecot (PID %d) ignored SIGTERM; killing it", cmd.Process.Pid)
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			for _, f := range []string{"script.out", "dovecot.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("%s:\n%s", f, b)
+			}
+			t.Logf("keeping %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	waitFor(t, 15*time.Second, "Dovecot's LMTP greeting on "+dv.addr, func() bool {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(filepath.Join(dir, "script.out"))
+			t.Fatalf("dovecot-lmtp.sh exited:\n%s", b)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", dv.addr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && strings.HasPrefix(line, "220 ")
+	})
+	pid, _ := os.ReadFile(filepath.Join(dir, "run", "master.pid"))
+	if strings.TrimSpace(string(pid)) != strconv.Itoa(cmd.Process.Pid) {
+		t.Fatalf("Dovecot's master.pid is %q, want the PID started here (%d)", pid, cmd.Process.Pid)
+	}
+	return dv
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// fetch returns `doveadm fetch -u user text mailbox INBOX all`.
+func (dv *dovecotPeer) fetch(t *testing.T, user string) string {
+	t.Helper()
+	out, errOut, code := runTool(t, 30*time.Second, "", dv.doveadm, "-c", dv.conf, "fetch", "-u", user, "text", "mailbox", "INBOX", "all")
+	if code != 0 {
+		t.Fatalf("doveadm fetch -u %s: status %d: %s", user, code, errOut)
+	}
+	return out
+}
+
+// waitFetch waits until user's INBOX, as doveadm fetch shows it, holds tok, and returns the
+// message with it (the text after doveadm's "text:" line).
+func (dv *dovecotPeer) waitFetch(t *testing.T, user, tok string) string {
+	t.Helper()
+	var msg string
+	waitFor(t, 15*time.Second, fmt.Sprintf("a message with %s in %s's INBOX (doveadm fetch)", tok, user), func() bool {
+		// doveadm separates messages with a form feed line.
+		for _, m := range strings.Split(dv.fetch(t, user), "\f\n") {
+			if strings.Contains(m, tok) {
+				msg = strings.TrimPrefix(m, "text:\n")
+				return true
+			}
+		}
+		return false
+	})
+	return msg
+}
+
+func TestLMTPDovecot(t *testing.T) {
+	t.Parallel()
+	dv := startDovecotPeer(t, "alice@example.test bob@example.test")
+	tn := startTern(t, ternOpts{Config: fmt.Sprintf("[delivery]\nlmtp = %q\n", dv.addr)})
+	// carol has an account in tern, not in Dovecot.
+	tn.AddUsers("pw", "alice@example.test", "bob@example.test", "carol@example.test")
+
+	tok := token(t)
+	d := ehlod(t, tn.Submission, false)
+	d.authPlain("alice@example.test", "pw")
+	d.cmd("MAIL FROM:<alice@example.test>", `250 2\.1\.0 Ok`)
+	d.cmd("RCPT TO:<bob@example.test>", `250 2\.1\.5 Ok`)
+	d.cmd("RCPT TO:<carol@example.test>", `250 2\.1\.5 Ok`) // tern knows carol
+	d.cmd("DATA", `354 .*`)
+	d.write("From: alice@example.test\r\nTo: bob@example.test, carol@example.test\r\nSubject: " + tok +
+		"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+		"Gr\xc3\xbc\xc3\x9fe \xc3\xbcber LMTP.\r\n..a line that starts with a dot\r\n.\r\n")
+	id := queueID(t, d.expect(queuedRE))
+	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+
+	// Bob's copy, as Dovecot shows it: tern's Received header, the body octet for octet.
+	msg := dv.waitFetch(t, "bob@example.test", tok)
+	mustMatch(t, "bob's message", msg, `^Return-Path: <alice@example\.test>$`)
+	mustMatch(t, "bob's message", msg, `^Received: from client\.example\.com \(\[127\.0\.0\.1\]\)\n\tby mx\.example\.test \(tern\) with ESMTPA id `+id+`; `)
+	mustMatch(t, "bob's message", msg, "^Gr\xc3\xbc\xc3\x9fe \xc3\xbcber LMTP\\.\n\\.a line that starts with a dot$")
+	mustMatch(t, "tern's log", tn.Log(), `msg=delivered msgid=`+id+` rcpt=bob@example\.test attempt=1 `)
+
+	// Carol: Dovecot's 550 at RCPT, mapped back to her alone, and a report to alice, who
+	// reads it in her Dovecot INBOX.
+	waitLog(t, tn, 10*time.Second, 1, "delivery failed", "msgid="+id, "rcpt=carol@example.test", "attempt=1")
+	report := dv.waitFetch(t, "alice@example.test", tok)
+	r := parseDSN(t, report, testHostname, "alice@example.test")
+	if len(r.Recipients) != 1 {
+		t.Fatalf("report on %d recipients, want carol alone: %v", len(r.Recipients), r.Recipients)
+	}
+	checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+		"Final-Recipient": `rfc822; carol@example\.test`,
+		"Action":          "failed",
+		"Status":          `5\.1\.1`,
+		"Diagnostic-Code": `smtp; 550 5\.1\.1 <carol@example\.test> User doesn't exist.*`,
+		"Remote-MTA":      "", // local delivery, though over LMTP
+	})
+	tn.WaitQueueEmpty(10 * time.Second)
+	// Nothing went to tern's own Maildir: LMTP took all local mail.
+	for _, u := range []string{"alice@example.test", "bob@example.test", "carol@example.test"} {
+		if msgs := tn.Maildir(u); len(msgs) != 0 {
+			t.Errorf("%s has %d message(s) in tern's Maildir, want none with LMTP", u, len(msgs))
+		}
+	}
+}
