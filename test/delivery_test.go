@@ -286,6 +286,46 @@ func TestRelayDelayWarning(t *testing.T) {
 	if n := len(logLines(w.A, "delivery report queued", "msgid="+id, "action=delayed")); n != 1 {
 		t.Errorf("%d delay reports queued, want 1", n)
 	}
+	// The warning was given once for good: not again after a restart.
+	w.A.Restart()
+	waitLog(t, w.A, 15*time.Second, 2, "delivery deferred", "msgid="+id, "attempt=3") // one per run
+	if n := len(messagesWith(w.A, aliceA, tok)); n != 1 {
+		t.Errorf("after a restart alice has %d reports, want still the one delay warning", n)
+	}
+}
+
+// TestRelayExpired: with max_age = 1s and B down, the message fails once it is older than
+// that: alice gets a failure report saying the delivery time expired (5.4.7), with the last
+// temporary error as the diagnostic. A report that cannot be delivered either (from the null
+// sender, with bounce_max_age = 1s) is dropped when it expires, without a report of its own.
+func TestRelayExpired(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{BDown: true, Schedule: "300ms",
+		AConfig: "[queue]\nmax_age = \"1s\"\nbounce_max_age = \"1s\"\n"})
+	tok := token(t)
+	id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok})
+	r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), testHostname, aliceA)
+	checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+		"Final-Recipient": `rfc822; bob@b\.test`,
+		"Action":          "failed",
+		"Status":          `5\.4\.7`,
+		"Diagnostic-Code": `smtp; 451 4\.4\.1 cannot connect to mx\.b\.test`,
+		"Remote-MTA":      `dns; mx\.b\.test`,
+	})
+	failed := waitLog(t, w.A, 5*time.Second, 1, "delivery failed", "msgid="+id, "expired=true")[0]
+	if age := failed.Time.Sub(logLines(w.A, "queued", "msgid="+id)[0].Time); age < time.Second || age > 3*time.Second {
+		t.Errorf("the message failed %v after it was queued, want just past max_age (1s)", age)
+	}
+	gone(t, w.A, id, 5*time.Second)
+
+	tok2 := token(t)
+	id2 := w.submit(t, outMsg{From: "<>", Rcpts: []string{bobB}, Tok: tok2})
+	waitLog(t, w.A, 15*time.Second, 1, "delivery failed", "msgid="+id2, "expired=true")
+	waitLog(t, w.A, 5*time.Second, 1, "no report for a message from the null sender", "msgid="+id2, "action=failed")
+	gone(t, w.A, id2, 5*time.Second)
+	if got := messagesWith(w.A, aliceA, tok2); len(got) != 0 {
+		t.Errorf("a report on an expired message from <> reached alice:\n%s", got[0])
+	}
 }
 
 // TestRelayETRN: a message waits for B with an hour until its next attempt; B comes up and a
@@ -317,9 +357,10 @@ func TestRelayETRN(t *testing.T) {
 func TestRelayCrash(t *testing.T) {
 	t.Parallel()
 	const n, workers = 30, 8
+	// B listens on 127.0.0.1; mx.b.test:P will be a slow link to it. Until the link is up,
+	// A's attempts fail and wait for the next one, so that the messages go out together
+	// whatever the time it takes to submit them.
 	w := startWorld(t, worldOpts{BListen: "127.0.0.1:0", Schedule: "500ms"})
-	// mx.b.test:P is the slow link to B: 16 KiB per 25ms from A to B.
-	startSlowProxy(t, net.JoinHostPort(bHostIP, w.Port), w.B.SMTP, 16<<10, 25*time.Millisecond)
 
 	d := ehlod(t, w.A.Submission, false)
 	d.authPlain(aliceA, alicePW)
@@ -331,6 +372,8 @@ func TestRelayCrash(t *testing.T) {
 		toks = append(toks, tok)
 	}
 	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+	// The link: 16 KiB per 25ms from A to B, so each message takes 100ms or more.
+	startSlowProxy(t, net.JoinHostPort(bHostIP, w.Port), w.B.SMTP, 16<<10, 25*time.Millisecond)
 
 	bNew := w.B.MaildirNew(bobB)
 	waitFor(t, 30*time.Second, "B's first deliveries", func() bool { return dirCount(bNew) >= 3 })
