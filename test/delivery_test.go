@@ -25,7 +25,9 @@ func TestRelayMX(t *testing.T) {
 		// The SMTP dialogue of every delivery in A's log, to see the pipelined commands.
 		AArgs: []string{"--log-level", "debug"},
 	})
-	pf := startPostfixOpts(t, postfixOpts{addr: net.JoinHostPort(pfHostIP, w.Port), domain: "c.test", users: []string{"bob@c.test"}})
+	// Postfix without DSN (RFC 3461), so that A reports NOTIFY=SUCCESS itself ("relayed").
+	pf := startPostfixOpts(t, postfixOpts{addr: net.JoinHostPort(pfHostIP, w.Port), domain: "c.test",
+		users: []string{"bob@c.test"}, mainCf: "smtpd_discard_ehlo_keywords = dsn\n"})
 
 	t.Run("delivered to the MX", func(t *testing.T) {
 		t.Parallel()
@@ -122,6 +124,38 @@ func TestRelayMX(t *testing.T) {
 		}
 	})
 
+	t.Run("NOTIFY=SUCCESS", func(t *testing.T) {
+		t.Parallel()
+		// B offers DSN, so A passes NOTIFY, ORCPT, RET and ENVID on and reports nothing
+		// itself; B delivers and sends the success report to alice, by MX, to A.
+		tok := token(t)
+		envid := "envid-" + tok
+		id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok, MailParams: "RET=HDRS ENVID=" + envid,
+			RcptParams: "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@b.test"})
+		w.B.WaitMessage(bobB, tok, 15*time.Second)
+		r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), bHost, aliceA)
+		if r.Subject != "Successful Mail Delivery Report" {
+			t.Errorf("Subject %q", r.Subject)
+		}
+		checkFields(t, "per-message fields", r.PerMessage, map[string]string{"Original-Envelope-Id": envid})
+		checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+			"Final-Recipient":    `rfc822; bob@b\.test`,
+			"Original-Recipient": `rfc822;Bob@b\.test`,
+			"Action":             "delivered",
+			"Status":             `2\.0\.0`,
+		})
+		if r.ReturnedType != "text/rfc822-headers" || !strings.Contains(r.Returned, "Subject: "+tok) {
+			t.Errorf("returned %s:\n%s", r.ReturnedType, r.Returned)
+		}
+		if l := logLines(w.A, "delivery report queued", "msgid="+id); len(l) != 0 {
+			t.Errorf("A reported on a message B takes the reports for: %s", l[0].Text)
+		}
+		// B's report came to A's MX from the null sender, over STARTTLS.
+		mustMatch(t, "the report's Received", headers(w.A.WaitMessage(aliceA, tok, time.Second), "Received")[0],
+			`^Received: from mx\.b\.test \(\[127\.0\.0\.\d+\]\)\n\t\(using TLSv1\.3 .*\)\n\tby mx\.example\.test \(tern\) with ESMTPS id `)
+		mustMatch(t, "the report", w.A.WaitMessage(aliceA, tok, time.Second), `^Return-Path: <>$`)
+	})
+
 	t.Run("null MX", func(t *testing.T) {
 		t.Parallel()
 		// RFC 7505: null.test takes no mail; the first attempt bounces, with no connection.
@@ -182,6 +216,57 @@ func TestRelayMX(t *testing.T) {
 		log, _ := os.ReadFile(pf.log)
 		// One session: STARTTLS, then the transaction with one of two recipients taken.
 		mustMatch(t, "Postfix's log", string(log), `disconnect from localhost\[127\.0\.0\.\d+\] ehlo=2 starttls=1 mail=1 rcpt=1/2 data=1 quit=1 `)
+	})
+
+	t.Run("relayed", func(t *testing.T) {
+		t.Parallel()
+		// Postfix here does not offer DSN: A sends no NOTIFY to it and, once Postfix took
+		// the message, tells alice itself that it was relayed (RFC 3461 §5.2.2).
+		tok := token(t)
+		id := w.submit(t, outMsg{Rcpts: []string{"bob@c.test"}, Tok: tok, RcptParams: "NOTIFY=SUCCESS"})
+		pf.waitMessage(tok)
+		r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), testHostname, aliceA)
+		checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+			"Final-Recipient": `rfc822; bob@c\.test`,
+			"Action":          "relayed",
+			"Status":          `2\.0\.0`,
+			"Remote-MTA":      `dns; mx\.c\.test`,
+		})
+		var sent []string
+		for _, l := range logLines(w.A, "remote: trace", "msgid="+id, "dir=sent") {
+			sent = append(sent, l.Text)
+		}
+		mustMatch(t, "A's commands to Postfix", strings.Join(sent, "\n"), `line="RCPT TO:<bob@c\.test>"$`)
+	})
+
+	t.Run("TLS policy", func(t *testing.T) {
+		t.Parallel()
+		// A3 requires a verified certificate for b.test, which B's self-signed one is not:
+		// deferred with 4.7.5 and never sent in the clear. c.test needs only encryption,
+		// which Postfix's STARTTLS gives.
+		a3 := startTern(t, ternOpts{
+			Config: "[delivery]\ntls_policy = { \"b.test\" = \"verify\", \"c.test\" = \"encrypt\" }\n",
+			ServeArgs: []string{"--domain", "a.test", "--resolver", w.DNS.addr, "--remote-port", w.Port,
+				"--retry-schedule", "1h"},
+			NoStart: true,
+		})
+		a3.AddUser(aliceA, alicePW)
+		a3.Start()
+		a3w := &mxWorld{A: a3}
+		tokB, tokC := token(t), token(t)
+		idB := a3w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tokB})
+		a3w.submit(t, outMsg{Rcpts: []string{"bob@c.test"}, Tok: tokC})
+		pf.waitMessage(tokC)
+		waitLog(t, a3, 10*time.Second, 1, "delivery deferred", "msgid="+idB)
+		mustMatch(t, "queue list", queueEntry(a3.QueueList(), idB),
+			`^ +\(454 4\.7\.5 TLS negotiation with mx\.b\.test failed: .*certificate signed by unknown authority; TLS \(verify\) required by policy\)\n +bob@b\.test\n`)
+		// One connection, given up after the handshake: no retry in the clear.
+		if l := logLines(a3, "remote: connection", "msgid="+idB); len(l) != 1 {
+			t.Errorf("%d connections for %s, want 1", len(l), idB)
+		}
+		if got := messagesWith(w.B, bobB, tokB); len(got) != 0 {
+			t.Fatalf("B got the message without a verified certificate")
+		}
 	})
 
 	t.Run("relayhost", func(t *testing.T) {

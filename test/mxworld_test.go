@@ -26,6 +26,7 @@ import (
 //	c.test    MX 10 mx.c.test    mx.c.test A 127.0.0.3    a private Postfix (when a test starts one)
 //	d.test    MX 10 mx.d.test    mx.d.test A 127.0.0.4    nothing listens: connection refused
 //	null.test MX 0 .                                      a null MX (RFC 7505)
+//	a.test    MX 10 mx.a.test    mx.a.test A 127.0.0.5    tern A's MX listener
 //
 // Tern A serves a.test (and the harness's example.test) as mx.example.test, asks that DNS
 // server (--resolver), delivers to port P (--remote-port) and retries on a short schedule
@@ -44,6 +45,7 @@ const (
 	bHostIP  = "127.0.0.2"
 	pfHostIP = "127.0.0.3"
 	deadIP   = "127.0.0.4"
+	aHostIP  = "127.0.0.5"
 )
 
 // testDNS is a DNS server on 127.0.0.1 (UDP and TCP on one port) serving fixed records: a
@@ -183,7 +185,7 @@ type mxWorld struct {
 func startWorld(t *testing.T, o worldOpts) *mxWorld {
 	t.Helper()
 	w := &mxWorld{}
-	w.Port = sharedPort(t, bHostIP, pfHostIP, deadIP)
+	w.Port = sharedPort(t, bHostIP, pfHostIP, deadIP, aHostIP)
 	w.DNS = startDNS(t,
 		"b.test. MX 10 mx.b.test.",
 		"mx.b.test. A "+bHostIP,
@@ -192,6 +194,8 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 		"d.test. MX 10 mx.d.test.",
 		"mx.d.test. A "+deadIP,
 		"null.test. MX 0 .",
+		"a.test. MX 10 mx.a.test.",
+		"mx.a.test. A "+aHostIP,
 	)
 	if o.Schedule == "" {
 		o.Schedule = "1s,2s,4s"
@@ -202,8 +206,9 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 	w.B = startTern(t, ternOpts{
 		SMTPListen: o.BListen,
 		Config:     o.BConfig,
-		ServeArgs:  []string{"--domain", "b.test", "--hostname", bHost, "--resolver", w.DNS.addr},
-		NoStart:    true,
+		ServeArgs: []string{"--domain", "b.test", "--hostname", bHost, "--resolver", w.DNS.addr,
+			"--remote-port", w.Port, "--retry-schedule", "1s"},
+		NoStart: true,
 	})
 	w.B.AddUsers("bob-pw", bobB, carolB)
 	w.B.AddUser(relayB, relayPW)
@@ -211,7 +216,8 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 		w.B.Start()
 	}
 	w.A = startTern(t, ternOpts{
-		Config: o.AConfig,
+		SMTPListen: net.JoinHostPort(aHostIP, w.Port),
+		Config:     o.AConfig,
 		ServeArgs: append([]string{"--domain", "a.test", "--resolver", w.DNS.addr, "--remote-port", w.Port,
 			"--retry-schedule", o.Schedule}, o.AArgs...),
 		NoStart: true,

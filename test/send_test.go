@@ -350,6 +350,8 @@ type postfixOpts struct {
 	// users, when set, are the only addresses of domain that exist: smtpd refuses the others
 	// at RCPT (550 5.1.1 User unknown in virtual mailbox table). Default: every address.
 	users []string
+	// mainCf is appended to main.cf.
+	mainCf string
 }
 
 // startPostfixOpts is startPostfix with a listener address, a domain and a list of users.
@@ -449,7 +451,7 @@ local_transport = error:5.7.1 local delivery disabled in the test instance
 smtpd_tls_cert_file = %[3]s
 smtpd_tls_key_file = %[4]s
 smtpd_tls_security_level = may
-%[5]s`, dir, o.domain, pf.ca, filepath.Join(pf.conf, "key.pem"), saslConf, mailboxes)
+%[5]s%[7]s`, dir, o.domain, pf.ca, filepath.Join(pf.conf, "key.pem"), saslConf, mailboxes, o.mainCf)
 	must(os.WriteFile(filepath.Join(pf.conf, "main.cf"), []byte(main), 0o644))
 	master := pf.addr + " inet n - n - - smtpd\n" + `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
