@@ -25,9 +25,10 @@ func TestRelayMX(t *testing.T) {
 		// The SMTP dialogue of every delivery in A's log, to see the pipelined commands.
 		AArgs: []string{"--log-level", "debug"},
 	})
-	// Postfix without DSN (RFC 3461), so that A reports NOTIFY=SUCCESS itself ("relayed").
+	// Postfix without DSN (RFC 3461), so that A reports NOTIFY=SUCCESS itself ("relayed"), and
+	// without 8BITMIME and SMTPUTF8, so that what needs them cannot go there.
 	pf := startPostfixOpts(t, postfixOpts{addr: net.JoinHostPort(pfHostIP, w.Port), domain: "c.test",
-		users: []string{"bob@c.test"}, mainCf: "smtpd_discard_ehlo_keywords = dsn\n"})
+		users: []string{"bob@c.test"}, mainCf: "smtpd_discard_ehlo_keywords = dsn, 8bitmime, smtputf8\n"})
 
 	t.Run("delivered to the MX", func(t *testing.T) {
 		t.Parallel()
@@ -237,6 +238,45 @@ func TestRelayMX(t *testing.T) {
 			sent = append(sent, l.Text)
 		}
 		mustMatch(t, "A's commands to Postfix", strings.Join(sent, "\n"), `line="RCPT TO:<bob@c\.test>"$`)
+	})
+
+	t.Run("what Postfix lacks", func(t *testing.T) {
+		t.Parallel()
+		// 8-bit text declared BODY=8BITMIME to a server without 8BITMIME: tern does not convert
+		// it, so it comes back (554 5.6.3, RFC 6152 §3); a UTF-8 header to a server without
+		// SMTPUTF8 too (553 5.6.7, RFC 6531 §3.2). Postfix never sees either.
+		for _, tc := range []struct {
+			name, mailParams, subject, body, status, diag string
+		}{
+			{"8BITMIME", "BODY=8BITMIME", "cafe", "Gr\xc3\xbc\xc3\x9fe.", `5\.6\.3`,
+				`smtp; 554 5\.6\.3 Conversion required but not supported: 8-bit message, and host mx\.c\.test does not offer 8BITMIME`},
+			{"SMTPUTF8", "SMTPUTF8", "caf\xc3\xa9", "Hello.", `5\.6\.7`,
+				`smtp; 553 5\.6\.7 non-ASCII addresses not permitted: host mx\.c\.test does not offer SMTPUTF8`},
+		} {
+			tok := token(t) + "-" + tc.name
+			d := ehlod(t, w.A.Submission, false)
+			d.authPlain(aliceA, alicePW)
+			d.cmd("MAIL FROM:<"+aliceA+"> "+tc.mailParams, `250 2\.1\.0 Ok`)
+			d.cmd("RCPT TO:<bob@c.test>", `250 2\.1\.5 Ok`)
+			d.cmd("DATA", `354 .*`)
+			d.write("From: <alice@a.test>\r\nSubject: " + tc.subject + " " + tok + "\r\n\r\n" + tc.body + "\r\n.\r\n")
+			id := queueID(t, d.expect(queuedRE))
+			d.cmd("QUIT", `221 2\.0\.0 Bye`)
+			r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), testHostname, aliceA)
+			checkFields(t, tc.name+" recipient fields", r.Recipients[0], map[string]string{
+				"Final-Recipient": `rfc822; bob@c\.test`,
+				"Action":          "failed",
+				"Status":          tc.status,
+				"Remote-MTA":      `dns; mx\.c\.test`,
+				"Diagnostic-Code": tc.diag,
+			})
+			waitLog(t, w.A, 5*time.Second, 1, "delivery failed", "msgid="+id, "attempt=1")
+			var sent []string
+			for _, l := range logLines(w.A, "remote: trace", "msgid="+id, "dir=sent") {
+				sent = append(sent, l.Text)
+			}
+			mustNotMatch(t, "A's commands to Postfix", strings.Join(sent, "\n"), `MAIL FROM`)
+		}
 	})
 
 	t.Run("TLS policy", func(t *testing.T) {
