@@ -178,7 +178,7 @@ func TestLMTPDovecot(t *testing.T) {
 	mustMatch(t, "bob's message", msg, `^Return-Path: <alice@example\.test>$`)
 	mustMatch(t, "bob's message", msg, `^Received: from client\.example\.com \(\[127\.0\.0\.1\]\)\n\tby mx\.example\.test \(tern\) with ESMTPA id `+id+`; `)
 	mustMatch(t, "bob's message", msg, "^Gr\xc3\xbc\xc3\x9fe \xc3\xbcber LMTP\\.\n\\.a line that starts with a dot$")
-	mustMatch(t, "tern's log", tn.Log(), `msg=delivered msgid=`+id+` rcpt=bob@example\.test attempt=1 `)
+	waitLog(t, tn, 5*time.Second, 1, "delivered", "msgid="+id, "rcpt=bob@example.test", "attempt=1")
 
 	// Carol: Dovecot's 550 at RCPT, mapped back to her alone, and a report to alice, who
 	// reads it in her Dovecot INBOX.
