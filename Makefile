@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 5s
 
-.PHONY: all build run test deps lint unit fuzz bench docs clean
+.PHONY: all build run test deps lint unit fuzz bench bench-relay docs clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+# Relaying to another server, tern against a stock Postfix in the same run (as root).
+bench-relay:
+	bash scripts/bench-relay.sh -R 5 -m 2000 -c 8
 
 docs:
 	$(GO) run ./cmd/tern config example > docs/config.toml
