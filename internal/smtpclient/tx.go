@@ -41,7 +41,7 @@ type RcptResult struct {
 // SendResult is what the server said during Send.
 type SendResult struct {
 	Mail  smtp.Reply
-	Rcpts []RcptResult // one per Envelope.Rcpts, in order; empty if MAIL failed before them
+	Rcpts []RcptResult // one per Envelope.Rcpts, in order, until a broken connection; empty if MAIL failed
 	Data  smtp.Reply   // the reply to the end of the message (DATA, or the last BDAT)
 }
 
