@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"regexp"
@@ -411,9 +412,15 @@ func TestRelayDelayWarning(t *testing.T) {
 	if n := len(logLines(w.A, "delivery report queued", "msgid="+id, "action=delayed")); n != 1 {
 		t.Errorf("%d delay reports queued, want 1", n)
 	}
-	// The warning was given once for good: not again after a restart.
-	w.A.Restart()
-	waitLog(t, w.A, 15*time.Second, 2, "delivery deferred", "msgid="+id, "attempt=3") // one per run
+	// The warning was given once for good: not again after a restart. The attempts go on
+	// counting from where they were.
+	w.A.Stop()
+	before := len(logLines(w.A, "delivery deferred", "msgid="+id))
+	w.A.Start()
+	lines := waitLog(t, w.A, 15*time.Second, before+2, "delivery deferred", "msgid="+id)
+	if l := lines[before].Text; !strings.Contains(l, fmt.Sprintf(" attempt=%d ", before+1)) {
+		t.Errorf("the first attempt after the restart is not number %d: %s", before+1, l)
+	}
 	if n := len(messagesWith(w.A, aliceA, tok)); n != 1 {
 		t.Errorf("after a restart alice has %d reports, want still the one delay warning", n)
 	}

@@ -73,8 +73,12 @@ func queueDirect(ctx context.Context, data, hostname string, req admin.Request, 
 			return admin.Reply{}, err
 		}
 		items := make([]queue.Item, len(envs))
+		now := time.Now()
 		for i, e := range envs {
-			items[i] = queue.Item{Envelope: e}
+			items[i] = queue.Item{Envelope: e, Attempts: e.Attempts}
+			if !e.Held && e.NextAttempt.After(now) {
+				items[i].Next = e.NextAttempt
+			}
 		}
 		return admin.Reply{Items: items}, nil
 	}

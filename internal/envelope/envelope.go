@@ -74,6 +74,11 @@ type Envelope struct {
 	// DelayNotified is set once the sender was told that delivery is delayed, so they are told
 	// only once.
 	DelayNotified bool `json:"delay_notified,omitempty"`
+	// Attempts counts the delivery attempts so far, and NextAttempt is when the next one is due
+	// after a temporary failure: both survive a restart, so that a restart neither retries every
+	// deferred message at once nor starts their backoff over.
+	Attempts    int       `json:"attempts,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 }
 
 // Done reports whether every recipient has a final status.

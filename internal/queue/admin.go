@@ -24,7 +24,8 @@ var ErrBusy = errors.New("queue: message is being delivered")
 // Item is what the queue knows of one message, for `tern queue list/show`.
 type Item struct {
 	Envelope *envelope.Envelope
-	// Attempts is the number of delivery attempts since the server started.
+	// Attempts is the number of delivery attempts that left the message pending (kept across
+	// restarts).
 	Attempts int
 	// Next is when the next attempt is due (zero: due now, held or being delivered).
 	Next time.Time

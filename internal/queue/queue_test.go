@@ -192,7 +192,15 @@ func TestReplay(t *testing.T) {
 		t.Errorf("id %s after reopen is not above the last one before, %s", w.ID(), last)
 	}
 	w.Abort()
+	// Each message's attempt before the restart deferred it for an hour, and the restart
+	// keeps it so: no burst of retries at every start.
+	for _, it := range q2.Items() {
+		if it.Attempts != 1 || it.Next.Before(time.Now().Add(50*time.Minute)) {
+			t.Errorf("%s after reopen: %d attempts, next at %v; want 1, in an hour", it.Envelope.ID, it.Attempts, it.Next)
+		}
+	}
 	runQueue(t, q2)
+	q2.FlushAll()
 	waitFor(t, "redelivery", func() bool { return q2.Len() == 0 })
 	got := fake2.successes()
 	for _, m := range msgs {

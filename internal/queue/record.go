@@ -47,6 +47,10 @@ type stateRecord struct {
 	Held *bool `json:"h,omitempty"`
 	// DelayNotified records that the sender got a delay notice.
 	DelayNotified bool `json:"dn,omitempty"`
+	// Attempts and Next (Unix milliseconds) record an attempt that left the message pending:
+	// how many there have been and when the next is due.
+	Attempts int   `json:"n,omitempty"`
+	Next     int64 `json:"t,omitempty"`
 }
 
 // rcptUpdate is the outcome of one delivery attempt to one recipient. A Pending status records

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
 )
@@ -139,10 +140,15 @@ func applyState(env *envelope.Envelope, st stateRecord) {
 	if st.DelayNotified {
 		env.DelayNotified = true
 	}
+	if st.Attempts > 0 {
+		env.Attempts = st.Attempts
+		env.NextAttempt = time.UnixMilli(st.Next)
+	}
 }
 
-// recover replays the log into the queue, makes every pending message due and removes body
-// files that no record refers to (bodies of messages that never got their 250).
+// recover replays the log into the queue, makes every pending message due when its last attempt
+// said (at once for a message never tried) and removes body files that no record refers to
+// (bodies of messages that never got their 250).
 func (q *Queue) recover() error {
 	segs, entries, maxID, err := replay(q.logDir(), true, q.log)
 	if err != nil {
@@ -152,6 +158,8 @@ func (q *Queue) recover() error {
 	// New ids must differ from every id the log still mentions, finished messages included:
 	// their state records are still there to be replayed.
 	q.ids.observe(formatID(maxID))
+	now := q.opts.Now()
+	var deferred []*entry
 	for id, e := range entries {
 		if e.external {
 			if _, err := os.Stat(filepath.Join(q.bodyDir(), bodyName(id))); err != nil {
@@ -162,14 +170,28 @@ func (q *Queue) recover() error {
 				continue
 			}
 		}
+		e.attempts = e.env.Attempts
 		if e.env.Held {
 			continue // waits for tern queue release
 		}
+		// A clock that jumped back, or a shorter schedule than the one that set the time,
+		// does not make a message wait longer than one full backoff from now.
+		if next := e.env.NextAttempt; next.After(now) {
+			if limit := now.Add(q.maxBackoff()); next.After(limit) {
+				next = limit
+			}
+			e.next = next
+			deferred = append(deferred, e)
+			continue
+		}
 		q.ready = append(q.ready, e)
 	}
+	for _, e := range deferred {
+		heap.Push(&q.deferred, e)
+	}
 	slices.SortFunc(q.ready, func(a, b *entry) int { return strings.Compare(a.env.ID, b.env.ID) })
-	if len(q.ready) > 0 {
-		q.log.Info("queue: recovered messages", "messages", len(q.ready))
+	if len(q.ready)+len(deferred) > 0 {
+		q.log.Info("queue: recovered messages", "messages", len(q.ready)+len(deferred), "due", len(q.ready), "deferred", len(deferred))
 	}
 	des, err := os.ReadDir(q.bodyDir())
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
 )
@@ -279,6 +280,11 @@ func TestCompaction(t *testing.T) {
 	opts.Deliverer = fake2
 	q2 := openQueue(t, dir, opts)
 	runQueue(t, q2)
+	// The copy carried the retry time forward: stuck is still deferred.
+	if it, err := q2.Show(stuck); err != nil || it.Next.IsZero() || it.Attempts == 0 {
+		t.Errorf("%s after compaction and restart: %+v, %v; want deferred", stuck, it, err)
+	}
+	q2.FlushAll()
 	waitFor(t, "delivery after restart", func() bool { return q2.Len() == 0 })
 	got := fake2.successes()
 	if len(got) != 2 || len(got[rcptKey{stuck, 1}]) != 1 || len(got[rcptKey{big, 0}]) != 1 {
@@ -365,5 +371,62 @@ func TestSegmentPinnedAtWrite(t *testing.T) {
 	q.mu.Unlock()
 	if _, err := os.Stat(res.seg.path); err != nil || n < 3 {
 		t.Fatalf("the segment of a message record being committed was removed (%d segments): %v", n, err)
+	}
+}
+
+// TestRetryTimeSurvivesRestart: a message deferred by a temporary failure keeps its attempt
+// count and its next attempt across a restart (List shows them with the server stopped too),
+// with the wait capped by the longest backoff of the options it is reopened with; a message
+// never tried is due at once.
+func TestRetryTimeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFake(tempFail("example.test"))
+	opts := testOpts(fake) // an hour between attempts
+	q := openQueue(t, dir, opts)
+	runQueue(t, q)
+	tried := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
+	waitFor(t, "the first attempt", func() bool {
+		it, err := q.Show(tried)
+		return err == nil && it.Attempts == 1 && !it.Next.IsZero()
+	})
+	before, _ := q.Show(tried)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	env := listByID(t, dir)[tried]
+	if env == nil || env.Attempts != 1 || !env.NextAttempt.Equal(before.Next.Truncate(time.Millisecond)) {
+		t.Fatalf("List with the queue closed: %+v, want 1 attempt, next at %v", env, before.Next)
+	}
+
+	fake2 := newFake(tempFail("example.test"))
+	q2 := openQueue(t, dir, testOpts(fake2))
+	runQueue(t, q2)
+	fresh := commitMsg(t, q2, newEnv("carol@example.test"), []byte("Subject: b\r\n\r\ny\r\n"))
+	waitFor(t, "the fresh message's attempt", func() bool { return fake2.attempts(fresh, 0) == 1 })
+	if it, err := q2.Show(tried); err != nil || it.Attempts != 1 || !it.Next.Equal(env.NextAttempt) {
+		t.Errorf("after reopen: %+v, %v; want 1 attempt, next at %v", it, err, env.NextAttempt)
+	}
+	if n := fake2.attempts(tried, 0); n != 0 {
+		t.Errorf("the deferred message was tried %d times at the restart", n)
+	}
+	if err := q2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened with a one-second schedule: both wait a second at most, then go.
+	fake3 := newFake(nil)
+	opts3 := testOpts(fake3)
+	opts3.RetrySchedule = []time.Duration{time.Second}
+	q3 := openQueue(t, dir, opts3)
+	for _, id := range []string{tried, fresh} {
+		if it, err := q3.Show(id); err != nil || it.Next.After(time.Now().Add(time.Second)) {
+			t.Errorf("%s with a shorter schedule: %+v, %v; want next within a second", id, it, err)
+		}
+	}
+	runQueue(t, q3)
+	waitFor(t, "delivery", func() bool { return q3.Len() == 0 })
+	if n := fake3.attempts(tried, 0); n != 1 {
+		t.Errorf("%d attempts after the wait, want 1", n)
 	}
 }

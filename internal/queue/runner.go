@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,6 +167,10 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 		st.Updates = append(st.Updates, u)
 	}
 	st.DelayNotified = len(reports[dsn.Delayed]) > 0
+	next := start.Add(q.backoff(attempts + 1))
+	if slices.ContainsFunc(st.Updates, func(u rcptUpdate) bool { return u.Status == envelope.Pending }) {
+		st.Attempts, st.Next = attempts+1, next.UnixMilli()
+	}
 	recorded := true
 	if len(st.Updates) > 0 || st.DelayNotified {
 		recorded = q.recordState(st, src.external && final)
@@ -187,7 +192,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 		return // held meanwhile: waits for a release
 	}
 	e.attempts++
-	e.next = start.Add(q.backoff(e.attempts))
+	e.next = next
 	q.deferLocked(e)
 }
 
@@ -351,6 +356,14 @@ func (q *Queue) backoff(attempts int) time.Duration {
 	}
 	d = min(d, q.opts.MaxBackoff)
 	return d - time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// maxBackoff is the longest wait backoff gives.
+func (q *Queue) maxBackoff() time.Duration {
+	if sch := q.opts.RetrySchedule; len(sch) > 0 {
+		return slices.Max(sch)
+	}
+	return q.opts.MaxBackoff
 }
 
 // compactInterval is how often the scheduler looks for a segment to compact.
