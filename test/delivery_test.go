@@ -27,9 +27,11 @@ func TestRelayMX(t *testing.T) {
 		AArgs: []string{"--log-level", "debug"},
 	})
 	// Postfix without DSN (RFC 3461), so that A reports NOTIFY=SUCCESS itself ("relayed"), and
-	// without 8BITMIME and SMTPUTF8, so that what needs them cannot go there.
+	// without 8BITMIME and SMTPUTF8, so that what needs them cannot go there; and two
+	// recipients per transaction at most.
 	pf := startPostfixOpts(t, postfixOpts{addr: net.JoinHostPort(pfHostIP, w.Port), domain: "c.test",
-		users: []string{"bob@c.test"}, mainCf: "smtpd_discard_ehlo_keywords = dsn, 8bitmime, smtputf8\n"})
+		users:  []string{"bob@c.test", "carol@c.test", "dave@c.test", "erin@c.test"},
+		mainCf: "smtpd_discard_ehlo_keywords = dsn, 8bitmime, smtputf8\nsmtpd_recipient_limit = 2\n"})
 
 	t.Run("delivered to the MX", func(t *testing.T) {
 		t.Parallel()
@@ -218,6 +220,29 @@ func TestRelayMX(t *testing.T) {
 		log, _ := os.ReadFile(pf.log)
 		// One session: STARTTLS, then the transaction with one of two recipients taken.
 		mustMatch(t, "Postfix's log", string(log), `disconnect from localhost\[127\.0\.0\.\d+\] ehlo=2 starttls=1 mail=1 rcpt=1/2 data=1 quit=1 `)
+	})
+
+	t.Run("Postfix's recipient limit", func(t *testing.T) {
+		t.Parallel()
+		// Postfix takes two recipients per message and answers the third "452 4.5.3 Error:
+		// too many recipients": A sends those in a second transaction on the same
+		// connection, at once, not at the next retry.
+		tok := token(t)
+		rcpts := []string{"bob@c.test", "carol@c.test", "dave@c.test", "erin@c.test"}
+		id := w.submit(t, outMsg{Rcpts: rcpts, Tok: tok})
+		for _, l := range waitLog(t, w.A, 15*time.Second, len(rcpts), "delivered", "msgid="+id) {
+			if !strings.Contains(l.Text, " attempt=1 ") {
+				t.Errorf("not delivered at the first attempt: %s", l.Text)
+			}
+		}
+		// One session, two transactions: 4 RCPTs (2 taken, 2 "452"), then the other 2.
+		// (Postfix counts its 452s for the limit among the RCPTs that went well.)
+		session := regexp.MustCompile(`disconnect from localhost\[127\.0\.0\.\d+\] ehlo=2 starttls=1 mail=2 rcpt=6 data=2 quit=1 `)
+		waitFor(t, 10*time.Second, "Postfix's log of the session", func() bool {
+			log, _ := os.ReadFile(pf.log)
+			return session.Match(log)
+		})
+		mustMatch(t, "A's log", w.A.Log(), `msg="remote: connection" msgid=`+id+` .* result="4 delivered, 0 refused, 0 deferred"`)
 	})
 
 	t.Run("relayed", func(t *testing.T) {

@@ -258,6 +258,8 @@ type peer struct {
 	data      string                   // reply to the end of the data; default 250
 	tlsRefuse string                   // reply to STARTTLS instead of 220
 	hangup    string                   // hang up without a reply on this verb ("DATA": after the data)
+	rcptMax   int                      // RCPTs taken per transaction; then 452 4.5.3 (0: no limit)
+	hangupTx  int                      // hang up at the MAIL of this transaction of a connection (2: the second)
 
 	mu    sync.Mutex
 	conns int
@@ -339,6 +341,7 @@ func (p *peer) session(c net.Conn) {
 		tlsSt  *tls.ConnectionState
 		authID string
 		mech   string
+		mails  int
 	)
 	for {
 		line, err := br.ReadString('\n')
@@ -349,6 +352,12 @@ func (p *peer) session(c net.Conn) {
 		verb, arg, _ := strings.Cut(line, " ")
 		if p.hangup != "" && strings.EqualFold(verb, p.hangup) && p.hangup != "DATA" {
 			return
+		}
+		if strings.EqualFold(verb, "MAIL") {
+			mails++
+			if mails == p.hangupTx {
+				return
+			}
 		}
 		switch strings.ToUpper(verb) {
 		case "EHLO":
@@ -417,7 +426,9 @@ func (p *peer) session(c net.Conn) {
 				continue
 			}
 			r := "250 2.1.5 Ok"
-			if p.rcpt != nil {
+			if p.rcptMax > 0 && len(cur.rcpts) >= p.rcptMax {
+				r = "452 4.5.3 Too many recipients"
+			} else if p.rcpt != nil {
 				addr := strings.TrimSuffix(strings.TrimPrefix(strings.Fields(arg)[0], "TO:<"), ">")
 				if s := p.rcpt(addr); s != "" {
 					r = s

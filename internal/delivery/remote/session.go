@@ -136,9 +136,79 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 	case final != nil:
 		res.all(len(a.rcpts), final)
 	default:
-		res = d.transaction(ctx, c, a, remote, ext, params)
+		res = d.transactions(ctx, c, a, remote, ext, params)
 	}
 	return res
+}
+
+// defaultRcptLimit is the most recipients tern puts in one transaction: the number RFC 5321
+// §4.5.3.1.8 obliges every server to take. A server that says LIMITS RCPTMAX (RFC 9422) gets
+// no more than that.
+const defaultRcptLimit = 100
+
+// rcptLimit is the most recipients per transaction for a server with ext.
+func rcptLimit(ext smtpclient.Extensions) int {
+	for _, f := range strings.Fields(ext.Keywords["LIMITS"]) {
+		if v, ok := strings.CutPrefix(strings.ToUpper(f), "RCPTMAX="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 && n < defaultRcptLimit {
+				return n
+			}
+		}
+	}
+	return defaultRcptLimit
+}
+
+// tooManyRecipients reports whether err is a server's "452 4.5.3 too many recipients": not
+// a problem of the recipient, only of how many came in one transaction (RFC 5321 §4.5.3.1.10).
+func tooManyRecipients(err *delivery.Error) bool {
+	return err != nil && err.Code == 452 && (err.Enhanced == "4.5.3" || err.Enhanced == enhOtherTemporary)
+}
+
+// transactions sends the message in as many transactions on this connection as the
+// recipients need: rcptLimit at a time, and the recipients a server refused with "too many
+// recipients" again in the next one, as long as the last one delivered to someone (so that
+// it ends). A host failure after the first transaction fails only the recipients left.
+func (d *Deliverer) transactions(ctx context.Context, c *smtpclient.Client, a *attempt, remote string, ext smtpclient.Extensions, params []string) attemptResult {
+	limit := rcptLimit(ext)
+	results := make([]rcptResult, len(a.rcpts))
+	todo := make([]int, len(a.rcpts)) // positions in a.rcpts
+	for i := range todo {
+		todo[i] = i
+	}
+	for first := true; len(todo) > 0; first = false {
+		chunk, rest := todo[:min(limit, len(todo))], todo[min(limit, len(todo)):]
+		sub := *a
+		sub.rcpts = make([]int, len(chunk))
+		for j, pos := range chunk {
+			sub.rcpts[j] = a.rcpts[pos]
+		}
+		tr := d.transaction(ctx, c, &sub, remote, ext, params)
+		if tr.hostErr != nil {
+			if first {
+				return tr // nothing happened on this connection: a host failure as before
+			}
+			// Those delivered stay delivered; the others wait for the next host or attempt.
+			for _, pos := range todo {
+				results[pos].err = tr.hostErr
+			}
+			break
+		}
+		delivered := false
+		for j, pos := range chunk {
+			results[pos] = tr.rcpts[j]
+			delivered = delivered || tr.rcpts[j].err == nil
+		}
+		var again []int
+		if delivered {
+			for j, pos := range chunk {
+				if tooManyRecipients(tr.rcpts[j].err) {
+					again = append(again, pos)
+				}
+			}
+		}
+		todo = append(again, rest...)
+	}
+	return attemptResult{rcpts: results}
 }
 
 // startTLS runs STARTTLS when the server offers it. The session goes on (with or without TLS)
