@@ -64,9 +64,28 @@ func TestExtensions(t *testing.T) {
 			}
 		},
 	}, {
-		name: "8-bit body, no 8BITMIME: bounce",
+		name: "8-bit body, no 8BITMIME: converted to quoted-printable",
+		ext:  []string{"SIZE 1000"},
 		env:  func(e *envelope.Envelope) { e.Body = envelope.Body8BitMIME },
 		body: eightBitBody,
+		want: "ok",
+		check: func(t *testing.T, tx *txn) {
+			want := "Subject: cafe\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=unknown-8bit\r\n" +
+				"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n"
+			if strings.Contains(tx.mail, "BODY=") || !strings.Contains(tx.mail, " SIZE="+strconv.Itoa(len(want))) || string(tx.data) != want {
+				t.Errorf("MAIL %q, data %q", tx.mail, tx.data)
+			}
+		},
+	}, {
+		name: "converted, and then over the SIZE limit: refused before sending",
+		ext:  []string{"SIZE 100"},
+		env:  func(e *envelope.Envelope) { e.Body = envelope.Body8BitMIME },
+		body: eightBitBody, // 30 octets, 130 once converted
+		want: "perm 552 5.3.4",
+	}, {
+		name: "8-bit body that cannot be converted: bounce",
+		env:  func(e *envelope.Envelope) { e.Body = envelope.Body8BitMIME },
+		body: "MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n\r\ncaf\xc3\xa9\r\n",
 		want: "perm 554 5.6.3",
 	}, {
 		name: "8-bit header, no 8BITMIME: bounce",

@@ -20,35 +20,35 @@ func TestRecipientLimits(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		peer   peer
+		peer   *peer
 		rcpts  []string
 		want   func(i int) string // outcome of recipient i
 		txns   []int              // recipients in each transaction the peer completed
 		nconns int
 	}{{
 		name:   "452 4.5.3: the rest in the next transaction",
-		peer:   peer{rcptMax: 2},
+		peer:   &peer{rcptMax: 2},
 		rcpts:  rcpts(5),
 		want:   func(int) string { return "ok" },
 		txns:   []int{2, 2, 1},
 		nconns: 1,
 	}, {
 		name:   "LIMITS RCPTMAX (RFC 9422): no more are sent",
-		peer:   peer{ext: []string{"PIPELINING", "LIMITS RCPTMAX=2 MAILMAX=10"}},
+		peer:   &peer{ext: []string{"PIPELINING", "LIMITS RCPTMAX=2 MAILMAX=10"}},
 		rcpts:  rcpts(5),
 		want:   func(int) string { return "ok" },
 		txns:   []int{2, 2, 1},
 		nconns: 1,
 	}, {
 		name:   "100 at a time",
-		peer:   peer{ext: []string{"PIPELINING"}},
+		peer:   &peer{ext: []string{"PIPELINING"}},
 		rcpts:  rcpts(250),
 		want:   func(int) string { return "ok" },
 		txns:   []int{100, 100, 50},
 		nconns: 1,
 	}, {
 		name: "another 452 waits for the next attempt",
-		peer: peer{rcpt: func(addr string) string {
+		peer: &peer{rcpt: func(addr string) string {
 			if addr == "r1@dest.test" {
 				return "452 4.2.2 Mailbox full"
 			}
@@ -65,13 +65,13 @@ func TestRecipientLimits(t *testing.T) {
 		nconns: 1,
 	}, {
 		name:   "too many and nobody taken: no loop",
-		peer:   peer{rcpt: func(string) string { return "452 4.5.3 Too many recipients" }},
+		peer:   &peer{rcpt: func(string) string { return "452 4.5.3 Too many recipients" }},
 		rcpts:  rcpts(3),
 		want:   func(int) string { return "temp 452 4.5.3" },
 		nconns: 1,
 	}, {
 		name:   "connection lost at the second transaction: the first stays delivered",
-		peer:   peer{rcptMax: 2, hangupTx: 2},
+		peer:   &peer{rcptMax: 2, hangupTx: 2},
 		rcpts:  rcpts(5),
 		want:   func(i int) string { return map[bool]string{true: "ok", false: "temp"}[i < 2] },
 		txns:   []int{2},
@@ -82,9 +82,8 @@ func TestRecipientLimits(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
 			h.mx("dest.test", 10, "mx1.dest.test", "127.0.0.2")
-			pc := tc.peer
-			pc.name = "mx1.dest.test"
-			p := h.peer("127.0.0.2", &pc)
+			tc.peer.name = "mx1.dest.test"
+			p := h.peer("127.0.0.2", tc.peer)
 			d := h.deliverer(nil)
 			out := deliverAll(d, newEnv(tc.rcpts...), testMessage)
 			for i, o := range out {

@@ -305,11 +305,6 @@ func needsTLS(mech string) bool {
 // parameters. final fails every recipient for good; hostErr fails this host only.
 func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []string, final, hostErr *delivery.Error) {
 	h := a.h.name
-	if size := a.body.Size(); ext.Size > 0 && size > ext.Size {
-		// RFC 1870 §6: don't send what the server said it will refuse.
-		return nil, &delivery.Error{Permanent: true, Code: codeTooBig, Enhanced: enhTooBig, RemoteMTA: h,
-			Msg: fmt.Sprintf("message size %d exceeds the limit of %d of host %s", size, ext.Size, h)}, nil
-	}
 	var scan *scanResult
 	scanned := func() (*scanResult, *delivery.Error) {
 		if scan != nil {
@@ -332,11 +327,26 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 		if err != nil {
 			return nil, nil, err
 		}
-		if s.header8 || s.body8 {
-			// RFC 6152 §3: 8-bit text must not go to a server without 8BITMIME; tern does
-			// not convert it to quoted-printable, so the sender gets it back.
+		if s.header8 {
+			// RFC 6152 §3: 8-bit text must not go to a server without 8BITMIME, and an 8-bit
+			// header cannot be made 7-bit without guessing its charset: the sender gets it back.
 			return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
-				Msg: "Conversion required but not supported: 8-bit message, and host " + h + " does not offer 8BITMIME"}, nil
+				Msg: "Conversion required but not supported: 8-bit header, and host " + h + " does not offer 8BITMIME"}, nil
+		}
+		if s.body8 {
+			// The other choice RFC 6152 §3 gives: convert to 7 bits (quoted-printable or
+			// base64 per part), as Postfix does.
+			conv, err := convert7bit(a.body)
+			if err != nil {
+				return nil, nil, delivery.Temporary("cannot read the message", err)
+			}
+			if conv.err != nil {
+				return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
+					Msg: "Conversion required but not possible: " + conv.err.Error() + ", and host " + h + " does not offer 8BITMIME"}, nil
+			}
+			d.log.Info("remote: 8-bit message converted to 7 bits", "msgid", a.env.ID, "remote", h,
+				"size", a.body.Size(), "converted_size", conv.body.Size())
+			a.body = conv.body
 		}
 	case envelope.BodyBinaryMIME:
 		if !ext.Chunking || !ext.BinaryMIME {
@@ -377,6 +387,11 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 	}
 	if a.reqTLS {
 		params = append(params, "REQUIRETLS") // RFC 8689 §4.1
+	}
+	if size := a.body.Size(); ext.Size > 0 && size > ext.Size {
+		// RFC 1870 §6: don't send what the server said it will refuse.
+		return nil, &delivery.Error{Permanent: true, Code: codeTooBig, Enhanced: enhTooBig, RemoteMTA: h,
+			Msg: fmt.Sprintf("message size %d exceeds the limit of %d of host %s", size, ext.Size, h)}, nil
 	}
 	return params, nil, nil
 }

@@ -1,0 +1,318 @@
+// Package sevenbit converts an 8-bit MIME message to 7 bits, for a server that does not offer
+// 8BITMIME (RFC 6152 §3: convert, or return the message). Each MIME part whose body has octets
+// above 127 is re-encoded, quoted-printable for text and base64 for anything else, and its
+// Content-Transfer-Encoding changed; multipart and message/rfc822 entities are converted part
+// by part and labelled 7bit. Everything else is left octet for octet as it was.
+//
+// What cannot be converted without guessing is refused: 8-bit octets in a header section (they
+// would need RFC 2047 encoding in an unknown charset), in a part that already claims
+// quoted-printable or base64, or in the preamble or epilogue of a multipart.
+package sevenbit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"mime"
+	"mime/quotedprintable"
+	"strings"
+)
+
+// Errors of Convert; the message must then go back to its sender.
+var (
+	ErrHeader    = errors.New("8-bit octets in a header section")
+	ErrEncoded   = errors.New("8-bit octets in a part encoded as quoted-printable or base64")
+	ErrStructure = errors.New("8-bit octets outside any MIME part, or MIME parts nested too deep")
+)
+
+// maxDepth bounds the nesting of multiparts and messages.
+const maxDepth = 32
+
+// Has8Bit reports whether b has an octet above 127.
+func Has8Bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// Convert returns msg in 7 bits, or msg itself when it has no 8-bit octet.
+func Convert(msg []byte) ([]byte, error) {
+	if !Has8Bit(msg) {
+		return msg, nil
+	}
+	var out bytes.Buffer
+	out.Grow(len(msg) + len(msg)/3)
+	if err := convert(&out, msg, "text/plain", 0); err != nil {
+		return nil, err
+	}
+	if Has8Bit(out.Bytes()) { // cannot happen; never send what the server cannot take
+		return nil, ErrStructure
+	}
+	return out.Bytes(), nil
+}
+
+// field is one header field: its name, and its lines as they were.
+type field struct {
+	name string
+	raw  []byte
+}
+
+// value is the field's value, unfolded.
+func (f field) value() string {
+	_, v, _ := strings.Cut(string(f.raw), ":")
+	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
+	return strings.TrimSpace(v)
+}
+
+// entity is a message or a MIME part, split into its header fields and its body.
+type entity struct {
+	fields    []field
+	separator []byte // the empty line between header and body, nil if there is none
+	body      []byte
+}
+
+// lineEnd returns the index after the line that starts at i (after its LF, or len(b)).
+func lineEnd(b []byte, i int) int {
+	if j := bytes.IndexByte(b[i:], '\n'); j >= 0 {
+		return i + j + 1
+	}
+	return len(b)
+}
+
+// isBlank reports whether line (with its line end) is empty.
+func isBlank(line []byte) bool {
+	return len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0
+}
+
+func parseEntity(b []byte) entity {
+	var e entity
+	i := 0
+	for i < len(b) {
+		end := lineEnd(b, i)
+		line := b[i:end]
+		if isBlank(line) {
+			e.separator, e.body = line, b[end:]
+			return e
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(e.fields) > 0 {
+			last := &e.fields[len(e.fields)-1]
+			last.raw = b[i-len(last.raw) : end]
+		} else {
+			name, _, _ := bytes.Cut(line, []byte(":"))
+			e.fields = append(e.fields, field{name: strings.ToLower(strings.TrimSpace(string(name))), raw: line})
+		}
+		i = end
+	}
+	return e
+}
+
+func (e entity) get(name string) (field, bool) {
+	for _, f := range e.fields {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+// writeHeader writes the fields, without those named in drop, then add, then the separator.
+func (e entity) writeHeader(out *bytes.Buffer, drop map[string]bool, add ...string) {
+	for _, f := range e.fields {
+		if !drop[f.name] {
+			out.Write(f.raw)
+			if !bytes.HasSuffix(f.raw, []byte("\n")) {
+				out.WriteString("\r\n") // a header without a body: the last field had no line end
+			}
+		}
+	}
+	for _, a := range add {
+		out.WriteString(a + "\r\n")
+	}
+	if e.separator != nil {
+		out.Write(e.separator)
+	} else {
+		out.WriteString("\r\n")
+	}
+}
+
+var dropCTE = map[string]bool{"content-transfer-encoding": true}
+
+// convert writes the 7-bit form of the entity b, whose content type is defaultType when it
+// has no Content-Type field.
+func convert(out *bytes.Buffer, b []byte, defaultType string, depth int) error {
+	if depth > maxDepth {
+		return ErrStructure
+	}
+	e := parseEntity(b)
+	for _, f := range e.fields {
+		if Has8Bit(f.raw) {
+			return ErrHeader
+		}
+	}
+	if !Has8Bit(e.body) {
+		out.Write(b)
+		return nil
+	}
+	var add []string
+	drop := dropCTE
+	if depth == 0 {
+		// A message that is 8-bit text without MIME labels: say what it is, so that the
+		// encoding can be undone (RFC 1428 §3 names the charset unknown-8bit).
+		if _, ok := e.get("mime-version"); !ok {
+			add = append(add, "MIME-Version: 1.0")
+		}
+		if _, ok := e.get("content-type"); !ok {
+			add = append(add, "Content-Type: text/plain; charset=unknown-8bit")
+		}
+	}
+	mediaType, params := defaultType, map[string]string(nil)
+	if f, ok := e.get("content-type"); ok {
+		if mt, p, err := mime.ParseMediaType(f.value()); err == nil {
+			mediaType, params = mt, p
+		} else {
+			mediaType = "application/octet-stream" // unreadable: its body is opaque
+		}
+	}
+	cte := "7bit"
+	if f, ok := e.get("content-transfer-encoding"); ok {
+		cte = strings.ToLower(f.value())
+	}
+	identity := cte == "7bit" || cte == "8bit" || cte == "binary"
+	top, sub, _ := strings.Cut(mediaType, "/")
+	switch {
+	case !identity:
+		return ErrEncoded
+	case top == "multipart" && params["boundary"] != "":
+		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: 7bit")...)
+		partType := "text/plain"
+		if sub == "digest" {
+			partType = "message/rfc822" // RFC 2046 §5.1.5
+		}
+		return convertMultipart(out, e.body, params["boundary"], partType, depth)
+	case mediaType == "message/rfc822":
+		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: 7bit")...)
+		return convert(out, e.body, "text/plain", depth+1)
+	case top == "multipart" || top == "message":
+		// A multipart without a boundary cannot be split, and the other message types
+		// (partial, external-body, global...) may not be encoded (RFC 2046 §5.2).
+		return ErrStructure
+	case top == "text":
+		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: quoted-printable")...)
+		body, nl := trimLineEnd(e.body)
+		w := quotedprintable.NewWriter(out)
+		w.Write(body)
+		w.Close()
+		out.WriteString(nl)
+	default:
+		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: base64")...)
+		body, nl := trimLineEnd(e.body)
+		writeBase64(out, body)
+		out.WriteString(nl)
+	}
+	return nil
+}
+
+// trimLineEnd splits off the body's last line end. Within a multipart it belongs to the
+// delimiter that follows (RFC 2046 §5.1.1), so it must stay outside the encoding; at the end of
+// a message it is the last line's, and stays too.
+func trimLineEnd(b []byte) ([]byte, string) {
+	switch {
+	case bytes.HasSuffix(b, []byte("\r\n")):
+		return b[:len(b)-2], "\r\n"
+	case bytes.HasSuffix(b, []byte("\n")):
+		return b[:len(b)-1], "\r\n"
+	}
+	return b, ""
+}
+
+// writeBase64 writes b in base64, in lines of 76 characters (RFC 2045 §6.8).
+func writeBase64(out *bytes.Buffer, b []byte) {
+	enc := base64.StdEncoding.EncodeToString(b)
+	for len(enc) > 76 {
+		out.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	out.WriteString(enc)
+}
+
+// convertMultipart converts each part of a multipart body; the preamble, the delimiter lines
+// and the epilogue stay as they are, and must be 7-bit already.
+func convertMultipart(out *bytes.Buffer, body []byte, boundary, partType string, depth int) error {
+	delim := []byte("--" + boundary)
+	start := -1 // start of the current part; -1 in the preamble
+	closed := false
+	for i := 0; i < len(body); {
+		end := lineEnd(body, i)
+		line := body[i:end]
+		kind := delimiterKind(line, delim)
+		switch {
+		case kind == 0 || closed:
+			i = end
+			continue
+		case start < 0:
+			if Has8Bit(body[:i]) {
+				return ErrStructure
+			}
+			out.Write(body[:i])
+		default:
+			if err := convertPart(out, body[start:i], delim, partType, depth); err != nil {
+				return err
+			}
+		}
+		out.Write(line)
+		start, i = end, end
+		closed = kind == 2
+	}
+	switch {
+	case start < 0: // no delimiter at all: nothing is a part
+		return ErrStructure
+	case closed:
+		if Has8Bit(body[start:]) {
+			return ErrStructure
+		}
+		out.Write(body[start:])
+		return nil
+	default: // no close delimiter: the last part runs to the end
+		return convertPart(out, body[start:], delim, partType, depth)
+	}
+}
+
+// convertPart converts one part of a multipart. A line of its new encoding that starts like
+// the delimiter (a quoted-printable soft break can put any text at the start of a line) would
+// end the part early for some readers, so such a part is refused instead.
+func convertPart(out *bytes.Buffer, part, delim []byte, partType string, depth int) error {
+	var conv bytes.Buffer
+	if err := convert(&conv, part, partType, depth+1); err != nil {
+		return err
+	}
+	if b := conv.Bytes(); !bytes.Equal(b, part) {
+		for i := 0; i < len(b); i = lineEnd(b, i) {
+			if bytes.HasPrefix(b[i:], delim) {
+				return ErrStructure
+			}
+		}
+	}
+	out.Write(conv.Bytes())
+	return nil
+}
+
+// delimiterKind says whether line is a delimiter line of the boundary: 1 for a part
+// delimiter, 2 for the close delimiter, 0 for neither. Trailing white space is allowed
+// (RFC 2046 §5.1.1).
+func delimiterKind(line, delim []byte) int {
+	rest, ok := bytes.CutPrefix(line, delim)
+	if !ok {
+		return 0
+	}
+	kind := 1
+	if r, ok := bytes.CutPrefix(rest, []byte("--")); ok {
+		kind, rest = 2, r
+	}
+	if len(bytes.Trim(rest, " \t\r\n")) != 0 {
+		return 0
+	}
+	return kind
+}
