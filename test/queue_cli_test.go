@@ -79,7 +79,7 @@ func TestQueueCommands(t *testing.T) {
 	list := queueOK(t, A, "list")
 	adminLogged(t, A, "list", "")
 	for _, id := range all {
-		mustMatch(t, "queue list", queueEntry(list, id), `^`+id+` +\d+ \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d  alice@a\.test\n +\(451 4\.4\.1 cannot connect to mx\.[bd]\.test: .*connection refused\)\n +\S+@[bd]\.test\n$`)
+		mustMatch(t, "queue list", queueEntry(list, id), `^`+id+` +\d+ \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d  alice@a\.test\n +\(451 4\.4\.1 (delivery temporarily suspended: )?cannot connect to mx\.[bd]\.test: .*connection refused\)\n +\S+@[bd]\.test\n$`)
 	}
 	mustMatch(t, "queue list", list, `^-- \d+ Kbytes in 7 Requests\.$`)
 

@@ -142,6 +142,11 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		BounceMaxAge:  cfg.Queue.BounceMaxAge.Duration,
 		DelayWarning:  warnAfter(cfg.Queue.DelayWarning.Duration),
 		Logger:        log,
+		OnFlush: func() {
+			if rd, ok := router.Remote.(*remote.Deliverer); ok {
+				rd.ForgetDeadHosts()
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -218,6 +223,18 @@ func warnAfter(d time.Duration) time.Duration {
 	return d
 }
 
+// shortestRetry is the shortest wait between two attempts of a message.
+func shortestRetry(q config.Queue) time.Duration {
+	if len(q.RetrySchedule) == 0 {
+		return q.MinBackoff.Duration
+	}
+	d := q.RetrySchedule[0].Duration
+	for _, r := range q.RetrySchedule[1:] {
+		d = min(d, r.Duration)
+	}
+	return d
+}
+
 // newRouter builds delivery: local accounts to Maildir (or LMTP), other domains by MX or
 // through the relayhost.
 func newRouter(cfg config.Config, data string, store accounts.Store, relay *policy.Relay, local []netip.AddrPort, log *slog.Logger) (*delivery.Router, error) {
@@ -242,6 +259,9 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 		Relayhost:  d.Relayhost,
 		LocalAddrs: local,
 		Logger:     log,
+		// Skip a dead address for at most half the shortest retry interval, so that a
+		// message's own retry always tries it.
+		DeadHostTTL: min(remote.DefaultDeadHostTTL, max(shortestRetry(cfg.Queue)/2, time.Millisecond)),
 	}
 	if d.RelayUser != "" {
 		opts.RelayAuth = &remote.RelayAuth{User: d.RelayUser, Password: d.RelayPassword}

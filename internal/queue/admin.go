@@ -66,6 +66,7 @@ func (q *Queue) itemLocked(e *entry) Item {
 
 // FlushID makes one message due now (tern queue flush ID).
 func (q *Queue) FlushID(id string) error {
+	q.onFlush()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e := q.entries[id]
@@ -81,6 +82,7 @@ func (q *Queue) FlushID(id string) error {
 
 // FlushAll makes every message that is not held due now, and returns how many there were.
 func (q *Queue) FlushAll() int {
+	q.onFlush()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0

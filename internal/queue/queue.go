@@ -85,6 +85,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets one line per delivery attempt. Nil: discard.
 	Logger *slog.Logger
+	// OnFlush, if set, is called when delivery is asked for now (Flush, FlushID, FlushAll:
+	// ETRN and tern queue flush), before the messages are made due: remote delivery forgets
+	// the servers it found down, as Postfix's flush does.
+	OnFlush func()
 }
 
 // Defaults for zero Options fields.

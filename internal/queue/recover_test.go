@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -428,5 +429,22 @@ func TestRetryTimeSurvivesRestart(t *testing.T) {
 	waitFor(t, "delivery", func() bool { return q3.Len() == 0 })
 	if n := fake3.attempts(tried, 0); n != 1 {
 		t.Errorf("%d attempts after the wait, want 1", n)
+	}
+}
+
+// TestOnFlush: every way of asking for delivery now tells OnFlush first.
+func TestOnFlush(t *testing.T) {
+	var calls atomic.Int32
+	opts := testOpts(newFake(tempFail("example.test")))
+	opts.OnFlush = func() { calls.Add(1) }
+	q := openQueue(t, t.TempDir(), opts)
+	id := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
+	q.Flush("example.test", false)
+	q.FlushAll()
+	if err := q.FlushID(id); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("OnFlush called %d times, want 3", n)
 	}
 }

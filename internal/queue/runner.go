@@ -358,6 +358,12 @@ func (q *Queue) backoff(attempts int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
+func (q *Queue) onFlush() {
+	if q.opts.OnFlush != nil {
+		q.opts.OnFlush()
+	}
+}
+
 // maxBackoff is the longest wait backoff gives.
 func (q *Queue) maxBackoff() time.Duration {
 	if sch := q.opts.RetrySchedule; len(sch) > 0 {
@@ -416,6 +422,7 @@ func (q *Queue) scheduler(ctx context.Context) {
 // in a subdomain of it) due now, for ETRN, and returns how many there were. Messages already
 // due, held or being attempted are not counted.
 func (q *Queue) Flush(domain string, subdomains bool) int {
+	q.onFlush()
 	domain = strings.ToLower(domain)
 	q.mu.Lock()
 	defer q.mu.Unlock()

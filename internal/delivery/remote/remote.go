@@ -182,6 +182,12 @@ type Options struct {
 	LocalAddrs []netip.AddrPort
 	// Timeouts bound each step.
 	Timeouts Timeouts
+	// DeadHostTTL is how long an address that could not be reached (refused, timed out, no
+	// greeting) is skipped: deliveries to it are deferred at once, with the error that marked
+	// it. After that, one delivery at a time tries it again. Keep it below the queue's
+	// shortest retry interval, so that a message's own retry always tries. Default:
+	// DefaultDeadHostTTL; negative: never skip.
+	DeadHostTTL time.Duration
 	// Logger gets one line per connection and one per recipient outcome. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for certificate validity and the MTA-STS cache. Default: time.Now.
@@ -199,9 +205,14 @@ type Deliverer struct {
 	relayPort int
 	policy    map[string]TLSMode // TLSPolicy, keys lower-cased
 	ownAddrs  []netip.AddrPort   // LocalAddrs, with unspecified ones expanded
+	hosts     *hostStates
 }
 
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
+
+// ForgetDeadHosts makes the next deliveries try the servers found down lately (see
+// Options.DeadHostTTL): for ETRN and tern queue flush, when someone knows they are back.
+func (d *Deliverer) ForgetDeadHosts() { d.hosts.forget() }
 
 // New checks opts and returns a Deliverer.
 func New(opts Options) (*Deliverer, error) {
@@ -227,7 +238,10 @@ func New(opts Options) (*Deliverer, error) {
 	if opts.RequireTLS == nil {
 		opts.RequireTLS = func(env *envelope.Envelope) bool { return env.RequireTLS }
 	}
-	d := &Deliverer{opts: opts, log: opts.Logger, sts: newSTSCache()}
+	if opts.DeadHostTTL == 0 {
+		opts.DeadHostTTL = DefaultDeadHostTTL
+	}
+	d := &Deliverer{opts: opts, log: opts.Logger, sts: newSTSCache(), hosts: newHostStates(opts.DeadHostTTL, opts.Now)}
 	if opts.Relayhost != "" {
 		host, port, err := splitHostPort(opts.Relayhost)
 		if err != nil {

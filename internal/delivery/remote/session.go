@@ -81,11 +81,23 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 		NormalizeLineEndings: !binary,
 		Trace:                trace, // AUTH lines are redacted by smtpclient
 	}
-	c, err := smtpclient.Dial(ctx, net.JoinHostPort(a.addr.String(), strconv.Itoa(a.rt.port)), opts)
-	if err != nil {
-		res.hostErr = clientError(a.h.name, remote, err)
+	addr := net.JoinHostPort(a.addr.String(), strconv.Itoa(a.rt.port))
+	probe, dead := d.hosts.admit(addr)
+	if dead != nil {
+		res.hostErr = dead
 		return res
 	}
+	c, err := smtpclient.Dial(ctx, addr, opts)
+	if err != nil {
+		res.hostErr = clientError(a.h.name, remote, err)
+		var failed *delivery.Error
+		if unreachable(err) && ctx.Err() == nil {
+			failed = res.hostErr
+		}
+		d.hosts.done(addr, probe, failed)
+		return res
+	}
+	d.hosts.done(addr, probe, nil)
 	defer func() {
 		// QUIT also after a host failure: the server did nothing wrong by being refused.
 		// On a broken connection it only closes.

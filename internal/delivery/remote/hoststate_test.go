@@ -1,0 +1,173 @@
+package remote
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/delivery"
+)
+
+// TestHostStates: the life of a dead address, on a clock the test moves.
+func TestHostStates(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	s := newHostStates(30*time.Second, func() time.Time { return now })
+	refused := &delivery.Error{Code: codeLocalError, Enhanced: enhNoAnswer, Msg: "cannot connect to mx.example"}
+	const a, b = "192.0.2.1:25", "192.0.2.2:25"
+	step := func(what string, addr string, wantProbe, wantDead bool) bool {
+		t.Helper()
+		probe, err := s.admit(addr)
+		if probe != wantProbe || (err != nil) != wantDead {
+			t.Fatalf("%s: admit(%s) = %v, %v; want probe %v, dead %v", what, addr, probe, err, wantProbe, wantDead)
+		}
+		if err != nil && (err.Permanent || !strings.HasPrefix(err.Msg, "delivery temporarily suspended: cannot connect")) {
+			t.Fatalf("%s: error %+v", what, err)
+		}
+		return probe
+	}
+	step("never seen", a, false, false)
+	s.done(a, false, refused)
+	step("just failed", a, false, true)
+	step("another address", b, false, false)
+	now = now.Add(29 * time.Second)
+	step("within the TTL", a, false, true)
+	now = now.Add(time.Second)
+	p := step("TTL over: one probe", a, true, false)
+	step("while the probe runs", a, false, true)
+	s.done(a, p, refused)
+	step("probe failed: dead again", a, false, true)
+	now = now.Add(30 * time.Second)
+	p = step("next probe", a, true, false)
+	s.done(a, p, nil)
+	step("probe got an answer: alive", a, false, false)
+	step("and stays so", a, false, false)
+
+	// A connection that started before the address was marked dead does not override the
+	// probe's outcome.
+	s.done(a, false, refused)
+	now = now.Add(30 * time.Second)
+	p = step("probe", a, true, false)
+	s.done(a, false, refused) // the old connection fails late
+	step("still probing", a, false, true)
+	s.done(a, p, nil)
+	step("the probe decided", a, false, false)
+
+	if newHostStates(-1, time.Now) != nil {
+		t.Error("a negative TTL keeps state")
+	}
+	var off *hostStates
+	if probe, err := off.admit(a); probe || err != nil {
+		t.Error("a nil hostStates skips")
+	}
+}
+
+// mute accepts connections and never says a word: a server that hangs, or a firewall that
+// drops what follows the handshake.
+type mute struct {
+	ln    net.Listener
+	conns atomic.Int32
+	mu    sync.Mutex
+	open  []net.Conn
+}
+
+func startMute(t *testing.T, addr string) *mute {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mute{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			m.mu.Lock()
+			m.open = append(m.open, c)
+			m.mu.Unlock()
+			m.conns.Add(1)
+		}
+	}()
+	t.Cleanup(m.close)
+	return m
+}
+
+func (m *mute) close() {
+	m.ln.Close()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.open {
+		c.Close()
+	}
+	m.open = nil
+}
+
+// TestDeadHost: a burst of messages to a server that does not answer costs one connection
+// timeout, not one per message; after the TTL one delivery probes while the others are
+// deferred at once; the server back up, mail flows again.
+func TestDeadHost(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.first.Close()
+	h.first = nil
+	h.mx("dest.test", 10, "mx1.dest.test", "127.0.0.2")
+	addr := net.JoinHostPort("127.0.0.2", strconv.Itoa(h.port))
+	m := startMute(t, addr)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	d := h.deliverer(func(o *Options) {
+		o.Timeouts.Command = 300 * time.Millisecond // the greeting's wait
+		o.DeadHostTTL = time.Minute
+		o.Now = clock
+	})
+	deliver := func() delivery.Outcome { return deliverAll(d, newEnv("bob@dest.test"), testMessage)[0] }
+
+	checkOutcome(t, 0, deliver(), "temp 451 4.4.1")
+	if n := m.conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+	start := time.Now()
+	for range 5 {
+		o := deliver()
+		checkOutcome(t, 0, o, "temp 451 4.4.1")
+		if !strings.Contains(o.Err.Error(), "delivery temporarily suspended") {
+			t.Errorf("error %v, want a suspended delivery", o.Err)
+		}
+	}
+	if n := m.conns.Load(); n != 1 {
+		t.Errorf("%d connections after 5 more messages within the TTL, want still 1", n)
+	}
+	if el := time.Since(start); el > 200*time.Millisecond {
+		t.Errorf("5 deferred messages took %v: they waited for the server", el)
+	}
+
+	// After the TTL: the first delivery probes; those started meanwhile are deferred at once.
+	advance(time.Minute)
+	probeDone := make(chan delivery.Outcome)
+	go func() { probeDone <- deliver() }()
+	for m.conns.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 4 {
+		checkOutcome(t, 0, deliver(), "temp 451 4.4.1")
+	}
+	checkOutcome(t, 0, <-probeDone, "temp 451 4.4.1")
+	if n := m.conns.Load(); n != 2 {
+		t.Errorf("%d connections after the probe and 4 more messages, want 2", n)
+	}
+
+	// The server is back: the next probe gets through, and then everything does.
+	m.close()
+	p := h.peer("127.0.0.2", okPeer("mx1.dest.test"))
+	advance(time.Minute)
+	checkOutcome(t, 0, deliver(), "ok")
+	checkOutcome(t, 0, deliver(), "ok")
+	wantTxns(t, p, 2)
+}
