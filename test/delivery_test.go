@@ -537,10 +537,12 @@ func TestRelayETRN(t *testing.T) {
 // TestRelayCrash: A relays 30 messages to B through a slow link; A is killed with SIGKILL
 // (by PID) while deliveries are under way, and restarted. Every message A acknowledged ends
 // up in B's Maildir, whole; a message is delivered twice only if it was in flight at the kill
-// (at most one per delivery worker).
+// (at most one per delivery running to b.test).
 func TestRelayCrash(t *testing.T) {
 	t.Parallel()
-	const n, workers = 30, 8
+	// At most queue.destination_concurrency deliveries to b.test run at once: 16, half the
+	// default 32 workers.
+	const n, workers = 30, 16
 	// B listens on 127.0.0.1; mx.b.test:P will be a slow link to it. Until the link is up,
 	// A's attempts fail and wait for the next one, so that the messages go out together
 	// whatever the time it takes to submit them.

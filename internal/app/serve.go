@@ -132,16 +132,18 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		schedule = append(schedule, d.Duration)
 	}
 	q, err := queue.Open(queuePath(data), queue.Options{
-		Batch:         router,
-		Hostname:      cfg.Hostname,
-		Workers:       cfg.Queue.Workers,
-		MinBackoff:    cfg.Queue.MinBackoff.Duration,
-		MaxBackoff:    cfg.Queue.MaxBackoff.Duration,
-		RetrySchedule: schedule,
-		MaxAge:        cfg.Queue.MaxAge.Duration,
-		BounceMaxAge:  cfg.Queue.BounceMaxAge.Duration,
-		DelayWarning:  warnAfter(cfg.Queue.DelayWarning.Duration),
-		Logger:        log,
+		Batch:                  router,
+		Hostname:               cfg.Hostname,
+		Workers:                cfg.Queue.Workers,
+		MinBackoff:             cfg.Queue.MinBackoff.Duration,
+		MaxBackoff:             cfg.Queue.MaxBackoff.Duration,
+		RetrySchedule:          schedule,
+		MaxAge:                 cfg.Queue.MaxAge.Duration,
+		BounceMaxAge:           cfg.Queue.BounceMaxAge.Duration,
+		DelayWarning:           warnAfter(cfg.Queue.DelayWarning.Duration),
+		Logger:                 log,
+		Destination:            router.Destination,
+		DestinationConcurrency: cfg.Queue.Destination,
 		OnFlush: func() {
 			if rd, ok := router.Remote.(*remote.Deliverer); ok {
 				rd.ForgetDeadHosts()

@@ -119,6 +119,7 @@ func ParseMechanisms(list []string) ([]string, error) {
 // Queue configures the queue and its delivery.
 type Queue struct {
 	Workers       int        `toml:"workers" doc:"Deliveries in parallel."`
+	Destination   int        `toml:"destination_concurrency" doc:"Most deliveries at once to one remote destination (a domain, or the relayhost), so that a server that hangs cannot hold every worker; 0: half the workers."`
 	MinBackoff    Duration   `toml:"min_backoff" doc:"Wait before the first retry of a temporary failure; it doubles with each attempt (with 10% jitter)."`
 	MaxBackoff    Duration   `toml:"max_backoff" doc:"Longest wait between retries."`
 	RetrySchedule []Duration `toml:"retry_schedule" doc:"Fixed waits between attempts, replacing min/max_backoff when set (the last one repeats); --retry-schedule 1s,2s,4s."`
@@ -190,7 +191,7 @@ func Default() Config {
 			GSSAPIClockSkew:  Duration{5 * time.Minute},
 		},
 		Queue: Queue{
-			Workers:      8,
+			Workers:      32,
 			MinBackoff:   Duration{time.Minute},
 			MaxBackoff:   Duration{time.Hour},
 			MaxAge:       Duration{5 * 24 * time.Hour},
@@ -319,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.Workers <= 0 {
 		errs = append(errs, errors.New("queue.workers must be positive"))
+	}
+	if c.Queue.Destination < 0 {
+		errs = append(errs, errors.New("queue.destination_concurrency must not be negative"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -65,6 +65,37 @@ func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts
 	return out
 }
 
+// Destination is where the pending recipients of env go when that is a single remote place,
+// for the queue's per-destination concurrency: the remote deliverer's name for it (see
+// Destinations), or the domain. "" when the mail is local, or goes to several places.
+func (r *Router) Destination(env *envelope.Envelope) string {
+	dest := ""
+	for _, rc := range env.Rcpts {
+		if rc.Status != envelope.Pending {
+			continue
+		}
+		domain := strings.ToLower(rc.Addr[strings.LastIndexByte(rc.Addr, '@')+1:])
+		if r.IsLocal(domain) {
+			continue
+		}
+		d := "domain:" + domain
+		if ds, ok := r.Remote.(Destinations); ok {
+			d = ds.Destination(domain)
+		}
+		if dest != "" && d != dest {
+			return ""
+		}
+		dest = d
+	}
+	return dest
+}
+
+// Destinations is implemented by a remote deliverer that knows where a domain's mail goes
+// (the relayhost for every domain, when it has one).
+type Destinations interface {
+	Destination(domain string) string
+}
+
 // deliverLocal checks each local recipient's account (mapping postmaster) and delivers.
 func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts, local []int, body Body, out []Outcome) {
 	lenv := env // a copy is made only when postmaster is mapped

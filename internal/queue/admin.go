@@ -143,7 +143,7 @@ func (q *Queue) setHeld(id string, held bool) error {
 	case held:
 		// Due or busy: taking it off the ready list here would race with the workers, so the
 		// worker that picks it (or finishes it) sees Held and leaves it be.
-	case !e.busy && e.heapIdx < 0 && !slices.Contains(q.ready, e):
+	case !e.busy && !e.parked && e.heapIdx < 0 && !slices.Contains(q.ready, e):
 		q.ready = append(q.ready, e)
 		q.cond.Signal()
 	}
@@ -178,9 +178,7 @@ func (q *Queue) finish(ctx context.Context, id, why string, bounce bool) error {
 	if e.heapIdx >= 0 {
 		heap.Remove(&q.deferred, e.heapIdx)
 	}
-	if k := slices.Index(q.ready, e); k >= 0 {
-		q.ready = slices.Delete(q.ready, k, k+1)
-	}
+	q.unlinkLocked(e)
 	e.busy = true
 	env := e.env.Clone()
 	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}

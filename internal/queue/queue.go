@@ -57,8 +57,17 @@ type Options struct {
 	Batch delivery.BatchDeliverer
 	// Deliverer delivers one recipient per call; used when Batch is nil.
 	Deliverer delivery.Deliverer
-	// Workers is how many deliveries run at once. Default: 8.
+	// Workers is how many deliveries run at once. Default: 32.
 	Workers int
+	// Destination names where a message's pending recipients go, when that is one place that
+	// may be slow or down (a remote domain, the relayhost); "" for anything else (local
+	// mailboxes, or several places). Messages for one destination get at most
+	// DestinationConcurrency workers at once, so that a server that hangs cannot take them
+	// all (Postfix's per-destination concurrency). Default: no limits.
+	Destination func(env *envelope.Envelope) string
+	// DestinationConcurrency is the most deliveries at once to one Destination. Default: half
+	// the workers.
+	DestinationConcurrency int
 	// InlineMax is the largest body kept inside the log; larger ones get a file of their own.
 	// Default: 1 MiB; at most 32 MiB.
 	InlineMax int
@@ -93,7 +102,7 @@ type Options struct {
 
 // Defaults for zero Options fields.
 const (
-	DefaultWorkers      = 8
+	DefaultWorkers      = 32
 	DefaultInlineMax    = 1 << 20
 	DefaultSegmentSize  = 64 << 20
 	DefaultMinBackoff   = time.Minute
@@ -120,12 +129,15 @@ type Queue struct {
 	workers   sync.WaitGroup  // delivery workers, the scheduler and Run's waker
 	wake      chan struct{}   // tells the scheduler the earliest deferred attempt moved up
 
-	mu       sync.Mutex
-	cond     *sync.Cond        // signalled when ready gains an entry or the queue closes
-	entries  map[string]*entry // messages with recipients pending
-	segs     []*segment        // oldest first; the last one is the active segment
-	ready    []*entry          // due for an attempt, FIFO
-	deferred deferHeap         // waiting for their next attempt
+	mu      sync.Mutex
+	cond    *sync.Cond        // signalled when ready gains an entry or the queue closes
+	entries map[string]*entry // messages with recipients pending
+	segs    []*segment        // oldest first; the last one is the active segment
+	ready   []*entry          // due for an attempt, FIFO
+	// Per Destination: deliveries running, and due messages waiting for one of them to end.
+	inflight map[string]int
+	parked   map[string][]*entry
+	deferred deferHeap // waiting for their next attempt
 	closed   bool
 }
 
@@ -144,6 +156,10 @@ type entry struct {
 	// moving is set while compaction copies the message forward. The entry is then out of the
 	// deferred heap, so no attempt can change its state under the copy.
 	moving bool
+	// dest is the Destination whose slot the entry holds while busy, or on which it is parked
+	// (parked set) while due.
+	dest   string
+	parked bool
 }
 
 // segment is one log file.
@@ -177,6 +193,9 @@ func bodyName(id string) string { return "v1." + id }
 func Open(dir string, opts Options) (*Queue, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
+	}
+	if opts.DestinationConcurrency <= 0 {
+		opts.DestinationConcurrency = max(1, opts.Workers/2)
 	}
 	if opts.InlineMax <= 0 {
 		opts.InlineMax = DefaultInlineMax
@@ -222,6 +241,8 @@ func Open(dir string, opts Options) (*Queue, error) {
 		committed: make(chan struct{}),
 		wake:      make(chan struct{}, 1),
 		entries:   make(map[string]*entry),
+		inflight:  make(map[string]int),
+		parked:    make(map[string][]*entry),
 	}
 	q.cond = sync.NewCond(&q.mu)
 	for _, d := range []string{q.dir, q.logDir(), q.bodyDir()} {

@@ -62,8 +62,9 @@ func (q *Queue) Run(ctx context.Context) {
 	}()
 }
 
-// next blocks until a message is due, and marks it busy; nil when the queue stops. A message
-// held while it waited is dropped from the list: it stays out until released.
+// next blocks until a message is due and its destination has a free slot, and marks it busy;
+// nil when the queue stops. A message held while it waited is dropped from the list: it stays
+// out until released. One whose destination is full is parked until a delivery there ends.
 func (q *Queue) next(ctx context.Context) *entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -81,10 +82,80 @@ func (q *Queue) next(ctx context.Context) *entry {
 		q.ready[0] = nil
 		q.ready = q.ready[1:]
 		if e.env.Held {
+			q.unparkLocked(q.destinationLocked(e)) // it may have been let through for a slot
 			continue
+		}
+		e.dest = q.destinationLocked(e)
+		if e.dest != "" {
+			if q.inflight[e.dest] >= q.opts.DestinationConcurrency {
+				e.parked = true
+				q.parked[e.dest] = append(q.parked[e.dest], e)
+				continue
+			}
+			q.inflight[e.dest]++
 		}
 		e.busy = true
 		return e
+	}
+}
+
+// destinationLocked is e's Destination ("" without limits).
+func (q *Queue) destinationLocked(e *entry) string {
+	if q.opts.Destination == nil {
+		return ""
+	}
+	return q.opts.Destination(e.env)
+}
+
+// releaseLocked frees the slot e held in its destination.
+func (q *Queue) releaseLocked(e *entry) {
+	if e.dest == "" {
+		return
+	}
+	if q.inflight[e.dest]--; q.inflight[e.dest] <= 0 {
+		delete(q.inflight, e.dest)
+	}
+	q.unparkLocked(e.dest)
+	e.dest = ""
+}
+
+// unparkLocked puts as many messages parked on dest back at the head of the ready list as dest
+// has free slots. (One that finds the slot taken after all parks again: that costs a little
+// churn, never a lost wake-up.)
+func (q *Queue) unparkLocked(dest string) {
+	waiting := q.parked[dest]
+	n := min(len(waiting), q.opts.DestinationConcurrency-q.inflight[dest])
+	if dest == "" || n <= 0 {
+		return
+	}
+	for _, e := range waiting[:n] {
+		e.parked = false
+	}
+	q.ready = append(slices.Clone(waiting[:n]), q.ready...)
+	if n == len(waiting) {
+		delete(q.parked, dest)
+	} else {
+		q.parked[dest] = waiting[n:]
+	}
+	q.cond.Broadcast()
+}
+
+// unlinkLocked takes a due message off the ready list or its destination's parked list.
+func (q *Queue) unlinkLocked(e *entry) {
+	if e.parked {
+		w := q.parked[e.dest]
+		if k := slices.Index(w, e); k >= 0 {
+			q.parked[e.dest] = slices.Delete(w, k, k+1)
+		}
+		if len(q.parked[e.dest]) == 0 {
+			delete(q.parked, e.dest)
+		}
+		e.parked, e.dest = false, ""
+		return
+	}
+	if k := slices.Index(q.ready, e); k >= 0 {
+		q.ready = slices.Delete(q.ready, k, k+1)
+		q.unparkLocked(q.destinationLocked(e))
 	}
 }
 
@@ -180,6 +251,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e.busy = false
+	q.releaseLocked(e)
 	applyState(e.env, st)
 	if e.env.Done() {
 		// Without a durable final state record the log still says pending: keep the body

@@ -210,6 +210,15 @@ type Deliverer struct {
 
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
 
+// Destination names where mail for domain goes, for the queue's per-destination concurrency:
+// the relayhost, or the domain.
+func (d *Deliverer) Destination(domain string) string {
+	if d.relayHost != "" {
+		return "relayhost"
+	}
+	return "domain:" + strings.ToLower(domain)
+}
+
 // ForgetDeadHosts makes the next deliveries try the servers found down lately (see
 // Options.DeadHostTTL): for ETRN and tern queue flush, when someone knows they are back.
 func (d *Deliverer) ForgetDeadHosts() { d.hosts.forget() }
