@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
@@ -447,4 +448,31 @@ func TestOnFlush(t *testing.T) {
 	if n := calls.Load(); n != 3 {
 		t.Errorf("OnFlush called %d times, want 3", n)
 	}
+}
+
+// TestShutdownIsNoAttempt: deliveries cut short by shutdown leave no deferral behind: after a
+// restart the message is due at once, its attempt count unchanged.
+func TestShutdownIsNoAttempt(t *testing.T) {
+	dir := t.TempDir()
+	started := make(chan struct{}, 1)
+	fake := newFake(func(ctx context.Context, _ string, _ int) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return delivery.Temporary("interrupted", ctx.Err())
+	})
+	q := openQueue(t, dir, testOpts(fake)) // an hour between attempts
+	cancel := runQueue(t, q)
+	id := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
+	<-started
+	cancel()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if env := listByID(t, dir)[id]; env == nil || env.Attempts != 0 || !env.NextAttempt.IsZero() || env.Rcpts[0].LastError != "" {
+		t.Fatalf("after shutdown: %+v, want pending with no attempt recorded", env)
+	}
+	fake2 := newFake(nil)
+	q2 := openQueue(t, dir, testOpts(fake2))
+	runQueue(t, q2)
+	waitFor(t, "delivery after the restart", func() bool { return q2.Len() == 0 })
 }

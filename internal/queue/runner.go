@@ -187,6 +187,9 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 		}
 	}
 	outcomes := q.deliverAll(ctx, src, env, pending)
+	// A delivery cut short by shutdown is not an attempt: the message is due again at the
+	// next start, with no backoff and no "deferred" record.
+	stopping := ctx.Err() != nil
 
 	maxAge := q.opts.MaxAge
 	if env.From == "" {
@@ -221,6 +224,9 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 			case o.Relayed && dsn.Wants(r.Notify, dsn.Relayed):
 				reports.add(dsn.Relayed, reportRecipient(r, dsn.Relayed, o, start, time.Time{}))
 			}
+		case stopping && !delivery.IsPermanent(o.Err):
+			log.Info("delivery interrupted by shutdown", "err", o.Err)
+			continue
 		case delivery.IsPermanent(o.Err) || expired:
 			u.Status, u.Err = envelope.Failed, o.Err.Error()
 			log.Warn("delivery failed", "err", o.Err, "expired", expired)
