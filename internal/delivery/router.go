@@ -65,9 +65,10 @@ func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts
 	return out
 }
 
-// Destination is where the pending recipients of env go when that is a single remote place,
-// for the queue's per-destination concurrency: the remote deliverer's name for it (see
-// Destinations), or the domain. "" when the mail is local, or goes to several places.
+// Destination is where the pending recipients of env go when that is a single server that
+// may hang, for the queue's per-destination concurrency: the LMTP server, or the remote
+// deliverer's name for the place (see Destinations), or the domain. "" when the mail goes to
+// local Maildirs, or to several places.
 func (r *Router) Destination(env *envelope.Envelope) string {
 	dest := ""
 	for _, rc := range env.Rcpts {
@@ -75,12 +76,17 @@ func (r *Router) Destination(env *envelope.Envelope) string {
 			continue
 		}
 		domain := strings.ToLower(rc.Addr[strings.LastIndexByte(rc.Addr, '@')+1:])
-		if r.IsLocal(domain) {
-			continue
-		}
-		d := "domain:" + domain
-		if ds, ok := r.Remote.(Destinations); ok {
-			d = ds.Destination(domain)
+		var d string
+		switch {
+		case r.IsLocal(domain) && r.LMTP == nil:
+			continue // Maildir: no server to wait for
+		case r.IsLocal(domain):
+			d = "lmtp"
+		default:
+			d = "domain:" + domain
+			if ds, ok := r.Remote.(Destinations); ok {
+				d = ds.Destination(domain)
+			}
 		}
 		if dest != "" && d != dest {
 			return ""

@@ -113,3 +113,43 @@ func TestRouterLMTPAndNoRemote(t *testing.T) {
 		t.Errorf("remote without a deliverer: %v", out[1].Err)
 	}
 }
+
+func TestRouterDestination(t *testing.T) {
+	env := func(rcpts ...string) *envelope.Envelope {
+		e := &envelope.Envelope{}
+		for _, r := range rcpts {
+			e.Rcpts = append(e.Rcpts, envelope.Recipient{Addr: r})
+		}
+		return e
+	}
+	isLocal := func(d string) bool { return d == "local.test" }
+	maildirOnly := &Router{IsLocal: isLocal}
+	withLMTP := &Router{IsLocal: isLocal, LMTP: nopBatch{}}
+	done := env("a@other.test", "b@Remote.TEST")
+	done.Rcpts[0].Status = envelope.Delivered
+	for _, tc := range []struct {
+		r    *Router
+		env  *envelope.Envelope
+		want string
+	}{
+		{maildirOnly, env("a@local.test"), ""},
+		{maildirOnly, env("a@remote.test", "b@REMOTE.test"), "domain:remote.test"},
+		{maildirOnly, env("a@local.test", "b@remote.test"), "domain:remote.test"},
+		{maildirOnly, env("a@one.test", "b@two.test"), ""},
+		{maildirOnly, done, "domain:remote.test"},
+		{withLMTP, env("a@local.test"), "lmtp"},
+		{withLMTP, env("a@local.test", "b@remote.test"), ""},
+	} {
+		var addrs []string
+		for _, r := range tc.env.Rcpts {
+			addrs = append(addrs, r.Addr+":"+string(r.Status))
+		}
+		if got := tc.r.Destination(tc.env); got != tc.want {
+			t.Errorf("LMTP %v, %v: %q, want %q", tc.r.LMTP != nil, addrs, got, tc.want)
+		}
+	}
+}
+
+type nopBatch struct{}
+
+func (nopBatch) DeliverBatch(context.Context, *envelope.Envelope, []int, Body) []Outcome { return nil }
