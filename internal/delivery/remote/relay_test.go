@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -65,6 +66,18 @@ func TestRelayhost(t *testing.T) {
 			out := deliverAll(d, newEnv("bob@dest.test", "dave@other.test"), testMessage)
 			for i, w := range tc.want {
 				checkOutcome(t, i, out[i], w)
+			}
+			// The debug log traces the whole dialogue, AUTH included: never the password,
+			// in clear or in base64 (PLAIN's "\0user\0pass", LOGIN's lone password).
+			logs := h.logs.String()
+			if tc.mech != "" && !strings.Contains(logs, `line="AUTH `+tc.mech) {
+				t.Errorf("no AUTH %s in the debug trace: the check below proves nothing", tc.mech)
+			}
+			for _, secret := range []string{pass, base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass)),
+				base64.StdEncoding.EncodeToString([]byte(pass))} {
+				if strings.Contains(logs, secret) {
+					t.Errorf("the log has the password (%q)", secret)
+				}
 			}
 			if h.dns.count("dest.test", dns.TypeMX) != 0 {
 				t.Errorf("MX looked up despite the relayhost")
