@@ -383,6 +383,26 @@ func TestRelayMX(t *testing.T) {
 		waitLog(t, a2, 5*time.Second, 1, "delivered", "msgid="+id, "relay="+bHostIP)
 		waitLog(t, w.B, 5*time.Second, 1, "auth", "listener=smtp", "mech=SCRAM-SHA-256-PLUS", "user="+relayB)
 	})
+
+	t.Run("relayhost on the submissions port", func(t *testing.T) {
+		t.Parallel()
+		// A3 sends everything to B's implicit-TLS listener (465's kind, RFC 8314): TLS from
+		// the first octet (relay_tls = "implicit"), then AUTH.
+		a3 := startTern(t, ternOpts{
+			Config:    "[delivery]\nrelay_tls = \"implicit\"\nrelay_user = \"" + relayB + "\"\nrelay_password = \"" + relayPW + "\"\n",
+			ServeArgs: []string{"--domain", "a.test", "--relayhost", w.B.Submissions, "--retry-schedule", "1s"},
+			NoStart:   true,
+		})
+		a3.AddUser(aliceA, alicePW)
+		a3.Start()
+		tok := token(t)
+		id := (&mxWorld{A: a3}).submit(t, outMsg{Rcpts: []string{carolB}, Tok: tok})
+		msg := w.B.WaitMessage(carolB, tok, 15*time.Second)
+		mustMatch(t, "B's Received", headers(msg, "Received")[0], `^Received: from mx\.example\.test \(\[127\.0\.0\.\d+\]\)\n`+
+			`\t\(using TLSv1\.3 .*\)\n\tby mx\.b\.test \(tern\) with ESMTPSA id [0-9A-F]+\n\tfor <carol@b\.test>; `)
+		waitLog(t, a3, 5*time.Second, 1, "delivered", "msgid="+id)
+		waitLog(t, w.B, 5*time.Second, 1, "auth", "listener=submissions", "user="+relayB)
+	})
 }
 
 // TestRelayDeferred: B is down, so A's attempts fail with a 4xx and are retried on the

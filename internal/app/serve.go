@@ -265,6 +265,9 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 		// message's own retry always tries it.
 		DeadHostTTL: min(remote.DefaultDeadHostTTL, max(shortestRetry(cfg.Queue)/2, time.Millisecond)),
 	}
+	if _, port, err := net.SplitHostPort(d.Relayhost); err == nil {
+		opts.RelayImplicitTLS = d.RelayTLS == "implicit" || d.RelayTLS == "" && port == "465"
+	}
 	if d.RelayUser != "" {
 		opts.RelayAuth = &remote.RelayAuth{User: d.RelayUser, Password: d.RelayPassword}
 	}

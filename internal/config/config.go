@@ -135,6 +135,7 @@ type Delivery struct {
 	Relayhost     string            `toml:"relayhost" doc:"Smarthost (HOST:PORT) that takes all remote mail instead of MX lookup; --relayhost."`
 	RelayUser     string            `toml:"relay_user" doc:"Login for AUTH at the relayhost (empty: no AUTH)."`
 	RelayPassword string            `toml:"relay_password" doc:"Password for AUTH at the relayhost; keep this file readable by tern only."`
+	RelayTLS      string            `toml:"relay_tls" doc:"TLS to the relayhost: \"starttls\", or \"implicit\" (TLS from the first octet: the submissions port, RFC 8314); empty picks implicit for port 465, STARTTLS for any other."`
 	TLSPolicy     map[string]string `toml:"tls_policy" doc:"Outbound TLS per destination domain (\".example.com\" covers subdomains): \"may\" (opportunistic, the default), \"encrypt\" (TLS required) or \"verify\" (TLS with a valid certificate). MTA-STS and DANE apply on top."`
 	LMTP          string            `toml:"lmtp" doc:"Deliver local mail over LMTP (HOST:PORT or unix:/path, e.g. Dovecot) instead of to Maildir under the data directory."`
 }
@@ -306,6 +307,11 @@ func (c *Config) Validate() error {
 		if m != "may" && m != "encrypt" && m != "verify" {
 			errs = append(errs, fmt.Errorf("delivery.tls_policy %q: %q, want may, encrypt or verify", d, m))
 		}
+	}
+	switch c.Delivery.RelayTLS {
+	case "", "starttls", "implicit":
+	default:
+		errs = append(errs, fmt.Errorf("delivery.relay_tls %q: want starttls or implicit", c.Delivery.RelayTLS))
 	}
 	if c.Delivery.RemotePort <= 0 || c.Delivery.RemotePort > 65535 {
 		errs = append(errs, errors.New("delivery.remote_port must be a port number"))

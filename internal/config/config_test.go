@@ -79,6 +79,8 @@ func TestValidateRejects(t *testing.T) {
 		"bad-level":        func(c *Config) { c.Log.Level = "loud" },
 		"bad-format":       func(c *Config) { c.Log.Format = "xml" },
 		"no-workers":       func(c *Config) { c.Queue.Workers = 0 },
+		"negative-dest":    func(c *Config) { c.Queue.Destination = -1 },
+		"bad-relay-tls":    func(c *Config) { c.Delivery.RelayTLS = "tls" },
 		"empty-data-dir":   func(c *Config) { c.Data = "" },
 		"gssapi-no-keytab": func(c *Config) { c.Auth.Mechanisms = []string{"PLAIN", "GSSAPI"} },
 		"gssapi-bad-map":   func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIMap = "ldap" },

@@ -250,6 +250,7 @@ type peer struct {
 	greeting  string   // whole greeting line; default "220 <name> ESMTP"
 	ext       []string // EHLO keywords besides STARTTLS and AUTH
 	tls       *tls.Config
+	implicit  bool     // TLS from the first octet (port 465), with tls
 	badTLS    bool     // answer STARTTLS with 220, then hang up instead of a handshake
 	authMechs []string // AUTH mechanisms offered (over TLS or not)
 	creds     sasl.Credentials
@@ -323,6 +324,15 @@ func (p *peer) connections() int {
 
 func (p *peer) session(c net.Conn) {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
+	var implicitSt *tls.ConnectionState
+	if p.implicit {
+		tc := tls.Server(c, p.tls)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		st := tc.ConnectionState()
+		c, implicitSt = tc, &st
+	}
 	br, bw := bufio.NewReader(c), bufio.NewWriter(c)
 	reply := func(s string) bool {
 		bw.WriteString(s + "\r\n")
@@ -343,6 +353,9 @@ func (p *peer) session(c net.Conn) {
 		mech   string
 		mails  int
 	)
+	if implicitSt != nil {
+		tlsOn, tlsSt = true, implicitSt
+	}
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {

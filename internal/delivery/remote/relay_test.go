@@ -18,6 +18,7 @@ func TestRelayhost(t *testing.T) {
 		name   string
 		byName bool // Relayhost "relay.test:PORT" (else the address)
 		tls    bool // the relay offers STARTTLS with a trusted certificate
+		wrap   bool // ... or TLS from the first octet (port 465), with RelayImplicitTLS
 		mechs  []string
 		auth   *RelayAuth
 		policy TLSMode
@@ -27,6 +28,8 @@ func TestRelayhost(t *testing.T) {
 	}{
 		{name: "no AUTH, both domains in one transaction", want: []string{"ok", "ok"}},
 		{name: "by name", byName: true, want: []string{"ok", "ok"}},
+		{name: "implicit TLS (port 465), then PLAIN", byName: true, tls: true, wrap: true, mechs: []string{"PLAIN"}, auth: &RelayAuth{User: user, Password: pass},
+			policy: TLSVerify, want: []string{"ok", "ok"}, mech: "PLAIN"},
 		{name: "PLAIN over TLS", tls: true, mechs: []string{"PLAIN", "LOGIN"}, auth: &RelayAuth{User: user, Password: pass}, want: []string{"ok", "ok"}, mech: "PLAIN"},
 		{name: "LOGIN when asked", tls: true, mechs: []string{"PLAIN", "LOGIN"}, auth: &RelayAuth{Mechanism: "login", User: user, Password: pass}, want: []string{"ok", "ok"}, mech: "LOGIN"},
 		{name: "SCRAM preferred", tls: true, mechs: []string{"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"}, auth: &RelayAuth{User: user, Password: pass}, want: []string{"ok", "ok"}, mech: "SCRAM-SHA-256"},
@@ -50,6 +53,7 @@ func TestRelayhost(t *testing.T) {
 			p := &peer{name: "relay.test", authMechs: tc.mechs, creds: newCreds(t, user, pass), rcpt: tc.rcpt}
 			if tc.tls {
 				p.tls = tlsConfig(h.ca.issue(t, "relay.test"))
+				p.implicit = tc.wrap
 			}
 			h.peer("127.0.0.2", p)
 			relay := "127.0.0.2:" + itoa(h.port)
@@ -58,7 +62,7 @@ func TestRelayhost(t *testing.T) {
 				relay = "relay.test:" + itoa(h.port)
 			}
 			d := h.deliverer(func(o *Options) {
-				o.Relayhost, o.RelayAuth = relay, tc.auth
+				o.Relayhost, o.RelayAuth, o.RelayImplicitTLS = relay, tc.auth, tc.wrap
 				if tc.policy != "" {
 					o.TLSPolicy = map[string]TLSMode{"relay.test": tc.policy}
 				}

@@ -160,6 +160,10 @@ type Options struct {
 	// Relayhost, "HOST:PORT", is a smarthost that takes all mail instead of the MX hosts.
 	// Default: none (deliver by MX).
 	Relayhost string
+	// RelayImplicitTLS, with a Relayhost, starts TLS as soon as the connection is open
+	// instead of with STARTTLS: the submissions port, 465 (RFC 8314). The TLS policy for the
+	// relayhost's name still says which certificate will do.
+	RelayImplicitTLS bool
 	// RelayAuth, with a Relayhost, authenticates to it. PLAIN and LOGIN are only used over
 	// TLS. Default: no AUTH.
 	RelayAuth *RelayAuth

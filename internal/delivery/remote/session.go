@@ -80,6 +80,7 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 		Chunking:             binary,
 		NormalizeLineEndings: !binary,
 		Trace:                trace, // AUTH lines are redacted by smtpclient
+		ImplicitTLS:          a.rt.relay && d.opts.RelayImplicitTLS,
 	}
 	addr := net.JoinHostPort(a.addr.String(), strconv.Itoa(a.rt.port))
 	probe, dead := d.hosts.admit(addr)
