@@ -296,6 +296,52 @@ func TestRelayMX(t *testing.T) {
 			}
 			waitLog(t, w.A, 5*time.Second, 1, "remote: 8-bit message converted to 7 bits", "msgid="+id, "remote=mx.c.test")
 		})
+		t.Run("converted multipart", func(t *testing.T) {
+			// Text and HTML alternatives and an 8-bit attachment: each part decodes, in
+			// Python's email package, to the octets it had.
+			tok := token(t)
+			parts := []struct{ typ, body string }{
+				{"text/plain; charset=utf-8", "Gr\xc3\xbc\xc3\x9fe\r\n" + strings.Repeat("\xc3\xa4", 60)},
+				{"text/html; charset=utf-8", "<p>caf\xc3\xa9 = \xe2\x82\xac</p>"},
+				{"application/octet-stream", "\x80\xff\xfe binary-ish \x01"},
+			}
+			var b strings.Builder
+			b.WriteString("From: <alice@a.test>\r\nSubject: " + tok + "\r\nMIME-Version: 1.0\r\n" +
+				"Content-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\nThis is MIME.\r\n")
+			for _, p := range parts {
+				b.WriteString("--=_b\r\nContent-Type: " + p.typ + "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + p.body + "\r\n")
+			}
+			b.WriteString("--=_b--\r\n")
+			d := ehlod(t, w.A.Submission, false)
+			d.authPlain(aliceA, alicePW)
+			d.cmd("MAIL FROM:<"+aliceA+"> BODY=8BITMIME", `250 2\.1\.0 Ok`)
+			d.cmd("RCPT TO:<bob@c.test>", `250 2\.1\.5 Ok`)
+			d.cmd("DATA", `354 .*`)
+			d.write(b.String() + ".\r\n")
+			d.expect(queuedRE)
+			d.cmd("QUIT", `221 2\.0\.0 Bye`)
+			msg := pf.waitMessage(tok)
+			py := `import sys, email
+m = email.message_from_binary_file(sys.stdin.buffer)
+assert not m.defects, m.defects
+for p in m.walk():
+    if p.is_multipart(): continue
+    print(p.get_content_type(), p["Content-Transfer-Encoding"], p.get_payload(decode=True).hex())`
+			out, errOut, code := runTool(t, 30*time.Second, msg, pythonExe(t), "-c", py)
+			var want strings.Builder
+			for i, p := range parts {
+				cte := "quoted-printable"
+				if i == 2 {
+					cte = "base64"
+				}
+				typ, _, _ := strings.Cut(p.typ, ";")
+				// Postfix's Maildir has LF line ends, which is what the text decodes to.
+				want.WriteString(fmt.Sprintf("%s %s %x\n", typ, cte, strings.ReplaceAll(p.body, "\r\n", "\n")))
+			}
+			if code != 0 || out != want.String() {
+				t.Errorf("Python reads (exit %d, %s):\n%s\nwant:\n%s", code, errOut, out, want.String())
+			}
+		})
 		for _, tc := range []struct {
 			name, mailParams, subject, status, diag string
 		}{
