@@ -173,7 +173,7 @@ func convert(out *bytes.Buffer, b []byte, defaultType string, depth int) error {
 		if mt, p, err := mime.ParseMediaType(f.value()); err == nil {
 			mediaType, params = mt, p
 		} else {
-			mediaType = "application/octet-stream" // unreadable: its body is opaque
+			mediaType = "text/plain" // RFC 2045 §5.2: the default for an invalid Content-Type
 		}
 	}
 	cte := "7bit"

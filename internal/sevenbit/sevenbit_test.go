@@ -165,6 +165,10 @@ Content-Transfer-Encoding: quoted-printable
 			strings.Repeat("=C3=A9", 12) + "=C3=\n" + strings.Repeat("=A9=C3", 12) + "=A9=\n" +
 			strings.Repeat("=C3=A9", 12) + "=C3=\n=A9=C3=A9=C3=A9\n",
 	}, {
+		name: "an invalid Content-Type is text/plain (RFC 2045 §5.2)",
+		in:   "MIME-Version: 1.0\nContent-Type: text/plain; charset=\"utf-8\"; charset=x\n\n\xc3\xa9\n",
+		out:  "MIME-Version: 1.0\nContent-Type: text/plain; charset=\"utf-8\"; charset=x\nContent-Transfer-Encoding: quoted-printable\n\n=C3=A9\n",
+	}, {
 		name: "8-bit header: refused",
 		in:   "Subject: Grüße\n\nbody ü\n",
 		err:  ErrHeader,
