@@ -2,11 +2,13 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
@@ -112,4 +114,49 @@ func TestDestinationConcurrency(t *testing.T) {
 	if len(q.inflight) != 0 || len(q.parked) != 0 {
 		t.Errorf("left over: inflight %v, parked %v", q.inflight, q.parked)
 	}
+}
+
+// blockingBatch delivers at once, except to slow.test, which waits for release.
+type blockingBatch struct {
+	release chan struct{}
+	mu      sync.Mutex
+	done    []string
+}
+
+func (b *blockingBatch) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, _ delivery.Body) []delivery.Outcome {
+	if strings.HasSuffix(env.Rcpts[rcpts[0]].Addr, "@slow.test") {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, i := range rcpts {
+		b.done = append(b.done, env.Rcpts[i].Addr)
+	}
+	return make([]delivery.Outcome, len(rcpts))
+}
+
+func (b *blockingBatch) delivered() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.done)
+}
+
+// TestDomainsInParallel: the recipients of one message in several domains are delivered
+// domain by domain at the same time: one that hangs does not hold up the others.
+func TestDomainsInParallel(t *testing.T) {
+	b := &blockingBatch{release: make(chan struct{})}
+	opts := batchOpts(nil)
+	opts.Batch = b
+	q := openQueue(t, t.TempDir(), opts)
+	runQueue(t, q)
+	commitMsg(t, q, newEnv("a@slow.test", "b@fast.test", "c@other.test"), []byte("Subject: p\r\n\r\nx\r\n"))
+	waitFor(t, "the other domains", func() bool { return len(b.delivered()) == 2 })
+	if got := b.delivered(); slices.Contains(got, "a@slow.test") {
+		t.Fatalf("delivered %v before slow.test answered", got)
+	}
+	close(b.release)
+	waitFor(t, "the message", func() bool { return q.Len() == 0 })
 }

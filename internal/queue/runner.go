@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -289,18 +290,30 @@ func (q *Queue) deliverAll(ctx context.Context, src bodySource, env *envelope.En
 			}
 			groups[d] = append(groups[d], i)
 		}
+		// The domains in parallel (a few at a time): a server that hangs delays only its own
+		// recipients, not those of the other domains.
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, maxParallelDomains)
 		for _, d := range domains {
 			if ctx.Err() != nil {
 				break
 			}
 			rcpts := groups[d]
-			res := q.safely(env, func() []delivery.Outcome {
-				return bd.DeliverBatch(ctx, env, rcpts, queueBody{q: q, src: src, id: env.ID, size: env.Size})
-			}, len(rcpts))
-			for k, i := range rcpts {
-				out[i] = res[k]
-			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				res := q.safely(env, func() []delivery.Outcome {
+					return bd.DeliverBatch(ctx, env, rcpts, queueBody{q: q, src: src, id: env.ID, size: env.Size})
+				}, len(rcpts))
+				mu.Lock()
+				defer mu.Unlock()
+				for k, i := range rcpts {
+					out[i] = res[k]
+				}
+			})
 		}
+		wg.Wait()
 		return out
 	}
 	for _, i := range pending {
@@ -314,6 +327,9 @@ func (q *Queue) deliverAll(ctx context.Context, src bodySource, env *envelope.En
 	}
 	return out
 }
+
+// maxParallelDomains bounds the domains one message is delivered to at once.
+const maxParallelDomains = 8
 
 // safely runs a delivery, turning a panic, or a result of the wrong length, into temporary
 // failures for all n recipients.
