@@ -313,3 +313,18 @@ func (l *lineStripper) Read(p []byte) (int, error) {
 	}
 	return j, err
 }
+
+// BenchmarkConvert converts a 1 MiB message: an 8-bit text part and an 8-bit attachment.
+func BenchmarkConvert(b *testing.B) {
+	text := strings.Repeat("Grüße aus Köln, = und ein langer Satz, der weitergeht.\r\n", 8000)
+	bin := strings.Repeat("\x00\x80\xff binary\r\n", 20000)
+	msg := []byte("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text +
+		"--b\r\nContent-Type: application/octet-stream\r\n\r\n" + bin + "--b--\r\n")
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := Convert(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
