@@ -136,7 +136,8 @@ func TestQueueCommands(t *testing.T) {
 		}
 	}
 
-	// ---- running again: the holds survived, the rest was tried again at the start
+	// ---- running again: the holds survived, the rest (flushed while stopped) was tried again
+	// at the start
 	A.Start()
 	list = queueOK(t, A, "list")
 	mustMatch(t, "queue list", list, `^`+idHold+`! +\d+ `)
@@ -145,7 +146,7 @@ func TestQueueCommands(t *testing.T) {
 	bounce := A.WaitMessage(aliceA, tokBounceOff, 10*time.Second)
 	checkAdminBounce(t, bounce, "bob@b.test")
 	for _, id := range []string{idFlush, idDomain, idDead} {
-		waitShow(t, A, id, `^Status:     deferred until .* \(after 1 attempt\)$`)
+		waitShow(t, A, id, `^Status:     deferred until .* \(after 2 attempts\)$`)
 	}
 
 	// B comes up; nothing moves by itself (an hour to the next attempt) until told.
@@ -159,12 +160,12 @@ func TestQueueCommands(t *testing.T) {
 		t.Fatalf("tern queue flush @b.test printed %q (the held ones do not count)", out)
 	}
 	w.B.WaitMessage(carolB, tokDomain, 10*time.Second)
-	mustMatch(t, "queue show", queueOK(t, A, "show", idDead), `^Status:     deferred until .* \(after 1 attempt\)$`) // not b.test
+	mustMatch(t, "queue show", queueOK(t, A, "show", idDead), `^Status:     deferred until .* \(after 2 attempts\)$`) // not b.test
 
 	if out := queueOK(t, A, "flush"); out != "1 message(s) made due now\n" {
 		t.Fatalf("tern queue flush printed %q (only the d.test message is deferred and not held)", out)
 	}
-	waitShow(t, A, idDead, `^Status:     deferred until .* \(after 2 attempts\)$`)
+	waitShow(t, A, idDead, `^Status:     deferred until .* \(after 3 attempts\)$`)
 
 	if out := queueOK(t, A, "release", idHold); out != idHold+": released\n" {
 		t.Fatalf("tern queue release printed %q", out)

@@ -68,15 +68,20 @@ func (q *Queue) itemLocked(e *entry) Item {
 func (q *Queue) FlushID(id string) error {
 	q.onFlush()
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	e := q.entries[id]
 	switch {
 	case e == nil:
+		q.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	case e.env.Held:
+		q.mu.Unlock()
 		return fmt.Errorf("queue: %s is held: release it first", id)
 	}
-	q.makeDueLocked(e)
+	due := q.makeDueLocked(e)
+	q.mu.Unlock()
+	if due {
+		q.recordDue([]string{id})
+	}
 	return nil
 }
 
@@ -84,18 +89,29 @@ func (q *Queue) FlushID(id string) error {
 func (q *Queue) FlushAll() int {
 	q.onFlush()
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := 0
+	var ids []string
 	for _, e := range q.entries {
 		if !e.env.Held && q.makeDueLocked(e) {
-			n++
+			ids = append(ids, e.env.ID)
 		}
 	}
-	return n
+	q.mu.Unlock()
+	q.recordDue(ids)
+	return len(ids)
+}
+
+// recordDue writes that the messages ids were made due now, so that a flush made with the
+// server stopped, or just before a crash, still holds at the next start (the log keeps each
+// message's next attempt). Not made durable at once: losing it only delays.
+func (q *Queue) recordDue(ids []string) {
+	for _, id := range ids {
+		q.recordState(stateRecord{ID: id, Due: true}, false)
+	}
 }
 
 // makeDueLocked moves a deferred entry to the ready list; false if it was not deferred.
 func (q *Queue) makeDueLocked(e *entry) bool {
+	e.env.NextAttempt = time.Time{} // for a compaction copy
 	switch {
 	case e.heapIdx >= 0:
 		heap.Remove(&q.deferred, e.heapIdx)

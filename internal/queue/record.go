@@ -51,6 +51,8 @@ type stateRecord struct {
 	// how many there have been and when the next is due.
 	Attempts int   `json:"n,omitempty"`
 	Next     int64 `json:"t,omitempty"`
+	// Due records a flush: the message is due now, whatever Next said.
+	Due bool `json:"due,omitempty"`
 }
 
 // rcptUpdate is the outcome of one delivery attempt to one recipient. A Pending status records

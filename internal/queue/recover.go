@@ -144,6 +144,9 @@ func applyState(env *envelope.Envelope, st stateRecord) {
 		env.Attempts = st.Attempts
 		env.NextAttempt = time.UnixMilli(st.Next)
 	}
+	if st.Due {
+		env.NextAttempt = time.Time{}
+	}
 }
 
 // recover replays the log into the queue, makes every pending message due when its last attempt

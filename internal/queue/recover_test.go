@@ -476,3 +476,43 @@ func TestShutdownIsNoAttempt(t *testing.T) {
 	runQueue(t, q2)
 	waitFor(t, "delivery after the restart", func() bool { return q2.Len() == 0 })
 }
+
+// TestFlushSurvivesRestart: a flush made with the server stopped (the queue opened, flushed
+// and closed without running) holds at the next start.
+func TestFlushSurvivesRestart(t *testing.T) {
+	for _, flush := range []struct {
+		name string
+		do   func(q *Queue, id string)
+	}{
+		{"FlushID", func(q *Queue, id string) { q.FlushID(id) }},
+		{"FlushAll", func(q *Queue, _ string) { q.FlushAll() }},
+		{"Flush(domain)", func(q *Queue, _ string) { q.Flush("example.test", false) }},
+	} {
+		t.Run(flush.name, func(t *testing.T) {
+			dir := t.TempDir()
+			fake := newFake(tempFail("example.test"))
+			q := openQueue(t, dir, testOpts(fake)) // an hour between attempts
+			cancel := runQueue(t, q)
+			id := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
+			waitFor(t, "the first attempt", func() bool { it, _ := q.Show(id); return !it.Next.IsZero() })
+			cancel()
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			stopped := openQueue(t, dir, testOpts(newFake(nil)))
+			flush.do(stopped, id)
+			if err := stopped.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if env := listByID(t, dir)[id]; env == nil || !env.NextAttempt.IsZero() || env.Attempts != 1 {
+				t.Fatalf("after the flush: %+v, want due, 1 attempt", env)
+			}
+
+			fake2 := newFake(nil)
+			q2 := openQueue(t, dir, testOpts(fake2))
+			runQueue(t, q2)
+			waitFor(t, "delivery at the start", func() bool { return q2.Len() == 0 })
+		})
+	}
+}

@@ -519,25 +519,18 @@ func (q *Queue) Flush(domain string, subdomains bool) int {
 	q.onFlush()
 	domain = strings.ToLower(domain)
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := 0
+	var ids []string
 	for _, e := range q.entries {
 		if e.busy || e.env.Held || !hasPendingIn(e.env, domain, subdomains) {
 			continue
 		}
-		switch {
-		case e.heapIdx >= 0:
-			heap.Remove(&q.deferred, e.heapIdx)
-			q.ready = append(q.ready, e)
-			q.cond.Signal()
-		case e.moving:
-			e.next = time.Now() // due as soon as compaction puts it back
-		default:
-			continue // already due
+		if q.makeDueLocked(e) {
+			ids = append(ids, e.env.ID)
 		}
-		n++
 	}
-	return n
+	q.mu.Unlock()
+	q.recordDue(ids)
+	return len(ids)
 }
 
 func hasPendingIn(env *envelope.Envelope, domain string, subdomains bool) bool {
