@@ -144,7 +144,8 @@ func (q *Queue) setHeld(id string, held bool) error {
 		return nil
 	}
 	q.mu.Unlock()
-	if !q.recordState(stateRecord{ID: id, Held: &held}, true) {
+	// A release makes the message due now, also at the next start.
+	if !q.recordState(stateRecord{ID: id, Held: &held, Due: !held}, true) {
 		return errors.New("queue: could not record the change")
 	}
 	q.mu.Lock()
@@ -153,6 +154,9 @@ func (q *Queue) setHeld(id string, held bool) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	e.env.Held = held
+	if !held {
+		e.env.NextAttempt = time.Time{}
+	}
 	switch {
 	case held && e.heapIdx >= 0:
 		heap.Remove(&q.deferred, e.heapIdx)

@@ -516,3 +516,30 @@ func TestFlushSurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseSurvivesRestart: a message deferred, then held, then released with the server
+// stopped is due at the next start, as a release says.
+func TestReleaseSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, dir, testOpts(newFake(tempFail("example.test"))))
+	cancel := runQueue(t, q)
+	id := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
+	waitFor(t, "the first attempt", func() bool { it, _ := q.Show(id); return !it.Next.IsZero() })
+	if err := q.Hold(id); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := openQueue(t, dir, testOpts(newFake(nil)))
+	if err := stopped.Release(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopped.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q2 := openQueue(t, dir, testOpts(newFake(nil)))
+	runQueue(t, q2)
+	waitFor(t, "delivery at the start", func() bool { return q2.Len() == 0 })
+}
