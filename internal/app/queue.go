@@ -146,6 +146,8 @@ func printItem(w io.Writer, it queue.Item, headers string) {
 		status = "being delivered"
 	case !it.Next.IsZero():
 		status = fmt.Sprintf("deferred until %s (after %d attempt%s)", it.Next.Local().Format(time.DateTime), it.Attempts, plural(it.Attempts))
+	case it.WaitingFor != "":
+		status = "due, waiting for one of the deliveries to " + it.WaitingFor + " to end (queue.destination_concurrency)"
 	}
 	fmt.Fprintf(w, "Queue ID:   %s\n", e.ID)
 	fmt.Fprintf(w, "Status:     %s\n", status)

@@ -31,6 +31,9 @@ type Item struct {
 	Next time.Time
 	// Busy is set while a delivery attempt runs.
 	Busy bool
+	// WaitingFor is the destination whose deliveries are all taken (destination_concurrency)
+	// while the message, due, waits for one of them to end.
+	WaitingFor string
 }
 
 // Items returns every queued message, oldest first.
@@ -58,6 +61,9 @@ func (q *Queue) Show(id string) (Item, error) {
 
 func (q *Queue) itemLocked(e *entry) Item {
 	it := Item{Envelope: e.env.Clone(), Attempts: e.attempts, Busy: e.busy}
+	if e.parked {
+		it.WaitingFor = e.dest
+	}
 	if e.heapIdx >= 0 {
 		it.Next = e.next
 	}

@@ -80,8 +80,12 @@ func TestDestinationConcurrency(t *testing.T) {
 		return true
 	})
 
-	// Parked messages: one held, one deleted, while they wait.
+	// Parked messages: tern queue show says what they wait for; one is held, one deleted.
 	held, deleted := slowIDs[8], slowIDs[9]
+	waitFor(t, "the parked messages", func() bool { it, _ := q.Show(held); return it.WaitingFor != "" })
+	if it, _ := q.Show(held); it.WaitingFor != "slow.test" || it.Busy || !it.Next.IsZero() {
+		t.Errorf("parked message: %+v", it)
+	}
 	if err := q.Hold(held); err != nil {
 		t.Fatal(err)
 	}
