@@ -41,7 +41,7 @@ func (a Address) String() string {
 }
 
 // IsASCII reports whether the address needs no SMTPUTF8.
-func (a Address) IsASCII() bool { return isASCII(a.Local) && isASCII(a.Domain) }
+func (a Address) IsASCII() bool { return IsASCII(a.Local) && IsASCII(a.Domain) }
 
 // IsLiteral reports whether the domain is an address literal.
 func (a Address) IsLiteral() bool { return strings.HasPrefix(a.Domain, "[") }
@@ -187,7 +187,7 @@ func ParseDomain(s string) (string, error) {
 			return "", err
 		}
 	}
-	if isASCII(s) {
+	if IsASCII(s) {
 		s = strings.ToLower(s)
 	}
 	return s, nil
@@ -242,7 +242,8 @@ func parseLiteral(s string) (string, error) {
 	return "[" + ip.String() + "]", nil
 }
 
-func isASCII(s string) bool {
+// IsASCII reports whether s has no octet above 127.
+func IsASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false

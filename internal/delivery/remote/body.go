@@ -85,13 +85,3 @@ func convert7bit(b delivery.Body) (converted, error) {
 	}
 	return converted{body: bytesBody(out)}, nil
 }
-
-// isASCII reports whether s has no octet above 127.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}

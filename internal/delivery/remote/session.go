@@ -372,9 +372,9 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 		if ext.SMTPUTF8 {
 			params = append(params, "SMTPUTF8")
 		} else {
-			needs := !isASCII(a.env.From)
+			needs := !smtp.IsASCII(a.env.From)
 			for _, r := range a.rcpts {
-				needs = needs || !isASCII(a.env.Rcpts[r].Addr)
+				needs = needs || !smtp.IsASCII(a.env.Rcpts[r].Addr)
 			}
 			if !needs {
 				s, err := scanned()

@@ -9,6 +9,8 @@ import (
 	"mime/quotedprintable"
 	"strings"
 	"time"
+
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // defaultBody is swaks' default body, so that tests written for one read the same with the other.
@@ -47,7 +49,7 @@ func buildMessage(o *Options, now time.Time, msgID string, server8bit bool) (mes
 	h.WriteString("X-Mailer: tern send\r\n")
 
 	info := messageInfo{}
-	if !isASCII(body) || hasLongLine(body) {
+	if !smtp.IsASCII(body) || hasLongLine(body) {
 		h.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n")
 		if server8bit && !hasLongLine(body) {
 			h.WriteString("Content-Transfer-Encoding: 8bit\r\n")
@@ -73,7 +75,7 @@ func buildMessage(o *Options, now time.Time, msgID string, server8bit bool) (mes
 		return messageInfo{}, err
 	}
 	info.text = text
-	info.eightBit = info.eightBit || !isASCII(string(text))
+	info.eightBit = info.eightBit || !smtp.IsASCII(string(text))
 	return info, nil
 }
 
@@ -82,7 +84,7 @@ func buildMessage(o *Options, now time.Time, msgID string, server8bit bool) (mes
 // are (an address cannot be encoded that way).
 func encodeHeader(h string) string {
 	name, value, ok := strings.Cut(h, ":")
-	if !ok || isASCII(value) {
+	if !ok || smtp.IsASCII(value) {
 		return h
 	}
 	n := strings.ToLower(strings.TrimSpace(name))
@@ -124,7 +126,7 @@ func readData(r io.Reader, max int64) (messageInfo, error) {
 	if len(text) > 0 && !bytes.HasSuffix(text, []byte("\r\n")) {
 		text = append(text, '\r', '\n')
 	}
-	return messageInfo{text: text, eightBit: !isASCII(string(text))}, nil
+	return messageInfo{text: text, eightBit: !smtp.IsASCII(string(text))}, nil
 }
 
 // crlf turns every line end (CRLF, bare LF, bare CR) into CRLF, the only one SMTP has.
@@ -194,15 +196,6 @@ func checkHeader(h string) (name, value string, err error) {
 		}
 	}
 	return name, value, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func hasLongLine(s string) bool {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/smtpclient"
 	"github.com/tern-mail/tern/internal/tlsutil"
 )
@@ -182,7 +183,7 @@ func (s *session) transaction(ctx context.Context) {
 	case msg.eightBit:
 		s.tr.note("The message has 8-bit text, and the server does not offer 8BITMIME; sending it anyway")
 	}
-	if ext.SMTPUTF8 && !isASCII(o.From+strings.Join(o.To, "")) {
+	if ext.SMTPUTF8 && !smtp.IsASCII(o.From+strings.Join(o.To, "")) {
 		params = append(params, "SMTPUTF8")
 	}
 	if o.Pipeline && !ext.Pipelining {
