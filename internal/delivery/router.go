@@ -35,7 +35,7 @@ func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts
 	var local, remote []int // indexes into rcpts
 	for k, i := range rcpts {
 		addr := env.Rcpts[i].Addr
-		if r.IsLocal(strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])) {
+		if r.IsLocal(envelope.Domain(addr)) {
 			local = append(local, k)
 		} else {
 			remote = append(remote, k)
@@ -75,7 +75,7 @@ func (r *Router) Destination(env *envelope.Envelope) string {
 		if rc.Status != envelope.Pending {
 			continue
 		}
-		domain := strings.ToLower(rc.Addr[strings.LastIndexByte(rc.Addr, '@')+1:])
+		domain := envelope.Domain(rc.Addr)
 		var d string
 		switch {
 		case r.IsLocal(domain) && r.LMTP == nil:

@@ -6,7 +6,10 @@
 // and holds no policy.
 package envelope
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Body is the body type declared with MAIL FROM's BODY= parameter (RFC 6152, RFC 3030).
 type Body string
@@ -100,4 +103,10 @@ func (e *Envelope) Clone() *Envelope {
 		c.Rcpts[i] = r
 	}
 	return &c
+}
+
+// Domain is the domain of an address of the envelope (everything after its last '@'),
+// lower-cased: what routing and per-domain grouping go by.
+func Domain(addr string) string {
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }

@@ -284,7 +284,7 @@ func (q *Queue) deliverAll(ctx context.Context, src bodySource, env *envelope.En
 		var domains []string
 		groups := map[string][]int{}
 		for _, i := range pending {
-			d := domainOf(env.Rcpts[i].Addr)
+			d := envelope.Domain(env.Rcpts[i].Addr)
 			if groups[d] == nil {
 				domains = append(domains, d)
 			}
@@ -348,10 +348,6 @@ func (q *Queue) safely(env *envelope.Envelope, f func() []delivery.Outcome, n in
 		}
 	}()
 	return f()
-}
-
-func domainOf(addr string) string {
-	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
 
 // deferLocked puts e in the deferred heap and, if it is now the first due, tells the scheduler.
@@ -538,7 +534,7 @@ func hasPendingIn(env *envelope.Envelope, domain string, subdomains bool) bool {
 		if r.Status != envelope.Pending {
 			continue
 		}
-		d := strings.ToLower(r.Addr[strings.LastIndexByte(r.Addr, '@')+1:])
+		d := envelope.Domain(r.Addr)
 		if d == domain || subdomains && strings.HasSuffix(d, "."+domain) {
 			return true
 		}

@@ -317,7 +317,7 @@ func (d *Deliverer) DeliverBatch(ctx context.Context, env *envelope.Envelope, rc
 	for i, r := range rcpts {
 		dom := ""
 		if d.relayHost == "" {
-			dom = domainOf(env.Rcpts[r].Addr)
+			dom = envelope.Domain(env.Rcpts[r].Addr)
 		}
 		if _, ok := groups[dom]; !ok {
 			order = append(order, dom)
@@ -336,11 +336,6 @@ func (d *Deliverer) DeliverBatch(ctx context.Context, env *envelope.Envelope, rc
 		}
 	}
 	return out
-}
-
-// domainOf is the domain of addr, lower-cased.
-func domainOf(addr string) string {
-	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
 
 // logOutcomes writes one line per recipient.
