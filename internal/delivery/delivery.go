@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/tern-mail/tern/internal/envelope"
 )
@@ -54,6 +55,21 @@ func (e *Error) Unwrap() error { return e.Err }
 // Temporary returns a temporary *Error (4.3.0 unless told otherwise) wrapping cause.
 func Temporary(msg string, cause error) *Error {
 	return &Error{Code: 451, Enhanced: "4.3.0", Msg: msg, Err: cause}
+}
+
+// Refused is the outcome of a server's reply that refused (a 4xx or 5xx): permanent for a
+// 5xx, with the server's enhanced code (X.0.0 when it gave none) and its text on one line, the
+// server's own words for the DSN's Diagnostic-Code (RFC 3464 §2.3.6). cause says, for the
+// log, who said it.
+func Refused(code int, enhanced, text string, cause error) *Error {
+	if enhanced == "" {
+		enhanced = "4.0.0"
+		if code >= 500 {
+			enhanced = "5.0.0"
+		}
+	}
+	return &Error{Permanent: code >= 500, Code: code, Enhanced: enhanced,
+		Msg: strings.ReplaceAll(text, "\n", " "), Err: cause}
 }
 
 // Permanentf returns a permanent *Error with the given reply code and enhanced code.

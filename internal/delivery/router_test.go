@@ -153,3 +153,22 @@ func TestRouterDestination(t *testing.T) {
 type nopBatch struct{}
 
 func (nopBatch) DeliverBatch(context.Context, *envelope.Envelope, []int, Body) []Outcome { return nil }
+
+func TestRefused(t *testing.T) {
+	for _, tc := range []struct {
+		code      int
+		enh, text string
+		perm      bool
+		wantEnh   string
+		wantMsg   string
+	}{
+		{550, "5.1.1", "no such user", true, "5.1.1", "no such user"},
+		{452, "", "try later", false, "4.0.0", "try later"},
+		{554, "", "line one\nline two", true, "5.0.0", "line one line two"},
+	} {
+		e := Refused(tc.code, tc.enh, tc.text, nil)
+		if e.Code != tc.code || e.Permanent != tc.perm || e.Enhanced != tc.wantEnh || e.Msg != tc.wantMsg {
+			t.Errorf("Refused(%d, %q, %q) = %+v", tc.code, tc.enh, tc.text, e)
+		}
+	}
+}

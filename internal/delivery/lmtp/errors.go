@@ -3,7 +3,6 @@ package lmtp
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/smtp"
@@ -13,15 +12,13 @@ import (
 // Enhanced status codes (RFC 3463) of the failures tern decides itself, and the defaults for
 // a server reply without one.
 const (
-	enhSystemOther    = "4.3.0" // other or undefined mail system status
-	enhNoAnswer       = "4.4.1" // no answer from host
-	enhBadConnection  = "4.4.2" // bad connection
-	enhProtocol       = "4.5.0" // other or undefined protocol status
-	enhBadSyntax      = "5.1.3" // bad destination mailbox address syntax
-	enhTooBig         = "5.3.4" // message too big for system
-	enhConversion     = "5.6.3" // conversion required but not supported
-	enhOtherTemporary = "4.0.0"
-	enhOtherPermanent = "5.0.0"
+	enhSystemOther   = "4.3.0" // other or undefined mail system status
+	enhNoAnswer      = "4.4.1" // no answer from host
+	enhBadConnection = "4.4.2" // bad connection
+	enhProtocol      = "4.5.0" // other or undefined protocol status
+	enhBadSyntax     = "5.1.3" // bad destination mailbox address syntax
+	enhTooBig        = "5.3.4" // message too big for system
+	enhConversion    = "5.6.3" // conversion required but not supported
 )
 
 // clientError classifies a failure from smtpclient for one recipient: the server's reply
@@ -77,21 +74,8 @@ func (d *Deliverer) sessionError(err error) *delivery.Error {
 // refusal is the outcome of a reply that refused: the reply as sent, for the DSN's
 // Diagnostic-Code (RFC 3464 §2.3.6), and where it came from, for the log.
 func (d *Deliverer) refusal(ce *smtpclient.Error) *delivery.Error {
-	enh := ce.Enhanced
-	if enh == "" {
-		enh = enhOtherTemporary
-		if ce.Code >= 500 {
-			enh = enhOtherPermanent
-		}
-	}
-	msg := strings.ReplaceAll(ce.Text, "\n", " ")
-	return &delivery.Error{
-		Permanent: ce.Code >= 500,
-		Code:      ce.Code,
-		Enhanced:  enh,
-		Msg:       msg,
-		Err:       fmt.Errorf("said by LMTP server %s in reply to %s", d.opts.Addr, ce.Command),
-	}
+	return delivery.Refused(ce.Code, ce.Enhanced, ce.Text,
+		fmt.Errorf("said by LMTP server %s in reply to %s", d.opts.Addr, ce.Command))
 }
 
 // wrap adds the server's address to a cause, for the log.

@@ -41,8 +41,7 @@ const (
 	enhTLSNotOffered  = "4.7.4"  // security features not supported
 	enhTLSFailed      = "4.7.5"  // cryptographic failure
 	enhProtocolOther  = "5.5.0"  // other protocol status
-	enhOtherTemporary = "4.0.0"  // a reply without an enhanced code
-	enhOtherPermanent = "5.0.0"
+	enhOtherTemporary = "4.0.0"  // a reply without an enhanced code (delivery.Refused)
 )
 
 // replyError is the *delivery.Error for a server's refusal r of cmd at host: the reply as the
@@ -52,21 +51,10 @@ func replyError(host, remote, cmd string, r smtp.Reply) *delivery.Error {
 }
 
 func refusal(host, remote, cmd string, code int, enh, text string) *delivery.Error {
-	if enh == "" {
-		enh = enhOtherTemporary
-		if code >= 500 {
-			enh = enhOtherPermanent
-		}
-	}
-	msg := replyText(text)
-	return &delivery.Error{
-		Permanent: code >= 500,
-		Code:      code,
-		Enhanced:  enh,
-		Msg:       msg,
-		RemoteMTA: host,
-		Err:       fmt.Errorf("%s said in reply to %s: %d %s %s", remote, cmd, code, enh, msg),
-	}
+	e := delivery.Refused(code, enh, text, nil)
+	e.RemoteMTA = host
+	e.Err = fmt.Errorf("%s said in reply to %s: %d %s %s", remote, cmd, code, e.Enhanced, e.Msg)
+	return e
 }
 
 // replyText joins a multiline reply's lines for a one-line diagnostic.
