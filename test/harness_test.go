@@ -528,11 +528,7 @@ func needTool(t testing.TB, name string) string {
 // missingTool fails the test when CI is set and skips it otherwise, saying what to install.
 func missingTool(t testing.TB, what string, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("%s is not available (%v); install it with scripts/test-deps.sh", what, err)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set and %s", msg)
-	}
-	t.Skip(msg)
+	testutil.MissingPeer(t, fmt.Sprintf("%s is not available (%v); install it with scripts/test-deps.sh", what, err))
 }
 
 // runTool runs a program with stdin, bounded by timeout (after which it is killed by PID), and

@@ -8,22 +8,19 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // requirePeer fails the test when CI is set and skips it otherwise: a real peer (installed by
 // scripts/test-deps.sh) is missing.
 func requirePeer(t *testing.T, what string, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("%s is not available (%v); install it with scripts/test-deps.sh", what, err)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set and %s", msg)
-	}
-	t.Skip(msg)
+	testutil.MissingPeer(t, fmt.Sprintf("%s is not available (%v); install it with scripts/test-deps.sh", what, err))
 }
 
 // lineTool is an external program that exchanges one message a line, base64-encoded, on its

@@ -3,7 +3,9 @@ package testutil
 
 import (
 	"bytes"
+	"os"
 	"sync"
+	"testing"
 )
 
 // SyncBuffer is a bytes.Buffer that one goroutine may write (a logger, a child process's output)
@@ -24,4 +26,15 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// MissingPeer stops a test whose real peer (a program scripts/test-deps.sh installs) is not
+// there: a failure when CI is set, where a missing peer must never pass unnoticed, and a skip
+// on a developer's machine. msg says what is missing and how to get it.
+func MissingPeer(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set and %s", msg)
+	}
+	t.Skip(msg)
 }
