@@ -11,6 +11,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // closeWithin closes q and fails the test if that takes longer than waitTimeout: a deadlock.
@@ -161,10 +162,10 @@ func TestDelivererPanic(t *testing.T) {
 		}
 		return nil
 	})
-	var logs logBuffer
+	var logs testutil.SyncBuffer
 	opts := testOpts(fake)
 	opts.MinBackoff, opts.MaxBackoff = time.Millisecond, time.Millisecond
-	opts.Logger = logs.logger()
+	opts.Logger = debugLogger(&logs)
 	q := openQueue(t, t.TempDir(), opts)
 	id := commitMsg(t, q, newEnv("a@example.test"), bodyFor(1, 100))
 	runQueue(t, q)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-mail/tern/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -141,9 +142,9 @@ func TestCrash(t *testing.T) {
 			t.Fatalf("child ended with %v, not by SIGKILL; stderr:\n%s", err, stderr.String())
 		}
 
-		var logs logBuffer
+		var logs testutil.SyncBuffer
 		opts := crashOpts()
-		opts.Logger = logs.logger()
+		opts.Logger = debugLogger(&logs)
 		q, err := Open(dir, opts)
 		if err != nil {
 			t.Fatalf("round %d: Open after SIGKILL: %v", round, err)

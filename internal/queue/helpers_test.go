@@ -16,6 +16,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // waitTimeout bounds every polling wait; generous because the race detector and -count=N on a
@@ -129,26 +130,9 @@ func tempFail(domains ...string) func(context.Context, string, int) error {
 	}
 }
 
-// logBuffer is a concurrency-safe log sink for checking what the queue logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// debugLogger logs everything to logs, for checking what the queue logged.
+func debugLogger(logs *testutil.SyncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // testOpts are Options suitable for tests: fast retries unless a test says otherwise.

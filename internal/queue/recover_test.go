@@ -13,6 +13,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // span is where one record lies in a segment file.
@@ -114,9 +115,9 @@ func TestTornAndDamagedRecords(t *testing.T) {
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var logs logBuffer
+			var logs testutil.SyncBuffer
 			opts := testOpts(newFake(nil))
-			opts.Logger = logs.logger()
+			opts.Logger = debugLogger(&logs)
 			q, err := Open(dir, opts)
 			if err != nil {
 				t.Fatalf("Open after damage: %v", err)

@@ -28,6 +28,7 @@ import (
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtp"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // ---- DNS ----
@@ -606,7 +607,7 @@ type harness struct {
 	ca    *testCA
 	port  int
 	first net.Listener // 127.0.0.1:port, until a peer takes it
-	logs  *logBuffer
+	logs  *testutil.SyncBuffer
 }
 
 func newHarness(t *testing.T) *harness {
@@ -616,7 +617,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	return &harness{t: t, dns: startDNS(t), ca: newCA(t), port: ln.Addr().(*net.TCPAddr).Port, first: ln, logs: &logBuffer{}}
+	return &harness{t: t, dns: startDNS(t), ca: newCA(t), port: ln.Addr().(*net.TCPAddr).Port, first: ln, logs: &testutil.SyncBuffer{}}
 }
 
 // peer starts p on ip at the harness's port.
@@ -665,23 +666,6 @@ func (h *harness) deliverer(mod func(*Options)) *Deliverer {
 		}
 	})
 	return d
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // memBody is a message in memory.
