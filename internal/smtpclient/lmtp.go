@@ -31,15 +31,7 @@ type LMTPResult struct {
 }
 
 // Delivered returns the recipients the server took the message for.
-func (r *LMTPResult) Delivered() []string {
-	var out []string
-	for _, rr := range r.Rcpts {
-		if rr.Err == nil {
-			out = append(out, rr.Addr)
-		}
-	}
-	return out
-}
+func (r *LMTPResult) Delivered() []string { return taken(r.Rcpts) }
 
 // lhlo sends LHLO and records the extensions (RFC 2033 §4.1). There is no fallback: a server
 // that refuses LHLO does not speak LMTP, and HELO would not make it.

@@ -46,9 +46,12 @@ type SendResult struct {
 }
 
 // Accepted returns the recipients the server accepted.
-func (r *SendResult) Accepted() []string {
+func (r *SendResult) Accepted() []string { return taken(r.Rcpts) }
+
+// taken returns the addresses of the results without an error.
+func taken(rs []RcptResult) []string {
 	var out []string
-	for _, rr := range r.Rcpts {
+	for _, rr := range rs {
 		if rr.Err == nil {
 			out = append(out, rr.Addr)
 		}
