@@ -75,7 +75,7 @@ func queueDirect(ctx context.Context, data, hostname string, req admin.Request, 
 		items := make([]queue.Item, len(envs))
 		now := time.Now()
 		for i, e := range envs {
-			items[i] = queue.Item{Envelope: e, Attempts: e.Attempts}
+			items[i] = queue.Item{Envelope: e}
 			if !e.Held && e.NextAttempt.After(now) {
 				items[i].Next = e.NextAttempt
 			}
@@ -145,7 +145,7 @@ func printItem(w io.Writer, it queue.Item, headers string) {
 	case it.Busy:
 		status = "being delivered"
 	case !it.Next.IsZero():
-		status = fmt.Sprintf("deferred until %s (after %d attempt%s)", it.Next.Local().Format(time.DateTime), it.Attempts, plural(it.Attempts))
+		status = fmt.Sprintf("deferred until %s (after %d attempt%s)", it.Next.Local().Format(time.DateTime), e.Attempts, plural(e.Attempts))
 	case it.WaitingFor != "":
 		status = "due, waiting for one of the deliveries to " + it.WaitingFor + " to end (queue.destination_concurrency)"
 	}

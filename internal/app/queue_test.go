@@ -19,10 +19,13 @@ func TestPrintItemStatus(t *testing.T) {
 	}{
 		{queue.Item{}, "due for delivery"},
 		{queue.Item{Busy: true}, "being delivered"},
-		{queue.Item{Next: next, Attempts: 2}, "deferred until 2026-11-23 20:00:00 (after 2 attempts)"},
+		{queue.Item{Next: next, Envelope: &envelope.Envelope{Attempts: 2}}, "deferred until 2026-11-23 20:00:00 (after 2 attempts)"},
 		{queue.Item{WaitingFor: "domain:slow.test"}, "due, waiting for one of the deliveries to domain:slow.test to end (queue.destination_concurrency)"},
 	} {
-		tc.it.Envelope = &envelope.Envelope{ID: "Q1", From: "a@example.test"}
+		if tc.it.Envelope == nil {
+			tc.it.Envelope = &envelope.Envelope{}
+		}
+		tc.it.Envelope.ID, tc.it.Envelope.From = "Q1", "a@example.test"
 		var b bytes.Buffer
 		printItem(&b, tc.it, "")
 		if line := strings.Split(b.String(), "\n")[1]; line != "Status:     "+tc.want {

@@ -24,9 +24,6 @@ var ErrBusy = errors.New("queue: message is being delivered")
 // Item is what the queue knows of one message, for `tern queue list/show`.
 type Item struct {
 	Envelope *envelope.Envelope
-	// Attempts is the number of delivery attempts that left the message pending (kept across
-	// restarts).
-	Attempts int
 	// Next is when the next attempt is due (zero: due now, held or being delivered).
 	Next time.Time
 	// Busy is set while a delivery attempt runs.
@@ -60,7 +57,7 @@ func (q *Queue) Show(id string) (Item, error) {
 }
 
 func (q *Queue) itemLocked(e *entry) Item {
-	it := Item{Envelope: e.env.Clone(), Attempts: e.attempts, Busy: e.busy}
+	it := Item{Envelope: e.env.Clone(), Busy: e.busy}
 	if e.parked {
 		it.WaitingFor = e.dest
 	}

@@ -59,7 +59,7 @@ func TestDeleteAndBounce(t *testing.T) {
 	waitFor(t, "first attempts", func() bool {
 		a, _ := q.Show(del)
 		b, _ := q.Show(bnc)
-		return a.Attempts == 1 && b.Attempts == 1
+		return a.Envelope.Attempts == 1 && b.Envelope.Attempts == 1
 	})
 	if items := q.Items(); len(items) != 2 || items[0].Envelope.ID != del || items[0].Next.IsZero() ||
 		!strings.Contains(items[0].Envelope.Rcpts[0].LastError, "no answer") {
@@ -93,9 +93,9 @@ func TestFlushAll(t *testing.T) {
 	q := openQueue(t, t.TempDir(), batchOpts(f))
 	id := commitMsg(t, q, newEnv("x@stuck.example"), []byte("x\r\n"))
 	runQueue(t, q)
-	waitFor(t, "first attempt", func() bool { it, _ := q.Show(id); return it.Attempts == 1 })
+	waitFor(t, "first attempt", func() bool { it, _ := q.Show(id); return it.Envelope.Attempts == 1 })
 	if n := q.FlushAll(); n != 1 {
 		t.Errorf("FlushAll = %d", n)
 	}
-	waitFor(t, "second attempt", func() bool { it, _ := q.Show(id); return it.Attempts == 2 })
+	waitFor(t, "second attempt", func() bool { it, _ := q.Show(id); return it.Envelope.Attempts == 2 })
 }

@@ -149,10 +149,9 @@ type entry struct {
 	bodyLen  int64
 	external bool // the body is in <dir>/body/<id>
 
-	attempts int
-	next     time.Time // next attempt, when deferred
-	heapIdx  int       // index in Queue.deferred, -1 when not there
-	busy     bool      // a worker is delivering it
+	next    time.Time // next attempt, when deferred (env.NextAttempt, capped at recovery)
+	heapIdx int       // index in Queue.deferred, -1 when not there
+	busy    bool      // a worker is delivering it
 	// moving is set while compaction copies the message forward. The entry is then out of the
 	// deferred heap, so no attempt can change its state under the copy.
 	moving bool

@@ -195,8 +195,8 @@ func TestReplay(t *testing.T) {
 	// Each message's attempt before the restart deferred it for an hour, and the restart
 	// keeps it so: no burst of retries at every start.
 	for _, it := range q2.Items() {
-		if it.Attempts != 1 || it.Next.Before(time.Now().Add(50*time.Minute)) {
-			t.Errorf("%s after reopen: %d attempts, next at %v; want 1, in an hour", it.Envelope.ID, it.Attempts, it.Next)
+		if it.Envelope.Attempts != 1 || it.Next.Before(time.Now().Add(50*time.Minute)) {
+			t.Errorf("%s after reopen: %d attempts, next at %v; want 1, in an hour", it.Envelope.ID, it.Envelope.Attempts, it.Next)
 		}
 	}
 	runQueue(t, q2)

@@ -173,7 +173,6 @@ func (q *Queue) recover() error {
 				continue
 			}
 		}
-		e.attempts = e.env.Attempts
 		if e.env.Held {
 			continue // waits for tern queue release
 		}

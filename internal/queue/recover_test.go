@@ -284,7 +284,7 @@ func TestCompaction(t *testing.T) {
 	q2 := openQueue(t, dir, opts)
 	runQueue(t, q2)
 	// The copy carried the retry time forward: stuck is still deferred.
-	if it, err := q2.Show(stuck); err != nil || it.Next.IsZero() || it.Attempts == 0 {
+	if it, err := q2.Show(stuck); err != nil || it.Next.IsZero() || it.Envelope.Attempts == 0 {
 		t.Errorf("%s after compaction and restart: %+v, %v; want deferred", stuck, it, err)
 	}
 	q2.FlushAll()
@@ -390,7 +390,7 @@ func TestRetryTimeSurvivesRestart(t *testing.T) {
 	tried := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
 	waitFor(t, "the first attempt", func() bool {
 		it, err := q.Show(tried)
-		return err == nil && it.Attempts == 1 && !it.Next.IsZero()
+		return err == nil && it.Envelope.Attempts == 1 && !it.Next.IsZero()
 	})
 	before, _ := q.Show(tried)
 	if err := q.Close(); err != nil {
@@ -407,7 +407,7 @@ func TestRetryTimeSurvivesRestart(t *testing.T) {
 	runQueue(t, q2)
 	fresh := commitMsg(t, q2, newEnv("carol@example.test"), []byte("Subject: b\r\n\r\ny\r\n"))
 	waitFor(t, "the fresh message's attempt", func() bool { return fake2.attempts(fresh, 0) == 1 })
-	if it, err := q2.Show(tried); err != nil || it.Attempts != 1 || !it.Next.Equal(env.NextAttempt) {
+	if it, err := q2.Show(tried); err != nil || it.Envelope.Attempts != 1 || !it.Next.Equal(env.NextAttempt) {
 		t.Errorf("after reopen: %+v, %v; want 1 attempt, next at %v", it, err, env.NextAttempt)
 	}
 	if n := fake2.attempts(tried, 0); n != 0 {

@@ -177,7 +177,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 	q.mu.Lock()
 	env := e.env.Clone()
 	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
-	attempts := e.attempts
+	attempts := e.env.Attempts
 	q.mu.Unlock()
 	start := q.opts.Now()
 
@@ -270,7 +270,6 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 	if e.env.Held {
 		return // held meanwhile: waits for a release
 	}
-	e.attempts++
 	e.next = next
 	q.deferLocked(e)
 }
