@@ -289,27 +289,33 @@ func (q *Queue) deliverAll(ctx context.Context, src bodySource, env *envelope.En
 			}
 			groups[d] = append(groups[d], i)
 		}
+		var mu sync.Mutex
+		deliver := func(rcpts []int) {
+			res := q.safely(env, func() []delivery.Outcome {
+				return bd.DeliverBatch(ctx, env, rcpts, queueBody{q: q, src: src, id: env.ID, size: env.Size})
+			}, len(rcpts))
+			mu.Lock()
+			defer mu.Unlock()
+			for k, i := range rcpts {
+				out[i] = res[k]
+			}
+		}
+		if len(domains) == 1 { // most messages: no goroutine
+			deliver(groups[domains[0]])
+			return out
+		}
 		// The domains in parallel (a few at a time): a server that hangs delays only its own
 		// recipients, not those of the other domains.
-		var mu sync.Mutex
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, maxParallelDomains)
 		for _, d := range domains {
 			if ctx.Err() != nil {
 				break
 			}
-			rcpts := groups[d]
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				res := q.safely(env, func() []delivery.Outcome {
-					return bd.DeliverBatch(ctx, env, rcpts, queueBody{q: q, src: src, id: env.ID, size: env.Size})
-				}, len(rcpts))
-				mu.Lock()
-				defer mu.Unlock()
-				for k, i := range rcpts {
-					out[i] = res[k]
-				}
+				deliver(groups[d])
 			})
 		}
 		wg.Wait()
