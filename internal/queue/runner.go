@@ -301,7 +301,9 @@ func (q *Queue) deliverAll(ctx context.Context, src bodySource, env *envelope.En
 			}
 		}
 		if len(domains) == 1 { // most messages: no goroutine
-			deliver(groups[domains[0]])
+			if ctx.Err() == nil {
+				deliver(groups[domains[0]])
+			}
 			return out
 		}
 		// The domains in parallel (a few at a time): a server that hangs delays only its own
