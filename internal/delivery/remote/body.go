@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/tern-mail/tern/internal/delivery"
-	"github.com/tern-mail/tern/internal/sevenbit"
 )
 
 // scanResult says where a message has octets above 127.
@@ -62,26 +61,12 @@ type bytesBody []byte
 func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 func (b bytesBody) Size() int64                  { return int64(len(b)) }
 
-// converted is the outcome of convert7bit: the 7-bit body, or why there is none.
-type converted struct {
-	body delivery.Body
-	err  error
-}
-
-// convert7bit reads the message and converts it to 7 bits; err is an error reading it.
-func convert7bit(b delivery.Body) (converted, error) {
+// readBody reads the whole message.
+func readBody(b delivery.Body) ([]byte, error) {
 	rc, err := b.Open()
 	if err != nil {
-		return converted{}, err
+		return nil, err
 	}
 	defer rc.Close()
-	msg, err := io.ReadAll(rc)
-	if err != nil {
-		return converted{}, err
-	}
-	out, err := sevenbit.Convert(msg)
-	if err != nil {
-		return converted{err: err}, nil
-	}
-	return converted{body: bytesBody(out)}, nil
+	return io.ReadAll(rc)
 }

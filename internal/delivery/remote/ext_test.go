@@ -270,7 +270,7 @@ func TestScanBody(t *testing.T) {
 		{"", false, false},
 	}
 	for _, tc := range tests {
-		s, err := scanBody(memBody(tc.body))
+		s, err := scanBody(bytesBody(tc.body))
 		if err != nil || s.header8 != tc.header8 || s.body8 != tc.body8 {
 			t.Errorf("scanBody(%q) = %+v, %v; want header8 %v body8 %v", tc.body, s, err, tc.header8, tc.body8)
 		}

@@ -668,12 +668,6 @@ func (h *harness) deliverer(mod func(*Options)) *Deliverer {
 	return d
 }
 
-// memBody is a message in memory.
-type memBody []byte
-
-func (b memBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-func (b memBody) Size() int64                  { return int64(len(b)) }
-
 const testMessage = "From: alice@sender.test\r\nTo: bob@dest.test\r\nSubject: hi\r\n\r\nHello.\r\n"
 
 // newEnv is an envelope from alice@sender.test to rcpts.
@@ -691,7 +685,7 @@ func deliverAll(d *Deliverer, env *envelope.Envelope, body string) []delivery.Ou
 	for i := range idx {
 		idx[i] = i
 	}
-	return d.DeliverBatch(context.Background(), env, idx, memBody(body))
+	return d.DeliverBatch(context.Background(), env, idx, bytesBody(body))
 }
 
 // want describes an expected outcome: "ok", "relayed", or "perm CODE ENH" / "temp CODE ENH"

@@ -410,7 +410,7 @@ func TestCancelled(t *testing.T) {
 	d := h.deliverer(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := d.DeliverBatch(ctx, newEnv("bob@dest.test"), []int{0}, memBody(testMessage))
+	out := d.DeliverBatch(ctx, newEnv("bob@dest.test"), []int{0}, bytesBody(testMessage))
 	checkOutcome(t, 0, out[0], "temp")
 	wantTxns(t, p, 0)
 }

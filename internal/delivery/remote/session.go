@@ -15,6 +15,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/sasl"
+	"github.com/tern-mail/tern/internal/sevenbit"
 	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/smtpclient"
 )
@@ -315,7 +316,8 @@ func needsTLS(mech string) bool {
 }
 
 // mailParams checks what the message needs against what the server offers and returns MAIL's
-// parameters. final fails every recipient for good; hostErr fails this host only.
+// parameters; an 8-bit message for a server without 8BITMIME is converted, in a.body. final
+// fails every recipient for good; hostErr fails this host only.
 func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []string, final, hostErr *delivery.Error) {
 	h := a.h.name
 	var scan *scanResult
@@ -349,17 +351,18 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 		if s.body8 {
 			// The other choice RFC 6152 §3 gives: convert to 7 bits (quoted-printable or
 			// base64 per part), as Postfix does.
-			conv, err := convert7bit(a.body)
+			msg, err := readBody(a.body)
 			if err != nil {
 				return nil, nil, delivery.Temporary("cannot read the message", err)
 			}
-			if conv.err != nil {
+			conv, err := sevenbit.Convert(msg)
+			if err != nil {
 				return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
-					Msg: "Conversion required but not possible: " + conv.err.Error() + ", and host " + h + " does not offer 8BITMIME"}, nil
+					Msg: "Conversion required but not possible: " + err.Error() + ", and host " + h + " does not offer 8BITMIME"}, nil
 			}
 			d.log.Info("remote: 8-bit message converted to 7 bits", "msgid", a.env.ID, "remote", h,
-				"size", a.body.Size(), "converted_size", conv.body.Size())
-			a.body = conv.body
+				"size", a.body.Size(), "converted_size", len(conv))
+			a.body = bytesBody(conv)
 		}
 	case envelope.BodyBinaryMIME:
 		if !ext.Chunking || !ext.BinaryMIME {
