@@ -118,10 +118,11 @@ func (e entity) get(name string) (field, bool) {
 	return field{}, false
 }
 
-// writeHeader writes the fields, without those named in drop, then add, then the separator.
-func (e entity) writeHeader(out *bytes.Buffer, drop map[string]bool, add ...string) {
+// writeHeader writes the fields but Content-Transfer-Encoding, then add, then the new
+// Content-Transfer-Encoding: cte, then the separator.
+func (e entity) writeHeader(out *bytes.Buffer, add []string, cte string) {
 	for _, f := range e.fields {
-		if !drop[f.name] {
+		if f.name != "content-transfer-encoding" {
 			out.Write(f.raw)
 			if !bytes.HasSuffix(f.raw, []byte("\n")) {
 				out.WriteString("\r\n") // a header without a body: the last field had no line end
@@ -131,14 +132,13 @@ func (e entity) writeHeader(out *bytes.Buffer, drop map[string]bool, add ...stri
 	for _, a := range add {
 		out.WriteString(a + "\r\n")
 	}
+	out.WriteString("Content-Transfer-Encoding: " + cte + "\r\n")
 	if e.separator != nil {
 		out.Write(e.separator)
 	} else {
 		out.WriteString("\r\n")
 	}
 }
-
-var dropCTE = map[string]bool{"content-transfer-encoding": true}
 
 // convert writes the 7-bit form of the entity b, whose content type is defaultType when it
 // has no Content-Type field.
@@ -157,7 +157,6 @@ func convert(out *bytes.Buffer, b []byte, defaultType string, depth int) error {
 		return nil
 	}
 	var add []string
-	drop := dropCTE
 	if depth == 0 {
 		// A message that is 8-bit text without MIME labels: say what it is, so that the
 		// encoding can be undone (RFC 1428 §3 names the charset unknown-8bit).
@@ -186,28 +185,28 @@ func convert(out *bytes.Buffer, b []byte, defaultType string, depth int) error {
 	case !identity:
 		return ErrEncoded
 	case top == "multipart" && params["boundary"] != "":
-		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: 7bit")...)
+		e.writeHeader(out, add, "7bit")
 		partType := "text/plain"
 		if sub == "digest" {
 			partType = "message/rfc822" // RFC 2046 §5.1.5
 		}
 		return convertMultipart(out, e.body, params["boundary"], partType, depth)
 	case mediaType == "message/rfc822":
-		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: 7bit")...)
+		e.writeHeader(out, add, "7bit")
 		return convert(out, e.body, "text/plain", depth+1)
 	case top == "multipart" || top == "message":
 		// A multipart without a boundary cannot be split, and the other message types
 		// (partial, external-body, global...) may not be encoded (RFC 2046 §5.2).
 		return ErrStructure
 	case top == "text":
-		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: quoted-printable")...)
+		e.writeHeader(out, add, "quoted-printable")
 		body, nl := trimLineEnd(e.body)
 		w := quotedprintable.NewWriter(out)
 		w.Write(body)
 		w.Close()
 		out.WriteString(nl)
 	default:
-		e.writeHeader(out, drop, append(add, "Content-Transfer-Encoding: base64")...)
+		e.writeHeader(out, add, "base64")
 		body, nl := trimLineEnd(e.body)
 		writeBase64(out, body)
 		out.WriteString(nl)

@@ -12,7 +12,8 @@ import (
 // DefaultDeadHostTTL is how long an address that could not be reached is skipped.
 const DefaultDeadHostTTL = 30 * time.Second
 
-// maxDeadHosts bounds the memory of dead addresses; past it, the oldest entries are dropped.
+// maxDeadHosts bounds the memory of dead addresses; past it, the expired ones are dropped, or
+// all of them (see pruneLocked).
 const maxDeadHosts = 10000
 
 // hostStates remembers the addresses that could not be reached, so that a burst of messages
@@ -123,6 +124,5 @@ func suspended(cause *delivery.Error) *delivery.Error {
 	e := *cause
 	e.Permanent = false
 	e.Msg = "delivery temporarily suspended: " + cause.Msg
-	e.Err = cause.Err
 	return &e
 }
