@@ -364,30 +364,8 @@ func authScram(mech string) func(a *authRun) error {
 		if err != nil {
 			return err
 		}
-		out, err := s.First()
-		if err != nil {
+		if err := a.converse(s); err != nil {
 			return err
-		}
-		if err := a.emit(out); err != nil {
-			return err
-		}
-		for !s.Done() {
-			if a.tty != nil {
-				fmt.Fprintf(a.stderr, "%s (the server's 334 line): ", s.Want())
-			}
-			line, err := a.readLine()
-			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("standard input ended before the %s", s.Want())
-			}
-			if err != nil {
-				return err
-			}
-			if out, err = s.Next(line); err != nil {
-				return err
-			}
-			if err := a.emit(out); err != nil {
-				return err
-			}
 		}
 		if a.tty != nil {
 			fmt.Fprintln(a.stderr, "(the server's signature checks out: answer its last 334 with the empty line above)")
@@ -411,25 +389,39 @@ func authGSSAPI(a *authRun) error {
 	g := authstr.NewGSSAPI(authstr.GSSAPIParams{
 		Tickets: tickets, Service: a.f.service, Host: a.args[0], Authzid: a.f.authzid,
 	}, a.opts())
-	out, err := g.First()
+	return a.converse(g)
+}
+
+// exchange is a mechanism that needs the server's challenges: SCRAM and GSSAPI.
+type exchange interface {
+	First() (authstr.Output, error)
+	Next(line string) (authstr.Output, error)
+	Done() bool
+	Want() string // what the next line from the server is
+}
+
+// converse prints the client's first message, then reads each server message from standard
+// input and prints the answer, until the exchange is done.
+func (a *authRun) converse(x exchange) error {
+	out, err := x.First()
 	if err != nil {
 		return err
 	}
 	if err := a.emit(out); err != nil {
 		return err
 	}
-	for !g.Done() {
+	for !x.Done() {
 		if a.tty != nil {
-			fmt.Fprintf(a.stderr, "%s (the server's 334 line): ", g.Want())
+			fmt.Fprintf(a.stderr, "%s (the server's 334 line): ", x.Want())
 		}
 		line, err := a.readLine()
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("standard input ended before the %s", g.Want())
+			return fmt.Errorf("standard input ended before the %s", x.Want())
 		}
 		if err != nil {
 			return err
 		}
-		if out, err = g.Next(line); err != nil {
+		if out, err = x.Next(line); err != nil {
 			return err
 		}
 		if err := a.emit(out); err != nil {
