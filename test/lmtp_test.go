@@ -1,17 +1,13 @@
 package test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // Local delivery over LMTP to a real Dovecot (scripts/dovecot-lmtp.sh): tern's [delivery]
@@ -20,115 +16,23 @@ import (
 // sender gets a report, delivered to the sender's Dovecot INBOX through LMTP too.
 
 // dovecotPeer is a private Dovecot LMTP server.
-type dovecotPeer struct {
-	dir, conf, addr string
-	doveadm         string
-}
+type dovecotPeer struct{ *testutil.Dovecot }
 
-// dovecotTool finds a Dovecot program in PATH or /usr/sbin, where Debian puts dovecot.
-func dovecotTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	p := filepath.Join("/usr/sbin", name)
-	if _, err := os.Stat(p); err != nil {
-		missingTool(t, name+" (packages dovecot-core, dovecot-lmtpd)", err)
-	}
-	return p
-}
-
-// startDovecotPeer runs `scripts/dovecot-lmtp.sh run` for users (full addresses, separated by
-// spaces) with LMTP on a free loopback port. The script execs Dovecot, so the process started
-// here is the Dovecot master: cleanup stops it by its PID.
+// startDovecotPeer runs scripts/dovecot-lmtp.sh for users (full addresses, separated by
+// spaces) with LMTP on a free loopback port; cleanup stops Dovecot by its PID.
 func startDovecotPeer(t *testing.T, users string) *dovecotPeer {
 	t.Helper()
-	dovecotTool(t, "dovecot")
-	dv := &dovecotPeer{doveadm: dovecotTool(t, "doveadm")}
-	if !fileExists("/usr/lib/dovecot/lmtp") && !fileExists("/usr/libexec/dovecot/lmtp") {
-		missingTool(t, "Dovecot's lmtp service (package dovecot-lmtpd)", os.ErrNotExist)
-	}
 	script, err := filepath.Abs(filepath.Join("..", "scripts", "dovecot-lmtp.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As root, Dovecot keeps the mail as nobody, who must reach the directory: not t.TempDir,
-	// whose parent is private.
-	dir, err := os.MkdirTemp("", "tern-itest-dovecot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	dv.dir, dv.conf = dir, filepath.Join(dir, "dovecot.conf")
-	dv.addr = freeLoopbackPort(t)
-	_, port, _ := net.SplitHostPort(dv.addr)
-
-	out, err := os.Create(filepath.Join(dir, "script.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command("bash", script, "run", dir)
-	cmd.Env = append(os.Environ(), "LMTP_PORT="+port, "LMTP_USERS="+users)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("Dovecot (PID %d) ignored SIGTERM; killing it", cmd.Process.Pid)
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			for _, f := range []string{"script.out", "dovecot.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("%s:\n%s", f, b)
-			}
-			t.Logf("keeping %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
-	waitFor(t, 15*time.Second, "Dovecot's LMTP greeting on "+dv.addr, func() bool {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(filepath.Join(dir, "script.out"))
-			t.Fatalf("dovecot-lmtp.sh exited:\n%s", b)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", dv.addr, time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		line, err := bufio.NewReader(c).ReadString('\n')
-		return err == nil && strings.HasPrefix(line, "220 ")
-	})
-	pid, _ := os.ReadFile(filepath.Join(dir, "run", "master.pid"))
-	if strings.TrimSpace(string(pid)) != strconv.Itoa(cmd.Process.Pid) {
-		t.Fatalf("Dovecot's master.pid is %q, want the PID started here (%d)", pid, cmd.Process.Pid)
-	}
-	return dv
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+	return &dovecotPeer{testutil.StartDovecot(t, script, users)}
 }
 
 // fetch returns `doveadm fetch -u user text mailbox INBOX all`.
 func (dv *dovecotPeer) fetch(t *testing.T, user string) string {
 	t.Helper()
-	out, errOut, code := runTool(t, 30*time.Second, "", dv.doveadm, "-c", dv.conf, "fetch", "-u", user, "text", "mailbox", "INBOX", "all")
+	out, errOut, code := runTool(t, 30*time.Second, "", dv.Doveadm, "-c", dv.Conf, "fetch", "-u", user, "text", "mailbox", "INBOX", "all")
 	if code != 0 {
 		t.Fatalf("doveadm fetch -u %s: status %d: %s", user, code, errOut)
 	}
@@ -156,7 +60,7 @@ func (dv *dovecotPeer) waitFetch(t *testing.T, user, tok string) string {
 func TestLMTPDovecot(t *testing.T) {
 	t.Parallel()
 	dv := startDovecotPeer(t, "alice@example.test bob@example.test")
-	tn := startTern(t, ternOpts{Config: fmt.Sprintf("[delivery]\nlmtp = %q\n", dv.addr)})
+	tn := startTern(t, ternOpts{Config: fmt.Sprintf("[delivery]\nlmtp = %q\n", dv.Addr)})
 	// carol has an account in tern, not in Dovecot.
 	tn.AddUsers("pw", "alice@example.test", "bob@example.test", "carol@example.test")
 

@@ -1,11 +1,8 @@
 package lmtp
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,111 +16,14 @@ import (
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
-// dovecot is a private Dovecot LMTP server started by scripts/dovecot-lmtp.sh for one test.
-type dovecot struct {
-	dir  string // its work dir: config, sockets, log, mail
-	conf string // dovecot.conf, for doveadm -c
-	addr string // the LMTP listener on 127.0.0.1
-	sock string // the LMTP unix socket
-}
-
-// startDovecot runs `scripts/dovecot-lmtp.sh run` in a temporary directory with the users
-// (see LMTP_USERS there) and LMTP on a free loopback port. The script execs Dovecot, so the
-// process started here is the Dovecot master: cleanup stops it by its PID. Without dovecot or
-// doveadm the test is skipped, unless CI is set: then it fails (STYLE §8).
-func startDovecot(t *testing.T, users string) *dovecot {
+// dovecotScript is scripts/dovecot-lmtp.sh.
+func dovecotScript(t *testing.T) string {
 	t.Helper()
-	needDovecot(t)
 	script, err := filepath.Abs(filepath.Join("..", "..", "..", "scripts", "dovecot-lmtp.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := workDir(t)
-	port := freePort(t)
-	// The script's and Dovecot's output go to a file, which no goroutine copies: it can be
-	// read while they run.
-	outPath := filepath.Join(dir, "script.out")
-	outFile, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outFile.Close()
-	output := func() string {
-		b, _ := os.ReadFile(outPath)
-		return string(b)
-	}
-	cmd := exec.Command("bash", script, "run", dir)
-	cmd.Env = append(os.Environ(), "LMTP_PORT="+strconv.Itoa(port), "LMTP_USERS="+users)
-	cmd.Stdout, cmd.Stderr = outFile, outFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	dv := &dovecot{dir: dir, conf: filepath.Join(dir, "dovecot.conf"),
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sock: filepath.Join(dir, "run", "lmtp")}
-	t.Cleanup(func() {
-		// Stop the master (it stops its children) by its PID: TERM, then KILL.
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("dovecot (PID %d) ignored SIGTERM; killing it", cmd.Process.Pid)
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			dv.dumpLog(t)
-		}
-	})
-
-	// Ready when the greeting comes, from the master started here.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err // for cleanup
-			t.Fatalf("dovecot-lmtp.sh run exited: %v\n%s", err, output())
-		default:
-		}
-		if greeted(dv.addr) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Dovecot did not answer on %s\n%s", dv.addr, output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	pid, err := os.ReadFile(filepath.Join(dir, "run", "master.pid"))
-	if err != nil || strings.TrimSpace(string(pid)) != strconv.Itoa(cmd.Process.Pid) {
-		t.Fatalf("master.pid %q (%v), want the PID started here, %d", pid, err, cmd.Process.Pid)
-	}
-	return dv
-}
-
-// needDovecot skips the test when Dovecot's master, its lmtp service or doveadm is missing,
-// or fails it under CI (STYLE §8: a missing peer is never a skip there).
-func needDovecot(t *testing.T) {
-	t.Helper()
-	var missing []string
-	for _, tool := range []string{"dovecot", "doveadm"} {
-		if _, err := lookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if !fileExists("/usr/lib/dovecot/lmtp") && !fileExists("/usr/libexec/dovecot/lmtp") {
-		missing = append(missing, "dovecot's lmtp service")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	testutil.MissingPeer(t, fmt.Sprintf("%s not found: install dovecot-core and dovecot-lmtpd (scripts/test-deps.sh) for the Dovecot LMTP tests",
-		strings.Join(missing, ", ")))
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+	return script
 }
 
 // workDir is a temporary directory for the script. As root, Dovecot never touches mail as
@@ -142,72 +42,12 @@ func workDir(t *testing.T) string {
 	return dir
 }
 
-// lookPath finds a tool in PATH or /usr/sbin, where Debian puts dovecot.
-func lookPath(tool string) (string, error) {
-	if p, err := exec.LookPath(tool); err == nil {
-		return p, nil
-	}
-	p := filepath.Join("/usr/sbin", tool)
-	if _, err := os.Stat(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// greeted reports whether an LMTP server at addr sends its 220.
-func greeted(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "220 ")
-}
-
-// doveadm runs doveadm with the server's config and returns its standard output.
-func (dv *dovecot) doveadm(t *testing.T, args ...string) string {
-	t.Helper()
-	path, err := lookPath("doveadm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(path, append([]string{"-c", dv.conf}, args...)...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("doveadm %s: %v\n%s", strings.Join(args, " "), err, &stderr)
-	}
-	return stdout.String()
-}
-
-func (dv *dovecot) dumpLog(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(dv.dir, "dovecot.log"))
-	if err != nil {
-		t.Logf("dovecot.log: %v", err)
-		return
-	}
-	t.Logf("dovecot.log:\n%s", b)
-}
-
 // The issue's test: LMTP to a real Dovecot, one transaction for known users, an unknown one
 // and one over quota; each reply is mapped back to its recipient, and what was delivered is
 // readable by Dovecot (doveadm fetch). Then the same over the unix socket.
 func TestDovecot(t *testing.T) {
 	t.Parallel()
-	dv := startDovecot(t, "alice@example.test bob@example.test carol@example.test=1K")
+	dv := testutil.StartDovecot(t, dovecotScript(t), "alice@example.test bob@example.test carol@example.test=1K")
 	msg := "From: Sender <sender@example.org>\r\n" +
 		"To: alice@example.test\r\n" +
 		"Subject: LMTP test\r\n" +
@@ -229,7 +69,7 @@ func TestDovecot(t *testing.T) {
 			{Addr: "carol@example.test"},
 		},
 	}
-	d := New(Options{Addr: dv.addr, LocalName: "tern.example.test", Logger: testLogger(t),
+	d := New(Options{Addr: dv.Addr, LocalName: "tern.example.test", Logger: testLogger(t),
 		Timeouts: Timeouts{Connect: 10 * time.Second, Command: 30 * time.Second, Data: 30 * time.Second}})
 	out := d.DeliverBatch(context.Background(), env, []int{0, 1, 2, 3}, &bytesBody{b: []byte(msg)})
 	checkOutcomes(t, out, []want{
@@ -240,7 +80,7 @@ func TestDovecot(t *testing.T) {
 	})
 
 	for _, user := range []string{"alice@example.test", "bob@example.test"} {
-		got := dv.doveadm(t, "fetch", "-u", user, "text", "mailbox", "INBOX", "all")
+		got := dv.Run(t, "fetch", "-u", user, "text", "mailbox", "INBOX", "all")
 		for _, want := range []string{"Subject: LMTP test", "Message-ID: <lmtp-test-1@example.org>",
 			"Return-Path: <sender@example.org>", "Gr\xc3\xbc\xc3\x9fe aus tern.", "\n.a line that starts with a dot"} {
 			if !strings.Contains(got, want) {
@@ -249,21 +89,21 @@ func TestDovecot(t *testing.T) {
 		}
 		// In tern's own layout, so a switch between Maildir and LMTP keeps the mailboxes.
 		local, domain, _ := strings.Cut(user, "@")
-		if _, err := os.Stat(filepath.Join(dv.dir, "mail", domain, local, "Maildir", "new")); err != nil {
+		if _, err := os.Stat(filepath.Join(dv.Dir, "mail", domain, local, "Maildir", "new")); err != nil {
 			t.Errorf("%s's Maildir: %v", user, err)
 		}
 	}
-	if got := dv.doveadm(t, "search", "-u", "carol@example.test", "mailbox", "INBOX", "all"); got != "" {
+	if got := dv.Run(t, "search", "-u", "carol@example.test", "mailbox", "INBOX", "all"); got != "" {
 		t.Errorf("carol, over quota, got mail: %q", got)
 	}
 
 	// The unix socket, as Dovecot is usually reached on one machine.
-	d = New(Options{Addr: "unix:" + dv.sock, LocalName: "tern.example.test", Logger: testLogger(t)})
+	d = New(Options{Addr: "unix:" + dv.Socket, LocalName: "tern.example.test", Logger: testLogger(t)})
 	env.ID = "Q2"
 	msg2 := strings.Replace(msg, "lmtp-test-1", "lmtp-test-2", 1)
 	out = d.DeliverBatch(context.Background(), env, []int{0}, &bytesBody{b: []byte(msg2)})
 	checkOutcomes(t, out, []want{{}})
-	got := dv.doveadm(t, "fetch", "-u", "alice@example.test", "hdr.message-id", "mailbox", "INBOX", "all")
+	got := dv.Run(t, "fetch", "-u", "alice@example.test", "hdr.message-id", "mailbox", "INBOX", "all")
 	if !strings.Contains(got, "<lmtp-test-1@example.org>") || !strings.Contains(got, "<lmtp-test-2@example.org>") {
 		t.Errorf("alice's INBOX after the second delivery:\n%s", got)
 	}
@@ -274,11 +114,9 @@ func TestDovecot(t *testing.T) {
 // its PID, twice without complaint.
 func TestDovecotScript(t *testing.T) {
 	t.Parallel()
-	needDovecot(t)
-	script, err := filepath.Abs(filepath.Join("..", "..", "..", "scripts", "dovecot-lmtp.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.DovecotTool(t, "dovecot")
+	testutil.DovecotTool(t, "doveadm")
+	script := dovecotScript(t)
 	dir := workDir(t)
 	sh := func(args ...string) map[string]string {
 		t.Helper()
