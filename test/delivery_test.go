@@ -385,7 +385,7 @@ for p in m.walk():
 		// which Postfix's STARTTLS gives.
 		a3 := startTern(t, ternOpts{
 			Config: "[delivery]\ntls_policy = { \"b.test\" = \"verify\", \"c.test\" = \"encrypt\" }\n",
-			ServeArgs: []string{"--domain", "a.test", "--resolver", w.DNS.addr, "--remote-port", w.Port,
+			ServeArgs: []string{"--domain", "a.test", "--resolver", w.DNS.Addr, "--remote-port", w.Port,
 				"--retry-schedule", "1h"},
 			NoStart: true,
 		})

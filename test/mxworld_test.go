@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // The world remote delivery is tested in: a DNS server in the test process, and the mail
@@ -47,87 +47,6 @@ const (
 	deadIP   = "127.0.0.4"
 	aHostIP  = "127.0.0.5"
 )
-
-// testDNS is a DNS server on 127.0.0.1 (UDP and TCP on one port) serving fixed records: a
-// name with records answers NOERROR with those of the asked type (possibly none), any other
-// name NXDOMAIN. No answer has the AD bit, so tern never tries DANE here.
-type testDNS struct {
-	addr string
-
-	mu      sync.Mutex
-	records map[string][]dns.RR // by lower-case FQDN
-}
-
-// startDNS starts a testDNS with records in zone-file syntax; it stops when the test ends.
-func startDNS(t *testing.T, rrs ...string) *testDNS {
-	t.Helper()
-	z := &testDNS{records: map[string][]dns.RR{}}
-	for _, s := range rrs {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatalf("bad RR %q: %v", s, err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		z.records[name] = append(z.records[name], rr)
-	}
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	for try := 0; ; try++ {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		if try == 20 {
-			t.Fatalf("no port free for both UDP and TCP: %v", err)
-		}
-	}
-	z.addr = pc.LocalAddr().String()
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: z}, {Listener: ln, Handler: z}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.ActivateAndServe()
-		}()
-		<-started
-		t.Cleanup(func() {
-			srv.Shutdown()
-			<-done
-		})
-	}
-	return z
-}
-
-func (z *testDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(r)
-	m.Authoritative = true
-	if len(r.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
-		return
-	}
-	q := r.Question[0]
-	z.mu.Lock()
-	rrs, exists := z.records[strings.ToLower(q.Name)]
-	z.mu.Unlock()
-	if !exists {
-		m.Rcode = dns.RcodeNameError
-	}
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == q.Qtype {
-			m.Answer = append(m.Answer, dns.Copy(rr))
-		}
-	}
-	w.WriteMsg(m)
-}
 
 // sharedPort returns a TCP port that was free a moment ago on every one of hosts.
 func sharedPort(t *testing.T, hosts ...string) string {
@@ -176,7 +95,7 @@ type worldOpts struct {
 
 // mxWorld is a DNS server, tern A and tern B, and the port P of every MX host.
 type mxWorld struct {
-	DNS  *testDNS
+	DNS  *testutil.DNS
 	Port string
 	A, B *Tern
 }
@@ -186,7 +105,7 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 	t.Helper()
 	w := &mxWorld{}
 	w.Port = sharedPort(t, bHostIP, pfHostIP, deadIP, aHostIP)
-	w.DNS = startDNS(t,
+	w.DNS = testutil.StartDNS(t,
 		"b.test. MX 10 mx.b.test.",
 		"mx.b.test. A "+bHostIP,
 		"c.test. MX 10 mx.c.test.",
@@ -206,7 +125,7 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 	w.B = startTern(t, ternOpts{
 		SMTPListen: o.BListen,
 		Config:     o.BConfig,
-		ServeArgs: []string{"--domain", "b.test", "--hostname", bHost, "--resolver", w.DNS.addr,
+		ServeArgs: []string{"--domain", "b.test", "--hostname", bHost, "--resolver", w.DNS.Addr,
 			"--remote-port", w.Port, "--retry-schedule", "1s"},
 		NoStart: true,
 	})
@@ -218,7 +137,7 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 	w.A = startTern(t, ternOpts{
 		SMTPListen: net.JoinHostPort(aHostIP, w.Port),
 		Config:     o.AConfig,
-		ServeArgs: append([]string{"--domain", "a.test", "--resolver", w.DNS.addr, "--remote-port", w.Port,
+		ServeArgs: append([]string{"--domain", "a.test", "--resolver", w.DNS.Addr, "--remote-port", w.Port,
 			"--retry-schedule", o.Schedule}, o.AArgs...),
 		NoStart: true,
 	})

@@ -33,122 +33,6 @@ import (
 
 // ---- DNS ----
 
-// testDNS is a DNS server on loopback serving fixed records. A name with records answers
-// NOERROR (possibly with no record of the asked type), any other name NXDOMAIN; names marked
-// secure get the AD bit, as from a validating resolver.
-type testDNS struct {
-	addr string
-
-	mu      sync.Mutex
-	records map[string][]dns.RR // by lower-case FQDN
-	secure  map[string]bool
-	rcode   map[string]int
-	queries map[string]int // "name TYPE" -> count
-}
-
-func startDNS(t *testing.T) *testDNS {
-	t.Helper()
-	z := &testDNS{records: map[string][]dns.RR{}, secure: map[string]bool{}, rcode: map[string]int{}, queries: map[string]int{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z.addr = pc.LocalAddr().String()
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: z, NotifyStartedFunc: func() { close(started) }}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.ActivateAndServe()
-	}()
-	<-started
-	t.Cleanup(func() {
-		srv.Shutdown()
-		<-done
-	})
-	return z
-}
-
-// add adds records in zone-file syntax ("mx.dest.test. A 127.0.0.1"; the TTL and class may be
-// left out).
-func (z *testDNS) add(t *testing.T, rrs ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	for _, s := range rrs {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatalf("bad RR %q: %v", s, err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		z.records[name] = append(z.records[name], rr)
-	}
-}
-
-// replace drops name's records and adds rrs (which may be none).
-func (z *testDNS) replace(t *testing.T, name string, rrs ...string) {
-	t.Helper()
-	z.mu.Lock()
-	delete(z.records, dns.Fqdn(strings.ToLower(name)))
-	z.mu.Unlock()
-	z.add(t, rrs...)
-}
-
-// setSecure gives the answers for names the AD bit.
-func (z *testDNS) setSecure(names ...string) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	for _, n := range names {
-		z.secure[dns.Fqdn(strings.ToLower(n))] = true
-	}
-}
-
-// fail makes every query for name answer rcode (dns.RcodeServerFailure, say).
-func (z *testDNS) fail(name string, rcode int) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.rcode[dns.Fqdn(strings.ToLower(name))] = rcode
-}
-
-// count is how many queries name of type qtype got.
-func (z *testDNS) count(name string, qtype uint16) int {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return z.queries[dns.Fqdn(strings.ToLower(name))+" "+dns.TypeToString[qtype]]
-}
-
-func (z *testDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(r)
-	if len(r.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
-		return
-	}
-	q := r.Question[0]
-	name := strings.ToLower(q.Name)
-	z.mu.Lock()
-	z.queries[name+" "+dns.TypeToString[q.Qtype]]++
-	rc, failing := z.rcode[name]
-	rrs, exists := z.records[name]
-	secure := z.secure[name]
-	z.mu.Unlock()
-	switch {
-	case failing:
-		m.Rcode = rc
-	case !exists:
-		m.Rcode = dns.RcodeNameError
-	default:
-		for _, rr := range rrs {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, dns.Copy(rr))
-			}
-		}
-	}
-	m.AuthenticatedData = secure && !failing
-	w.WriteMsg(m)
-}
-
 // ---- certificates ----
 
 // testCA issues server certificates.
@@ -603,7 +487,7 @@ func (c *testCreds) Secret(_ context.Context, login, kind string) (string, []byt
 // address without a peer refuses connections.
 type harness struct {
 	t     *testing.T
-	dns   *testDNS
+	dns   *testutil.DNS
 	ca    *testCA
 	port  int
 	first net.Listener // 127.0.0.1:port, until a peer takes it
@@ -617,7 +501,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	return &harness{t: t, dns: startDNS(t), ca: newCA(t), port: ln.Addr().(*net.TCPAddr).Port, first: ln, logs: &testutil.SyncBuffer{}}
+	return &harness{t: t, dns: testutil.StartDNS(t), ca: newCA(t), port: ln.Addr().(*net.TCPAddr).Port, first: ln, logs: &testutil.SyncBuffer{}}
 }
 
 // peer starts p on ip at the harness's port.
@@ -647,7 +531,7 @@ func (h *harness) deliverer(mod func(*Options)) *Deliverer {
 	h.t.Helper()
 	o := Options{
 		Hostname: "tern.sender.test",
-		Resolver: h.dns.addr,
+		Resolver: h.dns.Addr,
 		Port:     h.port,
 		RootCAs:  h.ca.pool,
 		Timeouts: Timeouts{Connect: 5 * time.Second, Command: 10 * time.Second, Data: 10 * time.Second, DNS: 5 * time.Second, PolicyFetch: 5 * time.Second},

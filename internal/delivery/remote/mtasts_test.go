@@ -125,10 +125,10 @@ func TestMTASTS(t *testing.T) {
 			switch tc.txt {
 			case "-":
 			case "":
-				h.dns.add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=1;"`)
+				h.dns.Add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=1;"`)
 			default:
 				for _, r := range strings.Split(tc.txt, "|") {
-					h.dns.add(t, `_mta-sts.dest.test. TXT "`+r+`"`)
+					h.dns.Add(t, `_mta-sts.dest.test. TXT "`+r+`"`)
 				}
 			}
 			s := h.stsServer(tc.policy)
@@ -141,8 +141,8 @@ func TestMTASTS(t *testing.T) {
 				cert = h.ca.issue(t, mx)
 			}
 			if tc.dane {
-				h.dns.setSecure("dest.test", mx, "_"+itoa(h.port)+"._tcp."+mx)
-				h.dns.add(t, tlsaRR(t, "_"+itoa(h.port)+"._tcp."+mx+".", 3, 1, 1, cert.Leaf))
+				h.dns.SetSecure("dest.test", mx, "_"+itoa(h.port)+"._tcp."+mx)
+				h.dns.Add(t, tlsaRR(t, "_"+itoa(h.port)+"._tcp."+mx+".", 3, 1, 1, cert.Leaf))
 			}
 			p := &peer{name: mx, ext: tc.ext}
 			if !tc.noTLS {
@@ -169,7 +169,7 @@ func TestMTASTSCache(t *testing.T) {
 	const mx = "mx1.dest.test"
 	h := newHarness(t)
 	h.mx("dest.test", 10, mx, "127.0.0.2")
-	h.dns.add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=A1;"`)
+	h.dns.Add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=A1;"`)
 	s := h.stsServer(enforcePolicy)
 	h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(newCA(t).issue(t, mx))}) // untrusted
 	var mu sync.Mutex
@@ -196,22 +196,22 @@ func TestMTASTSCache(t *testing.T) {
 		{"first delivery fetches", func() {}, "temp 454 4.7.5", 1},
 		{"same id: cached", func() {}, "temp 454 4.7.5", 1},
 		{"new id: fetched again", func() {
-			h.dns.replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A2;"`)
+			h.dns.Replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A2;"`)
 			s.set(func(s *stsServer) { s.policy = strings.Replace(enforcePolicy, "enforce", "testing", 1) })
 		}, "ok", 2},
 		{"back to enforce", func() {
-			h.dns.replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A3;"`)
+			h.dns.Replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A3;"`)
 			s.set(func(s *stsServer) { s.policy = enforcePolicy })
 		}, "temp 454 4.7.5", 3},
 		{"TXT record gone: the cached policy holds", func() {
-			h.dns.replace(t, "_mta-sts.dest.test")
+			h.dns.Replace(t, "_mta-sts.dest.test")
 		}, "temp 454 4.7.5", 3},
 		{"the cached policy expires", func() { advance(86401 * time.Second) }, "ok", 3},
 		{"policy host down: the cached policy holds", func() {
-			h.dns.replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A4;"`)
+			h.dns.Replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A4;"`)
 			s.set(func(s *stsServer) { s.policy = enforcePolicy })
 			d.stsPolicy(context.Background(), "dest.test") // cache it (fetch 4)
-			h.dns.replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A5;"`)
+			h.dns.Replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A5;"`)
 			s.set(func(s *stsServer) { s.status = 500 })
 		}, "temp 454 4.7.5", 5},
 	}

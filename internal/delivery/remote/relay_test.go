@@ -58,7 +58,7 @@ func TestRelayhost(t *testing.T) {
 			h.peer("127.0.0.2", p)
 			relay := "127.0.0.2:" + itoa(h.port)
 			if tc.byName {
-				h.dns.add(t, "relay.test. A 127.0.0.2")
+				h.dns.Add(t, "relay.test. A 127.0.0.2")
 				relay = "relay.test:" + itoa(h.port)
 			}
 			d := h.deliverer(func(o *Options) {
@@ -83,7 +83,7 @@ func TestRelayhost(t *testing.T) {
 					t.Errorf("the log has the password (%q)", secret)
 				}
 			}
-			if h.dns.count("dest.test", dns.TypeMX) != 0 {
+			if h.dns.Count("dest.test", dns.TypeMX) != 0 {
 				t.Errorf("MX looked up despite the relayhost")
 			}
 			if out[0].Err != nil {
@@ -114,7 +114,7 @@ func TestRequireTLS(t *testing.T) {
 		name: "DNSSEC MX, verified certificate, REQUIRETLS offered",
 		setup: func(h *harness, _ *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
-			h.dns.setSecure("dest.test")
+			h.dns.SetSecure("dest.test")
 			return h.peer("127.0.0.2", &peer{name: mx, ext: []string{"REQUIRETLS"}, tls: tlsConfig(h.ca.issue(h.t, mx))})
 		},
 		want: "ok",
@@ -122,7 +122,7 @@ func TestRequireTLS(t *testing.T) {
 		name: "REQUIRETLS not offered",
 		setup: func(h *harness, _ *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
-			h.dns.setSecure("dest.test")
+			h.dns.SetSecure("dest.test")
 			return h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(h.ca.issue(h.t, mx))})
 		},
 		want: "perm 550 5.7.30",
@@ -137,7 +137,7 @@ func TestRequireTLS(t *testing.T) {
 		name: "unverifiable certificate: temporary",
 		setup: func(h *harness, other *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
-			h.dns.setSecure("dest.test")
+			h.dns.SetSecure("dest.test")
 			return h.peer("127.0.0.2", &peer{name: mx, ext: []string{"REQUIRETLS"}, tls: tlsConfig(other.issue(h.t, mx))})
 		},
 		want: "temp 454 4.7.5",
@@ -145,9 +145,9 @@ func TestRequireTLS(t *testing.T) {
 		name: "DANE verifies",
 		setup: func(h *harness, other *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
-			h.dns.setSecure("dest.test", mx, "_"+itoa(h.port)+"._tcp."+mx)
+			h.dns.SetSecure("dest.test", mx, "_"+itoa(h.port)+"._tcp."+mx)
 			cert := other.issue(h.t, mx)
-			h.dns.add(h.t, tlsaRR(h.t, "_"+itoa(h.port)+"._tcp."+mx+".", 3, 1, 1, cert.Leaf))
+			h.dns.Add(h.t, tlsaRR(h.t, "_"+itoa(h.port)+"._tcp."+mx+".", 3, 1, 1, cert.Leaf))
 			return h.peer("127.0.0.2", &peer{name: mx, ext: []string{"REQUIRETLS"}, tls: tlsConfig(cert)})
 		},
 		want: "ok",
@@ -156,7 +156,7 @@ func TestRequireTLS(t *testing.T) {
 		setup: func(h *harness, _ *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
 			h.mx("dest.test", 20, "mx2.dest.test", "127.0.0.3")
-			h.dns.setSecure("dest.test")
+			h.dns.SetSecure("dest.test")
 			return h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(h.ca.issue(h.t, mx))})
 		},
 		want: "temp 451 4.4.1",
@@ -164,7 +164,7 @@ func TestRequireTLS(t *testing.T) {
 		name:  "relayhost with verified TLS",
 		relay: true,
 		setup: func(h *harness, _ *testCA) *peer {
-			h.dns.add(h.t, "relay.test. A 127.0.0.2")
+			h.dns.Add(h.t, "relay.test. A 127.0.0.2")
 			return h.peer("127.0.0.2", &peer{name: "relay.test", ext: []string{"REQUIRETLS"}, tls: tlsConfig(h.ca.issue(h.t, "relay.test"))})
 		},
 		want: "ok",
@@ -172,7 +172,7 @@ func TestRequireTLS(t *testing.T) {
 		name:  "relayhost without TLS",
 		relay: true,
 		setup: func(h *harness, _ *testCA) *peer {
-			h.dns.add(h.t, "relay.test. A 127.0.0.2")
+			h.dns.Add(h.t, "relay.test. A 127.0.0.2")
 			return h.peer("127.0.0.2", &peer{name: "relay.test", ext: []string{"REQUIRETLS"}})
 		},
 		want: "temp 454 4.7.4",

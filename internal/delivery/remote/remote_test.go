@@ -64,9 +64,9 @@ func runRouteCases(t *testing.T, tests []routeCase) {
 // mx adds "dest.test MX pref name" and name's A record (addr "" for none).
 func (h *harness) mx(domain string, pref int, name, addr string) {
 	h.t.Helper()
-	h.dns.add(h.t, domain+". MX "+strconv.Itoa(pref)+" "+name+".")
+	h.dns.Add(h.t, domain+". MX "+strconv.Itoa(pref)+" "+name+".")
 	if addr != "" {
-		h.dns.add(h.t, name+". A "+addr)
+		h.dns.Add(h.t, name+". A "+addr)
 	}
 }
 
@@ -108,7 +108,7 @@ func TestRouting(t *testing.T) {
 	}, {
 		name: "implicit MX",
 		setup: func(h *harness) func(*testing.T, []delivery.Outcome) {
-			h.dns.add(h.t, "dest.test. A 127.0.0.2")
+			h.dns.Add(h.t, "dest.test. A 127.0.0.2")
 			h.peer("127.0.0.2", okPeer("dest.test"))
 			return nil
 		},
@@ -117,7 +117,7 @@ func TestRouting(t *testing.T) {
 		name:  "null MX fails every recipient",
 		rcpts: []string{"bob@dest.test", "carol@dest.test"},
 		setup: func(h *harness) func(*testing.T, []delivery.Outcome) {
-			h.dns.add(h.t, "dest.test. MX 0 .")
+			h.dns.Add(h.t, "dest.test. MX 0 .")
 			return nil
 		},
 		want: []string{"perm 556 5.1.10", "perm 556 5.1.10"},
@@ -127,7 +127,7 @@ func TestRouting(t *testing.T) {
 	}, {
 		name: "DNS failure is temporary",
 		setup: func(h *harness) func(*testing.T, []delivery.Outcome) {
-			h.dns.fail("dest.test", 2) // SERVFAIL
+			h.dns.Fail("dest.test", 2) // SERVFAIL
 			return nil
 		},
 		want: []string{"temp 451 4.4.3"},
@@ -149,7 +149,7 @@ func TestRouting(t *testing.T) {
 	}, {
 		name: "no MX and no address",
 		setup: func(h *harness) func(*testing.T, []delivery.Outcome) {
-			h.dns.add(h.t, `dest.test. TXT "v=spf1 -all"`)
+			h.dns.Add(h.t, `dest.test. TXT "v=spf1 -all"`)
 			return nil
 		},
 		want: []string{"perm 550 5.4.4"},
@@ -298,7 +298,7 @@ func TestRouting(t *testing.T) {
 	}, {
 		name: "IPv6",
 		setup: func(h *harness) func(*testing.T, []delivery.Outcome) {
-			h.dns.add(h.t, "dest.test. MX 10 mx6.dest.test.", "mx6.dest.test. AAAA ::1")
+			h.dns.Add(h.t, "dest.test. MX 10 mx6.dest.test.", "mx6.dest.test. AAAA ::1")
 			h.peer("::1", okPeer("mx6.dest.test"))
 			return nil
 		},
@@ -420,7 +420,7 @@ func TestConcurrent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.mx("dest.test", 10, "mx1.dest.test", "127.0.0.2")
-	h.dns.add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=1;"`)
+	h.dns.Add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=1;"`)
 	s := h.stsServer(enforcePolicy)
 	p := h.peer("127.0.0.2", &peer{name: "mx1.dest.test", ext: []string{"PIPELINING", "8BITMIME"}, tls: tlsConfig(h.ca.issue(t, "mx1.dest.test"))})
 	d := h.deliverer(func(o *Options) { o.HTTPClient = s.client(h) })

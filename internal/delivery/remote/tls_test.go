@@ -14,7 +14,7 @@ func TestTLSPolicy(t *testing.T) {
 	// secureMX publishes dest.test's MX and mx1's address with the AD bit.
 	secureMX := func(h *harness) {
 		h.mx("dest.test", 10, mx, "127.0.0.2")
-		h.dns.setSecure("dest.test", mx)
+		h.dns.SetSecure("dest.test", mx)
 	}
 	type env struct {
 		h     *harness
@@ -116,8 +116,8 @@ func TestTLSPolicy(t *testing.T) {
 		setup: func(e env) *peer {
 			secureMX(e.h)
 			cert := e.other.issue(e.h.t, "whatever.test")
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, cert.Leaf))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, cert.Leaf))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(cert)})
 		},
 		want: "ok", tls: true,
@@ -126,8 +126,8 @@ func TestTLSPolicy(t *testing.T) {
 		setup: func(e env) *peer {
 			secureMX(e.h)
 			cert := e.other.issue(e.h.t, mx)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 0, 1, cert.Leaf))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 0, 1, cert.Leaf))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(cert)})
 		},
 		want: "ok", tls: true,
@@ -135,8 +135,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "DANE-EE mismatch",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.h.ca.issue(e.h.t, mx))})
 		},
 		want: "temp 454 4.7.5",
@@ -144,8 +144,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "DANE-TA 2 0 1 of an untrusted CA, name checked",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 2, 0, 1, e.other.cert))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 2, 0, 1, e.other.cert))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.other.issue(e.h.t, mx))})
 		},
 		want: "ok", tls: true,
@@ -153,8 +153,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "DANE-TA accepts the next-hop domain's name",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 2, 1, 2, e.other.cert))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 2, 1, 2, e.other.cert))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.other.issue(e.h.t, "dest.test"))})
 		},
 		want: "ok", tls: true,
@@ -162,8 +162,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "DANE-TA with a wrong name",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 2, 0, 1, e.other.cert))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 2, 0, 1, e.other.cert))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.other.issue(e.h.t, "elsewhere.test"))})
 		},
 		want: "temp 454 4.7.5",
@@ -171,8 +171,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "DANE without STARTTLS",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx})
 		},
 		want: "temp 454 4.7.4",
@@ -180,8 +180,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "DANE: failed handshake is not retried in plaintext",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx, badTLS: true})
 		},
 		want: "temp 454 4.7.5", conns: 1,
@@ -189,7 +189,7 @@ func TestTLSPolicy(t *testing.T) {
 		name: "TLSA without the AD bit: no DANE",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.h.ca.issue(e.h.t, "mismatch.test"))})
 		},
 		want: "ok", tls: true,
@@ -197,8 +197,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "MX without the AD bit: no DANE",
 		setup: func(e env) *peer {
 			e.h.mx("dest.test", 10, mx, "127.0.0.2")
-			e.h.dns.setSecure(mx, "_"+itoa(e.h.port)+"._tcp."+mx)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.SetSecure(mx, "_"+itoa(e.h.port)+"._tcp."+mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.h.ca.issue(e.h.t, "mismatch.test"))})
 		},
 		want: "ok", tls: true,
@@ -206,8 +206,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "address without the AD bit: no DANE",
 		setup: func(e env) *peer {
 			e.h.mx("dest.test", 10, mx, "127.0.0.2")
-			e.h.dns.setSecure("dest.test", "_"+itoa(e.h.port)+"._tcp."+mx)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.SetSecure("dest.test", "_"+itoa(e.h.port)+"._tcp."+mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 3, 1, 1, e.other.issue(e.h.t, mx).Leaf))
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.h.ca.issue(e.h.t, "mismatch.test"))})
 		},
 		want: "ok", tls: true,
@@ -215,7 +215,7 @@ func TestTLSPolicy(t *testing.T) {
 		name: "TLSA lookup fails: host not used",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.fail("_"+itoa(e.h.port)+"._tcp."+mx, 2)
+			e.h.dns.Fail("_"+itoa(e.h.port)+"._tcp."+mx, 2)
 			return e.h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(e.h.ca.issue(e.h.t, mx))})
 		},
 		want: "temp 451 4.4.3", conns: -1,
@@ -223,8 +223,8 @@ func TestTLSPolicy(t *testing.T) {
 		name: "only unusable TLSA records (PKIX-EE): TLS required without authentication",
 		setup: func(e env) *peer {
 			secureMX(e.h)
-			e.h.dns.add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 1, 1, 1, e.other.issue(e.h.t, mx).Leaf))
-			e.h.dns.setSecure("_" + itoa(e.h.port) + "._tcp." + mx)
+			e.h.dns.Add(e.h.t, tlsaRR(e.h.t, "_"+itoa(e.h.port)+"._tcp."+mx+".", 1, 1, 1, e.other.issue(e.h.t, mx).Leaf))
+			e.h.dns.SetSecure("_" + itoa(e.h.port) + "._tcp." + mx)
 			return e.h.peer("127.0.0.2", &peer{name: mx})
 		},
 		want: "temp 454 4.7.4",
