@@ -57,7 +57,7 @@ func (c testCreds) Secret(_ context.Context, login, kind string) (string, []byte
 // serveAuth answers one AUTH command with the real server half of the mechanism, framed as in
 // RFC 4954; tamper may change a challenge before it is sent.
 func (s *fakeServer) serveAuth(creds sasl.Credentials, st *tls.ConnectionState, cert *tls.Certificate, tamper func(round int, ch []byte) []byte) {
-	line := s.line()
+	line := s.Line()
 	mech, ir, hasIR := strings.Cut(strings.TrimPrefix(line, "AUTH "), " ")
 	opts := sasl.ServerOptions{Hostname: "mx.example.test", Realms: []string{"example.test"}, TLS: st}
 	if cert != nil {
@@ -65,14 +65,14 @@ func (s *fakeServer) serveAuth(creds sasl.Credentials, st *tls.ConnectionState, 
 	}
 	srv, err := sasl.NewServer(context.Background(), mech, creds, opts)
 	if err != nil {
-		s.send("504 5.5.4 Unrecognized authentication type")
+		s.Send("504 5.5.4 Unrecognized authentication type")
 		return
 	}
 	var resp []byte
 	if hasIR {
 		if ir != "=" {
 			if resp, err = base64.StdEncoding.DecodeString(ir); err != nil {
-				s.send("501 5.5.2 bad base64")
+				s.Send("501 5.5.2 bad base64")
 				return
 			}
 		} else {
@@ -83,23 +83,23 @@ func (s *fakeServer) serveAuth(creds sasl.Credentials, st *tls.ConnectionState, 
 		ch, done, err := srv.Next(resp)
 		switch {
 		case err != nil:
-			s.send("535 5.7.8 Error: authentication failed")
+			s.Send("535 5.7.8 Error: authentication failed")
 			return
 		case done:
-			s.send("235 2.7.0 Authentication successful")
+			s.Send("235 2.7.0 Authentication successful")
 			return
 		}
 		if tamper != nil {
 			ch = tamper(round, ch)
 		}
-		s.send("334 " + base64.StdEncoding.EncodeToString(ch))
-		l := s.line()
+		s.Send("334 " + base64.StdEncoding.EncodeToString(ch))
+		l := s.Line()
 		if l == "*" {
-			s.send("501 5.7.0 Authentication cancelled")
+			s.Send("501 5.7.0 Authentication cancelled")
 			return
 		}
 		if resp, err = base64.StdEncoding.DecodeString(l); err != nil {
-			s.send("501 5.5.2 bad base64")
+			s.Send("501 5.5.2 bad base64")
 			return
 		}
 	}
@@ -153,13 +153,13 @@ func TestAuthRoundTrip(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				conn := runFake(t, func(s *fakeServer) {
-					s.send("220 mx")
+					s.Send("220 mx")
 					var st *tls.ConnectionState
 					if tt.tls {
 						s.ehlo("STARTTLS")
-						s.expect("STARTTLS", "220 go ahead")
-						s.startTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
-						cs := s.conn.(*tls.Conn).ConnectionState()
+						s.Expect("STARTTLS", "220 go ahead")
+						s.StartTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
+						cs := s.Conn.(*tls.Conn).ConnectionState()
 						st = &cs
 					}
 					s.ehlo("AUTH " + tt.mech)
@@ -220,7 +220,7 @@ func TestAuthTraceSecrets(t *testing.T) {
 	t.Parallel()
 	creds := newTestCreds(t)
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("AUTH LOGIN")
 		s.serveAuth(creds, nil, nil, nil)
 	})
@@ -241,13 +241,13 @@ func TestAuthLongInitialResponse(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("p", 400)
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("AUTH PLAIN")
-		s.expect("AUTH PLAIN", "334 ")
-		if got, want := s.line(), base64.StdEncoding.EncodeToString([]byte("\x00bob\x00"+long)); got != want {
+		s.Expect("AUTH PLAIN", "334 ")
+		if got, want := s.Line(), base64.StdEncoding.EncodeToString([]byte("\x00bob\x00"+long)); got != want {
 			t.Errorf("response %q, want %q", got, want)
 		}
-		s.send("235 ok")
+		s.Send("235 ok")
 	})
 	c := newClient(t, conn, Options{})
 	if err := c.Auth(context.Background(), sasl.NewPlainClient("", "bob", long)); err != nil {
@@ -263,10 +263,10 @@ func TestAuthCancel(t *testing.T) {
 	t.Run("bad base64", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("AUTH CRAM-MD5")
-			s.expect("AUTH CRAM-MD5", "334 not base64!")
-			s.expect("*", "501 5.7.0 Authentication cancelled")
+			s.Expect("AUTH CRAM-MD5", "334 not base64!")
+			s.Expect("*", "501 5.7.0 Authentication cancelled")
 		})
 		c := newClient(t, conn, Options{})
 		err := c.Auth(context.Background(), sasl.NewCRAMClient(sasl.CRAMMD5, "bob", testPassword))
@@ -277,7 +277,7 @@ func TestAuthCancel(t *testing.T) {
 	t.Run("SCRAM server signature", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("AUTH SCRAM-SHA-256")
 			s.serveAuth(creds, nil, nil, func(round int, ch []byte) []byte {
 				if round == 1 { // server-final-message: a signature the client cannot check
@@ -300,13 +300,13 @@ func TestAuthCancel(t *testing.T) {
 	t.Run("endless challenges", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("AUTH X-ECHO")
-			s.line()
+			s.Line()
 			for {
-				s.send("334 ")
-				if s.line() == "*" {
-					s.send("501 cancelled")
+				s.Send("334 ")
+				if s.Line() == "*" {
+					s.Send("501 cancelled")
 					return
 				}
 			}
@@ -320,7 +320,7 @@ func TestAuthCancel(t *testing.T) {
 	t.Run("refused mechanism", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("AUTH PLAIN")
 			s.serveAuth(creds, nil, nil, nil)
 		})

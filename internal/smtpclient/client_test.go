@@ -110,20 +110,20 @@ func TestSession(t *testing.T) {
 	t.Parallel()
 	msg := "Subject: x\r\n\r\n.hidden\r\n..two\r\n.\r\nend\r\n"
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220-mx.example.test ESMTP", "220 second line")
+		s.Send("220-mx.example.test ESMTP", "220 second line")
 		s.ehlo("PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES")
-		s.expect("MAIL FROM:<a@example.org> BODY=8BITMIME", "250 2.1.0 Ok")
-		s.expect("RCPT TO:<b@example.test>", "250 2.1.5 Ok")
-		s.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+		s.Expect("MAIL FROM:<a@example.org> BODY=8BITMIME", "250 2.1.0 Ok")
+		s.Expect("RCPT TO:<b@example.test>", "250 2.1.5 Ok")
+		s.Expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
 		var got strings.Builder
-		if _, err := smtp.ReadData(s.br, &got, 1<<20); err != nil {
+		if _, err := smtp.ReadData(s.BR, &got, 1<<20); err != nil {
 			t.Errorf("ReadData: %v", err)
 		}
 		if got.String() != msg {
 			t.Errorf("message %q, want %q", got.String(), msg)
 		}
-		s.send("250 2.0.0 Ok: queued as 1234")
-		s.expect("QUIT", "221 2.0.0 Bye")
+		s.Send("250 2.0.0 Ok: queued as 1234")
+		s.Expect("QUIT", "221 2.0.0 Bye")
 	})
 	var tr traceLog
 	c := newClient(t, conn, Options{Trace: tr.trace})
@@ -171,10 +171,10 @@ func TestSession(t *testing.T) {
 func TestHeloFallback(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 old.example.test SMTP")
-		s.expect("EHLO localhost", "502 5.5.1 What?")
-		s.expect("HELO localhost", "250 old.example.test")
-		s.expect("MAIL FROM:<>", "250 ok")
+		s.Send("220 old.example.test SMTP")
+		s.Expect("EHLO localhost", "502 5.5.1 What?")
+		s.Expect("HELO localhost", "250 old.example.test")
+		s.Expect("MAIL FROM:<>", "250 ok")
 	})
 	c := newClient(t, conn, Options{})
 	if err := c.Mail(context.Background(), ""); err != nil { // Mail sends the greeting itself
@@ -196,8 +196,8 @@ func TestGreetingRefused(t *testing.T) {
 		{"421 4.3.2 Try later", 421, false},
 	} {
 		conn := runFake(t, func(s *fakeServer) {
-			s.send(tt.reply)
-			s.waitClosed()
+			s.Send(tt.reply)
+			s.WaitClosed()
 		})
 		_, err := New(context.Background(), conn, Options{})
 		wantError(t, err, CmdConnect, tt.code, tt.permanent)
@@ -209,25 +209,25 @@ func TestGreetingRefused(t *testing.T) {
 func TestSendPipelined(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("PIPELINING", "SIZE 100000")
-		first := s.line()
+		first := s.Line()
 		if first != "MAIL FROM:<a@example.org> SIZE=12" {
 			t.Errorf("first line %q", first)
 		}
 		// The whole batch came in the same write as MAIL.
-		if want := len("RCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\nRCPT TO:<d@x> NOTIFY=NEVER\r\nDATA\r\n"); s.br.Buffered() != want {
-			t.Errorf("%d octets buffered after MAIL, want %d: not pipelined", s.br.Buffered(), want)
+		if want := len("RCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\nRCPT TO:<d@x> NOTIFY=NEVER\r\nDATA\r\n"); s.BR.Buffered() != want {
+			t.Errorf("%d octets buffered after MAIL, want %d: not pipelined", s.BR.Buffered(), want)
 		}
-		s.expect("RCPT TO:<b@x>")
-		s.expect("RCPT TO:<c@x>")
-		s.expect("RCPT TO:<d@x> NOTIFY=NEVER")
-		s.expect("DATA")
-		s.send("250 2.1.0 sender ok", "250 2.1.5 b ok", "550 5.1.1 c unknown", "451 4.3.0 d later", "354 go")
-		if got := s.data(); got != "Subject: x\r\n" {
+		s.Expect("RCPT TO:<b@x>")
+		s.Expect("RCPT TO:<c@x>")
+		s.Expect("RCPT TO:<d@x> NOTIFY=NEVER")
+		s.Expect("DATA")
+		s.Send("250 2.1.0 sender ok", "250 2.1.5 b ok", "550 5.1.1 c unknown", "451 4.3.0 d later", "354 go")
+		if got := s.Data(); got != "Subject: x\r\n" {
 			t.Errorf("data %q", got)
 		}
-		s.send("250 2.0.0 queued")
+		s.Send("250 2.0.0 queued")
 	})
 	c := newClient(t, conn, Options{})
 	res, err := c.Send(context.Background(), Envelope{
@@ -263,19 +263,19 @@ func TestSendSequential(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			conn := runFake(t, func(s *fakeServer) {
-				s.send("220 mx")
+				s.Send("220 mx")
 				s.ehlo(tt.keywords...)
 				for _, step := range [][2]string{
 					{"MAIL FROM:<a@x>", "250 ok"}, {"RCPT TO:<b@x>", "250 ok"}, {"DATA", "354 go"},
 				} {
-					s.expect(step[0])
-					if s.br.Buffered() != 0 {
-						t.Errorf("%d octets after %q: the client did not wait", s.br.Buffered(), step[0])
+					s.Expect(step[0])
+					if s.BR.Buffered() != 0 {
+						t.Errorf("%d octets after %q: the client did not wait", s.BR.Buffered(), step[0])
 					}
-					s.send(step[1])
+					s.Send(step[1])
 				}
-				s.data()
-				s.send("250 done")
+				s.Data()
+				s.Send("250 done")
 			})
 			c := newClient(t, conn, tt.opts)
 			if _, err := c.Send(context.Background(), Envelope{From: "a@x", Rcpts: []Recipient{{Addr: "b@x"}}},
@@ -293,21 +293,21 @@ func TestSendAllRefused(t *testing.T) {
 		t.Run(dataReply[:3], func(t *testing.T) {
 			t.Parallel()
 			conn := runFake(t, func(s *fakeServer) {
-				s.send("220 mx")
+				s.Send("220 mx")
 				s.ehlo("PIPELINING")
-				s.expect("MAIL FROM:<a@x>")
-				s.expect("RCPT TO:<b@x>")
-				s.expect("DATA")
-				s.send("250 ok", "550 5.1.1 no", dataReply)
+				s.Expect("MAIL FROM:<a@x>")
+				s.Expect("RCPT TO:<b@x>")
+				s.Expect("DATA")
+				s.Send("250 ok", "550 5.1.1 no", dataReply)
 				if strings.HasPrefix(dataReply, "354") {
-					if got := s.data(); got != "" {
+					if got := s.Data(); got != "" {
 						t.Errorf("data %q, want none", got)
 					}
-					s.send("554 5.5.1 no valid recipients")
+					s.Send("554 5.5.1 no valid recipients")
 				} else {
-					s.expect("RSET", "250 ok") // the next transaction starts clean
+					s.Expect("RSET", "250 ok") // the next transaction starts clean
 				}
-				s.expect("MAIL FROM:<a@x>", "250 ok")
+				s.Expect("MAIL FROM:<a@x>", "250 ok")
 			})
 			c := newClient(t, conn, Options{})
 			ctx := context.Background()
@@ -324,12 +324,12 @@ func TestSendAllRefused(t *testing.T) {
 func TestSendMailRefused(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("PIPELINING")
-		s.expect("MAIL FROM:<a@x>")
-		s.expect("RCPT TO:<b@x>")
-		s.expect("DATA")
-		s.send("452 4.3.1 insufficient storage", "503 5.5.1 need MAIL", "503 5.5.1 need MAIL")
+		s.Expect("MAIL FROM:<a@x>")
+		s.Expect("RCPT TO:<b@x>")
+		s.Expect("DATA")
+		s.Send("452 4.3.1 insufficient storage", "503 5.5.1 need MAIL", "503 5.5.1 need MAIL")
 	})
 	c := newClient(t, conn, Options{})
 	_, err := c.Send(context.Background(), Envelope{From: "a@x", Rcpts: []Recipient{{Addr: "b@x"}}}, strings.NewReader("x\r\n"))
@@ -343,9 +343,9 @@ func TestSendMailRefused(t *testing.T) {
 func TestSendTooBig(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("SIZE 10")
-		if rest := s.waitClosed(); rest != "" {
+		if rest := s.WaitClosed(); rest != "" {
 			t.Errorf("client sent %q", rest)
 		}
 	})
@@ -379,9 +379,9 @@ func TestReplyLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			conn := runFake(t, func(s *fakeServer) {
-				s.send("220 mx")
-				s.line()
-				s.sendRaw(tt.reply)
+				s.Send("220 mx")
+				s.Line()
+				s.SendRaw(tt.reply)
 			})
 			c := newClient(t, conn, tt.opts)
 			err := c.Hello(context.Background())
@@ -402,10 +402,10 @@ func TestReplyLimits(t *testing.T) {
 func TestReply421(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo()
-		s.expect("MAIL FROM:<a@x>", "421 4.7.0 too many errors, closing")
-		if rest := s.waitClosed(); rest != "" {
+		s.Expect("MAIL FROM:<a@x>", "421 4.7.0 too many errors, closing")
+		if rest := s.WaitClosed(); rest != "" {
 			t.Errorf("client sent %q after the 421", rest)
 		}
 	})
@@ -423,9 +423,9 @@ func TestNetworkErrors(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
-			s.line() // and no answer
-			s.waitClosed()
+			s.Send("220 mx")
+			s.Line() // and no answer
+			s.WaitClosed()
 		})
 		c := newClient(t, conn, Options{CommandTimeout: 50 * time.Millisecond})
 		err := c.Hello(context.Background())
@@ -436,9 +436,9 @@ func TestNetworkErrors(t *testing.T) {
 	t.Run("context deadline", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
-			s.line()
-			s.waitClosed()
+			s.Send("220 mx")
+			s.Line()
+			s.WaitClosed()
 		})
 		c := newClient(t, conn, Options{})
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -451,9 +451,9 @@ func TestNetworkErrors(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
-			s.line()
-			s.waitClosed()
+			s.Send("220 mx")
+			s.Line()
+			s.WaitClosed()
 		})
 		c := newClient(t, conn, Options{})
 		ctx, cancel := context.WithCancel(context.Background())
@@ -466,8 +466,8 @@ func TestNetworkErrors(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
-			s.line()
+			s.Send("220 mx")
+			s.Line()
 		})
 		c := newClient(t, conn, Options{})
 		err := c.Hello(context.Background())
@@ -491,12 +491,12 @@ func TestNetworkErrors(t *testing.T) {
 func TestDataBareLF(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo()
-		s.expect("MAIL FROM:<a@x>", "250 ok")
-		s.expect("RCPT TO:<b@x>", "250 ok")
-		s.expect("DATA", "354 go")
-		if rest := s.waitClosed(); strings.Contains(rest, ".\r\n") || strings.Contains(rest, "\n.\n") {
+		s.Expect("MAIL FROM:<a@x>", "250 ok")
+		s.Expect("RCPT TO:<b@x>", "250 ok")
+		s.Expect("DATA", "354 go")
+		if rest := s.WaitClosed(); strings.Contains(rest, ".\r\n") || strings.Contains(rest, "\n.\n") {
 			t.Errorf("the data was ended: %q", rest)
 		}
 	})
@@ -512,15 +512,15 @@ func TestDataBareLF(t *testing.T) {
 func TestDataNormalized(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo()
-		s.expect("MAIL FROM:<a@x>", "250 ok")
-		s.expect("RCPT TO:<b@x>", "250 ok")
-		s.expect("DATA", "354 go")
-		if got, want := s.data(), "hello\r\n..\r\nMAIL FROM:<admin@bank.example>\r\n"; got != want {
+		s.Expect("MAIL FROM:<a@x>", "250 ok")
+		s.Expect("RCPT TO:<b@x>", "250 ok")
+		s.Expect("DATA", "354 go")
+		if got, want := s.Data(), "hello\r\n..\r\nMAIL FROM:<admin@bank.example>\r\n"; got != want {
 			t.Errorf("data %q, want %q", got, want)
 		}
-		s.send("250 ok")
+		s.Send("250 ok")
 	})
 	var tr traceLog
 	c := newClient(t, conn, Options{NormalizeLineEndings: true, Trace: tr.trace, TraceData: true})
@@ -538,8 +538,8 @@ func TestDataNormalized(t *testing.T) {
 func TestBadArguments(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
-		if rest := s.waitClosed(); rest != "" {
+		s.Send("220 mx")
+		if rest := s.WaitClosed(); rest != "" {
 			t.Errorf("client sent %q", rest)
 		}
 	})
@@ -561,12 +561,12 @@ func TestStartTLS(t *testing.T) {
 	t.Parallel()
 	cert, pool := testCert(t)
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("STARTTLS", "PIPELINING")
-		s.expect("STARTTLS", "220 2.0.0 Ready to start TLS")
-		s.startTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
+		s.Expect("STARTTLS", "220 2.0.0 Ready to start TLS")
+		s.StartTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
 		s.ehlo("AUTH PLAIN")
-		s.expect("MAIL FROM:<a@x>", "250 ok")
+		s.Expect("MAIL FROM:<a@x>", "250 ok")
 	})
 	var tr traceLog
 	c := newClient(t, conn, Options{Trace: tr.trace, TLSConfig: &tls.Config{ServerName: "mx.example.test", RootCAs: pool}})
@@ -597,7 +597,7 @@ func TestStartTLSFailures(t *testing.T) {
 	t.Run("not offered", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo()
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx"}})
@@ -609,9 +609,9 @@ func TestStartTLSFailures(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("STARTTLS")
-			s.expect("STARTTLS", "454 4.7.0 TLS not available")
+			s.Expect("STARTTLS", "454 4.7.0 TLS not available")
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx"}})
 		wantError(t, c.StartTLS(context.Background()), CmdSTARTTLS, 454, false)
@@ -619,11 +619,11 @@ func TestStartTLSFailures(t *testing.T) {
 	t.Run("injected data", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("STARTTLS")
-			s.expect("STARTTLS")
-			s.sendRaw("220 go ahead\r\n250-injected\r\n")
-			s.waitClosed()
+			s.Expect("STARTTLS")
+			s.SendRaw("220 go ahead\r\n250-injected\r\n")
+			s.WaitClosed()
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx"}})
 		err := c.StartTLS(context.Background())
@@ -634,10 +634,10 @@ func TestStartTLSFailures(t *testing.T) {
 	t.Run("untrusted certificate", func(t *testing.T) {
 		t.Parallel()
 		conn := runFakeTCP(t, func(s *fakeServer) {
-			s.send("220 mx")
+			s.Send("220 mx")
 			s.ehlo("STARTTLS")
-			s.expect("STARTTLS", "220 go ahead")
-			tc := tls.Server(s.conn, &tls.Config{Certificates: []tls.Certificate{cert}})
+			s.Expect("STARTTLS", "220 go ahead")
+			tc := tls.Server(s.Conn, &tls.Config{Certificates: []tls.Certificate{cert}})
 			tc.Handshake() // fails: the client does not trust it
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx.example.test"}})
@@ -653,10 +653,10 @@ func TestImplicitTLS(t *testing.T) {
 	t.Parallel()
 	cert, pool := testCert(t)
 	conn := runFake(t, func(s *fakeServer) {
-		s.startTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
-		s.send("220 mx")
+		s.StartTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
+		s.Send("220 mx")
 		s.ehlo()
-		s.expect("QUIT", "221 bye")
+		s.Expect("QUIT", "221 bye")
 	})
 	var tr traceLog
 	c := newClient(t, conn, Options{ImplicitTLS: true, Trace: tr.trace,
@@ -677,17 +677,17 @@ func TestImplicitTLS(t *testing.T) {
 func TestBdat(t *testing.T) {
 	t.Parallel()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
+		s.Send("220 mx")
 		s.ehlo("CHUNKING", "PIPELINING")
-		s.expect("MAIL FROM:<a@x>")
-		s.expect("RCPT TO:<b@x>")
-		if s.br.Buffered() != 0 {
+		s.Expect("MAIL FROM:<a@x>")
+		s.Expect("RCPT TO:<b@x>")
+		if s.BR.Buffered() != 0 {
 			t.Errorf("DATA or BDAT pipelined with the envelope")
 		}
-		s.send("250 ok", "250 ok")
+		s.Send("250 ok", "250 ok")
 		var got strings.Builder
 		for {
-			l := s.line()
+			l := s.Line()
 			var n int
 			var last bool
 			if rest, ok := strings.CutSuffix(l, " LAST"); ok {
@@ -698,7 +698,7 @@ func TestBdat(t *testing.T) {
 				return
 			}
 			buf := make([]byte, n)
-			if _, err := ioReadFull(s.br, buf); err != nil {
+			if _, err := ioReadFull(s.BR, buf); err != nil {
 				t.Errorf("reading chunk: %v", err)
 				return
 			}
@@ -706,12 +706,12 @@ func TestBdat(t *testing.T) {
 			if last {
 				break
 			}
-			s.send("250 chunk ok")
+			s.Send("250 chunk ok")
 		}
 		if want := "line 1\r\n.line 2\r\nline 3\r\n"; got.String() != want {
 			t.Errorf("message %q, want %q", got.String(), want)
 		}
-		s.send("250 2.0.0 queued")
+		s.Send("250 2.0.0 queued")
 	})
 	c := newClient(t, conn, Options{Chunking: true, ChunkSize: 5, NormalizeLineEndings: true})
 	res, err := c.Send(context.Background(), Envelope{From: "a@x", Rcpts: []Recipient{{Addr: "b@x"}}},

@@ -1,7 +1,6 @@
 package smtpclient
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,12 +18,7 @@ import (
 // fakeServer is the server side of a net.Pipe, driven by a test's script function: send a
 // reply, expect a line, read the data. Mismatches are reported with t.Errorf from the server's
 // goroutine; the test waits for the script to finish at cleanup.
-type fakeServer struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-}
+type fakeServer struct{ *testutil.Script }
 
 // runFake starts script on the server end of a pipe and returns the client end.
 func runFake(t *testing.T, script func(s *fakeServer)) net.Conn {
@@ -56,14 +50,12 @@ func runFakeTCP(t *testing.T, script func(s *fakeServer)) net.Conn {
 
 func runFakeOn(t *testing.T, cconn, sconn net.Conn, script func(s *fakeServer)) net.Conn {
 	t.Helper()
-	s := &fakeServer{t: t, conn: sconn}
-	s.br = bufio.NewReaderSize(sconn, 64<<10)
-	s.bw = bufio.NewWriter(sconn)
+	s := &fakeServer{testutil.NewScript(t, sconn)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer s.conn.Close()
+		defer s.Conn.Close()
 		script(s)
 	}()
 	t.Cleanup(func() {
@@ -73,93 +65,11 @@ func runFakeOn(t *testing.T, cconn, sconn net.Conn, script func(s *fakeServer)) 
 	return cconn
 }
 
-// send writes reply lines (CRLF added to each) and flushes.
-func (s *fakeServer) send(lines ...string) {
-	for _, l := range lines {
-		s.bw.WriteString(l + "\r\n")
-	}
-	if err := s.bw.Flush(); err != nil {
-		s.t.Errorf("fake server: write: %v", err)
-	}
-}
-
-// sendRaw writes octets as they are; the client may hang up before it has read them all.
-func (s *fakeServer) sendRaw(raw string) {
-	s.bw.WriteString(raw)
-	s.bw.Flush()
-}
-
-// line reads one line from the client, without its CRLF.
-func (s *fakeServer) line() string {
-	l, err := s.br.ReadString('\n')
-	if err != nil {
-		s.t.Errorf("fake server: read: %v (got %q)", err, l)
-		return ""
-	}
-	if !strings.HasSuffix(l, "\r\n") {
-		s.t.Errorf("fake server: line %q does not end in CRLF", l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-// expect reads a line and checks it; with replies, answers them.
-func (s *fakeServer) expect(want string, replies ...string) {
-	s.t.Helper()
-	if got := s.line(); got != want {
-		s.t.Errorf("fake server: got %q, want %q", got, want)
-	}
-	if len(replies) > 0 {
-		s.send(replies...)
-	}
-}
-
 // ehlo answers an EHLO with the keywords.
 func (s *fakeServer) ehlo(keywords ...string) {
-	s.t.Helper()
-	s.expect("EHLO localhost")
-	lines := append([]string{"mx.example.test"}, keywords...)
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		s.bw.WriteString("250" + sep + l + "\r\n")
-	}
-	s.send()
-}
-
-// data reads message text up to the "." line and returns it as sent (still stuffed).
-func (s *fakeServer) data() string {
-	var b strings.Builder
-	for {
-		l, err := s.br.ReadString('\n')
-		if err != nil {
-			s.t.Errorf("fake server: reading data: %v", err)
-			return b.String()
-		}
-		if l == ".\r\n" {
-			return b.String()
-		}
-		b.WriteString(l)
-	}
-}
-
-// startTLS puts TLS on the server side.
-func (s *fakeServer) startTLS(cfg *tls.Config) {
-	tc := tls.Server(s.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		s.t.Errorf("fake server: TLS handshake: %v", err)
-		return
-	}
-	s.conn = tc
-	s.br.Reset(tc)
-	s.bw.Reset(tc)
-}
-
-// waitClosed reads until the client closes, and returns what it sent meanwhile.
-func (s *fakeServer) waitClosed() string {
-	b, _ := io.ReadAll(s.br)
-	return string(b)
+	s.T.Helper()
+	s.Expect("EHLO localhost")
+	s.Multiline("250", append([]string{"mx.example.test"}, keywords...)...)
 }
 
 // testCert is a self-signed certificate for mx.example.test, and a pool that trusts it.

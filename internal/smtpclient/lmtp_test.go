@@ -10,17 +10,9 @@ import (
 
 // lhlo answers an LHLO with the keywords.
 func (s *fakeServer) lhlo(keywords ...string) {
-	s.t.Helper()
-	s.expect("LHLO localhost")
-	lines := append([]string{"lmtp.example.test"}, keywords...)
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		s.bw.WriteString("250" + sep + l + "\r\n")
-	}
-	s.send()
+	s.T.Helper()
+	s.Expect("LHLO localhost")
+	s.Multiline("250", append([]string{"lmtp.example.test"}, keywords...)...)
 }
 
 // lmtpEnv is the envelope of the LMTP tests: four recipients.
@@ -33,7 +25,7 @@ var lmtpEnv = Envelope{
 // lmtpEnvelope plays the server's side of lmtpEnv up to the 354: c@x is refused at RCPT, so
 // three replies are due after the data. With pipelined, the commands must arrive in one batch.
 func lmtpEnvelope(s *fakeServer, pipelined bool) {
-	s.t.Helper()
+	s.T.Helper()
 	steps := [][2]string{
 		{"MAIL FROM:<s@example.org> BODY=8BITMIME", "250 2.1.0 OK"},
 		{"RCPT TO:<a@x>", "250 2.1.5 OK"},
@@ -44,19 +36,19 @@ func lmtpEnvelope(s *fakeServer, pipelined bool) {
 	}
 	if pipelined {
 		for _, st := range steps {
-			s.expect(st[0])
+			s.Expect(st[0])
 		}
 		for _, st := range steps {
-			s.send(st[1])
+			s.Send(st[1])
 		}
 		return
 	}
 	for _, st := range steps {
-		s.expect(st[0])
-		if s.br.Buffered() != 0 {
-			s.t.Errorf("%d octets after %q: the client did not wait", s.br.Buffered(), st[0])
+		s.Expect(st[0])
+		if s.BR.Buffered() != 0 {
+			s.T.Errorf("%d octets after %q: the client did not wait", s.BR.Buffered(), st[0])
 		}
-		s.send(st[1])
+		s.Send(st[1])
 	}
 }
 
@@ -169,13 +161,13 @@ func TestSendLMTP(t *testing.T) {
 			t.Parallel()
 			pipelined := slices.Contains(tt.keywords, "PIPELINING") && !tt.opts.NoPipelining
 			conn := runFake(t, func(s *fakeServer) {
-				s.send("220 lmtp ready")
+				s.Send("220 lmtp ready")
 				s.lhlo(tt.keywords...)
 				lmtpEnvelope(s, pipelined)
-				if got := s.data(); got != "Subject: x\r\n\r\n..dot\r\n" {
+				if got := s.Data(); got != "Subject: x\r\n\r\n..dot\r\n" {
 					t.Errorf("data %q", got)
 				}
-				s.send(tt.after...)
+				s.Send(tt.after...)
 			})
 			tt.opts.LMTP = true
 			c := newClient(t, conn, tt.opts)
@@ -217,13 +209,13 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 		{
 			name: "MAIL refused",
 			script: func(s *fakeServer) {
-				s.expect("MAIL FROM:<s@x>")
-				s.expect("RCPT TO:<a@x>")
-				s.expect("RCPT TO:<b@x>")
-				s.expect("DATA")
-				s.send("555 5.5.4 Unsupported parameters", "503 5.5.0 MAIL needed first",
+				s.Expect("MAIL FROM:<s@x>")
+				s.Expect("RCPT TO:<a@x>")
+				s.Expect("RCPT TO:<b@x>")
+				s.Expect("DATA")
+				s.Send("555 5.5.4 Unsupported parameters", "503 5.5.0 MAIL needed first",
 					"503 5.5.0 MAIL needed first", "503 5.5.0 MAIL needed first")
-				s.waitClosed()
+				s.WaitClosed()
 			},
 			want:   [2]lmtpWant{{CmdMAIL, 555, true}, {CmdMAIL, 555, true}},
 			errCmd: CmdMAIL, errCode: 555,
@@ -234,10 +226,10 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 			name: "MAIL refused, DATA taken",
 			script: func(s *fakeServer) {
 				for _, l := range []string{"MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA"} {
-					s.expect(l)
+					s.Expect(l)
 				}
-				s.send("451 4.3.0 not now", "503 5.5.0 MAIL needed first", "503 5.5.0 MAIL needed first", "354 go")
-				if rest := s.waitClosed(); rest != ".\r\n" {
+				s.Send("451 4.3.0 not now", "503 5.5.0 MAIL needed first", "503 5.5.0 MAIL needed first", "354 go")
+				if rest := s.WaitClosed(); rest != ".\r\n" {
 					t.Errorf("client sent %q, want the end of the data alone", rest)
 				}
 			},
@@ -248,10 +240,10 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 			name: "DATA refused",
 			script: func(s *fakeServer) {
 				for _, l := range []string{"MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA"} {
-					s.expect(l)
+					s.Expect(l)
 				}
-				s.send("250 ok", "550 5.1.1 no a", "250 ok", "451 4.3.0 try later")
-				s.waitClosed()
+				s.Send("250 ok", "550 5.1.1 no a", "250 ok", "451 4.3.0 try later")
+				s.WaitClosed()
 			},
 			want:   [2]lmtpWant{{CmdRCPT, 550, true}, {CmdDATA, 451, false}},
 			errCmd: CmdDATA, errCode: 451,
@@ -261,10 +253,10 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 			name: "all refused",
 			script: func(s *fakeServer) {
 				for _, l := range []string{"MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA"} {
-					s.expect(l)
+					s.Expect(l)
 				}
-				s.send("250 ok", "550 5.1.1 no a", "450 4.2.1 not now", "503 5.5.0 No valid recipients")
-				if rest := s.waitClosed(); rest != "" {
+				s.Send("250 ok", "550 5.1.1 no a", "450 4.2.1 not now", "503 5.5.0 No valid recipients")
+				if rest := s.WaitClosed(); rest != "" {
 					t.Errorf("client sent %q", rest)
 				}
 			},
@@ -277,10 +269,10 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 			name: "all refused, DATA taken",
 			script: func(s *fakeServer) {
 				for _, l := range []string{"MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA"} {
-					s.expect(l)
+					s.Expect(l)
 				}
-				s.send("250 ok", "550 5.1.1 no a", "550 5.1.1 no b", "354 go")
-				if rest := s.waitClosed(); rest != ".\r\n" {
+				s.Send("250 ok", "550 5.1.1 no a", "550 5.1.1 no b", "354 go")
+				if rest := s.WaitClosed(); rest != ".\r\n" {
 					t.Errorf("client sent %q, want the end of the data alone", rest)
 				}
 			},
@@ -291,9 +283,9 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 			name: "closed during the envelope",
 			script: func(s *fakeServer) {
 				for _, l := range []string{"MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA"} {
-					s.expect(l)
+					s.Expect(l)
 				}
-				s.send("250 ok", "550 5.1.1 no a")
+				s.Send("250 ok", "550 5.1.1 no a")
 			},
 			want:   [2]lmtpWant{{CmdRCPT, 550, true}, {CmdRCPT, 0, false}},
 			errCmd: CmdRCPT, errCode: 0,
@@ -302,7 +294,7 @@ func TestSendLMTPEnvelopeFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			conn := runFake(t, func(s *fakeServer) {
-				s.send("220 lmtp ready")
+				s.Send("220 lmtp ready")
 				s.lhlo("PIPELINING")
 				tt.script(s)
 			})
@@ -328,9 +320,9 @@ func TestLHLO(t *testing.T) {
 	t.Run("ok", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 lmtp ready")
+			s.Send("220 lmtp ready")
 			s.lhlo("8BITMIME", "CHUNKING", "ENHANCEDSTATUSCODES", "PIPELINING")
-			s.waitClosed()
+			s.WaitClosed()
 		})
 		c := newClient(t, conn, Options{LMTP: true})
 		if err := c.Hello(context.Background()); err != nil {
@@ -344,9 +336,9 @@ func TestLHLO(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
 		conn := runFake(t, func(s *fakeServer) {
-			s.send("220 mx ESMTP, not LMTP")
-			s.expect("LHLO localhost", "500 5.5.1 command unrecognized")
-			if rest := s.waitClosed(); rest != "" {
+			s.Send("220 mx ESMTP, not LMTP")
+			s.Expect("LHLO localhost", "500 5.5.1 command unrecognized")
+			if rest := s.WaitClosed(); rest != "" {
 				t.Errorf("client sent %q after the refused LHLO", rest)
 			}
 		})
@@ -362,8 +354,8 @@ func TestLMTPMisuse(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	conn := runFake(t, func(s *fakeServer) {
-		s.send("220 lmtp ready")
-		if rest := s.waitClosed(); rest != "" {
+		s.Send("220 lmtp ready")
+		if rest := s.WaitClosed(); rest != "" {
 			t.Errorf("client sent %q", rest)
 		}
 	})
@@ -381,8 +373,8 @@ func TestLMTPMisuse(t *testing.T) {
 	c.Close()
 
 	conn = runFake(t, func(s *fakeServer) {
-		s.send("220 mx")
-		if rest := s.waitClosed(); rest != "" {
+		s.Send("220 mx")
+		if rest := s.WaitClosed(); rest != "" {
 			t.Errorf("client sent %q", rest)
 		}
 	})

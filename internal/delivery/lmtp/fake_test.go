@@ -1,7 +1,6 @@
 package lmtp
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
@@ -12,16 +11,13 @@ import (
 	"testing"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // fakeServer is one LMTP connection's server side, driven by a test's script: send a reply,
 // expect a line, read the data. Mismatches are reported with t.Errorf from the server's
 // goroutine; the test waits for the script at cleanup.
-type fakeServer struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
-}
+type fakeServer struct{ *testutil.Script }
 
 // serveFake listens on loopback TCP, or on a unix socket with unix set, runs script on the
 // first connection, and returns the Options.Addr to reach it.
@@ -44,7 +40,7 @@ func serveFake(t *testing.T, unix bool, script func(s *fakeServer)) string {
 			return // closed at cleanup: the client never came
 		}
 		defer conn.Close()
-		script(&fakeServer{t: t, conn: conn, br: bufio.NewReader(conn)})
+		script(&fakeServer{testutil.NewScript(t, conn)})
 	}()
 	t.Cleanup(func() {
 		ln.Close()
@@ -56,73 +52,12 @@ func serveFake(t *testing.T, unix bool, script func(s *fakeServer)) string {
 	return ln.Addr().String()
 }
 
-// send writes reply lines, CRLF added to each.
-func (s *fakeServer) send(lines ...string) {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l + "\r\n")
-	}
-	if _, err := io.WriteString(s.conn, b.String()); err != nil {
-		s.t.Errorf("fake server: write: %v", err)
-	}
-}
-
-// line reads one line from the client, without its CRLF.
-func (s *fakeServer) line() string {
-	l, err := s.br.ReadString('\n')
-	if err != nil {
-		s.t.Errorf("fake server: read: %v (got %q)", err, l)
-		return ""
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-// expect reads a line and checks it; with replies, answers them.
-func (s *fakeServer) expect(want string, replies ...string) {
-	s.t.Helper()
-	if got := s.line(); got != want {
-		s.t.Errorf("fake server: got %q, want %q", got, want)
-	}
-	if len(replies) > 0 {
-		s.send(replies...)
-	}
-}
-
 // greet sends the greeting and answers LHLO with the keywords.
 func (s *fakeServer) greet(keywords ...string) {
-	s.t.Helper()
-	s.send("220 lmtp.example.test LMTP ready")
-	s.expect("LHLO tern.example.test")
-	lines := append([]string{"lmtp.example.test"}, keywords...)
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		s.send("250" + sep + l)
-	}
-}
-
-// data reads message text up to the "." line and returns it as sent.
-func (s *fakeServer) data() string {
-	var b strings.Builder
-	for {
-		l, err := s.br.ReadString('\n')
-		if err != nil {
-			s.t.Errorf("fake server: reading data: %v", err)
-			return b.String()
-		}
-		if l == ".\r\n" {
-			return b.String()
-		}
-		b.WriteString(l)
-	}
-}
-
-// waitClosed reads until the client closes, and returns what it sent meanwhile.
-func (s *fakeServer) waitClosed() string {
-	b, _ := io.ReadAll(s.br)
-	return string(b)
+	s.T.Helper()
+	s.Send("220 lmtp.example.test LMTP ready")
+	s.Expect("LHLO tern.example.test")
+	s.Multiline("250", append([]string{"lmtp.example.test"}, keywords...)...)
 }
 
 // bytesBody is a delivery.Body in memory; opens counts the calls to Open.

@@ -84,19 +84,19 @@ func TestDeliverBatch(t *testing.T) {
 			t.Parallel()
 			addr := serveFake(t, unix, func(s *fakeServer) {
 				s.greet("8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING")
-				s.expect("MAIL FROM:<sender@example.org> BODY=8BITMIME")
-				s.expect("RCPT TO:<carol@example.test>")
-				s.expect("RCPT TO:<alice@example.test>")
-				s.expect("RCPT TO:<Bob@example.test>")
-				s.expect("DATA")
-				s.send("250 2.1.0 OK", "250 2.1.5 OK",
+				s.Expect("MAIL FROM:<sender@example.org> BODY=8BITMIME")
+				s.Expect("RCPT TO:<carol@example.test>")
+				s.Expect("RCPT TO:<alice@example.test>")
+				s.Expect("RCPT TO:<Bob@example.test>")
+				s.Expect("DATA")
+				s.Send("250 2.1.0 OK", "250 2.1.5 OK",
 					"550 5.1.1 <alice@example.test> User doesn't exist: alice@example.test",
 					"250 2.1.5 OK", "354 OK")
-				if got := s.data(); got != "Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n..\r\n" {
+				if got := s.Data(); got != "Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n..\r\n" {
 					t.Errorf("data %q", got)
 				}
-				s.send("452 4.2.2 <carol@example.test> Mailbox is full", "250 2.0.0 <Bob@example.test> Saved")
-				s.expect("QUIT", "221 2.0.0 Bye")
+				s.Send("452 4.2.2 <carol@example.test> Mailbox is full", "250 2.0.0 <Bob@example.test> Saved")
+				s.Expect("QUIT", "221 2.0.0 Bye")
 			})
 			body := &bytesBody{b: []byte("Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n.\r\n")}
 			out := newDeliverer(t, addr).DeliverBatch(context.Background(), testEnv(), []int{3, 1, 2}, body)
@@ -132,12 +132,12 @@ func TestDeliverBatchReplies(t *testing.T) {
 				s.greet("PIPELINING")
 				for _, l := range []string{"MAIL FROM:<sender@example.org>", "RCPT TO:<alice@example.test>",
 					"RCPT TO:<Bob@example.test>", "RCPT TO:<carol@example.test>", "DATA"} {
-					s.expect(l)
+					s.Expect(l)
 				}
-				s.send("250 ok", "250 ok", "250 ok", "250 ok", "354 go")
-				s.data()
-				s.send(tt.replies...)
-				s.expect("QUIT", "221 bye")
+				s.Send("250 ok", "250 ok", "250 ok", "250 ok", "354 go")
+				s.Data()
+				s.Send(tt.replies...)
+				s.Expect("QUIT", "221 bye")
 			})
 			env := testEnv()
 			env.Body = "" // and the server offers no 8BITMIME anyway
@@ -170,12 +170,12 @@ func TestMailParams(t *testing.T) {
 			t.Parallel()
 			addr := serveFake(t, false, func(s *fakeServer) {
 				s.greet(tt.keywords...)
-				s.expect(tt.mail, "250 ok")
-				s.expect("RCPT TO:<alice@example.test>", "250 ok")
-				s.expect("DATA", "354 go")
-				s.data()
-				s.send("250 ok")
-				s.expect("QUIT", "221 bye")
+				s.Expect(tt.mail, "250 ok")
+				s.Expect("RCPT TO:<alice@example.test>", "250 ok")
+				s.Expect("DATA", "354 go")
+				s.Data()
+				s.Send("250 ok")
+				s.Expect("QUIT", "221 bye")
 			})
 			env := testEnv()
 			env.Body, env.SMTPUTF8 = tt.body, tt.utf8
@@ -191,14 +191,14 @@ func TestBareLF(t *testing.T) {
 	addr := serveFake(t, false, func(s *fakeServer) {
 		s.greet("PIPELINING")
 		for _, l := range []string{"MAIL FROM:<sender@example.org>", "RCPT TO:<alice@example.test>", "DATA"} {
-			s.expect(l)
+			s.Expect(l)
 		}
-		s.send("250 ok", "250 ok", "354 go")
-		if got := s.data(); got != "a\r\nb\r\n" {
+		s.Send("250 ok", "250 ok", "354 go")
+		if got := s.Data(); got != "a\r\nb\r\n" {
 			t.Errorf("data %q", got)
 		}
-		s.send("250 ok")
-		s.expect("QUIT", "221 bye")
+		s.Send("250 ok")
+		s.Expect("QUIT", "221 bye")
 	})
 	env := testEnv()
 	env.Body = ""
@@ -256,16 +256,16 @@ func TestSessionFailures(t *testing.T) {
 		{"no socket", func(t *testing.T) string { return "unix:" + t.TempDir() + "/none" },
 			want{451, "4.4.1", false, "cannot connect"}, false},
 		{"greeting 554", func(t *testing.T) string {
-			return serveFake(t, false, func(s *fakeServer) { s.send("554 5.3.2 no service"); s.waitClosed() })
+			return serveFake(t, false, func(s *fakeServer) { s.Send("554 5.3.2 no service"); s.WaitClosed() })
 		}, want{451, "4.3.0", false, "refused the session"}, false},
 		{"greeting 421", func(t *testing.T) string {
-			return serveFake(t, false, func(s *fakeServer) { s.send("421 4.3.2 shutting down"); s.waitClosed() })
+			return serveFake(t, false, func(s *fakeServer) { s.Send("421 4.3.2 shutting down"); s.WaitClosed() })
 		}, want{421, "4.3.2", false, "shutting down"}, false},
 		{"LHLO refused: an SMTP server", func(t *testing.T) string {
 			return serveFake(t, false, func(s *fakeServer) {
-				s.send("220 mx ESMTP")
-				s.expect("LHLO tern.example.test", "502 5.5.1 unrecognized command")
-				if rest := s.waitClosed(); rest != "" {
+				s.Send("220 mx ESMTP")
+				s.Expect("LHLO tern.example.test", "502 5.5.1 unrecognized command")
+				if rest := s.WaitClosed(); rest != "" {
 					t.Errorf("client sent %q after the refused LHLO", rest)
 				}
 			})
@@ -289,8 +289,8 @@ func TestTransactionRefused(t *testing.T) {
 		t.Parallel()
 		addr := serveFake(t, false, func(s *fakeServer) {
 			s.greet()
-			s.expect("MAIL FROM:<sender@example.org>", "501 5.1.7 Invalid sender address")
-			s.expect("QUIT", "221 bye")
+			s.Expect("MAIL FROM:<sender@example.org>", "501 5.1.7 Invalid sender address")
+			s.Expect("QUIT", "221 bye")
 		})
 		env := testEnv()
 		env.Body = ""
@@ -302,11 +302,11 @@ func TestTransactionRefused(t *testing.T) {
 		t.Parallel()
 		addr := serveFake(t, false, func(s *fakeServer) {
 			s.greet()
-			s.expect("MAIL FROM:<sender@example.org>", "250 ok")
-			s.expect("RCPT TO:<alice@example.test>", "550 5.1.1 unknown")
-			s.expect("RCPT TO:<Bob@example.test>", "250 ok")
-			s.expect("DATA", "451 4.3.0 try later")
-			s.expect("QUIT", "221 bye")
+			s.Expect("MAIL FROM:<sender@example.org>", "250 ok")
+			s.Expect("RCPT TO:<alice@example.test>", "550 5.1.1 unknown")
+			s.Expect("RCPT TO:<Bob@example.test>", "250 ok")
+			s.Expect("DATA", "451 4.3.0 try later")
+			s.Expect("QUIT", "221 bye")
 		})
 		env := testEnv()
 		env.Body = ""
@@ -317,10 +317,10 @@ func TestTransactionRefused(t *testing.T) {
 		t.Parallel()
 		addr := serveFake(t, false, func(s *fakeServer) {
 			s.greet()
-			s.expect("MAIL FROM:<sender@example.org>", "250 ok")
-			s.expect("RCPT TO:<alice@example.test>", "250 ok")
-			s.expect("DATA", "250 2.0.0 what data?")
-			s.expect("QUIT", "221 bye")
+			s.Expect("MAIL FROM:<sender@example.org>", "250 ok")
+			s.Expect("RCPT TO:<alice@example.test>", "250 ok")
+			s.Expect("DATA", "250 2.0.0 what data?")
+			s.Expect("QUIT", "221 bye")
 		})
 		env := testEnv()
 		env.Body = ""
@@ -338,11 +338,11 @@ func TestClosedAfterData(t *testing.T) {
 		s.greet("PIPELINING")
 		for _, l := range []string{"MAIL FROM:<sender@example.org>", "RCPT TO:<alice@example.test>",
 			"RCPT TO:<Bob@example.test>", "RCPT TO:<carol@example.test>", "DATA"} {
-			s.expect(l)
+			s.Expect(l)
 		}
-		s.send("250 ok", "250 ok", "250 ok", "250 ok", "354 go")
-		s.data()
-		s.send("250 2.0.0 saved")
+		s.Send("250 ok", "250 ok", "250 ok", "250 ok", "354 go")
+		s.Data()
+		s.Send("250 2.0.0 saved")
 	})
 	env := testEnv()
 	env.Body = ""
@@ -357,9 +357,9 @@ func TestCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := serveFake(t, false, func(s *fakeServer) {
 		s.greet("PIPELINING")
-		s.line()
+		s.Line()
 		cancel() // while the client waits for the replies
-		s.waitClosed()
+		s.WaitClosed()
 	})
 	out := newDeliverer(t, addr).DeliverBatch(ctx, testEnv(), []int{1}, &bytesBody{b: []byte("x\r\n")})
 	checkOutcomes(t, out, []want{{451, "4.4.2", false, "lost connection"}})
