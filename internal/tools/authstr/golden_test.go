@@ -4,13 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tern-mail/tern/internal/sasl"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // update rewrites the golden files: go test ./internal/tools/authstr -run Golden -update
@@ -19,20 +18,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 // checkGolden compares got with testdata/name.golden (or writes it with -update).
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update if the change is right):\n--- got\n%s--- want\n%s", path, got, want)
-	}
+	testutil.Golden(t, *update, name, got)
 }
 
 // ntlmV1Authenticate is an AUTHENTICATE_MESSAGE with an NTLMv1 response in the oldest form:

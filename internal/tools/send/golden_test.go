@@ -6,11 +6,11 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata")
@@ -60,21 +60,7 @@ func runScript(t *testing.T, o Options, script ...step) (string, int, *fakeDiale
 // golden compares a transcript (and its exit status) with testdata/name.golden.
 func golden(t *testing.T, name, transcript string, code int) {
 	t.Helper()
-	got := fmt.Sprintf("%s[exit %d]\n", transcript, code)
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("transcript differs from %s (go test -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
-	}
+	testutil.Golden(t, *update, name, fmt.Sprintf("%s[exit %d]\n", transcript, code))
 }
 
 var ehloTLS = ehloLines("PIPELINING", "SIZE 10240000", "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME")
