@@ -353,14 +353,16 @@ var plainSeeds = []string{
 
 // FuzzPlainServer feeds messages to PLAIN servers, as initial response and after the empty
 // challenge. The server must not panic, must answer every call after the end with
-// ErrProtocol, and must never accept with the wrong store what only the right password opens.
+// ErrProtocol, and must never accept the same message with the right store and with the
+// wrong one, whose password differs.
 func FuzzPlainServer(f *testing.F) {
 	for _, s := range plainSeeds {
 		f.Add([]byte(s), false, false)
 		f.Add([]byte(s), true, true)
 	}
 	f.Fuzz(func(t *testing.T, msg []byte, emptyChallenge, allowAuthzID bool) {
-		for _, store := range []pwStore{{}, {wrong: true}} {
+		var accepted [2]bool // by the right store, by the wrong one
+		for k, store := range []pwStore{{}, {wrong: true}} {
 			s := NewPlainServer(context.Background(), store, ServerOptions{AllowAuthzID: allowAuthzID})
 			if emptyChallenge {
 				if c, done, err := s.Next(nil); len(c) != 0 || done || err != nil {
@@ -372,9 +374,7 @@ func FuzzPlainServer(f *testing.F) {
 				t.Fatalf("not done after the message")
 			}
 			if err == nil {
-				if store.wrong {
-					t.Fatalf("wrong store accepted %q", msg)
-				}
+				accepted[k] = true
 				fields := strings.Split(string(msg), "\x00")
 				account, _, _ := store.resolve(fields[1])
 				if s.Identity() != account && !(allowAuthzID && s.Identity() == fields[0]) {
@@ -384,6 +384,9 @@ func FuzzPlainServer(f *testing.F) {
 			if _, _, err := s.Next(msg); !errors.Is(err, ErrProtocol) {
 				t.Fatalf("Next after the end: %v", err)
 			}
+		}
+		if accepted[0] && accepted[1] {
+			t.Fatalf("the right and the wrong password both accepted %q", msg)
 		}
 	})
 }
