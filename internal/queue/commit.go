@@ -5,10 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // appendReq asks the committer to append one record.
@@ -160,7 +156,7 @@ func (q *Queue) write(buf []byte, sync, bodyDir bool, msgs int) (*segment, int64
 	if bodyDir {
 		// The body files of this batch were fsynced by their sessions; their names must be
 		// durable too before the records that refer to them are.
-		if err := safeio.SyncDir(q.bodyDir()); err != nil {
+		if err := q.fs.SyncDir(q.bodyDir()); err != nil {
 			return nil, 0, fmt.Errorf("queue: sync body dir: %w", err)
 		}
 	}
@@ -189,7 +185,7 @@ func (q *Queue) write(buf []byte, sync, bodyDir bool, msgs int) (*segment, int64
 		return nil, 0, fmt.Errorf("queue: write: %w", err)
 	}
 	if sync {
-		if err := fdatasync(seg.f); err != nil {
+		if err := seg.f.Datasync(); err != nil {
 			// After a failed flush the kernel may have dropped the dirty pages (the "fsyncgate"
 			// lesson): nothing in this segment past the last good flush can be trusted, so we
 			// refuse the batch and write on in a new segment.
@@ -215,11 +211,6 @@ func (q *Queue) seal(seg *segment, size int64) {
 	seg.size = max(seg.size, size)
 }
 
-func fdatasync(f *os.File) error {
-	// Fd on a closed file is -1, which fails with EBADF.
-	return unix.Fdatasync(int(f.Fd()))
-}
-
 // flushActive makes lazily written records durable.
 func (q *Queue) flushActive() {
 	q.mu.Lock()
@@ -235,7 +226,7 @@ func (q *Queue) flushSegment(seg *segment) {
 		return
 	}
 	seg.dirty = false
-	if err := fdatasync(seg.f); err != nil {
+	if err := seg.f.Datasync(); err != nil {
 		// Only state records were waiting: at worst some recipients are delivered again. But
 		// the segment can no longer be trusted with new records.
 		q.log.Error("queue: fdatasync failed, sealing the segment", "segment", seg.path, "err", err)
@@ -262,13 +253,13 @@ func (q *Queue) rotate() error {
 		q.flushSegment(prev)
 	}
 	path := filepath.Join(q.logDir(), segmentName(seq))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := q.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("queue: new segment: %w", err)
 	}
-	if err := safeio.SyncDir(q.logDir()); err != nil {
+	if err := q.fs.SyncDir(q.logDir()); err != nil {
 		f.Close()
-		os.Remove(path)
+		q.fs.Remove(path)
 		return fmt.Errorf("queue: new segment: %w", err)
 	}
 	q.mu.Lock()
@@ -284,7 +275,7 @@ func (q *Queue) dropSegments() {
 	for len(q.segs) > 1 && q.segs[0].live == 0 {
 		s := q.segs[0]
 		s.f.Close()
-		if err := os.Remove(s.path); err != nil {
+		if err := q.fs.Remove(s.path); err != nil {
 			q.log.Error("queue: cannot remove segment", "segment", s.path, "err", err)
 		}
 		q.segs[0] = nil

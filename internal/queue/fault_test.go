@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // TestWriteFault breaks the log or the body directory under a running queue. Commit must then
@@ -15,7 +17,7 @@ import (
 func TestWriteFault(t *testing.T) {
 	// activeSegment swaps the active segment's file for f and returns a function that puts the
 	// original back.
-	swapFile := func(q *Queue, f *os.File) (*segment, func()) {
+	swapFile := func(q *Queue, f safeio.File) (*segment, func()) {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		seg := q.segs[len(q.segs)-1]
@@ -41,7 +43,7 @@ func TestWriteFault(t *testing.T) {
 				q.mu.Lock()
 				path := q.segs[len(q.segs)-1].path
 				q.mu.Unlock()
-				ro, err := os.Open(path) // reads work, writes and truncation fail
+				ro, err := safeio.Open(safeio.OS, path) // reads work, writes and truncation fail
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -56,7 +58,7 @@ func TestWriteFault(t *testing.T) {
 				q.mu.Lock()
 				seg := q.segs[len(q.segs)-1]
 				q.mu.Unlock()
-				closed, err := os.Open(seg.path)
+				closed, err := safeio.Open(safeio.OS, seg.path)
 				if err != nil {
 					t.Fatal(err)
 				}

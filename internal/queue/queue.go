@@ -39,7 +39,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -94,6 +93,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets one line per delivery attempt. Nil: discard.
 	Logger *slog.Logger
+	// FS is the file system under the queue directory; nil means the operating system's
+	// (tests put a power-loss simulation here).
+	FS safeio.FS
 	// OnFlush, if set, is called when delivery is asked for now (Flush, FlushID, FlushAll:
 	// ETRN and tern queue flush), before the messages are made due: remote delivery forgets
 	// the servers it found down, as Postfix's flush does.
@@ -119,6 +121,7 @@ var ErrClosed = errors.New("queue: closed")
 type Queue struct {
 	dir  string
 	opts Options
+	fs   safeio.FS
 	log  *slog.Logger
 	ids  idGen
 
@@ -165,7 +168,7 @@ type entry struct {
 type segment struct {
 	seq  uint64
 	path string
-	f    *os.File
+	f    safeio.File
 	size int64 // octets written (only the committer changes it, under Queue.mu)
 	live int   // message records in this segment whose message is still pending (under Queue.mu)
 	// Owned by the committer:
@@ -230,8 +233,12 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.FS == nil {
+		opts.FS = safeio.OS
+	}
 	q := &Queue{
 		dir:       dir,
+		fs:        opts.FS,
 		opts:      opts,
 		log:       log,
 		appendc:   make(chan *appendReq, 1024),
@@ -245,7 +252,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.cond = sync.NewCond(&q.mu)
 	for _, d := range []string{q.dir, q.logDir(), q.bodyDir()} {
-		if err := safeio.MkdirAll(d, 0o700); err != nil {
+		if err := safeio.MkdirAllIn(q.fs, d, 0o700); err != nil {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}

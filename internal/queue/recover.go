@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // errSegmentGone reports that a segment was deleted while a listing read the log.
@@ -25,8 +26,8 @@ var errSegmentGone = errors.New("queue: segment deleted while reading")
 // segment's file stays open for reading bodies (the queue); without, nothing stays open (a
 // listing), and a segment that the queue deleted since the directory was read gives
 // errSegmentGone.
-func replay(logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[string]*entry, uint64, error) {
-	des, err := os.ReadDir(logDir)
+func replay(fsys safeio.FS, logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[string]*entry, uint64, error) {
+	des, err := fsys.ReadDir(logDir)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("queue: %w", err)
 	}
@@ -48,7 +49,7 @@ func replay(logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[str
 	}
 	for _, seq := range seqs {
 		seg := &segment{seq: seq, path: filepath.Join(logDir, segmentName(seq))}
-		f, err := os.Open(seg.path)
+		f, err := safeio.Open(fsys, seg.path)
 		if err != nil {
 			closeAll()
 			if !keepOpen && errors.Is(err, os.ErrNotExist) {
@@ -153,7 +154,7 @@ func applyState(env *envelope.Envelope, st stateRecord) {
 // said (at once for a message never tried) and removes body files that no record refers to
 // (bodies of messages that never got their 250).
 func (q *Queue) recover() error {
-	segs, entries, maxID, err := replay(q.logDir(), true, q.log)
+	segs, entries, maxID, err := replay(q.fs, q.logDir(), true, q.log)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func (q *Queue) recover() error {
 	var deferred []*entry
 	for id, e := range entries {
 		if e.external {
-			if _, err := os.Stat(filepath.Join(q.bodyDir(), bodyName(id))); err != nil {
+			if _, err := q.fs.Stat(filepath.Join(q.bodyDir(), bodyName(id))); err != nil {
 				// Cannot happen unless someone removed the file: say so loudly, the mail is gone.
 				q.log.Error("queue: body file of a queued message is missing", "msgid", id, "err", err)
 				delete(entries, id)
@@ -195,7 +196,7 @@ func (q *Queue) recover() error {
 	if len(q.ready)+len(deferred) > 0 {
 		q.log.Info("queue: recovered messages", "messages", len(q.ready)+len(deferred), "due", len(q.ready), "deferred", len(deferred))
 	}
-	des, err := os.ReadDir(q.bodyDir())
+	des, err := q.fs.ReadDir(q.bodyDir())
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -204,7 +205,7 @@ func (q *Queue) recover() error {
 		if e := entries[id]; ok && e != nil && e.external {
 			continue
 		}
-		if err := os.Remove(filepath.Join(q.bodyDir(), de.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := q.fs.Remove(filepath.Join(q.bodyDir(), de.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("queue: %w", err)
 		}
 	}
@@ -323,7 +324,7 @@ func List(dir string, log *slog.Logger) ([]*envelope.Envelope, error) {
 	// segment that this reading may not have listed: read again. Deletions are rare (one per
 	// SegmentSize of traffic), so a few tries suffice.
 	for range 100 {
-		_, entries, _, err = replay(filepath.Join(dir, "log"), false, log)
+		_, entries, _, err = replay(safeio.OS, filepath.Join(dir, "log"), false, log)
 		if !errors.Is(err, errSegmentGone) {
 			break
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/dsn"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // add puts a newly committed message in the index and makes it due now. The committer has
@@ -397,7 +398,7 @@ type queueBody struct {
 
 func (b queueBody) Open() (io.ReadCloser, error) {
 	if b.src.external {
-		f, err := os.Open(filepath.Join(b.q.bodyDir(), bodyName(b.id)))
+		f, err := safeio.Open(b.q.fs, filepath.Join(b.q.bodyDir(), bodyName(b.id)))
 		if err != nil {
 			return nil, delivery.Temporary("queue: cannot read body", err)
 		}
@@ -434,7 +435,7 @@ func (q *Queue) forget(e *entry, keepBody bool) {
 	delete(q.entries, e.env.ID)
 	e.seg.live--
 	if e.external && !keepBody {
-		if err := os.Remove(filepath.Join(q.bodyDir(), bodyName(e.env.ID))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := q.fs.Remove(filepath.Join(q.bodyDir(), bodyName(e.env.ID))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			q.log.Error("queue: remove body", "msgid", e.env.ID, "err", err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // Writer receives one message body. Small bodies stay in memory until Commit puts them in the
@@ -20,7 +21,7 @@ type Writer struct {
 	q    *Queue
 	id   string
 	buf  *bytes.Buffer
-	file *os.File // the body file while it is written, once the body outgrew the buffer
+	file safeio.File // the body file while it is written, once the body outgrew the buffer
 	bw   *bufio.Writer
 	// external is set once the body went to its own file
 	external bool
@@ -82,7 +83,7 @@ func (w *Writer) bodyPath() string { return filepath.Join(w.q.bodyDir(), bodyNam
 
 // spill moves the body to its own file.
 func (w *Writer) spill() error {
-	f, err := os.OpenFile(w.bodyPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := w.q.fs.OpenFile(w.bodyPath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("queue: body file: %w", err)
 	}
@@ -198,6 +199,6 @@ func (w *Writer) Abort() {
 		w.file = nil
 	}
 	if w.external {
-		os.Remove(w.bodyPath())
+		w.q.fs.Remove(w.bodyPath())
 	}
 }

@@ -1,7 +1,8 @@
 // Package safeio holds the file-system steps that durability rests on: fsyncing a directory so
 // that the names created, renamed or removed in it survive a crash (POSIX promises that for a
 // file's data on fsync(file), not for its name), and creating directories so that they do too.
-// The queue, Maildir delivery and the certificate store all go through it.
+// The queue, Maildir delivery and the certificate store all go through it, the first two
+// through an FS, so that tests can simulate a power loss under them.
 package safeio
 
 import (
@@ -14,27 +15,29 @@ import (
 )
 
 // SyncDir fsyncs the directory dir.
-func SyncDir(dir string) error {
+func SyncDir(dir string) error { return wrapSync(dir, syncDir(dir)) }
+
+func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("safeio: %w", err)
+		return err
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("safeio: syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return err
 }
 
-// MkdirAll is os.MkdirAll with the given mode that fsyncs the parent of every directory it
+// MkdirAll is MkdirAllIn on the operating system's file system.
+func MkdirAll(dir string, perm fs.FileMode) error { return MkdirAllIn(OS, dir, perm) }
+
+// MkdirAllIn is os.MkdirAll with the given mode that fsyncs the parent of every directory it
 // creates, so that files later made durable in dir cannot vanish with it. Directories that
 // already exist are left alone (above a data directory they are the operator's); a path that
 // exists but is not a directory is an error.
-func MkdirAll(dir string, perm fs.FileMode) error {
-	fi, err := os.Stat(dir)
+func MkdirAllIn(fsys FS, dir string, perm fs.FileMode) error {
+	fi, err := fsys.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("safeio: %s exists and is not a directory", dir)
@@ -46,25 +49,36 @@ func MkdirAll(dir string, perm fs.FileMode) error {
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := MkdirAll(parent, perm); err != nil {
+		if err := MkdirAllIn(fsys, parent, perm); err != nil {
 			return err
 		}
 	}
-	if err := os.Mkdir(dir, perm); err != nil {
+	if err := fsys.Mkdir(dir, perm); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil // lost a race with another process, which syncs the parent
 		}
 		return fmt.Errorf("safeio: %w", err)
 	}
-	return SyncDir(parent)
+	return wrapSync(parent, fsys.SyncDir(parent))
+}
+
+// wrapSync names the directory in a failed directory fsync.
+func wrapSync(dir string, err error) error {
+	if err != nil {
+		return fmt.Errorf("safeio: syncing directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // DirSyncer shares directory fsyncs among goroutines, as group commit does for a log: a caller
 // that has just created or renamed an entry in a directory waits for one fsync of it that
 // started after its call, and callers arriving while one runs all share the next. Under load
 // many deliveries into one Maildir then cost one directory flush instead of one each. The zero
-// value is ready to use.
+// value is ready to use, on the operating system's file system.
 type DirSyncer struct {
+	// FS is the file system of the directories; nil means OS.
+	FS FS
+
 	mu   sync.Mutex
 	dirs map[string]*dirSync
 }
@@ -102,7 +116,7 @@ func (s *DirSyncer) Sync(dir string) error {
 		d.started++
 		n := d.started
 		s.mu.Unlock()
-		err := SyncDir(dir)
+		err := s.syncDir(dir)
 		s.mu.Lock()
 		d.running = false
 		d.done, d.lastErr = n, err
@@ -115,4 +129,12 @@ func (s *DirSyncer) Sync(dir string) error {
 	}
 	s.mu.Unlock()
 	return err
+}
+
+func (s *DirSyncer) syncDir(dir string) error {
+	fsys := s.FS
+	if fsys == nil {
+		fsys = OS
+	}
+	return wrapSync(dir, fsys.SyncDir(dir))
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/tern-mail/tern/internal/safeio"
@@ -25,7 +24,7 @@ func (d *Deliverer) ensure(md string) error {
 		return nil
 	}
 
-	if err := safeio.MkdirAll(d.root, dirMode); err != nil {
+	if err := safeio.MkdirAllIn(d.fs, d.root, dirMode); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
 	// Walk Root/<domain>/<local>/Maildir/{tmp,new,cur}. Each parent is fsynced whether or not
@@ -44,13 +43,13 @@ func (d *Deliverer) ensure(md string) error {
 		dirs = append(dirs, filepath.Join(md, sub))
 	}
 	for _, dir := range dirs[1:] {
-		if err := mkdirExisting(dir); err != nil {
+		if err := d.mkdirExisting(dir); err != nil {
 			return err
 		}
 	}
 	for _, dir := range dirs[:len(dirs)-3] { // Every parent: Root down to Maildir.
-		if err := safeio.SyncDir(dir); err != nil {
-			return fmt.Errorf("maildir: %w", err)
+		if err := d.fs.SyncDir(dir); err != nil {
+			return fmt.Errorf("maildir: syncing directory %s: %w", dir, err)
 		}
 	}
 	d.ready.Store(md, struct{}{})
@@ -59,13 +58,13 @@ func (d *Deliverer) ensure(md string) error {
 
 // mkdirExisting creates dir (mode 0700) unless it already exists as a directory. Its parent
 // must exist.
-func mkdirExisting(dir string) error {
-	err := os.Mkdir(dir, dirMode)
+func (d *Deliverer) mkdirExisting(dir string) error {
+	err := d.fs.Mkdir(dir, dirMode)
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, fs.ErrExist) {
-		fi, serr := os.Stat(dir)
+		fi, serr := d.fs.Stat(dir)
 		if serr != nil {
 			return fmt.Errorf("maildir: %w", serr)
 		}

@@ -89,12 +89,16 @@ type Options struct {
 	// Logger receives debug lines about deliveries; the delivery outcome itself is logged by
 	// the caller. Default: discard.
 	Logger *slog.Logger
+	// FS is the file system under Root; nil means the operating system's (tests put a
+	// power-loss simulation here).
+	FS safeio.FS
 }
 
 // Deliverer delivers into Maildir mailboxes under a root directory. It implements
 // delivery.Deliverer. Create it with New.
 type Deliverer struct {
 	root string
+	fs   safeio.FS
 	// host is Options.Hostname with '/' and ':' escaped, ready to go into a file name.
 	host string
 	pid  int
@@ -129,12 +133,18 @@ func New(opts Options) *Deliverer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = safeio.OS
+	}
 	return &Deliverer{
-		root: filepath.Clean(opts.Root),
-		host: escapeHost(host),
-		pid:  os.Getpid(),
-		log:  log,
-		now:  time.Now,
+		root:    filepath.Clean(opts.Root),
+		fs:      fsys,
+		newSync: safeio.DirSyncer{FS: fsys},
+		host:    escapeHost(host),
+		pid:     os.Getpid(),
+		log:     log,
+		now:     time.Now,
 	}
 }
 
@@ -241,7 +251,7 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 	keepTmp := false
 	defer func() {
 		if !keepTmp {
-			_ = os.Remove(tmpPath) // The primary error is already being returned.
+			_ = d.fs.Remove(tmpPath) // The primary error is already being returned.
 		}
 	}()
 
@@ -257,7 +267,7 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 	}
 
 	newPath := filepath.Join(md, "new", filepath.Base(tmpPath)+fmt.Sprintf(",S=%d", size))
-	if err := os.Rename(tmpPath, newPath); err != nil {
+	if err := d.fs.Rename(tmpPath, newPath); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", 0, fmt.Errorf("maildir: %w", err)
 		}
@@ -267,7 +277,7 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 		if err := d.ensure(md); err != nil {
 			return "", 0, err
 		}
-		if err := os.Rename(tmpPath, newPath); err != nil {
+		if err := d.fs.Rename(tmpPath, newPath); err != nil {
 			return "", 0, fmt.Errorf("maildir: %w", err)
 		}
 	}
@@ -277,14 +287,14 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 	// delivered" point). If that fails, take the message back out so that the queue's retry
 	// does not leave a duplicate; a reader may have seen it, which is harmless.
 	if err := d.newSync.Sync(filepath.Join(md, "new")); err != nil {
-		_ = os.Remove(newPath) // Best effort; the sync error is what matters.
+		_ = d.fs.Remove(newPath) // Best effort; the sync error is what matters.
 		return "", 0, fmt.Errorf("maildir: %w", err)
 	}
 	return newPath, size, nil
 }
 
 // createTmp creates a new, empty, uniquely named file in md/tmp.
-func (d *Deliverer) createTmp(md string) (*os.File, string, error) {
+func (d *Deliverer) createTmp(md string) (safeio.File, string, error) {
 	// O_EXCL makes a name collision an error instead of two deliveries sharing one file.
 	// Collisions need a clock step back or a second process with our pid on a shared Root;
 	// the counter moves on with every attempt, so a couple of retries settle it.
@@ -293,8 +303,8 @@ func (d *Deliverer) createTmp(md string) (*os.File, string, error) {
 	recreated := false
 	for i := 0; i < attempts; i++ {
 		p := filepath.Join(md, "tmp", d.uniqueName())
-		var f *os.File
-		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		var f safeio.File
+		f, err = d.fs.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		switch {
 		case err == nil:
 			return f, p, nil
@@ -322,7 +332,7 @@ func (d *Deliverer) uniqueName() string {
 
 // writeMessage writes the headers and the LF-converted body to f and returns the number of
 // bytes written.
-func writeMessage(f *os.File, from, rcpt string, body io.Reader) (int64, error) {
+func writeMessage(f io.Writer, from, rcpt string, body io.Reader) (int64, error) {
 	bw := bufio.NewWriterSize(f, 32<<10)
 	// RFC 5321 §4.4: the final delivery agent records the reverse-path as Return-Path.
 	hdr := "Return-Path: <" + from + ">\nDelivered-To: " + rcpt + "\n"
