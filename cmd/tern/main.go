@@ -3,6 +3,7 @@
 //	tern serve                 run the server (defaults: loopback ports, ./tern-data)
 //	tern user add|del|passwd|list
 //	tern queue list            what is waiting in the queue (like mailq)
+//	tern status                the running server's sessions, queue, goroutines, files, memory
 //	tern config example        the annotated configuration file with every default
 //
 // This file only parses flags, loads the configuration and calls package app.
@@ -40,6 +41,8 @@ commands:
   user list                   list accounts
   queue list                  show the mail queue (like mailq)
   queue show|hold|release|delete|bounce ID, queue flush [ID|@domain]
+  status                      the running server's sessions, queue length, goroutines, open
+                              files and memory (--json for scripts)
   auth MECH ...               make AUTH strings by hand, like gen-auth (tern auth -h)
   auth encode|decode STRING   base64 in and out, decode explains what it finds
   send --server H:P ...       one SMTP transaction with a readable transcript, like swaks
@@ -75,6 +78,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdUser(args[1:], stdin, stdout, stderr)
 	case "queue":
 		err = cmdQueue(args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
 	case "auth":
 		err = cmdAuth(args[1:], stdin, stdout, stderr)
 	case "send":
@@ -370,4 +375,22 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 		logConf.Level = "warn"
 	}
 	return app.QueueCommand(context.Background(), cfg, op, arg, stdout, app.NewLogger(logConf, stderr))
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tern status", stderr)
+	var c common
+	c.register(fs)
+	asJSON := fs.Bool("json", false, "print the figures as one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: tern status [--json]", errUsage)
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return app.StatusCommand(context.Background(), cfg, *asJSON, stdout)
 }

@@ -1,7 +1,11 @@
-// Package admin is the control channel between `tern queue ...` and a running `tern serve`: a
-// unix socket in the data directory (mode 0600, so only the server's user can use it) that
-// carries one JSON request and one JSON reply per connection. The queue has one owner, the
-// server; the command line asks it rather than touching the spool behind its back.
+// Package admin is the control channel between `tern queue ...` (and `tern status`) and a running
+// `tern serve`: a unix socket in the data directory (mode 0600, so only the server's user can use
+// it) that carries one JSON request and one JSON reply per connection. The queue has one owner,
+// the server; the command line asks it rather than touching the spool behind its back.
+//
+// Serve owns the goroutine of every connection: each request has a deadline, a panic in one is
+// logged with its stack and answered with an error, and Serve returns only once every connection
+// has ended (after a bounded wait at shutdown), so the server can close the queue after it.
 package admin
 
 import (
@@ -11,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -28,6 +31,7 @@ const (
 	OpRelease = "release" // Arg: queue id
 	OpDelete  = "delete"  // Arg: queue id
 	OpBounce  = "bounce"  // Arg: queue id
+	OpStatus  = "status"  // the server's runtime figures (Reply.Status); only a running server has them
 )
 
 // Request is what the client sends.
@@ -42,6 +46,7 @@ type Reply struct {
 	Items   []queue.Item `json:"items,omitempty"`
 	Headers string       `json:"headers,omitempty"` // for show: the message's header section
 	N       int          `json:"n,omitempty"`       // for flush: messages made due
+	Status  *Status      `json:"status,omitempty"`  // for status
 }
 
 // Queue is what the server side needs of the queue.
@@ -56,6 +61,7 @@ type Queue interface {
 	Release(id string) error
 	Delete(ctx context.Context, id string) error
 	Bounce(ctx context.Context, id string) error
+	Len() int
 }
 
 // maxHeaders bounds what show returns of a message.
@@ -76,28 +82,6 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	return ln, nil
-}
-
-// Serve answers requests on ln until it is closed.
-func Serve(ln net.Listener, q Queue, log *slog.Logger) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Minute))
-			var req Request
-			if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
-				json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error()})
-				return
-			}
-			rep := Handle(context.Background(), q, req)
-			log.Info("admin request", "op", req.Op, "arg", req.Arg, "err", rep.Error)
-			json.NewEncoder(c).Encode(rep)
-		}()
-	}
 }
 
 // Handle runs one request against q; the command line uses it directly when no server runs.
@@ -132,6 +116,8 @@ func Handle(ctx context.Context, q Queue, req Request) Reply {
 		err = q.Delete(ctx, req.Arg)
 	case OpBounce:
 		err = q.Bounce(ctx, req.Arg)
+	case OpStatus:
+		err = errors.New("the server is not running: only a running server has runtime figures")
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}

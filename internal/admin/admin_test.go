@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +49,15 @@ func TestOverSocket(t *testing.T) {
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode: %v %v", fi, err)
 	}
-	go Serve(ln, q, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, ln, Options{Queue: q, Sessions: func() int { return 7 }}) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
 	call := func(op, arg string) Reply {
 		t.Helper()
 		rep, err := Call(context.Background(), sock, Request{Op: op, Arg: arg})
@@ -88,5 +95,17 @@ func TestOverSocket(t *testing.T) {
 	}
 	if rep := call("explode", ""); !strings.Contains(rep.Error, "unknown operation") {
 		t.Errorf("unknown op: %+v", rep)
+	}
+	rep := call(OpStatus, "")
+	if st := rep.Status; rep.Error != "" || st == nil || st.Sessions != 7 || st.Queue != 0 ||
+		st.Goroutines < 2 || st.OpenFiles < 3 || st.RSS < 1<<20 {
+		t.Errorf("status: %+v %+v", rep, rep.Status)
+	}
+}
+
+// TestStatusWithoutServer: the figures belong to a running server; the queue alone has none.
+func TestStatusWithoutServer(t *testing.T) {
+	if rep := Handle(context.Background(), &fakeQueue{}, Request{Op: OpStatus}); !strings.Contains(rep.Error, "not running") || rep.Status != nil {
+		t.Errorf("status without a server: %+v", rep)
 	}
 }

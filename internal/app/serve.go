@@ -158,16 +158,6 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	defer stopQueue()
 	q.Run(runCtx)
 
-	// The control socket for tern queue; without it (a data path too long for a socket name)
-	// the server still runs, and tern queue works on the spool while the server is stopped.
-	adminLn, err := admin.Listen(adminPath(data))
-	if err != nil {
-		log.Warn("no admin socket: tern queue needs the server stopped", "err", err)
-	} else {
-		defer adminLn.Close()
-		go admin.Serve(adminLn, q, log)
-	}
-
 	auth, err := authOptions(cfg, store, log)
 	if err != nil {
 		return err
@@ -189,6 +179,26 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Logger:           log,
 	})
 
+	// The control socket for tern queue and tern status; without it (a data path too long for a
+	// socket name) the server still runs, and tern queue works on the spool while the server is
+	// stopped. It is stopped before the queue is closed: a request in progress may be a bounce.
+	stopAdmin := func() {}
+	adminLn, err := admin.Listen(adminPath(data))
+	if err != nil {
+		log.Warn("no admin socket: tern queue needs the server stopped", "err", err)
+	} else {
+		actx, cancel := context.WithCancel(context.Background())
+		adminDone := make(chan struct{})
+		go func() {
+			defer close(adminDone)
+			if err := admin.Serve(actx, adminLn, admin.Options{Queue: q, Sessions: srv.Sessions, Logger: log}); err != nil {
+				log.Error("admin socket", "err", err)
+			}
+		}()
+		stopAdmin = func() { cancel(); <-adminDone }
+		defer stopAdmin()
+	}
+
 	serveErr := make(chan error, len(lns))
 	for _, l := range lns {
 		fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
@@ -206,9 +216,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
-	if adminLn != nil {
-		adminLn.Close()
-	}
+	stopAdmin() // idempotent: the deferred call then returns at once
 	stopQueue()
 	if err := q.Close(); err != nil {
 		log.Error("closing queue", "err", err)

@@ -1,0 +1,171 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options configure Serve.
+type Options struct {
+	// Queue is the server's queue. Required.
+	Queue Queue
+	// Sessions counts the SMTP sessions open now, for OpStatus; nil counts none.
+	Sessions func() int
+	// Proc is the process's directory under /proc, for OpStatus's open files and resident
+	// size. Default: /proc/self.
+	Proc string
+	// Drain bounds how long Serve lets requests in progress finish once its context is done;
+	// then their connections are closed and their contexts cancelled, and Serve waits as long
+	// again at most. Default: DefaultDrain.
+	Drain time.Duration
+	// Logger gets one line per request (status requests at debug level), and every fault.
+	// Nil: discard.
+	Logger *slog.Logger
+}
+
+// DefaultDrain is Options.Drain's default.
+const DefaultDrain = 5 * time.Second
+
+// requestTimeout bounds one connection: reading the request, running it, writing the reply.
+const requestTimeout = time.Minute
+
+// Serve answers requests on ln until ctx is done (it then closes ln) or ln fails. It returns only
+// once every connection it accepted has ended, waiting at most twice opts.Drain; connections still
+// running then (a queue operation that ignores its context) are reported in the error.
+func Serve(ctx context.Context, ln net.Listener, opts Options) error {
+	if opts.Proc == "" {
+		opts.Proc = "/proc/self"
+	}
+	if opts.Drain <= 0 {
+		opts.Drain = DefaultDrain
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	// Requests keep their context through the drain: a bounce that has begun should finish.
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = make(map[net.Conn]struct{})
+	)
+	err := acceptLoop(ctx, ln, opts.Logger, func(c net.Conn) {
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			}()
+			serveConn(reqCtx, c, opts)
+		}()
+	})
+	ln.Close()
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	wait := time.NewTimer(opts.Drain)
+	defer wait.Stop()
+	select {
+	case <-done:
+		return err
+	case <-wait.C:
+	}
+	cancelReqs()
+	mu.Lock()
+	n := len(conns)
+	for c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	opts.Logger.Warn("admin requests still running at shutdown: closed their connections", "requests", n)
+	wait.Reset(opts.Drain)
+	select {
+	case <-done:
+		return err
+	case <-wait.C:
+		return errors.Join(err, fmt.Errorf("admin: %d request(s) still running %v after shutdown began", n, 2*opts.Drain))
+	}
+}
+
+// acceptLoop hands each accepted connection to serve until ctx is done (nil) or ln fails. Running
+// out of file descriptors (a connection flood on the SMTP ports) only pauses it: the admin socket
+// is what an operator uses to look at such a server.
+func acceptLoop(ctx context.Context, ln net.Listener, log *slog.Logger, serve func(net.Conn)) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err == nil {
+			backoff = 0
+			serve(c)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ne net.Error
+		if !(errors.As(err, &ne) && ne.Timeout()) && !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+			return fmt.Errorf("admin: %w", err)
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		log.Warn("admin accept failed", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// serveConn answers the one request of c. It is the connection's only recover: a panic is logged
+// with its stack and answered with an error, and the server goes on.
+func serveConn(ctx context.Context, c net.Conn, opts Options) {
+	defer c.Close()
+	log := opts.Logger
+	c.SetDeadline(time.Now().Add(requestTimeout))
+	var req Request
+	send := func(rep Reply) {
+		if err := json.NewEncoder(c).Encode(rep); err != nil {
+			log.Warn("admin reply not sent", "op", req.Op, "err", err)
+		}
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("admin request panic", "op", req.Op, "arg", req.Arg, "panic", v, "stack", string(debug.Stack()))
+			send(Reply{Error: "internal error in the server (see its log)"})
+		}
+	}()
+	if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+		log.Warn("admin request unreadable", "err", err)
+		send(Reply{Error: "bad request: " + err.Error()})
+		return
+	}
+	var rep Reply
+	if req.Op == OpStatus {
+		st := status(opts)
+		rep.Status = &st
+		// The hostile-client suite polls this; one line per poll would bury the log.
+		log.Debug("admin request", "op", req.Op)
+	} else {
+		rep = Handle(ctx, opts.Queue, req)
+		log.Info("admin request", "op", req.Op, "arg", req.Arg, "err", rep.Error)
+	}
+	send(rep)
+}

@@ -1,0 +1,51 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"syscall"
+
+	"github.com/tern-mail/tern/internal/admin"
+	"github.com/tern-mail/tern/internal/config"
+)
+
+// StatusCommand prints the running server's runtime figures (tern status): open sessions, queue
+// length, goroutines, open files and resident size; as one JSON object when asJSON is set.
+func StatusCommand(ctx context.Context, cfg config.Config, asJSON bool, w io.Writer) error {
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return err
+	}
+	rep, err := admin.Call(ctx, adminPath(data), admin.Request{Op: admin.OpStatus})
+	switch {
+	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no server is running on %s (its admin socket does not answer)", data)
+	case err != nil:
+		return fmt.Errorf("asking the server: %w", err)
+	case rep.Error != "":
+		return errors.New(rep.Error)
+	case rep.Status == nil:
+		return errors.New("the server sent no figures (is it older than this tern?)")
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(rep.Status)
+	}
+	printStatus(w, *rep.Status)
+	return nil
+}
+
+func printStatus(w io.Writer, st admin.Status) {
+	fmt.Fprintf(w, "sessions:    %d\n", st.Sessions)
+	fmt.Fprintf(w, "queue:       %d message%s\n", st.Queue, plural(st.Queue))
+	fmt.Fprintf(w, "goroutines:  %d\n", st.Goroutines)
+	fmt.Fprintf(w, "open files:  %d\n", st.OpenFiles)
+	if st.RSS < 0 {
+		fmt.Fprintf(w, "rss:         unknown\n")
+	} else {
+		fmt.Fprintf(w, "rss:         %.1f MiB\n", float64(st.RSS)/(1<<20))
+	}
+}
