@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 5s
 
-.PHONY: all build run test deps lint unit fuzz bench bench-relay docs clean
+.PHONY: all build run test deps lint unit fuzz fuzz-long test-hostile bench bench-relay docs clean
 
 all: build
 
@@ -32,6 +32,17 @@ unit:
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+# Every fuzz target for FUZZTIME each (10m unless FUZZTIME is given), with executions, new corpus
+# entries and crashes per target; FUZZ='FuzzA|FuzzB' picks targets.
+fuzz-long:
+	bash scripts/fuzz-long.sh $(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) '$(or $(FUZZ),.)'
+
+# The hostile-client suite alone, and its table of figures (`make unit` runs it too).
+test-hostile:
+	@report=$$(mktemp); \
+	TERN_HOSTILE_REPORT=$$report $(GO) test -count=1 -run '^TestHostile$$' ./test; status=$$?; \
+	cat $$report; rm -f $$report; exit $$status
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
