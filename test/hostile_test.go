@@ -594,3 +594,28 @@ func (p *peer) closed(timeout time.Duration) (last string, ok bool) {
 
 // replyRE matches any reply line after the greeting: a code and an enhanced code (RFC 3463).
 var replyRE = regexp.MustCompile(`^[2-5]\d\d[ -][245]\.\d{1,3}\.\d{1,3}( |$)`)
+
+// TestStatusCLI runs `tern status` against a running server (an open session is counted) and a
+// stopped one (a clear error, exit status 1).
+func TestStatusCLI(t *testing.T) {
+	t.Parallel()
+	tn := startTern(t, ternOpts{})
+	d := ehlod(t, tn.SMTP, false)
+	out, errOut, code := tn.ternCmd("", []string{"status"})
+	if code != 0 {
+		t.Fatalf("tern status: exit %d: %s", code, errOut)
+	}
+	mustMatch(t, "tern status", out, `^sessions:    1\nqueue:       0 messages\ngoroutines:  \d+\nopen files:  \d+\nrss:         \d+\.\d MiB\n$`)
+	out, _, code = tn.ternCmd("", []string{"status", "--json"})
+	mustMatch(t, "tern status --json", out, `^\{"goroutines":\d+,"open_files":\d+,"rss_bytes":\d+,"sessions":1,"queue":0\}\n$`)
+	if code != 0 {
+		t.Fatalf("tern status --json: exit %d", code)
+	}
+	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+	tn.Stop()
+	_, errOut, code = tn.ternCmd("", []string{"status"})
+	if code != 1 {
+		t.Fatalf("tern status with the server stopped: exit %d, want 1", code)
+	}
+	mustMatch(t, "tern status with the server stopped", errOut, `^tern: no server is running on \S+ \(its admin socket does not answer\)\n$`)
+}
