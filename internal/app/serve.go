@@ -294,11 +294,12 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 	if err != nil {
 		return nil, err
 	}
+	creds := newCredentials(store, cfg.Domains[0])
 	return &smtpserver.AuthOptions{
 		GSSAPI:           gss,
 		Mechanisms:       cfg.Auth.Mechanisms,
 		NewServer:        sasl.NewServer,
-		Credentials:      newCredentials(store, cfg.Domains[0]),
+		Credentials:      creds,
 		Realms:           cfg.Domains,
 		AllowCleartext:   cfg.Auth.AllowCleartext,
 		LoopbackIsSecure: cfg.Auth.LoopbackIsSecure,
@@ -308,7 +309,10 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 			MaxFailures: cfg.Auth.MaxFailures,
 			Window:      cfg.Auth.FailureWindow.Duration,
 			Block:       cfg.Auth.BlockTime.Duration,
-		}, nil),
+			// Failures count for the account the login names, as the credentials resolve it.
+			Account: creds.limiterAccount,
+			Logger:  log,
+		}),
 	}, nil
 }
 
