@@ -144,9 +144,11 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Logger:                 log,
 		Destination:            router.Destination,
 		DestinationConcurrency: cfg.Queue.Destination,
-		OnFlush: func() {
+		OnFlush: func(domain string, subdomains bool) {
 			if rd, ok := router.Remote.(*remote.Deliverer); ok {
-				rd.ForgetDeadHosts()
+				if n := rd.ForgetDeadHosts(domain, subdomains); n > 0 {
+					log.Info("flush: servers found down are tried again", "domain", domain, "subdomains", subdomains, "addresses", n)
+				}
 			}
 		},
 	})
@@ -185,6 +187,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Spool:            spool{q},
 		Rcpts:            relay,
 		Flusher:          q,
+		ETRN:             policy.NewETRN(relay.IsLocal, policy.ETRNLimits{}),
 		Limiter:          policy.NewConnLimiter(cfg.Limits.Connections, cfg.Limits.ConnectionsPerIP),
 		Logger:           log,
 	})
