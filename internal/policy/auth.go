@@ -199,7 +199,7 @@ func (l *AuthLimiter) Failed(ip netip.Addr, login string) (delay time.Duration, 
 }
 
 // accountFailed counts a failure for acct from ip and returns the account's failures in the
-// window, and whether it is under attack.
+// window, and whether it was already under attack (its failures then wait the longest).
 func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (n int, attacked bool) {
 	a := l.accounts[acct]
 	if a == nil {
@@ -213,6 +213,7 @@ func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (
 	switch {
 	case now.Before(a.attackUntil):
 		a.attackUntil = now.Add(l.lim.Block) // the attack goes on
+		return a.n, true
 	case a.n >= l.lim.MaxFailures:
 		a.attackUntil = now.Add(l.lim.Block)
 		if !a.attacked {
@@ -221,10 +222,8 @@ func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (
 		}
 		l.log.Warn("auth block started", "kind", "account", "user", acct, "remote", ip.Unmap(),
 			"failures", a.n, "until", a.attackUntil.UTC().Format(time.RFC3339))
-	default:
-		return a.n, false
 	}
-	return a.n, true
+	return a.n, false
 }
 
 // Succeeded is asked when a client proved the right credentials for account. It is refused
