@@ -188,7 +188,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Rcpts:            relay,
 		Flusher:          q,
 		ETRN:             policy.NewETRN(relay.IsLocal, policy.ETRNLimits{}),
-		Limiter:          policy.NewConnLimiter(cfg.Limits.Connections, cfg.Limits.ConnectionsPerIP),
+		Limiter:          connLimiter(cfg.Limits, log),
 		Logger:           log,
 	})
 
@@ -317,6 +317,17 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 			Logger:  log,
 		}),
 	}, nil
+}
+
+// connLimiter builds the connection limits from cfg.
+func connLimiter(l config.Limits, log *slog.Logger) *policy.ConnLimiter {
+	return policy.NewConnLimiter(policy.ConnLimits{
+		Max:       l.Connections,
+		PerIP:     l.ConnectionsPerIP,
+		Reserved:  l.Connections * l.ConnectionsReservedPercent / 100,
+		BusyPerIP: l.ConnectionsPerIPBusy,
+		Logger:    log,
+	})
 }
 
 // spool adapts the queue to the server's Spool interface.

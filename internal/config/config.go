@@ -51,8 +51,11 @@ type Limits struct {
 	Errors           int      `toml:"errors" doc:"Error replies a session may get before it is closed with 421 4.7.0; the count restarts with each queued message."`
 	IdleTimeout      Duration `toml:"idle_timeout" doc:"Longest wait for the client's next command or data."`
 	SessionTimeout   Duration `toml:"session_timeout" doc:"Longest whole session."`
-	Connections      int      `toml:"connections" doc:"Most concurrent connections in total (0: no limit)."`
+	Connections      int      `toml:"connections" doc:"Most concurrent connections in total, on all listeners (0: no limit); more get 421 4.7.0."`
 	ConnectionsPerIP int      `toml:"connections_per_ip" doc:"Most concurrent connections per client IPv4 address or IPv6 /64 (0: no limit)."`
+	// The reserve keeps a few busy addresses from taking every slot (policy.ConnLimiter).
+	ConnectionsReservedPercent int `toml:"connections_reserved_percent" doc:"The share of connections, in percent, kept for clients that hold few: once no more slots than that are free (the server is busy), a client gets a new connection only while it holds fewer than connections_per_ip_busy, and the smtp listener takes no more than the first half of the reserve (the second half is for the submission listeners, where users log in). 0: no reserve."`
+	ConnectionsPerIPBusy       int `toml:"connections_per_ip_busy" doc:"Most concurrent connections per client (IPv4 address or IPv6 /64) while the server is busy (see connections_reserved_percent); 0: no such limit."`
 }
 
 // Auth configures SMTP AUTH.
@@ -180,6 +183,9 @@ func Default() Config {
 			SessionTimeout:   Duration{30 * time.Minute},
 			Connections:      1000,
 			ConnectionsPerIP: 100,
+			// A reserve of 200 slots; a client holding 10 gets no more of them.
+			ConnectionsReservedPercent: 20,
+			ConnectionsPerIPBusy:       10,
 		},
 		Auth: Auth{
 			Mechanisms:       DefaultMechanisms(),
@@ -270,6 +276,12 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("limits must be positive (connections may be 0 for no limit)"))
+	}
+	if l.Connections < 0 || l.ConnectionsPerIP < 0 || l.ConnectionsPerIPBusy < 0 {
+		errs = append(errs, errors.New("limits.connections, connections_per_ip and connections_per_ip_busy must not be negative"))
+	}
+	if l.ConnectionsReservedPercent < 0 || l.ConnectionsReservedPercent > 90 {
+		errs = append(errs, errors.New("limits.connections_reserved_percent must be between 0 and 90"))
 	}
 	if l.Recipients < 100 {
 		// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tern-mail/tern/internal/policy"
 )
 
 // recordingFlusher records the ETRN requests that reached the queue.
@@ -77,4 +79,44 @@ func TestETRNPolicy(t *testing.T) {
 			t.Errorf("no %q in the log:\n%s", want, logs)
 		}
 	}
+}
+
+// TestConnectionReserve: once the server is busy, a client holding connections gets no more,
+// a new client does, and the last slots are the submission listeners' (the implicit TLS one
+// too).
+func TestConnectionReserve(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Limiter = policy.NewConnLimiter(policy.ConnLimits{Max: 5, Reserved: 4, BusyPerIP: 1, Logger: o.Logger})
+	})
+	hog := ts.dialFrom(t, RoleMX, "127.0.0.1")
+	hog.expect("220")
+	// One slot taken, four free: busy. The hog gets no second one, on any listener.
+	ts.dialFrom(t, RoleMX, "127.0.0.1").run(`
+		S: 421 4.7.0 Server busy: too many connections from 127.0.0.1, try again later
+		CLOSED`)
+	ts.dialFrom(t, RoleSubmission, "127.0.0.1").run(`
+		S: 421 4.7.0 Server busy: too many connections from 127.0.0.1
+		CLOSED`)
+	// A newcomer on the MX port gets the first half of the reserve...
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		ts.dialFrom(t, RoleMX, ip).expect("220")
+	}
+	ts.dialFrom(t, RoleMX, "127.0.0.4").run(`
+		S: 421 4.7.0 Server busy, try again later
+		CLOSED`)
+	// ...and the submission listeners the rest.
+	ts.dialFrom(t, RoleSubmission, "127.0.0.4").expect("220")
+	sub := ts.dialFrom(t, RoleSubmissions, "127.0.0.5")
+	sub.startTLS()
+	sub.expect("220")
+	ts.dialFrom(t, RoleSubmission, "127.0.0.6").run(`
+		S: 421 4.7.0 Too many connections, try again later
+		CLOSED`)
+	// The busy line was written before the first 421 went out.
+	if want := `level=WARN msg="connections: busy, keeping the reserve for clients holding few" connections=1 reserved=4 busy_per_ip=1`; !strings.Contains(ts.logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, ts.logs.String())
+	}
+	hog.run(`
+		C: QUIT
+		S: 221`)
 }
