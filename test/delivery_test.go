@@ -579,14 +579,25 @@ func TestRelayExpired(t *testing.T) {
 }
 
 // TestRelayETRN: a message waits for B with an hour until its next attempt; B comes up and a
-// client's ETRN b.test (RFC 1985) sends it on at once.
+// client's ETRN b.test (RFC 1985) sends it on at once. ETRN is for authenticated clients, a few
+// a minute, and forgets only the addresses of that domain found down (not d.test's).
 func TestRelayETRN(t *testing.T) {
 	t.Parallel()
 	w := startWorld(t, worldOpts{BDown: true, Schedule: "1h"})
 	tok := token(t)
 	id := w.submit(t, outMsg{Rcpts: []string{bobB}, Tok: tok})
 	waitLog(t, w.A, 10*time.Second, 1, "delivery deferred", "msgid="+id, "attempt=1")
-	d := ehlod(t, w.A.SMTP, false)
+	idD := w.submit(t, outMsg{Rcpts: []string{"nobody@d.test"}, Tok: token(t)})
+	waitLog(t, w.A, 10*time.Second, 1, "delivery deferred", "msgid="+idD, "attempt=1")
+
+	// Anyone on port 25 may not.
+	anon := ehlod(t, w.A.SMTP, false)
+	anon.cmd("ETRN b.test", `459 4\.7\.1 Node b\.test not allowed: ETRN requires authentication`)
+	anon.cmd("QUIT", `221 2\.0\.0 Bye`)
+	waitLog(t, w.A, 5*time.Second, 1, "etrn refused", "node=b.test", "code=459")
+
+	d := ehlod(t, w.A.Submission, false)
+	d.authPlain(aliceA, alicePW)
 	// B is still down: the attempt ETRN starts fails again.
 	d.cmd("ETRN b.test", `252 2\.0\.0 OK, pending messages for node b\.test started`)
 	waitLog(t, w.A, 10*time.Second, 1, "delivery deferred", "msgid="+id, "attempt=2")
@@ -597,7 +608,22 @@ func TestRelayETRN(t *testing.T) {
 	waitLog(t, w.A, 5*time.Second, 1, "delivered", "msgid="+id, "attempt=3")
 	t.Logf("delivered %v after ETRN", time.Since(start).Round(time.Millisecond))
 	d.cmd("ETRN b.test", `251 2\.0\.0 OK, no messages waiting for node b\.test`)
+	d.cmd("ETRN b.test", `458 4\.7\.0 Unable to queue messages for node b\.test: too many ETRN requests, try again later`)
 	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+
+	// Each ETRN b.test forgot the one address of b.test found down, never d.test's.
+	forgot := logLines(w.A, "flush: servers found down are tried again")
+	if len(forgot) == 0 {
+		t.Fatal("no ETRN forgot the address of b.test found down")
+	}
+	for _, l := range forgot {
+		if !strings.Contains(l.Text, "domain=b.test ") || !strings.Contains(l.Text, "addresses=1") {
+			t.Errorf("ETRN b.test forgot more than b.test's address: %s", l.Text)
+		}
+	}
+	if n := len(logLines(w.A, "delivery deferred", "msgid="+idD)); n != 1 {
+		t.Errorf("the message for d.test was tried %d times, want once (ETRN b.test is not for it)", n)
+	}
 }
 
 // TestRelayCrash: A relays 30 messages to B through a slow link; A is killed with SIGKILL

@@ -337,7 +337,7 @@ func TestDialogs(t *testing.T) {
 		d.cmd("VRFY nobody@example.test", `252 2\.0\.0 .+`) // never tells which accounts exist
 		d.cmd("EXPN staff", `502 5\.5\.1 Error: command not implemented`)
 		d.cmd("TURN", `502 5\.5\.1 Error: command not implemented`)
-		d.cmd("ETRN remote.test", `25[0-3] 2\.0\.0 .+`)
+		d.cmd("ETRN remote.test", `459 4\.7\.1 Node remote\.test not allowed: ETRN requires authentication`)
 		d.cmd("ETRN example.test", `459 4\.7\.1 Node example\.test not allowed: mail for it is delivered here`)
 		help := d.cmd("HELP", `(214-2\.0\.0 .*\n)*214 2\.0\.0 .*`)
 		mustMatch(t, "HELP", help, `STARTTLS`)
@@ -506,14 +506,16 @@ func TestDialogs(t *testing.T) {
 }
 
 // TestETRN checks ETRN (RFC 1985): mail queued for a remote domain is made due at once, with
-// the RFC's replies; a local domain is not a node anyone may ask for.
+// the RFC's replies; a local domain is not a node anyone may ask for; only authenticated
+// clients may ask (tern is nobody's backup MX), three times at once and then one more every
+// 20 seconds.
 func TestETRN(t *testing.T) {
 	t.Parallel()
 	tn := startTern(t, ternOpts{Config: "[queue]\nmin_backoff = \"1h\"\n"})
 	tn.AddUser("bob@example.test", "pw")
 	d := ehlod(t, tn.SMTP, false)
 	d.cmd("ETRN example.test", `459 4\.7\.1 Node example\.test not allowed: mail for it is delivered here`)
-	d.cmd("ETRN remote.test", `251 2\.0\.0 OK, no messages waiting for node remote\.test`)
+	d.cmd("ETRN remote.test", `459 4\.7\.1 Node remote\.test not allowed: ETRN requires authentication`)
 	d.cmd("ETRN", `501 5\.5\.4 Syntax: ETRN \[@\|#\]domain`)
 	d.cmd("ETRN [127.0.0.1]", `501 5\.5\.4 .+`)
 	// An authenticated client relays to remote.test; without remote delivery set up the message
@@ -527,7 +529,10 @@ func TestETRN(t *testing.T) {
 		return strings.Count(tn.Log(), `msg="delivery deferred"`) >= 2
 	})
 	d.cmd("ETRN #sub.remote.test", `25[12] 2\.0\.0 .+`)
+	d.cmd("ETRN remote.test", `458 4\.7\.0 Unable to queue messages for node remote\.test: too many ETRN requests, try again later`)
 	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+	mustMatch(t, "log", tn.Log(), `level=INFO msg="etrn refused" .*remote=127\.0\.0\.1 .*node=remote\.test code=459 `)
+	mustMatch(t, "log", tn.Log(), `level=INFO msg="etrn refused" .*remote=127\.0\.0\.1 .*node=remote\.test code=458 `)
 }
 
 // TestLargeMessage sends messages larger than the queue keeps inline (1 MiB), with DATA and

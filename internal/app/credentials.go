@@ -42,6 +42,13 @@ func (c *credentials) account(login string) (string, error) {
 	return acct, nil
 }
 
+// limiterAccount is the account the AUTH limiter counts a login's failures for: the one
+// CheckPassword and Secret would look up, so that every spelling of it shares one budget.
+func (c *credentials) limiterAccount(login string) (string, bool) {
+	acct, err := c.account(login)
+	return acct, err == nil
+}
+
 func (c *credentials) CheckPassword(ctx context.Context, login, password string) (string, error) {
 	acct, err := c.account(login)
 	if err != nil {

@@ -144,9 +144,11 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Logger:                 log,
 		Destination:            router.Destination,
 		DestinationConcurrency: cfg.Queue.Destination,
-		OnFlush: func() {
+		OnFlush: func(domain string, subdomains bool) {
 			if rd, ok := router.Remote.(*remote.Deliverer); ok {
-				rd.ForgetDeadHosts()
+				if n := rd.ForgetDeadHosts(domain, subdomains); n > 0 {
+					log.Info("flush: servers found down are tried again", "domain", domain, "subdomains", subdomains, "addresses", n)
+				}
 			}
 		},
 	})
@@ -175,7 +177,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Spool:            spool{q},
 		Rcpts:            relay,
 		Flusher:          q,
-		Limiter:          policy.NewConnLimiter(cfg.Limits.Connections, cfg.Limits.ConnectionsPerIP),
+		ETRN:             policy.NewETRN(relay.IsLocal, policy.ETRNLimits{}),
+		Limiter:          connLimiter(cfg.Limits, log),
 		Logger:           log,
 	})
 
@@ -302,11 +305,12 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 	if err != nil {
 		return nil, err
 	}
+	creds := newCredentials(store, cfg.Domains[0])
 	return &smtpserver.AuthOptions{
 		GSSAPI:           gss,
 		Mechanisms:       cfg.Auth.Mechanisms,
 		NewServer:        sasl.NewServer,
-		Credentials:      newCredentials(store, cfg.Domains[0]),
+		Credentials:      creds,
 		Realms:           cfg.Domains,
 		AllowCleartext:   cfg.Auth.AllowCleartext,
 		LoopbackIsSecure: cfg.Auth.LoopbackIsSecure,
@@ -316,8 +320,22 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 			MaxFailures: cfg.Auth.MaxFailures,
 			Window:      cfg.Auth.FailureWindow.Duration,
 			Block:       cfg.Auth.BlockTime.Duration,
-		}, nil),
+			// Failures count for the account the login names, as the credentials resolve it.
+			Account: creds.limiterAccount,
+			Logger:  log,
+		}),
 	}, nil
+}
+
+// connLimiter builds the connection limits from cfg.
+func connLimiter(l config.Limits, log *slog.Logger) *policy.ConnLimiter {
+	return policy.NewConnLimiter(policy.ConnLimits{
+		Max:       l.Connections,
+		PerIP:     l.ConnectionsPerIP,
+		Reserved:  l.Connections * l.ConnectionsReservedPercent / 100,
+		BusyPerIP: l.ConnectionsPerIPBusy,
+		Logger:    log,
+	})
 }
 
 // spool adapts the queue to the server's Spool interface.

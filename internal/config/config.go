@@ -51,8 +51,11 @@ type Limits struct {
 	Errors           int      `toml:"errors" doc:"Error replies a session may get before it is closed with 421 4.7.0; the count restarts with each queued message."`
 	IdleTimeout      Duration `toml:"idle_timeout" doc:"Longest wait for the client's next command or data."`
 	SessionTimeout   Duration `toml:"session_timeout" doc:"Longest whole session."`
-	Connections      int      `toml:"connections" doc:"Most concurrent connections in total (0: no limit)."`
+	Connections      int      `toml:"connections" doc:"Most concurrent connections in total, on all listeners (0: no limit); more get 421 4.7.0."`
 	ConnectionsPerIP int      `toml:"connections_per_ip" doc:"Most concurrent connections per client IPv4 address or IPv6 /64 (0: no limit)."`
+	// The reserve keeps a few busy addresses from taking every slot (policy.ConnLimiter).
+	ConnectionsReservedPercent int `toml:"connections_reserved_percent" doc:"The share of connections, in percent, kept for clients that hold few: once no more slots than that are free (the server is busy), a client gets a new connection only while it holds fewer than connections_per_ip_busy, and the smtp listener takes no more than the first half of the reserve (the second half is for the submission listeners, where users log in). 0: no reserve."`
+	ConnectionsPerIPBusy       int `toml:"connections_per_ip_busy" doc:"Most concurrent connections per client (IPv4 address or IPv6 /64) while the server is busy (see connections_reserved_percent); 0: no such limit."`
 }
 
 // Auth configures SMTP AUTH.
@@ -62,9 +65,9 @@ type Auth struct {
 	LoopbackIsSecure bool     `toml:"loopback_is_secure" doc:"Treat loopback connections as secure enough for AUTH without TLS (for local tools and tests)."`
 	SenderMustOwn    bool     `toml:"sender_must_own" doc:"An authenticated client may only use its own address (or address+detail, or <>) as MAIL FROM; otherwise 553 5.7.1."`
 	AllowAuthzID     bool     `toml:"allow_authzid" doc:"Let PLAIN and SCRAM clients act for another account (an authorization identity different from the login)."`
-	MaxFailures      int      `toml:"max_failures" doc:"Failed AUTH attempts per client (IPv4 address or IPv6 /64) or per account within failure_window before a block of block_time (421 4.7.0). Each failure is answered after a delay that doubles from 250ms to 5s."`
-	FailureWindow    Duration `toml:"failure_window" doc:"The window in which failed attempts are counted."`
-	BlockTime        Duration `toml:"block_time" doc:"How long a client or account stays blocked."`
+	MaxFailures      int      `toml:"max_failures" doc:"Failed AUTH attempts from one client (IPv4 address or IPv6 /64) within failure_window that block it for block_time (421 4.7.0, whatever account and password it tries). The same number for one account (every spelling of its login counts for it), from any clients, puts the account under attack until block_time after its last failure: its failures are slowed to 5s, and a client that failed for it is refused even with the right password (answered 535 like a wrong one), while a client that did not logs in, so that guessing cannot lock the owner out. Each failure is answered after a delay that doubles from 250ms to 5s. Blocks are logged as \"auth block started\"/\"auth block ended\" with kind=client or kind=account."`
+	FailureWindow    Duration `toml:"failure_window" doc:"The window in which failed attempts are counted, per client and per account."`
+	BlockTime        Duration `toml:"block_time" doc:"How long a client stays blocked, and how long after its last failure an account stays under attack."`
 	GSSAPIKeytab     string   `toml:"gssapi_keytab" doc:"Keytab (MIT format, from kadmin's ktadd) with the keys of gssapi_principal. Setting it offers GSSAPI (Kerberos V5, RFC 4752), after the mechanisms listed unless they name GSSAPI; it is read at start. Empty: no GSSAPI."`
 	GSSAPIPrincipal  string   `toml:"gssapi_principal" doc:"The service principal clients get tickets for, without the realm. Empty: smtp/<hostname>. Tickets for any other principal are refused."`
 	GSSAPIRealm      string   `toml:"gssapi_realm" doc:"The realm of gssapi_principal, and of the principals the \"local\" map takes. Empty: the realm of the keytab's entries."`
@@ -180,6 +183,9 @@ func Default() Config {
 			SessionTimeout:   Duration{30 * time.Minute},
 			Connections:      1000,
 			ConnectionsPerIP: 100,
+			// A reserve of 200 slots; a client holding 10 gets no more of them.
+			ConnectionsReservedPercent: 20,
+			ConnectionsPerIPBusy:       10,
 		},
 		Auth: Auth{
 			Mechanisms:       DefaultMechanisms(),
@@ -270,6 +276,12 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("limits must be positive (connections may be 0 for no limit)"))
+	}
+	if l.Connections < 0 || l.ConnectionsPerIP < 0 || l.ConnectionsPerIPBusy < 0 {
+		errs = append(errs, errors.New("limits.connections, connections_per_ip and connections_per_ip_busy must not be negative"))
+	}
+	if l.ConnectionsReservedPercent < 0 || l.ConnectionsReservedPercent > 90 {
+		errs = append(errs, errors.New("limits.connections_reserved_percent must be between 0 and 90"))
 	}
 	if l.Recipients < 100 {
 		// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.

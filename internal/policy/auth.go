@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"container/heap"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -11,14 +13,25 @@ import (
 
 // AuthLimits configure an AuthLimiter. Zero fields take the defaults below.
 type AuthLimits struct {
-	// MaxFailures is how many failed AUTH attempts from one client (IPv4 address or IPv6 /64),
-	// or for one account, are allowed within Window before it is blocked for Block.
+	// MaxFailures failed AUTH attempts from one client (IPv4 address or IPv6 /64) within Window
+	// block that client for Block. The same number of failures for one account, from anywhere,
+	// put the account under attack (see AuthLimiter).
 	MaxFailures int
 	Window      time.Duration
 	Block       time.Duration
 	// BaseDelay is the wait before answering a failure; it doubles with each failure in the
 	// window, up to MaxDelay, so that guessing gets slow long before the block.
 	BaseDelay, MaxDelay time.Duration
+	// Account resolves a login as the client typed it to the account the credential store
+	// would use ("bob" to "bob@example.test"); ok false when it names no possible account.
+	// Failures are counted per account, so that every spelling shares one budget. It is
+	// called with the limiter locked, so it must be quick (no store lookups). Nil: the login
+	// lower-cased.
+	Account func(login string) (account string, ok bool)
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+	// Logger gets one line when a block starts and one when it ends. Nil: discard.
+	Logger *slog.Logger
 }
 
 // Defaults for AuthLimits.
@@ -30,25 +43,68 @@ const (
 	DefaultAuthMaxDelay    = 5 * time.Second
 )
 
-// AuthLimiter slows down and then blocks password guessing, per client and per account.
+// maxLoginKey bounds the length of a login kept as a key (AUTH lines may carry 12 KB).
+const maxLoginKey = 320
+
+// AuthLimiter slows down and blocks password guessing without handing the guesser a way to
+// lock the account's owner out. As Postfix's anvil and Dovecot's auth penalty do, it blocks
+// the client, not the account:
+//
+//   - Per client (an IPv4 address or an IPv6 /64): each failure is answered after a delay that
+//     doubles; MaxFailures failures within Window block the client for Block, whatever account
+//     and password it tries next (Allow refuses it before the exchange). Then counting starts
+//     over.
+//   - Per account (the login resolved as the credential store resolves it, so "bob", "BOB" and
+//     "bob@example.test" are one account): MaxFailures failures within Window, from anywhere,
+//     put the account under attack until Block has passed since its last failure. Meanwhile
+//     its failures are answered after the longest delay, and a client that failed for it is
+//     refused even with the right password (answered exactly like a wrong one, so that a
+//     guesser learns nothing from it); a client that has not failed for it logs in.
+//
+// A success forgets the client's failures for that account: a typo is not held against it.
+// The start and end of each block are logged ("auth block started"/"auth block ended", with
+// kind=client or kind=account); an end is noticed, and logged, at the limiter's next call.
 type AuthLimiter struct {
 	lim AuthLimits
 	now func() time.Time
+	log *slog.Logger
 
 	mu       sync.Mutex
-	clients  map[netip.Prefix]*failures
-	accounts map[string]*failures
+	clients  map[netip.Prefix]*authClient
+	accounts map[string]*authAccount
+	blocks   blockHeap // the clients blocked and the accounts under attack, by end
+	swept    time.Time // the last sweep of stale records
 }
 
-// failures is the recent failure count of one client or account.
-type failures struct {
-	n            int
-	first        time.Time // start of the current window
+// authClient is the recent failures of one client.
+type authClient struct {
+	key          netip.Prefix
+	last         netip.Addr // the address of its latest failure, for the log
+	n            int        // failures in the window that began at first
+	first        time.Time
 	blockedUntil time.Time
+	blocked      bool // a block was logged as started and not yet as ended
+	// failedFor are the accounts it failed for lately: their failures and the time of the
+	// latest, kept for Block after it.
+	failedFor map[string]accountFailures
 }
 
-// NewAuthLimiter returns a limiter; now is the clock (nil: time.Now).
-func NewAuthLimiter(lim AuthLimits, now func() time.Time) *AuthLimiter {
+type accountFailures struct {
+	n    int
+	last time.Time
+}
+
+// authAccount is the recent failures of one account.
+type authAccount struct {
+	name        string
+	n           int // failures in the window that began at first
+	first       time.Time
+	attackUntil time.Time
+	attacked    bool // an attack was logged as started and not yet as ended
+}
+
+// NewAuthLimiter returns a limiter.
+func NewAuthLimiter(lim AuthLimits) *AuthLimiter {
 	if lim.MaxFailures <= 0 {
 		lim.MaxFailures = DefaultAuthMaxFailures
 	}
@@ -64,108 +120,258 @@ func NewAuthLimiter(lim AuthLimits, now func() time.Time) *AuthLimiter {
 	if lim.MaxDelay <= 0 {
 		lim.MaxDelay = DefaultAuthMaxDelay
 	}
-	if now == nil {
-		now = time.Now
+	l := &AuthLimiter{lim: lim, now: lim.Now, log: lim.Logger,
+		clients: make(map[netip.Prefix]*authClient), accounts: make(map[string]*authAccount)}
+	if l.now == nil {
+		l.now = time.Now
 	}
-	return &AuthLimiter{lim: lim, now: now, clients: make(map[netip.Prefix]*failures), accounts: make(map[string]*failures)}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	return l
 }
 
-// replyBlocked is the answer to a blocked client or account; the session closes after it.
+// replyBlocked is the answer to a blocked client; the session closes after it.
 var replyBlocked = smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, "Error: too many failed authentications, try again later")
 
 // Allow is asked before an AUTH exchange starts: a blocked client gets a 421 and ok false.
 func (l *AuthLimiter) Allow(ip netip.Addr) (smtp.Reply, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if f := l.current(l.clients[clientKey(ip)]); f != nil && l.now().Before(f.blockedUntil) {
+	now := l.now()
+	l.expire(now)
+	if c := l.clients[clientKey(ip)]; c != nil && now.Before(c.blockedUntil) {
 		return replyBlocked, false
 	}
 	return smtp.Reply{}, true
 }
 
-// Blocked reports whether an account is blocked; a successful AUTH for it is refused (with the
-// 421 returned) until the block ends, or guessing from many clients would still work.
-func (l *AuthLimiter) Blocked(account string) (smtp.Reply, bool) {
+// Failed records a failed attempt from ip with login as the client typed it ("" when it named
+// none), and returns how long to wait before answering and, when this failure blocks the
+// client, the 421 to send before closing (blocked true).
+func (l *AuthLimiter) Failed(ip netip.Addr, login string) (delay time.Duration, reply smtp.Reply, blocked bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if f := l.current(l.accounts[strings.ToLower(account)]); f != nil && l.now().Before(f.blockedUntil) {
-		return replyBlocked, true
+	now := l.now()
+	l.expire(now)
+	l.sweep(now)
+	key := clientKey(ip)
+	c := l.clients[key]
+	if c == nil {
+		c = &authClient{key: key, failedFor: make(map[string]accountFailures)}
+		l.clients[key] = c
 	}
-	return smtp.Reply{}, false
-}
-
-// Failed records a failed attempt from ip for account ("" when the client never named one) and
-// returns how long to wait before answering, and, once a limit is reached, the 421 to send
-// before closing (blocked true).
-func (l *AuthLimiter) Failed(ip netip.Addr, account string) (delay time.Duration, reply smtp.Reply, blocked bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.sweep()
-	n := count(l, l.clients, clientKey(ip))
-	if account != "" {
-		n = max(n, count(l, l.accounts, strings.ToLower(account)))
+	c.last = ip.Unmap()
+	if now.Sub(c.first) > l.lim.Window {
+		c.n, c.first = 0, now
+	}
+	c.n++
+	n, attacked := c.n, false
+	if acct := l.account(login); acct != "" {
+		c.failed(acct, now, l.lim.Block, 2*l.lim.MaxFailures+8)
+		var an int
+		an, attacked = l.accountFailed(acct, ip, now)
+		n = max(n, an)
+	}
+	if c.n >= l.lim.MaxFailures && !now.Before(c.blockedUntil) {
+		c.blockedUntil = now.Add(l.lim.Block)
+		c.n, c.first = 0, now // counting starts over after the block
+		if !c.blocked {
+			c.blocked = true
+			heap.Push(&l.blocks, &blockEntry{until: c.blockedUntil, client: c})
+		}
+		l.log.Warn("auth block started", "kind", "client", "remote", c.last, "client", prefixString(key),
+			"failures", l.lim.MaxFailures, "until", c.blockedUntil.UTC().Format(time.RFC3339))
+		blocked = true
 	}
 	delay = l.lim.BaseDelay
 	for i := 1; i < n && delay < l.lim.MaxDelay; i++ {
 		delay *= 2
 	}
 	delay = min(delay, l.lim.MaxDelay)
-	if n >= l.lim.MaxFailures {
+	if attacked {
+		delay = l.lim.MaxDelay
+	}
+	if blocked {
 		return delay, replyBlocked, true
 	}
 	return delay, smtp.Reply{}, false
 }
 
-// Succeeded forgets the failures of ip: a client that gets the password right after a typo is
-// not punished for it. An account's failures are kept, since they may come from elsewhere.
-func (l *AuthLimiter) Succeeded(ip netip.Addr) {
+// accountFailed counts a failure for acct from ip and returns the account's failures in the
+// window, and whether it was already under attack (its failures then wait the longest).
+func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (n int, attacked bool) {
+	a := l.accounts[acct]
+	if a == nil {
+		a = &authAccount{name: acct}
+		l.accounts[acct] = a
+	}
+	if now.Sub(a.first) > l.lim.Window {
+		a.n, a.first = 0, now
+	}
+	a.n++
+	switch {
+	case now.Before(a.attackUntil):
+		a.attackUntil = now.Add(l.lim.Block) // the attack goes on
+		return a.n, true
+	case a.n >= l.lim.MaxFailures:
+		a.attackUntil = now.Add(l.lim.Block)
+		if !a.attacked {
+			a.attacked = true
+			heap.Push(&l.blocks, &blockEntry{until: a.attackUntil, account: a})
+		}
+		l.log.Warn("auth block started", "kind", "account", "user", acct, "remote", ip.Unmap(),
+			"failures", a.n, "until", a.attackUntil.UTC().Format(time.RFC3339))
+	}
+	return a.n, false
+}
+
+// Succeeded is asked when a client proved the right credentials for account. It is refused
+// (ok false, with the reason for the log) when the client is blocked, or failed for the account
+// while the account is under attack; the session then answers as to a wrong password and calls
+// Failed. Otherwise the client's failures for that account are forgotten.
+func (l *AuthLimiter) Succeeded(ip netip.Addr, account string) (reason string, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.clients, clientKey(ip))
-}
-
-// current returns f, or nil when its window and block have both passed.
-func (l *AuthLimiter) current(f *failures) *failures {
-	if f == nil {
-		return nil
-	}
 	now := l.now()
-	if now.Sub(f.first) > l.lim.Window && !now.Before(f.blockedUntil) {
-		return nil
+	l.expire(now)
+	c := l.clients[clientKey(ip)]
+	if c == nil {
+		return "", true
 	}
-	return f
+	if now.Before(c.blockedUntil) {
+		return "client blocked", false
+	}
+	acct := l.account(account)
+	f, failed := c.failedFor[acct]
+	if !failed {
+		return "", true
+	}
+	if now.Sub(f.last) < l.lim.Block {
+		if a := l.accounts[acct]; a != nil && now.Before(a.attackUntil) {
+			return "the account is under attack and this client failed for it", false
+		}
+	}
+	delete(c.failedFor, acct)
+	c.n = max(0, c.n-f.n)
+	return "", true
 }
 
-// count adds a failure to m[key] and returns the failures in its window.
-func count[K comparable](l *AuthLimiter, m map[K]*failures, key K) int {
-	f := l.current(m[key])
-	if f == nil {
-		f = &failures{first: l.now()}
-		m[key] = f
+// account is the key failures of login are counted under: the account it resolves to, or the
+// login lower-cased when it resolves to none.
+func (l *AuthLimiter) account(login string) string {
+	if login == "" {
+		return ""
 	}
+	if l.lim.Account != nil {
+		if acct, ok := l.lim.Account(login); ok {
+			login = acct
+		}
+	}
+	login = strings.ToLower(login)
+	if len(login) > maxLoginKey {
+		login = login[:maxLoginKey]
+	}
+	return login
+}
+
+// failed notes a failure for acct; the oldest entries go first past limit (a client is blocked
+// long before it fails for that many accounts, so this only bounds memory).
+func (c *authClient) failed(acct string, now time.Time, keep time.Duration, limit int) {
+	f := c.failedFor[acct]
 	f.n++
-	if f.n >= l.lim.MaxFailures {
-		f.blockedUntil = l.now().Add(l.lim.Block)
+	f.last = now
+	c.failedFor[acct] = f
+	for len(c.failedFor) > limit {
+		oldest := ""
+		for k, v := range c.failedFor {
+			if now.Sub(v.last) >= keep {
+				delete(c.failedFor, k)
+				continue
+			}
+			if oldest == "" || v.last.Before(c.failedFor[oldest].last) {
+				oldest = k
+			}
+		}
+		if len(c.failedFor) > limit {
+			delete(c.failedFor, oldest)
+		}
 	}
-	return f.n
+}
+
+// expire logs the end of the blocks and attacks that are over.
+func (l *AuthLimiter) expire(now time.Time) {
+	for len(l.blocks) > 0 && !now.Before(l.blocks[0].until) {
+		e := heap.Pop(&l.blocks).(*blockEntry)
+		switch {
+		case e.client != nil && now.Before(e.client.blockedUntil):
+			e.until = e.client.blockedUntil
+			heap.Push(&l.blocks, e)
+		case e.client != nil:
+			e.client.blocked = false
+			l.log.Info("auth block ended", "kind", "client", "remote", e.client.last, "client", prefixString(e.client.key))
+		case now.Before(e.account.attackUntil):
+			e.until = e.account.attackUntil // failures went on: the attack lasts longer
+			heap.Push(&l.blocks, e)
+		default:
+			e.account.attacked = false
+			e.account.n = 0
+			l.log.Info("auth block ended", "kind", "account", "user", e.account.name)
+		}
+	}
 }
 
 // sweep drops stale records now and then, so that the maps stay small under a spray of
-// addresses.
-func (l *AuthLimiter) sweep() {
-	if len(l.clients)+len(l.accounts) < 4096 {
+// addresses and logins.
+func (l *AuthLimiter) sweep(now time.Time) {
+	if len(l.clients)+len(l.accounts) < 4096 || now.Sub(l.swept) < time.Minute {
 		return
 	}
-	for k, f := range l.clients {
-		if l.current(f) == nil {
+	l.swept = now
+	for k, c := range l.clients {
+		for a, f := range c.failedFor {
+			if now.Sub(f.last) >= l.lim.Block {
+				delete(c.failedFor, a)
+			}
+		}
+		if !c.blocked && now.Sub(c.first) > l.lim.Window && len(c.failedFor) == 0 {
 			delete(l.clients, k)
 		}
 	}
-	for k, f := range l.accounts {
-		if l.current(f) == nil {
+	for k, a := range l.accounts {
+		if !a.attacked && now.Sub(a.first) > l.lim.Window {
 			delete(l.accounts, k)
 		}
 	}
+}
+
+// prefixString shows a client key: the address for IPv4, the /64 for IPv6.
+func prefixString(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// blockEntry is a blocked client or an account under attack, in the heap of block ends.
+type blockEntry struct {
+	until   time.Time
+	client  *authClient
+	account *authAccount
+}
+
+type blockHeap []*blockEntry
+
+func (h blockHeap) Len() int           { return len(h) }
+func (h blockHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h blockHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *blockHeap) Push(x any)        { *h = append(*h, x.(*blockEntry)) }
+func (h *blockHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 // CheckSender decides whether an authenticated account may use from as its envelope sender:

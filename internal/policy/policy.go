@@ -1,7 +1,10 @@
-// Package policy makes the server's acceptance decisions, as pure functions of the request and the
-// stores it is given: whether a recipient is accepted (relay control: tern is never an open
-// relay), and whether another connection is allowed. It answers with the smtp.Reply the client
-// should see; it does no I/O of its own beyond the lookups it is handed and never touches the wire.
+// Package policy makes the server's acceptance decisions, as functions of the request, the
+// stores it is given and the recent past it counts (on a clock it is handed): whether a
+// recipient is accepted (relay control: tern is never an open relay), whether another
+// connection is allowed (ConnLimiter), how failed AUTH attempts are slowed and blocked
+// (AuthLimiter), and who may use ETRN and how often (ETRN). It answers with the smtp.Reply the
+// client should see; it does no I/O of its own beyond the lookups it is handed and the log lines
+// of its limiters, and never touches the wire.
 package policy
 
 import (

@@ -58,43 +58,6 @@ func TestCheckRcpt(t *testing.T) {
 	}
 }
 
-func TestConnLimiter(t *testing.T) {
-	l := NewConnLimiter(3, 2)
-	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	rel1, _, ok1 := l.Acquire(ip("192.0.2.1"))
-	_, _, ok2 := l.Acquire(ip("::ffff:192.0.2.1")) // the same client, IPv4-mapped
-	_, r3, ok3 := l.Acquire(ip("192.0.2.1"))
-	if !ok1 || !ok2 || ok3 {
-		t.Fatalf("per-IP limit 2: got %v %v %v", ok1, ok2, ok3)
-	}
-	if got := r3.String(); got != "421 4.7.0 Too many connections from 192.0.2.1\r\n" {
-		t.Errorf("reply %q", got)
-	}
-	// IPv6 clients count per /64.
-	_, _, ok4 := l.Acquire(ip("2001:db8::1"))
-	_, r5, ok5 := l.Acquire(ip("2001:db8::2"))
-	if !ok4 || ok5 || !strings.HasPrefix(r5.String(), "421 4.7.0 Too many connections") {
-		t.Fatalf("total limit 3: got %v %v %q", ok4, ok5, r5.String())
-	}
-	rel1()
-	rel1() // releasing twice must not free a second slot
-	if _, _, ok := l.Acquire(ip("2001:db8::3")); !ok {
-		t.Fatal("a released slot was not given back")
-	}
-	if _, _, ok := l.Acquire(ip("198.51.100.7")); ok {
-		t.Fatal("double release freed an extra slot")
-	}
-}
-
-func TestConnLimiterUnlimited(t *testing.T) {
-	l := NewConnLimiter(0, 0)
-	for i := range 10000 {
-		if _, _, ok := l.Acquire(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})); !ok {
-			t.Fatal("limit 0 refused a connection")
-		}
-	}
-}
-
 func ExampleRelay_CheckRcpt() {
 	relay := NewRelay([]string{"example.test"}, fakeAccounts{"bob@example.test": nil})
 	client := Client{IP: netip.MustParseAddr("192.0.2.1")}

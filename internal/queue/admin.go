@@ -69,7 +69,7 @@ func (q *Queue) itemLocked(e *entry) Item {
 
 // FlushID makes one message due now (tern queue flush ID).
 func (q *Queue) FlushID(id string) error {
-	q.onFlush()
+	q.onFlush("", false)
 	q.mu.Lock()
 	e := q.entries[id]
 	switch {
@@ -90,7 +90,7 @@ func (q *Queue) FlushID(id string) error {
 
 // FlushAll makes every message that is not held due now, and returns how many there were.
 func (q *Queue) FlushAll() int {
-	q.onFlush()
+	q.onFlush("", false)
 	q.mu.Lock()
 	var ids []string
 	for _, e := range q.entries {

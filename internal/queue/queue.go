@@ -96,10 +96,12 @@ type Options struct {
 	// FS is the file system under the queue directory; nil means the operating system's
 	// (tests put a power-loss simulation here).
 	FS safeio.FS
-	// OnFlush, if set, is called when delivery is asked for now (Flush, FlushID, FlushAll:
-	// ETRN and tern queue flush), before the messages are made due: remote delivery forgets
-	// the servers it found down, as Postfix's flush does.
-	OnFlush func()
+	// OnFlush, if set, is called when delivery is asked for now, before the messages are made
+	// due, so that remote delivery forgets the servers it found down, as Postfix's flush does:
+	// with the domain (and whether its subdomains too) for Flush (ETRN, tern queue flush
+	// @domain), only that domain's servers; with "" for FlushID and FlushAll (tern queue
+	// flush), all of them.
+	OnFlush func(domain string, subdomains bool)
 }
 
 // Defaults for zero Options fields.

@@ -3,11 +3,12 @@ package queue
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,20 +435,30 @@ func TestRetryTimeSurvivesRestart(t *testing.T) {
 	}
 }
 
-// TestOnFlush: every way of asking for delivery now tells OnFlush first.
+// TestOnFlush: every way of asking for delivery now tells OnFlush first, with the domain for
+// Flush (ETRN) and "" (every destination) for the admin's FlushAll and FlushID.
 func TestOnFlush(t *testing.T) {
-	var calls atomic.Int32
+	var mu sync.Mutex
+	var calls []string
 	opts := testOpts(newFake(tempFail("example.test")))
-	opts.OnFlush = func() { calls.Add(1) }
+	opts.OnFlush = func(domain string, subdomains bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, fmt.Sprintf("%q %v", domain, subdomains))
+	}
 	q := openQueue(t, t.TempDir(), opts)
 	id := commitMsg(t, q, newEnv("bob@example.test"), []byte("Subject: a\r\n\r\nx\r\n"))
-	q.Flush("example.test", false)
+	q.Flush("Example.TEST", false)
+	q.Flush("test", true)
 	q.FlushAll()
 	if err := q.FlushID(id); err != nil {
 		t.Fatal(err)
 	}
-	if n := calls.Load(); n != 3 {
-		t.Errorf("OnFlush called %d times, want 3", n)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`"example.test" false`, `"test" true`, `"" false`, `"" false`}
+	if !slices.Equal(calls, want) {
+		t.Errorf("OnFlush calls %q, want %q", calls, want)
 	}
 }
 

@@ -456,9 +456,9 @@ func (q *Queue) backoff(attempts int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
-func (q *Queue) onFlush() {
+func (q *Queue) onFlush(domain string, subdomains bool) {
 	if q.opts.OnFlush != nil {
-		q.opts.OnFlush()
+		q.opts.OnFlush(domain, subdomains)
 	}
 }
 
@@ -520,8 +520,8 @@ func (q *Queue) scheduler(ctx context.Context) {
 // in a subdomain of it) due now, for ETRN, and returns how many there were. Messages already
 // due, held or being attempted are not counted.
 func (q *Queue) Flush(domain string, subdomains bool) int {
-	q.onFlush()
 	domain = strings.ToLower(domain)
+	q.onFlush(domain, subdomains)
 	q.mu.Lock()
 	var ids []string
 	for _, e := range q.entries {

@@ -209,15 +209,15 @@ func decodeAuthLine(s string) ([]byte, bool) {
 	return b, true
 }
 
-// authSucceeded records the identity, unless the account is blocked for failures elsewhere.
+// authSucceeded records the identity, unless the limiter refuses this client the account (it
+// failed for it while the account is under attack, or got blocked meanwhile): that is answered
+// exactly like a wrong password, so that a guesser cannot tell it guessed right.
 func (s *session) authSucceeded(mech, account string) {
 	if lim := s.srv.opts.Auth.Limiter; lim != nil {
-		if r, blocked := lim.Blocked(account); blocked {
-			s.log.Warn("auth refused: account blocked", "mech", mech, "user", account)
-			s.closeWith(r)
+		if why, ok := lim.Succeeded(s.remote.Addr(), account); !ok {
+			s.authFailed(mech, account, fmt.Errorf("%w: right credentials refused: %s", sasl.ErrAuthFailed, why))
 			return
 		}
-		lim.Succeeded(s.remote.Addr())
 	}
 	s.user = account
 	s.authMech = mech

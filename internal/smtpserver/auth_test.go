@@ -1,9 +1,11 @@
 package smtpserver
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,9 @@ type fakeCreds struct {
 	passwords map[string]string
 	broken    bool // every lookup fails as a store outage would
 }
+
+// account is the limiter's view of resolve.
+func (f fakeCreds) account(login string) (string, bool) { return f.resolve(login), true }
 
 func (f fakeCreds) resolve(login string) string {
 	if !strings.Contains(login, "@") {
@@ -72,7 +77,7 @@ func withAuth(mod func(*AuthOptions)) func(*Options) {
 			LoopbackIsSecure: true,
 			SenderMustOwn:    true,
 			Limiter: policy.NewAuthLimiter(policy.AuthLimits{MaxFailures: 3, BaseDelay: time.Millisecond,
-				MaxDelay: 5 * time.Millisecond}, nil),
+				MaxDelay: 5 * time.Millisecond, Account: fakeCreds{}.account, Logger: o.Logger}),
 		}
 		if mod != nil {
 			mod(a)
@@ -258,6 +263,10 @@ func TestAuthNeedsTLS(t *testing.T) {
 		S: 554 5.7.1`)
 }
 
+// TestAuthLimits: a client that keeps failing is blocked (421, on every listener, even with the
+// right password), while the owner of the account it guessed at logs in from elsewhere; and
+// guessing one account from several clients, in any spelling of its login, makes the account
+// refuse those clients even with the right password (answered 535, like a wrong one), not others.
 func TestAuthLimits(t *testing.T) {
 	ts := newTestServer(t, withAuth(nil))
 	wrong := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00kenneth.burgener\x00guess"))
@@ -281,6 +290,66 @@ func TestAuthLimits(t *testing.T) {
 		C: AUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh
 		S: 421 4.7.0 Error: too many failed authentications
 		CLOSED`)
+	// The account's owner, elsewhere, is not locked out.
+	ts.dialFrom(t, RoleSubmission, "127.0.0.2").run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: AUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh
+		S: 235 2.7.0`)
+
+	// bob guessed at from two clients, as "bob", "BOB" and "bob@example.test": three failures
+	// for one account.
+	plain := func(login, pw string) string {
+		return "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+login+"\x00"+pw))
+	}
+	c3 := ts.dialFrom(t, RoleSubmission, "127.0.0.3")
+	c3.run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: ` + plain("bob", "guess-1") + `
+		S: 535 5.7.8
+		C: ` + plain("BOB", "guess-2") + `
+		S: 535 5.7.8`)
+	ts.dialFrom(t, RoleSubmission, "127.0.0.4").run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: ` + plain("bob@example.test", "guess-3") + `
+		S: 535 5.7.8
+		C: ` + plain("bob", "bobpw") + `
+		S: 535 5.7.8 Error: authentication failed
+		C: ` + plain("kenneth.burgener", seedPassword) + `
+		S: 235 2.7.0`)
+	// The right password from a client that guessed is one more failure: its third.
+	c3.run(`
+		C: ` + plain("bob", "bobpw") + `
+		S: 535 5.7.8 Error: authentication failed
+		S: 421 4.7.0
+		CLOSED`)
+	ts.dialFrom(t, RoleSubmission, "127.0.0.5").run(`
+		S: 220
+		C: EHLO c
+		S: 250
+		C: ` + plain("Bob", "bobpw") + `
+		S: 235 2.7.0`)
+	logs := ts.logs.String()
+	for _, want := range []string{
+		`level=WARN msg="auth block started" kind=account user=kenneth.burgener@example.test remote=127.0.0.1 failures=3 `,
+		`level=WARN msg="auth block started" kind=client remote=127.0.0.1 client=127.0.0.1 failures=3 `,
+		`level=WARN msg="auth refused: client blocked" conn=2 remote=127.0.0.1 `,
+		`level=WARN msg="auth block started" kind=account user=bob@example.test remote=127.0.0.4 failures=3 `,
+		`level=WARN msg="auth block started" kind=client remote=127.0.0.3 client=127.0.0.3 failures=3 `,
+		`level=WARN msg="auth failed" conn=5 remote=127.0.0.4 listener=submission mech=PLAIN user=bob@example.test reason="sasl: authentication failed: right credentials refused: the account is under attack and this client failed for it"`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %q in the log:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "bobpw") || strings.Contains(logs, "guess-") {
+		t.Error("a password reached the log")
+	}
 }
 
 // Every mechanism works over the wire with the SMTP framing: base64, 334 continuations, and the
@@ -324,6 +393,18 @@ func TestAuthEveryMechanism(t *testing.T) {
 			t.Fatalf("%q", got)
 		}
 	})
+}
+
+// dialFrom connects to the role's listener from the loopback address ip: another client.
+func (ts *testServer) dialFrom(t *testing.T, role Role, ip string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	conn, err := d.Dial("tcp", ts.addrs[role])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
 // authenticate runs a client half against the server over c and returns the final reply.

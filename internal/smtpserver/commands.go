@@ -171,7 +171,7 @@ func (s *session) cmdVrfy(arg string) {
 
 // cmdEtrn starts delivery of the mail queued for a domain (RFC 1985): "ETRN example.com" for the
 // domain, "ETRN @example.com" for it and its subdomains, "ETRN #example.com" for the queue named
-// after it (tern's queues are named by domain).
+// after it (tern's queues are named by domain). Who may ask, and how often, is policy's.
 func (s *session) cmdEtrn(arg string) {
 	switch {
 	case s.helo == "":
@@ -193,12 +193,13 @@ func (s *session) cmdEtrn(arg string) {
 		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: ETRN [@|#]domain"))
 		return
 	}
-	if l, ok := s.srv.opts.Rcpts.(interface{ IsLocal(string) bool }); ok && l.IsLocal(node) {
-		s.reply(smtp.R(459, smtp.EnhNotAuthorized, "Node "+arg+" not allowed: mail for it is delivered here"))
+	if s.srv.opts.Flusher == nil || s.srv.opts.ETRN == nil {
+		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
 		return
 	}
-	if s.srv.opts.Flusher == nil {
-		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
+	if r := s.srv.opts.ETRN.CheckETRN(s.client(), arg); !r.Positive() {
+		s.log.Info("etrn refused", "node", arg, "code", r.Code, "reason", r.Text)
+		s.reply(r)
 		return
 	}
 	n := s.srv.opts.Flusher.Flush(node, subdomains)

@@ -148,6 +148,7 @@ func newTestServer(t *testing.T, mod func(*Options)) *testServer {
 			"jørgen@example.test": true,
 		}),
 		Flusher: fakeFlusher{n: 1},
+		ETRN:    policy.NewETRN(func(d string) bool { return strings.EqualFold(d, "example.test") }, policy.ETRNLimits{}),
 		Logger:  slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if mod != nil {

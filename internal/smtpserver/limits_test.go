@@ -116,7 +116,7 @@ func TestTimeouts(t *testing.T) {
 
 func TestConnectionLimits(t *testing.T) {
 	t.Run("per-ip", func(t *testing.T) {
-		ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(0, 2) })
+		ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(policy.ConnLimits{PerIP: 2}) })
 		a, b := ts.dial(t, RoleMX), ts.dial(t, RoleMX)
 		a.expect("220")
 		b.expect("220")
@@ -138,7 +138,7 @@ func TestConnectionLimits(t *testing.T) {
 		})
 	})
 	t.Run("total", func(t *testing.T) {
-		ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(1, 0) })
+		ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(policy.ConnLimits{Max: 1}) })
 		ts.dial(t, RoleMX).expect("220")
 		ts.dial(t, RoleSubmission).run(`
 			S: 421 4.7.0 Too many connections, try again later
@@ -329,7 +329,7 @@ func TestShutdown(t *testing.T) {
 
 // A connection refused on the implicit TLS port hears its 421 inside TLS.
 func TestConnectionLimitImplicitTLS(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(0, 1) })
+	ts := newTestServer(t, func(o *Options) { o.Limiter = policy.NewConnLimiter(policy.ConnLimits{PerIP: 1}) })
 	ts.dial(t, RoleSubmissions).expect("220")
 	ts.dial(t, RoleSubmissions).run(`
 		S: 421 4.7.0 Too many connections

@@ -75,6 +75,12 @@ type RcptChecker interface {
 	CheckRcpt(ctx context.Context, c policy.Client, rcpt smtp.Address) smtp.Reply
 }
 
+// ETRNChecker decides who may use ETRN, for which node, and how often (policy.ETRN in
+// production); a positive reply means go ahead.
+type ETRNChecker interface {
+	CheckETRN(c policy.Client, node string) smtp.Reply
+}
+
 // Flusher starts delivery of queued mail for a domain, and its subdomains if asked (ETRN,
 // RFC 1985), and returns how many messages it made due.
 type Flusher interface {
@@ -104,8 +110,9 @@ type Options struct {
 	Spool Spool
 	// Rcpts decides on recipients. Required.
 	Rcpts RcptChecker
-	// Flusher serves ETRN; nil answers ETRN with 458.
+	// Flusher serves ETRN, for the requests ETRN allows; without both, ETRN is answered 458.
 	Flusher Flusher
+	ETRN    ETRNChecker
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail

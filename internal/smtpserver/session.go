@@ -116,7 +116,11 @@ func (s *session) serve() {
 	}()
 
 	if lim := s.srv.opts.Limiter; lim != nil {
-		release, reply, ok := lim.Acquire(s.remote.Addr())
+		kind := policy.ConnMX
+		if s.role != RoleMX {
+			kind = policy.ConnSubmission // the users' ports get their share of a busy server
+		}
+		release, reply, ok := lim.Acquire(s.remote.Addr(), kind)
 		if !ok {
 			s.log.Info("connection refused", "code", reply.Code, "reason", reply.Text)
 			// On the implicit TLS port the client speaks TLS first: the 421 must come inside it.

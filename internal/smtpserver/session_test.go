@@ -94,11 +94,7 @@ func TestTranscripts(t *testing.T) {
 			C: ETRN
 			S: 501 5.5.4 Syntax: ETRN \[@\|#\]domain
 			C: ETRN remote.example
-			S: 252 2.0.0 OK, pending messages for node remote.example started
-			C: ETRN @remote.example
-			S: 252 2.0.0
-			C: ETRN #remote.example
-			S: 252 2.0.0
+			S: 459 4.7.1 Node remote.example not allowed: ETRN requires authentication
 			C: ETRN example.test
 			S: 459 4.7.1 Node example.test not allowed: mail for it is delivered here
 			C: ETRN [127.0.0.1]

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,10 @@ const DefaultDeadHostTTL = 30 * time.Second
 // maxDeadHosts bounds the memory of dead addresses; past it, the expired ones are dropped, or
 // all of them (see pruneLocked).
 const maxDeadHosts = 10000
+
+// maxHostDomains bounds the domains remembered per dead address (a server shared by many
+// domains); ETRN for a domain not remembered leaves the address alone, for at most the TTL.
+const maxHostDomains = 32
 
 // hostStates remembers the addresses that could not be reached, so that a burst of messages
 // to a server that is down costs one connection timeout and not one per message, holding every
@@ -33,6 +38,9 @@ type deadHost struct {
 	err     *delivery.Error // the failure that marked it
 	at      time.Time
 	probing bool // a delivery is connecting to it now
+	// domains are the next-hop domains (or the relayhost) whose deliveries met it dead, so
+	// that ETRN for a domain forgets only that domain's addresses.
+	domains map[string]struct{}
 }
 
 // newHostStates returns the state of dead addresses, or nil (nothing is ever skipped) for a
@@ -44,15 +52,19 @@ func newHostStates(ttl time.Duration, now func() time.Time) *hostStates {
 	return &hostStates{ttl: ttl, now: now, dead: make(map[string]*deadHost)}
 }
 
-// admit says whether to connect to addr. With a nil error the caller connects, and reports
-// the outcome with done(probe, ...). Otherwise addr is dead, and err says why.
-func (s *hostStates) admit(addr string) (probe bool, err *delivery.Error) {
+// admit says whether to connect to addr, a server of domain (the route's next hop). With a nil
+// error the caller connects, and reports the outcome with done(probe, ...). Otherwise addr is
+// dead, and err says why.
+func (s *hostStates) admit(addr, domain string) (probe bool, err *delivery.Error) {
 	if s == nil {
 		return false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.dead[addr]
+	if h != nil {
+		h.addDomain(domain)
+	}
 	switch {
 	case h == nil:
 		return false, nil
@@ -65,7 +77,7 @@ func (s *hostStates) admit(addr string) (probe bool, err *delivery.Error) {
 
 // done records the outcome of a connection admit let through: failed is the error of a
 // connection that never reached an SMTP reply, nil when the server answered (whatever it said).
-func (s *hostStates) done(addr string, probe bool, failed *delivery.Error) {
+func (s *hostStates) done(addr, domain string, probe bool, failed *delivery.Error) {
 	if s == nil {
 		return
 	}
@@ -75,13 +87,45 @@ func (s *hostStates) done(addr string, probe bool, failed *delivery.Error) {
 		delete(s.dead, addr)
 		return
 	}
-	if h := s.dead[addr]; h != nil && !probe && h.probing {
+	old := s.dead[addr]
+	if old != nil && !probe && old.probing {
+		old.addDomain(domain)
 		return // a probe is under way: its outcome decides
 	}
 	if len(s.dead) >= maxDeadHosts {
 		s.pruneLocked()
 	}
-	s.dead[addr] = &deadHost{err: failed, at: s.now()}
+	h := &deadHost{err: failed, at: s.now()}
+	if old != nil {
+		h.domains = old.domains
+	}
+	h.addDomain(domain)
+	s.dead[addr] = h
+}
+
+func (h *deadHost) addDomain(domain string) {
+	if h.domains == nil {
+		h.domains = make(map[string]struct{})
+	}
+	if len(h.domains) < maxHostDomains {
+		h.domains[domain] = struct{}{}
+	}
+}
+
+// serves reports whether the address was met dead for domain, or with subdomains for a
+// subdomain of it.
+func (h *deadHost) serves(domain string, subdomains bool) bool {
+	if _, ok := h.domains[domain]; ok {
+		return true
+	}
+	if subdomains {
+		for d := range h.domains {
+			if strings.HasSuffix(d, "."+domain) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pruneLocked drops the entries older than the TTL, or else all of them: a server down is
@@ -98,18 +142,22 @@ func (s *hostStates) pruneLocked() {
 	}
 }
 
-// forget drops every dead address.
-func (s *hostStates) forget() {
+// forget drops the dead addresses met for domain (and its subdomains, if asked); every one for
+// domain "". It returns how many it dropped.
+func (s *hostStates) forget(domain string, subdomains bool) int {
 	if s == nil {
-		return
+		return 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0
 	for k, h := range s.dead {
-		if !h.probing {
+		if !h.probing && (domain == "" || h.serves(domain, subdomains)) {
 			delete(s.dead, k)
+			n++
 		}
 	}
+	return n
 }
 
 // unreachable reports whether err is a connection that failed before any reply: refused,

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +21,7 @@ func TestHostStates(t *testing.T) {
 	const a, b = "192.0.2.1:25", "192.0.2.2:25"
 	step := func(what string, addr string, wantProbe, wantDead bool) bool {
 		t.Helper()
-		probe, err := s.admit(addr)
+		probe, err := s.admit(addr, "example.test")
 		if probe != wantProbe || (err != nil) != wantDead {
 			t.Fatalf("%s: admit(%s) = %v, %v; want probe %v, dead %v", what, addr, probe, err, wantProbe, wantDead)
 		}
@@ -30,7 +31,7 @@ func TestHostStates(t *testing.T) {
 		return probe
 	}
 	step("never seen", a, false, false)
-	s.done(a, false, refused)
+	s.done(a, "example.test", false, refused)
 	step("just failed", a, false, true)
 	step("another address", b, false, false)
 	now = now.Add(29 * time.Second)
@@ -38,30 +39,98 @@ func TestHostStates(t *testing.T) {
 	now = now.Add(time.Second)
 	p := step("TTL over: one probe", a, true, false)
 	step("while the probe runs", a, false, true)
-	s.done(a, p, refused)
+	s.done(a, "example.test", p, refused)
 	step("probe failed: dead again", a, false, true)
 	now = now.Add(30 * time.Second)
 	p = step("next probe", a, true, false)
-	s.done(a, p, nil)
+	s.done(a, "example.test", p, nil)
 	step("probe got an answer: alive", a, false, false)
 	step("and stays so", a, false, false)
 
 	// A connection that started before the address was marked dead does not override the
 	// probe's outcome.
-	s.done(a, false, refused)
+	s.done(a, "example.test", false, refused)
 	now = now.Add(30 * time.Second)
 	p = step("probe", a, true, false)
-	s.done(a, false, refused) // the old connection fails late
+	s.done(a, "example.test", false, refused) // the old connection fails late
 	step("still probing", a, false, true)
-	s.done(a, p, nil)
+	s.done(a, "example.test", p, nil)
 	step("the probe decided", a, false, false)
 
 	if newHostStates(-1, time.Now) != nil {
 		t.Error("a negative TTL keeps state")
 	}
 	var off *hostStates
-	if probe, err := off.admit(a); probe || err != nil {
+	if probe, err := off.admit(a, "example.test"); probe || err != nil {
 		t.Error("a nil hostStates skips")
+	}
+}
+
+// TestHostStatesForget: ETRN for a domain forgets only the addresses met dead for that domain
+// (or its subdomains, with @domain); tern queue flush ("") forgets them all.
+func TestHostStatesForget(t *testing.T) {
+	refused := &delivery.Error{Code: codeLocalError, Enhanced: enhNoAnswer, Msg: "cannot connect"}
+	for _, tc := range []struct {
+		name       string
+		domain     string
+		subdomains bool
+		left       []string // addresses still dead afterwards
+	}{
+		{"one domain", "a.example", false, []string{"192.0.2.2:25", "192.0.2.3:25", "192.0.2.4:25"}},
+		{"the shared server", "b.example", false, []string{"192.0.2.1:25", "192.0.2.4:25"}},
+		{"subdomains", "c.example", true, []string{"192.0.2.1:25", "192.0.2.2:25", "192.0.2.4:25"}},
+		{"not the subdomains", "c.example", false, []string{"192.0.2.1:25", "192.0.2.2:25", "192.0.2.3:25", "192.0.2.4:25"}},
+		{"unknown domain", "z.example", true, []string{"192.0.2.1:25", "192.0.2.2:25", "192.0.2.3:25", "192.0.2.4:25"}},
+		{"everything", "", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1e9, 0)
+			s := newHostStates(30*time.Second, func() time.Time { return now })
+			s.done("192.0.2.1:25", "a.example", false, refused)
+			s.done("192.0.2.2:25", "b.example", false, refused)
+			s.done("192.0.2.3:25", "sub.c.example", false, refused)
+			s.done("192.0.2.4:25", "d.example", false, refused)
+			// A second domain meets 192.0.2.3 dead: it is that domain's too now.
+			if _, err := s.admit("192.0.2.3:25", "b.example"); err == nil {
+				t.Fatal("a dead address admitted")
+			}
+			if n := s.forget(tc.domain, tc.subdomains); n != 4-len(tc.left) {
+				t.Errorf("forgot %d, want %d", n, 4-len(tc.left))
+			}
+			for _, addr := range []string{"192.0.2.1:25", "192.0.2.2:25", "192.0.2.3:25", "192.0.2.4:25"} {
+				_, err := s.admit(addr, "x.example")
+				if want := slices.Contains(tc.left, addr); (err != nil) != want {
+					t.Errorf("%s dead: %v, want %v", addr, err != nil, want)
+				}
+			}
+		})
+	}
+}
+
+// TestForgetDeadHosts: the deliverer maps an ETRN domain to its IDNA form, and with a
+// relayhost to the relayhost, whatever the domain.
+func TestForgetDeadHosts(t *testing.T) {
+	refused := &delivery.Error{Code: codeLocalError, Enhanced: enhNoAnswer, Msg: "cannot connect"}
+	d, err := New(Options{Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.hosts.done("192.0.2.1:25", "xn--bcher-kva.example", false, refused)
+	d.hosts.done("192.0.2.2:25", "other.example", false, refused)
+	if n := d.ForgetDeadHosts("Bücher.example", false); n != 1 {
+		t.Errorf("ETRN Bücher.example forgot %d addresses, want 1", n)
+	}
+	if n := d.ForgetDeadHosts("", false); n != 1 {
+		t.Errorf("flush of everything forgot %d addresses, want 1", n)
+	}
+
+	r, err := New(Options{Hostname: "mx.example.test", Relayhost: "Smarthost.example:587"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.hosts.done("192.0.2.9:587", "smarthost.example", false, refused)
+	if n := r.ForgetDeadHosts("anything.example", true); n != 1 {
+		t.Errorf("ETRN with a relayhost forgot %d addresses, want the relayhost's 1", n)
 	}
 }
 

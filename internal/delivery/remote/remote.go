@@ -89,6 +89,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/sasl"
@@ -224,8 +226,24 @@ func (d *Deliverer) Destination(domain string) string {
 }
 
 // ForgetDeadHosts makes the next deliveries try the servers found down lately (see
-// Options.DeadHostTTL): for ETRN and tern queue flush, when someone knows they are back.
-func (d *Deliverer) ForgetDeadHosts() { d.hosts.forget() }
+// Options.DeadHostTTL), when someone says they are back: for domain "" all of them (tern queue
+// flush); otherwise only those met for that domain (and its subdomains, if asked), or the
+// relayhost when there is one (ETRN, tern queue flush @domain). A client's ETRN thus cannot
+// make tern hammer every server it knows to be down. It returns how many it forgot.
+func (d *Deliverer) ForgetDeadHosts(domain string, subdomains bool) int {
+	switch {
+	case domain == "":
+	case d.relayHost != "":
+		domain, subdomains = d.relayHost, false
+	default:
+		ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(domain, "."))
+		if err != nil || ascii == "" {
+			return 0
+		}
+		domain = strings.ToLower(ascii)
+	}
+	return d.hosts.forget(domain, subdomains)
+}
 
 // New checks opts and returns a Deliverer.
 func New(opts Options) (*Deliverer, error) {

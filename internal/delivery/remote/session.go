@@ -84,7 +84,7 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 		ImplicitTLS:          a.rt.relay && d.opts.RelayImplicitTLS,
 	}
 	addr := net.JoinHostPort(a.addr.String(), strconv.Itoa(a.rt.port))
-	probe, dead := d.hosts.admit(addr)
+	probe, dead := d.hosts.admit(addr, a.rt.domain)
 	if dead != nil {
 		res.hostErr = dead
 		return res
@@ -96,10 +96,10 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 		if unreachable(err) && ctx.Err() == nil {
 			failed = res.hostErr
 		}
-		d.hosts.done(addr, probe, failed)
+		d.hosts.done(addr, a.rt.domain, probe, failed)
 		return res
 	}
-	d.hosts.done(addr, probe, nil)
+	d.hosts.done(addr, a.rt.domain, probe, nil)
 	defer func() {
 		// QUIT also after a host failure: the server did nothing wrong by being refused.
 		// On a broken connection it only closes.
