@@ -1,0 +1,668 @@
+// Package crashfs is a file system in memory that simulates power loss, for tests: it keeps
+// what the code under test made durable apart from what it only wrote, and a crash throws the
+// rest away. The queue and Maildir delivery write through a safeio.FS; their power-loss tests put
+// an FS of this package there, crash it at many points and check what recovery finds.
+//
+// Killing a process (kill -9) cannot show a missing fsync, since the kernel's page cache
+// survives it; a power loss does not. This package is the power loss.
+//
+// # The durability model
+//
+// The model is what POSIX promises, read conservatively, and no more (no ext4 heuristics such
+// as auto_da_alloc, no ordering between files, no journaling of directory operations):
+//
+//   - A file's data and size become durable when the file is fsynced (Sync) or fdatasynced
+//     (Datasync), through any handle: everything written to it until then. Nothing else makes
+//     them durable; a file never synced is empty after a crash, one written since its last
+//     sync has the contents and size of that sync.
+//   - A name in a directory (made by creating a file, Mkdir or Rename; taken away by Remove or
+//     Rename) becomes durable when that directory is fsynced (SyncDir), which makes its whole
+//     list of names durable as it is then. A directory that was never synced holds no names
+//     after a crash; one whose own name is not durable is gone with everything in it.
+//   - A rename touches two directories, and each side is durable only with its own
+//     directory's sync: with only the target synced, a crash leaves the file under both names
+//     (as a hard link); with only the source synced, under neither. Real file systems commit a
+//     rename atomically (ext4 and XFS journal it as one transaction), so this model is stricter
+//     than any of them: code that keeps its promises here keeps them there.
+//   - The durable state is per file and per directory; nothing ties the durability of one to
+//     another. Data written to a file and its name in a directory are independent.
+//
+// A failed sync (a Rule returning an error for it) makes nothing durable: the writes it should
+// have covered stay pending, and a crash may keep them or not (after Linux's "fsyncgate", the
+// kernel may have dropped them, or written them after all).
+//
+// # Crashes
+//
+// Crash gives the file system a power loss would leave: everything not durable is gone.
+// CrashRandom keeps, in addition, a random part of what was not durable, as real hardware
+// does: each write since a file's last sync is kept, dropped, cut short at a random octet (a
+// torn write) or, past the durable end, left as zeros (the size reached the disk, the data did
+// not); each directory keeps a random prefix of its name changes since its last sync (journals
+// commit them in order). A recovery bug that the strict crash cannot show (a torn record, a
+// hole of zeros before a good record) shows up there.
+//
+// Both crash the FS they are called on: from then on every operation on it fails with
+// ErrCrashed, so that code still running against it cannot report success. Every operation
+// that can change the file system or its durable state is a numbered step (creating or opening
+// for writing, Write, WriteAt, Truncate, Sync, Datasync, SyncDir, Mkdir, Remove, Rename);
+// CrashAfter(n) cuts the power right after step n, so that a test can crash at every step of a
+// workload, or at random ones.
+//
+// # Faults
+//
+// Inject installs a Rule that sees every operation before it happens and may make it fail
+// with an error of its choice (EIO, ENOSPC), or, for a sync, return ErrSkip to make it a silent
+// no-op: the sync reports success and makes nothing durable, as if the code had no fsync there.
+// That is the mutation knob of the "teeth" tests, which prove that a power-loss test notices a
+// missing fsync.
+//
+// Paths are slash-separated and taken from the root (a relative path is relative to "/");
+// "/" always exists. Modes are kept but not enforced; times are not kept.
+package crashfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tern-mail/tern/internal/safeio"
+)
+
+// ErrCrashed is the error of every operation on an FS after its power was lost.
+var ErrCrashed = errors.New("crashfs: power lost")
+
+// ErrSkip, returned by a Rule for a sync, makes the sync a no-op that reports success.
+var ErrSkip = errors.New("crashfs: sync skipped")
+
+// Kind is the kind of an operation.
+type Kind int
+
+// The operations a Rule sees. The ones marked "step" are numbered.
+const (
+	OpOpen     Kind = iota // OpenFile (a step when it may create, truncate or write)
+	OpRead                 // Read or ReadAt
+	OpWrite                // Write or WriteAt (step)
+	OpTruncate             // step
+	OpSync                 // File.Sync (step)
+	OpDatasync             // File.Datasync (step)
+	OpClose                // File.Close
+	OpStat                 // Stat, File.Stat
+	OpReadDir              // ReadDir
+	OpSyncDir              // step
+	OpMkdir                // step
+	OpRemove               // step
+	OpRename               // step
+)
+
+var kindNames = [...]string{"open", "read", "write", "truncate", "sync", "datasync", "close",
+	"stat", "readdir", "syncdir", "mkdir", "remove", "rename"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// IsSync reports whether k is one of the syncs (Sync, Datasync, SyncDir).
+func (k Kind) IsSync() bool { return k == OpSync || k == OpDatasync || k == OpSyncDir }
+
+// Op is one operation, as a Rule sees it.
+type Op struct {
+	// Step is the operation's number if it is a step (from 1), 0 otherwise.
+	Step int64
+	Kind Kind
+	// Path is the file or directory operated on: for file operations, the name it was opened
+	// with; for Rename, the old path.
+	Path string
+	// NewPath is Rename's new path.
+	NewPath string
+	// Off and Len are the place and size of a write, Off the new size of a Truncate.
+	Off, Len int64
+}
+
+func (o Op) String() string {
+	s := fmt.Sprintf("%s %s", o.Kind, o.Path)
+	if o.Kind == OpRename {
+		s += " -> " + o.NewPath
+	}
+	if o.Step > 0 {
+		s = fmt.Sprintf("#%d %s", o.Step, s)
+	}
+	return s
+}
+
+// A Rule decides what happens to an operation: nil lets it happen; ErrSkip makes a sync report
+// success without making anything durable (for any other operation it is like nil); any other
+// error makes the operation fail with that error, having done nothing. It is called with the
+// FS locked, and must not call the FS.
+type Rule func(Op) error
+
+// FS is the simulated file system. It implements safeio.FS and is safe for concurrent use.
+type FS struct {
+	mu      sync.Mutex
+	root    *inode
+	steps   int64
+	crashAt int64 // cut the power after this step; -1: never
+	down    bool
+	rule    Rule
+}
+
+var _ safeio.FS = (*FS)(nil)
+
+// New returns an empty file system: just "/", durable.
+func New() *FS {
+	return &FS{root: newDir(0o755), crashAt: -1}
+}
+
+// inode is a file or a directory. Open handles point to it, so a removed file stays readable
+// through them, as on POSIX.
+type inode struct {
+	mode fs.FileMode // with fs.ModeDir for a directory
+
+	// A file: what reads see, what a crash keeps, and the changes since the last sync.
+	data    []byte
+	durable []byte
+	pending []change
+
+	// A directory: the names reads see, those a crash keeps, and the changes since the last
+	// SyncDir.
+	entries    map[string]*inode
+	durEntries map[string]*inode
+	dirPending []dirChange
+}
+
+// change is a write (data at off) or a truncation (to off, data nil, trunc set).
+type change struct {
+	off   int64
+	data  []byte
+	trunc bool
+}
+
+// dirChange gives name the inode ino, or takes it away (ino nil).
+type dirChange struct {
+	name string
+	ino  *inode
+}
+
+func newDir(perm fs.FileMode) *inode {
+	return &inode{mode: fs.ModeDir | perm.Perm(), entries: map[string]*inode{}, durEntries: map[string]*inode{}}
+}
+
+func (n *inode) isDir() bool { return n.mode.IsDir() }
+
+// setEntry changes a name in directory n, noting the change for a torn crash.
+func (n *inode) setEntry(name string, ino *inode) {
+	if ino == nil {
+		delete(n.entries, name)
+	} else {
+		n.entries[name] = ino
+	}
+	n.dirPending = append(n.dirPending, dirChange{name, ino})
+}
+
+// sync makes a file's data or a directory's names durable.
+func (n *inode) sync() {
+	if n.isDir() {
+		n.durEntries = maps.Clone(n.entries)
+		n.dirPending = nil
+		return
+	}
+	n.durable = slices.Clone(n.data)
+	n.pending = nil
+}
+
+// CrashAfter cuts the power right after step n (0: now, before any further step). Until a
+// Crash, the operations after it fail with ErrCrashed.
+func (f *FS) CrashAfter(n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.crashAt = n
+	if f.steps >= n {
+		f.down = true
+	}
+}
+
+// Steps returns the number of steps done so far.
+func (f *FS) Steps() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.steps
+}
+
+// Down reports whether the power is lost (CrashAfter's step was reached, or Crash was called).
+func (f *FS) Down() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down
+}
+
+// Inject installs r (nil: none), replacing the previous rule.
+func (f *FS) Inject(r Rule) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rule = r
+}
+
+// begin checks that op may run and numbers it; skip is set when a Rule made a sync a no-op.
+// Called with f.mu held; the caller calls end after a step.
+func (f *FS) begin(op *Op, step bool) (skip bool, err error) {
+	if f.down {
+		return false, ErrCrashed
+	}
+	if step {
+		f.steps++
+		op.Step = f.steps
+	}
+	if f.rule != nil {
+		switch err := f.rule(*op); {
+		case errors.Is(err, ErrSkip):
+			return op.Kind.IsSync(), nil
+		case err != nil:
+			f.end(op)
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// end cuts the power if op was the step to crash after.
+func (f *FS) end(op *Op) {
+	if op.Step > 0 && op.Step == f.crashAt {
+		f.down = true
+	}
+}
+
+// lookup resolves p; parent is its directory and name its last element ("" for the root).
+func (f *FS) lookup(p string) (parent *inode, name string, n *inode, err error) {
+	p = clean(p)
+	if p == "/" {
+		return nil, "", f.root, nil
+	}
+	dir := f.root
+	elems := strings.Split(p[1:], "/")
+	for i, e := range elems {
+		if !dir.isDir() {
+			return nil, "", nil, syscall.ENOTDIR
+		}
+		child := dir.entries[e]
+		if i == len(elems)-1 {
+			return dir, e, child, nil
+		}
+		if child == nil {
+			return nil, "", nil, syscall.ENOENT
+		}
+		dir = child
+	}
+	panic("unreachable")
+}
+
+func clean(p string) string { return path.Clean("/" + p) }
+
+func pathErr(op, p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: p, Err: err}
+}
+
+// OpenFile opens name, with the flags of os.OpenFile (O_RDONLY, O_WRONLY, O_RDWR, O_CREATE,
+// O_EXCL, O_TRUNC, O_APPEND).
+func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (safeio.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	acc := flag & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+	step := acc != os.O_RDONLY || flag&(os.O_CREATE|os.O_TRUNC) != 0
+	op := Op{Kind: OpOpen, Path: name}
+	if _, err := f.begin(&op, step); err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	defer f.end(&op)
+	parent, base, n, err := f.lookup(name)
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	switch {
+	case n == nil && flag&os.O_CREATE == 0:
+		return nil, pathErr("open", name, syscall.ENOENT)
+	case n == nil:
+		if !parent.isDir() {
+			return nil, pathErr("open", name, syscall.ENOTDIR)
+		}
+		n = &inode{mode: perm.Perm()}
+		parent.setEntry(base, n)
+	case flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
+		return nil, pathErr("open", name, syscall.EEXIST)
+	case n.isDir() && acc != os.O_RDONLY:
+		return nil, pathErr("open", name, syscall.EISDIR)
+	}
+	if flag&os.O_TRUNC != 0 && !n.isDir() && acc != os.O_RDONLY {
+		n.data = n.data[:0]
+		n.pending = append(n.pending, change{off: 0, trunc: true})
+	}
+	return &file{fs: f, ino: n, name: name, flag: flag}, nil
+}
+
+// Mkdir makes the directory name.
+func (f *FS) Mkdir(name string, perm fs.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpMkdir, Path: name}
+	if _, err := f.begin(&op, true); err != nil {
+		return pathErr("mkdir", name, err)
+	}
+	defer f.end(&op)
+	parent, base, n, err := f.lookup(name)
+	switch {
+	case err != nil:
+		return pathErr("mkdir", name, err)
+	case n != nil:
+		return pathErr("mkdir", name, syscall.EEXIST)
+	case !parent.isDir():
+		return pathErr("mkdir", name, syscall.ENOTDIR)
+	}
+	parent.setEntry(base, newDir(perm))
+	return nil
+}
+
+// Remove removes a file or an empty directory.
+func (f *FS) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpRemove, Path: name}
+	if _, err := f.begin(&op, true); err != nil {
+		return pathErr("remove", name, err)
+	}
+	defer f.end(&op)
+	parent, base, n, err := f.lookup(name)
+	switch {
+	case err != nil:
+		return pathErr("remove", name, err)
+	case n == nil:
+		return pathErr("remove", name, syscall.ENOENT)
+	case parent == nil:
+		return pathErr("remove", name, syscall.EBUSY)
+	case n.isDir() && len(n.entries) > 0:
+		return pathErr("remove", name, syscall.ENOTEMPTY)
+	}
+	parent.setEntry(base, nil)
+	return nil
+}
+
+// Rename renames (moves) oldpath to newpath, replacing a file (or an empty directory, if
+// oldpath is one) there.
+func (f *FS) Rename(oldpath, newpath string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpRename, Path: oldpath, NewPath: newpath}
+	if _, err := f.begin(&op, true); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	defer f.end(&op)
+	fail := func(err error) error { return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err} }
+	op1, base1, n, err := f.lookup(oldpath)
+	if err != nil {
+		return fail(err)
+	}
+	if n == nil {
+		return fail(syscall.ENOENT)
+	}
+	if op1 == nil {
+		return fail(syscall.EBUSY)
+	}
+	op2, base2, target, err := f.lookup(newpath)
+	switch {
+	case err != nil:
+		return fail(err)
+	case op2 == nil:
+		return fail(syscall.EBUSY)
+	case !op2.isDir():
+		return fail(syscall.ENOTDIR)
+	case target == n:
+		return nil
+	case target != nil && target.isDir() && !n.isDir():
+		return fail(syscall.EISDIR)
+	case target != nil && !target.isDir() && n.isDir():
+		return fail(syscall.ENOTDIR)
+	case target != nil && target.isDir() && len(target.entries) > 0:
+		return fail(syscall.ENOTEMPTY)
+	}
+	if n.isDir() && strings.HasPrefix(clean(newpath)+"/", clean(oldpath)+"/") {
+		return fail(syscall.EINVAL) // into itself
+	}
+	op1.setEntry(base1, nil)
+	op2.setEntry(base2, n)
+	return nil
+}
+
+// ReadDir lists the directory name, sorted by name.
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpReadDir, Path: name}
+	if _, err := f.begin(&op, false); err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	_, _, n, err := f.lookup(name)
+	switch {
+	case err != nil:
+		return nil, pathErr("readdir", name, err)
+	case n == nil:
+		return nil, pathErr("readdir", name, syscall.ENOENT)
+	case !n.isDir():
+		return nil, pathErr("readdir", name, syscall.ENOTDIR)
+	}
+	des := make([]fs.DirEntry, 0, len(n.entries))
+	for k, c := range n.entries {
+		des = append(des, fs.FileInfoToDirEntry(info(k, c)))
+	}
+	sort.Slice(des, func(i, j int) bool { return des[i].Name() < des[j].Name() })
+	return des, nil
+}
+
+// Stat describes name.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpStat, Path: name}
+	if _, err := f.begin(&op, false); err != nil {
+		return nil, pathErr("stat", name, err)
+	}
+	_, base, n, err := f.lookup(name)
+	if err == nil && n == nil {
+		err = syscall.ENOENT
+	}
+	if err != nil {
+		return nil, pathErr("stat", name, err)
+	}
+	return info(base, n), nil
+}
+
+// SyncDir makes the names in dir durable, as they are now.
+func (f *FS) SyncDir(dir string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpSyncDir, Path: dir}
+	skip, err := f.begin(&op, true)
+	if err != nil {
+		return pathErr("fsync", dir, err)
+	}
+	defer f.end(&op)
+	_, _, n, err := f.lookup(dir)
+	switch {
+	case err != nil:
+		return pathErr("fsync", dir, err)
+	case n == nil:
+		return pathErr("fsync", dir, syscall.ENOENT)
+	case !n.isDir():
+		return pathErr("fsync", dir, syscall.ENOTDIR)
+	}
+	if !skip {
+		n.sync()
+	}
+	return nil
+}
+
+// fileInfo describes a file or a directory.
+type fileInfo struct {
+	name string
+	size int64
+	mode fs.FileMode
+}
+
+func info(name string, n *inode) fileInfo {
+	if name == "" {
+		name = "/"
+	}
+	return fileInfo{name: name, size: int64(len(n.data)), mode: n.mode}
+}
+
+func (i fileInfo) Name() string       { return i.name }
+func (i fileInfo) Size() int64        { return i.size }
+func (i fileInfo) Mode() fs.FileMode  { return i.mode }
+func (i fileInfo) ModTime() time.Time { return time.Time{} }
+func (i fileInfo) IsDir() bool        { return i.mode.IsDir() }
+func (i fileInfo) Sys() any           { return nil }
+
+// Crash cuts the power (if CrashAfter has not already) and returns the file system a reboot
+// finds: only what was durable.
+func (f *FS) Crash() *FS { return f.crash(nil) }
+
+// CrashRandom is Crash, except that the file system found keeps a random part of what was
+// not durable (see the package doc), drawn from r.
+func (f *FS) CrashRandom(r *rand.Rand) *FS { return f.crash(r) }
+
+func (f *FS) crash(r *rand.Rand) *FS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = true
+	c := cloner{r: r, done: map[*inode]*inode{}}
+	return &FS{root: c.clone(f.root), crashAt: -1}
+}
+
+// cloner builds the inodes after a crash, once each (a file under two names stays one file).
+type cloner struct {
+	r    *rand.Rand // nil: keep only what is durable
+	done map[*inode]*inode
+}
+
+func (c *cloner) clone(n *inode) *inode {
+	if m := c.done[n]; m != nil {
+		return m
+	}
+	m := &inode{mode: n.mode}
+	c.done[n] = m
+	if n.isDir() {
+		names := maps.Clone(n.durEntries)
+		if c.r != nil {
+			for _, ch := range n.dirPending[:c.r.IntN(len(n.dirPending)+1)] {
+				if ch.ino == nil {
+					delete(names, ch.name)
+				} else {
+					names[ch.name] = ch.ino
+				}
+			}
+		}
+		m.entries = make(map[string]*inode, len(names))
+		for k, child := range names {
+			m.entries[k] = c.clone(child)
+		}
+		m.durEntries = maps.Clone(m.entries)
+		return m
+	}
+	m.data = slices.Clone(n.durable)
+	if c.r != nil {
+		m.data = c.tear(m.data, n.pending)
+	}
+	m.durable = slices.Clone(m.data)
+	return m
+}
+
+// tear applies a random part of the changes to data: each write is kept, dropped, cut short,
+// or (past the end) left as zeros; each truncation is kept or dropped.
+func (c *cloner) tear(data []byte, changes []change) []byte {
+	for _, ch := range changes {
+		if ch.trunc {
+			if c.r.IntN(2) == 0 {
+				data = resize(data, ch.off)
+			}
+			continue
+		}
+		w := ch.data
+		switch c.r.IntN(4) {
+		case 0:
+			continue
+		case 1:
+		case 2:
+			w = w[:c.r.IntN(len(w)+1)]
+		case 3:
+			// The size reached the disk, the data did not: zeros, but only past the old end
+			// (a file system does not zero data it already had).
+			if end := ch.off + int64(len(w)); end > int64(len(data)) {
+				data = resize(data, end)
+			}
+			continue
+		}
+		data = writeAt(data, w, ch.off)
+	}
+	return data
+}
+
+// resize cuts data to n octets or extends it with zeros.
+func resize(data []byte, n int64) []byte {
+	if n <= int64(len(data)) {
+		return data[:n]
+	}
+	return append(data, make([]byte, n-int64(len(data)))...)
+}
+
+// writeAt writes p into data at off, extending it with zeros as needed.
+func writeAt(data, p []byte, off int64) []byte {
+	if end := off + int64(len(p)); end > int64(len(data)) {
+		data = resize(data, end)
+	}
+	copy(data[off:], p)
+	return data
+}
+
+// String lists the file system as the running code sees it, one path a line, marking what a
+// crash would not keep: for a test's failure message.
+func (f *FS) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	var walk func(dir *inode, p string)
+	walk = func(dir *inode, p string) {
+		names := make([]string, 0, len(dir.entries))
+		for k := range dir.entries {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			n := dir.entries[k]
+			cp := path.Join(p, k)
+			mark := ""
+			if dir.durEntries[k] != n {
+				mark = " (name not durable)"
+			}
+			if n.isDir() {
+				fmt.Fprintf(&b, "%s/%s\n", cp, mark)
+				walk(n, cp)
+				continue
+			}
+			fmt.Fprintf(&b, "%s %d octets, %d durable%s\n", cp, len(n.data), len(n.durable), mark)
+		}
+	}
+	walk(f.root, "/")
+	return b.String()
+}
