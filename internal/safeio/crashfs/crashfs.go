@@ -46,7 +46,9 @@
 // that can change the file system or its durable state is a numbered step (creating or opening
 // for writing, Write, WriteAt, Truncate, Sync, Datasync, SyncDir, Mkdir, Remove, Rename);
 // CrashAfter(n) cuts the power right after step n, so that a test can crash at every step of a
-// workload, or at random ones.
+// workload, or at random ones. AfterStep takes the crash without cutting the power: one long
+// run then yields many crash points (the code's failure paths after a crash are not exercised
+// that way, CrashAfter's are).
 //
 // # Faults
 //
@@ -156,6 +158,7 @@ type FS struct {
 	crashAt int64 // cut the power after this step; -1: never
 	down    bool
 	rule    Rule
+	after   func(op Op, snapshot func(r *rand.Rand) *FS)
 }
 
 var _ safeio.FS = (*FS)(nil)
@@ -254,6 +257,16 @@ func (f *FS) Inject(r Rule) {
 	f.rule = r
 }
 
+// AfterStep installs fn (nil: none), called after every step with the FS locked, with the
+// step and a function that returns the file system a crash right then would leave (as
+// CrashRandom with r, or Crash with r nil), without cutting the power: a test can so take
+// many crash points from one run. fn must not call the FS, nor keep snapshot.
+func (f *FS) AfterStep(fn func(op Op, snapshot func(r *rand.Rand) *FS)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.after = fn
+}
+
 // begin checks that op may run and numbers it; skip is set when a Rule made a sync a no-op.
 // Called with f.mu held; the caller calls end after a step.
 func (f *FS) begin(op *Op, step bool) (skip bool, err error) {
@@ -276,9 +289,15 @@ func (f *FS) begin(op *Op, step bool) (skip bool, err error) {
 	return false, nil
 }
 
-// end cuts the power if op was the step to crash after.
+// end runs the AfterStep hook and cuts the power if op was the step to crash after.
 func (f *FS) end(op *Op) {
-	if op.Step > 0 && op.Step == f.crashAt {
+	if op.Step == 0 {
+		return
+	}
+	if f.after != nil {
+		f.after(*op, f.snapshot)
+	}
+	if op.Step == f.crashAt {
 		f.down = true
 	}
 }
@@ -546,6 +565,11 @@ func (f *FS) crash(r *rand.Rand) *FS {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.down = true
+	return f.snapshot(r)
+}
+
+// snapshot returns what a crash now would leave. Called with f.mu held.
+func (f *FS) snapshot(r *rand.Rand) *FS {
 	c := cloner{r: r, done: map[*inode]*inode{}}
 	return &FS{root: c.clone(f.root), crashAt: -1}
 }

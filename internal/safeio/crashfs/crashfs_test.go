@@ -531,3 +531,46 @@ func TestLiveSemantics(t *testing.T) {
 		t.Errorf("String:\n%s", s)
 	}
 }
+
+// TestAfterStep checks that a snapshot taken after step n is what CrashAfter(n) leaves.
+func TestAfterStep(t *testing.T) {
+	run := func(f *FS) {
+		f.Mkdir("/d", 0o700)
+		f.SyncDir("/")
+		h, err := f.OpenFile("/d/a", os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return // crashed
+		}
+		h.Write([]byte("one"))
+		h.Sync()
+		f.SyncDir("/d")
+		h.Write([]byte("two"))
+		h.Datasync()
+		f.Rename("/d/a", "/b")
+		f.SyncDir("/")
+		f.SyncDir("/d")
+	}
+	var snaps []map[string]string
+	f := New()
+	f.AfterStep(func(op Op, snapshot func(*rand.Rand) *FS) {
+		if op.Step != int64(len(snaps)+1) {
+			t.Errorf("step %d after %d snapshots", op.Step, len(snaps))
+		}
+		snaps = append(snaps, tree(t, snapshot(nil)))
+	})
+	run(f)
+	if f.Down() {
+		t.Fatal("a snapshot cut the power")
+	}
+	if len(snaps) != 11 {
+		t.Fatalf("%d snapshots, want 11", len(snaps))
+	}
+	for n, snap := range snaps {
+		g := New()
+		g.CrashAfter(int64(n + 1))
+		run(g)
+		if want := tree(t, g.Crash()); !maps.Equal(snap, want) {
+			t.Errorf("snapshot after step %d: %q, CrashAfter gives %q", n+1, snap, want)
+		}
+	}
+}
