@@ -144,10 +144,22 @@ func (o Op) String() string {
 	return s
 }
 
+// ShortWrite, returned by a Rule for a write, makes the write put its first n octets in the
+// file and then fail with err, as a write that runs out of space midway does.
+func ShortWrite(n int, err error) error { return &shortWrite{n, err} }
+
+type shortWrite struct {
+	n   int
+	err error
+}
+
+func (s *shortWrite) Error() string { return fmt.Sprintf("short write (%d octets): %v", s.n, s.err) }
+func (s *shortWrite) Unwrap() error { return s.err }
+
 // A Rule decides what happens to an operation: nil lets it happen; ErrSkip makes a sync report
 // success without making anything durable (for any other operation it is like nil); any other
-// error makes the operation fail with that error, having done nothing. It is called with the
-// FS locked, and must not call the FS.
+// error makes the operation fail with that error, having done nothing (except a ShortWrite).
+// It is called with the FS locked, and must not call the FS.
 type Rule func(Op) error
 
 // FS is the simulated file system. It implements safeio.FS and is safe for concurrent use.
@@ -268,7 +280,7 @@ func (f *FS) AfterStep(fn func(op Op, snapshot func(r *rand.Rand) *FS)) {
 }
 
 // begin checks that op may run and numbers it; skip is set when a Rule made a sync a no-op.
-// Called with f.mu held; the caller calls end after a step.
+// Called with f.mu held; the caller defers end.
 func (f *FS) begin(op *Op, step bool) (skip bool, err error) {
 	if f.down {
 		return false, ErrCrashed
@@ -282,7 +294,6 @@ func (f *FS) begin(op *Op, step bool) (skip bool, err error) {
 		case errors.Is(err, ErrSkip):
 			return op.Kind.IsSync(), nil
 		case err != nil:
-			f.end(op)
 			return false, err
 		}
 	}
@@ -343,10 +354,11 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (safeio.File, err
 	acc := flag & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 	step := acc != os.O_RDONLY || flag&(os.O_CREATE|os.O_TRUNC) != 0
 	op := Op{Kind: OpOpen, Path: name}
-	if _, err := f.begin(&op, step); err != nil {
+	_, err := f.begin(&op, step)
+	defer f.end(&op)
+	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	defer f.end(&op)
 	parent, base, n, err := f.lookup(name)
 	if err != nil {
 		return nil, pathErr("open", name, err)
@@ -377,10 +389,11 @@ func (f *FS) Mkdir(name string, perm fs.FileMode) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	op := Op{Kind: OpMkdir, Path: name}
-	if _, err := f.begin(&op, true); err != nil {
+	_, err := f.begin(&op, true)
+	defer f.end(&op)
+	if err != nil {
 		return pathErr("mkdir", name, err)
 	}
-	defer f.end(&op)
 	parent, base, n, err := f.lookup(name)
 	switch {
 	case err != nil:
@@ -399,10 +412,11 @@ func (f *FS) Remove(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	op := Op{Kind: OpRemove, Path: name}
-	if _, err := f.begin(&op, true); err != nil {
+	_, err := f.begin(&op, true)
+	defer f.end(&op)
+	if err != nil {
 		return pathErr("remove", name, err)
 	}
-	defer f.end(&op)
 	parent, base, n, err := f.lookup(name)
 	switch {
 	case err != nil:
@@ -424,10 +438,11 @@ func (f *FS) Rename(oldpath, newpath string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	op := Op{Kind: OpRename, Path: oldpath, NewPath: newpath}
-	if _, err := f.begin(&op, true); err != nil {
+	_, err := f.begin(&op, true)
+	defer f.end(&op)
+	if err != nil {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
 	}
-	defer f.end(&op)
 	fail := func(err error) error { return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err} }
 	op1, base1, n, err := f.lookup(oldpath)
 	if err != nil {
@@ -513,10 +528,10 @@ func (f *FS) SyncDir(dir string) error {
 	defer f.mu.Unlock()
 	op := Op{Kind: OpSyncDir, Path: dir}
 	skip, err := f.begin(&op, true)
+	defer f.end(&op)
 	if err != nil {
 		return pathErr("fsync", dir, err)
 	}
-	defer f.end(&op)
 	_, _, n, err := f.lookup(dir)
 	switch {
 	case err != nil:
@@ -552,6 +567,14 @@ func (i fileInfo) Mode() fs.FileMode  { return i.mode }
 func (i fileInfo) ModTime() time.Time { return time.Time{} }
 func (i fileInfo) IsDir() bool        { return i.mode.IsDir() }
 func (i fileInfo) Sys() any           { return nil }
+
+// Snapshot returns the file system a crash now would leave (as CrashRandom with r, or Crash
+// with r nil), without cutting the power.
+func (f *FS) Snapshot(r *rand.Rand) *FS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snapshot(r)
+}
 
 // Crash cuts the power (if CrashAfter has not already) and returns the file system a reboot
 // finds: only what was durable.

@@ -276,6 +276,8 @@ func TestInject(t *testing.T) {
 			return ErrSkip
 		case op.Kind == OpMkdir && op.Path == "/e":
 			return syscall.EROFS
+		case op.Kind == OpWrite && op.Path == "/short":
+			return ShortWrite(2, syscall.ENOSPC)
 		}
 		return nil
 	})
@@ -294,8 +296,13 @@ func TestInject(t *testing.T) {
 	if err := f.Mkdir("/e", 0o700); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("mkdir: %v, want EROFS", err)
 	}
+	short := o.create("/short", "")
+	if n, err := short.Write([]byte("abcd")); n != 2 || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("short write: %d, %v; want 2, ENOSPC", n, err)
+	}
+	o.sync(short)
 	o.syncDir("/")
-	want := map[string]string{"/full": "", "/bad": "", "/nosync": "", "/d": "/"}
+	want := map[string]string{"/full": "", "/bad": "", "/nosync": "", "/d": "/", "/short": "ab"}
 	if got := tree(t, f.Crash()); !maps.Equal(got, want) {
 		t.Errorf("after the crash: %q, want %q", got, want)
 	}
@@ -561,6 +568,9 @@ func TestAfterStep(t *testing.T) {
 	run(f)
 	if f.Down() {
 		t.Fatal("a snapshot cut the power")
+	}
+	if got, want := tree(t, f.Snapshot(nil)), snaps[len(snaps)-1]; !maps.Equal(got, want) {
+		t.Errorf("Snapshot: %q, want %q", got, want)
 	}
 	if len(snaps) != 11 {
 		t.Fatalf("%d snapshots, want 11", len(snaps))

@@ -1,6 +1,7 @@
 package crashfs
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -23,8 +24,7 @@ func (h *file) Name() string { return h.name }
 func (h *file) readable() bool { return h.flag&(os.O_WRONLY|os.O_RDWR) != os.O_WRONLY }
 func (h *file) writable() bool { return h.flag&(os.O_WRONLY|os.O_RDWR) != 0 }
 
-// start begins an operation on the handle; the caller holds h.fs.mu and calls h.fs.end(op)
-// after a step.
+// start begins an operation on the handle; the caller holds h.fs.mu and defers h.fs.end(op).
 func (h *file) start(op *Op, step bool) (bool, error) {
 	if h.closed {
 		return false, fs.ErrClosed
@@ -91,10 +91,14 @@ func (h *file) WriteAt(p []byte, off int64) (int, error) {
 
 func (h *file) writeAt(p []byte, off int64) (int, error) {
 	op := Op{Kind: OpWrite, Path: h.name, Off: off, Len: int64(len(p))}
-	if _, err := h.start(&op, true); err != nil {
+	_, err := h.start(&op, true)
+	defer h.fs.end(&op)
+	var short *shortWrite
+	if errors.As(err, &short) && short.n >= 0 && short.n < len(p) {
+		p, err = p[:short.n], pathErr("write", h.name, short.err)
+	} else if err != nil {
 		return 0, pathErr("write", h.name, err)
 	}
-	defer h.fs.end(&op)
 	switch {
 	case off < 0:
 		return 0, pathErr("write", h.name, syscall.EINVAL)
@@ -103,17 +107,18 @@ func (h *file) writeAt(p []byte, off int64) (int, error) {
 	}
 	h.ino.data = writeAt(h.ino.data, p, off)
 	h.ino.pending = append(h.ino.pending, change{off: off, data: append([]byte(nil), p...)})
-	return len(p), nil
+	return len(p), err
 }
 
 func (h *file) Truncate(size int64) error {
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	op := Op{Kind: OpTruncate, Path: h.name, Off: size}
-	if _, err := h.start(&op, true); err != nil {
+	_, err := h.start(&op, true)
+	defer h.fs.end(&op)
+	if err != nil {
 		return pathErr("truncate", h.name, err)
 	}
-	defer h.fs.end(&op)
 	switch {
 	case size < 0:
 		return pathErr("truncate", h.name, syscall.EINVAL)
@@ -135,10 +140,10 @@ func (h *file) sync(k Kind) error {
 	defer h.fs.mu.Unlock()
 	op := Op{Kind: k, Path: h.name}
 	skip, err := h.start(&op, true)
+	defer h.fs.end(&op)
 	if err != nil {
 		return pathErr(k.String(), h.name, err)
 	}
-	defer h.fs.end(&op)
 	if !skip {
 		h.ino.sync()
 	}
