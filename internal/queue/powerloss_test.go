@@ -124,7 +124,10 @@ func plOptions(fsys safeio.FS, logs io.Writer) queue.Options {
 }
 
 // commit sends m as a session does: the body in chunks, then Commit.
-func commit(q *queue.Queue, m *plMsg) error {
+func commit(q *queue.Queue, m *plMsg) error { return commitThen(q, m, nil) }
+
+// commitThen is commit, calling before (if set) just before Commit.
+func commitThen(q *queue.Queue, m *plMsg, before func()) error {
 	w, err := q.NewMessage()
 	if err != nil {
 		return err
@@ -141,6 +144,9 @@ func commit(q *queue.Queue, m *plMsg) error {
 	env := &envelope.Envelope{From: "s@example.org", Size: int64(len(m.body)), Received: time.Now()}
 	for _, r := range m.rcpts {
 		env.Rcpts = append(env.Rcpts, envelope.Recipient{Addr: r})
+	}
+	if before != nil {
+		before()
 	}
 	return w.Commit(context.Background(), env)
 }
