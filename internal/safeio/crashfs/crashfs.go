@@ -41,6 +41,9 @@
 // commit them in order). A recovery bug that the strict crash cannot show (a torn record, a
 // hole of zeros before a good record) shows up there.
 //
+// Restart is the other way a program stops: killed, not unplugged. The file system it finds
+// again holds everything, durable or not, and a later crash still loses what was not durable.
+//
 // Both crash the FS they are called on: from then on every operation on it fails with
 // ErrCrashed, so that code still running against it cannot report success. Every operation
 // that can change the file system or its durable state is a numbered step (creating or opening
@@ -567,6 +570,21 @@ func (i fileInfo) Mode() fs.FileMode  { return i.mode }
 func (i fileInfo) ModTime() time.Time { return time.Time{} }
 func (i fileInfo) IsDir() bool        { return i.mode.IsDir() }
 func (i fileInfo) Sys() any           { return nil }
+
+// Restart kills the processes using f (every later operation on f fails, as after a crash)
+// and returns the file system they find when they start again: all of it, since the kernel's
+// page cache survives a process's death, but what was not durable is still not durable and a
+// later Crash of the returned FS loses it. With CrashAfter it simulates kill -9 at a step,
+// then a power loss later: recovery code that trusts what it finds (a directory a killed
+// process made but never synced) shows up there. f is left empty.
+func (f *FS) Restart() *FS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = true
+	g := &FS{root: f.root, crashAt: -1}
+	f.root = newDir(0o755)
+	return g
+}
 
 // Snapshot returns the file system a crash now would leave (as CrashRandom with r, or Crash
 // with r nil), without cutting the power.

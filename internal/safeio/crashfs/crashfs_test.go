@@ -584,3 +584,32 @@ func TestAfterStep(t *testing.T) {
 		}
 	}
 }
+
+// TestRestart checks that a restart keeps everything, and durability with it: what was not
+// durable before is lost in a later crash.
+func TestRestart(t *testing.T) {
+	f := New()
+	o := ops{t, f}
+	o.mkdir("/d")
+	o.syncDir("/")
+	h := o.create("/d/a", "synced;")
+	o.sync(h)
+	o.syncDir("/d")
+	o.write(h, "not;")
+	o.mkdir("/e")
+	g := f.Restart()
+	if _, err := f.Stat("/d"); !errors.Is(err, ErrCrashed) {
+		t.Errorf("the old FS after a restart: %v", err)
+	}
+	if _, err := h.Write([]byte("x")); !errors.Is(err, ErrCrashed) {
+		t.Errorf("an old handle after a restart: %v", err)
+	}
+	want := map[string]string{"/d": "/", "/d/a": "synced;not;", "/e": "/"}
+	if got := tree(t, g); !maps.Equal(got, want) {
+		t.Errorf("after the restart: %q, want %q", got, want)
+	}
+	want = map[string]string{"/d": "/", "/d/a": "synced;"}
+	if got := tree(t, g.Crash()); !maps.Equal(got, want) {
+		t.Errorf("after a crash after the restart: %q, want %q", got, want)
+	}
+}
