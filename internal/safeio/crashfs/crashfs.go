@@ -27,9 +27,12 @@
 //   - The durable state is per file and per directory; nothing ties the durability of one to
 //     another. Data written to a file and its name in a directory are independent.
 //
-// A failed sync (a Rule returning an error for it) makes nothing durable: the writes it should
-// have covered stay pending, and a crash may keep them or not (after Linux's "fsyncgate", the
-// kernel may have dropped them, or written them after all).
+// A failed sync (a Rule returning an error for it) makes nothing durable. The writes it should
+// have covered are then lost to later syncs too: Linux marks the pages clean after a failed
+// writeback, so the next fsync succeeds without them ("fsyncgate"); code that retries a failed
+// fsync and then trusts the data loses it here, as it would there. A random crash may still
+// keep them (the kernel may have written them after all), until the next successful sync of
+// the file. The live file keeps showing them, as the page cache does.
 //
 // # Crashes
 //
@@ -205,6 +208,9 @@ type change struct {
 	off   int64
 	data  []byte
 	trunc bool
+	// failed is set when a sync of the file failed after the change: no later sync makes it
+	// durable.
+	failed bool
 }
 
 // dirChange gives name the inode ino, or takes it away (ino nil).
@@ -236,8 +242,31 @@ func (n *inode) sync() {
 		n.dirPending = nil
 		return
 	}
-	n.durable = slices.Clone(n.data)
+	if !slices.ContainsFunc(n.pending, func(c change) bool { return c.failed }) {
+		n.durable = slices.Clone(n.data)
+	} else {
+		for _, c := range n.pending {
+			if !c.failed {
+				n.durable = c.apply(n.durable)
+			}
+		}
+	}
 	n.pending = nil
+}
+
+// failSync marks the changes a failed sync should have made durable.
+func (n *inode) failSync() {
+	for i := range n.pending {
+		n.pending[i].failed = true
+	}
+}
+
+// apply applies c to data.
+func (c change) apply(data []byte) []byte {
+	if c.trunc {
+		return resize(data, c.off)
+	}
+	return writeAt(data, c.data, c.off)
 }
 
 // CrashAfter cuts the power right after step n (0: now, before any further step). Until a

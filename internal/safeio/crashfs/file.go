@@ -142,6 +142,9 @@ func (h *file) sync(k Kind) error {
 	skip, err := h.start(&op, true)
 	defer h.fs.end(&op)
 	if err != nil {
+		if !errors.Is(err, ErrCrashed) && !errors.Is(err, fs.ErrClosed) {
+			h.ino.failSync() // the Rule's failure
+		}
 		return pathErr(k.String(), h.name, err)
 	}
 	if !skip {
