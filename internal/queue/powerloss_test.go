@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -456,7 +457,7 @@ func TestPowerLossEveryStep(t *testing.T) {
 
 // TestKillThenPowerLoss kills the server (kill -9, which the page cache survives) after every
 // step of a small workload, restarts it on what it left, runs a second workload to its end and
-// then cuts the power. What the killed process left but did not make durable (a directory made
+// then cuts the power (every other time keeping a random part of what was not durable). What the killed process left but did not make durable (a directory made
 // and not yet synced, a record not yet flushed) must not be trusted by the next one, or mail it
 // acknowledges is lost.
 func TestKillThenPowerLoss(t *testing.T) {
@@ -471,8 +472,12 @@ func TestKillThenPowerLoss(t *testing.T) {
 		runWorkload(t, f, sessions, &acked, nil, msgs[:messages])
 		g := f.Restart()
 		runWorkload(t, g, sessions, &acked, nil, msgs[messages:])
-		res := recoverAndCheck(t, g.Crash(), msgs, acked.now())
-		report(t, fmt.Sprintf("killed after step %d of %d, then a crash", n, steps), res)
+		after := g.Crash()
+		if n%2 == 1 {
+			after = g.CrashRandom(rand.New(rand.NewPCG(uint64(n), 14)))
+		}
+		res := recoverAndCheck(t, after, msgs, acked.now())
+		report(t, fmt.Sprintf("killed after step %d of %d, then a crash (random: %v)", n, steps, n%2 == 1), res)
 		total.add(res)
 	}
 	t.Logf("%d kill points; %d acknowledged messages checked, %d of them still queued; %d duplicate deliveries",
@@ -499,6 +504,34 @@ func TestPowerLossRandom(t *testing.T) {
 		total.add(res)
 	}
 	t.Logf("%d crash points in %d steps; %d acknowledged messages checked, %d of them still queued; %d duplicate deliveries",
+		points, steps, total.acked, total.queued, total.dups)
+}
+
+// TestPowerLossWithFaults makes one write or sync fail at a random step of the workload (the
+// log's, a body file's, a Maildir's), then cuts the power at a random step: the failure and
+// what the code does about it (sealing, a new segment, a retried delivery) must not lose an
+// acknowledged message either.
+func TestPowerLossWithFaults(t *testing.T) {
+	const sessions, messages, points = 2, 16, 100
+	steps := countSteps(t, plWorkload(messages), sessions)
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 13))
+	var total plResult
+	for i := range points {
+		fault, crash := 1+rng.Int64N(steps), rng.Int64N(steps+1)
+		fired := "" // the operation that failed; the rule runs with the file system locked
+		rule := func(op crashfs.Op) error {
+			if fired == "" && op.Step >= fault && (op.Kind.IsSync() || op.Kind == crashfs.OpWrite) {
+				fired = op.String()
+				return syscall.EIO
+			}
+			return nil
+		}
+		res := crashRun(t, crash, plWorkload(messages), sessions, nil, rule)
+		report(t, fmt.Sprintf("seed %d, point %d: %s failed, crash after step %d of %d", seed, i, fired, crash, steps), res)
+		total.add(res)
+	}
+	t.Logf("%d faults and crash points in %d steps; %d acknowledged messages checked, %d of them still queued; %d duplicate deliveries",
 		points, steps, total.acked, total.queued, total.dups)
 }
 
