@@ -77,6 +77,28 @@ func (o ops) check(err error) {
 	}
 }
 
+// durable makes the directory and file p (one level down) holding data, all of it durable.
+func (o ops) durable(p, data string) safeio.File {
+	o.t.Helper()
+	o.mkdir(path.Dir(p))
+	o.syncDir("/")
+	h := o.create(p, data)
+	o.sync(h)
+	o.syncDir(path.Dir(p))
+	return h
+}
+
+// renamed makes /tmp/a durable, then renames it to /new/a (as a Maildir delivery does).
+func (o ops) renamed() {
+	o.t.Helper()
+	o.mkdir("/tmp")
+	o.mkdir("/new")
+	o.syncDir("/")
+	o.sync(o.create("/tmp/a", "data"))
+	o.syncDir("/tmp")
+	o.check(o.f.Rename("/tmp/a", "/new/a"))
+}
+
 func (o ops) mkdir(p string)     { o.t.Helper(); o.check(o.f.Mkdir(p, 0o700)) }
 func (o ops) syncDir(p string)   { o.t.Helper(); o.check(o.f.SyncDir(p)) }
 func (o ops) sync(h safeio.File) { o.t.Helper(); o.check(h.Sync()) }
@@ -144,29 +166,14 @@ func TestModel(t *testing.T) {
 			o.sync(o.create("/d/a", "data"))
 		}, map[string]string{"/d": "/"}},
 		{"rename, neither directory synced", func(o ops) {
-			o.mkdir("/tmp")
-			o.mkdir("/new")
-			o.syncDir("/")
-			o.sync(o.create("/tmp/a", "data"))
-			o.syncDir("/tmp")
-			o.check(o.f.Rename("/tmp/a", "/new/a"))
+			o.renamed()
 		}, map[string]string{"/tmp": "/", "/new": "/", "/tmp/a": "data"}},
 		{"rename, target synced: both names", func(o ops) {
-			o.mkdir("/tmp")
-			o.mkdir("/new")
-			o.syncDir("/")
-			o.sync(o.create("/tmp/a", "data"))
-			o.syncDir("/tmp")
-			o.check(o.f.Rename("/tmp/a", "/new/a"))
+			o.renamed()
 			o.syncDir("/new")
 		}, map[string]string{"/tmp": "/", "/new": "/", "/tmp/a": "data", "/new/a": "data"}},
 		{"rename, source synced: neither name", func(o ops) {
-			o.mkdir("/tmp")
-			o.mkdir("/new")
-			o.syncDir("/")
-			o.sync(o.create("/tmp/a", "data"))
-			o.syncDir("/tmp")
-			o.check(o.f.Rename("/tmp/a", "/new/a"))
+			o.renamed()
 			o.syncDir("/tmp")
 		}, map[string]string{"/tmp": "/", "/new": "/"}},
 		{"rename over a file, target synced", func(o ops) {
@@ -318,11 +325,7 @@ func TestCrashRandom(t *testing.T) {
 	for seed := range uint64(300) {
 		f := New()
 		o := ops{t, f}
-		o.mkdir("/d")
-		o.syncDir("/")
-		h := o.create("/d/log", "durable;")
-		o.sync(h)
-		o.syncDir("/d")
+		h := o.durable("/d/log", "durable;")
 		o.write(h, "one;")
 		o.write(h, "two;")
 		o.create("/d/new", "x")
@@ -590,11 +593,7 @@ func TestAfterStep(t *testing.T) {
 func TestRestart(t *testing.T) {
 	f := New()
 	o := ops{t, f}
-	o.mkdir("/d")
-	o.syncDir("/")
-	h := o.create("/d/a", "synced;")
-	o.sync(h)
-	o.syncDir("/d")
+	h := o.durable("/d/a", "synced;")
 	o.write(h, "not;")
 	o.mkdir("/e")
 	g := f.Restart()
