@@ -47,14 +47,15 @@
 // Restart is the other way a program stops: killed, not unplugged. The file system it finds
 // again holds everything, durable or not, and a later crash still loses what was not durable.
 //
-// Both crash the FS they are called on: from then on every operation on it fails with
-// ErrCrashed, so that code still running against it cannot report success. Every operation
-// that can change the file system or its durable state is a numbered step (creating or opening
-// for writing, Write, WriteAt, Truncate, Sync, Datasync, SyncDir, Mkdir, Remove, Rename);
-// CrashAfter(n) cuts the power right after step n, so that a test can crash at every step of a
-// workload, or at random ones. AfterStep takes the crash without cutting the power: one long
-// run then yields many crash points (the code's failure paths after a crash are not exercised
-// that way, CrashAfter's are).
+// Crash, CrashRandom and Restart return a new FS and stop the one they are called on: from
+// then on every operation on it fails with ErrCrashed, so that code still running against it
+// cannot report success. Every operation that can change the file system or its durable state
+// is a numbered step (creating or opening for writing, Write, WriteAt, Truncate, Sync,
+// Datasync, SyncDir, Mkdir, Remove, Rename); CrashAfter(n) cuts the power right after step n,
+// so that a test can crash (or, followed by Restart, kill) at every step of a workload, or at
+// random ones. Snapshot and AfterStep take the crash without cutting the power: one long run
+// then yields many crash points (the code's failure paths after a crash are not exercised that
+// way, CrashAfter's are). A ShortWrite rule writes part of a write and fails it.
 //
 // # Faults
 //
