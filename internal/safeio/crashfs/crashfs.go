@@ -55,15 +55,15 @@
 // so that a test can crash (or, followed by Restart, kill) at every step of a workload, or at
 // random ones. Snapshot and AfterStep take the crash without cutting the power: one long run
 // then yields many crash points (the code's failure paths after a crash are not exercised that
-// way, CrashAfter's are). A ShortWrite rule writes part of a write and fails it.
+// way, CrashAfter's are).
 //
 // # Faults
 //
 // Inject installs a Rule that sees every operation before it happens and may make it fail
-// with an error of its choice (EIO, ENOSPC), or, for a sync, return ErrSkip to make it a silent
-// no-op: the sync reports success and makes nothing durable, as if the code had no fsync there.
-// That is the mutation knob of the "teeth" tests, which prove that a power-loss test notices a
-// missing fsync.
+// with an error of its choice (EIO, ENOSPC; ShortWrite for a write that stops midway), or, for
+// a sync, return ErrSkip to make it a silent no-op: the sync reports success and makes nothing
+// durable, as if the code had no fsync there. That is the mutation knob of the "teeth" tests,
+// which prove that a power-loss test notices a missing fsync.
 //
 // Paths are slash-separated and taken from the root (a relative path is relative to "/");
 // "/" always exists. Modes are kept but not enforced; times are not kept.
