@@ -191,8 +191,8 @@ func TestSyncFailure(t *testing.T) {
 			mu.Lock()
 			budget = 0
 			mu.Unlock()
-			commitOK(msgs[8])                // inline
-			commitOK(msgs[6+len(refused)%2]) // a body file or not, whichever is left
+			commitOK(msgs[8]) // inline
+			commitOK(msgs[9]) // body file
 			if err := q.Close(); err != nil {
 				t.Logf("Close: %v", err)
 			}
