@@ -159,6 +159,14 @@ func (q *Queue) recover() error {
 		return err
 	}
 	q.segs, q.entries = segs, entries
+	// What recovery acts on must be durable first: a process killed before its flush left
+	// records in the page cache only (a final state record, say), and removing the body file
+	// they make an orphan would leave, after a power loss, a pending message without its body.
+	for _, s := range segs {
+		if err := s.f.Datasync(); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+	}
 	// New ids must differ from every id the log still mentions, finished messages included:
 	// their state records are still there to be replayed.
 	q.ids.observe(formatID(maxID))

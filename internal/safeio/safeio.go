@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // SyncDir fsyncs the directory dir.
@@ -33,16 +34,20 @@ func syncDir(dir string) error {
 func MkdirAll(dir string, perm fs.FileMode) error { return MkdirAllIn(OS, dir, perm) }
 
 // MkdirAllIn is os.MkdirAll with the given mode that fsyncs the parent of every directory it
-// creates, so that files later made durable in dir cannot vanish with it. Directories that
-// already exist are left alone (above a data directory they are the operator's); a path that
-// exists but is not a directory is an error.
+// creates, so that files later made durable in dir cannot vanish with it. The first existing
+// directory it meets (dir itself, or the ancestor it creates the rest under) has its parent
+// fsynced too: a process killed between its mkdir and that fsync, or whose fsync failed, left
+// it in the page cache only, and a power loss would take it, with everything acknowledged in
+// it since, away. Its other ancestors, and modes, are left alone (above a data directory they
+// are the operator's), and so is that parent if we may not open or fsync it (it is the
+// operator's too). A path that exists but is not a directory is an error.
 func MkdirAllIn(fsys FS, dir string, perm fs.FileMode) error {
 	fi, err := fsys.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("safeio: %s exists and is not a directory", dir)
 		}
-		return nil
+		return syncParent(fsys, dir, true)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("safeio: %w", err)
@@ -53,13 +58,25 @@ func MkdirAllIn(fsys FS, dir string, perm fs.FileMode) error {
 			return err
 		}
 	}
-	if err := fsys.Mkdir(dir, perm); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil // lost a race with another process, which syncs the parent
-		}
+	if err := fsys.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		// (ErrExist: lost a race with another process, which may die before its fsync.)
 		return fmt.Errorf("safeio: %w", err)
 	}
-	return wrapSync(parent, fsys.SyncDir(parent))
+	return syncParent(fsys, dir, false)
+}
+
+// syncParent fsyncs the directory holding dir, if it has one. With mayDeny (the parent is
+// not ours), a parent we may not open, or whose file system cannot sync it, is skipped.
+func syncParent(fsys FS, dir string, mayDeny bool) error {
+	parent := filepath.Dir(dir)
+	if parent == dir {
+		return nil
+	}
+	err := fsys.SyncDir(parent)
+	if mayDeny && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EINVAL)) {
+		return nil
+	}
+	return wrapSync(parent, err)
 }
 
 // wrapSync names the directory in a failed directory fsync.
