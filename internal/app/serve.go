@@ -205,7 +205,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
-	srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown grace period over: closed the sessions still open", "grace", ShutdownGrace)
+	}
 	if adminLn != nil {
 		adminLn.Close()
 	}
