@@ -568,11 +568,13 @@ func TestAuthLimits(t *testing.T) {
 	checkLogClean(t, tn, append(secrets, passwordForms("carol@example.test", "pw-carol")...)...)
 }
 
-// checkDelay fails unless at least about min has passed (and not absurdly more).
+// checkDelay fails unless at least min has passed since start, taken before the command was
+// sent (so before the server's delay began). No upper bound: the reply's own deadline bounds
+// the wait, and how late a loaded machine answers is no property of tern.
 func checkDelay(t testing.TB, what string, start time.Time, min time.Duration) {
 	t.Helper()
-	if d := time.Since(start); d < min-50*time.Millisecond || d > min+5*time.Second {
-		t.Fatalf("%s answered after %v, want about %v", what, d.Round(time.Millisecond), min)
+	if d := time.Since(start); d < min {
+		t.Fatalf("%s answered after %v, want at least %v", what, d.Round(time.Millisecond), min)
 	}
 }
 
