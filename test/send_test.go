@@ -152,34 +152,32 @@ func TestSendQuitAfter(t *testing.T) {
 	t.Parallel()
 	tn := startAuthTern(t)
 	ca := filepath.Join(tn.Data, "tls", "cert.pem")
-	// The stages run in parallel inside one group, which ends when they all have: only then
-	// is there something to check.
-	t.Run("stages", func(t *testing.T) {
-		for _, tc := range []struct {
-			stage, last string // the last line sent before QUIT
-		}{
-			{"connect", ""},
-			{"ehlo", ` -> EHLO client\.example\.com`},
-			{"tls", ` ~> EHLO client\.example\.com`},
-			{"auth", ` ~> \*{8}\n ## Password: \*{8}`},
-			{"mail", " ~> MAIL FROM:<kenneth\\.burgener@example\\.test> SIZE=\\d+"},
-			{"rcpt", " ~> RCPT TO:<kenneth\\.burgener@example\\.test>"},
-		} {
-			t.Run(tc.stage, func(t *testing.T) {
-				t.Parallel()
-				out, code := ternSend(t, seedPassword+"\n", "--server", tn.Submission, "--starttls", "--ca", ca,
-					"--ehlo", "client.example.com", "--from", seedAccount, "--to", seedAccount,
-					"--auth", "LOGIN", "--user", seedUser, "--quit-after", tc.stage)
-				wantStatus(t, code, 0, out)
-				if tc.stage == "connect" {
-					mustMatch(t, "transcript", out, `\A\*\*\* Trying \S+\.\.\.\n<-  220 mx\.example\.test ESMTP tern\n -> QUIT\n<-  221 2\.0\.0 Bye\n\z`)
-					return
-				}
-				mustMatch(t, "transcript", out, `^`+tc.last+`\n(<[-~]  .*\n)+ [-~]> QUIT\n<[-~]  221 2\.0\.0 Bye\n\z`)
-			})
-		}
-	})
-	tn.ExpectNoMail(seedAccount, 0)
+	// The stages run in parallel once this function has returned; the cleanup runs after them
+	// all (and before the server's, registered earlier, stops it).
+	t.Cleanup(func() { tn.ExpectNoMail(seedAccount, 0) })
+	for _, tc := range []struct {
+		stage, last string // the last line sent before QUIT
+	}{
+		{"connect", ""},
+		{"ehlo", ` -> EHLO client\.example\.com`},
+		{"tls", ` ~> EHLO client\.example\.com`},
+		{"auth", ` ~> \*{8}\n ## Password: \*{8}`},
+		{"mail", " ~> MAIL FROM:<kenneth\\.burgener@example\\.test> SIZE=\\d+"},
+		{"rcpt", " ~> RCPT TO:<kenneth\\.burgener@example\\.test>"},
+	} {
+		t.Run(tc.stage, func(t *testing.T) {
+			t.Parallel()
+			out, code := ternSend(t, seedPassword+"\n", "--server", tn.Submission, "--starttls", "--ca", ca,
+				"--ehlo", "client.example.com", "--from", seedAccount, "--to", seedAccount,
+				"--auth", "LOGIN", "--user", seedUser, "--quit-after", tc.stage)
+			wantStatus(t, code, 0, out)
+			if tc.stage == "connect" {
+				mustMatch(t, "transcript", out, `\A\*\*\* Trying \S+\.\.\.\n<-  220 mx\.example\.test ESMTP tern\n -> QUIT\n<-  221 2\.0\.0 Bye\n\z`)
+				return
+			}
+			mustMatch(t, "transcript", out, `^`+tc.last+`\n(<[-~]  .*\n)+ [-~]> QUIT\n<[-~]  221 2\.0\.0 Bye\n\z`)
+		})
+	}
 }
 
 // --pipeline on the MX listener: MAIL, the RCPTs and DATA in one go, the replies after them in
