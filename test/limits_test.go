@@ -182,8 +182,8 @@ func TestLimits(t *testing.T) {
 			d.cmd("MAIL FROM:<alice@host.example.com>", `250 2\.1\.0 Ok`)
 			d.cmd("RCPT TO:<bob@example.test>", `250 2\.1\.5 Ok`)
 			d.cmd("DATA", `354 .*`)
+			start := time.Now() // before the server can read what follows
 			d.write("Subject: never finished\r\n\r\nand then silence")
-			start := time.Now()
 			d.expect(`421 4\.4\.2 mx\.example\.test Error: timeout exceeded`)
 			checkElapsed(t, start, time.Second)
 			d.expectClosed()
@@ -196,8 +196,8 @@ func TestLimits(t *testing.T) {
 		// The idle timeout stays well above the NOOP interval, so that only the session limit
 		// can end this session, even on a loaded machine.
 		tn := startTern(t, ternOpts{Config: "[limits]\nsession_timeout = \"2s\"\nidle_timeout = \"30s\"\n"})
+		start := time.Now() // before the server accepts the connection
 		d := dial(t, tn.SMTP)
-		start := time.Now()
 		d.expect(`220 .*`)
 		d.ehlo("client.example.com")
 		for {
@@ -293,13 +293,15 @@ func TestLimits(t *testing.T) {
 	})
 }
 
-// checkElapsed fails unless about min (not much less, and not more than min+5s) has passed.
-// The server's clock starts a moment before the client's (it starts waiting as soon as its
-// reply is written), hence the small allowance below min.
+// checkElapsed fails if less than min has passed since start: the server gave up early. start
+// must be taken before the event that starts the server's timer (the client's last write, or
+// its connection), so that on one machine's clock nothing else can make the time shorter.
+// There is no upper bound: the wait for the reply has its own deadline, and how late a loaded
+// machine runs a timer is no property of tern.
 func checkElapsed(t testing.TB, start time.Time, min time.Duration) {
 	t.Helper()
-	if d := time.Since(start); d < min-150*time.Millisecond || d > min+5*time.Second {
-		t.Fatalf("took %v, want about %v", d.Round(time.Millisecond), min)
+	if d := time.Since(start); d < min {
+		t.Fatalf("took %v, want at least %v", d.Round(time.Millisecond), min)
 	}
 }
 

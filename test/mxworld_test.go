@@ -256,6 +256,21 @@ func logLines(tn *Tern, msg string, attrs ...string) []logLine {
 	return out
 }
 
+// logDelay is the delay of a queue log line: how long after the message arrived the attempt
+// started, on the queue's clock.
+func logDelay(t *testing.T, l logLine) time.Duration {
+	t.Helper()
+	m := regexp.MustCompile(` delay=(\S+)`).FindStringSubmatch(l.Text)
+	if m == nil {
+		t.Fatalf("no delay in %s", l.Text)
+	}
+	d, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatalf("delay in %s: %v", l.Text, err)
+	}
+	return d
+}
+
 // waitLog waits until tn's log has at least n lines logLines would return, and returns them.
 func waitLog(t *testing.T, tn *Tern, timeout time.Duration, n int, msg string, attrs ...string) []logLine {
 	t.Helper()
@@ -268,12 +283,24 @@ func waitLog(t *testing.T, tn *Tern, timeout time.Duration, n int, msg string, a
 }
 
 // gone waits until the queue no longer has id: every recipient has its final outcome and the
-// reports it called for are queued.
+// reports it called for are queued; and until the test has read what the server logged of
+// that (see syncLog), so that a line that is not there never will be.
 func gone(t *testing.T, tn *Tern, id string, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, timeout, id+" out of the queue", func() bool {
 		return !strings.Contains(tn.QueueList(), id)
 	})
+	syncLog(t, tn)
+}
+
+// syncLog waits until the test has read every line the running server logged before now. The
+// server logs an admin request before it answers it, and its log is one pipe, read in order:
+// once the line of a request made here has arrived, so has every line written before it.
+func syncLog(t *testing.T, tn *Tern) {
+	t.Helper()
+	mark := strings.ToUpper("sync-" + token(t)) // tern queue makes an id upper case
+	queueCmd(t, tn, "show", mark)               // no such message: it exits 1
+	waitLog(t, tn, 10*time.Second, 1, "admin request", "op=show", "arg="+mark)
 }
 
 // messagesWith returns the messages in addr's Maildir on tn that contain tok.

@@ -193,8 +193,9 @@ func TestQueueCommands(t *testing.T) {
 	}
 
 	// Deleted messages got no report; the two bounced ones one each; B got what was delivered
-	// and nothing else.
-	time.Sleep(300 * time.Millisecond)
+	// and nothing else. A's queue is empty, so every report A made is in alice's Maildir;
+	// once B's is too, so is every message B accepted.
+	w.B.WaitQueueEmpty(10 * time.Second)
 	for tok, want := range map[string]int{tokBounceOff: 1, tokHoldOff: 1, tokDead: 0, tokDeleteOff: 0, tokFlush: 0, tokHold: 0, tokDomain: 0} {
 		if got := len(messagesWith(A, aliceA, tok)); got != want {
 			t.Errorf("alice has %d report(s) on %s, want %d", got, tok, want)

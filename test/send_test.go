@@ -152,6 +152,9 @@ func TestSendQuitAfter(t *testing.T) {
 	t.Parallel()
 	tn := startAuthTern(t)
 	ca := filepath.Join(tn.Data, "tls", "cert.pem")
+	// The stages run in parallel once this function has returned; the cleanup runs after them
+	// all (and before the server's, registered earlier, stops it).
+	t.Cleanup(func() { tn.ExpectNoMail(seedAccount, 0) })
 	for _, tc := range []struct {
 		stage, last string // the last line sent before QUIT
 	}{
@@ -175,7 +178,6 @@ func TestSendQuitAfter(t *testing.T) {
 			mustMatch(t, "transcript", out, `^`+tc.last+`\n(<[-~]  .*\n)+ [-~]> QUIT\n<[-~]  221 2\.0\.0 Bye\n\z`)
 		})
 	}
-	tn.ExpectNoMail(seedAccount, 0)
 }
 
 // --pipeline on the MX listener: MAIL, the RCPTs and DATA in one go, the replies after them in

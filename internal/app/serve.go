@@ -218,7 +218,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
-	srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown grace period over: closed the sessions still open", "grace", ShutdownGrace)
+	}
 	stopAdmin() // idempotent: the deferred call then returns at once
 	stopQueue()
 	if err := q.Close(); err != nil {

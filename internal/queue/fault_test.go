@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tern-mail/tern/internal/safeio"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // TestWriteFault breaks the log or the body directory under a running queue. Commit must then
@@ -36,6 +37,9 @@ func TestWriteFault(t *testing.T) {
 		inject func(t *testing.T, q *Queue) (fix, restore func())
 		// failing is how many of the three commits made during the fault fail.
 		failing int
+		// unprivileged: the fault is a permission, which root ignores: the case runs as
+		// nobody (see testutil.Unprivileged).
+		unprivileged bool
 	}{
 		{
 			name: "segment refuses writes",
@@ -88,11 +92,9 @@ func TestWriteFault(t *testing.T) {
 			failing: 1, // only the message with a large body needs the directory
 		},
 		{
-			name: "log directory read-only",
+			name:         "log directory read-only",
+			unprivileged: true,
 			inject: func(t *testing.T, q *Queue) (func(), func()) {
-				if os.Geteuid() == 0 {
-					t.Skip("root ignores directory permissions")
-				}
 				// Make the next commit need a new segment.
 				q.mu.Lock()
 				q.segs[len(q.segs)-1].size = q.opts.SegmentSize
@@ -108,6 +110,9 @@ func TestWriteFault(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if tc.unprivileged && !testutil.Unprivileged(t) {
+				return
+			}
 			dir := t.TempDir()
 			opts := testOpts(newFake(nil))
 			opts.InlineMax = 1024

@@ -128,8 +128,9 @@ func TestNoBounce(t *testing.T) {
 			mod(env)
 			commitMsg(t, q, env, []byte("Subject: x\r\n\r\nx\r\n"))
 			runQueue(t, q)
+			// A report would be queued before the message leaves the queue, and would leave it
+			// only once delivered: with the queue empty, it would be in f.delivered.
 			waitFor(t, "the failure", func() bool { return q.Len() == 0 })
-			time.Sleep(50 * time.Millisecond) // a report would be queued at once
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if len(f.delivered) != 0 || len(f.batches) != 1 {
@@ -171,11 +172,23 @@ func TestDelayReportOnce(t *testing.T) {
 	cancel()
 	q.Close()
 	q = openQueue(t, dir, opts)
-	if it, err := q.Show(id); err != nil || !it.Envelope.DelayNotified {
+	it, err := q.Show(id)
+	if err != nil || !it.Envelope.DelayNotified {
 		t.Fatalf("after reopen: %+v %v", it, err)
 	}
 	runQueue(t, q)
-	time.Sleep(100 * time.Millisecond)
+	if err := q.FlushID(id); err != nil { // the next attempt now, not at the scheduler's first tick
+		t.Fatal(err)
+	}
+	// An attempt queues its reports before its outcome reaches the entry: once the attempt
+	// count moved, a second report would be in the queue or delivered.
+	waitFor(t, "an attempt after the restart", func() bool {
+		now, err := q.Show(id)
+		return err == nil && now.Envelope.Attempts > it.Envelope.Attempts
+	})
+	if items := q.Items(); len(items) != 1 {
+		t.Errorf("%d messages queued after an attempt, want only the delayed one: %+v", len(items), items)
+	}
 	if n := len(f.reports("sender@example.org")); n != 1 {
 		t.Errorf("%d delay reports after a restart, want 1", n)
 	}
@@ -200,8 +213,9 @@ func TestSuccessReports(t *testing.T) {
 	}
 	commitMsg(t, q, env, []byte("Subject: x\r\n\r\nx\r\n"))
 	runQueue(t, q)
-	waitFor(t, "two reports", func() bool { return len(f.reports("sender@example.org")) == 2 })
-	time.Sleep(50 * time.Millisecond)
+	// The reports are queued before the message leaves the queue: once it is empty, every one
+	// is delivered.
+	waitFor(t, "the message and its reports delivered", func() bool { return q.Len() == 0 })
 	reps := strings.Join(f.reports("sender@example.org"), "\n====\n")
 	if len(f.reports("sender@example.org")) != 2 ||
 		!strings.Contains(reps, "Final-Recipient: rfc822; bob@example.test\r\nOriginal-Recipient: rfc822;bob@example.test\r\nAction: delivered") ||

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,24 @@ func (p panicDetector) Handle(_ context.Context, r slog.Record) error {
 func (p panicDetector) WithAttrs([]slog.Attr) slog.Handler { return p }
 func (p panicDetector) WithGroup(string) slog.Handler      { return p }
 
+// fuzzSpool is a memSpool that remembers every message it hands out, so that the fuzzer can
+// check that the session commits or aborts each one: none is left half there.
+type fuzzSpool struct {
+	memSpool
+	mu   sync.Mutex
+	msgs []*memMsg
+}
+
+func (s *fuzzSpool) NewMessage() (Message, error) {
+	m, err := s.memSpool.NewMessage()
+	if err == nil {
+		s.mu.Lock()
+		s.msgs = append(s.msgs, m.(*memMsg))
+		s.mu.Unlock()
+	}
+	return m, err
+}
+
 // FuzzSession feeds arbitrary client input to a whole session: whatever arrives, the session
 // must neither panic nor hang, and every reply must be a well-formed reply line.
 func FuzzSession(f *testing.F) {
@@ -46,27 +65,34 @@ func FuzzSession(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	var panicked atomic.Bool
-	srv := New(Options{
-		Hostname:       "mx.example.test",
-		MaxMessageSize: 2000,
-		MaxErrors:      50,
-		IdleTimeout:    2 * time.Second,
-		Spool:          &memSpool{},
-		Rcpts:          policy.NewRelay([]string{"example.test"}, memAccounts{"bob@example.test": true}),
-		Flusher:        fakeFlusher{},
-		Logger:         slog.New(panicDetector{&panicked}),
-		Auth: &AuthOptions{
-			Mechanisms:       allMechs,
-			NewServer:        sasl.NewServer,
-			Credentials:      fakeCreds{passwords: map[string]string{seedUser: seedPassword}},
-			Realms:           []string{"example.test"},
-			LoopbackIsSecure: true,
-			AllowCleartext:   true, // net.Pipe has no address: let AUTH run anyway
-			SenderMustOwn:    true,
-		},
-	})
+	// A fresh server and spool for every input: nothing one input does (messages queued, a
+	// counter, a failed AUTH) may change what the next one sees, or a crash found would not
+	// reproduce from its input alone.
+	newServer := func(spool *fuzzSpool, panicked *atomic.Bool) *Server {
+		return New(Options{
+			Hostname:       "mx.example.test",
+			MaxMessageSize: 2000,
+			MaxErrors:      50,
+			IdleTimeout:    2 * time.Second,
+			Spool:          spool,
+			Rcpts:          policy.NewRelay([]string{"example.test"}, memAccounts{"bob@example.test": true}),
+			Flusher:        fakeFlusher{},
+			Logger:         slog.New(panicDetector{panicked}),
+			Auth: &AuthOptions{
+				Mechanisms:       allMechs,
+				NewServer:        sasl.NewServer,
+				Credentials:      fakeCreds{passwords: map[string]string{seedUser: seedPassword}},
+				Realms:           []string{"example.test"},
+				LoopbackIsSecure: true,
+				AllowCleartext:   true, // net.Pipe has no address: let AUTH run anyway
+				SenderMustOwn:    true,
+			},
+		})
+	}
 	f.Fuzz(func(t *testing.T, input []byte) {
+		var panicked atomic.Bool
+		spool := &fuzzSpool{}
+		srv := newServer(spool, &panicked)
 		server, clientConn := net.Pipe()
 		sess := srv.newSession(server, RoleMX)
 		done := make(chan struct{})
@@ -87,6 +113,11 @@ func FuzzSession(f *testing.F) {
 		replies := <-out
 		if panicked.Load() {
 			t.Fatalf("session panicked on %q", input)
+		}
+		for _, m := range spool.msgs { // the session is over: no lock needed
+			if m.env == nil && !m.aborted {
+				t.Fatalf("message %s neither committed nor aborted after the session on %q", m.id, input)
+			}
 		}
 		lines := strings.SplitAfter(replies, "\r\n")
 		// The client hangs up after its input, so the last reply may be cut off mid-line.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 func newEnv(from string, rcpts ...string) *envelope.Envelope {
@@ -331,6 +332,9 @@ func TestDeliverFailure(t *testing.T) {
 		body  io.Reader
 		rcpt  int
 		want  error // If set, the error must wrap it.
+		// unprivileged: the case needs permissions to apply, so it runs as nobody (see
+		// testutil.Unprivileged).
+		unprivileged bool
 	}{
 		{
 			name: "body fails mid-way",
@@ -352,11 +356,9 @@ func TestDeliverFailure(t *testing.T) {
 			body: strings.NewReader("x"),
 		},
 		{
-			name: "read-only root",
+			name:         "read-only root",
+			unprivileged: true,
 			setup: func(t *testing.T, root string) {
-				if os.Geteuid() == 0 {
-					t.Skip("root ignores directory permissions; the root-is-a-file case covers this")
-				}
 				if err := os.Mkdir(root, 0o500); err != nil {
 					t.Fatal(err)
 				}
@@ -395,6 +397,9 @@ func TestDeliverFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.unprivileged && !testutil.Unprivileged(t) {
+				return
+			}
 			root := filepath.Join(t.TempDir(), "mail")
 			if tt.setup != nil {
 				tt.setup(t, root)
