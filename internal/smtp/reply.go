@@ -28,6 +28,7 @@ const (
 	CodeNotImplemented      = 502
 	CodeBadSequence         = 503
 	CodeParamNotImplemented = 504
+	CodeNoMail              = 521 // RFC 7504: the server does not accept mail (here: any more, on this connection)
 	CodeMailboxUnavailable  = 550
 	CodeExceededStorage     = 552
 	CodeMailboxNameInvalid  = 553
