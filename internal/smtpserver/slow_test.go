@@ -1,34 +1,12 @@
 package smtpserver
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
-)
 
-// trickle writes s to c one octet at a time, one every interval, until all is sent, the
-// connection fails or the test ends.
-func trickle(t *testing.T, c net.Conn, s string, every time.Duration) {
-	stop, done := make(chan struct{}), make(chan struct{})
-	t.Cleanup(func() { close(stop); <-done })
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for i := range len(s) {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.Write([]byte{s[i]}); err != nil {
-				return
-			}
-		}
-	}()
-}
+	"github.com/tern-mail/tern/internal/testutil"
+)
 
 // A client that sends a byte now and then does not keep its session: a command line must be
 // whole within the idle timeout of the moment the wait began, a DATA body and each BDAT chunk
@@ -42,7 +20,7 @@ func TestSlowClients(t *testing.T) {
 		ts := newTestServer(t, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond })
 		c := ts.dial(t, RoleMX)
 		c.expect("220")
-		trickle(t, c.conn, "EHLO "+long("x"), every)
+		testutil.Trickle(t, c.conn, "EHLO "+long("x"), every)
 		c.run(`
 			S: 421 4.4.2 mx.example.test Error: timeout exceeded
 			CLOSED`)
@@ -61,7 +39,7 @@ func TestSlowClients(t *testing.T) {
 			S: 250
 			C: DATA
 			S: 354`)
-		trickle(t, c.conn, long("slow\r\n"), every)
+		testutil.Trickle(t, c.conn, long("slow\r\n"), every)
 		c.run(`
 			S: 421 4.4.2 mx.example.test Error: timeout exceeded
 			CLOSED`)
@@ -82,7 +60,7 @@ func TestSlowClients(t *testing.T) {
 			C: RCPT TO:<bob@example.test>
 			S: 250
 			C: BDAT 100000 LAST`)
-		trickle(t, c.conn, long("slow\r\n"), every)
+		testutil.Trickle(t, c.conn, long("slow\r\n"), every)
 		c.run(`
 			S: 421 4.4.2 mx.example.test Error: timeout exceeded
 			CLOSED`)
@@ -97,7 +75,7 @@ func TestSlowClients(t *testing.T) {
 			S: 250
 			C: AUTH LOGIN
 			S: 334`)
-		trickle(t, c.conn, long("QUFB"), every)
+		testutil.Trickle(t, c.conn, long("QUFB"), every)
 		c.run(`
 			S: 421 4.4.2 mx.example.test Error: timeout exceeded
 			CLOSED`)
