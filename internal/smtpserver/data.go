@@ -138,7 +138,7 @@ func (s *session) cmdBdat(arg string) {
 		len(f) == 2 && !strings.EqualFold(f[1], "LAST") || f[0][0] == '+' {
 		// Without a size we cannot tell where the chunk ends: whatever follows would be read as
 		// commands, so the connection must end here.
-		s.closeWith(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: BDAT size [LAST]; closing connection"))
+		s.refuse(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: BDAT size [LAST]; closing connection"))
 		return
 	}
 	last := len(f) == 2

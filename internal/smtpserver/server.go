@@ -177,9 +177,10 @@ type Server struct {
 	nextConn atomic.Uint64
 	closing  atomic.Bool
 	// ctx is the parent of every session's context; stop cancels it when a shutdown runs out
-	// of time.
-	ctx  context.Context
-	stop context.CancelFunc
+	// of time, and stopped says so without the context's lock (every read asks).
+	ctx     context.Context
+	stop    context.CancelFunc
+	stopped atomic.Bool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -354,6 +355,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // disk rather than retrying it. The raw connection is closed, never the session's conn, which
 // the session goroutine replaces during a TLS handshake.
 func (s *Server) stopSessions(cause error, done <-chan struct{}) error {
+	s.stopped.Store(true)
 	s.stop()
 	s.closeSessions(false)
 	timer := time.NewTimer(s.opts.ShutdownWait)

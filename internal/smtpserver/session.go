@@ -110,7 +110,7 @@ func (d deadlineConn) Write(p []byte) (int, error) {
 // reading cannot hold the goroutine.
 func (s *session) deadline(reading bool) time.Time {
 	now := time.Now()
-	stopped := s.srv.ctx.Err() != nil
+	stopped := s.srv.stopped.Load()
 	if !reading {
 		if s.lastWords || stopped {
 			return now.Add(lastWordsTimeout)
@@ -213,7 +213,7 @@ func (s *session) serve() {
 // dropped for a moment (the "lingering close" of HTTP servers), unless the server is stopping.
 func (s *session) close() {
 	s.phase.Store(phaseClosing)
-	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok && s.drain && s.srv.ctx.Err() == nil && cw.CloseWrite() == nil {
+	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok && s.drain && !s.srv.stopped.Load() && cw.CloseWrite() == nil {
 		s.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
 		io.CopyN(io.Discard, s.raw, lingerMax)
 	}
@@ -285,9 +285,10 @@ func (s *session) readLine(idle bool) ([]byte, error) {
 // fix instead of one error per line and a wait for the idle timeout.
 //
 // A bare CR, or a NUL (see command), costs only that line: the line still ends at the same
-// CRLF for us and for any peer, so nothing is desynchronised, and the error budget ends a
-// client that sends nothing else. Postfix passes both into its command parser; refusing them
-// here keeps them out of logs and Received headers.
+// CRLF for us and for a proxy that splits on CRLF, and whatever another peer makes of the CR or
+// NUL, we run none of the line, so nothing is desynchronised; the error budget ends a client
+// that sends nothing else. Refusing the line keeps both out of the parser, the logs and the
+// Received header (and away from C tools after us that would stop reading at a NUL).
 func (s *session) lineError(err error) bool {
 	switch {
 	case errors.Is(err, smtp.ErrLineTooLong):

@@ -243,7 +243,7 @@ func TestShutdownLetsACommitFinish(t *testing.T) {
 		C: .`)
 	receive(t, g.entered, "commit")
 	res := ts.shutdownAsync(50 * time.Millisecond)
-	waitFor(t, func() bool { return ts.srv.ctx.Err() != nil }) // the shutdown is out of time
+	waitFor(t, ts.srv.stopped.Load) // the shutdown is out of time
 	close(g.release)
 	c.run(`
 		S: 250 2.0.0 Ok: queued
