@@ -9,6 +9,19 @@ import (
 // pattern.
 const bareLF = `521 5.5.2 mx.example.test Error: bare <LF> received; lines must end with <CR><LF> \(nc -C adds them\)`
 
+// Transcript openings: a sender given (the RCPT still to come), and a recipient accepted.
+const (
+	mailGiven = `
+		S: 220
+		C: EHLO c
+		S: 250
+		C: MAIL FROM:<a@b.example>
+		S: 250`
+	rcptGiven = mailGiven + `
+		C: RCPT TO:<bob@example.test>
+		S: 250`
+)
+
 // Faults in command lines and message text: a bare LF in a command ends the session (the text
 // after it must never run as a command), a bare CR or a NUL costs the line, a NUL in message
 // text costs the message unless it is BINARYMIME.
@@ -43,14 +56,7 @@ func TestLineFaults(t *testing.T) {
 			S: 250 2.0.0 Ok
 			S: ` + bareLF + `
 			CLOSED`},
-		{"bare-LF-in-a-transaction", `
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250
+		{"bare-LF-in-a-transaction", rcptGiven + `
 			W: DATA\n
 			S: ` + bareLF + `
 			CLOSED`},
@@ -64,14 +70,7 @@ func TestLineFaults(t *testing.T) {
 			S: 500 5.5.2 Error: NUL character received
 			C: MAIL FROM:<a@b.example>
 			S: 250`},
-		{"NUL-in-DATA", `
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250
+		{"NUL-in-DATA", rcptGiven + `
 			C: DATA
 			S: 354
 			W: Subject: nul\r\n\r\na\x00b\r\n.\r\n
@@ -80,14 +79,7 @@ func TestLineFaults(t *testing.T) {
 			S: 250 2.0.0 Ok`},
 		// A downstream server that strips NULs would see ".\r\n" and run the MAIL: here it is
 		// message text, the whole message is refused, and the session stays in step.
-		{"NUL-hiding-an-end-of-data", `
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250
+		{"NUL-hiding-an-end-of-data", rcptGiven + `
 			C: DATA
 			S: 354
 			W: Subject: hi\r\n\r\nhi\r\n.\x00\r\nMAIL FROM:<evil@b.example>\r\nRCPT TO:<alice@example.test>\r\n.\r\n
@@ -160,13 +152,7 @@ func TestRecipientOvershoot(t *testing.T) {
 		return strings.Repeat("C: RCPT TO:<bob@example.test>\nS: "+reply+"\n", n)
 	}
 	t.Run("within the overshoot", func(t *testing.T) {
-		ts.dial(t, RoleMX).run(`
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			` + rcpts(2, "250 2.1.5") + rcpts(3, "452 4.5.3 Too many recipients") + `
+		ts.dial(t, RoleMX).run(mailGiven + "\n" + rcpts(2, "250 2.1.5") + rcpts(3, "452 4.5.3 Too many recipients") + `
 			C: DATA
 			S: 354
 			C: .
@@ -178,25 +164,13 @@ func TestRecipientOvershoot(t *testing.T) {
 			S: 250`)
 	})
 	t.Run("past the overshoot", func(t *testing.T) {
-		ts.dial(t, RoleMX).run(`
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			` + rcpts(2, "250 2.1.5") + rcpts(3, "452 4.5.3") + rcpts(2, "452 4.5.3") + `
+		ts.dial(t, RoleMX).run(mailGiven + "\n" + rcpts(2, "250 2.1.5") + rcpts(3, "452 4.5.3") + rcpts(2, "452 4.5.3") + `
 			S: 421 4.7.0 mx.example.test Error: too many errors
 			CLOSED`)
 	})
 	t.Run("no overshoot", func(t *testing.T) {
 		ts := newTestServer(t, func(o *Options) { o.MaxRcpts, o.MaxRcptOvershoot, o.MaxErrors = 2, -1, 2 })
-		ts.dial(t, RoleMX).run(`
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			` + rcpts(2, "250 2.1.5") + rcpts(2, "452 4.5.3") + `
+		ts.dial(t, RoleMX).run(mailGiven + "\n" + rcpts(2, "250 2.1.5") + rcpts(2, "452 4.5.3") + `
 			S: 421 4.7.0
 			CLOSED`)
 	})

@@ -107,12 +107,7 @@ func TestShutdownWaitIsBounded(t *testing.T) {
 	b := newBlockingChecker(false)
 	ts := newTestServer(t, func(o *Options) { o.Rcpts, o.ShutdownWait = b, 100*time.Millisecond })
 	t.Cleanup(func() { close(b.release) }) // runs before the server's own cleanup
-	ts.dial(t, RoleMX).run(`
-		S: 220
-		C: EHLO c
-		S: 250
-		C: MAIL FROM:<a@b.example>
-		S: 250
+	ts.dial(t, RoleMX).run(mailGiven + `
 		C: RCPT TO:<bob@example.test>`)
 	receive(t, b.entered, "recipient check")
 	err := receive(t, ts.shutdownAsync(50*time.Millisecond), "return from Shutdown")
@@ -131,12 +126,7 @@ func TestRecipientCheckContext(t *testing.T) {
 		t.Parallel()
 		b := newBlockingChecker(true)
 		ts := newTestServer(t, func(o *Options) { o.Rcpts, o.IdleTimeout = b, 300*time.Millisecond })
-		ts.dial(t, RoleMX).run(`
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
+		ts.dial(t, RoleMX).run(mailGiven + `
 			C: RCPT TO:<bob@example.test>
 			S: 451 4.3.0
 			C: NOOP
@@ -149,12 +139,7 @@ func TestRecipientCheckContext(t *testing.T) {
 		t.Parallel()
 		b := newBlockingChecker(true)
 		ts := newTestServer(t, func(o *Options) { o.Rcpts = b })
-		ts.dial(t, RoleMX).run(`
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
+		ts.dial(t, RoleMX).run(mailGiven + `
 			C: RCPT TO:<bob@example.test>`)
 		receive(t, b.entered, "recipient check")
 		err := receive(t, ts.shutdownAsync(50*time.Millisecond), "return from Shutdown")
@@ -228,14 +213,7 @@ func TestShutdownLetsACommitFinish(t *testing.T) {
 	g := &gatedSpool{entered: make(chan struct{}, 1), release: make(chan struct{}), ctxErr: make(chan error, 1)}
 	ts := newTestServer(t, func(o *Options) { g.Spool = o.Spool; o.Spool = g })
 	c := ts.dial(t, RoleMX)
-	c.run(`
-		S: 220
-		C: EHLO c
-		S: 250
-		C: MAIL FROM:<a@b.example>
-		S: 250
-		C: RCPT TO:<bob@example.test>
-		S: 250
+	c.run(rcptGiven + `
 		C: DATA
 		S: 354
 		C: Subject: committing while the server stops
