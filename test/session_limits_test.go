@@ -74,7 +74,8 @@ func TestSmtplibManyRecipients(t *testing.T) {
 // longer than the test waits for the 421.
 func TestSlowClientsBinary(t *testing.T) {
 	t.Parallel()
-	tn := startTern(t, ternOpts{Config: "[limits]\nidle_timeout = \"1s\"\ndata_timeout = \"2s\"\n"})
+	// Seconds, not less: the commands before a trickle must not time out on a loaded machine.
+	tn := startTern(t, ternOpts{Config: "[limits]\nidle_timeout = \"2s\"\ndata_timeout = \"3s\"\n"})
 	tn.AddUser("bob@example.test", "pw")
 	const every = 100 * time.Millisecond // well inside the idle timeout
 	t.Run("command line", func(t *testing.T) {

@@ -125,7 +125,7 @@ func TestRecipientCheckContext(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		t.Parallel()
 		b := newBlockingChecker(true)
-		ts := newTestServer(t, func(o *Options) { o.Rcpts, o.IdleTimeout = b, 300*time.Millisecond })
+		ts := newTestServer(t, func(o *Options) { o.Rcpts, o.IdleTimeout = b, time.Second })
 		ts.dial(t, RoleMX).run(mailGiven + `
 			C: RCPT TO:<bob@example.test>
 			S: 451 4.3.0
@@ -165,7 +165,7 @@ func (slowCreds) CheckPassword(ctx context.Context, _, _ string) (string, error)
 func TestAuthLookupDeadline(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) {
 		withAuth(func(a *AuthOptions) { a.Credentials = slowCreds{} })(o)
-		o.IdleTimeout = 300 * time.Millisecond
+		o.IdleTimeout = time.Second
 	})
 	ts.dial(t, RoleMX).run(`
 		S: 220
