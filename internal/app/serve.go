@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -170,8 +171,10 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		PostmasterDomain: cfg.Domains[0],
 		MaxMessageSize:   cfg.Limits.MessageSize,
 		MaxRcpts:         cfg.Limits.Recipients,
+		MaxRcptOvershoot: overshoot(cfg.Limits.RecipientOvershoot),
 		MaxErrors:        cfg.Limits.Errors,
 		IdleTimeout:      cfg.Limits.IdleTimeout.Duration,
+		DataTimeout:      cfg.Limits.DataTimeout.Duration,
 		SessionTimeout:   cfg.Limits.SessionTimeout.Duration,
 		TLS:              tlsConf,
 		Spool:            spool{q},
@@ -202,10 +205,17 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		defer stopAdmin()
 	}
 
+	// One accept loop per listener, owned here: each ends when Shutdown closes its listener
+	// (Serve recovers its own panics), and Serve waits for them before the queue closes.
 	serveErr := make(chan error, len(lns))
+	var serving sync.WaitGroup
 	for _, l := range lns {
 		fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
-		go func() { serveErr <- srv.Serve(l.ln, l.role) }()
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			serveErr <- srv.Serve(l.ln, l.role)
+		}()
 	}
 	fmt.Fprintf(stdout, "tern: data directory %s\n", data)
 	log.Info("started", "hostname", cfg.Hostname, "domains", cfg.Domains, "queued", q.Len())
@@ -219,8 +229,11 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown grace period over: closed the sessions still open", "grace", ShutdownGrace)
+		// Sessions still busy after the grace were cut off (their clients retry); those stuck
+		// past the server's own wait were logged one by one.
+		log.Warn("shutdown grace period over: closed the sessions still open", "grace", ShutdownGrace, "err", err)
 	}
+	serving.Wait()
 	stopAdmin() // idempotent: the deferred call then returns at once
 	stopQueue()
 	if err := q.Close(); err != nil {
@@ -228,6 +241,14 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// overshoot maps the config's recipient_overshoot (0: none) to the server's (negative: none).
+func overshoot(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // warnAfter maps the config's delay_warning (0: never) to the queue's (negative: never).

@@ -46,13 +46,15 @@ type TLS struct {
 
 // Limits are the per-session limits; each is enforced with its own SMTP reply.
 type Limits struct {
-	MessageSize      int64    `toml:"message_size" doc:"Largest message accepted, in octets (advertised as SIZE)."`
-	Recipients       int      `toml:"recipients" doc:"Most recipients per message (advertised as LIMITS RCPTMAX); more get 452 4.5.3."`
-	Errors           int      `toml:"errors" doc:"Error replies a session may get before it is closed with 421 4.7.0; the count restarts with each queued message."`
-	IdleTimeout      Duration `toml:"idle_timeout" doc:"Longest wait for the client's next command or data."`
-	SessionTimeout   Duration `toml:"session_timeout" doc:"Longest whole session."`
-	Connections      int      `toml:"connections" doc:"Most concurrent connections in total, on all listeners (0: no limit); more get 421 4.7.0."`
-	ConnectionsPerIP int      `toml:"connections_per_ip" doc:"Most concurrent connections per client IPv4 address or IPv6 /64 (0: no limit)."`
+	MessageSize        int64    `toml:"message_size" doc:"Largest message accepted, in octets (advertised as SIZE)."`
+	Recipients         int      `toml:"recipients" doc:"Most recipients per message (advertised as LIMITS RCPTMAX); more get 452 4.5.3."`
+	RecipientOvershoot int      `toml:"recipient_overshoot" doc:"Recipients past limits.recipients that a transaction may offer (each answered 452 4.5.3) before each further one counts towards limits.errors, like Postfix's smtpd_recipient_overshoot_limit: a client that ignores RCPTMAX (Python's smtplib) sends to the accepted ones and the rest in another transaction instead of being cut off. 0: every one counts."`
+	Errors             int      `toml:"errors" doc:"Error replies a session may get before it is closed with 421 4.7.0; the count restarts with each queued message."`
+	IdleTimeout        Duration `toml:"idle_timeout" doc:"Longest wait for the client: a whole command line must arrive within it of the moment the wait began (input trickling in does not extend it), and no silence inside a message may last longer."`
+	DataTimeout        Duration `toml:"data_timeout" doc:"Longest time to receive a whole message with DATA, or one BDAT chunk. Leave room for message_size at the slowest honest client: the default carries 10240000 octets at 11 kB/s (about 90 kbit/s); raise it with message_size. session_timeout still caps it."`
+	SessionTimeout     Duration `toml:"session_timeout" doc:"Longest whole session."`
+	Connections        int      `toml:"connections" doc:"Most concurrent connections in total, on all listeners (0: no limit); more get 421 4.7.0."`
+	ConnectionsPerIP   int      `toml:"connections_per_ip" doc:"Most concurrent connections per client IPv4 address or IPv6 /64 (0: no limit)."`
 	// The reserve keeps a few busy addresses from taking every slot (policy.ConnLimiter).
 	ConnectionsReservedPercent int `toml:"connections_reserved_percent" doc:"The share of connections, in percent, kept for clients that hold few: once no more slots than that are free (the server is busy), a client gets a new connection only while it holds fewer than connections_per_ip_busy, and the smtp listener takes no more than the first half of the reserve (the second half is for the submission listeners, where users log in). 0: no reserve."`
 	ConnectionsPerIPBusy       int `toml:"connections_per_ip_busy" doc:"Most concurrent connections per client (IPv4 address or IPv6 /64) while the server is busy (see connections_reserved_percent); 0: no such limit."`
@@ -176,13 +178,15 @@ func Default() Config {
 			Submissions: "127.0.0.1:2465",
 		},
 		Limits: Limits{
-			MessageSize:      10240000,
-			Recipients:       1000,
-			Errors:           20,
-			IdleTimeout:      Duration{5 * time.Minute},
-			SessionTimeout:   Duration{30 * time.Minute},
-			Connections:      1000,
-			ConnectionsPerIP: 100,
+			MessageSize:        10240000,
+			Recipients:         1000,
+			RecipientOvershoot: 1000,
+			Errors:             20,
+			IdleTimeout:        Duration{5 * time.Minute},
+			DataTimeout:        Duration{15 * time.Minute},
+			SessionTimeout:     Duration{30 * time.Minute},
+			Connections:        1000,
+			ConnectionsPerIP:   100,
 			// A reserve of 200 slots; a client holding 10 gets no more of them.
 			ConnectionsReservedPercent: 20,
 			ConnectionsPerIPBusy:       10,
@@ -274,8 +278,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}
 	l := c.Limits
-	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
-		errs = append(errs, errors.New("limits must be positive (connections may be 0 for no limit)"))
+	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 ||
+		l.DataTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("limits must be positive (connections may be 0 for no limit, recipient_overshoot 0 for none)"))
+	}
+	if l.RecipientOvershoot < 0 {
+		errs = append(errs, errors.New("limits.recipient_overshoot must not be negative"))
 	}
 	if l.Connections < 0 || l.ConnectionsPerIP < 0 || l.ConnectionsPerIPBusy < 0 {
 		errs = append(errs, errors.New("limits.connections, connections_per_ip and connections_per_ip_busy must not be negative"))

@@ -37,6 +37,8 @@ domains = ["example.test", "Example.ORG."]
 submissions = ""
 [limits]
 idle_timeout = "30s"
+data_timeout = "2m"
+recipient_overshoot = 0
 message_size = 1000
 `))
 		if err != nil {
@@ -47,6 +49,7 @@ message_size = 1000
 		}
 		if c.Hostname != "mx.example.test" || c.Listen.Submissions != "" || c.Listen.SMTP != "127.0.0.1:2525" ||
 			c.Limits.IdleTimeout.Duration != 30*time.Second || c.Limits.MessageSize != 1000 ||
+			c.Limits.DataTimeout.Duration != 2*time.Minute || c.Limits.RecipientOvershoot != 0 ||
 			strings.Join(c.Domains, ",") != "example.test,example.org" {
 			t.Errorf("got %+v", c)
 		}
@@ -76,6 +79,8 @@ func TestValidateRejects(t *testing.T) {
 		"cert-no-key":      func(c *Config) { c.TLS.Cert = "x.pem" },
 		"few-rcpts":        func(c *Config) { c.Limits.Recipients = 10 },
 		"zero-size":        func(c *Config) { c.Limits.MessageSize = 0 },
+		"zero-data-time":   func(c *Config) { c.Limits.DataTimeout.Duration = 0 },
+		"neg-overshoot":    func(c *Config) { c.Limits.RecipientOvershoot = -1 },
 		"bad-level":        func(c *Config) { c.Log.Level = "loud" },
 		"bad-format":       func(c *Config) { c.Log.Format = "xml" },
 		"no-workers":       func(c *Config) { c.Queue.Workers = 0 },

@@ -10,9 +10,13 @@ import (
 const MaxTextLine = 1000
 
 // TextChecker validates message text as it streams past, in pieces of any size: every line must
-// end in CRLF, hold no bare CR or LF, and be at most MaxTextLine octets. It remembers the first
-// fault and keeps going, so the caller can read to the end of the message before it answers.
-// DATA uses it below; BDAT uses it directly on each chunk of a non-BINARYMIME message.
+// end in CRLF, hold no bare CR or LF and no NUL, and be at most MaxTextLine octets. It remembers
+// the first fault and keeps going, so the caller can read to the end of the message before it
+// answers. DATA uses it below; BDAT uses it directly on each chunk of a non-BINARYMIME message.
+//
+// NUL is refused because neither 7bit nor 8bit text may hold it (RFC 2045 §2.7, §2.8; RFC 6152
+// §3): only BODY=BINARYMIME may, and a server downstream that strips NULs could otherwise find a
+// <CRLF>.<CRLF> that was not there when we checked (SMTP smuggling through NUL).
 type TextChecker struct {
 	lineLen int  // octets of the current line so far, CR included
 	prevCR  bool // the last octet seen was a CR, which the next octet must make a CRLF
@@ -37,7 +41,7 @@ func (c *TextChecker) Write(p []byte) (int, error) {
 // scan checks p and reports whether p ends exactly at a CRLF.
 func (c *TextChecker) scan(p []byte) (endsLine bool) {
 	for len(p) > 0 {
-		i := bytes.IndexAny(p, "\r\n")
+		i := bytes.IndexAny(p, "\r\n\x00")
 		if i < 0 {
 			if c.prevCR {
 				c.fail(ErrBareCR)
@@ -51,11 +55,20 @@ func (c *TextChecker) scan(p []byte) (endsLine bool) {
 			c.prevCR = false
 		}
 		c.grow(i + 1)
-		if p[i] == '\r' {
+		switch p[i] {
+		case '\r':
 			if c.prevCR { // CR CR: the first one is bare
 				c.fail(ErrBareCR)
 			}
 			c.prevCR = true
+			p = p[i+1:]
+			continue
+		case 0:
+			if c.prevCR { // CR NUL: the CR is bare, and came first
+				c.fail(ErrBareCR)
+				c.prevCR = false
+			}
+			c.fail(ErrNUL)
 			p = p[i+1:]
 			continue
 		}
@@ -98,7 +111,7 @@ func (c *TextChecker) Finish() error {
 //
 // Only a line that is exactly "." after a real CRLF ends the data: LF "." LF, CR "." CR and
 // LF "." CRLF do not, which closes the SMTP smuggling hole. Faults in the text (bare CR or LF, a
-// line over 1000 octets, more than maxSize octets) stop the copying but not the reading, so the
+// NUL, a line over 1000 octets, more than maxSize octets) stop the copying but not the reading, so the
 // whole message is consumed and the first fault is returned after the terminator; the caller
 // answers and the session goes on in step. An error writing to w is treated the same way (the
 // session answers 451 and goes on); only an error reading r is returned at once.

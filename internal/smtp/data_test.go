@@ -56,6 +56,9 @@ func TestReadData(t *testing.T) {
 		{name: "bare CR in text", in: "a\rb\r\n.\r\nQUIT\r\n", err: smtp.ErrBareCR, rest: "QUIT\r\n"},
 		{name: "CR CR LF", in: "a\r\r\n.\r\n", err: smtp.ErrBareCR},
 		{name: "bare CR before the terminator", in: "a\r\r\n.\r\nQUIT\r\n", err: smtp.ErrBareCR, rest: "QUIT\r\n"},
+		{name: "NUL in text", in: "a\x00b\r\n.\r\nQUIT\r\n", err: smtp.ErrNUL, rest: "QUIT\r\n"},
+		{name: "NUL hiding a terminator", in: "a\r\n.\x00\r\nMAIL FROM:<x@y>\r\n.\r\nQUIT\r\n", err: smtp.ErrNUL, rest: "QUIT\r\n"},
+		{name: "NUL, small buffer", in: lineOf('a', 20) + "\x00\r\n.\r\nQUIT\r\n", bufSize: 16, err: smtp.ErrNUL, rest: "QUIT\r\n"},
 		{name: "CRLF split by a refill", in: lineOf('a', 15) + "\r\n" + lineOf('b', 31) + "\r\n.\r\nQUIT\r\n", bufSize: 16,
 			body: lineOf('a', 15) + "\r\n" + lineOf('b', 31) + "\r\n", rest: "QUIT\r\n"},
 		{name: "stuffed dot after a refill split", in: lineOf('a', 15) + "\r\n..x\r\n.\r\n", bufSize: 16, body: lineOf('a', 15) + "\r\n.x\r\n"},
@@ -242,7 +245,12 @@ func TestTextChecker(t *testing.T) {
 		{name: "only a CR", in: "\r", finish: smtp.ErrBareCR, unterminated: true},
 		{name: "smuggling LF dot LF", in: "a\n.\n", err: smtp.ErrBareLF, finish: smtp.ErrBareLF},
 		{name: "smuggling CR dot CR", in: "a\r.\r\n", err: smtp.ErrBareCR, finish: smtp.ErrBareCR},
-		{name: "binary octets are text", in: "\x00\xff\x7f\r\n"},
+		{name: "8-bit octets are text", in: "\x01\xff\x7f\r\n"},
+		{name: "NUL", in: "a\x00b\r\n", err: smtp.ErrNUL, finish: smtp.ErrNUL},
+		{name: "NUL alone", in: "\x00", err: smtp.ErrNUL, finish: smtp.ErrNUL, unterminated: true},
+		{name: "CR NUL: the bare CR comes first", in: "a\r\x00\r\n", err: smtp.ErrBareCR, finish: smtp.ErrBareCR},
+		{name: "NUL before a bare LF", in: "\x00\n", err: smtp.ErrNUL, finish: smtp.ErrNUL},
+		{name: "NUL after a bare LF", in: "a\n\x00\r\n", err: smtp.ErrBareLF, finish: smtp.ErrBareLF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

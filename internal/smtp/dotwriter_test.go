@@ -187,7 +187,9 @@ func FuzzDotWriter(f *testing.F) {
 		r := bufio.NewReaderSize(strings.NewReader(out+trailer), 16)
 		var got bytes.Buffer
 		_, err = smtp.ReadData(r, &got, 1<<30)
-		if err != nil && !errors.Is(err, smtp.ErrLineTooLong) {
+		// The writer passes long lines and NULs on (the server refuses them); it never lets one
+		// end the data early.
+		if err != nil && !errors.Is(err, smtp.ErrLineTooLong) && !(errors.Is(err, smtp.ErrNUL) && strings.IndexByte(in, 0) >= 0) {
 			t.Fatalf("ReadData of %q: %v", out, err)
 		}
 		if rest, _ := io.ReadAll(r); string(rest) != trailer {

@@ -59,6 +59,11 @@ var seedTexts = []string{
 	strings.Repeat("x", 999) + "\r\n.\r\n",
 	".." + strings.Repeat("x", 997) + "\r\n.\r\n",
 	strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n", 20) + ".\r\n",
+	// NUL octets: refused in text, and a downstream that strips them must not find an end here.
+	"hello\r\n.\x00\r\nMAIL FROM:<admin@bank.example>\r\n.\r\n",
+	"hello\r\n\x00.\r\nRCPT TO:<victim@example.com>\r\n.\r\n",
+	"a\x00b\r\n\x00\r\n.\r\n",
+	"a\r\x00\n.\r\n",
 }
 
 // refReadLines gives the expected outcomes of ReadLine on data, derived from the rules directly.
@@ -75,10 +80,11 @@ func refReadLines(data []byte, max int) []readResult {
 		line := data[:i+1]
 		data = data[i+1:]
 		switch {
+		case !bytes.HasSuffix(line, []byte("\r\n")):
+			// A bare LF is reported even for a line too long: it splits the stream.
+			out = append(out, fails(smtp.ErrBareLF))
 		case len(line) > max:
 			out = append(out, fails(smtp.ErrLineTooLong))
-		case !bytes.HasSuffix(line, []byte("\r\n")):
-			out = append(out, fails(smtp.ErrBareLF))
 		case bytes.IndexByte(line[:len(line)-2], '\r') >= 0:
 			out = append(out, fails(smtp.ErrBareCR))
 		default:
@@ -93,6 +99,8 @@ func FuzzReadLine(f *testing.F) {
 		f.Add([]byte(c+"\r\n"), uint16(32), true)
 	}
 	f.Add([]byte("NOOP\nQUIT\r\n"), uint16(512), false)
+	f.Add([]byte("NO\x00OP\r\nEHLO a\x00\nQUIT\r\n"), uint16(512), true)
+	f.Add([]byte(strings.Repeat("y", 60)+"\nQUIT\r\n"), uint16(40), true)
 	f.Add([]byte("\r\r\nNO\rOP\r\nQU"), uint16(512), true)
 	f.Add([]byte(strings.Repeat("x", 100)+"\r\nQUIT\r\n"), uint16(40), true)
 	f.Add([]byte(""), uint16(10), false)
@@ -228,6 +236,9 @@ func refReadData(data []byte, maxSize int64) refData {
 		if len(line) > smtp.MaxTextLine {
 			ref.faults = append(ref.faults, smtp.ErrLineTooLong)
 		}
+		if bytes.IndexByte(line, 0) >= 0 {
+			ref.faults = append(ref.faults, smtp.ErrNUL)
+		}
 		ref.body = append(ref.body, line...)
 		bol = crlf
 	}
@@ -308,7 +319,7 @@ func FuzzReadData(f *testing.F) {
 		var c smtp.TextChecker
 		c.Write(body)
 		if c.Finish() != nil || c.Unterminated() {
-			t.Fatalf("body %q holds a bare CR or LF or a long line: %v", body, c.Err())
+			t.Fatalf("body %q holds a bare CR or LF, a NUL or a long line: %v", body, c.Err())
 		}
 		// For a properly stuffed input, stuffing the body again gives back the input exactly.
 		if text := consumed[:len(consumed)-len(".\r\n")]; isStuffed(text) {
@@ -351,8 +362,9 @@ func FuzzTextChecker(f *testing.F) {
 		if werr != serr {
 			t.Fatalf("split at %d,%d: Finish %v, whole: %v", a, b, serr, werr)
 		}
-		// The checker agrees with the line reader: text is valid iff every line reads.
-		valid := true
+		// The checker agrees with the line reader: text is valid iff every line reads and no
+		// octet is a NUL (which the line reader passes on).
+		valid := bytes.IndexByte(data, 0) < 0
 		lr := bufio.NewReader(bytes.NewReader(data))
 		var scratch []byte
 		for {

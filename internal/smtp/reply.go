@@ -1,6 +1,7 @@
 // Package smtp owns the SMTP wire format and nothing else: bounded line reading (CRLF only, bare
 // CR and LF refused), command and argument parsing, addresses, ESMTP parameters and xtext, replies
-// with their enhanced status codes, and the DATA reader that unstuffs dots. It knows no policy,
+// with their enhanced status codes, and the DATA reader that unstuffs dots (and, with the text
+// checker BDAT uses, refuses bare CR, bare LF and NUL in message text). It knows no policy,
 // does no logging and keeps no session state; the server and client packages build on it.
 package smtp
 
@@ -27,6 +28,7 @@ const (
 	CodeNotImplemented      = 502
 	CodeBadSequence         = 503
 	CodeParamNotImplemented = 504
+	CodeNoMail              = 521 // RFC 7504: the server does not accept mail (here: any more, on this connection)
 	CodeMailboxUnavailable  = 550
 	CodeExceededStorage     = 552
 	CodeMailboxNameInvalid  = 553

@@ -75,20 +75,28 @@ func (s *session) authMechanisms() []string {
 }
 
 // loginRecorder remembers the login name a mechanism asked about, for the log and the limiter:
-// a failed exchange has no authenticated identity to tell.
+// a failed exchange has no authenticated identity to tell. It also gives each lookup its
+// deadline (the session's lookup context).
 type loginRecorder struct {
 	sasl.Credentials
+	s     *session
 	login string
 }
 
 func (r *loginRecorder) CheckPassword(ctx context.Context, login, password string) (string, error) {
 	r.login = login
-	return r.Credentials.CheckPassword(ctx, login, password)
+	ctx, cancel := r.lookupContext(ctx)
+	defer cancel()
+	acct, err := r.Credentials.CheckPassword(ctx, login, password)
+	return acct, lookupError(ctx, err)
 }
 
 func (r *loginRecorder) Secret(ctx context.Context, login, kind string) (string, []byte, error) {
 	r.login = login
-	return r.Credentials.Secret(ctx, login, kind)
+	ctx, cancel := r.lookupContext(ctx)
+	defer cancel()
+	acct, secret, err := r.Credentials.Secret(ctx, login, kind)
+	return acct, secret, lookupError(ctx, err)
 }
 
 // Account passes sasl.AccountChecker through (GSSAPI asks it), when the credentials have it.
@@ -98,7 +106,25 @@ func (r *loginRecorder) Account(ctx context.Context, login string) (string, erro
 	if !ok {
 		return "", fmt.Errorf("%w: the account store cannot check accounts", sasl.ErrUnavailable)
 	}
-	return ac.Account(ctx, login)
+	ctx, cancel := r.lookupContext(ctx)
+	defer cancel()
+	acct, err := ac.Account(ctx, login)
+	return acct, lookupError(ctx, err)
+}
+
+// lookupContext bounds one lookup; ctx is the session's, which the mechanism was started with.
+func (r *loginRecorder) lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, min(r.s.srv.opts.IdleTimeout, lookupTimeout))
+}
+
+// lookupError makes a lookup that ran out of time (or was cut by a shutdown) a temporary
+// failure whatever the store made of it: it says nothing about the password, so it must not
+// be answered 535 or counted by the limiter.
+func lookupError(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, sasl.ErrUnavailable) {
+		return fmt.Errorf("%w: %v (%v)", sasl.ErrUnavailable, ctx.Err(), err)
+	}
+	return err
 }
 
 // cmdAuth runs an AUTH exchange (RFC 4954).
@@ -146,9 +172,8 @@ func (s *session) cmdAuth(arg string) {
 			return
 		}
 	}
-	creds := &loginRecorder{Credentials: a.Credentials}
-	ctx := context.Background()
-	srv, err := a.NewServer(ctx, mech, creds, sasl.ServerOptions{
+	creds := &loginRecorder{Credentials: a.Credentials, s: s}
+	srv, err := a.NewServer(s.ctx, mech, creds, sasl.ServerOptions{
 		Hostname:     s.hostname(),
 		Realms:       a.Realms,
 		TLS:          s.tls,
@@ -175,7 +200,7 @@ func (s *session) cmdAuth(arg string) {
 		if !s.flush() {
 			return
 		}
-		line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
+		line, err := s.readLine(false)
 		if err != nil {
 			if !s.lineError(err) {
 				return

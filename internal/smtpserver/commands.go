@@ -29,6 +29,13 @@ func replyUsage(usage string) smtp.Reply {
 
 // command runs one command line.
 func (s *session) command(line string) {
+	if hasNUL(line) {
+		// No command has a NUL in it, and C tools downstream (logs, milters) would read only
+		// the part before it: the line is refused whole (see lineError).
+		s.counts["unknown"]++
+		s.reply(smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: NUL character received"))
+		return
+	}
 	verb, arg := smtp.ParseCommand(line)
 	limit := smtp.MaxCommandLine
 	switch verb {
@@ -78,7 +85,7 @@ func (s *session) command(line string) {
 	case "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT":
 		// Someone points a web client (or a cross-protocol attack) at us: do not play along.
 		s.log.Info("HTTP command, closing", "verb", verb)
-		s.closeWith(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: HTTP is not SMTP, closing"))
+		s.refuse(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: HTTP is not SMTP, closing"))
 	case "":
 		key = "unknown"
 		s.reply(replyBadSyntax)

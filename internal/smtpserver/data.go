@@ -24,9 +24,15 @@ func contentReply(err error) smtp.Reply {
 		return smtp.R(smtp.CodeTransactionFailed, smtp.EnhSyntax, "Error: bare <LF> received in message data; lines must end with <CR><LF>")
 	case errors.Is(err, smtp.ErrBareCR):
 		return smtp.R(smtp.CodeTransactionFailed, smtp.EnhSyntax, "Error: bare <CR> received in message data")
+	case errors.Is(err, smtp.ErrNUL):
+		return replyNUL
 	}
 	return replyQueueError
 }
+
+// replyNUL refuses a message with a NUL octet, which text may not hold (RFC 2045 §2.7, §2.8):
+// a server after us that strips NULs could otherwise see an end of data that we did not.
+var replyNUL = smtp.R(smtp.CodeTransactionFailed, smtp.EnhMediaOther, "Error: message contains a NUL character; binary content needs BDAT with BODY=BINARYMIME")
 
 // txReady checks that a transaction with recipients exists, for DATA and BDAT.
 func (s *session) txReady() (smtp.Reply, bool) {
@@ -84,8 +90,12 @@ func (s *session) cmdData(arg string) {
 	if !s.flush() {
 		return
 	}
+	// The whole body must arrive within DataTimeout: a client trickling a line at a time does
+	// not keep the session for longer.
+	s.startPhase(phaseData, s.srv.opts.DataTimeout)
 	sw := &stickyWriter{w: msg}
 	n, err := smtp.ReadData(s.br, sw, s.srv.opts.MaxMessageSize)
+	s.phase.Store(phaseCommand)
 	switch {
 	case sw.err != nil: // ReadData read on to the end of the data: answer and go on
 		s.rejectMessage(sw.err)
@@ -100,7 +110,7 @@ func (s *session) cmdData(arg string) {
 
 func isContentError(err error) bool {
 	return errors.Is(err, smtp.ErrTooBig) || errors.Is(err, smtp.ErrLineTooLong) ||
-		errors.Is(err, smtp.ErrBareLF) || errors.Is(err, smtp.ErrBareCR)
+		errors.Is(err, smtp.ErrBareLF) || errors.Is(err, smtp.ErrBareCR) || errors.Is(err, smtp.ErrNUL)
 }
 
 // rejectMessage refuses the message being received and ends the transaction.
@@ -128,10 +138,13 @@ func (s *session) cmdBdat(arg string) {
 		len(f) == 2 && !strings.EqualFold(f[1], "LAST") || f[0][0] == '+' {
 		// Without a size we cannot tell where the chunk ends: whatever follows would be read as
 		// commands, so the connection must end here.
-		s.closeWith(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: BDAT size [LAST]; closing connection"))
+		s.refuse(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: BDAT size [LAST]; closing connection"))
 		return
 	}
 	last := len(f) == 2
+	// Each chunk must arrive within DataTimeout, read or thrown away.
+	s.startPhase(phaseData, s.srv.opts.DataTimeout)
+	defer s.phase.Store(phaseCommand)
 	if r, ok := s.txReady(); !ok {
 		if _, err := io.CopyN(io.Discard, s.br, size); err != nil {
 			s.ioError(err)
@@ -250,9 +263,16 @@ func (s *session) finishMessage(size int64) {
 		AuthUser:   s.user,
 		Size:       size,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+	// The commit is not cancelled when a shutdown runs out of time (nor is its connection
+	// closed): cancelling a commit whose record may already be on its way to the disk would
+	// answer 451 for a message that is stored, and the client would send it again. It is
+	// bounded by the idle timeout the client gives us too (RFC 5321 §4.5.3.2.6 gives it 10m).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.srv.opts.IdleTimeout)
 	defer cancel()
-	if err := tx.msg.Commit(ctx, env); err != nil {
+	s.phase.Store(phaseCommit)
+	err := tx.msg.Commit(ctx, env)
+	s.phase.Store(phaseCommand)
+	if err != nil {
 		s.log.Error("queue commit failed", "msgid", env.ID, "err", err)
 		s.abortTx()
 		s.reply(replyQueueError)

@@ -1,7 +1,7 @@
 package smtpserver
 
 import (
-	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -21,6 +21,7 @@ type transaction struct {
 	rcpts      []envelope.Recipient
 	seen       map[string]bool // recipients already accepted, to store each once
 	accepted   int             // RCPT commands accepted, duplicates included (the limit counts these)
+	overshoot  int             // RCPT commands refused for the recipient limit
 
 	// BDAT state (RFC 3030): the message being assembled from chunks, the text check that runs
 	// across chunk boundaries, and the reply every further chunk gets once one has failed.
@@ -148,13 +149,33 @@ func (s *session) mailParams(tx *transaction, params []smtp.Param) (smtp.Reply, 
 	return smtp.Reply{}, true
 }
 
+// replyTooManyRcpts refuses a recipient past the limit: 452, not 552, so that the client sends
+// the rest in another transaction (RFC 5321 §4.5.3.1.10).
+var replyTooManyRcpts = smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients")
+
 // cmdRcpt adds a recipient (RFC 5321 §4.1.1.3) after policy accepts it. Every decision gets
-// one log line.
+// one log line, except the recipients past the limit after the first.
 func (s *session) cmdRcpt(arg string) {
 	r, rcpt := s.rcpt(arg)
 	from := ""
 	if s.tx != nil {
 		from = s.tx.from.String()
+	}
+	if r == replyTooManyRcpts {
+		// A client that ignores RCPTMAX (Python's smtplib) gets MaxRcptOvershoot of these
+		// free, as with Postfix's smtpd_recipient_overshoot_limit; only then do they count
+		// as errors, so that it is not cut off before it can send to those it has.
+		level := slog.LevelDebug
+		if s.tx.overshoot == 1 {
+			level = slog.LevelInfo
+		}
+		s.log.Log(s.ctx, level, "rcpt", "from", from, "rcpt", rcpt, "code", r.Code, "reason", r.Text, "over_limit", s.tx.overshoot)
+		if s.tx.overshoot <= s.srv.opts.MaxRcptOvershoot {
+			s.replyUncounted(r)
+			return
+		}
+		s.reply(r)
+		return
 	}
 	s.log.Info("rcpt", "from", from, "rcpt", rcpt, "code", r.Code, "reason", r.Text)
 	s.reply(r)
@@ -191,10 +212,12 @@ func (s *session) rcpt(arg string) (smtp.Reply, string) {
 		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Recipient address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
 	}
 	if s.tx.accepted >= s.srv.opts.MaxRcpts {
-		// 452, not 552: the client sends the rest in another transaction (RFC 5321 §4.5.3.1.10).
-		return smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients"), addr.String()
+		s.tx.overshoot++
+		return replyTooManyRcpts, addr.String()
 	}
-	r := s.srv.opts.Rcpts.CheckRcpt(context.Background(), s.client(), addr)
+	ctx, cancel := s.lookupContext()
+	defer cancel()
+	r := s.srv.opts.Rcpts.CheckRcpt(ctx, s.client(), addr)
 	if !r.Positive() {
 		return r, addr.String()
 	}

@@ -8,6 +8,33 @@
 // status code; a panic in one session is recovered, logged and answered with 421 without
 // touching any other session. Decisions (relay control, connection limits) live in package
 // policy, storage in the Spool: neither is decided here.
+//
+// # Reading and replying
+//
+// Command lines end in CRLF. A bare LF ends the session with 521 (the text after it must never
+// run as a command); a bare CR, a NUL or an over-long line costs that line a 500. Replies are
+// queued and written when the client has nothing more buffered, so a pipelined group gets its
+// replies in one write. Every error reply counts towards MaxErrors, except the 452s of a
+// recipient overshoot (MaxRcptOvershoot); past the budget the session ends with 421. Message
+// text is checked as it streams (bare CR or LF, NUL, long lines, size) and always read to its
+// end, so a refused message costs only its transaction.
+//
+// # Time limits
+//
+// Every wait for the client is bounded as a whole, not per read: a command line by the idle
+// timeout from the moment the wait begins, a DATA body and each BDAT chunk by DataTimeout (and
+// any silence within them by the idle timeout), the whole connection by SessionTimeout. A
+// client that trickles a byte at a time gets "421 4.4.2 ... timeout exceeded" like a silent
+// one. Each session has a context that ends with it; recipient checks and credential lookups
+// get a deadline from it, the commit does not (see Shutdown).
+//
+// # Shutdown
+//
+// Shutdown stops accepting, ends idle sessions with 421 and lets busy ones finish the command
+// in progress (DATA included). When its context ends first it cancels every session's context,
+// closes every connection except those of sessions committing a message (their commit is
+// finished and answered, so that a durable message is not also answered 4xx and sent again),
+// and waits a bounded time (ShutdownWait) for the sessions to return, logging any that do not.
 package smtpserver
 
 import (
@@ -20,6 +47,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -100,10 +128,22 @@ type Options struct {
 	// MaxErrors is how many error replies a session may get before it is closed with 421.
 	// The count restarts when a message is queued. Default: 20.
 	MaxErrors int
-	// IdleTimeout bounds each wait for the client (RFC 5321 §4.5.3.2.7). Default: 5m.
+	// MaxRcptOvershoot is how many recipients past MaxRcpts a transaction may offer before each
+	// further 452 counts as an error (Postfix's smtpd_recipient_overshoot_limit): a client that
+	// ignores RCPTMAX sends to the accepted ones and the rest in another transaction, and is
+	// not cut off for it. Default (0): 1000; negative: none.
+	MaxRcptOvershoot int
+	// IdleTimeout bounds each wait for the client (RFC 5321 §4.5.3.2.7): a whole command line
+	// from the moment the wait begins, and any silence. Default: 5m.
 	IdleTimeout time.Duration
+	// DataTimeout bounds the reading of a whole DATA body, and of each BDAT chunk.
+	// Default: 15m.
+	DataTimeout time.Duration
 	// SessionTimeout bounds a whole connection. Default: 30m.
 	SessionTimeout time.Duration
+	// ShutdownWait is how long Shutdown waits for sessions after its context ended and the
+	// connections were closed (a session inside a lookup or a commit). Default: 5s.
+	ShutdownWait time.Duration
 	// TLS enables STARTTLS (and is required by RoleSubmissions). Nil: no TLS.
 	TLS *tls.Config
 	// Spool receives accepted messages. Required.
@@ -127,8 +167,11 @@ const (
 	DefaultMaxMessageSize = 10240000
 	DefaultMaxRcpts       = 1000
 	DefaultMaxErrors      = 20
+	DefaultRcptOvershoot  = 1000
 	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultDataTimeout    = 15 * time.Minute
 	DefaultSessionTimeout = 30 * time.Minute
+	DefaultShutdownWait   = 5 * time.Second
 )
 
 // Server serves SMTP sessions on any number of listeners.
@@ -140,6 +183,11 @@ type Server struct {
 
 	nextConn atomic.Uint64
 	closing  atomic.Bool
+	// ctx is the parent of every session's context; stop cancels it when a shutdown runs out
+	// of time, and stopped says so without the context's lock (every read asks).
+	ctx     context.Context
+	stop    context.CancelFunc
+	stopped atomic.Bool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -158,11 +206,23 @@ func New(opts Options) *Server {
 	if opts.MaxErrors <= 0 {
 		opts.MaxErrors = DefaultMaxErrors
 	}
+	switch {
+	case opts.MaxRcptOvershoot == 0:
+		opts.MaxRcptOvershoot = DefaultRcptOvershoot
+	case opts.MaxRcptOvershoot < 0:
+		opts.MaxRcptOvershoot = 0
+	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
+	if opts.DataTimeout <= 0 {
+		opts.DataTimeout = DefaultDataTimeout
+	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = DefaultSessionTimeout
+	}
+	if opts.ShutdownWait <= 0 {
+		opts.ShutdownWait = DefaultShutdownWait
 	}
 	if opts.PostmasterDomain == "" {
 		opts.PostmasterDomain = opts.Hostname
@@ -178,10 +238,13 @@ func New(opts Options) *Server {
 			leaf, _ = x509.ParseCertificate(c.Certificate[0])
 		}
 	}
+	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts:      opts,
 		log:       log,
 		leaf:      leaf,
+		ctx:       ctx,
+		stop:      stop,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 	}
@@ -190,8 +253,17 @@ func New(opts Options) *Server {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("smtpserver: server closed")
 
-// Serve accepts connections on ln until ln fails or Shutdown is called.
-func (s *Server) Serve(ln net.Listener, role Role) error {
+// Serve accepts connections on ln until ln fails or Shutdown is called. Each connection gets a
+// session goroutine, owned by the Server: Shutdown waits for it, and it recovers its own panics.
+// A panic in the accept loop itself is returned as an error, so that the caller can shut the
+// rest down in order instead of the process dying with every session.
+func (s *Server) Serve(ln net.Listener, role Role) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("accept loop panic", "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("smtpserver: panic in the accept loop: %v", v)
+		}
+	}()
 	if role == RoleSubmissions && s.opts.TLS == nil {
 		return errors.New("smtpserver: implicit TLS listener without a TLS config")
 	}
@@ -249,7 +321,9 @@ func (s *Server) Serve(ln net.Listener, role Role) error {
 }
 
 // Shutdown stops accepting, asks every session to end (idle ones at once with 421, busy ones
-// after their current command) and waits for them until ctx is done; then it closes the rest.
+// after their current command) and waits for them until ctx is done; then it stops the rest
+// (see the package doc) and waits at most ShutdownWait more. It returns nil when every session
+// ended in time, else an error wrapping ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
@@ -258,6 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	// The waiter is owned by Shutdown and ends with the last session; it cannot panic.
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	// Poke idle sessions until they are gone: a session may be just about to block in a read
@@ -274,16 +349,50 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-done:
 			return nil
 		case <-ctx.Done():
-			s.mu.Lock()
-			for sess := range s.sessions {
-				sess.conn.Close()
-			}
-			s.mu.Unlock()
-			<-done
-			return ctx.Err()
+			return s.stopSessions(ctx.Err(), done)
 		case <-tick.C:
 		}
 	}
+}
+
+// stopSessions ends the sessions a graceful shutdown did not: it cancels their contexts (a
+// lookup or a TLS handshake returns), closes their connections (a read or write returns) and
+// waits at most ShutdownWait for them. A session committing a message keeps its connection: its
+// commit is not cancelled either, so that the client hears the 250 of a message that is on
+// disk rather than retrying it. The raw connection is closed, never the session's conn, which
+// the session goroutine replaces during a TLS handshake.
+func (s *Server) stopSessions(cause error, done <-chan struct{}) error {
+	s.stopped.Store(true)
+	s.stop()
+	s.closeSessions(false)
+	timer := time.NewTimer(s.opts.ShutdownWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return cause
+	case <-timer.C:
+	}
+	n := s.closeSessions(true)
+	return fmt.Errorf("smtpserver: %d sessions still running after the shutdown wait: %w", n, cause)
+}
+
+// closeSessions closes the connection of every session, except those committing a message
+// unless all is set; with all it also logs each one still running, and returns how many.
+func (s *Server) closeSessions(all bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		phase := sess.phase.Load()
+		if all {
+			// Stuck in something that is not the network: a lookup or commit that ignores its
+			// context. The process may exit under it; say which.
+			sess.log.Warn("session still running at shutdown", "phase", phaseName(phase), "age", time.Since(sess.start).Round(time.Millisecond))
+		}
+		if all || phase != phaseCommit {
+			sess.raw.Close()
+		}
+	}
+	return len(s.sessions)
 }
 
 func (s *Server) newSession(c net.Conn, role Role) *session {
@@ -292,12 +401,16 @@ func (s *Server) newSession(c net.Conn, role Role) *session {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		remote = ta.AddrPort()
 	}
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.opts.SessionTimeout))
 	sess := &session{
 		srv:    s,
 		role:   role,
 		raw:    c,
 		remote: remote,
-		start:  time.Now(),
+		start:  start,
+		ctx:    ctx,
+		cancel: cancel,
 		log:    s.log.With("conn", id, "remote", remote.Addr().Unmap().String(), "listener", role.String()),
 	}
 	return sess

@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
-// session is one SMTP connection. All its fields belong to the session goroutine, except waiting
-// (read by Shutdown) and conn/raw, whose deadline methods are safe for concurrent use.
+// session is one SMTP connection. All its fields belong to the session goroutine, except the
+// ones Shutdown uses: phase, and raw, start and log, which never change. Shutdown closes raw,
+// never conn: conn is replaced during the TLS handshake by the session goroutine.
 type session struct {
 	srv    *Server
 	role   Role
@@ -27,14 +30,27 @@ type session struct {
 	start  time.Time
 	log    *slog.Logger
 
+	// ctx is cancelled when the session ends, and for every session when a shutdown runs out of
+	// time; its deadline is the end of the session time limit. Lookups and the TLS handshake
+	// run under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	out     []byte // reply being formatted
 	scratch []byte // ReadLine's buffer for lines that span buffer refills
 
-	// waiting is set while the session blocks for the next command, the only time Shutdown may
-	// interrupt it (a command in progress, DATA included, is finished first).
-	waiting atomic.Bool
+	// phase says what the session is doing, for Shutdown: only a session waiting for its next
+	// command is interrupted at once (a command in progress, DATA included, is finished first),
+	// and a commit in progress keeps its connection even when the shutdown runs out of time.
+	phase atomic.Int32
+	// readBy ends the current wait for the client as a whole: a command line, a DATA body, a
+	// BDAT chunk, a TLS handshake. Input arriving a byte at a time does not move it.
+	readBy time.Time
+	// drain makes the close linger: the session refused the client while it may still be
+	// sending, see close.
+	drain bool
 
 	tls       *tls.ConnectionState // set once TLS is up
 	helo      string               // HELO/EHLO argument; "" until the client greets
@@ -49,8 +65,22 @@ type session struct {
 	counts    map[string]int       // commands seen, for the disconnect log line
 }
 
+// What a session is doing (session.phase).
+const (
+	phaseConnect int32 = iota // before the greeting: connection limits, the implicit TLS handshake
+	phaseIdle                 // waiting for the next command
+	phaseCommand              // running a command: lookups, AUTH, STARTTLS
+	phaseData                 // receiving a message: a DATA body or a BDAT chunk
+	phaseCommit               // making an accepted message durable
+	phaseClosing              // after the last reply
+)
+
+func phaseName(p int32) string {
+	return [...]string{"connect", "idle", "command", "data", "commit", "closing"}[p]
+}
+
 // deadlineConn moves the read and write deadlines before every I/O, so each wait for the client
-// is bounded by the idle timeout and the whole session by the session timeout.
+// is bounded by its phase (session.readBy), the idle timeout and the session timeout.
 type deadlineConn struct {
 	net.Conn
 	s *session
@@ -66,33 +96,66 @@ func (d deadlineConn) Write(p []byte) (int, error) {
 	return d.Conn.Write(p)
 }
 
-// deadline is now plus the idle timeout; for reads capped by the session's end, and now for a
-// session that is waiting for a command while the server shuts down. The last words of a
-// session (a 421) get a short deadline of their own, so a client that stopped reading cannot
-// hold the goroutine.
+// deadline is the deadline of the next read or write.
+//
+// A read ends at the earliest of: the end of the current phase (readBy: a command line must be
+// complete within the idle timeout of the moment the wait for it began, as with Postfix's
+// smtpd_per_record_deadline, and a message body within the data timeout), the idle timeout
+// from now (a silent client), and the end of the session. It ends now for a session waiting
+// for a command while the server shuts down, and for every session once the shutdown is out of
+// time.
+//
+// A write ends after the idle timeout. The last words of a session (a 421, or anything after
+// the shutdown ran out of time) get a short deadline of their own, so a client that stopped
+// reading cannot hold the goroutine.
 func (s *session) deadline(reading bool) time.Time {
 	now := time.Now()
+	stopped := s.srv.stopped.Load()
 	if !reading {
-		if s.lastWords {
+		if s.lastWords || stopped {
 			return now.Add(lastWordsTimeout)
 		}
 		return now.Add(s.srv.opts.IdleTimeout)
 	}
-	if s.waiting.Load() && s.srv.closing.Load() {
+	if stopped || s.phase.Load() == phaseIdle && s.srv.closing.Load() {
 		return now
 	}
 	d := now.Add(s.srv.opts.IdleTimeout)
+	if !s.readBy.IsZero() && s.readBy.Before(d) {
+		d = s.readBy
+	}
 	if end := s.start.Add(s.srv.opts.SessionTimeout); end.Before(d) {
 		d = end
 	}
 	return d
 }
 
-// lastWordsTimeout bounds the write of a session's final reply after a timeout or fault.
-const lastWordsTimeout = 5 * time.Second
+// startPhase enters phase p, whose reads must all be done within d from now.
+func (s *session) startPhase(p int32, d time.Duration) {
+	s.phase.Store(p)
+	s.readBy = time.Now().Add(d)
+}
+
+const (
+	// lastWordsTimeout bounds the write of a session's final reply after a timeout or fault.
+	lastWordsTimeout = 5 * time.Second
+	// lookupTimeout bounds one recipient check or credential lookup (capped by the idle
+	// timeout): the client is waiting for the reply, and mox gives its lookups a minute too.
+	lookupTimeout = time.Minute
+	// lingerTimeout and lingerMax bound how long and how much a closing session reads and
+	// drops after it refused the client, see close.
+	lingerTimeout = 2 * time.Second
+	lingerMax     = 256 << 10
+)
+
+// lookupContext is the context of one lookup the client waits for: a recipient check, a
+// credential lookup. It ends with the session.
+func (s *session) lookupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, min(s.srv.opts.IdleTimeout, lookupTimeout))
+}
 
 func (s *session) interruptIfIdle() {
-	if s.waiting.Load() {
+	if s.phase.Load() == phaseIdle {
 		s.raw.SetReadDeadline(time.Now())
 	}
 }
@@ -111,7 +174,8 @@ func (s *session) serve() {
 			s.log.Error("session panic", "panic", v, "stack", string(debug.Stack()))
 			s.farewell()
 		}
-		s.raw.Close()
+		s.cancel()
+		s.close()
 		s.logDisconnect()
 	}()
 
@@ -146,6 +210,20 @@ func (s *session) serve() {
 	s.flush()
 }
 
+// close ends the connection. After a refusal that ends the session (a bare LF, too many
+// errors) the client may still be sending: a whole file fed to nc, a pipelined group. Closing
+// with unread input makes the kernel answer with a reset, which can destroy our last reply
+// before the client has read it; so the sending side is shut first and the input read and
+// dropped for a moment (the "lingering close" of HTTP servers), unless the server is stopping.
+func (s *session) close() {
+	s.phase.Store(phaseClosing)
+	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok && s.drain && !s.srv.stopped.Load() && cw.CloseWrite() == nil {
+		s.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.CopyN(io.Discard, s.raw, lingerMax)
+	}
+	s.raw.Close()
+}
+
 // farewell tries to tell the client about an internal error after a panic. The session's state
 // is suspect by now, so this may panic too; that is swallowed, the connection closes anyway.
 func (s *session) farewell() {
@@ -159,6 +237,13 @@ func (s *session) farewell() {
 
 func (s *session) loop() {
 	for !s.quit {
+		if s.srv.closing.Load() {
+			// Commands the client pipelined behind the one that just finished are not started.
+			s.log.Info("shutting down", "phase", phaseName(s.phase.Load()))
+			s.lastWords = true
+			s.closeWith(s.replyShuttingDown())
+			return
+		}
 		if s.br.Buffered() == 0 {
 			// PIPELINING (RFC 2920): replies go out when the client has nothing more queued, so
 			// a pipelined group gets its replies in one write, in order.
@@ -166,9 +251,7 @@ func (s *session) loop() {
 				return
 			}
 		}
-		s.waiting.Store(true)
-		line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
-		s.waiting.Store(false)
+		line, err := s.readLine(true)
 		if err != nil {
 			if !s.lineError(err) {
 				return
@@ -178,18 +261,46 @@ func (s *session) loop() {
 		}
 		if s.errors >= s.srv.opts.MaxErrors && !s.quit {
 			s.log.Info("too many errors", "errors", s.errors)
-			s.closeWith(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: too many errors"))
+			s.refuse(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: too many errors"))
 		}
 	}
 }
 
+// readLine reads a command line (idle: the session is between commands, so a shutdown may
+// interrupt the wait) or an AUTH response. The whole line must arrive within the idle timeout
+// of the moment the wait begins.
+func (s *session) readLine(idle bool) ([]byte, error) {
+	p := phaseCommand
+	if idle {
+		p = phaseIdle
+	}
+	s.startPhase(p, s.srv.opts.IdleTimeout)
+	line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
+	s.phase.Store(phaseCommand)
+	return line, err
+}
+
 // lineError answers a failed command read; false ends the session.
+//
+// A bare LF ends the session with 521, as Postfix does with smtpd_forbid_bare_newline = yes
+// (there with 550): the line reader split the input at the LF, but a proxy in front that
+// splits on CRLF only saw one line, so the text after the LF must never run as a command (a
+// command desync); and a file with Unix line ends fed to nc gets one clear answer naming the
+// fix instead of one error per line and a wait for the idle timeout.
+//
+// A bare CR, or a NUL (see command), costs only that line: the line still ends at the same
+// CRLF for us and for a proxy that splits on CRLF, and whatever another peer makes of the CR or
+// NUL, we run none of the line, so nothing is desynchronised; the error budget ends a client
+// that sends nothing else. Refusing the line keeps both out of the parser, the logs and the
+// Received header (and away from C tools after us that would stop reading at a NUL).
 func (s *session) lineError(err error) bool {
 	switch {
 	case errors.Is(err, smtp.ErrLineTooLong):
 		s.reply(smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: line too long"))
 	case errors.Is(err, smtp.ErrBareLF):
-		s.reply(smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: bare <LF> received; lines must end with <CR><LF>"))
+		s.log.Info("bare LF in a command line, closing")
+		s.refuse(smtp.R(smtp.CodeNoMail, smtp.EnhSyntax, s.hostname()+" Error: bare <LF> received; lines must end with <CR><LF> (nc -C adds them)"))
+		return false
 	case errors.Is(err, smtp.ErrBareCR):
 		s.reply(smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: bare <CR> received"))
 	default:
@@ -197,6 +308,11 @@ func (s *session) lineError(err error) bool {
 		return false
 	}
 	return true
+}
+
+// replyShuttingDown is the 421 of a session the server ends because it is stopping.
+func (s *session) replyShuttingDown() smtp.Reply {
+	return smtp.R(smtp.CodeUnavailable, smtp.EnhNotAccepting, s.hostname()+" Service shutting down, closing connection")
 }
 
 // ioError ends the session after a failed read or write: a timeout or shutdown is answered with
@@ -213,13 +329,13 @@ func (s *session) ioError(err error) {
 	var r smtp.Reply
 	switch {
 	case s.srv.closing.Load():
-		r = smtp.R(smtp.CodeUnavailable, smtp.EnhNotAccepting, s.hostname()+" Service shutting down, closing connection")
+		r = s.replyShuttingDown()
 	case !time.Now().Before(s.start.Add(s.srv.opts.SessionTimeout)):
 		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: session time limit exceeded")
 	default:
 		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
 	}
-	s.log.Info("timeout", "reason", r.Text)
+	s.log.Info("timeout", "reason", r.Text, "phase", phaseName(s.phase.Load()))
 	s.lastWords = true
 	s.closeWith(r)
 }
@@ -229,6 +345,11 @@ func (s *session) reply(r smtp.Reply) {
 	if r.Code >= 400 {
 		s.errors++
 	}
+	s.replyUncounted(r)
+}
+
+// replyUncounted queues r without counting it as an error.
+func (s *session) replyUncounted(r smtp.Reply) {
 	s.out = r.Append(s.out[:0])
 	s.bw.Write(s.out) // an error here sticks in bw and is seen by flush
 }
@@ -238,6 +359,16 @@ func (s *session) closeWith(r smtp.Reply) {
 	s.reply(r)
 	s.quit = true
 }
+
+// refuse ends the session with r while the client may still be sending: the close lingers.
+func (s *session) refuse(r smtp.Reply) {
+	s.lastWords = true
+	s.drain = true
+	s.closeWith(r)
+}
+
+// hasNUL reports whether a command line holds a NUL octet.
+func hasNUL(line string) bool { return strings.IndexByte(line, 0) >= 0 }
 
 // flush sends queued replies; false (and quit) when the client is gone.
 func (s *session) flush() bool {

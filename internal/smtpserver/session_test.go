@@ -278,12 +278,13 @@ func TestTranscripts(t *testing.T) {
 			S: 250`},
 		{"bare-line-ends-in-commands", `
 			S: 220
-			W: EHLO c\n
-			S: 500 5.5.2 Error: bare <LF> received
 			W: EHLO c\rNOOP\r\n
 			S: 500 5.5.2 Error: bare <CR> received
 			C: EHLO c
-			S: 250`},
+			S: 250
+			W: EHLO c\n
+			S: 521 5.5.2 mx.example.test Error: bare <LF> received; lines must end with <CR><LF> \(nc -C adds them\)
+			CLOSED`},
 		{"http-is-refused", `
 			S: 220
 			C: GET / HTTP/1.1

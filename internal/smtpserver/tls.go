@@ -45,7 +45,9 @@ func (s *session) cmdStartTLS(arg string) {
 // as RFC 3207 §4.2 demands: no greeting, no transaction, the client must EHLO again.
 func (s *session) handshake() bool {
 	tc := tls.Server(s.conn, s.srv.opts.TLS)
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	// Bounded as a whole, and cut when a shutdown runs out of time.
+	s.readBy = time.Now().Add(handshakeTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.log.Info("TLS handshake failed", "err", err)

@@ -17,6 +17,12 @@ Steps:
   ["rcpt", to, [options]]          RCPT TO with ESMTP parameters
   ["data", text]                   DATA; text is sent UTF-8 encoded with CRLF line ends
   ["send_message", {from, to, subject, body}]   smtplib's own high-level path
+  ["sendmail", from, [to...], text] SMTP.sendmail(): MAIL, one RCPT per recipient (smtplib
+                                   ignores LIMITS RCPTMAX), DATA if any was accepted; prints
+                                   "SENDMAIL accepted=N refused=M codes=[...]"; an exception
+                                   prints "EXCEPTION <name> <text>" and ends the steps
+  ["resend_refused", from, text]   sendmail() again to the recipients the last sendmail had
+                                   refused with a 4xx, as a client retries them
   ["quit"]
 Each step prints one line "STEP CODE TEXT" (the server's reply) to stdout; smtplib's debug
 output (every line both ways) goes to stderr. Behaviour smtplib would otherwise pick by itself is
@@ -50,6 +56,7 @@ def main():
     else:
         s = smtplib.SMTP(cfg["host"], cfg["port"], local_hostname=helo, timeout=10)
     s.set_debuglevel(1)
+    refused = {}
     for step in cfg["steps"]:
         name = step[0]
         if name == "ehlo":
@@ -95,6 +102,20 @@ def main():
             m.set_content(a["body"])
             refused = s.send_message(m, mail_options=(), rcpt_options=())
             show("SEND_MESSAGE", 0, "refused=" + json.dumps(refused))
+        elif name in ("sendmail", "resend_refused"):
+            if name == "sendmail":
+                frm, to, text = step[1], step[2], step[3]
+            else:
+                frm, text = step[1], step[2]
+                to = [a for a, (code, _) in refused.items() if 400 <= code < 500]
+            try:
+                refused = s.sendmail(frm, to, text)
+            except smtplib.SMTPException as e:
+                print("EXCEPTION", type(e).__name__, str(e)[:300].replace("\n", "\\n"), flush=True)
+                break
+            codes = sorted({code for code, _ in refused.values()})
+            print("SENDMAIL", "accepted=%d" % (len(to) - len(refused)), "refused=%d" % len(refused),
+                  "codes=" + json.dumps(codes), flush=True)
         elif name == "quit":
             code, text = s.quit()
             show("QUIT", code, text)

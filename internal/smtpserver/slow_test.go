@@ -1,0 +1,47 @@
+package smtpserver
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/testutil"
+)
+
+// A client that sends a byte now and then does not keep its session: a command line (or AUTH
+// response) must be whole within the idle timeout of the moment the wait began, a DATA body
+// and each BDAT chunk within the data timeout. Each trickle lasts far longer (40s) than the
+// client waits for the 421, so that only a deadline over the whole line or body can end it.
+func TestSlowClients(t *testing.T) {
+	// A second, not less: the client's own commands before the trickle must not time out on a
+	// loaded machine. The trickle sends an octet every 10ms, far more often than that.
+	const short = time.Second
+	long := func(unit string) string { return strings.Repeat(unit, 4000/len(unit)) }
+	idle := func(o *Options) { o.IdleTimeout = short }
+	data := func(o *Options) { o.DataTimeout = short }
+	for _, tc := range []struct {
+		name    string
+		mod     func(*Options)
+		opening string // the transcript before the trickle
+		trickle string
+	}{
+		{"command line", idle, "S: 220", "EHLO " + long("x")},
+		{"AUTH response", func(o *Options) { withAuth(nil)(o); idle(o) }, "S: 220\nC: EHLO c\nS: 250\nC: AUTH LOGIN\nS: 334", long("QUFB")},
+		{"DATA body", data, rcptGiven + "\nC: DATA\nS: 354", long("slow\r\n")},
+		{"BDAT chunk", data, rcptGiven + "\nC: BDAT 100000 LAST", long("slow\r\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, tc.mod)
+			c := ts.dial(t, RoleMX)
+			c.run(tc.opening)
+			testutil.Trickle(t, c.conn, tc.trickle, 10*time.Millisecond)
+			c.run(`
+				S: 421 4.4.2 mx.example.test Error: timeout exceeded
+				CLOSED`)
+			if n := len(ts.spool.messages()); n != 0 {
+				t.Errorf("%d messages committed", n)
+			}
+		})
+	}
+}
