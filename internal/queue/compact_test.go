@@ -1,0 +1,231 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tern-mail/tern/internal/envelope"
+)
+
+// messageRecords counts the message records of each id in the whole log of dir.
+func messageRecords(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	n := make(map[string]int)
+	for _, name := range segmentFiles(t, dir) {
+		data, err := os.ReadFile(filepath.Join(dir, "log", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range scanSegment(t, name, data) {
+			if r.typ == recMessage {
+				n[r.id]++
+			}
+		}
+	}
+	return n
+}
+
+// segCount is the number of segments the queue has open.
+func segCount(q *Queue) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.segs)
+}
+
+// segOf is the path of the segment holding id's message record.
+func segOf(q *Queue, id string) string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e := q.entries[id]; e != nil {
+		return e.seg.path
+	}
+	return ""
+}
+
+// TestHeldMessageDoesNotPinLog: a held message is carried forward by compaction like a deferred
+// one, so the segments behind it go while it waits; it is still held after a restart, once.
+func TestHeldMessageDoesNotPinLog(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFake(nil)
+	opts := testOpts(fake)
+	opts.SegmentSize = 4096
+	q := openQueue(t, dir, opts)
+	body := bodyFor(0, 1500)
+	held := commitMsg(t, q, newEnv("held@example.test"), body)
+	if err := q.Hold(held); err != nil {
+		t.Fatal(err)
+	}
+	runQueue(t, q)
+	first := segmentFiles(t, dir)[0]
+	// Many segments' worth of mail, each message delivered at once.
+	for i := 1; segCount(q) < 12; i++ {
+		commitMsg(t, q, newEnv("x@example.test"), bodyFor(i, 1000))
+	}
+	waitFor(t, "traffic delivered", func() bool { return q.Len() == 1 })
+	// The scheduler compacts once a second; the old segments must go.
+	waitFor(t, "the old segments removed", func() bool {
+		files := segmentFiles(t, dir)
+		return !slices.Contains(files, first) && len(files) <= 3
+	})
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := messageRecords(t, dir)[held]; n != 1 {
+		t.Errorf("%d message records for the held message, want 1", n)
+	}
+	q2 := openQueue(t, dir, opts)
+	it, err := q2.Show(held)
+	if err != nil || !it.Envelope.Held || it.Envelope.Rcpts[0].Status != envelope.Pending {
+		t.Fatalf("after compaction and restart: %+v, %v; want held and pending", it, err)
+	}
+	if got := readBody(t, q2, held); !bytes.Equal(got, body) {
+		t.Error("the held message's body changed")
+	}
+}
+
+// TestCompactionMovesDueAndParked: messages due but not being delivered (no free worker) and
+// messages parked on a busy destination are carried forward too, and are then delivered once.
+func TestCompactionMovesDueAndParked(t *testing.T) {
+	t.Run("due", func(t *testing.T) {
+		dir := t.TempDir()
+		opts := testOpts(newFake(nil))
+		opts.SegmentSize = 4096
+		q := openQueue(t, dir, opts) // not running: every message stays due
+		due := commitMsg(t, q, newEnv("due@example.test"), bodyFor(0, 1500))
+		firstSeg := segOf(q, due)
+		for i := 1; segCount(q) < 5; i++ {
+			id := commitMsg(t, q, newEnv("x@example.test"), bodyFor(i, 1000))
+			if err := q.Delete(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 5 {
+			q.compact()
+		}
+		if files := segmentFiles(t, dir); slices.Contains(files, filepath.Base(firstSeg)) || len(files) > 3 {
+			t.Fatalf("segments %v after compaction: the due message pins the log", files)
+		}
+		fake := newFake(nil)
+		opts.Deliverer = fake
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		q2 := openQueue(t, dir, opts)
+		runQueue(t, q2)
+		waitFor(t, "delivery after the restart", func() bool { return q2.Len() == 0 })
+		if n := fake.attempts(due, 0); n != 1 {
+			t.Errorf("%d deliveries of the moved message, want 1", n)
+		}
+	})
+	t.Run("parked", func(t *testing.T) {
+		dir := t.TempDir()
+		entered := make(chan struct{}, 1)
+		release := make(chan struct{})
+		fake := newFake(func(_ context.Context, addr string, n int) error {
+			if addr == "first@slow.test" {
+				entered <- struct{}{}
+				<-release
+			}
+			return nil
+		})
+		opts := testOpts(fake)
+		opts.SegmentSize = 4096
+		opts.Destination = func(env *envelope.Envelope) string { return envelope.Domain(env.Rcpts[0].Addr) }
+		opts.DestinationConcurrency = 1
+		q := openQueue(t, dir, opts)
+		runQueue(t, q)
+		commitMsg(t, q, newEnv("first@slow.test"), bodyFor(0, 500))
+		<-entered
+		parked := commitMsg(t, q, newEnv("second@slow.test"), bodyFor(1, 1500))
+		waitFor(t, "the second message parked", func() bool { it, _ := q.Show(parked); return it.WaitingFor == "slow.test" })
+		before := segOf(q, parked)
+		for i := 2; segCount(q) < 4; i++ {
+			commitMsg(t, q, newEnv("x@fast.test"), bodyFor(i, 1000))
+		}
+		q.compact()
+		if after := segOf(q, parked); after == before {
+			t.Errorf("the parked message was not carried forward (still in %s)", filepath.Base(after))
+		}
+		close(release)
+		waitFor(t, "delivery", func() bool { return q.Len() == 0 })
+		if n := fake.attempts(parked, 0); n != 1 {
+			t.Errorf("%d deliveries of the parked message, want 1", n)
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if listed := listByID(t, dir); len(listed) != 0 {
+			t.Errorf("%d messages come back after the restart", len(listed))
+		}
+	})
+}
+
+// TestHoldRacesCompaction holds and releases messages while compaction carries them forward:
+// whatever the interleaving, the last word (held or not) survives a restart.
+func TestHoldRacesCompaction(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(newFake(nil))
+	opts.SegmentSize = 4096
+	q := openQueue(t, dir, opts) // not running: holds and releases only
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, commitMsg(t, q, newEnv("a@example.test"), bodyFor(i, 300)))
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Fresh segments for compaction to move the messages into.
+			id := commitMsg(t, q, newEnv("x@example.test"), bodyFor(0, 1000))
+			q.Delete(context.Background(), id)
+			q.compact()
+		}
+	}()
+	want := make(map[string]bool)
+	for round := range 6 {
+		for k, id := range ids {
+			h := (k+round)%3 == 0
+			var err error
+			if h {
+				err = q.Hold(id)
+			} else {
+				err = q.Release(id)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[id] = h
+		}
+	}
+	close(stop)
+	<-done
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	listed := listByID(t, dir)
+	for _, id := range ids {
+		if env := listed[id]; env == nil || env.Held != want[id] {
+			t.Errorf("%s after a restart: %+v, want held=%v", id, env, want[id])
+		}
+	}
+	if n := len(listed); n != len(ids) {
+		var extra []string
+		for id := range listed {
+			if !slices.Contains(ids, id) {
+				extra = append(extra, id)
+			}
+		}
+		t.Errorf("%d messages after the restart, want %d (extra: %s)", n, len(ids), strings.Join(extra, " "))
+	}
+}
