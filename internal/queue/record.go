@@ -116,11 +116,7 @@ func appendRecord(b []byte, typ byte, payload ...[]byte) []byte {
 		n += len(p)
 	}
 	start := len(b)
-	b = append(b, recMagic...)
-	b = append(b, make([]byte, secretLen)...)
-	b = append(b, typ)
-	b = binary.BigEndian.AppendUint32(b, uint32(n))
-	b = append(b, 0, 0, 0, 0) // CRC, filled in below
+	b = appendHeader(b, typ, n)
 	crc := crc32.Update(0, crcTable, b[start+keyLen:start+keyLen+5])
 	for _, p := range payload {
 		b = append(b, p...)
@@ -130,18 +126,34 @@ func appendRecord(b []byte, typ byte, payload ...[]byte) []byte {
 	return b
 }
 
+// appendHeader appends a record header with a zero secret and CRC.
+func appendHeader(b []byte, typ byte, n int) []byte {
+	var zero [secretLen + 1 + 4 + 4]byte
+	b = append(b, recMagic...)
+	b = append(b, zero[:]...)
+	start := len(b) - len(zero)
+	b[start+secretLen] = typ
+	binary.BigEndian.PutUint32(b[start+secretLen+1:], uint32(n))
+	return b
+}
+
 // stampSecret writes secret into the header of the record that starts rec.
 func stampSecret(rec []byte, secret *[secretLen]byte) {
 	copy(rec[len(recMagic):keyLen], secret[:])
 }
 
-// appendUint64Record appends a record whose payload is the numbers vs (recVoid, recDurable).
+// appendUint64Record appends a record whose payload is the numbers vs (recVoid, recDurable),
+// built in place: the committer writes one per batch.
 func appendUint64Record(b []byte, typ byte, vs ...uint64) []byte {
-	p := make([]byte, 0, 8*len(vs))
+	start := len(b)
+	b = appendHeader(b, typ, 8*len(vs))
 	for _, v := range vs {
-		p = binary.BigEndian.AppendUint64(p, v)
+		b = binary.BigEndian.AppendUint64(b, v)
 	}
-	return appendRecord(b, typ, p)
+	crc := crc32.Update(0, crcTable, b[start+keyLen:start+keyLen+5])
+	crc = crc32.Update(crc, crcTable, b[start+recHeaderLen:])
+	binary.BigEndian.PutUint32(b[start+keyLen+5:start+recHeaderLen], crc)
+	return b
 }
 
 // messagePrefix is the part of a message record's payload before an inline body. effects may
