@@ -156,12 +156,7 @@ func TestCompactionMovesDueAndParked(t *testing.T) {
 		if n := fake.attempts(parked, 0); n != 1 {
 			t.Errorf("%d deliveries of the parked message, want 1", n)
 		}
-		if err := q.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if listed := listByID(t, dir); len(listed) != 0 {
-			t.Errorf("%d messages come back after the restart", len(listed))
-		}
+		closeEmpty(t, q, dir)
 	})
 }
 
@@ -176,22 +171,20 @@ func TestHoldRacesCompaction(t *testing.T) {
 	for i := range 40 {
 		ids = append(ids, commitMsg(t, q, newEnv("a@example.test"), bodyFor(i, 300)))
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// Fresh segments for compaction to move the messages into.
-			id := commitMsg(t, q, newEnv("x@example.test"), bodyFor(0, 1000))
-			q.Delete(context.Background(), id)
-			q.compact()
+	// Fresh segments for compaction to move the messages into.
+	stop := compactLoop(q, func() {
+		w, err := q.NewMessage()
+		if err != nil {
+			t.Error(err)
+			return
 		}
-	}()
+		w.Write(bodyFor(0, 1000))
+		if err := w.Commit(context.Background(), newEnv("x@example.test")); err != nil {
+			t.Error(err)
+			return
+		}
+		q.Delete(context.Background(), w.ID())
+	})
 	want := make(map[string]bool)
 	for round := range 6 {
 		for k, id := range ids {
@@ -208,8 +201,7 @@ func TestHoldRacesCompaction(t *testing.T) {
 			want[id] = h
 		}
 	}
-	close(stop)
-	<-done
+	stop()
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -102,3 +102,36 @@ func appendForgedV2(b, secret []byte, typ byte, payload ...[]byte) []byte {
 	copy(b[start+len(recMagic):start+keyLen], secret)
 	return b
 }
+
+// closeEmpty closes q and checks that nothing comes back from its directory dir: every message
+// in it finished.
+func closeEmpty(t testing.TB, q *Queue, dir string) {
+	t.Helper()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if listed := listByID(t, dir); len(listed) != 0 {
+		t.Errorf("%d finished messages come back after a restart", len(listed))
+	}
+}
+
+// compactLoop runs compaction over and over, each round after step if not nil, until the stop
+// it returns is called; stop waits for the loop to end.
+func compactLoop(q *Queue, step func()) (stop func()) {
+	stopc, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stopc:
+				return
+			default:
+			}
+			if step != nil {
+				step()
+			}
+			q.compact()
+		}
+	}()
+	return func() { close(stopc); <-done }
+}

@@ -121,31 +121,13 @@ func TestCompactionRacesAttempts(t *testing.T) {
 	opts.SegmentSize = 4096
 	q := openQueue(t, dir, opts)
 	runQueue(t, q)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			q.compact()
-		}
-	}()
+	stop := compactLoop(q, nil)
 	for i := range 200 {
 		commitMsg(t, q, newEnv("later@example.test", "now@example.test"), bodyFor(i, 300))
 	}
 	waitFor(t, "delivery", func() bool { return q.Len() == 0 })
-	close(stop)
-	<-done
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if listed := listByID(t, dir); len(listed) != 0 {
-		t.Errorf("%d finished messages come back after a restart", len(listed))
-	}
+	stop()
+	closeEmpty(t, q, dir)
 }
 
 // TestSegmentPinnedAtWrite checks that a message record counts as live in its segment as soon
