@@ -35,8 +35,8 @@ func (q *Queue) migrate() {
 	if !old {
 		return
 	}
+	q.log.Info("queue: converting the log to the current format")
 	q.carryForward(func(e *entry) bool { return e.seg.version == 1 })
-	q.log.Info("queue: log converted to the current format")
 }
 
 // carryForward copies the messages that match, and that nobody is working on, forward into
