@@ -141,7 +141,8 @@ func (q *Queue) setHeld(id string, held bool) error {
 	q.mu.Lock()
 	e := q.entries[id]
 	for e != nil && e.moving {
-		// Its copy must not miss the change: wait for it, and pin the entry meanwhile.
+		// Its copy must not miss the change: wait for the copy, then pin the entry (so that
+		// compaction leaves it alone) while the change is recorded.
 		q.moved.Wait()
 		e = q.entries[id]
 	}
@@ -191,8 +192,8 @@ func (q *Queue) Delete(_ context.Context, id string) error {
 
 // Bounce fails every pending recipient of a message now and sends the sender a bounce, as if
 // delivery had failed permanently (tern queue bounce). The bounce and the failures are one
-// record: if the bounce cannot be queued, nothing changes and Bounce returns an error. Neither
-// takes a context: once the record is written the change is done, and it is quick.
+// record: if the bounce cannot be queued, nothing changes and Bounce returns an error. The
+// context is not used (nor by Delete): the change is quick, and not to be cut in the middle.
 func (q *Queue) Bounce(_ context.Context, id string) error {
 	return q.finish(id, "returned to sender by the administrator", true)
 }
