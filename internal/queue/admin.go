@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -280,15 +281,42 @@ func (q *Queue) failAll(env *envelope.Envelope, why string, bounce bool) (stateR
 	return st, bounced
 }
 
-// Body opens a queued message's body (for tern queue show).
+// Body opens a queued message's body (for tern queue show). Until the reader is closed the
+// message stays where it is in the log: compaction would delete the segment under the reader.
 func (q *Queue) Body(id string) (io.ReadCloser, error) {
 	q.mu.Lock()
 	e := q.entries[id]
+	for e != nil && e.moving {
+		q.moved.Wait()
+		e = q.entries[id]
+	}
 	if e == nil {
 		q.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	e.pins++
 	q.mu.Unlock()
-	return (queueBody{q: q, src: src, id: id}).Open()
+	unpin := sync.OnceFunc(func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		e.pins--
+	})
+	rc, err := (queueBody{q: q, src: src, id: id}).Open()
+	if err != nil {
+		unpin()
+		return nil, err
+	}
+	return pinnedBody{rc, unpin}, nil
+}
+
+// pinnedBody is a body reader that unpins its message when closed.
+type pinnedBody struct {
+	io.ReadCloser
+	unpin func()
+}
+
+func (b pinnedBody) Close() error {
+	b.unpin()
+	return b.ReadCloser.Close()
 }
