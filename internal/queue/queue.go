@@ -176,8 +176,9 @@ type entry struct {
 	// deferred heap and the ready and parked lists, so that no attempt can change its state
 	// under the copy; flushed notes a flush meanwhile, to be recorded again after the copy.
 	moving, flushed bool
-	// pins counts the changes being recorded for the entry outside an attempt (hold, release):
-	// compaction leaves a pinned entry where it is, since its copy could miss the change.
+	// pins counts the changes being recorded for the entry outside an attempt (hold, release),
+	// and the readers of its body (Body): compaction leaves a pinned entry where it is, since
+	// its copy could miss the change, or its old segment be deleted under the reader.
 	pins int
 	// dest is the Destination whose slot the entry holds while busy, or on which it is parked
 	// (parked set) while due.
