@@ -48,19 +48,42 @@ func segOf(q *Queue, id string) string {
 	return ""
 }
 
+// smallQueue opens a queue in dir with 4 KiB segments, so that a few messages fill several.
+func smallQueue(t *testing.T, dir string, d *fakeDeliverer) (*Queue, Options) {
+	t.Helper()
+	opts := testOpts(d)
+	opts.SegmentSize = 4096
+	return openQueue(t, dir, opts), opts
+}
+
+// heldMessage commits a message and holds it, and returns its id and body.
+func heldMessage(t *testing.T, q *Queue) (string, []byte) {
+	t.Helper()
+	body := bodyFor(0, 1500)
+	id := commitMsg(t, q, newEnv("held@example.test"), body)
+	if err := q.Hold(id); err != nil {
+		t.Fatal(err)
+	}
+	return id, body
+}
+
+// fillDeleted commits and deletes messages until the log has n segments, without running q.
+func fillDeleted(t *testing.T, q *Queue, n int) {
+	t.Helper()
+	for i := 1; segCount(q) < n; i++ {
+		id := commitMsg(t, q, newEnv("x@example.test"), bodyFor(i, 1000))
+		if err := q.Delete(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestHeldMessageDoesNotPinLog: a held message is carried forward by compaction like a deferred
 // one, so the segments behind it go while it waits; it is still held after a restart, once.
 func TestHeldMessageDoesNotPinLog(t *testing.T) {
 	dir := t.TempDir()
-	fake := newFake(nil)
-	opts := testOpts(fake)
-	opts.SegmentSize = 4096
-	q := openQueue(t, dir, opts)
-	body := bodyFor(0, 1500)
-	held := commitMsg(t, q, newEnv("held@example.test"), body)
-	if err := q.Hold(held); err != nil {
-		t.Fatal(err)
-	}
+	q, opts := smallQueue(t, dir, newFake(nil))
+	held, body := heldMessage(t, q)
 	runQueue(t, q)
 	first := segmentFiles(t, dir)[0]
 	// Many segments' worth of mail, each message delivered at once.
@@ -94,17 +117,10 @@ func TestHeldMessageDoesNotPinLog(t *testing.T) {
 func TestCompactionMovesDueAndParked(t *testing.T) {
 	t.Run("due", func(t *testing.T) {
 		dir := t.TempDir()
-		opts := testOpts(newFake(nil))
-		opts.SegmentSize = 4096
-		q := openQueue(t, dir, opts) // not running: every message stays due
+		q, opts := smallQueue(t, dir, newFake(nil)) // not running: every message stays due
 		due := commitMsg(t, q, newEnv("due@example.test"), bodyFor(0, 1500))
 		firstSeg := segOf(q, due)
-		for i := 1; segCount(q) < 5; i++ {
-			id := commitMsg(t, q, newEnv("x@example.test"), bodyFor(i, 1000))
-			if err := q.Delete(context.Background(), id); err != nil {
-				t.Fatal(err)
-			}
-		}
+		fillDeleted(t, q, 5)
 		for range 5 {
 			q.compact()
 		}
@@ -165,9 +181,7 @@ func TestCompactionMovesDueAndParked(t *testing.T) {
 // whatever the interleaving, the last word (held or not) survives a restart.
 func TestHoldRacesCompaction(t *testing.T) {
 	dir := t.TempDir()
-	opts := testOpts(newFake(nil))
-	opts.SegmentSize = 4096
-	q := openQueue(t, dir, opts) // not running: holds and releases only
+	q, _ := smallQueue(t, dir, newFake(nil)) // not running: holds and releases only
 	var ids []string
 	for i := range 40 {
 		ids = append(ids, commitMsg(t, q, newEnv("a@example.test"), bodyFor(i, 300)))
@@ -226,15 +240,8 @@ func TestHoldRacesCompaction(t *testing.T) {
 // TestBodyReadDuringCompaction: a body being read (tern queue show) stays readable while
 // compaction carries held messages forward and deletes the segments behind them.
 func TestBodyReadDuringCompaction(t *testing.T) {
-	dir := t.TempDir()
-	opts := testOpts(newFake(nil))
-	opts.SegmentSize = 4096
-	q := openQueue(t, dir, opts)
-	body := bodyFor(0, 1500)
-	held := commitMsg(t, q, newEnv("held@example.test"), body)
-	if err := q.Hold(held); err != nil {
-		t.Fatal(err)
-	}
+	q, _ := smallQueue(t, t.TempDir(), newFake(nil))
+	held, body := heldMessage(t, q)
 	first := segOf(q, held)
 	rc, err := q.Body(held)
 	if err != nil {
@@ -244,12 +251,7 @@ func TestBodyReadDuringCompaction(t *testing.T) {
 	if _, err := io.ReadFull(rc, head); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; segCount(q) < 5; i++ {
-		id := commitMsg(t, q, newEnv("x@example.test"), bodyFor(i, 1000))
-		if err := q.Delete(context.Background(), id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillDeleted(t, q, 5)
 	q.compact()
 	rest, err := io.ReadAll(rc)
 	if err != nil {
