@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -119,7 +120,9 @@ func (q *Queue) makeDueLocked(e *entry) bool {
 	case e.heapIdx >= 0:
 		heap.Remove(&q.deferred, e.heapIdx)
 	case e.moving:
-		e.next = time.Time{} // due as soon as compaction puts it back
+		// Due as soon as compaction puts it back, which records the flush again after the copy.
+		e.next = time.Time{}
+		e.flushed = true
 		return true
 	default:
 		return false // already due, or being delivered
@@ -138,6 +141,12 @@ func (q *Queue) Release(id string) error { return q.setHeld(id, false) }
 func (q *Queue) setHeld(id string, held bool) error {
 	q.mu.Lock()
 	e := q.entries[id]
+	for e != nil && e.moving {
+		// Its copy must not miss the change: wait for the copy, then pin the entry (so that
+		// compaction leaves it alone) while the change is recorded.
+		q.moved.Wait()
+		e = q.entries[id]
+	}
 	if e == nil {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -146,13 +155,16 @@ func (q *Queue) setHeld(id string, held bool) error {
 		q.mu.Unlock()
 		return nil
 	}
+	e.pins++
 	q.mu.Unlock()
 	// A release makes the message due now, also at the next start.
-	if !q.recordState(stateRecord{ID: id, Held: &held, Due: !held}, true) {
-		return errors.New("queue: could not record the change")
-	}
+	ok := q.recordState(stateRecord{ID: id, Held: &held, Due: !held}, true)
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	e.pins--
+	if !ok {
+		return errors.New("queue: could not record the change")
+	}
 	if q.entries[id] != e {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -175,25 +187,31 @@ func (q *Queue) setHeld(id string, held bool) error {
 }
 
 // Delete removes a message without delivering it or telling its sender (tern queue delete).
-func (q *Queue) Delete(ctx context.Context, id string) error {
-	return q.finish(ctx, id, "deleted by the administrator", false)
+func (q *Queue) Delete(_ context.Context, id string) error {
+	return q.finish(id, "deleted by the administrator", false)
 }
 
 // Bounce fails every pending recipient of a message now and sends the sender a bounce, as if
-// delivery had failed permanently (tern queue bounce).
-func (q *Queue) Bounce(ctx context.Context, id string) error {
-	return q.finish(ctx, id, "returned to sender by the administrator", true)
+// delivery had failed permanently (tern queue bounce). The bounce and the failures are one
+// record: if the bounce cannot be queued, nothing changes and Bounce returns an error. The
+// context is not used (nor by Delete): the change is quick, and not to be cut in the middle.
+func (q *Queue) Bounce(_ context.Context, id string) error {
+	return q.finish(id, "returned to sender by the administrator", true)
 }
 
 // finish fails all pending recipients of id, with a report when bounce is set.
-func (q *Queue) finish(ctx context.Context, id, why string, bounce bool) error {
+func (q *Queue) finish(id, why string, bounce bool) error {
 	q.mu.Lock()
 	e := q.entries[id]
+	for e != nil && e.moving {
+		q.moved.Wait() // compaction is copying it: a moment
+		e = q.entries[id]
+	}
 	switch {
 	case e == nil:
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
-	case e.busy || e.moving:
+	case e.busy:
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrBusy, id)
 	}
@@ -207,26 +225,32 @@ func (q *Queue) finish(ctx context.Context, id, why string, bounce bool) error {
 	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
 	q.mu.Unlock()
 
-	err := &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.0.0", Msg: why}
-	now := q.opts.Now()
-	st := stateRecord{ID: id}
-	var reports reportSet
-	for i, r := range env.Rcpts {
-		if r.Status != envelope.Pending {
-			continue
+	st, bounced := q.failAll(env, why, bounce)
+	// The bounce carries the failures it reports (see reports.go): without it, nothing changes.
+	var reportedSt *stateRecord
+	switch {
+	case len(bounced) == 0:
+	case env.From == "":
+		q.log.Info("no report for a message from the null sender", "msgid", id, "action", string(dsn.Failed))
+	default:
+		eff := takeUpdates(&st, bounced)
+		if err := q.queueReport(env, src, dsn.Failed, bounced, &eff); err != nil {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			e.busy = false
+			q.ready = append(q.ready, e) // as it was: due
+			q.cond.Signal()
+			return fmt.Errorf("queue: could not queue the bounce: %w", err)
 		}
-		st.Updates = append(st.Updates, rcptUpdate{I: i, Status: envelope.Failed, Err: err.Error()})
-		if bounce && dsn.Wants(r.Notify, dsn.Failed) {
-			reports.add(dsn.Failed, reportRecipient(r, dsn.Failed, delivery.Outcome{Err: err}, now, time.Time{}))
-		}
+		reportedSt = &eff
 	}
-	recorded := q.recordState(st, true)
-	if recorded && bounce {
-		q.sendReports(ctx, env, src, reports)
-	}
+	recorded := len(st.Updates) == 0 || q.recordState(st, true)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e.busy = false
+	if reportedSt != nil {
+		applyState(e.env, *reportedSt)
+	}
 	if !recorded {
 		q.ready = append(q.ready, e) // as it was: due
 		q.cond.Signal()
@@ -238,15 +262,61 @@ func (q *Queue) finish(ctx context.Context, id, why string, bounce bool) error {
 	return nil
 }
 
-// Body opens a queued message's body (for tern queue show).
+// failAll returns the state record that fails every pending recipient of env for the reason
+// why, and, with bounce, the recipients that asked for a bounce.
+func (q *Queue) failAll(env *envelope.Envelope, why string, bounce bool) (stateRecord, []reported) {
+	err := &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.0.0", Msg: why}
+	now := q.opts.Now()
+	st := stateRecord{ID: env.ID}
+	var bounced []reported
+	for i, r := range env.Rcpts {
+		if r.Status != envelope.Pending {
+			continue
+		}
+		st.Updates = append(st.Updates, rcptUpdate{I: i, Status: envelope.Failed, Err: err.Error()})
+		if bounce && dsn.Wants(r.Notify, dsn.Failed) {
+			bounced = append(bounced, reported{i, reportRecipient(r, dsn.Failed, delivery.Outcome{Err: err}, now, time.Time{})})
+		}
+	}
+	return st, bounced
+}
+
+// Body opens a queued message's body (for tern queue show). Until the reader is closed the
+// message stays where it is in the log: compaction would delete the segment under the reader.
 func (q *Queue) Body(id string) (io.ReadCloser, error) {
 	q.mu.Lock()
 	e := q.entries[id]
+	for e != nil && e.moving {
+		q.moved.Wait()
+		e = q.entries[id]
+	}
 	if e == nil {
 		q.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	e.pins++
 	q.mu.Unlock()
-	return (queueBody{q: q, src: src, id: id}).Open()
+	unpin := sync.OnceFunc(func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		e.pins--
+	})
+	rc, err := (queueBody{q: q, src: src, id: id}).Open()
+	if err != nil {
+		unpin()
+		return nil, err
+	}
+	return pinnedBody{rc, unpin}, nil
+}
+
+// pinnedBody is a body reader that unpins its message when closed.
+type pinnedBody struct {
+	io.ReadCloser
+	unpin func()
+}
+
+func (b pinnedBody) Close() error {
+	b.unpin()
+	return b.ReadCloser.Close()
 }

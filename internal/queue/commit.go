@@ -23,6 +23,11 @@ type appendResult struct {
 	seg *segment
 	off int64 // offset of the record in seg
 	err error
+	// void, with err, says that the record is certainly not in the log and never will be: it
+	// was never written, was cut back out, or a tombstone voids it. Without void, a refused
+	// record may still reach the disk and be replayed (its flush failed and the tombstone
+	// could not be made durable): what it refers to, such as a body file, must stay.
+	void bool
 }
 
 // maxBatch bounds the octets written in one go, so one batch does not delay the next for long.
@@ -126,20 +131,39 @@ func (q *Queue) gather(batch []*appendReq) []*appendReq {
 
 // writeBatch writes batch with one write (and at most one fdatasync) and answers every request
 // in it. It returns buf for reuse.
+//
+// The batch starts with a durable mark (how much of the segment was durable before it), and the
+// segment's secret is stamped into each record's header here, the only place that knows which
+// segment the records go to: a copy of 16 octets per record.
 func (q *Queue) writeBatch(batch []*appendReq, buf []byte) []byte {
-	buf = buf[:0]
+	size := durableMarkLen
 	needSync, needBodyDir, msgs := false, false, 0
 	for _, r := range batch {
-		buf = append(buf, r.rec...)
+		size += len(r.rec)
 		needSync = needSync || r.sync
 		needBodyDir = needBodyDir || r.bodyDir
 		if r.msg {
 			msgs++
 		}
 	}
-	seg, off, err := q.write(buf, needSync, needBodyDir, msgs)
+	seg, err := q.segmentFor(size, needBodyDir)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- appendResult{err: err, void: true}
+		}
+		return buf
+	}
+	buf = appendUint64Record(buf[:0], recDurable, uint64(seg.synced))
+	stampSecret(buf, &seg.secret)
 	for _, r := range batch {
-		r.done <- appendResult{seg: seg, off: off, err: err}
+		start := len(buf)
+		buf = append(buf, r.rec...)
+		stampSecret(buf[start:], &seg.secret)
+	}
+	off, void, err := q.write(seg, buf, needSync, msgs)
+	off += durableMarkLen
+	for _, r := range batch {
+		r.done <- appendResult{seg: seg, off: off, err: err, void: void}
 		off += int64(len(r.rec))
 	}
 	if cap(buf) > 2*maxBatch {
@@ -148,66 +172,111 @@ func (q *Queue) writeBatch(batch []*appendReq, buf []byte) []byte {
 	return buf
 }
 
-// write appends buf, holding msgs message records, to the active segment (moving to a new one
-// when it is full or sealed) and flushes it if sync. On a failed write the segment is cut back,
-// so that no part of a refused record stays in the log to be replayed later; when that is not
-// possible, the segment is sealed.
-func (q *Queue) write(buf []byte, sync, bodyDir bool, msgs int) (*segment, int64, error) {
+// durableMarkLen is the length of a recDurable record.
+const durableMarkLen = recHeaderLen + 8
+
+// segmentFor returns the segment the next size octets go to, moving to a new one when the
+// active one is full or sealed.
+func (q *Queue) segmentFor(size int, bodyDir bool) (*segment, error) {
 	if bodyDir {
 		// The body files of this batch were fsynced by their sessions; their names must be
 		// durable too before the records that refer to them are.
 		if err := q.fs.SyncDir(q.bodyDir()); err != nil {
-			return nil, 0, fmt.Errorf("queue: sync body dir: %w", err)
+			return nil, fmt.Errorf("queue: sync body dir: %w", err)
 		}
 	}
 	q.mu.Lock()
 	seg := q.segs[len(q.segs)-1]
-	full := seg.sealed || seg.size > 0 && seg.size+int64(len(buf)) > q.opts.SegmentSize
+	full := seg.sealed || seg.size > segHeaderLen && seg.size+int64(size) > q.opts.SegmentSize
 	q.mu.Unlock()
-	if full {
-		// A sealed segment gets no more records: when no new segment can be made, every
-		// commit fails until one can, rather than going to a file we cannot trust.
-		if err := q.rotate(); err != nil {
-			return nil, 0, err
-		}
-		q.mu.Lock()
-		seg = q.segs[len(q.segs)-1]
-		q.dropSegments() // the segment we left may hold nothing pending any more
-		q.mu.Unlock()
+	if !full {
+		return seg, nil
 	}
-	off := seg.size
+	// A sealed segment gets no more records: when no new segment can be made, every commit
+	// fails until one can, rather than going to a file we cannot trust.
+	if err := q.rotate(); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dropSegments() // the segment we left may hold nothing pending any more
+	return q.segs[len(q.segs)-1], nil
+}
+
+// write appends buf, holding msgs message records, to seg and flushes it if sync. It returns
+// where buf went. On a failed write the segment is cut back, so that no part of a refused
+// record stays in the log to be replayed later; when that is not possible, or when the flush
+// fails, the segment is sealed and a tombstone voids what buf put in it (void reports whether
+// the tombstone is durable).
+func (q *Queue) write(seg *segment, buf []byte, sync bool, msgs int) (off int64, void bool, err error) {
+	off = seg.size
 	if _, err := seg.f.WriteAt(buf, off); err != nil {
 		if terr := seg.f.Truncate(off); terr != nil {
 			// Part of the refused batch may stay in the file: write no more to it.
 			q.log.Error("queue: cannot cut back a failed write, sealing the segment", "segment", seg.path, "err", terr)
 			q.seal(seg, off+int64(len(buf)))
+			return 0, q.void(seg, off), fmt.Errorf("queue: write: %w", err)
 		}
-		return nil, 0, fmt.Errorf("queue: write: %w", err)
+		return 0, true, fmt.Errorf("queue: write: %w", err)
 	}
 	if sync {
 		if err := seg.f.Datasync(); err != nil {
-			// After a failed flush the kernel may have dropped the dirty pages (the "fsyncgate"
-			// lesson): nothing in this segment past the last good flush can be trusted, so we
-			// refuse the batch and write on in a new segment.
+			// After a failed flush the kernel may have dropped the dirty pages, or may yet write
+			// them (the "fsyncgate" lesson): nothing in this segment past the last good flush
+			// can be trusted, so we refuse the batch, void it and write on in a new segment.
 			q.log.Error("queue: fdatasync failed, sealing the segment", "segment", seg.path, "err", err)
 			q.seal(seg, off+int64(len(buf)))
-			return nil, 0, fmt.Errorf("queue: fdatasync: %w", err)
+			return 0, q.void(seg, off), fmt.Errorf("queue: fdatasync: %w", err)
 		}
+		seg.synced = off + int64(len(buf))
 	}
 	seg.dirty = !sync
 	q.mu.Lock()
 	seg.size = off + int64(len(buf))
 	seg.live += msgs
 	q.mu.Unlock()
-	return seg, off, nil
+	return off, false, nil
+}
+
+// void makes durable, as the first record of a new segment, that the records of the sealed
+// segment seg from offset from on were refused: replay skips them even if they reach the disk
+// (a session answered 451 for them; a worker did not record their outcome). It reports false
+// when the tombstone could not be made durable: the refused records' fate is then unknown.
+func (q *Queue) void(seg *segment, from int64) bool {
+	if err := q.rotate(); err != nil {
+		q.log.Error("queue: cannot record a refusal: a refused message may be delivered after a restart", "segment", seg.path, "err", err)
+		return false
+	}
+	q.mu.Lock()
+	ns := q.segs[len(q.segs)-1]
+	q.mu.Unlock()
+	rec := appendUint64Record(nil, recVoid, seg.seq, uint64(from))
+	stampSecret(rec, &ns.secret)
+	off := ns.size
+	_, err := ns.f.WriteAt(rec, off)
+	if err == nil {
+		err = ns.f.Datasync()
+	}
+	if err != nil {
+		q.log.Error("queue: cannot record a refusal: a refused message may be delivered after a restart", "segment", ns.path, "err", err)
+		q.seal(ns, off+int64(len(rec)))
+		return false
+	}
+	ns.synced = off + int64(len(rec))
+	q.mu.Lock()
+	ns.size = ns.synced
+	q.mu.Unlock()
+	return true
 }
 
 // seal stops writes to seg (whose file may hold octets up to size); the next write goes to a
-// new segment.
+// new segment. What was written since its last flush is not flushed again: a flush after a
+// failed one may report success for pages the kernel dropped.
 func (q *Queue) seal(seg *segment, size int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	seg.sealed = true
+	seg.dirty = false
 	seg.size = max(seg.size, size)
 }
 
@@ -231,13 +300,15 @@ func (q *Queue) flushSegment(seg *segment) {
 		// the segment can no longer be trusted with new records.
 		q.log.Error("queue: fdatasync failed, sealing the segment", "segment", seg.path, "err", err)
 		q.seal(seg, 0)
+		return
 	}
+	seg.synced = seg.size
 }
 
 // rotate starts a new active segment. Lazily written records in the one it leaves are flushed
-// first: the timer and Close only flush the active segment. The new file's directory entry is
-// made durable before any record goes into it, or a crash could lose the file with records we
-// called durable.
+// first: the timer and Close only flush the active segment. The new file gets its header (with
+// a fresh secret), and the header and the file's directory entry are made durable before any
+// record goes into it, or a crash could lose the file with records we called durable.
 func (q *Queue) rotate() error {
 	q.mu.Lock()
 	var (
@@ -252,31 +323,49 @@ func (q *Queue) rotate() error {
 	if prev != nil {
 		q.flushSegment(prev)
 	}
+	secret, err := newSecret()
+	if err != nil {
+		return fmt.Errorf("queue: new segment: %w", err)
+	}
 	path := filepath.Join(q.logDir(), segmentName(seq))
 	f, err := q.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("queue: new segment: %w", err)
 	}
-	if err := q.fs.SyncDir(q.logDir()); err != nil {
+	_, err = f.WriteAt(segmentHeader(secret), 0)
+	if err == nil {
+		err = f.Datasync()
+	}
+	if err == nil {
+		err = q.fs.SyncDir(q.logDir())
+	}
+	if err != nil {
 		f.Close()
 		q.fs.Remove(path)
 		return fmt.Errorf("queue: new segment: %w", err)
 	}
 	q.mu.Lock()
-	q.segs = append(q.segs, &segment{seq: seq, path: path, f: f})
+	q.segs = append(q.segs, &segment{seq: seq, version: 2, path: path, f: f, secret: secret,
+		size: segHeaderLen, synced: segHeaderLen})
 	q.mu.Unlock()
 	return nil
 }
 
 // dropSegments deletes segments from the oldest end while they hold no pending message.
 // Only the oldest may go first: a newer segment can hold state records about messages in an
-// older one. Called with q.mu held.
+// older one. Each removal is made durable before the next, so that a power loss can never bring
+// back an old segment without the newer one that holds its messages' final states (which would
+// replay delivered messages, and report the removed body files of some as lost). A segment goes
+// once per SegmentSize of mail, so the directory fsync under the lock is rare. Called with
+// q.mu held.
 func (q *Queue) dropSegments() {
 	for len(q.segs) > 1 && q.segs[0].live == 0 {
 		s := q.segs[0]
 		s.f.Close()
 		if err := q.fs.Remove(s.path); err != nil {
 			q.log.Error("queue: cannot remove segment", "segment", s.path, "err", err)
+		} else if err := q.fs.SyncDir(q.logDir()); err != nil {
+			q.log.Error("queue: cannot sync the log directory after removing a segment", "segment", s.path, "err", err)
 		}
 		q.segs[0] = nil
 		q.segs = q.segs[1:]

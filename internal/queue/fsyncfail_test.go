@@ -91,18 +91,13 @@ func TestSyncFailure(t *testing.T) {
 		// mayReturn: the second fault may keep the queue from recording the refusal, so the
 		// refused message may come back after a restart (whole).
 		mayReturn bool
-		// needsTombstone: the refused message's record may stay readable in the sealed
-		// segment, so only a "refused" record written after it keeps a restart from taking
-		// it for acknowledged, and its body file must stay while that record cannot be
-		// written (queue-defects adds both).
-		needsTombstone bool
 	}{
-		{name: "log fdatasync, inline body", seals: true, needsTombstone: true, fail: logSync},
-		{name: "log fdatasync, body file", big: true, seals: true, needsTombstone: true, fail: logSync},
+		{name: "log fdatasync, inline body", seals: true, fail: logSync},
+		{name: "log fdatasync, body file", big: true, seals: true, fail: logSync},
 		{name: "log fdatasync, then the new segment's directory fsync", faults: 2, seals: true, mayReturn: true, fail: func(op crashfs.Op) error {
 			return errIf(op.Kind == crashfs.OpDatasync && inLog(op) || op.Kind == crashfs.OpSyncDir && op.Path == plSpool+"/log", syscall.EIO)
 		}},
-		{name: "log fdatasync twice", big: true, faults: 2, seals: true, mayReturn: true, needsTombstone: true, fail: logSync},
+		{name: "log fdatasync twice", big: true, faults: 2, seals: true, mayReturn: true, fail: logSync},
 		{name: "log write, disk full midway", fail: func(op crashfs.Op) error {
 			return errIf(op.Kind == crashfs.OpWrite && inLog(op), crashfs.ShortWrite(int(op.Len/2), syscall.ENOSPC))
 		}},
@@ -210,7 +205,6 @@ func TestSyncFailure(t *testing.T) {
 
 			// A crash now (only what is durable, then random parts of the rest), and a clean
 			// restart.
-			var pending []string // refusal problems waiting for the "refused" record
 			for seed := range uint64(9) {
 				fsys, what := f.Snapshot(nil), "after a crash"
 				switch {
@@ -225,16 +219,8 @@ func TestSyncFailure(t *testing.T) {
 					t.Errorf("%s: %s", what, p)
 				}
 				for _, p := range refusal {
-					if tc.needsTombstone {
-						pending = append(pending, what+": "+p)
-					} else {
-						t.Errorf("%s: %s", what, p)
-					}
+					t.Errorf("%s: %s", what, p)
 				}
-			}
-			if len(pending) > 0 {
-				// TODO(crashsim): remove once queue-defects' "refused" record is merged.
-				t.Skipf("the refused message's record stays readable in the sealed segment until a \"refused\" record follows it (queue-defects): %.300q", pending)
 			}
 		})
 	}

@@ -3,7 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
+	"encoding/hex"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,91 +11,187 @@ import (
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
-// scanAll returns every record the scanner finds in data, checking each one's framing.
-func scanAll(t *testing.T, data []byte) (recs []span, skips int) {
-	t.Helper()
-	sc := scanner{data: data}
-	for sc.next() {
-		off := int(sc.recOff) - recHeaderLen
-		if off < 0 || int(sc.recOff)+len(sc.rec) > len(data) {
-			t.Fatalf("record at %d runs outside the data", off)
-		}
-		h := data[off:]
-		if string(h[:4]) != recMagic || h[4] != sc.typ || int(binary.BigEndian.Uint32(h[5:9])) != len(sc.rec) {
-			t.Fatalf("record at %d: header does not match", off)
-		}
-		crc := crc32.Update(crc32.Update(0, crcTable, h[4:9]), crcTable, sc.rec)
-		if crc != binary.BigEndian.Uint32(h[9:13]) {
-			t.Fatalf("record at %d returned with a bad CRC", off)
-		}
-		if len(recs) > 0 && off < recs[len(recs)-1].end {
-			t.Fatalf("record at %d overlaps the previous one", off)
-		}
-		recs = append(recs, span{off, int(sc.recOff) + len(sc.rec), sc.typ})
-	}
-	return recs, sc.skips
+// written is a record the test wrote into a segment, where the queue would have.
+type written struct {
+	off, end int // header start, end of payload
+	typ      byte
+	payload  []byte
+	mark     bool // a durable mark, which the scanner does not return
 }
 
-// FuzzScanner feeds the record scanner arbitrary segment contents. It must never panic, must
-// return only records with a valid CRC, must find valid records that follow garbage, and must
-// not look inside a torn record for more records.
-func FuzzScanner(f *testing.F) {
-	env := &envelope.Envelope{ID: "18F2A3B4C5D6E", From: "a@example.org", Received: time.Unix(1e9, 0),
-		Rcpts: []envelope.Recipient{{Addr: "b@example.test"}}}
-	prefix, err := messagePrefix(env, bodyInline)
+// segmentBuilder writes a version 2 segment the way the committer does: the header, then
+// batches that start with a durable mark, each record stamped with the segment's secret.
+type segmentBuilder struct {
+	secret [secretLen]byte
+	data   []byte
+	recs   []written
+}
+
+func newSegmentBuilder(t testing.TB) *segmentBuilder {
+	secret, err := newSecret()
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
-	msg := appendRecord(nil, recMessage, prefix, []byte("Subject: hi\r\n\r\nbody\r\n"))
-	state := appendRecord(nil, recState, []byte(`{"id":"18F2A3B4C5D6E","u":[{"i":0,"s":"delivered"}]}`))
-	f.Add([]byte{}, []byte("payload"))
-	f.Add(msg, []byte("x"))
-	f.Add(append(bytes.Clone(msg), state...), append(bytes.Clone(prefix), "body"...))
-	f.Add(msg[:len(msg)-3], state)                           // a torn tail
-	f.Add([]byte("TRN1M\xff\xff\xff\xffgarbage"), []byte{5}) // absurd length; a one-octet message payload
-	f.Add([]byte("TRN1S\x00\x00\x00\x02\x00\x00\x00\x00{}"), []byte{0})
-	f.Add(bytes.Repeat([]byte("TRN1"), 20), append(bytes.Clone(msg), msg...)) // records in a payload
-	f.Fuzz(func(t *testing.T, data, payload []byte) {
-		// Arbitrary data: no panic, only valid records; replay copes with whatever they hold.
-		scanAll(t, data)
-		seg := &segment{path: "fuzz"}
-		log := slog.New(slog.DiscardHandler)
-		replaySegment(seg, data, make(map[string]*entry), log)
-		for _, typ := range []byte{recMessage, recState} {
-			replaySegment(seg, appendRecord(nil, typ, payload), make(map[string]*entry), log)
-		}
+	return &segmentBuilder{secret: secret, data: segmentHeader(secret)}
+}
 
-		// Valid records after garbage are found, whole and in order. The garbage holds no
-		// magic, as a stretch of damage found by resyncing would not.
-		garbage := bytes.ReplaceAll(data, []byte(recMagic), []byte("TRNx"))
-		r1 := appendRecord(nil, recMessage, payload)
-		r2 := appendRecord(nil, recState, payload, []byte("!"))
-		all := append(append(bytes.Clone(garbage), r1...), r2...)
-		recs, skips := scanAll(t, all)
-		want := []span{
-			{len(garbage), len(garbage) + len(r1), recMessage},
-			{len(garbage) + len(r1), len(all), recState},
-		}
-		if len(recs) != 2 || recs[0] != want[0] || recs[1] != want[1] {
-			t.Fatalf("records after %d octets of garbage: %v, want %v", len(garbage), recs, want)
-		}
-		if wantSkips := min(len(garbage), 1); skips != wantSkips {
-			t.Fatalf("%d damaged stretches reported, want %d", skips, wantSkips)
-		}
+// batch appends a batch of records (each a type and its payload parts).
+func (b *segmentBuilder) batch(recs ...[][]byte) {
+	b.add(recDurable, true, binary.BigEndian.AppendUint64(nil, uint64(len(b.data))))
+	for _, r := range recs {
+		b.add(r[0][0], false, bytes.Join(r[1:], nil))
+	}
+}
 
-		// A torn last record: what precedes it is intact, nothing inside it is a record.
-		for _, cut := range []int{1, len(r2) / 2, len(r2) - recHeaderLen} {
-			if cut <= 0 || cut >= len(r2) {
+func (b *segmentBuilder) add(typ byte, mark bool, payload []byte) {
+	start := len(b.data)
+	b.data = appendRecord(b.data, typ, payload)
+	stampSecret(b.data[start:], &b.secret)
+	b.recs = append(b.recs, written{start, len(b.data), typ, payload, mark})
+}
+
+// rec is a record argument of batch.
+func rec(typ byte, payload ...[]byte) [][]byte { return append([][]byte{{typ}}, payload...) }
+
+// fuzzEnv is the envelope of message n of the fuzz segments.
+func fuzzEnv(n int) *envelope.Envelope {
+	return &envelope.Envelope{ID: formatID(0x18F2A3B4C5D60 + uint64(n)), From: "a@example.org", Received: time.Unix(1e9, 0),
+		Rcpts: []envelope.Recipient{{Addr: "b@example.test"}}}
+}
+
+// damageSegment applies the operations ops (5 octets each: kind, position, value) to data,
+// whose records are recs, and returns the result and which octets were changed.
+func damageSegment(data []byte, recs []written, ops []byte) ([]byte, []bool) {
+	data = bytes.Clone(data)
+	touched := make([]bool, len(data))
+	for len(ops) >= 5 && len(data) > 0 {
+		kind, pos, val := ops[0]%4, int(binary.BigEndian.Uint16(ops[1:]))%len(data), binary.BigEndian.Uint16(ops[3:])
+		ops = ops[5:]
+		switch kind {
+		case 0: // a flipped octet
+			data[pos] ^= byte(val) | 1
+			touched[pos] = true
+		case 1: // a torn tail
+			data, touched = data[:pos], touched[:pos]
+		case 2: // a wrong length in a record's header
+			r := recs[pos%len(recs)]
+			at := r.off + keyLen + 1
+			if at+4 > len(data) {
 				continue
 			}
-			torn := append(bytes.Clone(r1), r2[:len(r2)-cut]...)
-			recs, skips := scanAll(t, torn)
-			if len(recs) != 1 || recs[0] != (span{0, len(r1), recMessage}) {
-				t.Fatalf("torn tail cut by %d: records %v, want only the first", cut, recs)
+			n := binary.BigEndian.Uint32(data[at:])
+			binary.BigEndian.PutUint32(data[at:], n+uint32(int16(val)))
+			for i := at; i < at+4; i++ {
+				touched[i] = true
 			}
-			if skips != 1 {
-				t.Fatalf("torn tail cut by %d: %d damaged stretches, want 1", cut, skips)
+		case 3: // a zeroed stretch
+			end := min(len(data), pos+int(val%512)+1)
+			clear(data[pos:end])
+			for i := pos; i < end; i++ {
+				touched[i] = true
+			}
+		}
+	}
+	return data, touched
+}
+
+// FuzzScanner builds segments the way the queue does, with message bodies chosen by the fuzzer
+// (which may embed records: version 1 ones, version 2 ones with a guessed secret), damages them
+// (flipped octets, torn tails, wrong lengths, zeroed stretches) and checks that the scanner
+// never panics, never returns a record that the queue did not write (nothing forged in a body,
+// nothing made up by damage), and finds every record that the damage left whole. Arbitrary
+// data is also fed to both format versions' scanners and to replay.
+func FuzzScanner(f *testing.F) {
+	env := fuzzEnv(9)
+	forgedV1 := appendRecordV1(nil, recMessage, must(messagePrefixV1(env)), []byte("spam"))
+	forgedV2 := appendForgedV2(nil, make([]byte, secretLen), recMessage, must(messagePrefix(env, nil, bodyInline)), []byte("spam"))
+	forgedState := appendForgedV2(nil, []byte("18F2A3B4C5D6018F"), recState, []byte(`{"id":"18F2A3B4C5D60","u":[{"i":0,"s":"delivered"}]}`))
+	f.Add([]byte("Subject: hi\r\n\r\nbody\r\n"), []byte{})
+	f.Add(forgedV1, []byte{1, 0, 200, 0, 0})                                          // torn inside the body
+	f.Add(append(bytes.Clone(forgedV2), forgedState...), []byte{2, 0, 1, 0xff, 0xff}) // length one short
+	f.Add(forgedState, []byte{0, 0, 40, 0, 0x40})                                     // a damaged header
+	f.Add(bytes.Repeat([]byte(recMagic), 30), []byte{3, 0, 10, 0, 0xff, 2, 0, 3, 0x40, 0})
+	f.Add(append(append(bytes.Clone(forgedV1), forgedV2...), forgedState...), []byte{0, 0, 5, 0, 1}) // the segment header
+	f.Fuzz(func(t *testing.T, body, ops []byte) {
+		log := slog.New(slog.DiscardHandler)
+		// Arbitrary data: no panic, in either version; replay copes with whatever it finds.
+		for _, v := range []int{1, 2} {
+			replaySegment(&segment{path: "fuzz", version: v}, body, make(map[string]*entry), log)
+		}
+
+		b := newSegmentBuilder(t)
+		// Garbage (the body) between a good header and good records: every record found, and
+		// nothing in the garbage, which cannot know the secret.
+		b.data = append(b.data, body...)
+		b.batch(rec(recMessage, must(messagePrefix(fuzzEnv(0), nil, bodyInline)), []byte("x")))
+		checkScan(t, b, b.data, make([]bool, len(b.data)))
+
+		// A segment as the queue writes it, the fuzzer's body in its messages, then damaged.
+		b = newSegmentBuilder(t)
+		b.batch(rec(recMessage, must(messagePrefix(fuzzEnv(1), nil, bodyInline)), body))
+		b.batch(rec(recState, []byte(`{"id":"`+fuzzEnv(1).ID+`","u":[{"i":0,"e":"451 later"}]}`)),
+			rec(recMessage, must(messagePrefix(fuzzEnv(2), &stateRecord{ID: fuzzEnv(1).ID, DelayNotified: true}, bodyInline)), body, body))
+		b.batch(rec(recMessage, must(messagePrefix(fuzzEnv(3), nil, bodyInline)), []byte("last")))
+		damaged, touched := damageSegment(b.data, b.recs, ops)
+		checkScan(t, b, damaged, touched)
+		entries := make(map[string]*entry)
+		replaySegment(&segment{path: "fuzz", version: 2}, damaged, entries, log)
+		for id, e := range entries {
+			if id != fuzzEnv(1).ID && id != fuzzEnv(2).ID && id != fuzzEnv(3).ID {
+				t.Fatalf("replay made up message %s (secret %x)", id, b.secret)
+			}
+			if e.bodyOff < 0 || e.bodyOff+e.bodyLen > int64(len(damaged)) {
+				t.Fatalf("message %s: body at %d+%d outside the segment", id, e.bodyOff, e.bodyLen)
 			}
 		}
 	})
+}
+
+// checkScan scans data, b's segment after damage (touched marks the octets changed), and checks
+// that every record returned is one b wrote, unchanged and where b wrote it, and that every
+// record the damage left whole is returned.
+func checkScan(t *testing.T, b *segmentBuilder, data []byte, touched []bool) {
+	t.Helper()
+	at := make(map[int]written)
+	for _, w := range b.recs {
+		at[w.off] = w
+	}
+	found := make(map[int]bool)
+	sc := newScanner(data)
+	for sc.next() {
+		off := int(sc.recOff) - recHeaderLen
+		w, ok := at[off]
+		if !ok || w.mark || w.typ != sc.typ || !bytes.Equal(w.payload, sc.rec) {
+			t.Fatalf("scanner returned a record the queue did not write: type %q at %d, %d octets (secret %s)",
+				sc.typ, off, len(sc.rec), hex.EncodeToString(b.secret[:]))
+		}
+		found[off] = true
+	}
+	intact := func(from, to int) bool {
+		if to > len(data) {
+			return false
+		}
+		for _, c := range touched[from:to] {
+			if c {
+				return false
+			}
+		}
+		return true
+	}
+	// Without an intact header or first record, the secret is lost and nothing can be found.
+	if !intact(0, segHeaderLen) && (len(b.recs) == 0 || !intact(b.recs[0].off, b.recs[0].end)) {
+		return
+	}
+	for _, w := range b.recs {
+		if !w.mark && intact(w.off, w.end) && !found[w.off] {
+			t.Fatalf("intact record at %d (type %q) not found; damage report %+v", w.off, w.typ, sc.damage())
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -238,7 +238,7 @@ func segmentFiles(t testing.TB, dir string) []string {
 	}
 	var names []string
 	for _, de := range des {
-		if _, ok := parseSegmentName(de.Name()); ok {
+		if _, _, ok := parseSegmentName(de.Name()); ok {
 			names = append(names, de.Name())
 		}
 	}

@@ -4,12 +4,12 @@
 //
 // # Durability
 //
-// The queue is an append-only log of records in segment files under <dir>/log. A message record
-// holds the envelope and, up to InlineMax octets, the body; a larger body is written to its own
-// file under <dir>/body and fsynced by the session, and the record refers to it. State records
-// note recipient outcomes. Commit returns only after the message record is written and
-// fdatasync'ed (and, for a new segment or body file, its directory fsynced): that is the moment
-// the server may answer 250.
+// The queue is an append-only log of records in segment files under <dir>/log (the format is
+// described in record.go). A message record holds the envelope and, up to InlineMax octets, the
+// body; a larger body is written to its own file under <dir>/body and fsynced by the session,
+// and the record refers to it. State records note recipient outcomes. Commit returns only
+// after the message record is written and fdatasync'ed (and, for a new segment or body file,
+// its directory fsynced): that is the moment the server may answer 250.
 //
 // Concurrent sessions share fsyncs (group commit): one goroutine, the committer, takes every
 // record that is waiting, writes them with one write and makes them durable with one fdatasync.
@@ -19,20 +19,36 @@
 // State records are written without waiting for a flush (the next flush, or a timer within a
 // second, covers them; so do a move to a new segment and Close). Losing one in a crash only
 // means a recipient is delivered again: the queue guarantees at-least-once delivery, never loss.
+// Final outcomes that call for a delivery report are the exception: the report is queued as a
+// message whose record also carries the outcome, so that report and outcome are one durable
+// write (reports.go): no crash leaves a failed recipient whose sender never hears, or two
+// bounces. Reports are queued while Close waits for the last attempts.
 //
-// A failed write is cut back out of the segment; a failed fdatasync, or a write that cannot be
-// cut back, seals the segment, and the next record goes to a new one. Until one can be made,
-// every Commit fails: a message never gets a nil Commit unless its record is durable.
+// A failed write is cut back out of the segment. A failed fdatasync, or a write that cannot be
+// cut back, seals the segment (the kernel may have dropped the pages, or may still write them)
+// and voids the refused records with a tombstone, made durable as the first record of the next
+// segment; only then is a refused message's body file removed. So a message answered 4xx leaves
+// no half state: it is gone for good, or, when not even the tombstone could be made durable, its
+// body file stays and it may come back whole (a duplicate of the one the client sends again).
+// Until a new segment can be made, every Commit fails: a message never gets a nil Commit unless
+// its record is durable.
 //
 // # Recovery
 //
-// Open replays every segment in order, verifying each record's CRC; a torn record at the end of
-// a segment (a crash mid-write) or damage inside one is skipped, without reading the skipped
-// payload as records (it may hold a body crafted to look like them). Messages with recipients still
-// pending are delivered again; body files no record refers to are removed. New records always go
-// to a fresh segment. A segment is deleted once it and every older segment hold no pending
-// message; messages still pending in the oldest segment are copied forward to the newest, so one
-// slow message never pins the log.
+// Open replays every segment in order, verifying each record's CRC and the segment's secret.
+// Records start with a magic and a random secret of their segment that no sender can know, so
+// after damage replay resynchronises on the next magic+secret and never takes a message body
+// crafted to look like records for the queue's own. A torn tail (the batch being written when
+// the server stopped) is skipped with a warning; damage where the log had been made durable is
+// skipped with an error, since acknowledged mail may be lost, and the records after it are
+// replayed. Records voided by a tombstone are skipped. Messages with recipients still pending
+// are delivered again; body files no record refers to are removed. Segments of the older format
+// (v1) are replayed once and their pending messages copied forward into the current one.
+//
+// New records always go to a fresh segment. A segment is deleted once it and every older segment
+// hold no pending message; compaction copies the messages still pending in the oldest segment
+// forward to the newest (deferred, held, parked or due; not one being delivered), so no message
+// that waits pins the log.
 package queue
 
 import (
@@ -136,6 +152,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond        // signalled when ready gains an entry or the queue closes
+	moved   *sync.Cond        // broadcast when compaction puts entries back
 	entries map[string]*entry // messages with recipients pending
 	segs    []*segment        // oldest first; the last one is the active segment
 	ready   []*entry          // due for an attempt, FIFO
@@ -157,9 +174,14 @@ type entry struct {
 	next    time.Time // next attempt, when deferred (env.NextAttempt, capped at recovery)
 	heapIdx int       // index in Queue.deferred, -1 when not there
 	busy    bool      // a worker is delivering it
-	// moving is set while compaction copies the message forward. The entry is then out of the
-	// deferred heap, so no attempt can change its state under the copy.
-	moving bool
+	// moving is set while compaction copies the message forward. The entry is then off the
+	// deferred heap and the ready and parked lists, so that no attempt can change its state
+	// under the copy; flushed notes a flush meanwhile, to be recorded again after the copy.
+	moving, flushed bool
+	// pins counts the changes being recorded for the entry outside an attempt (hold, release),
+	// and the readers of its body (Body): compaction leaves a pinned entry where it is, since
+	// its copy could miss the change, or its old segment be deleted under the reader.
+	pins int
 	// dest is the Destination whose slot the entry holds while busy, or on which it is parked
 	// (parked set) while due.
 	dest   string
@@ -168,27 +190,40 @@ type entry struct {
 
 // segment is one log file.
 type segment struct {
-	seq  uint64
-	path string
-	f    safeio.File
-	size int64 // octets written (only the committer changes it, under Queue.mu)
-	live int   // message records in this segment whose message is still pending (under Queue.mu)
+	seq     uint64
+	version int // of the file format: 2, or 1 for a segment written before the secret
+	path    string
+	f       safeio.File
+	size    int64 // octets written (only the committer changes it, under Queue.mu)
+	live    int   // message records in this segment whose message is still pending (under Queue.mu)
+	secret  [secretLen]byte
 	// Owned by the committer:
-	dirty  bool // records were written to it since its last flush
-	sealed bool // a write or flush failed: no more records go to it
+	synced int64 // octets known durable (the last successful flush)
+	dirty  bool  // records were written to it since its last flush
+	sealed bool  // a write or flush failed: no more records go to it
 }
 
 func (q *Queue) logDir() string  { return filepath.Join(q.dir, "log") }
 func (q *Queue) bodyDir() string { return filepath.Join(q.dir, "body") }
 
-func segmentName(seq uint64) string { return fmt.Sprintf("v1.%010d.log", seq) }
+// segmentName is the file name of a new segment; the version prefix tells the formats apart.
+func segmentName(seq uint64) string { return fmt.Sprintf("v2.%010d.log", seq) }
 
-func parseSegmentName(name string) (uint64, bool) {
-	if len(name) != len("v1.0000000000.log") || name[:3] != "v1." || name[13:] != ".log" {
-		return 0, false
+// parseSegmentName returns the sequence number and format version of a segment file name.
+func parseSegmentName(name string) (seq uint64, version int, ok bool) {
+	if len(name) != len("v2.0000000000.log") || name[0] != 'v' || name[2] != '.' || name[13:] != ".log" {
+		return 0, 0, false
+	}
+	switch name[1] {
+	case '1':
+		version = 1
+	case '2':
+		version = 2
+	default:
+		return 0, 0, false
 	}
 	n, err := strconv.ParseUint(name[3:13], 10, 64)
-	return n, err == nil
+	return n, version, err == nil
 }
 
 func bodyName(id string) string { return "v1." + id }
@@ -253,6 +288,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		parked:    make(map[string][]*entry),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	q.moved = sync.NewCond(&q.mu)
 	for _, d := range []string{q.dir, q.logDir(), q.bodyDir()} {
 		if err := safeio.MkdirAllIn(q.fs, d, 0o700); err != nil {
 			return nil, fmt.Errorf("queue: %w", err)
@@ -266,10 +302,11 @@ func Open(dir string, opts Options) (*Queue, error) {
 		q.closeSegments()
 		return nil, err
 	}
+	go q.committer()
+	q.migrate()
 	q.mu.Lock()
 	q.dropSegments()
 	q.mu.Unlock()
-	go q.committer()
 	return q, nil
 }
 

@@ -1,12 +1,15 @@
 package queue
 
 import (
+	"cmp"
 	"container/heap"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,56 +24,76 @@ import (
 // errSegmentGone reports that a segment was deleted while a listing read the log.
 var errSegmentGone = errors.New("queue: segment deleted while reading")
 
+// segFile is a segment file found in the log directory.
+type segFile struct {
+	seq     uint64
+	version int
+	path    string
+}
+
+// loaded is a segment read into memory.
+type loaded struct {
+	seg  *segment
+	data []byte
+}
+
 // replay reads every segment in logDir, oldest first, and returns the segments, the messages
 // that still have pending recipients and the highest message id in the log. With keepOpen, each
 // segment's file stays open for reading bodies (the queue); without, nothing stays open (a
 // listing), and a segment that the queue deleted since the directory was read gives
 // errSegmentGone.
+//
+// The segment after the one being replayed is read first, since a tombstone at its start may
+// void the end of this one (see Queue.void); so two segments at most are in memory at once.
 func replay(fsys safeio.FS, logDir string, keepOpen bool, log *slog.Logger) ([]*segment, map[string]*entry, uint64, error) {
 	des, err := fsys.ReadDir(logDir)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("queue: %w", err)
 	}
-	var seqs []uint64
+	var files []segFile
 	for _, de := range des {
-		if seq, ok := parseSegmentName(de.Name()); ok {
-			seqs = append(seqs, seq)
+		if seq, v, ok := parseSegmentName(de.Name()); ok {
+			files = append(files, segFile{seq, v, filepath.Join(logDir, de.Name())})
 		}
 	}
-	slices.Sort(seqs)
+	slices.SortFunc(files, func(a, b segFile) int { return cmp.Compare(a.seq, b.seq) })
 	var segs []*segment
 	entries := make(map[string]*entry)
-	closeAll := func() {
+	var ahead *loaded
+	fail := func(err error) ([]*segment, map[string]*entry, uint64, error) {
+		if ahead != nil {
+			segs = append(segs, ahead.seg)
+		}
 		for _, s := range segs {
 			if s.f != nil {
 				s.f.Close()
 			}
 		}
+		if !keepOpen && errors.Is(err, os.ErrNotExist) {
+			return nil, nil, 0, errSegmentGone
+		}
+		return nil, nil, 0, fmt.Errorf("queue: %w", err)
 	}
-	for _, seq := range seqs {
-		seg := &segment{seq: seq, path: filepath.Join(logDir, segmentName(seq))}
-		f, err := safeio.Open(fsys, seg.path)
-		if err != nil {
-			closeAll()
-			if !keepOpen && errors.Is(err, os.ErrNotExist) {
-				return nil, nil, 0, errSegmentGone
+	for i, sf := range files {
+		cur := ahead
+		ahead = nil
+		if cur == nil {
+			if cur, err = loadSegment(fsys, sf, keepOpen); err != nil {
+				return fail(err)
 			}
-			return nil, nil, 0, fmt.Errorf("queue: %w", err)
 		}
-		data, err := io.ReadAll(f)
-		if err != nil {
-			f.Close()
-			closeAll()
-			return nil, nil, 0, fmt.Errorf("queue: %w", err)
+		segs = append(segs, cur.seg)
+		data := cur.data
+		if i+1 < len(files) && sf.version == 2 && files[i+1].version == 2 && files[i+1].seq == sf.seq+1 {
+			if ahead, err = loadSegment(fsys, files[i+1], keepOpen); err != nil {
+				return fail(err)
+			}
+			if from, ok := voidedFrom(ahead.data, sf.seq); ok && from < len(data) {
+				log.Warn("queue: skipping records refused after a failed flush", "segment", sf.path, "offset", from, "octets", len(data)-from)
+				data = data[:from]
+			}
 		}
-		if keepOpen {
-			seg.f = f
-		} else {
-			f.Close()
-		}
-		seg.size = int64(len(data))
-		segs = append(segs, seg)
-		replaySegment(seg, data, entries, log)
+		replaySegment(cur.seg, data, entries, log)
 	}
 	var maxID uint64
 	for id, e := range entries {
@@ -85,15 +108,56 @@ func replay(fsys safeio.FS, logDir string, keepOpen bool, log *slog.Logger) ([]*
 	return segs, entries, maxID, nil
 }
 
+// loadSegment reads a segment file.
+func loadSegment(fsys safeio.FS, sf segFile, keepOpen bool) (*loaded, error) {
+	f, err := safeio.Open(fsys, sf.path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	seg := &segment{seq: sf.seq, version: sf.version, path: sf.path, size: int64(len(data))}
+	if keepOpen {
+		seg.f = f
+	} else {
+		f.Close()
+	}
+	return &loaded{seg, data}, nil
+}
+
+// voidedFrom returns the offset from which a tombstone at the start of data (the segment after
+// segment seq) voids segment seq.
+func voidedFrom(data []byte, seq uint64) (int, bool) {
+	sc := newScanner(data)
+	for sc.next() && sc.typ == recVoid {
+		if len(sc.rec) == 16 && binary.BigEndian.Uint64(sc.rec) == seq {
+			return int(min(binary.BigEndian.Uint64(sc.rec[8:]), math.MaxInt)), true
+		}
+	}
+	return 0, false
+}
+
 // replaySegment applies the records of one segment to entries.
 func replaySegment(seg *segment, data []byte, entries map[string]*entry, log *slog.Logger) {
-	sc := scanner{data: data}
-	for sc.next() {
-		switch sc.typ {
+	var (
+		rr     recordReader
+		decode = decodeMessage
+	)
+	if seg.version == 1 {
+		rr, decode = &scannerV1{data: data}, decodeMessageV1
+	} else {
+		rr = newScanner(data)
+	}
+	for rr.next() {
+		typ, rec, off := rr.record()
+		switch typ {
 		case recMessage:
-			dm, err := decodeMessage(sc.rec)
+			dm, err := decode(rec)
 			if err != nil {
-				log.Error("queue: unreadable message record", "segment", seg.path, "offset", sc.recOff, "err", err)
+				log.Error("queue: unreadable message record", "segment", seg.path, "offset", off, "err", err)
 				continue
 			}
 			if old := entries[dm.env.ID]; old != nil {
@@ -102,28 +166,56 @@ func replaySegment(seg *segment, data []byte, entries map[string]*entry, log *sl
 			entries[dm.env.ID] = &entry{
 				env:      dm.env,
 				seg:      seg,
-				bodyOff:  sc.recOff + int64(dm.bodyStart),
-				bodyLen:  int64(len(sc.rec) - dm.bodyStart),
+				bodyOff:  off + int64(dm.bodyStart),
+				bodyLen:  int64(len(rec) - dm.bodyStart),
 				external: dm.placement == bodyExternal,
 				heapIdx:  -1,
 			}
 			seg.live++
+			// A report carries the outcome it reports: the two are one record.
+			if eff := dm.effects; eff != nil && eff.ID != dm.env.ID {
+				if e := entries[eff.ID]; e != nil {
+					applyState(e.env, *eff)
+				}
+			}
 		case recState:
 			var st stateRecord
-			if err := json.Unmarshal(sc.rec, &st); err != nil {
-				log.Error("queue: unreadable state record", "segment", seg.path, "offset", sc.recOff, "err", err)
+			if err := json.Unmarshal(rec, &st); err != nil {
+				log.Error("queue: unreadable state record", "segment", seg.path, "offset", off, "err", err)
 				continue
 			}
-			e := entries[st.ID]
-			if e == nil {
-				continue // the message finished and its segment is gone
-			}
-			applyState(e.env, st)
+			if e := entries[st.ID]; e != nil {
+				applyState(e.env, st)
+			} // else the message finished and its segment is gone
 		}
 	}
-	if sc.skips > 0 {
-		// Expected once after a crash (the record being written); more means damage.
-		log.Warn("queue: skipped damaged or torn records", "segment", seg.path, "stretches", sc.skips)
+	logDamage(seg.path, rr.damage(), log)
+}
+
+// logDamage logs what replaying a segment skipped.
+func logDamage(path string, d damageReport, log *slog.Logger) {
+	octets := func(ss []stretch) (n int) {
+		for _, s := range ss {
+			n += s.to - s.from
+		}
+		return n
+	}
+	switch {
+	case d.unreadable:
+		log.Error("queue: segment header damaged and no record to recover its secret from: none of its records could be told from message content, so none was replayed; acknowledged mail in it is lost",
+			"segment", path, "octets", octets(d.lost))
+		return
+	case d.headerDamaged:
+		log.Warn("queue: segment header damaged; its secret was recovered from its first record", "segment", path)
+	}
+	if len(d.lost) > 0 {
+		log.Error("queue: damaged records skipped where the log had been made durable: acknowledged mail in them is lost",
+			"segment", path, "stretches", len(d.lost), "first", d.lost[0].from, "octets", octets(d.lost))
+	}
+	if len(d.torn) > 0 {
+		// Expected once after a crash: the records being written.
+		log.Warn("queue: skipped damaged or torn records (written when the server stopped, never acknowledged)",
+			"segment", path, "stretches", len(d.torn), "first", d.torn[0].from, "octets", octets(d.torn))
 	}
 }
 
@@ -218,104 +310,6 @@ func (q *Queue) recover() error {
 		}
 	}
 	return nil
-}
-
-// compact copies the pending messages of the oldest segment forward into the active one once
-// the log has moved two segments on, so that the oldest can be deleted.
-//
-// Only deferred messages move, and each is out of the deferred heap while its copy is written:
-// no attempt can change its recipients' state under the copy. (A copy written after a state
-// record but holding the state from before it would, on replay, bring delivered recipients
-// back, or a finished message whose body file is gone.) Copies share fdatasyncs, in batches of
-// up to maxBatch octets.
-func (q *Queue) compact() {
-	q.mu.Lock()
-	if len(q.segs) < 3 {
-		q.mu.Unlock()
-		return
-	}
-	old := q.segs[0]
-	var moves []*move
-	for _, e := range q.entries {
-		if e.seg == old && e.heapIdx >= 0 {
-			heap.Remove(&q.deferred, e.heapIdx)
-			e.moving = true
-			moves = append(moves, &move{e: e, env: e.env.Clone(),
-				src: bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}})
-		}
-	}
-	q.mu.Unlock()
-	for len(moves) > 0 {
-		n, size := 0, 0
-		for n < len(moves) && size < maxBatch {
-			size += int(moves[n].src.n) + 512
-			n++
-		}
-		q.copyForward(moves[:n])
-		moves = moves[n:]
-	}
-	q.mu.Lock()
-	q.dropSegments()
-	q.mu.Unlock()
-}
-
-// move is one message being copied forward by compaction.
-type move struct {
-	e      *entry
-	env    *envelope.Envelope // its state when it left the deferred heap
-	src    bodySource
-	prefix int // length of the record's payload before an inline body
-	req    *appendReq
-}
-
-// copyForward writes a copy of each message in moves, waits for them to be durable, points the
-// entries at the copies and puts them back in the deferred heap.
-func (q *Queue) copyForward(moves []*move) {
-	for _, m := range moves {
-		placement := bodyInline
-		var body []byte
-		if m.src.external {
-			placement = bodyExternal
-		} else {
-			body = make([]byte, m.src.n)
-			if _, err := m.src.seg.f.ReadAt(body, m.src.off); err != nil {
-				q.log.Error("queue: compaction read", "msgid", m.env.ID, "err", err)
-				continue
-			}
-		}
-		prefix, err := messagePrefix(m.env, placement)
-		if err != nil {
-			q.log.Error("queue: compaction encode", "msgid", m.env.ID, "err", err)
-			continue
-		}
-		m.prefix = len(prefix)
-		req := &appendReq{rec: appendRecord(nil, recMessage, prefix, body), sync: true, msg: true}
-		if !q.send(req) {
-			break // closed: the messages stay where they are
-		}
-		m.req = req
-	}
-	results := make([]appendResult, len(moves))
-	for i, m := range moves {
-		if m.req != nil {
-			results[i] = q.wait(m.req)
-			if results[i].err != nil {
-				q.log.Error("queue: compaction write", "msgid", m.env.ID, "err", results[i].err)
-			}
-		}
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i, m := range moves {
-		if res := results[i]; m.req != nil && res.err == nil {
-			// The committer counted the copy as live in its segment.
-			m.e.seg.live--
-			m.e.seg = res.seg
-			m.e.bodyOff = res.off + recHeaderLen + int64(m.prefix)
-		}
-		m.e.moving = false
-		q.deferLocked(m.e)
-	}
 }
 
 // List returns the envelopes of the messages queued in dir, oldest first, without opening the

@@ -14,185 +14,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
-	"github.com/tern-mail/tern/internal/testutil"
 )
-
-// span is where one record lies in a segment file.
-type span struct {
-	off, end int // header start, end of payload
-	typ      byte
-}
-
-// recordSpans returns the valid records of a segment file.
-func recordSpans(t testing.TB, path string) []span {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spans []span
-	sc := scanner{data: data}
-	for sc.next() {
-		off := int(sc.recOff) - recHeaderLen
-		spans = append(spans, span{off, int(sc.recOff) + len(sc.rec), sc.typ})
-	}
-	return spans
-}
-
-// threeMessages makes a closed queue with three committed messages in its first segment and
-// returns their ids and the segment's path.
-func threeMessages(t *testing.T, dir string) ([]string, string) {
-	t.Helper()
-	q, err := Open(dir, testOpts(newFake(nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, commitMsg(t, q, newEnv("a@example.test"), bodyFor(i, 500)))
-	}
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs := segmentFiles(t, dir)
-	if len(segs) != 1 {
-		t.Fatalf("segments %v, want one", segs)
-	}
-	path := filepath.Join(dir, "log", segs[0])
-	if spans := recordSpans(t, path); len(spans) != 3 {
-		t.Fatalf("%d records, want 3", len(spans))
-	}
-	return ids, path
-}
-
-func TestTornAndDamagedRecords(t *testing.T) {
-	tests := []struct {
-		name string
-		// damage changes the segment, given its records.
-		damage func(data []byte, spans []span) []byte
-		// lost is the index of the message that must be gone, -1 for none.
-		lost int
-	}{
-		{"last record cut by one octet", func(d []byte, s []span) []byte { return d[:len(d)-1] }, 2},
-		{"last record cut by a few octets", func(d []byte, s []span) []byte { return d[:len(d)-7] }, 2},
-		{"only the header of the last record", func(d []byte, s []span) []byte { return d[:s[2].off+recHeaderLen] }, 2},
-		{"half a header", func(d []byte, s []span) []byte { return d[:s[2].off+6] }, 2},
-		{"garbage appended", func(d []byte, s []span) []byte { return append(d, "\x00\x17garbage\xff\xfe"...) }, -1},
-		{"zeros appended", func(d []byte, s []span) []byte { return append(d, make([]byte, 4096)...) }, -1},
-		{"a header with a huge length appended", func(d []byte, s []span) []byte {
-			return append(d, "TRN1M\x7f\xff\xff\xff\x00\x00\x00\x00"...)
-		}, -1},
-		{"payload byte flipped in the middle record", func(d []byte, s []span) []byte {
-			d[s[1].off+recHeaderLen+40] ^= 0x20
-			return d
-		}, 1},
-		{"body byte flipped in the middle record", func(d []byte, s []span) []byte {
-			d[s[1].end-10] ^= 0x01
-			return d
-		}, 1},
-		{"magic of the middle record damaged", func(d []byte, s []span) []byte {
-			d[s[1].off] = 'X'
-			return d
-		}, 1},
-		{"length of the middle record damaged", func(d []byte, s []span) []byte {
-			d[s[1].off+8]++
-			return d
-		}, 1},
-		{"zeroed page in the middle record", func(d []byte, s []span) []byte {
-			clear(d[s[1].off+20 : s[1].end-20])
-			return d
-		}, 1},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			ids, path := threeMessages(t, dir)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = tc.damage(data, recordSpans(t, path))
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var logs testutil.SyncBuffer
-			opts := testOpts(newFake(nil))
-			opts.Logger = debugLogger(&logs)
-			q, err := Open(dir, opts)
-			if err != nil {
-				t.Fatalf("Open after damage: %v", err)
-			}
-			defer q.Close()
-			for i, id := range ids {
-				q.mu.Lock()
-				e := q.entries[id]
-				q.mu.Unlock()
-				if i == tc.lost {
-					if e != nil {
-						t.Errorf("damaged message %d was replayed", i)
-					}
-					continue
-				}
-				if e == nil {
-					t.Errorf("message %d lost", i)
-					continue
-				}
-				if got := readBody(t, q, id); !bytes.Equal(got, bodyFor(i, 500)) {
-					t.Errorf("message %d has a different body", i)
-				}
-			}
-			if !strings.Contains(logs.String(), "skipped damaged or torn records") {
-				t.Errorf("no warning logged; log:\n%s", logs.String())
-			}
-			if strings.Contains(logs.String(), "level=ERROR") {
-				t.Errorf("a torn or damaged record logged an error:\n%s", logs.String())
-			}
-		})
-	}
-}
-
-// TestTornRecordNotParsed checks that the body inside a torn record is never read as records: a
-// message body is the sender's text, and a body crafted to look like a record must not become a
-// queued message when a crash tears the record that holds it.
-func TestTornRecordNotParsed(t *testing.T) {
-	dir := t.TempDir()
-	q, err := Open(dir, testOpts(newFake(nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := commitMsg(t, q, newEnv("a@example.test"), bodyFor(1, 100))
-	forged := newEnv("victim@elsewhere.test")
-	forged.ID = "0FFFFFFFFFFFF"
-	prefix, err := messagePrefix(forged, bodyInline)
-	if err != nil {
-		t.Fatal(err)
-	}
-	evil := appendRecord([]byte("Subject: hi\r\n\r\n"), recMessage, prefix, []byte("spam\r\n"))
-	evil = append(evil, "\r\nmore text after the forged record\r\n"...)
-	commitMsg(t, q, newEnv("b@example.test"), evil)
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "log", segmentFiles(t, dir)[0])
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A crash after the forged record reached the disk but before the end of the real one.
-	if err := os.WriteFile(path, data[:len(data)-10], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	q2 := openQueue(t, dir, testOpts(newFake(nil)))
-	q2.mu.Lock()
-	defer q2.mu.Unlock()
-	if q2.entries[forged.ID] != nil {
-		t.Error("a record inside a torn message body was replayed as a message")
-	}
-	if q2.entries[good] == nil || len(q2.entries) != 1 {
-		t.Errorf("queue holds %d messages, want only the intact one", len(q2.entries))
-	}
-}
 
 // TestCompaction checks that a message pinning the oldest segment is copied forward with its
 // recipient state, that the old segments then go, and that a restart sees it exactly once.
@@ -259,24 +81,7 @@ func TestCompaction(t *testing.T) {
 		t.Error("the pending recipient lost its last error")
 	}
 	// Exactly one message record per message in the whole log.
-	records := make(map[string]int)
-	for _, name := range segmentFiles(t, dir) {
-		data, err := os.ReadFile(filepath.Join(dir, "log", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := scanner{data: data}
-		for sc.next() {
-			if sc.typ == recMessage {
-				dm, err := decodeMessage(sc.rec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				records[dm.env.ID]++
-			}
-		}
-	}
-	if records[stuck] != 1 || records[big] != 1 {
+	if records := messageRecords(t, dir); records[stuck] != 1 || records[big] != 1 {
 		t.Errorf("message records in the log: %v, want one each for %s and %s", records, stuck, big)
 	}
 
@@ -317,31 +122,13 @@ func TestCompactionRacesAttempts(t *testing.T) {
 	opts.SegmentSize = 4096
 	q := openQueue(t, dir, opts)
 	runQueue(t, q)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			q.compact()
-		}
-	}()
+	stop := compactLoop(q, nil)
 	for i := range 200 {
 		commitMsg(t, q, newEnv("later@example.test", "now@example.test"), bodyFor(i, 300))
 	}
 	waitFor(t, "delivery", func() bool { return q.Len() == 0 })
-	close(stop)
-	<-done
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if listed := listByID(t, dir); len(listed) != 0 {
-		t.Errorf("%d finished messages come back after a restart", len(listed))
-	}
+	stop()
+	closeEmpty(t, q, dir)
 }
 
 // TestSegmentPinnedAtWrite checks that a message record counts as live in its segment as soon
@@ -354,7 +141,7 @@ func TestSegmentPinnedAtWrite(t *testing.T) {
 	q := openQueue(t, dir, opts)
 	env := newEnv("a@example.test")
 	env.ID = q.ids.next()
-	prefix, err := messagePrefix(env, bodyInline)
+	prefix, err := messagePrefix(env, nil, bodyInline)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -12,14 +11,60 @@ import (
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
-// reportSet gathers, per action, the recipients an attempt must report on.
-type reportSet map[dsn.Action][]dsn.Recipient
+// Reports and the outcomes they report are one record.
+//
+// A delivery report (a bounce, a delay notice, a success notice) is queued as a message whose
+// record also carries the state update of the message it reports on: "recipients i, j of
+// message X are now failed", or "X's sender was told of the delay". Replay applies that update
+// with the report (replaySegment), so the report and the outcome it reports are one durable
+// write, covered by one CRC: a crash at any point leaves both or neither. Two separate writes
+// could not do that: with the outcome first, a crash between them leaves a failed recipient
+// whose sender never hears; with the report first, one that is pending and bounced again when
+// it is retried. A tombstone (Queue.void) voids the record whole, outcome included.
+//
+// When a report cannot be queued at all (its flush failed, the disk is full), its outcome is
+// not recorded either: a bounced recipient stays pending and is tried again later (and
+// bounced then), a delay notice is tried at the next attempt. Only a success notice gives way:
+// its recipient is recorded delivered without it, since delivering the message again would be
+// worse than the lost notice.
+//
+// Reports are queued while Close waits for the last attempts (newWriter; the committer runs
+// until they are done), and not under the context of the attempt, which shutdown cancels.
 
-func (s *reportSet) add(a dsn.Action, r dsn.Recipient) {
+// reportSet gathers, per action, the recipients an attempt must report on.
+type reportSet map[dsn.Action][]reported
+
+// reported is one recipient to report on: its index in the envelope and its DSN fields.
+type reported struct {
+	i    int
+	rcpt dsn.Recipient
+}
+
+func (s *reportSet) add(a dsn.Action, i int, r dsn.Recipient) {
 	if *s == nil {
 		*s = make(reportSet)
 	}
-	(*s)[a] = append((*s)[a], r)
+	(*s)[a] = append((*s)[a], reported{i, r})
+}
+
+// takeUpdates moves the updates of the recipients rs out of st into a state record of their own:
+// the effects of the report on them.
+func takeUpdates(st *stateRecord, rs []reported) stateRecord {
+	want := make(map[int]bool, len(rs))
+	for _, r := range rs {
+		want[r.i] = true
+	}
+	eff := stateRecord{ID: st.ID}
+	var keep []rcptUpdate
+	for _, u := range st.Updates {
+		if want[u.I] {
+			eff.Updates = append(eff.Updates, u)
+		} else {
+			keep = append(keep, u)
+		}
+	}
+	st.Updates = keep
+	return eff
 }
 
 // reportRecipient describes one recipient's outcome for a DSN. Its texts come from the
@@ -47,28 +92,66 @@ func reportRecipient(r envelope.Recipient, a dsn.Action, o delivery.Outcome, at,
 	return rc
 }
 
-// sendReports queues the delivery reports an attempt produced, from the null sender so that a
-// report can never cause another. A message from the null sender gets none.
-func (q *Queue) sendReports(ctx context.Context, env *envelope.Envelope, src bodySource, reports reportSet) {
+// queueReports queues the reports an attempt calls for, each carrying the updates of st for the
+// recipients it reports on. It returns the effects of the reports queued (already durable) and
+// the rest of st, to be recorded as a state record: the updates of recipients without a report,
+// and those of reports that could not be queued (see the rules above).
+func (q *Queue) queueReports(env *envelope.Envelope, src bodySource, st stateRecord, reports reportSet) (queued []stateRecord, rest stateRecord) {
+	rest = st
 	for _, a := range []dsn.Action{dsn.Failed, dsn.Delayed, dsn.Delivered, dsn.Relayed} {
-		rcpts := reports[a]
-		if len(rcpts) == 0 {
+		rs := reports[a]
+		if len(rs) == 0 {
 			continue
 		}
+		eff := takeUpdates(&rest, rs)
+		eff.DelayNotified = a == dsn.Delayed
 		if env.From == "" {
 			q.log.Info("no report for a message from the null sender", "msgid", env.ID, "action", string(a))
+			rest.Updates = append(rest.Updates, eff.Updates...)
+			rest.DelayNotified = rest.DelayNotified || eff.DelayNotified
 			continue
 		}
-		id, err := q.sendReport(ctx, env, src, a, rcpts)
-		if err != nil {
-			q.log.Error("queue: cannot queue a delivery report", "msgid", env.ID, "action", string(a), "err", err)
+		err := q.queueReport(env, src, a, rs, &eff)
+		if err == nil {
+			queued = append(queued, eff)
 			continue
 		}
-		q.log.Info("delivery report queued", "msgid", env.ID, "report", id, "action", string(a), "to", env.From, "nrcpt", len(rcpts))
+		switch a {
+		case dsn.Failed:
+			q.log.Error("queue: cannot queue a bounce: its recipients stay queued and are tried again", "msgid", env.ID, "err", err)
+			for _, u := range eff.Updates {
+				rest.Updates = append(rest.Updates, rcptUpdate{I: u.I, Err: u.Err})
+			}
+		case dsn.Delayed:
+			q.log.Error("queue: cannot queue a delay notice: it is tried again at the next attempt", "msgid", env.ID, "err", err)
+			rest.Updates = append(rest.Updates, eff.Updates...)
+		default:
+			q.log.Error("queue: cannot queue a success notice: the sender will not get it", "msgid", env.ID, "action", string(a), "err", err)
+			rest.Updates = append(rest.Updates, eff.Updates...)
+		}
 	}
+	return queued, rest
 }
 
-func (q *Queue) sendReport(ctx context.Context, env *envelope.Envelope, src bodySource, a dsn.Action, rcpts []dsn.Recipient) (string, error) {
+// queueReport queues one report (see sendReport) and logs it.
+func (q *Queue) queueReport(env *envelope.Envelope, src bodySource, a dsn.Action, rs []reported, effects *stateRecord) error {
+	id, err := q.sendReport(env, src, a, rs, effects)
+	if err == nil {
+		q.log.Info("delivery report queued", "msgid", env.ID, "report", id, "action", string(a), "to", env.From, "nrcpt", len(rs))
+	}
+	return err
+}
+
+// sendReport queues one report, from the null sender so that a report can never cause another,
+// with effects in its record. It returns the report's queue id.
+func (q *Queue) sendReport(env *envelope.Envelope, src bodySource, a dsn.Action, rs []reported, effects *stateRecord) (string, error) {
+	if env.From == "" {
+		return "", errors.New("queue: no report for the null sender")
+	}
+	rcpts := make([]dsn.Recipient, len(rs))
+	for k, r := range rs {
+		rcpts[k] = r.rcpt
+	}
 	rep := &dsn.Report{
 		ReportingMTA: q.opts.Hostname,
 		QueueID:      env.ID,
@@ -87,10 +170,7 @@ func (q *Queue) sendReport(ctx context.Context, env *envelope.Envelope, src body
 		return "", err
 	}
 	defer orig.Close()
-	w, err := q.NewMessage()
-	if err != nil {
-		return "", err
-	}
+	w := q.newWriter()
 	cw := &countWriter{w: w}
 	if err := rep.Write(cw, orig); err != nil {
 		w.Abort()
@@ -103,7 +183,7 @@ func (q *Queue) sendReport(ctx context.Context, env *envelope.Envelope, src body
 		Body:     envelope.Body8BitMIME, // the report may quote UTF-8 addresses and replies
 		SMTPUTF8: env.SMTPUTF8,
 	}
-	if err := w.Commit(ctx, renv); err != nil {
+	if err := w.commit(renv, effects); err != nil {
 		return "", err
 	}
 	return renv.ID, nil

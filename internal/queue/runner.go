@@ -201,7 +201,6 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 	warnDelay := !env.DelayNotified && q.opts.DelayWarning > 0 && start.Sub(env.Received) >= q.opts.DelayWarning
 	st := stateRecord{ID: env.ID}
 	var reports reportSet
-	final := false
 	for _, i := range pending {
 		o, ok := outcomes[i]
 		if !ok {
@@ -222,9 +221,9 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 			// is ours to send. A DSN-capable server got NOTIFY and reports for itself.
 			switch {
 			case o.RemoteMTA == "" && dsn.Wants(r.Notify, dsn.Delivered):
-				reports.add(dsn.Delivered, reportRecipient(r, dsn.Delivered, o, start, time.Time{}))
+				reports.add(dsn.Delivered, i, reportRecipient(r, dsn.Delivered, o, start, time.Time{}))
 			case o.Relayed && dsn.Wants(r.Notify, dsn.Relayed):
-				reports.add(dsn.Relayed, reportRecipient(r, dsn.Relayed, o, start, time.Time{}))
+				reports.add(dsn.Relayed, i, reportRecipient(r, dsn.Relayed, o, start, time.Time{}))
 			}
 		case stopping && !delivery.IsPermanent(o.Err):
 			log.Info("delivery interrupted by shutdown", "err", o.Err)
@@ -233,34 +232,41 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 			u.Status, u.Err = envelope.Failed, o.Err.Error()
 			log.Warn("delivery failed", "err", o.Err, "expired", expired)
 			if dsn.Wants(r.Notify, dsn.Failed) {
-				reports.add(dsn.Failed, reportRecipient(r, dsn.Failed, o, start, time.Time{}))
+				reports.add(dsn.Failed, i, reportRecipient(r, dsn.Failed, o, start, time.Time{}))
 			}
 		default:
 			u.Err = o.Err.Error()
 			log.Info("delivery deferred", "err", o.Err)
 			if warnDelay && dsn.Wants(r.Notify, dsn.Delayed) {
-				reports.add(dsn.Delayed, reportRecipient(r, dsn.Delayed, o, start, env.Received.Add(maxAge)))
+				reports.add(dsn.Delayed, i, reportRecipient(r, dsn.Delayed, o, start, env.Received.Add(maxAge)))
 			}
 		}
-		final = final || u.Status != envelope.Pending
 		st.Updates = append(st.Updates, u)
 	}
-	st.DelayNotified = len(reports[dsn.Delayed]) > 0
+	// The reports first, each carrying its recipients' outcomes (see reports.go); then the
+	// outcomes nobody is told about, and the schedule.
+	queued, rest := q.queueReports(env, src, st, reports)
+	isPending := func(u rcptUpdate) bool { return u.Status == envelope.Pending }
 	next := start.Add(q.backoff(attempts + 1))
-	if slices.ContainsFunc(st.Updates, func(u rcptUpdate) bool { return u.Status == envelope.Pending }) {
-		st.Attempts, st.Next = attempts+1, next.UnixMilli()
+	if slices.ContainsFunc(st.Updates, isPending) || slices.ContainsFunc(rest.Updates, isPending) {
+		rest.Attempts, rest.Next = attempts+1, next.UnixMilli()
 	}
 	recorded := true
-	if len(st.Updates) > 0 || st.DelayNotified {
-		recorded = q.recordState(st, src.external && final)
+	if len(rest.Updates) > 0 || rest.DelayNotified || rest.Attempts > 0 {
+		// Final outcomes of a message whose body has its own file are made durable before
+		// forget may remove that file.
+		final := slices.ContainsFunc(rest.Updates, func(u rcptUpdate) bool { return !isPending(u) })
+		recorded = q.recordState(rest, src.external && final)
 	}
-	q.sendReports(ctx, env, src, reports)
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e.busy = false
 	q.releaseLocked(e)
-	applyState(e.env, st)
+	for _, eff := range queued {
+		applyState(e.env, eff)
+	}
+	applyState(e.env, rest)
 	if e.env.Done() {
 		// Without a durable final state record the log still says pending: keep the body
 		// file for the delivery after a restart (at least once) rather than a message whose

@@ -27,6 +27,9 @@ type Writer struct {
 	external bool
 	n        int64
 	done     bool
+	// keepFile is set when a refused record that refers to the body file may still reach the
+	// disk: Abort then leaves the file for replay (or for recovery to remove as an orphan).
+	keepFile bool
 	// err is the first write error. It sticks: the octets of a failed Write are not in the
 	// body, so the message must never be committed.
 	err error
@@ -34,7 +37,8 @@ type Writer struct {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// NewMessage starts a message with a fresh queue id.
+// NewMessage starts a message with a fresh queue id. Once Close has started it returns
+// ErrClosed.
 func (q *Queue) NewMessage() (*Writer, error) {
 	q.mu.Lock()
 	closed := q.closed
@@ -42,7 +46,13 @@ func (q *Queue) NewMessage() (*Writer, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	return &Writer{q: q, id: q.ids.next(), buf: bufPool.Get().(*bytes.Buffer)}, nil
+	return q.newWriter(), nil
+}
+
+// newWriter starts a message whatever the state of the queue: the delivery reports of the last
+// attempts are queued while Close waits for them (until the committer stops).
+func (q *Queue) newWriter() *Writer {
+	return &Writer{q: q, id: q.ids.next(), buf: bufPool.Get().(*bytes.Buffer)}
 }
 
 // ID is the message's queue id.
@@ -108,19 +118,31 @@ func (w *Writer) releaseBuf() {
 }
 
 // Commit makes the message durable and queues it for delivery. When it returns nil the message
-// survives any crash; when it returns an error the message may or may not have been stored (a
-// crash can never half-store it), and the client must be told to try again.
+// survives any crash; when it returns an error the client must be told to try again, and the
+// message is not stored: its record was never written, was cut back out, or is voided by a
+// durable tombstone. Only when a failed flush could not even be recorded may the message still
+// be replayed, whole (a duplicate of the one the client sends again); a crash can never
+// half-store it.
 func (w *Writer) Commit(ctx context.Context, env *envelope.Envelope) error {
+	if w.done {
+		return errors.New("queue: commit after commit or abort")
+	}
+	if err := ctx.Err(); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.commit(env, nil)
+}
+
+// commit is Commit without a context; effects, if not nil, is a state record about another
+// message that becomes durable with this one, in the same record (see reports.go).
+func (w *Writer) commit(env *envelope.Envelope, effects *stateRecord) error {
 	if w.done {
 		return errors.New("queue: commit after commit or abort")
 	}
 	if w.err != nil {
 		w.Abort()
 		return w.err
-	}
-	if err := ctx.Err(); err != nil {
-		w.Abort()
-		return err
 	}
 	env.ID = w.id
 	if env.Received.IsZero() {
@@ -136,7 +158,7 @@ func (w *Writer) Commit(ctx context.Context, env *envelope.Envelope) error {
 			return err
 		}
 	}
-	prefix, err := messagePrefix(env, placement)
+	prefix, err := messagePrefix(env, effects, placement)
 	if err != nil {
 		w.Abort()
 		return err
@@ -154,6 +176,10 @@ func (w *Writer) Commit(ctx context.Context, env *envelope.Envelope) error {
 	rec := appendRecord(make([]byte, 0, recHeaderLen+len(prefix)+len(body)), recMessage, prefix, body)
 	res := w.q.append(&appendReq{rec: rec, sync: true, bodyDir: w.external, msg: true})
 	if res.err != nil {
+		// Unless the refusal is durable, the record may yet be replayed, and then it needs its
+		// body file: a message the client was told to send again is then delivered twice,
+		// rather than one whose body is gone.
+		w.keepFile = !res.void
 		w.Abort()
 		return res.err
 	}
@@ -198,7 +224,7 @@ func (w *Writer) Abort() {
 		w.file.Close()
 		w.file = nil
 	}
-	if w.external {
+	if w.external && !w.keepFile {
 		w.q.fs.Remove(w.bodyPath())
 	}
 }
