@@ -251,8 +251,13 @@ func (c *client) expect(pattern string) string {
 func (c *client) expectClosed() {
 	c.t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if line, err := c.r.ReadString('\n'); err == nil {
+	line, err := c.r.ReadString('\n')
+	var ne net.Error
+	switch {
+	case err == nil:
 		c.t.Fatalf("connection still open, got %q", line)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.t.Fatalf("connection still open after 5s (%q so far)", line)
 	}
 }
 
