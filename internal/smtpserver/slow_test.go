@@ -1,6 +1,9 @@
 package smtpserver
 
 import (
+	"bufio"
+	"crypto/tls"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -44,4 +47,37 @@ func TestSlowClients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A ClientHello trickled to the implicit TLS port is cut off like a trickled command line: the
+// handshake must be done within the idle timeout, not the much longer handshake limit.
+func TestSlowTLSHandshake(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(o *Options) { o.IdleTimeout = time.Second })
+	conn, err := net.Dial("tcp", ts.addrs[RoleSubmissions])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	// An octet every 20ms: the whole ClientHello would take several seconds, and the server
+	// answers nothing before it is whole, so the only thing the client can see is the close.
+	testutil.Trickle(t, conn, string(clientHello(t)), 20*time.Millisecond)
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.run("CLOSED")
+}
+
+// clientHello returns the first flight of a TLS client.
+func clientHello(t *testing.T) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.test"}).Handshake()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64<<10)
+	n, err := b.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/tern-mail/tern/internal/tlsutil"
 )
 
-// handshakeTimeout bounds a TLS handshake, which a client could otherwise stall forever.
+// handshakeTimeout bounds a TLS handshake, which a client could otherwise stall forever (the
+// idle timeout, when shorter, bounds it too).
 const handshakeTimeout = 30 * time.Second
 
 // cmdStartTLS upgrades the connection (RFC 3207).
@@ -45,9 +46,11 @@ func (s *session) cmdStartTLS(arg string) {
 // as RFC 3207 §4.2 demands: no greeting, no transaction, the client must EHLO again.
 func (s *session) handshake() bool {
 	tc := tls.Server(s.conn, s.srv.opts.TLS)
-	// Bounded as a whole, and cut when a shutdown runs out of time.
-	s.readBy = time.Now().Add(handshakeTimeout)
-	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
+	// Bounded as a whole, like a command line (a client trickling its ClientHello holds its slot
+	// no longer than one trickling a command), and cut when a shutdown runs out of time.
+	d := min(handshakeTimeout, s.srv.opts.IdleTimeout)
+	s.readBy = time.Now().Add(d)
+	ctx, cancel := context.WithTimeout(s.ctx, d)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.log.Info("TLS handshake failed", "err", err)
