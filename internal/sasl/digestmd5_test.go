@@ -889,3 +889,29 @@ func FuzzDigestMD5Server(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDigestSecret feeds arbitrary stored secrets to parseDigestSecret: it must not panic, and
+// what it returns must be whole MD5 hashes.
+func FuzzDigestSecret(f *testing.F) {
+	v2, err := deriveDigestMD5("m@b.test", "pw", []string{"example.test", "c.test"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v2)
+	f.Add(digestSecretV1For("m@b.test", "pw"))
+	f.Add(v2[:len(v2)-1])
+	f.Fuzz(func(t *testing.T, secret []byte) {
+		h, err := parseDigestSecret(secret, "b.test")
+		if err != nil {
+			return
+		}
+		if len(h.local) != md5.Size || len(h.address[""]) != md5.Size {
+			t.Fatalf("hashes of %d and %d octets", len(h.local), len(h.address[""]))
+		}
+		for realm, urp := range h.address {
+			if len(urp) != md5.Size {
+				t.Fatalf("realm %q: hash of %d octets", realm, len(urp))
+			}
+		}
+	})
+}
