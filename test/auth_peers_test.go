@@ -19,13 +19,19 @@ import (
 // account holding the secrets of all of them (`tern user add --auth-mechanisms all`).
 func startAuthTern(t *testing.T) *Tern {
 	t.Helper()
+	return startAuthTernConfig(t, "")
+}
+
+// startAuthTernConfig is startAuthTern with more lines for the configuration's [auth] table.
+func startAuthTernConfig(t *testing.T, auth string) *Tern {
+	t.Helper()
 	tn := startTern(t, ternOpts{
 		ServeArgs: []string{"--auth-mechanisms", "all"},
 		// Each wrong password here is answered after the limiter's first delay (250ms): with a
 		// failure window this short no failure counts towards the next one, so that the delays
 		// do not grow and no block cuts off the parallel subtests, which all come from
 		// 127.0.0.1 for the same account. The limiter itself is TestAuthLimits' business.
-		Config: "[auth]\nfailure_window = \"1ms\"\n",
+		Config: "[auth]\nfailure_window = \"1ms\"\n" + auth,
 	})
 	out := tn.AddUserArgs(seedAccount, seedPassword, "--auth-mechanisms", "all")
 	mustMatch(t, "user add", out, `^added kenneth\.burgener@example\.test \(secrets for `+regexp.QuoteMeta(allMechs)+`\)$`)
@@ -68,7 +74,7 @@ func needPerlModules(t testing.TB, mods ...string) {
 // TestAuthSwaks authenticates with swaks (--auth-user/--auth-password over --tls on submission)
 // with every mechanism it has: PLAIN, LOGIN, CRAM-MD5, CRAM-SHA1, DIGEST-MD5 and NTLM, the last
 // in NTLMv2 (Authen::NTLM's ntlmv2(1), loaded by testdata/perl/NTLMv2.pm), since swaks sends
-// NTLMv1 by default, which tern refuses (also checked here).
+// NTLMv1 by default, which tern refuses unless auth.ntlm_v1 is set (also checked here).
 func TestAuthSwaks(t *testing.T) {
 	t.Parallel()
 	swaks := needTool(t, "swaks")
@@ -135,13 +141,14 @@ func TestAuthSwaks(t *testing.T) {
 		})
 	}
 
-	// swaks' default NTLM is NTLMv1 (24-octet responses): refused, right password or not.
+	// swaks' default NTLM is NTLMv1 (24-octet responses): refused, right password or not,
+	// unless auth.ntlm_v1 is set (TestAuthNTLMv1). The log names the user it carried.
 	t.Run("NTLMv1 refused", func(t *testing.T) {
 		t.Parallel()
 		_, out, code := run(t, "NTLM", seedPassword, nil)
 		refused(t, out, code)
 		waitFor(t, 5*time.Second, "the log line of the refused NTLMv1 response", func() bool {
-			return regexp.MustCompile(`msg="auth failed" .*mech=NTLM .*NTLMv1 response \(24 octets\): refused`).MatchString(tn.Log())
+			return regexp.MustCompile(`msg="auth failed" .*mech=NTLM user=kenneth\.burgener .*NTLMv1 response \(24 octets; user \\"kenneth\.burgener\\", domain \\"MX\\"\): refused, NTLMv1 is off \(auth\.ntlm_v1\)`).MatchString(tn.Log())
 		})
 	})
 }

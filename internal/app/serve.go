@@ -332,7 +332,7 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 	return &smtpserver.AuthOptions{
 		GSSAPI:           gss,
 		Mechanisms:       cfg.Auth.Mechanisms,
-		NewServer:        sasl.NewServer,
+		NewServer:        saslServer(cfg.Auth),
 		Credentials:      creds,
 		Realms:           cfg.Domains,
 		AllowCleartext:   cfg.Auth.AllowCleartext,
@@ -348,6 +348,15 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 			Logger:  log,
 		}),
 	}, nil
+}
+
+// saslServer starts the server half of a mechanism with what auth adds to the connection's
+// options: NTLMv1, which is off unless the admin asks for it (auth.ntlm_v1).
+func saslServer(auth config.Auth) func(context.Context, string, sasl.Credentials, sasl.ServerOptions) (sasl.Server, error) {
+	return func(ctx context.Context, mech string, creds sasl.Credentials, opts sasl.ServerOptions) (sasl.Server, error) {
+		opts.NTLMv1 = auth.NTLMv1
+		return sasl.NewServer(ctx, mech, creds, opts)
+	}
 }
 
 // connLimiter builds the connection limits from cfg.

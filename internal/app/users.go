@@ -60,7 +60,8 @@ func deriveSecrets(cfg config.Config, addr, password string) (norm string, mechs
 	if mechs, err = config.ParseMechanisms(cfg.Auth.Mechanisms); err != nil {
 		return "", nil, nil, err
 	}
-	derived, err := sasl.Derive(norm, password, mechs)
+	// DIGEST-MD5 keeps a hash per local domain: clients answer with the first realm offered.
+	derived, err := sasl.Derive(norm, password, mechs, cfg.Domains...)
 	if err != nil {
 		return "", nil, nil, err
 	}

@@ -76,6 +76,8 @@ type Auth struct {
 	GSSAPIMap        string   `toml:"gssapi_map" doc:"How a client principal becomes an account: \"local\" maps name@gssapi_realm to the account name in the first local domain (alice@EXAMPLE.COM -> alice@example.com); \"file\" uses only gssapi_map_file. Entries of gssapi_map_file come first either way; the account must exist."`
 	GSSAPIMapFile    string   `toml:"gssapi_map_file" doc:"File of \"principal account\" lines (principal with realm; account an address or a name in the first local domain; # comments), read at start. Empty: none."`
 	GSSAPIClockSkew  Duration `toml:"gssapi_clock_skew" doc:"How far a client's clock may be from ours, and how long after its end a ticket is still taken (MIT's clockskew)."`
+	// NTLMv1 is opt-in: its responses give the NT hash to anyone who captured one exchange.
+	NTLMv1 bool `toml:"ntlm_v1" doc:"Accept NTLMv1 responses (and NTLM2 session responses) to NTLM, as old clients send them (Authen::NTLM, so swaks' default NTLM and gen-auth). Insecure: one captured exchange gives away the NT hash (three 56-bit DES keys, no salt: cracked with rented hardware whatever the password's strength), and the NT hash logs in by NTLM; use it over TLS, and only for clients that cannot do NTLMv2. Needs NTLM in mechanisms; no new secret (the NT hash serves both). Default: false, NTLMv2 only."`
 }
 
 // DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored

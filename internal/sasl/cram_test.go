@@ -139,7 +139,7 @@ func TestCRAMCorruptSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digestSecret, err := deriveDigestMD5("a@b", "x")
+	digestSecret, err := deriveDigestMD5("a@b", "x", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

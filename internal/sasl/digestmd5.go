@@ -29,14 +29,23 @@ import (
 //
 // The server never holds the password. What it needs is H({username:realm:passwd}), the MD5
 // of the login as the client types it; the stored secret (deriveDigestMD5) holds it for the
-// three forms of login tern accepts for the account local@domain:
+// forms of login tern accepts for the account local@domain:
 //
 //	username "local",        realm "domain"
-//	username "local@domain", realm "domain"
 //	username "local@domain", no realm
+//	username "local@domain", realm R, for R the account's domain and each local domain
+//	                         known when the password was set
 //
-// Any other form (another case, a bare local part without a realm, a realm other than the
-// account's domain) has no stored hash and fails like a wrong password.
+// The last form is what swaks (Authen::SASL), curl, Cyrus SASL and Java send: the first realm
+// the challenge offers, with the full address as the user name. With several local domains the
+// first realm offered is often not the account's, so a hash per local domain is kept. A realm
+// that became a local domain after the password was set has no hash in that secret: a client
+// that names it fails like a wrong password, and the error (logged as the failure's reason)
+// says to set the password again. Secrets of version 1, from before tern kept a hash per
+// realm, hold the account's domain only.
+//
+// Any other form (another case, a bare local part without a realm, a realm that is not a local
+// domain) has no stored hash and fails like a wrong password.
 //
 // Errors: a response that does not parse, or that does not answer the challenge (nonce, nc,
 // qop, charset), is ErrProtocol; one that names another server (digest-uri), a realm that is
@@ -50,16 +59,24 @@ const (
 	digestCnonceOctets = 32   // the same for the client nonce
 )
 
-// digestSecretVersion is the first octet of a DIGEST-MD5 secret blob; three MD5 hashes
-// follow, one per login form, in the order of the comment at the top of this file.
-const digestSecretVersion = 1
+// Versions of a DIGEST-MD5 secret blob, its first octet.
+const (
+	// digestSecretV1 is followed by three MD5 hashes: local in the domain, the address in the
+	// domain, the address without a realm.
+	digestSecretV1 = 1
+	// digestSecretV2 is followed by the hashes of local in the domain and of the address
+	// without a realm, then for each realm: its length (one octet), the realm, and the hash of
+	// the address in that realm. The account's domain comes first.
+	digestSecretV2 = 2
+)
 
-// digestSecretLen is the length of a DIGEST-MD5 secret blob.
-const digestSecretLen = 1 + 3*md5.Size
+// digestSecretV1Len is the length of a version 1 secret.
+const digestSecretV1Len = 1 + 3*md5.Size
 
 // deriveDigestMD5 computes the stored DIGEST-MD5 secret of account ("local@domain", already
-// normalized) for password: a version octet and H({user:realm:password}) for each login form.
-func deriveDigestMD5(account, password string) ([]byte, error) {
+// normalized) for password: H({user:realm:password}) for each login form, with the address in
+// the account's domain and in each of realms (the local domains DIGEST-MD5 offers).
+func deriveDigestMD5(account, password string, realms []string) ([]byte, error) {
 	at := strings.LastIndexByte(account, '@')
 	if at <= 0 || at == len(account)-1 {
 		return nil, fmt.Errorf("sasl: deriveDigestMD5: account %q is not local@domain", account)
@@ -68,11 +85,57 @@ func deriveDigestMD5(account, password string) ([]byte, error) {
 		return nil, errors.New("sasl: deriveDigestMD5: empty password")
 	}
 	local, domain := account[:at], account[at+1:]
-	blob := []byte{digestSecretVersion}
-	for _, form := range [3][2]string{{local, domain}, {account, domain}, {account, ""}} {
-		blob = append(blob, digestURP(form[0], form[1], password)...)
+	blob := []byte{digestSecretV2}
+	blob = append(blob, digestURP(local, domain, password)...)
+	blob = append(blob, digestURP(account, "", password)...)
+	var seen []string
+	for _, realm := range append([]string{domain}, realms...) {
+		if realm == "" || slices.Contains(seen, realm) {
+			continue
+		}
+		if len(realm) > 0xff {
+			return nil, fmt.Errorf("sasl: deriveDigestMD5: realm %q longer than 255 octets", realm)
+		}
+		seen = append(seen, realm)
+		blob = append(blob, byte(len(realm)))
+		blob = append(blob, realm...)
+		blob = append(blob, digestURP(account, realm, password)...)
 	}
 	return blob, nil
+}
+
+// digestHashes are the stored hashes of one account.
+type digestHashes struct {
+	version int
+	local   []byte            // H({local:domain:password})
+	address map[string][]byte // H({local@domain:realm:password}) by realm; "" for none
+}
+
+// parseDigestSecret reads a stored secret of the account in domain.
+func parseDigestSecret(secret []byte, domain string) (digestHashes, error) {
+	h := digestHashes{address: make(map[string][]byte)}
+	switch {
+	case len(secret) == digestSecretV1Len && secret[0] == digestSecretV1:
+		h.version = digestSecretV1
+		h.local = secret[1 : 1+md5.Size]
+		h.address[domain] = secret[1+md5.Size : 1+2*md5.Size]
+		h.address[""] = secret[1+2*md5.Size:]
+		return h, nil
+	case len(secret) < 1+2*md5.Size || secret[0] != digestSecretV2:
+		return h, errors.New("unknown version or truncated")
+	}
+	h.version = digestSecretV2
+	h.local = secret[1 : 1+md5.Size]
+	h.address[""] = secret[1+md5.Size : 1+2*md5.Size]
+	for rest := secret[1+2*md5.Size:]; len(rest) > 0; {
+		n := int(rest[0])
+		if n == 0 || len(rest) < 1+n+md5.Size {
+			return h, errors.New("truncated realm entry")
+		}
+		h.address[string(rest[1:1+n])] = rest[1+n : 1+n+md5.Size]
+		rest = rest[1+n+md5.Size:]
+	}
+	return h, nil
 }
 
 // digestURP returns H({username:realm:passwd}) of RFC 2831 §2.1.2.1, with each string in
@@ -351,21 +414,14 @@ func (s *digestMD5Server) verify(response []byte) (rspauth []byte, identity stri
 	if err != nil {
 		return nil, "", credentialsError(err)
 	}
-	if len(secret) != digestSecretLen || secret[0] != digestSecretVersion {
-		return nil, "", fmt.Errorf("%w: corrupt %s secret (account %s)", ErrUnavailable, SecretDigestMD5, account)
-	}
-	// The stored hash for the form of login the client used (see the top of this file).
-	var urp []byte
 	local, domain, _ := cutLast(account, "@")
-	switch {
-	case r.username == local && r.realm == domain:
-		urp = secret[1 : 1+md5.Size]
-	case r.username == account && r.realm == domain:
-		urp = secret[1+md5.Size : 1+2*md5.Size]
-	case r.username == account && r.realm == "":
-		urp = secret[1+2*md5.Size:]
-	default:
-		return nil, "", fmt.Errorf("%w: DIGEST-MD5: no stored hash for this form of login (user name and realm)", ErrAuthFailed)
+	hashes, err := parseDigestSecret(secret, domain)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: corrupt %s secret (account %s): %v", ErrUnavailable, SecretDigestMD5, account, err)
+	}
+	urp, err := hashes.forLogin(r.username, r.realm, account, local, domain)
+	if err != nil {
+		return nil, "", err
 	}
 	want := digestResponseValue(urp, s.nonce, r.cnonce, r.nc, r.authzid, "AUTHENTICATE:"+r.uri)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(r.response)) != 1 {
@@ -377,6 +433,28 @@ func (s *digestMD5Server) verify(response []byte) (rspauth []byte, identity stri
 	}
 	rspauth = []byte("rspauth=" + digestResponseValue(urp, s.nonce, r.cnonce, r.nc, r.authzid, ":"+r.uri))
 	return rspauth, identity, nil
+}
+
+// forLogin returns the stored hash for the login form the client used (see the top of this
+// file), or ErrAuthFailed saying why there is none.
+func (h digestHashes) forLogin(username, realm, account, local, domain string) ([]byte, error) {
+	switch {
+	case username == local && realm == domain:
+		return h.local, nil
+	case username != account:
+		return nil, fmt.Errorf("%w: DIGEST-MD5: no stored hash for this form of login (user name and realm)", ErrAuthFailed)
+	}
+	if urp := h.address[realm]; urp != nil {
+		return urp, nil
+	}
+	// A local domain the secret does not know: it was added (or the password was set with
+	// another list of domains) after the password was set. The admin must hear why.
+	why := "not a local domain when the password was set"
+	if h.version == digestSecretV1 {
+		why = "the password was set before tern kept a hash per local domain"
+	}
+	return nil, fmt.Errorf("%w: DIGEST-MD5: no stored hash for %s in realm %q (%s): set the password again (tern user passwd) for DIGEST-MD5 clients that answer with this realm",
+		ErrAuthFailed, account, truncateForError([]byte(realm)), why)
 }
 
 // digestURIMatches reports whether uri is service "/" host for a host that names this server:

@@ -173,7 +173,9 @@ func TestDigestMD5RoundTrip(t *testing.T) {
 		{"password not ISO 8859-1", "zoë", "密码", "mx.example.test", "example.test", []string{"example.test"}, "zoë@example.test", nil},
 		{"first offered realm is another", "kenneth.burgener", "ImBB1999!", "mx.example.test", "", []string{"other.test", "example.test"}, "", ErrAuthFailed},
 		{"local part without realm", "kenneth.burgener", "ImBB1999!", "mx.example.test", "", nil, "", ErrAuthFailed},
-		{"address with another realm", "kenneth.burgener@example.test", "ImBB1999!", "mx.example.test", "other.test", []string{"other.test", "example.test"}, "", ErrAuthFailed},
+		{"address with another local realm", "kenneth.burgener@example.test", "ImBB1999!", "mx.example.test", "other.test", []string{"other.test", "example.test"}, "kenneth.burgener@example.test", nil},
+		{"address, first offered realm another", "kenneth.burgener@example.test", "ImBB1999!", "mx.example.test", "", []string{"other.test", "example.test"}, "kenneth.burgener@example.test", nil},
+		{"address with a realm the secret lacks", "kenneth.burgener@example.test", "ImBB1999!", "mx.example.test", "new.test", []string{"example.test", "new.test"}, "", ErrAuthFailed},
 		{"user in other case", "Kenneth.Burgener", "ImBB1999!", "mx.example.test", "", []string{"example.test"}, "", ErrAuthFailed},
 		{"realm not ours", "kenneth.burgener", "ImBB1999!", "mx.example.test", "elsewhere.test", []string{"example.test"}, "", ErrAuthFailed},
 		{"other host", "kenneth.burgener", "ImBB1999!", "mx.other.test", "", []string{"example.test"}, "", ErrAuthFailed},
@@ -563,42 +565,54 @@ func TestDigestMD5Client(t *testing.T) {
 }
 
 func TestDeriveDigestMD5(t *testing.T) {
-	secret, err := deriveDigestMD5("chris@elwood.innosoft.com", "secret")
+	secret, err := deriveDigestMD5("chris@elwood.innosoft.com", "secret", []string{"other.test", "elwood.innosoft.com", "", "b.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []byte{digestSecretVersion}
-	for _, s := range []string{
-		"chris:elwood.innosoft.com:secret",
-		"chris@elwood.innosoft.com:elwood.innosoft.com:secret",
-		"chris@elwood.innosoft.com::secret",
-	} {
+	want := []byte{digestSecretV2}
+	for _, s := range []string{"chris:elwood.innosoft.com:secret", "chris@elwood.innosoft.com::secret"} {
 		h := md5.Sum([]byte(s))
 		want = append(want, h[:]...)
 	}
+	// The account's domain first, then the other realms once each, each with its length.
+	for _, realm := range []string{"elwood.innosoft.com", "other.test", "b.test"} {
+		h := md5.Sum([]byte("chris@elwood.innosoft.com:" + realm + ":secret"))
+		want = append(append(append(want, byte(len(realm))), realm...), h[:]...)
+	}
 	if !bytes.Equal(secret, want) {
-		t.Errorf("secret %x, want %x", secret, want)
+		t.Errorf("secret\n%x, want\n%x", secret, want)
 	}
 	// ISO 8859-1 where possible, each string on its own.
-	secret, err = deriveDigestMD5("zoë@exämple.test", "密码")
+	secret, err = deriveDigestMD5("zoë@exämple.test", "密码", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h := md5.Sum([]byte("zo\xeb:ex\xe4mple.test:密码")); !bytes.Equal(secret[1:1+md5.Size], h[:]) {
 		t.Errorf("non-ASCII secret %x", secret)
 	}
-	for _, tt := range []struct{ account, password string }{
-		{"chris", "secret"}, {"@elwood.innosoft.com", "secret"}, {"chris@", "secret"}, {"chris@elwood.innosoft.com", ""},
+	for _, tt := range []struct {
+		account, password string
+		realms            []string
+	}{
+		{"chris", "secret", nil}, {"@elwood.innosoft.com", "secret", nil}, {"chris@", "secret", nil},
+		{"chris@elwood.innosoft.com", "", nil}, {"chris@elwood.innosoft.com", "secret", []string{strings.Repeat("a", 256)}},
 	} {
-		if _, err := deriveDigestMD5(tt.account, tt.password); err == nil {
-			t.Errorf("deriveDigestMD5(%q, %q) succeeded", tt.account, tt.password)
+		if _, err := deriveDigestMD5(tt.account, tt.password, tt.realms); err == nil {
+			t.Errorf("deriveDigestMD5(%q, %q, %q) succeeded", tt.account, tt.password, tt.realms)
 		}
 	}
 	t.Run("corrupt", func(t *testing.T) {
+		good, err := deriveDigestMD5("kenneth.burgener@example.test", "ImBB1999!", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for name, secret := range map[string][]byte{
-			"version":   append([]byte{2}, want[1:]...),
-			"truncated": want[:len(want)-1],
-			"CRAM":      mustDeriveCRAM(t),
+			"version":          append([]byte{3}, good[1:]...),
+			"truncated":        good[:len(good)-1],
+			"v2 without realm": append([]byte{digestSecretV2}, good[1:1+2*md5.Size-1]...),
+			"empty realm":      append(append([]byte{}, good[:1+2*md5.Size]...), append([]byte{0}, make([]byte, md5.Size)...)...),
+			"v1 truncated":     append([]byte{digestSecretV1}, good[1:1+3*md5.Size-1]...),
+			"CRAM":             mustDeriveCRAM(t),
 		} {
 			t.Run(name, func(t *testing.T) {
 				s, resp := digestSetup(t, ServerOptions{})
@@ -609,6 +623,105 @@ func TestDeriveDigestMD5(t *testing.T) {
 			})
 		}
 	})
+}
+
+// digestSecretV1For is the version 1 secret tern stored before it kept a hash per realm.
+func digestSecretV1For(account, password string) []byte {
+	local, domain, _ := cutLast(account, "@")
+	b := []byte{digestSecretV1}
+	for _, form := range [][2]string{{local, domain}, {account, domain}, {account, ""}} {
+		b = append(b, digestURP(form[0], form[1], password)...)
+	}
+	return b
+}
+
+// TestDigestMD5Domains is the matrix of login forms and accounts in several local domains: the
+// server offers three realms, and each account answers the way real clients do. swaks
+// (Authen::SASL), curl, Cyrus and Java take the first realm offered with the full address;
+// gsasl and others with a realm option send the account's domain with the local part or with
+// the address; some send the address without a realm.
+func TestDigestMD5Domains(t *testing.T) {
+	realms := []string{"example.test", "b.test", "c.test"}
+	const password = "ImBB1999!"
+	accounts := []string{"kenneth.burgener@example.test", "m@b.test", "joe@c.test"}
+	// Each account's secret as tern user add stores it with these local domains; plus secrets
+	// of accounts whose password was set when fewer domains were local, and in version 1.
+	store := &secretStore{secrets: map[string]map[string][]byte{}}
+	for _, a := range accounts {
+		secret, err := deriveDigestMD5(a, password, realms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.secrets[a] = map[string][]byte{SecretDigestMD5: secret}
+	}
+	before, err := deriveDigestMD5("old@b.test", password, []string{"b.test", "c.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.secrets["old@b.test"] = map[string][]byte{SecretDigestMD5: before}
+	store.secrets["v1@b.test"] = map[string][]byte{SecretDigestMD5: digestSecretV1For("v1@b.test", password)}
+
+	type form struct {
+		name        string
+		user, realm func(account string) string // what the client sends
+	}
+	address := func(a string) string { return a }
+	local := func(a string) string { l, _, _ := cutLast(a, "@"); return l }
+	domain := func(a string) string { _, d, _ := cutLast(a, "@"); return d }
+	forms := []form{
+		{"first offered realm, address", address, func(string) string { return realms[0] }},
+		{"own domain, local part", local, domain},
+		{"own domain, address", address, domain},
+		{"no realm, address", address, func(string) string { return "" }},
+		{"last offered realm, address", address, func(string) string { return realms[2] }},
+	}
+	check := func(t *testing.T, account string, f form, wantErr error, wantText string) {
+		t.Helper()
+		s := newDigestMD5Server(t.Context(), store, ServerOptions{Hostname: "mx.example.test", Realms: realms}, "smtp")
+		if _, _, err := s.Next(nil); err != nil {
+			t.Fatal(err)
+		}
+		resp := craftDigest(s, f.user(account), f.realm(account), password, "", "smtp/127.0.0.1", "utf-8", func(s string) string { return s })
+		rspauth, done, err := s.Next([]byte(resp))
+		checkErr(t, err, wantErr)
+		if err != nil {
+			if !strings.Contains(err.Error(), wantText) {
+				t.Errorf("error %q does not say %q", err, wantText)
+			}
+			return
+		}
+		if done || !bytes.HasPrefix(rspauth, []byte("rspauth=")) {
+			t.Fatalf("Next(response) = %q, %v", rspauth, done)
+		}
+		if _, done, err := s.Next([]byte{}); !done || err != nil || s.Identity() != account {
+			t.Errorf("final Next = %v, %v, identity %q; want %q", done, err, s.Identity(), account)
+		}
+	}
+	for _, account := range accounts {
+		for _, f := range forms {
+			t.Run(account+"/"+f.name, func(t *testing.T) { check(t, account, f, nil, "") })
+		}
+	}
+	// The local part in the first realm names an account of that domain: another one (unknown).
+	t.Run("m@b.test/first offered realm, local part", func(t *testing.T) {
+		check(t, "m@b.test", form{"", local, func(string) string { return realms[0] }}, ErrAuthFailed, "no digest-md5 secret")
+	})
+	// A secret from before example.test was a local domain: the forms it knows still pass; the
+	// first realm fails like a wrong password, with a reason that tells the admin what to do.
+	for _, f := range forms[1:] {
+		t.Run("old@b.test/"+f.name, func(t *testing.T) { check(t, "old@b.test", f, nil, "") })
+	}
+	t.Run("old@b.test/"+forms[0].name, func(t *testing.T) {
+		check(t, "old@b.test", forms[0], ErrAuthFailed, `no stored hash for old@b.test in realm "example.test" (not a local domain when the password was set): set the password again`)
+	})
+	// Version 1 secrets keep working for the forms they hold.
+	for i, f := range forms {
+		want, text := error(nil), ""
+		if i == 0 || i == 4 {
+			want, text = ErrAuthFailed, "the password was set before tern kept a hash per local domain"
+		}
+		t.Run("v1@b.test/"+f.name, func(t *testing.T) { check(t, "v1@b.test", f, want, text) })
+	}
 }
 
 func mustDeriveCRAM(t *testing.T) []byte {
@@ -772,6 +885,32 @@ func FuzzDigestMD5Server(f *testing.F) {
 			}
 			if _, done, err := s.Next([]byte("x")); !done || err == nil || s.Identity() != "" {
 				t.Fatalf("non-empty answer to rspauth: %v, %v", done, err)
+			}
+		}
+	})
+}
+
+// FuzzDigestSecret feeds arbitrary stored secrets to parseDigestSecret: it must not panic, and
+// what it returns must be whole MD5 hashes.
+func FuzzDigestSecret(f *testing.F) {
+	v2, err := deriveDigestMD5("m@b.test", "pw", []string{"example.test", "c.test"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v2)
+	f.Add(digestSecretV1For("m@b.test", "pw"))
+	f.Add(v2[:len(v2)-1])
+	f.Fuzz(func(t *testing.T, secret []byte) {
+		h, err := parseDigestSecret(secret, "b.test")
+		if err != nil {
+			return
+		}
+		if len(h.local) != md5.Size || len(h.address[""]) != md5.Size {
+			t.Fatalf("hashes of %d and %d octets", len(h.local), len(h.address[""]))
+		}
+		for realm, urp := range h.address {
+			if len(urp) != md5.Size {
+				t.Fatalf("realm %q: hash of %d octets", realm, len(urp))
 			}
 		}
 	})

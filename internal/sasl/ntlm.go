@@ -5,11 +5,16 @@ package sasl
 // random server challenge, and the client proves its password with an AUTHENTICATE_MESSAGE
 // (type 3).
 //
-// Only NTLMv2 responses are accepted (MS-NLMP §3.3.2). NTLMv1 and LM responses, with or without
-// "extended session security", are DES over the unsalted NT or LM hash and are cracked offline
-// in seconds; a client that sends one is refused with ErrAuthFailed, and the wrapped reason
-// says so for the log. The server keeps the NT hash (MD4 of the UTF-16LE password) as the
-// SecretNTLM secret, which is password-equivalent for NTLM: it is the weakest secret tern stores.
+// By default only NTLMv2 responses are accepted (MS-NLMP §3.3.2). NTLMv1 responses, with or
+// without "extended session security" (the NTLM2 session response), are DES over the unsalted
+// NT hash: one captured exchange gives the hash (and with it the login) to a cracker in hours,
+// whatever the password. Old clients (Authen::NTLM, so swaks' default and the seeds' gen-auth)
+// send nothing else, so ServerOptions.NTLMv1 accepts them on request (MS-NLMP §3.3.1). LM
+// responses are never accepted: tern does not keep the LM hash. A refused response is
+// ErrAuthFailed, and the wrapped reason says why, with the user name and domain the
+// AUTHENTICATE_MESSAGE carried, for the log. The server keeps the NT hash (MD4 of the UTF-16LE
+// password) as the SecretNTLM secret, the key of both versions; it is password-equivalent for
+// NTLM: the weakest secret tern stores.
 //
 // Session security (signing, sealing, the MIC) is not negotiated or checked: SMTP does not use
 // it, and after AUTH the connection carries mail, not NTLM-protected messages.
@@ -17,6 +22,7 @@ package sasl
 import (
 	"bytes"
 	"context"
+	"crypto/des"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/subtle"
@@ -285,8 +291,9 @@ func appendNTLMField(b []byte, n, off int) []byte {
 // NewNTLMServer returns the server half of one NTLM exchange. Next(nil) returns the empty
 // challenge; the NEGOTIATE_MESSAGE may also come as the initial response. The AUTHENTICATE_MESSAGE
 // ends the exchange (no further step): its user name, as sent, is looked up with
-// creds.Secret(ctx, user, SecretNTLM), and its NTLMv2 response verified (see the file comment
-// for what is refused). opts.Hostname names the server in the CHALLENGE_MESSAGE.
+// creds.Secret(ctx, user, SecretNTLM), and its NTLMv2 response verified, or its NTLMv1 one when
+// opts.NTLMv1 is set (see the file comment). opts.Hostname names the server in the
+// CHALLENGE_MESSAGE.
 func NewNTLMServer(ctx context.Context, creds Credentials, opts ServerOptions) Server {
 	return &ntlmServer{ctx: ctx, creds: creds, opts: opts}
 }
@@ -414,7 +421,9 @@ func (s *ntlmServer) challengeMessage() []byte {
 	return append(b, info...)
 }
 
-// authenticate verifies the AUTHENTICATE_MESSAGE and returns the account.
+// authenticate verifies the AUTHENTICATE_MESSAGE and returns the account. The account is
+// looked up before the response is judged, so that every refusal, an NTLMv1 response while
+// they are off included, names the login in the log and counts for it in the AUTH limiter.
 func (s *ntlmServer) authenticate(msg []byte) (string, error) {
 	if len(msg) > ntlmMaxMessage {
 		return "", fmt.Errorf("%w: NTLM: AUTHENTICATE_MESSAGE longer than %d octets", ErrProtocol, ntlmMaxMessage)
@@ -423,37 +432,105 @@ func (s *ntlmServer) authenticate(msg []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: NTLM: AUTHENTICATE_MESSAGE: %w", ErrProtocol, err)
 	}
-	// MS-NLMP §3.3: an NTLMv1 NtChallengeResponse is 24 octets; NTLMv2's is longer.
-	switch {
-	case len(a.nt) == 0:
-		return "", fmt.Errorf("%w: NTLM: no NT response (anonymous, or LM only): refused, tern accepts NTLMv2 only", ErrAuthFailed)
-	case len(a.nt) <= 24:
-		return "", fmt.Errorf("%w: NTLM: NTLMv1 response (%d octets): refused, tern accepts NTLMv2 only", ErrAuthFailed, len(a.nt))
-	}
-	proof, blob, err := splitNTLMv2Response(a.nt)
-	if err != nil {
-		return "", fmt.Errorf("%w: NTLM: %w", ErrProtocol, err)
-	}
 	user, err := s.decodeName(a.user)
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("%w: NTLM: user name: %w", ErrProtocol, err)
-	case user == "":
-		return "", fmt.Errorf("%w: NTLM: anonymous: refused", ErrAuthFailed)
 	case len(user) > maxNameLen:
 		return "", fmt.Errorf("%w: NTLM: user name longer than %d octets", ErrProtocol, maxNameLen)
 	}
+	who := fmt.Sprintf("user %q, domain %q", truncateForError([]byte(user)), truncateForError([]byte(s.domainForLog(a.domain))))
+	// MS-NLMP §3.3: an NTLMv1 NtChallengeResponse is 24 octets; NTLMv2's is longer.
+	var v1 bool
+	switch {
+	case len(a.nt) == 0:
+		return "", fmt.Errorf("%w: NTLM: no NT response (anonymous, or LM only; %s): refused", ErrAuthFailed, who)
+	case user == "":
+		return "", fmt.Errorf("%w: NTLM: anonymous (%s): refused", ErrAuthFailed, who)
+	case len(a.nt) == 24:
+		v1 = true
+	case len(a.nt) < 24:
+		return "", fmt.Errorf("%w: NTLM: NT response of %d octets (%s), neither NTLMv1 nor NTLMv2", ErrProtocol, len(a.nt), who)
+	}
+	var proof, blob []byte
+	if !v1 {
+		if proof, blob, err = splitNTLMv2Response(a.nt); err != nil {
+			return "", fmt.Errorf("%w: NTLM: %w (%s)", ErrProtocol, err, who)
+		}
+	}
 	account, ntHash, err := s.creds.Secret(s.ctx, user, SecretNTLM)
-	if err != nil {
+	switch {
+	case v1 && !s.opts.NTLMv1:
+		// Whatever the lookup said: the answer is the same, and the reason is this.
+		return "", fmt.Errorf("%w: NTLM: NTLMv1 response (24 octets; %s): refused, NTLMv1 is off (auth.ntlm_v1)", ErrAuthFailed, who)
+	case err != nil:
 		return "", credentialsError(err)
-	}
-	if len(ntHash) != md4.Size {
+	case len(ntHash) != md4.Size:
 		return "", fmt.Errorf("%w: NTLM: stored secret of %q is %d octets, want %d", ErrUnavailable, account, len(ntHash), md4.Size)
-	}
-	if !s.verify(ntHash, user, a.domain, proof, blob) {
-		return "", fmt.Errorf("%w: NTLM: wrong NTLMv2 response (password)", ErrAuthFailed)
+	case v1:
+		if !s.verifyV1(ntHash, a.lm, a.nt) {
+			return "", fmt.Errorf("%w: NTLM: wrong NTLMv1 response (password; %s)", ErrAuthFailed, who)
+		}
+	case !s.verify(ntHash, user, a.domain, proof, blob):
+		return "", fmt.Errorf("%w: NTLM: wrong NTLMv2 response (password; %s)", ErrAuthFailed, who)
 	}
 	return account, nil
+}
+
+// domainForLog is the AUTHENTICATE_MESSAGE's domain as text for the log: in the negotiated
+// character set, or as octets when it is not valid there (Authen::NTLM sends it unconverted).
+func (s *ntlmServer) domainForLog(b []byte) string {
+	if d, err := s.decodeName(b); err == nil {
+		return d
+	}
+	return string(bytes.ToValidUTF8(b, []byte("?")))
+}
+
+// verifyV1 checks an NTLMv1 NtChallengeResponse (MS-NLMP §3.3.1) in constant time:
+// DESL(NT hash, ServerChallenge), or, when extended session security was negotiated (the
+// NTLM2 session response), DESL(NT hash, MD5(ServerChallenge || ClientChallenge)[0:8]) with
+// the client's challenge in the first 8 octets of its LmChallengeResponse.
+func (s *ntlmServer) verifyV1(ntHash, lm, nt []byte) bool {
+	challenge := s.challenge
+	if s.flags&ntlmFlagExtendedSecurity != 0 {
+		if len(lm) != 24 {
+			return false
+		}
+		sum := md5.Sum(append(append([]byte{}, s.challenge...), lm[:8]...))
+		challenge = sum[:8]
+	}
+	return subtle.ConstantTimeCompare(desl(ntHash, challenge), nt) == 1
+}
+
+// desl is DESL(K, D) of MS-NLMP §6: the 16-octet key, padded with zeros to 21 octets, is cut
+// into three 7-octet DES keys, and each encrypts the 8-octet D.
+func desl(key, data []byte) []byte {
+	k := make([]byte, 21)
+	copy(k, key)
+	out := make([]byte, 24)
+	for i := range 3 {
+		c, err := des.NewCipher(desKey(k[7*i : 7*i+7]))
+		if err != nil {
+			return nil // not reached (desKey makes 8 octets); nil matches no response
+		}
+		c.Encrypt(out[8*i:], data)
+	}
+	return out
+}
+
+// desKey spreads 56 key bits over the 8 octets of a DES key, 7 bits each in the high bits (the
+// low bit is parity, which crypto/des ignores).
+func desKey(k []byte) []byte {
+	return []byte{
+		k[0],
+		k[0]<<7 | k[1]>>1,
+		k[1]<<6 | k[2]>>2,
+		k[2]<<5 | k[3]>>3,
+		k[3]<<4 | k[4]>>4,
+		k[4]<<3 | k[5]>>5,
+		k[5]<<2 | k[6]>>6,
+		k[6] << 1,
+	}
 }
 
 // decodeName decodes a name of the AUTHENTICATE_MESSAGE in the negotiated character set.

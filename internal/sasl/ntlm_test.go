@@ -75,10 +75,17 @@ func negotiateMessage(flags uint32) []byte {
 // AUTHENTICATE_MESSAGE (its CHALLENGE_MESSAGE is returned too).
 func ntlmTestServer(t *testing.T, creds Credentials, flags uint32) (Server, []byte) {
 	t.Helper()
+	return ntlmTestServerV1(t, creds, flags, false)
+}
+
+// ntlmTestServerV1 is ntlmTestServer with ServerOptions.NTLMv1 set to v1.
+func ntlmTestServerV1(t *testing.T, creds Credentials, flags uint32, v1 bool) (Server, []byte) {
+	t.Helper()
 	s := NewNTLMServer(context.Background(), creds, ServerOptions{
 		Hostname: "mx.example.test",
 		Rand:     bytes.NewReader(unhex(t, vecServerChallenge)),
 		Now:      func() time.Time { return time.Unix(1700000000, 0) },
+		NTLMv1:   v1,
 	})
 	if ch, done, err := s.Next(nil); err != nil || done || len(ch) != 0 || ch == nil {
 		t.Fatalf("Next(nil) = %q, %v, %v; want an empty challenge", ch, done, err)
@@ -349,29 +356,103 @@ func TestNTLMChallengeMessage(t *testing.T) {
 	}
 }
 
-// TestNTLMRefusesV1: NTLMv1, NTLM2 session responses and LM-only responses never pass, even
-// when they are right.
-func TestNTLMRefusesV1(t *testing.T) {
-	store := newSecretStore(t, scramAccounts())
+// MS-NLMP §4.2.2 (NTLMv1) and §4.2.3 (NTLMv1 with client challenge: the NTLM2 session
+// response), for §4.2.1's inputs (password "Password", vecServerChallenge, vecClientChallenge).
+const (
+	vecNTLMv1Response    = "67c43011f30298a2ad35ece64f16331c44bdbed927841f94"
+	vecNTLMv1ESSResponse = "7537f803ae367128ca458204bde7caf81e97ed2683267232"
+)
+
+// TestNTLMv1Vectors checks DESL and the server's NTLMv1 verification against MS-NLMP §4.2.2
+// and §4.2.3, with NTLMv1 on: the flags the client asked for decide which of the two it is.
+func TestNTLMv1Vectors(t *testing.T) {
+	nt, err := deriveNTLM("Password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(desl(nt, unhex(t, vecServerChallenge))); got != vecNTLMv1Response {
+		t.Errorf("DESL(NT hash, server challenge) %s, want %s", got, vecNTLMv1Response)
+	}
+	store := newSecretStore(t, map[string]string{"user@example.test": "Password"})
+	essLM := append(unhex(t, vecClientChallenge), make([]byte, 16)...) // §4.2.3.2.1
+	v1Flags := ntlmFlagUnicode | ntlmFlagOEM | ntlmFlagRequestTarget | ntlmFlagNTLM | ntlmFlagAlwaysSign
 	tests := []struct {
-		name   string
-		lm, nt []byte
-		want   string
+		name    string
+		flags   uint32 // the NEGOTIATE_MESSAGE's
+		lm, nt  []byte
+		wantErr error
 	}{
-		{"NTLMv1", make([]byte, 24), bytes.Repeat([]byte{1}, 24), "NTLMv1"},
-		{"NTLM2 session response", append(unhex(t, vecClientChallenge), make([]byte, 16)...), bytes.Repeat([]byte{2}, 24), "NTLMv1"},
-		{"LM only", bytes.Repeat([]byte{3}, 24), nil, "no NT response"},
-		{"short NT response", nil, []byte{1, 2, 3}, "NTLMv1"},
+		{"NTLMv1", v1Flags, make([]byte, 24), unhex(t, vecNTLMv1Response), nil},
+		{"NTLMv1, no LM response", v1Flags, nil, unhex(t, vecNTLMv1Response), nil},
+		{"NTLM2 session response", v1Flags | ntlmFlagExtendedSecurity, essLM, unhex(t, vecNTLMv1ESSResponse), nil},
+		{"NTLMv1 where the session response was negotiated", v1Flags | ntlmFlagExtendedSecurity, make([]byte, 24), unhex(t, vecNTLMv1Response), ErrAuthFailed},
+		{"session response where NTLMv1 was negotiated", v1Flags, essLM, unhex(t, vecNTLMv1ESSResponse), ErrAuthFailed},
+		{"session response without the client challenge", v1Flags | ntlmFlagExtendedSecurity, nil, unhex(t, vecNTLMv1ESSResponse), ErrAuthFailed},
+		{"NTLMv1, one bit off", v1Flags, nil, unhex(t, "67c43011f30298a2ad35ece64f16331c44bdbed927841f95"), ErrAuthFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := ntlmTestServer(t, store, ntlmClientFlags)
-			_, done, err := s.Next(authenticateMessage(tt.lm, tt.nt, nil, utf16le("user"), nil, 0))
-			if !done || !errors.Is(err, ErrAuthFailed) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("%v, %v; want ErrAuthFailed saying %q", done, err, tt.want)
+			s, _ := ntlmTestServerV1(t, store, tt.flags, true)
+			msg := authenticateMessage(tt.lm, tt.nt, utf16le("Domain"), utf16le("User"), utf16le("COMPUTER"), tt.flags)
+			_, done, err := s.Next(msg)
+			if !done {
+				t.Fatal("not done")
+			}
+			checkErr(t, err, tt.wantErr)
+			if err == nil && s.Identity() != "user@example.test" {
+				t.Errorf("identity %q", s.Identity())
+			}
+			if err != nil && !strings.Contains(err.Error(), `wrong NTLMv1 response (password; user "User", domain "Domain")`) {
+				t.Errorf("error %q does not say what failed for whom", err)
 			}
 		})
 	}
+}
+
+// TestNTLMRefusesV1: without NTLMv1, NTLMv1 and NTLM2 session responses never pass, even when
+// they are right, and LM-only responses never do. The reason names the user and domain the
+// message carried, for the log, and the account is looked up (so the log and the limiter name
+// it too).
+func TestNTLMRefusesV1(t *testing.T) {
+	store := newSecretStore(t, map[string]string{"user@example.test": "Password"})
+	tests := []struct {
+		name    string
+		v1      bool
+		lm, nt  []byte
+		wantErr error
+		want    string
+	}{
+		{"NTLMv1", false, make([]byte, 24), unhex(t, vecNTLMv1Response), ErrAuthFailed,
+			`NTLMv1 response (24 octets; user "User", domain "Domain"): refused, NTLMv1 is off (auth.ntlm_v1)`},
+		{"NTLM2 session response", false, append(unhex(t, vecClientChallenge), make([]byte, 16)...), unhex(t, vecNTLMv1ESSResponse), ErrAuthFailed, "NTLMv1 is off"},
+		{"LM only", true, bytes.Repeat([]byte{3}, 24), nil, ErrAuthFailed, `no NT response (anonymous, or LM only; user "User", domain "Domain")`},
+		{"short NT response", true, nil, []byte{1, 2, 3}, ErrProtocol, "NT response of 3 octets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &loginRecorderStore{Credentials: store}
+			s, _ := ntlmTestServerV1(t, rec, ntlmClientFlags, tt.v1)
+			_, done, err := s.Next(authenticateMessage(tt.lm, tt.nt, utf16le("Domain"), utf16le("User"), nil, 0))
+			if !done || !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("%v, %v; want %v saying %q", done, err, tt.wantErr, tt.want)
+			}
+			if tt.name == "NTLMv1" && rec.login != "User" {
+				t.Errorf("looked up %q, want the user name", rec.login)
+			}
+		})
+	}
+}
+
+// loginRecorderStore remembers the login of the last secret lookup, as the SMTP server's does
+// for its log.
+type loginRecorderStore struct {
+	Credentials
+	login string
+}
+
+func (r *loginRecorderStore) Secret(ctx context.Context, login, kind string) (string, []byte, error) {
+	r.login = login
+	return r.Credentials.Secret(ctx, login, kind)
 }
 
 // TestNTLMServerFailures covers the credential outcomes and the step sequence.
@@ -541,7 +622,7 @@ print ntlm($challenge), "\n";
 `
 
 // TestNTLMAuthenNTLM runs the server against Authen::NTLM: NTLMv2 passes (also with a domain,
-// which it sends in the wrong encoding), and its default NTLMv1 is refused.
+// which it sends in the wrong encoding), and its default NTLMv1 is refused unless NTLMv1 is on.
 func TestNTLMAuthenNTLM(t *testing.T) {
 	if err := exec.Command("perl", "-MAuthen::NTLM", "-e1").Run(); err != nil {
 		requirePeer(t, "perl with Authen::NTLM (libauthen-ntlm-perl)", err)
@@ -549,19 +630,24 @@ func TestNTLMAuthenNTLM(t *testing.T) {
 	store := newSecretStore(t, scramAccounts())
 	tests := []struct {
 		name, v2, user, password, domain string
+		v1On                             bool
 		want                             error
 	}{
-		{"v2", "1", "kenneth.burgener", "ImBB1999!", "", nil},
-		{"v2, full address", "1", "user@example.test", "pencil", "", nil},
-		{"v2, domain", "1", "user", "pencil", "EXAMPLE", nil},
-		{"v2, wrong password", "1", "user", "pencil!", "", ErrAuthFailed},
-		{"v1", "0", "user", "pencil", "", ErrAuthFailed},
-		{"v1, domain", "0", "user", "pencil", "EXAMPLE", ErrAuthFailed},
+		{"v2", "1", "kenneth.burgener", "ImBB1999!", "", false, nil},
+		{"v2, full address", "1", "user@example.test", "pencil", "", false, nil},
+		{"v2, domain", "1", "user", "pencil", "EXAMPLE", false, nil},
+		{"v2, wrong password", "1", "user", "pencil!", "", false, ErrAuthFailed},
+		{"v1", "0", "user", "pencil", "", false, ErrAuthFailed},
+		{"v1, domain", "0", "user", "pencil", "EXAMPLE", false, ErrAuthFailed},
+		{"v1 on", "0", "kenneth.burgener", "ImBB1999!", "", true, nil},
+		{"v1 on, domain", "0", "user@example.test", "pencil", "EXAMPLE", true, nil},
+		{"v1 on, wrong password", "0", "user", "pencil!", "", true, ErrAuthFailed},
+		{"v1 on, v2", "1", "user", "pencil", "", true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := startLineTool(t, "perl", "-e", ntlmPerl, tt.v2, tt.user, tt.password, tt.domain)
-			s := NewNTLMServer(context.Background(), store, ServerOptions{Hostname: "mx.example.test"})
+			s := NewNTLMServer(context.Background(), store, ServerOptions{Hostname: "mx.example.test", NTLMv1: tt.v1On})
 			s.Next(nil)
 			ch, done, err := s.Next(p.recv())
 			if err != nil || done {
@@ -573,8 +659,11 @@ func TestNTLMAuthenNTLM(t *testing.T) {
 				t.Fatal("not done")
 			}
 			checkErr(t, err, tt.want)
-			if tt.v2 == "0" && !strings.Contains(err.Error(), "NTLMv1") {
+			if tt.v2 == "0" && err != nil && !strings.Contains(err.Error(), "NTLMv1") {
 				t.Errorf("error %q does not say NTLMv1", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("user %q", tt.user)) {
+				t.Errorf("error %q does not name the user %q", err, tt.user)
 			}
 			if err := p.wait(); err != nil {
 				t.Errorf("perl: %v (stderr: %s)", err, p.stderr.String())
@@ -637,25 +726,29 @@ func FuzzNTLMServer(f *testing.F) {
 	}
 	store := newSecretStore(f, map[string]string{"user@example.test": "pencil"})
 	f.Fuzz(func(t *testing.T, type1, type3 []byte, prompt bool) {
-		s := NewNTLMServer(context.Background(), store, ServerOptions{Hostname: "mx.example.test"})
-		if prompt {
-			if _, done, err := s.Next(nil); done || err != nil {
-				t.Fatalf("Next(nil): %v, %v", done, err)
-			}
-		}
-		for i, msg := range [][]byte{type1, type3, {}} {
-			_, done, err := s.Next(msg)
-			if done {
-				if err == nil {
-					t.Fatalf("accepted after step %d", i+1)
+		// Each input with NTLMv1 off and on: neither may accept.
+	configs:
+		for _, v1 := range []bool{false, true} {
+			s := NewNTLMServer(context.Background(), store, ServerOptions{Hostname: "mx.example.test", NTLMv1: v1})
+			if prompt {
+				if _, done, err := s.Next(nil); done || err != nil {
+					t.Fatalf("Next(nil): %v, %v", done, err)
 				}
-				return
 			}
-			if err != nil {
-				t.Fatalf("error %v without done", err)
+			for i, msg := range [][]byte{type1, type3, {}} {
+				_, done, err := s.Next(msg)
+				if done {
+					if err == nil {
+						t.Fatalf("accepted after step %d (NTLMv1 %v)", i+1, v1)
+					}
+					continue configs
+				}
+				if err != nil {
+					t.Fatalf("error %v without done", err)
+				}
 			}
+			t.Fatal("not done after three messages")
 		}
-		t.Fatal("not done after three messages")
 	})
 }
 

@@ -57,8 +57,10 @@ func SecretKind(mech string) string {
 
 // Derive returns, by kind, the secrets that mechs need for account's new password: what the
 // account store keeps so that no password is ever stored. A mechanism switched on later works
-// for an account only after its next password change.
-func Derive(account, password string, mechs []string) (map[string][]byte, error) {
+// for an account only after its next password change. realms are the local domains (the realms
+// DIGEST-MD5 offers): its secret keeps a hash for the account's address in each, since clients
+// answer with the first realm offered, which need not be the account's domain.
+func Derive(account, password string, mechs []string, realms ...string) (map[string][]byte, error) {
 	out := make(map[string][]byte)
 	for _, m := range mechs {
 		kind := SecretKind(m)
@@ -71,7 +73,7 @@ func Derive(account, password string, mechs []string) (map[string][]byte, error)
 		case SecretCRAMMD5, SecretCRAMSHA1:
 			v, err = deriveCRAM(kind, password)
 		case SecretDigestMD5:
-			v, err = deriveDigestMD5(account, password)
+			v, err = deriveDigestMD5(account, password, realms)
 		case SecretScramSHA1, SecretScramSHA256:
 			v, err = deriveScram(kind, password, rand.Reader)
 		case SecretNTLM:

@@ -1,7 +1,7 @@
 // Package sasl implements the SASL mechanisms of SMTP AUTH (RFC 4954), each with a server half
 // (for tern serve) and a client half (for tern auth and tern send): PLAIN, LOGIN, CRAM-MD5,
-// CRAM-SHA1, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants, NTLM (v2), and
-// GSSAPI (Kerberos V5, RFC 4752, on top of github.com/jcmturner/gokrb5).
+// CRAM-SHA1, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants, NTLM (v2; v1 on
+// request, server side), and GSSAPI (Kerberos V5, RFC 4752, on top of github.com/jcmturner/gokrb5).
 // XOAUTH2 and OAUTHBEARER (RFC 7628) have only a client half: tern does not serve OAuth.
 //
 // Mechanisms work on raw octets: base64, "334" framing and the "*" cancel belong to the SMTP
@@ -100,6 +100,9 @@ type ServerOptions struct {
 	// AllowAuthzID lets PLAIN and SCRAM clients name an authorization identity other than the
 	// user they authenticate as (acting for another account); it is refused by default.
 	AllowAuthzID bool
+	// NTLMv1 accepts NTLMv1 responses (also as NTLM2 session responses) to NTLM, for old
+	// clients: one captured exchange is enough to crack the password's NT hash. Off by default.
+	NTLMv1 bool
 	// GSSAPI is the service's Kerberos state (keytab, principal, replay cache); the GSSAPI
 	// mechanism is refused without it.
 	GSSAPI *GSSAPIAcceptor
