@@ -326,17 +326,19 @@ func (s *session) ioError(err error) {
 		s.quit = true
 		return
 	}
-	var r smtp.Reply
-	switch {
-	case s.srv.closing.Load():
-		r = s.replyShuttingDown()
-	case !time.Now().Before(s.start.Add(s.srv.opts.SessionTimeout)):
+	s.lastWords = true
+	if s.srv.closing.Load() {
+		// Shutdown interrupted the wait by moving the read deadline: that is no timeout of the
+		// client's, and the log says what happened (as loop does for a session between commands).
+		s.log.Info("shutting down", "phase", phaseName(s.phase.Load()))
+		s.closeWith(s.replyShuttingDown())
+		return
+	}
+	r := smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
+	if !time.Now().Before(s.start.Add(s.srv.opts.SessionTimeout)) {
 		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: session time limit exceeded")
-	default:
-		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
 	}
 	s.log.Info("timeout", "reason", r.Text, "phase", phaseName(s.phase.Load()))
-	s.lastWords = true
 	s.closeWith(r)
 }
 
