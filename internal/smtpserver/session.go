@@ -215,8 +215,17 @@ func (s *session) serve() {
 // with unread input makes the kernel answer with a reset, which can destroy our last reply
 // before the client has read it; so the sending side is shut first and the input read and
 // dropped for a moment (the "lingering close" of HTTP servers), unless the server is stopping.
+//
+// Under TLS a close_notify alert goes first (RFC 8446 §6.1): without it the client cannot tell
+// our close from a truncation by an attacker, and OpenSSL reports "unexpected eof while
+// reading". It is written as last words, under their short deadline, so that a client that
+// stopped reading cannot hold the session.
 func (s *session) close() {
 	s.phase.Store(phaseClosing)
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		s.lastWords = true
+		tc.CloseWrite() // only sends the alert; the TCP connection is ours to shut below
+	}
 	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok && s.drain && !s.srv.stopped.Load() && cw.CloseWrite() == nil {
 		s.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
 		io.CopyN(io.Discard, s.raw, lingerMax)
