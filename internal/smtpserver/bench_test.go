@@ -76,3 +76,11 @@ func BenchmarkPipelinedBDAT(b *testing.B) {
 	benchmarkPipelined(b, "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT "+
 		strconv.Itoa(len(body))+" LAST\r\n"+body, 3)
 }
+
+// A group larger than the session's read buffer (4 KiB): MAIL, 150 RCPTs, RSET. Its replies
+// go out in more than one write, since the server does not wait for the rest of a line to
+// send the replies that are ready.
+func BenchmarkPipelinedLargeGroup(b *testing.B) {
+	group := "MAIL FROM:<a@b.example>\r\n" + strings.Repeat("RCPT TO:<bob@example.test>\r\n", 150) + "RSET\r\n"
+	benchmarkPipelined(b, group, 152)
+}

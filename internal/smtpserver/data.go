@@ -142,6 +142,12 @@ func (s *session) cmdBdat(arg string) {
 		return
 	}
 	last := len(f) == 2
+	// The replies to the commands before the chunk go out before we wait for its data: the
+	// client may wait for them before it sends the rest (RFC 3030 §4.2 lets it pipeline, not
+	// must).
+	if int64(s.br.Buffered()) < size && !s.flush() {
+		return
+	}
 	// Each chunk must arrive within DataTimeout, read or thrown away.
 	s.startPhase(phaseData, s.srv.opts.DataTimeout)
 	defer s.phase.Store(phaseCommand)

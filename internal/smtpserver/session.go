@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -253,12 +254,8 @@ func (s *session) loop() {
 			s.closeWith(s.replyShuttingDown())
 			return
 		}
-		if s.br.Buffered() == 0 {
-			// PIPELINING (RFC 2920): replies go out when the client has nothing more queued, so
-			// a pipelined group gets its replies in one write, in order.
-			if !s.flush() {
-				return
-			}
+		if !s.lineWaiting() && !s.flush() {
+			return
 		}
 		line, err := s.readLine(true)
 		if err != nil {
@@ -273,6 +270,15 @@ func (s *session) loop() {
 			s.refuse(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: too many errors"))
 		}
 	}
+}
+
+// lineWaiting reports whether a whole command line is buffered, to be run without waiting for
+// the client. PIPELINING (RFC 2920 §3.1): the replies to a group may go out together, so they
+// are held while commands of the group are waiting; but never while we wait for the client, or
+// a client that sent part of its next line would wait for replies that are ready.
+func (s *session) lineWaiting() bool {
+	buf, _ := s.br.Peek(s.br.Buffered()) // never reads: no more than is buffered
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 // readLine reads a command line (idle: the session is between commands, so a shutdown may
