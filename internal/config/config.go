@@ -76,6 +76,9 @@ type Auth struct {
 	GSSAPIMap        string   `toml:"gssapi_map" doc:"How a client principal becomes an account: \"local\" maps name@gssapi_realm to the account name in the first local domain (alice@EXAMPLE.COM -> alice@example.com); \"file\" uses only gssapi_map_file. Entries of gssapi_map_file come first either way; the account must exist."`
 	GSSAPIMapFile    string   `toml:"gssapi_map_file" doc:"File of \"principal account\" lines (principal with realm; account an address or a name in the first local domain; # comments), read at start. Empty: none."`
 	GSSAPIClockSkew  Duration `toml:"gssapi_clock_skew" doc:"How far a client's clock may be from ours, and how long after its end a ticket is still taken (MIT's clockskew)."`
+
+	// Policy for the messages of authenticated clients (policy.Headers).
+	AddMissingHeaders bool `toml:"add_missing_headers" doc:"Add Date: and Message-ID: to a message from an authenticated client that lacks them (RFC 6409 §8.2, §8.3), at the end of its header section, as Postfix's cleanup does for the clients in local_header_rewrite_clients: Date in the server's time zone, Message-ID <time.queue id.random@hostname>. Never for mail from unauthenticated clients (other servers, on the smtp listener), which is stored as it was sent. false: store every message as sent."`
 }
 
 // DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored
@@ -200,6 +203,8 @@ func Default() Config {
 			BlockTime:        Duration{15 * time.Minute},
 			GSSAPIMap:        "local",
 			GSSAPIClockSkew:  Duration{5 * time.Minute},
+
+			AddMissingHeaders: true,
 		},
 		Queue: Queue{
 			Workers:      32,

@@ -116,6 +116,12 @@ type Flusher interface {
 	Flush(domain string, subdomains bool) int
 }
 
+// HeaderPolicy decides whose messages get the Date: and Message-ID: fields they lack
+// (policy.Headers in production).
+type HeaderPolicy interface {
+	AddMissingHeaders(c policy.Client) bool
+}
+
 // Options configure a Server. Zero limits take the defaults below.
 type Options struct {
 	// Hostname is the server's name in the greeting, EHLO reply and Received headers.
@@ -154,6 +160,9 @@ type Options struct {
 	// Flusher serves ETRN, for the requests ETRN allows; without both, ETRN is answered 458.
 	Flusher Flusher
 	ETRN    ETRNChecker
+	// Headers decides whose messages get a missing Date: and Message-ID: (at the end of their
+	// header section, see package msghdr); nil: nobody's.
+	Headers HeaderPolicy
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail
