@@ -327,7 +327,7 @@ func TestShutdown(t *testing.T) {
 	lastMessage(t, ts, 1)
 	// The idle session was ended by the shutdown, not by a timeout of its own: the log says so.
 	logs := ts.logs.String()
-	if strings.Contains(logs, "msg=timeout") || !strings.Contains(logs, `msg="shutting down" conn=1`) {
+	if strings.Contains(logs, "msg=timeout") || !strings.Contains(logs, `msg="shutting down" conn=1 remote=127.0.0.1 listener=smtp phase=idle`) {
 		t.Errorf("the idle session's end is not logged as a shutdown:\n%s", logs)
 	}
 }

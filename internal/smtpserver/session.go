@@ -291,7 +291,11 @@ func (s *session) readLine(idle bool) ([]byte, error) {
 	}
 	s.startPhase(p, s.srv.opts.IdleTimeout)
 	line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
-	s.phase.Store(phaseCommand)
+	if err == nil {
+		// A failed wait keeps its phase: the session ends or refuses the line, and its log
+		// line says what it was waiting for.
+		s.phase.Store(phaseCommand)
+	}
 	return line, err
 }
 
