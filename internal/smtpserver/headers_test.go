@@ -23,14 +23,6 @@ func TestAddMissingHeaders(t *testing.T) {
 			S: 250
 			C: RCPT TO:<bob@example.test>
 			S: 250`
-		anonymous = `
-			S: 220
-			C: EHLO c
-			S: 250
-			C: MAIL FROM:<a@b.example>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250`
 		date  = `Date: [A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)\r\n`
 		msgID = `Message-ID: <\d{14}\.ABCDEF\d+\.[A-Z2-7]{16}@mx\.example\.test>\r\n`
 	)
@@ -82,7 +74,7 @@ func TestAddMissingHeaders(t *testing.T) {
 			W: BDAT 14 LAST\r\ne: d\r\n\r\nbody\r\n
 			S: 250 2.0.0 Ok: queued`,
 			`X-A: b\r\nDate: d\r\n` + msgID + `\r\nbody\r\n$`},
-		{"mx-anonymous", anonymous + `
+		{"mx-anonymous", rcptGiven + `
 			C: DATA
 			S: 354
 			C: Subject: from another server
