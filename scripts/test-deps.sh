@@ -14,6 +14,7 @@ declare -A pkg=(
   [nc]=netcat-openbsd
   [smtp-source]=postfix
   [gsasl]=gsasl
+  [openssl]=openssl
   [saslpasswd2]=sasl2-bin
   # MIT Kerberos: the throwaway realm of scripts/krb5-realm.sh and kinit for the GSSAPI tests
   [krb5kdc]=krb5-kdc

@@ -261,6 +261,9 @@ func TestShutdown(t *testing.T) {
 	}
 	// Had it waited for the grace period to end, it would have said so.
 	mustNotMatch(t, "tern log", tn.Log(), `msg="shutdown grace period over`)
+	// The idle sessions were ended by the shutdown, and the log says so, not "timeout".
+	mustNotMatch(t, "tern log", tn.Log(), `msg=timeout`)
+	mustMatch(t, "tern log", tn.Log(), `msg="shutting down" conn=\d+ remote=127\.0\.0\.1 listener=smtp phase=idle`)
 	// The acknowledged message is delivered, now or after the restart.
 	tn.Start()
 	msg := tn.WaitMessage("bob@example.test", "in flight during shutdown", 10*time.Second)

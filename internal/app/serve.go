@@ -181,6 +181,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Rcpts:            relay,
 		Flusher:          q,
 		ETRN:             policy.NewETRN(relay.IsLocal, policy.ETRNLimits{}),
+		Headers:          policy.Headers{AddMissing: cfg.Auth.AddMissingHeaders},
 		Limiter:          connLimiter(cfg.Limits, log),
 		Logger:           log,
 	})

@@ -78,6 +78,9 @@ type Auth struct {
 	GSSAPIClockSkew  Duration `toml:"gssapi_clock_skew" doc:"How far a client's clock may be from ours, and how long after its end a ticket is still taken (MIT's clockskew)."`
 	// NTLMv1 is opt-in: its responses give the NT hash to anyone who captured one exchange.
 	NTLMv1 bool `toml:"ntlm_v1" doc:"Accept NTLMv1 responses (and NTLM2 session responses) to NTLM, as old clients send them (Authen::NTLM, so swaks' default NTLM and gen-auth). Insecure: one captured exchange gives away the NT hash (three 56-bit DES keys, no salt: cracked with rented hardware whatever the password's strength), and the NT hash logs in by NTLM; use it over TLS, and only for clients that cannot do NTLMv2. Needs NTLM in mechanisms; no new secret (the NT hash serves both). Default: false, NTLMv2 only."`
+
+	// Policy for the messages of authenticated clients (policy.Headers).
+	AddMissingHeaders bool `toml:"add_missing_headers" doc:"Add Date: and Message-ID: to a message from an authenticated client that lacks them (RFC 6409 §8.2, §8.3), at the end of its header section, as Postfix's cleanup does for the clients in local_header_rewrite_clients: Date in the server's time zone, Message-ID <time.queue id.random@hostname>. Never for mail from unauthenticated clients (other servers, on the smtp listener), which is stored as it was sent. false: store every message as sent."`
 }
 
 // DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored
@@ -202,6 +205,8 @@ func Default() Config {
 			BlockTime:        Duration{15 * time.Minute},
 			GSSAPIMap:        "local",
 			GSSAPIClockSkew:  Duration{5 * time.Minute},
+
+			AddMissingHeaders: true,
 		},
 		Queue: Queue{
 			Workers:      32,

@@ -68,3 +68,20 @@ func ExampleRelay_CheckRcpt() {
 	// 250 2.1.5 Ok
 	// 554 5.7.1 <eve@elsewhere.example>: Relay access denied
 }
+
+// Only authenticated clients' messages get missing headers, and only when enabled.
+func TestAddMissingHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		on, authenticated, want bool
+	}{
+		{true, true, true},
+		{true, false, false},
+		{false, true, false},
+		{false, false, false},
+	} {
+		c := Client{IP: netip.MustParseAddr("127.0.0.1"), Authenticated: tc.authenticated}
+		if got := (Headers{AddMissing: tc.on}).AddMissingHeaders(c); got != tc.want {
+			t.Errorf("enabled %v, authenticated %v: %v, want %v", tc.on, tc.authenticated, got, tc.want)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func (s *session) command(line string) {
 	case "EXPN", "TURN":
 		s.reply(replyNotImpl) // RFC 5321 §3.5.2 allows refusing EXPN; TURN is obsolete (RFC 2821)
 	case "HELP":
-		s.reply(smtp.R(smtp.CodeHelp, smtp.EnhOther, "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP STARTTLS\nSee RFC 5321"))
+		s.cmdHelp()
 	case "ETRN":
 		s.cmdEtrn(arg)
 	case "STARTTLS":
@@ -147,6 +147,21 @@ func sanitizeHelo(h string) string {
 		}
 		return r
 	}, h)
+}
+
+// cmdHelp lists the commands this session takes now (RFC 5321 §4.1.1.8), as Exim does:
+// STARTTLS and AUTH only where EHLO would offer them. Any argument gets the same list. (Postfix
+// does not implement HELP and answers 502.)
+func (s *session) cmdHelp() {
+	cmds := []string{"HELO", "EHLO"}
+	if s.srv.opts.TLS != nil && s.tls == nil {
+		cmds = append(cmds, "STARTTLS")
+	}
+	if len(s.authMechanisms()) > 0 {
+		cmds = append(cmds, "AUTH")
+	}
+	cmds = append(cmds, "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "ETRN", "HELP")
+	s.reply(smtp.R(smtp.CodeHelp, smtp.EnhOther, "Commands supported:\n"+strings.Join(cmds, " ")))
 }
 
 func (s *session) cmdRset(arg string) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/msghdr"
 	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/tlsutil"
 )
@@ -46,18 +47,25 @@ func (s *session) txReady() (smtp.Reply, bool) {
 	return smtp.Reply{}, true
 }
 
-// startMessage opens the spool message and writes tern's Received header into it.
-func (s *session) startMessage() (Message, int64, error) {
+// startMessage opens the spool message of s.tx, writes tern's Received header into it and,
+// when policy wants it, sets up the adding of a missing Date and Message-ID. It returns the
+// Received header's size.
+func (s *session) startMessage() (int64, error) {
 	msg, err := s.srv.opts.Spool.NewMessage()
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	h := s.receivedHeader(msg.ID())
 	if _, err := io.WriteString(msg, h); err != nil {
 		msg.Abort()
-		return nil, 0, err
+		return 0, err
 	}
-	return msg, int64(len(h)), nil
+	s.tx.msg = msg
+	if p := s.srv.opts.Headers; p != nil && p.AddMissingHeaders(s.client()) {
+		now := time.Now()
+		s.tx.fix = msghdr.NewAdder(msg, msghdr.Fields{Date: msghdr.Date(now), MessageID: msghdr.MessageID(now, msg.ID(), s.hostname())})
+	}
+	return int64(len(h)), nil
 }
 
 // cmdData receives a message with DATA (RFC 5321 §4.1.1.4).
@@ -79,13 +87,12 @@ func (s *session) cmdData(arg string) {
 		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: BODY=BINARYMIME requires BDAT"))
 		return
 	}
-	msg, hdr, err := s.startMessage()
+	hdr, err := s.startMessage()
 	if err != nil {
 		s.log.Error("queue file create failed", "err", err)
 		s.reply(replyQueueError)
 		return
 	}
-	s.tx.msg = msg
 	s.reply(smtp.R(smtp.CodeStartInput, "", "End data with <CR><LF>.<CR><LF>"))
 	if !s.flush() {
 		return
@@ -93,7 +100,7 @@ func (s *session) cmdData(arg string) {
 	// The whole body must arrive within DataTimeout: a client trickling a line at a time does
 	// not keep the session for longer.
 	s.startPhase(phaseData, s.srv.opts.DataTimeout)
-	sw := &stickyWriter{w: msg}
+	sw := &stickyWriter{w: s.tx.content()}
 	n, err := smtp.ReadData(s.br, sw, s.srv.opts.MaxMessageSize)
 	s.phase.Store(phaseCommand)
 	switch {
@@ -104,7 +111,12 @@ func (s *session) cmdData(arg string) {
 	case err != nil:
 		s.ioError(err)
 	default:
-		s.finishMessage(hdr + n)
+		added, err := s.tx.endContent()
+		if err != nil {
+			s.rejectMessage(err)
+			return
+		}
+		s.finishMessage(hdr + n + added)
 	}
 }
 
@@ -142,6 +154,12 @@ func (s *session) cmdBdat(arg string) {
 		return
 	}
 	last := len(f) == 2
+	// The replies to the commands before the chunk go out before we wait for its data: the
+	// client may wait for them before it sends the rest (RFC 3030 §4.2 lets it pipeline, not
+	// must).
+	if int64(s.br.Buffered()) < size && !s.flush() {
+		return
+	}
 	// Each chunk must arrive within DataTimeout, read or thrown away.
 	s.startPhase(phaseData, s.srv.opts.DataTimeout)
 	defer s.phase.Store(phaseCommand)
@@ -156,12 +174,11 @@ func (s *session) cmdBdat(arg string) {
 	tx := s.tx
 	if !tx.chunked {
 		tx.chunked = true
-		msg, hdr, err := s.startMessage()
+		hdr, err := s.startMessage()
 		if err != nil {
 			s.log.Error("queue file create failed", "err", err)
 			tx.failed = replyQueueError
 		} else {
-			tx.msg = msg
 			tx.hdrSize = hdr
 		}
 	}
@@ -194,14 +211,19 @@ func (s *session) cmdBdat(arg string) {
 		}
 		if tx.text.Unterminated() {
 			// The last line lacks its CRLF; stored mail must end with one (RFC 5322 §2.3).
-			if _, err := io.WriteString(tx.msg, "\r\n"); err != nil {
+			if _, err := io.WriteString(tx.content(), "\r\n"); err != nil {
 				s.rejectMessage(err)
 				return
 			}
 			tx.size += 2
 		}
 	}
-	s.finishMessage(tx.hdrSize + tx.size)
+	added, err := tx.endContent()
+	if err != nil {
+		s.rejectMessage(err)
+		return
+	}
+	s.finishMessage(tx.hdrSize + tx.size + added)
 }
 
 // readChunk reads a BDAT chunk of size octets into the message, or discards it once the
@@ -211,9 +233,9 @@ func (s *session) readChunk(tx *transaction, size int64) error {
 		_, err := io.CopyN(io.Discard, s.br, size)
 		return err
 	}
-	var w io.Writer = tx.msg
+	w := tx.content()
 	if tx.body != envelope.BodyBinaryMIME {
-		w = io.MultiWriter(&tx.text, tx.msg)
+		w = io.MultiWriter(&tx.text, w)
 	}
 	sw := &stickyWriter{w: w}
 	n, err := io.CopyN(sw, s.br, size)

@@ -61,6 +61,8 @@ func FuzzSession(f *testing.F) {
 		"EHLO c\r\nMAIL FROM:<jørgen@oeey.com> SMTPUTF8\r\nRCPT TO:<Postmaster>\r\nDATA\r\n..\r\n.\r\n",
 		"EHLO trogdor\r\nAUTH LOGIN\r\na2VubmV0aC5idXJnZW5lcg==\r\nSW1CQjE5OTkh\r\nMAIL FROM:<kenneth.burgener@example.test>\r\nRCPT TO:<x@remote.example>\r\n",
 		"EHLO c\r\nAUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh\r\nAUTH CRAM-MD5\r\n*\r\nAUTH DIGEST-MD5\r\ndXNlcm5hbWU9InRlc3Qi\r\n",
+		"EHLO c\r\nAUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh\r\nMAIL FROM:<kenneth.burgener@example.test>\r\nRCPT TO:<bob@example.test>\r\n" +
+			"DATA\r\nSubject: x\r\n folded\r\nDate: d\r\n\r\nbody\r\n.\r\nMAIL FROM:<kenneth.burgener@example.test>\r\nRCPT TO:<bob@example.test>\r\nBDAT 9 LAST\r\nSubject: x",
 		"EHLO c\r\nAUTH NTLM TlRMTVNTUAABAAAAB4IIAAAAAAAAAAAAAAAAAAAAAAA=\r\nTlRMTVNTUAADAAAA\r\nAUTH SCRAM-SHA-256 biwsbj11c2VyLHI9YWJj\r\n=\r\n",
 	} {
 		f.Add([]byte(s))
@@ -77,6 +79,7 @@ func FuzzSession(f *testing.F) {
 			Spool:          spool,
 			Rcpts:          policy.NewRelay([]string{"example.test"}, memAccounts{"bob@example.test": true}),
 			Flusher:        fakeFlusher{},
+			Headers:        policy.Headers{AddMissing: true},
 			Logger:         slog.New(panicDetector{panicked}),
 			Auth: &AuthOptions{
 				Mechanisms:       allMechs,

@@ -132,10 +132,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func testCert(t *testing.T) tls.Certificate { return testCertificate }
+func testCert(t testing.TB) tls.Certificate { return testCertificate }
 
 // newTestServer starts a server; mod may change the options before it starts.
-func newTestServer(t *testing.T, mod func(*Options)) *testServer {
+func newTestServer(t testing.TB, mod func(*Options)) *testServer {
 	t.Helper()
 	ts := &testServer{spool: &memSpool{}, addrs: map[Role]string{}, logs: &testutil.SyncBuffer{}}
 	opts := Options{

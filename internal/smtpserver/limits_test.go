@@ -325,6 +325,11 @@ func TestShutdown(t *testing.T) {
 		CLOSED`)
 	wg.Wait()
 	lastMessage(t, ts, 1)
+	// The idle session was ended by the shutdown, not by a timeout of its own: the log says so.
+	logs := ts.logs.String()
+	if strings.Contains(logs, "msg=timeout") || !strings.Contains(logs, `msg="shutting down" conn=1 remote=127.0.0.1 listener=smtp phase=idle`) {
+		t.Errorf("the idle session's end is not logged as a shutdown:\n%s", logs)
+	}
 }
 
 // A connection refused on the implicit TLS port hears its 421 inside TLS.

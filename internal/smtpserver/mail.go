@@ -1,11 +1,13 @@
 package smtpserver
 
 import (
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/msghdr"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 )
@@ -31,6 +33,28 @@ type transaction struct {
 	hdrSize int64 // octets of our Received header, stored in front
 	text    smtp.TextChecker
 	failed  smtp.Reply // Code 0 until a chunk fails
+
+	// fix adds the missing Date and Message-ID as the body streams (DATA and BDAT); nil when
+	// policy does not want them added.
+	fix *msghdr.Adder
+}
+
+// content is where the client's octets of the message go: through fix when it is set.
+func (tx *transaction) content() io.Writer {
+	if tx.fix != nil {
+		return tx.fix
+	}
+	return tx.msg
+}
+
+// endContent ends the message (fix adds the fields of a message without a body) and returns
+// the octets fix added.
+func (tx *transaction) endContent() (int64, error) {
+	if tx.fix == nil {
+		return 0, nil
+	}
+	err := tx.fix.Close()
+	return tx.fix.Added(), err
 }
 
 // abortTx drops the current transaction and any partly received message.

@@ -127,6 +127,59 @@ func TestPipeliningOrder(t *testing.T) {
 	lastMessage(t, ts, 2)
 }
 
+// Replies that are ready are not held back by input that is not a whole command: the start of
+// the next line, or the part of a BDAT chunk still to come. Each reply must arrive before the
+// client sends the rest.
+func TestRepliesNotHeldBack(t *testing.T) {
+	for _, tc := range []struct{ name, transcript string }{
+		{"partial-line", `
+			S: 220
+			C: EHLO c
+			S: 250
+			W: NOOP\r\nNO
+			S: 250 2.0.0 Ok
+			W: OP\r\nRSET\r\nMAIL FROM:<a@b.ex
+			S: 250 2.0.0 Ok
+			S: 250 2.0.0 Ok
+			W: ample>\r\n
+			S: 250 2.1.0 Ok`},
+		{"before-bdat-chunk", `
+			S: 220
+			C: EHLO c
+			S: 250
+			W: MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT 21 LAST\r\nSubject: x\r\n
+			S: 250 2.1.0 Ok
+			S: 250 2.1.5 Ok
+			W: \r\nhello\r\n
+			S: 250 2.0.0 Ok: queued as`},
+		{"before-second-chunk", `
+			S: 220
+			C: EHLO c
+			S: 250
+			W: MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT 3\r\nabcBDAT 4 LAST\r\nd
+			S: 250 2.1.0 Ok
+			S: 250 2.1.5 Ok
+			S: 250 2.0.0 Ok: 3 octets received
+			W: e\r\n
+			S: 250 2.0.0 Ok: queued as`},
+		{"whole-group-before-data", `
+			S: 220
+			C: EHLO c
+			S: 250
+			W: MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubj
+			S: 250 2.1.0 Ok
+			S: 250 2.1.5 Ok
+			S: 354
+			W: ect: x\r\n\r\nhello\r\n.\r\n
+			S: 250 2.0.0 Ok: queued as`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			newTestServer(t, nil).dial(t, RoleMX).run(tc.transcript)
+		})
+	}
+}
+
 func TestBdat(t *testing.T) {
 	t.Run("chunks", func(t *testing.T) {
 		ts := newTestServer(t, nil)

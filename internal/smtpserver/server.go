@@ -13,8 +13,9 @@
 //
 // Command lines end in CRLF. A bare LF ends the session with 521 (the text after it must never
 // run as a command); a bare CR, a NUL or an over-long line costs that line a 500. Replies are
-// queued and written when the client has nothing more buffered, so a pipelined group gets its
-// replies in one write. Every error reply counts towards MaxErrors, except the 452s of a
+// queued while a whole command line is waiting in the buffer, and written before every wait for
+// the client (the next line, the data of a BDAT chunk), so a pipelined group gets its replies in
+// one write and a partial line never holds back replies that are ready. Every error reply counts towards MaxErrors, except the 452s of a
 // recipient overshoot (MaxRcptOvershoot); past the budget the session ends with 421. Message
 // text is checked as it streams (bare CR or LF, NUL, long lines, size) and always read to its
 // end, so a refused message costs only its transaction.
@@ -115,6 +116,12 @@ type Flusher interface {
 	Flush(domain string, subdomains bool) int
 }
 
+// HeaderPolicy decides whose messages get the Date: and Message-ID: fields they lack
+// (policy.Headers in production).
+type HeaderPolicy interface {
+	AddMissingHeaders(c policy.Client) bool
+}
+
 // Options configure a Server. Zero limits take the defaults below.
 type Options struct {
 	// Hostname is the server's name in the greeting, EHLO reply and Received headers.
@@ -153,6 +160,9 @@ type Options struct {
 	// Flusher serves ETRN, for the requests ETRN allows; without both, ETRN is answered 458.
 	Flusher Flusher
 	ETRN    ETRNChecker
+	// Headers decides whose messages get a missing Date: and Message-ID: (at the end of their
+	// header section, see package msghdr); nil: nobody's.
+	Headers HeaderPolicy
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail

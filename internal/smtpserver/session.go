@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -215,8 +216,17 @@ func (s *session) serve() {
 // with unread input makes the kernel answer with a reset, which can destroy our last reply
 // before the client has read it; so the sending side is shut first and the input read and
 // dropped for a moment (the "lingering close" of HTTP servers), unless the server is stopping.
+//
+// Under TLS a close_notify alert goes first (RFC 8446 §6.1): without it the client cannot tell
+// our close from a truncation by an attacker, and OpenSSL reports "unexpected eof while
+// reading". It is written as last words, under their short deadline, so that a client that
+// stopped reading cannot hold the session.
 func (s *session) close() {
 	s.phase.Store(phaseClosing)
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		s.lastWords = true
+		tc.CloseWrite() // only sends the alert; the TCP connection is ours to shut below
+	}
 	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok && s.drain && !s.srv.stopped.Load() && cw.CloseWrite() == nil {
 		s.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
 		io.CopyN(io.Discard, s.raw, lingerMax)
@@ -244,12 +254,8 @@ func (s *session) loop() {
 			s.closeWith(s.replyShuttingDown())
 			return
 		}
-		if s.br.Buffered() == 0 {
-			// PIPELINING (RFC 2920): replies go out when the client has nothing more queued, so
-			// a pipelined group gets its replies in one write, in order.
-			if !s.flush() {
-				return
-			}
+		if !s.lineWaiting() && !s.flush() {
+			return
 		}
 		line, err := s.readLine(true)
 		if err != nil {
@@ -266,6 +272,15 @@ func (s *session) loop() {
 	}
 }
 
+// lineWaiting reports whether a whole command line is buffered, to be run without waiting for
+// the client. PIPELINING (RFC 2920 §3.1): the replies to a group may go out together, so they
+// are held while commands of the group are waiting; but never while we wait for the client, or
+// a client that sent part of its next line would wait for replies that are ready.
+func (s *session) lineWaiting() bool {
+	buf, _ := s.br.Peek(s.br.Buffered()) // never reads: no more than is buffered
+	return bytes.IndexByte(buf, '\n') >= 0
+}
+
 // readLine reads a command line (idle: the session is between commands, so a shutdown may
 // interrupt the wait) or an AUTH response. The whole line must arrive within the idle timeout
 // of the moment the wait begins.
@@ -276,7 +291,11 @@ func (s *session) readLine(idle bool) ([]byte, error) {
 	}
 	s.startPhase(p, s.srv.opts.IdleTimeout)
 	line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
-	s.phase.Store(phaseCommand)
+	if err == nil {
+		// A failed wait keeps its phase: the session ends or refuses the line, and its log
+		// line says what it was waiting for.
+		s.phase.Store(phaseCommand)
+	}
 	return line, err
 }
 
@@ -326,17 +345,19 @@ func (s *session) ioError(err error) {
 		s.quit = true
 		return
 	}
-	var r smtp.Reply
-	switch {
-	case s.srv.closing.Load():
-		r = s.replyShuttingDown()
-	case !time.Now().Before(s.start.Add(s.srv.opts.SessionTimeout)):
+	s.lastWords = true
+	if s.srv.closing.Load() {
+		// Shutdown interrupted the wait by moving the read deadline: that is no timeout of the
+		// client's, and the log says what happened (as loop does for a session between commands).
+		s.log.Info("shutting down", "phase", phaseName(s.phase.Load()))
+		s.closeWith(s.replyShuttingDown())
+		return
+	}
+	r := smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
+	if !time.Now().Before(s.start.Add(s.srv.opts.SessionTimeout)) {
 		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: session time limit exceeded")
-	default:
-		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
 	}
 	s.log.Info("timeout", "reason", r.Text, "phase", phaseName(s.phase.Load()))
-	s.lastWords = true
 	s.closeWith(r)
 }
 

@@ -86,7 +86,7 @@ func TestTranscripts(t *testing.T) {
 			C: TURN
 			S: 502 5.5.1 Error: command not implemented
 			C: HELP
-			S: 214-2.0.0 Commands:
+			S: 214-2.0.0 Commands supported:\n214 2.0.0 HELO EHLO STARTTLS MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP$
 			C: XYZZY
 			S: 500 5.5.2 Error: command not recognized
 			C:
@@ -296,4 +296,51 @@ func TestTranscripts(t *testing.T) {
 			ts.dial(t, RoleMX).run(tc.transcript)
 		})
 	}
+}
+
+// HELP lists the commands the session takes now: STARTTLS until TLS is up, AUTH where EHLO
+// offers it (here over TLS only, and no more once authenticated).
+func TestHelp(t *testing.T) {
+	const (
+		head = `214-2.0.0 Commands supported:\n214 2.0.0 HELO EHLO `
+		tail = `MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP$`
+	)
+	t.Run("no-tls-no-auth", func(t *testing.T) {
+		ts := newTestServer(t, func(o *Options) { o.TLS = nil })
+		ts.dial(t, RoleMX).run(`
+			S: 220
+			C: HELP
+			S: ` + head + tail + `
+			C: HELP MAIL
+			S: ` + head + tail)
+	})
+	t.Run("starttls-then-auth", func(t *testing.T) {
+		ts := newTestServer(t, withAuth(func(a *AuthOptions) { a.LoopbackIsSecure = false }))
+		c := ts.dial(t, RoleSubmission)
+		c.run(`
+			S: 220
+			C: EHLO c
+			S: 250
+			C: HELP
+			S: ` + head + `STARTTLS ` + tail + `
+			C: STARTTLS
+			S: 220`)
+		c.startTLS()
+		c.run(`
+			C: HELP
+			S: ` + head + `AUTH ` + tail + `
+			C: EHLO c
+			S: 250
+			C: AUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh
+			S: 235
+			C: HELP
+			S: ` + head + tail)
+	})
+	t.Run("implicit-tls", func(t *testing.T) {
+		ts := newTestServer(t, withAuth(nil))
+		ts.dial(t, RoleSubmissions).run(`
+			S: 220
+			C: HELP
+			S: ` + head + `AUTH ` + tail)
+	})
 }

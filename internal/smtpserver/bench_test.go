@@ -1,0 +1,86 @@
+package smtpserver
+
+import (
+	"bufio"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// countConn counts the reads a client needs: one per write of the server's, as long as the
+// client keeps up, so reads per group show whether the replies to a group came in one write.
+type countConn struct {
+	net.Conn
+	reads atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+// benchmarkPipelined sends one pipelined group per iteration and reads its n replies. It
+// reports the reads per group: 1 means the replies came in one write (RFC 2920 batching).
+func benchmarkPipelined(b *testing.B, group string, n int) {
+	ts := newTestServer(b, nil)
+	raw, err := net.Dial("tcp", ts.addrs[RoleMX])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	cc := &countConn{Conn: raw}
+	r := bufio.NewReader(cc)
+	readReply := func() {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(line) < 4 || line[3] != '-' {
+				if line[0] != '2' && line[0] != '3' {
+					b.Fatalf("reply %q", line)
+				}
+				return
+			}
+		}
+	}
+	readReply()
+	if _, err := raw.Write([]byte("EHLO bench\r\n")); err != nil {
+		b.Fatal(err)
+	}
+	readReply()
+	cc.reads.Store(0)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := raw.Write([]byte(group)); err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			readReply()
+		}
+	}
+	b.ReportMetric(float64(cc.reads.Load())/float64(b.N), "reads/group")
+}
+
+// A group without a message: MAIL, three RCPTs, RSET.
+func BenchmarkPipelinedGroup(b *testing.B) {
+	benchmarkPipelined(b, "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nRCPT TO:<alice@example.test>\r\n"+
+		"RCPT TO:<postmaster@example.test>\r\nRSET\r\n", 5)
+}
+
+// A whole message in one group: MAIL, RCPT, BDAT LAST (RFC 3030 lets the chunk follow at once).
+func BenchmarkPipelinedBDAT(b *testing.B) {
+	body := "Subject: bench\r\n\r\n" + strings.Repeat("x", 60) + "\r\n"
+	benchmarkPipelined(b, "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT "+
+		strconv.Itoa(len(body))+" LAST\r\n"+body, 3)
+}
+
+// A group larger than the session's read buffer (4 KiB): MAIL, 150 RCPTs, RSET. Its replies
+// go out in more than one write, since the server does not wait for the rest of a line to
+// send the replies that are ready.
+func BenchmarkPipelinedLargeGroup(b *testing.B) {
+	group := "MAIL FROM:<a@b.example>\r\n" + strings.Repeat("RCPT TO:<bob@example.test>\r\n", 150) + "RSET\r\n"
+	benchmarkPipelined(b, group, 152)
+}
