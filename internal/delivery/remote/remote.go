@@ -177,8 +177,12 @@ type Options struct {
 	// host's) and DANE-TA. Default: the system's roots.
 	RootCAs *x509.CertPool
 	// HTTPClient fetches MTA-STS policies; redirects are never followed (RFC 8461 §3.3).
-	// Default: a client that trusts RootCAs.
+	// Default: a client that trusts RootCAs and looks up the policy host's address through
+	// Resolver, like every other name of a delivery.
 	HTTPClient *http.Client
+	// PolicyPort is the port the default HTTPClient connects to for an MTA-STS policy (the
+	// URL stays https://mta-sts.<domain>/...). Default: 443.
+	PolicyPort int
 	// RequireTLS reports whether a message must only leave over verified TLS (REQUIRETLS,
 	// RFC 8689). Default: the envelope's RequireTLS (MAIL FROM's REQUIRETLS parameter).
 	RequireTLS func(*envelope.Envelope) bool
@@ -301,7 +305,7 @@ func New(opts Options) (*Deliverer, error) {
 	if d.dns, err = newResolver(opts.Resolver, t.DNS); err != nil {
 		return nil, err
 	}
-	d.http = stsHTTPClient(opts.HTTPClient, opts.RootCAs)
+	d.http = d.stsHTTPClient(opts.HTTPClient, opts.RootCAs)
 	d.ownAddrs = expandLocalAddrs(opts.LocalAddrs)
 	return d, nil
 }
