@@ -127,3 +127,30 @@ func TestReportsWhoSaidIt(t *testing.T) {
 		mustNotMatch(t, "the report on a domain tern found missing", msg, `(?i)^Diagnostic-Code: *smtp;`)
 	})
 }
+
+// TestRequireTLSReport: alice sends with REQUIRETLS; b.test's MX answer is DNSSEC-validated,
+// but B's certificate is self-signed, so no host of b.test takes the message over the TLS it
+// asks for. RFC 8689 §4.2.1: alice gets a report at the first attempt, with 5.7.30 and
+// REQUIRETLS named, not a retry and a generic expiry days later; B never gets the message.
+func TestRequireTLSReport(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{Schedule: "1h"})
+	w.DNS.SetSecure("b.test")
+	tok := token(t)
+	d := ehlod(t, w.A.Submissions, true)
+	d.authPlain(aliceA, alicePW)
+	id := d.transaction(outMsg{MailParams: "REQUIRETLS", Rcpts: []string{bobB}, Tok: tok})
+	d.cmd("QUIT", `221 2\.0\.0 Bye`)
+	r := parseDSN(t, w.A.WaitMessage(aliceA, tok, 15*time.Second), testHostname, aliceA)
+	checkFields(t, "recipient fields", r.Recipients[0], map[string]string{
+		"Final-Recipient": `rfc822; bob@b\.test`,
+		"Action":          "failed",
+		"Status":          `5\.7\.30`,
+		"Remote-MTA":      "",
+		"Diagnostic-Code": `X-Tern; REQUIRETLS support required: .*mx\.b\.test.*`,
+	})
+	waitLog(t, w.A, 5*time.Second, 1, "delivery failed", "msgid="+id, "attempt=1")
+	if got := messagesWith(w.B, bobB, tok); len(got) != 0 {
+		t.Errorf("B got a REQUIRETLS message over TLS that A could not verify")
+	}
+}

@@ -57,6 +57,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// EnhRequireTLSTemp is the enhanced status of a REQUIRETLS message for which no host took the
+// message over the TLS it asks for, while some host may still do so later (X.7.30, RFC 8689
+// §5, in its temporary form). The queue reports it as 5.7.30 when the message expires, not as
+// a generic expiry.
+const EnhRequireTLSTemp = "4.7.30"
+
 // Temporary returns a temporary *Error (4.3.0 unless told otherwise) wrapping cause.
 func Temporary(msg string, cause error) *Error {
 	return &Error{Code: 451, Enhanced: "4.3.0", Msg: msg, Err: cause}

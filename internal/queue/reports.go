@@ -83,7 +83,7 @@ func reportRecipient(r envelope.Recipient, a dsn.Action, o delivery.Outcome, at,
 		// unless it was a REQUIRETLS message that no host could take over the TLS it asks
 		// for, which RFC 8689 §4.2.1 reports as such (X.7.30).
 		rc.Status = "5.4.7"
-		if f.Enhanced == enhRequireTLSTemp {
+		if f.Enhanced == delivery.EnhRequireTLSTemp {
 			rc.Status = "5.7.30"
 		}
 		lead := "gave up: not delivered before the message expired"
@@ -95,10 +95,6 @@ func reportRecipient(r envelope.Recipient, a dsn.Action, o delivery.Outcome, at,
 	}
 	return rc
 }
-
-// enhRequireTLSTemp is a REQUIRETLS message's temporary failure to find a host that takes it
-// over the TLS it asks for (see remote): at expiry it is reported as 5.7.30.
-const enhRequireTLSTemp = "4.7.30"
 
 // describeFailure fills in rc's Status and texts from f: a server's reply as its Reply (with
 // the server as Remote-MTA), or else what tern found as its Note.

@@ -127,6 +127,8 @@ func TestMTASTS(t *testing.T) {
 		{name: "DANE takes precedence", policy: enforcePolicy, dane: true, want: "ok"},
 		{name: "DANE host outside the policy's mx", policy: "version: STSv1\nmode: enforce\nmx: mail.other.test\nmax_age: 600\n", dane: true, want: "ok"},
 		{name: "REQUIRETLS with an insecure MX under enforce", policy: enforcePolicy, trusted: true, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "ok"},
+		{name: "REQUIRETLS, enforce, untrusted certificate: bounced at once", policy: enforcePolicy, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "perm 550 5.7.30"},
+		{name: "REQUIRETLS, enforce, MX not in the policy", policy: "version: STSv1\nmode: enforce\nmx: mail.other.test\nmax_age: 600\n", trusted: true, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "perm 550 5.7.30", noConn: true},
 		{name: "REQUIRETLS with an insecure MX under testing", policy: strings.Replace(enforcePolicy, "enforce", "testing", 1), trusted: true, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "perm 550 5.7.30", noConn: true},
 	}
 	for _, tc := range tests {
