@@ -78,7 +78,7 @@ func reportRecipient(r envelope.Recipient, a dsn.Action, o delivery.Outcome, at,
 	}
 	f := delivery.Failure(o.Err)
 	describeFailure(&rc, f)
-	if a == dsn.Failed && !strings.HasPrefix(f.Enhanced, "5.") {
+	if a == dsn.Failed && strings.HasPrefix(rc.Status, "4.") {
 		// A temporary error that ran out of time: the delivery time expired (RFC 3463 X.4.7),
 		// unless it was a REQUIRETLS message that no host could take over the TLS it asks
 		// for, which RFC 8689 §4.2.1 reports as such (X.7.30).

@@ -282,6 +282,7 @@ func TestReportRecipient(t *testing.T) {
 	}{
 		{"remote 5xx", dsn.Failed, reply(550, "5.1.1", "no such user"), "5.1.1", "mx.b.test", "550 5.1.1 no such user", ""},
 		{"remote 5xx without enhanced code", dsn.Failed, reply(554, "", "go away"), "5.0.0", "mx.b.test", "554 5.0.0 go away", ""},
+		{"local 5xx without enhanced code", dsn.Failed, local(550, "", "refused"), "5.0.0", "", "", "refused"},
 		{"no such domain", dsn.Failed, local(550, "5.1.2", "recipient domain nx.test does not exist"), "5.1.2", "", "",
 			"recipient domain nx.test does not exist"},
 		{"delayed, local", dsn.Delayed, local(451, "4.4.1", "cannot connect to mx.b.test"), "4.4.1", "", "", "cannot connect to mx.b.test"},
