@@ -84,6 +84,9 @@ type ternOpts struct {
 	// NoStart makes startTern prepare the data directory and config without starting the
 	// server (a peer that is down at first); Start starts it.
 	NoStart bool
+	// Env is added to the server's environment (NAME=value), e.g. SSL_CERT_FILE for roots
+	// that trust a test's HTTPS server.
+	Env []string
 }
 
 // Tern is one running `tern serve` process.
@@ -187,6 +190,9 @@ func (tn *Tern) start() {
 	}
 	args = append(args, tn.opts.ServeArgs...)
 	cmd := exec.Command(ternBin, args...)
+	if len(tn.opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), tn.opts.Env...)
+	}
 	lines := make(chan string, 16)
 	fmt.Fprintf(tn.stderr, "---- %s %s\n", time.Now().Format("15:04:05.000"), strings.Join(args, " "))
 	cmd.Stdout = &lineWriter{ch: lines, all: tn.stderr}

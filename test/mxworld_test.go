@@ -85,6 +85,8 @@ type worldOpts struct {
 	// AConfig is A's configuration file; AArgs more serve flags for A.
 	AConfig string
 	AArgs   []string
+	// AEnv is added to A's environment.
+	AEnv []string
 	// BDown leaves B stopped: its data directory and accounts exist, B.Start starts it.
 	BDown bool
 	// BListen is B's MX listener. Default: mx.b.test's address on port P.
@@ -139,6 +141,7 @@ func startWorld(t *testing.T, o worldOpts) *mxWorld {
 		Config:     o.AConfig,
 		ServeArgs: append([]string{"--domain", "a.test", "--resolver", w.DNS.Addr, "--remote-port", w.Port,
 			"--retry-schedule", o.Schedule}, o.AArgs...),
+		Env:     o.AEnv,
 		NoStart: true,
 	})
 	w.A.AddUser(aliceA, alicePW)

@@ -227,7 +227,8 @@ func checkUnknownIDs(t *testing.T, tn *Tern) {
 }
 
 // checkAdminBounce checks a report made by tern queue bounce: a well-formed failure report,
-// from A's own name (also when made with the server stopped), that says why.
+// from A's own name (also when made with the server stopped), that says why, and what the last
+// attempt found (B is down: tern's own finding, no server's reply).
 func checkAdminBounce(t *testing.T, msg, rcpt string) {
 	t.Helper()
 	r := parseDSN(t, msg, testHostname, aliceA)
@@ -235,8 +236,9 @@ func checkAdminBounce(t *testing.T, msg, rcpt string) {
 		"Final-Recipient": "rfc822; " + regexp.QuoteMeta(rcpt),
 		"Action":          "failed",
 		"Status":          `5\.0\.0`,
-		"Diagnostic-Code": `smtp; 550 5\.0\.0 returned to sender by the administrator`,
+		"Diagnostic-Code": `X-Tern; returned to sender by the administrator; last attempt: ` + suspended + `cannot connect to mx\.b\.test`,
 		"Remote-MTA":      "",
 	})
-	mustMatch(t, "the human part", r.Human, `^<`+regexp.QuoteMeta(rcpt)+`>: 550 5\.0\.0 returned to sender by the administrator\r?$`)
+	mustMatch(t, "the human part", r.Human, `^<`+regexp.QuoteMeta(rcpt)+`>: returned to sender by the administrator; last attempt: `+
+		suspended+`cannot connect to mx\.b\.test\r?$`)
 }

@@ -293,6 +293,7 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 		Hostname:   cfg.Hostname,
 		Resolver:   d.Resolver,
 		Port:       d.RemotePort,
+		PolicyPort: d.MTASTSPort,
 		Relayhost:  d.Relayhost,
 		LocalAddrs: local,
 		Logger:     log,

@@ -142,6 +142,7 @@ type Queue struct {
 type Delivery struct {
 	Resolver      string            `toml:"resolver" doc:"DNS server (HOST:PORT) for MX, address, MTA-STS and TLSA lookups instead of the system's (/etc/resolv.conf); --resolver. DANE is used only when its answers are DNSSEC-validated (AD bit), so point it at a validating resolver you trust."`
 	RemotePort    int               `toml:"remote_port" doc:"Port of the MX hosts; --remote-port."`
+	MTASTSPort    int               `toml:"mta_sts_port" doc:"Port of the MTA-STS policy hosts (https://mta-sts.<domain>/, whose address is looked up through resolver). Change it only for tests, as remote_port."`
 	Relayhost     string            `toml:"relayhost" doc:"Smarthost (HOST:PORT) that takes all remote mail instead of MX lookup; --relayhost."`
 	RelayUser     string            `toml:"relay_user" doc:"Login for AUTH at the relayhost (empty: no AUTH)."`
 	RelayPassword string            `toml:"relay_password" doc:"Password for AUTH at the relayhost; keep this file readable by tern only."`
@@ -216,7 +217,7 @@ func Default() Config {
 			BounceMaxAge: Duration{2 * 24 * time.Hour},
 			DelayWarning: Duration{4 * time.Hour},
 		},
-		Delivery: Delivery{RemotePort: 25},
+		Delivery: Delivery{RemotePort: 25, MTASTSPort: 443},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -342,6 +343,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Delivery.RemotePort <= 0 || c.Delivery.RemotePort > 65535 {
 		errs = append(errs, errors.New("delivery.remote_port must be a port number"))
+	}
+	if c.Delivery.MTASTSPort <= 0 || c.Delivery.MTASTSPort > 65535 {
+		errs = append(errs, errors.New("delivery.mta_sts_port must be a port number"))
 	}
 	for name, addr := range map[string]string{"resolver": c.Delivery.Resolver, "relayhost": c.Delivery.Relayhost} {
 		if addr == "" {

@@ -34,9 +34,14 @@ type Error struct {
 	// Code, Enhanced and Msg are its reply as it sent it, so that "Code Enhanced Msg" is the
 	// DSN's Diagnostic-Code (RFC 3464 §2.3.6).
 	Msg string
-	// RemoteMTA is the server whose reply (or whose missing capability) decided the failure,
-	// for the DSN's Remote-MTA field; empty when no remote server was involved (a DNS failure,
-	// a local deliverer).
+	// RemoteReply is set when Code, Enhanced and Msg are a server's reply as it sent it (see
+	// Refused). Otherwise tern found the failure itself (no such domain, a TLS policy, a
+	// timeout), and Msg says so in its own words: a report must not pass that off as a
+	// remote server's reply.
+	RemoteReply bool
+	// RemoteMTA is the server whose reply (or whose missing capability) decided the failure;
+	// empty when no remote server was involved (a DNS failure, a local deliverer). The DSN's
+	// Remote-MTA names it only with a RemoteReply (RFC 3464 §2.3.5: the MTA that reported).
 	RemoteMTA string
 	// Err is the underlying cause, for logs only.
 	Err error
@@ -51,6 +56,12 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// EnhRequireTLSTemp is the enhanced status of a REQUIRETLS message for which no host took the
+// message over the TLS it asks for, while some host may still do so later (X.7.30, RFC 8689
+// §5, in its temporary form). The queue reports it as 5.7.30 when the message expires, not as
+// a generic expiry.
+const EnhRequireTLSTemp = "4.7.30"
 
 // Temporary returns a temporary *Error (4.3.0 unless told otherwise) wrapping cause.
 func Temporary(msg string, cause error) *Error {
@@ -69,7 +80,22 @@ func Refused(code int, enhanced, text string, cause error) *Error {
 		}
 	}
 	return &Error{Permanent: code >= 500, Code: code, Enhanced: enhanced,
-		Msg: strings.ReplaceAll(text, "\n", " "), Err: cause}
+		Msg: strings.ReplaceAll(text, "\n", " "), RemoteReply: true, Err: cause}
+}
+
+// Failure is err as a report may show it to the sender, and as the queue keeps it for a
+// later report (tern queue bounce). An unclassified error is a temporary failure without
+// detail: its text is for the log only.
+func Failure(err error) *envelope.Failure {
+	var de *Error
+	if !errors.As(err, &de) {
+		return &envelope.Failure{Code: 451, Enhanced: "4.0.0", Text: "delivery failed"}
+	}
+	f := &envelope.Failure{Code: de.Code, Enhanced: de.Enhanced, Text: de.Msg, Reply: de.RemoteReply}
+	if de.RemoteReply {
+		f.RemoteMTA = de.RemoteMTA
+	}
+	return f
 }
 
 // Permanentf returns a permanent *Error with the given reply code and enhanced code.

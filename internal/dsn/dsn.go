@@ -38,10 +38,17 @@ type Recipient struct {
 	Action   Action
 	// Status is the enhanced status code, e.g. "5.1.1".
 	Status string
-	// RemoteMTA is the host that answered, if any (for Remote-MTA).
+	// RemoteMTA is the server that accepted the message, or whose Reply decided the outcome
+	// (Remote-MTA, RFC 3464 §2.3.5).
 	RemoteMTA string
-	// Diagnostic is the SMTP reply that decided the outcome, e.g. "550 5.1.1 User unknown".
-	Diagnostic string
+	// Reply is a server's own reply that decided the outcome, as it sent it ("550 5.1.1 User
+	// unknown"): "Diagnostic-Code: smtp;" (RFC 3464 §2.3.6) is for nothing else.
+	Reply string
+	// Note is what tern itself found, in plain words ("the domain nx.example does not exist",
+	// "returned to sender by the administrator"). Without a Reply it is the Diagnostic-Code,
+	// of type X-Tern (as Postfix writes X-Postfix); with one, the Reply is what the last
+	// attempt got.
+	Note string
 	// LastAttempt is when delivery was last tried; WillRetryUntil, for delayed recipients, when
 	// tern will give up.
 	LastAttempt, WillRetryUntil time.Time
@@ -162,8 +169,11 @@ func (r *Report) Write(w io.Writer, orig io.Reader) error {
 		if rc.RemoteMTA != "" {
 			p("Remote-MTA: dns; %s", headerSafe(rc.RemoteMTA))
 		}
-		if rc.Diagnostic != "" {
-			p("Diagnostic-Code: smtp; %s", headerSafe(rc.Diagnostic))
+		switch {
+		case rc.Reply != "":
+			p("Diagnostic-Code: smtp; %s", headerSafe(rc.Reply))
+		case rc.Note != "":
+			p("Diagnostic-Code: X-Tern; %s", headerSafe(rc.Note))
 		}
 		if !rc.LastAttempt.IsZero() {
 			p("Last-Attempt-Date: %s", rc.LastAttempt.Format(time.RFC1123Z))
@@ -207,17 +217,38 @@ func (r *Report) writeHuman(p func(string, ...any), a Action) {
 		p("I'm sorry to have to inform you that your message could not")
 		p("be delivered to one or more recipients. It's attached below.")
 	}
+	if a == Failed || a == Delayed {
+		p("")
+		p("Where a server's reply is quoted (\"host ... said\"), it is that server's own")
+		p("words; everything else is what this mail system found itself.")
+	}
 	p("")
 	for _, rc := range r.Recipients {
-		line := "<" + headerSafe(rc.Final) + ">"
-		if rc.Diagnostic != "" {
-			line += ": " + headerSafe(rc.Diagnostic)
-		}
-		if rc.RemoteMTA != "" {
-			line += " (from " + headerSafe(rc.RemoteMTA) + ")"
-		}
-		p("%s", line)
+		p("%s", humanLine(rc))
 	}
+}
+
+// humanLine is one recipient's line in the part people read.
+func humanLine(rc Recipient) string {
+	line := "<" + headerSafe(rc.Final) + ">"
+	said := ""
+	switch {
+	case rc.Reply != "" && rc.RemoteMTA != "":
+		said = "host " + headerSafe(rc.RemoteMTA) + " said: " + headerSafe(rc.Reply)
+	case rc.Reply != "":
+		said = "the mailbox server said: " + headerSafe(rc.Reply)
+	}
+	switch {
+	case rc.Note != "" && said != "":
+		return line + ": " + headerSafe(rc.Note) + "; last attempt: " + said
+	case rc.Note != "":
+		return line + ": " + headerSafe(rc.Note)
+	case said != "":
+		return line + ": " + said
+	case rc.RemoteMTA != "":
+		return line + " (by " + headerSafe(rc.RemoteMTA) + ")"
+	}
+	return line
 }
 
 // writeOriginal appends the original message, or its headers, as the third part.

@@ -71,7 +71,7 @@ func TestFailureReport(t *testing.T) {
 		Now:          now,
 		Recipients: []Recipient{{
 			Final: "bob@remote.example", Original: "rfc822;Bob@Remote.example", Action: Failed, Status: "5.1.1",
-			RemoteMTA: "mx.remote.example", Diagnostic: "550 5.1.1 <bob@remote.example>: User unknown", LastAttempt: now,
+			RemoteMTA: "mx.remote.example", Reply: "550 5.1.1 <bob@remote.example>: User unknown", LastAttempt: now,
 		}},
 	}
 	var b bytes.Buffer
@@ -87,7 +87,7 @@ func TestFailureReport(t *testing.T) {
 	if len(parts) != 3 {
 		t.Fatalf("%d parts, want 3", len(parts))
 	}
-	if !strings.Contains(string(bodies[0]), "<bob@remote.example>: 550 5.1.1") {
+	if !strings.Contains(string(bodies[0]), "<bob@remote.example>: host mx.remote.example said: 550 5.1.1") {
 		t.Errorf("human part %q", bodies[0])
 	}
 	if parts[1].Header.Get("Content-Type") != "message/delivery-status" {
@@ -161,7 +161,7 @@ func TestDelayAndSuccessReports(t *testing.T) {
 func TestFieldsStaySingleLines(t *testing.T) {
 	r := &Report{ReportingMTA: "mx.example.test", To: "a@b.example", EnvID: "x\r\nAction: delivered",
 		Recipients: []Recipient{{Final: "x@y.example\r\nStatus: 2.0.0", Action: Failed, Status: "5.0.0",
-			Diagnostic: "550 no\r\n--boundary"}}}
+			Reply: "550 no\r\n--boundary", Note: "x\r\nAction: delivered"}}}
 	var b bytes.Buffer
 	if err := r.Write(&b, nil); err != nil {
 		t.Fatal(err)
@@ -170,6 +170,57 @@ func TestFieldsStaySingleLines(t *testing.T) {
 	g := statusFields(t, bodies[1])
 	if len(g) != 2 || g[1].Get("Action") != "failed" || len(g[1]["Status"]) != 1 || len(g[0]["Action"]) != 0 {
 		t.Errorf("fields: %v", g)
+	}
+}
+
+// TestWhoSaidIt checks that "Diagnostic-Code: smtp;" and Remote-MTA are only a remote server's
+// reply and its host (RFC 3464 §2.3.5, §2.3.6), and that what tern found itself says so.
+func TestWhoSaidIt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rcpt  Recipient
+		diag  string // Diagnostic-Code, "" for none
+		rmta  string // Remote-MTA, "" for none
+		human string // the recipient's line in the first part
+	}{
+		{"remote reply",
+			Recipient{Status: "5.1.1", RemoteMTA: "mx.b.test", Reply: "550 5.1.1 no such user"},
+			"smtp; 550 5.1.1 no such user", "dns; mx.b.test",
+			"<x@y.example>: host mx.b.test said: 550 5.1.1 no such user"},
+		{"local mailbox server's reply",
+			Recipient{Status: "5.2.2", Reply: "552 5.2.2 over quota"},
+			"smtp; 552 5.2.2 over quota", "",
+			"<x@y.example>: the mailbox server said: 552 5.2.2 over quota"},
+		{"no such domain",
+			Recipient{Status: "5.1.2", Note: "the domain nx.test does not exist"},
+			"X-Tern; the domain nx.test does not exist", "",
+			"<x@y.example>: the domain nx.test does not exist"},
+		{"returned by the administrator after a remote 4xx",
+			Recipient{Status: "5.0.0", Note: "returned to sender by the administrator", RemoteMTA: "mx.b.test", Reply: "451 4.3.0 try later"},
+			"smtp; 451 4.3.0 try later", "dns; mx.b.test",
+			"<x@y.example>: returned to sender by the administrator; last attempt: host mx.b.test said: 451 4.3.0 try later"},
+		{"nothing said",
+			Recipient{Status: "5.0.0"}, "", "", "<x@y.example>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.rcpt.Final, tc.rcpt.Action = "x@y.example", Failed
+			r := &Report{ReportingMTA: "mx.example.test", To: "a@b.example", Recipients: []Recipient{tc.rcpt}}
+			var b bytes.Buffer
+			if err := r.Write(&b, nil); err != nil {
+				t.Fatal(err)
+			}
+			_, _, bodies := parse(t, b.Bytes())
+			g := statusFields(t, bodies[1])
+			if got := g[1].Get("Diagnostic-Code"); got != tc.diag {
+				t.Errorf("Diagnostic-Code %q, want %q", got, tc.diag)
+			}
+			if got := g[1].Get("Remote-Mta"); got != tc.rmta {
+				t.Errorf("Remote-MTA %q, want %q", got, tc.rmta)
+			}
+			if !strings.Contains(string(bodies[0]), "\r\n"+tc.human+"\r\n") {
+				t.Errorf("human part %q lacks the line %q", bodies[0], tc.human)
+			}
+		})
 	}
 }
 

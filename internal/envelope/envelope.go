@@ -43,6 +43,24 @@ type Recipient struct {
 	// LastError is the text of the last failed attempt, for the operator (`tern queue list`):
 	// it may name local paths, so a bounce must take its text from the classified error instead.
 	LastError string `json:"last_error,omitempty"`
+	// LastFailure is the last failed attempt as a report may show it (tern queue bounce
+	// quotes it); nil when there was none, or before tern kept it.
+	LastFailure *Failure `json:"last_failure,omitempty"`
+}
+
+// Failure is a failed delivery attempt as a report may show it to the sender: no local paths,
+// no log detail, and who said it.
+type Failure struct {
+	// Code and Enhanced are the reply code and enhanced status code ("451", "4.4.1").
+	Code     int    `json:"code"`
+	Enhanced string `json:"enh,omitempty"`
+	// Text is the server's reply text when Reply is set; otherwise tern's own words for what it
+	// found ("cannot connect to mx.example.com").
+	Text string `json:"text,omitempty"`
+	// Reply is set when Code, Enhanced and Text are a server's reply as it sent it, and
+	// RemoteMTA is then that server (empty for the local LMTP server).
+	Reply     bool   `json:"reply,omitempty"`
+	RemoteMTA string `json:"rmta,omitempty"`
 }
 
 // Envelope is everything the queue stores about a message besides its body.

@@ -266,16 +266,15 @@ func (q *Queue) finish(id, why string, bounce bool) error {
 // why, and, with bounce, the recipients that asked for a bounce.
 func (q *Queue) failAll(env *envelope.Envelope, why string, bounce bool) (stateRecord, []reported) {
 	err := &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.0.0", Msg: why}
-	now := q.opts.Now()
 	st := stateRecord{ID: env.ID}
 	var bounced []reported
 	for i, r := range env.Rcpts {
 		if r.Status != envelope.Pending {
 			continue
 		}
-		st.Updates = append(st.Updates, rcptUpdate{I: i, Status: envelope.Failed, Err: err.Error()})
+		st.Updates = append(st.Updates, rcptUpdate{I: i, Status: envelope.Failed, Err: err.Error(), F: r.LastFailure})
 		if bounce && dsn.Wants(r.Notify, dsn.Failed) {
-			bounced = append(bounced, reported{i, reportRecipient(r, dsn.Failed, delivery.Outcome{Err: err}, now, time.Time{})})
+			bounced = append(bounced, reported{i, adminReport(r, why)})
 		}
 	}
 	return st, bounced

@@ -102,3 +102,48 @@ func TestFlushAll(t *testing.T) {
 	}
 	waitFor(t, "second attempt", func() bool { it, _ := q.Show(id); return it.Envelope.Attempts == 2 })
 }
+
+// TestBounceQuotesLastAttempt: tern queue bounce, after a restart, still tells the sender what
+// the last attempt got: the remote server's 4xx with that server as Remote-MTA, or what tern
+// found itself, never passed off as a server's reply.
+func TestBounceQuotesLastAttempt(t *testing.T) {
+	busy := delivery.Refused(451, "4.2.0", "Mailbox busy", nil)
+	busy.RemoteMTA = "mx.busy.example"
+	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
+		switch {
+		case strings.HasSuffix(addr, "@busy.example"):
+			return delivery.Outcome{Err: busy, RemoteMTA: "mx.busy.example"}
+		case strings.HasSuffix(addr, "@down.example"):
+			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "cannot connect to mx.down.example", RemoteMTA: "mx.down.example"}}
+		}
+		return delivery.Outcome{}
+	}}
+	dir := t.TempDir()
+	q := openQueue(t, dir, batchOpts(f))
+	id := commitMsg(t, q, newEnv("x@busy.example", "y@down.example"), []byte("Subject: y\r\n\r\ny\r\n"))
+	cancel := runQueue(t, q)
+	waitFor(t, "the first attempt", func() bool { it, _ := q.Show(id); return it.Envelope.Attempts == 1 })
+	cancel()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q = openQueue(t, dir, batchOpts(f))
+	if err := q.Bounce(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	runQueue(t, q)
+	waitFor(t, "the bounce", func() bool { return len(f.reports("sender@example.org")) == 1 })
+	rep := f.reports("sender@example.org")[0]
+	for _, want := range []string{
+		"<x@busy.example>: returned to sender by the administrator; last attempt: host mx.busy.example said: 451 4.2.0 Mailbox busy\r\n",
+		"<y@down.example>: returned to sender by the administrator; last attempt: cannot connect to mx.down.example\r\n",
+		"Action: failed\r\nStatus: 5.0.0\r\nRemote-MTA: dns; mx.busy.example\r\n" +
+			"Diagnostic-Code: smtp; 451 4.2.0 Mailbox busy\r\n",
+		"rfc822;y@down.example\r\nAction: failed\r\nStatus: 5.0.0\r\n" +
+			"Diagnostic-Code: X-Tern; returned to sender by the administrator; last attempt: cannot connect to mx.down.example\r\n",
+	} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("bounce lacks %q:\n%s", want, rep)
+		}
+	}
+}

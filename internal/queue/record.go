@@ -92,6 +92,8 @@ type rcptUpdate struct {
 	I      int             `json:"i"`
 	Status envelope.Status `json:"s,omitempty"`
 	Err    string          `json:"e,omitempty"`
+	// F is the failure as a report may show it (envelope.Recipient.LastFailure).
+	F *envelope.Failure `json:"f,omitempty"`
 }
 
 // newSecret returns a fresh segment secret.

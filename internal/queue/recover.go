@@ -225,6 +225,7 @@ func applyState(env *envelope.Envelope, st stateRecord) {
 		if u.I >= 0 && u.I < len(env.Rcpts) {
 			env.Rcpts[u.I].Status = u.Status
 			env.Rcpts[u.I].LastError = u.Err
+			env.Rcpts[u.I].LastFailure = u.F
 		}
 	}
 	if st.Held != nil {

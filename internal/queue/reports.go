@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -70,25 +71,64 @@ func takeUpdates(st *stateRecord, rs []reported) stateRecord {
 // reportRecipient describes one recipient's outcome for a DSN. Its texts come from the
 // classified error, which is safe to show a sender (no local paths), never from the log detail.
 func reportRecipient(r envelope.Recipient, a dsn.Action, o delivery.Outcome, at, retryUntil time.Time) dsn.Recipient {
-	rc := dsn.Recipient{Final: r.Addr, Original: r.ORcpt, Action: a, RemoteMTA: o.RemoteMTA, LastAttempt: at, WillRetryUntil: retryUntil}
-	var de *delivery.Error
-	switch {
-	case o.Err == nil:
-		rc.Status = "2.0.0"
-	case errors.As(o.Err, &de):
-		rc.Status = de.Enhanced
-		rc.Diagnostic = strconv.Itoa(de.Code) + " " + de.Enhanced + " " + de.Msg
-	default:
-		rc.Status = "4.0.0"
-		rc.Diagnostic = "451 4.0.0 delivery failed"
+	rc := dsn.Recipient{Final: r.Addr, Original: r.ORcpt, Action: a, LastAttempt: at, WillRetryUntil: retryUntil}
+	if o.Err == nil {
+		rc.Status, rc.RemoteMTA = "2.0.0", o.RemoteMTA
+		return rc
 	}
-	if a == dsn.Failed && rc.Status != "" && rc.Status[0] == '4' {
-		// A temporary error that ran out of time: the delivery time expired (RFC 3463 X.4.7).
+	f := delivery.Failure(o.Err)
+	describeFailure(&rc, f)
+	if a == dsn.Failed && strings.HasPrefix(rc.Status, "4.") {
+		// A temporary error that ran out of time: the delivery time expired (RFC 3463 X.4.7),
+		// unless it was a REQUIRETLS message that no host could take over the TLS it asks
+		// for, which RFC 8689 §4.2.1 reports as such (X.7.30).
 		rc.Status = "5.4.7"
+		if f.Enhanced == delivery.EnhRequireTLSTemp {
+			rc.Status = "5.7.30"
+		}
+		lead := "gave up: not delivered before the message expired"
+		if f.Reply {
+			rc.Note = lead
+		} else {
+			rc.Note = lead + "; last attempt: " + rc.Note
+		}
 	}
+	return rc
+}
+
+// describeFailure fills in rc's Status and texts from f: a server's reply as its Reply (with
+// the server as Remote-MTA), or else what tern found as its Note.
+func describeFailure(rc *dsn.Recipient, f *envelope.Failure) {
+	rc.Status = f.Enhanced
 	if rc.Status == "" {
-		rc.Status = map[dsn.Action]string{dsn.Failed: "5.0.0", dsn.Delayed: "4.0.0"}[a]
+		rc.Status = "4.0.0"
+		if f.Code >= 500 {
+			rc.Status = "5.0.0"
+		}
 	}
+	if f.Reply {
+		rc.RemoteMTA, rc.Reply = f.RemoteMTA, strings.TrimSpace(strconv.Itoa(f.Code)+" "+f.Enhanced+" "+f.Text)
+		return
+	}
+	rc.Note = f.Text
+}
+
+// adminReport describes a recipient that an administrator returned to its sender (tern queue
+// bounce): that, and the last failed attempt, which is what the sender needs to know. It has
+// no Last-Attempt-Date: returning the message is no attempt, and the last one's time is not kept.
+func adminReport(r envelope.Recipient, why string) dsn.Recipient {
+	rc := dsn.Recipient{Final: r.Addr, Original: r.ORcpt, Action: dsn.Failed}
+	if r.LastFailure == nil {
+		rc.Status, rc.Note = "5.0.0", why
+		return rc
+	}
+	describeFailure(&rc, r.LastFailure)
+	if rc.Reply != "" {
+		rc.Note = why
+	} else {
+		rc.Note = why + "; last attempt: " + rc.Note
+	}
+	rc.Status = "5.0.0"
 	return rc
 }
 
@@ -120,7 +160,7 @@ func (q *Queue) queueReports(env *envelope.Envelope, src bodySource, st stateRec
 		case dsn.Failed:
 			q.log.Error("queue: cannot queue a bounce: its recipients stay queued and are tried again", "msgid", env.ID, "err", err)
 			for _, u := range eff.Updates {
-				rest.Updates = append(rest.Updates, rcptUpdate{I: u.I, Err: u.Err})
+				rest.Updates = append(rest.Updates, rcptUpdate{I: u.I, Err: u.Err, F: u.F})
 			}
 		case dsn.Delayed:
 			q.log.Error("queue: cannot queue a delay notice: it is tried again at the next attempt", "msgid", env.ID, "err", err)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/dsn"
 	"github.com/tern-mail/tern/internal/envelope"
 )
 
@@ -72,7 +74,8 @@ func batchOpts(f *fakeBatch) Options {
 }
 
 func permanent(addr string) delivery.Outcome {
-	return delivery.Outcome{Err: &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.1.1", Msg: "<" + addr + ">: User unknown"},
+	return delivery.Outcome{Err: &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.1.1", Msg: "<" + addr + ">: User unknown",
+		RemoteReply: true, RemoteMTA: "mx.remote.example"},
 		RemoteMTA: "mx.remote.example"}
 }
 
@@ -254,5 +257,49 @@ func TestBounceLifetime(t *testing.T) {
 	waitFor(t, "the bounce to expire", func() bool { _, err := q.Show(bid); return err != nil })
 	if _, err := q.Show(nid); err != nil {
 		t.Errorf("the normal message expired too: %v", err)
+	}
+}
+
+// TestReportRecipient checks who said what in a recipient's report: a server's reply with its
+// host, or tern's own finding; at expiry 5.4.7 (5.7.30 for a REQUIRETLS failure).
+func TestReportRecipient(t *testing.T) {
+	reply := func(code int, enh, text string) *delivery.Error {
+		e := delivery.Refused(code, enh, text, nil)
+		e.RemoteMTA = "mx.b.test"
+		return e
+	}
+	local := func(code int, enh, text string) *delivery.Error {
+		return &delivery.Error{Permanent: code >= 500, Code: code, Enhanced: enh, Msg: text, RemoteMTA: "mx.b.test"}
+	}
+	for _, tc := range []struct {
+		name   string
+		a      dsn.Action
+		err    error
+		status string
+		rmta   string
+		reply  string
+		note   string
+	}{
+		{"remote 5xx", dsn.Failed, reply(550, "5.1.1", "no such user"), "5.1.1", "mx.b.test", "550 5.1.1 no such user", ""},
+		{"remote 5xx without enhanced code", dsn.Failed, reply(554, "", "go away"), "5.0.0", "mx.b.test", "554 5.0.0 go away", ""},
+		{"local 5xx without enhanced code", dsn.Failed, local(550, "", "refused"), "5.0.0", "", "", "refused"},
+		{"no such domain", dsn.Failed, local(550, "5.1.2", "recipient domain nx.test does not exist"), "5.1.2", "", "",
+			"recipient domain nx.test does not exist"},
+		{"delayed, local", dsn.Delayed, local(451, "4.4.1", "cannot connect to mx.b.test"), "4.4.1", "", "", "cannot connect to mx.b.test"},
+		{"expired after a remote 4xx", dsn.Failed, reply(451, "4.2.0", "busy"), "5.4.7", "mx.b.test", "451 4.2.0 busy",
+			"gave up: not delivered before the message expired"},
+		{"expired after a local finding", dsn.Failed, local(454, "4.7.5", "TLS negotiation with mx.b.test failed"), "5.4.7", "", "",
+			"gave up: not delivered before the message expired; last attempt: TLS negotiation with mx.b.test failed"},
+		{"expired REQUIRETLS", dsn.Failed, local(451, "4.7.30", "REQUIRETLS support required: no host took it"), "5.7.30", "", "",
+			"gave up: not delivered before the message expired; last attempt: REQUIRETLS support required: no host took it"},
+		{"unclassified", dsn.Delayed, errors.New("boom /var/secret"), "4.0.0", "", "", "delivery failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := reportRecipient(envelope.Recipient{Addr: "bob@b.test"}, tc.a, delivery.Outcome{Err: tc.err, RemoteMTA: "mx.b.test"}, time.Time{}, time.Time{})
+			if rc.Status != tc.status || rc.RemoteMTA != tc.rmta || rc.Reply != tc.reply || rc.Note != tc.note {
+				t.Errorf("got status %q, Remote-MTA %q, reply %q, note %q\nwant %q, %q, %q, %q",
+					rc.Status, rc.RemoteMTA, rc.Reply, rc.Note, tc.status, tc.rmta, tc.reply, tc.note)
+			}
+		})
 	}
 }

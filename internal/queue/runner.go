@@ -229,13 +229,13 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 			log.Info("delivery interrupted by shutdown", "err", o.Err)
 			continue
 		case delivery.IsPermanent(o.Err) || expired:
-			u.Status, u.Err = envelope.Failed, o.Err.Error()
+			u.Status, u.Err, u.F = envelope.Failed, o.Err.Error(), delivery.Failure(o.Err)
 			log.Warn("delivery failed", "err", o.Err, "expired", expired)
 			if dsn.Wants(r.Notify, dsn.Failed) {
 				reports.add(dsn.Failed, i, reportRecipient(r, dsn.Failed, o, start, time.Time{}))
 			}
 		default:
-			u.Err = o.Err.Error()
+			u.Err, u.F = o.Err.Error(), delivery.Failure(o.Err)
 			log.Info("delivery deferred", "err", o.Err)
 			if warnDelay && dsn.Wants(r.Notify, dsn.Delayed) {
 				reports.add(dsn.Delayed, i, reportRecipient(r, dsn.Delayed, o, start, env.Received.Add(maxAge)))

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -83,7 +84,7 @@ func (p *pass) tryHost(ctx context.Context, h *host) {
 	plan, err := p.d.tlsPlan(ctx, p.rt, h, p.sts, p.reqTLS)
 	if err != nil {
 		p.d.log.Warn("remote: host skipped", "msgid", p.env.ID, "remote", h.name, "err", err.Error())
-		p.fail(err)
+		p.fail(p.requireTLS(err))
 		return
 	}
 	for _, addr := range h.addrs {
@@ -101,7 +102,7 @@ func (p *pass) tryHost(ctx context.Context, h *host) {
 			res = p.d.attempt(ctx, a)
 		}
 		if res.hostErr != nil {
-			p.fail(res.hostErr)
+			p.fail(p.requireTLS(res.hostErr))
 			continue
 		}
 		var still []*pending
@@ -131,6 +132,25 @@ func (p *pass) fail(err *delivery.Error) {
 	}
 }
 
+// requireTLS is what a host's failure err means for this message. For a REQUIRETLS message a
+// TLS failure (no STARTTLS, a failed handshake, a certificate that does not verify, an MX the
+// enforced MTA-STS policy does not list) is RFC 8689 §4.2.1's: this host cannot take it, and
+// when no host of the route can, the sender gets a non-delivery report at once, with 5.7.30.
+// Through the relayhost it stays temporary (4.7.30): the relayhost is the admin's own, and
+// mail waits for a fix of it as it does for a failed relay AUTH; at expiry the report still
+// says 5.7.30. Other failures (a host that cannot be reached, a 4xx) are what they are.
+func (p *pass) requireTLS(err *delivery.Error) *delivery.Error {
+	if !p.reqTLS || err.Enhanced != enhTLSNotOffered && err.Enhanced != enhTLSFailed {
+		return err
+	}
+	e := &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhRequireTLS,
+		Msg: "REQUIRETLS support required: " + err.Msg, RemoteMTA: err.RemoteMTA, Err: err.Err}
+	if p.rt.relay {
+		e.Permanent, e.Code, e.Enhanced = false, codeLocalError, delivery.EnhRequireTLSTemp
+	}
+	return e
+}
+
 // finish gives each recipient left its last error: a temporary one if there was any, since a
 // host that failed temporarily may still take the message (RFC 5321 §4.5.4.1: keep trying).
 func (p *pass) finish() {
@@ -142,7 +162,22 @@ func (p *pass) finish() {
 		if err == nil { // no host at all was tried; route never returns that
 			err = &delivery.Error{Code: codeLocalError, Enhanced: enhNoRoute, Msg: "no usable host"}
 		}
+		if err == r.lastTemp && r.lastPerm != nil && r.lastPerm.Enhanced == enhRequireTLS {
+			err = requireTLSPending(r.lastPerm, r.lastTemp)
+		}
 		p.out[r.pos] = delivery.Outcome{Err: err, RemoteMTA: err.RemoteMTA}
 	}
 	p.left = nil
+}
+
+// requireTLSPending is the failure of a REQUIRETLS message that a host could not take over the
+// TLS it asks for (lacking), while another failed for now (other): tried again, and reported
+// as a REQUIRETLS failure (5.7.30) if the message expires, not as a generic expiry.
+func requireTLSPending(lacking, other *delivery.Error) *delivery.Error {
+	also := other.Msg
+	if other.RemoteReply {
+		also = fmt.Sprintf("host %s said: %d %s %s", other.RemoteMTA, other.Code, other.Enhanced, other.Msg)
+	}
+	return &delivery.Error{Code: codeLocalError, Enhanced: delivery.EnhRequireTLSTemp,
+		Msg: lacking.Msg + "; other hosts: " + also, Err: errors.Join(lacking.Err, other)}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -320,17 +321,53 @@ func (d *Deliverer) fetchSTSPolicy(ctx context.Context, domain string) (*stsPoli
 	return parseSTSPolicy(b)
 }
 
-// stsHTTPClient is c (or a client trusting roots) that never follows a redirect.
-func stsHTTPClient(c *http.Client, roots *x509.CertPool) *http.Client {
+// stsHTTPClient is c, or else a client that trusts roots and reaches the policy host at the
+// addresses Options.Resolver gives (dialPolicyHost); either way it never follows a redirect.
+func (d *Deliverer) stsHTTPClient(c *http.Client, roots *x509.CertPool) *http.Client {
 	var cc http.Client
 	if c != nil {
 		cc = *c
 	} else {
 		cc.Transport = &http.Transport{
+			DialContext:       d.dialPolicyHost,
 			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 			DisableKeepAlives: true,
 		}
 	}
 	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &cc
+}
+
+// dialPolicyHost connects to mta-sts.<domain> at the addresses that Options.Resolver gives,
+// the resolver that found the policy's TXT record: the system's resolver may not know the
+// name, or may give other answers, and an enforced policy the admin's resolver points at
+// would then be skipped without a word (RFC 8461 allows delivery without a policy). Only the
+// address comes from here: the transport still verifies the certificate against the name
+// (TLS ServerName is the URL's host).
+func (d *Deliverer) dialPolicyHost(ctx context.Context, network, addr string) (net.Conn, error) {
+	name, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if d.opts.PolicyPort != 0 {
+		port = strconv.Itoa(d.opts.PolicyPort)
+	}
+	h := &host{name: name}
+	d.resolveHost(ctx, h)
+	if h.err != nil {
+		return nil, h.err
+	}
+	var dialer net.Dialer
+	var errs []error
+	for _, ip := range h.addrs {
+		c, err := dialer.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }

@@ -28,7 +28,17 @@ type stsServer struct {
 
 func (h *harness) stsServer(policy string) *stsServer {
 	h.t.Helper()
+	return h.stsServerAt(policy, "127.0.0.1:0")
+}
+
+// stsServerAt is stsServer listening on addr.
+func (h *harness) stsServerAt(policy, addr string) *stsServer {
+	h.t.Helper()
 	s := &stsServer{policy: policy}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -51,6 +61,8 @@ func (h *harness) stsServer(policy string) *stsServer {
 		}
 		w.Write([]byte(s.policy))
 	}))
+	s.srv.Listener.Close()
+	s.srv.Listener = ln
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{h.ca.issue(h.t, "mta-sts.dest.test")}}
 	s.srv.StartTLS()
 	h.t.Cleanup(s.srv.Close)
@@ -115,6 +127,8 @@ func TestMTASTS(t *testing.T) {
 		{name: "DANE takes precedence", policy: enforcePolicy, dane: true, want: "ok"},
 		{name: "DANE host outside the policy's mx", policy: "version: STSv1\nmode: enforce\nmx: mail.other.test\nmax_age: 600\n", dane: true, want: "ok"},
 		{name: "REQUIRETLS with an insecure MX under enforce", policy: enforcePolicy, trusted: true, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "ok"},
+		{name: "REQUIRETLS, enforce, untrusted certificate: bounced at once", policy: enforcePolicy, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "perm 550 5.7.30"},
+		{name: "REQUIRETLS, enforce, MX not in the policy", policy: "version: STSv1\nmode: enforce\nmx: mail.other.test\nmax_age: 600\n", trusted: true, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "perm 550 5.7.30", noConn: true},
 		{name: "REQUIRETLS with an insecure MX under testing", policy: strings.Replace(enforcePolicy, "enforce", "testing", 1), trusted: true, reqTLS: true, ext: []string{"REQUIRETLS"}, want: "perm 550 5.7.30", noConn: true},
 	}
 	for _, tc := range tests {
@@ -157,6 +171,43 @@ func TestMTASTS(t *testing.T) {
 			checkOutcome(t, 0, out[0], tc.want)
 			if tc.noConn && p.connections() != 0 {
 				t.Errorf("connected %d times", p.connections())
+			}
+		})
+	}
+}
+
+// TestMTASTSPolicyHostResolver: with the default HTTP client, the policy host's address comes
+// from Options.Resolver, like the TXT record's: a policy host only the test's DNS server knows
+// is reached, and its enforced policy refuses an MX with an untrusted certificate. Without an
+// address there, there is no policy (RFC 8461 §5.1), and the message goes out.
+func TestMTASTSPolicyHostResolver(t *testing.T) {
+	t.Parallel()
+	const mx = "mx1.dest.test"
+	for _, tc := range []struct {
+		name    string
+		rr      string // the policy host's record in the test's DNS
+		want    string
+		fetches int
+	}{
+		{"known to the resolver", "mta-sts.dest.test. A 127.0.0.9", "temp 454 4.7.5", 1},
+		{"unknown to the resolver", "", "ok", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.mx("dest.test", 10, mx, "127.0.0.2")
+			h.dns.Add(t, `_mta-sts.dest.test. TXT "v=STSv1; id=A1;"`)
+			if tc.rr != "" {
+				h.dns.Add(t, tc.rr)
+			}
+			s := h.stsServerAt(enforcePolicy, "127.0.0.9:0")
+			port := s.srv.Listener.Addr().(*net.TCPAddr).Port
+			h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(newCA(t).issue(t, mx))}) // untrusted
+			d := h.deliverer(func(o *Options) { o.PolicyPort = port })
+			out := deliverAll(d, newEnv("bob@dest.test"), testMessage)
+			checkOutcome(t, 0, out[0], tc.want)
+			if n := s.count(); n != tc.fetches {
+				t.Errorf("policy fetched %d times, want %d", n, tc.fetches)
 			}
 		})
 	}

@@ -134,13 +134,30 @@ func TestRequireTLS(t *testing.T) {
 		},
 		want: "perm 550 5.7.30", noConn: true,
 	}, {
-		name: "unverifiable certificate: temporary",
+		name: "unverifiable certificate: no route for REQUIRETLS, at once (RFC 8689 §4.2.1)",
 		setup: func(h *harness, other *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
 			h.dns.SetSecure("dest.test")
 			return h.peer("127.0.0.2", &peer{name: mx, ext: []string{"REQUIRETLS"}, tls: tlsConfig(other.issue(h.t, mx))})
 		},
-		want: "temp 454 4.7.5",
+		want: "perm 550 5.7.30",
+	}, {
+		name: "no STARTTLS at a DNSSEC MX",
+		setup: func(h *harness, _ *testCA) *peer {
+			h.mx("dest.test", 10, mx, "127.0.0.2")
+			h.dns.SetSecure("dest.test")
+			return h.peer("127.0.0.2", &peer{name: mx, ext: []string{"REQUIRETLS"}})
+		},
+		want: "perm 550 5.7.30",
+	}, {
+		name: "one host's certificate fails, the other is down: temporary, as REQUIRETLS",
+		setup: func(h *harness, other *testCA) *peer {
+			h.mx("dest.test", 10, mx, "127.0.0.2")
+			h.mx("dest.test", 20, "mx2.dest.test", "127.0.0.3")
+			h.dns.SetSecure("dest.test")
+			return h.peer("127.0.0.2", &peer{name: mx, ext: []string{"REQUIRETLS"}, tls: tlsConfig(other.issue(h.t, mx))})
+		},
+		want: "temp 451 4.7.30",
 	}, {
 		name: "DANE verifies",
 		setup: func(h *harness, other *testCA) *peer {
@@ -152,14 +169,14 @@ func TestRequireTLS(t *testing.T) {
 		},
 		want: "ok",
 	}, {
-		name: "one host lacks REQUIRETLS, the other is down: temporary",
+		name: "one host lacks REQUIRETLS, the other is down: temporary, as REQUIRETLS",
 		setup: func(h *harness, _ *testCA) *peer {
 			h.mx("dest.test", 10, mx, "127.0.0.2")
 			h.mx("dest.test", 20, "mx2.dest.test", "127.0.0.3")
 			h.dns.SetSecure("dest.test")
 			return h.peer("127.0.0.2", &peer{name: mx, tls: tlsConfig(h.ca.issue(h.t, mx))})
 		},
-		want: "temp 451 4.4.1",
+		want: "temp 451 4.7.30",
 	}, {
 		name:  "relayhost with verified TLS",
 		relay: true,
@@ -169,13 +186,13 @@ func TestRequireTLS(t *testing.T) {
 		},
 		want: "ok",
 	}, {
-		name:  "relayhost without TLS",
+		name:  "relayhost without TLS: temporary, as REQUIRETLS (the admin's own next hop)",
 		relay: true,
 		setup: func(h *harness, _ *testCA) *peer {
 			h.dns.Add(h.t, "relay.test. A 127.0.0.2")
 			return h.peer("127.0.0.2", &peer{name: "relay.test", ext: []string{"REQUIRETLS"}})
 		},
-		want: "temp 454 4.7.4",
+		want: "temp 451 4.7.30",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,7 +50,12 @@
 // offers no TLS, 4.7.5 when the handshake or the certificate check fails). A message for which
 // Options.RequireTLS is true (REQUIRETLS, RFC 8689) needs at least "verify" (or DANE), an MX
 // answer that was DNSSEC-validated or matched against an enforced MTA-STS policy, and a server
-// that offers REQUIRETLS; when no host can give that, it fails with 550 5.7.30.
+// that offers REQUIRETLS; when no host can give that, it fails with 550 5.7.30 at once (RFC 8689
+// §4.2.1): a host's TLS failure is then final for that host, not temporary. When some other
+// host failed only for now (unreachable, a 4xx), or through the relayhost, the message is
+// retried with 451 4.7.30 (delivery.EnhRequireTLSTemp), which the queue reports as 5.7.30 at
+// expiry. A handshake cut by the connection (EOF, reset, timeout) is a lost connection (4.4.2),
+// not a TLS failure.
 //
 // # What the message needs
 //
@@ -68,7 +73,8 @@
 // # Failures and logs
 //
 // Every failure is a *delivery.Error. When the remote server refused, its Code, Enhanced and Msg
-// are the server's reply and RemoteMTA its name, so that the DSN quotes what the server said;
+// are the server's reply, RemoteReply is set and RemoteMTA is its name, so that the DSN quotes
+// what the server said; every other failure is tern's own finding, in its own words;
 // the detail (address, command, TLS error) is in Err, for logs only. Options.Logger gets one
 // line per connection ("remote: connection", with remote as host[ip]:port, tls, policy, code
 // and result), one per recipient outcome ("remote: outcome", with rcpt, status and code), and
@@ -177,8 +183,12 @@ type Options struct {
 	// host's) and DANE-TA. Default: the system's roots.
 	RootCAs *x509.CertPool
 	// HTTPClient fetches MTA-STS policies; redirects are never followed (RFC 8461 §3.3).
-	// Default: a client that trusts RootCAs.
+	// Default: a client that trusts RootCAs and looks up the policy host's address through
+	// Resolver, like every other name of a delivery.
 	HTTPClient *http.Client
+	// PolicyPort is the port the default HTTPClient connects to for an MTA-STS policy (the
+	// URL stays https://mta-sts.<domain>/...). Default: 443.
+	PolicyPort int
 	// RequireTLS reports whether a message must only leave over verified TLS (REQUIRETLS,
 	// RFC 8689). Default: the envelope's RequireTLS (MAIL FROM's REQUIRETLS parameter).
 	RequireTLS func(*envelope.Envelope) bool
@@ -301,7 +311,7 @@ func New(opts Options) (*Deliverer, error) {
 	if d.dns, err = newResolver(opts.Resolver, t.DNS); err != nil {
 		return nil, err
 	}
-	d.http = stsHTTPClient(opts.HTTPClient, opts.RootCAs)
+	d.http = d.stsHTTPClient(opts.HTTPClient, opts.RootCAs)
 	d.ownAddrs = expandLocalAddrs(opts.LocalAddrs)
 	return d, nil
 }

@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
@@ -251,6 +253,9 @@ func (d *Deliverer) startTLS(ctx context.Context, c *smtpclient.Client, a *attem
 	case a.plan.level == levelMay && !refused:
 		d.log.Info("remote: TLS handshake failed, retrying without TLS", "msgid", a.env.ID, "remote", remote, "err", err)
 		return true, nil
+	case !refused && lostConnection(err):
+		// The connection failed, not TLS: a timeout or a reset says nothing of the host's TLS.
+		return false, clientError(a.h.name, remote, err)
 	case refused:
 		return false, &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSNotOffered, RemoteMTA: a.h.name,
 			Msg: "TLS is required, but host " + a.h.name + " refused STARTTLS",
@@ -546,4 +551,17 @@ func (d *Deliverer) logAttempt(a *attempt, remote, tlsDesc string, res *attemptR
 		attrs = append(attrs, "code", code, "result", fmt.Sprintf("%d delivered, %d refused, %d deferred", ok, perm, temp))
 	}
 	d.log.Info("remote: connection", attrs...)
+}
+
+// lostConnection reports whether a failed TLS handshake was the connection's failure (a
+// timeout, a reset, an early close) rather than TLS's own (an alert from the server, a
+// certificate that does not verify).
+func lostConnection(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return false // crypto/tls reports the server's alert so
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.As(err, &ne) && ne.Timeout()
 }

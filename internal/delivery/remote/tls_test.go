@@ -1,6 +1,14 @@
 package remote
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -304,3 +312,24 @@ func TestNewErrors(t *testing.T) {
 }
 
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
+
+// TestLostConnection: a handshake that failed with the connection is not a TLS failure (a
+// REQUIRETLS message would bounce on one); an alert or a failed verification is.
+func TestLostConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"early close", fmt.Errorf("smtpclient: STARTTLS: %w", io.EOF), true},
+		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
+		{"timeout", &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true},
+		{"server's alert", &net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}, false},
+		{"certificate not verified", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, false},
+		{"no TLSA match", errNoTLSAMatch, false},
+	} {
+		if got := lostConnection(tc.err); got != tc.want {
+			t.Errorf("%s: lostConnection(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
