@@ -453,6 +453,7 @@ func TestAuthPolicy(t *testing.T) {
 		c := ehlod(t, tn.Submission, false)
 		c.cmd("AUTH SCRAM-SHA-1 "+clientFirst("y,,"), `334 \S+`)
 		c.cmd("*", `501 5\.7\.0 Error: authentication cancelled`)
+		syncLog(t, tn)
 		mustMatch(t, "log", tn.Log(), `msg="auth failed" .*mech=SCRAM-SHA-256 .*reason=".*downgrade`)
 	})
 

@@ -66,6 +66,7 @@ func TestConnectionReserve(t *testing.T) {
 	mx.cmd("QUIT", `221 2\.0\.0 Bye`)
 	sub.cmd("QUIT", `221 2\.0\.0 Bye`)
 	tn.WaitMaildir("bob@example.test", 2, 10*time.Second)
+	syncLog(t, tn)
 	mustMatch(t, "log", tn.Log(), `level=WARN msg="connections: busy, keeping the reserve for clients holding few" connections=80 reserved=20 busy_per_ip=2$`)
 	mustMatch(t, "log", tn.Log(), `level=INFO msg="connection refused" .*remote=127\.0\.0\.18 .*code=421 reason="Server busy: too many connections from 127\.0\.0\.18, try again later"`)
 }
