@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/user"
@@ -23,6 +24,15 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 func (e *Error) Unwrap() error { return e.Err }
+
+// logCause logs, at debug level, the whole cause of the *Error in *err: the words the command
+// prints leave out the packages that found it, which the debug log keeps.
+func logCause(log *slog.Logger, err *error) {
+	var e *Error
+	if errors.As(*err, &e) && e.Err != nil {
+		log.Debug("cause", "err", e.Err)
+	}
+}
 
 // errorf returns an *Error with the cause err.
 func errorf(err error, format string, args ...any) error {

@@ -59,7 +59,8 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // Serve runs the server until ctx is done, then shuts it down gracefully. It prints one line per
 // listener and the data directory to stdout once everything is up.
-func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) (err error) {
+	defer logCause(log, &err)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	// What can be checked without writing is checked before the data directory is touched.
 	if cfg.Delivery.LMTP != "" {
 		if _, _, err := lmtp.ParseAddr(cfg.Delivery.LMTP); err != nil {
-			return fmt.Errorf("delivery.lmtp %q: %w", cfg.Delivery.LMTP, err)
+			return errorf(err, "invalid setting: delivery.lmtp %q: want HOST:PORT or unix:/path/to/socket", cfg.Delivery.LMTP)
 		}
 	}
 	rd, err := newRemote(cfg, local, log)
@@ -409,7 +410,7 @@ func lockData(data string) (func(), error) {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("data directory %s is in use by another tern serve", data)
 		}
-		return nil, fmt.Errorf("lock data directory: %w", err)
+		return nil, errorf(err, "cannot lock the data directory %s: %v", data, err)
 	}
 	return func() { f.Close() }, nil
 }
