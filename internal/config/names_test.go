@@ -111,3 +111,48 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("Load(missing) = %v", err)
 	}
 }
+
+// FuzzParseDomain: no panic; an accepted name is lower-case, has only letters, digits, hyphens
+// and dots (or non-ASCII letters of U-labels), and is accepted again as itself; an accepted
+// listen address has a port in range.
+func FuzzParseDomain(f *testing.F) {
+	for _, s := range []string{"example.com", "Example.ORG.", "bücher.example", "xn--bcher-kva.example", "not a domain",
+		"a..b", "-a.b", "192.0.2.1", "[192.0.2.1]", "localhost", "127.0.0.1:25", "[::1]:0", ":99999", "mx.example:smtp"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseDomain(s); err == nil {
+			if d != strings.ToLower(d) || strings.ContainsAny(d, " \t\r\n:/@[]_") {
+				t.Fatalf("parseDomain(%q) = %q", s, d)
+			}
+			if again, err := parseDomain(d); err != nil || again != d {
+				t.Fatalf("parseDomain(%q) = %q, but that gives %q, %v", s, d, again, err)
+			}
+		}
+		if checkListen(s) == nil {
+			host, port, err := splitPort(s)
+			if err != nil || port < 0 || port > 65535 || strings.ContainsAny(host, " \t\r\n") {
+				t.Fatalf("checkListen accepted %q", s)
+			}
+		}
+	})
+}
+
+// splitPort is net.SplitHostPort with the port as a number.
+func splitPort(s string) (string, int, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", 0, errors.New("no port")
+	}
+	n := 0
+	for _, c := range s[i+1:] {
+		if c < '0' || c > '9' {
+			return "", 0, errors.New("port not numeric")
+		}
+		n = n*10 + int(c-'0')
+		if n > 1<<20 {
+			return "", 0, errors.New("port too big")
+		}
+	}
+	return s[:i], n, nil
+}
