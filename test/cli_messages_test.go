@@ -132,7 +132,7 @@ func TestCLIMessages(t *testing.T) {
 		{name: "serve two problems", args: serve(data("d7"), "--smtp", "127.0.0.1:99999", "--domain", "a b"), code: 1,
 			want: `^tern: invalid settings:\n  domains .*\n  listen\.smtp .*$`, noData: data("d7")},
 		{name: "serve port in use", args: serve(data("d8"), "--smtp", inUse.Addr().String()), code: 1,
-			want: `^tern: cannot listen on ` + regexp.QuoteMeta(inUse.Addr().String()) + ` for smtp \(MX, STARTTLS\): address already in use\n  another program \(or another tern serve\) listens there: ss -ltnp`,
+			want:   `^tern: cannot listen on ` + regexp.QuoteMeta(inUse.Addr().String()) + ` for smtp \(MX, STARTTLS\): address already in use\n  another program \(or another tern serve\) listens there: ss -ltnp`,
 			noData: data("d8")},
 		{name: "serve missing config", args: []string{"serve", "--config", data("nope.toml")}, code: 1,
 			want: `^tern: cannot read the configuration file: open \S+nope\.toml: no such file or directory$`},
