@@ -153,7 +153,7 @@ func TestCLIMessages(t *testing.T) {
 		{name: "status no server", args: []string{"status", "--data", users}, code: 1,
 			want: `^tern: no server is running on \S+ \(its admin socket does not answer\)$`},
 		{name: "send refused", args: []string{"send", "--server", refused, "--from", "a@example.test", "--to", "b@example.test"}, code: 3,
-			want: `^\*\*\* Connection failed: dial tcp ` + regexp.QuoteMeta(refused) + `: connect: connection refused$`},
+			want: `^\*\*\* Connection failed: dial tcp ` + regexp.QuoteMeta(refused) + `: connect: connection refused \(nothing listens there: is the server running, and on that port\?\)$`},
 		{name: "auth bad base64", args: []string{"auth", "cram-md5", "bob", "pw", "!!!notbase64"}, code: 1,
 			want: `^tern: CRAM-MD5 challenge: not base64: "!!!notbase64" \(a raw challenge starts with '<'\)$`},
 		{name: "auth decode bad base64", args: []string{"auth", "decode", "!!!"}, code: 1,
