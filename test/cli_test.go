@@ -45,11 +45,11 @@ func TestCLIUsers(t *testing.T) {
 	o, e, c = user(pwCarol+"\n", "add", "--password-stdin", "Carol@Example.TEST")
 	expect("user add (mixed case)", o, e, c, 0, `^added carol@example\.test`+defaultSecrets, "")
 	o, e, c = user("again\n", "add", "--password-stdin", "alice@example.test")
-	expect("user add (exists)", o, e, c, 1, "", `^tern: accounts: account already exists: alice@example\.test$`)
+	expect("user add (exists)", o, e, c, 1, "", `^tern: alice@example\.test already has an account \(tern user passwd alice@example\.test changes its password\)$`)
 	o, e, c = user("\n", "add", "--password-stdin", "empty@example.test")
-	expect("user add (empty password)", o, e, c, 1, "", `^tern: accounts: empty password$`)
+	expect("user add (empty password)", o, e, c, 1, "", `^tern: the password is empty: an account needs one$`)
 	o, e, c = user("pw\n", "add", "--password-stdin", "no-at-sign")
-	expect("user add (bad address)", o, e, c, 1, "", `^tern: accounts: bad address "no-at-sign"`)
+	expect("user add (bad address)", o, e, c, 1, "", `^tern: not a mail address: "no-at-sign": missing '@'$`)
 	// Without the flag the password is read from a terminal; a pipe is refused, not read.
 	o, e, c = user(pwAlice+"\n", "add", "dave@example.test")
 	expect("user add (stdin not a terminal)", o, e, c, 2, "", `^tern: usage: standard input is not a terminal; use --password-stdin$`)
@@ -63,7 +63,7 @@ func TestCLIUsers(t *testing.T) {
 	o, e, c = user(pwAlice2+"\n", "passwd", "--password-stdin", "alice@example.test")
 	expect("user passwd", o, e, c, 0, `^password changed for alice@example\.test`+defaultSecrets, "")
 	o, e, c = user("pw\n", "passwd", "--password-stdin", "nobody@example.test")
-	expect("user passwd (unknown)", o, e, c, 1, "", `^tern: accounts: account not found: nobody@example\.test$`)
+	expect("user passwd (unknown)", o, e, c, 1, "", `^tern: there is no account nobody@example\.test \(tern user list shows them\)$`)
 
 	// The running server sees the accounts at once.
 	d := ehlod(t, tn.SMTP, false)
@@ -82,7 +82,7 @@ func TestCLIUsers(t *testing.T) {
 	o, e, c = user("", "del", "alice@example.test")
 	expect("user del", o, e, c, 0, `^deleted alice@example\.test \(its mailbox, if any, stays in .*\)$`, "")
 	o, e, c = user("", "del", "alice@example.test")
-	expect("user del (again)", o, e, c, 1, "", `^tern: accounts: account not found: alice@example\.test$`)
+	expect("user del (again)", o, e, c, 1, "", `^tern: there is no account alice@example\.test \(tern user list shows them\)$`)
 	o, _, _ = user("", "list")
 	if o != "carol@example.test\n" {
 		t.Fatalf("user list after del:\n%s", o)

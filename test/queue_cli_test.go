@@ -105,7 +105,7 @@ func TestQueueCommands(t *testing.T) {
 	mustMatch(t, "queue list", queueOK(t, A, "list"), `^`+idHold+`! +\d+ `)
 	mustMatch(t, "queue show", queueOK(t, A, "show", idHold), `^Status:     held \(tern queue release `+idHold+`\)$`)
 	out, errOut, code := queueCmd(t, A, "flush", idHold)
-	if code != 1 || out != "" || errOut != "tern: queue: "+idHold+" is held: release it first\n" {
+	if code != 1 || out != "" || errOut != "tern: "+idHold+" is held: release it first\n" {
 		t.Fatalf("tern queue flush of a held message: status %d, %q %q", code, out, errOut)
 	}
 	checkUnknownIDs(t, A)
@@ -188,7 +188,7 @@ func TestQueueCommands(t *testing.T) {
 
 	// Once done, a message is gone for every command.
 	out, errOut, code = queueCmd(t, A, "hold", idFlush)
-	if code != 1 || errOut != "tern: queue: no such message: "+idFlush+"\n" {
+	if code != 1 || errOut != "tern: there is no message "+idFlush+" in the queue (tern queue list shows them)\n" {
 		t.Fatalf("tern queue hold of a delivered message: status %d, %q %q", code, out, errOut)
 	}
 
@@ -214,7 +214,7 @@ func checkUnknownIDs(t *testing.T, tn *Tern) {
 	t.Helper()
 	for _, op := range []string{"show", "hold", "release", "delete", "bounce", "flush"} {
 		out, errOut, code := queueCmd(t, tn, op, "0000NOSUCHID")
-		if code != 1 || out != "" || errOut != "tern: queue: no such message: 0000NOSUCHID\n" {
+		if code != 1 || out != "" || errOut != "tern: there is no message 0000NOSUCHID in the queue (tern queue list shows them)\n" {
 			t.Errorf("tern queue %s 0000NOSUCHID: status %d, stdout %q, stderr %q", op, code, out, errOut)
 		}
 	}

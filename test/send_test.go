@@ -273,7 +273,7 @@ func TestSendUsageAndConnection(t *testing.T) {
 	ln.Close()
 	out, code := ternSend(t, "", "--server", addr, "--from", "a@example.org", "--to", "b@example.test", "--timeout", "5s")
 	wantStatus(t, code, 3, out)
-	mustMatch(t, "transcript", out, `^\*\*\* Connection failed: dial tcp `+regexp.QuoteMeta(addr)+`: connect: connection refused$`)
+	mustMatch(t, "transcript", out, `^\*\*\* Connection failed: dial tcp `+regexp.QuoteMeta(addr)+`: connect: connection refused \(nothing listens there: is the server running, and on that port\?\)$`)
 	out, code = ternSend(t, "", "-h")
 	wantStatus(t, code, 0, out)
 	mustMatch(t, "help", out, `^  5  permanent failure: the server answered 5xx`)

@@ -299,8 +299,11 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
 	if fromStdin {
 		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-			return "", fmt.Errorf("reading password from stdin: %w", err)
+		switch {
+		case errors.Is(err, io.EOF) && line == "":
+			return "", errors.New("no password on standard input (--password-stdin reads its first line)")
+		case err != nil && !errors.Is(err, io.EOF):
+			return "", fmt.Errorf("reading the password from standard input: %w", err)
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}

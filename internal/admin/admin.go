@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tern-mail/tern/internal/queue"
@@ -122,9 +123,21 @@ func Handle(ctx context.Context, q Queue, req Request) Reply {
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}
 	if err != nil {
-		rep.Error = err.Error()
+		rep.Error = replyError(req.Arg, err)
 	}
 	return rep
+}
+
+// replyError words a queue error for the administrator who typed the command about id: what
+// is wrong and what to do, without the queue package's prefix.
+func replyError(id string, err error) string {
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		return fmt.Sprintf("there is no message %s in the queue (tern queue list shows them)", id)
+	case errors.Is(err, queue.ErrBusy):
+		return fmt.Sprintf("%s is being delivered right now: try again in a moment", id)
+	}
+	return strings.TrimPrefix(err.Error(), "queue: ")
 }
 
 // headers reads the header section of a queued message.

@@ -90,7 +90,7 @@ func TestOverSocket(t *testing.T) {
 	if rep := call(OpDelete, id); rep.Error != "" {
 		t.Fatal(rep.Error)
 	}
-	if rep := call(OpShow, id); !strings.Contains(rep.Error, "no such message") {
+	if rep := call(OpShow, id); !strings.Contains(rep.Error, "there is no message "+id+" in the queue") {
 		t.Errorf("show after delete: %+v", rep)
 	}
 	if rep := call("explode", ""); !strings.Contains(rep.Error, "unknown operation") {

@@ -36,10 +36,14 @@ func QueueCommand(ctx context.Context, cfg config.Config, op, arg string, w io.W
 			hostname = config.DefaultHostname() // as serve does
 		}
 		if rep, err = queueDirect(ctx, data, hostname, req, log); err != nil {
-			return err
+			var e *Error
+			if errors.As(err, &e) {
+				return err
+			}
+			return dataError(data, "cannot open the queue (the server is not running)", err)
 		}
 	default:
-		return fmt.Errorf("asking the server: %w", err)
+		return dataError(data, "cannot ask the running server", err)
 	}
 	if rep.Error != "" {
 		return errors.New(rep.Error)
@@ -84,7 +88,11 @@ func queueDirect(ctx context.Context, data, hostname string, req admin.Request, 
 	}
 	unlock, err := lockData(data)
 	if err != nil {
-		return admin.Reply{}, fmt.Errorf("%w (is a server running without its admin socket?)", err)
+		var e *Error
+		if errors.As(err, &e) {
+			return admin.Reply{}, err
+		}
+		return admin.Reply{}, errorf(err, "%v (is a server running without its admin socket?)", err)
 	}
 	defer unlock()
 	q, err := queue.Open(queuePath(data), queue.Options{Hostname: hostname, Logger: log})

@@ -59,7 +59,8 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // Serve runs the server until ctx is done, then shuts it down gracefully. It prints one line per
 // listener and the data directory to stdout once everything is up.
-func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) (err error) {
+	defer logCause(log, &err)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -67,28 +68,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	if err := safeio.MkdirAll(data, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	unlock, err := lockData(data)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-
-	store, err := sqlite.Open(accountsPath(data))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	cert, err := loadCert(cfg, data, log)
-	if err != nil {
-		return err
-	}
-	tlsConf := tlsutil.ServerConfig(cert)
-
-	// Listen first: remote delivery needs our addresses to refuse mail that would loop back.
+	// Listen first, before anything is written: an address in use or a port we may not bind is
+	// found before the data directory, the database or the certificate is made. Remote delivery
+	// needs our addresses too, to refuse mail that would loop back.
 	type listener struct {
 		ln   net.Listener
 		role smtpserver.Role
@@ -115,7 +97,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", l.desc, err)
+			return listenError(l.desc, l.addr, err)
 		}
 		lns = append(lns, listener{ln, l.role, l.desc})
 		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
@@ -123,11 +105,44 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		}
 	}
 
-	relay := policy.NewRelay(cfg.Domains, store)
-	router, err := newRouter(cfg, data, store, relay, local, log)
+	// What can be checked without writing is checked before the data directory is touched.
+	if cfg.Delivery.LMTP != "" {
+		if _, _, err := lmtp.ParseAddr(cfg.Delivery.LMTP); err != nil {
+			return errorf(err, "invalid setting: delivery.lmtp %q: want HOST:PORT or unix:/path/to/socket", cfg.Delivery.LMTP)
+		}
+	}
+	rd, err := newRemote(cfg, local, log)
 	if err != nil {
 		return err
 	}
+	gss, err := gssapiAcceptor(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	if err := safeio.MkdirAll(data, 0o700); err != nil {
+		return explainData(data, "cannot create the data directory", err)
+	}
+	unlock, err := lockData(data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	store, err := sqlite.Open(accountsPath(data))
+	if err != nil {
+		return dataError(data, "cannot open the account database", err)
+	}
+	defer store.Close()
+
+	cert, err := loadCert(cfg, data, log)
+	if err != nil {
+		return dataError(data, "cannot load the TLS certificate", err)
+	}
+	tlsConf := tlsutil.ServerConfig(cert)
+
+	relay := policy.NewRelay(cfg.Domains, store)
+	router := newRouter(cfg, data, store, relay, rd, log)
 	var schedule []time.Duration
 	for _, d := range cfg.Queue.RetrySchedule {
 		schedule = append(schedule, d.Duration)
@@ -154,17 +169,14 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		},
 	})
 	if err != nil {
-		return err
+		return dataError(data, "cannot open the queue", err)
 	}
 	defer q.Close()
 	runCtx, stopQueue := context.WithCancel(context.Background())
 	defer stopQueue()
 	q.Run(runCtx)
 
-	auth, err := authOptions(cfg, store, log)
-	if err != nil {
-		return err
-	}
+	auth := authOptions(cfg, store, gss, log)
 	srv := smtpserver.New(smtpserver.Options{
 		Auth:             auth,
 		Hostname:         cfg.Hostname,
@@ -273,21 +285,25 @@ func shortestRetry(q config.Queue) time.Duration {
 }
 
 // newRouter builds delivery: local accounts to Maildir (or LMTP), other domains by MX or
-// through the relayhost.
-func newRouter(cfg config.Config, data string, store accounts.Store, relay *policy.Relay, local []netip.AddrPort, log *slog.Logger) (*delivery.Router, error) {
+// through the relayhost (rd, from newRemote).
+func newRouter(cfg config.Config, data string, store accounts.Store, relay *policy.Relay, rd *remote.Deliverer, log *slog.Logger) *delivery.Router {
 	r := &delivery.Router{
 		IsLocal:      relay.IsLocal,
 		Exists:       store.Exists,
 		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
 		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log}),
 		Postmaster:   "postmaster@" + cfg.Domains[0],
+		Remote:       rd,
 	}
-	if cfg.Delivery.LMTP != "" {
-		if _, _, err := lmtp.ParseAddr(cfg.Delivery.LMTP); err != nil {
-			return nil, fmt.Errorf("delivery.lmtp: %w", err)
-		}
+	if cfg.Delivery.LMTP != "" { // checked by Serve
 		r.LMTP = lmtp.New(lmtp.Options{Addr: cfg.Delivery.LMTP, LocalName: cfg.Hostname, Logger: log})
 	}
+	return r
+}
+
+// newRemote builds remote delivery (by MX, or through the relayhost); it writes nothing, so
+// Serve builds it before touching the data directory.
+func newRemote(cfg config.Config, local []netip.AddrPort, log *slog.Logger) (*remote.Deliverer, error) {
 	d := cfg.Delivery
 	opts := remote.Options{
 		Hostname:   cfg.Hostname,
@@ -317,18 +333,14 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 	if err != nil {
 		return nil, fmt.Errorf("remote delivery: %w", err)
 	}
-	r.Remote = rd
-	return r, nil
+	return rd, nil
 }
 
-// authOptions configures SMTP AUTH from cfg; nil (no AUTH) when no mechanism is enabled.
-func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*smtpserver.AuthOptions, error) {
+// authOptions configures SMTP AUTH from cfg; nil (no AUTH) when no mechanism is enabled. gss
+// is GSSAPI's acceptor (nil: no GSSAPI), read by Serve before it touches the data directory.
+func authOptions(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAcceptor, log *slog.Logger) *smtpserver.AuthOptions {
 	if len(cfg.Auth.Mechanisms) == 0 {
-		return nil, nil
-	}
-	gss, err := gssapiAcceptor(cfg, log)
-	if err != nil {
-		return nil, err
+		return nil
 	}
 	creds := newCredentials(store, cfg.Domains[0])
 	return &smtpserver.AuthOptions{
@@ -349,7 +361,7 @@ func authOptions(cfg config.Config, store accounts.Store, log *slog.Logger) (*sm
 			Account: creds.limiterAccount,
 			Logger:  log,
 		}),
-	}, nil
+	}
 }
 
 // saslServer starts the server half of a mechanism with what auth adds to the connection's
@@ -402,14 +414,14 @@ func loadCert(cfg config.Config, data string, log *slog.Logger) (cert tls.Certif
 func lockData(data string) (func(), error) {
 	f, err := os.OpenFile(filepath.Join(data, "tern.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, explainData(data, "cannot lock the data directory", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("data directory %s is in use by another tern serve", data)
 		}
-		return nil, fmt.Errorf("lock data directory: %w", err)
+		return nil, errorf(err, "cannot lock the data directory %s: %v", data, err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -25,7 +25,7 @@ func StatusCommand(ctx context.Context, cfg config.Config, asJSON bool, w io.Wri
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("no server is running on %s (its admin socket does not answer)", data)
 	case err != nil:
-		return fmt.Errorf("asking the server: %w", err)
+		return dataError(data, "cannot ask the running server", err)
 	case rep.Error != "":
 		return errors.New(rep.Error)
 	case rep.Status == nil:

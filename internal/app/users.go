@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,15 +19,50 @@ import (
 // OpenAccounts opens the account store of the configured data directory, creating it if needed.
 // It may be used while a server runs on the same directory.
 func OpenAccounts(cfg config.Config) (accounts.Store, error) {
-	if err := safeio.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return nil, err
 	}
-	return sqlite.Open(accountsPath(cfg.Data))
+	if err := safeio.MkdirAll(data, 0o700); err != nil {
+		return nil, explainData(data, "cannot create the data directory", err)
+	}
+	s, err := sqlite.Open(accountsPath(data))
+	if err != nil {
+		return nil, dataError(data, "cannot open the account database", err)
+	}
+	return s, nil
+}
+
+// userError words an error of a tern user command about addr for the administrator.
+func userError(cfg config.Config, addr string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, accounts.ErrExists):
+		return errorf(err, "%s already has an account (tern user passwd %s changes its password)", addr, addr)
+	case errors.Is(err, accounts.ErrNotFound):
+		return errorf(err, "there is no account %s (tern user list shows them)", addr)
+	case errors.Is(err, accounts.ErrBadAddress):
+		// The reason follows the sentinel's text: `accounts: bad address "x": missing '@'`.
+		return errorf(err, "not a mail address: %s", strings.TrimPrefix(err.Error(), accounts.ErrBadAddress.Error()+" "))
+	case errors.Is(err, accounts.ErrEmptyPassword):
+		return errorf(err, "the password is empty: an account needs one")
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	data, _ := filepath.Abs(cfg.Data)
+	return dataError(data, "the account database failed", err)
 }
 
 // UserAdd creates an account; it warns on w when the address is not in a local domain, since
 // such an account would never receive mail.
 func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
+	return userError(cfg, addr, userAdd(ctx, cfg, addr, password, w))
+}
+
+func userAdd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
 	s, err := OpenAccounts(cfg)
 	if err != nil {
 		return err
@@ -75,6 +111,10 @@ func deriveSecrets(cfg config.Config, addr, password string) (norm string, mechs
 
 // UserDel removes an account. Its mailbox is left on disk.
 func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
+	return userError(cfg, addr, userDel(ctx, cfg, addr, w))
+}
+
+func userDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
 	s, err := OpenAccounts(cfg)
 	if err != nil {
 		return err
@@ -91,6 +131,10 @@ func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) e
 
 // UserPasswd changes an account's password.
 func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
+	return userError(cfg, addr, userPasswd(ctx, cfg, addr, password, w))
+}
+
+func userPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
 	s, err := OpenAccounts(cfg)
 	if err != nil {
 		return err
@@ -116,7 +160,7 @@ func UserList(ctx context.Context, cfg config.Config, w io.Writer) error {
 	defer s.Close()
 	list, err := s.List(ctx)
 	if err != nil {
-		return err
+		return userError(cfg, "", err)
 	}
 	for _, a := range list {
 		fmt.Fprintln(w, a)

@@ -8,7 +8,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -231,18 +230,18 @@ func Load(path string) (Config, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("config: %w", err)
+		return c, fmt.Errorf("cannot read the configuration file: %w", err)
 	}
 	md, err := toml.Decode(string(b), &c)
 	if err != nil {
-		return c, fmt.Errorf("config: %s: %w", path, err)
+		return c, fileError(path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return c, fmt.Errorf("config: %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		return c, fmt.Errorf("configuration file %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
 	return c, nil
 }
@@ -264,19 +263,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Hostname == "" {
 		c.Hostname = DefaultHostname()
+	} else if h, err := parseDomain(c.Hostname); err != nil {
+		errs = append(errs, fmt.Errorf("hostname (--hostname) %q: %w", c.Hostname, err))
+	} else {
+		c.Hostname = h
 	}
 	if len(c.Domains) == 0 {
 		errs = append(errs, errors.New("no local domain (domains / --domain)"))
 	}
 	for i, d := range c.Domains {
-		c.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+		norm, err := parseDomain(d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("domains (--domain) %q: %w", d, err))
+		}
+		c.Domains[i] = norm
 	}
-	for name, addr := range map[string]string{"smtp": c.Listen.SMTP, "submission": c.Listen.Submission, "submissions": c.Listen.Submissions} {
-		if addr == "" {
+	for _, l := range []struct{ name, addr string }{
+		{"smtp", c.Listen.SMTP}, {"submission", c.Listen.Submission}, {"submissions", c.Listen.Submissions},
+	} {
+		if l.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("listen.%s: %w", name, err))
+		if err := checkListen(l.addr); err != nil {
+			errs = append(errs, fmt.Errorf("listen.%s (--%s) %q: %w", l.name, l.name, l.addr, err))
 		}
 	}
 	if c.Listen.SMTP == "" && c.Listen.Submission == "" && c.Listen.Submissions == "" {
@@ -347,12 +356,12 @@ func (c *Config) Validate() error {
 	if c.Delivery.MTASTSPort <= 0 || c.Delivery.MTASTSPort > 65535 {
 		errs = append(errs, errors.New("delivery.mta_sts_port must be a port number"))
 	}
-	for name, addr := range map[string]string{"resolver": c.Delivery.Resolver, "relayhost": c.Delivery.Relayhost} {
-		if addr == "" {
+	for _, r := range []struct{ name, addr string }{{"resolver", c.Delivery.Resolver}, {"relayhost", c.Delivery.Relayhost}} {
+		if r.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("delivery.%s: %w", name, err))
+		if err := checkRemote(r.addr); err != nil {
+			errs = append(errs, fmt.Errorf("delivery.%s (--%s) %q: %w", r.name, r.name, r.addr, err))
 		}
 	}
 	if c.Queue.Workers <= 0 {
@@ -369,8 +378,8 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("config: %w", err)
+	if len(errs) > 0 {
+		return &InvalidError{Problems: errs}
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func New(o Options) (*Tickets, error) {
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return nil, fmt.Errorf("krb5: configuration %s: %v", cfgPath, err)
+		return nil, fmt.Errorf("Kerberos configuration %s: %v", cfgPath, err)
 	}
 	if o.Keytab != "" || o.Principal != "" {
 		return withKeytab(cfg, o)
@@ -73,20 +73,20 @@ func New(o Options) (*Tickets, error) {
 	}
 	if typ, rest, ok := strings.Cut(path, ":"); ok && !strings.Contains(typ, "/") {
 		if typ != "FILE" {
-			return nil, fmt.Errorf("krb5: credential cache %s: only FILE caches can be read (use KRB5CCNAME=FILE:/path, or --keytab)", path)
+			return nil, fmt.Errorf("Kerberos credential cache %s: only FILE caches can be read (use KRB5CCNAME=FILE:/path, or --keytab)", path)
 		}
 		path = rest
 	}
 	cc, err := credentials.LoadCCache(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("krb5: no credential cache at %s: run kinit first (or use --keytab and --principal)", path)
+			return nil, fmt.Errorf("no Kerberos credential cache at %s: run kinit first (or use --keytab and --principal)", path)
 		}
-		return nil, fmt.Errorf("krb5: credential cache %s: %v", path, err)
+		return nil, fmt.Errorf("Kerberos credential cache %s: %v", path, err)
 	}
 	cl, err := client.NewFromCCache(cc, cfg, client.DisablePAFXFAST(true))
 	if err != nil {
-		return nil, fmt.Errorf("krb5: credential cache %s: %v", path, err)
+		return nil, fmt.Errorf("Kerberos credential cache %s: %v", path, err)
 	}
 	return &Tickets{cl: cl, source: "credential cache " + path}, nil
 }
@@ -95,22 +95,22 @@ func New(o Options) (*Tickets, error) {
 // key from o.Keytab.
 func withKeytab(cfg *config.Config, o Options) (*Tickets, error) {
 	if o.Keytab == "" || o.Principal == "" {
-		return nil, errors.New("krb5: a keytab needs a principal, and a principal a keytab")
+		return nil, errors.New("a keytab needs a principal, and a principal a keytab")
 	}
 	kt, err := keytab.Load(o.Keytab)
 	if err != nil {
-		return nil, fmt.Errorf("krb5: keytab %s: %v", o.Keytab, err)
+		return nil, fmt.Errorf("keytab %s: %v", o.Keytab, err)
 	}
 	name, realm := o.Principal, cfg.LibDefaults.DefaultRealm
 	if i := strings.LastIndexByte(name, '@'); i >= 0 {
 		name, realm = name[:i], name[i+1:]
 	}
 	if name == "" || realm == "" {
-		return nil, fmt.Errorf("krb5: principal %q: want name@REALM (no default_realm in the configuration)", o.Principal)
+		return nil, fmt.Errorf("principal %q: want name@REALM (no default_realm in the configuration)", o.Principal)
 	}
 	cl := client.NewWithKeytab(name, realm, kt, cfg, client.DisablePAFXFAST(true))
 	if err := cl.Login(); err != nil {
-		return nil, fmt.Errorf("krb5: logging in as %s@%s with keytab %s: %v", name, realm, o.Keytab, err)
+		return nil, fmt.Errorf("logging in as %s@%s with keytab %s: %v", name, realm, o.Keytab, err)
 	}
 	return &Tickets{cl: cl, source: "keytab " + o.Keytab}, nil
 }
@@ -120,7 +120,7 @@ func withKeytab(cfg *config.Config, o Options) (*Tickets, error) {
 func (t *Tickets) ServiceTicket(spn string) (messages.Ticket, types.EncryptionKey, error) {
 	tkt, key, err := t.cl.GetServiceTicket(spn)
 	if err != nil {
-		return tkt, key, fmt.Errorf("krb5: (credentials from the %s): %v", t.source, err)
+		return tkt, key, fmt.Errorf("(credentials from the %s): %v", t.source, err)
 	}
 	return tkt, key, nil
 }

@@ -45,12 +45,12 @@ func MkdirAllIn(fsys FS, dir string, perm fs.FileMode) error {
 	fi, err := fsys.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
-			return fmt.Errorf("safeio: %s exists and is not a directory", dir)
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
 		}
 		return syncParent(fsys, dir, true)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("safeio: %w", err)
+		return err // a *fs.PathError: it names the operation and the path
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
@@ -60,7 +60,7 @@ func MkdirAllIn(fsys FS, dir string, perm fs.FileMode) error {
 	}
 	if err := fsys.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
 		// (ErrExist: lost a race with another process, which may die before its fsync.)
-		return fmt.Errorf("safeio: %w", err)
+		return err
 	}
 	return syncParent(fsys, dir, false)
 }
@@ -82,7 +82,7 @@ func syncParent(fsys FS, dir string, mayDeny bool) error {
 // wrapSync names the directory in a failed directory fsync.
 func wrapSync(dir string, err error) error {
 	if err != nil {
-		return fmt.Errorf("safeio: syncing directory %s: %w", dir, err)
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }

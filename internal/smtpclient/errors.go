@@ -73,9 +73,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	// No package prefix: this text reaches people (tern send, tern queue list, reports), so it
+	// says which step failed in their words; the fields carry the rest.
 	var b strings.Builder
-	b.WriteString("smtpclient: ")
-	if e.Command != "" {
+	switch e.Command {
+	case "":
+	case CmdConnect:
+		b.WriteString("connecting: ")
+	default:
 		b.WriteString(e.Command)
 		b.WriteString(": ")
 	}

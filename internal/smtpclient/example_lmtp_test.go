@@ -43,8 +43,8 @@ func ExampleClient_SendLMTP() {
 	c.Quit(ctx)
 	// Output:
 	// bob@example.test: delivered (<bob@example.test> Saved)
-	// nobody@example.test: smtpclient: RCPT: 550 5.1.1 <nobody@example.test> User doesn't exist (permanent true)
-	// carol@example.test: smtpclient: DATA: 452 4.2.2 <carol@example.test> Mailbox is full (permanent false)
+	// nobody@example.test: RCPT: 550 5.1.1 <nobody@example.test> User doesn't exist (permanent true)
+	// carol@example.test: DATA: 452 4.2.2 <carol@example.test> Mailbox is full (permanent false)
 }
 
 // fakeLMTP returns the client end of a connection to a tiny scripted LMTP server.

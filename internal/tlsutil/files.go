@@ -62,7 +62,7 @@ func writeSynced(path string, b []byte, perm fs.FileMode) (err error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
-		return fmt.Errorf("tlsutil: %w", err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -81,7 +81,7 @@ func writeSynced(path string, b []byte, perm fs.FileMode) (err error) {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("tlsutil: writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
@@ -93,14 +93,14 @@ func readIfExists(path string) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("tlsutil: %w", err)
+		return nil, false, err
 	}
 	return b, true, nil
 }
 
 func renameFile(from, to string) error {
 	if err := os.Rename(from, to); err != nil {
-		return fmt.Errorf("tlsutil: %w", err)
+		return err
 	}
 	return nil
 }
@@ -108,7 +108,7 @@ func renameFile(from, to string) error {
 // removeFile removes path; a missing file is not an error.
 func removeFile(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("tlsutil: %w", err)
+		return err
 	}
 	return nil
 }

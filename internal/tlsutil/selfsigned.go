@@ -75,16 +75,16 @@ func loadOrCreate(dir, hostname string, now func() time.Time) (tls.Certificate, 
 	case !haveCert && !haveKey:
 		return create(dir, hostname, now(), nil)
 	case !haveCert:
-		return tls.Certificate{}, false, fmt.Errorf("tlsutil: %s exists but %s does not; refusing to overwrite it", keyPath, certPath)
+		return tls.Certificate{}, false, fmt.Errorf("%s exists but %s does not; refusing to overwrite it", keyPath, certPath)
 	case !haveKey:
-		return tls.Certificate{}, false, fmt.Errorf("tlsutil: %s exists but %s does not; refusing to overwrite it", certPath, keyPath)
+		return tls.Certificate{}, false, fmt.Errorf("%s exists but %s does not; refusing to overwrite it", certPath, keyPath)
 	}
 	old := &pemPair{cert: certPEM, key: keyPEM}
 
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		if parsesAsCert(certPEM) && parsesAsKey(keyPEM) {
-			return tls.Certificate{}, false, fmt.Errorf("tlsutil: %s and %s do not match; refusing to overwrite them: %w", certPath, keyPath, err)
+			return tls.Certificate{}, false, fmt.Errorf("%s and %s do not match; refusing to overwrite them: %w", certPath, keyPath, err)
 		}
 		return create(dir, hostname, now(), old)
 	}
@@ -126,7 +126,7 @@ func create(dir, hostname string, now time.Time, old *pemPair) (tls.Certificate,
 	}
 	cert, err := tls.X509KeyPair(p.cert, p.key)
 	if err != nil {
-		return tls.Certificate{}, false, fmt.Errorf("tlsutil: loading the certificate just made: %w", err)
+		return tls.Certificate{}, false, fmt.Errorf("loading the certificate just made: %w", err)
 	}
 	return cert, true, nil
 }
@@ -137,7 +137,7 @@ func create(dir, hostname string, now time.Time, old *pemPair) (tls.Certificate,
 func generate(hostname string, now time.Time) (*pemPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("tlsutil: generating key: %w", err)
+		return nil, fmt.Errorf("generating key: %w", err)
 	}
 	// RFC 5280 §4.1.2.2: a positive serial of up to 20 octets. A random 128-bit one is unique
 	// without any state, which matters as every regeneration is a new certificate.
@@ -145,7 +145,7 @@ func generate(hostname string, now time.Time) (*pemPair, error) {
 	var serial *big.Int
 	for serial == nil || serial.Sign() == 0 {
 		if serial, err = rand.Int(rand.Reader, limit); err != nil {
-			return nil, fmt.Errorf("tlsutil: generating serial: %w", err)
+			return nil, fmt.Errorf("generating serial: %w", err)
 		}
 	}
 	dnsNames, ips := subjectAltNames(hostname)
@@ -166,11 +166,11 @@ func generate(hostname string, now time.Time) (*pemPair, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("tlsutil: creating certificate: %w", err)
+		return nil, fmt.Errorf("creating certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("tlsutil: encoding key: %w", err)
+		return nil, fmt.Errorf("encoding key: %w", err)
 	}
 	return &pemPair{
 		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),

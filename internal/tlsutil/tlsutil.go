@@ -25,7 +25,7 @@ import (
 func LoadFiles(certFile, keyFile string) (tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("tlsutil: loading %s and %s: %w", certFile, keyFile, err)
+		return tls.Certificate{}, fmt.Errorf("loading %s and %s: %w", certFile, keyFile, err)
 	}
 	return cert, nil
 }

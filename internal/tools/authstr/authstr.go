@@ -222,6 +222,13 @@ const maxInput = 64 << 10
 // ErrNotBase64 is returned for input that should be base64 and is not.
 var ErrNotBase64 = errors.New("authstr: not base64")
 
+// notBase64 is ErrNotBase64 with what was wrong, worded for the person who typed it (tern auth
+// prints it as it is: no package prefix).
+type notBase64 struct{ detail string }
+
+func (e *notBase64) Error() string        { return "not base64: " + e.detail }
+func (e *notBase64) Is(target error) bool { return target == ErrNotBase64 }
+
 // trimReply drops what people copy along with a server's message: surrounding space, and the
 // "334 " of the reply line.
 func trimReply(s string) string {
@@ -237,14 +244,14 @@ func trimReply(s string) string {
 func decodeBase64(s string) ([]byte, error) {
 	s = strings.Join(strings.Fields(s), "")
 	if len(s) > maxInput*4/3+4 {
-		return nil, fmt.Errorf("%w: longer than %d octets", ErrNotBase64, maxInput)
+		return nil, &notBase64{fmt.Sprintf("longer than %d octets", maxInput)}
 	}
 	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
 		return b, nil
 	}
 	b, err := base64.RawStdEncoding.DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q", ErrNotBase64, truncate(s))
+		return nil, &notBase64{fmt.Sprintf("%q", truncate(s))}
 	}
 	return b, nil
 }
@@ -255,7 +262,7 @@ func serverMessage(s string, raw func(string) bool) (msg []byte, asRaw bool, err
 	s = trimReply(s)
 	if raw != nil && raw(s) {
 		if len(s) > maxInput {
-			return nil, false, fmt.Errorf("authstr: message longer than %d octets", maxInput)
+			return nil, false, fmt.Errorf("message longer than %d octets", maxInput)
 		}
 		return []byte(s), true, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tern-mail/tern/internal/sasl"
@@ -62,7 +63,9 @@ func NTLMChallenge(s string) ([]byte, error) {
 	}
 	m, err := sasl.ParseNTLM(msg)
 	if err != nil {
-		return nil, fmt.Errorf("NTLM challenge: %w", err)
+		// The parser's errors are worded for logs ("sasl: NTLM: ..."); this one is read by the
+		// person who pasted the challenge.
+		return nil, &wordedError{"NTLM challenge: " + strings.TrimPrefix(err.Error(), "sasl: NTLM: "), err}
 	}
 	if m.Type != 2 {
 		return nil, fmt.Errorf("NTLM challenge: a type %d message, not the server's type 2 (CHALLENGE_MESSAGE)", m.Type)
@@ -199,3 +202,12 @@ func optional(d *Description, name, value string) {
 		d.add(name, Escape([]byte(value)))
 	}
 }
+
+// wordedError is an error whose text is written for people, with its cause still reachable.
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (e *wordedError) Error() string { return e.msg }
+func (e *wordedError) Unwrap() error { return e.err }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tern-mail/tern/internal/sasl"
@@ -304,8 +305,17 @@ func describeErr(err error) string {
 	msg := strings.TrimPrefix(e.Err.Error(), "smtpclient: ")
 	var verr *tls.CertificateVerificationError
 	var uerr x509.UnknownAuthorityError
-	if errors.As(err, &verr) || errors.As(err, &uerr) {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &verr) || errors.As(err, &uerr):
 		msg += " (--ca FILE trusts a certificate, --insecure skips the check)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg += " (nothing listens there: is the server running, and on that port?)"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		msg += " (the name is not in DNS: check it, or give the server's IP address)"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		msg += " (no answer within --timeout: a firewall may be dropping the packets)"
 	}
 	return msg
 }
