@@ -10,7 +10,7 @@ import (
 )
 
 // errNotText is checkBinary's finding: octets that DATA cannot carry unchanged.
-var errNotText = errors.New("lmtp: BINARYMIME body has NUL, bare CR or bare LF")
+var errNotText = errors.New("the BINARYMIME body has NUL, bare CR or bare LF, which LMTP without BINARYMIME cannot carry")
 
 // checkBinary decides whether a BODY=BINARYMIME message can go out with DATA unchanged, as
 // 8BITMIME: no NUL (RFC 6152 §3) and no CR or LF outside a CRLF pair, which DATA would not

@@ -99,13 +99,13 @@ var _ delivery.BatchDeliverer = (*Deliverer)(nil)
 func ParseAddr(addr string) (network, address string, err error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if path == "" {
-			return "", "", fmt.Errorf("lmtp: empty socket path in %q", addr)
+			return "", "", fmt.Errorf("LMTP address %q: the socket path after unix: is empty", addr)
 		}
 		return "unix", path, nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" || port == "" {
-		return "", "", fmt.Errorf("lmtp: address %q is neither HOST:PORT nor unix:/path", addr)
+		return "", "", fmt.Errorf("LMTP address %q is neither HOST:PORT nor unix:/path", addr)
 	}
 	return "tcp", addr, nil
 }

@@ -25,7 +25,7 @@ func (d *Deliverer) ensure(md string) error {
 	}
 
 	if err := safeio.MkdirAllIn(d.fs, d.root, dirMode); err != nil {
-		return fmt.Errorf("maildir: %w", err)
+		return err
 	}
 	// Walk Root/<domain>/<local>/Maildir/{tmp,new,cur}. Each parent is fsynced whether or not
 	// we created the child: a directory we find may have been made a moment ago by another
@@ -34,7 +34,7 @@ func (d *Deliverer) ensure(md string) error {
 	var below []string // md and its ancestors below Root, outermost first.
 	for p := md; p != d.root; p = filepath.Dir(p) {
 		if p == filepath.Dir(p) {
-			return fmt.Errorf("maildir: %s is not under %s", md, d.root)
+			return fmt.Errorf("mailbox %s is not under the mail directory %s", md, d.root)
 		}
 		below = append([]string{p}, below...)
 	}
@@ -49,7 +49,7 @@ func (d *Deliverer) ensure(md string) error {
 	}
 	for _, dir := range dirs[:len(dirs)-3] { // Every parent: Root down to Maildir.
 		if err := d.fs.SyncDir(dir); err != nil {
-			return fmt.Errorf("maildir: syncing directory %s: %w", dir, err)
+			return fmt.Errorf("syncing the mailbox directory %s: %w", dir, err)
 		}
 	}
 	d.ready.Store(md, struct{}{})
@@ -66,12 +66,12 @@ func (d *Deliverer) mkdirExisting(dir string) error {
 	if errors.Is(err, fs.ErrExist) {
 		fi, serr := d.fs.Stat(dir)
 		if serr != nil {
-			return fmt.Errorf("maildir: %w", serr)
+			return serr
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("maildir: %s exists and is not a directory", dir)
+			return fmt.Errorf("%s exists and is not a directory, which a mailbox needs (move it away)", dir)
 		}
 		return nil
 	}
-	return fmt.Errorf("maildir: %w", err)
+	return err
 }

@@ -199,7 +199,7 @@ func checkComponent(s string) error {
 
 func badMailbox(addr string, cause error) *delivery.Error {
 	e := delivery.Permanentf(codeBadMailbox, enhancedBadMailbox, "mailbox name not allowed")
-	e.Err = fmt.Errorf("maildir: address %q: %w", addr, cause)
+	e.Err = fmt.Errorf("address %q: %w", addr, cause)
 	return e
 }
 
@@ -207,12 +207,12 @@ func badMailbox(addr string, cause error) *delivery.Error {
 // the message is durable in new/. See the package doc for the error classes.
 func (d *Deliverer) Deliver(ctx context.Context, env *envelope.Envelope, rcpt int, body io.Reader) error {
 	if err := ctx.Err(); err != nil {
-		return delivery.Temporary("delivery cancelled", fmt.Errorf("maildir: %w", err))
+		return delivery.Temporary("delivery cancelled", err)
 	}
 	if env == nil || rcpt < 0 || rcpt >= len(env.Rcpts) {
 		// A caller bug, not a property of the message: temporary, so nothing is bounced
 		// or lost while it gets fixed.
-		return delivery.Temporary("local delivery failed", fmt.Errorf("maildir: no recipient %d in envelope", rcpt))
+		return delivery.Temporary("local delivery failed", fmt.Errorf("no recipient %d in the envelope", rcpt))
 	}
 	addr := env.Rcpts[rcpt].Addr
 	md, err := d.Path(addr)
@@ -223,7 +223,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env *envelope.Envelope, rcpt in
 	// never accepts one, so this is defence in depth.
 	if strings.ContainsFunc(env.From, unicode.IsControl) {
 		e := delivery.Permanentf(codeBadSender, enhancedBadSender, "sender address not allowed")
-		e.Err = fmt.Errorf("maildir: sender %q contains a control character", env.From)
+		e.Err = fmt.Errorf("sender %q contains a control character", env.From)
 		return e
 	}
 
@@ -263,13 +263,13 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 		err = cerr
 	}
 	if err != nil {
-		return "", 0, fmt.Errorf("maildir: writing %s: %w", tmpPath, err)
+		return "", 0, fmt.Errorf("writing %s: %w", tmpPath, err)
 	}
 
 	newPath := filepath.Join(md, "new", filepath.Base(tmpPath)+fmt.Sprintf(",S=%d", size))
 	if err := d.fs.Rename(tmpPath, newPath); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			return "", 0, fmt.Errorf("maildir: %w", err)
+			return "", 0, err
 		}
 		// new/ was removed behind our back (tmp/ cannot have been: we just wrote to it, and
 		// if it was, the retry fails too). Recreate the mailbox and try once more.
@@ -278,7 +278,7 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 			return "", 0, err
 		}
 		if err := d.fs.Rename(tmpPath, newPath); err != nil {
-			return "", 0, fmt.Errorf("maildir: %w", err)
+			return "", 0, err
 		}
 	}
 	keepTmp = true // It is gone: renamed away.
@@ -288,7 +288,7 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 	// does not leave a duplicate; a reader may have seen it, which is harmless.
 	if err := d.newSync.Sync(filepath.Join(md, "new")); err != nil {
 		_ = d.fs.Remove(newPath) // Best effort; the sync error is what matters.
-		return "", 0, fmt.Errorf("maildir: %w", err)
+		return "", 0, err
 	}
 	return newPath, size, nil
 }
@@ -317,10 +317,10 @@ func (d *Deliverer) createTmp(md string) (safeio.File, string, error) {
 			}
 		case errors.Is(err, fs.ErrExist):
 		default:
-			return nil, "", fmt.Errorf("maildir: %w", err)
+			return nil, "", err
 		}
 	}
-	return nil, "", fmt.Errorf("maildir: no unique name in %d attempts: %w", attempts, err)
+	return nil, "", fmt.Errorf("no unique file name in the mailbox after %d attempts: %w", attempts, err)
 }
 
 // uniqueName returns "<secs>.M<usecs>P<pid>Q<counter>.<host>" (Maildir spec plus Dovecot's

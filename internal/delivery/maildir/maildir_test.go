@@ -455,7 +455,7 @@ func TestClassify(t *testing.T) {
 		wantWrapping error
 	}{
 		{"enospc", &fs.PathError{Op: "write", Path: "/x", Err: syscall.ENOSPC}, 452, "4.2.2", false, syscall.ENOSPC},
-		{"edquot", fmt.Errorf("maildir: %w", &os.SyscallError{Syscall: "fsync", Err: syscall.EDQUOT}), 452, "4.2.2", false, syscall.EDQUOT},
+		{"edquot", fmt.Errorf("writing: %w", &os.SyscallError{Syscall: "fsync", Err: syscall.EDQUOT}), 452, "4.2.2", false, syscall.EDQUOT},
 		{"eio", &fs.PathError{Op: "write", Path: "/x", Err: syscall.EIO}, 451, "4.3.0", false, syscall.EIO},
 		{"unknown", errors.New("boom"), 451, "4.3.0", false, nil},
 		{"already classified", perm, 550, "5.1.1", true, nil},

@@ -141,7 +141,7 @@ func ntlmResponses(d *Description, m sasl.NTLMMessage) {
 		} else {
 			d.add("NT response", "NTLMv1 (24 octets)")
 		}
-		d.note("NTLMv1 is DES over the unsalted NT hash and is cracked offline in seconds; tern's server refuses it (use NTLMv2)")
+		d.note("NTLMv1 is DES over the unsalted NT hash and is cracked offline in seconds; tern's server refuses it unless auth.ntlm_v1 is set (use NTLMv2)")
 	default:
 		d.add("NT response", fmt.Sprintf("%d octets, neither NTLMv1 (24) nor a well-formed NTLMv2 response", len(m.NTResponse)))
 	}
