@@ -3,7 +3,6 @@ package test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -473,16 +472,6 @@ func dialPeer(from, addr string, timeout time.Duration) (*peer, error) {
 		return nil, err
 	}
 	return &peer{c: c, r: bufio.NewReader(c)}, nil
-}
-
-// startTLS makes p a TLS client (after STARTTLS, or on the implicit-TLS port).
-func (p *peer) startTLS() error {
-	tc := tls.Client(p.c, insecureTLS())
-	if err := tc.Handshake(); err != nil {
-		return fmt.Errorf("TLS handshake: %w", err)
-	}
-	p.c, p.r = tc, bufio.NewReader(tc)
-	return nil
 }
 
 // reply reads one whole reply (lines joined by "\n"); the caller sets the deadline.

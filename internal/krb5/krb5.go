@@ -59,6 +59,7 @@ func New(o Options) (*Tickets, error) {
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
+		//lint:ignore ST1005 "Kerberos" is a proper noun, capitalized as an admin reads it
 		return nil, fmt.Errorf("Kerberos configuration %s: %v", cfgPath, err)
 	}
 	if o.Keytab != "" || o.Principal != "" {
@@ -73,6 +74,7 @@ func New(o Options) (*Tickets, error) {
 	}
 	if typ, rest, ok := strings.Cut(path, ":"); ok && !strings.Contains(typ, "/") {
 		if typ != "FILE" {
+			//lint:ignore ST1005 "Kerberos" is a proper noun, capitalized as an admin reads it
 			return nil, fmt.Errorf("Kerberos credential cache %s: only FILE caches can be read (use KRB5CCNAME=FILE:/path, or --keytab)", path)
 		}
 		path = rest
@@ -82,10 +84,12 @@ func New(o Options) (*Tickets, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no Kerberos credential cache at %s: run kinit first (or use --keytab and --principal)", path)
 		}
+		//lint:ignore ST1005 "Kerberos" is a proper noun, capitalized as an admin reads it
 		return nil, fmt.Errorf("Kerberos credential cache %s: %v", path, err)
 	}
 	cl, err := client.NewFromCCache(cc, cfg, client.DisablePAFXFAST(true))
 	if err != nil {
+		//lint:ignore ST1005 "Kerberos" is a proper noun, capitalized as an admin reads it
 		return nil, fmt.Errorf("Kerberos credential cache %s: %v", path, err)
 	}
 	return &Tickets{cl: cl, source: "credential cache " + path}, nil

@@ -154,13 +154,13 @@ func (g gssSetup) client(kdc fakeKDC, authzid string) Client {
 	})
 }
 
-// runGSSAPI runs client against server and returns the server's error and the client's (the
-// first that failed), and the number of challenges.
-func runGSSAPI(t testing.TB, c Client, s Server) (serverErr, clientErr error, rounds int) {
+// runGSSAPI runs client against server and returns the number of challenges, and the server's
+// error and the client's (the first that failed).
+func runGSSAPI(t testing.TB, c Client, s Server) (rounds int, serverErr, clientErr error) {
 	t.Helper()
 	mech, resp, err := c.Start()
 	if err != nil {
-		return nil, err, 0
+		return 0, nil, err
 	}
 	if mech != GSSAPI {
 		t.Fatalf("mechanism %q", mech)
@@ -171,14 +171,14 @@ func runGSSAPI(t testing.TB, c Client, s Server) (serverErr, clientErr error, ro
 			if !done {
 				t.Fatalf("error %v but not done", err)
 			}
-			return err, nil, rounds
+			return rounds, err, nil
 		}
 		if resp, err = c.Next(challenge); err != nil {
-			return nil, err, rounds
+			return rounds, nil, err
 		}
 	}
 	t.Fatal("no end after 10 rounds")
-	return nil, nil, rounds
+	return rounds, nil, nil
 }
 
 func TestGSSAPIRoundTrip(t *testing.T) {
@@ -198,7 +198,7 @@ func TestGSSAPIRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := g.server(t, gssCreds{}, tc.allowAuthzID)
-			serr, cerr, rounds := runGSSAPI(t, g.client(fakeKDC{client: tc.client, etype: tc.etype}, tc.authzid), s)
+			rounds, serr, cerr := runGSSAPI(t, g.client(fakeKDC{client: tc.client, etype: tc.etype}, tc.authzid), s)
 			if serr != nil || cerr != nil {
 				t.Fatalf("server: %v; client: %v", serr, cerr)
 			}
@@ -216,16 +216,19 @@ func TestGSSAPIRoundTrip(t *testing.T) {
 // ErrUnavailable (454), with a reason for the log.
 func TestGSSAPIServerFailures(t *testing.T) {
 	g := newGSSSetup(t)
-	_, staleKeytab := testKeytab(t) // replaced below: same principal, another key
-	{
+	staleKeytab := func() []byte { // same principal, another key
 		kt := keytab.New()
 		for _, et := range []int32{etypeID.AES256_CTS_HMAC_SHA1_96, etypeID.AES128_CTS_HMAC_SHA1_96} {
 			if err := kt.AddEntry(krbSPN, krbRealm, "rekeyed", krbNow, 2, et); err != nil {
 				t.Fatal(err)
 			}
 		}
-		staleKeytab, _ = kt.Marshal()
-	}
+		b, err := kt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}()
 	_, otherKeytab := testKeytab(t, "smtp/other.example.test")
 	_, oldKvno := func() (*keytab.Keytab, []byte) {
 		kt := keytab.New()
@@ -292,7 +295,7 @@ func TestGSSAPIServerFailures(t *testing.T) {
 				creds = gssCreds{}
 			}
 			s := g.server(t, creds, false)
-			serr, cerr, _ := runGSSAPI(t, g.client(tc.kdc, tc.authzid), s)
+			_, serr, cerr := runGSSAPI(t, g.client(tc.kdc, tc.authzid), s)
 			if cerr != nil {
 				t.Fatalf("client: %v", cerr)
 			}

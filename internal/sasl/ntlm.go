@@ -35,6 +35,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	//lint:ignore SA1019 NTLM is defined on MD4 (MS-NLMP §3.3.1): the mechanism exists only for legacy clients
 	"golang.org/x/crypto/md4"
 )
 

@@ -227,7 +227,7 @@ func TestAuthNeedsTLS(t *testing.T) {
 		t.Errorf("AUTH offered in cleartext: %q", got)
 	}
 	c.startTLS()
-	got = c.run2(`
+	c.run2(`
 		C: EHLO c
 		S: 250-mx.example.test\n.*250-AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS CRAM-MD5
 		C: AUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh
