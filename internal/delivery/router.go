@@ -150,7 +150,7 @@ func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts
 			continue
 		}
 		out[k].Err = r.Mailbox.Deliver(ctx, lenv, rcpts[k], rc)
-		rc.Close()
+		_ = rc.Close() // only read: the outcome is what Deliver said
 	}
 }
 

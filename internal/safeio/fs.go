@@ -77,6 +77,6 @@ func ReadFile(fsys FS, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read: a failed Close loses nothing
 	return io.ReadAll(f)
 }

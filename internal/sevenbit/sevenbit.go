@@ -202,8 +202,8 @@ func convert(out *bytes.Buffer, b []byte, defaultType string, depth int) error {
 		e.writeHeader(out, add, "quoted-printable")
 		body, nl := trimLineEnd(e.body)
 		w := quotedprintable.NewWriter(out)
-		w.Write(body)
-		w.Close()
+		_, _ = w.Write(body) // into a bytes.Buffer: cannot fail
+		_ = w.Close()
 		out.WriteString(nl)
 	default:
 		e.writeHeader(out, add, "base64")

@@ -221,7 +221,7 @@ func New(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
 	c.bw = bufio.NewWriter(deadlineWriter{c})
 	if opts.ImplicitTLS {
 		if err := c.handshake(ctx, CmdConnect, opts.ConnectTimeout); err != nil {
-			conn.Close()
+			_ = conn.Close() // the handshake error is the one to report
 			return nil, err
 		}
 	}
@@ -229,14 +229,14 @@ func New(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
 	r, err := c.readReply(CmdConnect)
 	done()
 	if err != nil {
-		c.conn.Close()
+		_ = c.conn.Close() // the greeting error is the one to report
 		return nil, err
 	}
 	c.greeting = r
 	if r.Code != smtp.CodeReady {
 		// RFC 5321 §3.1: a 554 greeting means no service; 421, try later. Either way, the
 		// session is over: close without a QUIT the server may not read.
-		c.conn.Close()
+		_ = c.conn.Close()
 		return nil, replyError(CmdConnect, r)
 	}
 	return c, nil
@@ -333,11 +333,11 @@ func (c *Client) Reset(ctx context.Context) error {
 // closes. The error is for the record: the session is over either way.
 func (c *Client) Quit(ctx context.Context) error {
 	if c.broken != nil {
-		c.conn.Close()
+		_ = c.conn.Close() // already broken: its error was reported
 		return nil
 	}
 	r, err := c.cmd(ctx, CmdQUIT, "QUIT")
-	c.Close() // the server may have closed first: nothing to learn from how closing went
+	_ = c.Close() // the server may have closed first: nothing to learn from how closing went
 	switch {
 	case err != nil:
 		return err
@@ -377,7 +377,7 @@ func (c *Client) breakOn(cmd string, err error) *Error {
 	if c.broken == nil {
 		c.broken = e
 	}
-	c.conn.Close()
+	_ = c.conn.Close() // e is the error to report
 	return e
 }
 

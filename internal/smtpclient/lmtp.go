@@ -138,7 +138,7 @@ func (c *Client) SendLMTP(ctx context.Context, env Envelope, msg io.Reader) (*LM
 		c.inTx = false
 		if dataSent && res.Data.Code == smtp.CodeStartInput {
 			// The recipients' refusals say it all; a failure here only breaks the client.
-			c.endEmptyData(ctx)
+			_ = c.endEmptyData(ctx)
 		}
 		return res, res.err(nil)
 	}

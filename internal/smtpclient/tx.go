@@ -353,7 +353,7 @@ func (c *Client) endEmptyData(ctx context.Context) error {
 		// RFC 2033 §4.2: no recipient, no reply after the data. A server that took this DATA
 		// does not follow the RFC, so how many replies come is unknown: drop the connection
 		// rather than read them out of step.
-		c.breakOn(CmdDATA, ErrLMTPDataWithoutRcpts)
+		_ = c.breakOn(CmdDATA, ErrLMTPDataWithoutRcpts)
 		return nil
 	}
 	_, err := c.readReply(CmdDATA)
@@ -436,7 +436,7 @@ func (c *Client) sendChunks(ctx context.Context, msg io.Reader) (smtp.Reply, err
 		c.writeLine(line, line)
 		c.bw.Write(chunk)
 		if lt != nil {
-			lt.Write(chunk)
+			_, _ = lt.Write(chunk) // a trace into memory: cannot fail
 			if last {
 				lt.flushPartial()
 			}

@@ -312,7 +312,7 @@ func (s *Server) Serve(ln net.Listener, role Role) (err error) {
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
-			c.Close()
+			_ = c.Close() // refused at shutdown: nothing to report to
 			return ErrServerClosed
 		}
 		s.sessions[sess] = struct{}{}
@@ -338,7 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
 	for ln := range s.listeners {
-		ln.Close()
+		_ = ln.Close() // Serve sees it closed and returns ErrServerClosed
 	}
 	s.mu.Unlock()
 
@@ -399,7 +399,7 @@ func (s *Server) closeSessions(all bool) int {
 			sess.log.Warn("session still running at shutdown", "phase", phaseName(phase), "age", time.Since(sess.start).Round(time.Millisecond))
 		}
 		if all || phase != phaseCommit {
-			sess.raw.Close()
+			_ = sess.raw.Close() // forced: the session ends on its own error
 		}
 	}
 	return len(s.sessions)

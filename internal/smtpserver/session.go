@@ -225,19 +225,19 @@ func (s *session) close() {
 	s.phase.Store(phaseClosing)
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		s.lastWords = true
-		tc.CloseWrite() // only sends the alert; the TCP connection is ours to shut below
+		_ = tc.CloseWrite() // only sends the alert; the TCP connection is ours to shut below
 	}
 	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok && s.drain && !s.srv.stopped.Load() && cw.CloseWrite() == nil {
 		s.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
-		io.CopyN(io.Discard, s.raw, lingerMax)
+		_, _ = io.CopyN(io.Discard, s.raw, lingerMax) // lingering: whatever the client still sends is dropped
 	}
-	s.raw.Close()
+	_ = s.raw.Close() // the session is over: nobody to tell
 }
 
 // farewell tries to tell the client about an internal error after a panic. The session's state
 // is suspect by now, so this may panic too; that is swallowed, the connection closes anyway.
 func (s *session) farewell() {
-	defer func() { recover() }()
+	defer func() { _ = recover() }()
 	s.abortTx()
 	s.lastWords = true
 	s.bw.Reset(s.conn) // drop half-written replies

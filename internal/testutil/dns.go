@@ -40,7 +40,7 @@ func StartDNS(t testing.TB, rrs ...string) *DNS {
 		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
 			break
 		}
-		pc.Close()
+		_ = pc.Close() // the port was no good: try another
 		if try == 20 {
 			t.Fatalf("no port free for both UDP and TCP: %v", err)
 		}
@@ -52,11 +52,17 @@ func StartDNS(t testing.TB, rrs ...string) *DNS {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			srv.ActivateAndServe()
+			_ = srv.ActivateAndServe() // nil at Shutdown; a server that cannot start ends before started
 		}()
-		<-started
+		select {
+		case <-started:
+		case <-done:
+			t.Fatal("the test DNS server did not start")
+		}
 		t.Cleanup(func() {
-			srv.Shutdown()
+			if err := srv.Shutdown(); err != nil {
+				t.Errorf("test DNS server: %v", err)
+			}
 			<-done
 		})
 	}
@@ -118,7 +124,7 @@ func (z *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m.Authoritative = true
 	if len(r.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
+		_ = w.WriteMsg(m) // a lost reply shows as the resolver timing out
 		return
 	}
 	q := r.Question[0]
@@ -142,5 +148,5 @@ func (z *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	m.AuthenticatedData = secure && !failing
-	w.WriteMsg(m)
+	_ = w.WriteMsg(m) // a lost reply shows as the resolver timing out
 }

@@ -67,7 +67,9 @@ func StartDovecot(t testing.TB, script, users string) *Dovecot {
 		t.Fatal(err)
 	}
 	dv.Addr = ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	_, port, _ := net.SplitHostPort(dv.Addr)
 	dv.Dir, dv.Conf, dv.Socket = dir, filepath.Join(dir, "dovecot.conf"), filepath.Join(dir, "run", "lmtp")
 
@@ -77,7 +79,7 @@ func StartDovecot(t testing.TB, script, users string) *Dovecot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
+	defer func() { _ = out.Close() }() // the child writes through its own descriptor
 	cmd := exec.Command("bash", script, "run", dir)
 	cmd.Env = append(os.Environ(), "LMTP_PORT="+port, "LMTP_USERS="+users)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -85,14 +87,17 @@ func StartDovecot(t testing.TB, script, users string) *Dovecot {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() {
+		_ = cmd.Wait() // stopped by a signal below: its status says nothing
+		close(exited)
+	}()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM) // it may have exited already: exited tells
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
 			t.Errorf("Dovecot (PID %d) ignored SIGTERM; killing it", cmd.Process.Pid)
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill() // exited tells when it is gone
 			<-exited
 		}
 		if t.Failed() {
@@ -103,7 +108,9 @@ func StartDovecot(t testing.TB, script, users string) *Dovecot {
 			t.Logf("keeping %s", dir)
 			return
 		}
-		os.RemoveAll(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
 	})
 
 	for deadline := time.Now().Add(15 * time.Second); !greeted(dv.Addr); {
@@ -132,7 +139,7 @@ func greeted(addr string) bool {
 	if err != nil {
 		return false
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // a probe: only the greeting counts
 	conn.SetDeadline(time.Now().Add(2 * time.Second))
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "220 ")

@@ -37,7 +37,7 @@ func (s *Script) Send(lines ...string) {
 // SendRaw writes octets as they are; the client may hang up before it has read them all.
 func (s *Script) SendRaw(raw string) {
 	s.BW.WriteString(raw)
-	s.BW.Flush()
+	_ = s.BW.Flush() // the client may hang up first
 }
 
 // Multiline writes a multiline reply with code, one line per text, and flushes.

@@ -38,7 +38,11 @@ func Unprivileged(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+	}()
 	bin := filepath.Join(dir, "test.bin")
 	if err := copyExecutable(bin, os.Args[0]); err != nil {
 		t.Fatalf("copying the test binary: %v", err)
@@ -93,13 +97,13 @@ func copyExecutable(dst, src string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // only read: a failed Close loses nothing
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close() // the copy error is the one to report
 		return err
 	}
 	return out.Close()

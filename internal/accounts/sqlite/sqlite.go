@@ -349,7 +349,7 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, says what failed
 	addrs := []string{}
 	for rows.Next() {
 		var a string

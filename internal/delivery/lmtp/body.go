@@ -22,7 +22,7 @@ func checkBinary(body delivery.Body) *delivery.Error {
 	if err != nil {
 		return delivery.Temporary("cannot read the queued message", err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // only read: a failed Close loses nothing
 	br := bufio.NewReaderSize(rc, 64<<10)
 	var prevCR bool
 	for {

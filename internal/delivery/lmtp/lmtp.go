@@ -196,7 +196,7 @@ func (d *Deliverer) deliver(ctx context.Context, env *envelope.Envelope, rcpts [
 	if err != nil {
 		return failAll(delivery.Temporary("cannot read the queued message", err))
 	}
-	defer msg.Close()
+	defer func() { _ = msg.Close() }()   // only read: a failed Close loses nothing
 	res, _ := c.SendLMTP(ctx, senv, msg) // res.Rcpts decides for each recipient
 	for i, rr := range res.Rcpts {
 		if rr.Err != nil {
@@ -236,7 +236,7 @@ func (d *Deliverer) connect(ctx context.Context, env *envelope.Envelope) (*smtpc
 		return nil, err
 	}
 	if err := c.Hello(ctx); err != nil {
-		c.Close()
+		_ = c.Close() // the failed greeting is the error to report
 		return nil, err
 	}
 	return c, nil

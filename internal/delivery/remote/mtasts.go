@@ -305,7 +305,7 @@ func (d *Deliverer) fetchSTSPolicy(ctx context.Context, domain string) (*stsPoli
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // only read: a failed Close loses nothing
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}

@@ -430,7 +430,7 @@ func (d *Deliverer) transaction(ctx context.Context, c *smtpclient.Client, a *at
 		res.hostErr = delivery.Temporary("cannot read the message", err)
 		return res
 	}
-	defer msg.Close()
+	defer func() { _ = msg.Close() }() // only read: a failed Close loses nothing
 	sr, err := c.Send(ctx, env, msg)
 	if sr.Mail.Code/100 != 2 {
 		switch {
