@@ -195,7 +195,7 @@ func TestCLIDataPermissions(t *testing.T) {
 		if err := os.Chmod(owned, 0); err != nil {
 			t.Fatal(err)
 		}
-		defer os.Chmod(owned, 0o700)
+		defer func() { _ = os.Chmod(owned, 0o700) }() // else removing the TempDir fails, and says so
 	}
 	newDir := filepath.Join(owned, "sub")
 	runCLICases(t, bin, []cliCase{

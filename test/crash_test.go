@@ -169,7 +169,9 @@ func sendOne(cl *smtp.Client, from, tok string) (string, error) {
 		return "", err
 	}
 	w := cl.Text.DotWriter()
-	fmt.Fprintf(w, "From: %s\nTo: bob@example.test\nSubject: %s\n\n%s\n", from, tok, strings.Repeat("crash test body line\n", 20))
+	if _, err := fmt.Fprintf(w, "From: %s\nTo: bob@example.test\nSubject: %s\n\n%s\n", from, tok, strings.Repeat("crash test body line\n", 20)); err != nil {
+		return "", err
+	}
 	if err := w.Close(); err != nil {
 		return "", err
 	}

@@ -51,7 +51,9 @@ func TestMain(m *testing.M) {
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if !explicit {
-		flag.Set("test.parallel", fmt.Sprint(max(8, 4*runtime.GOMAXPROCS(0))))
+		if err := flag.Set("test.parallel", fmt.Sprint(max(8, 4*runtime.GOMAXPROCS(0)))); err != nil {
+			panic(err) // the flag is the testing package's own: it cannot refuse a number
+		}
 	}
 	os.Exit(buildAndRun(m))
 }

@@ -203,7 +203,7 @@ func TestLimits(t *testing.T) {
 		for {
 			time.Sleep(200 * time.Millisecond)
 			d.conn.SetWriteDeadline(time.Now().Add(time.Second))
-			io.WriteString(d.conn, "NOOP\r\n") // may fail once the server has closed; the reply is what counts
+			_, _ = io.WriteString(d.conn, "NOOP\r\n") // may fail once the server has closed; the reply is what counts
 			lines, err := d.reply()
 			if err != nil {
 				t.Fatalf("after %v: %v %q", time.Since(start), err, lines)

@@ -41,7 +41,7 @@ func TestMTASTSThroughResolver(t *testing.T) {
 		}
 		fetches.Add(1)
 		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.b.test\nmax_age: 86400\n")
+		_, _ = fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.b.test\nmax_age: 86400\n")
 	}))
 	ln, err := net.Listen("tcp", net.JoinHostPort(mtastsHostIP, "0"))
 	if err != nil {

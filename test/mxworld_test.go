@@ -448,7 +448,7 @@ func (p *slowProxy) serve() {
 		p.wg.Add(2)
 		go func() { // server to client: as it comes
 			defer p.wg.Done()
-			io.Copy(c, s)
+			_, _ = io.Copy(c, s) // until either side closes
 			c.Close()
 			s.Close()
 		}()

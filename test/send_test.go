@@ -536,7 +536,9 @@ func (pf *postfix) stop() {
 	pidFile := filepath.Join(pf.dir, "queue", "pid", "master.pid")
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	exec.Command("/usr/sbin/postfix", "-c", pf.conf, "stop").Run()
+	if out, err := exec.Command("/usr/sbin/postfix", "-c", pf.conf, "stop").CombinedOutput(); err != nil {
+		t.Logf("postfix stop: %v: %s", err, out) // the master is killed by PID below
+	}
 	if pid > 0 {
 		deadline := time.Now().Add(10 * time.Second)
 		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {

@@ -107,7 +107,9 @@ func TestAdderWriteError(t *testing.T) {
 		}
 	}
 	a := NewAdder(&bytes.Buffer{}, testFields)
-	a.Close()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := a.Write([]byte("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Write after Close: %v", err)
 	}

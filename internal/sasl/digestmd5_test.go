@@ -409,7 +409,7 @@ func TestDigestMD5ServerSequence(t *testing.T) {
 	})
 	t.Run("after success", func(t *testing.T) {
 		s, resp := digestSetup(t, ServerOptions{})
-		s.Next([]byte(resp))
+		serverStep(t, s, []byte(resp))
 		if _, done, err := s.Next(nil); !done || err != nil {
 			t.Fatalf("final Next = %v, %v", done, err)
 		}

@@ -78,3 +78,21 @@ func (c derivedCreds) Secret(_ context.Context, login, kind string) (string, []b
 	}
 	return acct, c.secrets[kind], nil
 }
+
+// clientStep runs a step of c whose message the test does not look at (an NTLM client's
+// NEGOTIATE_MESSAGE), failing the test if it fails.
+func clientStep(t testing.TB, c Client) {
+	t.Helper()
+	if _, err := c.Next(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serverStep gives s a response whose challenge the test does not look at, failing the test
+// if s refuses it.
+func serverStep(t testing.TB, s Server, resp []byte) {
+	t.Helper()
+	if _, _, err := s.Next(resp); err != nil {
+		t.Fatal(err)
+	}
+}

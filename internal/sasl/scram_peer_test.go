@@ -199,7 +199,7 @@ func gsaslClient(t *testing.T, mech, password string, cb []byte, s Server) (stri
 		p.send(ch)
 		msg = p.recv()
 	}
-	io.WriteString(p.in, "\n") // end gsasl's application data phase
+	_, _ = io.WriteString(p.in, "\n") // end gsasl's application data phase (a failed write shows in wait)
 	if err := p.wait(); err != nil {
 		t.Errorf("gsasl: %v (stderr: %s)", err, p.stderr.String())
 	}

@@ -641,7 +641,7 @@ func TestScramServerSequence(t *testing.T) {
 
 	// An empty answer to the empty challenge.
 	s = newServer()
-	s.Next(nil)
+	serverStep(t, s, nil)
 	if _, done, err := s.Next([]byte{}); !done || !errors.Is(err, ErrProtocol) {
 		t.Errorf("empty client-first-message: %v, %v", done, err)
 	}

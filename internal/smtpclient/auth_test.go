@@ -190,7 +190,7 @@ func TestAuthRoundTrip(t *testing.T) {
 						t.Fatal("not Authenticated after 235")
 					}
 				} else {
-					e := wantError(t, err, CmdAUTH, 535, true)
+					e := gotError(t, err, CmdAUTH, 535, true)
 					if e.Enhanced != "5.7.8" {
 						t.Fatalf("%+v", e)
 					}
@@ -270,7 +270,7 @@ func TestAuthCancel(t *testing.T) {
 		})
 		c := newClient(t, conn, Options{})
 		err := c.Auth(context.Background(), sasl.NewCRAMClient(sasl.CRAMMD5, "bob", testPassword))
-		if e := wantError(t, err, CmdAUTH, 0, false); !errors.Is(e, ErrBadChallenge) {
+		if e := gotError(t, err, CmdAUTH, 0, false); !errors.Is(e, ErrBadChallenge) {
 			t.Fatalf("error %v, want ErrBadChallenge", e)
 		}
 	})
@@ -313,7 +313,7 @@ func TestAuthCancel(t *testing.T) {
 		})
 		c := newClient(t, conn, Options{})
 		err := c.Auth(context.Background(), echoClient{})
-		if e := wantError(t, err, CmdAUTH, 0, false); !errors.Is(e, ErrTooManyRounds) {
+		if e := gotError(t, err, CmdAUTH, 0, false); !errors.Is(e, ErrTooManyRounds) {
 			t.Fatalf("error %v, want ErrTooManyRounds", e)
 		}
 	})

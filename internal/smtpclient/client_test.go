@@ -244,7 +244,7 @@ func TestSendPipelined(t *testing.T) {
 		t.Fatalf("accepted %q", got)
 	}
 	wantError(t, res.Rcpts[1].Err, CmdRCPT, 550, true)
-	if e := wantError(t, res.Rcpts[2].Err, CmdRCPT, 451, false); e.Enhanced != "4.3.0" || e.Text != "d later" {
+	if e := gotError(t, res.Rcpts[2].Err, CmdRCPT, 451, false); e.Enhanced != "4.3.0" || e.Text != "d later" {
 		t.Fatalf("d: %+v", e)
 	}
 }
@@ -333,7 +333,7 @@ func TestSendMailRefused(t *testing.T) {
 	})
 	c := newClient(t, conn, Options{})
 	_, err := c.Send(context.Background(), Envelope{From: "a@x", Rcpts: []Recipient{{Addr: "b@x"}}}, strings.NewReader("x\r\n"))
-	e := wantError(t, err, CmdMAIL, 452, false)
+	e := gotError(t, err, CmdMAIL, 452, false)
 	if e.Enhanced != "4.3.1" || e.Text != "insufficient storage" {
 		t.Fatalf("%+v", e)
 	}
@@ -351,7 +351,7 @@ func TestSendTooBig(t *testing.T) {
 	})
 	c := newClient(t, conn, Options{})
 	_, err := c.Send(context.Background(), Envelope{From: "a@x", Size: 11, Rcpts: []Recipient{{Addr: "b@x"}}}, strings.NewReader("x"))
-	if e := wantError(t, err, CmdMAIL, 0, true); !errors.Is(e, ErrMessageTooBig) {
+	if e := gotError(t, err, CmdMAIL, 0, true); !errors.Is(e, ErrMessageTooBig) {
 		t.Fatalf("error %v, want ErrMessageTooBig", e)
 	}
 	c.Close()
@@ -385,13 +385,13 @@ func TestReplyLimits(t *testing.T) {
 			})
 			c := newClient(t, conn, tt.opts)
 			err := c.Hello(context.Background())
-			e := wantError(t, err, CmdEHLO, 0, false)
+			e := gotError(t, err, CmdEHLO, 0, false)
 			if tt.err != nil && !errors.Is(e, tt.err) {
 				t.Fatalf("error %v, want %v", e, tt.err)
 			}
 			// The client is broken now: no more commands.
 			err = c.Mail(context.Background(), "a@x")
-			if e := wantError(t, err, CmdMAIL, 0, false); !errors.Is(e, ErrBroken) {
+			if e := gotError(t, err, CmdMAIL, 0, false); !errors.Is(e, ErrBroken) {
 				t.Fatalf("after the bad reply: %v, want ErrBroken", e)
 			}
 		})
@@ -429,7 +429,7 @@ func TestNetworkErrors(t *testing.T) {
 		})
 		c := newClient(t, conn, Options{CommandTimeout: 50 * time.Millisecond})
 		err := c.Hello(context.Background())
-		if e := wantError(t, err, CmdEHLO, 0, false); !errors.Is(e, os.ErrDeadlineExceeded) {
+		if e := gotError(t, err, CmdEHLO, 0, false); !errors.Is(e, os.ErrDeadlineExceeded) {
 			t.Fatalf("error %v, want a deadline", e)
 		}
 	})
@@ -444,7 +444,7 @@ func TestNetworkErrors(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		err := c.Hello(ctx)
-		if e := wantError(t, err, CmdEHLO, 0, false); !errors.Is(e, context.DeadlineExceeded) {
+		if e := gotError(t, err, CmdEHLO, 0, false); !errors.Is(e, context.DeadlineExceeded) {
 			t.Fatalf("error %v, want the context's deadline", e)
 		}
 	})
@@ -459,7 +459,7 @@ func TestNetworkErrors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(50*time.Millisecond, cancel)
 		err := c.Hello(ctx)
-		if e := wantError(t, err, CmdEHLO, 0, false); !errors.Is(e, context.Canceled) {
+		if e := gotError(t, err, CmdEHLO, 0, false); !errors.Is(e, context.Canceled) {
 			t.Fatalf("error %v, want context.Canceled", e)
 		}
 	})
@@ -503,7 +503,7 @@ func TestDataBareLF(t *testing.T) {
 	c := newClient(t, conn, Options{})
 	_, err := c.Send(context.Background(), Envelope{From: "a@x", Rcpts: []Recipient{{Addr: "b@x"}}},
 		strings.NewReader("hello\n.\nMAIL FROM:<admin@bank.example>\r\n"))
-	if e := wantError(t, err, CmdDATA, 0, false); !errors.Is(e, smtp.ErrBareLF) {
+	if e := gotError(t, err, CmdDATA, 0, false); !errors.Is(e, smtp.ErrBareLF) {
 		t.Fatalf("error %v, want ErrBareLF", e)
 	}
 }
@@ -602,7 +602,7 @@ func TestStartTLSFailures(t *testing.T) {
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx"}})
 		err := c.StartTLS(context.Background())
-		if e := wantError(t, err, CmdSTARTTLS, 0, false); !errors.Is(e, ErrNotOffered) {
+		if e := gotError(t, err, CmdSTARTTLS, 0, false); !errors.Is(e, ErrNotOffered) {
 			t.Fatalf("error %v, want ErrNotOffered", e)
 		}
 	})
@@ -627,7 +627,7 @@ func TestStartTLSFailures(t *testing.T) {
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx"}})
 		err := c.StartTLS(context.Background())
-		if e := wantError(t, err, CmdSTARTTLS, 0, false); !errors.Is(e, ErrDataAfterStartTLS) {
+		if e := gotError(t, err, CmdSTARTTLS, 0, false); !errors.Is(e, ErrDataAfterStartTLS) {
 			t.Fatalf("error %v, want ErrDataAfterStartTLS", e)
 		}
 	})
@@ -638,12 +638,12 @@ func TestStartTLSFailures(t *testing.T) {
 			s.ehlo("STARTTLS")
 			s.Expect("STARTTLS", "220 go ahead")
 			tc := tls.Server(s.Conn, &tls.Config{Certificates: []tls.Certificate{cert}})
-			tc.Handshake() // fails: the client does not trust it
+			_ = tc.Handshake() // fails: the client does not trust it
 		})
 		c := newClient(t, conn, Options{TLSConfig: &tls.Config{ServerName: "mx.example.test"}})
 		err := c.StartTLS(context.Background())
 		var verr *tls.CertificateVerificationError
-		if e := wantError(t, err, CmdSTARTTLS, 0, false); !errors.As(e, &verr) {
+		if e := gotError(t, err, CmdSTARTTLS, 0, false); !errors.As(e, &verr) {
 			t.Fatalf("error %v, want a certificate verification error", e)
 		}
 	})

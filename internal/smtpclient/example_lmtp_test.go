@@ -53,7 +53,7 @@ func fakeLMTP() net.Conn {
 	go func() {
 		defer server.Close()
 		r, w := bufio.NewReader(server), bufio.NewWriter(server)
-		reply := func(s string) { w.WriteString(s + "\r\n"); w.Flush() }
+		reply := func(s string) { w.WriteString(s + "\r\n"); _ = w.Flush() }
 		reply("220 mail.example.test LMTP ready")
 		var rcpts []string
 		for {

@@ -74,7 +74,7 @@ func fakeMX() net.Conn {
 	go func() {
 		defer server.Close()
 		r, w := bufio.NewReader(server), bufio.NewWriter(server)
-		reply := func(s string) { w.WriteString(s + "\r\n"); w.Flush() }
+		reply := func(s string) { w.WriteString(s + "\r\n"); _ = w.Flush() }
 		reply("220 mx.example.test ESMTP")
 		for {
 			line, err := r.ReadString('\n')

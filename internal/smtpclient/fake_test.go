@@ -120,7 +120,7 @@ func newClient(t *testing.T, conn net.Conn, opts Options) *Client {
 }
 
 // wantError checks that err is an *Error for cmd with code (0: none) and permanence.
-func wantError(t *testing.T, err error, cmd string, code int, permanent bool) *Error {
+func wantError(t *testing.T, err error, cmd string, code int, permanent bool) {
 	t.Helper()
 	e, ok := err.(*Error)
 	if !ok {
@@ -129,7 +129,13 @@ func wantError(t *testing.T, err error, cmd string, code int, permanent bool) *E
 	if e.Command != cmd || e.Code != code || e.Permanent != permanent || e.Temporary() == permanent {
 		t.Fatalf("error %+v (%v), want command %s, code %d, permanent %v", e, e, cmd, code, permanent)
 	}
-	return e
+}
+
+// gotError is wantError returning the *Error, for the tests that look further into it.
+func gotError(t *testing.T, err error, cmd string, code int, permanent bool) *Error {
+	t.Helper()
+	wantError(t, err, cmd, code, permanent)
+	return err.(*Error)
 }
 
 func fmtSscan(s string, n *int) (int, error)          { return fmt.Sscan(s, n) }

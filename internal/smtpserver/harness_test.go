@@ -161,12 +161,14 @@ func newTestServer(t testing.TB, mod func(*Options)) *testServer {
 			t.Fatal(err)
 		}
 		ts.addrs[role] = ln.Addr().String()
-		go ts.srv.Serve(ln, role)
+		go func() { _ = ts.srv.Serve(ln, role) }() // ErrServerClosed at the Shutdown below
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ts.srv.Shutdown(ctx)
+		if err := ts.srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", ts.logs.String())
 		}

@@ -20,7 +20,11 @@ func TestUnprivileged(t *testing.T) {
 	if err := os.Mkdir(dir, 0o500); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	t.Cleanup(func() {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("writing into a read-only directory: %v, want a permission error", err)
 	}

@@ -360,7 +360,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 
 	s, err := Open(path)
 	must(t, err)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { must(t, s.Close()) })
 	wantVerify(t, s, "alice@example.test", "pw", true)
 	if _, err := s.Secret(context.Background(), "alice@example.test", "cram-md5"); !errors.Is(err, accounts.ErrNotFound) {
 		t.Errorf("Secret on a migrated account: %v, want ErrNotFound", err)
@@ -653,7 +653,9 @@ func TestConcurrentFirstOpen(t *testing.T) {
 				if _, err := s.Exists(context.Background(), "alice@example.test"); err != nil {
 					errs <- fmt.Errorf("round %d, store %d: Exists: %w", round, i, err)
 				}
-				s.Close()
+				if err := s.Close(); err != nil {
+					errs <- fmt.Errorf("round %d, store %d: Close: %w", round, i, err)
+				}
 			})
 		}
 		wg.Wait()

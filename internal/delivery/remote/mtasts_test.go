@@ -59,7 +59,7 @@ func (h *harness) stsServerAt(policy, addr string) *stsServer {
 		if s.status != 0 {
 			w.WriteHeader(s.status)
 		}
-		w.Write([]byte(s.policy))
+		_, _ = w.Write([]byte(s.policy)) // a failed write shows as the fetch failing
 	}))
 	s.srv.Listener.Close()
 	s.srv.Listener = ln
