@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 5s
 
-.PHONY: all build run test deps lint unit fuzz fuzz-long test-hostile bench bench-relay docs clean
+.PHONY: all build run test deps tools lint unit fuzz fuzz-long test-hostile bench bench-relay docs clean
 
 all: build
 
@@ -20,9 +20,15 @@ test: deps lint unit fuzz
 deps:
 	bash scripts/test-deps.sh
 
-lint:
+# The Go linters at their pinned versions, into .tools/bin (see scripts/test-deps.sh).
+tools:
+	bash scripts/test-deps.sh go
+
+lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	.tools/bin/staticcheck ./...
+	bash scripts/errcheck.sh
 	@$(GO) run ./cmd/tern config example | diff -u docs/config.toml - || \
 	  { echo "docs/config.toml is stale: make docs"; exit 1; }
 

@@ -3,7 +3,49 @@
 #
 # Only what is missing is installed (apt-get, as root). Without root, or when apt-get fails,
 # it reports what is missing; with CI set, a missing tool is then a failure (exit 1), never a skip.
+#
+# `test-deps.sh go` installs only the Go linters of `make lint` (below), which need no root.
 set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# The linters of `make lint`, at pinned versions, built with this machine's Go from the Go module
+# proxy into .tools/bin (project-local: GOPATH/bin and PATH are left alone). A binary is rebuilt
+# only when it is missing or was built from another version. To move a linter to a new version,
+# change it here: make lint picks it up on its next run.
+gotools=(
+  honnef.co/go/tools/cmd/staticcheck@v0.8.2
+  github.com/kisielk/errcheck@v1.30.0
+)
+gobin="$PWD/.tools/bin"
+
+# gotool_ok reports whether $gobin holds the binary of pkg@version built from that version.
+gotool_ok() {
+  local pkg=${1%@*} version=${1#*@} bin
+  bin="$gobin/$(basename "$pkg")"
+  [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | awk -v v="$version" '$1 == "mod" && $3 == v { ok = 1 } END { exit !ok }'
+}
+
+install_gotools() {
+  local t failed=()
+  for t in "${gotools[@]}"; do
+    gotool_ok "$t" && continue
+    echo "test-deps: go install $t" >&2
+    if ! GOBIN="$gobin" go install "$t"; then
+      failed+=("$t")
+    fi
+  done
+  if ((${#failed[@]})); then
+    echo "test-deps: could not install ${failed[*]}" >&2
+    return 1
+  fi
+}
+
+if [ "${1:-}" = go ]; then
+  install_gotools
+  exit
+fi
+gotools_status=0
+install_gotools || gotools_status=1
 
 # command -> Debian package that provides it
 declare -A pkg=(
@@ -85,6 +127,7 @@ missing=()
 for c in "${!pkg[@]}"; do have "$c" || missing+=("$c"); done
 for m in "${!perlmod[@]}"; do haveperl "$m" || missing+=("perl $m"); done
 for g in "${!libglob[@]}"; do haveglob "$g" || missing+=("${libglob[$g]}"); done
+((gotools_status)) && missing+=("Go linters (go install failed)")
 if ((${#missing[@]})); then
   echo "test-deps: missing: ${missing[*]}" >&2
   if [ -n "${CI:-}" ]; then exit 1; fi
