@@ -31,6 +31,7 @@ lint: tools
 	bash scripts/errcheck.sh
 	@$(GO) run ./cmd/tern config example | diff -u docs/config.toml - || \
 	  { echo "docs/config.toml is stale: make docs"; exit 1; }
+	$(GO) run scripts/archdoc.go
 
 # Unit, integration (real binary, real peers) and race tests, in random order.
 unit:
@@ -59,6 +60,7 @@ bench-relay:
 
 docs:
 	$(GO) run ./cmd/tern config example > docs/config.toml
+	$(GO) run scripts/archdoc.go -w
 
 clean:
 	rm -f tern
