@@ -4,6 +4,7 @@
 // `go list ./...` is placed in its layer diagram once, every import goes down the diagram, test
 // support is imported by tests only, every package has a row in the packages table, and the
 // generated imports table matches the code. With -w it rewrites that table first (make docs).
+// It also checks that every Markdown table of the repository renders.
 //
 //	go run scripts/archdoc.go [-w]
 package main
@@ -38,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	for _, p := range problems {
-		fmt.Fprintln(os.Stderr, docPath+": "+p)
+		fmt.Fprintln(os.Stderr, p)
 	}
 	if len(problems) > 0 {
 		os.Exit(1)
@@ -106,7 +107,22 @@ func run(write bool) ([]string, error) {
 	}
 	problems = append(problems, checkLayers(doc, pkgs)...)
 	problems = append(problems, checkRows(doc, pkgs)...)
-	problems = append(problems, checkTables(doc)...)
+	for i, p := range problems {
+		problems[i] = docPath + ": " + p
+	}
+	mds, err := exec.Command("git", "ls-files", "*.md").Output()
+	if err != nil {
+		return nil, fmt.Errorf("git ls-files: %v", err)
+	}
+	for _, md := range strings.Fields(string(mds)) {
+		b, err := os.ReadFile(md)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range checkTables(b) {
+			problems = append(problems, md+": "+p)
+		}
+	}
 	return problems, nil
 }
 
