@@ -1,7 +1,6 @@
 package test
 
 import (
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -181,7 +180,9 @@ func TestCLIDataPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "tern")
-	copyFile(t, ternBin, bin, 0o755)
+	if err := testutil.CopyExecutable(bin, ternBin); err != nil {
+		t.Fatal(err)
+	}
 	owned := filepath.Join(dir, "data")
 	if err := os.Mkdir(owned, 0o700); err != nil {
 		t.Fatal(err)
@@ -210,24 +211,4 @@ func TestCLIDataPermissions(t *testing.T) {
 		{name: "serve new data directory", args: []string{"serve", "--data", newDir, "--smtp", "127.0.0.1:0", "--submission", "", "--submissions", ""}, code: 1,
 			want: `^tern: cannot create the data directory: ` + regexp.QuoteMeta(newDir) + `: permission denied\n  `},
 	}, cred)
-}
-
-// copyFile copies src to dst with mode perm.
-func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }

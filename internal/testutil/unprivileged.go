@@ -3,7 +3,6 @@ package testutil
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +43,7 @@ func Unprivileged(t *testing.T) bool {
 		}
 	}()
 	bin := filepath.Join(dir, "test.bin")
-	if err := copyExecutable(bin, os.Args[0]); err != nil {
+	if err := CopyExecutable(bin, os.Args[0]); err != nil {
 		t.Fatalf("copying the test binary: %v", err)
 	}
 	tmp := filepath.Join(dir, "tmp")
@@ -92,19 +91,16 @@ func runPattern(name string) string {
 	return strings.Join(parts, "/")
 }
 
-func copyExecutable(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+// CopyExecutable copies the program src to dst (which must not exist), mode 0755. The copy
+// is made by cp, a process of its own: a file this process held open for writing would be
+// inherited by every child that other tests fork meanwhile, and exec of dst would then fail
+// with ETXTBSY ("text file busy") until they exec.
+func CopyExecutable(dst, src string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("copying %s: %s exists", src, dst)
 	}
-	defer func() { _ = in.Close() }() // only read: a failed Close loses nothing
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		return err
+	if out, err := exec.Command("cp", "--", src, dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("cp %s %s: %v: %s", src, dst, err, out)
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		_ = out.Close() // the copy error is the one to report
-		return err
-	}
-	return out.Close()
+	return os.Chmod(dst, 0o755)
 }
