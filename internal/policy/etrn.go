@@ -71,11 +71,11 @@ func (e *ETRN) CheckETRN(c Client, node string) smtp.Reply {
 	domain := strings.TrimLeft(node, "@#")
 	switch {
 	case e.isLocal != nil && e.isLocal(domain):
-		return smtp.R(459, smtp.EnhNotAuthorized, "Node "+node+" not allowed: mail for it is delivered here")
+		return smtp.R(smtp.CodeETRNNotAllowed, smtp.EnhNotAuthorized, "Node "+node+" not allowed: mail for it is delivered here")
 	case !c.Authenticated:
-		return smtp.R(459, smtp.EnhNotAuthorized, "Node "+node+" not allowed: ETRN requires authentication")
+		return smtp.R(smtp.CodeETRNNotAllowed, smtp.EnhNotAuthorized, "Node "+node+" not allowed: ETRN requires authentication")
 	case !e.take(c.IP):
-		return smtp.R(458, smtp.EnhSecurityOther, "Unable to queue messages for node "+node+": too many ETRN requests, try again later")
+		return smtp.R(smtp.CodeETRNUnable, smtp.EnhSecurityOther, "Unable to queue messages for node "+node+": too many ETRN requests, try again later")
 	}
 	return smtp.R(smtp.CodeOK, smtp.EnhOther, "Ok")
 }

@@ -216,7 +216,7 @@ func (s *session) cmdEtrn(arg string) {
 		return
 	}
 	if s.srv.opts.Flusher == nil || s.srv.opts.ETRN == nil {
-		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
+		s.reply(smtp.R(smtp.CodeETRNUnable, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
 		return
 	}
 	if r := s.srv.opts.ETRN.CheckETRN(s.client(), arg); !r.Positive() {
@@ -227,8 +227,8 @@ func (s *session) cmdEtrn(arg string) {
 	n := s.srv.opts.Flusher.Flush(node, subdomains)
 	s.log.Info("etrn", "node", arg, "messages", n)
 	if n == 0 {
-		s.reply(smtp.R(251, smtp.EnhOther, "OK, no messages waiting for node "+arg))
+		s.reply(smtp.R(smtp.CodeETRNNoMessages, smtp.EnhOther, "OK, no messages waiting for node "+arg))
 		return
 	}
-	s.reply(smtp.R(252, smtp.EnhOther, "OK, pending messages for node "+arg+" started"))
+	s.reply(smtp.R(smtp.CodeETRNStarted, smtp.EnhOther, "OK, pending messages for node "+arg+" started"))
 }

@@ -24,7 +24,7 @@
 // # Outcomes
 //
 // A 2xx for a recipient means the server has the message: delivered. A 4xx is temporary and a
-// 5xx permanent, with Code, Enhanced and Msg taken from the server's reply, as it sent it, for
+// 5xx permanent, with Code, Enh and Msg taken from the server's reply, as it sent it, for
 // the DSN. A refused MAIL or DATA decides for every recipient still open. Failures that are
 // not about the message (no connection, a refused greeting or LHLO, a connection lost before
 // a recipient's reply, a malformed reply, a timeout) are temporary for every recipient not yet
@@ -161,7 +161,7 @@ func (d *Deliverer) deliver(ctx context.Context, env *envelope.Envelope, rcpts [
 		return errs
 	}
 	if d.addrErr != nil {
-		return failAll(&delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhSystemOther,
+		return failAll(&delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhSystemOther,
 			Msg: "local mailbox server misconfigured", Err: d.addrErr})
 	}
 	binary := env.Body == envelope.BodyBinaryMIME
@@ -255,6 +255,6 @@ func (d *Deliverer) logOutcomes(env *envelope.Envelope, rcpts []int, errs []*del
 			status = "bounced"
 		}
 		d.log.Info("lmtp: outcome", append(attrs, "status", status, "code", de.Code,
-			"enhanced", de.Enhanced, "err", de.Error())...)
+			"enhanced", de.Enhanced(), "err", de.Error())...)
 	}
 }

@@ -62,7 +62,7 @@ func checkOutcomes(t *testing.T, out []delivery.Outcome, wants []want) {
 			t.Errorf("outcome %d: %v (%T), want a *delivery.Error", i, o.Err, o.Err)
 			continue
 		}
-		if de.Code != w.code || de.Enhanced != w.enhanced || de.Permanent != w.permanent || !strings.Contains(de.Msg, w.msg) {
+		if de.Code != w.code || de.Enhanced() != w.enhanced || de.Permanent != w.permanent || !strings.Contains(de.Msg, w.msg) {
 			t.Errorf("outcome %d: %+v, want %d %s permanent=%v msg ~%q", i, de, w.code, w.enhanced, w.permanent, w.msg)
 		}
 		if de.RemoteMTA != "" {
