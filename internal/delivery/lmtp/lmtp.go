@@ -38,12 +38,11 @@ package lmtp
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
+	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/smtp"
@@ -95,19 +94,10 @@ type Deliverer struct {
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
 
 // ParseAddr splits an Options.Addr into the network and address to dial: "unix:/path" is a
-// unix socket, anything else "HOST:PORT" over TCP.
+// unix socket, anything else "HOST:PORT" over TCP. The rule is the configuration's, which
+// checks delivery.lmtp with it before the server starts.
 func ParseAddr(addr string) (network, address string, err error) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if path == "" {
-			return "", "", fmt.Errorf("LMTP address %q: the socket path after unix: is empty", addr)
-		}
-		return "unix", path, nil
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
-		return "", "", fmt.Errorf("LMTP address %q is neither HOST:PORT nor unix:/path", addr)
-	}
-	return "tcp", addr, nil
+	return config.ParseLMTPAddr(addr)
 }
 
 // New returns a Deliverer for opts. An unusable Addr (see ParseAddr, which configuration
