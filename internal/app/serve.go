@@ -141,7 +141,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, dataError(data, "cannot open the account database", err)
 	}
-	s.release = append(s.release, func() { store.Close() })
+	s.release = append(s.release, func() { store.Close() }) // best effort: the queue, which holds the mail, is closed first
 
 	cert, err := loadCert(cfg, data, log)
 	if err != nil {

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,14 +62,24 @@ func NewETRN(isLocal func(domain string) bool, lim ETRNLimits) *ETRN {
 	return &ETRN{isLocal: isLocal, lim: lim, buckets: make(map[netip.Prefix]*etrnBucket)}
 }
 
-// CheckETRN decides on "ETRN node" from c; node is the argument as the client gave it
-// (domain, @domain or #domain, syntax already checked). A positive reply (its text unused)
-// means go ahead; otherwise the reply says why not: 459 4.7.1 for a node that may not be
-// asked for, 458 4.7.0 over the rate.
-func (e *ETRN) CheckETRN(c Client, node string) smtp.Reply {
-	domain := strings.TrimLeft(node, "@#")
+// ETRNRequest is one ETRN command as the server parsed it (RFC 1985 §3): the policy decides
+// on the domain, and names the node in its replies as the client gave it.
+type ETRNRequest struct {
+	// Node is the argument as the client gave it: "domain", "@domain" or "#domain".
+	Node string
+	// Domain is the domain the node names, syntax checked.
+	Domain string
+	// Subdomains is set for "@domain": the domain and its subdomains.
+	Subdomains bool
+}
+
+// CheckETRN decides on the ETRN request r from c. A positive reply (its text unused) means
+// go ahead; otherwise the reply says why not: 459 4.7.1 for a node that may not be asked
+// for, 458 4.7.0 over the rate.
+func (e *ETRN) CheckETRN(c Client, r ETRNRequest) smtp.Reply {
+	node := r.Node
 	switch {
-	case e.isLocal != nil && e.isLocal(domain):
+	case e.isLocal != nil && e.isLocal(r.Domain):
 		return smtp.R(smtp.CodeETRNNotAllowed, smtp.EnhNotAuthorized, "Node "+node+" not allowed: mail for it is delivered here")
 	case !c.Authenticated:
 		return smtp.R(smtp.CodeETRNNotAllowed, smtp.EnhNotAuthorized, "Node "+node+" not allowed: ETRN requires authentication")

@@ -107,7 +107,7 @@ type RcptChecker interface {
 // ETRNChecker decides who may use ETRN, for which node, and how often (policy.ETRN in
 // production); a positive reply means go ahead.
 type ETRNChecker interface {
-	CheckETRN(c policy.Client, node string) smtp.Reply
+	CheckETRN(c policy.Client, r policy.ETRNRequest) smtp.Reply
 }
 
 // Flusher starts delivery of queued mail for a domain, and its subdomains if asked (ETRN,
