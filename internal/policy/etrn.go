@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"net/netip"
 	"sync"
 	"time"
@@ -48,18 +49,20 @@ type etrnBucket struct {
 	at     time.Time
 }
 
-// NewETRN returns the ETRN policy; isLocal tells the local domains (Relay.IsLocal).
-func NewETRN(isLocal func(domain string) bool, lim ETRNLimits) *ETRN {
-	if lim.Burst <= 0 {
-		lim.Burst = DefaultETRNBurst
-	}
-	if lim.Interval <= 0 {
-		lim.Interval = DefaultETRNInterval
-	}
+// withDefaults returns lim with each unset field (zero, or a negative number) at its default.
+func (lim ETRNLimits) withDefaults() ETRNLimits {
+	// cmp.Or(max(v, 0), def): def unless v is positive.
+	lim.Burst = cmp.Or(max(lim.Burst, 0), DefaultETRNBurst)
+	lim.Interval = cmp.Or(max(lim.Interval, 0), DefaultETRNInterval)
 	if lim.Now == nil {
 		lim.Now = time.Now
 	}
-	return &ETRN{isLocal: isLocal, lim: lim, buckets: make(map[netip.Prefix]*etrnBucket)}
+	return lim
+}
+
+// NewETRN returns the ETRN policy; isLocal tells the local domains (Relay.IsLocal).
+func NewETRN(isLocal func(domain string) bool, lim ETRNLimits) *ETRN {
+	return &ETRN{isLocal: isLocal, lim: lim.withDefaults(), buckets: make(map[netip.Prefix]*etrnBucket)}
 }
 
 // ETRNRequest is one ETRN command as the server parsed it (RFC 1985 §3): the policy decides
