@@ -78,15 +78,38 @@ func TestParseLMTPAddr(t *testing.T) {
 	}{
 		{"127.0.0.1:24", "tcp", "127.0.0.1:24", true},
 		{"[::1]:24", "tcp", "[::1]:24", true},
+		{"localhost:lmtp", "tcp", "localhost:lmtp", true},
 		{"unix:/run/dovecot/lmtp", "unix", "/run/dovecot/lmtp", true},
 		{"unix:", "", "", false},
 		{"dovecot", "", "", false},
 		{":24", "", "", false},
 		{"host:", "", "", false},
+		{"", "", "", false},
 	} {
 		network, address, err := ParseLMTPAddr(tc.addr)
 		if (err == nil) != tc.ok || network != tc.network || address != tc.address {
 			t.Errorf("ParseLMTPAddr(%q) = %q, %q, %v", tc.addr, network, address, err)
 		}
 	}
+}
+
+func FuzzParseLMTPAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:24", "[::1]:24", "unix:/run/dovecot/lmtp", "unix:", "dovecot", ":24"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		network, address, err := ParseLMTPAddr(addr)
+		switch {
+		case err != nil:
+			if network != "" || address != "" {
+				t.Errorf("ParseLMTPAddr(%q) = %q, %q with error %v", addr, network, address, err)
+			}
+		case network == "unix":
+			if "unix:"+address != addr || address == "" {
+				t.Errorf("ParseLMTPAddr(%q) = unix %q", addr, address)
+			}
+		case network != "tcp" || address != addr:
+			t.Errorf("ParseLMTPAddr(%q) = %q, %q", addr, network, address)
+		}
+	})
 }

@@ -93,15 +93,9 @@ type Deliverer struct {
 
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
 
-// ParseAddr splits an Options.Addr into the network and address to dial: "unix:/path" is a
-// unix socket, anything else "HOST:PORT" over TCP. The rule is the configuration's, which
-// checks delivery.lmtp with it before the server starts.
-func ParseAddr(addr string) (network, address string, err error) {
-	return config.ParseLMTPAddr(addr)
-}
-
-// New returns a Deliverer for opts. An unusable Addr (see ParseAddr, which configuration
-// should call first) makes every delivery fail, temporarily.
+// New returns a Deliverer for opts. An unusable Addr (see config.ParseLMTPAddr, with which the
+// configuration checks delivery.lmtp before the server starts) makes every delivery fail,
+// temporarily.
 func New(opts Options) *Deliverer {
 	if opts.LocalName == "" {
 		opts.LocalName = "localhost"
@@ -114,7 +108,7 @@ func New(opts Options) *Deliverer {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Deliverer{opts: opts, log: opts.Logger}
-	d.network, d.address, d.addrErr = ParseAddr(opts.Addr)
+	d.network, d.address, d.addrErr = config.ParseLMTPAddr(opts.Addr)
 	return d
 }
 

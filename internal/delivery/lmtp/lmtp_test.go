@@ -368,28 +368,6 @@ func TestCancelled(t *testing.T) {
 	}
 }
 
-func TestParseAddr(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		in, network, address string
-		ok                   bool
-	}{
-		{"127.0.0.1:24", "tcp", "127.0.0.1:24", true},
-		{"[::1]:24", "tcp", "[::1]:24", true},
-		{"localhost:lmtp", "tcp", "localhost:lmtp", true},
-		{"unix:/run/dovecot/lmtp", "unix", "/run/dovecot/lmtp", true},
-		{"unix:", "", "", false},
-		{"localhost", "", "", false},
-		{":24", "", "", false},
-		{"", "", "", false},
-	} {
-		network, address, err := ParseAddr(tt.in)
-		if network != tt.network || address != tt.address || (err == nil) != tt.ok {
-			t.Errorf("ParseAddr(%q) = %q, %q, %v; want %q, %q, ok=%v", tt.in, network, address, err, tt.network, tt.address, tt.ok)
-		}
-	}
-}
-
 func TestEmptyBatch(t *testing.T) {
 	t.Parallel()
 	body := &bytesBody{}
