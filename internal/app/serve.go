@@ -141,7 +141,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, dataError(data, "cannot open the account database", err)
 	}
-	s.release = append(s.release, func() { store.Close() }) // best effort: the queue, which holds the mail, is closed first
+	s.release = append(s.release, func() { _ = store.Close() }) // best effort: the queue, which holds the mail, is closed first
 
 	cert, err := loadCert(cfg, data, log)
 	if err != nil {
@@ -212,7 +212,7 @@ func serverOptions(cfg config.Config, derived config.Derived, cert tls.Certifica
 func (s *Server) listen() ([]netip.AddrPort, error) {
 	s.release = append(s.release, func() {
 		for _, l := range s.lns {
-			l.ln.Close() // best effort: Shutdown has closed them when the server ran
+			_ = l.ln.Close() // best effort: Shutdown has closed them when the server ran
 		}
 	})
 	var local []netip.AddrPort

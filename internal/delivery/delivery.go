@@ -69,7 +69,7 @@ func (e *Error) Reply() smtp.Reply { return smtp.R(e.Code, e.Enh, e.Msg) }
 // for which no host took the message over the TLS it asks for, while some host may still do
 // so later (smtp.EnhRequireTLS with a 4xx, RFC 8689 §5). The queue reports it as 5.7.30 when
 // the message expires, not as a generic expiry.
-var EnhRequireTLSTemp = smtp.Enhanced(smtp.CodeLocalError, smtp.EnhRequireTLS)
+const EnhRequireTLSTemp = "4." + smtp.EnhRequireTLS
 
 // Temporary returns a temporary *Error (451 4.3.0) wrapping cause.
 func Temporary(msg string, cause error) *Error {
@@ -95,7 +95,8 @@ func Refused(r smtp.Reply, cause error) *Error {
 func Failure(err error) *envelope.Failure {
 	var de *Error
 	if !errors.As(err, &de) {
-		return &envelope.Failure{Code: smtp.CodeLocalError, Enhanced: smtp.Enhanced(smtp.CodeLocalError, smtp.EnhOther), Text: "delivery failed"}
+		return &envelope.Failure{Code: smtp.CodeLocalError, Enhanced: smtp.Enhanced(smtp.CodeLocalError, smtp.EnhOther),
+			Text: "delivery failed"}
 	}
 	f := &envelope.Failure{Code: de.Code, Enhanced: de.Enhanced(), Text: de.Msg, Reply: de.RemoteReply}
 	if de.RemoteReply {
