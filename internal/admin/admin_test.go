@@ -18,7 +18,7 @@ import (
 type stuck struct{}
 
 func (stuck) Deliver(context.Context, *envelope.Envelope, int, io.Reader) error {
-	return &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}
+	return &delivery.Error{Code: 451, Enh: "4.1", Msg: "no answer"}
 }
 
 func TestOverSocket(t *testing.T) {

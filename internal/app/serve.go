@@ -61,102 +61,115 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 // listener and the data directory to stdout once everything is up.
 func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) (err error) {
 	defer logCause(log, &err)
-	if err := cfg.Validate(); err != nil {
+	s, err := Build(cfg, log)
+	if err != nil {
 		return err
+	}
+	return s.Run(ctx, stdout)
+}
+
+// Server is tern's server as Build makes it from a config: its listeners bound, its data
+// directory locked, the account store, queue and SMTP server made, nothing running yet. Run
+// runs it once; a server that is never run is released with Close.
+type Server struct {
+	cfg  config.Config // validated
+	data string        // the data directory, absolute
+	log  *slog.Logger
+
+	lns []listener
+	q   *queue.Queue
+	srv *smtpserver.Server
+
+	// release undoes what Build did, in reverse order: the account store, the lock on the
+	// data directory, the listeners. The queue has its own Close.
+	release []func()
+}
+
+// listener is one bound listening socket and the service it is for.
+type listener struct {
+	ln   net.Listener
+	role smtpserver.Role
+	desc string
+}
+
+// Build makes the server cfg describes, without running it. Whatever is wrong with the
+// config, the addresses or the data directory is found here; on error nothing is left open.
+func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	data, err := filepath.Abs(cfg.Data)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	s := &Server{cfg: cfg, data: data, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	derived := cfg.Derive()
+
 	// Listen first, before anything is written: an address in use or a port we may not bind is
 	// found before the data directory, the database or the certificate is made. Remote delivery
 	// needs our addresses too, to refuse mail that would loop back.
-	type listener struct {
-		ln   net.Listener
-		role smtpserver.Role
-		desc string
-	}
-	var lns []listener
-	defer func() {
-		for _, l := range lns {
-			l.ln.Close()
-		}
-	}()
-	var local []netip.AddrPort
-	for _, l := range []struct {
-		addr string
-		role smtpserver.Role
-		desc string
-	}{
-		{cfg.Listen.SMTP, smtpserver.RoleMX, "smtp (MX, STARTTLS)"},
-		{cfg.Listen.Submission, smtpserver.RoleSubmission, "submission (STARTTLS)"},
-		{cfg.Listen.Submissions, smtpserver.RoleSubmissions, "submissions (implicit TLS)"},
-	} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			return listenError(l.desc, l.addr, err)
-		}
-		lns = append(lns, listener{ln, l.role, l.desc})
-		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
-			local = append(local, ta.AddrPort())
-		}
+	local, err := s.listen()
+	if err != nil {
+		return nil, err
 	}
 
 	// What can be checked without writing is checked before the data directory is touched.
-	if cfg.Delivery.LMTP != "" {
-		if _, _, err := lmtp.ParseAddr(cfg.Delivery.LMTP); err != nil {
-			return errorf(err, "invalid setting: delivery.lmtp %q: want HOST:PORT or unix:/path/to/socket", cfg.Delivery.LMTP)
-		}
-	}
-	rd, err := newRemote(cfg, local, log)
+	rd, err := newRemote(cfg, derived, local, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	gss, err := gssapiAcceptor(cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	if err := safeio.MkdirAll(data, 0o700); err != nil {
-		return explainData(data, "cannot create the data directory", err)
+		return nil, explainData(data, "cannot create the data directory", err)
 	}
 	unlock, err := lockData(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer unlock()
+	s.release = append(s.release, unlock)
 
 	store, err := sqlite.Open(accountsPath(data))
 	if err != nil {
-		return dataError(data, "cannot open the account database", err)
+		return nil, dataError(data, "cannot open the account database", err)
 	}
-	defer store.Close()
+	s.release = append(s.release, func() { _ = store.Close() }) // best effort: the queue, which holds the mail, is closed first
 
 	cert, err := loadCert(cfg, data, log)
 	if err != nil {
-		return dataError(data, "cannot load the TLS certificate", err)
+		return nil, dataError(data, "cannot load the TLS certificate", err)
 	}
-	tlsConf := tlsutil.ServerConfig(cert)
 
 	relay := policy.NewRelay(cfg.Domains, store)
 	router := newRouter(cfg, data, store, relay, rd, log)
-	var schedule []time.Duration
-	for _, d := range cfg.Queue.RetrySchedule {
-		schedule = append(schedule, d.Duration)
+	s.q, err = queue.Open(queuePath(data), queueOptions(cfg, derived, router, log))
+	if err != nil {
+		return nil, dataError(data, "cannot open the queue", err)
 	}
-	q, err := queue.Open(queuePath(data), queue.Options{
+	s.srv = smtpserver.New(serverOptions(cfg, derived, cert, store, gss, relay, s.q, log))
+	return s, nil
+}
+
+// queueOptions configures the queue from cfg; router delivers.
+func queueOptions(cfg config.Config, derived config.Derived, router *delivery.Router, log *slog.Logger) queue.Options {
+	return queue.Options{
 		Batch:                  router,
 		Hostname:               cfg.Hostname,
 		Workers:                cfg.Queue.Workers,
 		MinBackoff:             cfg.Queue.MinBackoff.Duration,
 		MaxBackoff:             cfg.Queue.MaxBackoff.Duration,
-		RetrySchedule:          schedule,
+		RetrySchedule:          derived.RetrySchedule,
 		MaxAge:                 cfg.Queue.MaxAge.Duration,
 		BounceMaxAge:           cfg.Queue.BounceMaxAge.Duration,
-		DelayWarning:           warnAfter(cfg.Queue.DelayWarning.Duration),
+		DelayWarning:           derived.DelayWarning,
 		Logger:                 log,
 		Destination:            router.Destination,
 		DestinationConcurrency: cfg.Queue.Destination,
@@ -167,62 +180,99 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 				}
 			}
 		},
-	})
-	if err != nil {
-		return dataError(data, "cannot open the queue", err)
 	}
-	defer q.Close()
-	runCtx, stopQueue := context.WithCancel(context.Background())
-	defer stopQueue()
-	q.Run(runCtx)
+}
 
-	auth := authOptions(cfg, store, gss, log)
-	srv := smtpserver.New(smtpserver.Options{
-		Auth:             auth,
+// serverOptions configures the SMTP server from cfg: q is the spool and serves ETRN.
+func serverOptions(cfg config.Config, derived config.Derived, cert tls.Certificate, store accounts.Store,
+	gss *sasl.GSSAPIAcceptor, relay *policy.Relay, q *queue.Queue, log *slog.Logger) smtpserver.Options {
+	return smtpserver.Options{
+		Auth:             authOptions(cfg, store, gss, log),
 		Hostname:         cfg.Hostname,
 		PostmasterDomain: cfg.Domains[0],
 		MaxMessageSize:   cfg.Limits.MessageSize,
 		MaxRcpts:         cfg.Limits.Recipients,
-		MaxRcptOvershoot: overshoot(cfg.Limits.RecipientOvershoot),
+		MaxRcptOvershoot: derived.RecipientOvershoot,
 		MaxErrors:        cfg.Limits.Errors,
 		IdleTimeout:      cfg.Limits.IdleTimeout.Duration,
 		DataTimeout:      cfg.Limits.DataTimeout.Duration,
 		SessionTimeout:   cfg.Limits.SessionTimeout.Duration,
-		TLS:              tlsConf,
+		TLS:              tlsutil.ServerConfig(cert),
 		Spool:            spool{q},
 		Rcpts:            relay,
 		Flusher:          q,
 		ETRN:             policy.NewETRN(relay.IsLocal, policy.ETRNLimits{}),
 		Headers:          policy.Headers{AddMissing: cfg.Auth.AddMissingHeaders},
-		Limiter:          connLimiter(cfg.Limits, log),
+		Limiter:          connLimiter(cfg.Limits, derived, log),
 		Logger:           log,
-	})
-
-	// The control socket for tern queue and tern status; without it (a data path too long for a
-	// socket name) the server still runs, and tern queue works on the spool while the server is
-	// stopped. It is stopped before the queue is closed: a request in progress may be a bounce.
-	stopAdmin := func() {}
-	adminLn, err := admin.Listen(adminPath(data))
-	if err != nil {
-		log.Warn("no admin socket: tern queue needs the server stopped", "err", err)
-	} else {
-		actx, cancel := context.WithCancel(context.Background())
-		adminDone := make(chan struct{})
-		go func() {
-			defer close(adminDone)
-			if err := admin.Serve(actx, adminLn, admin.Options{Queue: q, Sessions: srv.Sessions, Logger: log}); err != nil {
-				log.Error("admin socket", "err", err)
-			}
-		}()
-		stopAdmin = func() { cancel(); <-adminDone }
-		defer stopAdmin()
 	}
+}
+
+// listen binds the listeners the config names, and returns their addresses.
+func (s *Server) listen() ([]netip.AddrPort, error) {
+	s.release = append(s.release, func() {
+		for _, l := range s.lns {
+			_ = l.ln.Close() // best effort: Shutdown has closed them when the server ran
+		}
+	})
+	var local []netip.AddrPort
+	for _, l := range []struct {
+		addr string
+		role smtpserver.Role
+		desc string
+	}{
+		{s.cfg.Listen.SMTP, smtpserver.RoleMX, "smtp (MX, STARTTLS)"},
+		{s.cfg.Listen.Submission, smtpserver.RoleSubmission, "submission (STARTTLS)"},
+		{s.cfg.Listen.Submissions, smtpserver.RoleSubmissions, "submissions (implicit TLS)"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return nil, listenError(l.desc, l.addr, err)
+		}
+		s.lns = append(s.lns, listener{ln, l.role, l.desc})
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			local = append(local, ta.AddrPort())
+		}
+	}
+	return local, nil
+}
+
+// Close releases what Build made: the queue, the account store, the lock on the data
+// directory and the listeners. Run does it itself when it returns.
+func (s *Server) Close() {
+	if s.q != nil {
+		if err := s.q.Close(); err != nil {
+			s.log.Error("closing queue", "err", err)
+		}
+		s.q = nil
+	}
+	for i := len(s.release) - 1; i >= 0; i-- {
+		s.release[i]()
+	}
+	s.release = nil
+}
+
+// Run runs the server until ctx is done or a listener fails, then shuts it down gracefully
+// (listeners, then sessions, then the queue) and releases it. It prints one line per listener
+// and the data directory to stdout once everything is up.
+func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
+	defer s.Close()
+	log, q, srv := s.log, s.q, s.srv
+	runCtx, stopQueue := context.WithCancel(context.Background())
+	defer stopQueue()
+	q.Run(runCtx)
+
+	stopAdmin := s.serveAdmin()
+	defer stopAdmin()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener
-	// (Serve recovers its own panics), and Serve waits for them before the queue closes.
-	serveErr := make(chan error, len(lns))
+	// (Serve recovers its own panics), and Run waits for them before the queue closes.
+	serveErr := make(chan error, len(s.lns))
 	var serving sync.WaitGroup
-	for _, l := range lns {
+	for _, l := range s.lns {
 		fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
 		serving.Add(1)
 		go func() {
@@ -230,8 +280,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 			serveErr <- srv.Serve(l.ln, l.role)
 		}()
 	}
-	fmt.Fprintf(stdout, "tern: data directory %s\n", data)
-	log.Info("started", "hostname", cfg.Hostname, "domains", cfg.Domains, "queued", q.Len())
+	fmt.Fprintf(stdout, "tern: data directory %s\n", s.data)
+	log.Info("started", "hostname", s.cfg.Hostname, "domains", s.cfg.Domains, "queued", q.Len())
 
 	var runErr error
 	select {
@@ -249,39 +299,30 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	serving.Wait()
 	stopAdmin() // idempotent: the deferred call then returns at once
 	stopQueue()
-	if err := q.Close(); err != nil {
-		log.Error("closing queue", "err", err)
-	}
+	s.Close()
 	log.Info("stopped")
 	return runErr
 }
 
-// overshoot maps the config's recipient_overshoot (0: none) to the server's (negative: none).
-func overshoot(n int) int {
-	if n == 0 {
-		return -1
+// serveAdmin starts the control socket for tern queue and tern status, and returns what stops
+// it (safe to call twice). Without it (a data path too long for a socket name) the server
+// still runs, and tern queue works on the spool while the server is stopped. It is stopped
+// before the queue is closed: a request in progress may be a bounce.
+func (s *Server) serveAdmin() (stop func()) {
+	adminLn, err := admin.Listen(adminPath(s.data))
+	if err != nil {
+		s.log.Warn("no admin socket: tern queue needs the server stopped", "err", err)
+		return func() {}
 	}
-	return n
-}
-
-// warnAfter maps the config's delay_warning (0: never) to the queue's (negative: never).
-func warnAfter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
-}
-
-// shortestRetry is the shortest wait between two attempts of a message.
-func shortestRetry(q config.Queue) time.Duration {
-	if len(q.RetrySchedule) == 0 {
-		return q.MinBackoff.Duration
-	}
-	d := q.RetrySchedule[0].Duration
-	for _, r := range q.RetrySchedule[1:] {
-		d = min(d, r.Duration)
-	}
-	return d
+	actx, cancel := context.WithCancel(context.Background())
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log}); err != nil {
+			s.log.Error("admin socket", "err", err)
+		}
+	}()
+	return func() { cancel(); <-adminDone }
 }
 
 // newRouter builds delivery: local accounts to Maildir (or LMTP), other domains by MX or
@@ -295,15 +336,15 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 		Postmaster:   "postmaster@" + cfg.Domains[0],
 		Remote:       rd,
 	}
-	if cfg.Delivery.LMTP != "" { // checked by Serve
+	if cfg.Delivery.LMTP != "" { // checked by config.Validate
 		r.LMTP = lmtp.New(lmtp.Options{Addr: cfg.Delivery.LMTP, LocalName: cfg.Hostname, Logger: log})
 	}
 	return r
 }
 
 // newRemote builds remote delivery (by MX, or through the relayhost); it writes nothing, so
-// Serve builds it before touching the data directory.
-func newRemote(cfg config.Config, local []netip.AddrPort, log *slog.Logger) (*remote.Deliverer, error) {
+// Build makes it before touching the data directory.
+func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort, log *slog.Logger) (*remote.Deliverer, error) {
 	d := cfg.Delivery
 	opts := remote.Options{
 		Hostname:   cfg.Hostname,
@@ -313,12 +354,9 @@ func newRemote(cfg config.Config, local []netip.AddrPort, log *slog.Logger) (*re
 		Relayhost:  d.Relayhost,
 		LocalAddrs: local,
 		Logger:     log,
-		// Skip a dead address for at most half the shortest retry interval, so that a
-		// message's own retry always tries it.
-		DeadHostTTL: min(remote.DefaultDeadHostTTL, max(shortestRetry(cfg.Queue)/2, time.Millisecond)),
-	}
-	if _, port, err := net.SplitHostPort(d.Relayhost); err == nil {
-		opts.RelayImplicitTLS = d.RelayTLS == "implicit" || d.RelayTLS == "" && port == "465"
+		// At most what the retry schedule allows (see config.Derived).
+		DeadHostTTL:      min(remote.DefaultDeadHostTTL, derived.DeadHostTTL),
+		RelayImplicitTLS: derived.RelayImplicitTLS,
 	}
 	if d.RelayUser != "" {
 		opts.RelayAuth = &remote.RelayAuth{User: d.RelayUser, Password: d.RelayPassword}
@@ -337,7 +375,7 @@ func newRemote(cfg config.Config, local []netip.AddrPort, log *slog.Logger) (*re
 }
 
 // authOptions configures SMTP AUTH from cfg; nil (no AUTH) when no mechanism is enabled. gss
-// is GSSAPI's acceptor (nil: no GSSAPI), read by Serve before it touches the data directory.
+// is GSSAPI's acceptor (nil: no GSSAPI), read by Build before it touches the data directory.
 func authOptions(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAcceptor, log *slog.Logger) *smtpserver.AuthOptions {
 	if len(cfg.Auth.Mechanisms) == 0 {
 		return nil
@@ -374,11 +412,11 @@ func saslServer(auth config.Auth) func(context.Context, string, sasl.Credentials
 }
 
 // connLimiter builds the connection limits from cfg.
-func connLimiter(l config.Limits, log *slog.Logger) *policy.ConnLimiter {
+func connLimiter(l config.Limits, derived config.Derived, log *slog.Logger) *policy.ConnLimiter {
 	return policy.NewConnLimiter(policy.ConnLimits{
 		Max:       l.Connections,
 		PerIP:     l.ConnectionsPerIP,
-		Reserved:  l.Connections * l.ConnectionsReservedPercent / 100,
+		Reserved:  derived.ReservedConnections,
 		BusyPerIP: l.ConnectionsPerIPBusy,
 		Logger:    log,
 	})

@@ -364,6 +364,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("delivery.%s (--%s) %q: %w", r.name, r.name, r.addr, err))
 		}
 	}
+	if c.Delivery.LMTP != "" {
+		if _, _, err := ParseLMTPAddr(c.Delivery.LMTP); err != nil {
+			errs = append(errs, fmt.Errorf("delivery.lmtp %q: want HOST:PORT or unix:/path/to/socket", c.Delivery.LMTP))
+		}
+	}
 	if c.Queue.Workers <= 0 {
 		errs = append(errs, errors.New("queue.workers must be positive"))
 	}

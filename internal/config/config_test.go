@@ -86,6 +86,8 @@ func TestValidateRejects(t *testing.T) {
 		"no-workers":       func(c *Config) { c.Queue.Workers = 0 },
 		"negative-dest":    func(c *Config) { c.Queue.Destination = -1 },
 		"bad-relay-tls":    func(c *Config) { c.Delivery.RelayTLS = "tls" },
+		"bad-lmtp":         func(c *Config) { c.Delivery.LMTP = "dovecot" },
+		"empty-lmtp-path":  func(c *Config) { c.Delivery.LMTP = "unix:" },
 		"empty-data-dir":   func(c *Config) { c.Data = "" },
 		"gssapi-no-keytab": func(c *Config) { c.Auth.Mechanisms = []string{"PLAIN", "GSSAPI"} },
 		"gssapi-bad-map":   func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIMap = "ldap" },

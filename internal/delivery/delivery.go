@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // Deliverer delivers a message body to one recipient of env.
@@ -26,15 +27,16 @@ type Deliverer interface {
 type Error struct {
 	// Permanent failures are not retried (they become bounces); temporary ones are.
 	Permanent bool
-	// Code and Enhanced are the SMTP reply that describes the failure (e.g. 550 and "5.1.1"),
-	// from a remote server or chosen by a local deliverer.
-	Code     int
-	Enhanced string
+	// Code and Enh are the SMTP reply that describes the failure (e.g. 550 and "1.1" for
+	// 550 5.1.1), from a remote server or chosen by a local deliverer. Enh is in the form of
+	// smtp.Reply's (one of the smtp.Enh constants, or a server's): the class follows Code.
+	Code int
+	Enh  string
 	// Msg is the human-readable text, safe to show in a bounce. When a remote server refused,
-	// Code, Enhanced and Msg are its reply as it sent it, so that "Code Enhanced Msg" is the
+	// Code, Enh and Msg are its reply as it sent it, so that "Code Enhanced() Msg" is the
 	// DSN's Diagnostic-Code (RFC 3464 §2.3.6).
 	Msg string
-	// RemoteReply is set when Code, Enhanced and Msg are a server's reply as it sent it (see
+	// RemoteReply is set when Code, Enh and Msg are a server's reply as it sent it (see
 	// Refused). Otherwise tern found the failure itself (no such domain, a TLS policy, a
 	// timeout), and Msg says so in its own words: a report must not pass that off as a
 	// remote server's reply.
@@ -48,7 +50,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("%d %s %s", e.Code, e.Enhanced, e.Msg)
+	s := fmt.Sprintf("%d %s %s", e.Code, e.Enhanced(), e.Msg)
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -57,29 +59,33 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// EnhRequireTLSTemp is the enhanced status of a REQUIRETLS message for which no host took the
-// message over the TLS it asks for, while some host may still do so later (X.7.30, RFC 8689
-// §5, in its temporary form). The queue reports it as 5.7.30 when the message expires, not as
-// a generic expiry.
-const EnhRequireTLSTemp = "4.7.30"
+// Enhanced is the full enhanced status code ("5.1.1"), as smtp.Reply's.
+func (e *Error) Enhanced() string { return smtp.Enhanced(e.Code, e.Enh) }
 
-// Temporary returns a temporary *Error (4.3.0 unless told otherwise) wrapping cause.
+// Reply is the failure as an SMTP reply.
+func (e *Error) Reply() smtp.Reply { return smtp.R(e.Code, e.Enh, e.Msg) }
+
+// EnhRequireTLSTemp is the enhanced status, as a Failure records it, of a REQUIRETLS message
+// for which no host took the message over the TLS it asks for, while some host may still do
+// so later (smtp.EnhRequireTLS with a 4xx, RFC 8689 §5). The queue reports it as 5.7.30 when
+// the message expires, not as a generic expiry.
+const EnhRequireTLSTemp = "4." + smtp.EnhRequireTLS
+
+// Temporary returns a temporary *Error (451 4.3.0) wrapping cause.
 func Temporary(msg string, cause error) *Error {
-	return &Error{Code: 451, Enhanced: "4.3.0", Msg: msg, Err: cause}
+	return &Error{Code: smtp.CodeLocalError, Enh: smtp.EnhSystemOther, Msg: msg, Err: cause}
 }
 
-// Refused is the outcome of a server's reply that refused (a 4xx or 5xx): permanent for a
+// Refused is the outcome of a server's reply r that refused (a 4xx or 5xx): permanent for a
 // 5xx, with the server's enhanced code (X.0.0 when it gave none) and its text on one line, the
 // server's own words for the DSN's Diagnostic-Code (RFC 3464 §2.3.6). cause says, for the
 // log, who said it.
-func Refused(code int, enhanced, text string, cause error) *Error {
-	if enhanced == "" {
-		enhanced = "4.0.0"
-		if code >= 500 {
-			enhanced = "5.0.0"
-		}
+func Refused(r smtp.Reply, cause error) *Error {
+	code, text, enh := r.Code, r.Text, r.Enh
+	if enh == "" {
+		enh = smtp.EnhOther
 	}
-	return &Error{Permanent: code >= 500, Code: code, Enhanced: enhanced,
+	return &Error{Permanent: code >= 500, Code: code, Enh: enh,
 		Msg: strings.ReplaceAll(text, "\n", " "), RemoteReply: true, Err: cause}
 }
 
@@ -89,18 +95,20 @@ func Refused(code int, enhanced, text string, cause error) *Error {
 func Failure(err error) *envelope.Failure {
 	var de *Error
 	if !errors.As(err, &de) {
-		return &envelope.Failure{Code: 451, Enhanced: "4.0.0", Text: "delivery failed"}
+		return &envelope.Failure{Code: smtp.CodeLocalError, Enhanced: smtp.Enhanced(smtp.CodeLocalError, smtp.EnhOther),
+			Text: "delivery failed"}
 	}
-	f := &envelope.Failure{Code: de.Code, Enhanced: de.Enhanced, Text: de.Msg, Reply: de.RemoteReply}
+	f := &envelope.Failure{Code: de.Code, Enhanced: de.Enhanced(), Text: de.Msg, Reply: de.RemoteReply}
 	if de.RemoteReply {
 		f.RemoteMTA = de.RemoteMTA
 	}
 	return f
 }
 
-// Permanentf returns a permanent *Error with the given reply code and enhanced code.
-func Permanentf(code int, enhanced, format string, args ...any) *Error {
-	return &Error{Permanent: true, Code: code, Enhanced: enhanced, Msg: fmt.Sprintf(format, args...)}
+// Permanentf returns a permanent *Error with the given reply code and enhanced code (an
+// smtp.Enh constant).
+func Permanentf(code int, enh, format string, args ...any) *Error {
+	return &Error{Permanent: true, Code: code, Enh: enh, Msg: fmt.Sprintf(format, args...)}
 }
 
 // IsPermanent reports whether err is a permanent delivery failure. Unclassified errors are not.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // Router sends each recipient where it belongs: an account in a local domain to its mailbox
@@ -45,7 +46,7 @@ func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts
 		idx := pick(rcpts, remote)
 		if r.Remote == nil {
 			for _, k := range remote {
-				out[k].Err = &Error{Code: 451, Enhanced: "4.4.0", Msg: "remote delivery is not available",
+				out[k].Err = &Error{Code: smtp.CodeLocalError, Enh: smtp.EnhRoutingOther, Msg: "remote delivery is not available",
 					Err: errors.New("no remote deliverer configured")}
 			}
 		} else {
@@ -124,7 +125,7 @@ func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts
 			lenv.Rcpts[i].Addr = r.Postmaster
 		case !exists:
 			// The account went away between RCPT TO and delivery.
-			out[k].Err = Permanentf(550, "5.1.1", "<%s>: user unknown", addr)
+			out[k].Err = Permanentf(smtp.CodeMailboxUnavailable, smtp.EnhBadDestMailbox, "<%s>: user unknown", addr)
 			continue
 		}
 		ok = append(ok, k)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 type recordingDeliverer struct{ got []string }
@@ -162,13 +163,27 @@ func TestRefused(t *testing.T) {
 		wantEnh   string
 		wantMsg   string
 	}{
-		{550, "5.1.1", "no such user", true, "5.1.1", "no such user"},
+		{550, "1.1", "no such user", true, "5.1.1", "no such user"},
 		{452, "", "try later", false, "4.0.0", "try later"},
 		{554, "", "line one\nline two", true, "5.0.0", "line one line two"},
 	} {
-		e := Refused(tc.code, tc.enh, tc.text, nil)
-		if e.Code != tc.code || e.Permanent != tc.perm || e.Enhanced != tc.wantEnh || e.Msg != tc.wantMsg {
+		e := Refused(smtp.R(tc.code, tc.enh, tc.text), nil)
+		if e.Code != tc.code || e.Permanent != tc.perm || e.Enhanced() != tc.wantEnh || e.Msg != tc.wantMsg {
 			t.Errorf("Refused(%d, %q, %q) = %+v", tc.code, tc.enh, tc.text, e)
 		}
+	}
+}
+
+// TestErrorReply: an Error and the smtp.Reply it stands for share one form of enhanced code.
+func TestErrorReply(t *testing.T) {
+	e := &Error{Code: smtp.CodeLocalError, Enh: smtp.EnhRequireTLS, Msg: "no TLS"}
+	if got, want := e.Enhanced(), "4.7.30"; got != want || got != EnhRequireTLSTemp {
+		t.Errorf("Enhanced() = %q, want %q", got, want)
+	}
+	if got, want := e.Reply().String(), "451 4.7.30 no TLS\r\n"; got != want {
+		t.Errorf("Reply() = %q, want %q", got, want)
+	}
+	if got, want := e.Error(), "451 4.7.30 no TLS"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }

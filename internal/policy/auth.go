@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"container/heap"
 	"log/slog"
 	"net/netip"
@@ -103,32 +104,28 @@ type authAccount struct {
 	attacked    bool // an attack was logged as started and not yet as ended
 }
 
+// withDefaults returns lim with each unset field (zero, or a negative number) at its default.
+func (lim AuthLimits) withDefaults() AuthLimits {
+	// cmp.Or(max(v, 0), def): def unless v is positive.
+	lim.MaxFailures = cmp.Or(max(lim.MaxFailures, 0), DefaultAuthMaxFailures)
+	lim.Window = cmp.Or(max(lim.Window, 0), DefaultAuthWindow)
+	lim.Block = cmp.Or(max(lim.Block, 0), DefaultAuthBlock)
+	lim.BaseDelay = cmp.Or(max(lim.BaseDelay, 0), DefaultAuthBaseDelay)
+	lim.MaxDelay = cmp.Or(max(lim.MaxDelay, 0), DefaultAuthMaxDelay)
+	if lim.Now == nil {
+		lim.Now = time.Now
+	}
+	if lim.Logger == nil {
+		lim.Logger = slog.New(slog.DiscardHandler)
+	}
+	return lim
+}
+
 // NewAuthLimiter returns a limiter.
 func NewAuthLimiter(lim AuthLimits) *AuthLimiter {
-	if lim.MaxFailures <= 0 {
-		lim.MaxFailures = DefaultAuthMaxFailures
-	}
-	if lim.Window <= 0 {
-		lim.Window = DefaultAuthWindow
-	}
-	if lim.Block <= 0 {
-		lim.Block = DefaultAuthBlock
-	}
-	if lim.BaseDelay <= 0 {
-		lim.BaseDelay = DefaultAuthBaseDelay
-	}
-	if lim.MaxDelay <= 0 {
-		lim.MaxDelay = DefaultAuthMaxDelay
-	}
-	l := &AuthLimiter{lim: lim, now: lim.Now, log: lim.Logger,
+	lim = lim.withDefaults()
+	return &AuthLimiter{lim: lim, now: lim.Now, log: lim.Logger,
 		clients: make(map[netip.Prefix]*authClient), accounts: make(map[string]*authAccount)}
-	if l.now == nil {
-		l.now = time.Now
-	}
-	if l.log == nil {
-		l.log = slog.New(slog.DiscardHandler)
-	}
-	return l
 }
 
 // replyBlocked is the answer to a blocked client; the session closes after it.

@@ -1,8 +1,8 @@
 package policy
 
 import (
+	"cmp"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,33 +49,45 @@ type etrnBucket struct {
 	at     time.Time
 }
 
-// NewETRN returns the ETRN policy; isLocal tells the local domains (Relay.IsLocal).
-func NewETRN(isLocal func(domain string) bool, lim ETRNLimits) *ETRN {
-	if lim.Burst <= 0 {
-		lim.Burst = DefaultETRNBurst
-	}
-	if lim.Interval <= 0 {
-		lim.Interval = DefaultETRNInterval
-	}
+// withDefaults returns lim with each unset field (zero, or a negative number) at its default.
+func (lim ETRNLimits) withDefaults() ETRNLimits {
+	// cmp.Or(max(v, 0), def): def unless v is positive.
+	lim.Burst = cmp.Or(max(lim.Burst, 0), DefaultETRNBurst)
+	lim.Interval = cmp.Or(max(lim.Interval, 0), DefaultETRNInterval)
 	if lim.Now == nil {
 		lim.Now = time.Now
 	}
-	return &ETRN{isLocal: isLocal, lim: lim, buckets: make(map[netip.Prefix]*etrnBucket)}
+	return lim
 }
 
-// CheckETRN decides on "ETRN node" from c; node is the argument as the client gave it
-// (domain, @domain or #domain, syntax already checked). A positive reply (its text unused)
-// means go ahead; otherwise the reply says why not: 459 4.7.1 for a node that may not be
-// asked for, 458 4.7.0 over the rate.
-func (e *ETRN) CheckETRN(c Client, node string) smtp.Reply {
-	domain := strings.TrimLeft(node, "@#")
+// NewETRN returns the ETRN policy; isLocal tells the local domains (Relay.IsLocal).
+func NewETRN(isLocal func(domain string) bool, lim ETRNLimits) *ETRN {
+	return &ETRN{isLocal: isLocal, lim: lim.withDefaults(), buckets: make(map[netip.Prefix]*etrnBucket)}
+}
+
+// ETRNRequest is one ETRN command as the server parsed it (RFC 1985 §3): the policy decides
+// on the domain, and names the node in its replies as the client gave it.
+type ETRNRequest struct {
+	// Node is the argument as the client gave it: "domain", "@domain" or "#domain".
+	Node string
+	// Domain is the domain the node names, syntax checked.
+	Domain string
+	// Subdomains is set for "@domain": the domain and its subdomains.
+	Subdomains bool
+}
+
+// CheckETRN decides on the ETRN request r from c. A positive reply (its text unused) means
+// go ahead; otherwise the reply says why not: 459 4.7.1 for a node that may not be asked
+// for, 458 4.7.0 over the rate.
+func (e *ETRN) CheckETRN(c Client, r ETRNRequest) smtp.Reply {
+	node := r.Node
 	switch {
-	case e.isLocal != nil && e.isLocal(domain):
-		return smtp.R(459, smtp.EnhNotAuthorized, "Node "+node+" not allowed: mail for it is delivered here")
+	case e.isLocal != nil && e.isLocal(r.Domain):
+		return smtp.R(smtp.CodeETRNNotAllowed, smtp.EnhNotAuthorized, "Node "+node+" not allowed: mail for it is delivered here")
 	case !c.Authenticated:
-		return smtp.R(459, smtp.EnhNotAuthorized, "Node "+node+" not allowed: ETRN requires authentication")
+		return smtp.R(smtp.CodeETRNNotAllowed, smtp.EnhNotAuthorized, "Node "+node+" not allowed: ETRN requires authentication")
 	case !e.take(c.IP):
-		return smtp.R(458, smtp.EnhSecurityOther, "Unable to queue messages for node "+node+": too many ETRN requests, try again later")
+		return smtp.R(smtp.CodeETRNUnable, smtp.EnhSecurityOther, "Unable to queue messages for node "+node+": too many ETRN requests, try again later")
 	}
 	return smtp.R(smtp.CodeOK, smtp.EnhOther, "Ok")
 }

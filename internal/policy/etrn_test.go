@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// req is the request the server parses from "ETRN node".
+func req(node string) ETRNRequest {
+	return ETRNRequest{Node: node, Domain: strings.TrimLeft(node, "@#"), Subdomains: strings.HasPrefix(node, "@")}
+}
+
 func TestETRN(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	relay := NewRelay([]string{"example.test"}, fakeAccounts{})
@@ -45,7 +50,7 @@ func TestETRN(t *testing.T) {
 		{0, bob6b, "a.example", "458 4.7.0"},
 	} {
 		clock.advance(tc.after)
-		if got := e.CheckETRN(tc.c, tc.node).String(); !strings.HasPrefix(got, tc.want) {
+		if got := e.CheckETRN(tc.c, req(tc.node)).String(); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%d: ETRN %s from %s: got %q, want %q", i+1, tc.node, tc.c.IP, got, tc.want)
 		}
 	}
@@ -56,10 +61,10 @@ func TestETRNSweep(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	e := NewETRN(nil, ETRNLimits{Now: clock.now})
 	for i := range 5000 {
-		e.CheckETRN(Client{IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Authenticated: true}, "a.example")
+		e.CheckETRN(Client{IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Authenticated: true}, req("a.example"))
 	}
 	clock.advance(time.Minute)
-	e.CheckETRN(Client{IP: netip.MustParseAddr("192.0.2.1"), Authenticated: true}, "a.example")
+	e.CheckETRN(Client{IP: netip.MustParseAddr("192.0.2.1"), Authenticated: true}, req("a.example"))
 	if n := len(e.buckets); n > 1000 {
 		t.Errorf("%d budgets kept", n)
 	}
@@ -69,8 +74,8 @@ func ExampleETRN_CheckETRN() {
 	relay := NewRelay([]string{"example.test"}, fakeAccounts{})
 	etrn := NewETRN(relay.IsLocal, ETRNLimits{})
 	ip := netip.MustParseAddr("192.0.2.1")
-	fmt.Println(strings.TrimSpace(etrn.CheckETRN(Client{IP: ip}, "remote.example").String()))
-	fmt.Println(strings.TrimSpace(etrn.CheckETRN(Client{IP: ip, Authenticated: true, User: "bob@example.test"}, "remote.example").String()))
+	fmt.Println(strings.TrimSpace(etrn.CheckETRN(Client{IP: ip}, ETRNRequest{Node: "remote.example", Domain: "remote.example"}).String()))
+	fmt.Println(strings.TrimSpace(etrn.CheckETRN(Client{IP: ip, Authenticated: true, User: "bob@example.test"}, ETRNRequest{Node: "remote.example", Domain: "remote.example"}).String()))
 	// Output:
 	// 459 4.7.1 Node remote.example not allowed: ETRN requires authentication
 	// 250 2.0.0 Ok

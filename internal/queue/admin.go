@@ -14,6 +14,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/dsn"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // ErrNotFound is returned for a queue id that is not (or no longer) in the queue.
@@ -265,7 +266,7 @@ func (q *Queue) finish(id, why string, bounce bool) error {
 // failAll returns the state record that fails every pending recipient of env for the reason
 // why, and, with bounce, the recipients that asked for a bounce.
 func (q *Queue) failAll(env *envelope.Envelope, why string, bounce bool) (stateRecord, []reported) {
-	err := &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.0.0", Msg: why}
+	err := &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhOther, Msg: why}
 	st := stateRecord{ID: env.ID}
 	var bounced []reported
 	for i, r := range env.Rcpts {

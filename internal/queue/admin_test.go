@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 func TestHoldRelease(t *testing.T) {
@@ -51,7 +52,7 @@ func TestHoldRelease(t *testing.T) {
 func TestDeleteAndBounce(t *testing.T) {
 	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
 		if strings.HasSuffix(addr, "@stuck.example") {
-			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enh: "4.1", Msg: "no answer"}}
 		}
 		return delivery.Outcome{}
 	}}
@@ -91,7 +92,7 @@ func TestDeleteAndBounce(t *testing.T) {
 
 func TestFlushAll(t *testing.T) {
 	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
-		return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+		return delivery.Outcome{Err: &delivery.Error{Code: 451, Enh: "4.1", Msg: "no answer"}}
 	}}
 	q := openQueue(t, t.TempDir(), batchOpts(f))
 	id := commitMsg(t, q, newEnv("x@stuck.example"), []byte("x\r\n"))
@@ -107,14 +108,14 @@ func TestFlushAll(t *testing.T) {
 // the last attempt got: the remote server's 4xx with that server as Remote-MTA, or what tern
 // found itself, never passed off as a server's reply.
 func TestBounceQuotesLastAttempt(t *testing.T) {
-	busy := delivery.Refused(451, "4.2.0", "Mailbox busy", nil)
+	busy := delivery.Refused(smtp.R(smtp.CodeLocalError, "2.0", "Mailbox busy"), nil)
 	busy.RemoteMTA = "mx.busy.example"
 	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
 		switch {
 		case strings.HasSuffix(addr, "@busy.example"):
 			return delivery.Outcome{Err: busy, RemoteMTA: "mx.busy.example"}
 		case strings.HasSuffix(addr, "@down.example"):
-			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "cannot connect to mx.down.example", RemoteMTA: "mx.down.example"}}
+			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enh: "4.1", Msg: "cannot connect to mx.down.example", RemoteMTA: "mx.down.example"}}
 		}
 		return delivery.Outcome{}
 	}}

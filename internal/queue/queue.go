@@ -52,6 +52,7 @@
 package queue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -228,51 +229,38 @@ func parseSegmentName(name string) (seq uint64, version int, ok bool) {
 
 func bodyName(id string) string { return "v1." + id }
 
-// Open opens (creating if needed) the queue in dir and replays it. Delivery starts with Run.
-func Open(dir string, opts Options) (*Queue, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = DefaultWorkers
-	}
-	if opts.DestinationConcurrency <= 0 {
-		opts.DestinationConcurrency = max(1, opts.Workers/2)
-	}
-	if opts.InlineMax <= 0 {
-		opts.InlineMax = DefaultInlineMax
-	}
+// withDefaults returns o with each unset field (zero, or a negative number where that means
+// nothing) at its default.
+func (o Options) withDefaults() Options {
+	// cmp.Or(max(v, 0), def): def unless v is positive.
+	o.Workers = cmp.Or(max(o.Workers, 0), DefaultWorkers)
+	o.DestinationConcurrency = cmp.Or(max(o.DestinationConcurrency, 0), max(1, o.Workers/2))
 	// A record larger than maxRecord is taken for damage on replay: the inline body, plus the
 	// envelope, must stay well below it or an accepted message would vanish at the restart.
-	opts.InlineMax = min(opts.InlineMax, maxInline)
-	if opts.SegmentSize <= 0 {
-		opts.SegmentSize = DefaultSegmentSize
+	o.InlineMax = min(cmp.Or(max(o.InlineMax, 0), DefaultInlineMax), maxInline)
+	o.SegmentSize = cmp.Or(max(o.SegmentSize, 0), DefaultSegmentSize)
+	o.MinBackoff = cmp.Or(max(o.MinBackoff, 0), DefaultMinBackoff)
+	o.MaxBackoff = cmp.Or(max(o.MaxBackoff, 0), DefaultMaxBackoff)
+	o.MaxAge = cmp.Or(max(o.MaxAge, 0), DefaultMaxAge)
+	o.BounceMaxAge = cmp.Or(max(o.BounceMaxAge, 0), DefaultBounceMaxAge)
+	o.DelayWarning = cmp.Or(o.DelayWarning, DefaultDelayWarning) // negative: never
+	o.Hostname = cmp.Or(o.Hostname, "localhost")
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = DefaultMinBackoff
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = DefaultMaxBackoff
+	if o.FS == nil {
+		o.FS = safeio.OS
 	}
-	if opts.MaxAge <= 0 {
-		opts.MaxAge = DefaultMaxAge
-	}
-	if opts.BounceMaxAge <= 0 {
-		opts.BounceMaxAge = DefaultBounceMaxAge
-	}
-	if opts.DelayWarning == 0 {
-		opts.DelayWarning = DefaultDelayWarning
-	}
-	if opts.Hostname == "" {
-		opts.Hostname = "localhost"
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	return o
+}
+
+// Open opens (creating if needed) the queue in dir and replays it. Delivery starts with Run.
+func Open(dir string, opts Options) (*Queue, error) {
+	opts = opts.withDefaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if opts.FS == nil {
-		opts.FS = safeio.OS
-	}
 	q := &Queue{
 		dir:       dir,
 		fs:        opts.FS,

@@ -393,7 +393,7 @@ func TestRetry(t *testing.T) {
 		t.Parallel()
 		fake := newFake(func(_ context.Context, addr string, _ int) error {
 			if addr == "gone@example.test" {
-				return delivery.Permanentf(550, "5.1.1", "<%s>: user unknown", addr)
+				return delivery.Permanentf(550, "1.1", "<%s>: user unknown", addr)
 			}
 			return nil
 		})

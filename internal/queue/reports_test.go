@@ -13,6 +13,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/dsn"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // fakeBatch is a BatchDeliverer: answer decides each recipient's outcome; every batch and every
@@ -74,7 +75,7 @@ func batchOpts(f *fakeBatch) Options {
 }
 
 func permanent(addr string) delivery.Outcome {
-	return delivery.Outcome{Err: &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.1.1", Msg: "<" + addr + ">: User unknown",
+	return delivery.Outcome{Err: &delivery.Error{Permanent: true, Code: 550, Enh: "1.1", Msg: "<" + addr + ">: User unknown",
 		RemoteReply: true, RemoteMTA: "mx.remote.example"},
 		RemoteMTA: "mx.remote.example"}
 }
@@ -148,7 +149,7 @@ func TestNoBounce(t *testing.T) {
 func TestDelayReportOnce(t *testing.T) {
 	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
 		if addr == "slow@remote.example" {
-			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+			return delivery.Outcome{Err: &delivery.Error{Code: 451, Enh: "4.1", Msg: "no answer"}}
 		}
 		return delivery.Outcome{}
 	}}
@@ -240,7 +241,7 @@ func TestRetrySchedule(t *testing.T) {
 // A bounce that cannot be delivered is given up sooner than other mail.
 func TestBounceLifetime(t *testing.T) {
 	f := &fakeBatch{answer: func(addr string) delivery.Outcome {
-		return delivery.Outcome{Err: &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}}
+		return delivery.Outcome{Err: &delivery.Error{Code: 451, Enh: "4.1", Msg: "no answer"}}
 	}}
 	opts := batchOpts(f)
 	opts.MaxAge, opts.BounceMaxAge = 10*time.Hour, time.Hour
@@ -263,13 +264,16 @@ func TestBounceLifetime(t *testing.T) {
 // TestReportRecipient checks who said what in a recipient's report: a server's reply with its
 // host, or tern's own finding; at expiry 5.4.7 (5.7.30 for a REQUIRETLS failure).
 func TestReportRecipient(t *testing.T) {
+	// enh is the full code ("5.1.1"), as the report shows it.
 	reply := func(code int, enh, text string) *delivery.Error {
-		e := delivery.Refused(code, enh, text, nil)
+		_, enh, _ = strings.Cut(enh, ".")
+		e := delivery.Refused(smtp.R(code, enh, text), nil)
 		e.RemoteMTA = "mx.b.test"
 		return e
 	}
 	local := func(code int, enh, text string) *delivery.Error {
-		return &delivery.Error{Permanent: code >= 500, Code: code, Enhanced: enh, Msg: text, RemoteMTA: "mx.b.test"}
+		_, enh, _ = strings.Cut(enh, ".")
+		return &delivery.Error{Permanent: code >= 500, Code: code, Enh: enh, Msg: text, RemoteMTA: "mx.b.test"}
 	}
 	for _, tc := range []struct {
 		name   string

@@ -46,8 +46,8 @@ func reportsTo(t *testing.T, q *Queue, addr string) map[string][]string {
 // queue is closing must leave the report queued together with the recipient's final state:
 // after the restart the sender has exactly one report, and the recipient is not attempted again.
 func TestReportDuringClose(t *testing.T) {
-	perm := &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.1.1", Msg: "User unknown"}
-	temp := &delivery.Error{Code: 451, Enhanced: "4.4.1", Msg: "no answer"}
+	perm := &delivery.Error{Permanent: true, Code: 550, Enh: "1.1", Msg: "User unknown"}
+	temp := &delivery.Error{Code: 451, Enh: "4.1", Msg: "no answer"}
 	tests := []struct {
 		name string
 		// outcome is what the blocked delivery returns once Close has started.

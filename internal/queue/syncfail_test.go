@@ -148,7 +148,7 @@ func TestFailedSyncOfReport(t *testing.T) {
 			entered <- struct{}{}
 			<-release
 		}
-		return &delivery.Error{Permanent: true, Code: 550, Enhanced: "5.1.1", Msg: "User unknown"}
+		return &delivery.Error{Permanent: true, Code: 550, Enh: "1.1", Msg: "User unknown"}
 	})
 	opts := testOpts(fake)
 	opts.FS = fsys

@@ -61,3 +61,27 @@ func TestReplyPositive(t *testing.T) {
 		}
 	}
 }
+
+// TestEnhanced: the class of an enhanced code is the reply code's first digit, so one
+// "subject.detail" serves a temporary and a permanent failure.
+func TestEnhanced(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		enh  string
+		want string
+	}{
+		{smtp.CodeMailboxUnavailable, smtp.EnhBadDestMailbox, "5.1.1"},
+		{smtp.CodeLocalError, smtp.EnhNoRoute, "4.4.4"},
+		{smtp.CodeMailboxUnavailable, smtp.EnhNoRoute, "5.4.4"},
+		{smtp.CodeLocalError, smtp.EnhRequireTLS, "4.7.30"},
+		{smtp.CodeOK, smtp.EnhOther, "2.0.0"},
+		{smtp.CodeOK, "", ""},
+	} {
+		if got := smtp.Enhanced(tc.code, tc.enh); got != tc.want {
+			t.Errorf("Enhanced(%d, %q) = %q, want %q", tc.code, tc.enh, got, tc.want)
+		}
+		if got := smtp.R(tc.code, tc.enh, "x").Enhanced(); got != tc.want {
+			t.Errorf("smtp.R(%d, %q).Enhanced() = %q, want %q", tc.code, tc.enh, got, tc.want)
+		}
+	}
+}

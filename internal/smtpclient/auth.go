@@ -66,7 +66,7 @@ func (c *Client) Auth(ctx context.Context, sc sasl.Client) error {
 		case r.Code == smtp.CodeAuthOK:
 			c.authed = true
 			return nil
-		case r.Code != 334:
+		case r.Code != smtp.CodeAuthChallenge:
 			return replyError(CmdAUTH, r)
 		case round == maxAuthRounds:
 			return c.cancelAuth(ErrTooManyRounds)

@@ -33,6 +33,7 @@ package smtpclient
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -126,31 +127,18 @@ type Options struct {
 	MaxReplyLine, MaxReplyLines, MaxReplyBytes int
 }
 
-func (o *Options) setDefaults() {
-	if o.LocalName == "" {
-		o.LocalName = "localhost"
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = DefaultConnectTimeout
-	}
-	if o.CommandTimeout <= 0 {
-		o.CommandTimeout = DefaultCommandTimeout
-	}
-	if o.DataTimeout <= 0 {
-		o.DataTimeout = DefaultDataTimeout
-	}
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = 1 << 20
-	}
-	if o.MaxReplyLine <= 0 {
-		o.MaxReplyLine = DefaultMaxReplyLine
-	}
-	if o.MaxReplyLines <= 0 {
-		o.MaxReplyLines = DefaultMaxReplyLines
-	}
-	if o.MaxReplyBytes <= 0 {
-		o.MaxReplyBytes = DefaultMaxReplyBytes
-	}
+// withDefaults returns o with each unset field (zero, or a negative number) at its default.
+func (o Options) withDefaults() Options {
+	// cmp.Or(max(v, 0), def): def unless v is positive.
+	o.LocalName = cmp.Or(o.LocalName, "localhost")
+	o.ConnectTimeout = cmp.Or(max(o.ConnectTimeout, 0), DefaultConnectTimeout)
+	o.CommandTimeout = cmp.Or(max(o.CommandTimeout, 0), DefaultCommandTimeout)
+	o.DataTimeout = cmp.Or(max(o.DataTimeout, 0), DefaultDataTimeout)
+	o.ChunkSize = cmp.Or(max(o.ChunkSize, 0), 1<<20)
+	o.MaxReplyLine = cmp.Or(max(o.MaxReplyLine, 0), DefaultMaxReplyLine)
+	o.MaxReplyLines = cmp.Or(max(o.MaxReplyLines, 0), DefaultMaxReplyLines)
+	o.MaxReplyBytes = cmp.Or(max(o.MaxReplyBytes, 0), DefaultMaxReplyBytes)
+	return o
 }
 
 // Client is one SMTP connection.
@@ -188,7 +176,7 @@ type Client struct {
 // Dial connects to addr ("host:port"), starts TLS at once with ImplicitTLS, and reads the
 // greeting. A greeting other than 220 is returned as an *Error (and the connection closed).
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
-	opts.setDefaults()
+	opts = opts.withDefaults()
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, &Error{Command: CmdConnect, Err: err}
@@ -215,7 +203,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 // New runs the client on an open connection, which it then owns: it starts TLS with
 // ImplicitTLS, reads the greeting, and closes conn on failure.
 func New(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
-	opts.setDefaults()
+	opts = opts.withDefaults()
 	c := &Client{opts: opts, conn: conn}
 	c.br = bufio.NewReader(conn)
 	c.bw = bufio.NewWriter(deadlineWriter{c})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // Causes of an Error that carries no reply (Error.Code 0). A network error, a TLS error or the
@@ -112,4 +114,11 @@ func (e *Error) Temporary() bool { return !e.Permanent }
 func IsPermanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Permanent
+}
+
+// Reply is the server's reply in e, in the form of smtp.Reply (Enh without its class digit);
+// the zero Reply when no reply said anything.
+func (e *Error) Reply() smtp.Reply {
+	_, enh, _ := strings.Cut(e.Enhanced, ".")
+	return smtp.Reply{Code: e.Code, Enh: enh, Text: e.Text}
 }

@@ -34,8 +34,7 @@ func FuzzReadReply(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		opts := Options{MaxReplyLine: 128, MaxReplyLines: 8, MaxReplyBytes: 512}
-		opts.setDefaults()
+		opts := Options{MaxReplyLine: 128, MaxReplyLines: 8, MaxReplyBytes: 512}.withDefaults()
 		c := &Client{opts: opts, conn: closedConn{}, br: bufio.NewReaderSize(strings.NewReader(in), 16)}
 		for range 100 {
 			r, err := c.readReply(CmdEHLO)

@@ -42,14 +42,14 @@ type AuthOptions struct {
 const MaxAuthLine = 12288 + 2
 
 var (
-	replyAuthOK        = smtp.R(smtp.CodeAuthOK, "7.0", "Authentication successful")
-	replyAuthFailed    = smtp.R(535, "7.8", "Error: authentication failed")
-	replyAuthCancelled = smtp.R(smtp.CodeParamSyntax, "7.0", "Error: authentication cancelled")
+	replyAuthOK        = smtp.R(smtp.CodeAuthOK, smtp.EnhSecurityOther, "Authentication successful")
+	replyAuthFailed    = smtp.R(smtp.CodeAuthFailed, smtp.EnhBadCredentials, "Error: authentication failed")
+	replyAuthCancelled = smtp.R(smtp.CodeParamSyntax, smtp.EnhSecurityOther, "Error: authentication cancelled")
 	replyBadBase64     = smtp.R(smtp.CodeParamSyntax, smtp.EnhSyntax, "Error: invalid base64 data")
 	replyBadSASL       = smtp.R(smtp.CodeParamSyntax, smtp.EnhSyntax, "Error: malformed authentication response")
-	replyAuthTempFail  = smtp.R(454, smtp.EnhSecurityOther, "Temporary authentication failure")
-	replyAuthRequired  = smtp.R(530, smtp.EnhSecurityOther, "Authentication required")
-	replyEncryptFirst  = smtp.R(538, smtp.EnhEncryptionNeeded, "Encryption required for requested authentication mechanism")
+	replyAuthTempFail  = smtp.R(smtp.CodeTempUnavailable, smtp.EnhSecurityOther, "Temporary authentication failure")
+	replyAuthRequired  = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurityOther, "Authentication required")
+	replyEncryptFirst  = smtp.R(smtp.CodeEncryptionRequired, smtp.EnhEncryptionNeeded, "Encryption required for requested authentication mechanism")
 )
 
 // authSecure reports whether this connection may carry AUTH: over TLS, or as configured.
@@ -196,7 +196,7 @@ func (s *session) cmdAuth(arg string) {
 			s.authSucceeded(mech, srv.Identity())
 			return
 		}
-		s.reply(smtp.R(334, "", base64.StdEncoding.EncodeToString(challenge)))
+		s.reply(smtp.R(smtp.CodeAuthChallenge, "", base64.StdEncoding.EncodeToString(challenge)))
 		if !s.flush() {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -206,29 +207,29 @@ func (s *session) cmdEtrn(arg string) {
 		s.reply(replyUsage("ETRN [@|#]domain"))
 		return
 	}
-	subdomains := strings.HasPrefix(arg, "@")
-	node := arg
-	if subdomains || strings.HasPrefix(arg, "#") {
-		node = arg[1:]
+	req := policy.ETRNRequest{Node: arg, Domain: arg, Subdomains: strings.HasPrefix(arg, "@")}
+	if req.Subdomains || strings.HasPrefix(arg, "#") {
+		req.Domain = arg[1:]
 	}
-	if _, err := smtp.ParseDomain(node); err != nil || strings.HasPrefix(node, "[") {
+	if _, err := smtp.ParseDomain(req.Domain); err != nil || strings.HasPrefix(req.Domain, "[") {
 		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: ETRN [@|#]domain"))
 		return
 	}
 	if s.srv.opts.Flusher == nil || s.srv.opts.ETRN == nil {
-		s.reply(smtp.R(458, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
+		// Nothing to run, or nobody to decide who may: a server without both offers no ETRN.
+		s.reply(smtp.R(smtp.CodeETRNUnable, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
 		return
 	}
-	if r := s.srv.opts.ETRN.CheckETRN(s.client(), arg); !r.Positive() {
+	if r := s.srv.opts.ETRN.CheckETRN(s.client(), req); !r.Positive() {
 		s.log.Info("etrn refused", "node", arg, "code", r.Code, "reason", r.Text)
 		s.reply(r)
 		return
 	}
-	n := s.srv.opts.Flusher.Flush(node, subdomains)
+	n := s.srv.opts.Flusher.Flush(req.Domain, req.Subdomains)
 	s.log.Info("etrn", "node", arg, "messages", n)
 	if n == 0 {
-		s.reply(smtp.R(251, smtp.EnhOther, "OK, no messages waiting for node "+arg))
+		s.reply(smtp.R(smtp.CodeETRNNoMessages, smtp.EnhOther, "OK, no messages waiting for node "+arg))
 		return
 	}
-	s.reply(smtp.R(252, smtp.EnhOther, "OK, pending messages for node "+arg+" started"))
+	s.reply(smtp.R(smtp.CodeETRNStarted, smtp.EnhOther, "OK, pending messages for node "+arg+" started"))
 }

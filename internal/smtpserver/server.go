@@ -39,6 +39,7 @@
 package smtpserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -107,7 +108,7 @@ type RcptChecker interface {
 // ETRNChecker decides who may use ETRN, for which node, and how often (policy.ETRN in
 // production); a positive reply means go ahead.
 type ETRNChecker interface {
-	CheckETRN(c policy.Client, node string) smtp.Reply
+	CheckETRN(c policy.Client, r policy.ETRNRequest) smtp.Reply
 }
 
 // Flusher starts delivery of queued mail for a domain, and its subdomains if asked (ETRN,
@@ -205,42 +206,30 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
+// withDefaults returns o with each unset field (zero, or a negative number where that means
+// nothing) at its default.
+func (o Options) withDefaults() Options {
+	// cmp.Or(max(v, 0), def): def unless v is positive.
+	o.MaxMessageSize = cmp.Or(max(o.MaxMessageSize, 0), DefaultMaxMessageSize)
+	o.MaxRcpts = cmp.Or(max(o.MaxRcpts, 0), DefaultMaxRcpts)
+	o.MaxErrors = cmp.Or(max(o.MaxErrors, 0), DefaultMaxErrors)
+	// Zero takes the default; negative means none.
+	o.MaxRcptOvershoot = max(cmp.Or(o.MaxRcptOvershoot, DefaultRcptOvershoot), 0)
+	o.IdleTimeout = cmp.Or(max(o.IdleTimeout, 0), DefaultIdleTimeout)
+	o.DataTimeout = cmp.Or(max(o.DataTimeout, 0), DefaultDataTimeout)
+	o.SessionTimeout = cmp.Or(max(o.SessionTimeout, 0), DefaultSessionTimeout)
+	o.ShutdownWait = cmp.Or(max(o.ShutdownWait, 0), DefaultShutdownWait)
+	o.PostmasterDomain = cmp.Or(o.PostmasterDomain, o.Hostname)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
 // New returns a Server; it serves nothing until Serve is called.
 func New(opts Options) *Server {
-	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if opts.MaxRcpts <= 0 {
-		opts.MaxRcpts = DefaultMaxRcpts
-	}
-	if opts.MaxErrors <= 0 {
-		opts.MaxErrors = DefaultMaxErrors
-	}
-	switch {
-	case opts.MaxRcptOvershoot == 0:
-		opts.MaxRcptOvershoot = DefaultRcptOvershoot
-	case opts.MaxRcptOvershoot < 0:
-		opts.MaxRcptOvershoot = 0
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = DefaultIdleTimeout
-	}
-	if opts.DataTimeout <= 0 {
-		opts.DataTimeout = DefaultDataTimeout
-	}
-	if opts.SessionTimeout <= 0 {
-		opts.SessionTimeout = DefaultSessionTimeout
-	}
-	if opts.ShutdownWait <= 0 {
-		opts.ShutdownWait = DefaultShutdownWait
-	}
-	if opts.PostmasterDomain == "" {
-		opts.PostmasterDomain = opts.Hostname
-	}
+	opts = opts.withDefaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	var leaf *x509.Certificate
 	if opts.TLS != nil && len(opts.TLS.Certificates) > 0 {
 		c := opts.TLS.Certificates[0]

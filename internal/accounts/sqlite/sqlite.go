@@ -222,8 +222,10 @@ func migrate(ctx context.Context, db *sql.DB, steps []string) (err error) {
 	return nil
 }
 
-// Add implements accounts.Store.
-func (s *Store) Add(ctx context.Context, addr, password string, secrets ...accounts.Secret) error {
+// writePassword hashes password (slow: outside the transaction) and runs write with the
+// normalized address and the hash in a transaction, then stores secrets with it.
+func (s *Store) writePassword(ctx context.Context, addr, password string, secrets []accounts.Secret,
+	write func(tx *sql.Tx, addr, hash string) error) error {
 	addr, err := accounts.NormalizeAddress(addr)
 	if err != nil {
 		return err
@@ -233,6 +235,16 @@ func (s *Store) Add(ctx context.Context, addr, password string, secrets ...accou
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := write(tx, addr, hash); err != nil {
+			return err
+		}
+		return insertSecrets(ctx, tx, addr, secrets)
+	})
+}
+
+// Add implements accounts.Store.
+func (s *Store) Add(ctx context.Context, addr, password string, secrets ...accounts.Secret) error {
+	return s.writePassword(ctx, addr, password, secrets, func(tx *sql.Tx, addr, hash string) error {
 		// ON CONFLICT DO NOTHING plus RowsAffected tells "already there" apart without parsing
 		// driver error codes, and in one statement, so there is no check-then-insert race with
 		// another process.
@@ -242,10 +254,7 @@ func (s *Store) Add(ctx context.Context, addr, password string, secrets ...accou
 		if err != nil {
 			return fmt.Errorf("sqlite: add %s: %w", addr, err)
 		}
-		if err := oneRow(res, addr, accounts.ErrExists); err != nil {
-			return err
-		}
-		return insertSecrets(ctx, tx, addr, secrets)
+		return oneRow(res, addr, accounts.ErrExists)
 	})
 }
 
@@ -264,15 +273,7 @@ func (s *Store) Delete(ctx context.Context, addr string) error {
 
 // SetPassword implements accounts.Store.
 func (s *Store) SetPassword(ctx context.Context, addr, password string, secrets ...accounts.Secret) error {
-	addr, err := accounts.NormalizeAddress(addr)
-	if err != nil {
-		return err
-	}
-	hash, err := accounts.HashPassword(password)
-	if err != nil {
-		return err
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.writePassword(ctx, addr, password, secrets, func(tx *sql.Tx, addr, hash string) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password = ? WHERE address = ?`, hash, addr)
 		if err != nil {
 			return fmt.Errorf("sqlite: set password %s: %w", addr, err)
@@ -284,7 +285,7 @@ func (s *Store) SetPassword(ctx context.Context, addr, password string, secrets 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM secrets WHERE address = ?`, addr); err != nil {
 			return fmt.Errorf("sqlite: set password %s: %w", addr, err)
 		}
-		return insertSecrets(ctx, tx, addr, secrets)
+		return nil
 	})
 }
 

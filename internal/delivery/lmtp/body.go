@@ -45,6 +45,6 @@ func checkBinary(body delivery.Body) *delivery.Error {
 }
 
 func errBinary() *delivery.Error {
-	return &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enhanced: enhConversion,
+	return &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enh: smtp.EnhConversion,
 		Msg: "binary message cannot be delivered to the local mailbox server without conversion", Err: errNotText}
 }

@@ -9,18 +9,6 @@ import (
 	"github.com/tern-mail/tern/internal/smtpclient"
 )
 
-// Enhanced status codes (RFC 3463) of the failures tern decides itself, and the defaults for
-// a server reply without one.
-const (
-	enhSystemOther   = "4.3.0" // other or undefined mail system status
-	enhNoAnswer      = "4.4.1" // no answer from host
-	enhBadConnection = "4.4.2" // bad connection
-	enhProtocol      = "4.5.0" // other or undefined protocol status
-	enhBadSyntax     = "5.1.3" // bad destination mailbox address syntax
-	enhTooBig        = "5.3.4" // message too big for system
-	enhConversion    = "5.6.3" // conversion required but not supported
-)
-
 // clientError classifies a failure from smtpclient for one recipient: the server's reply
 // when it sent one (its own words, for the DSN), or tern's description of what went wrong.
 func (d *Deliverer) clientError(err error) *delivery.Error {
@@ -36,16 +24,16 @@ func (d *Deliverer) clientError(err error) *delivery.Error {
 		return d.refusal(ce)
 	case ce.Code != 0:
 		// A 2xx or 3xx where neither belongs (a 250 to DATA): the server is out of step.
-		return &delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhProtocol,
+		return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhProtoOther,
 			Msg: "unexpected reply from the local mailbox server", Err: d.wrap(err)}
 	case errors.Is(err, smtpclient.ErrMessageTooBig):
-		return &delivery.Error{Permanent: true, Code: smtp.CodeExceededStorage, Enhanced: enhTooBig,
+		return &delivery.Error{Permanent: true, Code: smtp.CodeExceededStorage, Enh: smtp.EnhMsgTooBig,
 			Msg: "message too big for the local mailbox server", Err: d.wrap(err)}
 	case errors.Is(err, smtpclient.ErrBadArgument):
-		return &delivery.Error{Permanent: true, Code: smtp.CodeMailboxNameInvalid, Enhanced: enhBadSyntax,
+		return &delivery.Error{Permanent: true, Code: smtp.CodeMailboxNameInvalid, Enh: smtp.EnhBadDestSyntax,
 			Msg: "address not valid for the local mailbox server", Err: d.wrap(err)}
 	}
-	return &delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhBadConnection,
+	return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhBadConnection,
 		Msg: "lost connection with the local mailbox server", Err: d.wrap(err)}
 }
 
@@ -61,20 +49,20 @@ func (d *Deliverer) sessionError(err error) *delivery.Error {
 	case ce.Code >= 400 && ce.Code < 500:
 		return d.refusal(ce)
 	case ce.Code != 0:
-		return &delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhSystemOther,
+		return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhSystemOther,
 			Msg: "local mailbox server refused the session", Err: d.wrap(err)}
 	case ce.Command == smtpclient.CmdConnect:
-		return &delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhNoAnswer,
+		return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhNoAnswer,
 			Msg: "cannot connect to the local mailbox server", Err: d.wrap(err)}
 	}
-	return &delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhBadConnection,
+	return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhBadConnection,
 		Msg: "lost connection with the local mailbox server", Err: d.wrap(err)}
 }
 
 // refusal is the outcome of a reply that refused: the reply as sent, for the DSN's
 // Diagnostic-Code (RFC 3464 §2.3.6), and where it came from, for the log.
 func (d *Deliverer) refusal(ce *smtpclient.Error) *delivery.Error {
-	return delivery.Refused(ce.Code, ce.Enhanced, ce.Text,
+	return delivery.Refused(ce.Reply(),
 		fmt.Errorf("said by LMTP server %s in reply to %s", d.opts.Addr, ce.Command))
 }
 

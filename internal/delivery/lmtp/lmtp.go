@@ -24,7 +24,7 @@
 // # Outcomes
 //
 // A 2xx for a recipient means the server has the message: delivered. A 4xx is temporary and a
-// 5xx permanent, with Code, Enhanced and Msg taken from the server's reply, as it sent it, for
+// 5xx permanent, with Code, Enh and Msg taken from the server's reply, as it sent it, for
 // the DSN. A refused MAIL or DATA decides for every recipient still open. Failures that are
 // not about the message (no connection, a refused greeting or LHLO, a connection lost before
 // a recipient's reply, a malformed reply, a timeout) are temporary for every recipient not yet
@@ -38,12 +38,11 @@ package lmtp
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
+	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/smtp"
@@ -94,24 +93,9 @@ type Deliverer struct {
 
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
 
-// ParseAddr splits an Options.Addr into the network and address to dial: "unix:/path" is a
-// unix socket, anything else "HOST:PORT" over TCP.
-func ParseAddr(addr string) (network, address string, err error) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if path == "" {
-			return "", "", fmt.Errorf("LMTP address %q: the socket path after unix: is empty", addr)
-		}
-		return "unix", path, nil
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
-		return "", "", fmt.Errorf("LMTP address %q is neither HOST:PORT nor unix:/path", addr)
-	}
-	return "tcp", addr, nil
-}
-
-// New returns a Deliverer for opts. An unusable Addr (see ParseAddr, which configuration
-// should call first) makes every delivery fail, temporarily.
+// New returns a Deliverer for opts. An unusable Addr (see config.ParseLMTPAddr, with which the
+// configuration checks delivery.lmtp before the server starts) makes every delivery fail,
+// temporarily.
 func New(opts Options) *Deliverer {
 	if opts.LocalName == "" {
 		opts.LocalName = "localhost"
@@ -124,7 +108,7 @@ func New(opts Options) *Deliverer {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Deliverer{opts: opts, log: opts.Logger}
-	d.network, d.address, d.addrErr = ParseAddr(opts.Addr)
+	d.network, d.address, d.addrErr = config.ParseLMTPAddr(opts.Addr)
 	return d
 }
 
@@ -161,7 +145,7 @@ func (d *Deliverer) deliver(ctx context.Context, env *envelope.Envelope, rcpts [
 		return errs
 	}
 	if d.addrErr != nil {
-		return failAll(&delivery.Error{Code: smtp.CodeLocalError, Enhanced: enhSystemOther,
+		return failAll(&delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhSystemOther,
 			Msg: "local mailbox server misconfigured", Err: d.addrErr})
 	}
 	binary := env.Body == envelope.BodyBinaryMIME
@@ -255,6 +239,6 @@ func (d *Deliverer) logOutcomes(env *envelope.Envelope, rcpts []int, errs []*del
 			status = "bounced"
 		}
 		d.log.Info("lmtp: outcome", append(attrs, "status", status, "code", de.Code,
-			"enhanced", de.Enhanced, "err", de.Error())...)
+			"enhanced", de.Enhanced(), "err", de.Error())...)
 	}
 }

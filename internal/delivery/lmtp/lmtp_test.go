@@ -62,7 +62,7 @@ func checkOutcomes(t *testing.T, out []delivery.Outcome, wants []want) {
 			t.Errorf("outcome %d: %v (%T), want a *delivery.Error", i, o.Err, o.Err)
 			continue
 		}
-		if de.Code != w.code || de.Enhanced != w.enhanced || de.Permanent != w.permanent || !strings.Contains(de.Msg, w.msg) {
+		if de.Code != w.code || de.Enhanced() != w.enhanced || de.Permanent != w.permanent || !strings.Contains(de.Msg, w.msg) {
 			t.Errorf("outcome %d: %+v, want %d %s permanent=%v msg ~%q", i, de, w.code, w.enhanced, w.permanent, w.msg)
 		}
 		if de.RemoteMTA != "" {
@@ -365,28 +365,6 @@ func TestCancelled(t *testing.T) {
 	checkOutcomes(t, out, []want{{451, "4.4.2", false, "lost connection"}})
 	if !errors.Is(out[0].Err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled in the chain", out[0].Err)
-	}
-}
-
-func TestParseAddr(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		in, network, address string
-		ok                   bool
-	}{
-		{"127.0.0.1:24", "tcp", "127.0.0.1:24", true},
-		{"[::1]:24", "tcp", "[::1]:24", true},
-		{"localhost:lmtp", "tcp", "localhost:lmtp", true},
-		{"unix:/run/dovecot/lmtp", "unix", "/run/dovecot/lmtp", true},
-		{"unix:", "", "", false},
-		{"localhost", "", "", false},
-		{":24", "", "", false},
-		{"", "", "", false},
-	} {
-		network, address, err := ParseAddr(tt.in)
-		if network != tt.network || address != tt.address || (err == nil) != tt.ok {
-			t.Errorf("ParseAddr(%q) = %q, %q, %v; want %q, %q, ok=%v", tt.in, network, address, err, tt.network, tt.address, tt.ok)
-		}
 	}
 }
 

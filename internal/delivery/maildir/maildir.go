@@ -50,19 +50,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/safeio"
-)
-
-// Reply codes for the failures this package classifies.
-const (
-	// codeBadMailbox: RFC 3463 X.1.1 "bad destination mailbox address".
-	codeBadMailbox     = 550
-	enhancedBadMailbox = "5.1.1"
-	// codeBadSender: RFC 3463 X.1.7 "bad sender's mailbox address syntax".
-	codeBadSender     = 550
-	enhancedBadSender = "5.1.7"
-	// codeFull: RFC 5321 452 "insufficient system storage"; RFC 3463 X.2.2 "mailbox full".
-	codeFull     = 452
-	enhancedFull = "4.2.2"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // maxNameLen bounds each address part. Most file systems refuse components longer than 255
@@ -198,7 +186,7 @@ func checkComponent(s string) error {
 }
 
 func badMailbox(addr string, cause error) *delivery.Error {
-	e := delivery.Permanentf(codeBadMailbox, enhancedBadMailbox, "mailbox name not allowed")
+	e := delivery.Permanentf(smtp.CodeMailboxUnavailable, smtp.EnhBadDestMailbox, "mailbox name not allowed")
 	e.Err = fmt.Errorf("address %q: %w", addr, cause)
 	return e
 }
@@ -222,7 +210,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env *envelope.Envelope, rcpt in
 	// From becomes a header line; a CR or LF in it would let it inject headers. The session
 	// never accepts one, so this is defence in depth.
 	if strings.ContainsFunc(env.From, unicode.IsControl) {
-		e := delivery.Permanentf(codeBadSender, enhancedBadSender, "sender address not allowed")
+		e := delivery.Permanentf(smtp.CodeMailboxUnavailable, smtp.EnhBadSenderSyntax, "sender address not allowed")
 		e.Err = fmt.Errorf("sender %q contains a control character", env.From)
 		return e
 	}
@@ -360,7 +348,7 @@ func classify(err error) error {
 		return err
 	}
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return &delivery.Error{Code: codeFull, Enhanced: enhancedFull, Msg: "mailbox full or disk full", Err: err}
+		return &delivery.Error{Code: smtp.CodeInsufficientStorage, Enh: smtp.EnhMailboxFull, Msg: "mailbox full or disk full", Err: err}
 	}
 	return delivery.Temporary("local delivery failed", err)
 }

@@ -300,7 +300,7 @@ func TestUnsafeAddress(t *testing.T) {
 			}
 			err := d.Deliver(context.Background(), newEnv("a@b.c", tt.addr), 0, strings.NewReader("x"))
 			var de *delivery.Error
-			if !errors.As(err, &de) || !de.Permanent || de.Code != 550 || de.Enhanced != "5.1.1" {
+			if !errors.As(err, &de) || !de.Permanent || de.Code != 550 || de.Enhanced() != "5.1.1" {
 				t.Fatalf("Deliver to %q = %v, want permanent 550 5.1.1", tt.addr, err)
 			}
 			if strings.Contains(de.Msg, root) {
@@ -411,7 +411,7 @@ func TestDeliverFailure(t *testing.T) {
 			d := New(Options{Root: root, Hostname: "h"})
 			err := d.Deliver(ctx, newEnv("a@b.c", "bob@example.com"), tt.rcpt, tt.body)
 			var de *delivery.Error
-			if !errors.As(err, &de) || de.Permanent || de.Code != 451 || de.Enhanced != "4.3.0" {
+			if !errors.As(err, &de) || de.Permanent || de.Code != 451 || de.Enhanced() != "4.3.0" {
 				t.Fatalf("Deliver = %v, want temporary 451 4.3.0", err)
 			}
 			if tt.want != nil && !errors.Is(err, tt.want) {
@@ -445,7 +445,7 @@ func TestDeliverRecreatesRemovedMailbox(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	perm := delivery.Permanentf(550, "5.1.1", "x")
+	perm := delivery.Permanentf(550, "1.1", "x")
 	tests := []struct {
 		name         string
 		err          error
@@ -467,8 +467,8 @@ func TestClassify(t *testing.T) {
 			if !errors.As(got, &de) {
 				t.Fatalf("classify = %T, want *delivery.Error", got)
 			}
-			if de.Code != tt.code || de.Enhanced != tt.enhanced {
-				t.Errorf("classify = %d %s, want %d %s", de.Code, de.Enhanced, tt.code, tt.enhanced)
+			if de.Code != tt.code || de.Enhanced() != tt.enhanced {
+				t.Errorf("classify = %d %s, want %d %s", de.Code, de.Enhanced(), tt.code, tt.enhanced)
 			}
 			if tt.wantSameErr && got != tt.err {
 				t.Errorf("classify changed an already classified error")

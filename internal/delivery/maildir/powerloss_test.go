@@ -261,7 +261,7 @@ func TestDeliverSyncFailure(t *testing.T) {
 			md, _ := d.Path("a@one.test")
 			err := d.Deliver(context.Background(), newEnv("s@example.org", "a@one.test"), 0, strings.NewReader("x\r\n"))
 			var de *delivery.Error
-			if !errors.As(err, &de) || de.Permanent || de.Code != tc.code || de.Enhanced != tc.enhanced || !errors.Is(err, tc.err) {
+			if !errors.As(err, &de) || de.Permanent || de.Code != tc.code || de.Enhanced() != tc.enhanced || !errors.Is(err, tc.err) {
 				t.Fatalf("Deliver = %v, want temporary %d %s wrapping %v", err, tc.code, tc.enhanced, tc.err)
 			}
 			for _, sub := range []string{"new", "tmp"} {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // pass is one delivery of a message to the recipients of one domain: the hosts of its route
@@ -67,7 +68,7 @@ func (p *pass) run(ctx context.Context, domain string) {
 			break
 		}
 		if ctx.Err() != nil {
-			p.fail(&delivery.Error{Code: codeLocalError, Enhanced: enhInterrupted, Msg: "delivery interrupted", Err: ctx.Err()})
+			p.fail(&delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhSystemOther, Msg: "delivery interrupted", Err: ctx.Err()})
 			break
 		}
 		p.tryHost(ctx, h)
@@ -140,15 +141,21 @@ func (p *pass) fail(err *delivery.Error) {
 // mail waits for a fix of it as it does for a failed relay AUTH; at expiry the report still
 // says 5.7.30. Other failures (a host that cannot be reached, a 4xx) are what they are.
 func (p *pass) requireTLS(err *delivery.Error) *delivery.Error {
-	if !p.reqTLS || err.Enhanced != enhTLSNotOffered && err.Enhanced != enhTLSFailed {
+	if !p.reqTLS || !tlsFailure(err) {
 		return err
 	}
-	e := &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhRequireTLS,
+	e := &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhRequireTLS,
 		Msg: "REQUIRETLS support required: " + err.Msg, RemoteMTA: err.RemoteMTA, Err: err.Err}
 	if p.rt.relay {
-		e.Permanent, e.Code, e.Enhanced = false, codeLocalError, delivery.EnhRequireTLSTemp
+		e.Permanent, e.Code = false, smtp.CodeLocalError
 	}
 	return e
+}
+
+// tlsFailure reports whether err is tern's own finding (a 4xx) that a host offers no TLS or
+// that its TLS failed: 4.7.4 or 4.7.5.
+func tlsFailure(err *delivery.Error) bool {
+	return err.Code/100 == 4 && (err.Enh == smtp.EnhNoTLS || err.Enh == smtp.EnhCryptoFailure)
 }
 
 // finish gives each recipient left its last error: a temporary one if there was any, since a
@@ -160,9 +167,9 @@ func (p *pass) finish() {
 			err = r.lastPerm
 		}
 		if err == nil { // no host at all was tried; route never returns that
-			err = &delivery.Error{Code: codeLocalError, Enhanced: enhNoRoute, Msg: "no usable host"}
+			err = &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhNoRoute, Msg: "no usable host"}
 		}
-		if err == r.lastTemp && r.lastPerm != nil && r.lastPerm.Enhanced == enhRequireTLS {
+		if err == r.lastTemp && r.lastPerm != nil && r.lastPerm.Code >= 500 && r.lastPerm.Enh == smtp.EnhRequireTLS {
 			err = requireTLSPending(r.lastPerm, r.lastTemp)
 		}
 		p.out[r.pos] = delivery.Outcome{Err: err, RemoteMTA: err.RemoteMTA}
@@ -176,8 +183,8 @@ func (p *pass) finish() {
 func requireTLSPending(lacking, other *delivery.Error) *delivery.Error {
 	also := other.Msg
 	if other.RemoteReply {
-		also = fmt.Sprintf("host %s said: %d %s %s", other.RemoteMTA, other.Code, other.Enhanced, other.Msg)
+		also = fmt.Sprintf("host %s said: %d %s %s", other.RemoteMTA, other.Code, other.Enhanced(), other.Msg)
 	}
-	return &delivery.Error{Code: codeLocalError, Enhanced: delivery.EnhRequireTLSTemp,
+	return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhRequireTLS,
 		Msg: lacking.Msg + "; other hosts: " + also, Err: errors.Join(lacking.Err, other)}
 }

@@ -602,8 +602,8 @@ func checkOutcome(t *testing.T, i int, o delivery.Outcome, want string) {
 	if len(f) > 1 && f[1] != "0" && strconv.Itoa(de.Code) != f[1] {
 		t.Errorf("recipient %d: %v: code %d, want %s", i, de, de.Code, f[1])
 	}
-	if len(f) > 2 && de.Enhanced != f[2] {
-		t.Errorf("recipient %d: %v: enhanced %s, want %s", i, de, de.Enhanced, f[2])
+	if len(f) > 2 && de.Enhanced() != f[2] {
+		t.Errorf("recipient %d: %v: enhanced %s, want %s", i, de, de.Enhanced(), f[2])
 	}
 }
 

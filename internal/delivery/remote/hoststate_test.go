@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // TestHostStates: the life of a dead address, on a clock the test moves.
 func TestHostStates(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	s := newHostStates(30*time.Second, func() time.Time { return now })
-	refused := &delivery.Error{Code: codeLocalError, Enhanced: enhNoAnswer, Msg: "cannot connect to mx.example"}
+	refused := &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhNoAnswer, Msg: "cannot connect to mx.example"}
 	const a, b = "192.0.2.1:25", "192.0.2.2:25"
 	step := func(what string, addr string, wantProbe, wantDead bool) bool {
 		t.Helper()
@@ -69,7 +70,7 @@ func TestHostStates(t *testing.T) {
 // TestHostStatesForget: ETRN for a domain forgets only the addresses met dead for that domain
 // (or its subdomains, with @domain); tern queue flush ("") forgets them all.
 func TestHostStatesForget(t *testing.T) {
-	refused := &delivery.Error{Code: codeLocalError, Enhanced: enhNoAnswer, Msg: "cannot connect"}
+	refused := &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhNoAnswer, Msg: "cannot connect"}
 	for _, tc := range []struct {
 		name       string
 		domain     string
@@ -110,7 +111,7 @@ func TestHostStatesForget(t *testing.T) {
 // TestForgetDeadHosts: the deliverer maps an ETRN domain to its IDNA form, and with a
 // relayhost to the relayhost, whatever the domain.
 func TestForgetDeadHosts(t *testing.T) {
-	refused := &delivery.Error{Code: codeLocalError, Enhanced: enhNoAnswer, Msg: "cannot connect"}
+	refused := &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhNoAnswer, Msg: "cannot connect"}
 	d, err := New(Options{Hostname: "mx.example.test"})
 	if err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@
 //
 // # Failures and logs
 //
-// Every failure is a *delivery.Error. When the remote server refused, its Code, Enhanced and Msg
+// Every failure is a *delivery.Error. When the remote server refused, its Code, Enh and Msg
 // are the server's reply, RemoteReply is set and RemoteMTA is its name, so that the DSN quotes
 // what the server said; every other failure is tern's own finding, in its own words;
 // the detail (address, command, TLS error) is in Err, for logs only. Options.Logger gets one
@@ -100,6 +100,7 @@ import (
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/sasl"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // TLSMode is an operator's TLS policy for a destination (Options.TLSPolicy).
@@ -369,7 +370,7 @@ func (d *Deliverer) DeliverBatch(ctx context.Context, env *envelope.Envelope, rc
 // logOutcomes writes one line per recipient.
 func (d *Deliverer) logOutcomes(env *envelope.Envelope, idx []int, out []delivery.Outcome) {
 	for i, o := range out {
-		status, code := "delivered", 250
+		status, code := "delivered", smtp.CodeOK
 		if o.Relayed {
 			status = "relayed"
 		}
@@ -382,7 +383,7 @@ func (d *Deliverer) logOutcomes(env *envelope.Envelope, idx []int, out []deliver
 		}
 		attrs := []any{"msgid", env.ID, "rcpt", env.Rcpts[idx[i]].Addr, "remote", o.RemoteMTA, "status", status, "code", code}
 		if de != nil {
-			attrs = append(attrs, "enhanced", de.Enhanced, "err", de.Error())
+			attrs = append(attrs, "enhanced", de.Enhanced(), "err", de.Error())
 		}
 		d.log.Info("remote: outcome", attrs...)
 	}

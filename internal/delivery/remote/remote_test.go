@@ -193,7 +193,7 @@ func TestRouting(t *testing.T) {
 			}})
 			return func(t *testing.T, out []delivery.Outcome) {
 				de := out[0].Err.(*delivery.Error)
-				if diag := strconv.Itoa(de.Code) + " " + de.Enhanced + " " + de.Msg; diag != "550 5.1.1 <bob@dest.test>: User unknown" {
+				if diag := strconv.Itoa(de.Code) + " " + de.Enhanced() + " " + de.Msg; diag != "550 5.1.1 <bob@dest.test>: User unknown" {
 					t.Errorf("diagnostic %q", diag)
 				}
 				if de.RemoteMTA != "mx1.dest.test" || out[0].RemoteMTA != "mx1.dest.test" {

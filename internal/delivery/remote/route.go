@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // route is where a domain's mail goes: its MX hosts in order, or the relayhost.
@@ -49,7 +50,7 @@ func (d *Deliverer) route(ctx context.Context, domain string) (*route, *delivery
 		lit = strings.TrimPrefix(strings.TrimPrefix(lit, "IPv6:"), "ipv6:")
 		ip, err := netip.ParseAddr(lit)
 		if err != nil {
-			return nil, &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhBadDomain,
+			return nil, &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhBadDestSystem,
 				Msg: "bad address literal " + domain, Err: err}
 		}
 		rt := &route{domain: domain, port: d.opts.Port, literal: true,
@@ -58,7 +59,7 @@ func (d *Deliverer) route(ctx context.Context, domain string) (*route, *delivery
 	}
 	ascii, err := idna.Lookup.ToASCII(domain)
 	if err != nil || ascii == "" {
-		return nil, &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhBadDomain,
+		return nil, &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhBadDestSystem,
 			Msg: "bad destination domain " + domain, Err: err}
 	}
 	rt := &route{domain: ascii, port: d.opts.Port}
@@ -72,12 +73,12 @@ func (d *Deliverer) route(ctx context.Context, domain string) (*route, *delivery
 		h := &host{name: ascii}
 		d.resolveHost(ctx, h)
 		if h.err != nil {
-			if h.err.Enhanced == enhDNSFailure {
+			if h.err.Enh == smtp.EnhDNSFailure {
 				return nil, h.err // the DNS failed: try again later
 			}
 			// The domain exists but has neither MX nor address records: nothing can ever
 			// take its mail.
-			return nil, &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhNoRoutePerm,
+			return nil, &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhNoRoute,
 				Msg: "no mail server for " + ascii + " (no MX, A or AAAA records)", Err: h.err.Err}
 		}
 		rt.hosts = []*host{h}
@@ -89,7 +90,7 @@ func (d *Deliverer) route(ctx context.Context, domain string) (*route, *delivery
 	}
 	if len(records) == 1 && records[0].Mx == "." {
 		// RFC 7505 §3.2: a null MX; the domain takes no mail.
-		return nil, &delivery.Error{Permanent: true, Code: codeNullMX, Enhanced: enhNullMX,
+		return nil, &delivery.Error{Permanent: true, Code: smtp.CodeDomainNoMail, Enh: smtp.EnhNullMX,
 			Msg: "recipient domain " + ascii + " does not accept mail (null MX)"}
 	}
 	// Equal preferences in random order (RFC 5321 §5.1), then by preference.
@@ -106,7 +107,7 @@ func (d *Deliverer) route(ctx context.Context, domain string) (*route, *delivery
 		rt.hosts = append(rt.hosts, &host{name: name, pref: int(r.Preference)})
 	}
 	if len(rt.hosts) == 0 {
-		return nil, &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhNoRoutePerm,
+		return nil, &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhNoRoute,
 			Msg: "no usable MX host for " + ascii}
 	}
 	for _, h := range rt.hosts {
@@ -160,10 +161,10 @@ func (d *Deliverer) resolveHost(ctx context.Context, h *host) {
 	default:
 		err = fmt.Errorf("%w; %w", errs[0], errs[1])
 	}
-	h.err = &delivery.Error{Code: codeLocalError, Enhanced: enhNoRoute, Msg: "host " + h.name + " has no address", Err: err}
+	h.err = &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhNoRoute, Msg: "host " + h.name + " has no address", Err: err}
 	for _, e := range errs {
 		if !isNXDomain(e) {
-			h.err.Enhanced = enhDNSFailure // the DNS failed, not the data
+			h.err.Enh = smtp.EnhDNSFailure // the DNS failed, not the data
 			h.err.Msg = "cannot look up the address of " + h.name
 		}
 	}
@@ -172,10 +173,10 @@ func (d *Deliverer) resolveHost(ctx context.Context, h *host) {
 // dnsFailure classifies a failed MX lookup of domain.
 func dnsFailure(domain string, err error) *delivery.Error {
 	if isNXDomain(err) {
-		return &delivery.Error{Permanent: true, Code: codeMailboxUnavailable, Enhanced: enhBadDomain,
+		return &delivery.Error{Permanent: true, Code: smtp.CodeMailboxUnavailable, Enh: smtp.EnhBadDestSystem,
 			Msg: "recipient domain " + domain + " does not exist", Err: err}
 	}
-	return &delivery.Error{Code: codeLocalError, Enhanced: enhDNSFailure,
+	return &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhDNSFailure,
 		Msg: "cannot look up the mail servers of " + domain, Err: err}
 }
 

@@ -125,7 +125,7 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 	st, on := c.TLS()
 	tlsDesc = check.describe(st, on)
 	if !on && a.plan.level >= levelEncrypt {
-		res.hostErr = &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSNotOffered, RemoteMTA: a.h.name,
+		res.hostErr = &delivery.Error{Code: smtp.CodeTempUnavailable, Enh: smtp.EnhNoTLS, RemoteMTA: a.h.name,
 			Msg: "TLS is required, but was not offered by host " + a.h.name,
 			Err: fmt.Errorf("%s: no STARTTLS; TLS required by %s (%s)", remote, a.plan.source, a.plan.level)}
 		return res
@@ -177,7 +177,7 @@ func rcptLimit(ext smtpclient.Extensions) int {
 // tooManyRecipients reports whether err is a server's "452 4.5.3 too many recipients": not
 // a problem of the recipient, only of how many came in one transaction (RFC 5321 §4.5.3.1.10).
 func tooManyRecipients(err *delivery.Error) bool {
-	return err != nil && err.Code == 452 && (err.Enhanced == "4.5.3" || err.Enhanced == enhOtherTemporary)
+	return err != nil && err.Code == smtp.CodeInsufficientStorage && (err.Enh == smtp.EnhTooManyRcpts || err.Enh == smtp.EnhOther)
 }
 
 // transactions sends the message in as many transactions on this connection as the
@@ -257,11 +257,11 @@ func (d *Deliverer) startTLS(ctx context.Context, c *smtpclient.Client, a *attem
 		// The connection failed, not TLS: a timeout or a reset says nothing of the host's TLS.
 		return false, clientError(a.h.name, remote, err)
 	case refused:
-		return false, &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSNotOffered, RemoteMTA: a.h.name,
+		return false, &delivery.Error{Code: smtp.CodeTempUnavailable, Enh: smtp.EnhNoTLS, RemoteMTA: a.h.name,
 			Msg: "TLS is required, but host " + a.h.name + " refused STARTTLS",
 			Err: fmt.Errorf("%s: %w; TLS required by %s", remote, err, a.plan.source)}
 	}
-	return false, &delivery.Error{Code: codeTLSUnavailable, Enhanced: enhTLSFailed, RemoteMTA: a.h.name,
+	return false, &delivery.Error{Code: smtp.CodeTempUnavailable, Enh: smtp.EnhCryptoFailure, RemoteMTA: a.h.name,
 		Msg: "TLS negotiation with " + a.h.name + " failed",
 		Err: fmt.Errorf("%s: %w; TLS (%s) required by %s", remote, err, a.plan.level, a.plan.source)}
 }
@@ -271,7 +271,7 @@ func (d *Deliverer) startTLS(ctx context.Context, c *smtpclient.Client, a *attem
 func (d *Deliverer) relayAuth(ctx context.Context, c *smtpclient.Client, remote string, tlsOn bool, st tls.ConnectionState) *delivery.Error {
 	ra := d.opts.RelayAuth
 	fail := func(enh, msg string, err error) *delivery.Error {
-		return &delivery.Error{Code: codeLocalError, Enhanced: enh, RemoteMTA: d.relayHost, Msg: msg, Err: fmt.Errorf("%s: %w", remote, err)}
+		return &delivery.Error{Code: smtp.CodeLocalError, Enh: enh, RemoteMTA: d.relayHost, Msg: msg, Err: fmt.Errorf("%s: %w", remote, err)}
 	}
 	ext := c.Extensions()
 	mech := strings.ToUpper(ra.Mechanism)
@@ -283,12 +283,12 @@ func (d *Deliverer) relayAuth(ctx context.Context, c *smtpclient.Client, remote 
 			}
 		}
 		if mech == "" {
-			return fail(enhAuthOther, "no usable AUTH mechanism at the relayhost",
+			return fail(smtp.EnhSecurityOther, "no usable AUTH mechanism at the relayhost",
 				fmt.Errorf("offered %v, TLS %v (PLAIN and LOGIN need TLS)", ext.Auth, tlsOn))
 		}
 	}
 	if needsTLS(mech) && !tlsOn {
-		return fail(enhAuthOther, "refusing to authenticate to the relayhost without TLS",
+		return fail(smtp.EnhSecurityOther, "refusing to authenticate to the relayhost without TLS",
 			fmt.Errorf("%s would expose the password", mech))
 	}
 	var sc sasl.Client
@@ -306,10 +306,10 @@ func (d *Deliverer) relayAuth(ctx context.Context, c *smtpclient.Client, remote 
 	}
 	if err := c.Auth(ctx, sc); err != nil {
 		var ce *smtpclient.Error
-		if errors.As(err, &ce) && ce.Code == 535 {
-			return fail(enhAuthBadCreds, "authentication to the relayhost failed: "+strconv.Itoa(ce.Code)+" "+ce.Enhanced+" "+replyText(ce.Text), err)
+		if errors.As(err, &ce) && ce.Code == smtp.CodeAuthFailed {
+			return fail(smtp.EnhBadCredentials, "authentication to the relayhost failed: "+strconv.Itoa(ce.Code)+" "+ce.Enhanced+" "+replyText(ce.Text), err)
 		}
-		return fail(enhAuthOther, "authentication to the relayhost failed", err)
+		return fail(smtp.EnhSecurityOther, "authentication to the relayhost failed", err)
 	}
 	return nil
 }
@@ -350,7 +350,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 		if s.header8 {
 			// RFC 6152 §3: 8-bit text must not go to a server without 8BITMIME, and an 8-bit
 			// header cannot be made 7-bit without guessing its charset: the sender gets it back.
-			return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
+			return nil, &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enh: smtp.EnhConversion, RemoteMTA: h,
 				Msg: "Conversion required but not supported: 8-bit header, and host " + h + " does not offer 8BITMIME"}, nil
 		}
 		if s.body8 {
@@ -362,7 +362,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 			}
 			conv, err := sevenbit.Convert(msg)
 			if err != nil {
-				return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
+				return nil, &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enh: smtp.EnhConversion, RemoteMTA: h,
 					Msg: "Conversion required but not possible: " + err.Error() + ", and host " + h + " does not offer 8BITMIME"}, nil
 			}
 			d.log.Info("remote: 8-bit message converted to 7 bits", "msgid", a.env.ID, "remote", h,
@@ -371,7 +371,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 		}
 	case envelope.BodyBinaryMIME:
 		if !ext.Chunking || !ext.BinaryMIME {
-			return nil, &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhConversion, RemoteMTA: h,
+			return nil, &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enh: smtp.EnhConversion, RemoteMTA: h,
 				Msg: "Conversion required but not supported: binary message, and host " + h + " does not offer BINARYMIME and CHUNKING"}, nil
 		}
 		params = append(params, "BODY=BINARYMIME")
@@ -393,7 +393,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 			}
 			if needs {
 				// RFC 6531 §3.2: without SMTPUTF8 at the server, the message cannot go.
-				return nil, &delivery.Error{Permanent: true, Code: codeNotPermitted, Enhanced: enhNonASCII, RemoteMTA: h,
+				return nil, &delivery.Error{Permanent: true, Code: smtp.CodeMailboxNameInvalid, Enh: smtp.EnhNonASCIIAddr, RemoteMTA: h,
 					Msg: "non-ASCII addresses not permitted: host " + h + " does not offer SMTPUTF8"}, nil
 			}
 		}
@@ -411,7 +411,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 	}
 	if size := a.body.Size(); ext.Size > 0 && size > ext.Size {
 		// RFC 1870 §6: don't send what the server said it will refuse.
-		return nil, &delivery.Error{Permanent: true, Code: codeTooBig, Enhanced: enhTooBig, RemoteMTA: h,
+		return nil, &delivery.Error{Permanent: true, Code: smtp.CodeExceededStorage, Enh: smtp.EnhMsgTooBig, RemoteMTA: h,
 			Msg: fmt.Sprintf("message size %d exceeds the limit of %d of host %s", size, ext.Size, h)}, nil
 	}
 	return params, nil, nil
@@ -439,7 +439,7 @@ func (d *Deliverer) transaction(ctx context.Context, c *smtpclient.Client, a *at
 		case sr.Mail.Code != 0:
 			res.hostErr = replyError(h, remote, smtpclient.CmdMAIL, sr.Mail)
 		case smtpclient.IsPermanent(err):
-			res.all(len(a.rcpts), &delivery.Error{Permanent: true, Code: codeFailed, Enhanced: enhProtocolOther, RemoteMTA: h,
+			res.all(len(a.rcpts), &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enh: smtp.EnhProtoOther, RemoteMTA: h,
 				Msg: "the envelope cannot be sent", Err: err})
 		default:
 			res.hostErr = clientError(h, remote, err)
@@ -535,7 +535,7 @@ func (d *Deliverer) logAttempt(a *attempt, remote, tlsDesc string, res *attemptR
 		attrs = append(attrs, "code", res.hostErr.Code, "result", "host failed", "err", res.hostErr.Error())
 	default:
 		var ok, perm, temp int
-		code := 250
+		code := smtp.CodeOK
 		for _, r := range res.rcpts {
 			switch {
 			case r.err == nil:

@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // tlsLevel is how much TLS a connection must have, weakest first.
@@ -76,7 +77,7 @@ func (d *Deliverer) tlsPlan(ctx context.Context, rt *route, h *host, sts *stsPol
 	if sts != nil {
 		switch {
 		case sts.Mode == stsEnforce && !sts.matches(h.name):
-			return nil, &delivery.Error{Code: codeLocalError, Enhanced: enhTLSFailed, RemoteMTA: h.name,
+			return nil, &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhCryptoFailure, RemoteMTA: h.name,
 				Msg: "MX host " + h.name + " is not allowed by the MTA-STS policy of " + rt.domain,
 				Err: fmt.Errorf("%w: %s not in %v", errNotInSTSList, h.name, sts.MX)}
 		case sts.Mode == stsEnforce && plan.level < levelVerify:
@@ -108,7 +109,7 @@ func (d *Deliverer) tlsaRecords(ctx context.Context, rt *route, h *host) (recs [
 	case lerr != nil && !isNXDomain(lerr):
 		// RFC 7672 §2.2.3: a failed TLSA lookup makes the host unusable, since the failure
 		// may be an attacker hiding the records.
-		return nil, false, &delivery.Error{Code: codeLocalError, Enhanced: enhDNSFailure, RemoteMTA: h.name,
+		return nil, false, &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhDNSFailure, RemoteMTA: h.name,
 			Msg: "cannot look up the TLSA records of " + h.name, Err: lerr}
 	case lerr != nil || !a.secure || len(a.rrs) == 0:
 		return nil, false, nil // no records, or not validated: no DANE
