@@ -377,7 +377,11 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	if logConf.Level == "info" {
 		logConf.Level = "warn"
 	}
-	return app.QueueCommand(context.Background(), cfg, op, arg, stdout, app.NewLogger(logConf, stderr))
+	r := app.QueueRequest{Op: op, Arg: arg}
+	if arg != "" && arg[0] != '@' {
+		r.IDs = []string{arg}
+	}
+	return app.QueueCommand(context.Background(), cfg, r, stdout, app.NewLogger(logConf, stderr))
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) error {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -157,6 +158,11 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 		send(Reply{Error: "bad request: " + err.Error()})
 		return
 	}
+	if req.Op == OpBody {
+		err := sendBody(opts.Queue, req.Arg, c)
+		log.Info("admin request", "op", req.Op, "arg", req.Arg, "err", errText(err))
+		return
+	}
 	var rep Reply
 	if req.Op == OpStatus {
 		st := status(opts)
@@ -165,7 +171,44 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 		log.Debug("admin request", "op", req.Op)
 	} else {
 		rep = Handle(ctx, opts.Queue, req)
-		log.Info("admin request", "op", req.Op, "arg", req.Arg, "err", rep.Error)
+		log.Info("admin request", requestAttrs(req, rep)...)
 	}
 	send(rep)
+}
+
+// requestAttrs are the attributes of a request's log line: what it named or selected, what it
+// did, and what failed.
+func requestAttrs(req Request, rep Reply) []any {
+	arg := req.Arg
+	switch {
+	case req.All:
+		arg = "ALL"
+	case len(req.IDs) > 0:
+		arg = strings.Join(req.IDs, ",")
+	}
+	attrs := []any{"op", req.Op, "arg", arg}
+	if !req.Select.IsZero() {
+		attrs = append(attrs, "select", req.Select)
+	}
+	if rep.Results != nil {
+		attrs = append(attrs, "done", rep.N)
+	}
+	failed := 0
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			failed++
+		}
+	}
+	errMsg := rep.Error
+	if errMsg == "" && failed > 0 {
+		errMsg = fmt.Sprintf("%d of %d failed", failed, len(rep.Results))
+	}
+	return append(attrs, "err", errMsg)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -17,16 +17,16 @@ import (
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
-// fakeQueue is a Queue whose Items and Delete can be made to panic or to block.
+// fakeQueue is a Queue whose Select and Delete can be made to panic or to block.
 type fakeQueue struct {
 	Queue            // the methods a test does not set panic (nil interface)
-	items     func() // run by Items
+	items     func() // run by Select
 	deleteRun chan struct{}
 	// deleteWait, if set, is what Delete waits for; otherwise it waits for its context.
 	deleteWait chan struct{}
 }
 
-func (f *fakeQueue) Items() []queue.Item {
+func (f *fakeQueue) Select(queue.Selection) []queue.Item {
 	if f.items != nil {
 		f.items()
 	}
@@ -153,7 +153,7 @@ func TestServeDrainCancels(t *testing.T) {
 	replied := make(chan bool, 1)
 	go func() {
 		rep, err := Call(context.Background(), sock, Request{Op: OpDelete, Arg: "X"})
-		replied <- err == nil && rep.Error == ""
+		replied <- err == nil && rep.Error == "" && rep.N == 1
 	}()
 	<-q.deleteRun
 	if err := stop(); err != nil {
