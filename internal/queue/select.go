@@ -71,7 +71,7 @@ func (s Selection) Match(it Item) bool {
 	return slices.ContainsFunc(e.Rcpts, func(r envelope.Recipient) bool {
 		return r.Status == envelope.Pending &&
 			(s.To == "" || matchAddr(s.To, r.Addr)) &&
-			(s.Domain == "" || strings.EqualFold(domainOf(r.Addr), strings.TrimSuffix(s.Domain, ".")))
+			(s.Domain == "" || sameDomain(domainOf(r.Addr), s.Domain))
 	})
 }
 
@@ -87,9 +87,14 @@ func matchFrom(want, from string) bool {
 // means Bob's too.
 func matchAddr(want, addr string) bool {
 	if d, ok := strings.CutPrefix(want, "@"); ok {
-		return strings.EqualFold(domainOf(addr), strings.TrimSuffix(d, "."))
+		return sameDomain(domainOf(addr), d)
 	}
 	return strings.EqualFold(want, addr)
+}
+
+// sameDomain compares domain names as DNS does: without case, the root's dot or not.
+func sameDomain(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
 func domainOf(addr string) string {

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,27 @@ func TestSelect(t *testing.T) {
 	if it, _ := q.Show(a); it.Envelope.Rcpts[0].Addr != "x@one.example" {
 		t.Errorf("Select shared the queue's envelope: %+v", it.Envelope.Rcpts)
 	}
+}
+
+// FuzzSelection: any flags and addresses are checked and matched without panic, and a
+// selection that passes Check and names a message's own sender and recipient selects it.
+func FuzzSelection(f *testing.F) {
+	f.Add("alice@a.example", "@b.example", "b.example", "alice@a.example", "bob@b.example")
+	f.Add("<>", "bob", "@", "", "@")
+	f.Fuzz(func(t *testing.T, from, to, domain, sender, rcpt string) {
+		it := Item{Envelope: &envelope.Envelope{From: sender, Rcpts: []envelope.Recipient{{Addr: rcpt}}}}
+		s := Selection{From: from, To: to, Domain: domain}
+		_ = s.Check()
+		_ = s.Match(it)
+		own := Selection{From: sender, To: rcpt}
+		if sender == "" {
+			own.From = "<>"
+		}
+		// An address as the queue holds them has its local part before the @ (an "@domain"
+		// selects a domain).
+		local := !strings.HasPrefix(sender, "@") && !strings.HasPrefix(rcpt, "@")
+		if local && own.Check() == nil && !own.Match(it) {
+			t.Errorf("%+v does not select its own message", own)
+		}
+	})
 }
