@@ -28,7 +28,9 @@ func TestHandleMany(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(w, "Subject: "+rcpt+"\r\n\r\nbody\r\n")
+		if _, err := io.WriteString(w, "Subject: "+rcpt+"\r\n\r\nbody\r\n"); err != nil {
+			t.Fatal(err)
+		}
 		if err := w.Commit(ctx, &envelope.Envelope{From: from, Received: time.Now(), Rcpts: []envelope.Recipient{{Addr: rcpt}}}); err != nil {
 			t.Fatal(err)
 		}

@@ -100,7 +100,7 @@ func queueBody(ctx context.Context, cfg config.Config, data, id string, w io.Wri
 		return err
 	}
 	defer unlock()
-	defer q.Close()
+	defer q.Close() // only read: nothing to lose
 	rc, err := q.Body(id)
 	if err != nil {
 		return errors.New(admin.ReplyError(id, err))
@@ -153,8 +153,13 @@ func queueDirect(ctx context.Context, data, hostname string, req admin.Request, 
 		return admin.Reply{}, err
 	}
 	defer unlock()
-	defer q.Close()
-	return admin.Handle(ctx, q, req), nil
+	rep := admin.Handle(ctx, q, req)
+	if err := q.Close(); err != nil && rep.Error == "" {
+		// Holds, releases, deletes and bounces were made durable as they were done; what
+		// closing writes last (a flush) may be lost.
+		rep.Error = fmt.Sprintf("closing the queue: %v (the last changes may not be on disk)", err)
+	}
+	return rep, nil
 }
 
 // QueueList prints the queue like Postfix's mailq.
