@@ -10,7 +10,7 @@ func newVersionCmd(std stdio) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "print the version",
-		Args:  argsUsage(0, 0, "tern version"),
+		Args:  nargs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprintln(std.out, "tern", version)
 			return err
