@@ -26,8 +26,9 @@ import (
 	"github.com/tern-mail/tern/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time by make, with -ldflags "-X main.version=... -X
+// main.commit=..."; see versionText for what go build and go install record.
+var version, commit = "dev", ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -95,7 +96,9 @@ func newRootCmd(std stdio) *cobra.Command {
 		// Errors are reported once, by run, and usage only on request.
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          cobra.ArbitraryArgs,
+		// No "Auto generated ... on DATE" line: the man pages are compared with docs/man.
+		DisableAutoGenTag: true,
+		Args:              cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
@@ -104,6 +107,9 @@ func newRootCmd(std stdio) *cobra.Command {
 			return exitCode(2)
 		},
 	}
+	// tern --version, as tern version.
+	root.Version = version
+	root.SetVersionTemplate(versionText())
 	root.SetIn(std.in)
 	root.SetOut(std.out)
 	root.SetErr(std.err)
@@ -119,6 +125,7 @@ func newRootCmd(std stdio) *cobra.Command {
 		newSendCmd(std),
 		newConfigCmd(std),
 		newVersionCmd(std),
+		newManCmd(),
 	)
 	return root
 }
