@@ -62,7 +62,6 @@ func newQueueOpCmd(std stdio, op queueOp) *cobra.Command {
 		sel            queue.Selection
 		asJSON, asBody bool
 	)
-	synopsis := strings.TrimSpace("tern queue " + op.name + " [flags] " + op.args)
 	cmd := &cobra.Command{
 		Use:     strings.TrimSpace(op.name + " " + op.args),
 		Short:   op.short,
@@ -70,10 +69,7 @@ func newQueueOpCmd(std stdio, op queueOp) *cobra.Command {
 		Args:    cobra.ArbitraryArgs,
 	}
 	fs := cmd.Flags()
-	// Not c.register: --domain here is the recipients' domain, and queue commands need no
-	// local domains nor mechanisms.
-	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
-	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
+	c.register(fs) // --domain here is the recipients' (registerSelection), not a local domain
 	registerSelection(fs, &sel)
 	switch op.name {
 	case admin.OpList:
@@ -87,7 +83,7 @@ func newQueueOpCmd(std stdio, op queueOp) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		r, err := queueRequest(op, args, sel, asJSON, asBody)
 		if err != nil {
-			return fmt.Errorf("%w: %v; %s (tern queue %s -h)", errUsage, err, synopsis, op.name)
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		cfg, err := c.load()
 		if err != nil {
