@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,6 +101,13 @@ func TestOverSocket(t *testing.T) {
 	}
 	if rep := call(OpShow, id); rep.N != 0 || len(rep.Results) != 1 || !strings.Contains(rep.Results[0].Error, "there is no message "+id+" in the queue") {
 		t.Errorf("show after delete: %+v", rep)
+	}
+	many := make([]string, 20000) // xargs tern queue show < ids
+	for i := range many {
+		many[i] = fmt.Sprintf("%016X", i)
+	}
+	if rep, err := Call(context.Background(), sock, Request{Op: OpShow, IDs: many}); err != nil || rep.Error != "" || len(rep.Results) != len(many) || rep.N != 0 {
+		t.Errorf("show of %d unknown ids: %v, %q, %d results", len(many), err, rep.Error, len(rep.Results))
 	}
 	if rep := call("explode", ""); !strings.Contains(rep.Error, "unknown operation") {
 		t.Errorf("unknown op: %+v", rep)

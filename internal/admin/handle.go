@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/queue"
@@ -81,10 +80,12 @@ func targets(q Queue, req Request, worth func(queue.Item) bool) ([]target, error
 	case len(named) > 0 && req.All:
 		return nil, errors.New("give queue ids or ALL, not both")
 	case len(named) > 0:
-		for i, id := range named {
-			if slices.Contains(named[:i], id) {
+		seen := make(map[string]bool, len(named))
+		for _, id := range named {
+			if seen[id] {
 				continue
 			}
+			seen[id] = true
 			t := target{id: id}
 			if !req.Select.IsZero() {
 				if it, err := q.Show(id); err != nil {

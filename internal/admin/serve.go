@@ -36,6 +36,9 @@ type Options struct {
 // DefaultDrain is Options.Drain's default.
 const DefaultDrain = 5 * time.Second
 
+// maxRequest bounds a request: room for some 50,000 queue ids (xargs tern queue delete < ids).
+const maxRequest = 1 << 20
+
 // requestTimeout bounds one connection: reading the request, running it, writing the reply.
 const requestTimeout = time.Minute
 
@@ -153,7 +156,7 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 			send(Reply{Error: "internal error in the server (see its log)"})
 		}
 	}()
-	if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
 		log.Warn("admin request unreadable", "err", err)
 		send(Reply{Error: "bad request: " + err.Error()})
 		return
