@@ -159,9 +159,6 @@ func nargs(min, max int) cobra.PositionalArgs {
 	}
 }
 
-// argsUsage is nargs under its former name, for queue.go (the synopsis is cmd.Use now).
-func argsUsage(min, max int, _ string) cobra.PositionalArgs { return nargs(min, max) }
-
 // common holds the flags of the commands that use the data directory: --config and --data for
 // all, --domain and --auth-mechanisms for those that register them.
 type common struct {

@@ -179,6 +179,9 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 	send(rep)
 }
 
+// maxLoggedIDs bounds the ids a request's log line names.
+const maxLoggedIDs = 10
+
 // requestAttrs are the attributes of a request's log line: what it named or selected, what it
 // did, and what failed.
 func requestAttrs(req Request, rep Reply) []any {
@@ -186,6 +189,9 @@ func requestAttrs(req Request, rep Reply) []any {
 	switch {
 	case req.All:
 		arg = "ALL"
+	case len(req.IDs) > maxLoggedIDs:
+		// xargs can pass thousands: the line names the first ones and counts the rest.
+		arg = fmt.Sprintf("%s,... (%d ids)", strings.Join(req.IDs[:maxLoggedIDs], ","), len(req.IDs))
 	case len(req.IDs) > 0:
 		arg = strings.Join(req.IDs, ",")
 	}

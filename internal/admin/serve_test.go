@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -216,5 +217,31 @@ func TestProcFigures(t *testing.T) {
 	st := status(Options{Queue: &fakeQueue{}, Proc: filepath.Join(dir, "missing"), Logger: slog.New(slog.DiscardHandler)})
 	if st.OpenFiles != -1 || st.RSS != -1 {
 		t.Errorf("figures of a missing /proc: %+v, want -1", st)
+	}
+}
+
+// TestRequestAttrs: the log line of a request names what it acted on, boundedly, and counts
+// what was done and what failed.
+func TestRequestAttrs(t *testing.T) {
+	ids := make([]string, 12)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ID%02d", i)
+	}
+	for _, tc := range []struct {
+		req  Request
+		rep  Reply
+		want string
+	}{
+		{Request{Op: OpList}, Reply{}, `[op list arg  err ]`},
+		{Request{Op: OpHold, IDs: ids[:2]}, Reply{N: 1, Results: []Result{{ID: "ID00"}, {ID: "ID01", Error: "no"}}},
+			`[op hold arg ID00,ID01 done 1 err 1 of 2 failed]`},
+		{Request{Op: OpDelete, IDs: ids}, Reply{Results: []Result{}},
+			`[op delete arg ID00,ID01,ID02,ID03,ID04,ID05,ID06,ID07,ID08,ID09,... (12 ids) done 0 err ]`},
+		{Request{Op: OpDelete, All: true, Select: queue.Selection{Held: true}}, Reply{Error: "bad"},
+			`[op delete arg ALL select {From: To: Domain: Held:true Deferred:false} err bad]`},
+	} {
+		if got := fmt.Sprintf("%+v", requestAttrs(tc.req, tc.rep)); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.req, got, tc.want)
+		}
 	}
 }
