@@ -14,11 +14,14 @@ import (
 // d.test, where nothing ever answers; the retry schedule is an hour, so nothing moves unless a
 // command moves it.
 
-// queueCmd runs `tern queue ARGS...` on tn's data directory, with the server's --hostname
-// (for the reports of a bounce with the server stopped).
+// queueCmd runs `tern queue ARGS...` on tn's data directory; a bounce with the server's
+// --hostname (for its reports when the server is stopped).
 func queueCmd(t *testing.T, tn *Tern, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	return tn.ternCmd("", []string{"queue", args[0]}, append([]string{"--hostname", testHostname}, args[1:]...)...)
+	if args[0] == "bounce" {
+		args = append([]string{"bounce", "--hostname", testHostname}, args[1:]...)
+	}
+	return tn.ternCmd("", []string{"queue", args[0]}, args[1:]...)
 }
 
 // queueOK runs `tern queue ARGS...` and fails unless it exits 0; it returns the output.
@@ -218,9 +221,10 @@ func checkUnknownIDs(t *testing.T, tn *Tern) {
 			t.Errorf("tern queue %s 0000NOSUCHID: status %d, stdout %q, stderr %q", op, code, out, errOut)
 		}
 	}
-	for _, args := range [][]string{{"show"}, {"hold", "A", "B"}, {"frobnicate"}} {
+	for _, args := range [][]string{{"show"}, {"hold", "ALL", "B"}, {"frobnicate"}, {"list", "X"}, {"show", "--body", "A", "B"}, {"list", "--held", "--deferred"}} {
 		_, errOut, code := queueCmd(t, tn, args...)
-		if code != 2 || !strings.HasPrefix(errOut, "tern: usage: ") {
+		// One line: what was wrong, and where the usage is.
+		if code != 2 || !regexp.MustCompile(`^tern queue( \w+)?: .*; see 'tern queue( \w+)? --help'\n$`).MatchString(errOut) {
 			t.Errorf("tern queue %s: status %d, stderr %q, want a usage error", strings.Join(args, " "), code, errOut)
 		}
 	}

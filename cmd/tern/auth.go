@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/tern-mail/tern/internal/krb5"
@@ -58,6 +60,7 @@ passwords and tokens in annotations and in decode). "tern auth MECH -h" lists a 
 
 // authCmd is one `tern auth` subcommand.
 type authCmd struct {
+	short    string   // what it makes
 	args     string   // the synopsis of the arguments
 	min, max int      // how many arguments it takes
 	flags    []string // the flags it takes besides --explain and --show-secrets
@@ -66,21 +69,21 @@ type authCmd struct {
 
 // authCommands are the subcommands by lower-case name (gen-auth's NTLM aliases included).
 var authCommands = map[string]*authCmd{
-	"plain":         {"USER [PASS]", 1, 2, []string{"authzid"}, authPlain},
-	"login":         {"USER [PASS]", 1, 2, nil, authLogin},
-	"cram-md5":      {"USER [PASS] CHALLENGE", 2, 3, nil, authCRAM(sasl.CRAMMD5)},
-	"cram-sha1":     {"USER [PASS] CHALLENGE", 2, 3, nil, authCRAM(sasl.CRAMSHA1)},
-	"digest-md5":    {"USER [PASS] CHALLENGE", 2, 3, []string{"host", "realm", "service", "authzid", "cnonce"}, authDigest},
-	"scram-sha-1":   {"USER [PASS]", 1, 2, []string{"authzid", "nonce"}, authScram(sasl.ScramSHA1)},
-	"scram-sha-256": {"USER [PASS]", 1, 2, []string{"authzid", "nonce"}, authScram(sasl.ScramSHA256)},
-	"gssapi":        {"HOST", 1, 1, []string{"service", "keytab", "principal", "authzid"}, authGSSAPI},
-	"ntlm":          {"USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
-	"spa":           {"USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
-	"msn":           {"USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
-	"xoauth2":       {"USER [TOKEN]", 1, 2, nil, authXOAuth2},
-	"oauthbearer":   {"USER [TOKEN]", 1, 2, []string{"host", "port"}, authOAuthBearer},
-	"encode":        {"[STRING]", 0, 1, []string{"escapes"}, authEncode},
-	"decode":        {"[BASE64...]", 0, 1000, nil, authDecode},
+	"plain":         {"PLAIN's initial response", "USER [PASS]", 1, 2, []string{"authzid"}, authPlain},
+	"login":         {"LOGIN's two answers", "USER [PASS]", 1, 2, nil, authLogin},
+	"cram-md5":      {"the answer to a CRAM-MD5 challenge", "USER [PASS] CHALLENGE", 2, 3, nil, authCRAM(sasl.CRAMMD5)},
+	"cram-sha1":     {"the answer to a CRAM-SHA1 challenge", "USER [PASS] CHALLENGE", 2, 3, nil, authCRAM(sasl.CRAMSHA1)},
+	"digest-md5":    {"the answer to a DIGEST-MD5 challenge", "USER [PASS] CHALLENGE", 2, 3, []string{"host", "realm", "service", "authzid", "cnonce"}, authDigest},
+	"scram-sha-1":   {"a SCRAM-SHA-1 exchange, with the server's lines pasted in", "USER [PASS]", 1, 2, []string{"authzid", "nonce"}, authScram(sasl.ScramSHA1)},
+	"scram-sha-256": {"a SCRAM-SHA-256 exchange, with the server's lines pasted in", "USER [PASS]", 1, 2, []string{"authzid", "nonce"}, authScram(sasl.ScramSHA256)},
+	"gssapi":        {"a Kerberos GSSAPI exchange, with the server's lines pasted in", "HOST", 1, 1, []string{"service", "keytab", "principal", "authzid"}, authGSSAPI},
+	"ntlm":          {"NTLM's type 1 message, or type 3 from the server's type 2", "USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
+	"spa":           {"NTLM (gen-auth's name)", "USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
+	"msn":           {"NTLM (gen-auth's name)", "USER [PASS] [DOMAIN] [CHALLENGE]", 1, 4, []string{"workstation", "client-challenge", "timestamp"}, authNTLM},
+	"xoauth2":       {"XOAUTH2's initial response", "USER [TOKEN]", 1, 2, nil, authXOAuth2},
+	"oauthbearer":   {"OAUTHBEARER's initial response", "USER [TOKEN]", 1, 2, []string{"host", "port"}, authOAuthBearer},
+	"encode":        {"base64 of a string", "[STRING]", 0, 1, []string{"escapes"}, authEncode},
+	"decode":        {"what base64 strings say", "[BASE64...]", 0, 1000, nil, authDecode},
 }
 
 // authFlags are the values of every flag a subcommand may take.
@@ -93,7 +96,7 @@ type authFlags struct {
 	timestampSet                                                     bool
 }
 
-func (f *authFlags) register(fs *flag.FlagSet, mech string, names []string) {
+func (f *authFlags) register(fs *pflag.FlagSet, mech string, names []string) {
 	fs.BoolVar(&f.explain, "explain", false, "annotate each line on standard error: what each field is, the decoded challenge, the digest inputs")
 	fs.BoolVar(&f.showSecrets, "show-secrets", false, "show passwords and tokens in annotations and in decode (masked as *** by default)")
 	for _, n := range names {
@@ -152,44 +155,87 @@ type authRun struct {
 	stderr io.Writer
 }
 
-// cmdAuth is tern auth: see internal/tools/authstr.
-func cmdAuth(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return authUsage("", nil, "missing MECH")
+// newAuthCmd is tern auth: see internal/tools/authstr. Each mechanism is a subcommand, with
+// the flags it takes.
+func newAuthCmd(std stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "auth MECH [flags] ARGS...",
+		Short: "make SMTP AUTH strings by hand, like gen-auth",
+		Long:  strings.SplitN(authHelp, "\n\n", 2)[1],
+		Args:  cobra.ArbitraryArgs,
+		// cobra finds the lower-case names; this command gets the others, flags and all.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return authUsage("", nil, "missing MECH")
+			}
+			switch name := strings.ToLower(args[0]); name {
+			case "help", "-h", "--help":
+				return cmd.Help()
+			case "scram-sha-1-plus", "scram-sha-256-plus":
+				return fmt.Errorf("%w: tern auth %s: %v\n  (tern auth -h lists the mechanisms)", errUsage, name, strings.TrimPrefix(authstr.ErrChannelBinding.Error(), "authstr: "))
+			}
+			for _, sub := range cmd.Commands() {
+				if sub.Name() == strings.ToLower(args[0]) {
+					return runSub(sub, args[1:])
+				}
+			}
+			return authUsage("", nil, fmt.Sprintf("unknown mechanism %q", args[0]))
+		},
 	}
-	name := strings.ToLower(args[0])
-	switch name {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, authHelp)
-		return flag.ErrHelp
-	case "scram-sha-1-plus", "scram-sha-256-plus":
-		return fmt.Errorf("%w: tern auth %s: %v\n  (tern auth -h lists the mechanisms)", errUsage, name, strings.TrimPrefix(authstr.ErrChannelBinding.Error(), "authstr: "))
+	names := make([]string, 0, len(authCommands))
+	for name := range authCommands {
+		names = append(names, name)
 	}
-	cmd, ok := authCommands[name]
-	if !ok {
-		return authUsage("", nil, fmt.Sprintf("unknown mechanism %q", args[0]))
+	sort.Strings(names)
+	for _, name := range names {
+		cmd.AddCommand(newAuthMechCmd(std, name, authCommands[name]))
 	}
-	a := &authRun{name: name, cmd: cmd, in: bufio.NewReader(stdin), stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("tern auth "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported once, by run
-	a.f.register(fs, name, cmd.flags)
-	pos, err := parseInterspersed(fs, args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stdout, "usage: tern auth %s [flags] %s\n\nflags:\n", name, cmd.args)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
+	return cmd
+}
+
+// newAuthMechCmd is tern auth MECH.
+func newAuthMechCmd(std stdio, name string, ac *authCmd) *cobra.Command {
+	a := &authRun{name: name, cmd: ac, stdout: std.out, stderr: std.err}
+	cmd := &cobra.Command{
+		Use:    name + " " + ac.args,
+		Short:  ac.short,
+		Hidden: name == "spa" || name == "msn", // gen-auth's names for NTLM
+		Args: func(cmd *cobra.Command, pos []string) error {
+			if len(pos) < ac.min || len(pos) > ac.max {
+				return authUsage(name, ac, fmt.Sprintf("want %s, got %d argument(s)", ac.args, len(pos)))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			a.args = pos
+			a.in = bufio.NewReader(std.in)
+			if f, ok := std.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				a.tty = f
+			}
+			return ac.run(a)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return authUsage(name, ac, err.Error()) })
+	a.f.register(cmd.Flags(), name, ac.flags)
+	return cmd
+}
+
+// runSub runs the subcommand sub with args, as cobra would have: for a mechanism name not in
+// lower case.
+func runSub(sub *cobra.Command, args []string) error {
+	sub.InitDefaultHelpFlag()
+	if err := sub.ParseFlags(args); err != nil {
+		return sub.FlagErrorFunc()(sub, err)
+	}
+	if help, _ := sub.Flags().GetBool("help"); help {
+		return sub.Help()
+	}
+	pos := sub.Flags().Args()
+	if err := sub.ValidateArgs(pos); err != nil {
 		return err
-	case err != nil:
-		return authUsage(name, cmd, err.Error())
-	case len(pos) < cmd.min || len(pos) > cmd.max:
-		return authUsage(name, cmd, fmt.Sprintf("want %s, got %d argument(s)", cmd.args, len(pos)))
 	}
-	a.args = pos
-	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		a.tty = f
-	}
-	return cmd.run(a)
+	return sub.RunE(sub, pos)
 }
 
 // authMechs lists the subcommands for a usage error.
@@ -203,28 +249,6 @@ func authUsage(name string, cmd *authCmd, msg string) error {
 	}
 	return fmt.Errorf("%w: tern auth: %s\n  tern auth MECH [flags] ARGS...   MECH: %s\n  (tern auth -h shows an example of each)",
 		errUsage, msg, authMechs)
-}
-
-// parseInterspersed parses flags wherever they are among the arguments (people type
-// `tern auth digest-md5 bob pw CHALLENGE --host mx`), and returns the arguments. After "--",
-// everything is an argument.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		// fs.Parse stops at the first argument, or after "--" (which it consumes).
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 func (a *authRun) opts() authstr.Options { return authstr.Options{ShowSecrets: a.f.showSecrets} }

@@ -17,42 +17,63 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tern-mail/tern/internal/queue"
 )
 
-// Operations.
+// Operations. Those that act on messages name them with Request.IDs, or select them with
+// Request.All and Request.Select (see Handle).
 const (
-	OpList    = "list"
-	OpShow    = "show"
-	OpFlush   = "flush"   // Arg: "" (all), a queue id, or "@domain"
-	OpHold    = "hold"    // Arg: queue id
-	OpRelease = "release" // Arg: queue id
-	OpDelete  = "delete"  // Arg: queue id
-	OpBounce  = "bounce"  // Arg: queue id
+	OpList    = "list"    // Reply.Items: the messages selected (all by default)
+	OpShow    = "show"    // Reply.Items and Reply.Headers
+	OpBody    = "body"    // Arg: a queue id; the whole message follows the reply (see CallBody)
+	OpFlush   = "flush"   // no ids: every message; Arg "@domain": that domain and its subdomains
+	OpHold    = "hold"    // Reply.Results
+	OpRelease = "release" // Reply.Results
+	OpDelete  = "delete"  // Reply.Results
+	OpBounce  = "bounce"  // Reply.Results
 	OpStatus  = "status"  // the server's runtime figures (Reply.Status); only a running server has them
 )
 
 // Request is what the client sends.
 type Request struct {
-	Op  string `json:"op"`
+	Op string `json:"op"`
+	// Arg is OpBody's queue id, or OpFlush's "@domain"; for the other operations, a single
+	// queue id as Request.IDs (what clients before IDs sent).
 	Arg string `json:"arg,omitempty"`
+	// IDs are the queue ids of the messages to act on (postsuper -d ID ...).
+	IDs []string `json:"ids,omitempty"`
+	// All acts on every message Select selects (postsuper -d ALL). Without IDs, a Select that
+	// is not zero implies it.
+	All bool `json:"all,omitempty"`
+	// Select narrows the messages acted on; with IDs, a named message it does not select is
+	// an error for that id.
+	Select queue.Selection `json:"select,omitzero"`
 }
 
 // Reply is what the server answers.
 type Reply struct {
-	Error   string       `json:"error,omitempty"`
-	Items   []queue.Item `json:"items,omitempty"`
-	Headers string       `json:"headers,omitempty"` // for show: the message's header section
-	N       int          `json:"n,omitempty"`       // for flush: messages made due
-	Status  *Status      `json:"status,omitempty"`  // for status
+	// Error is set when the request as a whole failed; errors of single messages are in Results.
+	Error string       `json:"error,omitempty"`
+	Items []queue.Item `json:"items,omitempty"`
+	// Headers, for show, is the header section of each of Items, in the same order.
+	Headers []string `json:"headers,omitempty"`
+	// Results, for the operations that act on messages, is one per message named or selected.
+	Results []Result `json:"results,omitempty"`
+	N       int      `json:"n,omitempty"`      // messages acted on (for flush: made due)
+	Status  *Status  `json:"status,omitempty"` // for status
+}
+
+// Result is the outcome of an operation on one message.
+type Result struct {
+	ID    string `json:"id"`
+	Error string `json:"error,omitempty"` // empty when done
 }
 
 // Queue is what the server side needs of the queue.
 type Queue interface {
-	Items() []queue.Item
+	Select(queue.Selection) []queue.Item
 	Show(id string) (queue.Item, error)
 	Body(id string) (io.ReadCloser, error)
 	FlushID(id string) error
@@ -83,61 +104,6 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	return ln, nil
-}
-
-// Handle runs one request against q; the command line uses it directly when no server runs.
-func Handle(ctx context.Context, q Queue, req Request) Reply {
-	var err error
-	var rep Reply
-	switch req.Op {
-	case OpList:
-		rep.Items = q.Items()
-	case OpShow:
-		var it queue.Item
-		if it, err = q.Show(req.Arg); err == nil {
-			rep.Items = []queue.Item{it}
-			rep.Headers, err = headers(q, req.Arg)
-		}
-	case OpFlush:
-		switch {
-		case req.Arg == "":
-			rep.N = q.FlushAll()
-		case req.Arg[0] == '@':
-			rep.N = q.Flush(req.Arg[1:], true)
-		default:
-			if err = q.FlushID(req.Arg); err == nil {
-				rep.N = 1
-			}
-		}
-	case OpHold:
-		err = q.Hold(req.Arg)
-	case OpRelease:
-		err = q.Release(req.Arg)
-	case OpDelete:
-		err = q.Delete(ctx, req.Arg)
-	case OpBounce:
-		err = q.Bounce(ctx, req.Arg)
-	case OpStatus:
-		err = errors.New("the server is not running: only a running server has runtime figures")
-	default:
-		err = fmt.Errorf("unknown operation %q", req.Op)
-	}
-	if err != nil {
-		rep.Error = replyError(req.Arg, err)
-	}
-	return rep
-}
-
-// replyError words a queue error for the administrator who typed the command about id: what
-// is wrong and what to do, without the queue package's prefix.
-func replyError(id string, err error) string {
-	switch {
-	case errors.Is(err, queue.ErrNotFound):
-		return fmt.Sprintf("there is no message %s in the queue (tern queue list shows them)", id)
-	case errors.Is(err, queue.ErrBusy):
-		return fmt.Sprintf("%s is being delivered right now: try again in a moment", id)
-	}
-	return strings.TrimPrefix(err.Error(), "queue: ")
 }
 
 // headers reads the header section of a queued message.

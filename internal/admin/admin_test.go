@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -32,7 +33,8 @@ func TestOverSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(w, "Subject: queued\r\nFrom: a@b.example\r\n\r\nbody\r\n")
+	const msg = "Subject: queued\r\nFrom: a@b.example\r\n\r\nbody\r\n"
+	io.WriteString(w, msg)
 	if err := w.Commit(context.Background(), &envelope.Envelope{From: "a@b.example", Received: time.Now(),
 		Rcpts: []envelope.Recipient{{Addr: "x@remote.example"}}}); err != nil {
 		t.Fatal(err)
@@ -69,29 +71,43 @@ func TestOverSocket(t *testing.T) {
 	if rep := call(OpList, ""); len(rep.Items) != 1 || rep.Items[0].Envelope.ID != id {
 		t.Fatalf("list: %+v", rep)
 	}
-	if rep := call(OpShow, id); rep.Error != "" || rep.Headers != "Subject: queued\r\nFrom: a@b.example\r\n" {
+	if rep := call(OpShow, id); rep.Error != "" || len(rep.Headers) != 1 || rep.Headers[0] != "Subject: queued\r\nFrom: a@b.example\r\n" {
 		t.Errorf("show: %+v", rep)
 	}
-	if rep := call(OpHold, id); rep.Error != "" {
-		t.Fatal(rep.Error)
+	if rep := call(OpHold, id); rep.Error != "" || rep.N != 1 {
+		t.Fatalf("hold: %+v", rep)
 	}
 	if rep := call(OpShow, id); !rep.Items[0].Envelope.Held {
 		t.Error("not held")
 	}
-	if rep := call(OpFlush, id); !strings.Contains(rep.Error, "held") {
+	if rep := call(OpFlush, id); rep.N != 0 || len(rep.Results) != 1 || !strings.Contains(rep.Results[0].Error, "held") {
 		t.Errorf("flush of a held message: %+v", rep)
 	}
-	if rep := call(OpRelease, id); rep.Error != "" {
-		t.Fatal(rep.Error)
+	if rep := call(OpRelease, id); rep.Error != "" || rep.N != 1 {
+		t.Fatalf("release: %+v", rep)
 	}
 	if rep := call(OpFlush, "@remote.example"); rep.Error != "" {
 		t.Errorf("flush @domain: %+v", rep)
 	}
-	if rep := call(OpDelete, id); rep.Error != "" {
-		t.Fatal(rep.Error)
+	var body strings.Builder
+	if err := CallBody(context.Background(), sock, id, &body); err != nil || body.String() != msg {
+		t.Errorf("body: %q, %v", body.String(), err)
 	}
-	if rep := call(OpShow, id); !strings.Contains(rep.Error, "there is no message "+id+" in the queue") {
+	if rep := call(OpDelete, id); rep.Error != "" || rep.N != 1 {
+		t.Fatalf("delete: %+v", rep)
+	}
+	if err := CallBody(context.Background(), sock, id, &body); err == nil || !strings.Contains(err.Error(), "there is no message "+id+" in the queue") {
+		t.Errorf("body after delete: %v", err)
+	}
+	if rep := call(OpShow, id); rep.N != 0 || len(rep.Results) != 1 || !strings.Contains(rep.Results[0].Error, "there is no message "+id+" in the queue") {
 		t.Errorf("show after delete: %+v", rep)
+	}
+	many := make([]string, 20000) // xargs tern queue show < ids
+	for i := range many {
+		many[i] = fmt.Sprintf("%016X", i)
+	}
+	if rep, err := Call(context.Background(), sock, Request{Op: OpShow, IDs: many}); err != nil || rep.Error != "" || len(rep.Results) != len(many) || rep.N != 0 {
+		t.Errorf("show of %d unknown ids: %v, %q, %d results", len(many), err, rep.Error, len(rep.Results))
 	}
 	if rep := call("explode", ""); !strings.Contains(rep.Error, "unknown operation") {
 		t.Errorf("unknown op: %+v", rep)

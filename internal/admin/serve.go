@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +35,9 @@ type Options struct {
 
 // DefaultDrain is Options.Drain's default.
 const DefaultDrain = 5 * time.Second
+
+// maxRequest bounds a request: room for some 50,000 queue ids (xargs tern queue delete < ids).
+const maxRequest = 1 << 20
 
 // requestTimeout bounds one connection: reading the request, running it, writing the reply.
 const requestTimeout = time.Minute
@@ -152,9 +156,14 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 			send(Reply{Error: "internal error in the server (see its log)"})
 		}
 	}()
-	if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
 		log.Warn("admin request unreadable", "err", err)
 		send(Reply{Error: "bad request: " + err.Error()})
+		return
+	}
+	if req.Op == OpBody {
+		err := sendBody(opts.Queue, req.Arg, c)
+		log.Info("admin request", "op", req.Op, "arg", req.Arg, "err", errText(err))
 		return
 	}
 	var rep Reply
@@ -165,7 +174,50 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 		log.Debug("admin request", "op", req.Op)
 	} else {
 		rep = Handle(ctx, opts.Queue, req)
-		log.Info("admin request", "op", req.Op, "arg", req.Arg, "err", rep.Error)
+		log.Info("admin request", requestAttrs(req, rep)...)
 	}
 	send(rep)
+}
+
+// maxLoggedIDs bounds the ids a request's log line names.
+const maxLoggedIDs = 10
+
+// requestAttrs are the attributes of a request's log line: what it named or selected, what it
+// did, and what failed.
+func requestAttrs(req Request, rep Reply) []any {
+	arg := req.Arg
+	switch {
+	case req.All:
+		arg = "ALL"
+	case len(req.IDs) > maxLoggedIDs:
+		// xargs can pass thousands: the line names the first ones and counts the rest.
+		arg = fmt.Sprintf("%s,... (%d ids)", strings.Join(req.IDs[:maxLoggedIDs], ","), len(req.IDs))
+	case len(req.IDs) > 0:
+		arg = strings.Join(req.IDs, ",")
+	}
+	attrs := []any{"op", req.Op, "arg", arg}
+	if !req.Select.IsZero() {
+		attrs = append(attrs, "select", req.Select)
+	}
+	if rep.Results != nil {
+		attrs = append(attrs, "done", rep.N)
+	}
+	failed := 0
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			failed++
+		}
+	}
+	errMsg := rep.Error
+	if errMsg == "" && failed > 0 {
+		errMsg = fmt.Sprintf("%d of %d failed", failed, len(rep.Results))
+	}
+	return append(attrs, "err", errMsg)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,16 +18,16 @@ import (
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
-// fakeQueue is a Queue whose Items and Delete can be made to panic or to block.
+// fakeQueue is a Queue whose Select and Delete can be made to panic or to block.
 type fakeQueue struct {
 	Queue            // the methods a test does not set panic (nil interface)
-	items     func() // run by Items
+	items     func() // run by Select
 	deleteRun chan struct{}
 	// deleteWait, if set, is what Delete waits for; otherwise it waits for its context.
 	deleteWait chan struct{}
 }
 
-func (f *fakeQueue) Items() []queue.Item {
+func (f *fakeQueue) Select(queue.Selection) []queue.Item {
 	if f.items != nil {
 		f.items()
 	}
@@ -153,7 +154,7 @@ func TestServeDrainCancels(t *testing.T) {
 	replied := make(chan bool, 1)
 	go func() {
 		rep, err := Call(context.Background(), sock, Request{Op: OpDelete, Arg: "X"})
-		replied <- err == nil && rep.Error == ""
+		replied <- err == nil && rep.Error == "" && rep.N == 1
 	}()
 	<-q.deleteRun
 	if err := stop(); err != nil {
@@ -216,5 +217,31 @@ func TestProcFigures(t *testing.T) {
 	st := status(Options{Queue: &fakeQueue{}, Proc: filepath.Join(dir, "missing"), Logger: slog.New(slog.DiscardHandler)})
 	if st.OpenFiles != -1 || st.RSS != -1 {
 		t.Errorf("figures of a missing /proc: %+v, want -1", st)
+	}
+}
+
+// TestRequestAttrs: the log line of a request names what it acted on, boundedly, and counts
+// what was done and what failed.
+func TestRequestAttrs(t *testing.T) {
+	ids := make([]string, 12)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ID%02d", i)
+	}
+	for _, tc := range []struct {
+		req  Request
+		rep  Reply
+		want string
+	}{
+		{Request{Op: OpList}, Reply{}, `[op list arg  err ]`},
+		{Request{Op: OpHold, IDs: ids[:2]}, Reply{N: 1, Results: []Result{{ID: "ID00"}, {ID: "ID01", Error: "no"}}},
+			`[op hold arg ID00,ID01 done 1 err 1 of 2 failed]`},
+		{Request{Op: OpDelete, IDs: ids}, Reply{Results: []Result{}},
+			`[op delete arg ID00,ID01,ID02,ID03,ID04,ID05,ID06,ID07,ID08,ID09,... (12 ids) done 0 err ]`},
+		{Request{Op: OpDelete, All: true, Select: queue.Selection{Held: true}}, Reply{Error: "bad"},
+			`[op delete arg ALL select {From: To: Domain: Held:true Deferred:false} err bad]`},
+	} {
+		if got := fmt.Sprintf("%+v", requestAttrs(tc.req, tc.rep)); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.req, got, tc.want)
+		}
 	}
 }

@@ -17,25 +17,45 @@ import (
 	"github.com/tern-mail/tern/internal/queue"
 )
 
+// QueueRequest is one `tern queue` command: the operation (admin.OpList, ...), the messages it
+// names or selects (see admin.Request), and how to print them.
+type QueueRequest struct {
+	Op string
+	// IDs are queue ids; All (ALL on the command line) acts on every message Select selects.
+	IDs []string
+	All bool
+	// Arg is flush's "@domain", or OpBody's queue id.
+	Arg    string
+	Select queue.Selection
+	// JSON prints list and show as one JSON object a line, as postqueue -j (see jsonMessage).
+	JSON bool
+}
+
+// bulk reports whether r may act on several messages: its output then ends with a count.
+func (r QueueRequest) bulk() bool { return r.All || len(r.IDs) > 1 || !r.Select.IsZero() }
+
 // QueueCommand runs a `tern queue` operation (see package admin) and prints its outcome. It asks
 // the running server through its admin socket; with no server running it opens the queue itself
-// (taking the data directory's lock, so the two can never both own it).
-func QueueCommand(ctx context.Context, cfg config.Config, op, arg string, w io.Writer, log *slog.Logger) error {
+// (taking the data directory's lock, so the two can never both own it). An operation on several
+// messages goes on past those that fail; the error returned then joins one error for each.
+func QueueCommand(ctx context.Context, cfg config.Config, r QueueRequest, w io.Writer, log *slog.Logger) error {
 	data, err := filepath.Abs(cfg.Data)
 	if err != nil {
 		return err
 	}
-	req := admin.Request{Op: op, Arg: arg}
+	if r.Op == admin.OpBody {
+		return queueBody(ctx, cfg, data, r.Arg, w, log)
+	}
+	req := admin.Request{Op: r.Op, IDs: r.IDs, All: r.All, Arg: r.Arg, Select: r.Select}
+	if len(r.IDs) == 1 && r.Op != admin.OpFlush {
+		req.Arg = r.IDs[0] // what a server from before Request.IDs reads
+	}
 	rep, err := admin.Call(ctx, adminPath(data), req)
 	running := err == nil
 	switch {
 	case running:
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
-		hostname := cfg.Hostname
-		if hostname == "" {
-			hostname = config.DefaultHostname() // as serve does
-		}
-		if rep, err = queueDirect(ctx, data, hostname, req, log); err != nil {
+		if rep, err = queueDirect(ctx, data, serverHostname(cfg), req, log); err != nil {
 			var e *Error
 			if errors.As(err, &e) {
 				return err
@@ -48,23 +68,64 @@ func QueueCommand(ctx context.Context, cfg config.Config, op, arg string, w io.W
 	if rep.Error != "" {
 		return errors.New(rep.Error)
 	}
-	switch op {
-	case admin.OpList:
-		printList(w, rep.Items)
-	case admin.OpShow:
-		printItem(w, rep.Items[0], rep.Headers)
-	case admin.OpFlush:
-		fmt.Fprintf(w, "%d message(s) made due now\n", rep.N)
-		if !running {
-			fmt.Fprintln(w, "note: the server is not running; they are delivered when it starts")
-		}
-	default:
-		fmt.Fprintf(w, "%s: %s\n", arg, map[string]string{
-			admin.OpHold: "held", admin.OpRelease: "released", admin.OpDelete: "deleted",
-			admin.OpBounce: "returned to sender",
-		}[op])
+	if err := printReply(w, r, rep, running); err != nil {
+		return err
 	}
-	return nil
+	var errs []error
+	for _, res := range rep.Results {
+		if res.Error != "" {
+			errs = append(errs, errors.New(res.Error))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serverHostname is the host name tern serve uses with cfg: the Reporting-MTA of the report a
+// bounce writes with the server stopped.
+func serverHostname(cfg config.Config) string {
+	if cfg.Hostname == "" {
+		return config.DefaultHostname() // as serve does
+	}
+	return cfg.Hostname
+}
+
+// queueBody copies the message id, as queued, to w.
+func queueBody(ctx context.Context, cfg config.Config, data, id string, w io.Writer, log *slog.Logger) error {
+	err := admin.CallBody(ctx, adminPath(data), id, w)
+	if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	q, unlock, err := openQueueDirect(data, serverHostname(cfg), log)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	defer q.Close() // only read: nothing to lose
+	rc, err := q.Body(id)
+	if err != nil {
+		return errors.New(admin.ReplyError(id, err))
+	}
+	defer rc.Close() // a reader: closing only unpins the message
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+// openQueueDirect opens the queue with the server stopped, holding the data directory's lock.
+func openQueueDirect(data, hostname string, log *slog.Logger) (*queue.Queue, func(), error) {
+	unlock, err := lockData(data)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, nil, err
+		}
+		return nil, nil, errorf(err, "%v (is a server running without its admin socket?)", err)
+	}
+	q, err := queue.Open(queuePath(data), queue.Options{Hostname: hostname, Logger: log})
+	if err != nil {
+		unlock()
+		return nil, nil, dataError(data, "cannot open the queue (the server is not running)", err)
+	}
+	return q, unlock, nil
 }
 
 // queueDirect runs req on the queue with the server stopped. hostname is the server's: the
@@ -72,40 +133,81 @@ func QueueCommand(ctx context.Context, cfg config.Config, op, arg string, w io.W
 func queueDirect(ctx context.Context, data, hostname string, req admin.Request, log *slog.Logger) (admin.Reply, error) {
 	if req.Op == admin.OpList {
 		// Listing reads the log without writing, so it needs no lock.
+		if err := req.Select.Check(); err != nil {
+			return admin.Reply{Error: strings.TrimPrefix(err.Error(), queue.ErrSelection.Error()+"\n")}, nil
+		}
 		envs, err := queue.List(queuePath(data), log)
 		if err != nil {
 			return admin.Reply{}, err
 		}
-		items := make([]queue.Item, len(envs))
-		now := time.Now()
-		for i, e := range envs {
-			items[i] = queue.Item{Envelope: e}
-			if !e.Held && e.NextAttempt.After(now) {
-				items[i].Next = e.NextAttempt
+		var rep admin.Reply
+		for _, it := range queue.ListItems(envs, time.Now()) {
+			if req.Select.Match(it) {
+				rep.Items = append(rep.Items, it)
 			}
 		}
-		return admin.Reply{Items: items}, nil
+		return rep, nil
 	}
-	unlock, err := lockData(data)
-	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return admin.Reply{}, err
-		}
-		return admin.Reply{}, errorf(err, "%v (is a server running without its admin socket?)", err)
-	}
-	defer unlock()
-	q, err := queue.Open(queuePath(data), queue.Options{Hostname: hostname, Logger: log})
+	q, unlock, err := openQueueDirect(data, hostname, log)
 	if err != nil {
 		return admin.Reply{}, err
 	}
-	defer q.Close()
-	return admin.Handle(ctx, q, req), nil
+	defer unlock()
+	rep := admin.Handle(ctx, q, req)
+	if err := q.Close(); err != nil && rep.Error == "" {
+		// Holds, releases, deletes and bounces were made durable as they were done; what
+		// closing writes last (a flush) may be lost.
+		rep.Error = fmt.Sprintf("closing the queue: %v (the last changes may not be on disk)", err)
+	}
+	return rep, nil
 }
 
 // QueueList prints the queue like Postfix's mailq.
 func QueueList(cfg config.Config, w io.Writer, log *slog.Logger) error {
-	return QueueCommand(context.Background(), cfg, admin.OpList, "", w, log)
+	return QueueCommand(context.Background(), cfg, QueueRequest{Op: admin.OpList}, w, log)
+}
+
+// printReply prints what rep says was done.
+func printReply(w io.Writer, r QueueRequest, rep admin.Reply, running bool) error {
+	switch r.Op {
+	case admin.OpList:
+		if r.JSON {
+			return printJSON(w, rep.Items, nil)
+		}
+		printList(w, rep.Items)
+	case admin.OpShow:
+		if r.JSON {
+			return printJSON(w, rep.Items, rep.Headers)
+		}
+		for i, it := range rep.Items {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			printItem(w, it, rep.Headers[i])
+		}
+	case admin.OpFlush:
+		if rep.N == 0 && len(rep.Results) > 0 && !r.bulk() {
+			return nil // the id named could not be flushed: the error says why
+		}
+		fmt.Fprintf(w, "%d message(s) made due now\n", rep.N)
+		if !running {
+			fmt.Fprintln(w, "note: the server is not running; they are delivered when it starts")
+		}
+	default:
+		done := map[string]string{
+			admin.OpHold: "held", admin.OpRelease: "released", admin.OpDelete: "deleted",
+			admin.OpBounce: "returned to sender",
+		}[r.Op]
+		for _, res := range rep.Results {
+			if res.Error == "" {
+				fmt.Fprintf(w, "%s: %s\n", res.ID, done)
+			}
+		}
+		if r.bulk() {
+			fmt.Fprintf(w, "%d message(s) %s\n", rep.N, done)
+		}
+	}
+	return nil
 }
 
 // printList prints items like Postfix's mailq: id (with "!" when held, "*" while being

@@ -33,3 +33,42 @@ func TestPrintItemStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueJSON: the objects of tern queue list/show --json, postqueue -j's fields first.
+func TestQueueJSON(t *testing.T) {
+	arrival := time.Unix(1764900000, 0)
+	next := arrival.Add(time.Hour)
+	env := func(held bool) *envelope.Envelope {
+		return &envelope.Envelope{ID: "Q1", From: "a@example.test", Received: arrival, Size: 1234, Attempts: 2, Held: held,
+			ClientIP: "192.0.2.1", Rcpts: []envelope.Recipient{
+				{Addr: "b@example.org", LastError: "451 4.4.1 no answer", Notify: []string{"FAILURE"}},
+				{Addr: "c@example.org", Status: envelope.Delivered},
+			}}
+	}
+	for _, tc := range []struct {
+		it      queue.Item
+		headers []string
+		want    string
+	}{
+		{queue.Item{Envelope: env(false), Next: next}, nil,
+			`{"queue_name":"deferred","queue_id":"Q1","arrival_time":1764900000,"message_size":1234,"sender":"a@example.test",` +
+				`"recipients":[{"address":"b@example.org","delay_reason":"451 4.4.1 no answer"}],"attempts":2,"next_attempt":1764903600}`},
+		{queue.Item{Envelope: env(true)}, nil,
+			`{"queue_name":"hold","queue_id":"Q1","arrival_time":1764900000,"message_size":1234,"sender":"a@example.test",` +
+				`"recipients":[{"address":"b@example.org","delay_reason":"451 4.4.1 no answer"}],"attempts":2}`},
+		{queue.Item{Envelope: env(false), Busy: true}, []string{"Subject: x\r\n"},
+			`{"queue_name":"active","queue_id":"Q1","arrival_time":1764900000,"message_size":1234,"sender":"a@example.test",` +
+				`"recipients":[{"address":"b@example.org","delay_reason":"451 4.4.1 no answer","status":"pending","notify":["FAILURE"]},` +
+				`{"address":"c@example.org","status":"delivered"}],"attempts":2,"delivering":true,"client_ip":"192.0.2.1","headers":"Subject: x\r\n"}`},
+		{queue.Item{Envelope: &envelope.Envelope{ID: "Q2", Received: arrival}}, nil,
+			`{"queue_name":"active","queue_id":"Q2","arrival_time":1764900000,"message_size":0,"sender":"","recipients":[],"attempts":0}`},
+	} {
+		var b bytes.Buffer
+		if err := printJSON(&b, []queue.Item{tc.it}, tc.headers); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.String(); got != tc.want+"\n" {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
+	}
+}

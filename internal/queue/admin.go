@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,16 +35,7 @@ type Item struct {
 }
 
 // Items returns every queued message, oldest first.
-func (q *Queue) Items() []Item {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	items := make([]Item, 0, len(q.entries))
-	for _, e := range q.entries {
-		items = append(items, q.itemLocked(e))
-	}
-	slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Envelope.ID, b.Envelope.ID) })
-	return items
-}
+func (q *Queue) Items() []Item { return q.Select(Selection{}) }
 
 // Show returns one message.
 func (q *Queue) Show(id string) (Item, error) {

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tern-mail/tern/internal/app"
+	"github.com/tern-mail/tern/internal/config"
+)
+
+func newUserCmd(std stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "add, delete, list and show accounts, and change their passwords",
+		Long: `Accounts live in the data directory's accounts.db; a running server sees changes at once.
+Only "tern user add" makes the data directory when it is missing.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
+	}
+	cmd.AddCommand(
+		newUserSetCmd(std, true),
+		newUserSetCmd(std, false),
+		newUserCmdOf(std, "del ADDRESS", "delete an account (its mailbox stays)", "  tern user del bob@example.test", 1, false,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserDel(ctx, cfg, args[0], std.out)
+			}),
+		newUserCmdOf(std, "list", "list the accounts, with the mechanisms each can log in with", "  tern user list --data /var/lib/tern", 0, true,
+			func(ctx context.Context, cfg config.Config, _ []string) error {
+				return app.UserList(ctx, cfg, std.out)
+			}),
+		newUserCmdOf(std, "show ADDRESS", "show an account: its mechanisms, the missing secrets, its mailbox", "  tern user show bob@example.test", 1, true,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserShow(ctx, cfg, args[0], std.out)
+			}),
+	)
+	return cmd
+}
+
+// newUserSetCmd is tern user add (add) or tern user passwd: both read a password and store the
+// secrets of the configured mechanisms.
+func newUserSetCmd(std stdio, add bool) *cobra.Command {
+	c := common{creates: add}
+	var pwStdin bool
+	cmd := &cobra.Command{
+		Use:   "add ADDRESS",
+		Short: "add an account (password prompted, or --password-stdin)",
+		Example: `  tern user add bob@example.test
+  echo 'secret' | tern user add bob@example.test --password-stdin
+  tern user add bob@example.test --auth-mechanisms all   (CRAM-MD5, DIGEST-MD5, NTLM too)`,
+		Args: nargs(1, 1),
+	}
+	if !add {
+		cmd.Use, cmd.Short = "passwd ADDRESS", "change an account's password (and store the secrets of the configured mechanisms)"
+		cmd.Example = `  tern user passwd bob@example.test
+  echo 'secret' | tern user passwd bob@example.test --password-stdin`
+		cmd.Args = nargs(1, 1)
+	}
+	fs := cmd.Flags()
+	c.register(fs)
+	c.registerDomains(fs)
+	c.registerMechs(fs)
+	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := c.load()
+		if err != nil {
+			return err
+		}
+		pw, err := readPassword(std.in, std.err, pwStdin)
+		if err != nil {
+			return err
+		}
+		if add {
+			return app.UserAdd(context.Background(), cfg, args[0], pw, std.out)
+		}
+		return app.UserPasswd(context.Background(), cfg, args[0], pw, std.out)
+	}
+	return cmd
+}
+
+// newUserCmdOf is a user subcommand that takes n arguments, --config and --data, and with
+// mechs --auth-mechanisms (the mechanisms whose missing secrets list and show point out).
+func newUserCmdOf(std stdio, use, short, example string, n int, mechs bool, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    nargs(n, n),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			return do(context.Background(), cfg, args)
+		},
+	}
+	c.register(cmd.Flags())
+	if mechs {
+		c.registerMechs(cmd.Flags())
+	}
+	return cmd
+}
+
+// readPassword reads the password from the first line of stdin, or from the terminal without
+// echo (asked twice).
+func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		switch {
+		case errors.Is(err, io.EOF) && line == "":
+			return "", errors.New("no password on standard input (--password-stdin reads its first line)")
+		case err != nil && !errors.Is(err, io.EOF):
+			return "", fmt.Errorf("reading the password from standard input: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", fmt.Errorf("%w: standard input is not a terminal; use --password-stdin", errUsage)
+	}
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		return string(b), err
+	}
+	pw, err := ask("Password: ")
+	if err != nil {
+		return "", err
+	}
+	again, err := ask("Again: ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("the passwords do not match")
+	}
+	return pw, nil
+}
