@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -22,10 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/tern-mail/tern/internal/app"
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/tools/secretin"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -294,41 +292,19 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%w: unknown user command %q", errUsage, sub)
 }
 
-// readPassword reads the password from the first line of stdin, or from the terminal without
-// echo (asked twice).
+// readPassword reads the password to set: from the first line of stdin with --password-stdin,
+// or from the terminal without echo (asked twice).
 func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
-	if fromStdin {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		switch {
-		case errors.Is(err, io.EOF) && line == "":
-			return "", errors.New("no password on standard input (--password-stdin reads its first line)")
-		case err != nil && !errors.Is(err, io.EOF):
-			return "", fmt.Errorf("reading the password from standard input: %w", err)
-		}
-		return strings.TrimRight(line, "\r\n"), nil
-	}
-	f, ok := stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	pw, err := secretin.New(stdin, stderr).Secret(secretin.Ask{What: "Password", Stdin: fromStdin, TerminalOnly: true, Confirm: true})
+	switch {
+	case errors.Is(err, secretin.ErrNoLine):
+		return "", errors.New("no password on standard input (--password-stdin reads its first line)")
+	case errors.Is(err, secretin.ErrNotTerminal):
 		return "", fmt.Errorf("%w: standard input is not a terminal; use --password-stdin", errUsage)
-	}
-	ask := func(prompt string) (string, error) {
-		fmt.Fprint(stderr, prompt)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
-		return string(b), err
-	}
-	pw, err := ask("Password: ")
-	if err != nil {
-		return "", err
-	}
-	again, err := ask("Again: ")
-	if err != nil {
-		return "", err
-	}
-	if pw != again {
+	case errors.Is(err, secretin.ErrMismatch):
 		return "", errors.New("the passwords do not match")
 	}
-	return pw, nil
+	return pw, err
 }
 
 func cmdQueue(args []string, stdout, stderr io.Writer) error {

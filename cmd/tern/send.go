@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
-	"github.com/tern-mail/tern/internal/sasl"
+	"github.com/tern-mail/tern/internal/tools/secretin"
 	"github.com/tern-mail/tern/internal/tools/send"
 )
 
@@ -30,7 +26,9 @@ Without --data, tern send builds the message: Date, To, From, Subject, Message-I
 --auth without a mechanism picks the best the server offers (SCRAM-SHA-256-PLUS first; PLAIN
 and LOGIN only over TLS). The password is read from the terminal without echo, or from the
 first line of standard input with --password-stdin or when standard input is not a terminal
-(--data - then reads the message from the rest). --auth GSSAPI takes no password: it uses the
+(--data - then reads the message from the rest). --password PW gives it on the command line, for
+scripts that cannot use standard input, as swaks' --auth-password: other local users can see it
+(ps, /proc/PID/cmdline). --auth GSSAPI takes no password: it uses the
 Kerberos ticket kinit left in the credential cache ($KRB5CCNAME, $KRB5_CONFIG), or --keytab and
 --principal, for the service principal smtp/<the --server host> (--spn to name another).
 
@@ -63,6 +61,8 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Auth, "auth", "", "AUTH with this mechanism; without one, the best the server offers")
 	fs.StringVar(&o.User, "user", "", "the login for AUTH (default: --from); implies --auth")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	password := fs.String("password", "", "the AUTH password or token, for scripts that cannot use standard input:\n"+
+		"other local users can read it (ps, /proc/PID/cmdline); prefer --password-stdin")
 	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "let PLAIN and LOGIN send the password without TLS")
 	fs.StringVar(&o.Keytab, "keytab", "", "GSSAPI: log in with this keytab `file` (with --principal) instead of the credential cache ($KRB5CCNAME)")
 	fs.StringVar(&o.Principal, "principal", "", "GSSAPI: the client `principal` in --keytab, name or name@REALM")
@@ -82,6 +82,7 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := parse(fs, authDefault(args)); err != nil {
 		return err
 	}
+	var err error
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q\n%s", errUsage, fs.Arg(0), strings.SplitN(sendUsage, "\n", 2)[0])
 	}
@@ -96,14 +97,12 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if o.User != "" && o.Auth == "" {
 		o.Auth = send.AuthAuto
 	}
-	in := bufio.NewReader(stdin)
-	o.Stdin, o.Stdout = in, stdout
-	if o.Auth != "" && !strings.EqualFold(o.Auth, sasl.GSSAPI) {
-		pw, err := sendPassword(in, stdin, stderr, *pwStdin)
-		if err != nil {
+	in := secretin.New(stdin, stderr)
+	o.Stdin, o.Stdout = in.Reader(), stdout
+	if o.Auth != "" && send.NeedsPassword(o.Auth) {
+		if o.Password, err = sendPassword(in, *password, *pwStdin); err != nil {
 			return err
 		}
-		o.Password = pw
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -136,22 +135,21 @@ func authDefault(args []string) []string {
 	return out
 }
 
-// sendPassword reads the AUTH password: the first line of standard input with --password-stdin
-// or when it is not a terminal, the terminal without echo otherwise.
-func sendPassword(in *bufio.Reader, stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
-	f, isFile := stdin.(*os.File)
-	if fromStdin || !isFile || !term.IsTerminal(int(f.Fd())) {
-		line, err := in.ReadString('\n')
-		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-			return "", fmt.Errorf("%w: reading the password from standard input: %v", errUsage, err)
+// sendPassword is --password, or reads the password: the first line of standard input with
+// --password-stdin or when it is not a terminal, the terminal without echo otherwise.
+func sendPassword(in *secretin.Input, password string, fromStdin bool) (string, error) {
+	if password != "" {
+		if fromStdin {
+			return "", fmt.Errorf("%w: --password and --password-stdin: give one\n%s", errUsage, strings.SplitN(sendUsage, "\n", 2)[0])
 		}
-		return strings.TrimRight(line, "\r\n"), nil
+		return password, nil
 	}
-	fmt.Fprint(stderr, "Password: ")
-	b, err := term.ReadPassword(int(f.Fd()))
-	fmt.Fprintln(stderr)
-	if err != nil {
+	pw, err := in.Secret(secretin.Ask{What: "Password", Stdin: fromStdin})
+	switch {
+	case errors.Is(err, secretin.ErrNoLine):
+		return "", fmt.Errorf("%w: no password on standard input (give it on its first line, or --password)\n%s", errUsage, strings.SplitN(sendUsage, "\n", 2)[0])
+	case err != nil:
 		return "", fmt.Errorf("reading the password: %w", err)
 	}
-	return string(b), nil
+	return pw, nil
 }
