@@ -205,7 +205,7 @@ func TestAuthToolCLI(t *testing.T) {
 		{"unknown mechanism", []string{"kerberos_v4", "u"}, "", 2, `unknown mechanism "kerberos_v4"`},
 		{"too few arguments", []string{"cram-md5", "u"}, "", 2, `want USER \[PASS\] CHALLENGE, got 1`},
 		{"too many arguments", []string{"plain", "a", "b", "c"}, "", 2, `got 3 argument`},
-		{"flag of another mechanism", []string{"plain", "--nonce", "x", "u", "p"}, "", 2, `flag provided but not defined: -nonce`},
+		{"flag of another mechanism", []string{"plain", "--nonce", "x", "u", "p"}, "", 2, `unknown flag: --nonce`},
 		{"-PLUS", []string{"SCRAM-SHA-256-PLUS", "u", "p"}, "", 2, `-PLUS mechanisms bind the exchange to the client's TLS connection`},
 		{"no password on stdin", []string{"plain", "u"}, "", 2, `no password`},
 		{"bad client challenge", []string{"ntlm", "u", "p", "d", "TlRMTVNTUAACAAAA", "--client-challenge", "xyz"}, "", 2, `--client-challenge`},

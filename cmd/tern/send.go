@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tern-mail/tern/internal/tools/secretin"
 	"github.com/tern-mail/tern/internal/tools/send"
@@ -27,8 +28,8 @@ Without --data, tern send builds the message: Date, To, From, Subject, Message-I
 and LOGIN only over TLS). The password is read from the terminal without echo, or from the
 first line of standard input with --password-stdin or when standard input is not a terminal
 (--data - then reads the message from the rest). --password PW gives it on the command line, for
-scripts that cannot use standard input, as swaks' --auth-password: other local users can see it
-(ps, /proc/PID/cmdline). --auth GSSAPI takes no password: it uses the
+scripts that cannot use standard input, as swaks' --auth-password: other local users can read
+it (ps, /proc/PID/cmdline). --auth GSSAPI takes no password: it uses the
 Kerberos ticket kinit left in the credential cache ($KRB5CCNAME, $KRB5_CONFIG), or --keytab and
 --principal, for the service principal smtp/<the --server host> (--spn to name another).
 
@@ -46,22 +47,30 @@ exit status (of the first failure, when there are several):
 flags:
 `
 
-// cmdSend is tern send: see internal/tools/send.
-func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tern send", stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, sendUsage)
-		fs.PrintDefaults()
-	}
+// sendSynopsis is the first line of a usage error.
+const sendSynopsis = "usage: tern send --server HOST:PORT --from A --to B [--to C...] [flags]"
+
+// newSendCmd is tern send: see internal/tools/send. It parses its flags itself, to let --auth go
+// without a value (authDefault).
+func newSendCmd(std stdio) *cobra.Command {
 	var o send.Options
-	var to, headers stringList
+	var to, headers []string
+	var pwStdin bool
+	var password string
+	cmd := &cobra.Command{
+		Use:                "send --server HOST:PORT --from A --to B [--to C...]",
+		Short:              "one SMTP transaction with a readable transcript, like swaks",
+		Long:               strings.TrimSuffix(strings.SplitN(sendUsage, "\n\n", 2)[1], "\nflags:\n"),
+		DisableFlagParsing: true,
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&o.Server, "server", "", "the server, HOST:PORT")
 	fs.StringVar(&o.From, "from", "", "the sender (MAIL FROM and From:); \"<>\" for the null sender")
-	fs.Var(&to, "to", "a recipient (repeatable, or comma-separated)")
+	fs.StringArrayVar(&to, "to", nil, "a recipient (repeatable, or comma-separated)")
 	fs.StringVar(&o.Auth, "auth", "", "AUTH with this mechanism; without one, the best the server offers")
 	fs.StringVar(&o.User, "user", "", "the login for AUTH (default: --from); implies --auth")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	password := fs.String("password", "", "the AUTH password or token, for scripts that cannot use standard input:\n"+
+	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.StringVar(&password, "password", "", "the AUTH password or token, for scripts that cannot use standard input:\n"+
 		"other local users can read it (ps, /proc/PID/cmdline); prefer --password-stdin")
 	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "let PLAIN and LOGIN send the password without TLS")
 	fs.StringVar(&o.Keytab, "keytab", "", "GSSAPI: log in with this keytab `file` (with --principal) instead of the credential cache ($KRB5CCNAME)")
@@ -73,50 +82,57 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.CAFile, "ca", "", "trust only the certificates in this PEM `file`")
 	fs.StringVar(&o.EHLO, "ehlo", "", "the EHLO `name` (default: this host's name)")
 	fs.StringVar(&o.DataFile, "data", "", "send this message `file` (- for standard input); line ends become CRLF")
-	fs.Var(&headers, "header", "a header field, 'Name: value', replacing one of that name (repeatable)")
+	fs.StringArrayVar(&headers, "header", nil, "a header field, 'Name: value', replacing one of that name (repeatable)")
 	fs.StringVar(&o.Body, "body", "", "the body of the message tern send builds")
 	fs.BoolVar(&o.Pipeline, "pipeline", false, "send MAIL, RCPT and DATA together when the server offers PIPELINING")
 	fs.StringVar(&o.QuitAfter, "quit-after", "", "QUIT after this `stage`: connect, ehlo, tls, auth, mail or rcpt")
 	fs.BoolVar(&o.ShowSecrets, "show-secrets", false, "show the password in the transcript")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "for connecting and for each command")
-	if err := parse(fs, authDefault(args)); err != nil {
-		return err
-	}
-	var err error
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q\n%s", errUsage, fs.Arg(0), strings.SplitN(sendUsage, "\n", 2)[0])
-	}
-	for _, t := range to {
-		for _, a := range strings.Split(t, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				o.To = append(o.To, a)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := fs.Parse(authDefault(args)); err != nil {
+			return fmt.Errorf("%w: %v\n%s", errUsage, err, sendSynopsis)
+		}
+		if help, _ := fs.GetBool("help"); help {
+			return cmd.Help()
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("%w: unexpected argument %q\n%s", errUsage, fs.Arg(0), sendSynopsis)
+		}
+		for _, t := range to {
+			for _, a := range strings.Split(t, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					o.To = append(o.To, a)
+				}
 			}
 		}
-	}
-	o.Headers = headers
-	if o.User != "" && o.Auth == "" {
-		o.Auth = send.AuthAuto
-	}
-	in := secretin.New(stdin, stderr)
-	o.Stdin, o.Stdout = in.Reader(), stdout
-	if o.Auth != "" && send.NeedsPassword(o.Auth) {
-		if o.Password, err = sendPassword(in, *password, *pwStdin); err != nil {
-			return err
+		o.Headers = headers
+		if o.User != "" && o.Auth == "" {
+			o.Auth = send.AuthAuto
 		}
+		in := secretin.New(std.in, std.err)
+		o.Stdin, o.Stdout = in.Reader(), std.out
+		if o.Auth != "" && send.NeedsPassword(o.Auth) {
+			pw, err := sendPassword(in, password, fs.Changed("password"), pwStdin)
+			if err != nil {
+				return err
+			}
+			o.Password = pw
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		code, err := send.Run(ctx, o)
+		switch {
+		case errors.Is(err, send.ErrUsage):
+			detail := strings.TrimPrefix(err.Error(), send.ErrUsage.Error()+": ")
+			return fmt.Errorf("%w: %s\n%s", errUsage, detail, sendSynopsis)
+		case err != nil:
+			return err
+		case code != 0:
+			return exitCode(code)
+		}
+		return nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	code, err := send.Run(ctx, o)
-	switch {
-	case errors.Is(err, send.ErrUsage):
-		detail := strings.TrimPrefix(err.Error(), send.ErrUsage.Error()+": ")
-		return fmt.Errorf("%w: %s\n%s", errUsage, detail, strings.SplitN(sendUsage, "\n", 2)[0])
-	case err != nil:
-		return err
-	case code != 0:
-		return exitCode(code)
-	}
-	return nil
+	return cmd
 }
 
 // authDefault lets --auth go without a value, as in swaks: "--auth" followed by nothing or by
@@ -137,17 +153,17 @@ func authDefault(args []string) []string {
 
 // sendPassword is --password, or reads the password: the first line of standard input with
 // --password-stdin or when it is not a terminal, the terminal without echo otherwise.
-func sendPassword(in *secretin.Input, password string, fromStdin bool) (string, error) {
-	if password != "" {
+func sendPassword(in *secretin.Input, password string, given, fromStdin bool) (string, error) {
+	if given {
 		if fromStdin {
-			return "", fmt.Errorf("%w: --password and --password-stdin: give one\n%s", errUsage, strings.SplitN(sendUsage, "\n", 2)[0])
+			return "", fmt.Errorf("%w: --password and --password-stdin: give one or the other\n%s", errUsage, sendSynopsis)
 		}
 		return password, nil
 	}
 	pw, err := in.Secret(secretin.Ask{What: "Password", Stdin: fromStdin})
 	switch {
 	case errors.Is(err, secretin.ErrNoLine):
-		return "", fmt.Errorf("%w: no password on standard input (give it on its first line, or --password)\n%s", errUsage, strings.SplitN(sendUsage, "\n", 2)[0])
+		return "", fmt.Errorf("%w: no password on standard input (its first line, or --password)\n%s", errUsage, sendSynopsis)
 	case err != nil:
 		return "", fmt.Errorf("reading the password: %w", err)
 	}

@@ -114,8 +114,8 @@ func contains(list []string, s string) bool {
 // Use is the command's synopsis: "NAME [flags] ARGS".
 func (c Command) Use() string { return c.Name + " [flags] " + c.Args }
 
-// Help is the text of `tern auth -h` after its first line: each command's synopsis, what it
-// prints and an example.
+// Help is the part of `tern auth -h` that shows each command: its synopsis and an example (the
+// Short lines are cobra's list of subcommands).
 func Help() string {
 	var b strings.Builder
 	for _, c := range Commands() {
@@ -127,7 +127,7 @@ func Help() string {
 		if len(c.Flags) > 0 {
 			flags = " [--" + strings.Join(c.Flags, " --") + "]"
 		}
-		fmt.Fprintf(&b, "  %s %s%s: %s\n", name, c.Args, flags, c.Short)
+		fmt.Fprintf(&b, "  %s %s%s\n", name, c.Args, flags)
 		for _, ex := range strings.Split(c.Example, "\n") {
 			fmt.Fprintf(&b, "      %s\n", ex)
 		}

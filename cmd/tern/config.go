@@ -1,0 +1,28 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tern-mail/tern/internal/config"
+)
+
+func newConfigCmd(std stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "the configuration file",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "example",
+		Short: "print an annotated config file with all defaults",
+		Args:  argsUsage(0, 0, "tern config example"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprint(std.out, config.Example())
+			return err
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,175 @@
+// Command tern is a mail server and SMTP toolkit in one binary.
+//
+//	tern serve                 run the server (defaults: loopback ports, ./tern-data)
+//	tern user add|del|passwd|list
+//	tern queue list            what is waiting in the queue (like mailq)
+//	tern status                the running server's sessions, queue, goroutines, files, memory
+//	tern config example        the annotated configuration file with every default
+//
+// This package only parses flags (with cobra and pflag), loads the configuration and calls
+// package app or a tool package. Each command is built by its own file's newXCmd; this file
+// holds what they share: the exit statuses, the flags of the data directory and the
+// configuration, and standard input and output.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tern-mail/tern/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors that are the caller's: exit status 2.
+var errUsage = errors.New("usage")
+
+// exitCode is returned by a command that has already reported its outcome and only wants its
+// exit status (tern send: 4 for a temporary failure, 5 for a permanent one, ...).
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// stdio is what a command reads and writes.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// run executes the command line args and returns the exit status: 0 done, 1 failed, 2 a
+// usage error, or what the command asked for with an exitCode.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdio{stdin, stdout, stderr})
+	root.SetArgs(args)
+	err := root.Execute()
+	var code exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code) // the command has said what happened
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "tern: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tern: %v\n", err)
+		return 1
+	}
+}
+
+// newRootCmd is the command tree.
+func newRootCmd(std stdio) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tern",
+		Short: "a mail server and SMTP toolkit",
+		// Errors are reported once, by run, and usage only on request.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+			}
+			fmt.Fprint(std.err, cmd.UsageString())
+			return exitCode(2)
+		},
+	}
+	root.SetIn(std.in)
+	root.SetOut(std.out)
+	root.SetErr(std.err)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %s: %v", errUsage, c.CommandPath(), err)
+	})
+	root.AddCommand(
+		newServeCmd(std),
+		newUserCmd(std),
+		newQueueCmd(std),
+		newStatusCmd(std),
+		newAuthCmd(std),
+		newSendCmd(std),
+		newConfigCmd(std),
+		newVersionCmd(std),
+	)
+	return root
+}
+
+// groupRun is the RunE of a command that only holds subcommands: without one, or with an
+// unknown one, it is a usage error (cobra would print the help and exit 0).
+func groupRun(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s %s", errUsage, cmd.CommandPath(), strings.Join(names, "|"))
+	}
+	return fmt.Errorf("%w: unknown %s command %q", errUsage, cmd.Name(), args[0])
+}
+
+// argsUsage checks the number of arguments, between min and max, and otherwise is a usage
+// error that shows synopsis.
+func argsUsage(min, max int, synopsis string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			return fmt.Errorf("%w: %s", errUsage, synopsis)
+		}
+		return nil
+	}
+}
+
+// common holds the flags every command that touches the data directory takes.
+type common struct {
+	configPath string
+	data       string
+	domains    []string
+	mechs      []string
+}
+
+func (c *common) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
+	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
+	fs.StringArrayVar(&c.domains, "domain", nil, "a local domain (repeatable; default localhost)")
+	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "SASL mechanisms offered (serve) or whose secrets are stored (user add/passwd):\n"+
+		"comma-separated, or \"all\" for the legacy ones too (default PLAIN,LOGIN,SCRAM-SHA-256(-PLUS),SCRAM-SHA-1(-PLUS))")
+}
+
+// load returns the configuration: defaults, then the file, then $TERN_DATA, then flags.
+func (c *common) load() (config.Config, error) {
+	cfg, err := config.Load(c.configPath)
+	if err != nil {
+		return cfg, err
+	}
+	if d := os.Getenv("TERN_DATA"); d != "" {
+		cfg.Data = d
+	}
+	if c.data != "" {
+		cfg.Data = c.data
+	}
+	if len(c.domains) > 0 {
+		cfg.Domains = c.domains
+	}
+	if len(c.mechs) > 0 {
+		m, err := config.ParseMechanisms(c.mechs)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: --auth-mechanisms: %v", errUsage, err)
+		}
+		cfg.Auth.Mechanisms = m
+	}
+	return cfg, nil
+}
+
+// configFn loads the configuration of a command's flags.
+type configFn func() (config.Config, error)

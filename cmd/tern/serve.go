@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tern-mail/tern/internal/app"
+	"github.com/tern-mail/tern/internal/config"
+)
+
+func newServeCmd(std stdio) *cobra.Command {
+	var c common
+	var smtpAddr, subAddr, subsAddr, hostname, logLevel, resolver, relayhost, retrySchedule string
+	var remotePort int
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the SMTP server",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	c.register(fs)
+	fs.StringVar(&smtpAddr, "smtp", "", "MX listener address (default 127.0.0.1:2525; empty disables)")
+	fs.StringVar(&subAddr, "submission", "", "submission (STARTTLS) listener (default 127.0.0.1:2587; empty disables)")
+	fs.StringVar(&subsAddr, "submissions", "", "submissions (implicit TLS) listener (default 127.0.0.1:2465; empty disables)")
+	fs.StringVar(&hostname, "hostname", "", "host name for the greeting and Received headers (default: the machine's)")
+	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.StringVar(&resolver, "resolver", "", "DNS server HOST:PORT for MX lookups instead of the system's")
+	fs.IntVar(&remotePort, "remote-port", 0, "port of the MX hosts mail is delivered to (default 25)")
+	fs.StringVar(&relayhost, "relayhost", "", "smarthost HOST:PORT that takes all remote mail instead of MX lookup")
+	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed waits between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := c.load()
+		if err != nil {
+			return err
+		}
+		// Flags given explicitly win, even when empty (an empty address disables a listener).
+		set := func(name string, dst *string, v string) {
+			if fs.Changed(name) {
+				*dst = v
+			}
+		}
+		set("smtp", &cfg.Listen.SMTP, smtpAddr)
+		set("submission", &cfg.Listen.Submission, subAddr)
+		set("submissions", &cfg.Listen.Submissions, subsAddr)
+		set("hostname", &cfg.Hostname, hostname)
+		set("log-level", &cfg.Log.Level, logLevel)
+		set("resolver", &cfg.Delivery.Resolver, resolver)
+		set("relayhost", &cfg.Delivery.Relayhost, relayhost)
+		if fs.Changed("remote-port") {
+			cfg.Delivery.RemotePort = remotePort
+		}
+		if retrySchedule != "" {
+			cfg.Queue.RetrySchedule = nil
+			for _, f := range strings.Split(retrySchedule, ",") {
+				d, err := time.ParseDuration(strings.TrimSpace(f))
+				if err != nil || d <= 0 {
+					return fmt.Errorf("%w: --retry-schedule %q: want durations like 1s,2s,4s", errUsage, retrySchedule)
+				}
+				cfg.Queue.RetrySchedule = append(cfg.Queue.RetrySchedule, config.Duration{Duration: d})
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return app.Serve(ctx, cfg, std.out, app.NewLogger(cfg.Log, std.err))
+	}
+	return cmd
+}
