@@ -245,6 +245,36 @@ func TestAuthToolCLI(t *testing.T) {
 	})
 }
 
+// TestAuthToolScramSignature: tern auth scram-* says on standard error whether the server's
+// signature verified (RFC 5802 §5's exchange): with the right password it did, status 0; with
+// another, the v= of a server that knows "pencil" is not what this client expects, so it did
+// not, status 1, and no empty response is printed.
+func TestAuthToolScramSignature(t *testing.T) {
+	t.Parallel()
+	const serverLines = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096\nv=rmF9pqV8S7suAoZWja4dJRkFsKQ=\n"
+	for _, tt := range []struct {
+		name, password string
+		code           int
+		stderr         string
+		lines          int // on stdout: client-first, client-final, and the empty response
+	}{
+		{"verified", "pencil", 0, `\Athe server's signature verified: it knows the password \(or its stored keys\); answer its last 334 with the empty line printed last\n\z`, 3},
+		{"not verified", "pencil?", 1, `\Atern: the server's signature did not verify: the server did not prove that it knows the password \(wrong password, or not the server you think\)`, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, errOut, code := authTool(t, serverLines, "scram-sha-1", "user", tt.password, "--nonce", "fyko+d2lbbFgONRv9qkxdawL")
+			if code != tt.code {
+				t.Fatalf("status %d, want %d\nstderr: %s", code, tt.code, errOut)
+			}
+			mustMatch(t, "stderr", errOut, tt.stderr)
+			if n := strings.Count(out, "\n"); n != tt.lines {
+				t.Errorf("%d lines on stdout, want %d: %q", n, tt.lines, out)
+			}
+		})
+	}
+}
+
 // TestAuthToolRealTools: what tern auth prints is what the tools people use by hand make:
 // coreutils base64 for PLAIN and LOGIN, Python's hmac and base64 for CRAM-MD5 and CRAM-SHA1.
 func TestAuthToolRealTools(t *testing.T) {
@@ -537,6 +567,7 @@ func TestAuthToolLive(t *testing.T) {
 			if code, _ := a.wait(); code != 0 {
 				t.Fatalf("tern auth: status %d: %s", code, a.stderr.String())
 			}
+			mustMatch(t, "tern auth's stderr", a.stderr.String(), `\Athe server's signature verified: it knows the password \(or its stored keys\)`)
 		})
 	}
 	t.Run("SCRAM-SHA-256 wrong password", func(t *testing.T) {
