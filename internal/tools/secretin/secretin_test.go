@@ -95,3 +95,34 @@ func TestReadAll(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadLine: whatever standard input holds, lines come back without line ends, never
+// longer than MaxLine, and together they are the input (up to a line too long).
+func FuzzReadLine(f *testing.F) {
+	for _, s := range []string{"", "\n", "pw\r\n334 cj1h\n", "no end", "\r\r\n\n", strings.Repeat("x", MaxLine) + "\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewWithTerminal(strings.NewReader(string(in)), io.Discard, nil)
+		var got int
+		for {
+			line, err := r.ReadLine()
+			if errors.Is(err, io.EOF) || errors.Is(err, ErrTooLong) {
+				if line != "" {
+					t.Fatalf("a line %q with %v", line, err)
+				}
+				if errors.Is(err, io.EOF) && got > len(in) {
+					t.Fatalf("read %d octets of %d", got, len(in))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(line) > MaxLine || strings.Contains(line, "\n") {
+				t.Fatalf("line of %d octets, or with a line feed", len(line))
+			}
+			got += len(line)
+		}
+	})
+}
