@@ -33,42 +33,39 @@ type FlagSet interface {
 func (f *Flags) Bind(fs FlagSet, c Command) {
 	fs.BoolVar(&f.Explain, "explain", false, "annotate each line on standard error: what each field is, the decoded challenge, the digest inputs")
 	fs.BoolVar(&f.ShowSecrets, "show-secrets", false, "show passwords and tokens in annotations and in decode (masked as *** by default)")
+	hostDefault, serviceUsage := "left out", "the service of digest-uri (RFC 2831's example uses imap)"
+	switch c.Mech {
+	case sasl.DigestMD5:
+		hostDefault = "the realm" // the host of digest-uri, as curl makes it
+	case sasl.GSSAPI:
+		serviceUsage = "the service of the server's principal, service/HOST"
+	}
+	stringFlags := map[string]struct {
+		p            *string
+		value, usage string
+	}{
+		"authzid":          {&f.Authzid, "", "authorization identity: the user to act as (default: none, act as USER)"},
+		"host":             {&f.Host, "", "the server's host name, as the client connected to it (default: " + hostDefault + ")"},
+		"realm":            {&f.Realm, "", "the realm to log in to (default: the first one the server offers)"},
+		"service":          {&f.Service, "smtp", serviceUsage},
+		"keytab":           {&f.Keytab, "", "log in with this keytab (with --principal) instead of the credential cache ($KRB5CCNAME)"},
+		"principal":        {&f.Principal, "", "the client principal in --keytab, name or name@REALM"},
+		"cnonce":           {&f.Cnonce, "", "the client nonce, for reproducible output (default: 32 random octets in base64)"},
+		"nonce":            {&f.Nonce, "", "the client nonce, for reproducible output (default: random)"},
+		"workstation":      {&f.Workstation, "", "the workstation name of the type 3 message (default: none)"},
+		"client-challenge": {&f.ClientChallenge, "", "the NTLMv2 client challenge, 16 hex digits: for reproducing test vectors only (default: random)"},
+		"timestamp": {&f.Timestamp, "", "the NTLMv2 blob's time as a FILETIME (100 ns units since 1601), used when the server's type 2 " +
+			"has none: for test vectors (default: now)"},
+	}
 	for _, n := range c.Flags {
 		switch n {
-		case "authzid":
-			fs.StringVar(&f.Authzid, n, "", "authorization identity: the user to act as (default: none, act as USER)")
-		case "host":
-			def := "left out"
-			if c.Mech == sasl.DigestMD5 {
-				def = "the realm" // the host of digest-uri, as curl makes it
-			}
-			fs.StringVar(&f.Host, n, "", "the server's host name, as the client connected to it (default: "+def+")")
-		case "realm":
-			fs.StringVar(&f.Realm, n, "", "the realm to log in to (default: the first one the server offers)")
-		case "service":
-			usage := "the service of digest-uri (RFC 2831's example uses imap)"
-			if c.Mech == sasl.GSSAPI {
-				usage = "the service of the server's principal, service/HOST"
-			}
-			fs.StringVar(&f.Service, n, "smtp", usage)
-		case "keytab":
-			fs.StringVar(&f.Keytab, n, "", "log in with this keytab (with --principal) instead of the credential cache ($KRB5CCNAME)")
-		case "principal":
-			fs.StringVar(&f.Principal, n, "", "the client principal in --keytab, name or name@REALM")
-		case "cnonce":
-			fs.StringVar(&f.Cnonce, n, "", "the client nonce, for reproducible output (default: 32 random octets in base64)")
-		case "nonce":
-			fs.StringVar(&f.Nonce, n, "", "the client nonce, for reproducible output (default: random)")
-		case "workstation":
-			fs.StringVar(&f.Workstation, n, "", "the workstation name of the type 3 message (default: none)")
-		case "client-challenge":
-			fs.StringVar(&f.ClientChallenge, n, "", "the NTLMv2 client challenge, 16 hex digits: for reproducing test vectors only (default: random)")
-		case "timestamp":
-			fs.StringVar(&f.Timestamp, n, "", "the NTLMv2 blob's time as a FILETIME (100 ns units since 1601), used when the server's type 2 has none: for test vectors (default: now)")
 		case "port":
 			fs.IntVar(&f.Port, n, 0, "the server's port (default: left out)")
 		case "escapes":
 			fs.BoolVar(&f.Escapes, n, false, `read \0 \\ \t \r \n \xHH \uHHHH in STRING, as decode writes them`)
+		default:
+			sf := stringFlags[n]
+			fs.StringVar(sf.p, n, sf.value, sf.usage)
 		}
 	}
 }

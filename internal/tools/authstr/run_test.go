@@ -2,6 +2,7 @@ package authstr
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"regexp"
 	"strings"
@@ -287,6 +288,14 @@ func TestCommands(t *testing.T) {
 			t.Errorf("the help has no entry for %s:\n%s", c.Name, help)
 		}
 		seen[c.Mech] = true
+		var f Flags
+		fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+		f.Bind(fs, c)
+		for _, n := range append([]string{"explain", "show-secrets"}, c.Flags...) {
+			if fs.Lookup(n) == nil || fs.Lookup(n).Usage == "" {
+				t.Errorf("%s: Bind defines no --%s", c.Name, n)
+			}
+		}
 	}
 	for _, m := range sasl.Mechanisms() {
 		// The -PLUS ones need the TLS connection tern auth does not have (Lookup says so).
