@@ -1,6 +1,7 @@
 # tern: `make run` starts the server on its embedded defaults, `make test` runs every test.
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 FUZZTIME ?= 5s
 
 .PHONY: all build run test deps lint unit fuzz fuzz-long test-hostile bench bench-relay docs clean
@@ -8,11 +9,13 @@ FUZZTIME ?= 5s
 all: build
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o tern ./cmd/tern
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o tern ./cmd/tern
 
-# The first of the README's two commands.
-run:
-	$(GO) run ./cmd/tern serve
+# The first of the README's two commands: builds ./tern, then the shell execs it, so the PID it
+# prints is the server's own (go run would leave its compiled child holding the ports when stopped
+# by PID). Ctrl-C or kill PID stops it gracefully. ARGS are more flags for tern serve.
+run: build
+	@echo "tern serve: PID $$$$ (stop it with Ctrl-C, or kill $$$$)"; exec ./tern serve $(ARGS)
 
 # The second: everything CI runs. Installs the real peers the tests need (apt-get, as root).
 test: deps lint unit fuzz
@@ -25,6 +28,8 @@ lint:
 	$(GO) vet ./...
 	@$(GO) run ./cmd/tern config example | diff -u docs/config.toml - || \
 	  { echo "docs/config.toml is stale: make docs"; exit 1; }
+	@man=$$(mktemp -d); trap 'rm -rf "$$man"' EXIT; $(GO) run ./cmd/tern gen-man "$$man" && \
+	  diff -ru docs/man "$$man" || { echo "docs/man is stale: make docs"; exit 1; }
 
 # Unit, integration (real binary, real peers) and race tests, in random order.
 unit:
@@ -51,8 +56,11 @@ bench:
 bench-relay:
 	bash scripts/bench-relay.sh -R 5 -m 2000 -c 8
 
+# docs/config.toml and the man pages in docs/man, from the code (the lint checks both).
 docs:
 	$(GO) run ./cmd/tern config example > docs/config.toml
+	rm -rf docs/man
+	$(GO) run ./cmd/tern gen-man docs/man
 
 clean:
 	rm -f tern

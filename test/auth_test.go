@@ -709,6 +709,10 @@ func TestAuthSecretsAtRest(t *testing.T) {
 	cramAuth(t, d, "CRAM-MD5", "later@example.test", pwLater, authFailedRE)
 	cramAuth(t, d, "CRAM-SHA1", "later@example.test", pwLater, authFailedRE)
 	d.authPlain("later@example.test", pwLater) // what was stored works
+	// The client is told only 535; the log says why, and what to run.
+	waitFor(t, 10*time.Second, "the log to say what stores the missing secret", func() bool {
+		return strings.Contains(tn.Log(), "no cram-md5 secret for later@example.test (its password was set before the mechanism was configured: tern user passwd later@example.test stores one)")
+	})
 
 	// passwd with every mechanism stores the missing secrets (for the new password).
 	o, e, c := tn.ternCmd(pwNew+"\n", []string{"user", "passwd"}, "--auth-mechanisms", "all", "--password-stdin", "later@example.test")

@@ -161,7 +161,7 @@ func TestCLIMessages(t *testing.T) {
 		{name: "auth bad NTLM challenge", args: []string{"auth", "ntlm", "bob", "pw", "", "AAAAAAAA"}, code: 1,
 			want: `^tern: NTLM challenge: `},
 		{name: "auth -PLUS", args: []string{"auth", "scram-sha-256-plus", "bob", "pw"}, code: 2,
-			want: `^tern: usage: tern auth scram-sha-256-plus: the -PLUS mechanisms bind the exchange to the client's TLS connection`},
+			want: `^tern auth scram-sha-256-plus: the -PLUS mechanisms bind the exchange to the client's TLS connection`},
 	}, nil)
 }
 

@@ -52,13 +52,28 @@ func TestCLIUsers(t *testing.T) {
 	expect("user add (bad address)", o, e, c, 1, "", `^tern: not a mail address: "no-at-sign": missing '@'$`)
 	// Without the flag the password is read from a terminal; a pipe is refused, not read.
 	o, e, c = user(pwAlice+"\n", "add", "dave@example.test")
-	expect("user add (stdin not a terminal)", o, e, c, 2, "", `^tern: usage: standard input is not a terminal; use --password-stdin$`)
+	expect("user add (stdin not a terminal)", o, e, c, 2, "", `^tern user add: standard input is not a terminal; use --password-stdin; see 'tern user add --help'$`)
 
+	// user list: each account with the mechanisms it can log in with; with more configured, the
+	// missing secrets and what to run.
+	const mechs = "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS"
 	o, e, c = user("", "list")
 	expect("user list", o, e, c, 0, "", "")
-	if o != "alice@example.test\ncarol@example.test\n" {
+	if o != "alice@example.test  "+mechs+"\ncarol@example.test  "+mechs+"\n" {
 		t.Fatalf("user list:\n%s", o)
 	}
+	o, e, c = user("", "list", "--auth-mechanisms", "all")
+	expect("user list --auth-mechanisms all", o, e, c, 0,
+		`^alice@example\.test  `+mechs+`  \(no secret for CRAM-MD5 CRAM-SHA1 DIGEST-MD5 NTLM: tern user passwd alice@example\.test\)$`, "")
+	o, e, c = user("", "show", "Alice@example.test", "--auth-mechanisms", "PLAIN,CRAM-MD5")
+	expect("user show", o, e, c, 0, "", "")
+	if want := "account:     alice@example.test\nsecrets for: " + mechs + "\n" +
+		"missing:     CRAM-MD5 (configured, but the password was set before: tern user passwd alice@example.test stores them)\n" +
+		"mailbox:     " + filepath.Join(tn.Data, "mail", "example.test", "alice") + "\n"; o != want {
+		t.Fatalf("user show:\n%s\nwant:\n%s", o, want)
+	}
+	o, e, c = user("", "show", "nobody@example.test")
+	expect("user show (unknown)", o, e, c, 1, "", `^tern: there is no account nobody@example\.test \(tern user list shows them\)$`)
 
 	o, e, c = user(pwAlice2+"\n", "passwd", "--password-stdin", "alice@example.test")
 	expect("user passwd", o, e, c, 0, `^password changed for alice@example\.test`+defaultSecrets, "")
@@ -84,7 +99,7 @@ func TestCLIUsers(t *testing.T) {
 	o, e, c = user("", "del", "alice@example.test")
 	expect("user del (again)", o, e, c, 1, "", `^tern: there is no account alice@example\.test \(tern user list shows them\)$`)
 	o, _, _ = user("", "list")
-	if o != "carol@example.test\n" {
+	if o != "carol@example.test  "+mechs+"\n" {
 		t.Fatalf("user list after del:\n%s", o)
 	}
 	d.cmd("MAIL FROM:<x@host.example.com>", `250 2\.1\.0 Ok`)

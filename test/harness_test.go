@@ -358,11 +358,15 @@ func (tn *Tern) stopQuietly() {
 func (tn *Tern) Log() string { return tn.stderr.String() }
 
 // ternCmd runs a tern subcommand (not serve) against this data directory and returns its
-// output and exit status: "tern <cmd...> --data D --domain example.test [--config F] <rest...>".
+// output and exit status: "tern <cmd...> --data D [--domain example.test] [--config F] <rest...>"
+// (--domain for user add and passwd, the commands that take it).
 func (tn *Tern) ternCmd(stdin string, cmd []string, rest ...string) (stdout, stderr string, code int) {
 	tn.t.Helper()
 	full := append([]string{}, cmd...)
-	full = append(full, "--data", tn.Data, "--domain", testDomain)
+	full = append(full, "--data", tn.Data)
+	if len(cmd) == 2 && cmd[0] == "user" && (cmd[1] == "add" || cmd[1] == "passwd") {
+		full = append(full, "--domain", testDomain)
+	}
 	if tn.configPath != "" {
 		full = append(full, "--config", tn.configPath)
 	}

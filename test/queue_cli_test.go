@@ -220,7 +220,8 @@ func checkUnknownIDs(t *testing.T, tn *Tern) {
 	}
 	for _, args := range [][]string{{"show"}, {"hold", "A", "B"}, {"frobnicate"}} {
 		_, errOut, code := queueCmd(t, tn, args...)
-		if code != 2 || !strings.HasPrefix(errOut, "tern: usage: ") {
+		// One line: what was wrong, and where the usage is.
+		if code != 2 || !regexp.MustCompile(`^tern queue( \w+)?: .*; see 'tern queue( \w+)? --help'\n$`).MatchString(errOut) {
 			t.Errorf("tern queue %s: status %d, stderr %q, want a usage error", strings.Join(args, " "), code, errOut)
 		}
 	}

@@ -18,7 +18,7 @@ func newConfigCmd(std stdio) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "example",
 		Short: "print an annotated config file with all defaults",
-		Args:  argsUsage(0, 0, "tern config example"),
+		Args:  nargs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprint(std.out, config.Example())
 			return err

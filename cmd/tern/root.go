@@ -22,11 +22,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tern-mail/tern/internal/app"
 	"github.com/tern-mail/tern/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time by make, with -ldflags "-X main.version=... -X
+// main.commit=..."; see versionText for what go build and go install record.
+var version, commit = "dev", ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -52,7 +54,7 @@ type stdio struct {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdio{stdin, stdout, stderr})
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	var code exitCode
 	switch {
 	case err == nil:
@@ -60,12 +62,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.As(err, &code):
 		return int(code) // the command has said what happened
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "tern: %v\n", err)
+		fmt.Fprintln(stderr, usageLine(cmd, err))
 		return 2
 	default:
 		fmt.Fprintf(stderr, "tern: %v\n", err)
 		return 1
 	}
+}
+
+// usageLine words a usage error of cmd: what was wrong, and where the usage is, in one line
+// ("tern user: unknown flag: --x; see 'tern user --help'"). A message of several lines carries
+// its own hints and is left as it is.
+func usageLine(cmd *cobra.Command, err error) string {
+	msg := strings.TrimPrefix(err.Error(), errUsage.Error()+": ")
+	path := "tern"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	if !strings.HasPrefix(msg, "tern ") && !strings.HasPrefix(msg, "tern: ") {
+		msg = path + ": " + msg
+	}
+	if strings.Contains(msg, "\n") {
+		return msg
+	}
+	return fmt.Sprintf("%s; see '%s --help'", msg, path)
 }
 
 // newRootCmd is the command tree.
@@ -76,7 +96,9 @@ func newRootCmd(std stdio) *cobra.Command {
 		// Errors are reported once, by run, and usage only on request.
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          cobra.ArbitraryArgs,
+		// No "Auto generated ... on DATE" line: the man pages are compared with docs/man.
+		DisableAutoGenTag: true,
+		Args:              cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
@@ -85,11 +107,14 @@ func newRootCmd(std stdio) *cobra.Command {
 			return exitCode(2)
 		},
 	}
+	// tern --version, as tern version.
+	root.Version = version
+	root.SetVersionTemplate(versionText())
 	root.SetIn(std.in)
 	root.SetOut(std.out)
 	root.SetErr(std.err)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %s: %v", errUsage, c.CommandPath(), err)
+		return fmt.Errorf("%w: %v", errUsage, err)
 	})
 	root.AddCommand(
 		newServeCmd(std),
@@ -100,6 +125,7 @@ func newRootCmd(std stdio) *cobra.Command {
 		newSendCmd(std),
 		newConfigCmd(std),
 		newVersionCmd(std),
+		newManCmd(),
 	)
 	return root
 }
@@ -114,40 +140,60 @@ func groupRun(cmd *cobra.Command, args []string) error {
 		}
 	}
 	if len(args) == 0 {
-		return fmt.Errorf("%w: %s %s", errUsage, cmd.CommandPath(), strings.Join(names, "|"))
+		return fmt.Errorf("%w: missing command (%s)", errUsage, strings.Join(names, ", "))
 	}
-	return fmt.Errorf("%w: unknown %s command %q", errUsage, cmd.Name(), args[0])
+	return fmt.Errorf("%w: unknown command %q (%s)", errUsage, args[0], strings.Join(names, ", "))
 }
 
-// argsUsage checks the number of arguments, between min and max, and otherwise is a usage
-// error that shows synopsis.
-func argsUsage(min, max int, synopsis string) cobra.PositionalArgs {
+// nargs checks that a command has between min and max arguments, the ones its Use names.
+func nargs(min, max int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) < min || len(args) > max {
-			return fmt.Errorf("%w: %s", errUsage, synopsis)
+		switch {
+		case max == 0 && len(args) > 0:
+			return fmt.Errorf("%w: takes no arguments, got %q", errUsage, args[0])
+		case len(args) < min || len(args) > max:
+			_, want, _ := strings.Cut(cmd.Use, " ")
+			return fmt.Errorf("%w: wants %s, got %d argument(s)", errUsage, want, len(args))
 		}
 		return nil
 	}
 }
 
-// common holds the flags every command that touches the data directory takes.
+// argsUsage is nargs under its former name, for queue.go (the synopsis is cmd.Use now).
+func argsUsage(min, max int, _ string) cobra.PositionalArgs { return nargs(min, max) }
+
+// common holds the flags of the commands that use the data directory: --config and --data for
+// all, --domain and --auth-mechanisms for those that register them.
 type common struct {
 	configPath string
 	data       string
 	domains    []string
 	mechs      []string
+	// creates is set for the commands that make the data directory when it is missing (serve,
+	// user add); for the others load fails when there is none.
+	creates bool
 }
 
+// register adds --config and --data.
 func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
 	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
+}
+
+// registerDomains adds --domain.
+func (c *common) registerDomains(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.domains, "domain", nil, "a local domain (repeatable; default localhost)")
+}
+
+// registerMechs adds --auth-mechanisms.
+func (c *common) registerMechs(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "SASL mechanisms offered (serve) or whose secrets are stored (user add/passwd):\n"+
 		"comma-separated, or \"all\" for the legacy ones too ("+strings.Join(config.LegacyMechanisms(), ",")+")\n"+
 		"(default "+strings.Join(config.DefaultMechanisms(), ",")+")")
 }
 
-// load returns the configuration: defaults, then the file, then $TERN_DATA, then flags.
+// load returns the configuration: defaults, then the file, then $TERN_DATA, then flags. Unless
+// the command creates it, the data directory must exist.
 func (c *common) load() (config.Config, error) {
 	cfg, err := config.Load(c.configPath)
 	if err != nil {
@@ -169,8 +215,10 @@ func (c *common) load() (config.Config, error) {
 		}
 		cfg.Auth.Mechanisms = m
 	}
+	if !c.creates {
+		if _, err := app.ExistingData(cfg); err != nil {
+			return cfg, err
+		}
+	}
 	return cfg, nil
 }
-
-// configFn loads the configuration of a command's flags.
-type configFn func() (config.Config, error)

@@ -15,21 +15,18 @@ import (
 )
 
 func newServeCmd(std stdio) *cobra.Command {
-	var c common
+	c := common{creates: true}
 	var smtpAddr, subAddr, subsAddr, hostname, logLevel, resolver, relayhost, retrySchedule string
 	var remotePort int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the SMTP server",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
-			return nil
-		},
+		Args:  nargs(0, 0),
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerDomains(fs)
+	c.registerMechs(fs)
 	fs.StringVar(&smtpAddr, "smtp", "", "MX listener address (default 127.0.0.1:2525; empty disables)")
 	fs.StringVar(&subAddr, "submission", "", "submission (STARTTLS) listener (default 127.0.0.1:2587; empty disables)")
 	fs.StringVar(&subsAddr, "submissions", "", "submissions (implicit TLS) listener (default 127.0.0.1:2465; empty disables)")

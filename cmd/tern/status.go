@@ -14,7 +14,7 @@ func newStatusCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "the running server's sessions, queue length, goroutines, open files and memory",
-		Args:  argsUsage(0, 0, "tern status [--json]"),
+		Args:  nargs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := c.load()
 			if err != nil {

@@ -6,71 +6,98 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tern-mail/tern/internal/app"
+	"github.com/tern-mail/tern/internal/config"
 )
 
 func newUserCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "add, delete, list accounts and change their passwords",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
+		Short: "add, delete, list and show accounts, and change their passwords",
+		Long: `Accounts live in the data directory's accounts.db; a running server sees changes at once.
+Only "tern user add" makes the data directory when it is missing.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
-	// sub is a user subcommand taking the common flags; withPassword adds --password-stdin.
-	sub := func(use, short string, min, max int, withPassword bool, do func(cfg configFn, args []string, pwStdin bool) error) *cobra.Command {
-		var c common
-		var pwStdin bool
-		sc := &cobra.Command{
-			Use:   use,
-			Short: short,
-			Args:  argsUsage(min, max, "tern user "+use),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return do(c.load, args, pwStdin)
-			},
-		}
-		c.register(sc.Flags())
-		if withPassword {
-			sc.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
-		}
-		return sc
-	}
-	ctx := context.Background()
 	cmd.AddCommand(
-		sub("add ADDRESS", "add an account (password prompted, or --password-stdin)", 1, 1, true, func(load configFn, args []string, pwStdin bool) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
-			pw, err := readPassword(std.in, std.err, pwStdin)
-			if err != nil {
-				return err
-			}
-			return app.UserAdd(ctx, cfg, args[0], pw, std.out)
-		}),
-		sub("passwd ADDRESS", "change an account's password", 1, 1, true, func(load configFn, args []string, pwStdin bool) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
-			pw, err := readPassword(std.in, std.err, pwStdin)
-			if err != nil {
-				return err
-			}
-			return app.UserPasswd(ctx, cfg, args[0], pw, std.out)
-		}),
-		sub("del ADDRESS", "delete an account", 1, 1, false, func(load configFn, args []string, _ bool) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
-			return app.UserDel(ctx, cfg, args[0], std.out)
-		}),
-		sub("list", "list accounts", 0, 0, false, func(load configFn, args []string, _ bool) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
-			return app.UserList(ctx, cfg, std.out)
-		}),
+		newUserSetCmd(std, true),
+		newUserSetCmd(std, false),
+		newUserCmdOf(std, "del ADDRESS", "delete an account (its mailbox stays)", "  tern user del bob@example.test", 1, false,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserDel(ctx, cfg, args[0], std.out)
+			}),
+		newUserCmdOf(std, "list", "list the accounts, with the mechanisms each can log in with", "  tern user list --data /var/lib/tern", 0, true,
+			func(ctx context.Context, cfg config.Config, _ []string) error {
+				return app.UserList(ctx, cfg, std.out)
+			}),
+		newUserCmdOf(std, "show ADDRESS", "show an account: its mechanisms, the missing secrets, its mailbox", "  tern user show bob@example.test", 1, true,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserShow(ctx, cfg, args[0], std.out)
+			}),
 	)
+	return cmd
+}
+
+// newUserSetCmd is tern user add (add) or tern user passwd: both read a password and store the
+// secrets of the configured mechanisms.
+func newUserSetCmd(std stdio, add bool) *cobra.Command {
+	c := common{creates: add}
+	var pwStdin bool
+	cmd := &cobra.Command{
+		Use:   "add ADDRESS",
+		Short: "add an account (password prompted, or --password-stdin)",
+		Example: `  tern user add bob@example.test
+  echo 'secret' | tern user add bob@example.test --password-stdin
+  tern user add bob@example.test --auth-mechanisms all   (CRAM-MD5, DIGEST-MD5, NTLM too)`,
+		Args: nargs(1, 1),
+	}
+	if !add {
+		cmd.Use, cmd.Short = "passwd ADDRESS", "change an account's password (and store the secrets of the configured mechanisms)"
+		cmd.Example = `  tern user passwd bob@example.test
+  echo 'secret' | tern user passwd bob@example.test --password-stdin`
+		cmd.Args = nargs(1, 1)
+	}
+	fs := cmd.Flags()
+	c.register(fs)
+	c.registerDomains(fs)
+	c.registerMechs(fs)
+	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := c.load()
+		if err != nil {
+			return err
+		}
+		pw, err := readPassword(std.in, std.err, pwStdin)
+		if err != nil {
+			return err
+		}
+		if add {
+			return app.UserAdd(context.Background(), cfg, args[0], pw, std.out)
+		}
+		return app.UserPasswd(context.Background(), cfg, args[0], pw, std.out)
+	}
+	return cmd
+}
+
+// newUserCmdOf is a user subcommand that takes n arguments, --config and --data, and with
+// mechs --auth-mechanisms (the mechanisms whose missing secrets list and show point out).
+func newUserCmdOf(std stdio, use, short, example string, n int, mechs bool, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    nargs(n, n),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			return do(context.Background(), cfg, args)
+		},
+	}
+	c.register(cmd.Flags())
+	if mechs {
+		c.registerMechs(cmd.Flags())
+	}
 	return cmd
 }

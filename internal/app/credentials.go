@@ -95,8 +95,13 @@ func (c *credentials) Secret(ctx context.Context, login, kind string) (string, [
 	secret, err := c.store.Secret(ctx, acct, kind)
 	switch {
 	case errors.Is(err, accounts.ErrNotFound):
-		// No such user, or no secret for this mechanism (set before it was switched on).
-		return "", nil, fmt.Errorf("%w: no %s secret for %s", sasl.ErrAuthFailed, kind, acct)
+		// No such user, or no secret for this mechanism: the password was set before it was
+		// switched on. The client is told the same either way; the log says what to run.
+		if ok, _ := c.store.Exists(ctx, acct); ok {
+			return "", nil, fmt.Errorf("%w: no %s secret for %s (its password was set before the mechanism was configured: tern user passwd %s stores one)",
+				sasl.ErrAuthFailed, kind, acct, acct)
+		}
+		return "", nil, fmt.Errorf("%w: no account %s", sasl.ErrAuthFailed, acct)
 	case err != nil:
 		return "", nil, fmt.Errorf("%w: %v", sasl.ErrUnavailable, err)
 	}

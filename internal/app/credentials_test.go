@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -41,8 +42,14 @@ func TestCredentials(t *testing.T) {
 	if acct, v, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretNTLM); err != nil || acct != "kenneth.burgener@example.test" || string(v) != "nt" {
 		t.Errorf("Secret: %q %q %v", acct, v, err)
 	}
-	if _, _, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretCRAMMD5); !errors.Is(err, sasl.ErrAuthFailed) {
+	// The log says what to run when the account exists but the secret does not.
+	if _, _, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretCRAMMD5); !errors.Is(err, sasl.ErrAuthFailed) ||
+		!strings.Contains(err.Error(), "no cram-md5 secret for kenneth.burgener@example.test (") ||
+		!strings.Contains(err.Error(), ": tern user passwd kenneth.burgener@example.test stores one)") {
 		t.Errorf("missing secret: %v", err)
+	}
+	if _, _, err := c.Secret(ctx, "nobody", sasl.SecretCRAMMD5); !errors.Is(err, sasl.ErrAuthFailed) || !strings.HasSuffix(err.Error(), ": no account nobody@example.test") {
+		t.Errorf("missing account: %v", err)
 	}
 	for _, tc := range []struct {
 		login, want string

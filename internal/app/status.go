@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"syscall"
 
 	"github.com/tern-mail/tern/internal/admin"
@@ -16,7 +15,7 @@ import (
 // StatusCommand prints the running server's runtime figures (tern status): open sessions, queue
 // length, goroutines, open files and resident size; as one JSON object when asJSON is set.
 func StatusCommand(ctx context.Context, cfg config.Config, asJSON bool, w io.Writer) error {
-	data, err := filepath.Abs(cfg.Data)
+	data, err := ExistingData(cfg)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,21 +18,43 @@ import (
 	"github.com/tern-mail/tern/internal/sasl"
 )
 
-// OpenAccounts opens the account store of the configured data directory, creating it if needed.
-// It may be used while a server runs on the same directory.
-func OpenAccounts(cfg config.Config) (accounts.Store, error) {
-	data, err := filepath.Abs(cfg.Data)
-	if err != nil {
-		return nil, err
-	}
-	if err := safeio.MkdirAll(data, 0o700); err != nil {
-		return nil, explainData(data, "cannot create the data directory", err)
+// openAccounts opens the account store of the configured data directory. With create it makes
+// the data directory and the database if needed (tern user add); without, both must exist. It may
+// be used while a server runs on the same directory.
+func openAccounts(cfg config.Config, create bool) (accounts.Store, error) {
+	var data string
+	var err error
+	if create {
+		if data, err = filepath.Abs(cfg.Data); err != nil {
+			return nil, err
+		}
+		if err := safeio.MkdirAll(data, 0o700); err != nil {
+			return nil, explainData(data, "cannot create the data directory", err)
+		}
+	} else {
+		if data, err = ExistingData(cfg); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(accountsPath(data)); errors.Is(err, fs.ErrNotExist) {
+			return nil, errorf(err, "there is no account database in %s (tern user add makes it)", data)
+		}
 	}
 	s, err := sqlite.Open(accountsPath(data))
 	if err != nil {
 		return nil, dataError(data, "cannot open the account database", err)
 	}
 	return s, nil
+}
+
+// withAccounts runs f on the account store (see openAccounts for create) and words its error
+// for the administrator.
+func withAccounts(cfg config.Config, addr string, create bool, f func(s accounts.Store) error) error {
+	s, err := openAccounts(cfg, create)
+	if err != nil {
+		return err
+	}
+	defer s.Close() // best effort: f's outcome is what counts
+	return userError(cfg, addr, f(s))
 }
 
 // userError words an error of a tern user command about addr for the administrator.
@@ -59,29 +83,41 @@ func userError(cfg config.Config, addr string, err error) error {
 // UserAdd creates an account; it warns on w when the address is not in a local domain, since
 // such an account would never receive mail.
 func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
-	return userError(cfg, addr, userAdd(ctx, cfg, addr, password, w))
+	return setPassword(ctx, cfg, addr, password, w, true)
 }
 
-func userAdd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
-	s, err := OpenAccounts(cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+// UserPasswd changes an account's password.
+func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
+	return setPassword(ctx, cfg, addr, password, w, false)
+}
+
+// setPassword is UserAdd (add) and UserPasswd: both store the password and the secrets of the
+// configured mechanisms.
+func setPassword(ctx context.Context, cfg config.Config, addr, password string, w io.Writer, add bool) error {
+	// The address and the password are checked before anything is made.
 	norm, mechs, secrets, err := deriveSecrets(cfg, addr, password)
 	if err != nil {
-		return err
+		return userError(cfg, addr, err)
 	}
-	if err := s.Add(ctx, norm, password, secrets...); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
-	domain := norm[strings.LastIndexByte(norm, '@')+1:]
-	if !slices.Contains(cfg.Domains, domain) {
-		fmt.Fprintf(w, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
-			domain, strings.Join(cfg.Domains, ", "), domain)
-	}
-	return nil
+	return withAccounts(cfg, addr, add, func(s accounts.Store) error {
+		if !add {
+			if err := s.SetPassword(ctx, norm, password, secrets...); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(w, "password changed for %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
+			return err
+		}
+		if err := s.Add(ctx, norm, password, secrets...); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
+		domain := norm[strings.LastIndexByte(norm, '@')+1:]
+		if !slices.Contains(cfg.Domains, domain) {
+			fmt.Fprintf(w, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+				domain, strings.Join(cfg.Domains, ", "), domain)
+		}
+		return nil
+	})
 }
 
 // deriveSecrets makes the secrets of the configured mechanisms for addr's new password, so that
@@ -111,59 +147,104 @@ func deriveSecrets(cfg config.Config, addr, password string) (norm string, mechs
 
 // UserDel removes an account. Its mailbox is left on disk.
 func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
-	return userError(cfg, addr, userDel(ctx, cfg, addr, w))
+	return withAccounts(cfg, addr, false, func(s accounts.Store) error {
+		if err := s.Delete(ctx, addr); err != nil {
+			return err
+		}
+		norm, _ := accounts.NormalizeAddress(addr)
+		_, err := fmt.Fprintf(w, "deleted %s (its mailbox, if any, stays in %s)\n", norm, mailbox(cfg.Data, norm))
+		return err
+	})
 }
 
-func userDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
-	s, err := OpenAccounts(cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Delete(ctx, addr); err != nil {
-		return err
-	}
-	norm, _ := accounts.NormalizeAddress(addr)
-	fmt.Fprintf(w, "deleted %s (its mailbox, if any, stays in %s)\n", norm,
-		filepath.Join(mailPath(cfg.Data), norm[strings.LastIndexByte(norm, '@')+1:]))
-	return nil
+// mailbox is the Maildir of the account norm under data.
+func mailbox(data, norm string) string {
+	at := strings.LastIndexByte(norm, '@')
+	return filepath.Join(mailPath(data), norm[at+1:], norm[:at])
 }
 
-// UserPasswd changes an account's password.
-func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
-	return userError(cfg, addr, userPasswd(ctx, cfg, addr, password, w))
-}
-
-func userPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
-	s, err := OpenAccounts(cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	norm, mechs, secrets, err := deriveSecrets(cfg, addr, password)
-	if err != nil {
-		return err
-	}
-	if err := s.SetPassword(ctx, norm, password, secrets...); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "password changed for %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
-	return nil
-}
-
-// UserList prints the accounts, one per line.
+// UserList prints the accounts, one a line, each with the mechanisms it can log in with: PLAIN
+// and LOGIN check the password hash every account has; the others need their own secret, stored
+// only when the password was set while the mechanism was configured. A mechanism configured now
+// whose secret is missing is named, with the command that stores it.
 func UserList(ctx context.Context, cfg config.Config, w io.Writer) error {
-	s, err := OpenAccounts(cfg)
-	if err != nil {
+	return withAccounts(cfg, "", false, func(s accounts.Store) error {
+		list, err := s.List(ctx)
+		if err != nil {
+			return err
+		}
+		width := 0
+		for _, a := range list {
+			width = max(width, len(a))
+		}
+		for _, a := range list {
+			has, missing, err := accountMechs(ctx, cfg, s, a)
+			if err != nil {
+				return err
+			}
+			line := fmt.Sprintf("%-*s  %s", width, a, strings.Join(has, " "))
+			if len(missing) > 0 {
+				line += fmt.Sprintf("  (no secret for %s: tern user passwd %s)", strings.Join(missing, " "), a)
+			}
+			if _, err := fmt.Fprintln(w, line); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// UserShow prints one account: the mechanisms it can log in with, the configured ones it cannot
+// (and what to run), and where its mailbox is.
+func UserShow(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
+	return withAccounts(cfg, addr, false, func(s accounts.Store) error {
+		norm, err := accounts.NormalizeAddress(addr)
+		if err != nil {
+			return err
+		}
+		ok, err := s.Exists(ctx, norm)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("%w: %s", accounts.ErrNotFound, norm)
+		}
+		has, missing, err := accountMechs(ctx, cfg, s, norm)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "account:     %s\n", norm)
+		fmt.Fprintf(w, "secrets for: %s\n", strings.Join(has, " "))
+		if len(missing) > 0 {
+			fmt.Fprintf(w, "missing:     %s (configured, but the password was set before: tern user passwd %s stores them)\n",
+				strings.Join(missing, " "), norm)
+		}
+		_, err = fmt.Fprintf(w, "mailbox:     %s\n", mailbox(cfg.Data, norm))
 		return err
-	}
-	defer s.Close()
-	list, err := s.List(ctx)
+	})
+}
+
+// accountMechs returns the mechanisms acct can log in with, and those of the configured ones it
+// cannot for want of a stored secret. GSSAPI needs none (the KDC vouches for the client).
+func accountMechs(ctx context.Context, cfg config.Config, s accounts.Store, acct string) (has, missing []string, err error) {
+	configured, err := config.ParseMechanisms(cfg.Auth.Mechanisms)
 	if err != nil {
-		return userError(cfg, "", err)
+		return nil, nil, err
 	}
-	for _, a := range list {
-		fmt.Fprintln(w, a)
+	for _, m := range append(config.DefaultMechanisms(), config.LegacyMechanisms()...) {
+		if kind := sasl.SecretKind(m); kind != "" {
+			_, err := s.Secret(ctx, acct, kind)
+			switch {
+			case errors.Is(err, accounts.ErrNotFound):
+				if slices.Contains(configured, m) {
+					missing = append(missing, m)
+				}
+				continue
+			case err != nil:
+				return nil, nil, err
+			}
+		}
+		has = append(has, m)
 	}
-	return nil
+	return has, missing, nil
 }
