@@ -226,7 +226,8 @@ func TestAuthToolCLI(t *testing.T) {
 			}
 			mustMatch(t, "stderr", errOut, tt.re)
 			if tt.code == 2 {
-				// A short usage, not tern's whole command list.
+				// One line: what was wrong, and where the usage is; not tern's whole command list.
+				mustMatch(t, "stderr", errOut, `\Atern auth[: ][^\n]+; see 'tern auth( [a-z0-9-]+)? --help'\n\z`)
 				mustNotMatch(t, "stderr", errOut, `queue list`)
 			}
 		})

@@ -45,7 +45,7 @@ func newAuthCmd(std stdio) *cobra.Command {
 			c, err := authstr.Lookup(args[0])
 			switch {
 			case errors.Is(err, authstr.ErrChannelBinding):
-				return fmt.Errorf("%w: tern auth %s: %v\n  (tern auth -h lists the mechanisms)", errUsage, strings.ToLower(args[0]), err)
+				return fmt.Errorf("%w: tern auth %s: %v", errUsage, strings.ToLower(args[0]), err)
 			case err != nil:
 				return authUsage(nil, err.Error())
 			}
@@ -101,12 +101,11 @@ func runSub(sub *cobra.Command, args []string) error {
 	return sub.RunE(sub, pos)
 }
 
-// authUsage is a usage error with the short usage of the subcommand (c nil: of tern auth).
+// authUsage is a usage error of the subcommand (c nil: of tern auth), in one line; run adds
+// where the usage is.
 func authUsage(c *authstr.Command, msg string) error {
 	if c != nil {
-		return fmt.Errorf("%w: tern auth %s: %s\n  tern auth %s\n  (tern auth %s -h lists its flags; tern auth -h every mechanism)",
-			errUsage, c.Name, msg, c.Use(), c.Name)
+		return fmt.Errorf("%w: tern auth %s: %s", errUsage, c.Name, msg)
 	}
-	return fmt.Errorf("%w: tern auth: %s\n  tern auth MECH [flags] ARGS...   MECH: %s\n  (tern auth -h shows an example of each)",
-		errUsage, msg, strings.Join(authstr.Names(), " "))
+	return fmt.Errorf("%w: tern auth: %s (MECH is one of: %s)", errUsage, msg, strings.Join(authstr.Names(), " "))
 }

@@ -47,9 +47,6 @@ exit status (of the first failure, when there are several):
 flags:
 `
 
-// sendSynopsis is the first line of a usage error.
-const sendSynopsis = "usage: tern send --server HOST:PORT --from A --to B [--to C...] [flags]"
-
 // newSendCmd is tern send: see internal/tools/send. It parses its flags itself, to let --auth go
 // without a value (authDefault).
 func newSendCmd(std stdio) *cobra.Command {
@@ -90,13 +87,13 @@ func newSendCmd(std stdio) *cobra.Command {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "for connecting and for each command")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := fs.Parse(authDefault(args)); err != nil {
-			return fmt.Errorf("%w: %v\n%s", errUsage, err, sendSynopsis)
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		if help, _ := fs.GetBool("help"); help {
 			return cmd.Help()
 		}
 		if fs.NArg() > 0 {
-			return fmt.Errorf("%w: unexpected argument %q\n%s", errUsage, fs.Arg(0), sendSynopsis)
+			return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 		}
 		for _, t := range to {
 			for _, a := range strings.Split(t, ",") {
@@ -124,7 +121,7 @@ func newSendCmd(std stdio) *cobra.Command {
 		switch {
 		case errors.Is(err, send.ErrUsage):
 			detail := strings.TrimPrefix(err.Error(), send.ErrUsage.Error()+": ")
-			return fmt.Errorf("%w: %s\n%s", errUsage, detail, sendSynopsis)
+			return fmt.Errorf("%w: %s", errUsage, detail)
 		case err != nil:
 			return err
 		case code != 0:
@@ -156,14 +153,14 @@ func authDefault(args []string) []string {
 func sendPassword(in *secretin.Input, password string, given, fromStdin bool) (string, error) {
 	if given {
 		if fromStdin {
-			return "", fmt.Errorf("%w: --password and --password-stdin: give one or the other\n%s", errUsage, sendSynopsis)
+			return "", fmt.Errorf("%w: --password and --password-stdin: give one or the other", errUsage)
 		}
 		return password, nil
 	}
 	pw, err := in.Secret(secretin.Ask{What: "Password", Stdin: fromStdin})
 	switch {
 	case errors.Is(err, secretin.ErrNoLine):
-		return "", fmt.Errorf("%w: no password on standard input (its first line, or --password)\n%s", errUsage, sendSynopsis)
+		return "", fmt.Errorf("%w: no password on standard input (its first line, or --password)", errUsage)
 	case err != nil:
 		return "", fmt.Errorf("reading the password: %w", err)
 	}

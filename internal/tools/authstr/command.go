@@ -32,48 +32,48 @@ func Commands() []Command {
 	cram := func(mech string) Command {
 		name := strings.ToLower(mech)
 		return Command{Name: name, Mech: mech, Args: "USER [PASS] CHALLENGE", Min: 2, Max: 3,
-			Short:   "the response to the server's challenge (base64, or raw text starting with '<')",
+			Short:   "the answer to a " + mech + " challenge (base64, or raw text starting with '<')",
 			Example: "tern auth " + name + " postmaster@example.com pass PDIwMTM3LjEyNjc1ODUxMDBAaW5kaW1haWwub3JnPg==",
 			run:     func(r *runner) error { return r.cram(mech) }}
 	}
 	scram := func(mech string) Command {
 		name := strings.ToLower(mech)
 		return Command{Name: name, Mech: mech, Args: "USER [PASS]", Min: 1, Max: 2, Flags: []string{"authzid", "nonce"},
-			Short:   "client-first, then the answer to each 334 line pasted; checks the server's signature",
+			Short:   "a " + mech + " exchange, with the server's lines pasted in; says whether its signature verified",
 			Example: "tern auth " + name + " bob",
 			run:     func(r *runner) error { return r.scram(mech) }}
 	}
 	return []Command{
 		{Name: "plain", Mech: sasl.Plain, Args: "USER [PASS]", Min: 1, Max: 2, Flags: []string{"authzid"},
-			Short: "the initial response", Example: "tern auth plain kenneth.burgener 'ImBB1999!'", run: (*runner).plain},
+			Short: "PLAIN's initial response", Example: "tern auth plain kenneth.burgener 'ImBB1999!'", run: (*runner).plain},
 		{Name: "login", Mech: sasl.Login, Args: "USER [PASS]", Min: 1, Max: 2,
-			Short: "two lines: the user name, the password", Example: "tern auth login kenneth.burgener 'ImBB1999!'", run: (*runner).login},
+			Short: "LOGIN's two answers: the user name, the password", Example: "tern auth login kenneth.burgener 'ImBB1999!'", run: (*runner).login},
 		cram(sasl.CRAMMD5),
 		cram(sasl.CRAMSHA1),
 		{Name: "digest-md5", Mech: sasl.DigestMD5, Args: "USER [PASS] CHALLENGE", Min: 2, Max: 3,
 			Flags: []string{"host", "realm", "service", "authzid", "cnonce"},
-			Short: "the response, and the rspauth line the server must send back",
+			Short: "the answer to a DIGEST-MD5 challenge, and the rspauth the server must send back",
 			Example: "tern auth digest-md5 --host mx.example.com bob secret " +
 				"cmVhbG09ImV4YW1wbGUuY29tIixub25jZT0iYWJjIixhbGdvcml0aG09bWQ1LXNlc3M=",
 			run: (*runner).digest},
 		scram(sasl.ScramSHA1),
 		scram(sasl.ScramSHA256),
 		{Name: "gssapi", Mech: sasl.GSSAPI, Args: "HOST", Min: 1, Max: 1, Flags: []string{"service", "keytab", "principal", "authzid"},
-			Short:   "Kerberos (the ticket from kinit): the AP-REQ, then the answer to each 334 line pasted",
+			Short:   "a Kerberos GSSAPI exchange (the ticket from kinit), with the server's lines pasted in",
 			Example: "tern auth gssapi mx.example.com", run: (*runner).gssapi},
 		{Name: "ntlm", Aliases: []string{"spa", "msn"}, Mech: sasl.NTLM, Args: "USER [PASS] [DOMAIN] [CHALLENGE]", Min: 1, Max: 4,
-			Flags: ntlmFlags, Short: "type 1 (to send first); with the server's type 2, type 3",
+			Flags: ntlmFlags, Short: "NTLM's type 1 message, or type 3 from the server's type 2",
 			Example: "tern auth ntlm bob\ntern auth ntlm bob secret '' TlRMTVNTUAACAAAA...", run: (*runner).ntlm},
 		{Name: "xoauth2", Mech: sasl.XOAuth2, Args: "USER [TOKEN]", Min: 1, Max: 2,
-			Short: "the initial response, with an OAuth 2.0 access token", Example: "tern auth xoauth2 bob@gmail.com ya29.a0AfB_byC",
+			Short: "XOAUTH2's initial response, with an OAuth 2.0 access token", Example: "tern auth xoauth2 bob@gmail.com ya29.a0AfB_byC",
 			run: (*runner).xoauth2},
 		{Name: "oauthbearer", Mech: sasl.OAuthBearer, Args: "USER [TOKEN]", Min: 1, Max: 2, Flags: []string{"host", "port"},
-			Short:   "the initial response (RFC 7628), with an OAuth 2.0 access token",
+			Short:   "OAUTHBEARER's initial response (RFC 7628), with an OAuth 2.0 access token",
 			Example: "tern auth oauthbearer --host smtp.gmail.com --port 587 bob@gmail.com ya29.a0AfB_byC", run: (*runner).oauthBearer},
 		{Name: "encode", Args: "[STRING]", Min: 0, Max: 1, Flags: []string{"escapes"},
 			Short: "base64 of STRING, or of all of standard input", Example: `tern auth encode --escapes '\0bob\0secret'`, run: (*runner).encode},
 		{Name: "decode", Args: "[BASE64...]", Min: 0, Max: 1000,
-			Short:   "each BASE64 (or line of standard input) as text, and what it is",
+			Short:   "what base64 strings say: each BASE64, or each line of standard input",
 			Example: "tern auth decode AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh", run: (*runner).decode},
 	}
 }
