@@ -99,7 +99,7 @@ func TestReadAll(t *testing.T) {
 // FuzzReadLine: whatever standard input holds, lines come back without line ends, never
 // longer than MaxLine, and together they are the input (up to a line too long).
 func FuzzReadLine(f *testing.F) {
-	for _, s := range []string{"", "\n", "pw\r\n334 cj1h\n", "no end", "\r\r\n\n", strings.Repeat("x", MaxLine) + "\n"} {
+	for _, s := range []string{"", "\n", "pw\r\n334 cj1h\n", "no end", "\r\r\n\n"} { // MaxLine itself: TestSecret
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
