@@ -226,7 +226,8 @@ func TestAuthToolCLI(t *testing.T) {
 			}
 			mustMatch(t, "stderr", errOut, tt.re)
 			if tt.code == 2 {
-				// A short usage, not tern's whole command list.
+				// One line: what was wrong, and where the usage is; not tern's whole command list.
+				mustMatch(t, "stderr", errOut, `\Atern auth[: ][^\n]+; see 'tern auth( [a-z0-9-]+)? --help'\n\z`)
 				mustNotMatch(t, "stderr", errOut, `queue list`)
 			}
 		})
@@ -243,6 +244,36 @@ func TestAuthToolCLI(t *testing.T) {
 		_, errOut, _ = authTool(t, "", "login", "--explain", "--show-secrets", "kenneth.burgener", "ImBB1999!")
 		mustMatch(t, "stderr with --show-secrets", errOut, `^##   text: ImBB1999!$`)
 	})
+}
+
+// TestAuthToolScramSignature: tern auth scram-* says on standard error whether the server's
+// signature verified (RFC 5802 §5's exchange): with the right password it did, status 0; with
+// another, the v= of a server that knows "pencil" is not what this client expects, so it did
+// not, status 1, and no empty response is printed.
+func TestAuthToolScramSignature(t *testing.T) {
+	t.Parallel()
+	const serverLines = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096\nv=rmF9pqV8S7suAoZWja4dJRkFsKQ=\n"
+	for _, tt := range []struct {
+		name, password string
+		code           int
+		stderr         string
+		lines          int // on stdout: client-first, client-final, and the empty response
+	}{
+		{"verified", "pencil", 0, `\Athe server's signature verified: it knows the password \(or its stored keys\); answer its last 334 with the empty line printed last\n\z`, 3},
+		{"not verified", "pencil?", 1, `\Atern: the server's signature did not verify: the server did not prove that it knows the password \(wrong password, or not the server you think\)`, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, errOut, code := authTool(t, serverLines, "scram-sha-1", "user", tt.password, "--nonce", "fyko+d2lbbFgONRv9qkxdawL")
+			if code != tt.code {
+				t.Fatalf("status %d, want %d\nstderr: %s", code, tt.code, errOut)
+			}
+			mustMatch(t, "stderr", errOut, tt.stderr)
+			if n := strings.Count(out, "\n"); n != tt.lines {
+				t.Errorf("%d lines on stdout, want %d: %q", n, tt.lines, out)
+			}
+		})
+	}
 }
 
 // TestAuthToolRealTools: what tern auth prints is what the tools people use by hand make:
@@ -537,6 +568,7 @@ func TestAuthToolLive(t *testing.T) {
 			if code, _ := a.wait(); code != 0 {
 				t.Fatalf("tern auth: status %d: %s", code, a.stderr.String())
 			}
+			mustMatch(t, "tern auth's stderr", a.stderr.String(), `\Athe server's signature verified: it knows the password \(or its stored keys\)`)
 		})
 	}
 	t.Run("SCRAM-SHA-256 wrong password", func(t *testing.T) {

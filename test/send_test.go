@@ -249,6 +249,54 @@ func TestSendData(t *testing.T) {
 	})
 }
 
+// --password gives the password on the command line, for scripts whose standard input is
+// taken (here by the message, --data -), as swaks' --auth-password: the message arrives, the
+// transcript masks the password; a wrong one is a 535 and status 5; with --password-stdin too,
+// a usage error before connecting.
+func TestSendPassword(t *testing.T) {
+	t.Parallel()
+	tn := startAuthTern(t)
+	ca := filepath.Join(tn.Data, "tls", "cert.pem")
+	send := func(stdin, password string, more ...string) (string, int) {
+		t.Helper()
+		return ternSend(t, stdin, append([]string{"--server", tn.Submissions, "--tls", "--ca", ca,
+			"--from", seedAccount, "--to", seedAccount, "--auth", "SCRAM-SHA-256", "--user", seedUser,
+			"--password", password}, more...)...)
+	}
+	t.Run("right, message on stdin", func(t *testing.T) {
+		t.Parallel()
+		tok := token(t)
+		out, code := send("Subject: "+tok+"\n\nthe password was an argument\n", seedPassword, "--data", "-")
+		wantStatus(t, code, 0, out)
+		mustMatch(t, "transcript", out, `^<~  `+authOKRE+`$`)
+		checkNoPassword(t, out, seedUser, seedPassword)
+		msg := checkDelivered(t, tn, tok, mustMatch(t, "transcript", out, sendQueuedRE)[1])
+		if body(msg) != "the password was an argument\n" {
+			t.Fatalf("delivered %q", msg)
+		}
+	})
+	t.Run("wrong", func(t *testing.T) {
+		t.Parallel()
+		out, code := send("", seedWrong)
+		wantStatus(t, code, 5, out)
+		mustMatch(t, "transcript", out, `^\*\*\* AUTH failed: `+authFailedRE+`$`)
+		checkNoPassword(t, out, seedUser, seedWrong)
+	})
+	t.Run("and --password-stdin", func(t *testing.T) {
+		t.Parallel()
+		out, code := send(seedPassword+"\n", seedPassword, "--password-stdin")
+		wantStatus(t, code, 2, out)
+		mustMatch(t, "output", out, `\Atern send: --password and --password-stdin: give one or the other; see 'tern send --help'\n\z`)
+		mustNotMatch(t, "output", out, `Connected|->`)
+	})
+	t.Run("help says who can see it", func(t *testing.T) {
+		t.Parallel()
+		out, code := ternSend(t, "", "-h")
+		wantStatus(t, code, 0, out)
+		mustMatch(t, "help", out, `--password string +the AUTH password or token, for scripts that cannot use standard input:\n\s+other local users can read it \(ps, /proc/PID/cmdline\)`)
+	})
+}
+
 // Usage errors exit 2 before connecting; a closed port is a connection failure, 3.
 func TestSendUsageAndConnection(t *testing.T) {
 	t.Parallel()
@@ -263,7 +311,7 @@ func TestSendUsageAndConnection(t *testing.T) {
 	} {
 		out, code := ternSend(t, "pw\n", args...)
 		wantStatus(t, code, 2, out)
-		mustMatch(t, "output", out, `^usage: tern send `)
+		mustMatch(t, "output", out, `\Atern send: [^\n]+; see 'tern send --help'\n\z`) // one line
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

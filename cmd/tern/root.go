@@ -185,7 +185,8 @@ func (c *common) registerDomains(fs *pflag.FlagSet) {
 // registerMechs adds --auth-mechanisms.
 func (c *common) registerMechs(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "SASL mechanisms offered (serve) or whose secrets are stored (user add/passwd):\n"+
-		"comma-separated, or \"all\" for the legacy ones too (default PLAIN,LOGIN,SCRAM-SHA-256(-PLUS),SCRAM-SHA-1(-PLUS))")
+		"comma-separated, or \"all\" for the legacy ones too ("+strings.Join(config.LegacyMechanisms(), ",")+")\n"+
+		"(default "+strings.Join(config.DefaultMechanisms(), ",")+")")
 }
 
 // load returns the configuration: defaults, then the file, then $TERN_DATA, then flags. Unless

@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
-	"github.com/tern-mail/tern/internal/sasl"
+	"github.com/tern-mail/tern/internal/tools/secretin"
 	"github.com/tern-mail/tern/internal/tools/send"
 )
 
@@ -31,7 +27,9 @@ Without --data, tern send builds the message: Date, To, From, Subject, Message-I
 --auth without a mechanism picks the best the server offers (SCRAM-SHA-256-PLUS first; PLAIN
 and LOGIN only over TLS). The password is read from the terminal without echo, or from the
 first line of standard input with --password-stdin or when standard input is not a terminal
-(--data - then reads the message from the rest). --auth GSSAPI takes no password: it uses the
+(--data - then reads the message from the rest). --password PW gives it on the command line, for
+scripts that cannot use standard input, as swaks' --auth-password: other local users can read
+it (ps, /proc/PID/cmdline). --auth GSSAPI takes no password: it uses the
 Kerberos ticket kinit left in the credential cache ($KRB5CCNAME, $KRB5_CONFIG), or --keytab and
 --principal, for the service principal smtp/<the --server host> (--spn to name another).
 
@@ -49,15 +47,13 @@ exit status (of the first failure, when there are several):
 flags:
 `
 
-// sendSynopsis is the first line of a usage error.
-const sendSynopsis = "usage: tern send --server HOST:PORT --from A --to B [--to C...] [flags]"
-
 // newSendCmd is tern send: see internal/tools/send. It parses its flags itself, to let --auth go
 // without a value (authDefault).
 func newSendCmd(std stdio) *cobra.Command {
 	var o send.Options
 	var to, headers []string
 	var pwStdin bool
+	var password string
 	cmd := &cobra.Command{
 		Use:                "send --server HOST:PORT --from A --to B [--to C...]",
 		Short:              "one SMTP transaction with a readable transcript, like swaks",
@@ -71,6 +67,8 @@ func newSendCmd(std stdio) *cobra.Command {
 	fs.StringVar(&o.Auth, "auth", "", "AUTH with this mechanism; without one, the best the server offers")
 	fs.StringVar(&o.User, "user", "", "the login for AUTH (default: --from); implies --auth")
 	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.StringVar(&password, "password", "", "the AUTH password or token, for scripts that cannot use standard input:\n"+
+		"other local users can read it (ps, /proc/PID/cmdline); prefer --password-stdin")
 	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "let PLAIN and LOGIN send the password without TLS")
 	fs.StringVar(&o.Keytab, "keytab", "", "GSSAPI: log in with this keytab `file` (with --principal) instead of the credential cache ($KRB5CCNAME)")
 	fs.StringVar(&o.Principal, "principal", "", "GSSAPI: the client `principal` in --keytab, name or name@REALM")
@@ -89,13 +87,13 @@ func newSendCmd(std stdio) *cobra.Command {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "for connecting and for each command")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := fs.Parse(authDefault(args)); err != nil {
-			return fmt.Errorf("%w: %v\n%s", errUsage, err, sendSynopsis)
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		if help, _ := fs.GetBool("help"); help {
 			return cmd.Help()
 		}
 		if fs.NArg() > 0 {
-			return fmt.Errorf("%w: unexpected argument %q\n%s", errUsage, fs.Arg(0), sendSynopsis)
+			return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 		}
 		for _, t := range to {
 			for _, a := range strings.Split(t, ",") {
@@ -108,10 +106,10 @@ func newSendCmd(std stdio) *cobra.Command {
 		if o.User != "" && o.Auth == "" {
 			o.Auth = send.AuthAuto
 		}
-		in := bufio.NewReader(std.in)
-		o.Stdin, o.Stdout = in, std.out
-		if o.Auth != "" && !strings.EqualFold(o.Auth, sasl.GSSAPI) {
-			pw, err := sendPassword(in, std.in, std.err, pwStdin)
+		in := secretin.New(std.in, std.err)
+		o.Stdin, o.Stdout = in.Reader(), std.out
+		if o.Auth != "" && send.NeedsPassword(o.Auth) {
+			pw, err := sendPassword(in, password, fs.Changed("password"), pwStdin)
 			if err != nil {
 				return err
 			}
@@ -123,7 +121,7 @@ func newSendCmd(std stdio) *cobra.Command {
 		switch {
 		case errors.Is(err, send.ErrUsage):
 			detail := strings.TrimPrefix(err.Error(), send.ErrUsage.Error()+": ")
-			return fmt.Errorf("%w: %s\n%s", errUsage, detail, sendSynopsis)
+			return fmt.Errorf("%w: %s", errUsage, detail)
 		case err != nil:
 			return err
 		case code != 0:
@@ -150,22 +148,21 @@ func authDefault(args []string) []string {
 	return out
 }
 
-// sendPassword reads the AUTH password: the first line of standard input with --password-stdin
-// or when it is not a terminal, the terminal without echo otherwise.
-func sendPassword(in *bufio.Reader, stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
-	f, isFile := stdin.(*os.File)
-	if fromStdin || !isFile || !term.IsTerminal(int(f.Fd())) {
-		line, err := in.ReadString('\n')
-		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-			return "", fmt.Errorf("%w: reading the password from standard input: %v", errUsage, err)
+// sendPassword is --password, or reads the password: the first line of standard input with
+// --password-stdin or when it is not a terminal, the terminal without echo otherwise.
+func sendPassword(in *secretin.Input, password string, given, fromStdin bool) (string, error) {
+	if given {
+		if fromStdin {
+			return "", fmt.Errorf("%w: --password and --password-stdin: give one or the other", errUsage)
 		}
-		return strings.TrimRight(line, "\r\n"), nil
+		return password, nil
 	}
-	fmt.Fprint(stderr, "Password: ")
-	b, err := term.ReadPassword(int(f.Fd()))
-	fmt.Fprintln(stderr)
-	if err != nil {
+	pw, err := in.Secret(secretin.Ask{What: "Password", Stdin: fromStdin})
+	switch {
+	case errors.Is(err, secretin.ErrNoLine):
+		return "", fmt.Errorf("%w: no password on standard input (its first line, or --password)", errUsage)
+	case err != nil:
 		return "", fmt.Errorf("reading the password: %w", err)
 	}
-	return string(b), nil
+	return pw, nil
 }

@@ -1,16 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/tern-mail/tern/internal/app"
 	"github.com/tern-mail/tern/internal/config"
@@ -107,41 +100,4 @@ func newUserCmdOf(std stdio, use, short, example string, n int, mechs bool, do f
 		c.registerMechs(cmd.Flags())
 	}
 	return cmd
-}
-
-// readPassword reads the password from the first line of stdin, or from the terminal without
-// echo (asked twice).
-func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
-	if fromStdin {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		switch {
-		case errors.Is(err, io.EOF) && line == "":
-			return "", errors.New("no password on standard input (--password-stdin reads its first line)")
-		case err != nil && !errors.Is(err, io.EOF):
-			return "", fmt.Errorf("reading the password from standard input: %w", err)
-		}
-		return strings.TrimRight(line, "\r\n"), nil
-	}
-	f, ok := stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", fmt.Errorf("%w: standard input is not a terminal; use --password-stdin", errUsage)
-	}
-	ask := func(prompt string) (string, error) {
-		fmt.Fprint(stderr, prompt)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
-		return string(b), err
-	}
-	pw, err := ask("Password: ")
-	if err != nil {
-		return "", err
-	}
-	again, err := ask("Again: ")
-	if err != nil {
-		return "", err
-	}
-	if pw != again {
-		return "", errors.New("the passwords do not match")
-	}
-	return pw, nil
 }

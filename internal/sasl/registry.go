@@ -34,23 +34,52 @@ func NewServer(ctx context.Context, mech string, creds Credentials, opts ServerO
 	return nil, fmt.Errorf("sasl: unknown mechanism %q", mech)
 }
 
-// SecretKind is the kind of stored secret mech verifies against; "" for PLAIN and LOGIN, which
-// check the password against the account store's own hash, and for GSSAPI, which needs none
-// (the KDC has verified the client).
+// Mechanism is what tern knows of one SASL mechanism.
+type Mechanism struct {
+	// Name is as advertised in EHLO.
+	Name string
+	// Server: tern serve can offer it (NewServer). XOAUTH2 and OAUTHBEARER have only a client
+	// half: tern does not serve OAuth.
+	Server bool
+	// Legacy: its stored secret is crackable at MD5/MD4 speed if the account store leaks, so
+	// it is offered only when asked for (config's "all").
+	Legacy bool
+	// Plus: bound to the TLS channel (RFC 5802 §6), offered only over TLS.
+	Plus bool
+	// Secret is the kind of stored secret the server half verifies against: "" for PLAIN and
+	// LOGIN, which check the password against the account store's own hash, and for GSSAPI,
+	// which needs none (the KDC has verified the client).
+	Secret string
+}
+
+// Mechanisms are every mechanism tern has, the server's in the order tern serve offers them
+// by default: the one list that the configuration's defaults (checked by a test, since config
+// is below sasl), tern auth's commands and tern send's choices are checked against or derived from.
+func Mechanisms() []Mechanism {
+	return []Mechanism{
+		{Name: Plain, Server: true},
+		{Name: Login, Server: true},
+		{Name: ScramSHA256, Server: true, Secret: SecretScramSHA256},
+		{Name: ScramSHA256Plus, Server: true, Plus: true, Secret: SecretScramSHA256},
+		{Name: ScramSHA1, Server: true, Secret: SecretScramSHA1},
+		{Name: ScramSHA1Plus, Server: true, Plus: true, Secret: SecretScramSHA1},
+		{Name: CRAMMD5, Server: true, Legacy: true, Secret: SecretCRAMMD5},
+		{Name: CRAMSHA1, Server: true, Legacy: true, Secret: SecretCRAMSHA1},
+		{Name: DigestMD5, Server: true, Legacy: true, Secret: SecretDigestMD5},
+		{Name: NTLM, Server: true, Legacy: true, Secret: SecretNTLM},
+		{Name: GSSAPI, Server: true}, // offered only with a keytab
+		{Name: XOAuth2},
+		{Name: OAuthBearer},
+	}
+}
+
+// SecretKind is the kind of stored secret mech verifies against (Mechanism.Secret); "" for
+// PLAIN, LOGIN, GSSAPI and unknown names.
 func SecretKind(mech string) string {
-	switch mech {
-	case CRAMMD5:
-		return SecretCRAMMD5
-	case CRAMSHA1:
-		return SecretCRAMSHA1
-	case DigestMD5:
-		return SecretDigestMD5
-	case ScramSHA1, ScramSHA1Plus:
-		return SecretScramSHA1
-	case ScramSHA256, ScramSHA256Plus:
-		return SecretScramSHA256
-	case NTLM:
-		return SecretNTLM
+	for _, m := range Mechanisms() {
+		if m.Name == mech {
+			return m.Secret
+		}
 	}
 	return ""
 }

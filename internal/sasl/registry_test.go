@@ -2,8 +2,40 @@ package sasl
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/tern-mail/tern/internal/config"
 )
+
+// TestMechanisms: the table is what NewServer and Derive do, and the configuration's defaults
+// (which config, below sasl, cannot derive from it) are exactly its classes, in its order.
+func TestMechanisms(t *testing.T) {
+	var defaults, legacy []string
+	for _, m := range Mechanisms() {
+		_, err := NewServer(context.Background(), m.Name, derivedCreds{}, ServerOptions{})
+		if unknown := err != nil && strings.Contains(err.Error(), "unknown mechanism"); unknown == m.Server {
+			t.Errorf("%s: Server %v, but NewServer says %v", m.Name, m.Server, err)
+		}
+		if s, _ := Derive("bob@example.test", "pw", []string{m.Name}, "example.test"); (len(s) == 1) != (m.Secret != "") || (m.Secret != "" && s[m.Secret] == nil) {
+			t.Errorf("%s: Secret %q, but Derive gives %d kinds", m.Name, m.Secret, len(s))
+		}
+		if m.Plus != strings.HasSuffix(m.Name, "-PLUS") {
+			t.Errorf("%s: Plus %v", m.Name, m.Plus)
+		}
+		switch {
+		case !m.Server || m.Name == GSSAPI:
+		case m.Legacy:
+			legacy = append(legacy, m.Name)
+		default:
+			defaults = append(defaults, m.Name)
+		}
+	}
+	if !slices.Equal(defaults, config.DefaultMechanisms()) || !slices.Equal(legacy, config.LegacyMechanisms()) || config.GSSAPI != GSSAPI {
+		t.Errorf("config's defaults %q and legacy %q (and %q), sasl's %q and %q", config.DefaultMechanisms(), config.LegacyMechanisms(), config.GSSAPI, defaults, legacy)
+	}
+}
 
 // Every mechanism, started by name, authenticates against secrets made by Derive.
 func TestRegistryRoundTrip(t *testing.T) {

@@ -112,7 +112,7 @@ func (s *Scram) Next(line string) (Output, error) {
 	if err != nil {
 		if s.step == 2 {
 			s.step = 3
-			return Output{}, fmt.Errorf("%w: the server did not prove that it knows the password (wrong password, or not the server you think)", err)
+			return Output{}, fmt.Errorf("the server's signature did not verify: the server did not prove that it knows the password (wrong password, or not the server you think): %w", err)
 		}
 		return Output{}, err
 	}

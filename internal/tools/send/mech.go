@@ -32,6 +32,10 @@ var tokenMechanisms = []string{sasl.XOAuth2, sasl.OAuthBearer}
 // password; it is never picked by itself either, since the credentials are a choice to make.
 func noPassword(mech string) bool { return mech == sasl.GSSAPI }
 
+// NeedsPassword reports whether --auth mech (any case, or AuthAuto) takes a password or a
+// token: the command reads one only then.
+func NeedsPassword(mech string) bool { return !noPassword(strings.ToUpper(mech)) }
+
 // cleartext reports whether mech sends the password itself.
 func cleartext(mech string) bool { return mech == sasl.Plain || mech == sasl.Login }
 

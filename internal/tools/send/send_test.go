@@ -283,6 +283,26 @@ func TestPickMechanism(t *testing.T) {
 	}
 }
 
+// TestKnownMechanisms: tern send speaks every mechanism sasl has (the one list), and no other.
+func TestKnownMechanisms(t *testing.T) {
+	t.Parallel()
+	var names []string
+	for _, m := range sasl.Mechanisms() {
+		names = append(names, m.Name)
+		if !knownMechanism(m.Name) {
+			t.Errorf("tern send does not speak %s", m.Name)
+		}
+	}
+	for _, m := range append(append(slices.Clone(mechanisms), tokenMechanisms...), sasl.GSSAPI) {
+		if !slices.Contains(names, m) {
+			t.Errorf("tern send has %s, which sasl does not", m)
+		}
+	}
+	if NeedsPassword(sasl.GSSAPI) || NeedsPassword("gssapi") || !NeedsPassword(AuthAuto) || !NeedsPassword("xoauth2") {
+		t.Error("NeedsPassword: only GSSAPI takes none")
+	}
+}
+
 func TestSetHeaders(t *testing.T) {
 	t.Parallel()
 	msg := "Subject: old\r\n folded\r\nFrom: a@b\r\n\r\nbody\r\n"
