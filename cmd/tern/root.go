@@ -93,6 +93,11 @@ func newRootCmd(std stdio) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tern",
 		Short: "a mail server and SMTP toolkit",
+		Long: `tern is a mail server and SMTP toolkit in one binary: tern serve runs the server, tern user and
+tern queue manage its accounts and queue, tern send and tern auth test any SMTP server.`,
+		Example: `  tern serve --domain example.test
+  tern user add bob@example.test
+  tern help user add`,
 		// Errors are reported once, by run, and usage only on request.
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -176,18 +181,18 @@ type common struct {
 
 // register adds --config and --data.
 func (c *common) register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
-	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
+	fs.StringVar(&c.configPath, "config", "", "TOML configuration `FILE` (optional)")
+	fs.StringVar(&c.data, "data", "", "the data directory `DIR` (default ./tern-data, or $TERN_DATA)")
 }
 
 // registerDomains adds --domain.
 func (c *common) registerDomains(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&c.domains, "domain", nil, "a local domain (repeatable; default localhost)")
+	fs.StringArrayVar(&c.domains, "domain", nil, "a local `DOMAIN` (repeatable; default localhost)")
 }
 
 // registerMechs adds --auth-mechanisms.
 func (c *common) registerMechs(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "SASL mechanisms offered (serve) or whose secrets are stored (user add/passwd):\n"+
+	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "the SASL mechanisms (`LIST`) offered (serve) or whose secrets are stored (user add/passwd):\n"+
 		"comma-separated, or \"all\" for the legacy ones too (default PLAIN,LOGIN,SCRAM-SHA-256(-PLUS),SCRAM-SHA-1(-PLUS))")
 }
 
