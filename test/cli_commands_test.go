@@ -77,6 +77,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		want string // the whole of stderr
 	}{
 		{[]string{"frob"}, `tern: unknown command "frob"; see 'tern --help'`},
+		{[]string{"help", "user", "frob"}, `tern help: unknown command "user frob"; see 'tern help --help'`},
 		{[]string{"user"}, `tern user: missing command (add, del, list, passwd, show); see 'tern user --help'`},
 		{[]string{"user", "frob"}, `tern user: unknown command "frob" (add, del, list, passwd, show); see 'tern user --help'`},
 		{[]string{"user", "list", "--x"}, `tern user list: unknown flag: --x; see 'tern user list --help'`},

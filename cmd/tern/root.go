@@ -118,6 +118,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 	root.SetIn(std.in)
 	root.SetOut(std.out)
 	root.SetErr(std.err)
+	root.SetHelpCommand(newHelpCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
@@ -133,6 +134,39 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newManCmd(),
 	)
 	return root
+}
+
+// newHelpCmd is tern help [CMD...]: the help of a command, as CMD --help shows it. cobra's own
+// shows the top-level help, with status 0, for a command it does not know.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "help [command]",
+		Short:   "the usage of a command, as tern COMMAND --help shows it",
+		Example: "  tern help user add",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%w: %v", errUsage, err)
+			case len(rest) > 0:
+				return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
 }
 
 // groupRun is the RunE of a command that only holds subcommands: without one, or with an
