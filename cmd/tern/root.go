@@ -151,6 +151,9 @@ func newHelpCmd() *cobra.Command {
 			case len(rest) > 0:
 				return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args, " "))
 			}
+			// As cobra does when it runs cmd: the flags its help lists.
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
 			return cmd.Help()
 		},
 		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
