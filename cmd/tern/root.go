@@ -61,11 +61,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &code):
 		return int(code) // the command has said what happened
+	// The last words: a failed write to stderr has nowhere left to be told.
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(stderr, usageLine(cmd, err))
+		_, _ = fmt.Fprintln(stderr, usageLine(cmd, err))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "tern: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "tern: %v\n", err)
 		return 1
 	}
 }
@@ -108,7 +109,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 			if len(args) > 0 {
 				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 			}
-			fmt.Fprint(std.err, cmd.UsageString())
+			_, _ = fmt.Fprint(std.err, cmd.UsageString()) // exit status 2 says it all the same
 			return exitCode(2)
 		},
 	}
