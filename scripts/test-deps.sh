@@ -65,6 +65,9 @@ declare -A pkg=(
   # Dovecot: the LMTP delivery target of scripts/dovecot-lmtp.sh, and doveadm to read its mail
   [dovecot]=dovecot-core
   [doveadm]=dovecot-core
+  # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
+  [zsh]=zsh
+  [fish]=fish
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(
@@ -92,6 +95,7 @@ declare -A libglob=(
   ["/usr/lib/*/sasl2/libsasldb.so*"]=libsasl2-modules-db
   ["/usr/lib/*/sasl2/libgssapiv2.so*"]=libsasl2-modules-gssapi-mit
   ["/usr/lib/dovecot/lmtp"]=dovecot-lmtpd
+  ["/usr/share/bash-completion/bash_completion"]=bash-completion
 )
 
 want=()

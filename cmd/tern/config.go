@@ -10,15 +10,18 @@ import (
 
 func newConfigCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "the configuration file",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
+		Use:     "config",
+		Short:   "the configuration file",
+		Example: "  tern config example",
+		Args:    cobra.ArbitraryArgs,
+		RunE:    groupRun,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "example",
 		Short: "print an annotated config file with all defaults",
-		Args:  nargs(0, 0),
+		Example: `  tern config example > /etc/tern/tern.toml
+  tern serve --config /etc/tern/tern.toml`,
+		Args: nargs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprint(std.out, config.Example())
 			return err

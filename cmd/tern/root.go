@@ -61,11 +61,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &code):
 		return int(code) // the command has said what happened
+	// The last words: a failed write to stderr has nowhere left to be told.
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(stderr, usageLine(cmd, err))
+		_, _ = fmt.Fprintln(stderr, usageLine(cmd, err))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "tern: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "tern: %v\n", err)
 		return 1
 	}
 }
@@ -93,6 +94,11 @@ func newRootCmd(std stdio) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tern",
 		Short: "a mail server and SMTP toolkit",
+		Long: `tern is a mail server and SMTP toolkit in one binary: tern serve runs the server, tern user and
+tern queue manage its accounts and queue, tern send and tern auth test any SMTP server.`,
+		Example: `  tern serve --domain example.test
+  tern user add bob@example.test
+  tern help user add`,
 		// Errors are reported once, by run, and usage only on request.
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -103,7 +109,7 @@ func newRootCmd(std stdio) *cobra.Command {
 			if len(args) > 0 {
 				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 			}
-			fmt.Fprint(std.err, cmd.UsageString())
+			_, _ = fmt.Fprint(std.err, cmd.UsageString()) // exit status 2 says it all the same
 			return exitCode(2)
 		},
 	}
@@ -113,6 +119,7 @@ func newRootCmd(std stdio) *cobra.Command {
 	root.SetIn(std.in)
 	root.SetOut(std.out)
 	root.SetErr(std.err)
+	root.SetHelpCommand(newHelpCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
@@ -128,6 +135,42 @@ func newRootCmd(std stdio) *cobra.Command {
 		newManCmd(),
 	)
 	return root
+}
+
+// newHelpCmd is tern help [CMD...]: the help of a command, as CMD --help shows it. cobra's own
+// shows the top-level help, with status 0, for a command it does not know.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "help [command]",
+		Short:   "the usage of a command, as tern COMMAND --help shows it",
+		Example: "  tern help user add",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%w: %v", errUsage, err)
+			case len(rest) > 0:
+				return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args, " "))
+			}
+			// As cobra does when it runs cmd: the flags its help lists.
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
 }
 
 // groupRun is the RunE of a command that only holds subcommands: without one, or with an
@@ -173,18 +216,18 @@ type common struct {
 
 // register adds --config and --data.
 func (c *common) register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.configPath, "config", "", "TOML configuration file (optional)")
-	fs.StringVar(&c.data, "data", "", "data directory (default ./tern-data, or $TERN_DATA)")
+	fs.StringVar(&c.configPath, "config", "", "TOML configuration `FILE` (optional)")
+	fs.StringVar(&c.data, "data", "", "the data directory `DIR` (default ./tern-data, or $TERN_DATA)")
 }
 
 // registerDomains adds --domain.
 func (c *common) registerDomains(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&c.domains, "domain", nil, "a local domain (repeatable; default localhost)")
+	fs.StringArrayVar(&c.domains, "domain", nil, "a local `DOMAIN` (repeatable; default localhost)")
 }
 
 // registerMechs adds --auth-mechanisms.
 func (c *common) registerMechs(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "SASL mechanisms offered (serve) or whose secrets are stored (user add/passwd):\n"+
+	fs.StringArrayVar(&c.mechs, "auth-mechanisms", nil, "the SASL mechanisms (`LIST`) offered (serve) or whose secrets are stored (user add/passwd):\n"+
 		"comma-separated, or \"all\" for the legacy ones too ("+strings.Join(config.LegacyMechanisms(), ",")+")\n"+
 		"(default "+strings.Join(config.DefaultMechanisms(), ",")+")")
 }

@@ -21,21 +21,28 @@ func newServeCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the SMTP server",
-		Args:  nargs(0, 0),
+		Long: `Runs the server until SIGINT or SIGTERM (Ctrl-C, kill PID), then shuts down gracefully: idle
+sessions get 421 4.3.2, messages being received are finished. It makes the data directory,
+the account database and a self-signed certificate when they are missing, after checking the
+settings and opening every listener.`,
+		Example: `  tern serve
+  tern serve --domain example.test --config /etc/tern/tern.toml
+  tern serve --smtp 0.0.0.0:25 --submission 0.0.0.0:587 --submissions ""   (no port 465)`,
+		Args: nargs(0, 0),
 	}
 	fs := cmd.Flags()
 	c.register(fs)
 	c.registerDomains(fs)
 	c.registerMechs(fs)
-	fs.StringVar(&smtpAddr, "smtp", "", "MX listener address (default 127.0.0.1:2525; empty disables)")
-	fs.StringVar(&subAddr, "submission", "", "submission (STARTTLS) listener (default 127.0.0.1:2587; empty disables)")
-	fs.StringVar(&subsAddr, "submissions", "", "submissions (implicit TLS) listener (default 127.0.0.1:2465; empty disables)")
-	fs.StringVar(&hostname, "hostname", "", "host name for the greeting and Received headers (default: the machine's)")
-	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
-	fs.StringVar(&resolver, "resolver", "", "DNS server HOST:PORT for MX lookups instead of the system's")
-	fs.IntVar(&remotePort, "remote-port", 0, "port of the MX hosts mail is delivered to (default 25)")
-	fs.StringVar(&relayhost, "relayhost", "", "smarthost HOST:PORT that takes all remote mail instead of MX lookup")
-	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed waits between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
+	fs.StringVar(&smtpAddr, "smtp", "", "MX listener `HOST:PORT` (default 127.0.0.1:2525; empty disables)")
+	fs.StringVar(&subAddr, "submission", "", "submission (STARTTLS) listener `HOST:PORT` (default 127.0.0.1:2587; empty disables)")
+	fs.StringVar(&subsAddr, "submissions", "", "submissions (implicit TLS) listener `HOST:PORT` (default 127.0.0.1:2465; empty disables)")
+	fs.StringVar(&hostname, "hostname", "", "`NAME` for the greeting and Received headers (default: the machine's)")
+	fs.StringVar(&logLevel, "log-level", "", "`LEVEL`: debug, info, warn or error (default info)")
+	fs.StringVar(&resolver, "resolver", "", "DNS server `HOST:PORT` for MX lookups instead of the system's")
+	fs.IntVar(&remotePort, "remote-port", 0, "`PORT` of the MX hosts mail is delivered to (default 25)")
+	fs.StringVar(&relayhost, "relayhost", "", "smarthost `HOST:PORT` that takes all remote mail instead of MX lookup")
+	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed `WAITS` between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := c.load()
 		if err != nil {

@@ -14,7 +14,11 @@ func newStatusCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "the running server's sessions, queue length, goroutines, open files and memory",
-		Args:  nargs(0, 0),
+		Long: `Asks the running server, through DATA/admin.sock, for its figures: open SMTP sessions, queue
+length, goroutines, open files and resident memory.`,
+		Example: `  tern status
+  tern status --json --data /var/lib/tern`,
+		Args: nargs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := c.load()
 			if err != nil {

@@ -15,6 +15,8 @@ func newUserCmd(std stdio) *cobra.Command {
 		Short: "add, delete, list and show accounts, and change their passwords",
 		Long: `Accounts live in the data directory's accounts.db; a running server sees changes at once.
 Only "tern user add" makes the data directory when it is missing.`,
+		Example: `  tern user add bob@example.test
+  tern user list --data /var/lib/tern`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun,
 	}

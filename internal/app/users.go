@@ -48,12 +48,17 @@ func openAccounts(cfg config.Config, create bool) (accounts.Store, error) {
 
 // withAccounts runs f on the account store (see openAccounts for create) and words its error
 // for the administrator.
-func withAccounts(cfg config.Config, addr string, create bool, f func(s accounts.Store) error) error {
+func withAccounts(cfg config.Config, addr string, create bool, f func(s accounts.Store) error) (err error) {
 	s, err := openAccounts(cfg, create)
 	if err != nil {
 		return err
 	}
-	defer s.Close() // best effort: f's outcome is what counts
+	defer func() {
+		// f's error is the one to tell; a failed Close only when f went through.
+		if cerr := s.Close(); err == nil && cerr != nil {
+			err = userError(cfg, addr, cerr)
+		}
+	}()
 	return userError(cfg, addr, f(s))
 }
 
@@ -110,13 +115,15 @@ func setPassword(ctx context.Context, cfg config.Config, addr, password string, 
 		if err := s.Add(ctx, norm, password, secrets...); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
+		var b strings.Builder
+		fmt.Fprintf(&b, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
 		domain := norm[strings.LastIndexByte(norm, '@')+1:]
 		if !slices.Contains(cfg.Domains, domain) {
-			fmt.Fprintf(w, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+			fmt.Fprintf(&b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
 				domain, strings.Join(cfg.Domains, ", "), domain)
 		}
-		return nil
+		_, err := io.WriteString(w, b.String())
+		return err
 	})
 }
 
@@ -213,13 +220,15 @@ func UserShow(ctx context.Context, cfg config.Config, addr string, w io.Writer) 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "account:     %s\n", norm)
-		fmt.Fprintf(w, "secrets for: %s\n", strings.Join(has, " "))
+		var b strings.Builder
+		fmt.Fprintf(&b, "account:     %s\n", norm)
+		fmt.Fprintf(&b, "secrets for: %s\n", strings.Join(has, " "))
 		if len(missing) > 0 {
-			fmt.Fprintf(w, "missing:     %s (configured, but the password was set before: tern user passwd %s stores them)\n",
+			fmt.Fprintf(&b, "missing:     %s (configured, but the password was set before: tern user passwd %s stores them)\n",
 				strings.Join(missing, " "), norm)
 		}
-		_, err = fmt.Fprintf(w, "mailbox:     %s\n", mailbox(cfg.Data, norm))
+		fmt.Fprintf(&b, "mailbox:     %s\n", mailbox(cfg.Data, norm))
+		_, err = io.WriteString(w, b.String())
 		return err
 	})
 }
