@@ -89,7 +89,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"status", "--json=maybe", "--data", data}, `tern status: invalid argument "maybe" for "--json" flag: strconv.ParseBool: parsing "maybe": invalid syntax; see 'tern status --help'`},
 		{[]string{"config"}, `tern config: missing command (example); see 'tern config --help'`},
 		{[]string{"config", "example", "x"}, `tern config example: takes no arguments, got "x"; see 'tern config example --help'`},
-		{[]string{"queue", "show", "--data", data}, `tern queue show: wants ID, got 0 argument(s); see 'tern queue show --help'`},
+		{[]string{"queue", "show", "--data", data}, `tern queue show: name the messages: queue ids, ALL, or a selection; see 'tern queue show --help'`},
 		// Commands that use no data directory take no --data.
 		{[]string{"version", "--data", data}, `tern version: unknown flag: --data; see 'tern version --help'`},
 		{[]string{"config", "example", "--data", data}, `tern config example: unknown flag: --data; see 'tern config example --help'`},
