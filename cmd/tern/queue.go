@@ -156,7 +156,7 @@ func perMessage(std stdio, err error) error {
 		return err
 	}
 	for _, e := range joined.Unwrap() {
-		fmt.Fprintf(std.err, "tern: %v\n", e)
+		_, _ = fmt.Fprintf(std.err, "tern: %v\n", e) // exit status 1 says it all the same
 	}
 	return exitCode(1)
 }

@@ -100,7 +100,7 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
+		_ = ln.Close() // the failed chmod is the error to report
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	return ln, nil
@@ -112,7 +112,7 @@ func headers(q Queue, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // a reader: closing it only unpins the message
 	br := bufio.NewReader(io.LimitReader(rc, maxHeaders))
 	var out []byte
 	for {
@@ -135,7 +135,7 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the reply is read (or failed): nothing left to report
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Reply{}, fmt.Errorf("admin: %w", err)

@@ -28,13 +28,19 @@ func TestOverSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	t.Cleanup(func() {
+		if err := q.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	w, err := q.NewMessage()
 	if err != nil {
 		t.Fatal(err)
 	}
 	const msg = "Subject: queued\r\nFrom: a@b.example\r\n\r\nbody\r\n"
-	io.WriteString(w, msg)
+	if _, err := io.WriteString(w, msg); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Commit(context.Background(), &envelope.Envelope{From: "a@b.example", Received: time.Now(),
 		Rcpts: []envelope.Recipient{{Addr: "x@remote.example"}}}); err != nil {
 		t.Fatal(err)
@@ -42,7 +48,9 @@ func TestOverSocket(t *testing.T) {
 	id := w.ID()
 
 	sock := filepath.Join(dir, "admin.sock")
-	os.WriteFile(sock, nil, 0o600) // a stale file from a crash is replaced
+	if err := os.WriteFile(sock, nil, 0o600); err != nil { // a stale file from a crash is replaced
+		t.Fatal(err)
+	}
 	ln, err := Listen(sock)
 	if err != nil {
 		t.Fatal(err)

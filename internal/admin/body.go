@@ -54,7 +54,7 @@ func sendBody(q Queue, id string, c io.Writer) error {
 	if err != nil {
 		return json.NewEncoder(c).Encode(Reply{Error: ReplyError(id, err)})
 	}
-	defer rc.Close() // a reader: closing it only unpins the message
+	defer func() { _ = rc.Close() }() // a reader: closing it only unpins the message
 	if err := json.NewEncoder(c).Encode(Reply{}); err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func CallBody(ctx context.Context, path, id string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close() // read to its end or failed: nothing left to report
+	defer func() { _ = c.Close() }() // read to its end or failed: nothing left to report
 	if err := c.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}

@@ -58,7 +58,8 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 	// Requests keep their context through the drain: a bounce that has begun should finish.
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	// Closing the listener ends Accept: the loop's own error, if any, is what counts.
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
 
 	var (
@@ -81,7 +82,7 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 			serveConn(reqCtx, c, opts)
 		}()
 	})
-	ln.Close()
+	_ = ln.Close() // may be closed already (ctx done); no new request can come either way
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -96,7 +97,7 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 	mu.Lock()
 	n := len(conns)
 	for c := range conns {
-		c.Close()
+		_ = c.Close() // to end the request early: its handler sees the error
 	}
 	mu.Unlock()
 	opts.Logger.Warn("admin requests still running at shutdown: closed their connections", "requests", n)
@@ -141,7 +142,8 @@ func acceptLoop(ctx context.Context, ln net.Listener, log *slog.Logger, serve fu
 // serveConn answers the one request of c. It is the connection's only recover: a panic is logged
 // with its stack and answered with an error, and the server goes on.
 func serveConn(ctx context.Context, c net.Conn, opts Options) {
-	defer c.Close()
+	// Writes to a Unix socket are not buffered: a failed Close loses nothing that send did not log.
+	defer func() { _ = c.Close() }()
 	log := opts.Logger
 	c.SetDeadline(time.Now().Add(requestTimeout))
 	var req Request

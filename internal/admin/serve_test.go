@@ -72,7 +72,14 @@ func startServe(t *testing.T, q Queue, drain time.Duration) (sock string, logs *
 		}
 		return err2
 	}
-	t.Cleanup(func() { stop() })
+	t.Cleanup(func() {
+		if stopped {
+			return // the test stopped it and looked at what Serve returned
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
 	return sock, logs, stop
 }
 
@@ -138,7 +145,9 @@ func TestServeBadRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	io.WriteString(c, "list please\n")
+	if _, err := io.WriteString(c, "list please\n"); err != nil {
+		t.Fatal(err)
+	}
 	var rep Reply
 	if err := json.NewDecoder(c).Decode(&rep); err != nil || !strings.HasPrefix(rep.Error, "bad request: ") {
 		t.Fatalf("reply: %+v %v", rep, err)
@@ -177,7 +186,7 @@ func TestServeDrainBound(t *testing.T) {
 	q := &fakeQueue{deleteRun: make(chan struct{}), deleteWait: make(chan struct{})}
 	defer close(q.deleteWait)
 	sock, _, stop := startServe(t, q, 20*time.Millisecond)
-	go Call(context.Background(), sock, Request{Op: OpDelete, Arg: "X"})
+	go func() { _, _ = Call(context.Background(), sock, Request{Op: OpDelete, Arg: "X"}) }() // cut off by the drain
 	<-q.deleteRun
 	if err := stop(); err == nil || !strings.Contains(err.Error(), "1 request(s) still running") {
 		t.Fatalf("Serve: %v", err)
@@ -199,18 +208,26 @@ func TestServeListenerFails(t *testing.T) {
 // TestProcFigures reads open files and resident size from a /proc/<pid>-like directory.
 func TestProcFigures(t *testing.T) {
 	dir := t.TempDir()
-	os.Mkdir(filepath.Join(dir, "fd"), 0o700)
-	for _, n := range []string{"0", "1", "2", "7"} {
-		os.WriteFile(filepath.Join(dir, "fd", n), nil, 0o600)
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	os.WriteFile(filepath.Join(dir, "statm"), []byte("5000 300 120 200 0 900 0\n"), 0o600)
+	if err := os.Mkdir(filepath.Join(dir, "fd"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"0", "1", "2", "7"} {
+		write(filepath.Join("fd", n), "")
+	}
+	write("statm", "5000 300 120 200 0 900 0\n")
 	if n, err := openFiles(dir); n != 4 || err != nil {
 		t.Errorf("openFiles = %d, %v; want 4", n, err)
 	}
 	if n, err := residentSize(dir); n != 300*int64(os.Getpagesize()) || err != nil {
 		t.Errorf("residentSize = %d, %v; want 300 pages", n, err)
 	}
-	os.WriteFile(filepath.Join(dir, "statm"), []byte("5000\n"), 0o600)
+	write("statm", "5000\n")
 	if _, err := residentSize(dir); err == nil {
 		t.Error("a statm without a resident field was read")
 	}

@@ -62,7 +62,7 @@ func TestExplain(t *testing.T) {
 		if err := os.Chmod(data, 0); err != nil {
 			t.Fatal(err)
 		}
-		defer os.Chmod(data, 0o700)
+		defer func() { _ = os.Chmod(data, 0o700) }() // for TempDir's removal: its failure says why
 		_, oerr := os.OpenFile(filepath.Join(data, "tern.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 		err := explainData(data, "cannot lock the data directory", oerr)
 		want := "cannot lock the data directory: " + filepath.Join(data, "tern.lock") + ": permission denied\n  " +

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -100,12 +101,12 @@ func queueBody(ctx context.Context, cfg config.Config, data, id string, w io.Wri
 		return err
 	}
 	defer unlock()
-	defer q.Close() // only read: nothing to lose
+	defer func() { _ = q.Close() }() // only read: this command changed nothing to lose
 	rc, err := q.Body(id)
 	if err != nil {
 		return errors.New(admin.ReplyError(id, err))
 	}
-	defer rc.Close() // a reader: closing only unpins the message
+	defer func() { _ = rc.Close() }() // a reader: closing only unpins the message
 	_, err = io.Copy(w, rc)
 	return err
 }
@@ -167,17 +168,19 @@ func QueueList(cfg config.Config, w io.Writer, log *slog.Logger) error {
 	return QueueCommand(context.Background(), cfg, QueueRequest{Op: admin.OpList}, w, log)
 }
 
-// printReply prints what rep says was done.
-func printReply(w io.Writer, r QueueRequest, rep admin.Reply, running bool) error {
+// printReply prints what rep says was done. The text is buffered: Flush reports the first
+// failed write.
+func printReply(out io.Writer, r QueueRequest, rep admin.Reply, running bool) error {
+	w := bufio.NewWriter(out)
 	switch r.Op {
 	case admin.OpList:
 		if r.JSON {
-			return printJSON(w, rep.Items, nil)
+			return printJSON(out, rep.Items, nil)
 		}
 		printList(w, rep.Items)
 	case admin.OpShow:
 		if r.JSON {
-			return printJSON(w, rep.Items, rep.Headers)
+			return printJSON(out, rep.Items, rep.Headers)
 		}
 		for i, it := range rep.Items {
 			if i > 0 {
@@ -207,13 +210,13 @@ func printReply(w io.Writer, r QueueRequest, rep admin.Reply, running bool) erro
 			fmt.Fprintf(w, "%d message(s) %s\n", rep.N, done)
 		}
 	}
-	return nil
+	return w.Flush()
 }
 
 // printList prints items like Postfix's mailq: id (with "!" when held, "*" while being
 // delivered), size, arrival and sender, then each pending recipient with the reason of its last
 // failed attempt.
-func printList(w io.Writer, items []queue.Item) {
+func printList(w *bufio.Writer, items []queue.Item) {
 	if len(items) == 0 {
 		fmt.Fprintln(w, "Mail queue is empty")
 		return
@@ -246,7 +249,7 @@ func printList(w io.Writer, items []queue.Item) {
 }
 
 // printItem prints everything the queue knows of one message.
-func printItem(w io.Writer, it queue.Item, headers string) {
+func printItem(w *bufio.Writer, it queue.Item, headers string) {
 	e := it.Envelope
 	status := "due for delivery"
 	switch {

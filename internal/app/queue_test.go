@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"strings"
 	"testing"
@@ -27,7 +28,11 @@ func TestPrintItemStatus(t *testing.T) {
 		}
 		tc.it.Envelope.ID, tc.it.Envelope.From = "Q1", "a@example.test"
 		var b bytes.Buffer
-		printItem(&b, tc.it, "")
+		w := bufio.NewWriter(&b)
+		printItem(w, tc.it, "")
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		if line := strings.Split(b.String(), "\n")[1]; line != "Status:     "+tc.want {
 			t.Errorf("%q, want Status: %s", line, tc.want)
 		}

@@ -49,7 +49,7 @@ func adminPath(data string) string    { return filepath.Join(data, "admin.sock")
 // NewLogger returns the slog logger the config asks for, writing to w.
 func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
-	level.UnmarshalText([]byte(c.Level)) // validated by config
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -273,14 +273,15 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	serveErr := make(chan error, len(s.lns))
 	var serving sync.WaitGroup
 	for _, l := range s.lns {
-		fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
+		// For the eyes: a server whose stdout is gone (a closed terminal) serves all the same.
+		_, _ = fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
 			serveErr <- srv.Serve(l.ln, l.role)
 		}()
 	}
-	fmt.Fprintf(stdout, "tern: data directory %s\n", s.data)
+	_, _ = fmt.Fprintf(stdout, "tern: data directory %s\n", s.data) // as above
 	log.Info("started", "hostname", s.cfg.Hostname, "domains", s.cfg.Domains, "queued", q.Len())
 
 	var runErr error
@@ -455,11 +456,12 @@ func lockData(data string) (func(), error) {
 		return nil, explainData(data, "cannot lock the data directory", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close() // never written: the failed lock is the error to report
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("data directory %s is in use by another tern serve", data)
 		}
 		return nil, errorf(err, "cannot lock the data directory %s: %v", data, err)
 	}
-	return func() { f.Close() }, nil
+	// Never written: closing it only releases the lock, which the kernel does even on error.
+	return func() { _ = f.Close() }, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"syscall"
 
 	"github.com/tern-mail/tern/internal/admin"
@@ -33,18 +34,20 @@ func StatusCommand(ctx context.Context, cfg config.Config, asJSON bool, w io.Wri
 	if asJSON {
 		return json.NewEncoder(w).Encode(rep.Status)
 	}
-	printStatus(w, *rep.Status)
-	return nil
+	_, err = io.WriteString(w, statusText(*rep.Status))
+	return err
 }
 
-func printStatus(w io.Writer, st admin.Status) {
-	fmt.Fprintf(w, "sessions:    %d\n", st.Sessions)
-	fmt.Fprintf(w, "queue:       %d message%s\n", st.Queue, plural(st.Queue))
-	fmt.Fprintf(w, "goroutines:  %d\n", st.Goroutines)
-	fmt.Fprintf(w, "open files:  %d\n", st.OpenFiles)
+func statusText(st admin.Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sessions:    %d\n", st.Sessions)
+	fmt.Fprintf(&b, "queue:       %d message%s\n", st.Queue, plural(st.Queue))
+	fmt.Fprintf(&b, "goroutines:  %d\n", st.Goroutines)
+	fmt.Fprintf(&b, "open files:  %d\n", st.OpenFiles)
 	if st.RSS < 0 {
-		fmt.Fprintf(w, "rss:         unknown\n")
+		b.WriteString("rss:         unknown\n")
 	} else {
-		fmt.Fprintf(w, "rss:         %.1f MiB\n", float64(st.RSS)/(1<<20))
+		fmt.Fprintf(&b, "rss:         %.1f MiB\n", float64(st.RSS)/(1<<20))
 	}
+	return b.String()
 }

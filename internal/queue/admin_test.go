@@ -19,7 +19,9 @@ func TestHoldRelease(t *testing.T) {
 	if err := q.Hold(id); err != nil {
 		t.Fatal(err)
 	}
-	q.Close()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// The hold survives a restart: nothing is delivered. One worker takes the due messages in
 	// order, so once a message queued after the restart is delivered, the held one would have
 	// been before it.

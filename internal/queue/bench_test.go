@@ -16,7 +16,11 @@ func benchCommit(b *testing.B, parallel bool, sessions int, fsys safeio.FS) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer q.Close()
+	defer func() {
+		if err := q.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
 	body := bodyFor(1, 5<<10)
 	env := newEnv("a@example.test", "b@example.test")
 	commit := func() error {

@@ -340,8 +340,9 @@ func (q *Queue) rotate() error {
 		err = q.fs.SyncDir(q.logDir())
 	}
 	if err != nil {
-		f.Close()
-		q.fs.Remove(path)
+		// Best effort, before any record is in it: the failed write is the error to report.
+		_ = f.Close()
+		_ = q.fs.Remove(path)
 		return fmt.Errorf("queue: new segment: %w", err)
 	}
 	q.mu.Lock()
@@ -361,7 +362,7 @@ func (q *Queue) rotate() error {
 func (q *Queue) dropSegments() {
 	for len(q.segs) > 1 && q.segs[0].live == 0 {
 		s := q.segs[0]
-		s.f.Close()
+		_ = s.f.Close() // removed next: nothing in it is needed any more
 		if err := q.fs.Remove(s.path); err != nil {
 			q.log.Error("queue: cannot remove segment", "segment", s.path, "err", err)
 		} else if err := q.fs.SyncDir(q.logDir()); err != nil {

@@ -198,7 +198,9 @@ func TestHoldRacesCompaction(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		q.Delete(context.Background(), w.ID())
+		if err := q.Delete(context.Background(), w.ID()); err != nil {
+			t.Error(err)
+		}
 	})
 	want := make(map[string]bool)
 	for round := range 6 {

@@ -67,7 +67,9 @@ func TestHelperCommitter(t *testing.T) {
 				}
 				mu.Lock()
 				fmt.Fprintln(out, w.ID())
-				out.Flush()
+				if err := out.Flush(); err != nil {
+					os.Exit(2) // the parent stopped reading: it has what it needs
+				}
 				mu.Unlock()
 			}
 		}()

@@ -72,7 +72,11 @@ func TestWriteFault(t *testing.T) {
 					t.Fatal(err)
 				}
 				_, restore := swapFile(q, closed)
-				return func() { os.Remove(blocker) }, restore
+				return func() {
+					if err := os.Remove(blocker); err != nil {
+						t.Fatal(err)
+					}
+				}, restore
 			},
 			failing: 3,
 		},
@@ -102,7 +106,11 @@ func TestWriteFault(t *testing.T) {
 				if err := os.Chmod(q.logDir(), 0o500); err != nil {
 					t.Fatal(err)
 				}
-				return func() { os.Chmod(q.logDir(), 0o700) }, func() {}
+				return func() {
+					if err := os.Chmod(q.logDir(), 0o700); err != nil {
+						t.Fatal(err)
+					}
+				}, func() {}
 			},
 			failing: 3,
 		},

@@ -147,7 +147,11 @@ func openQueue(t testing.TB, dir string, opts Options) *Queue {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { q.Close() })
+	t.Cleanup(func() { // a second Close (the test closed it itself) returns nil
+		if err := q.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return q
 }
 

@@ -229,7 +229,7 @@ func runWorkload(t testing.TB, fsys safeio.FS, sessions int, acked *acks, betwee
 		wg.Wait()
 		waitIdle(t, q)
 	}
-	q.Close()
+	_ = q.Close() // a crash anywhere is expected, and what the reboot finds is the test
 }
 
 // plResult is what a check found.
@@ -296,7 +296,9 @@ func recoverAndCheck(t testing.TB, fsys safeio.FS, msgs []*plMsg, acked map[stri
 			}
 		}
 	}
-	q.Close()
+	if err := q.Close(); err != nil {
+		res.problem("Close after recovery: %v", err)
+	}
 	cancel()
 	if s := logs.String(); strings.Contains(s, "level=ERROR") {
 		res.problem("recovery logged errors:\n%s", s)

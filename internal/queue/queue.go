@@ -282,12 +282,14 @@ func Open(dir string, opts Options) (*Queue, error) {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
+	// On failure the segments are closed best effort: the failure is the error to report, and
+	// what was synced so far is read again on the next Open.
 	if err := q.recover(); err != nil {
-		q.closeSegments()
+		_ = q.closeSegments()
 		return nil, err
 	}
 	if err := q.rotate(); err != nil {
-		q.closeSegments()
+		_ = q.closeSegments()
 		return nil, err
 	}
 	go q.committer()

@@ -66,7 +66,7 @@ func replay(fsys safeio.FS, logDir string, keepOpen bool, log *slog.Logger) ([]*
 		}
 		for _, s := range segs {
 			if s.f != nil {
-				s.f.Close()
+				_ = s.f.Close() // only read so far: the failure is the error to report
 			}
 		}
 		if !keepOpen && errors.Is(err, os.ErrNotExist) {
@@ -116,14 +116,14 @@ func loadSegment(fsys safeio.FS, sf segFile, keepOpen bool) (*loaded, error) {
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
-		f.Close()
+		_ = f.Close() // only read: the failed read is the error to report
 		return nil, err
 	}
 	seg := &segment{seq: sf.seq, version: sf.version, path: sf.path, size: int64(len(data))}
 	if keepOpen {
 		seg.f = f
 	} else {
-		f.Close()
+		_ = f.Close() // only read, and read whole
 	}
 	return &loaded{seg, data}, nil
 }

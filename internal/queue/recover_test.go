@@ -281,11 +281,11 @@ func TestShutdownIsNoAttempt(t *testing.T) {
 func TestFlushSurvivesRestart(t *testing.T) {
 	for _, flush := range []struct {
 		name string
-		do   func(q *Queue, id string)
+		do   func(q *Queue, id string) error
 	}{
-		{"FlushID", func(q *Queue, id string) { q.FlushID(id) }},
-		{"FlushAll", func(q *Queue, _ string) { q.FlushAll() }},
-		{"Flush(domain)", func(q *Queue, _ string) { q.Flush("example.test", false) }},
+		{"FlushID", func(q *Queue, id string) error { return q.FlushID(id) }},
+		{"FlushAll", func(q *Queue, _ string) error { q.FlushAll(); return nil }},
+		{"Flush(domain)", func(q *Queue, _ string) error { q.Flush("example.test", false); return nil }},
 	} {
 		t.Run(flush.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -300,7 +300,9 @@ func TestFlushSurvivesRestart(t *testing.T) {
 			}
 
 			stopped := openQueue(t, dir, testOpts(newFake(nil)))
-			flush.do(stopped, id)
+			if err := flush.do(stopped, id); err != nil {
+				t.Fatal(err)
+			}
 			if err := stopped.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -209,7 +209,7 @@ func (q *Queue) sendReport(env *envelope.Envelope, src bodySource, a dsn.Action,
 	if err != nil {
 		return "", err
 	}
-	defer orig.Close()
+	defer func() { _ = orig.Close() }() // only read: a failed Close loses nothing
 	w := q.newWriter()
 	cw := &countWriter{w: w}
 	if err := rep.Write(cw, orig); err != nil {

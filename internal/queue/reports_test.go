@@ -174,7 +174,9 @@ func TestDelayReportOnce(t *testing.T) {
 		t.Fatalf("%d reports: %q", len(rep), rep)
 	}
 	cancel()
-	q.Close()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
 	q = openQueue(t, dir, opts)
 	it, err := q.Show(id)
 	if err != nil || !it.Envelope.DelayNotified {

@@ -390,7 +390,7 @@ func (q *Queue) deliverOne(ctx context.Context, src bodySource, env *envelope.En
 	if err != nil {
 		return err
 	}
-	defer body.Close()
+	defer func() { _ = body.Close() }() // only read: a failed Close loses nothing
 	return q.opts.Deliverer.Deliver(ctx, env, i, body)
 }
 

@@ -220,11 +220,13 @@ func (w *Writer) Abort() {
 	}
 	w.done = true
 	w.releaseBuf()
+	// Best effort: the message is discarded, and a body file left behind is named by no
+	// record, so recovery removes it.
 	if w.file != nil {
-		w.file.Close()
+		_ = w.file.Close()
 		w.file = nil
 	}
 	if w.external && !w.keepFile {
-		w.q.fs.Remove(w.bodyPath())
+		_ = w.q.fs.Remove(w.bodyPath())
 	}
 }

@@ -82,7 +82,7 @@ func (c *fakeConn) send(lines ...string) {
 	for _, l := range lines {
 		c.bw.WriteString(l + "\r\n")
 	}
-	c.bw.Flush()
+	_ = c.bw.Flush() // a client that hung up is seen at the next read
 }
 
 func (c *fakeConn) line() (string, bool) {

@@ -58,8 +58,8 @@ func buildMessage(o *Options, now time.Time, msgID string, server8bit bool) (mes
 			h.WriteString("Content-Transfer-Encoding: quoted-printable\r\n")
 			var qp bytes.Buffer
 			w := quotedprintable.NewWriter(&qp)
-			w.Write([]byte(body))
-			w.Close()
+			_, _ = w.Write([]byte(body)) // into a bytes.Buffer: cannot fail
+			_ = w.Close()
 			body = crlf(qp.String())
 			if !strings.HasSuffix(body, "\r\n") {
 				body += "\r\n"

@@ -154,7 +154,7 @@ func prepare(o *Options) (*session, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--data: %v", err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }() // only read: a failed Close loses nothing
 			r = f
 		} else if r == nil {
 			return nil, errors.New("--data -: no standard input")
