@@ -78,6 +78,11 @@ declare -A perlmod=(
   [Digest::HMAC_MD5]=libdigest-hmac-perl
 )
 
+# Python module -> Debian package: pyspf, the SPF implementation tern's results are checked against.
+declare -A pymod=(
+  [spf]=python3-spf
+)
+
 have() {
   case "$1" in
     smtp-source) [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null 2>&1 ;;
@@ -87,6 +92,8 @@ have() {
   esac
 }
 haveperl() { perl -M"$1" -e1 >/dev/null 2>&1; }
+# apt-get installs modules for the system interpreter, which may not be the python3 on PATH (pyenv).
+havepy() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
 
 # Cyrus SASL plugins, for a Postfix with AUTH (tern send is tested against it).
 haveglob() { compgen -G "$1" >/dev/null; }
@@ -102,6 +109,7 @@ want=()
 for c in "${!pkg[@]}"; do have "$c" || want+=("${pkg[$c]}"); done
 for g in "${!libglob[@]}"; do haveglob "$g" || want+=("${libglob[$g]}"); done
 for m in "${!perlmod[@]}"; do haveperl "$m" || want+=("${perlmod[$m]}"); done
+for m in "${!pymod[@]}"; do havepy "$m" || want+=("${pymod[$m]}"); done
 
 if ((${#want[@]})); then
   mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
@@ -130,6 +138,7 @@ fi
 missing=()
 for c in "${!pkg[@]}"; do have "$c" || missing+=("$c"); done
 for m in "${!perlmod[@]}"; do haveperl "$m" || missing+=("perl $m"); done
+for m in "${!pymod[@]}"; do havepy "$m" || missing+=("python3 $m"); done
 for g in "${!libglob[@]}"; do haveglob "$g" || missing+=("${libglob[$g]}"); done
 ((gotools_status)) && missing+=("Go linters (go install failed)")
 if ((${#missing[@]})); then

@@ -20,13 +20,14 @@ type DNS struct {
 	records map[string][]dns.RR // by lower-case FQDN
 	secure  map[string]bool
 	rcode   map[string]int
+	drop    map[string]bool
 	queries map[string]int // "name TYPE" -> count
 }
 
 // StartDNS starts a DNS server with records rrs (see Add); it stops when the test ends.
 func StartDNS(t testing.TB, rrs ...string) *DNS {
 	t.Helper()
-	z := &DNS{records: map[string][]dns.RR{}, secure: map[string]bool{}, rcode: map[string]int{}, queries: map[string]int{}}
+	z := &DNS{records: map[string][]dns.RR{}, secure: map[string]bool{}, rcode: map[string]int{}, drop: map[string]bool{}, queries: map[string]int{}}
 	z.Add(t, rrs...)
 	var (
 		pc  net.PacketConn
@@ -110,6 +111,13 @@ func (z *DNS) Fail(name string, rcode int) {
 	z.rcode[dns.Fqdn(strings.ToLower(name))] = rcode
 }
 
+// Drop makes every query for name go unanswered, as from a server that times out.
+func (z *DNS) Drop(name string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.drop[dns.Fqdn(strings.ToLower(name))] = true
+}
+
 // Count is how many queries name of type qtype got.
 func (z *DNS) Count(name string, qtype uint16) int {
 	z.mu.Lock()
@@ -132,9 +140,13 @@ func (z *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	z.mu.Lock()
 	z.queries[name+" "+dns.TypeToString[q.Qtype]]++
 	rc, failing := z.rcode[name]
+	dropped := z.drop[name]
 	rrs, exists := z.records[name]
 	secure := z.secure[name]
 	z.mu.Unlock()
+	if dropped {
+		return // counted, never answered
+	}
 	switch {
 	case failing:
 		m.Rcode = rc

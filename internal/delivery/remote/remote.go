@@ -215,7 +215,7 @@ type Options struct {
 type Deliverer struct {
 	opts      Options
 	log       *slog.Logger
-	dns       *resolver
+	dns       *dnsResolver
 	sts       *stsCache
 	http      *http.Client
 	relayHost string // Relayhost's host, "" without one

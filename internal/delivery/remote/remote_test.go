@@ -471,10 +471,10 @@ func TestSystemResolver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.dns.servers) == 0 {
+	if len(d.dns.c.Servers()) == 0 {
 		t.Fatal("no DNS servers")
 	}
-	for _, s := range d.dns.servers {
+	for _, s := range d.dns.c.Servers() {
 		if _, _, err := net.SplitHostPort(s); err != nil {
 			t.Errorf("server %q: %v", s, err)
 		}

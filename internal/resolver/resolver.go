@@ -1,0 +1,170 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Options tune a Resolver; the zero value of each field means its default.
+type Options struct {
+	// MaxEntries bounds the cache (default 10000 answers).
+	MaxEntries int
+	// MaxTTL caps how long an answer is kept, whatever its TTL says (default 1 hour).
+	MaxTTL time.Duration
+	// MaxNegativeTTL caps how long a name that does not exist, or has no records of the type
+	// asked, is remembered (default 15 minutes; RFC 2308 §5 suggests one to three hours at
+	// most, and a record that has just been published should not stay unseen for that long).
+	MaxNegativeTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Resolver looks names up through a Client and caches the answers for their TTL. It is safe
+// for concurrent use.
+type Resolver struct {
+	c    *Client
+	opts Options
+
+	mu    sync.Mutex
+	cache map[cacheKey]cacheEntry
+}
+
+type cacheKey struct {
+	name  string // lower-case FQDN
+	qtype uint16
+}
+
+type cacheEntry struct {
+	a       Answer
+	expires time.Time
+}
+
+// Answer is the records of one type that a lookup returned. Its records are shared with the
+// cache: callers must not change them.
+type Answer struct {
+	RRs      []dns.RR // the records of the asked type (their owner may be a CNAME's target)
+	NXDomain bool     // the name does not exist (RCODE 3)
+	Secure   bool     // the server set the AD bit
+}
+
+// Void reports whether the lookup found nothing: the name does not exist or has no records of
+// the type asked. RFC 7208 §4.6.4 limits such "void lookups" in an SPF evaluation.
+func (a Answer) Void() bool { return len(a.RRs) == 0 }
+
+// Error is a lookup that got no final word about the name: a timeout, SERVFAIL, a refusal.
+// It is temporary by nature (an SPF temperror, for one).
+type Error struct {
+	Name  string
+	Qtype uint16
+	Err   error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("DNS %s %s: %v", dns.TypeToString[e.Qtype], strings.TrimSuffix(e.Name, "."), e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Timeout reports whether no server answered in time.
+func (e *Error) Timeout() bool { return errors.Is(e.Err, ErrTimeout) }
+
+// New makes a caching resolver over c.
+func New(c *Client, opts Options) *Resolver {
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 10000
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = time.Hour
+	}
+	if opts.MaxNegativeTTL <= 0 {
+		opts.MaxNegativeTTL = 15 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Resolver{c: c, opts: opts, cache: map[cacheKey]cacheEntry{}}
+}
+
+// Lookup asks for name's records of type qtype, from the cache while they are fresh. A name
+// that does not exist, or has no such records, is an Answer (see Void), not an error; the
+// error is an *Error, and is never cached.
+func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answer, error) {
+	k := cacheKey{strings.ToLower(dns.Fqdn(name)), qtype}
+	now := r.opts.Now()
+	r.mu.Lock()
+	e, ok := r.cache[k]
+	r.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.a, nil
+	}
+	resp, err := r.c.Exchange(ctx, k.name, qtype)
+	if err != nil {
+		return Answer{}, &Error{k.name, qtype, err}
+	}
+	a := Answer{NXDomain: resp.Rcode == dns.RcodeNameError, Secure: resp.AuthenticatedData}
+	if !a.NXDomain {
+		for _, rr := range resp.Answer {
+			if rr.Header().Rrtype == qtype {
+				a.RRs = append(a.RRs, rr)
+			}
+		}
+	}
+	if ttl := r.ttl(resp, a); ttl > 0 {
+		r.store(k, cacheEntry{a, now.Add(ttl)}, now)
+	}
+	return a, nil
+}
+
+// ttl is how long an answer may be kept: the least TTL of its records (the CNAMEs that led to
+// them included); for a negative answer, the least of the SOA's TTL and its MINIMUM field
+// (RFC 2308 §5), and nothing without a SOA.
+func (r *Resolver) ttl(resp *dns.Msg, a Answer) time.Duration {
+	if !a.Void() {
+		least := ^uint32(0)
+		for _, rr := range resp.Answer {
+			least = min(least, rr.Header().Ttl)
+		}
+		return min(time.Duration(least)*time.Second, r.opts.MaxTTL)
+	}
+	for _, rr := range resp.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return min(time.Duration(min(soa.Hdr.Ttl, soa.Minttl))*time.Second, r.opts.MaxNegativeTTL)
+		}
+	}
+	return 0
+}
+
+// store keeps e, making room when the cache is full: the expired entries go first, and when
+// none has expired an eighth of the entries, whichever the map yields, so that a full cache
+// is not swept at every insert.
+func (r *Resolver) store(k cacheKey, e cacheEntry, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.cache[k]; !ok && len(r.cache) >= r.opts.MaxEntries {
+		for ck, ce := range r.cache {
+			if !now.Before(ce.expires) {
+				delete(r.cache, ck)
+			}
+		}
+		for ck := range r.cache {
+			if len(r.cache) < r.opts.MaxEntries-r.opts.MaxEntries/8 {
+				break
+			}
+			delete(r.cache, ck)
+		}
+	}
+	r.cache[k] = e
+}
+
+// Len is the number of answers in the cache.
+func (r *Resolver) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.cache)
+}
