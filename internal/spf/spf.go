@@ -48,9 +48,14 @@ type Outcome struct {
 	Reason string
 }
 
+// Lookuper looks DNS records up: *resolver.Resolver, in tern.
+type Lookuper interface {
+	Lookup(ctx context.Context, name string, qtype uint16) (resolver.Answer, error)
+}
+
 // Checker evaluates SPF through a resolver. It is safe for concurrent use.
 type Checker struct {
-	r       *resolver.Resolver
+	r       Lookuper
 	timeout time.Duration
 }
 
@@ -58,7 +63,7 @@ type Checker struct {
 const DefaultTimeout = 20 * time.Second
 
 // New makes a checker over r; timeout bounds each evaluation (0: DefaultTimeout).
-func New(r *resolver.Resolver, timeout time.Duration) *Checker {
+func New(r Lookuper, timeout time.Duration) *Checker {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -118,7 +123,7 @@ func quote(s string) string { return "\"" + s + "\"" }
 // does not exist (no match, a void lookup), IsTimeout or IsTemporary for no final word
 // (temperror). The library counts the lookups and the void lookups itself (§4.6.4).
 type libResolver struct {
-	r  *resolver.Resolver
+	r  Lookuper
 	v4 bool // the client's address is IPv4: only A records can match it
 }
 
