@@ -226,6 +226,7 @@ func TestCLIHelp(t *testing.T) {
 		"user show":      append([]string{"auth-mechanisms"}, data...),
 		"status":         append([]string{"json"}, data...),
 		"config example": {"help"},
+		"spf check":      {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
 		"version":        {"help"},
 	}
 	seen := map[string]bool{}
@@ -269,7 +270,7 @@ func TestCLIHelp(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"serve", "user add", "user show", "queue list", "status", "auth plain", "send",
-		"config example", "version", "completion bash", "completion zsh", "completion fish"} {
+		"config example", "version", "spf check", "completion bash", "completion zsh", "completion fish"} {
 		if !seen[path] {
 			t.Errorf("tern %s is not in the help's command tree", path)
 		}

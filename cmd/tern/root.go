@@ -130,6 +130,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newStatusCmd(std),
 		newAuthCmd(std),
 		newSendCmd(std),
+		newSPFCmd(std),
 		newConfigCmd(std),
 		newVersionCmd(std),
 		newManCmd(),

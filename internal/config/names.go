@@ -166,3 +166,7 @@ type wrapped struct {
 
 func (w *wrapped) Error() string { return w.msg }
 func (w *wrapped) Unwrap() error { return w.err }
+
+// CheckRemote checks a server address given on a command line as the configuration's
+// resolver and relayhost are checked: HOST:PORT, a port from 1 to 65535.
+func CheckRemote(addr string) error { return checkRemote(addr) }
