@@ -144,13 +144,23 @@ func (l *libResolver) lookup(ctx context.Context, name string, qtype uint16) ([]
 }
 
 // LookupTXT returns each TXT record's strings joined, as net.Resolver does (RFC 7208 §3.3).
+// An SPF record with a syntax error anywhere is a permanent failure of the lookup, which the
+// library makes a permerror (see checkSyntax); the library asks TXT records only for SPF.
 func (l *libResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	rrs, err := l.lookup(ctx, name, dns.TypeTXT)
 	var txts []string
 	for _, rr := range rrs {
-		if t, ok := rr.(*dns.TXT); ok {
-			txts = append(txts, strings.Join(t.Txt, ""))
+		t, ok := rr.(*dns.TXT)
+		if !ok {
+			continue
 		}
+		txt := strings.Join(t.Txt, "")
+		if lower := strings.ToLower(txt); lower == "v=spf1" || strings.HasPrefix(lower, "v=spf1 ") {
+			if serr := checkSyntax(txt); serr != nil {
+				return nil, &net.DNSError{Err: serr.Error(), Name: name}
+			}
+		}
+		txts = append(txts, txt)
 	}
 	return txts, err
 }

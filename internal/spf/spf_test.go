@@ -2,6 +2,7 @@ package spf
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -49,6 +50,31 @@ var zone = []string{
 	`six.test. TXT "v=spf1 ip6:2001:db8::/32 a -all"`, "six.test. AAAA 2001:db8:1::1",
 	`exp.test. TXT "v=spf1 -all exp=explain.exp.test"`, `explain.exp.test. TXT "%{i} is not one of %{d}'s servers"`,
 	`mod.test. TXT "v=spf1 foo=bar ~all"`,
+	hugeRecord(),
+	`garbage.test. TXT "v=spf1 ip4:192.0.2.10 \\000\\255\\001 -all"`,
+	`badmacro.test. TXT "v=spf1 exists:%{z}.test -all"`,
+	`caps.test. TXT "V=SPF1 IP4:192.0.2.10 -ALL"`,
+	`late1.test. TXT "v=spf1 ip4:192.0.2.10 ip4:192.0.2.300 -all"`,
+	`late2.test. TXT "v=spf1 ip4:192.0.2.10 redirect=a.test redirect=b.test"`,
+	`late3.test. TXT "v=spf1 ip4:192.0.2.10 exists:%{q}.test -all"`,
+	`late4.test. TXT "v=spf1 ip4:192.0.2.10 a/33 -all"`,
+	`late5.test. TXT "v=spf1 ip4:192.0.2.10 ip6:2001:db8::/129 -all"`,
+	`late6.test. TXT "v=spf1 ip4:192.0.2.10 -all extra-garbage"`,
+	`late7.test. TXT "v=spf1 ip4:192.0.2.10 include:nodot -all"`,
+	`late8.test. TXT "v=spf1 ip4:192.0.2.10 exp=a.test exp=b.test"`,
+	`valid.test. TXT "v=spf1 ip4:192.0.2.10 a:%{d}/24//64 mx:x.test. ptr:%{d2} exists:%{ir}.%{v}._spf.%{d} exp=e.%{d} foo=%{l}%%%_%- -all"`,
+}
+
+// hugeRecord is an SPF record of 60 ip4 terms in many strings (well over 512 octets), the last
+// of which matches 192.0.2.10.
+func hugeRecord() string {
+	var b strings.Builder
+	b.WriteString(`huge.test. TXT "v=spf1"`)
+	for i := 1; i <= 60; i++ {
+		fmt.Fprintf(&b, ` " ip4:198.51.100.%d/32"`, i)
+	}
+	b.WriteString(` " ip4:192.0.2.10 -all"`)
+	return b.String()
 }
 
 type spfCase struct {
@@ -93,6 +119,19 @@ var cases = []spfCase{
 	{"ip6 fail", "2001:db9::1", "mail.example.test", "alice@six.test", Fail},
 	{"exp= with fail", "198.51.100.1", "mail.example.test", "alice@exp.test", Fail},
 	{"unknown modifier ignored", "198.51.100.1", "mail.example.test", "alice@mod.test", SoftFail},
+	{"huge record", "192.0.2.10", "mail.example.test", "alice@huge.test", Pass},
+	{"garbage in the record", "192.0.2.10", "mail.example.test", "alice@garbage.test", PermError},
+	{"permerror: unknown macro letter", "192.0.2.10", "mail.example.test", "alice@badmacro.test", PermError},
+	{"upper case", "192.0.2.10", "mail.example.test", "alice@caps.test", Pass},
+	{"permerror: bad ip4 after the match", "192.0.2.10", "mail.example.test", "alice@late1.test", PermError},
+	{"permerror: two redirects", "192.0.2.10", "mail.example.test", "alice@late2.test", PermError},
+	{"permerror: bad macro after the match", "192.0.2.10", "mail.example.test", "alice@late3.test", PermError},
+	{"permerror: a/33 after the match", "192.0.2.10", "mail.example.test", "alice@late4.test", PermError},
+	{"permerror: ip6 /129 after the match", "192.0.2.10", "mail.example.test", "alice@late5.test", PermError},
+	{"permerror: garbage after all", "192.0.2.10", "mail.example.test", "alice@late6.test", PermError},
+	{"permerror: include of a name without a dot", "192.0.2.10", "mail.example.test", "alice@late7.test", PermError},
+	{"permerror: two exp", "192.0.2.10", "mail.example.test", "alice@late8.test", PermError},
+	{"every kind of term, valid", "192.0.2.10", "mail.example.test", "alice@valid.test", Pass},
 }
 
 func startZone(t *testing.T) *testutil.DNS {

@@ -160,5 +160,14 @@ func (z *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	m.AuthenticatedData = secure && !failing
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		// As a real server: what does not fit the client's UDP size is cut, with TC set,
+		// and the client asks again over TCP.
+		size := dns.MinMsgSize
+		if o := r.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+		}
+		m.Truncate(size)
+	}
 	_ = w.WriteMsg(m) // a lost reply shows as the resolver timing out
 }
