@@ -51,15 +51,7 @@ func withDKIM(cfg config.Config, f func(s accounts.Store) error) (err error) {
 // DKIMKeygen makes a key for a domain, stores it active, and prints its TXT record. A domain
 // has at most one active key per algorithm: a second one is tern dkim rotate's business.
 func DKIMKeygen(ctx context.Context, cfg config.Config, req DKIMRequest, w io.Writer) error {
-	domain, alg, err := checkDKIMRequest(&req, dkim.RSA)
-	if err != nil {
-		return err
-	}
-	return withDKIM(cfg, func(s accounts.Store) error {
-		keys, err := s.DKIMKeys(ctx, domain)
-		if err != nil {
-			return err
-		}
+	return withDomainKeys(ctx, cfg, &req, dkim.RSA, func(s accounts.Store, keys []accounts.DKIMKey, domain string, alg dkim.Algorithm) error {
 		for _, k := range keys {
 			if k.Algorithm == string(alg) && k.State == accounts.DKIMActive {
 				return errorf(nil, "%s already has the active %s key %s (tern dkim rotate %s makes a new one)", domain, alg, k.Selector, domain)
@@ -74,15 +66,7 @@ func DKIMKeygen(ctx context.Context, cfg config.Config, req DKIMRequest, w io.Wr
 // replace, which stay stored (and should stay published) so that mail signed with them still
 // verifies.
 func DKIMRotate(ctx context.Context, cfg config.Config, req DKIMRequest, activate bool, w io.Writer) error {
-	domain, alg, err := checkDKIMRequest(&req, "")
-	if err != nil {
-		return err
-	}
-	return withDKIM(cfg, func(s accounts.Store) error {
-		keys, err := s.DKIMKeys(ctx, domain)
-		if err != nil {
-			return err
-		}
+	return withDomainKeys(ctx, cfg, &req, "", func(s accounts.Store, keys []accounts.DKIMKey, domain string, alg dkim.Algorithm) error {
 		if activate {
 			return activateDKIM(ctx, s, keys, domain, alg, w)
 		}
@@ -112,8 +96,25 @@ func DKIMRotate(ctx context.Context, cfg config.Config, req DKIMRequest, activat
 				return err
 			}
 		}
-		_, err = fmt.Fprintf(w, "Publish the record, wait for its TTL to pass, then run tern dkim rotate %s --activate.\n", domain)
+		_, err := fmt.Fprintf(w, "Publish the record, wait for its TTL to pass, then run tern dkim rotate %s --activate.\n", domain)
 		return err
+	})
+}
+
+// withDomainKeys checks req (def is the algorithm when none is given) and runs f on the store
+// with the domain's keys.
+func withDomainKeys(ctx context.Context, cfg config.Config, req *DKIMRequest, def dkim.Algorithm,
+	f func(s accounts.Store, keys []accounts.DKIMKey, domain string, alg dkim.Algorithm) error) error {
+	domain, alg, err := checkDKIMRequest(req, def)
+	if err != nil {
+		return err
+	}
+	return withDKIM(cfg, func(s accounts.Store) error {
+		keys, err := s.DKIMKeys(ctx, domain)
+		if err != nil {
+			return err
+		}
+		return f(s, keys, domain, alg)
 	})
 }
 
