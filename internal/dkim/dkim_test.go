@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -102,6 +106,9 @@ func TestVerifyResults(t *testing.T) {
 			"temperror brisbane ed25519-sha256; temperror test rsa-sha256", "key unavailable"},
 		{"sha1", strings.Replace(m, "a=rsa-sha256", "a=rsa-sha1", 1), rfc8463Keys,
 			"pass brisbane ed25519-sha256; permerror test rsa-sha1", "too weak"},
+		{"rsa key of 512 bits", m, mapResolver{"brisbane._domainkey.football.example.com": rfc8463Keys["brisbane._domainkey.football.example.com"],
+			"test._domainkey.football.example.com": {smallRSARecord(t)}},
+			"pass brisbane ed25519-sha256; permerror test rsa-sha256", "too short"},
 		{"body length", strings.Replace(m, "s=test;", "s=test; l=10;", 1), rfc8463Keys,
 			"pass brisbane ed25519-sha256; neutral test rsa-sha256", "l="},
 		{"malformed", "DKIM-Signature: v=1; a\r\n" + m, rfc8463Keys,
@@ -122,6 +129,19 @@ func TestVerifyResults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// smallRSARecord is a key record of a 512-bit RSA key, under RFC 8301's floor. Go no longer
+// makes such keys, and a record only needs the modulus: any odd 512-bit number will do.
+func smallRSARecord(t *testing.T) string {
+	t.Helper()
+	n := new(big.Int).Lsh(big.NewInt(1), 511)
+	n.Add(n, big.NewInt(12345))
+	der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: 65537})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
 }
 
 // A loop of 50 signatures costs at most MaxSignatures lookups and passes.
