@@ -65,6 +65,12 @@ declare -A pkg=(
   # Dovecot: the LMTP delivery target of scripts/dovecot-lmtp.sh, and doveadm to read its mail
   [dovecot]=dovecot-core
   [doveadm]=dovecot-core
+  # DKIM peers: dkimpy (dkimsign, dkimverify), OpenDKIM's tools and its -t test mode (internal/dkim)
+  [dkimsign]=python3-dkim
+  [dkimverify]=python3-dkim
+  [opendkim-genkey]=opendkim-tools
+  [opendkim-testmsg]=opendkim-tools
+  [opendkim]=opendkim
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish
@@ -87,7 +93,7 @@ have() {
   case "$1" in
     smtp-source) [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null 2>&1 ;;
     saslpasswd2) [ -x /usr/sbin/saslpasswd2 ] || command -v saslpasswd2 >/dev/null 2>&1 ;;
-    krb5kdc|kadmin.local|dovecot|doveadm) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
+    krb5kdc|kadmin.local|dovecot|doveadm|opendkim|opendkim-genkey|opendkim-testmsg) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

@@ -225,6 +225,9 @@ func TestCLIHelp(t *testing.T) {
 		"user list":      append([]string{"auth-mechanisms"}, data...),
 		"user show":      append([]string{"auth-mechanisms"}, data...),
 		"status":         append([]string{"json"}, data...),
+		"dkim keygen":    append([]string{"algorithm", "selector"}, data...),
+		"dkim rotate":    append([]string{"activate", "algorithm", "selector"}, data...),
+		"dkim list":      append([]string{"records"}, data...),
 		"config example": {"help"},
 		"spf check":      {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
 		"version":        {"help"},
@@ -253,8 +256,8 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "queue", "status", "send"}, strings.Fields(c.path)[0])
-			if slices.Contains(c.flags, "data") != usesData && c.path != "user" && c.path != "queue" {
+			usesData := slices.Contains([]string{"serve", "user", "queue", "status", "send", "dkim"}, strings.Fields(c.path)[0])
+			if slices.Contains(c.flags, "data") != usesData && c.path != "user" && c.path != "queue" && c.path != "dkim" {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}
 		}

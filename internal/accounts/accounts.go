@@ -18,6 +18,7 @@ package accounts
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Store is the account store used by the server (recipient checks, later SMTP AUTH) and by
@@ -57,8 +58,48 @@ type Store interface {
 	// check could not be made (storage failure, corrupt stored hash).
 	Verify(ctx context.Context, addr, password string) (bool, error)
 
+	// AddDKIMKey stores a DKIM private key for its domain and selector, or returns ErrExists
+	// when that domain already has that selector.
+	AddDKIMKey(ctx context.Context, k DKIMKey) error
+
+	// DKIMKeys returns the DKIM keys of domain (every domain when domain is ""), sorted by
+	// domain, then creation time, then selector.
+	DKIMKeys(ctx context.Context, domain string) ([]DKIMKey, error)
+
+	// SetDKIMStates changes the state of some keys of domain (selector to new state) in one
+	// transaction, so that switching keys never leaves a domain without an active one; it
+	// returns ErrNotFound, and changes nothing, when a selector is not a key of domain.
+	SetDKIMStates(ctx context.Context, domain string, states map[string]DKIMState) error
+
 	// Close releases the store's resources. The store must not be used afterwards.
 	Close() error
+}
+
+// DKIMState is where a DKIM key is in its life (see RFC 6376 §3.1 on selectors for rotation).
+type DKIMState string
+
+const (
+	// DKIMActive keys sign the domain's mail.
+	DKIMActive DKIMState = "active"
+	// DKIMPublished keys are made and their record published, not yet used: a new key waits
+	// here until its record has reached the resolvers (its TTL at least).
+	DKIMPublished DKIMState = "published"
+	// DKIMRetired keys no longer sign; their record stays published for a while so that mail
+	// signed with them still verifies.
+	DKIMRetired DKIMState = "retired"
+)
+
+// DKIMKey is a DKIM key as stored. Domain and selector are checked by package dkim before they
+// reach the store, which keeps them as given.
+type DKIMKey struct {
+	Domain    string
+	Selector  string
+	Algorithm string // "rsa" or "ed25519"
+	State     DKIMState
+	Created   time.Time
+	// Private is the private key in PKCS #8 DER, as package dkim makes and reads it. It is a
+	// secret: the store file is not world-readable.
+	Private []byte
 }
 
 // Secret is a per-mechanism secret derived from a password when it is set (package sasl knows
@@ -70,10 +111,12 @@ type Secret struct {
 }
 
 var (
-	// ErrExists is returned by Store.Add when the account is already present.
+	// ErrExists is returned by Store.Add when the account is already present, and by
+	// Store.AddDKIMKey when the domain already has the selector.
 	ErrExists = errors.New("accounts: account already exists")
 
-	// ErrNotFound is returned by Store methods that change an account that does not exist.
+	// ErrNotFound is returned by Store methods that change an account (or a DKIM key) that
+	// does not exist.
 	ErrNotFound = errors.New("accounts: account not found")
 
 	// ErrBadAddress is wrapped, with the reason, by NormalizeAddress and by every Store method

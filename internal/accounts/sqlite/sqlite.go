@@ -55,6 +55,16 @@ var migrations = []string{
 		secret  BLOB NOT NULL,
 		PRIMARY KEY (address, kind)
 	)`,
+	// 3: DKIM private keys per domain and selector (dkim.go). created_at is Unix seconds.
+	`CREATE TABLE dkim_keys (
+		domain     TEXT NOT NULL,
+		selector   TEXT NOT NULL,
+		algorithm  TEXT NOT NULL,
+		state      TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		private    BLOB NOT NULL,
+		PRIMARY KEY (domain, selector)
+	)`,
 }
 
 const (
