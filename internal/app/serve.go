@@ -119,7 +119,8 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 
 	// What can be checked without writing is checked before the data directory is touched.
-	rd, err := newRemote(cfg, derived, local, log)
+	dkimKeys := &storeKeys{} // its store is set once opened, below, before any delivery
+	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), log)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +143,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, dataError(data, "cannot open the account database", err)
 	}
 	s.release = append(s.release, func() { _ = store.Close() }) // best effort: the queue, which holds the mail, is closed first
+	dkimKeys.store = store
 
 	cert, err := loadCert(cfg, data, log)
 	if err != nil {
@@ -345,7 +347,7 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 
 // newRemote builds remote delivery (by MX, or through the relayhost); it writes nothing, so
 // Build makes it before touching the data directory.
-func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort, log *slog.Logger) (*remote.Deliverer, error) {
+func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort, signer remote.Signer, log *slog.Logger) (*remote.Deliverer, error) {
 	d := cfg.Delivery
 	opts := remote.Options{
 		Hostname:   cfg.Hostname,
@@ -354,6 +356,7 @@ func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort
 		PolicyPort: d.MTASTSPort,
 		Relayhost:  d.Relayhost,
 		LocalAddrs: local,
+		DKIM:       signer,
 		Logger:     log,
 		// At most what the retry schedule allows (see config.Derived).
 		DeadHostTTL:      min(remote.DefaultDeadHostTTL, derived.DeadHostTTL),

@@ -19,6 +19,7 @@ type pass struct {
 	rt       *route
 	sts      *stsPolicy
 	reqTLS   bool
+	sig      sigCache
 	out      []delivery.Outcome
 	left     []*pending // the recipients without a final outcome yet
 	attempts int        // connections opened
@@ -93,7 +94,7 @@ func (p *pass) tryHost(ctx context.Context, h *host) {
 			return
 		}
 		p.attempts++
-		a := &attempt{rt: p.rt, h: h, addr: addr, plan: plan, env: p.env, body: p.body, reqTLS: p.reqTLS}
+		a := &attempt{rt: p.rt, h: h, addr: addr, plan: plan, env: p.env, body: p.body, sig: &p.sig, reqTLS: p.reqTLS}
 		for _, r := range p.left {
 			a.rcpts = append(a.rcpts, r.idx)
 		}

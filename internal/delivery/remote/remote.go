@@ -205,6 +205,9 @@ type Options struct {
 	// shortest retry interval, so that a message's own retry always tries. Default:
 	// DefaultDeadHostTTL; negative: never skip.
 	DeadHostTTL time.Duration
+	// DKIM signs what is sent (after any conversion to 7 bits): its fields go in front of the
+	// message. Default: nothing is signed.
+	DKIM Signer
 	// Logger gets one line per connection and one per recipient outcome. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for certificate validity and the MTA-STS cache. Default: time.Now.

@@ -31,6 +31,8 @@ type attempt struct {
 	env    *envelope.Envelope
 	rcpts  []int // indexes in env.Rcpts
 	body   delivery.Body
+	sig    *sigCache // the pass's signature of the message as queued
+	conv   bool      // body is the message converted to 7 bits, not as queued
 	reqTLS bool
 	noTLS  bool // a retry without STARTTLS after a failed handshake (plan level may only)
 }
@@ -145,7 +147,7 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 		res.hostErr = errRequireTLS(a.rt.domain, a.h.name, fmt.Errorf("%s does not offer REQUIRETLS", remote))
 		return res
 	}
-	params, final, herr := d.mailParams(a, ext)
+	params, final, herr := d.mailParams(ctx, a, ext)
 	switch {
 	case herr != nil:
 		res.hostErr = herr
@@ -321,10 +323,14 @@ func needsTLS(mech string) bool {
 }
 
 // mailParams checks what the message needs against what the server offers and returns MAIL's
-// parameters; an 8-bit message for a server without 8BITMIME is converted, in a.body. final
-// fails every recipient for good; hostErr fails this host only.
-func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []string, final, hostErr *delivery.Error) {
+// parameters; an 8-bit message for a server without 8BITMIME is converted, in a.body, and then
+// DKIM-signed, so that the signature covers what is sent. final fails every recipient for
+// good; hostErr fails this host only.
+func (d *Deliverer) mailParams(ctx context.Context, a *attempt, ext smtpclient.Extensions) (params []string, final, hostErr *delivery.Error) {
 	h := a.h.name
+	if sb, ok := a.body.(signedBody); ok {
+		a.body = sb.body // signed by an earlier try on this attempt (without TLS now): sign again
+	}
 	var scan *scanResult
 	scanned := func() (*scanResult, *delivery.Error) {
 		if scan != nil {
@@ -367,7 +373,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 			}
 			d.log.Info("remote: 8-bit message converted to 7 bits", "msgid", a.env.ID, "remote", h,
 				"size", a.body.Size(), "converted_size", len(conv))
-			a.body = bytesBody(conv)
+			a.body, a.conv = bytesBody(conv), true
 		}
 	case envelope.BodyBinaryMIME:
 		if !ext.Chunking || !ext.BinaryMIME {
@@ -376,6 +382,7 @@ func (d *Deliverer) mailParams(a *attempt, ext smtpclient.Extensions) (params []
 		}
 		params = append(params, "BODY=BINARYMIME")
 	}
+	d.sign(ctx, a)
 	if a.env.SMTPUTF8 {
 		if ext.SMTPUTF8 {
 			params = append(params, "SMTPUTF8")
