@@ -7,6 +7,10 @@
 // DKIM-Signature fields to prepend. Verify checks up to MaxSignatures signatures, looking keys
 // up through a Resolver that tern's DNS resolver backs, and returns a Result per signature.
 //
+// MessageSigner is what remote delivery signs with: it finds the domain of a message's From
+// (or its nearest parent with keys), asks a KeySource for that domain's active keys, keeping
+// them for a TTL, and calls Sign.
+//
 // It keeps no keys (package accounts stores them), does no DNS itself and decides no policy:
 // whether to sign a message, and what to do with a failed signature (DMARC), belong to the
 // callers.

@@ -2,7 +2,7 @@
 // configured smarthost (relayhost), with the TLS policy the destination calls for. It is a
 // delivery.BatchDeliverer: the queue hands it the recipients of one destination domain at a time
 // and gets one Outcome per recipient. It owns routing (DNS), TLS policy (the operator's table,
-// MTA-STS, DANE, REQUIRETLS) and the SMTP conversation. It does not retry, convert messages,
+// MTA-STS, DANE, REQUIRETLS), the SMTP conversation and DKIM signing. It does not retry,
 // write bounces or keep state across calls besides the MTA-STS policy cache: the queue does the
 // rest.
 //
@@ -69,6 +69,15 @@
 // These are final at once, without trying other hosts, since a domain's MX hosts are alike.
 // DSN parameters (RFC 3461) go to servers that offer DSN; to one that does not, a delivered
 // recipient with NOTIFY=SUCCESS is reported as Relayed.
+//
+// # DKIM
+//
+// With Options.DKIM, each message is signed as it is sent to a host: after any conversion to 7
+// bits, so that the signature covers what the server gets. The signer (package dkim's
+// MessageSigner) picks the keys by the From domain and returns nothing for a domain without
+// keys. The message as queued is signed once per call and domain, a converted one at each
+// attempt that converts it. A signing failure is logged and the message goes unsigned (see
+// sign).
 //
 // # Failures and logs
 //
