@@ -1,6 +1,7 @@
 package dkim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -64,6 +65,34 @@ func FuzzVerify(f *testing.F) {
 		}
 		if len(v.Results) == 0 || len(v.Results) > MaxSignatures {
 			t.Errorf("%d results", len(v.Results))
+		}
+	})
+}
+
+// FuzzFromDomain: any header section gives one lower-case domain the message is signed for,
+// none, or an error, never a panic; and the domain is one the From field names.
+func FuzzFromDomain(f *testing.F) {
+	for _, s := range []string{
+		"From: Alice <alice@Example.ORG>\r\n\r\n",
+		"From: a@x.test, \"B, b\" <b@x.test>\r\nFrom: c@y.test\r\n\r\n",
+		"From: =?utf-8?q?caf=C3=A9?= <a@x.test>\r\n\r\n",
+		"from:\r\n\tgroup: a@x.test, b@y.test;\r\n\r\n",
+		"From: a@\r\n\r\n",
+		"From: \"a@b\"@c.test.\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		fields, _, err := readHeader(bufio.NewReader(bytes.NewReader(msg)))
+		if err != nil {
+			return
+		}
+		d, err := fromDomain(fields)
+		if err != nil || d == "" {
+			return
+		}
+		if strings.ToLower(d) != d || !strings.Contains(strings.ToLower(string(msg)), d) {
+			t.Errorf("fromDomain gave %q for %q", d, msg)
 		}
 	})
 }
