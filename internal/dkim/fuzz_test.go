@@ -69,8 +69,8 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// FuzzFromDomain: any header section gives one lower-case domain the message is signed for,
-// none, or an error, never a panic; and the domain is one the From field names.
+// FuzzFromDomain: any header section gives one domain the message is signed for (lower-case
+// A-labels), none, or an error, never a panic.
 func FuzzFromDomain(f *testing.F) {
 	for _, s := range []string{
 		"From: Alice <alice@Example.ORG>\r\n\r\n",
@@ -91,7 +91,7 @@ func FuzzFromDomain(f *testing.F) {
 		if err != nil || d == "" {
 			return
 		}
-		if strings.ToLower(d) != d || !strings.Contains(strings.ToLower(string(msg)), d) {
+		if strings.ToLower(d) != d || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-._") != "" {
 			t.Errorf("fromDomain gave %q for %q", d, msg)
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // KeySource gives the active signing keys of a domain (normalized), none when it has none.
@@ -86,8 +88,9 @@ func (m *MessageSigner) domainKeys(ctx context.Context, domain string) ([]Signin
 	return keys, nil
 }
 
-// fromDomain is the domain of the mailboxes of the From field, normalized; "" when they are
-// of several domains. A message without a From, or with one that does not parse, is an error.
+// fromDomain is the domain of the mailboxes of the From field, in A-labels and lower case; ""
+// when they are of several domains. A message without a From, or with one that does not parse,
+// is an error.
 func fromDomain(fields []field) (string, error) {
 	var from []field
 	for _, f := range fields {
@@ -108,7 +111,12 @@ func fromDomain(fields []field) (string, error) {
 		if at < 0 {
 			return "", errors.New("dkim: From: an address without a domain")
 		}
-		d := strings.ToLower(strings.TrimSuffix(a.Address[at+1:], "."))
+		// An internationalized domain is stored, and signed for (d=), as its A-labels (RFC 8616 §4).
+		d, err := idna.Lookup.ToASCII(strings.TrimSuffix(a.Address[at+1:], "."))
+		if err != nil {
+			return "", fmt.Errorf("dkim: From: %w", err)
+		}
+		d = strings.ToLower(d)
 		if domain != "" && d != domain {
 			return "", nil
 		}

@@ -39,6 +39,7 @@ func TestMessageSigner(t *testing.T) {
 		{"a@example.org, b@sub.example.org", "none", ""},
 		{"a@example.org, b@example.org", "pass s1 ed25519-sha256", ""},
 		{"alice@example.net", "none", "example.net"},
+		{"josé@bücher.example.org", "pass s1 ed25519-sha256", "xn--bcher-kva.example.org"},
 		{"not an address", "error", ""},
 	}
 	now := time.Unix(1e9, 0)
