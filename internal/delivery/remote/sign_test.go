@@ -72,17 +72,23 @@ func TestDKIMSigning(t *testing.T) {
 	}
 	const eightBit = "From: alice@sender.test\r\nTo: bob@dest.test\r\nSubject: cafe\r\n\r\ncaf\xc3\xa9\r\n"
 	tests := []struct {
-		name string
-		ext  []string
-		env  func(*envelope.Envelope)
-		body string
-		want string // the results of the signatures received, "" for none
-		data func(string) bool
-		log  string
+		name  string
+		relay bool // through the relayhost, not by MX
+		ext   []string
+		env   func(*envelope.Envelope)
+		body  string
+		want  string // the results of the signatures received, "" for none
+		data  func(string) bool
+		log   string
 	}{{
 		name: "local From: signed with both keys",
 		body: testMessage,
 		want: "pass s-rsa rsa-sha256; pass s-ed25519 ed25519-sha256",
+	}, {
+		name:  "through the relayhost: signed",
+		relay: true,
+		body:  testMessage,
+		want:  "pass s-rsa rsa-sha256; pass s-ed25519 ed25519-sha256",
 	}, {
 		name: "From a subdomain: signed by the parent domain that has keys",
 		body: strings.Replace(testMessage, "alice@sender.test", "MAILER-DAEMON@mx.sender.test", 1),
@@ -116,9 +122,16 @@ func TestDKIMSigning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			h.mx("dest.test", 10, "mx1.dest.test", "127.0.0.2")
+			if !tc.relay {
+				h.mx("dest.test", 10, "mx1.dest.test", "127.0.0.2")
+			}
 			p := h.peer("127.0.0.2", &peer{name: "mx1.dest.test", ext: tc.ext})
-			d := h.deliverer(func(o *Options) { o.DKIM = dkim.NewMessageSigner(source, time.Minute, time.Now) })
+			d := h.deliverer(func(o *Options) {
+				o.DKIM = dkim.NewMessageSigner(source, time.Minute, time.Now)
+				if tc.relay {
+					o.Relayhost = "127.0.0.2:" + itoa(h.port)
+				}
+			})
 			env := newEnv("bob@dest.test")
 			if tc.env != nil {
 				tc.env(env)
