@@ -25,8 +25,8 @@ func TestBuildGolden(t *testing.T) {
 		{"minimal", Params{Domain: "example.test", Hostname: "mail.example.test"}},
 		{"full", Params{
 			Domain: "example.test", Hostname: "mx1.example.test",
-			IPs:  []net.IP{net.ParseIP("192.0.2.25"), net.ParseIP("2001:db8::25")},
-			DKIM: []DKIMKey{{Selector: "20261205-rsa", Value: rsaValue}, {Selector: "20261205-ed25519", Value: "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}, {Selector: "old", Value: "v=DKIM1; k=ed25519; p=AAAA", Retired: true}},
+			IPs:        []net.IP{net.ParseIP("192.0.2.25"), net.ParseIP("2001:db8::25")},
+			DKIM:       []DKIMKey{{Selector: "20261205-rsa", Value: rsaValue}, {Selector: "20261205-ed25519", Value: "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}, {Selector: "old", Value: "v=DKIM1; k=ed25519; p=AAAA", Retired: true}},
 			MTASTSMode: "enforce", MTASTSMaxAge: 86400,
 			DMARCReports: "reports@dmarc.example.net", TLSReports: "tls@example.test",
 			Submission: true, Submissions: true,
