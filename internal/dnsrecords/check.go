@@ -150,8 +150,8 @@ func checkTXT(ctx context.Context, rec Record, have []string, p Params, spf SPFE
 	got := mine[0]
 	var ok bool
 	switch rec.Kind {
-	case KindSPF:
-		return checkSPF(ctx, got, p, spf)
+	case KindSPF, KindHostSPF:
+		return checkSPF(ctx, rec, got, p, spf)
 	case KindDKIM:
 		ok = tags(got)["p"] == tags(rec.Text)["p"]
 	case KindDMARC:
@@ -171,19 +171,21 @@ func checkTXT(ctx context.Context, rec Record, have []string, p Params, spf SPFE
 }
 
 // checkSPF: with an evaluator and the host's addresses, SPF must pass for each; without, the
-// record must name the MX hosts (mx, or a:HOSTNAME) with no qualifier other than +.
-func checkSPF(ctx context.Context, got string, p Params, spf SPFEval) (Status, string) {
+// record must name the MX hosts (mx, or a:HOSTNAME; for the host's own record, a) with no
+// qualifier other than +.
+func checkSPF(ctx context.Context, rec Record, got string, p Params, spf SPFEval) (Status, string) {
+	domain := strings.TrimSuffix(rec.Name, ".")
 	if spf != nil && len(p.IPs) > 0 {
 		for _, ip := range p.IPs {
-			if res, reason := spf(ctx, ip, p.Hostname, p.Domain); res != "pass" {
-				return Differs, fmt.Sprintf("SPF for %s from %s is %s (%s); DNS has: %q", p.Domain, ip, res, reason, got)
+			if res, reason := spf(ctx, ip, p.Hostname, domain); res != "pass" {
+				return Differs, fmt.Sprintf("SPF for %s from %s is %s (%s); DNS has: %q", domain, ip, res, reason, got)
 			}
 		}
 		return OK, ""
 	}
 	for _, term := range strings.Fields(strings.ToLower(got))[1:] {
 		term = strings.TrimPrefix(term, "+")
-		if term == "mx" || term == "mx:"+p.Domain || term == "a:"+p.Hostname {
+		if term == "mx" || term == "mx:"+domain || term == "a:"+p.Hostname || term == "a" && domain == p.Hostname {
 			return OK, ""
 		}
 	}

@@ -81,6 +81,12 @@ func TestCheck(t *testing.T) {
 		{name: "SPF evaluated: other mechanisms pass", useSPF: true, change: func(t *testing.T, z *testutil.DNS) {
 			z.Replace(t, "example.test", `example.test. MX 10 mail.example.test.`, `example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"`)
 		}},
+		{name: "host SPF evaluated: fail", useSPF: true, change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "mail.example.test", `mail.example.test. A 127.0.0.25`, `mail.example.test. TXT "v=spf1 a:other.test -all"`)
+		}, want: map[Kind]Status{KindHostSPF: Differs}, found: "SPF for mail.example.test from 127.0.0.25 is fail"},
+		{name: "host SPF without a", change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "mail.example.test", `mail.example.test. A 127.0.0.25`, `mail.example.test. TXT "v=spf1 ~all"`)
+		}, want: map[Kind]Status{KindHostSPF: Differs}, found: "does not name the MX"},
 		{name: "two SPF records", change: func(t *testing.T, z *testutil.DNS) {
 			z.Add(t, `example.test. TXT "v=spf1 a -all"`)
 		}, want: map[Kind]Status{KindSPF: Differs}, found: "DNS has 2 records"},
@@ -91,7 +97,7 @@ func TestCheck(t *testing.T) {
 			z.Replace(t, "_mta-sts.example.test", `_mta-sts.example.test. TXT "v=STSv1; id=1"`)
 		}, want: map[Kind]Status{KindMTASTS: Differs}},
 		{name: "address and SRV missing, TLS-RPT fails", change: func(t *testing.T, z *testutil.DNS) {
-			z.Replace(t, "mail.example.test")
+			z.Replace(t, "mail.example.test", `mail.example.test. TXT "v=spf1 a -all"`)
 			z.Replace(t, "_submission._tcp.example.test", `_submission._tcp.example.test. SRV 0 1 2587 mail.example.test.`)
 			z.Fail("_smtp._tls.example.test", dns.RcodeServerFailure)
 		}, want: map[Kind]Status{KindAddress: Missing, KindSRV: Differs, KindTLSRPT: Failed}, found: "SERVFAIL"},

@@ -24,6 +24,7 @@ const (
 	KindMX          Kind = "MX"
 	KindAddress     Kind = "address"
 	KindSPF         Kind = "SPF"
+	KindHostSPF     Kind = "host SPF"
 	KindDKIM        Kind = "DKIM"
 	KindDMARC       Kind = "DMARC"
 	KindDMARCReport Kind = "DMARC report authorization"
@@ -135,6 +136,10 @@ func Build(p Params) Set {
 			"(an include:, like include:_spf.provider.example), or a:" + host + " if that host itself sends."
 	}
 	txt(KindSPF, d, "v=spf1 mx -all", spfComment)
+	if p.Hostname != p.Domain {
+		txt(KindHostSPF, h, "v=spf1 a -all", "SPF of the host itself: its bounces (DSNs) have the null sender, whose SPF check is of the\n"+
+			"HELO name, "+p.Hostname+" (RFC 7208 §2.3). One record for the host, whatever the number of domains.")
+	}
 
 	for i, k := range p.DKIM {
 		c := ""
