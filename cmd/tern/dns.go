@@ -35,7 +35,8 @@ func newDNSRecordsCmd(std stdio) *cobra.Command {
 		Short: "print the DNS records DOMAIN must publish; --check compares them with DNS",
 		Long: `Prints, ready for a zone file, every record a local domain needs: MX (the hostname, preference
 10), the host's A/AAAA (with --ip; else a reminder), SPF (v=spf1 mx -all, with a comment when
-mail leaves through a relayhost), DKIM for each key of the domain in the account store (tern
+mail leaves through a relayhost; and v=spf1 a -all for the host, whose bounces are checked by
+their HELO name), DKIM for each key of the domain in the account store (tern
 dkim list), DMARC (p=quarantine, aggregate reports to dmarc-reports@DOMAIN, and the
 authorization record of RFC 7489 §7.1 when --dmarc-rua is at another domain), MTA-STS (the
 _mta-sts record, whose id follows the policy; the policy file to serve over HTTPS is printed
@@ -46,7 +47,7 @@ With --check, asks DNS (--resolver, or the configuration's delivery.resolver, or
 /etc/resolv.conf's servers) and prints per record ok, missing, differs (with what DNS has) or
 error; the exit status is 1 unless every record is ok. MX and SRV records are compared by
 target (and port), DKIM records by key (p=), DMARC accepts p=reject too; SPF must name the MX
-(mx or a:HOSTNAME), or, with --ip, pass for each address as tern's own SPF check evaluates it.`,
+(mx or a:HOSTNAME; the host's record: a), or, with --ip, pass for each address as tern's own SPF check evaluates it.`,
 		Example: `  tern dns records example.com
   tern dns records example.com --ip 192.0.2.25 --ip 2001:db8::25 --check
   tern dns records example.com --mta-sts-policy > mta-sts.txt`,
