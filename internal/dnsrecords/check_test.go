@@ -15,11 +15,11 @@ import (
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
-func testSet() Set {
+func testSet(keys ...DKIMKey) Set {
 	return Build(Params{
 		Domain: "example.test", Hostname: "mail.example.test",
 		IPs:        []net.IP{net.ParseIP("127.0.0.25")},
-		DKIM:       []DKIMKey{{Selector: "s1", Value: rsaValue}},
+		DKIM:       append([]DKIMKey{{Selector: "s1", Value: rsaValue}}, keys...),
 		Submission: true,
 	})
 }
@@ -42,13 +42,13 @@ func spfEval(r *resolver.Resolver) SPFEval {
 }
 
 func TestCheck(t *testing.T) {
-	s := testSet()
 	for _, tc := range []struct {
-		name   string
-		change func(t *testing.T, z *testutil.DNS)
-		useSPF bool
-		want   map[Kind]Status // the records not named are ok
-		found  string          // in the output
+		name    string
+		change  func(t *testing.T, z *testutil.DNS)
+		retired bool // the domain has the retired key old too
+		useSPF  bool
+		want    map[Kind]Status // the records not named are ok
+		found   string          // in the output
 	}{
 		{name: "all published", want: nil},
 		{name: "all published, SPF evaluated", useSPF: true},
@@ -63,6 +63,11 @@ func TestCheck(t *testing.T) {
 		{name: "DKIM key differs", change: func(t *testing.T, z *testutil.DNS) {
 			z.Replace(t, "s1._domainkey.example.test", `s1._domainkey.example.test. TXT "v=DKIM1; k=rsa; p=AAAA"`)
 		}, want: map[Kind]Status{KindDKIM: Differs}, found: "p=AAAA"},
+		{name: "retired DKIM key removed: ok", retired: true, change: func(t *testing.T, z *testutil.DNS) { z.Replace(t, "old._domainkey.example.test") },
+			found: "ok       DKIM                       old._domainkey.example.test. TXT\n         not published"},
+		{name: "retired DKIM key with another key", retired: true, change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "old._domainkey.example.test", `old._domainkey.example.test. TXT "v=DKIM1; k=ed25519; p=BBBB"`)
+		}, want: map[Kind]Status{"old._domainkey.example.test.": Differs}},
 		{name: "DKIM key in one string, other tags: ok", change: func(t *testing.T, z *testutil.DNS) {
 			z.Replace(t, "s1._domainkey.example.test", `s1._domainkey.example.test. TXT "v=DKIM1; t=s; p=`+tags(rsaValue)["p"][:100]+`" "`+tags(rsaValue)["p"][100:]+`"`)
 		}},
@@ -103,6 +108,10 @@ func TestCheck(t *testing.T) {
 		}, want: map[Kind]Status{KindAddress: Missing, KindSRV: Differs, KindTLSRPT: Failed}, found: "SERVFAIL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			s := testSet()
+			if tc.retired {
+				s = testSet(DKIMKey{Selector: "old", Value: "v=DKIM1; k=ed25519; p=AAAA", Retired: true})
+			}
 			z := testutil.StartDNS(t, zone(s)...)
 			if tc.change != nil {
 				tc.change(t, z)
@@ -129,6 +138,9 @@ func TestCheck(t *testing.T) {
 			for _, r := range rs {
 				want := OK
 				if w, ok := tc.want[r.Record.Kind]; ok {
+					want = w
+				}
+				if w, ok := tc.want[Kind(r.Record.Name)]; ok {
 					want = w
 				}
 				if r.Status != want {

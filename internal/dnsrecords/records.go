@@ -71,6 +71,9 @@ type Record struct {
 	Data    string // the zone-file rdata, as printed
 	Text    string // for TXT: the value, strings joined
 	Comment string // printed before it, "; " per line
+	// Optional records may be missing: a retired DKIM key's, once the mail signed with it has
+	// arrived.
+	Optional bool
 }
 
 // Zone is a record as one zone-file line.
@@ -150,6 +153,7 @@ func Build(p Params) Set {
 			c = strings.TrimPrefix(c+"\n", "\n") + "Selector " + k.Selector + " is retired: keep it a few days after the rotation, then remove it."
 		}
 		txt(KindDKIM, k.Selector+"._domainkey."+d, k.Value, c)
+		s.Records[len(s.Records)-1].Optional = k.Retired
 	}
 
 	txt(KindDMARC, "_dmarc."+d, "v=DMARC1; p=quarantine; rua=mailto:"+p.DMARCReports,
