@@ -219,15 +219,17 @@ func TestCLIHelp(t *testing.T) {
 	wantFlags := map[string][]string{
 		"serve": append([]string{"hostname", "log-level", "relayhost", "remote-port", "resolver", "retry-schedule",
 			"smtp", "submission", "submissions"}, acct...),
-		"user add":       append([]string{"password-stdin"}, acct...),
-		"user passwd":    append([]string{"password-stdin"}, acct...),
-		"user del":       data,
-		"user list":      append([]string{"auth-mechanisms"}, data...),
-		"user show":      append([]string{"auth-mechanisms"}, data...),
-		"status":         append([]string{"json"}, data...),
-		"dkim keygen":    append([]string{"algorithm", "selector"}, data...),
-		"dkim rotate":    append([]string{"activate", "algorithm", "selector"}, data...),
-		"dkim list":      append([]string{"records"}, data...),
+		"user add":    append([]string{"password-stdin"}, acct...),
+		"user passwd": append([]string{"password-stdin"}, acct...),
+		"user del":    data,
+		"user list":   append([]string{"auth-mechanisms"}, data...),
+		"user show":   append([]string{"auth-mechanisms"}, data...),
+		"status":      append([]string{"json"}, data...),
+		"dkim keygen": append([]string{"algorithm", "selector"}, data...),
+		"dkim rotate": append([]string{"activate", "algorithm", "selector"}, data...),
+		"dkim list":   append([]string{"records"}, data...),
+		"dns records": append([]string{"check", "dmarc-rua", "domain", "hostname", "ip", "mta-sts-mode", "mta-sts-policy",
+			"resolver", "tls-rua"}, data...),
 		"config example": {"help"},
 		"spf check":      {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
 		"version":        {"help"},
@@ -256,8 +258,8 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "queue", "status", "send", "dkim"}, strings.Fields(c.path)[0])
-			if slices.Contains(c.flags, "data") != usesData && c.path != "user" && c.path != "queue" && c.path != "dkim" {
+			usesData := slices.Contains([]string{"serve", "user", "queue", "status", "send", "dkim", "dns"}, strings.Fields(c.path)[0])
+			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "queue", "dkim", "dns"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}
 		}

@@ -127,6 +127,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newServeCmd(std),
 		newUserCmd(std),
 		newDKIMCmd(std),
+		newDNSCmd(std),
 		newQueueCmd(std),
 		newStatusCmd(std),
 		newAuthCmd(std),
