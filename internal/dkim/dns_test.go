@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
-	"github.com/tern-mail/tern/internal/resolver"
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
@@ -47,13 +45,6 @@ func (r wireResolver) LookupTXT(ctx context.Context, name string) ([]string, err
 // loads into a DNS server, and verification through it passes; a failing server gives
 // temperror, a missing record permerror.
 func TestRecordsOverDNS(t *testing.T) {
-	t.Run("miekg", func(t *testing.T) { recordsOverDNS(t, false) })
-	t.Run("tern-resolver", func(t *testing.T) { recordsOverDNS(t, true) })
-}
-
-// recordsOverDNS runs TestRecordsOverDNS through wireResolver, or through DNS over tern's
-// resolver (tern).
-func recordsOverDNS(t *testing.T, tern bool) {
 	keys, res := testKeys(t)
 	z := testutil.StartDNS(t)
 	for name, v := range res {
@@ -64,24 +55,12 @@ func recordsOverDNS(t *testing.T, tern bool) {
 		t.Fatal(err)
 	}
 	msg := []byte(sigs + testMessage)
-	// tern's resolver caches: each pass gets a fresh one.
-	newResolver := func() Resolver {
-		if !tern {
-			return wireResolver{z.Addr}
-		}
-		c, err := resolver.NewClient(z.Addr, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return DNS{resolver.New(c, resolver.Options{})}
-	}
-	r := newResolver()
+	r := wireResolver{z.Addr}
 	if got, want := statuses(mustVerify(t, msg, r)), "pass srsa rsa-sha256; pass sed25519 ed25519-sha256"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	z.Fail(RecordName("srsa", "example.test"), dns.RcodeServerFailure)
 	z.Replace(t, RecordName("sed25519", "example.test"))
-	r = newResolver()
 	if got, want := statuses(mustVerify(t, msg, r)), "temperror srsa rsa-sha256; permerror sed25519 ed25519-sha256"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
