@@ -146,16 +146,7 @@ func TestAuthenticationResults(t *testing.T) {
 			S: 451 4.4.3
 			C: QUIT
 			S: 221`, true, "", "X-Signed: d=dns-down.test\r\n|"},
-		{"authenticated-not-judged", `
-			S: 220
-			C: EHLO c
-			S: 250
-			C: AUTH PLAIN AGtlbm5ldGguYnVyZ2VuZXIASW1CQjE5OTkh
-			S: 235
-			C: MAIL FROM:<kenneth.burgener@example.test>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250
+		{"authenticated-not-judged", loginRcptGiven + `
 			C: DATA
 			S: 354
 			C: ` + strings.TrimSuffix(forged, "\r\n") + `
