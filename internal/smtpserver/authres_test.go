@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/emersion/go-msgauth/authres"
+
 	"github.com/tern-mail/tern/internal/dkim"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/spf"
@@ -186,5 +188,33 @@ func TestAuthenticationResults(t *testing.T) {
 				t.Errorf("envelope size %d, stored %d+%d octets", m.env.Size, len(m.env.Prepend), len(stored))
 			}
 		})
+	}
+}
+
+// The field parses with go-msgauth's authres (an independent reader of RFC 8601) as what was
+// meant, and values that are not tokens are quoted.
+func TestAuthResultsField(t *testing.T) {
+	v := dkim.Verification{Results: []dkim.Result{
+		{Status: dkim.Pass, Domain: "example.org", Selector: "s1", HeaderB: "abc/def+ghi="},
+		{Status: dkim.Fail, Domain: "list.example", Selector: "x"},
+	}}
+	f := authResults("mx.example.test", spf.Outcome{Result: spf.SoftFail, MailFrom: `"a b"@example.org`}, v)
+	if !strings.Contains(f, `smtp.mailfrom="\"a b\"@example.org"`) {
+		t.Errorf("mailfrom not quoted: %q", f)
+	}
+	f = authResults("mx.example.test", spf.Outcome{Result: spf.Pass, MailFrom: "alice@example.org"}, v)
+	name, value, _ := strings.Cut(strings.NewReplacer("\r\n\t", " ").Replace(strings.TrimSuffix(f, "\r\n")), ":")
+	id, results, err := authres.Parse(value)
+	if name != "Authentication-Results" || err != nil || id != "mx.example.test" || len(results) != 3 {
+		t.Fatalf("authres.Parse(%q) = %q, %#v, %v", value, id, results, err)
+	}
+	if r, ok := results[0].(*authres.SPFResult); !ok || r.Value != authres.ResultPass || r.From != "alice@example.org" {
+		t.Errorf("spf: %#v", results[0])
+	}
+	if r, ok := results[1].(*authres.DKIMResult); !ok || r.Value != authres.ResultPass || r.Domain != "example.org" {
+		t.Errorf("dkim 1: %#v", results[1])
+	}
+	if r, ok := results[2].(*authres.DKIMResult); !ok || r.Value != authres.ResultFail || r.Domain != "list.example" {
+		t.Errorf("dkim 2: %#v", results[2])
 	}
 }
