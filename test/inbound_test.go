@@ -16,8 +16,8 @@ import (
 // TestInboundAuthenticationResults: a message signed by dkimpy (dkimsign), sent from an address
 // its domain's SPF record allows, arrives with one Authentication-Results field with tern's
 // authserv-id, spf=pass and dkim=pass; the forged field with tern's id that it carried is gone,
-// another server's is kept. With a DNS server that does not answer and inbound.temperror =
-// "defer", the message gets 451 4.4.3.
+// another server's is kept. A DNS server that does not answer gives spf=temperror, recorded,
+// or with inbound.temperror = "defer" answered 451 4.4.3.
 func TestInboundAuthenticationResults(t *testing.T) {
 	t.Parallel()
 	dkimsign := needTool(t, "dkimsign")
@@ -70,7 +70,12 @@ func TestInboundAuthenticationResults(t *testing.T) {
 	mustMatch(t, "delivered message", got, `(?m)^Authentication-Results: other\.example; dkim=pass`)
 	mustNotMatch(t, "delivered message", got, `forged@example\.test`)
 
-	// A DNS server that does not answer: temperror, answered 451 when asked.
+	// A DNS server that does not answer: temperror, recorded by default...
+	send(tn, "carol@down.test", "Subject: silent dns\r\n\r\nx\r\n", `250 .*`)
+	got = tn.WaitMessage("bob@example.test", "silent dns", 20*time.Second)
+	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none\r?\n`)
+
+	// ... and answered 451 when asked.
 	tn2 := startTern(t, ternOpts{Config: "[inbound]\ntemperror = \"defer\"\n", ServeArgs: []string{"--resolver", z.Addr}})
 	tn2.AddUser("bob@example.test", "inbound-pw-1")
 	send(tn2, "carol@down.test", "Subject: x\r\n\r\nx\r\n", `451 4\.4\.3 .*`)
