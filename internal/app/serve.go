@@ -156,7 +156,11 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
 	}
-	s.srv = smtpserver.New(serverOptions(cfg, derived, cert, store, gss, relay, s.q, log))
+	opts := serverOptions(cfg, derived, cert, store, gss, relay, s.q, log)
+	if opts.Authentication, err = inboundAuth(cfg); err != nil {
+		return nil, err
+	}
+	s.srv = smtpserver.New(opts)
 	return s, nil
 }
 

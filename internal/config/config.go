@@ -25,6 +25,7 @@ type Config struct {
 	TLS      TLS      `toml:"tls"`
 	Limits   Limits   `toml:"limits"`
 	Auth     Auth     `toml:"auth"`
+	Inbound  Inbound  `toml:"inbound"`
 	Delivery Delivery `toml:"delivery"`
 	Queue    Queue    `toml:"queue"`
 	Log      Log      `toml:"log"`
@@ -80,6 +81,12 @@ type Auth struct {
 
 	// Policy for the messages of authenticated clients (policy.Headers).
 	AddMissingHeaders bool `toml:"add_missing_headers" doc:"Add Date: and Message-ID: to a message from an authenticated client that lacks them (RFC 6409 §8.2, §8.3), at the end of its header section, as Postfix's cleanup does for the clients in local_header_rewrite_clients: Date in the server's time zone, Message-ID <time.queue id.random@hostname>. Never for mail from unauthenticated clients (other servers, on the smtp listener), which is stored as it was sent. false: store every message as sent."`
+}
+
+// Inbound configures the checking of mail from other servers (policy.Inbound).
+type Inbound struct {
+	SPFDKIM   bool   `toml:"spf_dkim" doc:"Check SPF (RFC 7208: the MAIL FROM domain, or the HELO name for the null sender) and every DKIM signature (RFC 6376, up to 5) of mail from unauthenticated clients on the smtp listener, through delivery.resolver (answers cached for their TTL), and record the results in an Authentication-Results field (RFC 8601) on top of the message, with hostname as authserv-id. Such fields claiming hostname that arrive from outside are removed whatever this says. Mail from authenticated clients is never checked."`
+	TempError string `toml:"temperror" doc:"What a temporary DNS failure (SPF or DKIM temperror) does: \"accept\" records it in the header and accepts the message; \"defer\" answers 451 4.4.3, so that the sender tries again later."`
 }
 
 // DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored
@@ -208,6 +215,7 @@ func Default() Config {
 
 			AddMissingHeaders: true,
 		},
+		Inbound: Inbound{SPFDKIM: true, TempError: "accept"},
 		Queue: Queue{
 			Workers:      32,
 			MinBackoff:   Duration{time.Minute},
@@ -290,6 +298,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen.SMTP == "" && c.Listen.Submission == "" && c.Listen.Submissions == "" {
 		errs = append(errs, errors.New("no listener"))
+	}
+	if t := c.Inbound.TempError; t != "accept" && t != "defer" {
+		errs = append(errs, fmt.Errorf("inbound.temperror %q: want \"accept\" or \"defer\"", t))
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))

@@ -86,6 +86,10 @@ type Envelope struct {
 	AuthUser string `json:"auth_user,omitempty"`
 	// Size is the size of the stored body in octets (with the Received header tern added).
 	Size int64 `json:"size"`
+	// Prepend is header fields written before the stored body at delivery, CRLF-ended: what
+	// tern learns only once the body is in (its Authentication-Results field) but must put at
+	// the top, next to its Received field. Size counts it.
+	Prepend string `json:"prepend,omitempty"`
 	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689): the message may only
 	// leave over verified TLS.
 	RequireTLS bool `json:"requiretls,omitempty"`

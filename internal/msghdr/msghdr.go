@@ -16,6 +16,9 @@
 // header fields only, or an empty one). A field counts whatever the case of its name, folded or
 // not; Resent-Date and Resent-Message-ID do not count. This package decides nothing: the caller
 // asks policy whether to add the fields at all.
+//
+// A Remover, in the same streaming style, takes the Authentication-Results fields that claim
+// tern's authserv-id out of a received message's header section (RFC 8601 §5).
 package msghdr
 
 import (

@@ -85,3 +85,24 @@ func TestAddMissingHeaders(t *testing.T) {
 		}
 	}
 }
+
+// Only unauthenticated mail on the smtp listener is judged, and only when enabled.
+func TestInboundJudges(t *testing.T) {
+	anon, user := Client{}, Client{Authenticated: true, User: "u@example.test"}
+	for _, tc := range []struct {
+		p        Inbound
+		c        Client
+		listener string
+		want     bool
+	}{
+		{Inbound{Check: true}, anon, "smtp", true},
+		{Inbound{Check: true}, user, "smtp", false},
+		{Inbound{Check: true}, anon, "submission", false},
+		{Inbound{Check: true}, anon, "submissions", false},
+		{Inbound{}, anon, "smtp", false},
+	} {
+		if got := tc.p.Judges(tc.c, tc.listener); got != tc.want {
+			t.Errorf("%+v.Judges(%+v, %s) = %v", tc.p, tc.c, tc.listener, got)
+		}
+	}
+}

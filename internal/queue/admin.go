@@ -213,7 +213,7 @@ func (q *Queue) finish(id, why string, bounce bool) error {
 	q.unlinkLocked(e)
 	e.busy = true
 	env := e.env.Clone()
-	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	src := e.source()
 	q.mu.Unlock()
 
 	st, bounced := q.failAll(env, why, bounce)
@@ -284,7 +284,7 @@ func (q *Queue) Body(id string) (io.ReadCloser, error) {
 		q.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	src := e.source()
 	e.pins++
 	q.mu.Unlock()
 	unpin := sync.OnceFunc(func() {

@@ -59,7 +59,7 @@ func (q *Queue) carryForward(match func(*entry) bool) {
 			continue
 		}
 		m := &move{e: e, env: e.env.Clone(), deferred: e.heapIdx >= 0,
-			src: bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}}
+			src: e.source()}
 		if m.deferred {
 			heap.Remove(&q.deferred, e.heapIdx)
 		} else {

@@ -177,7 +177,7 @@ func (q *Queue) worker(ctx context.Context) {
 func (q *Queue) attempt(ctx context.Context, e *entry) {
 	q.mu.Lock()
 	env := e.env.Clone()
-	src := bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external}
+	src := e.source()
 	attempts := e.env.Attempts
 	q.mu.Unlock()
 	start := q.opts.Now()
@@ -382,6 +382,12 @@ type bodySource struct {
 	seg      *segment
 	off, n   int64
 	external bool
+	prefix   string // the envelope's Prepend, read before the stored octets
+}
+
+// source says where e's body is.
+func (e *entry) source() bodySource {
+	return bodySource{seg: e.seg, off: e.bodyOff, n: e.bodyLen, external: e.external, prefix: e.env.Prepend}
 }
 
 // deliverOne hands one recipient to a per-recipient deliverer.
@@ -403,14 +409,26 @@ type queueBody struct {
 }
 
 func (b queueBody) Open() (io.ReadCloser, error) {
+	var rc io.ReadCloser
 	if b.src.external {
 		f, err := safeio.Open(b.q.fs, filepath.Join(b.q.bodyDir(), bodyName(b.id)))
 		if err != nil {
 			return nil, delivery.Temporary("queue: cannot read body", err)
 		}
-		return f, nil
+		rc = f
+	} else {
+		rc = io.NopCloser(io.NewSectionReader(b.src.seg.f, b.src.off, b.src.n))
 	}
-	return io.NopCloser(io.NewSectionReader(b.src.seg.f, b.src.off, b.src.n)), nil
+	if b.src.prefix == "" {
+		return rc, nil
+	}
+	return prefixed{io.MultiReader(strings.NewReader(b.src.prefix), rc), rc}, nil
+}
+
+// prefixed reads the envelope's Prepend and then the stored body, and closes the body.
+type prefixed struct {
+	io.Reader
+	io.Closer
 }
 
 func (b queueBody) Size() int64 { return b.size }

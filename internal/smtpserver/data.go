@@ -60,10 +60,22 @@ func (s *session) startMessage() (int64, error) {
 		msg.Abort()
 		return 0, err
 	}
-	s.tx.msg = msg
+	tx := s.tx
+	tx.msg = msg
+	tx.in = msg
 	if p := s.srv.opts.Headers; p != nil && p.AddMissingHeaders(s.client()) {
 		now := time.Now()
-		s.tx.fix = msghdr.NewAdder(msg, msghdr.Fields{Date: msghdr.Date(now), MessageID: msghdr.MessageID(now, msg.ID(), s.hostname())})
+		tx.fix = msghdr.NewAdder(msg, msghdr.Fields{Date: msghdr.Date(now), MessageID: msghdr.MessageID(now, msg.ID(), s.hostname())})
+		tx.in = tx.fix
+	}
+	if s.srv.opts.Authentication != nil {
+		// Whoever sent it, no field may claim our results (RFC 8601 §5); DKIM sees the
+		// message as it came.
+		tx.strip = msghdr.NewRemover(tx.in, s.hostname())
+		tx.in = tx.strip
+		if tx.judge = s.startJudging(); tx.judge != nil {
+			tx.in = io.MultiWriter(tx.judge, tx.strip)
+		}
 	}
 	return int64(len(h)), nil
 }
@@ -284,6 +296,19 @@ func (s *session) finishMessage(size int64) {
 		Helo:       s.helo,
 		AuthUser:   s.user,
 		Size:       size,
+	}
+	if tx.judge != nil {
+		s.phase.Store(phaseCommit)
+		ar, r := s.judge(tx.judge)
+		s.phase.Store(phaseCommand)
+		if r.Code != 0 {
+			s.log.Info("message deferred", "code", r.Code, "reason", r.Text)
+			s.abortTx()
+			s.reply(r)
+			return
+		}
+		env.Prepend = ar
+		env.Size += int64(len(ar))
 	}
 	// The commit is not cancelled when a shutdown runs out of time (nor is its connection
 	// closed): cancelling a commit whose record may already be on its way to the disk would

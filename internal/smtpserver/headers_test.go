@@ -8,12 +8,8 @@ import (
 	"github.com/tern-mail/tern/internal/policy"
 )
 
-// Messages of authenticated clients get a missing Date and Message-ID at the end of their
-// header section (RFC 6409 §8.2, §8.3), through DATA and BDAT; other messages are stored as
-// sent.
-func TestAddMissingHeaders(t *testing.T) {
-	const (
-		login = `
+// loginRcptGiven is a session of an authenticated client up to an accepted recipient.
+const loginRcptGiven = `
 			S: 220
 			C: EHLO c
 			S: 250
@@ -23,6 +19,13 @@ func TestAddMissingHeaders(t *testing.T) {
 			S: 250
 			C: RCPT TO:<bob@example.test>
 			S: 250`
+
+// Messages of authenticated clients get a missing Date and Message-ID at the end of their
+// header section (RFC 6409 §8.2, §8.3), through DATA and BDAT; other messages are stored as
+// sent.
+func TestAddMissingHeaders(t *testing.T) {
+	const (
+		login = loginRcptGiven
 		date  = `Date: [A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)\r\n`
 		msgID = `Message-ID: <\d{14}\.ABCDEF\d+\.[A-Z2-7]{16}@mx\.example\.test>\r\n`
 	)

@@ -37,30 +37,41 @@ type transaction struct {
 	// fix adds the missing Date and Message-ID as the body streams (DATA and BDAT); nil when
 	// policy does not want them added.
 	fix *msghdr.Adder
+	// strip takes forged Authentication-Results fields out, judge checks SPF and DKIM (see
+	// authres.go); nil when there is no Authentication, or policy does not judge the client.
+	strip *msghdr.Remover
+	judge *judgement
+	// in is where the client's octets go: the head of the chain judge, strip, fix, msg.
+	in io.Writer
 }
 
 // content is where the client's octets of the message go: through fix when it is set.
-func (tx *transaction) content() io.Writer {
-	if tx.fix != nil {
-		return tx.fix
-	}
-	return tx.msg
-}
+func (tx *transaction) content() io.Writer { return tx.in }
 
-// endContent ends the message (fix adds the fields of a message without a body) and returns
-// the octets fix added.
+// endContent ends the message (strip decides on a field held at its end, fix adds the fields of
+// a message without a body) and returns the octets added less those removed.
 func (tx *transaction) endContent() (int64, error) {
-	if tx.fix == nil {
-		return 0, nil
+	var n int64
+	if tx.strip != nil {
+		if err := tx.strip.Close(); err != nil {
+			return 0, err
+		}
+		n -= tx.strip.Removed()
 	}
-	err := tx.fix.Close()
-	return tx.fix.Added(), err
+	if tx.fix != nil {
+		err := tx.fix.Close()
+		return n + tx.fix.Added(), err
+	}
+	return n, nil
 }
 
 // abortTx drops the current transaction and any partly received message.
 func (s *session) abortTx() {
 	if s.tx != nil && s.tx.msg != nil {
 		s.tx.msg.Abort()
+	}
+	if s.tx != nil && s.tx.judge != nil {
+		s.tx.judge.abort()
 	}
 	s.tx = nil
 }

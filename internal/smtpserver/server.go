@@ -164,6 +164,9 @@ type Options struct {
 	// Headers decides whose messages get a missing Date: and Message-ID: (at the end of their
 	// header section, see package msghdr); nil: nobody's.
 	Headers HeaderPolicy
+	// Authentication checks SPF and DKIM of the mail policy picks and records the results in an
+	// Authentication-Results field; nil: no checks, and no field is removed.
+	Authentication *Authentication
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail

@@ -1,0 +1,196 @@
+package smtpserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/dkim"
+	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/smtp"
+	"github.com/tern-mail/tern/internal/spf"
+)
+
+// SPFChecker evaluates SPF for a client (*spf.Checker in production).
+type SPFChecker interface {
+	Check(ctx context.Context, ip net.IP, helo, mailFrom string) spf.Outcome
+}
+
+// DKIMVerifier checks the DKIM signatures of a message read from r (dkim.Verifier in
+// production). It need not read r to its end.
+type DKIMVerifier interface {
+	Verify(ctx context.Context, r io.Reader) (dkim.Verification, error)
+}
+
+// AuthPolicy decides whose mail is judged and what a temporary DNS failure does (policy.Inbound
+// in production).
+type AuthPolicy interface {
+	// Judges reports whether the mail of c on the listener named listener is checked.
+	Judges(c policy.Client, listener string) bool
+	// DeferTempError reports whether a temperror result is answered 451 (else it is recorded).
+	DeferTempError() bool
+}
+
+// Authentication judges incoming mail: SPF of the envelope sender (RFC 7208) and DKIM of the
+// message (RFC 6376), recorded in one Authentication-Results field (RFC 8601) with the
+// server's hostname as authserv-id. The results are kept per transaction, for DMARC to come.
+type Authentication struct {
+	SPF    SPFChecker
+	DKIM   DKIMVerifier
+	Policy AuthPolicy
+}
+
+// judgement is the checking of one message. SPF runs from the start of the message, DKIM as the
+// message streams to it through a pipe, so that neither holds the message in memory nor adds
+// more than its DNS lookups to the reply.
+type judgement struct {
+	pw      *io.PipeWriter
+	spfDone chan spf.Outcome
+	dkim    chan dkimDone
+	failed  bool // a write to the pipe failed: the verifier gave up reading
+}
+
+type dkimDone struct {
+	v   dkim.Verification
+	err error
+}
+
+// errAborted ends the verifier's read of an aborted message.
+var errAborted = errors.New("smtpserver: message aborted")
+
+// startJudging starts checking the message of s.tx, or returns nil when policy does not want it.
+func (s *session) startJudging() *judgement {
+	a := s.srv.opts.Authentication
+	if a == nil || !a.Policy.Judges(s.client(), s.role.String()) {
+		return nil
+	}
+	j := &judgement{spfDone: make(chan spf.Outcome, 1), dkim: make(chan dkimDone, 1)}
+	ctx, ip, helo, from := s.ctx, net.IP(s.remote.Addr().Unmap().AsSlice()), s.helo, s.tx.from.String()
+	go func() { j.spfDone <- a.SPF.Check(ctx, ip, helo, from) }()
+	pr, pw := io.Pipe()
+	j.pw = pw
+	go func() {
+		v, err := a.DKIM.Verify(ctx, pr)
+		// The rest of the message is read and dropped, so that the session never blocks on it.
+		_, _ = io.Copy(io.Discard, pr) // errors only once the message is aborted
+		j.dkim <- dkimDone{v, err}
+	}()
+	return j
+}
+
+// Write gives the verifier the message as received. It never fails: a verifier that stopped
+// reading has its verdict already.
+func (j *judgement) Write(p []byte) (int, error) {
+	if !j.failed {
+		if _, err := j.pw.Write(p); err != nil {
+			j.failed = true
+		}
+	}
+	return len(p), nil
+}
+
+// finish waits for both verdicts. Both are bounded: SPF by its checker's timeout, DKIM by the
+// resolver's, and both by the session's context.
+func (j *judgement) finish() (spf.Outcome, dkimDone) {
+	_ = j.pw.Close() // never fails
+	return <-j.spfDone, <-j.dkim
+}
+
+func (j *judgement) abort() { _ = j.pw.CloseWithError(errAborted) } // never fails
+
+// judge finishes the judgement of s.tx: the Authentication-Results field to put on top of the
+// message, or a 451 when a result is temperror and policy wants it deferred.
+func (s *session) judge(j *judgement) (string, smtp.Reply) {
+	o, d := j.finish()
+	if d.err != nil {
+		d.v = dkim.Verification{Results: []dkim.Result{{Status: dkim.PermError, Reason: d.err.Error()}}}
+	}
+	args := []any{"spf", string(o.Result), "spf_domain", o.Domain}
+	if o.Reason != "" {
+		args = append(args, "spf_reason", o.Reason)
+	}
+	temp := o.Result == spf.TempError
+	for _, r := range d.v.Results {
+		args = append(args, "dkim", string(r.Status)+" "+r.Domain+" "+r.Reason)
+		temp = temp || r.Status == dkim.TempError
+	}
+	s.log.Info("authentication", args...)
+	if temp && s.srv.opts.Authentication.Policy.DeferTempError() {
+		return "", smtp.R(smtp.CodeLocalError, smtp.EnhDNSFailure, "Temporary DNS failure while checking the sender's SPF or DKIM; try again later")
+	}
+	return authResults(s.hostname(), o, d.v), smtp.Reply{}
+}
+
+// authResults formats the Authentication-Results field (RFC 8601 §2.2).
+func authResults(id string, o spf.Outcome, v dkim.Verification) string {
+	var b strings.Builder
+	b.WriteString("Authentication-Results: ")
+	b.WriteString(id)
+	b.WriteString(";\r\n\tspf=")
+	b.WriteString(string(o.Result))
+	if o.Helo != "" {
+		b.WriteString(" smtp.helo=")
+		b.WriteString(pvalue(o.Helo))
+	} else {
+		b.WriteString(" smtp.mailfrom=")
+		b.WriteString(pvalue(o.MailFrom))
+	}
+	for _, r := range v.Results {
+		b.WriteString(";\r\n\tdkim=")
+		b.WriteString(string(r.Status))
+		if r.Status == dkim.None {
+			continue
+		}
+		for _, p := range [][2]string{{"header.d", r.Domain}, {"header.s", r.Selector}, {"header.b", r.HeaderB}} {
+			if p[1] != "" {
+				b.WriteString(" ")
+				b.WriteString(p[0])
+				b.WriteString("=")
+				b.WriteString(pvalue(p[1]))
+			}
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// pvalue writes a property value (RFC 8601 §2.2): as it is when it is a token or an address
+// with a dot-atom local part, else as a quoted-string.
+func pvalue(s string) string {
+	local, domain, addr := strings.Cut(s, "@")
+	if s != "" && (isToken(s) || addr && local != "" && isToken(local) && isToken(domain)) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c == 0x7f: // no control characters, no line breaks, in a header
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// isToken reports whether s is a MIME token (RFC 2045 §5.1), with dots: no tspecials, no
+// space or control characters.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?=", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

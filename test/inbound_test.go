@@ -1,0 +1,83 @@
+package test
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/dkim"
+	"github.com/tern-mail/tern/internal/testutil"
+)
+
+// TestInboundAuthenticationResults: a message signed by dkimpy (dkimsign), sent from an address
+// its domain's SPF record allows, arrives with one Authentication-Results field with tern's
+// authserv-id, spf=pass and dkim=pass; the forged field with tern's id that it carried is gone,
+// another server's is kept. A DNS server that does not answer gives spf=temperror, recorded,
+// or with inbound.temperror = "defer" answered 451 4.4.3.
+func TestInboundAuthenticationResults(t *testing.T) {
+	t.Parallel()
+	dkimsign := needTool(t, "dkimsign")
+	key, _, err := dkim.GenerateKey(dkim.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := dkim.TXTValue(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := writeFile(t, "rsa.pem",
+		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))})))
+	z := testutil.StartDNS(t, `sender.test. TXT "v=spf1 ip4:127.0.0.1 -all"`)
+	z.Add(t, dkim.RecordName("sel", "sender.test")+". 300 IN TXT "+dkim.ZoneStrings(txt))
+	z.Drop("down.test")
+
+	msg := "Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=forged@example.test\r\n" +
+		"Authentication-Results: other.example; dkim=pass header.d=sender.test\r\n" +
+		"From: <alice@sender.test>\r\nTo: <bob@example.test>\r\nSubject: judged\r\n" +
+		"Message-ID: <inbound.1@sender.test>\r\n\r\nhello inbound\r\n"
+	out, errOut, code := runTool(t, 30*time.Second, msg, dkimsign, "sel", "sender.test", keyFile)
+	if code != 0 {
+		t.Fatalf("dkimsign: exit %d: %s", code, errOut)
+	}
+	signed := strings.ReplaceAll(strings.ReplaceAll(out, "\r\n", "\n"), "\n", "\r\n")
+
+	send := func(tn *Tern, from, data, want string) {
+		t.Helper()
+		d := dial(t, tn.SMTP)
+		d.expect(`220 .*`)
+		d.ehlo("client.sender.test")
+		d.cmd("MAIL FROM:<"+from+">", `250 .*`)
+		d.cmd("RCPT TO:<bob@example.test>", `250 .*`)
+		d.cmd("DATA", `354 .*`)
+		d.write(data + ".\r\n")
+		d.expect(want)
+		d.cmd("QUIT", `221 .*`)
+	}
+
+	tn := startTern(t, ternOpts{ServeArgs: []string{"--resolver", z.Addr}})
+	tn.AddUser("bob@example.test", "inbound-pw-1")
+	send(tn, "alice@sender.test", signed, `250 .*`)
+	got := tn.WaitMessage("bob@example.test", "hello inbound", 10*time.Second)
+	ar := regexp.MustCompile(`(?m)^Authentication-Results:`).FindAllStringIndex(got, -1)
+	if len(ar) != 2 {
+		t.Fatalf("%d Authentication-Results fields, want ours and other.example's:\n%s", len(ar), got)
+	}
+	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=pass smtp\.mailfrom=alice@sender\.test;\r?\n\tdkim=pass header\.d=sender\.test header\.s=sel header\.b=`)
+	mustMatch(t, "delivered message", got, `(?m)^Authentication-Results: other\.example; dkim=pass`)
+	mustNotMatch(t, "delivered message", got, `forged@example\.test`)
+
+	// A DNS server that does not answer: temperror, recorded by default...
+	send(tn, "carol@down.test", "Subject: silent dns\r\n\r\nx\r\n", `250 .*`)
+	got = tn.WaitMessage("bob@example.test", "silent dns", 20*time.Second)
+	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none\r?\n`)
+
+	// ... and answered 451 when asked.
+	tn2 := startTern(t, ternOpts{Config: "[inbound]\ntemperror = \"defer\"\n", ServeArgs: []string{"--resolver", z.Addr}})
+	tn2.AddUser("bob@example.test", "inbound-pw-1")
+	send(tn2, "carol@down.test", "Subject: x\r\n\r\nx\r\n", `451 4\.4\.3 .*`)
+	tn2.ExpectNoMail("bob@example.test", 0)
+}
