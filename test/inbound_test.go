@@ -58,7 +58,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 		d.cmd("QUIT", `221 .*`)
 	}
 
-	tn := startTern(t, ternOpts{ServeArgs: []string{"--resolver", z.Addr}})
+	tn := startTern(t, ternOpts{Config: "[inbound]\nspf_dkim = true\n", ServeArgs: []string{"--resolver", z.Addr}})
 	tn.AddUser("bob@example.test", "inbound-pw-1")
 	send(tn, "alice@sender.test", signed, `250 .*`)
 	got := tn.WaitMessage("bob@example.test", "hello inbound", 10*time.Second)
@@ -76,7 +76,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none\r?\n`)
 
 	// ... and answered 451 when asked.
-	tn2 := startTern(t, ternOpts{Config: "[inbound]\ntemperror = \"defer\"\n", ServeArgs: []string{"--resolver", z.Addr}})
+	tn2 := startTern(t, ternOpts{Config: "[inbound]\nspf_dkim = true\ntemperror = \"defer\"\n", ServeArgs: []string{"--resolver", z.Addr}})
 	tn2.AddUser("bob@example.test", "inbound-pw-1")
 	send(tn2, "carol@down.test", "Subject: x\r\n\r\nx\r\n", `451 4\.4\.3 .*`)
 	tn2.ExpectNoMail("bob@example.test", 0)
