@@ -143,8 +143,7 @@ func flush(q Queue, req Request) Reply {
 	case req.Arg == "" && len(req.IDs) == 0 && req.Select.IsZero(): // with All or without
 		return Reply{N: q.FlushAll()}
 	}
-	deferred := func(it queue.Item) bool { return !it.Envelope.Held && !it.Next.IsZero() }
-	return each(q, req, q.FlushID, deferred)
+	return each(q, req, q.FlushID, queue.Item.Deferred)
 }
 
 // ReplyError words a queue error for the administrator who typed the command about id: what

@@ -40,12 +40,10 @@ func withDKIM(cfg config.Config, f func(s accounts.Store) error) (err error) {
 			err = dataError(data, "the account database failed", cerr)
 		}
 	}()
-	err = f(s)
-	var e *Error
-	if err != nil && !errors.As(err, &e) {
+	if err = f(s); err != nil {
 		return dataError(data, "the account database failed", err)
 	}
-	return err
+	return nil
 }
 
 // DKIMKeygen makes a key for a domain, stores it active, and prints its TXT record. A domain

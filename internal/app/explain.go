@@ -159,6 +159,9 @@ func executable() string {
 
 // dataError is explainData for an error about a file, and otherwise what failed and the cause.
 func dataError(data, what string, err error) error {
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return err // already worded for the administrator
+	}
 	if errPath(err) != "" {
 		return explainData(data, what, err)
 	}

@@ -57,10 +57,6 @@ func QueueCommand(ctx context.Context, cfg config.Config, r QueueRequest, w io.W
 	case running:
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
 		if rep, err = queueDirect(ctx, data, serverHostname(cfg), req, log); err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				return err
-			}
 			return dataError(data, "cannot open the queue (the server is not running)", err)
 		}
 	default:

@@ -77,10 +77,6 @@ func userError(cfg config.Config, addr string, err error) error {
 	case errors.Is(err, accounts.ErrEmptyPassword):
 		return errorf(err, "the password is empty: an account needs one")
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		return err
-	}
 	data, _ := filepath.Abs(cfg.Data)
 	return dataError(data, "the account database failed", err)
 }

@@ -34,6 +34,10 @@ type Item struct {
 	WaitingFor string
 }
 
+// Deferred reports whether the message waits for a retry: not held, not being delivered,
+// not due now.
+func (it Item) Deferred() bool { return !it.Envelope.Held && !it.Busy && !it.Next.IsZero() }
+
 // Items returns every queued message, oldest first.
 func (q *Queue) Items() []Item { return q.Select(Selection{}) }
 

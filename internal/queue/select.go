@@ -60,7 +60,7 @@ func (s Selection) Match(it Item) bool {
 	switch {
 	case s.Held && !e.Held:
 		return false
-	case s.Deferred && (e.Held || it.Busy || it.Next.IsZero()):
+	case s.Deferred && !it.Deferred():
 		return false
 	case s.From != "" && !matchFrom(s.From, e.From):
 		return false
@@ -71,7 +71,7 @@ func (s Selection) Match(it Item) bool {
 	return slices.ContainsFunc(e.Rcpts, func(r envelope.Recipient) bool {
 		return r.Status == envelope.Pending &&
 			(s.To == "" || matchAddr(s.To, r.Addr)) &&
-			(s.Domain == "" || sameDomain(domainOf(r.Addr), s.Domain))
+			(s.Domain == "" || sameDomain(envelope.Domain(r.Addr), s.Domain))
 	})
 }
 
@@ -87,7 +87,7 @@ func matchFrom(want, from string) bool {
 // means Bob's too.
 func matchAddr(want, addr string) bool {
 	if d, ok := strings.CutPrefix(want, "@"); ok {
-		return sameDomain(domainOf(addr), d)
+		return sameDomain(envelope.Domain(addr), d)
 	}
 	return strings.EqualFold(want, addr)
 }
@@ -95,10 +95,6 @@ func matchAddr(want, addr string) bool {
 // sameDomain compares domain names as DNS does: without case, the root's dot or not.
 func sameDomain(a, b string) bool {
 	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
-}
-
-func domainOf(addr string) string {
-	return addr[strings.LastIndexByte(addr, '@')+1:]
 }
 
 // Select returns the messages s selects, oldest first. Only those are copied.
