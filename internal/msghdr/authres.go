@@ -203,8 +203,9 @@ func isField(line []byte) bool {
 	return ok
 }
 
-// fieldName returns the name of the field line starts, without trailing white space.
-func fieldName(line []byte) (string, bool) {
+// fieldName returns the name of the field line starts, without trailing white space. It is a
+// part of line, not a copy: this runs for every header line of every message.
+func fieldName(line []byte) ([]byte, bool) {
 	i := 0
 	for i < len(line) && i < MaxName && isFtext(line[i]) {
 		i++
@@ -214,14 +215,36 @@ func fieldName(line []byte) (string, bool) {
 		j++
 	}
 	if i == 0 || j >= len(line) || line[j] != ':' {
-		return "", false
+		return nil, false
 	}
-	return string(line[:i]), true
+	return line[:i], true
 }
 
 func isARName(line []byte) bool {
 	n, ok := fieldName(line)
-	return ok && strings.EqualFold(n, "Authentication-Results")
+	return ok && nameIs(n, "Authentication-Results")
+}
+
+// nameIs reports whether the field name n (trailing white space allowed) is name, compared
+// without case as RFC 5322 field names are, and without copying n.
+func nameIs(n []byte, name string) bool {
+	n = bytes.TrimRight(n, " \t")
+	if len(n) != len(name) {
+		return false
+	}
+	for i := range n {
+		if lower(n[i]) != lower(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // claims reports whether the Authentication-Results field f names id as its authserv-id (RFC

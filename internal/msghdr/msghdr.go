@@ -25,7 +25,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"strings"
 	"time"
 )
 
@@ -201,11 +200,10 @@ func (a *Adder) Close() error {
 
 // field notes a field name (what precedes the colon, white space included).
 func (a *Adder) field(name []byte) {
-	n := strings.TrimRight(string(name), " \t")
 	switch {
-	case strings.EqualFold(n, "Date"):
+	case nameIs(name, "Date"):
 		a.seen.date = true
-	case strings.EqualFold(n, "Message-ID"):
+	case nameIs(name, "Message-ID"):
 		a.seen.msgID = true
 	}
 }
