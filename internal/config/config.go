@@ -371,7 +371,7 @@ func (c *Config) Validate() error {
 		if r.addr == "" {
 			continue
 		}
-		if err := checkRemote(r.addr); err != nil {
+		if err := CheckRemote(r.addr); err != nil {
 			errs = append(errs, fmt.Errorf("delivery.%s (--%s) %q: %w", r.name, r.name, r.addr, err))
 		}
 	}

@@ -77,9 +77,9 @@ func checkListen(addr string) error {
 	return checkHost(host)
 }
 
-// checkRemote checks the address of a server tern connects to (the resolver, the relayhost):
+// CheckRemote checks the address of a server tern connects to (the resolver, the relayhost):
 // HOST:PORT with a port from 1 to 65535 and a host name or IP address.
-func checkRemote(addr string) error {
+func CheckRemote(addr string) error {
 	host, err := checkHostPort(addr, 1)
 	if err != nil {
 		return err
@@ -166,7 +166,3 @@ type wrapped struct {
 
 func (w *wrapped) Error() string { return w.msg }
 func (w *wrapped) Unwrap() error { return w.err }
-
-// CheckRemote checks a server address given on a command line as the configuration's
-// resolver and relayhost are checked: HOST:PORT, a port from 1 to 65535.
-func CheckRemote(addr string) error { return checkRemote(addr) }

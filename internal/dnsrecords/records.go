@@ -152,7 +152,7 @@ func Build(p Params) Set {
 		if k.Retired {
 			c = strings.TrimPrefix(c+"\n", "\n") + "Selector " + k.Selector + " is retired: keep it a few days after the rotation, then remove it."
 		}
-		txt(KindDKIM, k.Selector+"._domainkey."+d, k.Value, c)
+		txt(KindDKIM, dkim.RecordName(k.Selector, d), k.Value, c)
 		s.Records[len(s.Records)-1].Optional = k.Retired
 	}
 

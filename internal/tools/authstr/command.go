@@ -2,6 +2,7 @@ package authstr
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/sasl"
@@ -83,7 +84,7 @@ func Commands() []Command {
 func Lookup(name string) (Command, error) {
 	name = strings.ToLower(name)
 	for _, c := range Commands() {
-		if c.Name == name || contains(c.Aliases, name) {
+		if c.Name == name || slices.Contains(c.Aliases, name) {
 			return c, nil
 		}
 	}
@@ -100,15 +101,6 @@ func Names() []string {
 		names = append(names, c.Name)
 	}
 	return names
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Use is the command's synopsis: "NAME [flags] ARGS".

@@ -3,6 +3,7 @@ package secretin
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -97,22 +98,30 @@ func TestReadAll(t *testing.T) {
 }
 
 // FuzzReadLine: whatever standard input holds, lines come back without line ends, never
-// longer than MaxLine, and together they are the input (up to a line too long).
+// longer than MaxLine, and together they are the input without its line ends (up to a line too long).
 func FuzzReadLine(f *testing.F) {
 	for _, s := range []string{"", "\n", "pw\r\n334 cj1h\n", "no end", "\r\r\n\n"} { // MaxLine itself: TestSecret
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := NewWithTerminal(strings.NewReader(string(in)), io.Discard, nil)
-		var got int
+		// What the lines must be: the input cut after each line feed, each piece without its
+		// line end (the trailing CRs and LF).
+		var want []string
+		for _, p := range strings.SplitAfter(string(in), "\n") {
+			if p != "" {
+				want = append(want, strings.TrimRight(p, "\r\n"))
+			}
+		}
+		var got []string
 		for {
 			line, err := r.ReadLine()
 			if errors.Is(err, io.EOF) || errors.Is(err, ErrTooLong) {
 				if line != "" {
 					t.Fatalf("a line %q with %v", line, err)
 				}
-				if errors.Is(err, io.EOF) && got > len(in) {
-					t.Fatalf("read %d octets of %d", got, len(in))
+				if errors.Is(err, io.EOF) && !slices.Equal(got, want) {
+					t.Fatalf("lines %q, want %q", got, want)
 				}
 				return
 			}
@@ -122,7 +131,7 @@ func FuzzReadLine(f *testing.F) {
 			if len(line) > MaxLine || strings.Contains(line, "\n") {
 				t.Fatalf("line of %d octets, or with a line feed", len(line))
 			}
-			got += len(line)
+			got = append(got, line)
 		}
 	})
 }
