@@ -83,10 +83,25 @@ func (m *MessageSigner) domainKeys(ctx context.Context, domain string) ([]Signin
 		return nil, err // not cached: the next message asks again
 	}
 	m.mu.Lock()
+	if len(m.cache) >= maxCachedDomains {
+		// One entry per From domain and parent seen: without this, years of mail from many
+		// domains would keep them all. Expired entries go first; if all are fresh, all go.
+		for d, c := range m.cache {
+			if !now.Before(c.expires) {
+				delete(m.cache, d)
+			}
+		}
+		if len(m.cache) >= maxCachedDomains {
+			clear(m.cache)
+		}
+	}
 	m.cache[domain] = cachedKeys{keys: keys, expires: now.Add(m.ttl)}
 	m.mu.Unlock()
 	return keys, nil
 }
+
+// maxCachedDomains bounds the key cache of a MessageSigner.
+const maxCachedDomains = 10000
 
 // fromDomain is the domain of the mailboxes of the From field, in A-labels and lower case; ""
 // when they are of several domains. A message without a From, or with one that does not parse,
