@@ -56,13 +56,6 @@ func (f *fakeDKIM) Verify(_ context.Context, r io.Reader) (dkim.Verification, er
 	return dkim.Verification{Results: []dkim.Result{{Status: st, Domain: d, Selector: "s1", HeaderB: "abc/def+ghi="}}}, nil
 }
 
-type fakeAuthPolicy struct{ deferTemp bool }
-
-func (fakeAuthPolicy) Judges(c policy.Client, listener string) bool {
-	return listener == "smtp" && !c.Authenticated
-}
-func (p fakeAuthPolicy) DeferTempError() bool { return p.deferTemp }
-
 // Mail from other servers gets one Authentication-Results field on top with the SPF result of
 // its envelope sender (or HELO name) and the DKIM result of each signature; a field claiming
 // our authserv-id is removed from what the client sent (DKIM still sees it as sent); a
@@ -161,7 +154,7 @@ func TestAuthenticationResults(t *testing.T) {
 			dk := &fakeDKIM{}
 			ts := newTestServer(t, func(o *Options) {
 				withAuth(nil)(o)
-				o.Authentication = &Authentication{SPF: fakeSPF{}, DKIM: dk, Policy: fakeAuthPolicy{tc.deferTemp}}
+				o.Authentication = &Authentication{SPF: fakeSPF{}, DKIM: dk, Policy: policy.Inbound{Check: true, Defer: tc.deferTemp}}
 			})
 			ts.dial(t, RoleMX).run(tc.transcript)
 			dk.mu.Lock()

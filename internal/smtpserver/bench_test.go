@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tern-mail/tern/internal/dkim"
+	"github.com/tern-mail/tern/internal/policy"
 )
 
 // countConn counts the reads a client needs: one per write of the server's, as long as the
@@ -106,7 +107,7 @@ func BenchmarkMessage5KB(b *testing.B) {
 	b.Run("plain", func(b *testing.B) { benchmarkPipelinedWith(b, nil, group, 3) })
 	b.Run("checked", func(b *testing.B) {
 		benchmarkPipelinedWith(b, func(o *Options) {
-			o.Authentication = &Authentication{SPF: fakeSPF{}, DKIM: dkim.Verifier{Resolver: noKeys{}}, Policy: fakeAuthPolicy{}}
+			o.Authentication = &Authentication{SPF: fakeSPF{}, DKIM: dkim.Verifier{Resolver: noKeys{}}, Policy: policy.Inbound{Check: true}}
 		}, group, 3)
 	})
 }

@@ -120,7 +120,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	b.WriteString("\nPIPELINING\nSIZE ")
 	b.WriteString(strconv.FormatInt(o.MaxMessageSize, 10))
 	b.WriteString("\nVRFY\nETRN\n")
-	if o.TLS != nil && s.tls == nil {
+	if s.offersStartTLS() {
 		b.WriteString("STARTTLS\n")
 	}
 	if ms := s.authMechanisms(); len(ms) > 0 {
@@ -150,12 +150,16 @@ func sanitizeHelo(h string) string {
 	}, h)
 }
 
+// offersStartTLS reports whether EHLO offers STARTTLS (and HELP lists it): there is a
+// certificate and the session is not under TLS yet.
+func (s *session) offersStartTLS() bool { return s.srv.opts.TLS != nil && s.tls == nil }
+
 // cmdHelp lists the commands this session takes now (RFC 5321 §4.1.1.8), as Exim does:
 // STARTTLS and AUTH only where EHLO would offer them. Any argument gets the same list. (Postfix
 // does not implement HELP and answers 502.)
 func (s *session) cmdHelp() {
 	cmds := []string{"HELO", "EHLO"}
-	if s.srv.opts.TLS != nil && s.tls == nil {
+	if s.offersStartTLS() {
 		cmds = append(cmds, "STARTTLS")
 	}
 	if len(s.authMechanisms()) > 0 {

@@ -112,7 +112,7 @@ func (s *session) cmdData(arg string) {
 	// The whole body must arrive within DataTimeout: a client trickling a line at a time does
 	// not keep the session for longer.
 	s.startPhase(phaseData, s.srv.opts.DataTimeout)
-	sw := &stickyWriter{w: s.tx.content()}
+	sw := &stickyWriter{w: s.tx.in}
 	n, err := smtp.ReadData(s.br, sw, s.srv.opts.MaxMessageSize)
 	s.phase.Store(phaseCommand)
 	switch {
@@ -223,7 +223,7 @@ func (s *session) cmdBdat(arg string) {
 		}
 		if tx.text.Unterminated() {
 			// The last line lacks its CRLF; stored mail must end with one (RFC 5322 §2.3).
-			if _, err := io.WriteString(tx.content(), "\r\n"); err != nil {
+			if _, err := io.WriteString(tx.in, "\r\n"); err != nil {
 				s.rejectMessage(err)
 				return
 			}
@@ -245,7 +245,7 @@ func (s *session) readChunk(tx *transaction, size int64) error {
 		_, err := io.CopyN(io.Discard, s.br, size)
 		return err
 	}
-	w := tx.content()
+	w := tx.in
 	if tx.body != envelope.BodyBinaryMIME {
 		w = io.MultiWriter(&tx.text, w)
 	}

@@ -37,16 +37,14 @@ type transaction struct {
 	// fix adds the missing Date and Message-ID as the body streams (DATA and BDAT); nil when
 	// policy does not want them added.
 	fix *msghdr.Adder
-	// strip takes forged Authentication-Results fields out, judge checks SPF and DKIM (see
-	// authres.go); nil when there is no Authentication, or policy does not judge the client.
+	// strip takes forged Authentication-Results fields out (whenever there is an
+	// Authentication, judged or not); judge checks SPF and DKIM (see authres.go), nil when
+	// policy does not judge the client.
 	strip *msghdr.Remover
 	judge *judgement
 	// in is where the client's octets go: the head of the chain judge, strip, fix, msg.
 	in io.Writer
 }
-
-// content is where the client's octets of the message go: through fix when it is set.
-func (tx *transaction) content() io.Writer { return tx.in }
 
 // endContent ends the message (strip decides on a field held at its end, fix adds the fields of
 // a message without a body) and returns the octets added less those removed.
