@@ -1,10 +1,9 @@
 package test
 
 import (
-	"bufio"
 	"net"
-	"strings"
-	"sync"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -12,86 +11,19 @@ import (
 // Reports name who said it (RFC 3464 §2.3.5, §2.3.6): "Diagnostic-Code: smtp;" and Remote-MTA
 // only for a remote server's own reply, X-Tern for what tern found itself.
 
-// startBusyMX serves SMTP on addr (mx.d.test's address in the world) as a server that takes
-// every session and answers each RCPT with reply: a remote 4xx or 5xx. It stops with the test.
-func startBusyMX(t *testing.T, addr, reply string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serveBusy(c, reply)
-			}()
-		}
-	}()
-}
-
-func serveBusy(c net.Conn, reply string) {
-	r := bufio.NewReader(c)
-	say := func(s string) bool { _, err := c.Write([]byte(s + "\r\n")); return err == nil }
-	if !say("220 mx.d.test ESMTP busy") {
-		return
-	}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		verb, _, _ := strings.Cut(strings.ToUpper(strings.TrimSpace(line)), " ")
-		var ok bool
-		switch verb {
-		case "EHLO", "HELO":
-			ok = say("250 mx.d.test")
-		case "MAIL", "RSET", "NOOP":
-			ok = say("250 2.0.0 Ok")
-		case "RCPT":
-			ok = say(reply)
-		case "QUIT":
-			say("221 2.0.0 Bye")
-			return
-		default:
-			ok = say("503 5.5.1 No valid recipients")
-		}
-		if !ok {
-			return
-		}
-	}
-}
-
 // TestReportsWhoSaidIt: a recipient whose server answered 451 is returned by `tern queue
 // bounce`, and the report quotes that reply, with the server as Remote-MTA; a domain that does
 // not exist in DNS bounces at once with tern's own finding, no "smtp;" in sight.
 func TestReportsWhoSaidIt(t *testing.T) {
 	t.Parallel()
 	w := startWorld(t, worldOpts{BDown: true, Schedule: "1h"})
-	startBusyMX(t, net.JoinHostPort(deadIP, w.Port), "451 4.2.0 Mailbox busy, try later")
+	// mx.d.test is a real Postfix that answers every RCPT for someone@d.test with a 4xx.
+	access := filepath.Join(t.TempDir(), "busy")
+	if err := os.WriteFile(access, []byte("someone@d.test 451 4.2.0 Mailbox busy, try later\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startPostfixOpts(t, postfixOpts{addr: net.JoinHostPort(deadIP, w.Port), domain: "d.test",
+		mainCf: "smtpd_recipient_restrictions = check_recipient_access texthash:" + access + ", permit\n"})
 
 	t.Run("admin bounce after a remote 4xx", func(t *testing.T) {
 		tok := token(t)
@@ -104,11 +36,11 @@ func TestReportsWhoSaidIt(t *testing.T) {
 			"Action":            "failed",
 			"Status":            `5\.0\.0`,
 			"Remote-MTA":        `dns; mx\.d\.test`,
-			"Diagnostic-Code":   `smtp; 451 4\.2\.0 Mailbox busy, try later`,
+			"Diagnostic-Code":   `smtp; 451 4\.2\.0 .*Mailbox busy, try later`,
 			"Last-Attempt-Date": "",
 		})
 		mustMatch(t, "the human part", r.Human, `(?m)^<someone@d\.test>: returned to sender by the administrator; `+
-			`last attempt: host mx\.d\.test said: 451 4\.2\.0 Mailbox busy, try later\r?$`)
+			`last attempt: host mx\.d\.test said: 451 4\.2\.0 .*Mailbox busy, try later\r?$`)
 	})
 
 	t.Run("no such domain", func(t *testing.T) {
