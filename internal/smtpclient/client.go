@@ -248,6 +248,13 @@ func (c *Client) TLS() (state tls.ConnectionState, ok bool) {
 	return *c.tlsState, true
 }
 
+// LocalAddr is the connection's local address (the sending IP of a TLS report, RFC 8460).
+func (c *Client) LocalAddr() net.Addr {
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	return c.conn.LocalAddr()
+}
+
 // Authenticated reports whether AUTH succeeded.
 func (c *Client) Authenticated() bool { return c.authed }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/mtasts"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -17,7 +18,7 @@ type pass struct {
 	env      *envelope.Envelope
 	body     delivery.Body
 	rt       *route
-	sts      *stsPolicy
+	sts      *mtasts.Policy
 	reqTLS   bool
 	sig      sigCache
 	out      []delivery.Outcome
@@ -55,9 +56,14 @@ func (p *pass) run(ctx context.Context, domain string) {
 	p.rt = rt
 	p.reqTLS = p.d.opts.RequireTLS(p.env)
 	if !rt.relay && !rt.literal {
-		p.sts = p.d.stsPolicy(ctx, rt.domain)
+		var fetchErr error
+		p.sts, fetchErr = p.d.stsPolicy(ctx, rt.domain)
+		if fetchErr != nil {
+			// Once per pass, not per MX host: the policy is the domain's.
+			p.d.reportSTSFetch(rt.domain, p.sts, fetchErr)
+		}
 	}
-	if p.reqTLS && !rt.relay && !rt.mxSecure && (p.sts == nil || p.sts.Mode != stsEnforce) {
+	if p.reqTLS && !rt.relay && !rt.mxSecure && (p.sts == nil || p.sts.Mode != mtasts.ModeEnforce) {
 		// RFC 8689 §4.2.1: the MX must come from DNSSEC or be checked against MTA-STS. No
 		// host can change that, so the failure is final at once.
 		p.fail(errRequireTLS(domain, "", fmt.Errorf("MX of %s is neither DNSSEC-validated nor under an enforced MTA-STS policy", domain)))
@@ -86,6 +92,7 @@ func (p *pass) tryHost(ctx context.Context, h *host) {
 	plan, err := p.d.tlsPlan(ctx, p.rt, h, p.sts, p.reqTLS)
 	if err != nil {
 		p.d.log.Warn("remote: host skipped", "msgid", p.env.ID, "remote", h.name, "err", err.Error())
+		p.d.reportPlanFailure(p.rt, h, p.sts, err)
 		p.fail(p.requireTLS(err))
 		return
 	}

@@ -92,6 +92,12 @@ func nextSerial() *big.Int {
 // DANE-TA needs to see).
 func (ca *testCA) issue(t *testing.T, names ...string) tls.Certificate {
 	t.Helper()
+	return ca.issueWith(t, nil, names...)
+}
+
+// issueWith is issue with the template changed by mod first (nil: unchanged).
+func (ca *testCA) issueWith(t *testing.T, mod func(*x509.Certificate), names ...string) tls.Certificate {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: nextSerial(),
@@ -101,6 +107,9 @@ func (ca *testCA) issue(t *testing.T, names ...string) tls.Certificate {
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if mod != nil {
+		mod(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -3,7 +3,6 @@ package remote
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +33,12 @@ func (h *harness) stsServer(policy string) *stsServer {
 // stsServerAt is stsServer listening on addr.
 func (h *harness) stsServerAt(policy, addr string) *stsServer {
 	h.t.Helper()
+	return h.stsServerWith(policy, addr, h.ca.issue(h.t, "mta-sts.dest.test"))
+}
+
+// stsServerWith is stsServerAt with cert for its certificate.
+func (h *harness) stsServerWith(policy, addr string, cert tls.Certificate) *stsServer {
+	h.t.Helper()
 	s := &stsServer{policy: policy}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -63,7 +68,7 @@ func (h *harness) stsServerAt(policy, addr string) *stsServer {
 	}))
 	s.srv.Listener.Close()
 	s.srv.Listener = ln
-	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{h.ca.issue(h.t, "mta-sts.dest.test")}}
+	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.srv.StartTLS()
 	h.t.Cleanup(s.srv.Close)
 	return s
@@ -277,144 +282,4 @@ func TestMTASTSCache(t *testing.T) {
 			t.Fatalf("step %q failed", st.name)
 		}
 	}
-}
-
-func TestParseSTSPolicy(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in     string
-		mode   string
-		mx     []string
-		maxAge time.Duration
-		err    bool
-	}{
-		{in: enforcePolicy, mode: "enforce", mx: []string{"*.dest.test"}, maxAge: 86400 * time.Second},
-		{in: "version: STSv1\r\nmode: testing\r\nmx: MX1.Example.COM.\r\nmx: *.example.net\r\nmax_age: 0\r\n", mode: "testing", mx: []string{"mx1.example.com", "*.example.net"}},
-		{in: "version: STSv1\nmode: none\nmax_age: 31557600", mode: "none", maxAge: 31557600 * time.Second},
-		{in: "version:STSv1\nmode:\tenforce \nmx:mx.example.com\nmax_age:60\nextension: whatever\n", mode: "enforce", mx: []string{"mx.example.com"}, maxAge: time.Minute},
-		{in: "version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\nmax_age: 1\n", mode: "enforce", mx: []string{"a.example"}, maxAge: time.Second},
-		{in: "", err: true},
-		{in: "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n", err: true},
-		{in: "version: STSv1\nmode: enforce\nmax_age: 1\n", err: true},                                                  // no mx
-		{in: "version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n", err: true},                                    // bad mode
-		{in: "version: STSv1\nmode: enforce\nmx: a.example\n", err: true},                                               // no max_age
-		{in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n", err: true},                            // too long
-		{in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", err: true},                                  // negative
-		{in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999999\n", err: true},                         // 11 digits
-		{in: "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 1\n", err: true},                                 // two wildcards
-		{in: "version: STSv1\nmode: enforce\nmx: a.example:25\nmax_age: 1\n", err: true},                                // a port
-		{in: "version: STSv1\nmode enforce\nmx: a.example\nmax_age: 1\n", err: true},                                    // no colon
-		{in: "version: STSv1\n mode: enforce\nmx: a.example\nmax_age: 1\n", err: true},                                  // space before key
-		{in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1\n" + strings.Repeat("x: y\n", 20000), err: true}, // too big
-	}
-	for _, tc := range tests {
-		p, err := parseSTSPolicy([]byte(tc.in))
-		if tc.err {
-			if err == nil {
-				t.Errorf("parseSTSPolicy(%q) = %+v, want an error", tc.in, p)
-			} else if !errors.Is(err, errSTSPolicy) {
-				t.Errorf("parseSTSPolicy(%q): error %v is not errSTSPolicy", tc.in, err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("parseSTSPolicy(%q): %v", tc.in, err)
-			continue
-		}
-		if p.Mode != tc.mode || strings.Join(p.MX, ",") != strings.Join(tc.mx, ",") || p.MaxAge != tc.maxAge {
-			t.Errorf("parseSTSPolicy(%q) = %+v, want mode %s mx %v max_age %v", tc.in, p, tc.mode, tc.mx, tc.maxAge)
-		}
-	}
-}
-
-func TestSTSMatches(t *testing.T) {
-	t.Parallel()
-	p := &stsPolicy{MX: []string{"mail.example.com", "*.example.net"}}
-	for host, want := range map[string]bool{
-		"mail.example.com": true, "MAIL.example.com.": true, "x.mail.example.com": false,
-		"mx.example.net": true, "example.net": false, "a.b.example.net": false, ".example.net": false,
-		"other.test": false,
-	} {
-		if got := p.matches(host); got != want {
-			t.Errorf("matches(%q) = %v, want %v", host, got, want)
-		}
-	}
-}
-
-func TestParseSTSRecord(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in      string
-		id      string
-		isSTS   bool
-		wantErr bool
-	}{
-		{"v=STSv1; id=20160831085700Z;", "20160831085700Z", true, false},
-		{"v=STSv1;id=abc", "abc", true, false},
-		{"v=STSv1; id=abc; ext=1", "abc", true, false},
-		{"v=spf1 -all", "", false, false},
-		{"v=STSv10; id=1", "", false, false},
-		{"v=STSv1;", "", true, true},
-		{"v=STSv1; id=a-b", "", true, true},
-		{"v=STSv1; id=" + strings.Repeat("a", 33), "", true, true},
-		{"v=STSv1; junk", "", true, true},
-	}
-	for _, tc := range tests {
-		id, ok, err := parseSTSRecord(tc.in)
-		if id != tc.id || ok != tc.isSTS || (err != nil) != tc.wantErr {
-			t.Errorf("parseSTSRecord(%q) = %q, %v, %v; want %q, %v, error %v", tc.in, id, ok, err, tc.id, tc.isSTS, tc.wantErr)
-		}
-	}
-}
-
-func FuzzParseSTSPolicy(f *testing.F) {
-	f.Add([]byte(enforcePolicy))
-	f.Add([]byte("version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n"))
-	f.Add([]byte("version: STSv1\nmode: none\nmax_age: 0"))
-	f.Add([]byte("version:STSv1\nmode:enforce\nmx:*.*\nmax_age:1e9\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := parseSTSPolicy(b)
-		if err != nil {
-			if !errors.Is(err, errSTSPolicy) {
-				t.Fatalf("error %v is not errSTSPolicy", err)
-			}
-			return
-		}
-		switch {
-		case p.Mode != stsEnforce && p.Mode != stsTesting && p.Mode != stsNone:
-			t.Fatalf("mode %q", p.Mode)
-		case p.Mode != stsNone && len(p.MX) == 0:
-			t.Fatalf("mode %s without mx", p.Mode)
-		case p.MaxAge < 0 || p.MaxAge > maxSTSMaxAge*time.Second:
-			t.Fatalf("max_age %v", p.MaxAge)
-		}
-		for _, m := range p.MX {
-			if m == "" || strings.ToLower(m) != m || strings.Count(m, "*") > 1 || strings.Contains(m, "*") && !strings.HasPrefix(m, "*.") {
-				t.Fatalf("mx pattern %q", m)
-			}
-			// A pattern must match the names it names.
-			host := m
-			if rest, ok := strings.CutPrefix(m, "*."); ok {
-				host = "x." + rest
-			}
-			if !p.matches(host) {
-				t.Fatalf("pattern %q does not match %q", m, host)
-			}
-		}
-	})
-}
-
-func FuzzParseSTSRecord(f *testing.F) {
-	f.Add("v=STSv1; id=20160831085700Z;")
-	f.Add("v=STSv1;id=1;x=y")
-	f.Add("v=spf1 -all")
-	f.Fuzz(func(t *testing.T, s string) {
-		id, ok, err := parseSTSRecord(s)
-		if err == nil && ok && (id == "" || len(id) > maxSTSIDLen || !isAlnum(id)) {
-			t.Fatalf("accepted id %q", id)
-		}
-		if !ok && (id != "" || err != nil) {
-			t.Fatalf("not a record, yet id %q err %v", id, err)
-		}
-	})
 }

@@ -57,6 +57,21 @@
 // expiry. A handshake cut by the connection (EOF, reset, timeout) is a lost connection (4.4.2),
 // not a TLS failure.
 //
+// # TLS reports
+//
+// With Options.TLSReports, each session with an MX host of a recipient domain where TLS was
+// tried or required gives a tlsrpt.Outcome (RFC 8460) for that domain: the policy (sts with
+// the MTA-STS policy's lines and mx patterns, tlsa with the TLSA records, or no-policy-found),
+// and success or the failure's result type (§4.3: the x509 findings as certificate-expired,
+// -host-mismatch or -not-trusted; tlsa-invalid when no TLSA record matches or none is usable;
+// starttls-not-supported when TLS was required or tried and not had) with the session's
+// addresses, the MX's name and greeting and the error. A failed MTA-STS policy fetch is one
+// sts-policy-fetch-error, sts-policy-invalid or sts-webpki-invalid per delivery to the domain;
+// an MX the enforced policy does not list (validation-failure) and a failed TLSA lookup
+// (dnssec-invalid) one per host. A policy in mode testing is judged as if enforced. Plain
+// SMTP without any policy, the plaintext retry after a failed handshake, the relayhost and
+// address literals are not recorded (see tlsreport.go).
+//
 // # What the message needs
 //
 // PIPELINING and SIZE are used when offered (smtpclient). BODY=8BITMIME goes to servers that
@@ -110,8 +125,10 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/mtasts"
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtp"
+	"github.com/tern-mail/tern/internal/tlsrpt"
 )
 
 // TLSMode is an operator's TLS policy for a destination (Options.TLSPolicy).
@@ -223,6 +240,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for certificate validity and the MTA-STS cache. Default: time.Now.
 	Now func() time.Time
+	// TLSReports records the TLS outcome of each session with an MX host, for SMTP TLS
+	// Reporting (RFC 8460; see the package doc, TLS reports). It is called from the delivery
+	// goroutines, and must be cheap and never block. Default: nothing is recorded.
+	TLSReports TLSRecorder
+}
+
+// TLSRecorder takes the TLS outcomes of remote delivery (Options.TLSReports).
+type TLSRecorder interface {
+	RecordTLS(tlsrpt.Outcome)
 }
 
 // Deliverer delivers to remote servers. It is safe for concurrent use.
@@ -326,7 +352,7 @@ func New(opts Options) (*Deliverer, error) {
 	if d.dns, err = newResolver(opts.Resolver, t.DNS); err != nil {
 		return nil, err
 	}
-	d.http = d.stsHTTPClient(opts.HTTPClient, opts.RootCAs)
+	d.http = mtasts.NewClient(opts.HTTPClient, d.lookupPolicyHost, opts.PolicyPort, opts.RootCAs)
 	d.ownAddrs = expandLocalAddrs(opts.LocalAddrs)
 	return d, nil
 }

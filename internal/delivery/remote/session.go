@@ -121,7 +121,11 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 		res.hostErr = clientError(a.h.name, remote, err)
 		return res
 	}
-	if res.retryPlain, res.hostErr = d.startTLS(ctx, c, a, remote); res.retryPlain || res.hostErr != nil {
+	offered := c.Extensions().StartTLS
+	var tlsErr error
+	res.retryPlain, res.hostErr, tlsErr = d.startTLS(ctx, c, a, remote)
+	d.reportSession(a, c, check, offered, tlsErr)
+	if res.retryPlain || res.hostErr != nil {
 		return res
 	}
 	st, on := c.TLS()
@@ -230,18 +234,25 @@ func (d *Deliverer) transactions(ctx context.Context, c *smtpclient.Client, a *a
 }
 
 // startTLS runs STARTTLS when the server offers it. The session goes on (with or without TLS)
-// unless there is a host failure, or the connection must be retried without TLS.
-func (d *Deliverer) startTLS(ctx context.Context, c *smtpclient.Client, a *attempt, remote string) (retryPlain bool, hostErr *delivery.Error) {
+// unless there is a host failure, or the connection must be retried without TLS. tlsErr is
+// STARTTLS's own failure (a refusal, or the handshake's), for TLS-RPT.
+func (d *Deliverer) startTLS(ctx context.Context, c *smtpclient.Client, a *attempt, remote string) (retryPlain bool, hostErr *delivery.Error, tlsErr error) {
 	if a.noTLS || !c.Extensions().StartTLS {
-		return false, nil
+		return false, nil, nil
 	}
 	err := c.StartTLS(ctx)
 	if err == nil {
 		if err := c.Hello(ctx); err != nil {
-			return false, clientError(a.h.name, remote, err)
+			return false, clientError(a.h.name, remote, err), nil
 		}
-		return false, nil
+		return false, nil, nil
 	}
+	retryPlain, hostErr = d.startTLSFailed(a, remote, err)
+	return retryPlain, hostErr, err
+}
+
+// startTLSFailed is what a failed STARTTLS (err) means for the session.
+func (d *Deliverer) startTLSFailed(a *attempt, remote string, err error) (retryPlain bool, hostErr *delivery.Error) {
 	var ce *smtpclient.Error
 	refused := errors.As(err, &ce) && ce.Code != 0
 	switch {

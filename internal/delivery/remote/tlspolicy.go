@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/mtasts"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -39,7 +40,13 @@ type tlsPlan struct {
 	names  []string // reference identifiers for verify and DANE-TA
 	tlsa   []*dns.TLSA
 	// testing is an MTA-STS policy in mode testing: its failures are logged, not enforced.
-	testing *stsPolicy
+	testing *mtasts.Policy
+
+	// For TLS-RPT (tlsreport.go): the policy that applies, its type being tlsa when
+	// tlsaAll is not empty, else sts when sts is not nil.
+	tlsaAll []*dns.TLSA    // the validated TLSA RRset, usable records or not
+	sts     *mtasts.Policy // the MTA-STS policy in force (enforce or testing)
+	stsMiss bool           // a testing policy does not list the host
 }
 
 // Errors of the TLS checks, wrapped in the handshake's error.
@@ -47,16 +54,18 @@ var (
 	errNoTLSAMatch  = errors.New("remote: no TLSA record matches the server's certificate")
 	errNoPeerCert   = errors.New("remote: server sent no certificate")
 	errNotInSTSList = errors.New("remote: MX host not listed in the MTA-STS policy")
+	errTLSALookup   = errors.New("remote: TLSA lookup failed")
 )
 
 // tlsPlan decides the TLS policy for h (see the package doc). An error means the host must not
 // be used: its TLSA lookup failed, or an enforced MTA-STS policy does not list it.
-func (d *Deliverer) tlsPlan(ctx context.Context, rt *route, h *host, sts *stsPolicy, reqTLS bool) (*tlsPlan, *delivery.Error) {
+func (d *Deliverer) tlsPlan(ctx context.Context, rt *route, h *host, sts *mtasts.Policy, reqTLS bool) (*tlsPlan, *delivery.Error) {
 	plan := &tlsPlan{level: levelMay, source: "default", names: []string{h.name}}
 	if mode, ok := d.policyFor(rt.domain); ok {
 		plan.level, plan.source = levelOf(mode), "policy"
 	}
-	recs, present, err := d.tlsaRecords(ctx, rt, h)
+	recs, all, err := d.tlsaRecords(ctx, rt, h)
+	plan.tlsaAll = all
 	switch {
 	case err != nil:
 		return nil, err
@@ -69,22 +78,24 @@ func (d *Deliverer) tlsPlan(ctx context.Context, rt *route, h *host, sts *stsPol
 			plan.names = append(plan.names, rt.domain)
 		}
 		return plan, nil
-	case present && plan.level < levelEncrypt:
+	case len(all) > 0 && plan.level < levelEncrypt:
 		// RFC 7672 §2.2: records exist but none is usable: TLS is still required, without
 		// authentication.
 		plan.level, plan.source = levelEncrypt, "dane"
 	}
 	if sts != nil {
+		plan.sts = sts
 		switch {
-		case sts.Mode == stsEnforce && !sts.matches(h.name):
+		case sts.Mode == mtasts.ModeEnforce && !sts.Matches(h.name):
 			return nil, &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhCryptoFailure, RemoteMTA: h.name,
 				Msg: "MX host " + h.name + " is not allowed by the MTA-STS policy of " + rt.domain,
 				Err: fmt.Errorf("%w: %s not in %v", errNotInSTSList, h.name, sts.MX)}
-		case sts.Mode == stsEnforce && plan.level < levelVerify:
+		case sts.Mode == mtasts.ModeEnforce && plan.level < levelVerify:
 			plan.level, plan.source = levelVerify, "mta-sts"
-		case sts.Mode == stsTesting:
+		case sts.Mode == mtasts.ModeTesting:
 			plan.testing = sts
-			if !sts.matches(h.name) {
+			if !sts.Matches(h.name) {
+				plan.stsMiss = true
 				d.log.Warn("remote: MTA-STS testing: MX host not in policy", "remote", h.name, "domain", rt.domain)
 			}
 		}
@@ -97,11 +108,11 @@ func (d *Deliverer) tlsPlan(ctx context.Context, rt *route, h *host, sts *stsPol
 
 // tlsaRecords looks up h's usable TLSA records when DANE applies, that is when the route to the
 // host was validated (RFC 7672 §2.2): the MX answer (for an implicit MX, the answer that there
-// is none; for the relayhost, nothing) and the host's addresses. present reports a validated
-// TLSA RRset, usable or not.
-func (d *Deliverer) tlsaRecords(ctx context.Context, rt *route, h *host) (recs []*dns.TLSA, present bool, err *delivery.Error) {
+// is none; for the relayhost, nothing) and the host's addresses. all is the validated TLSA
+// RRset, usable or not.
+func (d *Deliverer) tlsaRecords(ctx context.Context, rt *route, h *host) (recs, all []*dns.TLSA, err *delivery.Error) {
 	if rt.literal || !h.addrSecure || !(rt.relay || rt.mxSecure) {
-		return nil, false, nil
+		return nil, nil, nil
 	}
 	name := "_" + strconv.Itoa(rt.port) + "._tcp." + h.name
 	a, lerr := d.dns.lookup(ctx, name, dns.TypeTLSA)
@@ -109,17 +120,19 @@ func (d *Deliverer) tlsaRecords(ctx context.Context, rt *route, h *host) (recs [
 	case lerr != nil && !isNXDomain(lerr):
 		// RFC 7672 §2.2.3: a failed TLSA lookup makes the host unusable, since the failure
 		// may be an attacker hiding the records.
-		return nil, false, &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhDNSFailure, RemoteMTA: h.name,
-			Msg: "cannot look up the TLSA records of " + h.name, Err: lerr}
+		return nil, nil, &delivery.Error{Code: smtp.CodeLocalError, Enh: smtp.EnhDNSFailure, RemoteMTA: h.name,
+			Msg: "cannot look up the TLSA records of " + h.name, Err: fmt.Errorf("%w: %w", errTLSALookup, lerr)}
 	case lerr != nil || !a.secure || len(a.rrs) == 0:
-		return nil, false, nil // no records, or not validated: no DANE
+		return nil, nil, nil // no records, or not validated: no DANE
 	}
 	for _, rr := range a.rrs {
-		if t := rr.(*dns.TLSA); usableTLSA(t) {
+		t := rr.(*dns.TLSA)
+		all = append(all, t)
+		if usableTLSA(t) {
 			recs = append(recs, t)
 		}
 	}
-	return recs, true, nil
+	return recs, all, nil
 }
 
 func levelOf(m TLSMode) tlsLevel {
