@@ -47,7 +47,13 @@ With --check, asks DNS (--resolver, or the configuration's delivery.resolver, or
 /etc/resolv.conf's servers) and prints per record ok, missing, differs (with what DNS has) or
 error; the exit status is 1 unless every record is ok. MX and SRV records are compared by
 target (and port), DKIM records by key (p=), DMARC accepts p=reject too; SPF must name the MX
-(mx or a:HOSTNAME; the host's record: a), or, with --ip, pass for each address as tern's own SPF check evaluates it.`,
+(mx or a:HOSTNAME; the host's record: a), or, with --ip, pass for each address as tern's own SPF check evaluates it.
+TLS-RPT needs v=TLSRPTv1 and a rua of mailto: or https: URIs (another address than tern's is
+only noted). It also fetches the MTA-STS policy file from https://mta-sts.DOMAIN/.well-known/mta-sts.txt
+as senders do (RFC 8461 §3.3: the policy host's address through the same resolver, port
+delivery.mta_sts_port, a certificate valid for mta-sts.DOMAIN under the system's roots, no
+redirects, text/plain, at most 64 KiB) and says which lines differ from the policy tern prints:
+mode, mx (one pattern must cover the hostname) and max_age.`,
 		Example: `  tern dns records example.com
   tern dns records example.com --ip 192.0.2.25 --ip 2001:db8::25 --check
   tern dns records example.com --mta-sts-policy > mta-sts.txt`,

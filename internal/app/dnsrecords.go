@@ -13,6 +13,7 @@ import (
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/dkim"
 	"github.com/tern-mail/tern/internal/dnsrecords"
+	"github.com/tern-mail/tern/internal/mtasts"
 	"github.com/tern-mail/tern/internal/resolver"
 	"github.com/tern-mail/tern/internal/spf"
 )
@@ -30,8 +31,12 @@ type DNSRecordsRequest struct {
 	Resolver                 string // HOST:PORT for Check ("": the configuration's delivery.resolver)
 }
 
-// dnsQueryTimeout bounds each DNS exchange of tern dns records --check.
-const dnsQueryTimeout = 5 * time.Second
+// dnsQueryTimeout bounds each DNS exchange of tern dns records --check, and
+// policyFetchTimeout its fetch of the MTA-STS policy file.
+const (
+	dnsQueryTimeout    = 5 * time.Second
+	policyFetchTimeout = 30 * time.Second
+)
 
 // DNSRecords prints the records a local domain must publish or, with Check, how DNS serves
 // them; ok is false when a checked record is missing, differs or could not be looked up.
@@ -83,7 +88,16 @@ func DNSRecords(ctx context.Context, cfg config.Config, req DNSRecordsRequest, w
 		o := checker.Check(ctx, ip, helo, "postmaster@"+domain)
 		return string(o.Result), o.Reason
 	}
-	ok, err = dnsrecords.WriteResults(w, dnsrecords.Check(ctx, r, set, eval))
+	// The policy host is looked up through the same resolver, and reached on
+	// delivery.mta_sts_port, as delivery does; its certificate must verify against the
+	// system's roots (SSL_CERT_FILE, for tests).
+	client := mtasts.NewClient(nil, dnsrecords.AddrLookup(r), cfg.Delivery.MTASTSPort, nil)
+	fetch := func(ctx context.Context, domain string) (*mtasts.Policy, error) {
+		ctx, cancel := context.WithTimeout(ctx, policyFetchTimeout)
+		defer cancel()
+		return mtasts.Fetch(ctx, client, domain)
+	}
+	ok, err = dnsrecords.WriteResults(w, dnsrecords.Check(ctx, r, set, dnsrecords.Checkers{SPF: eval, Policy: fetch}))
 	if err == nil && !ok {
 		_, err = fmt.Fprintf(w, "Some records of %s are not as they should be: tern dns records %s prints them all.\n", p.Domain, p.Domain)
 	}

@@ -25,7 +25,7 @@ const (
 	OK      Status = "ok"
 	Missing Status = "missing"
 	Differs Status = "differs"
-	Failed  Status = "error" // DNS gave no answer
+	Failed  Status = "error" // DNS gave no answer, or the policy host no good one
 )
 
 // Result is the check of one record: Found says what DNS has when it differs, or why the
@@ -40,9 +40,20 @@ type Result struct {
 // result (internal/spf's, as "pass", "fail"...) and its reason.
 type SPFEval func(ctx context.Context, ip net.IP, helo, domain string) (result, reason string)
 
-// Check asks r for each record of s. With spf (and addresses in s.Params.IPs), the SPF record
-// is judged by evaluating it for those addresses; without, by whether it names the MX.
-func Check(ctx context.Context, r Lookuper, s Set, spf SPFEval) []Result {
+// Checkers are what Check needs beyond DNS; either may be nil.
+type Checkers struct {
+	// SPF, with addresses in Params.IPs, judges the SPF records by evaluating them for those
+	// addresses; without, by whether they name the MX.
+	SPF SPFEval
+	// Policy fetches the MTA-STS policy file, to compare it with tern's; without, it is not
+	// checked.
+	Policy PolicyFetcher
+}
+
+// Check asks r for each record of s, and fetches the MTA-STS policy file (after the _mta-sts
+// record's result) with c.Policy.
+func Check(ctx context.Context, r Lookuper, s Set, c Checkers) []Result {
+	spf := c.SPF
 	var out []Result
 	for _, rec := range s.Records {
 		a, err := r.Lookup(ctx, rec.Name, rec.Type)
@@ -59,6 +70,9 @@ func Check(ctx context.Context, r Lookuper, s Set, spf SPFEval) []Result {
 			res.Status, res.Found = OK, "not published: fine for a retired key once the mail signed with it has arrived"
 		}
 		out = append(out, res)
+		if rec.Kind == KindMTASTS && c.Policy != nil {
+			out = append(out, checkPolicy(ctx, s, c.Policy))
+		}
 	}
 	return out
 }
@@ -68,9 +82,15 @@ func WriteResults(w io.Writer, rs []Result) (bool, error) {
 	good := true
 	var b strings.Builder
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%-8s %-26s %s %s\n", r.Status, r.Record.Kind, r.Record.Name, typeName(r.Record.Type))
-		if r.Found != "" {
-			fmt.Fprintf(&b, "         %s\n", r.Found)
+		name := r.Record.Name
+		if r.Record.Type != 0 { // the policy file has none
+			name += " " + typeName(r.Record.Type)
+		}
+		fmt.Fprintf(&b, "%-8s %-26s %s\n", r.Status, r.Record.Kind, name)
+		for _, l := range strings.Split(r.Found, "\n") {
+			if l != "" {
+				fmt.Fprintf(&b, "         %s\n", l)
+			}
 		}
 		good = good && r.Status == OK
 	}
@@ -164,6 +184,14 @@ func checkTXT(ctx context.Context, rec Record, have []string, p Params, spf SPFE
 			g["p"] = w["p"]
 		}
 		ok = equalTags(g, w)
+	case KindMTASTS:
+		if equalTags(tags(got), tags(rec.Text)) {
+			return OK, ""
+		}
+		return Differs, fmt.Sprintf("DNS has: %q; the policy tern prints has id=%s: publish a new id whenever the policy file\n"+
+			"changes, or senders keep the policy they have until its max_age runs out", got, tags(rec.Text)["id"])
+	case KindTLSRPT:
+		return checkTLSRPT(rec, got)
 	default:
 		ok = equalTags(tags(got), tags(rec.Text))
 	}
@@ -221,4 +249,24 @@ func equalTags(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// checkTLSRPT checks a TLS-RPT record (RFC 8460 §3): v=TLSRPTv1 first, and a rua of mailto: or
+// https: URIs. Reports going elsewhere than tern proposes is the administrator's choice, and
+// only noted.
+func checkTLSRPT(rec Record, got string) (Status, string) {
+	rua, ok := tags(got)["rua"]
+	if !ok || rua == "" {
+		return Differs, fmt.Sprintf("no rua= (where reports go); DNS has: %q", got)
+	}
+	for _, u := range strings.Split(rua, ",") {
+		scheme, rest, _ := strings.Cut(u, ":")
+		if rest == "" || !strings.EqualFold(scheme, "mailto") && !strings.EqualFold(scheme, "https") {
+			return Differs, fmt.Sprintf("rua %q: want mailto: or https: URIs; DNS has: %q", u, got)
+		}
+	}
+	if want := tags(rec.Text)["rua"]; !strings.EqualFold(rua, want) {
+		return OK, fmt.Sprintf("reports go to %s, not %s as tern proposes (--tls-rua)", rua, want)
+	}
+	return OK, ""
 }

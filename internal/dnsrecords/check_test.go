@@ -100,7 +100,19 @@ func TestCheck(t *testing.T) {
 		}},
 		{name: "MTA-STS id of another policy", change: func(t *testing.T, z *testutil.DNS) {
 			z.Replace(t, "_mta-sts.example.test", `_mta-sts.example.test. TXT "v=STSv1; id=1"`)
-		}, want: map[Kind]Status{KindMTASTS: Differs}},
+		}, want: map[Kind]Status{KindMTASTS: Differs}, found: "the policy tern prints has id="},
+		{name: "TLS-RPT reports elsewhere: ok, noted", change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "_smtp._tls.example.test", `_smtp._tls.example.test. TXT "v=TLSRPTv1; rua=mailto:tls@reports.test,https://reports.test/tlsrpt"`)
+		}, found: "reports go to mailto:tls@reports.test,https://reports.test/tlsrpt, not mailto:tls-reports@example.test as tern proposes"},
+		{name: "TLS-RPT without rua", change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "_smtp._tls.example.test", `_smtp._tls.example.test. TXT "v=TLSRPTv1;"`)
+		}, want: map[Kind]Status{KindTLSRPT: Differs}, found: "no rua="},
+		{name: "TLS-RPT with an ftp rua", change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "_smtp._tls.example.test", `_smtp._tls.example.test. TXT "v=TLSRPTv1; rua=ftp://reports.test/"`)
+		}, want: map[Kind]Status{KindTLSRPT: Differs}, found: `rua "ftp://reports.test/": want mailto: or https: URIs`},
+		{name: "TLS-RPT of another version", change: func(t *testing.T, z *testutil.DNS) {
+			z.Replace(t, "_smtp._tls.example.test", `_smtp._tls.example.test. TXT "v=TLSRPTv2; rua=mailto:tls-reports@example.test"`)
+		}, want: map[Kind]Status{KindTLSRPT: Missing}},
 		{name: "address and SRV missing, TLS-RPT fails", change: func(t *testing.T, z *testutil.DNS) {
 			z.Replace(t, "mail.example.test", `mail.example.test. TXT "v=spf1 a -all"`)
 			z.Replace(t, "_submission._tcp.example.test", `_submission._tcp.example.test. SRV 0 1 2587 mail.example.test.`)
@@ -125,7 +137,7 @@ func TestCheck(t *testing.T) {
 			if tc.useSPF {
 				eval = spfEval(r)
 			}
-			rs := Check(context.Background(), r, s, eval)
+			rs := Check(context.Background(), r, s, Checkers{SPF: eval})
 			var b bytes.Buffer
 			good, err := WriteResults(&b, rs)
 			if err != nil {

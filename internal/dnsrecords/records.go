@@ -1,7 +1,8 @@
 // Package dnsrecords builds the DNS records an administrator must publish for a local domain
 // (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, the submission SRV records of RFC 6186), writes them
-// in zone-file syntax, and checks them against what DNS serves. It holds no policy of its own
-// beyond these defaults and does no I/O but through the writer and the Lookuper it is given.
+// in zone-file syntax, and checks them against what DNS serves, and the MTA-STS policy file
+// against what mta-sts.DOMAIN serves. It holds no policy of its own beyond these defaults and
+// does no I/O but through the writer, the Lookuper and the PolicyFetcher it is given.
 package dnsrecords
 
 import (

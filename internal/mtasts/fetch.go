@@ -96,10 +96,7 @@ func Fetch(ctx context.Context, c *http.Client, domain string) (*Policy, error) 
 	}
 	defer func() { _ = resp.Body.Close() }() // only read: a failed Close loses nothing
 	if resp.StatusCode != http.StatusOK {
-		if loc := resp.Header.Get("Location"); loc != "" {
-			return nil, fmt.Errorf("GET %s: %s to %s (RFC 8461 §3.3: redirects are not followed)", url, resp.Status, loc)
-		}
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return nil, &StatusError{URL: url, Code: resp.StatusCode, Status: resp.Status, Location: resp.Header.Get("Location")}
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != mediaType {
@@ -111,6 +108,21 @@ func Fetch(ctx context.Context, c *http.Client, domain string) (*Policy, error) 
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return Parse(b)
+}
+
+// StatusError is a policy host's answer other than 200 OK.
+type StatusError struct {
+	URL      string
+	Code     int    // the HTTP status code
+	Status   string // and its text, "404 Not Found"
+	Location string // where a redirect pointed
+}
+
+func (e *StatusError) Error() string {
+	if e.Location != "" {
+		return fmt.Sprintf("GET %s: %s to %s (RFC 8461 §3.3: redirects are not followed)", e.URL, e.Status, e.Location)
+	}
+	return fmt.Sprintf("GET %s: %s", e.URL, e.Status)
 }
 
 // IsCertificateError reports whether err is a certificate that did not verify (RFC 8460's
