@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/tern-mail/tern/internal/mtasts"
+	"github.com/tern-mail/tern/internal/resolver"
 )
 
 // KindMTASTSPolicy is the MTA-STS policy file: not a DNS record, but what the _mta-sts record
@@ -35,15 +36,8 @@ func AddrLookup(r Lookuper) mtasts.LookupFunc {
 				return nil, err
 			}
 			for _, rr := range a.RRs {
-				var ip []byte
-				switch rr := rr.(type) {
-				case *dns.AAAA:
-					ip = rr.AAAA
-				case *dns.A:
-					ip = rr.A
-				}
-				if addr, ok := netip.AddrFromSlice(ip); ok {
-					out = append(out, addr.Unmap())
+				if addr, ok := resolver.Addr(rr); ok {
+					out = append(out, addr)
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,18 @@ type Answer struct {
 	RRs      []dns.RR // the records of the asked type (their owner may be a CNAME's target)
 	NXDomain bool     // the name does not exist (RCODE 3)
 	Secure   bool     // the server set the AD bit
+}
+
+// Addr is the address of an A or AAAA record (IPv4-mapped addresses unmapped); ok is false
+// for any other record.
+func Addr(rr dns.RR) (addr netip.Addr, ok bool) {
+	switch rr := rr.(type) {
+	case *dns.AAAA:
+		addr, ok = netip.AddrFromSlice(rr.AAAA)
+	case *dns.A:
+		addr, ok = netip.AddrFromSlice(rr.A)
+	}
+	return addr.Unmap(), ok
 }
 
 // Void reports whether the lookup found nothing: the name does not exist or has no records of

@@ -213,3 +213,24 @@ func TestNewClient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAddr(t *testing.T) {
+	for _, tc := range []struct {
+		rr   string
+		want string // "" for not an address
+	}{
+		{"a.test. A 192.0.2.1", "192.0.2.1"},
+		{"a.test. AAAA 2001:db8::1", "2001:db8::1"},
+		{"a.test. AAAA ::ffff:192.0.2.1", "192.0.2.1"},
+		{"a.test. MX 10 mx.test.", ""},
+	} {
+		rr, err := dns.NewRR(tc.rr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, ok := Addr(rr)
+		if got := addr.String(); ok != (tc.want != "") || ok && got != tc.want {
+			t.Errorf("Addr(%s) = %s, %v; want %q", tc.rr, got, ok, tc.want)
+		}
+	}
+}

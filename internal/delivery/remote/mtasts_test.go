@@ -266,7 +266,9 @@ func TestMTASTSCache(t *testing.T) {
 		{"policy host down: the cached policy holds", func() {
 			h.dns.Replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A4;"`)
 			s.set(func(s *stsServer) { s.policy = enforcePolicy })
-			d.stsPolicy(context.Background(), "dest.test") // cache it (fetch 4)
+			if _, err := d.stsPolicy(context.Background(), "dest.test"); err != nil { // cache it (fetch 4)
+				t.Fatal(err)
+			}
 			h.dns.Replace(t, "_mta-sts.dest.test", `_mta-sts.dest.test. TXT "v=STSv1; id=A5;"`)
 			s.set(func(s *stsServer) { s.status = 500 })
 		}, "temp 454 4.7.5", 5},

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/resolver"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -133,15 +134,8 @@ func (d *Deliverer) resolveHost(ctx context.Context, h *host) {
 		}
 		secure = secure && a.secure
 		for _, rr := range a.rrs {
-			var ip net.IP
-			switch rr := rr.(type) {
-			case *dns.AAAA:
-				ip = rr.AAAA
-			case *dns.A:
-				ip = rr.A
-			}
-			if addr, ok := netip.AddrFromSlice(ip); ok {
-				h.addrs = append(h.addrs, addr.Unmap())
+			if addr, ok := resolver.Addr(rr); ok {
+				h.addrs = append(h.addrs, addr)
 			}
 		}
 	}
