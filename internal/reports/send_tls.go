@@ -1,0 +1,98 @@
+package reports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/tlsrpt"
+)
+
+// sendTLS reports domain's TLS counts up to through, one report per day, to the mailto:
+// destinations of its TLSRPT record (RFC 8460 §3). The record is asked first: when DNS fails
+// the counts stay for the next run; when there is no record, nobody wants them and they are
+// dropped.
+func (s *Sender) sendTLS(ctx context.Context, domain string, through, now time.Time) ([]accounts.SentReport, error) {
+	var rec tlsrpt.Record
+	var recErr error
+	if !s.o.NoTLS {
+		txts, err := s.o.DNS.LookupTXT(ctx, "_smtp._tls."+domain)
+		if err != nil {
+			return nil, fmt.Errorf("TLSRPT record: %w (the counts are kept for the next run)", err)
+		}
+		rec, recErr = tlsrpt.FindRecord(txts)
+	}
+	days, err := s.take(ctx, accounts.ReportTLS, domain, through)
+	if err != nil || s.o.NoTLS {
+		return nil, err
+	}
+	if recErr != nil {
+		if !errors.Is(recErr, tlsrpt.ErrNoRecord) {
+			s.log.Warn("reports: unusable TLSRPT record: no TLS report", "domain", domain, "err", recErr)
+		}
+		return nil, nil
+	}
+	var sent []accounts.SentReport
+	var errs []error
+	for _, dc := range days {
+		out, err := s.tlsDay(ctx, domain, rec, dc, now)
+		sent = append(sent, out...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return sent, errors.Join(errs...)
+}
+
+func (s *Sender) tlsDay(ctx context.Context, domain string, rec tlsrpt.Record, dc dayCounts, now time.Time) ([]accounts.SentReport, error) {
+	var counts []tlsrpt.Counted
+	for _, r := range dc.rows {
+		o, err := decodeRow[tlsrpt.Outcome](r.Row)
+		if err != nil {
+			s.log.Warn("reports: a stored TLS row is unreadable, dropped", "domain", domain, "err", err)
+			continue
+		}
+		counts = append(counts, tlsrpt.Counted{Outcome: o, Success: r.Success, Failure: r.Failure})
+	}
+	if len(counts) == 0 {
+		return nil, nil
+	}
+	id, err := newReportID(dc.day)
+	if err != nil {
+		return nil, err
+	}
+	begin, end := s.period(ctx, accounts.ReportTLS, domain, dc.day, now)
+	report := tlsrpt.NewReport(tlsrpt.Meta{OrganizationName: s.o.Hostname, ContactInfo: s.o.From, ReportID: id,
+		Start: begin, End: end}, counts)
+	doc, err := report.JSON()
+	if err != nil {
+		return nil, err
+	}
+	gz, err := gzipped(doc)
+	if err != nil {
+		return nil, err
+	}
+	base := accounts.SentReport{Kind: accounts.ReportTLS, Domain: domain, ReportID: id, Begin: begin, End: end}
+	var sent []accounts.SentReport
+	for i, u := range rec.RUA {
+		if u.Scheme != "mailto" {
+			// RFC 8460 §3 makes https: optional for a sender; tern sends mail only.
+			sent = append(sent, s.skipped(base, u.String(), "https: reporting is not supported: only mailto:"))
+			continue
+		}
+		addr, err := tlsrpt.MailtoAddress(u)
+		if err != nil {
+			sent = append(sent, s.skipped(base, u.String(), err.Error()))
+			continue
+		}
+		m := reportMail{From: s.o.From, To: addr, Date: s.o.Now(), MessageID: s.messageID(id, i), Domain: domain,
+			Submitter: s.o.Hostname, ReportID: id, TLS: true,
+			Text: fmt.Sprintf("This is an SMTP TLS report (RFC 8460) from %s for %s,\n"+
+				"covering %s to %s (UTC).\n", s.o.Hostname, domain, begin.Format(time.DateTime), end.Format(time.DateTime)),
+			Filename: attachmentName(s.o.Hostname, domain, begin, end, "json.gz"), Attachment: gz}
+		sent = append(sent, s.deliver(ctx, m, base, 0))
+	}
+	return sent, nil
+}
