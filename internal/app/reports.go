@@ -36,7 +36,7 @@ const reportsQueryTimeout = 10 * time.Second
 // Recorder.RecordDMARC and Recorder.RecordTLS; both do nothing when their kind is off.
 type serverReports struct {
 	Recorder *reports.Recorder
-	sender   *reports.Sender // nil when both kinds are off
+	sender   *reports.Sender
 	// stopSender and stopRecorder end what run started: the sender before the queue closes
 	// (what it takes from the store it must queue), the recorder after (the last deliveries'
 	// TLS outcomes) and before the store closes, with a last flush.
@@ -49,9 +49,7 @@ func newReports(cfg config.Config, store accounts.Store, q *queue.Queue, log *sl
 	rc := cfg.Reports
 	rec := reports.NewRecorder(reports.RecorderOptions{Store: store, Logger: log, NoDMARC: !rc.DMARC, NoTLS: !rc.TLS})
 	r := &serverReports{Recorder: rec}
-	if !rc.DMARC && !rc.TLS {
-		return r, nil
-	}
+	// The sender runs even with both kinds off: it drops what was recorded before they were.
 	c, err := resolver.NewClient(cfg.Delivery.Resolver, reportsQueryTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
@@ -240,7 +238,7 @@ func printSent(w io.Writer, sent []accounts.SentReport) error {
 			outcome = "(" + r.Note + ")"
 		}
 		tw.printf("  %s\t%s\t%s\t%s..%s\t%s\t%s\t%d\t%s\n", r.Sent.Format(time.DateTime), r.Kind, r.Domain,
-			r.Begin.Format("01-02 15:04"), r.End.Format("01-02 15:04"), r.ReportID, r.Destination, r.Size, outcome)
+			r.Begin.Format("2006-01-02T15:04Z"), r.End.Format("2006-01-02T15:04Z"), r.ReportID, r.Destination, r.Size, outcome)
 	}
 	return tw.flush()
 }
