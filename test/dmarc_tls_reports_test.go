@@ -1,13 +1,7 @@
 package test
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -18,6 +12,7 @@ import (
 	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/dmarc"
 	"github.com/tern-mail/tern/internal/reports"
+	"github.com/tern-mail/tern/internal/testutil"
 	"github.com/tern-mail/tern/internal/tlsrpt"
 )
 
@@ -62,7 +57,7 @@ func TestDMARCAndTLSReports(t *testing.T) {
 	check := func(t *testing.T, msg string) (mail.Header, string, string, []byte) {
 		t.Helper()
 		mustMatch(t, "Authentication-Results", header(msg, "Authentication-Results"), `dkim=pass[^;]*header\.d=example\.test`)
-		h, ct, name, att := reportAttachment(t, msg)
+		h, ct, name, att := testutil.GzipAttachment(t, []byte(msg))
 		if h.Get("From") != "<postmaster@mx.example.test>" {
 			t.Errorf("From %q", h.Get("From"))
 		}
@@ -161,46 +156,5 @@ func seedReports(t *testing.T, data string) {
 	}
 	if err := rec.Flush(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// reportAttachment parses a report as delivered (LF line ends) and returns its header, the
-// attachment's media type and file name, and its content gunzipped.
-func reportAttachment(t *testing.T, msg string) (mail.Header, string, string, []byte) {
-	t.Helper()
-	m, err := mail.ReadMessage(strings.NewReader(msg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err != nil {
-			t.Fatalf("no attachment (%v):\n%s", err, msg)
-		}
-		if !strings.HasPrefix(p.Header.Get("Content-Disposition"), "attachment") {
-			continue
-		}
-		ct, _, err := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatalf("attachment does not gunzip: %v", err)
-		}
-		doc, err := io.ReadAll(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.Header, ct, p.FileName(), doc
 	}
 }

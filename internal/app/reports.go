@@ -13,11 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/admin"
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/dkim"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/queue"
 	"github.com/tern-mail/tern/internal/reports"
@@ -151,17 +150,11 @@ func queueReport(q *queue.Queue) reports.Submit {
 type reportsDNS struct{ r *resolver.Resolver }
 
 func (d reportsDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	a, err := d.r.Lookup(ctx, dns.Fqdn(name), dns.TypeTXT)
-	if err != nil {
-		return nil, err
+	txts, err := dkimDNS(d).LookupTXT(ctx, name)
+	if errors.Is(err, dkim.ErrNoRecord) {
+		return nil, nil
 	}
-	var txts []string
-	for _, rr := range a.RRs {
-		if t, ok := rr.(*dns.TXT); ok {
-			txts = append(txts, strings.Join(t.Txt, ""))
-		}
-	}
-	return txts, nil
+	return txts, err
 }
 
 // ReportsSend asks the running server to send the reports due now, today's so far included

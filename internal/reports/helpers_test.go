@@ -1,20 +1,14 @@
 package reports
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -54,41 +48,11 @@ func (q *queued) submit(_ context.Context, rcpt string, msg []byte) (string, err
 	return "Q" + string(rune('0'+q.n)), nil
 }
 
-// attachment parses a report message and returns its header, the attachment's content type
-// and file name, and its content gunzipped.
+// attachment parses a report message: its header, the attachment's media type, file name and
+// content gunzipped.
 func attachment(t *testing.T, msg []byte) (mail.Header, string, string, []byte) {
 	t.Helper()
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err != nil {
-			t.Fatalf("no attachment: %v", err)
-		}
-		if !strings.HasPrefix(p.Header.Get("Content-Disposition"), "attachment") {
-			continue
-		}
-		ct, _, err := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.Header, ct, p.FileName(), b
-	}
+	return testutil.GzipAttachment(t, msg)
 }
 
 // validateXML checks doc against RFC 7489 Appendix C's schema with xmllint.

@@ -46,20 +46,13 @@ func (s *Sender) dmarcDay(ctx context.Context, domain string, dc dayCounts, now 
 	if len(counts) == 0 {
 		return nil, nil
 	}
-	id, err := newReportID(dc.day)
+	base, gz, err := s.build(ctx, accounts.ReportDMARC, domain, dc.day, now, func(m reportMeta) ([]byte, error) {
+		return dmarcXML(m, pub, counts)
+	})
 	if err != nil {
 		return nil, err
 	}
-	begin, end := s.period(ctx, accounts.ReportDMARC, domain, dc.day, now)
-	xmlDoc, err := dmarcXML(reportMeta{OrgName: s.o.Hostname, Email: s.o.From, ReportID: id, Begin: begin, End: end}, pub, counts)
-	if err != nil {
-		return nil, err
-	}
-	gz, err := gzipped(xmlDoc)
-	if err != nil {
-		return nil, err
-	}
-	base := accounts.SentReport{Kind: accounts.ReportDMARC, Domain: domain, ReportID: id, Begin: begin, End: end}
+	id, begin, end := base.ReportID, base.Begin, base.End
 	var sent []accounts.SentReport
 	for i, uri := range pub.RUA {
 		rua, err := parseRUA(uri)

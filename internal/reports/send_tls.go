@@ -59,22 +59,14 @@ func (s *Sender) tlsDay(ctx context.Context, domain string, rec tlsrpt.Record, d
 	if len(counts) == 0 {
 		return nil, nil
 	}
-	id, err := newReportID(dc.day)
+	base, gz, err := s.build(ctx, accounts.ReportTLS, domain, dc.day, now, func(m reportMeta) ([]byte, error) {
+		return tlsrpt.NewReport(tlsrpt.Meta{OrganizationName: m.OrgName, ContactInfo: m.Email, ReportID: m.ReportID,
+			Start: m.Begin, End: m.End}, counts).JSON()
+	})
 	if err != nil {
 		return nil, err
 	}
-	begin, end := s.period(ctx, accounts.ReportTLS, domain, dc.day, now)
-	report := tlsrpt.NewReport(tlsrpt.Meta{OrganizationName: s.o.Hostname, ContactInfo: s.o.From, ReportID: id,
-		Start: begin, End: end}, counts)
-	doc, err := report.JSON()
-	if err != nil {
-		return nil, err
-	}
-	gz, err := gzipped(doc)
-	if err != nil {
-		return nil, err
-	}
-	base := accounts.SentReport{Kind: accounts.ReportTLS, Domain: domain, ReportID: id, Begin: begin, End: end}
+	id, begin, end := base.ReportID, base.Begin, base.End
 	var sent []accounts.SentReport
 	for i, u := range rec.RUA {
 		if u.Scheme != "mailto" {

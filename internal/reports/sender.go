@@ -166,6 +166,25 @@ func newReportID(day time.Time) (string, error) {
 	return day.Format("20060102") + "." + hex.EncodeToString(b[:]), nil
 }
 
+// build makes the report of kind for domain's day: its id and period (in base, the record of
+// what is sent), and the document doc writes for them, gzip'd.
+func (s *Sender) build(ctx context.Context, kind, domain string, day, now time.Time,
+	doc func(reportMeta) ([]byte, error)) (base accounts.SentReport, gz []byte, err error) {
+	id, err := newReportID(day)
+	if err != nil {
+		return base, nil, err
+	}
+	begin, end := s.period(ctx, kind, domain, day, now)
+	b, err := doc(reportMeta{OrgName: s.o.Hostname, Email: s.o.From, ReportID: id, Begin: begin, End: end})
+	if err != nil {
+		return base, nil, err
+	}
+	if gz, err = gzipped(b); err != nil {
+		return base, nil, err
+	}
+	return accounts.SentReport{Kind: kind, Domain: domain, ReportID: id, Begin: begin, End: end}, gz, nil
+}
+
 // deliver queues one report message for each destination and records the outcome of each.
 func (s *Sender) deliver(ctx context.Context, m reportMail, base accounts.SentReport, maxSize int64) accounts.SentReport {
 	r := base
