@@ -87,6 +87,8 @@ func TestDMARCAndTLSReports(t *testing.T) {
 	t.Run("tlsrpt", func(t *testing.T) {
 		msg := w.B.WaitMessage(carolB, "TLS-Report-Domain: b.test", 30*time.Second)
 		h, ct, name, doc := check(t, msg)
+		sig := strings.Join(strings.Fields(header(msg, "DKIM-Signature")), "")
+		mustMatch(t, "DKIM-Signature", sig, `h=[^;]*TLS-Report-Domain:TLS-Report-Submitter`)
 		if h.Get("TLS-Report-Submitter") != "mx.example.test" || !strings.Contains(h.Get("Content-Type"), `report-type="tlsrpt"`) {
 			t.Errorf("header: %v", h)
 		}

@@ -81,3 +81,21 @@ func TestVerifyExternal(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRUA: any rua= entry gives an address with a domain and a size limit that is not
+// negative, or an error; never a panic.
+func FuzzParseRUA(f *testing.F) {
+	for _, s := range []string{"mailto:dmarc@b.test", "mailto:dmarc@b.test!10m", "mailto:a%21b@b.test!1k",
+		"mailto:x@y!99999999999999999999t", "https://b.test/r", "mailto:!"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parseRUA(s)
+		if err != nil {
+			return
+		}
+		if r.Address == "" || r.Domain == "" || r.MaxSize < 0 || !strings.Contains(r.Address, "@") {
+			t.Fatalf("%q: %+v", s, r)
+		}
+	})
+}
