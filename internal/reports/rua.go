@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // ruaAddress is one mailto: destination of a DMARC rua= tag.
@@ -50,12 +52,29 @@ func parseRUA(s string) (ruaAddress, error) {
 	if err != nil {
 		return r, fmt.Errorf("rua %q: %w", s, err)
 	}
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 || u.RawQuery != "" {
+	if u.RawQuery != "" {
 		return r, fmt.Errorf("rua %q: not a mailto: address", s)
 	}
-	r.Address, r.Domain = addr, strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
+	mb, err := mailbox(addr)
+	if err != nil {
+		return r, fmt.Errorf("rua %q: %w", s, err)
+	}
+	r.Address, r.Domain = mb.String(), mb.Domain
 	return r, nil
+}
+
+// mailbox checks a report address as RCPT TO will carry it (RFC 5321 §4.1.2): a DNS record
+// is anyone's to write, and an escaped CR LF in it must not reach the SMTP dialogue. Reports
+// are sent without SMTPUTF8, so the address must be ASCII.
+func mailbox(addr string) (smtp.Address, error) {
+	a, err := smtp.ParseAddress(addr)
+	if err != nil {
+		return a, err
+	}
+	if !a.IsASCII() {
+		return a, fmt.Errorf("%s: not an ASCII address", a)
+	}
+	return a, nil
 }
 
 // parseSize reads 1*DIGIT [ "k" / "m" / "g" / "t" ].

@@ -14,7 +14,7 @@ func TestParseRUA(t *testing.T) {
 		err      string
 	}{
 		{in: "mailto:dmarc@b.test", addr: "dmarc@b.test"},
-		{in: " mailto:dmarc@B.test!10m", addr: "dmarc@B.test", size: 10 << 20},
+		{in: " mailto:dmarc@B.test!10m", addr: "dmarc@b.test", size: 10 << 20},
 		{in: "mailto:dmarc@b.test!500", addr: "dmarc@b.test", size: 500},
 		{in: "mailto:dmarc@b.test!2k", addr: "dmarc@b.test", size: 2048},
 		{in: "mailto:dmarc@b.test!1g", addr: "dmarc@b.test", size: 1 << 30},
@@ -25,9 +25,13 @@ func TestParseRUA(t *testing.T) {
 		{in: "mailto:dmarc@b.test!k", err: "bad size limit"},
 		{in: "mailto:dmarc@b.test!99999999999999999999t", err: "bad size limit"},
 		{in: "https://b.test/report", err: "not a mailto: URI"},
-		{in: "mailto:nobody", err: "not a mailto: address"},
-		{in: "mailto:@b.test", err: "not a mailto: address"},
+		{in: "mailto:nobody", err: "bad address"},
+		{in: "mailto:@b.test", err: "bad address"},
 		{in: "mailto:a@b.test?subject=x", err: "not a mailto: address"},
+		{in: "mailto:a%0D%0ARSET@b.test", err: "bad address"},
+		{in: "mailto:a@b.test%0D%0ADATA", err: "bad address"},
+		{in: "mailto:r%C3%A9@b.test", err: "not an ASCII address"},
+		{in: "mailto:0@.", err: "bad address"},
 	} {
 		r, err := parseRUA(c.in)
 		switch {

@@ -79,6 +79,12 @@ func (s *Sender) tlsDay(ctx context.Context, domain string, rec tlsrpt.Record, d
 			sent = append(sent, s.skipped(base, u.String(), err.Error()))
 			continue
 		}
+		mb, err := mailbox(addr)
+		if err != nil {
+			sent = append(sent, s.skipped(base, u.String(), err.Error()))
+			continue
+		}
+		addr = mb.String()
 		m := reportMail{From: s.o.From, To: addr, Date: s.o.Now(), MessageID: s.messageID(id, i), Domain: domain,
 			Submitter: s.o.Hostname, ReportID: id, TLS: true,
 			Text: fmt.Sprintf("This is an SMTP TLS report (RFC 8460) from %s for %s,\n"+

@@ -129,11 +129,12 @@ func TestSendTLS(t *testing.T) {
 	dns := fakeDNS{
 		txt: map[string][]string{
 			"_smtp._tls.b.test": {"v=spf1 -all", "v=TLSRPTv1; rua=mailto:tls@b.test,https://b.test/tlsrpt"},
+			"_smtp._tls.e.test": {"v=TLSRPTv1; rua=mailto:x%0D%0ARSET@e.test"},
 		},
 		fail: map[string]bool{"_smtp._tls.d.test": true},
 	}
 	w := newWorld(t, dns)
-	for _, d := range []string{"b.test", "c.test", "d.test"} {
+	for _, d := range []string{"b.test", "c.test", "d.test", "e.test"} {
 		w.rec.RecordTLS(tlsrpt.Outcome{PolicyDomain: d, PolicyType: tlsrpt.PolicyNotFound, Success: true})
 		w.rec.RecordTLS(tlsrpt.Outcome{PolicyDomain: d, PolicyType: tlsrpt.PolicyNotFound, Failure: tlsrpt.StartTLSNotSupported,
 			ReceivingMXHostname: "mx." + d, ReceivingIP: "192.0.2.25", AdditionalInfo: "no STARTTLS"})
@@ -142,9 +143,13 @@ func TestSendTLS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "d.test") {
 		t.Errorf("a DNS failure is not reported: %v", err)
 	}
-	if len(sent) != 2 || sent[0].Destination != "mailto:tls@b.test" || sent[0].QueueID == "" ||
-		sent[1].Destination != "https://b.test/tlsrpt" || sent[1].Note == "" {
+	if len(sent) != 3 || sent[0].Destination != "mailto:tls@b.test" || sent[0].QueueID == "" ||
+		sent[1].Destination != "https://b.test/tlsrpt" || sent[1].Note == "" ||
+		sent[2].Domain != "e.test" || sent[2].QueueID != "" || !strings.Contains(sent[2].Note, "bad address") {
 		t.Fatalf("sent %+v", sent)
+	}
+	if len(w.q.msgs) != 1 {
+		t.Errorf("%d messages queued, want 1 (an address with CR LF is refused)", len(w.q.msgs))
 	}
 	h, ct, name, doc := attachment(t, w.q.msgs["tls@b.test"])
 	if h.Get("TLS-Report-Domain") != "b.test" || h.Get("TLS-Report-Submitter") != "mx.a.test" ||
