@@ -73,7 +73,8 @@ type SentReport struct {
 	Destination string // the mailto: address or https: URI
 	Size        int64  // of the message (or the body POSTed)
 	Sent        time.Time
-	// QueueID is the queue id of the report's message; empty when it was not sent.
+	// QueueID is the queue id of the report's message, or for a report POSTed to an https:
+	// destination the server's status ("HTTP 200"); empty when it was not sent.
 	QueueID string
 	// Note says why a report was not sent to Destination (an unverified external address,
 	// a size limit); empty when it was sent.

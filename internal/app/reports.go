@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,11 +63,50 @@ func newReports(cfg config.Config, store accounts.Store, q *queue.Queue, log *sl
 		DNS:      reportsDNS{resolver.New(c, resolver.Options{})},
 		Hostname: cfg.Hostname,
 		From:     reportsFrom(cfg),
+		HTTP:     reportsHTTP(),
 		NoDMARC:  !rc.DMARC,
 		NoTLS:    !rc.TLS,
 		Logger:   log,
 	})
 	return r, nil
+}
+
+// reportsHTTPTimeout bounds one POST of a TLS report, connection and answer included.
+const reportsHTTPTimeout = 30 * time.Second
+
+// reportsHTTP is the client that POSTs TLS reports to https: destinations. The URL comes from
+// a DNS record anyone can publish, so it connects only to public addresses (never loopback,
+// private, link-local or multicast ones: a record must not make tern poke at services
+// behind its firewall), follows no redirects, and takes no proxy from the environment.
+func reportsHTTP() *http.Client {
+	d := &net.Dialer{Timeout: reportsHTTPTimeout, Control: publicOnly}
+	return &http.Client{
+		Timeout: reportsHTTPTimeout,
+		Transport: &http.Transport{
+			DialContext:         d.DialContext,
+			TLSHandshakeTimeout: reportsHTTPTimeout,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        4,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// errNotPublic is publicOnly's refusal.
+var errNotPublic = errors.New("not a public address")
+
+// publicOnly is a net.Dialer Control that refuses connections to addresses that are not
+// public unicast ones (RFC 6890's special-purpose blocks that Go knows).
+func publicOnly(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return err
+	}
+	a := ap.Addr().Unmap()
+	if !a.IsGlobalUnicast() || a.IsPrivate() {
+		return fmt.Errorf("%s: %w", a, errNotPublic)
+	}
+	return nil
 }
 
 // reportsFrom is the reports' From address: reports.from, or postmaster@hostname.

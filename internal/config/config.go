@@ -165,7 +165,7 @@ type Delivery struct {
 // providers send them too.
 type Reports struct {
 	DMARC bool   `toml:"dmarc" doc:"Record the DMARC results of the mail received (of domains whose DMARC record has rua=) and send each such domain a daily aggregate report (RFC 7489 §7.2), gzip'd XML, to its mailto: rua addresses (an address in another organisational domain only when that domain authorizes it, RFC 7489 §7.1). Sent after UTC midnight with up to 30 minutes' jitter; tern reports send --now sends at once."`
-	TLS   bool   `toml:"tls" doc:"Record the outcome of every outbound TLS session and send each recipient domain that publishes a TLSRPT record (_smtp._tls, RFC 8460) a daily report, gzip'd JSON, to its mailto: addresses (https: ones are skipped)."`
+	TLS   bool   `toml:"tls" doc:"Record the outcome of every outbound TLS session and send each recipient domain that publishes a TLSRPT record (_smtp._tls, RFC 8460) a daily report, gzip'd JSON, mailed to its mailto: addresses and POSTed to its https: ones (public addresses only, one attempt)."`
 	From  string `toml:"from" doc:"From address of the reports, and the contact they give. Empty: postmaster@hostname. Remote delivery signs reports with the DKIM keys of this address's domain, or of its nearest parent with keys: give it keys (tern dkim keygen), or receivers may discard unsigned reports."`
 }
 

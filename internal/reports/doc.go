@@ -18,8 +18,9 @@
 // the null sender, with a From address of a local domain so that remote delivery DKIM-signs
 // it. DMARC destinations are the mailto: URIs of the policy's rua=, honouring their "!size"
 // limits, each in another organisational domain checked by the external destination
-// verification of RFC 7489 §7.1; TLS destinations are the mailto: URIs of the domain's
-// _smtp._tls record (https: is not supported). What was sent, and what was skipped and why,
+// verification of RFC 7489 §7.1; TLS destinations are the URIs of the domain's _smtp._tls
+// record: mailto: ones get a message, https: ones a POST (RFC 8460 §5.2) through the client
+// the Sender is given. What was sent, and what was skipped and why,
 // is recorded for tern reports list. Run sends each day's reports after UTC midnight, with
 // jitter; Send(ctx, true) sends today's so far too (tern reports send --now).
 //

@@ -1,9 +1,13 @@
 package reports
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -70,8 +74,7 @@ func (s *Sender) tlsDay(ctx context.Context, domain string, rec tlsrpt.Record, d
 	var sent []accounts.SentReport
 	for i, u := range rec.RUA {
 		if u.Scheme != "mailto" {
-			// RFC 8460 §3 makes https: optional for a sender; tern sends mail only.
-			sent = append(sent, s.skipped(base, u.String(), "https: reporting is not supported: only mailto:"))
+			sent = append(sent, s.post(ctx, u.String(), base, gz))
 			continue
 		}
 		addr, err := tlsrpt.MailtoAddress(u)
@@ -93,4 +96,41 @@ func (s *Sender) tlsDay(ctx context.Context, domain string, rec tlsrpt.Record, d
 		sent = append(sent, s.deliver(ctx, m, base, 0))
 	}
 	return sent, nil
+}
+
+// maxHTTPReply bounds what is read of a report server's answer (only its status matters).
+const maxHTTPReply = 64 << 10
+
+// post sends the gzip'd report to an https: destination (RFC 8460 §5.2): a POST with
+// Content-Type application/tlsrpt+gzip, done when the server answers 2xx. There is one
+// attempt: unlike a queued message, a failed POST is not tried again (the next day's report
+// is).
+func (s *Sender) post(ctx context.Context, uri string, base accounts.SentReport, gz []byte) accounts.SentReport {
+	r := base
+	r.Destination, r.Sent, r.Size = uri, s.o.Now().UTC(), int64(len(gz))
+	if s.o.HTTP == nil {
+		return s.skipped(base, uri, "https: reports are not sent (no HTTP client)")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(gz))
+	if err != nil {
+		return s.skipped(base, uri, "not posted: "+err.Error())
+	}
+	req.Header.Set("Content-Type", "application/tlsrpt+gzip")
+	resp, err := s.o.HTTP.Do(req)
+	if err != nil {
+		r.Note = "not posted: " + err.Error()
+		s.log.Warn("reports: report not posted", "kind", r.Kind, "domain", r.Domain, "report_id", r.ReportID, "url", uri, "err", err)
+		return r
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPReply)) // to reuse the connection; the status is the answer
+	_ = resp.Body.Close()                                               // read-only: nothing to lose
+	if resp.StatusCode/100 != 2 {
+		r.Note = "not accepted: HTTP " + resp.Status
+		s.log.Warn("reports: report refused", "kind", r.Kind, "domain", r.Domain, "report_id", r.ReportID, "url", uri, "status", resp.Status)
+		return r
+	}
+	r.QueueID = "HTTP " + strconv.Itoa(resp.StatusCode)
+	s.log.Info("reports: report posted", "kind", r.Kind, "domain", r.Domain, "report_id", r.ReportID, "url", uri,
+		"status", resp.StatusCode, "size", r.Size)
+	return r
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -34,6 +35,8 @@ type SenderOptions struct {
 	Hostname string
 	// From is the report's From address and contact (email, contact-info).
 	From string
+	// HTTP posts TLS reports to https: destinations (RFC 8460 §5.2); nil: those are skipped.
+	HTTP *http.Client
 	// NoDMARC and NoTLS leave reports of that kind unsent (the counts are dropped).
 	NoDMARC, NoTLS bool
 	Now            func() time.Time // default time.Now

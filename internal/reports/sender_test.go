@@ -1,7 +1,11 @@
 package reports
 
 import (
+	"compress/gzip"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +196,51 @@ func TestSendDisabled(t *testing.T) {
 	}
 	if ps, err := w.store.PendingReports(ctx); err != nil || len(ps) != 0 {
 		t.Errorf("pending %+v, %v", ps, err)
+	}
+}
+
+// TestSendTLSHTTPS: a TLS report POSTed to an https: destination (RFC 8460 §5.2), gzip'd as
+// application/tlsrpt+gzip; a server that does not answer 2xx has it recorded as not accepted.
+func TestSendTLSHTTPS(t *testing.T) {
+	ctx := context.Background()
+	var got struct {
+		ct  string
+		doc []byte
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/broken" {
+			http.Error(w, "no", http.StatusInternalServerError)
+			return
+		}
+		got.ct = r.Header.Get("Content-Type")
+		zr, err := gzip.NewReader(r.Body)
+		if err == nil {
+			got.doc, err = io.ReadAll(zr)
+		}
+		if err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad report", http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	w := newWorld(t, fakeDNS{txt: map[string][]string{
+		"_smtp._tls.b.test": {"v=TLSRPTv1; rua=" + srv.URL + "/tlsrpt," + srv.URL + "/broken"},
+	}})
+	w.snd.o.HTTP = srv.Client()
+	w.rec.RecordTLS(tlsrpt.Outcome{PolicyDomain: "b.test", PolicyType: tlsrpt.PolicyNotFound, Success: true})
+	sent, err := w.snd.Send(ctx, true)
+	if err != nil || len(sent) != 2 {
+		t.Fatalf("sent %+v, %v", sent, err)
+	}
+	if sent[0].QueueID != "HTTP 200" || sent[0].Note != "" || sent[0].Size == 0 {
+		t.Errorf("posted: %+v", sent[0])
+	}
+	if sent[1].QueueID != "" || !strings.Contains(sent[1].Note, "not accepted: HTTP 500") {
+		t.Errorf("refused: %+v", sent[1])
+	}
+	if got.ct != "application/tlsrpt+gzip" {
+		t.Errorf("Content-Type %q", got.ct)
+	}
+	if err := tlsrpt.CheckReport(got.doc); err != nil {
+		t.Errorf("%v\n%s", err, got.doc)
 	}
 }
