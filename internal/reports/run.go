@@ -15,7 +15,7 @@ const Jitter = 30 * time.Minute
 // ctx is done. It also sends, soon after it starts, those of past days left unsent (the
 // server was down at midnight).
 func (s *Sender) Run(ctx context.Context) {
-	wait := jitter(5 * time.Minute)
+	wait := s.o.Jitter(5 * time.Minute)
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -29,12 +29,12 @@ func (s *Sender) Run(ctx context.Context) {
 			s.log.Warn("reports: daily run", "err", err, "reports", len(sent))
 		}
 		now := s.o.Now().UTC()
-		wait = now.Truncate(24*time.Hour).Add(24*time.Hour).Sub(now) + jitter(Jitter)
+		wait = now.Truncate(24*time.Hour).Add(24*time.Hour).Sub(now) + s.o.Jitter(Jitter)
 	}
 }
 
-// jitter is a random duration in [0, max).
-func jitter(max time.Duration) time.Duration {
+// RandomJitter is a random duration in [0, max): SenderOptions.Jitter's default.
+func RandomJitter(max time.Duration) time.Duration {
 	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
 	if err != nil {
 		return max / 2

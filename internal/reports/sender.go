@@ -39,8 +39,11 @@ type SenderOptions struct {
 	HTTP *http.Client
 	// NoDMARC and NoTLS leave reports of that kind unsent (the counts are dropped).
 	NoDMARC, NoTLS bool
-	Now            func() time.Time // default time.Now
-	Logger         *slog.Logger     // default: discard
+	// Jitter is the random wait Run adds after midnight and after it starts, up to its
+	// argument. Default RandomJitter.
+	Jitter func(max time.Duration) time.Duration
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger     // default: discard
 }
 
 // Sender makes the reports from the counts in the store and queues them.
@@ -56,6 +59,9 @@ func NewSender(o SenderOptions) *Sender {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Jitter == nil {
+		o.Jitter = RandomJitter
 	}
 	return &Sender{o: o, log: o.Logger}
 }

@@ -244,3 +244,40 @@ func TestSendTLSHTTPS(t *testing.T) {
 		t.Errorf("%v\n%s", err, got.doc)
 	}
 }
+
+// TestRun: soon after it starts, Run sends the reports of the days before today (the server
+// was down at midnight), not today's.
+func TestRun(t *testing.T) {
+	w := newWorld(t, fakeDNS{})
+	w.rec.RecordDMARC(evaluation("192.0.2.1")) // 2026-12-04
+	w.clk.set(time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC))
+	w.rec.RecordDMARC(evaluation("192.0.2.2")) // today
+	w.snd.o.Jitter = func(time.Duration) time.Duration { return 0 }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.snd.Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.q.mu.Lock()
+		n := w.q.n
+		w.q.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run sent nothing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	ps, err := w.store.PendingReports(context.Background())
+	if err != nil || len(ps) != 1 || ps[0].Day != "2026-12-05" {
+		t.Errorf("pending after the run: %+v, %v (want today's only)", ps, err)
+	}
+	w.q.mu.Lock()
+	defer w.q.mu.Unlock()
+	if w.q.n != 1 {
+		t.Errorf("%d reports sent, want 1 (yesterday's)", w.q.n)
+	}
+}
