@@ -71,6 +71,8 @@ declare -A pkg=(
   [opendkim-genkey]=opendkim-tools
   [opendkim-testmsg]=opendkim-tools
   [opendkim]=opendkim
+  # xmllint validates DMARC aggregate reports against RFC 7489 Appendix C's schema (internal/reports)
+  [xmllint]=libxml2-utils
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish

@@ -71,6 +71,9 @@ type Store interface {
 	// returns ErrNotFound, and changes nothing, when a selector is not a key of domain.
 	SetDKIMStates(ctx context.Context, domain string, states map[string]DKIMState) error
 
+	// ReportStore keeps the statistics behind DMARC and TLS reports (reports.go).
+	ReportStore
+
 	// Close releases the store's resources. The store must not be used afterwards.
 	Close() error
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/queue"
 )
 
@@ -34,6 +35,9 @@ const (
 	OpDelete  = "delete"  // Reply.Results
 	OpBounce  = "bounce"  // Reply.Results
 	OpStatus  = "status"  // the server's runtime figures (Reply.Status); only a running server has them
+	// OpReportsSend sends the DMARC and TLS reports due, today's so far included (tern reports
+	// send --now; Reply.Reports); only a running server holds the counts of the last minute.
+	OpReportsSend = "reports-send"
 )
 
 // Request is what the client sends.
@@ -63,6 +67,8 @@ type Reply struct {
 	Results []Result `json:"results,omitempty"`
 	N       int      `json:"n,omitempty"`      // messages acted on (for flush: made due)
 	Status  *Status  `json:"status,omitempty"` // for status
+	// Reports, for reports-send, are the reports sent, and the destinations skipped.
+	Reports []accounts.SentReport `json:"reports,omitempty"`
 }
 
 // Result is the outcome of an operation on one message.

@@ -54,6 +54,8 @@ func Handle(ctx context.Context, q Queue, req Request) Reply {
 		rep = each(q, req, func(id string) error { return q.Bounce(ctx, id) }, nil)
 	case OpStatus:
 		rep.Error = "the server is not running: only a running server has runtime figures"
+	case OpReportsSend:
+		rep.Error = "the server is not running: only a running server sends reports"
 	case OpBody:
 		rep.Error = "the body is sent over the socket only (CallBody)"
 	default:

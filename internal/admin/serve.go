@@ -13,12 +13,17 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tern-mail/tern/internal/accounts"
 )
 
 // Options configure Serve.
 type Options struct {
 	// Queue is the server's queue. Required.
 	Queue Queue
+	// SendReports sends the reports due, today's so far included, for OpReportsSend; nil: the
+	// server sends none (reports are off).
+	SendReports func(ctx context.Context) ([]accounts.SentReport, error)
 	// Sessions counts the SMTP sessions open now, for OpStatus; nil counts none.
 	Sessions func() int
 	// Proc is the process's directory under /proc, for OpStatus's open files and resident
@@ -169,12 +174,16 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 		return
 	}
 	var rep Reply
-	if req.Op == OpStatus {
+	switch req.Op {
+	case OpReportsSend:
+		rep = sendReports(ctx, opts)
+		log.Info("admin request", "op", req.Op, "reports", len(rep.Reports), "err", rep.Error)
+	case OpStatus:
 		st := status(opts)
 		rep.Status = &st
 		// The hostile-client suite polls this; one line per poll would bury the log.
 		log.Debug("admin request", "op", req.Op)
-	} else {
+	default:
 		rep = Handle(ctx, opts.Queue, req)
 		log.Info("admin request", requestAttrs(req, rep)...)
 	}
@@ -222,4 +231,17 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// sendReports runs OpReportsSend.
+func sendReports(ctx context.Context, opts Options) Reply {
+	if opts.SendReports == nil {
+		return Reply{Error: "this server sends no reports ([reports] dmarc and tls are off)"}
+	}
+	sent, err := opts.SendReports(ctx)
+	rep := Reply{Reports: sent}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep
 }

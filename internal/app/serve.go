@@ -76,9 +76,10 @@ type Server struct {
 	data string        // the data directory, absolute
 	log  *slog.Logger
 
-	lns []listener
-	q   *queue.Queue
-	srv *smtpserver.Server
+	lns     []listener
+	q       *queue.Queue
+	srv     *smtpserver.Server
+	reports *serverReports
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -120,6 +121,8 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 	// What can be checked without writing is checked before the data directory is touched.
 	dkimKeys := &storeKeys{} // its store is set once opened, below, before any delivery
+	tlsOut := &tlsOutcomes{} // its recorder is set below, before any delivery
+	_ = tlsOut               // TODO(reports): hand it to newRemote for remote delivery's TLS outcome hook (tlsrec)
 	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), log)
 	if err != nil {
 		return nil, err
@@ -156,6 +159,10 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
 	}
+	if s.reports, err = newReports(cfg, store, s.q, log); err != nil {
+		return nil, err
+	}
+	tlsOut.set(s.reports.Recorder)
 	opts := serverOptions(cfg, derived, cert, store, gss, relay, s.q, log)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
@@ -249,11 +256,17 @@ func (s *Server) listen() ([]netip.AddrPort, error) {
 // Close releases what Build made: the queue, the account store, the lock on the data
 // directory and the listeners. Run does it itself when it returns.
 func (s *Server) Close() {
+	if s.reports != nil && s.reports.stopSender != nil {
+		s.reports.stopSender() // what it takes from the store it queues: before the queue closes
+	}
 	if s.q != nil {
 		if err := s.q.Close(); err != nil {
 			s.log.Error("closing queue", "err", err)
 		}
 		s.q = nil
+	}
+	if s.reports != nil && s.reports.stopRecorder != nil {
+		s.reports.stopRecorder() // its last flush: after the last deliveries, before the store closes
 	}
 	for i := len(s.release) - 1; i >= 0; i-- {
 		s.release[i]()
@@ -270,6 +283,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	runCtx, stopQueue := context.WithCancel(context.Background())
 	defer stopQueue()
 	q.Run(runCtx)
+	s.reports.run()
 
 	stopAdmin := s.serveAdmin()
 	defer stopAdmin()
@@ -325,7 +339,8 @@ func (s *Server) serveAdmin() (stop func()) {
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)
-		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log}); err != nil {
+		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log,
+			SendReports: s.reports.sendFunc()}); err != nil {
 			s.log.Error("admin socket", "err", err)
 		}
 	}()

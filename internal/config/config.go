@@ -28,6 +28,7 @@ type Config struct {
 	Inbound  Inbound  `toml:"inbound"`
 	Delivery Delivery `toml:"delivery"`
 	Queue    Queue    `toml:"queue"`
+	Reports  Reports  `toml:"reports"`
 	Log      Log      `toml:"log"`
 }
 
@@ -157,6 +158,17 @@ type Delivery struct {
 	LMTP          string            `toml:"lmtp" doc:"Deliver local mail over LMTP (HOST:PORT or unix:/path, e.g. Dovecot) instead of to Maildir under the data directory."`
 }
 
+// Reports configures the DMARC aggregate reports and SMTP TLS reports tern sends (package
+// reports). Both are on by default, as in mox: they go only to domains that ask for them in
+// DNS (rua= of their DMARC record, their _smtp._tls record), once a day, and they are how a
+// domain owner learns that its mail fails authentication or TLS somewhere; the big mailbox
+// providers send them too.
+type Reports struct {
+	DMARC bool   `toml:"dmarc" doc:"Record the DMARC results of the mail received (of domains whose DMARC record has rua=) and send each such domain a daily aggregate report (RFC 7489 §7.2), gzip'd XML, to its mailto: rua addresses (an address in another organisational domain only when that domain authorizes it, RFC 7489 §7.1). Sent after UTC midnight with up to 30 minutes' jitter; tern reports send --now sends at once."`
+	TLS   bool   `toml:"tls" doc:"Record the outcome of every outbound TLS session and send each recipient domain that publishes a TLSRPT record (_smtp._tls, RFC 8460) a daily report, gzip'd JSON, mailed to its mailto: addresses and POSTed to its https: ones (public addresses only, one attempt)."`
+	From  string `toml:"from" doc:"From address of the reports, and the contact they give. Empty: postmaster@hostname. Remote delivery signs reports with the DKIM keys of this address's domain, or of its nearest parent with keys: give it keys (tern dkim keygen), or receivers may discard unsigned reports."`
+}
+
 // Log configures logging (to standard error).
 type Log struct {
 	Level  string `toml:"level" doc:"debug, info, warn or error."`
@@ -225,6 +237,7 @@ func Default() Config {
 			DelayWarning: Duration{4 * time.Hour},
 		},
 		Delivery: Delivery{RemotePort: 25, MTASTSPort: 443},
+		Reports:  Reports{DMARC: true, TLS: true},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -301,6 +314,11 @@ func (c *Config) Validate() error {
 	}
 	if t := c.Inbound.TempError; t != "accept" && t != "defer" {
 		errs = append(errs, fmt.Errorf("inbound.temperror %q: want \"accept\" or \"defer\"", t))
+	}
+	if f := c.Reports.From; f != "" {
+		if at := strings.LastIndexByte(f, '@'); at <= 0 || at == len(f)-1 || strings.ContainsAny(f, " <>\t\r\n") {
+			errs = append(errs, fmt.Errorf("reports.from %q: want an address, local@domain", f))
+		}
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))

@@ -23,13 +23,15 @@ type SigningKey struct {
 // list follows mox's default (From, To, Cc, Reply-To, References, In-Reply-To, Subject, Date,
 // Message-ID, Content-Type) with the MIME fields and the List-* fields of RFC 2369 and
 // RFC 8058 added, as Stalwart signs them: they are what a reader sees or a client acts on
-// (List-Unsubscribe-Post performs an action). Received, Return-Path and trace fields are left
-// out because relays add to them.
+// (List-Unsubscribe-Post performs an action), and the TLS-Report-Domain and
+// TLS-Report-Submitter of the TLS reports tern sends (RFC 8460 §5.3), which a receiver files
+// reports by. Received, Return-Path and trace fields are left out because relays add to them.
 var signedFields = []string{
 	"To", "Cc", "Reply-To", "In-Reply-To", "References", "Subject", "Date", "Message-ID",
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 	"List-Id", "List-Help", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Subscribe",
 	"List-Post", "List-Owner", "List-Archive",
+	"TLS-Report-Domain", "TLS-Report-Submitter",
 }
 
 // headerKeys is the h= list for a message with these fields: every listed field as often as

@@ -65,6 +65,34 @@ var migrations = []string{
 		private    BLOB NOT NULL,
 		PRIMARY KEY (domain, selector)
 	)`,
+	// 4: the statistics behind DMARC and TLS reports, and the reports sent (reports.go). day is
+	// the UTC day as "2006-01-02", so that it sorts and compares as text; the times are Unix
+	// seconds.
+	`CREATE TABLE report_counts (
+		kind    TEXT NOT NULL,
+		day     TEXT NOT NULL,
+		domain  TEXT NOT NULL,
+		row     TEXT NOT NULL,
+		policy  TEXT NOT NULL,
+		success INTEGER NOT NULL,
+		failure INTEGER NOT NULL,
+		PRIMARY KEY (kind, day, domain, row)
+	);
+	CREATE TABLE reports_sent (
+		kind        TEXT NOT NULL,
+		domain      TEXT NOT NULL,
+		report_id   TEXT NOT NULL,
+		begin_at    INTEGER NOT NULL,
+		end_at      INTEGER NOT NULL,
+		destination TEXT NOT NULL,
+		size        INTEGER NOT NULL,
+		sent_at     INTEGER NOT NULL,
+		queue_id    TEXT NOT NULL,
+		note        TEXT NOT NULL,
+		PRIMARY KEY (report_id, destination)
+	);
+	CREATE INDEX reports_sent_at ON reports_sent (sent_at);
+	CREATE INDEX reports_sent_domain ON reports_sent (kind, domain, end_at)`,
 }
 
 const (
