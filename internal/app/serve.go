@@ -122,8 +122,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// What can be checked without writing is checked before the data directory is touched.
 	dkimKeys := &storeKeys{} // its store is set once opened, below, before any delivery
 	tlsOut := &tlsOutcomes{} // its recorder is set below, before any delivery
-	_ = tlsOut               // TODO(reports): hand it to newRemote for remote delivery's TLS outcome hook (tlsrec)
-	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), log)
+	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), tlsOut, log)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +365,7 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 
 // newRemote builds remote delivery (by MX, or through the relayhost); it writes nothing, so
 // Build makes it before touching the data directory.
-func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort, signer remote.Signer, log *slog.Logger) (*remote.Deliverer, error) {
+func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort, signer remote.Signer, tlsOut remote.TLSRecorder, log *slog.Logger) (*remote.Deliverer, error) {
 	d := cfg.Delivery
 	opts := remote.Options{
 		Hostname:   cfg.Hostname,
@@ -376,6 +375,7 @@ func newRemote(cfg config.Config, derived config.Derived, local []netip.AddrPort
 		Relayhost:  d.Relayhost,
 		LocalAddrs: local,
 		DKIM:       signer,
+		TLSReports: tlsOut,
 		Logger:     log,
 		// At most what the retry schedule allows (see config.Derived).
 		DeadHostTTL:      min(remote.DefaultDeadHostTTL, derived.DeadHostTTL),
