@@ -68,7 +68,6 @@ func TestParseRecord(t *testing.T) {
 	}
 }
 
-
 // FuzzParseRecord: any text gives a record with valid values or an error, never a panic.
 func FuzzParseRecord(f *testing.F) {
 	for _, s := range []string{
