@@ -73,7 +73,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 	// A DNS server that does not answer: temperror, recorded by default...
 	send(tn, "carol@down.test", "Subject: silent dns\r\n\r\nx\r\n", `250 .*`)
 	got = tn.WaitMessage("bob@example.test", "silent dns", 20*time.Second)
-	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none\r?\n`)
+	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none;\r?\n\tdmarc=permerror\r?\n`)
 
 	// ... and answered 451 when asked.
 	tn2 := startTern(t, ternOpts{Config: "[inbound]\nspf_dkim = true\ntemperror = \"defer\"\n", ServeArgs: []string{"--resolver", z.Addr}})

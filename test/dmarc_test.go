@@ -1,0 +1,179 @@
+package test
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-mail/tern/internal/dkim"
+	"github.com/tern-mail/tern/internal/testutil"
+)
+
+// dmarcZone is the DNS data of the DMARC tests: every sending domain lets 127.0.0.1 send (SPF),
+// dkim.test and esp.test publish the key of selector "sel", and the _dmarc records are what
+// each case needs.
+var dmarcZone = []string{
+	`_dmarc.spf.test. TXT "v=DMARC1; p=reject"`,
+	`_dmarc.dkim.test. TXT "v=DMARC1; p=reject"`,
+	`_dmarc.reject.test. TXT "v=DMARC1; p=reject; rua=mailto:dmarc@reject.test"`,
+	`_dmarc.quarantine.test. TXT "v=DMARC1; p=quarantine"`,
+	`_dmarc.pct0.test. TXT "v=DMARC1; p=quarantine; pct=0"`,
+	`_dmarc.pct0reject.test. TXT "v=DMARC1; p=reject; pct=0"`,
+	`_dmarc.org.test. TXT "v=DMARC1; p=none; sp=reject"`,
+	`_dmarc.relaxed.test. TXT "v=DMARC1; p=reject"`,
+	`_dmarc.strict.test. TXT "v=DMARC1; p=reject; aspf=s"`,
+}
+
+// spfAll lets 127.0.0.1 send for each domain.
+func spfAll(domains ...string) []string {
+	var rrs []string
+	for _, d := range domains {
+		rrs = append(rrs, d+`. TXT "v=spf1 ip4:127.0.0.1 -all"`)
+	}
+	return rrs
+}
+
+// junk returns the messages in the Junk folder (Maildir++ .Junk) of addr's mailbox.
+func junk(t *testing.T, tn *Tern, addr string) []string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(filepath.Dir(tn.MaildirNew(addr))), "Maildir", ".Junk", "new")
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	var msgs []string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, string(b))
+	}
+	return msgs
+}
+
+// TestInboundDMARC runs DMARC through the real binary with spf_dkim on: an aligned pass by SPF
+// and by a DKIM signature of dkimpy's, a misaligned failure refused (550 5.7.1) under p=reject,
+// p=quarantine delivered into the mailbox's Junk folder, pct=0 taking the policy one step down
+// (RFC 7489 §6.6.4), sp= for a subdomain with the record found only at its organisational
+// domain, relaxed against strict SPF alignment; every delivered message has exactly one
+// Authentication-Results field, ours, with the forged one it carried removed.
+func TestInboundDMARC(t *testing.T) {
+	t.Parallel()
+	dkimsign := needTool(t, "dkimsign")
+	key, _, err := dkim.GenerateKey(dkim.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := dkim.TXTValue(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := writeFile(t, "rsa.pem",
+		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))})))
+	z := testutil.StartDNS(t, append(dmarcZone, spfAll("spf.test", "esp.test", "mail.relaxed.test", "mail.strict.test")...)...)
+	for _, d := range []string{"dkim.test", "esp.test"} {
+		z.Add(t, dkim.RecordName("sel", d)+". 300 IN TXT "+dkim.ZoneStrings(txt))
+	}
+	sign := func(domain, msg string) string {
+		t.Helper()
+		out, errOut, code := runTool(t, 30*time.Second, msg, dkimsign, "sel", domain, keyFile)
+		if code != 0 {
+			t.Fatalf("dkimsign: exit %d: %s", code, errOut)
+		}
+		return strings.ReplaceAll(strings.ReplaceAll(out, "\r\n", "\n"), "\n", "\r\n")
+	}
+	tn := startTern(t, ternOpts{Config: "[inbound]\nspf_dkim = true\n", ServeArgs: []string{"--resolver", z.Addr}})
+	tn.AddUser("bob@example.test", "dmarc-pw-1")
+
+	forged := "Authentication-Results: mx.example.test; dmarc=pass header.from=reject.test\r\n"
+	msg := func(from, token string) string {
+		return forged + "From: <" + from + ">\r\nTo: <bob@example.test>\r\nSubject: " + token + "\r\n" +
+			"Message-ID: <" + token + "@dmarc.test>\r\n\r\n" + token + "\r\n"
+	}
+	const (
+		inbox = iota
+		junkFolder
+		refused
+	)
+	for _, tc := range []struct {
+		name, mailFrom, data string // name is the message's Subject and Message-ID
+		where                int
+		ar                   string // what our field says of DMARC
+	}{
+		{"aligned-spf", "alice@spf.test", msg("alice@spf.test", "aligned-spf"), inbox,
+			`dmarc=pass \(p=reject dis=none\) header\.from=spf\.test`},
+		{"aligned-dkim", "bounce@esp.test", sign("dkim.test", msg("news@dkim.test", "aligned-dkim")), inbox,
+			`dkim=pass header\.d=dkim\.test .*;\r?\n\tdmarc=pass \(p=reject dis=none\) header\.from=dkim\.test`},
+		{"misaligned-reject", "bounce@esp.test", sign("esp.test", msg("ceo@reject.test", "misaligned-reject")), refused, ""},
+		{"quarantine", "bounce@esp.test", msg("a@quarantine.test", "quarantine"), junkFolder,
+			`dmarc=fail \(p=quarantine dis=quarantine\) header\.from=quarantine\.test`},
+		{"pct0-quarantine", "bounce@esp.test", msg("a@pct0.test", "pct0-quarantine"), inbox,
+			`dmarc=fail \(p=quarantine dis=none\) header\.from=pct0\.test`},
+		{"pct0-reject", "bounce@esp.test", msg("a@pct0reject.test", "pct0-reject"), junkFolder,
+			`dmarc=fail \(p=reject dis=quarantine\) header\.from=pct0reject\.test`},
+		{"org-domain-p", "bounce@esp.test", msg("a@org.test", "org-domain-p"), inbox,
+			`dmarc=fail \(p=none dis=none\) header\.from=org\.test`},
+		{"org-domain-sp", "bounce@esp.test", msg("a@deep.sub.org.test", "org-domain-sp"), refused, ""},
+		{"relaxed", "x@mail.relaxed.test", msg("a@relaxed.test", "relaxed"), inbox,
+			`spf=pass smtp\.mailfrom=x@mail\.relaxed\.test;\r?\n\tdkim=none;\r?\n\tdmarc=pass \(p=reject dis=none\) header\.from=relaxed\.test`},
+		{"strict", "x@mail.strict.test", msg("a@strict.test", "strict"), refused, ""},
+	} {
+		d := dial(t, tn.SMTP)
+		d.expect(`220 .*`)
+		d.ehlo("client.esp.test")
+		d.cmd("MAIL FROM:<"+tc.mailFrom+">", `250 .*`)
+		d.cmd("RCPT TO:<bob@example.test>", `250 .*`)
+		d.cmd("DATA", `354 .*`)
+		d.write(tc.data + ".\r\n")
+		if tc.where == refused {
+			d.expect(`550 5\.7\.1 Message rejected by the DMARC policy of [a-z.]+: neither SPF nor DKIM passed for an aligned domain`)
+		} else {
+			d.expect(`250 .*`)
+		}
+		d.cmd("QUIT", `221 .*`)
+		if tc.where == refused {
+			continue
+		}
+		var got string
+		if tc.where == inbox {
+			got = tn.WaitMessage("bob@example.test", "Subject: "+tc.name+"\n", 10*time.Second)
+		} else {
+			tn.WaitQueueEmpty(10 * time.Second)
+			for _, m := range junk(t, tn, "bob@example.test") {
+				if strings.Contains(m, "Message-ID: <"+tc.name+"@") {
+					got = m
+				}
+			}
+			if got == "" {
+				t.Fatalf("%s: not in the Junk folder", tc.name)
+			}
+		}
+		if n := len(regexp.MustCompile(`(?m)^Authentication-Results:`).FindAllString(got, -1)); n != 1 {
+			t.Errorf("%s: %d Authentication-Results fields, want ours only:\n%s", tc.name, n, got)
+		}
+		mustMatch(t, tc.name, got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=`)
+		mustMatch(t, tc.name, got, tc.ar)
+		mustNotMatch(t, tc.name, got, `header\.from=reject\.test`)
+	}
+	// What went to Junk did not go to the inbox, and nothing refused arrived anywhere.
+	tn.ExpectNoMail("bob@example.test", 5)
+	if n := len(junk(t, tn, "bob@example.test")); n != 2 {
+		t.Errorf("%d messages in Junk, want 2", n)
+	}
+}
