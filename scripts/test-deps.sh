@@ -71,6 +71,10 @@ declare -A pkg=(
   [opendkim-genkey]=opendkim-tools
   [opendkim-testmsg]=opendkim-tools
   [opendkim]=opendkim
+  # DMARC peer: OpenDMARC's opendmarc-check (libopendmarc), pointed at the tests' DNS server
+  # from a mount namespace of its own (unshare --mount, as root: test/opendmarc_test.go)
+  [opendmarc-check]=opendmarc
+  [unshare]=util-linux
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish

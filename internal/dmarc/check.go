@@ -59,6 +59,12 @@ func (c *Checker) Discover(ctx context.Context, from []string) Discovery {
 	if err != nil {
 		return Discovery{Result: PermError, Reason: strings.TrimPrefix(err.Error(), "dmarc: ")}
 	}
+	return c.Find(ctx, domain)
+}
+
+// Find finds the DMARC record that governs domain (a From domain, lower case, A-labels): at
+// _dmarc.<domain>, else at _dmarc.<organisational domain> (RFC 7489 §6.6.3).
+func (c *Checker) Find(ctx context.Context, domain string) Discovery {
 	d := Discovery{FromDomain: domain}
 	names := []string{domain}
 	if org := OrgDomain(domain); org != domain {

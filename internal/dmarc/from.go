@@ -48,15 +48,21 @@ func FromDomain(fields []string) (string, error) {
 			return "", ErrSeveralAuthor
 		}
 	}
+	return Domain(d)
+}
+
+// Domain checks and normalises a domain name as DNS knows it: lower case, A-labels for an
+// internationalised one (RFC 6532), no final dot; no domain literal.
+func Domain(d string) (string, error) {
 	a := strings.TrimSuffix(d, ".")
 	if !isASCII(a) {
-		// An internationalised From (RFC 6532): DNS knows it by its A-labels.
+		var err error
 		if a, err = idna.Lookup.ToASCII(a); err != nil {
-			return "", fmt.Errorf("dmarc: From domain %q: %w", d, err)
+			return "", fmt.Errorf("dmarc: domain %q: %w", d, err)
 		}
 	}
 	if !isDomain(a) {
-		return "", fmt.Errorf("dmarc: From domain %q is not a domain name", d)
+		return "", fmt.Errorf("dmarc: %q is not a domain name", d)
 	}
 	return strings.ToLower(a), nil
 }
