@@ -4,10 +4,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +29,31 @@ var dmarcZone = []string{
 	`_dmarc.strict.test. TXT "v=DMARC1; p=reject; aspf=s"`,
 }
 
+// dkimpyKey makes an RSA key for dkimsign: the TXT value of its record and its PEM file.
+func dkimpyKey(t *testing.T) (txt, keyFile string) {
+	t.Helper()
+	key, _, err := dkim.GenerateKey(dkim.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt, err = dkim.TXTValue(key); err != nil {
+		t.Fatal(err)
+	}
+	return txt, writeFile(t, "rsa.pem",
+		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))})))
+}
+
+// dkimpySign signs msg with dkimpy's dkimsign for domain, selector "sel", and returns it with
+// CRLF line ends.
+func dkimpySign(t *testing.T, dkimsign, keyFile, domain, msg string) string {
+	t.Helper()
+	out, errOut, code := runTool(t, 30*time.Second, msg, dkimsign, "sel", domain, keyFile)
+	if code != 0 {
+		t.Fatalf("dkimsign: exit %d: %s", code, errOut)
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(out, "\r\n", "\n"), "\n", "\r\n")
+}
+
 // spfAll lets 127.0.0.1 send for each domain.
 func spfAll(domains ...string) []string {
 	var rrs []string
@@ -43,28 +66,7 @@ func spfAll(domains ...string) []string {
 // junk returns the messages in the Junk folder (Maildir++ .Junk) of addr's mailbox.
 func junk(t *testing.T, tn *Tern, addr string) []string {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(filepath.Dir(tn.MaildirNew(addr))), "Maildir", ".Junk", "new")
-	ents, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	var msgs []string
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, string(b))
-	}
-	return msgs
+	return readMessages(t, filepath.Join(filepath.Dir(tn.MaildirNew(addr)), ".Junk", "new"))
 }
 
 // TestInboundDMARC runs DMARC through the real binary with spf_dkim on: an aligned pass by SPF
@@ -76,28 +78,12 @@ func junk(t *testing.T, tn *Tern, addr string) []string {
 func TestInboundDMARC(t *testing.T) {
 	t.Parallel()
 	dkimsign := needTool(t, "dkimsign")
-	key, _, err := dkim.GenerateKey(dkim.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txt, err := dkim.TXTValue(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := writeFile(t, "rsa.pem",
-		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))})))
+	txt, keyFile := dkimpyKey(t)
 	z := testutil.StartDNS(t, append(dmarcZone, spfAll("spf.test", "esp.test", "mail.relaxed.test", "mail.strict.test")...)...)
 	for _, d := range []string{"dkim.test", "esp.test"} {
 		z.Add(t, dkim.RecordName("sel", d)+". 300 IN TXT "+dkim.ZoneStrings(txt))
 	}
-	sign := func(domain, msg string) string {
-		t.Helper()
-		out, errOut, code := runTool(t, 30*time.Second, msg, dkimsign, "sel", domain, keyFile)
-		if code != 0 {
-			t.Fatalf("dkimsign: exit %d: %s", code, errOut)
-		}
-		return strings.ReplaceAll(strings.ReplaceAll(out, "\r\n", "\n"), "\n", "\r\n")
-	}
+	sign := func(domain, msg string) string { return dkimpySign(t, dkimsign, keyFile, domain, msg) }
 	tn := startTern(t, ternOpts{Config: "[inbound]\nspf_dkim = true\n", ServeArgs: []string{"--resolver", z.Addr}})
 	tn.AddUser("bob@example.test", "dmarc-pw-1")
 

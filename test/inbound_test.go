@@ -1,11 +1,7 @@
 package test
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,16 +17,7 @@ import (
 func TestInboundAuthenticationResults(t *testing.T) {
 	t.Parallel()
 	dkimsign := needTool(t, "dkimsign")
-	key, _, err := dkim.GenerateKey(dkim.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txt, err := dkim.TXTValue(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := writeFile(t, "rsa.pem",
-		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))})))
+	txt, keyFile := dkimpyKey(t)
 	z := testutil.StartDNS(t, `sender.test. TXT "v=spf1 ip4:127.0.0.1 -all"`)
 	z.Add(t, dkim.RecordName("sel", "sender.test")+". 300 IN TXT "+dkim.ZoneStrings(txt))
 	z.Drop("down.test")
@@ -39,11 +26,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 		"Authentication-Results: other.example; dkim=pass header.d=sender.test\r\n" +
 		"From: <alice@sender.test>\r\nTo: <bob@example.test>\r\nSubject: judged\r\n" +
 		"Message-ID: <inbound.1@sender.test>\r\n\r\nhello inbound\r\n"
-	out, errOut, code := runTool(t, 30*time.Second, msg, dkimsign, "sel", "sender.test", keyFile)
-	if code != 0 {
-		t.Fatalf("dkimsign: exit %d: %s", code, errOut)
-	}
-	signed := strings.ReplaceAll(strings.ReplaceAll(out, "\r\n", "\n"), "\n", "\r\n")
+	signed := dkimpySign(t, dkimsign, keyFile, "sender.test", msg)
 
 	send := func(tn *Tern, from, data, want string) {
 		t.Helper()

@@ -49,16 +49,8 @@ made at all, 2 for a usage mistake.`,
 				return fmt.Errorf("%w: %q is not a domain name", errUsage, args[0])
 			}
 			r.Domain = args[0]
-			if cmd.Flags().Changed("resolver") {
-				if err := config.CheckRemote(r.Resolver); err != nil {
-					return fmt.Errorf("%w: --resolver %q: %v", errUsage, r.Resolver, err)
-				}
-			} else {
-				cfg, err := config.Load(configPath)
-				if err != nil {
-					return err
-				}
-				r.Resolver = cfg.Delivery.Resolver
+			if err := resolverFlag(cmd, configPath, &r.Resolver); err != nil {
+				return err
 			}
 			return app.DMARCCheckCommand(context.Background(), r, std.out)
 		},
@@ -68,4 +60,21 @@ made at all, 2 for a usage mistake.`,
 	fs.DurationVar(&r.Timeout, "timeout", 5*time.Second, "bound on each DNS exchange")
 	fs.StringVar(&configPath, "config", "", "TOML configuration `FILE` (optional), for delivery.resolver")
 	return cmd
+}
+
+// resolverFlag checks --resolver, or, when it is not given, takes the configuration's
+// delivery.resolver (empty: resolv.conf's servers) into *resolver.
+func resolverFlag(cmd *cobra.Command, configPath string, resolver *string) error {
+	if cmd.Flags().Changed("resolver") {
+		if err := config.CheckRemote(*resolver); err != nil {
+			return fmt.Errorf("%w: --resolver %q: %v", errUsage, *resolver, err)
+		}
+		return nil
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	*resolver = cfg.Delivery.Resolver
+	return nil
 }

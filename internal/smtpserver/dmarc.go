@@ -27,10 +27,7 @@ func (s *session) startDMARC() <-chan dmarc.Discovery {
 		return nil
 	}
 	ch := make(chan dmarc.Discovery, 1)
-	from, ctx := s.tx.author.Fields(), s.ctx
-	if s.tx.author.Count() > len(from) {
-		from = append(from, "") // a third one: FromDomain needs to know only that there are several
-	}
+	from, ctx := s.tx.author.Fields(), s.ctx // two at most: enough to tell several apart
 	go func() { ch <- a.DMARC.Discover(ctx, from) }()
 	return ch
 }
