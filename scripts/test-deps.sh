@@ -65,6 +65,8 @@ declare -A pkg=(
   # Dovecot: the LMTP delivery target of scripts/dovecot-lmtp.sh, and doveadm to read its mail
   [dovecot]=dovecot-core
   [doveadm]=dovecot-core
+  # Pigeonhole's Sieve compiler: the Junk rule of dovecot-lmtp.sh LMTP_SIEVE_JUNK=1 (DMARC quarantine over LMTP)
+  [sievec]=dovecot-sieve
   # DKIM peers: dkimpy (dkimsign, dkimverify), OpenDKIM's tools and its -t test mode (internal/dkim)
   [dkimsign]=python3-dkim
   [dkimverify]=python3-dkim

@@ -4,6 +4,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -162,4 +164,51 @@ func TestInboundDMARC(t *testing.T) {
 	if n := len(junk(t, tn, "bob@example.test")); n != 2 {
 		t.Errorf("%d messages in Junk, want 2", n)
 	}
+}
+
+// TestInboundDMARCLMTP: over LMTP, where tern cannot pick a folder, a message DMARC quarantines
+// reaches Dovecot with X-Spam-Flag: YES on top of tern's Authentication-Results field, and the
+// usual Sieve rule (scripts/dovecot-lmtp.sh LMTP_SIEVE_JUNK=1) files it into Junk; a message
+// that passes stays in the INBOX, unflagged.
+func TestInboundDMARCLMTP(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("sievec"); err != nil {
+		testutil.MissingPeer(t, "sievec (dovecot-sieve) not installed: run scripts/test-deps.sh")
+	}
+	script, err := filepath.Abs(filepath.Join("..", "scripts", "dovecot-lmtp.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dv := &dovecotPeer{testutil.StartDovecot(t, script, "bob@example.test", "LMTP_SIEVE_JUNK=1")}
+	z := testutil.StartDNS(t, append(dmarcZone, spfAll("spf.test", "esp.test")...)...)
+	tn := startTern(t, ternOpts{Config: fmt.Sprintf("[inbound]\nspf_dkim = true\n[delivery]\nlmtp = %q\n", dv.Addr),
+		ServeArgs: []string{"--resolver", z.Addr}})
+	tn.AddUser("bob@example.test", "dmarc-pw-1")
+	for _, m := range []struct{ mailFrom, from, subject string }{
+		{"bounce@esp.test", "a@quarantine.test", "lmtp-quarantined"},
+		{"alice@spf.test", "alice@spf.test", "lmtp-passed"},
+	} {
+		d := dial(t, tn.SMTP)
+		d.expect(`220 .*`)
+		d.ehlo("client.esp.test")
+		d.cmd("MAIL FROM:<"+m.mailFrom+">", `250 .*`)
+		d.cmd("RCPT TO:<bob@example.test>", `250 .*`)
+		d.cmd("DATA", `354 .*`)
+		d.write("From: <" + m.from + ">\r\nSubject: " + m.subject + "\r\n\r\nhi\r\n.\r\n")
+		d.expect(`250 .*`)
+		d.cmd("QUIT", `221 .*`)
+	}
+	tn.WaitQueueEmpty(15 * time.Second)
+	fetch := func(mailbox string) string {
+		out, errOut, code := runTool(t, 30*time.Second, "", dv.Doveadm, "-c", dv.Conf, "fetch", "-u", "bob@example.test", "text", "mailbox", mailbox, "all")
+		if code != 0 {
+			t.Fatalf("doveadm fetch %s: status %d: %s", mailbox, code, errOut)
+		}
+		return out
+	}
+	junkBox, inbox := fetch("Junk"), fetch("INBOX")
+	mustMatch(t, "Junk", junkBox, `\nX-Spam-Flag: YES\nAuthentication-Results: mx\.example\.test;\n(?:\t.*\n)*\tdmarc=fail \(p=quarantine dis=quarantine\) header\.from=quarantine\.test\n`)
+	mustNotMatch(t, "Junk", junkBox, `lmtp-passed`)
+	mustMatch(t, "INBOX", inbox, `Subject: lmtp-passed`)
+	mustNotMatch(t, "INBOX", inbox, `lmtp-quarantined|X-Spam-Flag`)
 }
