@@ -24,6 +24,7 @@ func (dmarcZone) Lookup(_ context.Context, name string, qtype uint16) (resolver.
 		"_dmarc.reject.test.":     "v=DMARC1; p=reject; sp=quarantine",
 		"_dmarc.quarantine.test.": "v=DMARC1; p=quarantine",
 		"_dmarc.none.test.":       "v=DMARC1; p=none",
+		"_dmarc.example.org.":     "v=DMARC1; p=reject",
 	}
 	if name == "_dmarc.dns-down.test." {
 		return resolver.Answer{}, &resolver.Error{Name: name, Qtype: qtype, Err: resolver.ErrTimeout}
@@ -204,5 +205,39 @@ func TestAuthResultsDMARC(t *testing.T) {
 	}
 	if !strings.Contains(f, "dmarc=fail (p=reject dis=quarantine) header.from=example.com") {
 		t.Errorf("field %q", f)
+	}
+}
+
+// A bounce (MAIL FROM:<>) is aligned through its HELO name, the identity SPF checked (RFC 7489
+// §4.1, RFC 7208 §2.4), and recorded with the HELO scope.
+func TestDMARCNullSender(t *testing.T) {
+	recorded := make(chan dmarc.Evaluation, 1)
+	ts := newTestServer(t, func(o *Options) {
+		o.Authentication = &Authentication{SPF: fakeSPF{}, DKIM: &fakeDKIM{},
+			DMARC: &dmarc.Checker{Resolver: dmarcZone{}}, Policy: policy.Inbound{Check: true},
+			Record: func(ev dmarc.Evaluation) { recorded <- ev }}
+	})
+	ts.dial(t, RoleMX).run(`
+		S: 220
+		C: EHLO mail.example.org
+		S: 250
+		C: MAIL FROM:<>
+		S: 250
+		C: RCPT TO:<bob@example.test>
+		S: 250
+		C: DATA
+		S: 354
+		C: From: Mail Delivery System <mailer-daemon@example.org>
+		C: .
+		S: 250 2.0.0 Ok: queued
+		C: QUIT
+		S: 221`)
+	m := lastMessage(t, ts, 1)
+	if want := "dmarc=pass (p=reject dis=none) header.from=example.org\r\n"; !strings.HasSuffix(m.env.Prepend, want) {
+		t.Errorf("Prepend %q, want it to end with %q", m.env.Prepend, want)
+	}
+	got := <-recorded
+	if got.EnvelopeFrom != "mail.example.org" || got.SPF != (dmarc.AuthResult{Domain: "mail.example.org", Scope: "helo", Result: "pass"}) || !got.SPFAligned {
+		t.Errorf("recorded %+v", got)
 	}
 }
