@@ -211,4 +211,8 @@ func TestInboundDMARCLMTP(t *testing.T) {
 	mustNotMatch(t, "Junk", junkBox, `lmtp-passed`)
 	mustMatch(t, "INBOX", inbox, `Subject: lmtp-passed`)
 	mustNotMatch(t, "INBOX", inbox, `lmtp-quarantined|X-Spam-Flag`)
+	// Dovecot's Junk is the folder tern's own Maildir delivery quarantines into.
+	if msgs := readMessages(t, filepath.Join(dv.Dir, "mail", "example.test", "bob", "Maildir", ".Junk", "new")); len(msgs) != 1 {
+		t.Errorf("%d messages in Dovecot's Maildir/.Junk/new, want 1", len(msgs))
+	}
 }
