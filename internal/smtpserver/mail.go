@@ -44,7 +44,7 @@ type transaction struct {
 	judge *judgement
 	// author keeps the From fields as the message streams, for DMARC; nil when not judged.
 	author *msghdr.Tap
-	// in is where the client's octets go: the head of the chain judge, strip, fix, msg.
+	// in is where the client's octets go: the head of the chain judge (and author), strip, fix, msg.
 	in io.Writer
 }
 
