@@ -22,6 +22,10 @@
 #                      "alice@example.test bob@example.test"). LMTP accepts only these and
 #                      answers 550 5.1.1 at RCPT for any other. USER=QUOTA (carol@example.test=1K)
 #                      gives a storage quota, for a refusal after DATA (552 5.2.2).
+#   LMTP_SIEVE_JUNK    1: file messages with "X-Spam-Flag: YES" (what tern puts on a message
+#                      DMARC quarantines) into the folder Junk (DIR/.../Maildir/.Junk), by a
+#                      sieve_before script, as a Dovecot with Pigeonhole is usually set up.
+#                      Needs dovecot-sieve. Default: no Sieve.
 #   DOVECOT_MAIL_USER  as root only: the system user that owns the mail (default nobody).
 #                      Dovecot never accesses mail as uid 0, so as root the mail belongs to this
 #                      user, who must be able to reach DIR (chmod o+x on DIR and its parents).
@@ -117,6 +121,25 @@ setup() {
   done
   mv "$dir/users.new" "$dir/users"
 
+  local sieve=""
+  if [ "${LMTP_SIEVE_JUNK:-}" = 1 ]; then
+    command -v sievec >/dev/null 2>&1 || die "LMTP_SIEVE_JUNK=1 needs Pigeonhole: install dovecot-sieve (scripts/test-deps.sh)"
+    cat >"$dir/junk.sieve" <<'EOF'
+require ["fileinto", "mailbox"];
+if header :contains "X-Spam-Flag" "YES" {
+  fileinto :create "Junk";
+  stop;
+}
+EOF
+    sieve="# LMTP_SIEVE_JUNK=1: what the usual Sieve setup does with a message marked as spam.
+protocol lmtp {
+  mail_plugins = \$mail_plugins sieve
+}
+plugin {
+  sieve_before = $dir/junk.sieve
+}"
+  fi
+
   local listener="port = 0"
   [ "$port" = 0 ] || listener="address = 127.0.0.1
     port = $port"
@@ -166,11 +189,15 @@ service lmtp {
     mode = 0666
   }
 }
+$sieve
 EOF
   mv "$dir/dovecot.conf.new" "$dir/dovecot.conf"
   echo "$port" >"$dir/port"
   dovecot -c "$dir/dovecot.conf" -n >/dev/null 2>"$dir/config.err" ||
     { cat "$dir/config.err" >&2; die "Dovecot refuses the config"; }
+  # Compiled now: the mail user cannot write the binary next to the script.
+  [ -z "$sieve" ] || sievec -c "$dir/dovecot.conf" "$dir/junk.sieve" ||
+    die "sievec refuses $dir/junk.sieve"
 }
 
 # running_ tells whether process $1 runs: it exists and is no zombie (an exited master that

@@ -65,6 +65,8 @@ declare -A pkg=(
   # Dovecot: the LMTP delivery target of scripts/dovecot-lmtp.sh, and doveadm to read its mail
   [dovecot]=dovecot-core
   [doveadm]=dovecot-core
+  # Pigeonhole's Sieve compiler: the Junk rule of dovecot-lmtp.sh LMTP_SIEVE_JUNK=1 (DMARC quarantine over LMTP)
+  [sievec]=dovecot-sieve
   # DKIM peers: dkimpy (dkimsign, dkimverify), OpenDKIM's tools and its -t test mode (internal/dkim)
   [dkimsign]=python3-dkim
   [dkimverify]=python3-dkim
@@ -73,6 +75,10 @@ declare -A pkg=(
   [opendkim]=opendkim
   # xmllint validates DMARC aggregate reports against RFC 7489 Appendix C's schema (internal/reports)
   [xmllint]=libxml2-utils
+  # DMARC peer: OpenDMARC's opendmarc-check (libopendmarc), pointed at the tests' DNS server
+  # from a mount namespace of its own (unshare --mount, as root: test/opendmarc_test.go)
+  [opendmarc-check]=opendmarc
+  [unshare]=util-linux
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish

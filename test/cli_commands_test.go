@@ -234,6 +234,7 @@ func TestCLIHelp(t *testing.T) {
 		"spf check":      {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
 		"reports send":   append([]string{"now"}, data...),
 		"reports list":   append([]string{"days"}, data...),
+		"dmarc check":    {"config", "help", "resolver", "timeout"},
 		"version":        {"help"},
 	}
 	seen := map[string]bool{}
@@ -277,7 +278,7 @@ func TestCLIHelp(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"serve", "user add", "user show", "queue list", "status", "auth plain", "send",
-		"config example", "version", "spf check", "completion bash", "completion zsh", "completion fish"} {
+		"config example", "version", "spf check", "dmarc check", "completion bash", "completion zsh", "completion fish"} {
 		if !seen[path] {
 			t.Errorf("tern %s is not in the help's command tree", path)
 		}

@@ -456,13 +456,19 @@ func (tn *Tern) MaildirNew(addr string) string {
 // Maildir returns the contents of the messages in addr's Maildir new/, oldest first (by name).
 func (tn *Tern) Maildir(addr string) []string {
 	tn.t.Helper()
-	dir := tn.MaildirNew(addr)
+	return readMessages(tn.t, tn.MaildirNew(addr))
+}
+
+// readMessages returns the contents of the files in dir (a Maildir's new/), oldest first (by
+// name); none when dir does not exist.
+func readMessages(t testing.TB, dir string) []string {
+	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		tn.t.Fatal(err)
+		t.Fatal(err)
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
@@ -473,7 +479,7 @@ func (tn *Tern) Maildir(addr string) []string {
 	for _, n := range names {
 		b, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
-			tn.t.Fatal(err)
+			t.Fatal(err)
 		}
 		msgs = append(msgs, string(b))
 	}

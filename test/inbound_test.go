@@ -1,11 +1,7 @@
 package test
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,16 +17,7 @@ import (
 func TestInboundAuthenticationResults(t *testing.T) {
 	t.Parallel()
 	dkimsign := needTool(t, "dkimsign")
-	key, _, err := dkim.GenerateKey(dkim.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txt, err := dkim.TXTValue(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := writeFile(t, "rsa.pem",
-		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))})))
+	txt, keyFile := dkimpyKey(t)
 	z := testutil.StartDNS(t, `sender.test. TXT "v=spf1 ip4:127.0.0.1 -all"`)
 	z.Add(t, dkim.RecordName("sel", "sender.test")+". 300 IN TXT "+dkim.ZoneStrings(txt))
 	z.Drop("down.test")
@@ -39,11 +26,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 		"Authentication-Results: other.example; dkim=pass header.d=sender.test\r\n" +
 		"From: <alice@sender.test>\r\nTo: <bob@example.test>\r\nSubject: judged\r\n" +
 		"Message-ID: <inbound.1@sender.test>\r\n\r\nhello inbound\r\n"
-	out, errOut, code := runTool(t, 30*time.Second, msg, dkimsign, "sel", "sender.test", keyFile)
-	if code != 0 {
-		t.Fatalf("dkimsign: exit %d: %s", code, errOut)
-	}
-	signed := strings.ReplaceAll(strings.ReplaceAll(out, "\r\n", "\n"), "\n", "\r\n")
+	signed := dkimpySign(t, dkimsign, keyFile, "sender.test", msg)
 
 	send := func(tn *Tern, from, data, want string) {
 		t.Helper()
@@ -73,7 +56,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 	// A DNS server that does not answer: temperror, recorded by default...
 	send(tn, "carol@down.test", "Subject: silent dns\r\n\r\nx\r\n", `250 .*`)
 	got = tn.WaitMessage("bob@example.test", "silent dns", 20*time.Second)
-	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none\r?\n`)
+	mustMatch(t, "delivered message", got, `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=carol@down\.test;\r?\n\tdkim=none;\r?\n\tdmarc=permerror\r?\n`)
 
 	// ... and answered 451 when asked.
 	tn2 := startTern(t, ternOpts{Config: "[inbound]\nspf_dkim = true\ntemperror = \"defer\"\n", ServeArgs: []string{"--resolver", z.Addr}})

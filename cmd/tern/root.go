@@ -134,6 +134,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newAuthCmd(std),
 		newSendCmd(std),
 		newSPFCmd(std),
+		newDMARCCmd(std),
 		newConfigCmd(std),
 		newVersionCmd(std),
 		newManCmd(),

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tern-mail/tern/internal/app"
-	"github.com/tern-mail/tern/internal/config"
 )
 
 func newSPFCmd(std stdio) *cobra.Command {
@@ -50,16 +49,8 @@ whatever the result; 1 when SPF could not be evaluated at all, 2 for a usage mis
 			if r.Helo == "" {
 				return fmt.Errorf("%w: --helo is required", errUsage)
 			}
-			if cmd.Flags().Changed("resolver") {
-				if err := config.CheckRemote(r.Resolver); err != nil {
-					return fmt.Errorf("%w: --resolver %q: %v", errUsage, r.Resolver, err)
-				}
-			} else {
-				cfg, err := config.Load(configPath)
-				if err != nil {
-					return err
-				}
-				r.Resolver = cfg.Delivery.Resolver
+			if err := resolverFlag(cmd, configPath, &r.Resolver); err != nil {
+				return err
 			}
 			return app.SPFCheckCommand(context.Background(), r, std.out)
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/dkim"
+	"github.com/tern-mail/tern/internal/dmarc"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/resolver"
 	"github.com/tern-mail/tern/internal/smtpserver"
@@ -32,8 +33,22 @@ func inboundAuth(cfg config.Config) (*smtpserver.Authentication, error) {
 	return &smtpserver.Authentication{
 		SPF:    spf.New(r, 0),
 		DKIM:   dkim.Verifier{Resolver: dkimDNS{r}},
-		Policy: policy.Inbound{Check: cfg.Inbound.SPFDKIM, Defer: cfg.Inbound.TempError == "defer"},
+		DMARC:  &dmarc.Checker{Resolver: r},
+		Policy: inboundPolicy(cfg.Inbound),
 	}, nil
+}
+
+// inboundPolicy is policy.Inbound for a validated inbound section.
+func inboundPolicy(in config.Inbound) policy.Inbound {
+	p := policy.Inbound{Check: in.SPFDKIM, Defer: in.TempError == "defer", DMARCDefault: policy.DMARCMode(in.DMARC)}
+	overrides, _ := in.DMARCOverrides() // validated with the config
+	if len(overrides) > 0 {
+		p.DMARCDomains = map[string]policy.DMARCMode{}
+		for d, m := range overrides {
+			p.DMARCDomains[d] = policy.DMARCMode(m)
+		}
+	}
+	return p
 }
 
 // dkimDNS is dkim's Resolver over tern's resolver: the strings of each TXT record are joined

@@ -87,8 +87,32 @@ type Auth struct {
 // Inbound configures the checking of mail from other servers (policy.Inbound).
 type Inbound struct {
 	SPFDKIM   bool   `toml:"spf_dkim" doc:"Check SPF (RFC 7208: the MAIL FROM domain, or the HELO name for the null sender) and every DKIM signature (RFC 6376, up to 5) of mail from unauthenticated clients on the smtp listener, through delivery.resolver (answers cached for their TTL), and record the results in an Authentication-Results field (RFC 8601) on top of the message, with hostname as authserv-id. Such fields claiming hostname that arrive from outside are removed whatever this says. Mail from authenticated clients is never checked. Off by default for now: a DKIM key lookup holds up the message stream while DNS answers (up to the resolver timeout), and DMARC is not there yet."`
-	TempError string `toml:"temperror" doc:"What a temporary DNS failure (SPF or DKIM temperror) does: \"accept\" records it in the header and accepts the message; \"defer\" answers 451 4.4.3, so that the sender tries again later."`
+	TempError string `toml:"temperror" doc:"What a temporary DNS failure (SPF, DKIM or DMARC temperror) does: \"accept\" records it in the header and accepts the message; \"defer\" answers 451 4.4.3, so that the sender tries again later."`
+
+	// DMARC (policy.Inbound): it runs whenever spf_dkim does.
+	DMARC        string   `toml:"dmarc" doc:"What a DMARC failure (RFC 7489: neither SPF nor DKIM passed for a domain aligned with the From domain) does to mail checked by spf_dkim: \"enforce\" applies what the From domain publishes (p=, or sp= for its subdomains; pct= samples): reject answers 550 5.7.1 after DATA, quarantine delivers into the mailbox's Junk folder (Maildir .Junk; over LMTP with an X-Spam-Flag: YES field for the server's Sieve to act on), none delivers as usual; \"quarantine\" never rejects (a reject becomes a quarantine); \"none\" only records the result in the Authentication-Results field. A DMARC temperror follows temperror. Default: \"enforce\"."`
+	DMARCDomains []string `toml:"dmarc_domains" doc:"Overrides of dmarc for the recipients in some local domains, as \"domain=mode\" entries (mode: enforce, quarantine or none), e.g. [\"lists.example.com=none\"] for a domain whose users get mail from mailing lists that break DKIM. A message has one fate: when its recipients' domains are set differently, the most lenient mode among them applies. Default: none."`
 }
+
+// DMARCOverrides returns inbound.dmarc_domains as domain (lower case, no final dot) → mode.
+func (i Inbound) DMARCOverrides() (map[string]string, error) {
+	m := map[string]string{}
+	for _, e := range i.DMARCDomains {
+		d, mode, ok := strings.Cut(e, "=")
+		d, mode = strings.TrimSpace(d), strings.TrimSpace(mode)
+		if !ok || !validDMARCMode(mode) {
+			return nil, fmt.Errorf("inbound.dmarc_domains %q: want \"domain=enforce|quarantine|none\"", e)
+		}
+		norm, err := parseDomain(d)
+		if err != nil {
+			return nil, fmt.Errorf("inbound.dmarc_domains %q: %w", e, err)
+		}
+		m[norm] = mode
+	}
+	return m, nil
+}
+
+func validDMARCMode(m string) bool { return m == "enforce" || m == "quarantine" || m == "none" }
 
 // DefaultMechanisms are offered unless auth.mechanisms says otherwise: the ones whose stored
 // secrets are slow to crack (argon2id, SCRAM).
@@ -227,7 +251,7 @@ func Default() Config {
 
 			AddMissingHeaders: true,
 		},
-		Inbound: Inbound{SPFDKIM: false, TempError: "accept"},
+		Inbound: Inbound{SPFDKIM: false, TempError: "accept", DMARC: "enforce", DMARCDomains: []string{}},
 		Queue: Queue{
 			Workers:      32,
 			MinBackoff:   Duration{time.Minute},
@@ -319,6 +343,12 @@ func (c *Config) Validate() error {
 		if at := strings.LastIndexByte(f, '@'); at <= 0 || at == len(f)-1 || strings.ContainsAny(f, " <>\t\r\n") {
 			errs = append(errs, fmt.Errorf("reports.from %q: want an address, local@domain", f))
 		}
+	}
+	if m := c.Inbound.DMARC; !validDMARCMode(m) {
+		errs = append(errs, fmt.Errorf("inbound.dmarc %q: want \"enforce\", \"quarantine\" or \"none\"", m))
+	}
+	if _, err := c.Inbound.DMARCOverrides(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))

@@ -94,6 +94,10 @@ func TestValidateRejects(t *testing.T) {
 		"gssapi-no-file":   func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIMap = "file" },
 		"gssapi-realm":     func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIPrincipal = "smtp/mx@R" },
 		"gssapi-skew":      func(c *Config) { c.Auth.GSSAPIKeytab = "k"; c.Auth.GSSAPIClockSkew.Duration = 0 },
+		"bad-dmarc":        func(c *Config) { c.Inbound.DMARC = "reject" },
+		"bad-dmarc-domain": func(c *Config) { c.Inbound.DMARCDomains = []string{"example.com=reject"} },
+		"dmarc-no-mode":    func(c *Config) { c.Inbound.DMARCDomains = []string{"example.com"} },
+		"dmarc-ip":         func(c *Config) { c.Inbound.DMARCDomains = []string{"192.0.2.1=none"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := Default()
@@ -170,5 +174,13 @@ func TestParseMechanisms(t *testing.T) {
 		if (err != nil) != tc.bad || strings.Join(got, " ") != tc.want {
 			t.Errorf("ParseMechanisms(%q) = %q, %v", tc.in, got, err)
 		}
+	}
+}
+
+func TestDMARCOverrides(t *testing.T) {
+	in := Inbound{DMARCDomains: []string{"Lists.Example.COM.=none", " soft.example = quarantine "}}
+	m, err := in.DMARCOverrides()
+	if err != nil || len(m) != 2 || m["lists.example.com"] != "none" || m["soft.example"] != "quarantine" {
+		t.Errorf("DMARCOverrides() = %v, %v", m, err)
 	}
 }

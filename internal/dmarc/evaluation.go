@@ -50,6 +50,7 @@ type Evaluation struct {
 	Result     Result
 	FromDomain string     // the RFC5322.From domain, lower case (empty when there was none usable)
 	Published  *Published // nil when no record applies (Result None, TempError, some PermErrors)
+	Reason     string     // why Result, in plain words, for logs and replies (added for tern's own use)
 
 	// Requested is the policy that applies to the From domain (sp= for a subdomain of the
 	// organisational domain that published it), after pct= sampling; PolicyNone for a pass.

@@ -90,6 +90,9 @@ type Envelope struct {
 	// tern learns only once the body is in (its Authentication-Results field) but must put at
 	// the top, next to its Received field. Size counts it.
 	Prepend string `json:"prepend,omitempty"`
+	// Quarantine is set when the message failed DMARC and policy quarantines it: a local
+	// mailbox gets it in its Junk folder, an LMTP server with a header that marks it as spam.
+	Quarantine bool `json:"quarantine,omitempty"`
 	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689): the message may only
 	// leave over verified TLS.
 	RequireTLS bool `json:"requiretls,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tern-mail/tern/internal/dkim"
+	"github.com/tern-mail/tern/internal/dmarc"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/spf"
@@ -24,22 +25,33 @@ type DKIMVerifier interface {
 	Verify(ctx context.Context, r io.Reader) (dkim.Verification, error)
 }
 
-// AuthPolicy decides whose mail is judged and what a temporary DNS failure does (policy.Inbound
-// in production).
+// AuthPolicy decides whose mail is judged, what a temporary DNS failure does and what a DMARC
+// failure does (policy.Inbound in production).
 type AuthPolicy interface {
 	// Judges reports whether the mail of c on the listener named listener is checked.
 	Judges(c policy.Client, listener string) bool
 	// DeferTempError reports whether a temperror result is answered 451 (else it is recorded).
 	DeferTempError() bool
+	// DMARC returns e with the Disposition tern applies to a message for recipients in
+	// rcptDomains (and the Override that says why it differs from e.Requested).
+	DMARC(e dmarc.Evaluation, rcptDomains []string) dmarc.Evaluation
 }
 
-// Authentication judges incoming mail: SPF of the envelope sender (RFC 7208) and DKIM of the
-// message (RFC 6376), recorded in one Authentication-Results field (RFC 8601) with the
-// server's hostname as authserv-id. The results are kept per transaction, for DMARC to come.
+// Authentication judges incoming mail: SPF of the envelope sender (RFC 7208), DKIM of the
+// message (RFC 6376) and DMARC of its From domain (RFC 7489), recorded in one
+// Authentication-Results field (RFC 8601) with the server's hostname as authserv-id. What a
+// DMARC failure does is policy's to say: the message is refused (550 5.7.1), quarantined
+// (envelope.Envelope.Quarantine) or only recorded.
 type Authentication struct {
 	SPF    SPFChecker
 	DKIM   DKIMVerifier
+	DMARC  DMARCChecker // nil: no DMARC
 	Policy AuthPolicy
+	// Record, when set, is given the DMARC evaluation of each judged message that was not
+	// deferred with a 451 (refused ones included), with the underlying results filled in, for
+	// the aggregate reports (RFC 7489 §7.2). It runs on the session's goroutine before the
+	// reply, so it must not block: queue the evaluation and return.
+	Record func(dmarc.Evaluation)
 }
 
 // judgement is the checking of one message. SPF runs from the start of the message, DKIM as the
@@ -101,8 +113,10 @@ func (j *judgement) finish() (spf.Outcome, dkimDone) {
 func (j *judgement) abort() { _ = j.pw.CloseWithError(errAborted) } // never fails
 
 // judge finishes the judgement of s.tx: the Authentication-Results field to put on top of the
-// message, or a 451 when a result is temperror and policy wants it deferred.
-func (s *session) judge(j *judgement) (string, smtp.Reply) {
+// message and whether the message goes to quarantine, or the reply that refuses it: a 451 when
+// a result is temperror and policy wants it deferred, a 550 when DMARC policy rejects it.
+func (s *session) judge(j *judgement) (string, bool, smtp.Reply) {
+	disc := s.startDMARC()
 	o, d := j.finish()
 	if d.err != nil {
 		d.v = dkim.Verification{Results: []dkim.Result{{Status: dkim.PermError, Reason: d.err.Error()}}}
@@ -116,15 +130,28 @@ func (s *session) judge(j *judgement) (string, smtp.Reply) {
 		args = append(args, "dkim", string(r.Status)+" "+r.Domain+" "+r.Reason)
 		temp = temp || r.Status == dkim.TempError
 	}
+	ev, checked := s.evaluateDMARC(disc, o, d.v)
+	if checked {
+		args = dmarcLog(args, ev)
+		temp = temp || ev.Result == dmarc.TempError
+	}
 	s.log.Info("authentication", args...)
 	if temp && s.srv.opts.Authentication.Policy.DeferTempError() {
-		return "", smtp.R(smtp.CodeLocalError, smtp.EnhDNSFailure, "Temporary DNS failure while checking the sender's SPF or DKIM; try again later")
+		return "", false, smtp.R(smtp.CodeLocalError, smtp.EnhDNSFailure, "Temporary DNS failure while checking the sender's SPF, DKIM or DMARC; try again later")
 	}
-	return authResults(s.hostname(), o, d.v), smtp.Reply{}
+	if !checked {
+		return authResults(s.hostname(), o, d.v, nil), false, smtp.Reply{}
+	}
+	s.recordDMARC(ev)
+	if ev.Disposition == dmarc.PolicyReject {
+		return "", false, dmarcReject(ev)
+	}
+	return authResults(s.hostname(), o, d.v, &ev), ev.Disposition == dmarc.PolicyQuarantine, smtp.Reply{}
 }
 
-// authResults formats the Authentication-Results field (RFC 8601 §2.2).
-func authResults(id string, o spf.Outcome, v dkim.Verification) string {
+// authResults formats the Authentication-Results field (RFC 8601 §2.2); ev is nil when DMARC
+// was not checked.
+func authResults(id string, o spf.Outcome, v dkim.Verification, ev *dmarc.Evaluation) string {
 	var b strings.Builder
 	b.WriteString("Authentication-Results: ")
 	b.WriteString(id)
@@ -151,6 +178,9 @@ func authResults(id string, o spf.Outcome, v dkim.Verification) string {
 				b.WriteString(pvalue(p[1]))
 			}
 		}
+	}
+	if ev != nil {
+		dmarcMethod(&b, *ev)
 	}
 	b.WriteString("\r\n")
 	return b.String()

@@ -191,11 +191,11 @@ func TestAuthResultsField(t *testing.T) {
 		{Status: dkim.Pass, Domain: "example.org", Selector: "s1", HeaderB: "abc/def+ghi="},
 		{Status: dkim.Fail, Domain: "list.example", Selector: "x"},
 	}}
-	f := authResults("mx.example.test", spf.Outcome{Result: spf.SoftFail, MailFrom: `"a b"@example.org`}, v)
+	f := authResults("mx.example.test", spf.Outcome{Result: spf.SoftFail, MailFrom: `"a b"@example.org`}, v, nil)
 	if !strings.Contains(f, `smtp.mailfrom="\"a b\"@example.org"`) {
 		t.Errorf("mailfrom not quoted: %q", f)
 	}
-	f = authResults("mx.example.test", spf.Outcome{Result: spf.Pass, MailFrom: "alice@example.org"}, v)
+	f = authResults("mx.example.test", spf.Outcome{Result: spf.Pass, MailFrom: "alice@example.org"}, v, nil)
 	name, value, _ := strings.Cut(strings.NewReplacer("\r\n\t", " ").Replace(strings.TrimSuffix(f, "\r\n")), ":")
 	id, results, err := authres.Parse(value)
 	if name != "Authentication-Results" || err != nil || id != "mx.example.test" || len(results) != 3 {

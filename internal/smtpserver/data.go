@@ -74,7 +74,8 @@ func (s *session) startMessage() (int64, error) {
 		tx.strip = msghdr.NewRemover(tx.in, s.hostname())
 		tx.in = tx.strip
 		if tx.judge = s.startJudging(); tx.judge != nil {
-			tx.in = io.MultiWriter(tx.judge, tx.strip)
+			tx.author = msghdr.NewTap("From")
+			tx.in = io.MultiWriter(tx.judge, tx.author, tx.strip)
 		}
 	}
 	return int64(len(h)), nil
@@ -299,15 +300,19 @@ func (s *session) finishMessage(size int64) {
 	}
 	if tx.judge != nil {
 		s.phase.Store(phaseCommit)
-		ar, r := s.judge(tx.judge)
+		ar, quarantine, r := s.judge(tx.judge)
 		s.phase.Store(phaseCommand)
 		if r.Code != 0 {
-			s.log.Info("message deferred", "code", r.Code, "reason", r.Text)
+			what := "message deferred"
+			if r.Code >= 500 {
+				what = "message refused"
+			}
+			s.log.Info(what, "code", r.Code, "reason", r.Text)
 			s.abortTx()
 			s.reply(r)
 			return
 		}
-		env.Prepend = ar
+		env.Prepend, env.Quarantine = ar, quarantine
 		env.Size += int64(len(ar))
 	}
 	// The commit is not cancelled when a shutdown runs out of time (nor is its connection

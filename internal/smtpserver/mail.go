@@ -42,7 +42,9 @@ type transaction struct {
 	// policy does not judge the client.
 	strip *msghdr.Remover
 	judge *judgement
-	// in is where the client's octets go: the head of the chain judge, strip, fix, msg.
+	// author keeps the From fields as the message streams, for DMARC; nil when not judged.
+	author *msghdr.Tap
+	// in is where the client's octets go: the head of the chain judge (and author), strip, fix, msg.
 	in io.Writer
 }
 

@@ -49,7 +49,8 @@ func exists(path string) bool {
 // with LMTP on a free loopback port, and waits for its greeting. The script execs Dovecot, so
 // the process started here is the Dovecot master: cleanup stops it by its PID (TERM, then KILL
 // after 10 s) and removes DIR, or keeps it and logs Dovecot's output when the test failed.
-func StartDovecot(t testing.TB, script, users string) *Dovecot {
+// env adds settings of the script ("LMTP_SIEVE_JUNK=1").
+func StartDovecot(t testing.TB, script, users string, env ...string) *Dovecot {
 	t.Helper()
 	dv := &Dovecot{Doveadm: DovecotTool(t, "doveadm")}
 	DovecotTool(t, "dovecot")
@@ -81,7 +82,7 @@ func StartDovecot(t testing.TB, script, users string) *Dovecot {
 	}
 	defer func() { _ = out.Close() }() // the child writes through its own descriptor
 	cmd := exec.Command("bash", script, "run", dir)
-	cmd.Env = append(os.Environ(), "LMTP_PORT="+port, "LMTP_USERS="+users)
+	cmd.Env = append(append(os.Environ(), "LMTP_PORT="+port, "LMTP_USERS="+users), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@
 // refuses a non-ASCII local part at RCPT with 501 5.5.4, which bounces). Bare CR and LF in a text body are turned into CRLF. A BODY=BINARYMIME
 // message goes out with DATA as 8BITMIME when its octets allow it (no NUL, CRLF line ends
 // only); otherwise it fails with 554 5.6.3, since DATA cannot carry it unchanged and tern
-// does not convert.
+// does not convert. A quarantined message (it failed DMARC) gets QuarantineField on top.
 //
 // # Outcomes
 //
@@ -38,8 +38,10 @@ package lmtp
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/tern-mail/tern/internal/config"
@@ -67,6 +69,13 @@ type Timeouts struct {
 	// to each mailbox in turn, running filters. Default: 10 minutes.
 	Data time.Duration
 }
+
+// QuarantineField is put on top of a quarantined message (envelope.Envelope.Quarantine: it
+// failed DMARC and policy quarantines it), since LMTP cannot name a folder. It is the field
+// SpamAssassin writes and that the Sieve rules of Dovecot's and most distributions' examples
+// file into Junk (if header :contains "X-Spam-Flag" "YES" { fileinto "Junk"; }), so an
+// existing setup acts on it unchanged; the Authentication-Results field below it says why.
+const QuarantineField = "X-Spam-Flag: YES\r\n"
 
 // Options configure a Deliverer.
 type Options struct {
@@ -180,8 +189,13 @@ func (d *Deliverer) deliver(ctx context.Context, env *envelope.Envelope, rcpts [
 	if err != nil {
 		return failAll(delivery.Temporary("cannot read the queued message", err))
 	}
-	defer func() { _ = msg.Close() }()   // only read: a failed Close loses nothing
-	res, _ := c.SendLMTP(ctx, senv, msg) // res.Rcpts decides for each recipient
+	defer func() { _ = msg.Close() }() // only read: a failed Close loses nothing
+	var r io.Reader = msg
+	if env.Quarantine {
+		r = io.MultiReader(strings.NewReader(QuarantineField), msg)
+		senv.Size += int64(len(QuarantineField))
+	}
+	res, _ := c.SendLMTP(ctx, senv, r) // res.Rcpts decides for each recipient
 	for i, rr := range res.Rcpts {
 		if rr.Err != nil {
 			errs[i] = d.clientError(rr.Err)

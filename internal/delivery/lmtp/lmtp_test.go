@@ -375,3 +375,26 @@ func TestEmptyBatch(t *testing.T) {
 		t.Fatalf("outcomes %v, %d opens", out, body.opens)
 	}
 }
+
+// A quarantined message reaches the LMTP server with X-Spam-Flag: YES on top, for its Sieve
+// rules to file it into Junk.
+func TestQuarantine(t *testing.T) {
+	t.Parallel()
+	addr := serveFake(t, false, func(s *fakeServer) {
+		s.greet("PIPELINING")
+		for _, l := range []string{"MAIL FROM:<sender@example.org>", "RCPT TO:<alice@example.test>", "DATA"} {
+			s.Expect(l)
+		}
+		s.Send("250 ok", "250 ok", "354 go")
+		if got := s.Data(); got != "X-Spam-Flag: YES\r\nAuthentication-Results: mx; dmarc=fail\r\nSubject: x\r\n\r\nb\r\n" {
+			t.Errorf("data %q", got)
+		}
+		s.Send("250 ok")
+		s.Expect("QUIT", "221 bye")
+	})
+	env := testEnv()
+	env.Body, env.Quarantine = "", true
+	body := &bytesBody{b: []byte("Authentication-Results: mx; dmarc=fail\r\nSubject: x\r\n\r\nb\r\n")}
+	out := newDeliverer(t, addr).DeliverBatch(context.Background(), env, []int{1}, body)
+	checkOutcomes(t, out, []want{{}})
+}

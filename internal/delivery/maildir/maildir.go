@@ -16,6 +16,13 @@
 // Dovecot's Maildir documentation adds: "<secs>.M<usecs>P<pid>Q<counter>.<host>,S=<size>". The
 // S= size lets readers like Dovecot skip a stat per message.
 //
+// A message the envelope marks for quarantine (it failed DMARC, and policy quarantines it) goes
+// into the mailbox's Junk folder instead, the Maildir++ folder ".Junk" (Dovecot's layout:
+// Maildir/.Junk/{tmp,new,cur}), created with the same durability as the mailbox; Dovecot shows
+// it as the folder "Junk", which its default configuration marks as the \Junk special-use
+// folder. The "maildirfolder" marker file of Courier's Maildir++ is not written: Dovecot does
+// not need it.
+//
 // Files hold "Return-Path:" and "Delivered-To:" header lines followed by the body, with the SMTP
 // wire form's CRLF line endings turned into LF, as Maildir readers expect.
 //
@@ -52,6 +59,9 @@ import (
 	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/smtp"
 )
+
+// JunkFolder is the Maildir++ folder, inside a mailbox, that quarantined messages go to.
+const JunkFolder = ".Junk"
 
 // maxNameLen bounds each address part. Most file systems refuse components longer than 255
 // bytes; refusing here makes that a permanent error instead of a temporary one retried for days.
@@ -215,6 +225,14 @@ func (d *Deliverer) Deliver(ctx context.Context, env *envelope.Envelope, rcpt in
 		return e
 	}
 
+	if env.Quarantine {
+		// The mailbox itself first, so that a reader never finds a Junk folder in a Maildir
+		// without its own tmp/new/cur.
+		if err := d.ensure(md); err != nil {
+			return classify(err)
+		}
+		md = filepath.Join(md, JunkFolder)
+	}
 	name, size, err := d.deliver(md, env.From, addr, body)
 	if err != nil {
 		return classify(err)

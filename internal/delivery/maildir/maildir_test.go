@@ -525,3 +525,29 @@ func BenchmarkDeliver5K(b *testing.B) {
 		}
 	}
 }
+
+// A quarantined message goes into the mailbox's Maildir++ Junk folder, which is made with its
+// tmp/new/cur next to the mailbox's own; the next message goes to the inbox as usual.
+func TestDeliverQuarantine(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mail")
+	d := New(Options{Root: root, Hostname: "mx.example.com"})
+	env := newEnv("a@b.example", "bob@example.com")
+	env.Quarantine = true
+	if err := d.Deliver(context.Background(), env, 0, strings.NewReader("Subject: spam\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	md := filepath.Join(root, "example.com", "bob", "Maildir")
+	want := "Return-Path: <a@b.example>\nDelivered-To: bob@example.com\nSubject: spam\n\nx\n"
+	if got := checkDelivered(t, filepath.Join(md, ".Junk"), "mx.example.com"); got != want {
+		t.Errorf("Junk content %q, want %q", got, want)
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		wantEmpty(t, filepath.Join(md, sub))
+	}
+	if err := d.Deliver(context.Background(), newEnv("a@b.example", "bob@example.com"), 0, strings.NewReader("y\r\n")); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got := checkDelivered(t, md, "mx.example.com"); got != "Return-Path: <a@b.example>\nDelivered-To: bob@example.com\ny\n" {
+		t.Errorf("inbox content %q", got)
+	}
+}

@@ -28,6 +28,7 @@ const plRoot = "/var/mail"
 type plJob struct {
 	addr string
 	body string
+	junk bool // quarantined: it goes to the mailbox's .Junk folder
 }
 
 // want is the file the job leaves in new/.
@@ -36,7 +37,8 @@ func (j plJob) want() string {
 }
 
 // plJobs are deliveries to four mailboxes in two domains, each mailbox new to the Deliverer;
-// some bodies span two writes (Deliver buffers 32 KiB).
+// some bodies span two writes (Deliver buffers 32 KiB); two are quarantined, one of them the
+// first message to its mailbox (job 4 is to a mailbox that job 0 made).
 func plJobs() []plJob {
 	addrs := []string{"a@one.test", "b@one.test", "c@two.test", "d@two.test"}
 	var jobs []plJob
@@ -46,7 +48,7 @@ func plJobs() []plJob {
 		for n := []int{50, 3000, 40 << 10}[i%3]; b.Len() < n; {
 			fmt.Fprintf(&b, "job %d line %d\r\n", i, b.Len())
 		}
-		jobs = append(jobs, plJob{addr: addrs[i%len(addrs)], body: b.String()})
+		jobs = append(jobs, plJob{addr: addrs[i%len(addrs)], body: b.String(), junk: i == 4 || i == 1})
 	}
 	return jobs
 }
@@ -60,6 +62,7 @@ func deliverAll(fsys safeio.FS, jobs []plJob) []bool {
 		wg.Go(func() {
 			for i := g; i < len(jobs); i += 3 {
 				env := newEnv("s@example.org", jobs[i].addr)
+				env.Quarantine = jobs[i].junk
 				if d.Deliver(context.Background(), env, 0, strings.NewReader(jobs[i].body)) == nil {
 					acked[i] = true
 				}
@@ -86,30 +89,8 @@ func checkMaildirs(fsys safeio.FS, jobs []plJob, acked []bool) (problems []strin
 			continue
 		}
 		seen[md] = true
-		des, err := fsys.ReadDir(path.Join(md, "new"))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		for _, de := range des {
-			p := path.Join(md, "new", de.Name())
-			b, err := safeio.ReadFile(fsys, p)
-			if err != nil {
-				problems = append(problems, err.Error())
-				continue
-			}
-			i, ok := byContent[string(b)]
-			if !ok || jobs[i].addr != j.addr {
-				problems = append(problems, fmt.Sprintf("%s: %d octets that are no message for this mailbox (%.40q)", p, len(b), b))
-				continue
-			}
-			if m := nameRE.FindStringSubmatch(de.Name()); m == nil || m[6] != strconv.Itoa(len(b)) {
-				problems = append(problems, fmt.Sprintf("%s: bad name for %d octets", p, len(b)))
-			}
-			found[i]++
+		for _, folder := range []string{"", JunkFolder} {
+			problems = append(problems, checkNew(fsys, path.Join(md, folder, "new"), j.addr, folder != "", jobs, byContent, found)...)
 		}
 	}
 	for i, n := range found {
@@ -119,6 +100,36 @@ func checkMaildirs(fsys safeio.FS, jobs []plJob, acked []bool) (problems []strin
 		dups += max(0, n-1)
 	}
 	return problems, dups
+}
+
+// checkNew checks the messages in the new/ directory dir of the mailbox of addr (its Junk
+// folder when junk), counting each job found.
+func checkNew(fsys safeio.FS, dir, addr string, junk bool, jobs []plJob, byContent map[string]int, found []int) (problems []string) {
+	des, err := fsys.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for _, de := range des {
+		p := path.Join(dir, de.Name())
+		b, err := safeio.ReadFile(fsys, p)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		i, ok := byContent[string(b)]
+		if !ok || jobs[i].addr != addr || jobs[i].junk != junk {
+			problems = append(problems, fmt.Sprintf("%s: %d octets that are no message for this folder (%.40q)", p, len(b), b))
+			continue
+		}
+		if m := nameRE.FindStringSubmatch(de.Name()); m == nil || m[6] != strconv.Itoa(len(b)) {
+			problems = append(problems, fmt.Sprintf("%s: bad name for %d octets", p, len(b)))
+		}
+		found[i]++
+	}
+	return problems
 }
 
 // TestPowerLossEveryStep cuts the power after every step of the workload and checks the
@@ -196,6 +207,7 @@ func TestPowerLossTeeth(t *testing.T) {
 		{"message file", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSync && strings.Contains(op.Path, "/tmp/") }},
 		{"new/", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new" }},
 		{"Maildir", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "Maildir" }},
+		{"Junk folder", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == JunkFolder }},
 		{"user directory", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSyncDir && path.Dir(path.Dir(op.Path)) == plRoot
 		}},
