@@ -166,6 +166,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
 	}
+	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
 	s.srv = smtpserver.New(opts)
 	return s, nil
 }
