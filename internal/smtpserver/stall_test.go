@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"fmt"
 	"io"
 	"strings"
@@ -39,18 +40,25 @@ func (r *heldKeys) LookupTXT(ctx context.Context, name string) ([]string, error)
 
 func (r *heldKeys) releaseAll() { r.relOnce.Do(func() { close(r.release) }) }
 
+// dkimKey makes a key and the TXT value that publishes it.
+func dkimKey(tb testing.TB, alg dkim.Algorithm) (crypto.Signer, string) {
+	tb.Helper()
+	k, _, err := dkim.GenerateKey(alg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	txt, err := dkim.TXTValue(k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k, txt
+}
+
 // signedMessage is a message of about size octets signed by example.org (selector s1), with
 // the resolver that knows its key.
 func signedMessage(t *testing.T, size int) (string, *heldKeys) {
 	t.Helper()
-	k, _, err := dkim.GenerateKey(dkim.Ed25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txt, err := dkim.TXTValue(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, txt := dkimKey(t, dkim.Ed25519)
 	var b strings.Builder
 	b.WriteString("From: alice@example.org\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n")
 	for i := 0; b.Len() < size; i++ {
