@@ -16,6 +16,10 @@
 #   accept  seconds until the injector had the last 250 (every message queued, fsynced)
 #   relayed seconds until the relay's queue was empty again (all handed to the sink)
 # and the medians at the end, with ratio = Postfix time / tern time (above 1: tern is faster).
+#
+# DKIM=rsa, DKIM=ed25519 or DKIM=rsa,ed25519 gives local.test those keys first, so that tern
+# signs every message it relays (the cost of signing: run it with and without, back to back,
+# and compare tern_cpu, the CPU time of the tern process per message, first of all).
 set -euo pipefail
 
 rounds=3 msgs=1000 conns=8 size=5120
@@ -81,6 +85,10 @@ wait_port "$sink"
 go build -o "$work/tern" "$root/cmd/tern"
 tern_addr=127.0.0.1:$(free_port)
 printf 'bench-password\n' | "$work/tern" user add --data "$work/tern-data" --domain local.test --password-stdin alice@local.test >/dev/null
+dkim=${DKIM:-}
+for alg in ${dkim//,/ }; do
+  "$work/tern" dkim keygen local.test --data "$work/tern-data" --algorithm "$alg" >/dev/null
+done
 "$work/tern" serve --data "$work/tern-data" --hostname relay.local.test --domain local.test \
   --smtp "$tern_addr" --submission "" --submissions "" \
   --relayhost "$sink" --resolver 127.0.0.1:9 >"$work/tern.log" 2>&1 &
@@ -203,3 +211,6 @@ for k, (a, r) in med.items():
     print("%s_accept=%.2fs (%.0f/s) %s_relayed=%.2fs (%.0f/s)" % (k, a, msgs / a, k, r, msgs / r))
 print("ratio_accept=%.3f ratio_relayed=%.3f" % (med["postfix"][0] / med["tern"][0], med["postfix"][1] / med["tern"][1]))
 PY
+# tern's own CPU (user + system, all rounds): less noisy than the times on a shared machine, and
+# what DKIM signing adds to each message.
+awk -v n=$((rounds * msgs)) -v hz="$(getconf CLK_TCK)" '{ printf "tern_cpu=%.3fms/msg\n", ($14 + $15) * 1000 / hz / n }' "/proc/$tern_pid/stat"

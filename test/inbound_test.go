@@ -64,3 +64,36 @@ func TestInboundAuthenticationResults(t *testing.T) {
 	send(tn2, "carol@down.test", "Subject: x\r\n\r\nx\r\n", `451 4\.4\.3 .*`)
 	tn2.ExpectNoMail("bob@example.test", 0)
 }
+
+// TestInboundChecksOnByDefault: tern on its defaults checks mail from other servers. Without a
+// DNS server to ask (the harness's resolver refuses every query), swaks's message is accepted
+// at once with spf=temperror recorded; with inbound.spf_dkim = false it gets no field.
+func TestInboundChecksOnByDefault(t *testing.T) {
+	t.Parallel()
+	swaks := needTool(t, "swaks")
+	for _, tc := range []struct {
+		name, config string
+		want         string // a regexp on the delivered message; "" for no field
+	}{
+		{"default", "", `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=alice@sender\.test;\r?\n\tdkim=none\r?\n`},
+		{"off", "[inbound]\nspf_dkim = false\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tn := startTern(t, ternOpts{Config: tc.config})
+			tn.AddUser("bob@example.test", "inbound-pw-2")
+			token := "checks-" + tc.name
+			out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", tn.SMTP, "--helo", "client.sender.test",
+				"--from", "alice@sender.test", "--to", "bob@example.test", "--header", "Subject: "+token)
+			if code != 0 {
+				t.Fatalf("swaks: exit %d\n%s\n%s", code, out, errOut)
+			}
+			got := tn.WaitMessage("bob@example.test", token, 10*time.Second)
+			if tc.want == "" {
+				mustNotMatch(t, "delivered message", got, `(?m)^Authentication-Results:`)
+				return
+			}
+			mustMatch(t, "delivered message", got, tc.want)
+		})
+	}
+}

@@ -55,13 +55,13 @@ type Authentication struct {
 }
 
 // judgement is the checking of one message. SPF runs from the start of the message, DKIM as the
-// message streams to it through a pipe, so that neither holds the message in memory nor adds
-// more than its DNS lookups to the reply.
+// message streams to it through a handoff (handoff.go), a bounded buffer, so that neither holds
+// the message in memory, the session does not wait for DNS while the message arrives, and the
+// reply waits for no more than what is left of their DNS lookups.
 type judgement struct {
-	pw      *io.PipeWriter
+	h       *handoff
 	spfDone chan spf.Outcome
 	dkim    chan dkimDone
-	failed  bool // a write to the pipe failed: the verifier gave up reading
 }
 
 type dkimDone struct {
@@ -78,15 +78,13 @@ func (s *session) startJudging() *judgement {
 	if a == nil || !a.Policy.Judges(s.client(), s.role.String()) {
 		return nil
 	}
-	j := &judgement{spfDone: make(chan spf.Outcome, 1), dkim: make(chan dkimDone, 1)}
+	j := &judgement{h: newHandoff(s.srv.chunks, handoffMax), spfDone: make(chan spf.Outcome, 1), dkim: make(chan dkimDone, 1)}
 	ctx, ip, helo, from := s.ctx, net.IP(s.remote.Addr().Unmap().AsSlice()), s.helo, s.tx.from.String()
 	go func() { j.spfDone <- a.SPF.Check(ctx, ip, helo, from) }()
-	pr, pw := io.Pipe()
-	j.pw = pw
 	go func() {
-		v, err := a.DKIM.Verify(ctx, pr)
-		// The rest of the message is read and dropped, so that the session never blocks on it.
-		_, _ = io.Copy(io.Discard, pr) // errors only once the message is aborted
+		v, err := a.DKIM.Verify(ctx, j.h)
+		// The verifier may stop before the end: the rest is dropped as it comes.
+		j.h.release()
 		j.dkim <- dkimDone{v, err}
 	}()
 	return j
@@ -94,23 +92,16 @@ func (s *session) startJudging() *judgement {
 
 // Write gives the verifier the message as received. It never fails: a verifier that stopped
 // reading has its verdict already.
-func (j *judgement) Write(p []byte) (int, error) {
-	if !j.failed {
-		if _, err := j.pw.Write(p); err != nil {
-			j.failed = true
-		}
-	}
-	return len(p), nil
-}
+func (j *judgement) Write(p []byte) (int, error) { return j.h.Write(p) }
 
 // finish waits for both verdicts. Both are bounded: SPF by its checker's timeout, DKIM by the
 // resolver's, and both by the session's context.
 func (j *judgement) finish() (spf.Outcome, dkimDone) {
-	_ = j.pw.Close() // never fails
+	j.h.close(io.EOF, false)
 	return <-j.spfDone, <-j.dkim
 }
 
-func (j *judgement) abort() { _ = j.pw.CloseWithError(errAborted) } // never fails
+func (j *judgement) abort() { j.h.close(errAborted, true) }
 
 // judge finishes the judgement of s.tx: the Authentication-Results field to put on top of the
 // message and whether the message goes to quarantine, or the reply that refuses it: a 451 when

@@ -33,6 +33,7 @@ type memSpool struct {
 	writeErr  error // Write fails after writeAfter octets
 	writeAt   int
 	commitErr error
+	wrote     func(body []byte) // called after each write to a message, with all it holds
 }
 
 type memMsg struct {
@@ -63,12 +64,16 @@ func (m *memMsg) ID() string { return m.id }
 
 func (m *memMsg) Write(p []byte) (int, error) {
 	m.s.mu.Lock()
-	werr, at := m.s.writeErr, m.s.writeAt
+	werr, at, wrote := m.s.writeErr, m.s.writeAt, m.s.wrote
 	m.s.mu.Unlock()
 	if werr != nil && m.body.Len()+len(p) > at {
 		return 0, werr
 	}
-	return m.body.Write(p)
+	n, err := m.body.Write(p)
+	if wrote != nil {
+		wrote(m.body.Bytes())
+	}
+	return n, err
 }
 
 func (m *memMsg) Commit(_ context.Context, env *envelope.Envelope) error {

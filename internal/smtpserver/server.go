@@ -207,6 +207,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	wg        sync.WaitGroup
+
+	// chunks buffer the messages on their way to the DKIM verifier (handoff.go).
+	chunks *chunkPool
 }
 
 // withDefaults returns o with each unset field (zero, or a negative number where that means
@@ -249,6 +252,7 @@ func New(opts Options) *Server {
 		stop:      stop,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+		chunks:    newChunkPool(handoffChunk, handoffBudget),
 	}
 }
 
