@@ -67,7 +67,7 @@ func TestInboundAuthenticationResults(t *testing.T) {
 
 // TestInboundChecksOnByDefault: tern on its defaults checks mail from other servers. Without a
 // DNS server to ask (the harness's resolver refuses every query), swaks's message is accepted
-// at once with spf=temperror recorded; with inbound.spf_dkim = false it gets no field.
+// at once with spf=temperror (and dmarc=temperror) recorded; with inbound.spf_dkim = false it gets no field.
 func TestInboundChecksOnByDefault(t *testing.T) {
 	t.Parallel()
 	swaks := needTool(t, "swaks")
@@ -75,7 +75,7 @@ func TestInboundChecksOnByDefault(t *testing.T) {
 		name, config string
 		want         string // a regexp on the delivered message; "" for no field
 	}{
-		{"default", "", `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=alice@sender\.test;\r?\n\tdkim=none\r?\n`},
+		{"default", "", `^Authentication-Results: mx\.example\.test;\r?\n\tspf=temperror smtp\.mailfrom=alice@sender\.test;\r?\n\tdkim=none;\r?\n\tdmarc=temperror header\.from=sender\.test\r?\n`},
 		{"off", "[inbound]\nspf_dkim = false\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
