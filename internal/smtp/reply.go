@@ -86,6 +86,7 @@ const (
 	EnhNotAuthorized    = "7.1"  // X.7.1 delivery not authorized, message refused
 	EnhNoTLS            = "7.4"  // X.7.4 security features not supported
 	EnhCryptoFailure    = "7.5"  // X.7.5 cryptographic failure
+	EnhReverseDNS       = "7.25" // X.7.25 reverse DNS validation failed (RFC 7372 §3.3)
 	EnhBadCredentials   = "7.8"  // X.7.8 authentication credentials invalid (RFC 4954 §6)
 	EnhEncryptionNeeded = "7.11" // X.7.11 encryption required for requested authentication mechanism
 	EnhRequireTLS       = "7.30" // X.7.30 REQUIRETLS support required (RFC 8689 §5)
