@@ -363,6 +363,9 @@ func (s *session) receivedHeader(id string) string {
 	b.WriteString("Received: from ")
 	b.WriteString(s.helo)
 	b.WriteString(" (")
+	if name := s.clientName(); name != "" {
+		b.WriteString(name + " ") // Postfix's "(name [ip])", "(unknown [ip])"
+	}
 	b.WriteString(lit)
 	b.WriteString(")\r\n")
 	if s.tls != nil {

@@ -253,6 +253,9 @@ func (s *session) rcpt(arg string) (smtp.Reply, string) {
 	ctx, cancel := s.lookupContext()
 	defer cancel()
 	r := s.srv.opts.Rcpts.CheckRcpt(ctx, s.client(), addr)
+	if r.Positive() && s.screen != nil {
+		r = s.screenRcpt(addr)
+	}
 	if !r.Positive() {
 		return r, addr.String()
 	}

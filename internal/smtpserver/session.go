@@ -64,6 +64,7 @@ type session struct {
 	lastWords bool                 // the final reply after a timeout or fault is being sent
 	messages  int                  // messages queued in this session
 	counts    map[string]int       // commands seen, for the disconnect log line
+	screen    *screening           // the lookups of a client of the smtp listener (screen.go); nil: none
 }
 
 // What a session is doing (session.phase).
@@ -199,6 +200,9 @@ func (s *session) serve() {
 		defer release()
 	}
 	s.log.Info("connect")
+	if !s.screenConnect() {
+		return
+	}
 
 	if s.role == RoleSubmissions {
 		if !s.handshake() {
