@@ -167,6 +167,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
+	if opts.Screen, err = screenOptions(cfg, log); err != nil {
+		return nil, err
+	}
 	s.srv = smtpserver.New(opts)
 	return s, nil
 }

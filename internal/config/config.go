@@ -26,6 +26,7 @@ type Config struct {
 	Limits   Limits   `toml:"limits"`
 	Auth     Auth     `toml:"auth"`
 	Inbound  Inbound  `toml:"inbound"`
+	Screen   Screen   `toml:"screen"`
 	Delivery Delivery `toml:"delivery"`
 	Queue    Queue    `toml:"queue"`
 	Reports  Reports  `toml:"reports"`
@@ -252,6 +253,7 @@ func Default() Config {
 			AddMissingHeaders: true,
 		},
 		Inbound: Inbound{SPFDKIM: true, TempError: "accept", DMARC: "enforce", DMARCDomains: []string{}},
+		Screen:  defaultScreen(),
 		Queue: Queue{
 			Workers:      32,
 			MinBackoff:   Duration{time.Minute},
@@ -350,6 +352,7 @@ func (c *Config) Validate() error {
 	if _, err := c.Inbound.DMARCOverrides(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Screen.validate()...)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}
