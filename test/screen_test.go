@@ -15,6 +15,19 @@ func screenMessage(subject string) string {
 	return "From: <alice@sender.test>\r\nTo: <bob@example.test>\r\nSubject: " + subject + "\r\n\r\nscreened\r\n"
 }
 
+// sendAuthenticated sends a message as bob@example.test, logged in on the submission listener
+// (swaks), which screening never touches, and waits for its delivery.
+func sendAuthenticated(t *testing.T, swaks string, tn *Tern, password, subject string) {
+	t.Helper()
+	out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", tn.Submission, "--helo", "client.example.test",
+		"--auth", "PLAIN", "--auth-user", "bob@example.test", "--auth-password", password,
+		"--from", "bob@example.test", "--to", "bob@example.test", "--header", "Subject: "+subject)
+	if code != 0 {
+		t.Fatalf("swaks: exit %d\n%s\n%s", code, out, errOut)
+	}
+	tn.WaitMessage("bob@example.test", subject, 10*time.Second)
+}
+
 // TestScreenDNSBL: through the binary, with DNS lists served by the loopback DNS server. A
 // client the block list names (127.0.0.1) is refused at RCPT with 554 5.7.1 naming the list;
 // an unlisted one (127.0.0.2, whose lookup in a second list fails) is accepted; one listed but
@@ -51,13 +64,7 @@ dnsbl_threshold = 2
 		tn.WaitMessage("bob@example.test", "from "+ip, 10*time.Second)
 	}
 
-	out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", tn.Submission, "--helo", "client.example.test",
-		"--auth", "PLAIN", "--auth-user", "bob@example.test", "--auth-password", "screen-pw-1",
-		"--from", "bob@example.test", "--to", "bob@example.test", "--header", "Subject: authenticated and listed")
-	if code != 0 {
-		t.Fatalf("swaks: exit %d\n%s\n%s", code, out, errOut)
-	}
-	tn.WaitMessage("bob@example.test", "authenticated and listed", 10*time.Second)
+	sendAuthenticated(t, swaks, tn, "screen-pw-1", "authenticated and listed")
 	waitLog(t, tn, 10*time.Second, 1, "client screened", "remote=127.0.0.1", "dnsbl_score=2", "dnsbl=zen.example.test")
 	waitLog(t, tn, 10*time.Second, 1, "dnsbl lookup failed, not counted", "remote=127.0.0.2")
 }
@@ -158,11 +165,5 @@ func TestScreenGreylist(t *testing.T) {
 	}
 	tn.WaitMessage("bob@example.test", "greylisted", 10*time.Second)
 
-	out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", tn.Submission, "--helo", "client.example.test",
-		"--auth", "PLAIN", "--auth-user", "bob@example.test", "--auth-password", "screen-pw-4",
-		"--from", "bob@example.test", "--to", "bob@example.test", "--header", "Subject: authenticated, not greylisted")
-	if code != 0 {
-		t.Fatalf("swaks: exit %d\n%s\n%s", code, out, errOut)
-	}
-	tn.WaitMessage("bob@example.test", "authenticated, not greylisted", 10*time.Second)
+	sendAuthenticated(t, swaks, tn, "screen-pw-4", "authenticated, not greylisted")
 }
