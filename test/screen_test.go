@@ -136,7 +136,8 @@ func TestScreenReverseDNS(t *testing.T) {
 }
 
 // TestScreenGreylist: with greylisting and a 1s delay, swaks's first attempt gets 450 4.7.1;
-// retried after the delay, it is accepted; an authenticated client is never greylisted.
+// retried after the delay, it is accepted, and again at once after a restart (the greylist is
+// saved at shutdown); an authenticated client is never greylisted.
 func TestScreenGreylist(t *testing.T) {
 	t.Parallel()
 	swaks := needTool(t, "swaks")
@@ -164,6 +165,13 @@ func TestScreenGreylist(t *testing.T) {
 		out, code = send()
 	}
 	tn.WaitMessage("bob@example.test", "greylisted", 10*time.Second)
+
+	// The triplet is remembered across a restart: the next message passes at once.
+	tn.Restart()
+	waitLog(t, tn, 10*time.Second, 1, "greylist loaded", "triplets=1")
+	if out, code = send(); code != 0 {
+		t.Fatalf("after the restart: exit %d, want the triplet still allowed:\n%s", code, out)
+	}
 
 	sendAuthenticated(t, swaks, tn, "screen-pw-4", "authenticated, not greylisted")
 }

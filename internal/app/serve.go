@@ -167,9 +167,11 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
-	if opts.Screen, err = screenOptions(cfg, log); err != nil {
+	var saveGreylist func()
+	if opts.Screen, saveGreylist, err = screenOptions(cfg, data, log); err != nil {
 		return nil, err
 	}
+	s.release = append(s.release, saveGreylist) // run at Close, after the sessions ended
 	s.srv = smtpserver.New(opts)
 	return s, nil
 }

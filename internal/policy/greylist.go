@@ -1,6 +1,10 @@
 package policy
 
 import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"sync"
@@ -31,9 +35,10 @@ type GreylistOptions struct {
 // real server does. Clients are taken by network (IPv4 /24, IPv6 /64) because large senders
 // retry from another address of the same pool.
 //
-// The triplets live in memory, per node: a restart, or a retry that reaches another MX node,
-// costs the sender one more delay, which greylisting's senders tolerate by design; they are
-// bounded by MaxEntries (when full, the expired go first, then random pending ones).
+// The triplets live in memory, per node, bounded by MaxEntries (when full, the expired go first,
+// then random pending ones); Save and Load carry them across a restart. A retry that reaches
+// another MX node, or a crash, costs the sender one more delay, which greylisting's senders
+// tolerate by design.
 type Greylist struct {
 	opts GreylistOptions
 
@@ -148,4 +153,66 @@ func (g *Greylist) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.entries)
+}
+
+// greySaved is one triplet as Save writes it.
+type greySaved struct {
+	Net    string    `json:"net"`
+	From   string    `json:"from"`
+	Rcpt   string    `json:"rcpt"`
+	First  time.Time `json:"first"`
+	Last   time.Time `json:"last,omitzero"`
+	Passed bool      `json:"passed,omitempty"`
+}
+
+// Save writes the triplets that have not expired, one JSON object a line, so that a restart
+// does not make every sender wait again.
+func (g *Greylist) Save(w io.Writer) error {
+	now := g.opts.Now()
+	g.mu.Lock()
+	saved := make([]greySaved, 0, len(g.entries))
+	for k, e := range g.entries {
+		if !g.expired(e, now) {
+			saved = append(saved, greySaved{Net: k.net.String(), From: k.from, Rcpt: k.rcpt, First: e.first, Last: e.last, Passed: e.passed})
+		}
+	}
+	g.mu.Unlock()
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for _, s := range saved {
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// Load adds the triplets Save wrote, except the expired ones and those past MaxEntries, and
+// returns how many it added. A damaged line ends the load with an error; what came before it
+// is kept.
+func (g *Greylist) Load(r io.Reader) (int, error) {
+	now := g.opts.Now()
+	dec := json.NewDecoder(r)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for len(g.entries) < g.opts.MaxEntries {
+		var s greySaved
+		if err := dec.Decode(&s); err == io.EOF {
+			break
+		} else if err != nil {
+			return n, fmt.Errorf("policy: greylist: %w", err)
+		}
+		p, err := netip.ParsePrefix(s.Net)
+		if err != nil {
+			return n, fmt.Errorf("policy: greylist: %w", err)
+		}
+		e := greyEntry{first: s.First, last: s.Last, passed: s.Passed}
+		if g.expired(e, now) {
+			continue
+		}
+		g.entries[greyKey{p, s.From, s.Rcpt}] = e
+		n++
+	}
+	return n, nil
 }

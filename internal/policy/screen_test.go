@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,42 @@ func TestScreenCheckRcpt(t *testing.T) {
 				t.Errorf("CheckRcpt = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGreylistSaveLoad: a restart keeps the passed and pending triplets, not the expired ones;
+// a damaged file keeps what came before the damage.
+func TestGreylistSaveLoad(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	opts := GreylistOptions{Delay: time.Minute, RetryWindow: time.Hour, Expire: 24 * time.Hour, Now: clock}
+	g := NewGreylist(opts)
+	ip := netip.MustParseAddr("192.0.2.10")
+	g.Check(ip, "old@x.test", "b@y.test") // will expire
+	now = now.Add(2 * time.Hour)
+	g.Check(ip, "passed@x.test", "b@y.test")
+	now = now.Add(time.Minute)
+	g.Check(ip, "passed@x.test", "b@y.test")
+	g.Check(ip, "pending@x.test", "b@y.test")
+	var buf strings.Builder
+	if err := g.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+
+	h := NewGreylist(opts)
+	if n, err := h.Load(strings.NewReader(buf.String())); n != 2 || err != nil {
+		t.Fatalf("Load = %d, %v; want the passed and the pending triplet\n%s", n, err, buf.String())
+	}
+	if _, pass := h.Check(ip, "passed@x.test", "b@y.test"); !pass {
+		t.Error("the passed triplet is greylisted again after the restart")
+	}
+	now = now.Add(time.Minute)
+	if _, pass := h.Check(ip, "pending@x.test", "b@y.test"); !pass {
+		t.Error("the pending triplet started over after the restart")
+	}
+	k := NewGreylist(opts)
+	if n, err := k.Load(strings.NewReader(buf.String() + "{\"net\":")); n != 2 || err == nil {
+		t.Errorf("damaged file: Load = %d, %v; want 2 and an error", n, err)
 	}
 }
