@@ -31,8 +31,8 @@ func sendAuthenticated(t *testing.T, swaks string, tn *Tern, password, subject s
 // TestScreenDNSBL: through the binary, with DNS lists served by the loopback DNS server. A
 // client the block list names (127.0.0.1) is refused at RCPT with 554 5.7.1 naming the list;
 // an unlisted one (127.0.0.2, whose lookup in a second list fails) is accepted; one listed but
-// on the allow list too (127.0.0.3) is accepted; the listed client authenticated on the
-// submission listener sends (swaks).
+// on the allow list too (127.0.0.3) is accepted, and so is a listed one in an exempt network
+// (127.0.0.4); the listed client authenticated on the submission listener sends (swaks).
 func TestScreenDNSBL(t *testing.T) {
 	t.Parallel()
 	swaks := needTool(t, "swaks")
@@ -40,11 +40,13 @@ func TestScreenDNSBL(t *testing.T) {
 		"1.0.0.127.zen.example.test. A 127.0.0.2",
 		"3.0.0.127.zen.example.test. A 127.0.0.4",
 		"3.0.0.127.wl.example.test. A 127.0.10.2",
+		"4.0.0.127.zen.example.test. A 127.0.0.2",
 	)
 	z.Fail("2.0.0.127.down.example.test", dns.RcodeServerFailure)
 	tn := startTern(t, ternOpts{Config: `[screen]
 dnsbl_sites = ["zen.example.test=127.0.0.[2..11]*2", "down.example.test*2", "wl.example.test=127.0.[0..255].[1..3]*-5"]
 dnsbl_threshold = 2
+exempt = ["127.0.0.4/32"]
 `, ServeArgs: []string{"--resolver", z.Addr}})
 	tn.AddUser("bob@example.test", "screen-pw-1")
 
@@ -55,7 +57,7 @@ dnsbl_threshold = 2
 	d.cmd("RCPT TO:<bob@example.test>", `554 5\.7\.1 Service unavailable; client \[127\.0\.0\.1\] blocked using zen\.example\.test$`)
 	d.cmd("QUIT", `221 .*`)
 
-	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
 		d := dialFrom(t, ip, tn.SMTP)
 		d.expect(`220 .*`)
 		d.ehlo("client.sender.test")

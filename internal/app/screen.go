@@ -55,16 +55,14 @@ func screenOptions(cfg config.Config, data string, log *slog.Logger) (o smtpserv
 	if sc.ReverseDNS || sc.RejectUnknownClient {
 		p.Resolver = r
 	}
+	if p.Exempt, err = sc.ExemptPrefixes(); err != nil {
+		return o, save, err
+	}
 	if sc.Greylist {
-		exempt, err := sc.GreylistExemptPrefixes()
-		if err != nil {
-			return o, save, err
-		}
 		p.Greylist = policy.NewGreylist(policy.GreylistOptions{
 			Delay:       sc.GreylistDelay.Duration,
 			RetryWindow: sc.GreylistRetryWindow.Duration,
 			Expire:      sc.GreylistExpire.Duration,
-			Exempt:      exempt,
 			MaxEntries:  sc.GreylistMaxEntries,
 		})
 		loadGreylist(p.Greylist, greylistPath(data), log)

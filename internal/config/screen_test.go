@@ -19,7 +19,7 @@ func TestScreenValidate(t *testing.T) {
 		"window-under-delay": func(s *Screen) { s.GreylistRetryWindow.Duration = time.Minute },
 		"zero-expire":        func(s *Screen) { s.GreylistExpire.Duration = 0 },
 		"zero-entries":       func(s *Screen) { s.GreylistMaxEntries = 0 },
-		"bad-exempt":         func(s *Screen) { s.GreylistExempt = []string{"192.0.2.0/33"} },
+		"bad-exempt":         func(s *Screen) { s.Exempt = []string{"192.0.2.0/33"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := Default()
@@ -30,10 +30,10 @@ func TestScreenValidate(t *testing.T) {
 		})
 	}
 	s := defaultScreen()
-	s.GreylistExempt = []string{"192.0.2.77/24", "2001:db8::1", "::ffff:198.51.100.1"}
-	got, err := s.GreylistExemptPrefixes()
+	s.Exempt = []string{"192.0.2.77/24", "2001:db8::1", "::ffff:198.51.100.1"}
+	got, err := s.ExemptPrefixes()
 	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("198.51.100.1/32")}
 	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("GreylistExemptPrefixes = %v, %v; want %v", got, err, want)
+		t.Errorf("ExemptPrefixes = %v, %v; want %v", got, err, want)
 	}
 }

@@ -21,8 +21,6 @@ type GreylistOptions struct {
 	// Expire is how long a triplet that passed stays allowed after it was last seen.
 	// Default: 30 days.
 	Expire time.Duration
-	// Exempt are the client networks never greylisted.
-	Exempt []netip.Prefix
 	// MaxEntries bounds the triplets kept. Default: 100000.
 	MaxEntries int
 	// Now is the clock. Default: time.Now.
@@ -91,11 +89,6 @@ func greyNet(ip netip.Addr) netip.Prefix {
 // Check records an attempt from ip, from, to rcpt and reports whether it passes; if not, how
 // long until a retry will.
 func (g *Greylist) Check(ip netip.Addr, from, rcpt string) (wait time.Duration, pass bool) {
-	for _, p := range g.opts.Exempt {
-		if p.Contains(ip.Unmap()) {
-			return 0, true
-		}
-	}
 	k := greyKey{greyNet(ip), strings.ToLower(from), strings.ToLower(rcpt)}
 	now := g.opts.Now()
 	g.mu.Lock()

@@ -29,6 +29,8 @@ type Screen struct {
 	RejectUnknownClient bool
 	// Greylist delays new triplets; nil: no greylisting.
 	Greylist *Greylist
+	// Exempt are the client networks no check applies to (their names are still looked up).
+	Exempt []netip.Prefix
 	// Logger gets the lookups that failed. Nil: discard.
 	Logger *slog.Logger
 }
@@ -40,11 +42,16 @@ type ClientReport struct {
 	// Name is its reverse DNS; Looked says the lookup was made.
 	Name   dnsbl.Name
 	Looked bool
+	// Exempt says the client is in an exempt network: not looked up in the lists, never refused.
+	Exempt bool
 }
 
 // LogAttrs are the report's fields for a log line.
 func (r ClientReport) LogAttrs() []any {
 	attrs := []any{"dnsbl_score", r.Lists.Score}
+	if r.Exempt {
+		attrs = []any{"exempt", true}
+	}
 	if z := r.Lists.Blocked(); len(z) > 0 {
 		attrs = append(attrs, "dnsbl", strings.Join(z, ","))
 	}
@@ -73,6 +80,9 @@ func (s *Screen) Active() bool {
 // A lookup that fails counts as no listing (the client is not blocked) and is logged.
 func (s *Screen) Look(ctx context.Context, ip netip.Addr) ClientReport {
 	rep := ClientReport{IP: ip.Unmap()}
+	for _, p := range s.Exempt {
+		rep.Exempt = rep.Exempt || p.Contains(rep.IP)
+	}
 	var wg sync.WaitGroup
 	if s.Resolver != nil {
 		rep.Looked = true
@@ -84,7 +94,7 @@ func (s *Screen) Look(ctx context.Context, ip netip.Addr) ClientReport {
 			rep.Name = dnsbl.ReverseLookup(ctx, s.Resolver, rep.IP)
 		}()
 	}
-	if s.Lists != nil && len(s.Lists.Sites) > 0 {
+	if s.Lists != nil && len(s.Lists.Sites) > 0 && !rep.Exempt {
 		rep.Lists = s.Lists.Check(ctx, rep.IP)
 	}
 	wg.Wait()
@@ -106,7 +116,7 @@ func (s *Screen) allowed(r ClientReport) bool {
 // a client without a confirmed name 450/550 4.7.25 when asked for; a new triplet 450 4.7.1.
 func (s *Screen) CheckRcpt(c Client, r ClientReport, from, rcpt smtp.Address) smtp.Reply {
 	ok := smtp.R(smtp.CodeOK, smtp.EnhDestOK, "Ok")
-	if c.Authenticated {
+	if c.Authenticated || r.Exempt {
 		return ok
 	}
 	allowed := s.allowed(r)
