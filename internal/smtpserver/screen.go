@@ -70,8 +70,10 @@ func (s *session) screenConnect() bool {
 	if o.PregreetWait <= 0 {
 		return true
 	}
-	// Wait on the socket, not on a timer: any octet before the deadline is the verdict.
-	s.startPhase(phaseConnect, o.PregreetWait)
+	// Wait on the socket, not on a timer: any octet before the deadline is the verdict. The
+	// session is idle meanwhile, as between commands: a shutdown ends the wait at once (the
+	// client then gets the greeting and the 421 of the shutdown).
+	s.startPhase(phaseIdle, o.PregreetWait)
 	_, err := s.br.Peek(1)
 	s.readBy = time.Time{}
 	var ne net.Error

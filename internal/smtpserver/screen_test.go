@@ -133,3 +133,26 @@ func TestPregreet(t *testing.T) {
 		C: QUIT
 		S: 221`)
 }
+
+// TestPregreetShutdown: a shutdown does not wait for a session's greeting wait to run out: the
+// client gets its greeting and the 421 of the shutdown, and Shutdown returns in time.
+func TestPregreetShutdown(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.Screen.PregreetWait = time.Hour })
+	c := ts.dial(t, RoleMX)
+	for !strings.Contains(ts.logs.String(), "msg=connect") {
+		time.Sleep(5 * time.Millisecond) // waiting for the session to start its wait
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- ts.srv.Shutdown(ctx)
+	}()
+	c.run(`
+		S: 220 mx.example.test ESMTP tern
+		S: 421 4.3.2 mx.example.test Service shutting down, closing connection
+		CLOSED`)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
