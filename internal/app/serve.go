@@ -152,7 +152,8 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, dataError(data, "cannot load the TLS certificate", err)
 	}
 
-	relay := policy.NewRelay(cfg.Domains, store)
+	aliases := newAliases(cfg, store) // aliases.go
+	relay := policy.NewRelay(cfg.Domains, aliases)
 	router := newRouter(cfg, data, store, relay, rd, log)
 	s.q, err = queue.Open(queuePath(data), queueOptions(cfg, derived, router, log))
 	if err != nil {
@@ -163,6 +164,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	tlsOut.set(s.reports.Recorder)
 	opts := serverOptions(cfg, derived, cert, store, gss, relay, s.q, log)
+	withAliases(&opts, aliases)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
 	}

@@ -64,9 +64,12 @@ func withAccounts(cfg config.Config, addr string, create bool, f func(s accounts
 
 // userError words an error of a tern user command about addr for the administrator.
 func userError(cfg config.Config, addr string, err error) error {
+	var worded *Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &worded):
+		return err // worded already (aliases.go)
 	case errors.Is(err, accounts.ErrExists):
 		return errorf(err, "%s already has an account (tern user passwd %s changes its password)", addr, addr)
 	case errors.Is(err, accounts.ErrNotFound):

@@ -27,8 +27,9 @@ type Client struct {
 
 // Accounts is what relay control needs of the account store.
 type Accounts interface {
-	// Exists reports whether addr is an account. An address that cannot be an account fails
-	// with accounts.ErrBadAddress, which relay control takes as "no such user".
+	// Exists reports whether addr is an account, or delivers to one (Aliases.Exists). An
+	// address that cannot be an account fails with accounts.ErrBadAddress, which relay control
+	// takes as "no such user".
 	Exists(ctx context.Context, addr string) (bool, error)
 }
 
