@@ -10,6 +10,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtpserver"
@@ -23,6 +24,25 @@ func newAliases(cfg config.Config, store policy.AliasLookup) *policy.Aliases {
 		Separator: cfg.Addresses.SubaddressSeparator,
 		MaxDepth:  cfg.Addresses.AliasDepth,
 	}
+}
+
+// newServerAliases is the server's alias expansion, which reverses SRS addresses with the
+// secret of the data directory, and the keeper of that secret.
+func newServerAliases(cfg config.Config, data string, store policy.AliasLookup) (*policy.Aliases, *srsKeeper) {
+	a := newAliases(cfg, store)
+	k := newSRSKeeper(cfg, data, a.IsLocal)
+	a.SRS = k
+	return a, k
+}
+
+// routeAliases makes delivery expand what the queue addresses to an alias itself (its reports
+// to a sender that was an alias), and rewrite the sender of forwarded mail with SRS.
+func routeAliases(r *delivery.Router, a *policy.Aliases, k *srsKeeper) {
+	r.Expand = func(ctx context.Context, addr string) ([]string, error) {
+		x, err := a.Expand(ctx, addr)
+		return x.Targets, err
+	}
+	r.Forward = k.forward
 }
 
 // withAliases makes the server expand aliases: the queue gets each message with its

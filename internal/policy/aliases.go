@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -48,7 +49,22 @@ type Aliases struct {
 	Separator string
 	// MaxDepth bounds the nesting. Zero: DefaultAliasDepth.
 	MaxDepth int
+	// SRS, when set, reverses SRS addresses: one in a local domain expands to the address it
+	// stands for (a bounce to forwarded mail goes back to the original sender), and one that
+	// does not verify expands to nothing, with BadSRS set.
+	SRS SRSReverser
 }
+
+// SRSReverser reverses SRS addresses (package srs, with the server's secret).
+type SRSReverser interface {
+	// Reverse returns the address an SRS address stands for; isSRS is false, and nothing else
+	// is set, when addr is not an SRS address at all; err says why one does not verify.
+	Reverse(addr string) (orig string, isSRS bool, err error)
+}
+
+// ErrBadSRS is wrapped by Exists for an SRS address that does not verify (a forged hash, an
+// expired stamp): Relay refuses it with its own reason.
+var ErrBadSRS = errors.New("policy: invalid SRS address")
 
 // Expansion is what a recipient expands to.
 type Expansion struct {
@@ -57,6 +73,8 @@ type Expansion struct {
 	Targets []string
 	// Loop is set when a branch was dropped because it led back to an address on the way.
 	Loop bool
+	// BadSRS is why an SRS address did not verify.
+	BadSRS error
 	// TooDeep is set when a branch was dropped for going deeper than MaxDepth.
 	TooDeep bool
 	// CatchAll is set when a catch-all took the address (sender ownership does not follow it).
@@ -67,6 +85,20 @@ type Expansion struct {
 // expands to nothing; err is for lookup failures.
 func (a *Aliases) Expand(ctx context.Context, addr string) (Expansion, error) {
 	var x Expansion
+	if a.SRS != nil {
+		// Before normalizing: an SRS hash may hold a '/', which no account name does.
+		if at := strings.LastIndexByte(addr, '@'); at > 0 && a.IsLocal(strings.ToLower(addr[at+1:])) {
+			orig, isSRS, err := a.SRS.Reverse(addr)
+			switch {
+			case isSRS && err != nil:
+				x.BadSRS = err
+				return x, nil
+			case isSRS:
+				x.Targets = []string{orig}
+				return x, nil
+			}
+		}
+	}
 	norm, err := accounts.NormalizeAddress(addr)
 	if err != nil {
 		if errors.Is(err, accounts.ErrBadAddress) {
@@ -189,5 +221,21 @@ func cmpOr(v, def int) int {
 // are accepted and unknown addresses, and aliases that only loop, are refused there.
 func (a *Aliases) Exists(ctx context.Context, addr string) (bool, error) {
 	x, err := a.Expand(ctx, addr)
+	if x.BadSRS != nil {
+		return false, fmt.Errorf("%w: %w", ErrBadSRS, x.BadSRS)
+	}
 	return len(x.Targets) > 0, err
+}
+
+// srsReason is the reply text for an SRS address that does not verify: the reason package srs
+// gives, without the address (the reply names it already).
+func srsReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "srs: "); i >= 0 {
+		msg = msg[i+len("srs: "):]
+	}
+	if i := strings.Index(msg, ": \""); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }

@@ -171,3 +171,39 @@ func addr(t *testing.T, s string) smtp.Address {
 	}
 	return a
 }
+
+// fakeSRS reverses SRS0=ok=<local>=<domain> addresses and refuses every other SRS address.
+type fakeSRS struct{}
+
+func (fakeSRS) Reverse(addr string) (string, bool, error) {
+	local, _, _ := strings.Cut(addr, "@")
+	if !strings.HasPrefix(strings.ToUpper(local), "SRS0=") {
+		return "", false, nil
+	}
+	f := strings.Split(local, "=")
+	if len(f) != 4 || f[1] != "ok" {
+		return "", true, errors.New("srs: hash invalid in SRS address: \"" + addr + "\"")
+	}
+	return f[2] + "@" + f[3], true, nil
+}
+
+// An SRS address in a local domain expands to the address it stands for; one that does not
+// verify is refused at RCPT with the reason, 550 5.1.1.
+func TestAliasesSRS(t *testing.T) {
+	a := &Aliases{IsLocal: func(d string) bool { return d == "a.test" }, Lookup: testAliases(), SRS: fakeSRS{}}
+	x, err := a.Expand(context.Background(), "SRS0=ok=carol=b.test@a.test")
+	if err != nil || fmt.Sprint(x.Targets) != "[carol@b.test]" {
+		t.Errorf("Expand = %v, %v", x.Targets, err)
+	}
+	relay := NewRelay([]string{"a.test"}, a)
+	for _, tc := range []struct{ rcpt, want string }{
+		{"SRS0=ok=carol=b.test@a.test", "250 2.1.5 Ok"},
+		{"SRS0=no/t=carol=b.test@a.test", "550 5.1.1 <SRS0=no/t=carol=b.test@a.test>: Recipient address rejected: hash invalid in SRS address"},
+		{"SRS0=no=carol=b.test@elsewhere.test", "554 5.7.1 <SRS0=no=carol=b.test@elsewhere.test>: Relay access denied"},
+	} {
+		r := relay.CheckRcpt(context.Background(), Client{}, addr(t, tc.rcpt))
+		if got := fmt.Sprintf("%d %s %s", r.Code, smtp.Enhanced(r.Code, r.Enh), r.Text); got != tc.want {
+			t.Errorf("RCPT %s: %s, want %s", tc.rcpt, got, tc.want)
+		}
+	}
+}

@@ -67,6 +67,10 @@ func (r *Relay) CheckRcpt(ctx context.Context, c Client, rcpt smtp.Address) smtp
 		if errors.Is(err, accounts.ErrBadAddress) {
 			ok, err = false, nil
 		}
+		if errors.Is(err, ErrBadSRS) {
+			// A bounce to an address we never made, or made too long ago (aliases.go).
+			return smtp.R(smtp.CodeMailboxUnavailable, smtp.EnhBadDestMailbox, addr+": Recipient address rejected: "+srsReason(err))
+		}
 		if err != nil {
 			return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, addr+": Recipient address rejected: temporary lookup failure")
 		}
