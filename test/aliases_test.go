@@ -183,3 +183,17 @@ func TestAliasSenders(t *testing.T) {
 		d.cmd("RSET", `250 .*`)
 	}
 }
+
+// TestAliasBounceToAliasSender: alice sends as her alias al@a.test to a domain with a null MX;
+// the bounce A makes goes to al@a.test, which A's delivery expands to alice's mailbox.
+func TestAliasBounceToAliasSender(t *testing.T) {
+	t.Parallel()
+	w := startWorld(t, worldOpts{})
+	w.A.aliasCmd("add", "al@a.test", aliceA, "--domain", "a.test")
+	tok := token(t)
+	w.submit(t, outMsg{From: "al@a.test", Rcpts: []string{"x@null.test"}, Tok: tok})
+	bounce := w.A.WaitMessage(aliceA, tok, 20*time.Second)
+	mustMatch(t, "bounce", bounce, `\AReturn-Path: <>\r?\nDelivered-To: alice@a\.test\r?\n`)
+	mustMatch(t, "bounce", bounce, `(?mi)^Final-Recipient: rfc822; ?x@null\.test\r?$`)
+	w.A.WaitQueueEmpty(10 * time.Second)
+}
