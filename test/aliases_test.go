@@ -81,7 +81,8 @@ func TestAliasSeedSession(t *testing.T) {
 // an account, a list with a nested alias and an external target (the duplicate delivered
 // once, the external one queued for remote delivery), an alias that keeps a copy and forwards,
 // subaddresses, a domain alias and a catch-all; loops, unknown users and an alias deeper than
-// the limit are refused at RCPT with 550 5.1.1.
+// the limit are refused at RCPT with 550 5.1.1; a mistyped target of a list fails at delivery,
+// to be reported, instead of vanishing.
 func TestAliasForms(t *testing.T) {
 	t.Parallel()
 	tn := startTern(t, ternOpts{ServeArgs: []string{"--domain", "example.org", "--domain", "other.test"},
@@ -89,7 +90,7 @@ func TestAliasForms(t *testing.T) {
 	tn.AddUsers("pw", "alice@example.test", "bob@example.test", "carol@other.test")
 	for _, a := range [][]string{
 		{"info@example.test", "alice@example.test"},
-		{"team@example.test", "alice@example.test", "bob@example.test", "list@example.test"},
+		{"team@example.test", "alice@example.test", "bob@example.test", "list@example.test", "bbo@example.test"}, // a typo
 		{"list@example.test", "bob@example.test", "friend@remote.example"},
 		{"bob@example.test", "bob@example.test", "bob@remote.example"},
 		{"loop1@example.test", "loop2@example.test"},
@@ -148,6 +149,11 @@ func TestAliasForms(t *testing.T) {
 			t.Errorf("%s is in the queue entry %d times:\n%s", ext, n, entry)
 		}
 	}
+	// The mistyped target is not dropped in silence: delivery refuses it, and the sender gets a
+	// report (held for remote delivery like the forwards).
+	waitFor(t, 10*time.Second, "the mistyped target to fail", func() bool {
+		return len(logLines(tn, "delivery failed", "rcpt=bbo@example.test")) > 0
+	})
 	tn.aliasCmd("del", "team@example.test")
 	tn.aliasCmd("del", "bob@example.test", "bob@remote.example")
 	for _, who := range []string{"alice@example.test", "bob@example.test", "carol@other.test"} {

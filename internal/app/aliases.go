@@ -100,7 +100,7 @@ func expandRcpts(ctx context.Context, aliases *policy.Aliases, rcpts []envelope.
 				return nil, err
 			}
 			if len(x.Targets) > 0 {
-				targets = x.Targets
+				targets = append(x.Targets, x.Unknown...)
 			}
 		}
 		for _, t := range targets {
@@ -149,6 +149,9 @@ func AliasAdd(ctx context.Context, cfg config.Config, addr string, targets []str
 				fmt.Fprintf(&b, "note: %s delivers nowhere yet (no account or external address at the end): it is refused at RCPT\n", norm)
 			default:
 				fmt.Fprintf(&b, "delivers to: %s\n", strings.Join(x.Targets, " "))
+			}
+			if len(x.Unknown) > 0 {
+				fmt.Fprintf(&b, "note: %s neither an account nor an alias: mail to them bounces\n", strings.Join(x.Unknown, " "))
 			}
 			if x.Loop {
 				fmt.Fprintf(&b, "note: part of %s loops back to itself (or is more than %d aliases deep) and is dropped\n", norm, cfg.Addresses.AliasDepth)

@@ -20,14 +20,14 @@ func (m mapLookup) AliasTargets(_ context.Context, addr string) ([]string, error
 	return m.aliases[addr], nil
 }
 
-// The queue gets the expanded recipients, each once, with the address given as its ORCPT (an
+// The queue gets the expanded recipients (and the unknown targets, to bounce), each once, with the address given as its ORCPT (an
 // ORCPT the client gave is kept), and their NOTIFY.
 func TestExpandRcpts(t *testing.T) {
 	cfg := config.Default()
 	cfg.Domains = []string{"a.test"}
 	a := newAliases(cfg, mapLookup{
 		accounts: map[string]bool{"alice@a.test": true, "bob@a.test": true},
-		aliases:  map[string][]string{"team@a.test": {"alice@a.test", "bob@a.test", "x@ext.test"}},
+		aliases:  map[string][]string{"team@a.test": {"alice@a.test", "bob@a.test", "typo@a.test", "x@ext.test"}},
 	})
 	in := []envelope.Recipient{
 		{Addr: "Team@a.test", Notify: []string{"FAILURE"}},
@@ -45,6 +45,8 @@ func TestExpandRcpts(t *testing.T) {
 		{Addr: "alice@a.test", Notify: []string{"FAILURE"}, ORcpt: "rfc822;Team@a.test"},
 		{Addr: "bob@a.test", Notify: []string{"FAILURE"}, ORcpt: "rfc822;Team@a.test"},
 		{Addr: "x@ext.test", Notify: []string{"FAILURE"}, ORcpt: "rfc822;Team@a.test"},
+		// A target that names nothing is queued to bounce, not dropped.
+		{Addr: "typo@a.test", Notify: []string{"FAILURE"}, ORcpt: "rfc822;Team@a.test"},
 		{Addr: "gone@a.test"},
 	})
 	if got != want {

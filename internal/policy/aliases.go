@@ -71,6 +71,11 @@ type Expansion struct {
 	// Targets are the final addresses, normalized and each once: local accounts and external
 	// addresses. Empty when the recipient is unknown or every branch loops.
 	Targets []string
+	// Unknown are the targets in a local domain that are neither accounts nor aliases
+	// (normalized, each once). They do not make the address deliverable, but the message is
+	// queued for them too, to bounce: an alias with a mistyped target must not lose that copy
+	// in silence.
+	Unknown []string
 	// Loop is set when a branch was dropped because it led back to an address on the way.
 	Loop bool
 	// BadSRS is why an SRS address did not verify.
@@ -164,6 +169,11 @@ func (e *expander) expand(addr string, path []string) error {
 	targets, err := e.a.Lookup.AliasTargets(e.ctx, "@"+domain)
 	if err != nil {
 		return err
+	}
+	if len(targets) == 0 && len(path) > 0 && !slices.Contains(e.x.Unknown, addr) {
+		// A target that names nothing (a typo, a deleted account): kept, so that the queue
+		// bounces it instead of its copy vanishing.
+		e.x.Unknown = append(e.x.Unknown, addr)
 	}
 	path = append(path, addr)
 	for _, t := range targets {

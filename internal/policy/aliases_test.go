@@ -53,6 +53,8 @@ func testAliases() *fakeAliases {
 			"@a.org":            {"@a.test"},
 			"@b.test":           {"carol@b.test"},
 			"@c.test":           {"@a.test"},
+			"typo@a.test":       {"alice@a.test", "bbo@a.test", "nobody@a.org"},
+			"onlytypo@a.test":   {"bbo@a.test"},
 		},
 	}
 }
@@ -67,6 +69,7 @@ func TestAliasesExpand(t *testing.T) {
 	for _, tc := range []struct {
 		addr, want string // want: the targets, space-separated; "-" none
 		loop, all  bool
+		unknown    string
 	}{
 		{addr: "bob@a.test", want: "bob@a.test bob@ext.test"},
 		{addr: "Alice@A.test", want: "alice@a.test"},
@@ -86,11 +89,13 @@ func TestAliasesExpand(t *testing.T) {
 		{addr: "alice@a.org", want: "alice@a.test"},
 		{addr: "alice+x@a.org", want: "alice@a.test"},
 		{addr: "team@a.org", want: "alice@a.test bob@a.test bob@ext.test friend@ext.test"},
-		{addr: "nobody@a.org", want: "-"},
+		{addr: "nobody@a.org", want: "-", unknown: "nobody@a.test"},
 		{addr: "anyone@b.test", want: "carol@b.test", all: true},
 		{addr: "carol@b.test", want: "carol@b.test"},
 		{addr: "alice@c.test", want: "alice@a.test"},
 		{addr: "someone@ext.test", want: "someone@ext.test"},
+		{addr: "typo@a.test", want: "alice@a.test", unknown: "bbo@a.test nobody@a.test"},
+		{addr: "onlytypo@a.test", want: "-", unknown: "bbo@a.test"},
 		{addr: "not an address", want: "-"},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
@@ -107,6 +112,9 @@ func TestAliasesExpand(t *testing.T) {
 			ts := slices.Sorted(slices.Values(x.Targets))
 			if tc.want != "-" && !slices.Equal(ts, want) || tc.want == "-" && got != "-" {
 				t.Errorf("Expand(%s) = %s, want %s", tc.addr, got, tc.want)
+			}
+			if u := strings.Join(x.Unknown, " "); u != tc.unknown {
+				t.Errorf("Expand(%s): unknown %q, want %q", tc.addr, u, tc.unknown)
 			}
 			if x.Loop != tc.loop || x.CatchAll != tc.all {
 				t.Errorf("Expand(%s): loop %v catch-all %v, want %v %v", tc.addr, x.Loop, x.CatchAll, tc.loop, tc.all)
@@ -206,4 +214,29 @@ func TestAliasesSRS(t *testing.T) {
 			t.Errorf("RCPT %s: %s, want %s", tc.rcpt, got, tc.want)
 		}
 	}
+}
+
+// FuzzAliasesExpand: any address through the expansion, with every form in the store: no
+// panic, and every target is an address in normalized form, once.
+func FuzzAliasesExpand(f *testing.F) {
+	for _, s := range []string{"team@a.test", "alice+x@a.org", "SRS0=ok=carol=b.test@a.test", "x@b.test", "+@a.test", "a+b+c@c.test", "@a.test", "loop1@a.test"} {
+		f.Add(s)
+	}
+	a := &Aliases{IsLocal: func(d string) bool { return d != "ext.test" }, Lookup: testAliases(), Separator: "+", SRS: fakeSRS{}}
+	f.Fuzz(func(t *testing.T, addr string) {
+		x, err := a.Expand(context.Background(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, tg := range x.Targets {
+			if seen[tg] {
+				t.Fatalf("Expand(%q): %s twice", addr, tg)
+			}
+			seen[tg] = true
+			if !strings.Contains(tg, "@") {
+				t.Fatalf("Expand(%q): target %q is no address", addr, tg)
+			}
+		}
+	})
 }

@@ -121,10 +121,15 @@ func FuzzReverse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What reverses is something Forward could have made: it forwards back to an address
-		// that reverses to the same.
+		// Whatever verifies names an address, and forwarding that again gives an address that
+		// reverses to it (Forward and Reverse agree on the format).
 		if !strings.Contains(orig, "@") {
 			t.Fatalf("Reverse(%q) = %q: no domain", addr, orig)
+		}
+		if fwd, err := s.Forward(orig); err == nil && fwd != orig {
+			if back, err := s.Reverse(fwd); err != nil || back != orig {
+				t.Fatalf("Reverse(%q) = %q, forwarded %q, reversed to %q, %v", addr, orig, fwd, back, err)
+			}
 		}
 	})
 }
