@@ -32,17 +32,17 @@ target is a domain alias: local@example.org goes to local@example.test.`,
 		RunE: groupRun,
 	}
 	cmd.AddCommand(
-		newAliasCmdOf(std, "add ADDRESS TARGET...", "add targets to an alias (making it if needed)",
+		newAliasCmdOf("add ADDRESS TARGET...", "add targets to an alias (making it if needed)",
 			"  tern alias add kenneth@example.test kenneth.burgener@example.test", 2, maxAliasArgs,
 			func(ctx context.Context, cfg config.Config, args []string) error {
 				return app.AliasAdd(ctx, cfg, args[0], args[1:], std.out)
 			}),
-		newAliasCmdOf(std, "del ADDRESS [TARGET...]", "delete an alias, or some of its targets",
+		newAliasCmdOf("del ADDRESS [TARGET...]", "delete an alias, or some of its targets",
 			"  tern alias del team@example.test bob@example.test\n  tern alias del team@example.test", 1, maxAliasArgs,
 			func(ctx context.Context, cfg config.Config, args []string) error {
 				return app.AliasDel(ctx, cfg, args[0], args[1:], std.out)
 			}),
-		newAliasCmdOf(std, "list [DOMAIN]", "list the aliases (of one domain)",
+		newAliasCmdOf("list [DOMAIN]", "list the aliases (of one domain)",
 			"  tern alias list\n  tern alias list example.test", 0, 1,
 			func(ctx context.Context, cfg config.Config, args []string) error {
 				domain := ""
@@ -55,23 +55,10 @@ target is a domain alias: local@example.org goes to local@example.test.`,
 	return cmd
 }
 
-func newAliasCmdOf(std stdio, use, short, example string, minArgs, maxArgs int, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
+func newAliasCmdOf(use, short, example string, minArgs, maxArgs int, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
 	// Only add makes the data directory, as tern user add does.
-	c := common{creates: strings.HasPrefix(use, "add ")}
-	cmd := &cobra.Command{
-		Use:     use,
-		Short:   short,
-		Example: example,
-		Args:    nargs(minArgs, maxArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := c.load()
-			if err != nil {
-				return err
-			}
-			return do(context.Background(), cfg, args)
-		},
-	}
-	c.register(cmd.Flags())
+	c := &common{creates: strings.HasPrefix(use, "add ")}
+	cmd := newStoreCmd(c, use, short, example, nargs(minArgs, maxArgs), do)
 	c.registerDomains(cmd.Flags())
 	return cmd
 }

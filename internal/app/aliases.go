@@ -135,11 +135,7 @@ func AliasAdd(ctx context.Context, cfg config.Config, addr string, targets []str
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "alias %s: %s\n", norm, strings.Join(all, " "))
-		domain := norm[strings.LastIndexByte(norm, '@')+1:]
-		if !slices.Contains(cfg.Domains, domain) {
-			fmt.Fprintf(&b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
-				domain, strings.Join(cfg.Domains, ", "), domain)
-		} else if !strings.HasPrefix(norm, "@") {
+		if noteNotLocal(&b, cfg, norm) && !strings.HasPrefix(norm, "@") {
 			x, err := newAliases(cfg, s).Expand(ctx, norm)
 			if err != nil {
 				return err

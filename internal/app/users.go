@@ -90,6 +90,18 @@ func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io
 	return setPassword(ctx, cfg, addr, password, w, true)
 }
 
+// noteNotLocal notes on b when the domain of addr (an address or @domain) is not a local
+// domain, and reports whether it is one.
+func noteNotLocal(b *strings.Builder, cfg config.Config, addr string) bool {
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	if slices.Contains(cfg.Domains, domain) {
+		return true
+	}
+	fmt.Fprintf(b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+		domain, strings.Join(cfg.Domains, ", "), domain)
+	return false
+}
+
 // UserPasswd changes an account's password.
 func UserPasswd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
 	return setPassword(ctx, cfg, addr, password, w, false)
@@ -116,11 +128,7 @@ func setPassword(ctx context.Context, cfg config.Config, addr, password string, 
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
-		domain := norm[strings.LastIndexByte(norm, '@')+1:]
-		if !slices.Contains(cfg.Domains, domain) {
-			fmt.Fprintf(&b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
-				domain, strings.Join(cfg.Domains, ", "), domain)
-		}
+		noteNotLocal(&b, cfg, norm)
 		_, err := io.WriteString(w, b.String())
 		return err
 	})
