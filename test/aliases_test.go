@@ -203,3 +203,23 @@ func TestAliasBounceToAliasSender(t *testing.T) {
 	mustMatch(t, "bounce", bounce, `(?mi)^Final-Recipient: rfc822; ?x@null\.test\r?$`)
 	w.A.WaitQueueEmpty(10 * time.Second)
 }
+
+// TestAliasCLI: what tern alias answers to mistakes, with status 1 and one line each.
+func TestAliasCLI(t *testing.T) {
+	t.Parallel()
+	tn := startTern(t, ternOpts{NoStart: true})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add", "x@example.test", "@example.org"}, "tern: bad alias: x@example.test is an address; only a domain (@example.org) can have a domain target (@example.org)\n"},
+		{[]string{"add", "@example.org", "@example.test", "bob@example.test"}, "tern: bad alias: @example.org: a domain alias has one target, a domain (a catch-all has addresses)\n"},
+		{[]string{"add", "a b@example.test", "bob@example.test"}, "tern: not a mail address: \"a b@example.test\": local part contains ' '\n"},
+		{[]string{"del", "nobody@example.test"}, "tern: nobody@example.test: no such alias or target (tern alias list shows them)\n"},
+	} {
+		out, errOut, code := tn.ternCmd("", []string{"alias", tc.args[0]}, tc.args[1:]...)
+		if code != 1 || errOut != tc.want || out != "" {
+			t.Errorf("tern alias %s: status %d, stdout %q, stderr %q; want %q", strings.Join(tc.args, " "), code, out, errOut, tc.want)
+		}
+	}
+}
