@@ -79,6 +79,8 @@ declare -A pkg=(
   # from a mount namespace of its own (unshare --mount, as root: test/opendmarc_test.go)
   [opendmarc-check]=opendmarc
   [unshare]=util-linux
+  # SRS peer: postsrsd's TCP lookup tables reverse what tern's SRS forwards, and the other way
+  [postsrsd]=postsrsd
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish
@@ -101,7 +103,7 @@ have() {
   case "$1" in
     smtp-source) [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null 2>&1 ;;
     saslpasswd2) [ -x /usr/sbin/saslpasswd2 ] || command -v saslpasswd2 >/dev/null 2>&1 ;;
-    krb5kdc|kadmin.local|dovecot|doveadm|opendkim|opendkim-genkey|opendkim-testmsg) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
+    krb5kdc|kadmin.local|dovecot|doveadm|opendkim|opendkim-genkey|opendkim-testmsg|postsrsd) [ -x "/usr/sbin/$1" ] || command -v "$1" >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

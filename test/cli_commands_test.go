@@ -261,8 +261,8 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "queue", "status", "send", "dkim", "dns", "reports"}, strings.Fields(c.path)[0])
-			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "queue", "dkim", "dns", "reports"}, c.path) {
+			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "send", "dkim", "dns", "reports"}, strings.Fields(c.path)[0])
+			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "dkim", "dns", "reports"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}
 		}

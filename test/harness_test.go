@@ -11,6 +11,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -89,6 +90,8 @@ type ternOpts struct {
 	// Env is added to the server's environment (NAME=value), e.g. SSL_CERT_FILE for roots
 	// that trust a test's HTTPS server.
 	Env []string
+	// Domain is the first --domain (where a bare login is taken). Default: testDomain.
+	Domain string
 }
 
 // Tern is one running `tern serve` process.
@@ -181,7 +184,7 @@ func (tn *Tern) start() {
 	args := []string{"serve",
 		"--data", tn.Data,
 		"--smtp", tn.opts.SMTPListen, "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
-		"--domain", testDomain, "--hostname", testHostname,
+		"--domain", cmp.Or(tn.opts.Domain, testDomain), "--hostname", testHostname,
 		// Tests never ask the system's DNS: a resolver on a loopback port where nothing listens
 		// makes every remote domain a temporary failure (mail waits in the queue). A test that
 		// delivers remotely passes its own --resolver (later flags win).

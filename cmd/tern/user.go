@@ -84,11 +84,21 @@ func newUserSetCmd(std stdio, add bool) *cobra.Command {
 // mechs --auth-mechanisms (the mechanisms whose missing secrets list and show point out).
 func newUserCmdOf(std stdio, use, short, example string, n int, mechs bool, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
 	var c common
+	cmd := newStoreCmd(&c, use, short, example, nargs(n, n), do)
+	if mechs {
+		c.registerMechs(cmd.Flags())
+	}
+	return cmd
+}
+
+// newStoreCmd is a command on the data directory: c loads the configuration (--data, --config)
+// and do runs with it.
+func newStoreCmd(c *common, use, short, example string, args cobra.PositionalArgs, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     use,
 		Short:   short,
 		Example: example,
-		Args:    nargs(n, n),
+		Args:    args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := c.load()
 			if err != nil {
@@ -98,8 +108,5 @@ func newUserCmdOf(std stdio, use, short, example string, n int, mechs bool, do f
 		},
 	}
 	c.register(cmd.Flags())
-	if mechs {
-		c.registerMechs(cmd.Flags())
-	}
 	return cmd
 }

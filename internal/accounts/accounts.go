@@ -74,6 +74,9 @@ type Store interface {
 	// ReportStore keeps the statistics behind DMARC and TLS reports (reports.go).
 	ReportStore
 
+	// AliasStore keeps the aliases (aliases.go).
+	AliasStore
+
 	// Close releases the store's resources. The store must not be used afterwards.
 	Close() error
 }

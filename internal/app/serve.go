@@ -152,8 +152,10 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, dataError(data, "cannot load the TLS certificate", err)
 	}
 
-	relay := policy.NewRelay(cfg.Domains, store)
+	aliases, srsKeeper := newServerAliases(cfg, data, store) // aliases.go
+	relay := policy.NewRelay(cfg.Domains, aliases)
 	router := newRouter(cfg, data, store, relay, rd, log)
+	routeAliases(router, aliases, srsKeeper)
 	s.q, err = queue.Open(queuePath(data), queueOptions(cfg, derived, router, log))
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
@@ -163,6 +165,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	tlsOut.set(s.reports.Recorder)
 	opts := serverOptions(cfg, derived, cert, store, gss, relay, s.q, log)
+	withAliases(&opts, aliases)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
 	}

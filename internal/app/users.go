@@ -64,9 +64,12 @@ func withAccounts(cfg config.Config, addr string, create bool, f func(s accounts
 
 // userError words an error of a tern user command about addr for the administrator.
 func userError(cfg config.Config, addr string, err error) error {
+	var worded *Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &worded):
+		return err // worded already (aliases.go)
 	case errors.Is(err, accounts.ErrExists):
 		return errorf(err, "%s already has an account (tern user passwd %s changes its password)", addr, addr)
 	case errors.Is(err, accounts.ErrNotFound):
@@ -85,6 +88,18 @@ func userError(cfg config.Config, addr string, err error) error {
 // such an account would never receive mail.
 func UserAdd(ctx context.Context, cfg config.Config, addr, password string, w io.Writer) error {
 	return setPassword(ctx, cfg, addr, password, w, true)
+}
+
+// noteNotLocal notes on b when the domain of addr (an address or @domain) is not a local
+// domain, and reports whether it is one.
+func noteNotLocal(b *strings.Builder, cfg config.Config, addr string) bool {
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	if slices.Contains(cfg.Domains, domain) {
+		return true
+	}
+	fmt.Fprintf(b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+		domain, strings.Join(cfg.Domains, ", "), domain)
+	return false
 }
 
 // UserPasswd changes an account's password.
@@ -113,11 +128,7 @@ func setPassword(ctx context.Context, cfg config.Config, addr, password string, 
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "added %s (secrets for %s)\n", norm, strings.Join(mechs, " "))
-		domain := norm[strings.LastIndexByte(norm, '@')+1:]
-		if !slices.Contains(cfg.Domains, domain) {
-			fmt.Fprintf(&b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
-				domain, strings.Join(cfg.Domains, ", "), domain)
-		}
+		noteNotLocal(&b, cfg, norm)
 		_, err := io.WriteString(w, b.String())
 		return err
 	})

@@ -31,6 +31,9 @@ type Config struct {
 	Queue    Queue    `toml:"queue"`
 	Reports  Reports  `toml:"reports"`
 	Log      Log      `toml:"log"`
+
+	// Addresses: aliases and subaddressing (addresses.go).
+	Addresses Addresses `toml:"addresses"`
 }
 
 // Listen holds the listener addresses; an empty one is not opened.
@@ -221,6 +224,8 @@ func Default() Config {
 	return Config{
 		Data:    "./tern-data",
 		Domains: []string{"localhost"},
+		// Addresses: aliases and subaddressing (addresses.go).
+		Addresses: DefaultAddresses(),
 		Listen: Listen{
 			SMTP:        "127.0.0.1:2525",
 			Submission:  "127.0.0.1:2587",
@@ -431,6 +436,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("delivery.lmtp %q: want HOST:PORT or unix:/path/to/socket", c.Delivery.LMTP))
 		}
 	}
+	// Addresses: aliases and subaddressing (addresses.go).
+	errs = append(errs, c.Addresses.validate()...)
 	if c.Queue.Workers <= 0 {
 		errs = append(errs, errors.New("queue.workers must be positive"))
 	}

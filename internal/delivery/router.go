@@ -28,10 +28,21 @@ type Router struct {
 	LMTP BatchDeliverer
 	// Remote delivers to other domains; nil keeps such mail waiting in the queue.
 	Remote BatchDeliverer
+	// Expand, when set, gives the targets of a local address that is not an account (an
+	// alias: expand.go); nil keeps such a recipient as it is.
+	Expand func(ctx context.Context, addr string) ([]string, error)
+	// Forward, when set, rewrites the envelope of mail that leaves for remote delivery (the
+	// sender of forwarded mail, with SRS); nil sends it as it is.
+	Forward func(env *envelope.Envelope) (*envelope.Envelope, error)
 }
 
 // DeliverBatch implements BatchDeliverer.
 func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body) []Outcome {
+	env, rcpts, merge := r.expand(ctx, env, rcpts)
+	return merge(r.deliverBatch(ctx, env, rcpts, body))
+}
+
+func (r *Router) deliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body) []Outcome {
 	out := make([]Outcome, len(rcpts))
 	var local, remote []int // indexes into rcpts
 	for k, i := range rcpts {
@@ -49,8 +60,12 @@ func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts
 				out[k].Err = &Error{Code: smtp.CodeLocalError, Enh: smtp.EnhRoutingOther, Msg: "remote delivery is not available",
 					Err: errors.New("no remote deliverer configured")}
 			}
+		} else if renv, err := r.forward(env); err != nil {
+			for _, k := range remote {
+				out[k].Err = Temporary("cannot rewrite the sender for forwarding", err)
+			}
 		} else {
-			res := r.Remote.DeliverBatch(ctx, env, idx, body)
+			res := r.Remote.DeliverBatch(ctx, renv, idx, body)
 			for n, k := range remote {
 				if n < len(res) {
 					out[k] = res[n]
@@ -162,4 +177,12 @@ func pick(rcpts, ks []int) []int {
 		idx[n] = rcpts[k]
 	}
 	return idx
+}
+
+// forward is env as remote delivery gets it (Forward).
+func (r *Router) forward(env *envelope.Envelope) (*envelope.Envelope, error) {
+	if r.Forward == nil {
+		return env, nil
+	}
+	return r.Forward(env)
 }

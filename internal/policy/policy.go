@@ -27,8 +27,9 @@ type Client struct {
 
 // Accounts is what relay control needs of the account store.
 type Accounts interface {
-	// Exists reports whether addr is an account. An address that cannot be an account fails
-	// with accounts.ErrBadAddress, which relay control takes as "no such user".
+	// Exists reports whether addr is an account, or delivers to one (Aliases.Exists). An
+	// address that cannot be an account fails with accounts.ErrBadAddress, which relay control
+	// takes as "no such user".
 	Exists(ctx context.Context, addr string) (bool, error)
 }
 
@@ -65,6 +66,10 @@ func (r *Relay) CheckRcpt(ctx context.Context, c Client, rcpt smtp.Address) smtp
 		ok, err := r.accounts.Exists(ctx, rcpt.Local+"@"+rcpt.Domain)
 		if errors.Is(err, accounts.ErrBadAddress) {
 			ok, err = false, nil
+		}
+		if errors.Is(err, ErrBadSRS) {
+			// A bounce to an address we never made, or made too long ago (aliases.go).
+			return smtp.R(smtp.CodeMailboxUnavailable, smtp.EnhBadDestMailbox, addr+": Recipient address rejected: "+srsReason(err))
 		}
 		if err != nil {
 			return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, addr+": Recipient address rejected: temporary lookup failure")

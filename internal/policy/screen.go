@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -56,19 +57,12 @@ func (r ClientReport) LogAttrs() []any {
 		attrs = append(attrs, "dnsbl", strings.Join(z, ","))
 	}
 	if r.Looked {
-		attrs = append(attrs, "name", cmpOr(r.Name.Name, "unknown"))
+		attrs = append(attrs, "name", cmp.Or(r.Name.Name, "unknown"))
 		if r.Name.Name == "" && r.Name.PTR != "" {
 			attrs = append(attrs, "ptr", r.Name.PTR)
 		}
 	}
 	return attrs
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Active reports whether the screen does anything at all.

@@ -28,6 +28,9 @@ type AuthOptions struct {
 	AllowCleartext, LoopbackIsSecure bool
 	// SenderMustOwn limits an authenticated client's MAIL FROM to its own addresses.
 	SenderMustOwn bool
+	// Senders, when set, decides which addresses are an account's own for SenderMustOwn
+	// (policy.Senders: the aliases that deliver to it too); nil: policy.CheckSender.
+	Senders SenderChecker
 	// AllowAuthzID lets PLAIN and SCRAM clients act for another account.
 	AllowAuthzID bool
 	// GSSAPI is the Kerberos service state GSSAPI needs (keytab, principal, principal map);
@@ -35,6 +38,11 @@ type AuthOptions struct {
 	GSSAPI *sasl.GSSAPIAcceptor
 	// Limiter slows down and blocks failed attempts; nil means no limit.
 	Limiter *policy.AuthLimiter
+}
+
+// SenderChecker decides whether an account may use an envelope sender (policy.Senders).
+type SenderChecker interface {
+	CheckSender(ctx context.Context, account string, from smtp.Address) smtp.Reply
 }
 
 // MaxAuthLine is the longest AUTH command or response line, CRLF included: RFC 4954 §4 lets

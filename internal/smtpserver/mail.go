@@ -115,13 +115,24 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Sender address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
 	}
 	if s.user != "" && s.srv.opts.Auth.SenderMustOwn {
-		if r := policy.CheckSender(s.user, from); !r.Positive() {
+		if r := s.checkSender(from); !r.Positive() {
 			return r, pa.Path
 		}
 	}
 	tx.from = from
 	s.tx = tx
 	return smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Ok"), from.String()
+}
+
+// checkSender asks the configured SenderChecker, or policy.CheckSender, whether the account
+// may use from.
+func (s *session) checkSender(from smtp.Address) smtp.Reply {
+	if sc := s.srv.opts.Auth.Senders; sc != nil {
+		ctx, cancel := s.lookupContext()
+		defer cancel()
+		return sc.CheckSender(ctx, s.user, from)
+	}
+	return policy.CheckSender(s.user, from)
 }
 
 // mailParams applies the ESMTP parameters of MAIL FROM to tx.

@@ -93,6 +93,15 @@ var migrations = []string{
 	);
 	CREATE INDEX reports_sent_at ON reports_sent (sent_at);
 	CREATE INDEX reports_sent_domain ON reports_sent (kind, domain, end_at)`,
+	// 5: aliases (aliases.go), one row per target. address is local@domain or @domain; domain
+	// is its domain, for listing.
+	`CREATE TABLE aliases (
+		address TEXT NOT NULL,
+		target  TEXT NOT NULL,
+		domain  TEXT NOT NULL,
+		PRIMARY KEY (address, target)
+	);
+	CREATE INDEX aliases_domain ON aliases (domain, address)`,
 }
 
 const (
@@ -118,6 +127,8 @@ type Store struct {
 	exists   *sql.Stmt
 	password *sql.Stmt
 	secret   *sql.Stmt
+	// aliasTargets runs for every RCPT TO to a local domain (aliases.go).
+	aliasTargets *sql.Stmt
 
 	// decoy makes Verify for an unknown address cost as much as for a known one.
 	decoy accounts.Decoy
@@ -168,6 +179,10 @@ func Open(path string) (*Store, error) {
 	}
 	if s.secret, err = db.PrepareContext(ctx,
 		`SELECT secret FROM secrets WHERE address = ? AND kind = ?`); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	if s.aliasTargets, err = db.PrepareContext(ctx,
+		`SELECT target FROM aliases WHERE address = ? ORDER BY target`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	return s, nil
@@ -443,7 +458,7 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 // Close implements accounts.Store.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret} {
+	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret, s.aliasTargets} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

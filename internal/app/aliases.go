@@ -1,0 +1,218 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/smtpserver"
+)
+
+// newAliases is alias expansion over the store, for the local domains of cfg.
+func newAliases(cfg config.Config, store policy.AliasLookup) *policy.Aliases {
+	return &policy.Aliases{
+		IsLocal:   func(d string) bool { return slices.Contains(cfg.Domains, strings.ToLower(d)) },
+		Lookup:    store,
+		Separator: cfg.Addresses.SubaddressSeparator,
+		MaxDepth:  cfg.Addresses.AliasDepth,
+	}
+}
+
+// newServerAliases is the server's alias expansion, which reverses SRS addresses with the
+// secret of the data directory, and the keeper of that secret.
+func newServerAliases(cfg config.Config, data string, store policy.AliasLookup) (*policy.Aliases, *srsKeeper) {
+	a := newAliases(cfg, store)
+	k := newSRSKeeper(cfg, data, a.IsLocal)
+	a.SRS = k
+	return a, k
+}
+
+// routeAliases makes delivery expand what the queue addresses to an alias itself (its reports
+// to a sender that was an alias), and rewrite the sender of forwarded mail with SRS.
+func routeAliases(r *delivery.Router, a *policy.Aliases, k *srsKeeper) {
+	r.Expand = func(ctx context.Context, addr string) ([]string, error) {
+		x, err := a.Expand(ctx, addr)
+		return x.Targets, err
+	}
+	r.Forward = k.forward
+}
+
+// withAliases makes the server expand aliases: the queue gets each message with its
+// recipients expanded (aliasSpool), and an authenticated user may send as the aliases that
+// deliver to it. Relay control asks the same expansion at RCPT (Build hands it to NewRelay).
+func withAliases(opts *smtpserver.Options, aliases *policy.Aliases) {
+	opts.Spool = aliasSpool{Spool: opts.Spool, aliases: aliases}
+	if opts.Auth != nil {
+		opts.Auth.Senders = &policy.Senders{Aliases: aliases}
+	}
+}
+
+// aliasSpool expands the recipients of each message as it is committed, as Postfix's cleanup
+// does before the queue: the queue holds the mailboxes and external addresses mail goes to,
+// each once, and each keeps the address the client gave as its ORCPT (RFC 3461 §4.2), so that
+// a DSN names it.
+type aliasSpool struct {
+	smtpserver.Spool
+	aliases *policy.Aliases
+}
+
+func (s aliasSpool) NewMessage() (smtpserver.Message, error) {
+	m, err := s.Spool.NewMessage()
+	if err != nil {
+		return nil, err
+	}
+	return aliasMessage{Message: m, aliases: s.aliases}, nil
+}
+
+type aliasMessage struct {
+	smtpserver.Message
+	aliases *policy.Aliases
+}
+
+func (m aliasMessage) Commit(ctx context.Context, env *envelope.Envelope) error {
+	rcpts, err := expandRcpts(ctx, m.aliases, env.Rcpts)
+	if err != nil {
+		return fmt.Errorf("alias expansion: %w", err)
+	}
+	env.Rcpts = rcpts
+	return m.Message.Commit(ctx, env)
+}
+
+// expandRcpts replaces each recipient in a local domain by its expansion. A recipient that
+// expands to nothing now (its alias went away since RCPT) is kept as it is: delivery then
+// refuses it, or hands it to the postmaster.
+func expandRcpts(ctx context.Context, aliases *policy.Aliases, rcpts []envelope.Recipient) ([]envelope.Recipient, error) {
+	out := make([]envelope.Recipient, 0, len(rcpts))
+	seen := make(map[string]bool, len(rcpts))
+	for _, rc := range rcpts {
+		targets := []string{rc.Addr}
+		if aliases.IsLocal(envelope.Domain(rc.Addr)) {
+			x, err := aliases.Expand(ctx, rc.Addr)
+			if err != nil {
+				return nil, err
+			}
+			if len(x.Targets) > 0 {
+				targets = append(x.Targets, x.Unknown...)
+			}
+		}
+		for _, t := range targets {
+			key := strings.ToLower(t)
+			if seen[key] {
+				continue // a duplicate after expansion is delivered once
+			}
+			seen[key] = true
+			n := rc
+			if !strings.EqualFold(t, rc.Addr) {
+				n.Addr = t
+				if n.ORcpt == "" {
+					n.ORcpt = "rfc822;" + rc.Addr
+				}
+			}
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// AliasAdd adds targets to an alias, and says on w what the alias now expands to.
+func AliasAdd(ctx context.Context, cfg config.Config, addr string, targets []string, w io.Writer) error {
+	return withAliasStore(cfg, addr, true, func(s accounts.Store) error {
+		if err := s.AddAlias(ctx, addr, targets...); err != nil {
+			return err
+		}
+		norm, _ := accounts.NormalizeAlias(addr)
+		all, err := s.AliasTargets(ctx, norm)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "alias %s: %s\n", norm, strings.Join(all, " "))
+		if noteNotLocal(&b, cfg, norm) && !strings.HasPrefix(norm, "@") {
+			x, err := newAliases(cfg, s).Expand(ctx, norm)
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(x.Targets) == 0:
+				fmt.Fprintf(&b, "note: %s delivers nowhere yet (no account or external address at the end): it is refused at RCPT\n", norm)
+			default:
+				fmt.Fprintf(&b, "delivers to: %s\n", strings.Join(x.Targets, " "))
+			}
+			if len(x.Unknown) > 0 {
+				fmt.Fprintf(&b, "note: %s neither an account nor an alias: mail to them bounces\n", strings.Join(x.Unknown, " "))
+			}
+			if x.Loop {
+				fmt.Fprintf(&b, "note: part of %s loops back to itself (or is more than %d aliases deep) and is dropped\n", norm, cfg.Addresses.AliasDepth)
+			}
+		}
+		_, err = io.WriteString(w, b.String())
+		return err
+	})
+}
+
+// AliasDel removes targets of an alias, or the whole alias when none are given.
+func AliasDel(ctx context.Context, cfg config.Config, addr string, targets []string, w io.Writer) error {
+	return withAliasStore(cfg, addr, false, func(s accounts.Store) error {
+		if err := s.DeleteAlias(ctx, addr, targets...); err != nil {
+			return err
+		}
+		norm, _ := accounts.NormalizeAlias(addr)
+		var err error
+		if len(targets) == 0 {
+			_, err = fmt.Fprintf(w, "deleted alias %s\n", norm)
+		} else {
+			_, err = fmt.Fprintf(w, "deleted %d target(s) of %s\n", len(targets), norm)
+		}
+		return err
+	})
+}
+
+// AliasList prints the aliases of domain (all when ""), one a line: the address, its kind when
+// it is a domain's, and its targets.
+func AliasList(ctx context.Context, cfg config.Config, domain string, w io.Writer) error {
+	return withAliasStore(cfg, "", false, func(s accounts.Store) error {
+		list, err := s.Aliases(ctx, domain)
+		if err != nil {
+			return err
+		}
+		width := 0
+		for _, a := range list {
+			width = max(width, len(a.Addr))
+		}
+		var b strings.Builder
+		for _, a := range list {
+			kind := ""
+			switch {
+			case strings.HasPrefix(a.Addr, "@") && strings.HasPrefix(a.Targets[0], "@"):
+				kind = "(domain alias) "
+			case strings.HasPrefix(a.Addr, "@"):
+				kind = "(catch-all) "
+			}
+			fmt.Fprintf(&b, "%-*s  %s%s\n", width, a.Addr, kind, strings.Join(a.Targets, " "))
+		}
+		_, err = io.WriteString(w, b.String())
+		return err
+	})
+}
+
+// withAliasStore is withAccounts with the errors worded for aliases.
+func withAliasStore(cfg config.Config, addr string, create bool, f func(s accounts.Store) error) error {
+	return withAccounts(cfg, addr, create, func(s accounts.Store) error {
+		err := f(s)
+		switch {
+		case errors.Is(err, accounts.ErrNotFound):
+			return errorf(err, "%s: no such alias or target (tern alias list shows them)", addr)
+		case errors.Is(err, accounts.ErrBadAlias):
+			return errorf(err, "%s", strings.TrimPrefix(err.Error(), "accounts: "))
+		}
+		return err
+	})
+}
