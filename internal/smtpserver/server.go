@@ -167,6 +167,8 @@ type Options struct {
 	// Authentication checks SPF and DKIM of the mail policy picks and records the results in an
 	// Authentication-Results field; nil: no checks, and no field is removed.
 	Authentication *Authentication
+	// Filters inspect sessions and messages (milters, rspamd), in order; see filter.go.
+	Filters []Filter
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail

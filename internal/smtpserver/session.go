@@ -64,6 +64,7 @@ type session struct {
 	lastWords bool                 // the final reply after a timeout or fault is being sent
 	messages  int                  // messages queued in this session
 	counts    map[string]int       // commands seen, for the disconnect log line
+	filters   *filtering           // nil without filters (filter.go)
 }
 
 // What a session is doing (session.phase).
@@ -175,6 +176,7 @@ func (s *session) serve() {
 			s.log.Error("session panic", "panic", v, "stack", string(debug.Stack()))
 			s.farewell()
 		}
+		s.closeFilters()
 		s.cancel()
 		s.close()
 		s.logDisconnect()
@@ -204,6 +206,9 @@ func (s *session) serve() {
 		if !s.handshake() {
 			return
 		}
+	}
+	if !s.openFilters() {
+		return
 	}
 	s.reply(smtp.R(smtp.CodeReady, "", s.hostname()+" ESMTP tern"))
 	s.loop()
