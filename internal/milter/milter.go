@@ -535,19 +535,3 @@ func (f *framer) feed(p []byte) error {
 	}
 	return nil
 }
-
-// roleNames maps the configuration's listener names to roles.
-var roleNames = map[string]smtpserver.Role{
-	"smtp": smtpserver.RoleMX, "submission": smtpserver.RoleSubmission, "submissions": smtpserver.RoleSubmissions,
-}
-
-// Roles returns the roles of listener names (unknown names are left out: config checks them).
-func Roles(names []string) []smtpserver.Role {
-	var rs []smtpserver.Role
-	for _, n := range names {
-		if r, ok := roleNames[n]; ok {
-			rs = append(rs, r)
-		}
-	}
-	return rs
-}
