@@ -81,9 +81,15 @@ type session struct {
 }
 
 // rspamd is asked once per message, at its end: the earlier stages go on.
-func (s *session) Connect(context.Context, smtpserver.FilterState) filter.Verdict { return filter.Verdict{} }
-func (s *session) Helo(context.Context, smtpserver.FilterState) filter.Verdict    { return filter.Verdict{} }
-func (s *session) Mail(context.Context, smtpserver.FilterState) filter.Verdict    { return filter.Verdict{} }
+func (s *session) Connect(context.Context, smtpserver.FilterState) filter.Verdict {
+	return filter.Verdict{}
+}
+func (s *session) Helo(context.Context, smtpserver.FilterState) filter.Verdict {
+	return filter.Verdict{}
+}
+func (s *session) Mail(context.Context, smtpserver.FilterState) filter.Verdict {
+	return filter.Verdict{}
+}
 func (s *session) Rcpt(context.Context, smtpserver.FilterState, string, string) filter.Verdict {
 	return filter.Verdict{}
 }
