@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,8 @@ func startProcess(t *testing.T, log *testutil.SyncBuffer, name string, args ...s
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	// A group of its own: a peer that forks workers (rspamd) is stopped with them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
@@ -84,8 +87,15 @@ func startProcess(t *testing.T, log *testutil.SyncBuffer, name string, args ...s
 		close(done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // by PID; it may have exited already
-		<-done
+		pid := cmd.Process.Pid
+		_ = syscall.Kill(-pid, syscall.SIGTERM) // by PID (its group); it may have exited already
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			<-done
+		}
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // workers that outlived their parent
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, log.String())
 		}
