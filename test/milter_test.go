@@ -103,14 +103,11 @@ func startProcess(t *testing.T, log *testutil.SyncBuffer, name string, args ...s
 	return done
 }
 
-// TestMilterOpenDKIM: Debian's opendkim, as a signing milter on loopback with a key from
-// opendkim-genkey, signs a message tern accepts; the message lands in bob's mailbox with the
-// signature, which dkimpy verifies, and fails once its body is changed.
-func TestMilterOpenDKIM(t *testing.T) {
-	t.Parallel()
-	opendkim := needTool(t, "opendkim")
-	genkey := needTool(t, "opendkim-genkey")
-	py := "/usr/bin/python3"
+// needDkimpy returns the system's python3 with dkimpy and the verifier script that takes the
+// key records from a file (internal/dkim/testdata/dkimpy_verify.py).
+func needDkimpy(t *testing.T) (py, verifyPy string) {
+	t.Helper()
+	py = "/usr/bin/python3"
 	if exec.Command(py, "-c", "import dkim").Run() != nil {
 		testutil.MissingPeer(t, "dkimpy (python3-dkim) not installed: run scripts/test-deps.sh")
 	}
@@ -118,6 +115,17 @@ func TestMilterOpenDKIM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return py, verifyPy
+}
+
+// TestMilterOpenDKIM: Debian's opendkim, as a signing milter on loopback with a key from
+// opendkim-genkey, signs a message tern accepts; the message lands in bob's mailbox with the
+// signature, which dkimpy verifies, and fails once its body is changed.
+func TestMilterOpenDKIM(t *testing.T) {
+	t.Parallel()
+	opendkim := needTool(t, "opendkim")
+	genkey := needTool(t, "opendkim-genkey")
+	py, verifyPy := needDkimpy(t)
 	dir := t.TempDir()
 	if _, errOut, code := runTool(t, time.Minute, "", genkey, "-D", dir, "-d", "example.test", "-s", "sel"); code != 0 {
 		t.Fatalf("opendkim-genkey: %s", errOut)

@@ -210,23 +210,28 @@ func (h *Header) change(name string, index int, value string) error {
 	return nil
 }
 
-// Write writes the header section and then body: the stored form of an edited message.
-func (h Header) Write(w io.Writer, body io.Reader) error {
-	bw := bufio.NewWriter(w)
+// Write writes the header section and then body: the stored form of an edited message. It
+// returns the octets written.
+func (h Header) Write(w io.Writer, body io.Reader) (int64, error) {
+	var n int64
 	for _, f := range h.Fields {
-		if _, err := bw.WriteString(f.Raw); err != nil {
-			return err
-		}
+		n += int64(len(f.Raw))
 	}
 	if h.Sep {
-		if _, err := bw.WriteString("\r\n"); err != nil {
-			return err
-		}
+		n += 2
 	}
-	if _, err := io.Copy(bw, body); err != nil {
-		return err
+	bw := bufio.NewWriter(w)
+	for _, f := range h.Fields {
+		bw.WriteString(f.Raw)
 	}
-	return bw.Flush()
+	if h.Sep {
+		bw.WriteString("\r\n")
+	}
+	m, err := io.Copy(bw, body)
+	if err != nil {
+		return n + m, err
+	}
+	return n + m, bw.Flush()
 }
 
 // CRLF returns b with every line ending in CRLF (a bare LF gets its CR, a bare CR is

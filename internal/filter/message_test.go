@@ -36,7 +36,7 @@ func TestReadHeader(t *testing.T) {
 				t.Errorf("fields %v sep %v body %q", names, h.Sep, b)
 			}
 			var out bytes.Buffer
-			if err := h.Write(&out, bytes.NewReader(b)); err != nil {
+			if _, err := h.Write(&out, bytes.NewReader(b)); err != nil {
 				t.Fatal(err)
 			}
 			if want := strings.TrimSuffix(tc.msg, "1") + map[bool]string{true: "1\r\n"}[tc.name == "no-line-end"]; out.String() != want {
@@ -102,7 +102,7 @@ func FuzzApply(f *testing.F) {
 			{Kind: ChangeHeader, Name: name, Value: value, Index: index},
 		})
 		var out bytes.Buffer
-		if err := h.Write(&out, body); err != nil {
+		if _, err := h.Write(&out, body); err != nil {
 			t.Fatal(err)
 		}
 		for _, fl := range h.Fields {

@@ -146,7 +146,7 @@ func (s *session) check(ctx context.Context, st smtpserver.FilterState, h filter
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close() // read to its end or abandoned: nothing to report
+	defer func() { _ = resp.Body.Close() }() // read to its end or abandoned: nothing to report
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("rspamd: HTTP %s", resp.Status)
 	}

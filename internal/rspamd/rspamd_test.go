@@ -97,7 +97,7 @@ func TestActions(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out strings.Builder
-			if err := h.Write(&out, b); err != nil {
+			if _, err := h.Write(&out, b); err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tc.stored {
@@ -147,7 +147,7 @@ func FuzzParseResult(f *testing.F) {
 		}
 		_, _, _ = filter.Apply(&h, v.Edits)
 		var out strings.Builder
-		if err := h.Write(&out, body); err != nil {
+		if _, err := h.Write(&out, body); err != nil {
 			t.Fatal(err)
 		}
 	})

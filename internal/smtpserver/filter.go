@@ -315,7 +315,7 @@ func (s *session) filterOne(fs FilterSession, env *envelope.Envelope) (filter.Ve
 	if err != nil {
 		return filter.Verdict{}, err
 	}
-	defer rc.Close() // only read
+	defer func() { _ = rc.Close() }() // only read: nothing to lose
 	h, body, err := filter.ReadHeader(bufio.NewReader(rc))
 	if err != nil {
 		return filter.Verdict{}, err
@@ -356,7 +356,7 @@ func (s *session) rewriteMessage(env *envelope.Envelope, edits []filter.Edit) er
 	if err != nil {
 		return err
 	}
-	defer rc.Close() // only read
+	defer func() { _ = rc.Close() }() // only read: nothing to lose
 	h, body, err := filter.ReadHeader(bufio.NewReader(rc))
 	if err != nil {
 		return err
@@ -376,26 +376,15 @@ func (s *session) rewriteMessage(env *envelope.Envelope, edits []filter.Edit) er
 	if replaced {
 		body = strings.NewReader(string(filter.CRLF(newBody)))
 	}
-	cw := &countWriter{w: msg}
-	if err := h.Write(cw, body); err != nil {
+	size, err := h.Write(msg, body)
+	if err != nil {
 		msg.Abort()
 		return err
 	}
 	tx.msg.Abort()
 	tx.msg = msg
 	env.ID = msg.ID()
-	env.Size = cw.n + int64(len(env.Prepend))
+	env.Size = size + int64(len(env.Prepend))
 	s.log.Info("message edited by filter", "msgid", msg.ID(), "was", old)
 	return nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
