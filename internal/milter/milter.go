@@ -114,6 +114,13 @@ type session struct {
 	inMessage bool
 }
 
+// watch ends the wait for the milter when ctx ends (the session's: a shutdown out of time);
+// the call then fails and gets the default.
+func (s *session) watch(ctx context.Context) (stop func() bool) {
+	g := s.guard
+	return context.AfterFunc(ctx, func() { _ = g.Conn.SetDeadline(time.Now()) }) // the call in progress reports it
+}
+
 // fail records a failure of the milter and returns the default verdict.
 func (s *session) fail(stage string, err error) filter.Verdict {
 	if !s.down {
@@ -147,7 +154,7 @@ type dialFunc func(network, address string) (net.Conn, error)
 func (d dialFunc) Dial(network, address string) (net.Conn, error) { return d(network, address) }
 
 // Connect opens the milter connection and sends the client's address.
-func (s *session) Connect(_ context.Context, st smtpserver.FilterState) filter.Verdict {
+func (s *session) Connect(ctx context.Context, st smtpserver.FilterState) filter.Verdict {
 	m := s.macros
 	m.Set(gomilter.MacroMTAFQDN, s.conn.Hostname)
 	m.Set(gomilter.MacroMTAVersion, "tern")
@@ -175,6 +182,7 @@ func (s *session) Connect(_ context.Context, st smtpserver.FilterState) filter.V
 		return s.fail("connect", err)
 	}
 	s.cs = cs
+	defer s.watch(ctx)()
 	family := gomilter.FamilyInet
 	if ip.Is6() {
 		family = gomilter.FamilyInet6
@@ -184,10 +192,11 @@ func (s *session) Connect(_ context.Context, st smtpserver.FilterState) filter.V
 }
 
 // Helo sends HELO/EHLO, with the TLS macros once TLS is up.
-func (s *session) Helo(_ context.Context, st smtpserver.FilterState) filter.Verdict {
+func (s *session) Helo(ctx context.Context, st smtpserver.FilterState) filter.Verdict {
 	if s.down {
 		return s.defaultVerdict()
 	}
+	defer s.watch(ctx)()
 	if st.TLS != nil {
 		// Postfix's values: TLSv1.3, the OpenSSL-like suite name, its key bits.
 		s.macros.Set(gomilter.MacroTlsVersion, strings.Replace(tls.VersionName(st.TLS.Version), "TLS 1", "TLSv1", 1))
@@ -203,10 +212,11 @@ func (s *session) Helo(_ context.Context, st smtpserver.FilterState) filter.Verd
 }
 
 // Mail sends MAIL FROM, with the authentication macros.
-func (s *session) Mail(_ context.Context, st smtpserver.FilterState) filter.Verdict {
+func (s *session) Mail(ctx context.Context, st smtpserver.FilterState) filter.Verdict {
 	if s.down {
 		return s.defaultVerdict()
 	}
+	defer s.watch(ctx)()
 	m := s.macros
 	m.Set(gomilter.MacroAuthAuthen, st.User)
 	m.Set(gomilter.MacroAuthType, st.AuthMech)
@@ -223,10 +233,11 @@ func (s *session) Mail(_ context.Context, st smtpserver.FilterState) filter.Verd
 }
 
 // Rcpt sends one RCPT TO.
-func (s *session) Rcpt(_ context.Context, _ smtpserver.FilterState, rcpt, args string) filter.Verdict {
+func (s *session) Rcpt(ctx context.Context, _ smtpserver.FilterState, rcpt, args string) filter.Verdict {
 	if s.down {
 		return s.defaultVerdict()
 	}
+	defer s.watch(ctx)()
 	s.macros.Set(gomilter.MacroRcptAddr, rcpt)
 	host := ""
 	if i := strings.LastIndexByte(rcpt, '@'); i >= 0 {
@@ -240,10 +251,11 @@ func (s *session) Rcpt(_ context.Context, _ smtpserver.FilterState, rcpt, args s
 
 // Message sends DATA, the header fields, the body in chunks and the end of the message, and
 // returns the milter's verdict with its edits.
-func (s *session) Message(_ context.Context, st smtpserver.FilterState, h filter.Header, body io.Reader) filter.Verdict {
+func (s *session) Message(ctx context.Context, st smtpserver.FilterState, h filter.Header, body io.Reader) filter.Verdict {
 	if s.down {
 		return s.defaultVerdict()
 	}
+	defer s.watch(ctx)()
 	s.macros.Set(gomilter.MacroQueueId, st.QueueID)
 	s.inMessage = true
 	s.guard.startMessage()

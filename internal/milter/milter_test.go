@@ -408,3 +408,44 @@ func FuzzFramer(f *testing.F) {
 		}
 	})
 }
+
+// A session that ends (a shutdown out of time) stops waiting for a slow milter: the call gets
+// the default at once, whatever the end-of-message timeout.
+func TestMilterSessionEnds(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	addr, _ := startMilter(t, func(r *recorder) {
+		r.atEOM = func(gomilter.Modifier) (*gomilter.Response, error) {
+			<-release
+			return gomilter.RespAccept, nil
+		}
+	})
+	f := testFilter(addr, true)
+	f.cfg.EOMTimeout = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	fs := f.Open(ctx, testConn)
+	defer fs.Close()
+	st := smtpserver.FilterState{Helo: "c", From: "a@example.org"}
+	for _, v := range []filter.Verdict{fs.Connect(ctx, st), fs.Helo(ctx, st), fs.Mail(ctx, st), fs.Rcpt(ctx, st, "b@example.test", "")} {
+		if v.Action != filter.Continue {
+			t.Fatalf("before the message: %v", v.Action)
+		}
+	}
+	h, body, _ := filter.ReadHeader(bufio.NewReader(strings.NewReader(testMessage)))
+	got := make(chan filter.Verdict)
+	go func() { got <- fs.Message(ctx, st, h, body) }()
+	cancel()
+	if v := <-got; v.Action != filter.TempFail {
+		t.Errorf("verdict %v, want tempfail", v.Action)
+	}
+}
+
+// A milter filters only the listeners it is configured for.
+func TestMilterRoles(t *testing.T) {
+	f := testFilter("127.0.0.1:9", true) // RoleMX only
+	c := testConn
+	c.Role = smtpserver.RoleSubmission
+	if fs := f.Open(context.Background(), c); fs != nil {
+		t.Error("a session on the submission listener got the milter")
+	}
+}

@@ -326,8 +326,8 @@ func (s *session) filterOne(fs FilterSession, env *envelope.Envelope) (filter.Ve
 	for _, r := range env.Rcpts {
 		st.Rcpts = append(st.Rcpts, r.Addr)
 	}
-	s.phase.Store(phaseCommit)
-	defer s.phase.Store(phaseCommand)
+	// The message is not durable yet: a shutdown may close the connection while a filter
+	// thinks (phaseCommand), and the client sends it again.
 	return fs.Message(s.ctx, st, h, body), nil
 }
 

@@ -122,6 +122,18 @@ func TestFilterVerdicts(t *testing.T) {
 		{"rcpt-discard-discards-the-message", map[string]filter.Verdict{"rcpt alice@example.test": {Action: filter.Discard}},
 			filterSession + `S: 250 2.0.0 Ok: queued as`, 0},
 		{"continue", nil, filterSession + `S: 250 2.0.0 Ok: queued as`, 1},
+		{"bdat-message-tempfail", map[string]filter.Verdict{"message bob@example.test": {Action: filter.TempFail}}, `
+			S: 220
+			C: EHLO c
+			S: 250
+			C: MAIL FROM:<a@example.org>
+			S: 250
+			C: RCPT TO:<bob@example.test>
+			S: 250
+			W: BDAT 9\r\nSubject: 
+			S: 250
+			W: BDAT 6 LAST\r\nhi\r\n\r\n
+			S: 451 4.7.1 Error: try again later`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &scriptFilter{verdicts: tc.verdicts}
