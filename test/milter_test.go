@@ -190,7 +190,7 @@ func goMilter(t *testing.T, m func() gomilter.Milter) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := gomilter.NewServer(gomilter.WithMilter(m))
+	srv := gomilter.NewServer(gomilter.WithMilter(m), gomilter.WithActions(gomilter.AllClientSupportedActionMasks))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -263,4 +263,80 @@ func TestMilterSlowAndCrashing(t *testing.T) {
 			mustMatch(t, "log", tn.Log(), `milter failed`)
 		})
 	}
+}
+
+// actionMilter acts on the subject at the end of the message: "hold" quarantines it, "edit"
+// edits it (a field added, one deleted, the body replaced, a recipient added, the sender
+// changed), "discard" discards it.
+type actionMilter struct {
+	gomilter.NoOpMilter
+	subject string
+}
+
+func (m *actionMilter) Header(name, value string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	if strings.EqualFold(name, "Subject") {
+		m.subject = value
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (m *actionMilter) EndOfMessage(mod gomilter.Modifier) (*gomilter.Response, error) {
+	switch {
+	case strings.HasPrefix(m.subject, "hold"):
+		return gomilter.RespContinue, mod.Quarantine("held by the test milter")
+	case strings.HasPrefix(m.subject, "discard"):
+		return gomilter.RespDiscard, nil
+	case strings.HasPrefix(m.subject, "edit"):
+		for _, err := range []error{
+			mod.AddHeader("X-Milter", "edited"),
+			mod.ChangeHeader(1, "X-Drop", ""),
+			mod.ReplaceBody(strings.NewReader("replaced body\r\n")),
+			mod.AddRecipient("<carol@example.test>", ""),
+			mod.ChangeFrom("<bounces@example.org>", ""),
+		} {
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return gomilter.RespContinue, nil
+}
+
+// TestMilterActions: a milter's quarantine holds the message in the queue (released by tern
+// queue release), its edits reach the mailboxes, its discard answers 250 and delivers nothing.
+func TestMilterActions(t *testing.T) {
+	t.Parallel()
+	addr := goMilter(t, func() gomilter.Milter { return &actionMilter{} })
+	tn := startTern(t, ternOpts{Config: fmt.Sprintf("[[milter]]\naddress = \"inet:%s\"\n", addr)})
+	tn.AddUsers("pw-1234", "bob@example.test", "carol@example.test")
+
+	hold := token(t)
+	if err := sendSMTP(t, tn.SMTP, "alice@example.org", "bob@example.test", "Subject: hold "+hold+"\n\nhello\n"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	mustMatch(t, "held messages", queueOK(t, tn, "show", "--held", "ALL"), `(?m)^Status:\s+held`)
+	queueOK(t, tn, "release", "ALL")
+	tn.WaitMessage("bob@example.test", hold, 30*time.Second)
+
+	edit := token(t)
+	if err := sendSMTP(t, tn.SMTP, "alice@example.org", "bob@example.test", "Subject: edit "+edit+"\nX-Drop: me\n\nhello\n"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	for _, who := range []string{"bob@example.test", "carol@example.test"} {
+		got := tn.WaitMessage(who, edit, 30*time.Second)
+		mustMatch(t, who+"'s message", got, `(?m)^X-Milter: edited$`)
+		mustMatch(t, who+"'s message", got, `(?m)^Return-Path: <bounces@example\.org>$`)
+		mustMatch(t, who+"'s message", got, `\n\nreplaced body\n$`)
+		mustNotMatch(t, who+"'s message", got, `X-Drop`)
+	}
+
+	discard := token(t)
+	if err := sendSMTP(t, tn.SMTP, "alice@example.org", "bob@example.test", "Subject: discard "+discard+"\n\nhello\n"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	tn.ExpectNoMail("carol@example.test", 1)
+	if msgs := tn.Maildir("bob@example.test"); len(msgs) != 2 {
+		t.Errorf("bob has %d messages, want 2 (the discarded one is not there)", len(msgs))
+	}
+	mustMatch(t, "log", tn.Log(), `message discarded by filter`)
 }
