@@ -88,7 +88,7 @@ func (r *recorder) Abort(m gomilter.Modifier) error {
 
 // startMilter serves backend on a loopback port until the test ends and returns its address
 // and what it saw.
-func startMilter(t *testing.T, backend func(r *recorder)) (string, func() []string) {
+func startMilter(t testing.TB, backend func(r *recorder)) (string, func() []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
