@@ -71,7 +71,9 @@ type filtering struct {
 	// done marks the filters that accepted for the whole session, txDone those that accepted
 	// for the current transaction: neither is asked again.
 	done, txDone []bool
-	inTx         bool
+	// inTx marks the filters that were sent MAIL and not yet the message or an abort: each
+	// must get one or the other before the next MAIL.
+	inTx []bool
 	// discard is set when a filter discarded the transaction before its end.
 	discard bool
 }
@@ -95,6 +97,7 @@ func (s *session) openFilters() bool {
 	}
 	f.done = make([]bool, len(f.sessions))
 	f.txDone = make([]bool, len(f.sessions))
+	f.inTx = make([]bool, len(f.sessions))
 	s.filters = f
 	r, ok := s.askFilters("connect", func(ctx context.Context, fs FilterSession, st FilterState) filter.Verdict {
 		return fs.Connect(ctx, st)
@@ -152,6 +155,9 @@ func (s *session) askFilters(stage string, ask func(context.Context, FilterSessi
 		if f.done[i] || f.txDone[i] {
 			continue
 		}
+		if stage == "mail" {
+			f.inTx[i] = true
+		}
 		v := ask(ctx, fs, st)
 		switch v.Action {
 		case filter.Accept:
@@ -183,9 +189,9 @@ func (s *session) filterMail(arg string, r smtp.Reply) smtp.Reply {
 	if s.filters == nil || !r.Positive() {
 		return r
 	}
-	s.filters.inTx = true
-	clear(s.filters.txDone)
-	s.filters.discard = false
+	f := s.filters
+	clear(f.txDone)
+	f.discard = false
 	fr, ok := s.askFilters("mail", func(ctx context.Context, fs FilterSession, st FilterState) filter.Verdict {
 		st.FromArgs = esmtpArgs(arg)
 		return fs.Mail(ctx, st)
@@ -225,12 +231,12 @@ func esmtpArgs(arg string) string {
 // filterAbort tells the filters that the transaction ended before its message did.
 func (s *session) filterAbort() {
 	f := s.filters
-	if f == nil || !f.inTx {
+	if f == nil {
 		return
 	}
-	f.inTx = false
 	for i, fs := range f.sessions {
-		if !f.done[i] {
+		if f.inTx[i] {
+			f.inTx[i] = false
 			fs.Abort(s.ctx)
 		}
 	}
@@ -250,12 +256,15 @@ func (s *session) filterMessage(env *envelope.Envelope) bool {
 	if f == nil {
 		return true
 	}
-	f.inTx = false
+	// Every filter still in the transaction that does not get the message (one before it
+	// refused, or it accepted earlier) gets an abort.
+	defer s.filterAbort()
 	discard := f.discard
 	for i, fs := range f.sessions {
 		if f.done[i] || f.txDone[i] || discard {
 			continue
 		}
+		f.inTx[i] = false
 		v, err := s.filterOne(fs, env)
 		if err != nil {
 			s.log.Error("filter: reading the message back failed", "err", err)

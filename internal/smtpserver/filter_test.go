@@ -162,7 +162,6 @@ func TestFilterAcceptStopsAsking(t *testing.T) {
 		C: QUIT
 		S: 221`)
 	c.expectClosed()
-	ts.spool.messages()
 	f1.mu.Lock()
 	if got := strings.Join(f1.calls, ";"); got != "connect;close" {
 		t.Errorf("first filter asked %q", got)
@@ -170,7 +169,9 @@ func TestFilterAcceptStopsAsking(t *testing.T) {
 	f1.mu.Unlock()
 	f2.mu.Lock()
 	defer f2.mu.Unlock()
-	if got := strings.Join(f2.calls, ";"); !strings.HasPrefix(got, "connect;helo;mail;mail;abort") {
+	// An accept at MAIL still ends the transaction with an abort, so that the filter is ready
+	// for the next MAIL.
+	if got := strings.Join(f2.calls, ";"); got != "connect;helo;mail;abort;mail;abort;close" {
 		t.Errorf("second filter asked %q", got)
 	}
 }
@@ -210,5 +211,27 @@ func TestFilterEdits(t *testing.T) {
 	}
 	if env.From != "b@example.org" || strings.Join(rcpts, ",") != "bob@example.test,carol@example.test" || !env.Held || env.Size != int64(m.body.Len()) {
 		t.Errorf("envelope from %q rcpts %v held %v size %d (body %d)", env.From, rcpts, env.Held, env.Size, m.body.Len())
+	}
+}
+
+// When a filter refuses the message, the filters after it never get it: they get an abort, and
+// the next transaction starts afresh for them.
+func TestFilterRefusalAbortsTheOthers(t *testing.T) {
+	f1 := &scriptFilter{verdicts: map[string]filter.Verdict{"message bob@example.test,alice@example.test": {Action: filter.Reject}}}
+	f2 := &scriptFilter{}
+	ts := newTestServer(t, func(o *Options) { o.Filters = []Filter{f1, f2} })
+	c := ts.dial(t, RoleMX)
+	c.run(filterSession + `
+		S: 550 5.7.1
+		C: MAIL FROM:<a@example.org>
+		S: 250
+		C: QUIT
+		S: 221`)
+	c.expectClosed()
+	f2.mu.Lock()
+	defer f2.mu.Unlock()
+	want := "connect;helo;mail;rcpt bob@example.test;rcpt alice@example.test;abort;mail;abort;close"
+	if got := strings.Join(f2.calls, ";"); got != want {
+		t.Errorf("second filter asked\n%q\nwant\n%q", got, want)
 	}
 }
