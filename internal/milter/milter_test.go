@@ -449,3 +449,25 @@ func TestMilterRoles(t *testing.T) {
 		t.Error("a session on the submission listener got the milter")
 	}
 }
+
+// After an abort (RSET, or a message another filter refused) the milter takes the next
+// transaction: MAIL is sent again and answered.
+func TestMilterAbortThenMail(t *testing.T) {
+	addr, seen := startMilter(t, nil)
+	ctx := context.Background()
+	fs := testFilter(addr, true).Open(ctx, testConn)
+	st := smtpserver.FilterState{Helo: "c", From: "a@example.org"}
+	vs := []filter.Verdict{fs.Connect(ctx, st), fs.Helo(ctx, st), fs.Mail(ctx, st), fs.Rcpt(ctx, st, "b@example.test", "")}
+	fs.Abort(ctx)
+	vs = append(vs, fs.Mail(ctx, st), fs.Rcpt(ctx, st, "c@example.test", ""))
+	fs.Close()
+	for i, v := range vs {
+		if v.Action != filter.Continue {
+			t.Errorf("call %d: %v", i, v.Action)
+		}
+	}
+	// The milter's own goroutine records the abort; the second MAIL proves it was taken.
+	if got := strings.Join(seen(), "|"); !strings.Contains(got, "abort|mail <a@example.org>") {
+		t.Errorf("milter saw %q", got)
+	}
+}
