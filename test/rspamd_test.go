@@ -14,8 +14,9 @@ import (
 const gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 // startRspamd runs Debian's rspamd on loopback with a configuration of its own: its normal
-// worker (HTTP) and its proxy worker in milter mode, scanning by itself. No Redis, no rules,
-// no DNS (a resolver where nothing answers): GTUBE is found by rspamd's core. A list of three
+// worker (HTTP) and its proxy worker in milter mode, scanning by itself. No Redis, no rules
+// but the milter_headers module, no DNS (a resolver where nothing answers): GTUBE is found by
+// rspamd's core. A list of three
 // TLDs in place of the public suffix list makes it start in a fraction of a second rather than
 // ten. It returns the two addresses once both accept connections.
 func startRspamd(t *testing.T) (httpAddr, milterAddr string) {
@@ -33,6 +34,10 @@ func startRspamd(t *testing.T) (httpAddr, milterAddr string) {
 }
 logging { type = "console"; level = "info"; }
 actions { reject = 15; add_header = 6; greylist = 4; }
+# The one Lua module loaded: it adds X-Spamd-Result and X-Spam-Status (through milter headers
+# in both protocols).
+modules { path = "/usr/share/rspamd/plugins/milter_headers.lua"; }
+milter_headers { use = ["x-spamd-result", "x-spam-status"]; skip_local = false; skip_authenticated = false; }
 worker "normal" { bind_socket = "%[4]s"; count = 1; }
 worker "rspamd_proxy" {
   bind_socket = "%[5]s";
@@ -57,10 +62,13 @@ func TestRspamd(t *testing.T) {
 	for _, tc := range []struct {
 		name, config, reject, clean string
 	}{
+		// rspamd's own X-Spam-Status and X-Spamd-Result, through its milter.add_headers; tern's
+		// X-Spam-Score.
 		{"http", fmt.Sprintf("[rspamd]\nurl = \"http://%s\"\n", httpAddr),
-			`^554 "?5\.7\.1 Gtube pattern`, `(?m)^X-Spam-Status: No, score=0\.00 required=15\.00 action="no action"$`},
+			`^554 "?5\.7\.1 Gtube pattern`, `(?m)^X-Spam-Status: No, score=0\.00\nX-Spamd-Result: default: False \[0\.00 / 15\.00\]\nX-Spam-Score: 0\.00$`},
+		// The same fields, added by the proxy worker through the milter protocol.
 		{"milter", fmt.Sprintf("[[milter]]\nname = \"rspamd\"\naddress = \"inet:%s\"\n", milterAddr),
-			`^5\d\d "?5\.7\.1 `, ``},
+			`^554 "?5\.7\.1 Gtube pattern`, `(?m)^X-Spamd-Result: default: False \[0\.00 / 15\.00\]$`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -36,7 +36,7 @@ const milterDoc = `Milters (Sendmail's mail filter protocol, version 6; e.g. Ope
 
 // Rspamd configures rspamd's HTTP protocol (POST /checkv2 to its normal worker).
 type Rspamd struct {
-	URL           string   `toml:"url" doc:"rspamd's normal worker, e.g. \"http://127.0.0.1:11333\": every message is sent to its /checkv2 at the end of DATA (after the milters) and its action applied: reject 554 5.7.1, soft reject and greylist 451 4.7.1, add header and rewrite subject X-Spam: Yes (and the subject rspamd gives), no action delivers; X-Spam-Status, X-Spam-Score and X-Spamd-Result are added to every message it checked, and its milter.add_headers/remove_headers applied. Empty: rspamd is not asked."`
+	URL           string   `toml:"url" doc:"rspamd's normal worker, e.g. \"http://127.0.0.1:11333\": every message is sent to its /checkv2 at the end of DATA (after the milters) and its action applied: reject 554 5.7.1, soft reject and greylist 451 4.7.1, add header and rewrite subject X-Spam: Yes (and the subject rspamd gives), no action delivers; its milter.add_headers/remove_headers are applied, and X-Spam-Status, X-Spam-Score and X-Spamd-Result added to every message it checked where rspamd did not set its own. Empty: rspamd is not asked."`
 	Password      string   `toml:"password" doc:"rspamd's controller password, sent as the Password header; empty: none (the normal worker needs none)."`
 	Listeners     []string `toml:"listeners" doc:"The listeners whose messages rspamd checks, among \"smtp\", \"submission\", \"submissions\"."`
 	Timeout       Duration `toml:"timeout" doc:"The longest wait for rspamd's answer about one message."`

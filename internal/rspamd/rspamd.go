@@ -5,9 +5,9 @@
 // The message goes as it is stored, with the envelope in rspamd's request headers (From, one
 // Rcpt per recipient, IP, Helo, User, Queue-Id, MTA-Name). rspamd's action decides: reject
 // 554 5.7.1, soft reject and greylist 451 4.7.1, discard, quarantine (held in the queue),
-// rewrite subject and add header (X-Spam: Yes), no action. Every checked message gets
-// X-Spam-Status, X-Spam-Score and, unless rspamd sends its own, X-Spamd-Result, and rspamd's
-// milter.add_headers and milter.remove_headers are applied. When rspamd cannot be reached or
+// rewrite subject and add header (X-Spam: Yes), no action. rspamd's milter.add_headers and
+// milter.remove_headers are applied, and every checked message gets X-Spam-Status,
+// X-Spam-Score and X-Spamd-Result where rspamd did not set its own. When rspamd cannot be reached or
 // does not answer within the timeout, the configured default applies (tempfail 451 4.7.1, or
 // accept). Its answer is read to at most MaxResponse octets.
 package rspamd
@@ -264,6 +264,11 @@ func (r *Result) Verdict(h filter.Header) filter.Verdict {
 		v.Quarantine = fmt.Sprintf("rspamd score %.2f", r.Score)
 	}
 	spam := r.Action == "add header" || r.Action == "rewrite subject" || r.Action == "quarantine"
+	// Fields claiming a result only we (and rspamd) may give go first, as with
+	// Authentication-Results; then rspamd's own edits; then ours, for what rspamd did not set.
+	for _, name := range []string{"X-Spam", "X-Spam-Status", "X-Spam-Score", "X-Spamd-Result"} {
+		v.Edits = append(v.Edits, filter.Edit{Kind: filter.ChangeHeader, Name: name, Index: 0})
+	}
 	if r.Milter != nil {
 		v.Edits = append(v.Edits, r.removeEdits()...)
 		v.Edits = append(v.Edits, r.addEdits()...)
@@ -275,23 +280,19 @@ func (r *Result) Verdict(h filter.Header) filter.Verdict {
 			v.Edits = append(v.Edits, filter.Edit{Kind: filter.AddHeader, Name: "Subject", Value: r.Subject})
 		}
 	}
-	// Fields claiming a result only we may give are replaced, as with Authentication-Results.
-	for _, name := range []string{"X-Spam", "X-Spam-Status", "X-Spam-Score"} {
-		v.Edits = append(v.Edits, filter.Edit{Kind: filter.ChangeHeader, Name: name, Index: 0})
-	}
-	if spam {
-		v.Edits = append(v.Edits, filter.Edit{Kind: filter.AddHeader, Name: "X-Spam", Value: "Yes"})
-	}
 	yes := "No"
 	if spam {
 		yes = "Yes"
 	}
-	v.Edits = append(v.Edits,
-		filter.Edit{Kind: filter.AddHeader, Name: "X-Spam-Status", Value: fmt.Sprintf("%s, score=%.2f required=%.2f action=%q", yes, r.Score, r.RequiredScore, r.Action)},
-		filter.Edit{Kind: filter.AddHeader, Name: "X-Spam-Score", Value: strconv.FormatFloat(r.Score, 'f', 2, 64)},
-	)
-	if _, ok := r.rawAdd["X-Spamd-Result"]; !ok {
-		v.Edits = append(v.Edits, filter.Edit{Kind: filter.AddHeader, Name: "X-Spamd-Result", Value: r.spamdResult(spam)})
+	for _, f := range []struct{ name, value string }{
+		{"X-Spam", map[bool]string{true: "Yes"}[spam]},
+		{"X-Spam-Status", fmt.Sprintf("%s, score=%.2f required=%.2f action=%q", yes, r.Score, r.RequiredScore, r.Action)},
+		{"X-Spam-Score", strconv.FormatFloat(r.Score, 'f', 2, 64)},
+		{"X-Spamd-Result", r.spamdResult(spam)},
+	} {
+		if _, ok := r.rawAdd[f.name]; !ok && f.value != "" {
+			v.Edits = append(v.Edits, filter.Edit{Kind: filter.AddHeader, Name: f.name, Value: f.value})
+		}
 	}
 	return v
 }
@@ -335,13 +336,14 @@ func (r *Result) removeEdits() []filter.Edit {
 	return es
 }
 
-// addEdits maps milter.add_headers: order 0 inserts at the top, no order appends.
+// addEdits maps milter.add_headers: an order of 0 or more inserts the field after that many
+// (0: at the top), no order or a negative one appends it.
 func (r *Result) addEdits() []filter.Edit {
 	var es []filter.Edit
 	for _, name := range sortedKeys(r.rawAdd) {
 		for _, a := range r.rawAdd[name] {
-			if a.Order != nil {
-				es = append(es, filter.Edit{Kind: filter.InsertHeader, Name: name, Value: a.Value, Index: max(*a.Order, 0)})
+			if a.Order != nil && *a.Order >= 0 {
+				es = append(es, filter.Edit{Kind: filter.InsertHeader, Name: name, Value: a.Value, Index: *a.Order})
 			} else {
 				es = append(es, filter.Edit{Kind: filter.AddHeader, Name: name, Value: a.Value})
 			}

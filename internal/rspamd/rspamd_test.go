@@ -76,6 +76,9 @@ func TestActions(t *testing.T) {
 		{"add-header", `{"action":"add header","score":7,"required_score":15,"milter":{"add_headers":{"X-Spamd-Result":"own","X-Order":{"value":"top","order":0},"X-Two":["a",{"value":"b"}]},"remove_headers":{"Subject":1}}}`,
 			filter.Continue, smtp.Reply{}, false,
 			"X-Order: top\r\nReceived: from c\r\nX-Spamd-Result: own\r\nX-Two: a\r\nX-Two: b\r\nX-Spam: Yes\r\nX-Spam-Status: Yes, score=7.00 required=15.00 action=\"add header\"\r\nX-Spam-Score: 7.00\r\n\r\nbody\r\n"},
+		{"rspamd-sets-its-own", `{"action":"no action","score":0,"required_score":15,"milter":{"remove_headers":{"X-Spam-Status":0},"add_headers":{"X-Spamd-Result":{"value":"default: False [0.00 / 15.00]","order":-1},"X-Spam-Status":{"value":"No, score=0.00","order":-1}}}}`,
+			filter.Continue, smtp.Reply{}, false,
+			"Received: from c\r\nSubject: hi\r\nX-Spam-Status: No, score=0.00\r\nX-Spamd-Result: default: False [0.00 / 15.00]\r\nX-Spam-Score: 0.00\r\n\r\nbody\r\n"},
 		{"rewrite-subject", `{"action":"rewrite subject","score":8,"required_score":15,"subject":"[SPAM] hi"}`,
 			filter.Continue, smtp.Reply{}, false,
 			"Received: from c\r\nSubject: [SPAM] hi\r\nX-Spam: Yes\r\nX-Spam-Status: Yes, score=8.00 required=15.00 action=\"rewrite subject\"\r\nX-Spam-Score: 8.00\r\n" +
