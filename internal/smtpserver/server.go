@@ -7,7 +7,8 @@
 // says the message is durable. Every fault is answered with a reply that carries an enhanced
 // status code; a panic in one session is recovered, logged and answered with 421 without
 // touching any other session. Decisions (relay control, connection limits) live in package
-// policy, storage in the Spool: neither is decided here.
+// policy, storage in the Spool: neither is decided here. Content filters (Options.Filters:
+// milters, rspamd) are asked likewise, and the session applies their verdicts (filter.go).
 //
 // # Reading and replying
 //
