@@ -73,6 +73,8 @@ declare -A pkg=(
   [opendkim-genkey]=opendkim-tools
   [opendkim-testmsg]=opendkim-tools
   [opendkim]=opendkim
+  # rspamd: its normal worker (HTTP /checkv2) and its proxy worker in milter mode (test/milter_test.go)
+  [rspamd]=rspamd
   # xmllint validates DMARC aggregate reports against RFC 7489 Appendix C's schema (internal/reports)
   [xmllint]=libxml2-utils
   # DMARC peer: OpenDMARC's opendmarc-check (libopendmarc), pointed at the tests' DNS server

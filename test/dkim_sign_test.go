@@ -3,13 +3,10 @@ package test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // TestDKIMSignsOutgoing: keys made with tern dkim keygen on A's running server sign what alice
@@ -19,14 +16,7 @@ import (
 // example.test, the parent domain with keys.
 func TestDKIMSignsOutgoing(t *testing.T) {
 	t.Parallel()
-	py := "/usr/bin/python3"
-	if exec.Command(py, "-c", "import dkim").Run() != nil {
-		testutil.MissingPeer(t, "dkimpy (python3-dkim) not installed: run scripts/test-deps.sh")
-	}
-	verifyPy, err := filepath.Abs("../internal/dkim/testdata/dkimpy_verify.py")
-	if err != nil {
-		t.Fatal(err)
-	}
+	py, verifyPy := needDkimpy(t)
 	// alice may send as bob@b.test, so that A has a report to send to another domain.
 	w := startWorld(t, worldOpts{AConfig: "[auth]\nsender_must_own = false\n"})
 

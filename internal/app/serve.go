@@ -225,6 +225,7 @@ func serverOptions(cfg config.Config, derived config.Derived, cert tls.Certifica
 		ETRN:             policy.NewETRN(relay.IsLocal, policy.ETRNLimits{}),
 		Headers:          policy.Headers{AddMissing: cfg.Auth.AddMissingHeaders},
 		Limiter:          connLimiter(cfg.Limits, derived, log),
+		Filters:          contentFilters(cfg, log),
 		Logger:           log,
 	}
 }

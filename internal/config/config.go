@@ -34,6 +34,10 @@ type Config struct {
 
 	// Addresses: aliases and subaddressing (addresses.go).
 	Addresses Addresses `toml:"addresses"`
+
+	// Content filters (filters.go).
+	Milters []Milter `toml:"milter" doc:"<milterDoc>"`
+	Rspamd  Rspamd   `toml:"rspamd"`
 }
 
 // Listen holds the listener addresses; an empty one is not opened.
@@ -270,6 +274,8 @@ func Default() Config {
 		Delivery: Delivery{RemotePort: 25, MTASTSPort: 443},
 		Reports:  Reports{DMARC: true, TLS: true},
 		Log:      Log{Level: "info", Format: "text"},
+		Milters:  []Milter{},
+		Rspamd:   defaultRspamd(),
 	}
 }
 
@@ -379,6 +385,7 @@ func (c *Config) Validate() error {
 		// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
 		errs = append(errs, errors.New("limits.recipients must be at least 100 (RFC 5321 §4.5.3.1.8)"))
 	}
+	errs = append(errs, c.validateFilters()...)
 	if m, err := ParseMechanisms(c.Auth.Mechanisms); err != nil {
 		errs = append(errs, fmt.Errorf("auth.mechanisms: %w", err))
 	} else {

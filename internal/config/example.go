@@ -32,7 +32,11 @@ func writeTable(b *strings.Builder, v reflect.Value, name string) {
 			tables = append(tables, i)
 			continue
 		}
-		for _, line := range wrap(f.Tag.Get("doc"), 96) {
+		doc := f.Tag.Get("doc")
+		if doc == "<milterDoc>" {
+			doc = milterDoc // too long for a tag that stays readable
+		}
+		for _, line := range wrap(doc, 96) {
 			fmt.Fprintf(b, "# %s\n", line)
 		}
 		fmt.Fprintf(b, "%s = %s\n", f.Tag.Get("toml"), tomlValue(v.Field(i).Interface()))

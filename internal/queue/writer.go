@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -229,4 +230,31 @@ func (w *Writer) Abort() {
 	if w.external && !w.keepFile {
 		_ = w.q.fs.Remove(w.bodyPath())
 	}
+}
+
+// Reader reads back the body written so far, before the commit: the content filters of a
+// session (milters, rspamd) read the message as it is stored, rather than the session keeping
+// a copy of its own. Nothing may be written to the message while the reader is in use.
+func (w *Writer) Reader() (io.ReadCloser, error) {
+	if w.done {
+		return nil, errors.New("queue: read after commit or abort")
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	if w.file == nil {
+		return io.NopCloser(bytes.NewReader(w.buf.Bytes())), nil
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = fmt.Errorf("queue: body file: %w", err)
+		return nil, w.err
+	}
+	f, err := w.q.fs.OpenFile(w.bodyPath(), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("queue: body file: %w", err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, w.n), f}, nil
 }

@@ -110,6 +110,11 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	s.abortTx()
 	s.helo = sanitizeHelo(arg)
 	s.esmtp = esmtp
+	if r, ok := s.filterHelo(); !ok {
+		s.helo = ""
+		s.reply(r)
+		return
+	}
 	if !esmtp {
 		s.reply(smtp.R(smtp.CodeOK, "", s.hostname()))
 		return

@@ -315,6 +315,9 @@ func (s *session) finishMessage(size int64) {
 		env.Prepend, env.Quarantine = ar, quarantine
 		env.Size += int64(len(ar))
 	}
+	if !s.filterMessage(env) {
+		return
+	}
 	// The commit is not cancelled when a shutdown runs out of time (nor is its connection
 	// closed): cancelling a commit whose record may already be on its way to the disk would
 	// answer 451 for a message that is stored, and the client would send it again. It is

@@ -73,12 +73,14 @@ func (s *session) abortTx() {
 	if s.tx != nil && s.tx.judge != nil {
 		s.tx.judge.abort()
 	}
+	s.filterAbort()
 	s.tx = nil
 }
 
 // cmdMail starts a transaction (RFC 5321 §4.1.1.2). Every decision gets one log line.
 func (s *session) cmdMail(arg string) {
 	r, from := s.mail(arg)
+	r = s.filterMail(arg, r)
 	if r.Positive() {
 		s.log.Info("mail", "from", from, "code", r.Code, "body", string(s.tx.body), "smtputf8", s.tx.smtputf8)
 	} else {
@@ -202,7 +204,12 @@ var replyTooManyRcpts = smtp.R(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpt
 // cmdRcpt adds a recipient (RFC 5321 §4.1.1.3) after policy accepts it. Every decision gets
 // one log line, except the recipients past the limit after the first.
 func (s *session) cmdRcpt(arg string) {
+	before := 0
+	if s.tx != nil {
+		before = len(s.tx.rcpts)
+	}
 	r, rcpt := s.rcpt(arg)
+	r = s.filterRcpt(arg, before, r)
 	from := ""
 	if s.tx != nil {
 		from = s.tx.from.String()

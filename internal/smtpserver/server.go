@@ -7,7 +7,8 @@
 // says the message is durable. Every fault is answered with a reply that carries an enhanced
 // status code; a panic in one session is recovered, logged and answered with 421 without
 // touching any other session. Decisions (relay control, connection limits) live in package
-// policy, storage in the Spool: neither is decided here.
+// policy, storage in the Spool: neither is decided here. Content filters (Options.Filters:
+// milters, rspamd) are asked likewise, and the session applies their verdicts (filter.go).
 //
 // # Reading and replying
 //
@@ -169,6 +170,8 @@ type Options struct {
 	Authentication *Authentication
 	// Screen are the checks of the smtp listener before DATA (screen.go); zero: none.
 	Screen ScreenOptions
+	// Filters inspect sessions and messages (milters, rspamd), in order; see filter.go.
+	Filters []Filter
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail

@@ -65,6 +65,7 @@ type session struct {
 	messages  int                  // messages queued in this session
 	counts    map[string]int       // commands seen, for the disconnect log line
 	screen    *screening           // the lookups of a client of the smtp listener (screen.go); nil: none
+	filters   *filtering           // nil without filters (filter.go)
 }
 
 // What a session is doing (session.phase).
@@ -176,6 +177,7 @@ func (s *session) serve() {
 			s.log.Error("session panic", "panic", v, "stack", string(debug.Stack()))
 			s.farewell()
 		}
+		s.closeFilters()
 		s.cancel()
 		s.close()
 		s.logDisconnect()
@@ -208,6 +210,9 @@ func (s *session) serve() {
 		if !s.handshake() {
 			return
 		}
+	}
+	if !s.openFilters() {
+		return
 	}
 	s.reply(smtp.R(smtp.CodeReady, "", s.hostname()+" ESMTP tern"))
 	s.loop()
