@@ -24,6 +24,7 @@ type Config struct {
 	Listen   Listen   `toml:"listen"`
 	TLS      TLS      `toml:"tls"`
 	Limits   Limits   `toml:"limits"`
+	Rate     Rate     `toml:"rate"`
 	Auth     Auth     `toml:"auth"`
 	Inbound  Inbound  `toml:"inbound"`
 	Delivery Delivery `toml:"delivery"`
@@ -239,6 +240,7 @@ func Default() Config {
 			ConnectionsReservedPercent: 20,
 			ConnectionsPerIPBusy:       10,
 		},
+		Rate: DefaultRate(),
 		Auth: Auth{
 			Mechanisms:       DefaultMechanisms(),
 			LoopbackIsSecure: true,
@@ -371,6 +373,7 @@ func (c *Config) Validate() error {
 		// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
 		errs = append(errs, errors.New("limits.recipients must be at least 100 (RFC 5321 §4.5.3.1.8)"))
 	}
+	errs = append(errs, c.Rate.validate()...)
 	if m, err := ParseMechanisms(c.Auth.Mechanisms); err != nil {
 		errs = append(errs, fmt.Errorf("auth.mechanisms: %w", err))
 	} else {
