@@ -123,6 +123,9 @@ func (r *Rate) check(c Client, what, clientName string, client ratelimit.Limit, 
 }
 
 // take takes one event from each check in turn and stops at the first refused, which it logs.
+// What the checks before it took stays taken (the Counter has no refund, to stay one
+// operation per key for a shared store): the order is the client's limit, then the shorter
+// window, then the longer, so that a refusal of the short-lived limits never eats into the day.
 func (r *Rate) take(ip netip.Addr, user string, checks ...rateCheck) (string, ratelimit.Limit, bool) {
 	for _, ch := range checks {
 		if ch.lim.Off() {

@@ -169,6 +169,8 @@ type Options struct {
 	Authentication *Authentication
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
+	// Rate limits connections, messages and recipients by their rate (rate.go); nil: no limits.
+	Rate RateChecker
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail
 	// like the MX one. With it, the submission listeners require AUTH before MAIL.
 	Auth *AuthOptions
