@@ -80,6 +80,7 @@ type Server struct {
 	q       *queue.Queue
 	srv     *smtpserver.Server
 	reports *serverReports
+	rate    *rateLimits
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -154,7 +155,12 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 	relay := policy.NewRelay(cfg.Domains, store)
 	router := newRouter(cfg, data, store, relay, rd, log)
-	s.q, err = queue.Open(queuePath(data), queueOptions(cfg, derived, router, log))
+	if s.rate, err = newRateLimits(cfg, relay.IsLocal, log); err != nil {
+		return nil, err
+	}
+	qopts := queueOptions(cfg, derived, router, log)
+	qopts.Throttle = s.rate.throttle
+	s.q, err = queue.Open(queuePath(data), qopts)
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
 	}
@@ -167,6 +173,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
+	opts.Rate = s.rate.policy
 	s.srv = smtpserver.New(opts)
 	return s, nil
 }
@@ -340,7 +347,7 @@ func (s *Server) serveAdmin() (stop func()) {
 	go func() {
 		defer close(adminDone)
 		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log,
-			SendReports: s.reports.sendFunc()}); err != nil {
+			SendReports: s.reports.sendFunc(), Limits: s.rate.usage}); err != nil {
 			s.log.Error("admin socket", "err", err)
 		}
 	}()
