@@ -52,3 +52,23 @@ func TestRateParsed(t *testing.T) {
 		t.Fatal("client_window default is not a minute")
 	}
 }
+
+// FuzzRateLists: the [rate] lists never panic, and what they accept is well formed.
+func FuzzRateLists(f *testing.F) {
+	for _, s := range []string{"127.0.0.0/8", "::1", "gmail.com=600", "x=", "=1", "2001:db8::/129", "a.b=-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r := Rate{Exempt: []string{s}, OutboundDomains: []string{s}}
+		if ps, err := r.ExemptPrefixes(); err == nil && (len(ps) != 1 || !ps[0].IsValid() || ps[0] != ps[0].Masked()) {
+			t.Fatalf("%q: prefixes %v", s, ps)
+		}
+		if m, err := r.OutboundPerDomain(); err == nil {
+			for d, n := range m {
+				if d == "" || n < 0 || strings.HasSuffix(d, ".") {
+					t.Fatalf("%q: %q=%d", s, d, n)
+				}
+			}
+		}
+	})
+}
