@@ -24,12 +24,24 @@ func (c *testClock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// withRate sets a policy.Rate with lim over counters on the clock c (loopback not exempt).
+// withRate sets a policy.Rate with lim over counters on the clock c (nil: the real one;
+// loopback not exempt).
 func withRate(c *testClock, lim policy.RateLimits) func(*Options) {
 	return func(o *Options) {
 		lim.Logger = o.Logger
-		o.Rate = policy.NewRate(ratelimit.NewMemory(c.now, 0), lim)
+		var now func() time.Time
+		if c != nil {
+			now = c.now
+		}
+		o.Rate = policy.NewRate(ratelimit.NewMemory(now, 0), lim)
 	}
+}
+
+// rateNeverReached has every client limit on, too high to be reached: what the checks cost.
+var rateNeverReached = policy.RateLimits{
+	ClientConnections: ratelimit.Limit{N: 1 << 30, Window: time.Minute},
+	ClientMessages:    ratelimit.Limit{N: 1 << 30, Window: time.Minute},
+	ClientRecipients:  ratelimit.Limit{N: 1 << 30, Window: time.Minute},
 }
 
 func newTestClock() *testClock { return &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
