@@ -34,8 +34,7 @@ func LimitsCommand(ctx context.Context, cfg config.Config, asJSON bool, now time
 		}
 		return json.NewEncoder(w).Encode(out)
 	}
-	_, err = io.WriteString(w, limitsText(rep.Limits, now))
-	return err
+	return writeLimits(w, rep.Limits, now)
 }
 
 // limitJSON is one counter in tern limits show --json.
@@ -49,20 +48,24 @@ type limitJSON struct {
 	ResetsIn float64 `json:"resets_in"` // the same, in seconds from now
 }
 
-func limitsText(us []ratelimit.Usage, now time.Time) string {
+// writeLimits writes the counters as a table.
+func writeLimits(w io.Writer, us []ratelimit.Usage, now time.Time) error {
 	if len(us) == 0 {
-		return "no rate limit counters in use\n"
+		_, err := io.WriteString(w, "no rate limit counters in use\n")
+		return err
 	}
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LIMIT\tWHO\tUSED\tPER\tRESETS IN")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if _, err := fmt.Fprintln(tw, "LIMIT\tWHO\tUSED\tPER\tRESETS IN"); err != nil {
+		return err
+	}
 	for _, u := range us {
 		name, who, _ := strings.Cut(u.Key, " ")
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", name, who, u.Used, u.Limit, policy.WindowText(u.Window),
-			max(u.Reset.Sub(now), 0).Round(time.Second))
+		if _, err := fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", name, who, u.Used, u.Limit, policy.WindowText(u.Window),
+			max(u.Reset.Sub(now), 0).Round(time.Second)); err != nil {
+			return err
+		}
 	}
-	_ = tw.Flush() // into a strings.Builder: cannot fail
-	return b.String()
+	return tw.Flush()
 }
 
 // callRunning sends req to the running server's admin socket, and turns the ways that fails

@@ -57,18 +57,21 @@ func TestThrottle(t *testing.T) {
 
 func TestLimitsText(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	got := limitsText([]ratelimit.Usage{
+	var b strings.Builder
+	err := writeLimits(&b, []ratelimit.Usage{
 		{Key: "connections 192.0.2.7", Limit: 10, Window: time.Minute, Used: 10, Reset: now.Add(time.Minute)},
 		{Key: "account-messages alice@example.com", Limit: 1000, Window: time.Hour, Used: 3, Reset: now.Add(10 * time.Second)},
 	}, now)
+	got := b.String()
 	want := `LIMIT             WHO                USED    PER     RESETS IN
 connections       192.0.2.7          10/10   minute  1m0s
 account-messages  alice@example.com  3/1000  hour    10s
 `
-	if got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
+	if err != nil || got != want {
+		t.Errorf("got %v\n%s\nwant\n%s", err, got, want)
 	}
-	if got := limitsText(nil, now); got != "no rate limit counters in use\n" {
-		t.Errorf("empty: %q", got)
+	b.Reset()
+	if err := writeLimits(&b, nil, now); err != nil || b.String() != "no rate limit counters in use\n" {
+		t.Errorf("empty: %q, %v", b.String(), err)
 	}
 }

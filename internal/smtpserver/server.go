@@ -6,7 +6,7 @@
 // hands each accepted message to a Spool, answering "250 ... queued as ID" only after the spool
 // says the message is durable. Every fault is answered with a reply that carries an enhanced
 // status code; a panic in one session is recovered, logged and answered with 421 without
-// touching any other session. Decisions (relay control, connection limits) live in package
+// touching any other session. Decisions (relay control, connection and rate limits) live in package
 // policy, storage in the Spool: neither is decided here.
 //
 // # Reading and replying
