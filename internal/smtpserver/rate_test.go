@@ -56,6 +56,10 @@ func TestRateConnections(t *testing.T) {
 	ts.dial(t, RoleSubmission).run(`
 		S: 421 4.7.0 Too many connections from 127.0.0.1: 1 connections per minute, try again later
 		CLOSED`)
+	// On the implicit TLS port the 421 comes inside TLS, where the client reads.
+	ts.dial(t, RoleSubmissions).run(`
+		S: 421 4.7.0 Too many connections from 127.0.0.1
+		CLOSED`)
 	clock.add(time.Minute)
 	ts.dial(t, RoleMX).run(`
 		S: 220`)
