@@ -124,6 +124,7 @@ func TestCLINoDataDirectory(t *testing.T) {
 		{"queue", "flush"},
 		{"queue", "delete", "0000NOSUCHID"},
 		{"status"},
+		{"limits", "show"},
 	}
 	for _, how := range []struct {
 		name string
@@ -225,6 +226,7 @@ func TestCLIHelp(t *testing.T) {
 		"user list":   append([]string{"auth-mechanisms"}, data...),
 		"user show":   append([]string{"auth-mechanisms"}, data...),
 		"status":      append([]string{"json"}, data...),
+		"limits show": append([]string{"json"}, data...),
 		"dkim keygen": append([]string{"algorithm", "selector"}, data...),
 		"dkim rotate": append([]string{"activate", "algorithm", "selector"}, data...),
 		"dkim list":   append([]string{"records"}, data...),
@@ -261,8 +263,8 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "send", "dkim", "dns", "reports"}, strings.Fields(c.path)[0])
-			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "dkim", "dns", "reports"}, c.path) {
+			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "limits", "send", "dkim", "dns", "reports"}, strings.Fields(c.path)[0])
+			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "limits", "dkim", "dns", "reports"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}
 		}

@@ -19,7 +19,9 @@ import (
 // drains. Three rounds, each on the data directory the previous crash left behind.
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
-	tn := startTern(t, ternOpts{Config: "[queue]\nmin_backoff = \"1s\"\n"})
+	// bob sends as fast as the machine allows: on a fast one, more than the default
+	// rate.account_messages (1000 per hour) in a round.
+	tn := startTern(t, ternOpts{Config: "[queue]\nmin_backoff = \"1s\"\n[rate]\naccount_messages = 0\naccount_recipients = 0\naccount_day_messages = 0\naccount_day_recipients = 0\n"})
 	tn.AddUser("bob@example.test", "pw")
 
 	acked := map[string]string{} // token -> queue id, over all rounds

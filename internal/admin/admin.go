@@ -21,6 +21,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/queue"
+	"github.com/tern-mail/tern/internal/ratelimit"
 )
 
 // Operations. Those that act on messages name them with Request.IDs, or select them with
@@ -38,6 +39,9 @@ const (
 	// OpReportsSend sends the DMARC and TLS reports due, today's so far included (tern reports
 	// send --now; Reply.Reports); only a running server holds the counts of the last minute.
 	OpReportsSend = "reports-send"
+	// OpLimits lists the rate limit counters now (tern limits show; Reply.Limits); only a
+	// running server holds them.
+	OpLimits = "limits"
 )
 
 // Request is what the client sends.
@@ -69,6 +73,8 @@ type Reply struct {
 	Status  *Status  `json:"status,omitempty"` // for status
 	// Reports, for reports-send, are the reports sent, and the destinations skipped.
 	Reports []accounts.SentReport `json:"reports,omitempty"`
+	// Limits, for limits, are the counters in use, closest to their limit first.
+	Limits []ratelimit.Usage `json:"limits,omitempty"`
 }
 
 // Result is the outcome of an operation on one message.

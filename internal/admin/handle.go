@@ -56,6 +56,8 @@ func Handle(ctx context.Context, q Queue, req Request) Reply {
 		rep.Error = "the server is not running: only a running server has runtime figures"
 	case OpReportsSend:
 		rep.Error = "the server is not running: only a running server sends reports"
+	case OpLimits:
+		rep.Error = "the server is not running: only a running server counts rates"
 	case OpBody:
 		rep.Error = "the body is sent over the socket only (CallBody)"
 	default:

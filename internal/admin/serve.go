@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/ratelimit"
 )
 
 // Options configure Serve.
@@ -26,6 +27,8 @@ type Options struct {
 	SendReports func(ctx context.Context) ([]accounts.SentReport, error)
 	// Sessions counts the SMTP sessions open now, for OpStatus; nil counts none.
 	Sessions func() int
+	// Limits lists the rate limit counters now, for OpLimits; nil lists none.
+	Limits func() []ratelimit.Usage
 	// Proc is the process's directory under /proc, for OpStatus's open files and resident
 	// size. Default: /proc/self.
 	Proc string
@@ -178,6 +181,11 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 	case OpReportsSend:
 		rep = sendReports(ctx, opts)
 		log.Info("admin request", "op", req.Op, "reports", len(rep.Reports), "err", rep.Error)
+	case OpLimits:
+		if opts.Limits != nil {
+			rep.Limits = opts.Limits()
+		}
+		log.Debug("admin request", "op", req.Op, "counters", len(rep.Limits))
 	case OpStatus:
 		st := status(opts)
 		rep.Status = &st

@@ -80,6 +80,7 @@ type Server struct {
 	q       *queue.Queue
 	srv     *smtpserver.Server
 	reports *serverReports
+	rate    *rateLimits
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -156,7 +157,12 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	relay := policy.NewRelay(cfg.Domains, aliases)
 	router := newRouter(cfg, data, store, relay, rd, log)
 	routeAliases(router, aliases, srsKeeper)
-	s.q, err = queue.Open(queuePath(data), queueOptions(cfg, derived, router, log))
+	if s.rate, err = newRateLimits(cfg, relay.IsLocal, log); err != nil {
+		return nil, err
+	}
+	qopts := queueOptions(cfg, derived, router, log)
+	qopts.Throttle = s.rate.throttle
+	s.q, err = queue.Open(queuePath(data), qopts)
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
 	}
@@ -175,6 +181,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	s.release = append(s.release, saveGreylist) // run at Close, after the sessions ended
+	opts.Rate = s.rate.policy
 	s.srv = smtpserver.New(opts)
 	return s, nil
 }
@@ -349,7 +356,7 @@ func (s *Server) serveAdmin() (stop func()) {
 	go func() {
 		defer close(adminDone)
 		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log,
-			SendReports: s.reports.sendFunc()}); err != nil {
+			SendReports: s.reports.sendFunc(), Limits: s.rate.usage}); err != nil {
 			s.log.Error("admin socket", "err", err)
 		}
 	}()

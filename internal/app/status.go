@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"syscall"
 
 	"github.com/tern-mail/tern/internal/admin"
 	"github.com/tern-mail/tern/internal/config"
@@ -16,18 +15,10 @@ import (
 // StatusCommand prints the running server's runtime figures (tern status): open sessions, queue
 // length, goroutines, open files and resident size; as one JSON object when asJSON is set.
 func StatusCommand(ctx context.Context, cfg config.Config, asJSON bool, w io.Writer) error {
-	data, err := ExistingData(cfg)
-	if err != nil {
-		return err
-	}
-	rep, err := admin.Call(ctx, adminPath(data), admin.Request{Op: admin.OpStatus})
+	rep, err := callRunning(ctx, cfg, admin.Request{Op: admin.OpStatus})
 	switch {
-	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("no server is running on %s (its admin socket does not answer)", data)
 	case err != nil:
-		return dataError(data, "cannot ask the running server", err)
-	case rep.Error != "":
-		return errors.New(rep.Error)
+		return err
 	case rep.Status == nil:
 		return errors.New("the server sent no figures (is it older than this tern?)")
 	}

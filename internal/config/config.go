@@ -24,6 +24,7 @@ type Config struct {
 	Listen   Listen   `toml:"listen"`
 	TLS      TLS      `toml:"tls"`
 	Limits   Limits   `toml:"limits"`
+	Rate     Rate     `toml:"rate"`
 	Auth     Auth     `toml:"auth"`
 	Inbound  Inbound  `toml:"inbound"`
 	Screen   Screen   `toml:"screen"`
@@ -249,6 +250,7 @@ func Default() Config {
 			ConnectionsReservedPercent: 20,
 			ConnectionsPerIPBusy:       10,
 		},
+		Rate: DefaultRate(),
 		Auth: Auth{
 			Mechanisms:       DefaultMechanisms(),
 			LoopbackIsSecure: true,
@@ -386,6 +388,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("limits.recipients must be at least 100 (RFC 5321 §4.5.3.1.8)"))
 	}
 	errs = append(errs, c.validateFilters()...)
+	errs = append(errs, c.Rate.validate()...)
 	if m, err := ParseMechanisms(c.Auth.Mechanisms); err != nil {
 		errs = append(errs, fmt.Errorf("auth.mechanisms: %w", err))
 	} else {

@@ -1,7 +1,8 @@
 // Package policy makes the server's acceptance decisions, as functions of the request, the
 // stores it is given and the recent past it counts (on a clock it is handed): whether a
 // recipient is accepted (relay control: tern is never an open relay), whether another
-// connection is allowed (ConnLimiter), how failed AUTH attempts are slowed and blocked
+// connection is allowed (ConnLimiter), which connections, messages and recipients come too fast
+// (Rate, over the counters of package ratelimit), how failed AUTH attempts are slowed and blocked
 // (AuthLimiter), who may use ETRN and how often (ETRN), and whose messages get the Date and
 // Message-ID fields they lack (Headers). It answers with the smtp.Reply the
 // client should see; it does no I/O of its own beyond the lookups it is handed and the log lines

@@ -84,6 +84,11 @@ type Options struct {
 	// DestinationConcurrency is the most deliveries at once to one Destination. Default: half
 	// the workers.
 	DestinationConcurrency int
+	// Throttle, if set, is asked about a due message once it has its destination's slot: a
+	// positive wait puts it back among the deferred for that long, without an attempt (no
+	// backoff, no record, no bounce), for the destinations' rate limits. It is called with the
+	// queue's lock held and must be quick.
+	Throttle func(env *envelope.Envelope) time.Duration
 	// InlineMax is the largest body kept inside the log; larger ones get a file of their own.
 	// Default: 1 MiB; at most 32 MiB.
 	InlineMax int

@@ -96,6 +96,9 @@ func (q *Queue) next(ctx context.Context) *entry {
 			}
 			q.inflight[e.dest]++
 		}
+		if q.throttledLocked(e) {
+			continue
+		}
 		e.busy = true
 		return e
 	}

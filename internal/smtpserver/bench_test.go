@@ -136,6 +136,7 @@ func BenchmarkMessage5KB(b *testing.B) {
 	}
 	b.Run("plain", func(b *testing.B) { benchmarkPipelinedWith(b, nil, group(body), 3) })
 	b.Run("checked", func(b *testing.B) { benchmarkPipelinedWith(b, checked(noKeys{}), group(body), 3) })
+	b.Run("rate-limited", func(b *testing.B) { benchmarkPipelinedWith(b, withRate(nil, rateNeverReached), group(body), 3) })
 	for _, tc := range []struct {
 		name  string
 		alg   dkim.Algorithm

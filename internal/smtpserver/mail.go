@@ -121,6 +121,9 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 			return r, pa.Path
 		}
 	}
+	if r, ok := s.rateMail(); !ok {
+		return r, pa.Path
+	}
 	tx.from = from
 	s.tx = tx
 	return smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Ok"), from.String()
@@ -267,6 +270,9 @@ func (s *session) rcpt(arg string) (smtp.Reply, string) {
 	if s.tx.accepted >= s.srv.opts.MaxRcpts {
 		s.tx.overshoot++
 		return replyTooManyRcpts, addr.String()
+	}
+	if r, ok := s.rateRcpt(); !ok {
+		return r, addr.String()
 	}
 	ctx, cancel := s.lookupContext()
 	defer cancel()

@@ -6,9 +6,10 @@
 // hands each accepted message to a Spool, answering "250 ... queued as ID" only after the spool
 // says the message is durable. Every fault is answered with a reply that carries an enhanced
 // status code; a panic in one session is recovered, logged and answered with 421 without
-// touching any other session. Decisions (relay control, connection limits) live in package
-// policy, storage in the Spool: neither is decided here. Content filters (Options.Filters:
-// milters, rspamd) are asked likewise, and the session applies their verdicts (filter.go).
+// touching any other session. Decisions (relay control, connection and rate limits) live in
+// package policy, storage in the Spool: neither is decided here. Content filters
+// (Options.Filters: milters, rspamd) are asked likewise, and the session applies their
+// verdicts (filter.go).
 //
 // # Reading and replying
 //
@@ -174,6 +175,8 @@ type Options struct {
 	Filters []Filter
 	// Limiter caps concurrent connections; nil means no limit.
 	Limiter *policy.ConnLimiter
+	// Rate limits connections, messages and recipients by their rate (rate.go); nil: no limits.
+	Rate RateChecker
 	// Auth enables SMTP AUTH; nil: AUTH is not offered, and the submission listeners take mail
 	// like the MX one. With it, the submission listeners require AUTH before MAIL.
 	Auth *AuthOptions

@@ -190,16 +190,13 @@ func (s *session) serve() {
 		}
 		release, reply, ok := lim.Acquire(s.remote.Addr(), kind)
 		if !ok {
-			s.log.Info("connection refused", "code", reply.Code, "reason", reply.Text)
-			// On the implicit TLS port the client speaks TLS first: the 421 must come inside it.
-			if s.role == RoleSubmissions && !s.handshake() {
-				return
-			}
-			s.reply(reply)
-			s.flush()
+			s.refuseConnection(reply)
 			return
 		}
 		defer release()
+	}
+	if !s.rateConnect() {
+		return
 	}
 	s.log.Info("connect")
 	if !s.screenConnect() {

@@ -1,0 +1,112 @@
+package app
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/ratelimit"
+)
+
+// rateLimits are the rate limits of a running server ([rate]): the counters of this node, the
+// inbound policy over them (handed to the SMTP server) and the outbound throttle (handed to
+// the queue).
+type rateLimits struct {
+	counters *ratelimit.Memory
+	policy   *policy.Rate
+
+	outbound   ratelimit.Limit            // rate.outbound
+	perDomain  map[string]ratelimit.Limit // rate.outbound_domains
+	isLocal    func(domain string) bool
+	log        *slog.Logger
+	mu         sync.Mutex
+	throttling map[string]bool // domains whose mail waits, logged once until it goes again
+}
+
+// newRateLimits builds the rate limits cfg sets; isLocal tells the local domains, whose mail
+// has no outbound limit.
+func newRateLimits(cfg config.Config, isLocal func(string) bool, log *slog.Logger) (*rateLimits, error) {
+	rc := cfg.Rate
+	exempt, err := rc.ExemptPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	domains, err := rc.OutboundPerDomain()
+	if err != nil {
+		return nil, err
+	}
+	lim := func(n int, w config.Duration) ratelimit.Limit { return ratelimit.Limit{N: n, Window: w.Duration} }
+	counters := ratelimit.NewMemory(time.Now, 0)
+	r := &rateLimits{
+		counters: counters,
+		policy: policy.NewRate(counters, policy.RateLimits{
+			ClientConnections:    lim(rc.ClientConnections, rc.ClientWindow),
+			ClientMessages:       lim(rc.ClientMessages, rc.ClientWindow),
+			ClientRecipients:     lim(rc.ClientRecipients, rc.ClientWindow),
+			Exempt:               exempt,
+			AccountMessages:      lim(rc.AccountMessages, rc.AccountWindow),
+			AccountRecipients:    lim(rc.AccountRecipients, rc.AccountWindow),
+			AccountDayMessages:   lim(rc.AccountDayMessages, rc.AccountDayWindow),
+			AccountDayRecipients: lim(rc.AccountDayRecipients, rc.AccountDayWindow),
+			ExemptAccounts:       rc.ExemptAccounts,
+			Logger:               log,
+		}),
+		outbound:   lim(rc.Outbound, rc.OutboundWindow),
+		perDomain:  map[string]ratelimit.Limit{},
+		isLocal:    isLocal,
+		log:        log,
+		throttling: map[string]bool{},
+	}
+	for d, n := range domains {
+		r.perDomain[d] = lim(n, rc.OutboundWindow)
+	}
+	return r, nil
+}
+
+// throttle is the queue's Throttle: a message whose pending recipients are all in one remote
+// domain takes one from that domain's outbound limit, or waits until it fits. A message for
+// several domains is not counted (as the queue's per-destination concurrency, it has no single
+// destination), nor is local mail.
+func (r *rateLimits) throttle(env *envelope.Envelope) time.Duration {
+	domain := ""
+	for _, rc := range env.Rcpts {
+		if rc.Status != envelope.Pending {
+			continue
+		}
+		d := strings.ToLower(envelope.Domain(rc.Addr))
+		if r.isLocal(d) {
+			continue
+		}
+		if domain != "" && d != domain {
+			return 0
+		}
+		domain = d
+	}
+	if domain == "" {
+		return 0
+	}
+	lim, ok := r.perDomain[domain]
+	if !ok {
+		lim = r.outbound
+	}
+	wait, ok := r.policy.Outbound(domain, lim)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case !ok && !r.throttling[domain]:
+		r.throttling[domain] = true
+		r.log.Info("outbound rate limit: mail to the domain waits in the queue", "domain", domain, "max", lim.N,
+			"window", lim.Window, "retry_after", wait.Round(time.Millisecond), "msgid", env.ID)
+	case ok && r.throttling[domain]:
+		delete(r.throttling, domain)
+		r.log.Info("outbound rate limit: mail to the domain goes again", "domain", domain)
+	}
+	return wait
+}
+
+// usage lists the counters now, closest to their limit first (tern limits show).
+func (r *rateLimits) usage() []ratelimit.Usage { return r.counters.Usage("") }
