@@ -77,6 +77,18 @@ type aliasMessage struct {
 	aliases *policy.Aliases
 }
 
+// Reader reads the message back for the content filters (smtpserver.Rereader): the wrapper
+// must not hide what the queue's writer can do.
+var _ smtpserver.Rereader = aliasMessage{}
+
+func (m aliasMessage) Reader() (io.ReadCloser, error) {
+	rr, ok := m.Message.(smtpserver.Rereader)
+	if !ok {
+		return nil, errors.New("alias expansion: the spool cannot read a message back")
+	}
+	return rr.Reader()
+}
+
 func (m aliasMessage) Commit(ctx context.Context, env *envelope.Envelope) error {
 	rcpts, err := expandRcpts(ctx, m.aliases, env.Rcpts)
 	if err != nil {
