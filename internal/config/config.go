@@ -38,7 +38,10 @@ type Config struct {
 
 	// Content filters (filters.go).
 	Milters []Milter `toml:"milter" doc:"<milterDoc>"`
-	Rspamd  Rspamd   `toml:"rspamd"`
+
+	// Listeners as a list (listeners.go); without any, [listen] names them.
+	Listeners []Listener `toml:"listener" doc:"<listenerDoc>"`
+	Rspamd    Rspamd     `toml:"rspamd"`
 }
 
 // Listen holds the listener addresses; an empty one is not opened.
@@ -273,11 +276,12 @@ func Default() Config {
 			BounceMaxAge: Duration{2 * 24 * time.Hour},
 			DelayWarning: Duration{4 * time.Hour},
 		},
-		Delivery: Delivery{RemotePort: 25, MTASTSPort: 443},
-		Reports:  Reports{DMARC: true, TLS: true},
-		Log:      Log{Level: "info", Format: "text"},
-		Milters:  []Milter{},
-		Rspamd:   defaultRspamd(),
+		Delivery:  Delivery{RemotePort: 25, MTASTSPort: 443},
+		Reports:   Reports{DMARC: true, TLS: true},
+		Log:       Log{Level: "info", Format: "text"},
+		Milters:   []Milter{},
+		Listeners: []Listener{},
+		Rspamd:    defaultRspamd(),
 	}
 }
 
@@ -295,6 +299,9 @@ func Load(path string) (Config, error) {
 	md, err := toml.Decode(string(b), &c)
 	if err != nil {
 		return c, fileError(path, err)
+	}
+	if len(c.Listeners) > 0 && !md.IsDefined("listen") {
+		c.Listen = Listen{} // [[listener]] replaces the default [listen] addresses
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -348,7 +355,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("listen.%s (--%s) %q: %w", l.name, l.name, l.addr, err))
 		}
 	}
-	if c.Listen.SMTP == "" && c.Listen.Submission == "" && c.Listen.Submissions == "" {
+	if c.Listen.SMTP == "" && c.Listen.Submission == "" && c.Listen.Submissions == "" && len(c.Listeners) == 0 {
 		errs = append(errs, errors.New("no listener"))
 	}
 	if t := c.Inbound.TempError; t != "accept" && t != "defer" {
@@ -399,6 +406,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("auth.mechanisms: GSSAPI needs auth.gssapi_keytab"))
 		}
 		c.Auth.Mechanisms = m
+		errs = append(errs, c.validateListeners()...) // per-listener mechanisms: after auth.mechanisms
 	}
 	if c.Auth.GSSAPIKeytab != "" {
 		switch {

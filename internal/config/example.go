@@ -33,8 +33,11 @@ func writeTable(b *strings.Builder, v reflect.Value, name string) {
 			continue
 		}
 		doc := f.Tag.Get("doc")
-		if doc == "<milterDoc>" {
-			doc = milterDoc // too long for a tag that stays readable
+		switch doc { // too long for a tag that stays readable
+		case "<milterDoc>":
+			doc = milterDoc
+		case "<listenerDoc>":
+			doc = listenerDoc
 		}
 		for _, line := range wrap(doc, 96) {
 			fmt.Fprintf(b, "# %s\n", line)

@@ -56,6 +56,7 @@ var listenerNames = []string{"smtp", "submission", "submissions"}
 // validateFilters checks the milters and rspamd, and fills in the milters' defaults.
 func (c *Config) validateFilters() []error {
 	var errs []error
+	known := append(slices.Clone(listenerNames), c.ListenerNames()...)
 	for i := range c.Milters {
 		m := &c.Milters[i]
 		if m.Name == "" {
@@ -78,7 +79,7 @@ func (c *Config) validateFilters() []error {
 		if m.DefaultAction == "" {
 			m.DefaultAction = DefaultFilterAction
 		}
-		errs = append(errs, checkFilterCommon("milter "+strconvQuote(m.Name), m.Listeners, m.DefaultAction)...)
+		errs = append(errs, checkFilterCommon("milter "+strconvQuote(m.Name), known, m.Listeners, m.DefaultAction)...)
 	}
 	if r := c.Rspamd; r.URL != "" {
 		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -87,16 +88,18 @@ func (c *Config) validateFilters() []error {
 		if r.Timeout.Duration <= 0 {
 			errs = append(errs, errors.New("rspamd.timeout must be positive"))
 		}
-		errs = append(errs, checkFilterCommon("rspamd", r.Listeners, r.DefaultAction)...)
+		errs = append(errs, checkFilterCommon("rspamd", known, r.Listeners, r.DefaultAction)...)
 	}
 	return errs
 }
 
-func checkFilterCommon(what string, listeners []string, action string) []error {
+// checkFilterCommon checks what milters and rspamd share. A listener entry is a listener's name,
+// or smtp, submission or submissions, which also name every listener of that role ([[listener]]).
+func checkFilterCommon(what string, known, listeners []string, action string) []error {
 	var errs []error
 	for _, l := range listeners {
-		if !slices.Contains(listenerNames, l) {
-			errs = append(errs, fmt.Errorf("%s: listener %q: want smtp, submission or submissions", what, l))
+		if !slices.Contains(known, l) {
+			errs = append(errs, fmt.Errorf("%s: listener %q: want one of %s", what, l, strings.Join(slices.Compact(known), ", ")))
 		}
 	}
 	if action != "tempfail" && action != "accept" {

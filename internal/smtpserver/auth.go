@@ -57,18 +57,19 @@ var (
 	replyBadSASL       = smtp.R(smtp.CodeParamSyntax, smtp.EnhSyntax, "Error: malformed authentication response")
 	replyAuthTempFail  = smtp.R(smtp.CodeTempUnavailable, smtp.EnhSecurityOther, "Temporary authentication failure")
 	replyAuthRequired  = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurityOther, "Authentication required")
+	replyTLSRequired   = smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurityOther, "Must issue a STARTTLS command first")
 	replyEncryptFirst  = smtp.R(smtp.CodeEncryptionRequired, smtp.EnhEncryptionNeeded, "Encryption required for requested authentication mechanism")
 )
 
 // authSecure reports whether this connection may carry AUTH: over TLS, or as configured.
 func (s *session) authSecure() bool {
-	a := s.srv.opts.Auth
+	a := s.opts.Auth
 	return s.tls != nil || a.AllowCleartext || a.LoopbackIsSecure && s.remote.Addr().Unmap().IsLoopback()
 }
 
 // authMechanisms are the mechanisms offered on this connection now.
 func (s *session) authMechanisms() []string {
-	a := s.srv.opts.Auth
+	a := s.opts.Auth
 	if a == nil || s.user != "" || !s.authSecure() {
 		return nil
 	}
@@ -122,7 +123,7 @@ func (r *loginRecorder) Account(ctx context.Context, login string) (string, erro
 
 // lookupContext bounds one lookup; ctx is the session's, which the mechanism was started with.
 func (r *loginRecorder) lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, min(r.s.srv.opts.IdleTimeout, lookupTimeout))
+	return context.WithTimeout(ctx, min(r.s.opts.IdleTimeout, lookupTimeout))
 }
 
 // lookupError makes a lookup that ran out of time (or was cut by a shutdown) a temporary
@@ -137,7 +138,7 @@ func lookupError(ctx context.Context, err error) error {
 
 // cmdAuth runs an AUTH exchange (RFC 4954).
 func (s *session) cmdAuth(arg string) {
-	a := s.srv.opts.Auth
+	a := s.opts.Auth
 	switch {
 	case a == nil:
 		s.reply(smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: authentication not enabled"))
@@ -150,6 +151,9 @@ func (s *session) cmdAuth(arg string) {
 		return
 	case s.tx != nil:
 		s.reply(replyInTx)
+		return
+	case s.lis.RequireTLS && s.tls == nil:
+		s.reply(replyTLSRequired)
 		return
 	case !s.authSecure():
 		s.reply(replyEncryptFirst)
@@ -246,7 +250,7 @@ func decodeAuthLine(s string) ([]byte, bool) {
 // failed for it while the account is under attack, or got blocked meanwhile): that is answered
 // exactly like a wrong password, so that a guesser cannot tell it guessed right.
 func (s *session) authSucceeded(mech, account string) {
-	if lim := s.srv.opts.Auth.Limiter; lim != nil {
+	if lim := s.opts.Auth.Limiter; lim != nil {
 		if why, ok := lim.Succeeded(s.remote.Addr(), account); !ok {
 			s.authFailed(mech, account, fmt.Errorf("%w: right credentials refused: %s", sasl.ErrAuthFailed, why))
 			return
@@ -273,7 +277,7 @@ func (s *session) authFailed(mech, login string, err error) {
 		r = replyAuthFailed
 	}
 	s.log.Warn("auth failed", "mech", mech, "user", login, "reason", err)
-	if lim := s.srv.opts.Auth.Limiter; lim != nil {
+	if lim := s.opts.Auth.Limiter; lim != nil {
 		delay, block, blocked := lim.Failed(s.remote.Addr(), login)
 		// The delay holds only this session; the server goes on.
 		timer := time.NewTimer(delay)

@@ -74,7 +74,7 @@ var errAborted = errors.New("smtpserver: message aborted")
 
 // startJudging starts checking the message of s.tx, or returns nil when policy does not want it.
 func (s *session) startJudging() *judgement {
-	a := s.srv.opts.Authentication
+	a := s.opts.Authentication
 	if a == nil || !a.Policy.Judges(s.client(), s.role.String()) {
 		return nil
 	}
@@ -127,7 +127,7 @@ func (s *session) judge(j *judgement) (string, bool, smtp.Reply) {
 		temp = temp || ev.Result == dmarc.TempError
 	}
 	s.log.Info("authentication", args...)
-	if temp && s.srv.opts.Authentication.Policy.DeferTempError() {
+	if temp && s.opts.Authentication.Policy.DeferTempError() {
 		return "", false, smtp.R(smtp.CodeLocalError, smtp.EnhDNSFailure, "Temporary DNS failure while checking the sender's SPF, DKIM or DMARC; try again later")
 	}
 	if !checked {

@@ -119,7 +119,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 		s.reply(smtp.R(smtp.CodeOK, "", s.hostname()))
 		return
 	}
-	o := &s.srv.opts
+	o := s.opts
 	var b strings.Builder
 	b.WriteString(s.hostname())
 	b.WriteString("\nPIPELINING\nSIZE ")
@@ -157,7 +157,7 @@ func sanitizeHelo(h string) string {
 
 // offersStartTLS reports whether EHLO offers STARTTLS (and HELP lists it): there is a
 // certificate and the session is not under TLS yet.
-func (s *session) offersStartTLS() bool { return s.srv.opts.TLS != nil && s.tls == nil }
+func (s *session) offersStartTLS() bool { return s.opts.TLS != nil && s.tls == nil }
 
 // cmdHelp lists the commands this session takes now (RFC 5321 §4.1.1.8), as Exim does:
 // STARTTLS and AUTH only where EHLO would offer them. Any argument gets the same list. (Postfix
@@ -224,17 +224,17 @@ func (s *session) cmdEtrn(arg string) {
 		s.reply(smtp.R(smtp.CodeParamSyntax, smtp.EnhInvalidArgs, "Syntax: ETRN [@|#]domain"))
 		return
 	}
-	if s.srv.opts.Flusher == nil || s.srv.opts.ETRN == nil {
+	if s.opts.Flusher == nil || s.opts.ETRN == nil {
 		// Nothing to run, or nobody to decide who may: a server without both offers no ETRN.
 		s.reply(smtp.R(smtp.CodeETRNUnable, smtp.EnhSystemOther, "Unable to queue messages for node "+arg))
 		return
 	}
-	if r := s.srv.opts.ETRN.CheckETRN(s.client(), req); !r.Positive() {
+	if r := s.opts.ETRN.CheckETRN(s.client(), req); !r.Positive() {
 		s.log.Info("etrn refused", "node", arg, "code", r.Code, "reason", r.Text)
 		s.reply(r)
 		return
 	}
-	n := s.srv.opts.Flusher.Flush(req.Domain, req.Subdomains)
+	n := s.opts.Flusher.Flush(req.Domain, req.Subdomains)
 	s.log.Info("etrn", "node", arg, "messages", n)
 	if n == 0 {
 		s.reply(smtp.R(smtp.CodeETRNNoMessages, smtp.EnhOther, "OK, no messages waiting for node "+arg))

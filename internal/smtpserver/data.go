@@ -51,7 +51,7 @@ func (s *session) txReady() (smtp.Reply, bool) {
 // when policy wants it, sets up the adding of a missing Date and Message-ID. It returns the
 // Received header's size.
 func (s *session) startMessage() (int64, error) {
-	msg, err := s.srv.opts.Spool.NewMessage()
+	msg, err := s.opts.Spool.NewMessage()
 	if err != nil {
 		return 0, err
 	}
@@ -63,12 +63,12 @@ func (s *session) startMessage() (int64, error) {
 	tx := s.tx
 	tx.msg = msg
 	tx.in = msg
-	if p := s.srv.opts.Headers; p != nil && p.AddMissingHeaders(s.client()) {
+	if p := s.opts.Headers; p != nil && p.AddMissingHeaders(s.client()) {
 		now := time.Now()
 		tx.fix = msghdr.NewAdder(msg, msghdr.Fields{Date: msghdr.Date(now), MessageID: msghdr.MessageID(now, msg.ID(), s.hostname())})
 		tx.in = tx.fix
 	}
-	if s.srv.opts.Authentication != nil {
+	if s.opts.Authentication != nil {
 		// Whoever sent it, no field may claim our results (RFC 8601 §5); DKIM sees the
 		// message as it came.
 		tx.strip = msghdr.NewRemover(tx.in, s.hostname())
@@ -112,9 +112,9 @@ func (s *session) cmdData(arg string) {
 	}
 	// The whole body must arrive within DataTimeout: a client trickling a line at a time does
 	// not keep the session for longer.
-	s.startPhase(phaseData, s.srv.opts.DataTimeout)
+	s.startPhase(phaseData, s.opts.DataTimeout)
 	sw := &stickyWriter{w: s.tx.in}
-	n, err := smtp.ReadData(s.br, sw, s.srv.opts.MaxMessageSize)
+	n, err := smtp.ReadData(s.br, sw, s.opts.MaxMessageSize)
 	s.phase.Store(phaseCommand)
 	switch {
 	case sw.err != nil: // ReadData read on to the end of the data: answer and go on
@@ -174,7 +174,7 @@ func (s *session) cmdBdat(arg string) {
 		return
 	}
 	// Each chunk must arrive within DataTimeout, read or thrown away.
-	s.startPhase(phaseData, s.srv.opts.DataTimeout)
+	s.startPhase(phaseData, s.opts.DataTimeout)
 	defer s.phase.Store(phaseCommand)
 	if r, ok := s.txReady(); !ok {
 		if _, err := io.CopyN(io.Discard, s.br, size); err != nil {
@@ -195,7 +195,7 @@ func (s *session) cmdBdat(arg string) {
 			tx.hdrSize = hdr
 		}
 	}
-	if tx.failed.Code == 0 && tx.size+size > s.srv.opts.MaxMessageSize {
+	if tx.failed.Code == 0 && tx.size+size > s.opts.MaxMessageSize {
 		tx.failed = replyTooBig
 	}
 	if err := s.readChunk(tx, size); err != nil {
@@ -322,7 +322,7 @@ func (s *session) finishMessage(size int64) {
 	// closed): cancelling a commit whose record may already be on its way to the disk would
 	// answer 451 for a message that is stored, and the client would send it again. It is
 	// bounded by the idle timeout the client gives us too (RFC 5321 §4.5.3.2.6 gives it 10m).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.srv.opts.IdleTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.opts.IdleTimeout)
 	defer cancel()
 	s.phase.Store(phaseCommit)
 	err := tx.msg.Commit(ctx, env)

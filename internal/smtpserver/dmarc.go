@@ -22,7 +22,7 @@ type DMARCChecker interface {
 // streamed; nil when DMARC is not checked. The message is in by now, so its From is known and
 // the lookup overlaps the wait for the SPF and DKIM verdicts.
 func (s *session) startDMARC() <-chan dmarc.Discovery {
-	a := s.srv.opts.Authentication
+	a := s.opts.Authentication
 	if a.DMARC == nil || s.tx.author == nil {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (s *session) evaluateDMARC(disc <-chan dmarc.Discovery, o spf.Outcome, v dk
 	if disc == nil {
 		return dmarc.Evaluation{}, false
 	}
-	a := s.srv.opts.Authentication
+	a := s.opts.Authentication
 	m := dmarc.Message{
 		SourceIP:     s.remote.Addr().Unmap().String(),
 		EnvelopeFrom: envelope.Domain(s.tx.from.String()),
@@ -65,7 +65,7 @@ func (s *session) evaluateDMARC(disc <-chan dmarc.Discovery, o spf.Outcome, v dk
 
 // recordDMARC hands the evaluation of a message that was not deferred to the recorder.
 func (s *session) recordDMARC(ev dmarc.Evaluation) {
-	if rec := s.srv.opts.Authentication.Record; rec != nil {
+	if rec := s.opts.Authentication.Record; rec != nil {
 		rec(ev)
 	}
 }

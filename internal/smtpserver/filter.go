@@ -81,13 +81,13 @@ type filtering struct {
 // openFilters starts the session's filters and asks them about the connection. It answers
 // the client itself and returns false when one refuses.
 func (s *session) openFilters() bool {
-	if len(s.srv.opts.Filters) == 0 {
+	if len(s.opts.Filters) == 0 {
 		return true
 	}
 	local, _ := netip.ParseAddrPort(s.raw.LocalAddr().String())
 	c := FilterConn{Role: s.role, Hostname: s.hostname(), Remote: s.remote, Local: local}
 	f := &filtering{}
-	for _, fl := range s.srv.opts.Filters {
+	for _, fl := range s.opts.Filters {
 		if fs := fl.Open(s.ctx, c); fs != nil {
 			f.sessions = append(f.sessions, fs)
 		}
@@ -370,7 +370,7 @@ func (s *session) rewriteMessage(env *envelope.Envelope, edits []filter.Edit) er
 	if err != nil {
 		return err
 	}
-	msg, err := s.srv.opts.Spool.NewMessage()
+	msg, err := s.opts.Spool.NewMessage()
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,9 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 		return replyNeedHelo, ""
 	case s.tx != nil:
 		return smtp.R(smtp.CodeBadSequence, smtp.EnhInvalidCommand, "Error: nested MAIL command"), ""
-	case s.user == "" && s.role != RoleMX && s.srv.opts.Auth != nil:
+	case s.lis.RequireTLS && s.tls == nil:
+		return replyTLSRequired, ""
+	case s.user == "" && s.lis.RequireAuth && s.opts.Auth != nil:
 		// RFC 6409 §4.3: a submission server requires authentication.
 		return replyAuthRequired, ""
 	}
@@ -116,7 +118,7 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 	if !from.IsASCII() && !tx.smtputf8 {
 		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Sender address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
 	}
-	if s.user != "" && s.srv.opts.Auth.SenderMustOwn {
+	if s.user != "" && s.opts.Auth.SenderMustOwn {
 		if r := s.checkSender(from); !r.Positive() {
 			return r, pa.Path
 		}
@@ -132,7 +134,7 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 // checkSender asks the configured SenderChecker, or policy.CheckSender, whether the account
 // may use from.
 func (s *session) checkSender(from smtp.Address) smtp.Reply {
-	if sc := s.srv.opts.Auth.Senders; sc != nil {
+	if sc := s.opts.Auth.Senders; sc != nil {
 		ctx, cancel := s.lookupContext()
 		defer cancel()
 		return sc.CheckSender(ctx, s.user, from)
@@ -156,7 +158,7 @@ func (s *session) mailParams(tx *transaction, params []smtp.Param) (smtp.Reply, 
 			if err != nil || n < 0 || !p.HasValue {
 				return bad("Bad message size syntax")
 			}
-			if n > s.srv.opts.MaxMessageSize {
+			if n > s.opts.MaxMessageSize {
 				return replyTooBig, false
 			}
 		case "BODY": // RFC 6152, RFC 3030
@@ -226,7 +228,7 @@ func (s *session) cmdRcpt(arg string) {
 			level = slog.LevelInfo
 		}
 		s.log.Log(s.ctx, level, "rcpt", "from", from, "rcpt", rcpt, "code", r.Code, "reason", r.Text, "over_limit", s.tx.overshoot)
-		if s.tx.overshoot <= s.srv.opts.MaxRcptOvershoot {
+		if s.tx.overshoot <= s.opts.MaxRcptOvershoot {
 			s.replyUncounted(r)
 			return
 		}
@@ -262,12 +264,12 @@ func (s *session) rcpt(arg string) (smtp.Reply, string) {
 		return smtp.R(smtp.CodeParamSyntax, smtp.EnhBadDestSyntax, "<"+pa.Path+">: Recipient address rejected: bad address syntax"), pa.Path
 	}
 	if addr.Domain == "" { // <Postmaster>
-		addr.Domain = s.srv.opts.PostmasterDomain
+		addr.Domain = s.opts.PostmasterDomain
 	}
 	if !addr.IsASCII() && !s.tx.smtputf8 {
 		return smtp.R(smtp.CodeMailboxNameInvalid, smtp.EnhNonASCIIAddr, "<"+pa.Path+">: Recipient address rejected: non-ASCII address needs SMTPUTF8"), pa.Path
 	}
-	if s.tx.accepted >= s.srv.opts.MaxRcpts {
+	if s.tx.accepted >= s.opts.MaxRcpts {
 		s.tx.overshoot++
 		return replyTooManyRcpts, addr.String()
 	}
@@ -276,7 +278,7 @@ func (s *session) rcpt(arg string) (smtp.Reply, string) {
 	}
 	ctx, cancel := s.lookupContext()
 	defer cancel()
-	r := s.srv.opts.Rcpts.CheckRcpt(ctx, s.client(), addr)
+	r := s.opts.Rcpts.CheckRcpt(ctx, s.client(), addr)
 	if r.Positive() && s.screen != nil {
 		r = s.screenRcpt(addr)
 	}

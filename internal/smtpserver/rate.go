@@ -21,10 +21,10 @@ type RateChecker interface {
 
 // rateConnect asks Options.Rate about the new connection, and refuses it when told to.
 func (s *session) rateConnect() bool {
-	if s.srv.opts.Rate == nil {
+	if s.opts.Rate == nil {
 		return true
 	}
-	reply, ok := s.srv.opts.Rate.Connect(s.remote.Addr())
+	reply, ok := s.opts.Rate.Connect(s.remote.Addr())
 	if !ok {
 		s.refuseConnection(reply)
 	}
@@ -33,18 +33,18 @@ func (s *session) rateConnect() bool {
 
 // rateMail asks Options.Rate about a MAIL command.
 func (s *session) rateMail() (smtp.Reply, bool) {
-	if s.srv.opts.Rate == nil {
+	if s.opts.Rate == nil {
 		return smtp.Reply{}, true
 	}
-	return s.srv.opts.Rate.Mail(s.client())
+	return s.opts.Rate.Mail(s.client())
 }
 
 // rateRcpt asks Options.Rate about a RCPT command.
 func (s *session) rateRcpt() (smtp.Reply, bool) {
-	if s.srv.opts.Rate == nil {
+	if s.opts.Rate == nil {
 		return smtp.Reply{}, true
 	}
-	return s.srv.opts.Rate.Rcpt(s.client())
+	return s.opts.Rate.Rcpt(s.client())
 }
 
 // refuseConnection answers a connection refused before the greeting (a 421) and logs it; the

@@ -44,7 +44,7 @@ var replyPregreet = smtp.R(smtp.CodeTransactionFailed, smtp.EnhInvalidCommand, "
 // screenConnect starts the lookups of a client of the smtp listener, and holds the greeting
 // for PregreetWait, refusing a client that talks in it; false ends the session.
 func (s *session) screenConnect() bool {
-	o := s.srv.opts.Screen
+	o := s.opts.Screen
 	if s.role != RoleMX {
 		return true
 	}
@@ -114,7 +114,7 @@ func (s *session) screenRcpt(rcpt smtp.Address) smtp.Reply {
 	if !ok {
 		return smtp.R(smtp.CodeOK, smtp.EnhDestOK, "Ok")
 	}
-	return s.srv.opts.Screen.Screener.CheckRcpt(s.client(), rep, s.tx.from, rcpt)
+	return s.opts.Screen.Screener.CheckRcpt(s.client(), rep, s.tx.from, rcpt)
 }
 
 // clientName is the client's name for the Received header, as Postfix writes it: the

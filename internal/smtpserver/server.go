@@ -267,18 +267,20 @@ func New(opts Options) *Server {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("smtpserver: server closed")
 
-// Serve accepts connections on ln until ln fails or Shutdown is called. Each connection gets a
-// session goroutine, owned by the Server: Shutdown waits for it, and it recovers its own panics.
+// ServeListener accepts connections on ln until ln fails or Shutdown is called; l says what the
+// listener changes of the Options. Each connection gets a session goroutine, owned by the Server: Shutdown waits for it, and it recovers its own panics.
 // A panic in the accept loop itself is returned as an error, so that the caller can shut the
 // rest down in order instead of the process dying with every session.
-func (s *Server) Serve(ln net.Listener, role Role) (err error) {
+func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("accept loop panic", "panic", v, "stack", string(debug.Stack()))
 			err = fmt.Errorf("smtpserver: panic in the accept loop: %v", v)
 		}
 	}()
-	if role == RoleSubmissions && s.opts.TLS == nil {
+	role, opts := l.Role, s.listenerOptions(l)
+	l.Name = cmp.Or(l.Name, role.String())
+	if role == RoleSubmissions && opts.TLS == nil {
 		return errors.New("smtpserver: implicit TLS listener without a TLS config")
 	}
 	s.mu.Lock()
@@ -312,7 +314,7 @@ func (s *Server) Serve(ln net.Listener, role Role) (err error) {
 			return err
 		}
 		backoff = 0
-		sess := s.newSession(c, role)
+		sess := s.newSession(c, l, opts)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -409,7 +411,7 @@ func (s *Server) closeSessions(all bool) int {
 	return len(s.sessions)
 }
 
-func (s *Server) newSession(c net.Conn, role Role) *session {
+func (s *Server) newSession(c net.Conn, l Listener, opts *Options) *session {
 	id := s.nextConn.Add(1)
 	var remote netip.AddrPort
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -419,13 +421,15 @@ func (s *Server) newSession(c net.Conn, role Role) *session {
 	ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.opts.SessionTimeout))
 	sess := &session{
 		srv:    s,
-		role:   role,
+		opts:   opts,
+		lis:    l,
+		role:   l.Role,
 		raw:    c,
 		remote: remote,
 		start:  start,
 		ctx:    ctx,
 		cancel: cancel,
-		log:    s.log.With("conn", id, "remote", remote.Addr().Unmap().String(), "listener", role.String()),
+		log:    s.log.With("conn", id, "remote", remote.Addr().Unmap().String(), "listener", l.Name),
 	}
 	return sess
 }

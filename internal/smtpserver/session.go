@@ -24,6 +24,8 @@ import (
 // never conn: conn is replaced during the TLS handshake by the session goroutine.
 type session struct {
 	srv    *Server
+	opts   *Options // the Server's, with what the listener changes (listener.go)
+	lis    Listener
 	role   Role
 	raw    net.Conn // the TCP connection, whose deadlines we move
 	conn   net.Conn // what we read and write: raw, or TLS over raw
@@ -118,16 +120,16 @@ func (s *session) deadline(reading bool) time.Time {
 		if s.lastWords || stopped {
 			return now.Add(lastWordsTimeout)
 		}
-		return now.Add(s.srv.opts.IdleTimeout)
+		return now.Add(s.opts.IdleTimeout)
 	}
 	if stopped || s.phase.Load() == phaseIdle && s.srv.closing.Load() {
 		return now
 	}
-	d := now.Add(s.srv.opts.IdleTimeout)
+	d := now.Add(s.opts.IdleTimeout)
 	if !s.readBy.IsZero() && s.readBy.Before(d) {
 		d = s.readBy
 	}
-	if end := s.start.Add(s.srv.opts.SessionTimeout); end.Before(d) {
+	if end := s.start.Add(s.opts.SessionTimeout); end.Before(d) {
 		d = end
 	}
 	return d
@@ -154,7 +156,7 @@ const (
 // lookupContext is the context of one lookup the client waits for: a recipient check, a
 // credential lookup. It ends with the session.
 func (s *session) lookupContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(s.ctx, min(s.srv.opts.IdleTimeout, lookupTimeout))
+	return context.WithTimeout(s.ctx, min(s.opts.IdleTimeout, lookupTimeout))
 }
 
 func (s *session) interruptIfIdle() {
@@ -163,7 +165,7 @@ func (s *session) interruptIfIdle() {
 	}
 }
 
-func (s *session) hostname() string { return s.srv.opts.Hostname }
+func (s *session) hostname() string { return s.opts.Hostname }
 
 // serve runs the session to its end. It is the session's only recover: a panic is logged with its
 // stack and answered with 421, and no other session notices.
@@ -183,7 +185,7 @@ func (s *session) serve() {
 		s.logDisconnect()
 	}()
 
-	if lim := s.srv.opts.Limiter; lim != nil {
+	if lim := s.opts.Limiter; lim != nil {
 		kind := policy.ConnMX
 		if s.role != RoleMX {
 			kind = policy.ConnSubmission // the users' ports get their share of a busy server
@@ -271,7 +273,7 @@ func (s *session) loop() {
 		} else {
 			s.command(string(line))
 		}
-		if s.errors >= s.srv.opts.MaxErrors && !s.quit {
+		if s.errors >= s.opts.MaxErrors && !s.quit {
 			s.log.Info("too many errors", "errors", s.errors)
 			s.refuse(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: too many errors"))
 		}
@@ -295,7 +297,7 @@ func (s *session) readLine(idle bool) ([]byte, error) {
 	if idle {
 		p = phaseIdle
 	}
-	s.startPhase(p, s.srv.opts.IdleTimeout)
+	s.startPhase(p, s.opts.IdleTimeout)
 	line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
 	if err == nil {
 		// A failed wait keeps its phase: the session ends or refuses the line, and its log
@@ -360,7 +362,7 @@ func (s *session) ioError(err error) {
 		return
 	}
 	r := smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: timeout exceeded")
-	if !time.Now().Before(s.start.Add(s.srv.opts.SessionTimeout)) {
+	if !time.Now().Before(s.start.Add(s.opts.SessionTimeout)) {
 		r = smtp.R(smtp.CodeUnavailable, smtp.EnhBadConnection, s.hostname()+" Error: session time limit exceeded")
 	}
 	s.log.Info("timeout", "reason", r.Text, "phase", phaseName(s.phase.Load()))

@@ -20,7 +20,7 @@ func (s *session) cmdStartTLS(arg string) {
 	case arg != "":
 		s.reply(replyUsage("STARTTLS"))
 		return
-	case s.srv.opts.TLS == nil:
+	case s.opts.TLS == nil:
 		s.reply(replyNotImpl)
 		return
 	case s.tls != nil:
@@ -45,10 +45,10 @@ func (s *session) cmdStartTLS(arg string) {
 // handshake runs the TLS handshake on the connection and, on success, starts the session over
 // as RFC 3207 §4.2 demands: no greeting, no transaction, the client must EHLO again.
 func (s *session) handshake() bool {
-	tc := tls.Server(s.conn, s.srv.opts.TLS)
+	tc := tls.Server(s.conn, s.opts.TLS)
 	// Bounded as a whole, like a command line (a client trickling its ClientHello holds its slot
 	// no longer than one trickling a command), and cut when a shutdown runs out of time.
-	d := min(handshakeTimeout, s.srv.opts.IdleTimeout)
+	d := min(handshakeTimeout, s.opts.IdleTimeout)
 	s.readBy = time.Now().Add(d)
 	ctx, cancel := context.WithTimeout(s.ctx, d)
 	defer cancel()
