@@ -50,6 +50,7 @@ install_gotools || gotools_status=1
 # command -> Debian package that provides it
 declare -A pkg=(
   [swaks]=swaks
+  [haproxy]=haproxy
   [curl]=curl
   [python3]=python3
   [msmtp]=msmtp

@@ -139,7 +139,7 @@ func dnsParams(cfg config.Config, req DNSRecordsRequest) (dnsrecords.Params, err
 	return dnsrecords.Params{
 		Domain: domain, Hostname: host, IPs: req.IPs, Relayhost: cfg.Delivery.Relayhost,
 		DMARCReports: req.DMARCReports, TLSReports: req.TLSReports, MTASTSMode: req.MTASTSMode,
-		Submission: cfg.Listen.Submission != "", Submissions: cfg.Listen.Submissions != "",
+		Submission: hasRole(cfg, config.RoleSubmission), Submissions: hasRole(cfg, config.RoleSubmissions),
 	}, nil
 }
 

@@ -18,41 +18,27 @@ func contentFilters(cfg config.Config, log *slog.Logger) []smtpserver.Filter {
 		if err != nil {
 			continue // config.Validate refused it already
 		}
-		fs = append(fs, milter.New(milter.Config{
+		fs = append(fs, byListener{names: m.Listeners, Filter: milter.New(milter.Config{
 			Name:           m.Name,
 			Network:        network,
 			Address:        addr,
-			Roles:          roles(m.Listeners),
+			Roles:          allRoles, // byListener picks (listeners.go)
 			ConnectTimeout: m.ConnectTimeout.Duration,
 			CommandTimeout: m.CommandTimeout.Duration,
 			EOMTimeout:     m.EOMTimeout.Duration,
 			TempFail:       m.DefaultAction == "tempfail",
 			Logger:         log,
-		}))
+		})})
 	}
 	if r := cfg.Rspamd; r.URL != "" {
-		fs = append(fs, rspamd.New(rspamd.Config{
+		fs = append(fs, byListener{names: r.Listeners, Filter: rspamd.New(rspamd.Config{
 			URL:      r.URL,
 			Password: r.Password,
-			Roles:    roles(r.Listeners),
+			Roles:    allRoles, // byListener picks (listeners.go)
 			Timeout:  r.Timeout.Duration,
 			TempFail: r.DefaultAction == "tempfail",
 			Logger:   log,
-		}))
+		})})
 	}
 	return fs
-}
-
-// roles maps the configuration's listener names to roles (config.Validate checked them).
-func roles(names []string) []smtpserver.Role {
-	byName := map[string]smtpserver.Role{
-		"smtp": smtpserver.RoleMX, "submission": smtpserver.RoleSubmission, "submissions": smtpserver.RoleSubmissions,
-	}
-	var rs []smtpserver.Role
-	for _, n := range names {
-		if r, ok := byName[n]; ok {
-			rs = append(rs, r)
-		}
-	}
-	return rs
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -85,13 +84,6 @@ type Server struct {
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
 	release []func()
-}
-
-// listener is one bound listening socket and the service it is for.
-type listener struct {
-	ln   net.Listener
-	role smtpserver.Role
-	desc string
 }
 
 // Build makes the server cfg describes, without running it. Whatever is wrong with the
@@ -237,38 +229,6 @@ func serverOptions(cfg config.Config, derived config.Derived, cert tls.Certifica
 	}
 }
 
-// listen binds the listeners the config names, and returns their addresses.
-func (s *Server) listen() ([]netip.AddrPort, error) {
-	s.release = append(s.release, func() {
-		for _, l := range s.lns {
-			_ = l.ln.Close() // best effort: Shutdown has closed them when the server ran
-		}
-	})
-	var local []netip.AddrPort
-	for _, l := range []struct {
-		addr string
-		role smtpserver.Role
-		desc string
-	}{
-		{s.cfg.Listen.SMTP, smtpserver.RoleMX, "smtp (MX, STARTTLS)"},
-		{s.cfg.Listen.Submission, smtpserver.RoleSubmission, "submission (STARTTLS)"},
-		{s.cfg.Listen.Submissions, smtpserver.RoleSubmissions, "submissions (implicit TLS)"},
-	} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			return nil, listenError(l.desc, l.addr, err)
-		}
-		s.lns = append(s.lns, listener{ln, l.role, l.desc})
-		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
-			local = append(local, ta.AddrPort())
-		}
-	}
-	return local, nil
-}
-
 // Close releases what Build made: the queue, the account store, the lock on the data
 // directory and the listeners. Run does it itself when it returns.
 func (s *Server) Close() {
@@ -314,7 +274,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
-			serveErr <- srv.Serve(l.ln, l.role)
+			serveErr <- srv.ServeListener(l.ln, l.l)
 		}()
 	}
 	_, _ = fmt.Fprintf(stdout, "tern: data directory %s\n", s.data) // as above

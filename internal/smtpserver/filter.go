@@ -26,6 +26,7 @@ type Filter interface {
 // FilterConn describes a session to a filter.
 type FilterConn struct {
 	Role     Role
+	Listener string // the listener's name
 	Hostname string // ours
 	Remote   netip.AddrPort
 	Local    netip.AddrPort
@@ -85,7 +86,7 @@ func (s *session) openFilters() bool {
 		return true
 	}
 	local, _ := netip.ParseAddrPort(s.raw.LocalAddr().String())
-	c := FilterConn{Role: s.role, Hostname: s.hostname(), Remote: s.remote, Local: local}
+	c := FilterConn{Role: s.role, Listener: s.lis.Name, Hostname: s.hostname(), Remote: s.remote, Local: local}
 	f := &filtering{}
 	for _, fl := range s.opts.Filters {
 		if fs := fl.Open(s.ctx, c); fs != nil {

@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/proxied"
+	"github.com/tern-mail/tern/internal/smtpserver"
+)
+
+// listener is one bound listening socket and the service it is for.
+type listener struct {
+	ln   net.Listener
+	l    smtpserver.Listener
+	desc string
+}
+
+// roleOf maps a configured role to the server's.
+func roleOf(r string) smtpserver.Role {
+	switch r {
+	case config.RoleSubmission:
+		return smtpserver.RoleSubmission
+	case config.RoleSubmissions:
+		return smtpserver.RoleSubmissions
+	}
+	return smtpserver.RoleMX
+}
+
+// serverListener is what a configured listener changes of the server's options.
+func serverListener(c config.Listener) smtpserver.Listener {
+	return smtpserver.Listener{
+		Name:           c.Name,
+		Role:           roleOf(c.Role),
+		NoTLS:          c.TLS == config.TLSNone,
+		RequireTLS:     c.TLS == config.TLSRequired,
+		RequireAuth:    *c.AuthRequired,
+		Mechanisms:     slices.Clone(c.Mechanisms),
+		MaxMessageSize: c.MessageSize,
+		MaxRcpts:       c.Recipients,
+		IdleTimeout:    c.IdleTimeout.Duration,
+		DataTimeout:    c.DataTimeout.Duration,
+	}
+}
+
+// describe words a listener for the startup lines: "smtp (MX, STARTTLS)" for the implicit ones,
+// as before; the name, role and TLS mode for the others.
+func describe(c config.Listener, implicit bool) string {
+	if implicit {
+		switch c.Name {
+		case "smtp":
+			return "smtp (MX, STARTTLS)"
+		case "submission":
+			return "submission (STARTTLS)"
+		case "submissions":
+			return "submissions (implicit TLS)"
+		}
+	}
+	d := fmt.Sprintf("%s (%s, TLS %s", c.Name, c.Role, c.TLS)
+	if c.ProxyProtocol {
+		d += ", PROXY protocol"
+	}
+	return d + ")"
+}
+
+// listen binds the listeners the config names, and returns their addresses.
+func (s *Server) listen() ([]netip.AddrPort, error) {
+	s.release = append(s.release, func() {
+		for _, l := range s.lns {
+			_ = l.ln.Close() // best effort: Shutdown has closed them when the server ran
+		}
+	})
+	var local []netip.AddrPort
+	implicit := len(s.cfg.Listeners) == 0
+	for _, c := range s.cfg.EffectiveListeners() {
+		desc := describe(c, implicit)
+		ln, err := net.Listen("tcp", c.Address)
+		if err != nil {
+			return nil, listenError(desc, c.Address, err)
+		}
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			local = append(local, ta.AddrPort())
+		}
+		if c.ProxyProtocol {
+			trusted, _ := c.ProxyPrefixes() // checked by config.Validate
+			ln = proxied.Listen(ln, proxied.Options{Trusted: trusted, Logger: s.log.With("listener", c.Name)})
+		}
+		s.lns = append(s.lns, listener{ln, serverListener(c), desc})
+	}
+	return local, nil
+}
+
+// byListener limits a content filter to the listeners its config names: a listener's name, or
+// smtp, submission or submissions, which also stand for every listener of that role.
+type byListener struct {
+	smtpserver.Filter
+	names []string
+}
+
+func (f byListener) Open(ctx context.Context, c smtpserver.FilterConn) smtpserver.FilterSession {
+	if !slices.Contains(f.names, c.Listener) && !slices.Contains(f.names, c.Role.String()) {
+		return nil
+	}
+	return f.Filter.Open(ctx, c)
+}
+
+var allRoles = []smtpserver.Role{smtpserver.RoleMX, smtpserver.RoleSubmission, smtpserver.RoleSubmissions}
+
+// hasRole reports whether a listener of role r is configured.
+func hasRole(cfg config.Config, r string) bool {
+	return slices.ContainsFunc(cfg.EffectiveListeners(), func(l config.Listener) bool { return l.Role == r })
+}
