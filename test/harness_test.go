@@ -92,6 +92,9 @@ type ternOpts struct {
 	Env []string
 	// Domain is the first --domain (where a bare login is taken). Default: testDomain.
 	Domain string
+	// Named: Config has [[listener]] tables; no --smtp, --submission or --submissions is given
+	// and the addresses are in Listeners, by name.
+	Named bool
 }
 
 // Tern is one running `tern serve` process.
@@ -103,6 +106,8 @@ type Tern struct {
 
 	// Listener addresses (host:port), as the server printed them.
 	SMTP, Submission, Submissions string
+	// Listeners are every listener's address by name (ternOpts.Named).
+	Listeners map[string]string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -183,12 +188,14 @@ func (tn *Tern) start() {
 	t.Helper()
 	args := []string{"serve",
 		"--data", tn.Data,
-		"--smtp", tn.opts.SMTPListen, "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
 		"--domain", cmp.Or(tn.opts.Domain, testDomain), "--hostname", testHostname,
 		// Tests never ask the system's DNS: a resolver on a loopback port where nothing listens
 		// makes every remote domain a temporary failure (mail waits in the queue). A test that
 		// delivers remotely passes its own --resolver (later flags win).
 		"--resolver", noResolver,
+	}
+	if !tn.opts.Named {
+		args = append(args, "--smtp", tn.opts.SMTPListen, "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0")
 	}
 	if tn.configPath != "" {
 		args = append(args, "--config", tn.configPath)
@@ -218,13 +225,15 @@ func (tn *Tern) start() {
 		close(done)
 	}()
 
-	listenRE := regexp.MustCompile(`^tern: (smtp|submission|submissions) \(.*\) listening on (\S+)$`)
+	listenRE := regexp.MustCompile(`^tern: (\S+) \(.*\) listening on (\S+)$`)
 	tn.SMTP, tn.Submission, tn.Submissions = "", "", ""
+	tn.Listeners = map[string]string{}
 	timeout := time.After(15 * time.Second)
 	for {
 		select {
 		case line := <-lines:
 			if m := listenRE.FindStringSubmatch(line); m != nil {
+				tn.Listeners[m[1]] = m[2]
 				switch m[1] {
 				case "smtp":
 					tn.SMTP = m[2]
@@ -236,7 +245,7 @@ func (tn *Tern) start() {
 				continue
 			}
 			if strings.HasPrefix(line, "tern: data directory ") {
-				if tn.SMTP == "" || tn.Submission == "" || tn.Submissions == "" {
+				if !tn.opts.Named && (tn.SMTP == "" || tn.Submission == "" || tn.Submissions == "") {
 					t.Fatalf("tern printed the data directory before all three listeners: %q %q %q",
 						tn.SMTP, tn.Submission, tn.Submissions)
 				}
