@@ -15,6 +15,7 @@
 package milter
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -158,7 +159,7 @@ func (s *session) Connect(ctx context.Context, st smtpserver.FilterState) filter
 	m := s.macros
 	m.Set(gomilter.MacroMTAFQDN, s.conn.Hostname)
 	m.Set(gomilter.MacroMTAVersion, "tern")
-	m.Set(gomilter.MacroDaemonName, s.conn.Role.String())
+	m.Set(gomilter.MacroDaemonName, cmp.Or(s.conn.Listener, s.conn.Role.String()))
 	m.Set(gomilter.MacroDaemonAddr, s.conn.Local.Addr().Unmap().String())
 	ip := s.conn.Remote.Addr().Unmap()
 	m.Set(gomilter.MacroClientAddr, ip.String())
