@@ -27,7 +27,7 @@ func listen(t *testing.T, trusted ...string) (*Listener, *testutil.SyncBuffer) {
 	}
 	logs := &testutil.SyncBuffer{}
 	l := Listen(ln, Options{Trusted: ps, Timeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() }) // best effort: the test is over
 	return l, logs
 }
 
