@@ -82,7 +82,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) Close() error {
 	var err error
 	l.once.Do(func() {
+		l.mu.Lock()
 		close(l.done)
+		l.mu.Unlock()
 		err = l.Listener.Close()
 		l.mu.Lock()
 		for c := range l.pending {
@@ -118,6 +120,13 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.mu.Lock()
+		select {
+		case <-l.done: // Close ran between Accept and here: it did not see c
+			l.mu.Unlock()
+			_ = c.Close() // shutting down
+			return
+		default:
+		}
 		l.pending[c] = struct{}{}
 		l.wg.Add(1)
 		l.mu.Unlock()

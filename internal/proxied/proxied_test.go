@@ -155,3 +155,27 @@ func FuzzReadHeader(f *testing.F) {
 type pipeConn struct{ net.Conn }
 
 func (pipeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+
+// TestCloseEndsPending: Close closes the connections whose header is awaited, and returns.
+func TestCloseEndsPending(t *testing.T) {
+	l, _ := listen(t, "127.0.0.0/8")
+	silent := dial(t, l)
+	for { // wait for the header reader to hold it
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(silent); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if _, err := l.Accept(); err == nil {
+		t.Error("Accept after Close succeeded")
+	}
+}
