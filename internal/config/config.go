@@ -52,6 +52,9 @@ type Listen struct {
 type TLS struct {
 	Cert string `toml:"cert" doc:"PEM certificate chain. Empty (with key empty): a self-signed certificate made on first start in <data>/tls and reused after."`
 	Key  string `toml:"key" doc:"PEM private key for cert."`
+	// Certs and Reload: see tlscerts.go.
+	Certs  []CertPair `toml:"certs" doc:"More certificates, chosen by the name the client asks for (SNI), e.g. [{cert = \"/etc/letsencrypt/live/mx.example.com/fullchain.pem\", key = \"/etc/letsencrypt/live/mx.example.com/privkey.pem\"}]. The first (cert and key above if set, else the first here) is served when no name matches. Wildcard names cover one label."`
+	Reload Duration   `toml:"reload" doc:"How often the certificate files are looked at: a changed pair (certbot or lego renewing in place) is served from the next handshake on, sessions in progress keep theirs; a half-written pair (certificate and key not matching) is ignored until both are in. SIGHUP reloads them at once. 0: only on SIGHUP."`
 }
 
 // Limits are the per-session limits; each is enforced with its own SMTP reply.
@@ -275,6 +278,7 @@ func Default() Config {
 		},
 		Delivery: Delivery{RemotePort: 25, MTASTSPort: 443},
 		Reports:  Reports{DMARC: true, TLS: true},
+		TLS:      defaultTLS(),
 		Log:      Log{Level: "info", Format: "text"},
 		Milters:  []Milter{},
 		Rspamd:   defaultRspamd(),
@@ -369,6 +373,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}
+	errs = append(errs, c.TLS.validate()...)
 	l := c.Limits
 	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 ||
 		l.DataTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
