@@ -29,13 +29,14 @@ func (s *Server) Reload() {
 	}
 }
 
-// serveReload reloads on SIGHUP and runs the background watchers (certificate files) until
+// serveReload reloads on SIGHUP and runs the background work of certificates (the files'
+// watcher, ACME) until
 // the returned stop is called (safe to call twice).
 func (s *Server) serveReload() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		for {
@@ -52,6 +53,14 @@ func (s *Server) serveReload() (stop func()) {
 		defer func() { done <- struct{}{} }()
 		s.certs.Watch(ctx, s.cfg.TLS.Reload.Duration)
 	}()
+	if s.acme != nil {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			s.acme.run(ctx)
+		}()
+	} else {
+		done <- struct{}{}
+	}
 	stopped := false
 	return func() {
 		if stopped {
@@ -60,6 +69,7 @@ func (s *Server) serveReload() (stop func()) {
 		stopped = true
 		signal.Stop(hup)
 		cancel()
+		<-done
 		<-done
 		<-done
 	}

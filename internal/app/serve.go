@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,7 @@ type Server struct {
 	reports *serverReports
 	rate    *rateLimits
 	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
+	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
@@ -171,7 +173,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	tlsOut.set(s.reports.Recorder)
-	opts := serverOptions(cfg, derived, s.certs, store, gss, relay, s.q, log)
+	opts := serverOptions(cfg, derived, s.serverTLS(), store, gss, relay, s.q, log)
 	withAliases(&opts, aliases)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
@@ -213,7 +215,7 @@ func queueOptions(cfg config.Config, derived config.Derived, router *delivery.Ro
 }
 
 // serverOptions configures the SMTP server from cfg: q is the spool and serves ETRN.
-func serverOptions(cfg config.Config, derived config.Derived, certs *tlsutil.Certs, store accounts.Store,
+func serverOptions(cfg config.Config, derived config.Derived, tlsCfg *tls.Config, store accounts.Store,
 	gss *sasl.GSSAPIAcceptor, relay *policy.Relay, q *queue.Queue, log *slog.Logger) smtpserver.Options {
 	return smtpserver.Options{
 		Auth:             authOptions(cfg, store, gss, log),
@@ -226,7 +228,7 @@ func serverOptions(cfg config.Config, derived config.Derived, certs *tlsutil.Cer
 		IdleTimeout:      cfg.Limits.IdleTimeout.Duration,
 		DataTimeout:      cfg.Limits.DataTimeout.Duration,
 		SessionTimeout:   cfg.Limits.SessionTimeout.Duration,
-		TLS:              tlsutil.ServerConfigCerts(certs),
+		TLS:              tlsCfg,
 		Spool:            spool{q},
 		Rcpts:            relay,
 		Flusher:          q,

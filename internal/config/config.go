@@ -23,6 +23,7 @@ type Config struct {
 	Domains  []string `toml:"domains" doc:"Local domains: mail to accounts in them is delivered here; mail to other domains is relayed only for authenticated clients."`
 	Listen   Listen   `toml:"listen"`
 	TLS      TLS      `toml:"tls"`
+	ACME     ACME     `toml:"acme"` // acme.go
 	Limits   Limits   `toml:"limits"`
 	Rate     Rate     `toml:"rate"`
 	Auth     Auth     `toml:"auth"`
@@ -279,6 +280,7 @@ func Default() Config {
 		Delivery: Delivery{RemotePort: 25, MTASTSPort: 443},
 		Reports:  Reports{DMARC: true, TLS: true},
 		TLS:      defaultTLS(),
+		ACME:     defaultACME(),
 		Log:      Log{Level: "info", Format: "text"},
 		Milters:  []Milter{},
 		Rspamd:   defaultRspamd(),
@@ -374,6 +376,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}
 	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.ACME.validate()...)
 	l := c.Limits
 	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 ||
 		l.DataTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {
