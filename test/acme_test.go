@@ -83,7 +83,7 @@ func (p *pebble) rootPEM(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read in full below
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func TestTLSCertificatesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // best effort: the session ended with QUIT
 	r := bufio.NewReader(conn)
 	expectReply(t, r, "220 ")
 
@@ -106,9 +106,13 @@ func TestTLSCertificatesReload(t *testing.T) {
 		waitServed(t, openssl, l.addr, l.starttls, certPEM(renewed))
 	}
 
-	fmt.Fprintf(conn, "EHLO client.example\r\n")
+	if _, err := fmt.Fprintf(conn, "EHLO client.example\r\n"); err != nil {
+		t.Fatalf("the session opened before the reload: %v", err)
+	}
 	expectReply(t, r, "250 ")
-	fmt.Fprintf(conn, "QUIT\r\n")
+	if _, err := fmt.Fprintf(conn, "QUIT\r\n"); err != nil {
+		t.Fatal(err)
+	}
 	expectReply(t, r, "221 ")
 }
 
