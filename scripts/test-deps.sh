@@ -84,6 +84,8 @@ declare -A pkg=(
   [unshare]=util-linux
   # SRS peer: postsrsd's TCP lookup tables reverse what tern's SRS forwards, and the other way
   [postsrsd]=postsrsd
+  # ACME: Let's Encrypt's test CA, issuing tern's certificate by tls-alpn-01 and http-01 (test/acme_test.go)
+  [pebble]=pebble
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish

@@ -24,7 +24,8 @@ func newServeCmd(std stdio) *cobra.Command {
 		Long: `Runs the server until SIGINT or SIGTERM (Ctrl-C, kill PID), then shuts down gracefully: idle
 sessions get 421 4.3.2, messages being received are finished. It makes the data directory,
 the account database and a self-signed certificate when they are missing, after checking the
-settings and opening every listener.`,
+settings and opening every listener. SIGHUP reloads the certificate files ([tls]) without
+dropping sessions.`,
 		Example: `  tern serve
   tern serve --domain example.test --config /etc/tern/tern.toml
   tern serve --smtp 0.0.0.0:25 --submission 0.0.0.0:587 --submissions ""   (no port 465)`,

@@ -80,6 +80,9 @@ type Server struct {
 	srv     *smtpserver.Server
 	reports *serverReports
 	rate    *rateLimits
+	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
+	acme    *acmeCerts     // nil: [acme] off (acme.go)
+	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -140,7 +143,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.release = append(s.release, func() { _ = store.Close() }) // best effort: the queue, which holds the mail, is closed first
 	dkimKeys.store = store
 
-	cert, err := loadCert(cfg, data, log)
+	err = s.loadCerts() // tlsreload.go
 	if err != nil {
 		return nil, dataError(data, "cannot load the TLS certificate", err)
 	}
@@ -162,7 +165,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	tlsOut.set(s.reports.Recorder)
-	opts := serverOptions(cfg, derived, cert, store, gss, relay, s.q, log)
+	opts := serverOptions(cfg, derived, s.serverTLS(), store, gss, relay, s.q, log)
 	withAliases(&opts, aliases)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
@@ -204,7 +207,7 @@ func queueOptions(cfg config.Config, derived config.Derived, router *delivery.Ro
 }
 
 // serverOptions configures the SMTP server from cfg: q is the spool and serves ETRN.
-func serverOptions(cfg config.Config, derived config.Derived, cert tls.Certificate, store accounts.Store,
+func serverOptions(cfg config.Config, derived config.Derived, tlsCfg *tls.Config, store accounts.Store,
 	gss *sasl.GSSAPIAcceptor, relay *policy.Relay, q *queue.Queue, log *slog.Logger) smtpserver.Options {
 	return smtpserver.Options{
 		Auth:             authOptions(cfg, store, gss, log),
@@ -217,7 +220,7 @@ func serverOptions(cfg config.Config, derived config.Derived, cert tls.Certifica
 		IdleTimeout:      cfg.Limits.IdleTimeout.Duration,
 		DataTimeout:      cfg.Limits.DataTimeout.Duration,
 		SessionTimeout:   cfg.Limits.SessionTimeout.Duration,
-		TLS:              tlsutil.ServerConfig(cert),
+		TLS:              tlsCfg,
 		Spool:            spool{q},
 		Rcpts:            relay,
 		Flusher:          q,
@@ -263,6 +266,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 
 	stopAdmin := s.serveAdmin()
 	defer stopAdmin()
+	stopReload := s.serveReload() // reload.go
+	defer stopReload()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener
 	// (Serve recovers its own panics), and Run waits for them before the queue closes.
@@ -431,20 +436,6 @@ func (s spool) NewMessage() (smtpserver.Message, error) {
 		return nil, err
 	}
 	return w, nil
-}
-
-func loadCert(cfg config.Config, data string, log *slog.Logger) (cert tls.Certificate, err error) {
-	if cfg.TLS.Cert != "" {
-		return tlsutil.LoadFiles(cfg.TLS.Cert, cfg.TLS.Key)
-	}
-	cert, created, err := tlsutil.LoadOrCreate(tlsPath(data), cfg.Hostname)
-	if err != nil {
-		return cert, err
-	}
-	if created {
-		log.Info("created a self-signed certificate", "dir", tlsPath(data), "hostname", cfg.Hostname)
-	}
-	return cert, nil
 }
 
 // lockData takes an exclusive lock on the data directory, so that two servers never share

@@ -23,6 +23,7 @@ type Config struct {
 	Domains  []string `toml:"domains" doc:"Local domains: mail to accounts in them is delivered here; mail to other domains is relayed only for authenticated clients."`
 	Listen   Listen   `toml:"listen"`
 	TLS      TLS      `toml:"tls"`
+	ACME     ACME     `toml:"acme"` // acme.go
 	Limits   Limits   `toml:"limits"`
 	Rate     Rate     `toml:"rate"`
 	Auth     Auth     `toml:"auth"`
@@ -55,6 +56,9 @@ type Listen struct {
 type TLS struct {
 	Cert string `toml:"cert" doc:"PEM certificate chain. Empty (with key empty): a self-signed certificate made on first start in <data>/tls and reused after."`
 	Key  string `toml:"key" doc:"PEM private key for cert."`
+	// Certs and Reload: see tlscerts.go.
+	Certs  []CertPair `toml:"certs" doc:"More certificates, chosen by the name the client asks for (SNI), e.g. [{cert = \"/etc/letsencrypt/live/mx.example.com/fullchain.pem\", key = \"/etc/letsencrypt/live/mx.example.com/privkey.pem\"}]. The first (cert and key above if set, else the first here) is served when no name matches. Wildcard names cover one label."`
+	Reload Duration   `toml:"reload" doc:"How often the certificate files are looked at: a changed pair (certbot or lego renewing in place) is served from the next handshake on, sessions in progress keep theirs; a half-written pair (certificate and key not matching) is ignored until both are in. SIGHUP reloads them at once. 0: only on SIGHUP."`
 }
 
 // Limits are the per-session limits; each is enforced with its own SMTP reply.
@@ -278,6 +282,8 @@ func Default() Config {
 		},
 		Delivery:  Delivery{RemotePort: 25, MTASTSPort: 443},
 		Reports:   Reports{DMARC: true, TLS: true},
+		TLS:       defaultTLS(),
+		ACME:      defaultACME(),
 		Log:       Log{Level: "info", Format: "text"},
 		Milters:   []Milter{},
 		Listeners: []Listener{},
@@ -376,6 +382,8 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}
+	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.ACME.validate()...)
 	l := c.Limits
 	if l.MessageSize <= 0 || l.Recipients <= 0 || l.Errors <= 0 || l.IdleTimeout.Duration <= 0 ||
 		l.DataTimeout.Duration <= 0 || l.SessionTimeout.Duration <= 0 {

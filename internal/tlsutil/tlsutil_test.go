@@ -15,12 +15,18 @@ import (
 // client using clientCfg, and returns both sides' connection states.
 func handshake(t *testing.T, cert tls.Certificate, clientCfg *tls.Config) (client, server tls.ConnectionState, err error) {
 	t.Helper()
+	return handshakeWith(t, ServerConfig(cert), clientCfg)
+}
+
+// handshakeWith is handshake with the server's configuration given.
+func handshakeWith(t *testing.T, srvCfg, clientCfg *tls.Config) (client, server tls.ConnectionState, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, s := net.Pipe()
 	defer c.Close()
 	defer s.Close()
-	srv := tls.Server(s, ServerConfig(cert))
+	srv := tls.Server(s, srvCfg)
 	srvErr := make(chan error, 1)
 	go func() {
 		err := srv.HandshakeContext(ctx)
