@@ -12,7 +12,7 @@ func newConfigCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "config",
 		Short:   "the configuration file",
-		Example: "  tern config example",
+		Example: "  tern config example\n  tern config check --config /etc/tern/tern.toml",
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRun,
 	}
@@ -27,5 +27,6 @@ func newConfigCmd(std stdio) *cobra.Command {
 			return err
 		},
 	})
+	cmd.AddCommand(newConfigCheckCmd(std))
 	return cmd
 }

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // Config is the whole configuration.
@@ -292,18 +290,8 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("cannot read the configuration file: %w", err)
 	}
-	md, err := toml.Decode(string(b), &c)
-	if err != nil {
-		return c, fileError(path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return c, fmt.Errorf("configuration file %s: unknown keys: %s", path, strings.Join(keys, ", "))
-	}
-	return c, nil
+	// Every problem with its line and key, unknown keys with a "did you mean" (check.go).
+	return c, decodeFile(path, string(b), &c)
 }
 
 // DefaultHostname is the host name used when the configuration gives none: the machine's.
