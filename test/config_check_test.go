@@ -29,7 +29,7 @@ func TestConfigCheck(t *testing.T) {
 		{name: "wrong type", file: listenOnly + "[limits]\nmessage_size = \"10M\"\n",
 			want: `^FILE:6: limits\.message_size: incompatible types`, serve: `line 6: limits\.message_size: incompatible types`},
 		{name: "range and domain", file: "domains = [\"a b\"]\n" + listenOnly + "[limits]\nrecipients = 5\n",
-			want: `^FILE:1: domains \(--domain\) "a b": not a domain name.*\nFILE:7: limits\.recipients must be at least 100`,
+			want:  `^FILE:1: domains \(--domain\) "a b": not a domain name.*\nFILE:7: limits\.recipients must be at least 100`,
 			serve: `invalid settings:\n  domains .*\n  limits\.recipients must be at least 100`},
 		{name: "certificate missing", file: listenOnly + "[tls]\ncert = \"DIR/nope.pem\"\nkey = \"DIR/nope.key\"\n",
 			want: `^FILE:6: tls\.cert and tls\.key: loading .*no such file or directory`, serve: `tls\.cert and tls\.key: loading .*no such file or directory`},
