@@ -208,6 +208,10 @@ func TestCLIDataPermissions(t *testing.T) {
 			want: `^tern: cannot ask the running server: ` + regexp.QuoteMeta(filepath.Join(owned, "admin.sock")) + `: permission denied\n  ` + hint},
 		{name: "status", args: []string{"status", "--data", owned}, code: 1,
 			want: `^tern: cannot ask the running server: \S+: permission denied\n  ` + hint},
+		{name: "config check", args: []string{"config", "check", "--data", owned}, code: 1,
+			want: `^cannot lock the data directory: ` + regexp.QuoteMeta(filepath.Join(owned, "tern.lock")) + `: permission denied\n  ` + hint},
+		{name: "config check new data directory", args: []string{"config", "check", "--data", newDir}, code: 1,
+			want: `cannot create the data directory: ` + regexp.QuoteMeta(newDir) + `: permission denied\n  `},
 		{name: "serve new data directory", args: []string{"serve", "--data", newDir, "--smtp", "127.0.0.1:0", "--submission", "", "--submissions", ""}, code: 1,
 			want: `^tern: cannot create the data directory: ` + regexp.QuoteMeta(newDir) + `: permission denied\n  `},
 	}, cred)

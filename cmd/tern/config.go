@@ -27,6 +27,16 @@ func newConfigCmd(std stdio) *cobra.Command {
 			return err
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:     "reference",
+		Short:   "print the reference of every key (Markdown, as docs/config.md)",
+		Example: "  tern config reference > docs/config.md",
+		Args:    nargs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprint(std.out, config.Reference())
+			return err
+		},
+	})
 	cmd.AddCommand(newConfigCheckCmd(std))
 	return cmd
 }

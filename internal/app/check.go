@@ -3,8 +3,10 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -21,11 +23,11 @@ func Check(cfg config.Config) error {
 	// The files are read even when a setting is wrong, so that one run reports everything.
 	verr := cfg.Validate()
 	_, ferr := preflight(cfg, slog.New(slog.DiscardHandler))
-	return errors.Join(verr, ferr)
+	return errors.Join(verr, ferr, checkDataDir(cfg.Data))
 }
 
 // preflight reads and checks the files cfg names (the certificate and its key, the keytab
-// and principal map) and the data directory, without writing anything; it returns the GSSAPI
+// and principal map), without writing anything; it returns the GSSAPI
 // acceptor it made on the way. Every problem is reported, each naming its setting first.
 func preflight(cfg config.Config, log *slog.Logger) (*sasl.GSSAPIAcceptor, error) {
 	var errs []error
@@ -39,26 +41,39 @@ func preflight(cfg config.Config, log *slog.Logger) (*sasl.GSSAPIAcceptor, error
 			errs = append(errs, fmt.Errorf("tls.cert and tls.key: %w", err))
 		}
 	}
-	if err := checkDataDir(cfg.Data); err != nil {
-		errs = append(errs, err)
-	}
 	return gss, errors.Join(errs...)
 }
 
-// checkDataDir refuses a data directory that exists but is not a directory tern may write
-// in; a missing one is made by serve.
+// checkDataDir foresees, without writing, what Build finds when it makes and locks the data
+// directory dir, in the same words: a directory that exists but is not one, or that this user
+// may not write in, or a missing one this user may not make. (A running server's lock is no
+// problem here: a check runs beside it, before a restart.)
 func checkDataDir(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	fi, err := os.Stat(dir)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
+		parent := filepath.Dir(dir)
+		for {
+			if _, err := os.Stat(parent); err == nil || filepath.Dir(parent) == parent {
+				break
+			}
+			parent = filepath.Dir(parent)
+		}
+		if err := unix.Access(parent, unix.W_OK|unix.X_OK); err != nil {
+			return explainData(dir, "cannot create the data directory", &fs.PathError{Op: "mkdir", Path: dir, Err: err})
+		}
 		return nil
 	case err != nil:
-		return fmt.Errorf("data %q: %w", dir, err)
+		return explainData(dir, "cannot create the data directory", err)
 	case !fi.IsDir():
-		return fmt.Errorf("data %q: not a directory", dir)
+		return explainData(dir, "cannot create the data directory", &fs.PathError{Op: "mkdir", Path: dir, Err: unix.ENOTDIR})
 	}
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Errorf("data %q: not writable by this user: %w", dir, err)
+		return explainData(dir, "cannot lock the data directory", &fs.PathError{Op: "open", Path: filepath.Join(dir, "tern.lock"), Err: err})
 	}
 	return nil
 }

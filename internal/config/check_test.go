@@ -108,3 +108,19 @@ func FuzzKeyLines(f *testing.F) {
 		}
 	})
 }
+
+// TestReference: docs/config.md is Reference(), and every key it lists has a doc: the
+// meaning, units and default an administrator reads there.
+func TestReference(t *testing.T) {
+	for _, tb := range tables() {
+		for _, k := range tb.keys {
+			if k.doc == "" {
+				t.Errorf("%s.%s has no doc tag", tb.name, k.name)
+			}
+		}
+	}
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil || string(doc) != Reference() {
+		t.Errorf("docs/config.md is not Reference(); run: make docs (or go run ./cmd/tern config reference > docs/config.md)")
+	}
+}
