@@ -203,7 +203,7 @@ type Reports struct {
 // Log configures logging (to standard error).
 type Log struct {
 	Level  string `toml:"level" doc:"debug, info, warn or error."`
-	Format string `toml:"format" doc:"text or json."`
+	Format string `toml:"format" doc:"text (one line of key=value pairs per event, as slog's TextHandler writes them) or json (one JSON object per line, slog's JSONHandler: time, level, msg and the same keys); --log-format."`
 }
 
 // Duration is a time.Duration written as "5m", "1h30m".
@@ -448,7 +448,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+		errs = append(errs, fmt.Errorf("log.format (--log-format) %q: want text or json", c.Log.Format))
 	}
 	if len(errs) > 0 {
 		return &InvalidError{Problems: errs}
