@@ -138,7 +138,7 @@ func TestCLIMessages(t *testing.T) {
 		{name: "serve broken config", args: []string{"serve", "--config", broken}, code: 1,
 			want: `^tern: configuration file \S+broken\.toml, line 2: `},
 		{name: "serve config bad domain", args: []string{"serve", "--config", badDomain, "--data", data("d9")}, code: 1,
-			want: `invalid setting: domains \(--domain\) "bad_domain!": not a domain name: '_' may not appear`, noData: data("d9")},
+			want: `invalid setting: \S+bad-domain\.toml:\d+: domains \(--domain\) "bad_domain!": not a domain name: '_' may not appear`, noData: data("d9")},
 		{name: "user add exists", args: []string{"user", "add", "--data", users, "--password-stdin", "bob@example.test"}, stdin: "pw\n", code: 1,
 			want: `^tern: bob@example\.test already has an account \(tern user passwd bob@example\.test changes its password\)$`},
 		{name: "user add no password", args: []string{"user", "add", "--data", users, "--password-stdin", "carol@example.test"}, code: 1,

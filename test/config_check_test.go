@@ -30,11 +30,11 @@ func TestConfigCheck(t *testing.T) {
 			want: `^FILE:6: limits\.message_size: incompatible types`, serve: `line 6: limits\.message_size: incompatible types`},
 		{name: "range and domain", file: "domains = [\"a b\"]\n" + listenOnly + "[limits]\nrecipients = 5\n",
 			want:  `^FILE:1: domains \(--domain\) "a b": not a domain name.*\nFILE:7: limits\.recipients must be at least 100`,
-			serve: `invalid settings:\n  domains .*\n  limits\.recipients must be at least 100`},
+			serve: `invalid settings:\n  FILE:1: domains .*\n  FILE:7: limits\.recipients must be at least 100`},
 		{name: "certificate missing", file: listenOnly + "[tls]\ncert = \"DIR/nope.pem\"\nkey = \"DIR/nope.key\"\n",
-			want: `^FILE:6: tls\.cert and tls\.key: loading .*no such file or directory`, serve: `tls\.cert and tls\.key: loading .*no such file or directory`},
+			want: `^FILE:6: tls\.cert and tls\.key: loading .*no such file or directory`, serve: `FILE:6: tls\.cert and tls\.key: loading .*no such file or directory`},
 		{name: "keytab missing", file: listenOnly + "[auth]\n\ngssapi_keytab = \"DIR/nope.keytab\"\n",
-			want: `^FILE:7: auth\.gssapi_keytab: open .*no such file or directory`, serve: `auth\.gssapi_keytab: open `},
+			want: `^FILE:7: auth\.gssapi_keytab: open .*no such file or directory`, serve: `FILE:7: auth\.gssapi_keytab: open `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".toml")
@@ -47,11 +47,21 @@ func TestConfigCheck(t *testing.T) {
 				t.Fatalf("config check: exit status %d, want 1\n%s%s", code, out, errOut)
 			}
 			mustMatch(t, "config check", out, strings.ReplaceAll(tc.want, "FILE", regexp.QuoteMeta(p)))
+			out1 := out
 			out, errOut, code = runTool(t, 30*time.Second, "", ternBin, "serve", "--config", p, "--data", data)
 			if code != 1 {
 				t.Fatalf("serve: exit status %d, want 1\n%s%s", code, out, errOut)
 			}
-			mustMatch(t, "serve", errOut, tc.serve)
+			mustMatch(t, "serve", errOut, strings.ReplaceAll(tc.serve, "FILE", regexp.QuoteMeta(p)))
+			// Every problem check named, serve names in the same words: the file's own
+			// problems as "configuration file FILE, line N: ...", the settings' as check does.
+			for _, l := range strings.Split(strings.TrimSpace(out1), "\n") {
+				pfx := p + ":"
+				line, rest, _ := strings.Cut(strings.TrimPrefix(l, pfx), ": ")
+				if !strings.Contains(errOut, l) && !strings.Contains(errOut, "configuration file "+p+", line "+line+": "+rest) {
+					t.Errorf("serve did not report %q:\n%s", l, errOut)
+				}
+			}
 			if _, err := os.Lstat(data); !os.IsNotExist(err) {
 				t.Errorf("%s was made (%v): neither may write before the settings are checked", data, err)
 			}

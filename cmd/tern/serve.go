@@ -76,8 +76,9 @@ settings and opening every listener.`,
 				cfg.Queue.RetrySchedule = append(cfg.Queue.RetrySchedule, config.Duration{Duration: d})
 			}
 		}
-		if err := cfg.Validate(); err != nil {
-			return err
+		// What tern config check finds, in its words and with its lines (configcheck.go).
+		if err := app.Check(cfg); err != nil {
+			return config.Located(c.configPath, err)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()

@@ -319,3 +319,22 @@ func milterLine(path string, lines map[string]int, name string) int {
 	}
 	return lines["milter"]
 }
+
+// Located returns err (from Validate, Load or the server's checks of the files) with each
+// problem placed in the file path as Locate places it, for serve to say what config check
+// says; without a file, err as it is.
+func Located(path string, err error) error {
+	if path == "" || err == nil {
+		return err
+	}
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return err
+	}
+	probs := Locate(path, err)
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = errors.New(p.String())
+	}
+	return &InvalidError{Problems: errs}
+}
