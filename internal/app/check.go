@@ -41,6 +41,10 @@ func preflight(cfg config.Config, log *slog.Logger) (*sasl.GSSAPIAcceptor, error
 			errs = append(errs, fmt.Errorf("tls.cert and tls.key: %w", err))
 		}
 	}
+	// What Build parses only after binding, parsed here first.
+	if _, err := dnsblSites(cfg.Screen); err != nil {
+		errs = append(errs, err)
+	}
 	return gss, errors.Join(errs...)
 }
 

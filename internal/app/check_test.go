@@ -45,6 +45,8 @@ func TestCheck(t *testing.T) {
 		{name: "keytab missing", set: func(c *config.Config) { c.Auth.GSSAPIKeytab = filepath.Join(dir, "nope.keytab") },
 			want: "auth.gssapi_keytab: open "},
 		{name: "keytab not one", set: func(c *config.Config) { c.Auth.GSSAPIKeytab = file }, want: "keytab"},
+		{name: "DNS list site", set: func(c *config.Config) { c.Screen.DNSBLSites = []string{"zen.example=127.0.0.[2..x]"} },
+			want: "screen.dnsbl_sites: "},
 		{name: "data not a directory", set: func(c *config.Config) { c.Data = file }, want: "not a directory"},
 		{name: "setting and file", set: func(c *config.Config) {
 			c.Queue.Workers = 0

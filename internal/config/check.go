@@ -268,8 +268,8 @@ func Locate(path string, err error) []Problem {
 		if m := settingKey.FindStringSubmatch(p.Msg); m != nil && isKnown(m[1]) {
 			p.Key = m[1]
 			p.Line = lines[m[1]]
-			if m[1] == "milter" && m[2] != "" {
-				p.Line = milterLine(path, lines, m[2])
+			if m[2] != "" && strings.HasPrefix(p.Msg, m[1]+" \"") {
+				p.Line = elementLine(path, lines, m[1], m[2])
 			}
 		}
 		probs = append(probs, p)
@@ -302,22 +302,27 @@ func isKnown(key string) bool {
 	return slices.Contains(knownKeys(reflect.TypeFor[Config](), parts[:1]), parts[1])
 }
 
-// milterLine is the line of the [[milter]] whose name is name.
-func milterLine(path string, lines map[string]int, name string) int {
+// elementLine is the line of the element of the array of tables key (a [[milter]]) that has
+// a value name (its name or its address, as the problem quotes it); the first element's line
+// when none has.
+func elementLine(path string, lines map[string]int, key, name string) int {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return lines["milter"]
+		return lines[key]
 	}
-	var c Config
-	if _, err := toml.Decode(string(b), &c); err != nil {
-		return lines["milter"]
+	var doc map[string]any
+	if _, err := toml.Decode(string(b), &doc); err != nil {
+		return lines[key]
 	}
-	for i, m := range c.Milters {
-		if m.Name == name {
-			return lines[fmt.Sprintf("milter[%d]", i)]
+	elems, _ := doc[key].([]map[string]any)
+	for i, e := range elems {
+		for _, v := range e {
+			if v == name {
+				return lines[fmt.Sprintf("%s[%d]", key, i)]
+			}
 		}
 	}
-	return lines["milter"]
+	return lines[key]
 }
 
 // Located returns err (from Validate, Load or the server's checks of the files) with each
