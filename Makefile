@@ -34,6 +34,8 @@ lint: tools
 	bash scripts/errcheck.sh
 	@$(GO) run ./cmd/tern config example | diff -u docs/config.toml - || \
 	  { echo "docs/config.toml is stale: make docs"; exit 1; }
+	@$(GO) run ./cmd/tern config reference | diff -u docs/config.md - || \
+	  { echo "docs/config.md is stale: make docs"; exit 1; }
 	@man=$$(mktemp -d); trap 'rm -rf "$$man"' EXIT; $(GO) run ./cmd/tern gen-man "$$man" && \
 	  diff -ru docs/man "$$man" || { echo "docs/man is stale: make docs"; exit 1; }
 	$(GO) run scripts/archdoc.go
@@ -63,9 +65,10 @@ bench:
 bench-relay:
 	bash scripts/bench-relay.sh -R 5 -m 2000 -c 8
 
-# docs/config.toml and the man pages in docs/man, from the code (the lint checks both).
+# docs/config.toml, docs/config.md and the man pages in docs/man, from the code (the lint checks them).
 docs:
 	$(GO) run ./cmd/tern config example > docs/config.toml
+	$(GO) run ./cmd/tern config reference > docs/config.md
 	rm -rf docs/man
 	$(GO) run ./cmd/tern gen-man docs/man
 	$(GO) run scripts/archdoc.go -w

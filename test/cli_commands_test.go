@@ -87,7 +87,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"serve", "now"}, `tern serve: takes no arguments, got "now"; see 'tern serve --help'`},
 		{[]string{"serve", "--remote-port=x"}, `tern serve: invalid argument "x" for "--remote-port" flag: strconv.ParseInt: parsing "x": invalid syntax; see 'tern serve --help'`},
 		{[]string{"status", "--json=maybe", "--data", data}, `tern status: invalid argument "maybe" for "--json" flag: strconv.ParseBool: parsing "maybe": invalid syntax; see 'tern status --help'`},
-		{[]string{"config"}, `tern config: missing command (example); see 'tern config --help'`},
+		{[]string{"config"}, `tern config: missing command (check, example, reference); see 'tern config --help'`},
 		{[]string{"config", "example", "x"}, `tern config example: takes no arguments, got "x"; see 'tern config example --help'`},
 		{[]string{"queue", "show", "--data", data}, `tern queue show: name the messages: queue ids, ALL, or a selection; see 'tern queue show --help'`},
 		// Commands that use no data directory take no --data.
@@ -218,7 +218,7 @@ func TestCLIHelp(t *testing.T) {
 	data := []string{"config", "data", "help"}
 	acct := append([]string{"auth-mechanisms", "domain"}, data...)
 	wantFlags := map[string][]string{
-		"serve": append([]string{"hostname", "log-level", "relayhost", "remote-port", "resolver", "retry-schedule",
+		"serve": append([]string{"hostname", "log-format", "log-level", "relayhost", "remote-port", "resolver", "retry-schedule",
 			"smtp", "submission", "submissions"}, acct...),
 		"user add":    append([]string{"password-stdin"}, acct...),
 		"user passwd": append([]string{"password-stdin"}, acct...),
@@ -232,12 +232,14 @@ func TestCLIHelp(t *testing.T) {
 		"dkim list":   append([]string{"records"}, data...),
 		"dns records": append([]string{"check", "dmarc-rua", "domain", "hostname", "ip", "mta-sts-mode", "mta-sts-policy",
 			"resolver", "tls-rua"}, data...),
-		"config example": {"help"},
-		"spf check":      {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
-		"reports send":   append([]string{"now"}, data...),
-		"reports list":   append([]string{"days"}, data...),
-		"dmarc check":    {"config", "help", "resolver", "timeout"},
-		"version":        {"help"},
+		"config example":   {"help"},
+		"config reference": {"help"},
+		"config check":     data,
+		"spf check":        {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
+		"reports send":     append([]string{"now"}, data...),
+		"reports list":     append([]string{"days"}, data...),
+		"dmarc check":      {"config", "help", "resolver", "timeout"},
+		"version":          {"help"},
 	}
 	seen := map[string]bool{}
 	for _, c := range cmds {
@@ -263,7 +265,8 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "limits", "send", "dkim", "dns", "reports"}, strings.Fields(c.path)[0])
+			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "limits", "send", "dkim", "dns", "reports"}, strings.Fields(c.path)[0]) ||
+				c.path == "config check"
 			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "limits", "dkim", "dns", "reports"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}

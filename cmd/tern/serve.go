@@ -16,7 +16,7 @@ import (
 
 func newServeCmd(std stdio) *cobra.Command {
 	c := common{creates: true}
-	var smtpAddr, subAddr, subsAddr, hostname, logLevel, resolver, relayhost, retrySchedule string
+	var smtpAddr, subAddr, subsAddr, hostname, logLevel, logFormat, resolver, relayhost, retrySchedule string
 	var remotePort int
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -40,6 +40,7 @@ dropping sessions.`,
 	fs.StringVar(&subsAddr, "submissions", "", "submissions (implicit TLS) listener `HOST:PORT` (default 127.0.0.1:2465; empty disables)")
 	fs.StringVar(&hostname, "hostname", "", "`NAME` for the greeting and Received headers (default: the machine's)")
 	fs.StringVar(&logLevel, "log-level", "", "`LEVEL`: debug, info, warn or error (default info)")
+	fs.StringVar(&logFormat, "log-format", "", "`FORMAT` of the log on standard error: text (key=value) or json (default text)")
 	fs.StringVar(&resolver, "resolver", "", "DNS server `HOST:PORT` for MX lookups instead of the system's")
 	fs.IntVar(&remotePort, "remote-port", 0, "`PORT` of the MX hosts mail is delivered to (default 25)")
 	fs.StringVar(&relayhost, "relayhost", "", "smarthost `HOST:PORT` that takes all remote mail instead of MX lookup")
@@ -60,6 +61,7 @@ dropping sessions.`,
 		set("submissions", &cfg.Listen.Submissions, subsAddr)
 		set("hostname", &cfg.Hostname, hostname)
 		set("log-level", &cfg.Log.Level, logLevel)
+		set("log-format", &cfg.Log.Format, logFormat)
 		set("resolver", &cfg.Delivery.Resolver, resolver)
 		set("relayhost", &cfg.Delivery.Relayhost, relayhost)
 		if fs.Changed("remote-port") {
@@ -75,8 +77,9 @@ dropping sessions.`,
 				cfg.Queue.RetrySchedule = append(cfg.Queue.RetrySchedule, config.Duration{Duration: d})
 			}
 		}
-		if err := cfg.Validate(); err != nil {
-			return err
+		// What tern config check finds, in its words and with its lines (configcheck.go).
+		if err := app.Check(cfg); err != nil {
+			return config.Located(c.configPath, err)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()

@@ -33,13 +33,9 @@ func screenOptions(cfg config.Config, data string, log *slog.Logger) (o smtpserv
 		RejectUnknownClient: sc.RejectUnknownClient,
 		Logger:              log,
 	}
-	var sites []dnsbl.Site
-	for _, text := range sc.DNSBLSites {
-		site, err := dnsbl.ParseSite(text)
-		if err != nil {
-			return o, save, fmt.Errorf("screen.dnsbl_sites: %w", err)
-		}
-		sites = append(sites, site)
+	sites, err := dnsblSites(sc)
+	if err != nil {
+		return o, save, err
 	}
 	var r *resolver.Resolver
 	if len(sites) > 0 || sc.ReverseDNS || sc.RejectUnknownClient {
@@ -127,4 +123,17 @@ func saveGreylist(g *policy.Greylist, path string, log *slog.Logger) {
 		return
 	}
 	log.Info("greylist saved", "triplets", g.Len())
+}
+
+// dnsblSites parses screen.dnsbl_sites (tern config check runs it too, in preflight).
+func dnsblSites(sc config.Screen) ([]dnsbl.Site, error) {
+	var sites []dnsbl.Site
+	for _, text := range sc.DNSBLSites {
+		site, err := dnsbl.ParseSite(text)
+		if err != nil {
+			return nil, fmt.Errorf("screen.dnsbl_sites: %w", err)
+		}
+		sites = append(sites, site)
+	}
+	return sites, nil
 }

@@ -106,6 +106,11 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 	}()
 	derived := cfg.Derive()
+	// The files the settings name, as tern config check reads them (check.go).
+	gss, err := preflight(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 
 	// Listen first, before anything is written: an address in use or a port we may not bind is
 	// found before the data directory, the database or the certificate is made. Remote delivery
@@ -119,10 +124,6 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	dkimKeys := &storeKeys{} // its store is set once opened, below, before any delivery
 	tlsOut := &tlsOutcomes{} // its recorder is set below, before any delivery
 	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), tlsOut, log)
-	if err != nil {
-		return nil, err
-	}
-	gss, err := gssapiAcceptor(cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // Config is the whole configuration.
@@ -212,7 +210,7 @@ type Reports struct {
 // Log configures logging (to standard error).
 type Log struct {
 	Level  string `toml:"level" doc:"debug, info, warn or error."`
-	Format string `toml:"format" doc:"text or json."`
+	Format string `toml:"format" doc:"text (one line of key=value pairs per event, as slog's TextHandler writes them) or json (one JSON object per line, slog's JSONHandler: time, level, msg and the same keys); --log-format."`
 }
 
 // Duration is a time.Duration written as "5m", "1h30m".
@@ -302,21 +300,8 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("cannot read the configuration file: %w", err)
 	}
-	md, err := toml.Decode(string(b), &c)
-	if err != nil {
-		return c, fileError(path, err)
-	}
-	if len(c.Listeners) > 0 && !md.IsDefined("listen") {
-		c.Listen = Listen{} // [[listener]] replaces the default [listen] addresses
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return c, fmt.Errorf("configuration file %s: unknown keys: %s", path, strings.Join(keys, ", "))
-	}
-	return c, nil
+	// Every problem with its line and key, unknown keys with a "did you mean" (check.go).
+	return c, decodeFile(path, string(b), &c)
 }
 
 // DefaultHostname is the host name used when the configuration gives none: the machine's.
@@ -476,7 +461,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+		errs = append(errs, fmt.Errorf("log.format (--log-format) %q: want text or json", c.Log.Format))
 	}
 	if len(errs) > 0 {
 		return &InvalidError{Problems: errs}

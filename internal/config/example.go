@@ -16,37 +16,59 @@ func Example() string {
 	var b strings.Builder
 	b.WriteString("# tern configuration (tern serve --config FILE). Every key is optional;\n")
 	b.WriteString("# the values shown are the defaults. Flags override the file.\n")
-	writeTable(&b, reflect.ValueOf(Default()), "")
+	for i, t := range tables() {
+		if i > 0 {
+			fmt.Fprintf(&b, "\n[%s]\n", t.name)
+		}
+		for _, k := range t.keys {
+			for _, line := range wrap(k.doc, 96) {
+				fmt.Fprintf(&b, "# %s\n", line)
+			}
+			fmt.Fprintf(&b, "%s = %s\n", k.name, k.value)
+		}
+	}
 	return b.String()
 }
 
-func writeTable(b *strings.Builder, v reflect.Value, name string) {
-	t := v.Type()
-	if name != "" {
-		fmt.Fprintf(b, "\n[%s]\n", name)
-	}
-	var tables []int
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
-			tables = append(tables, i)
-			continue
+// table is one table of the configuration as Example and Reference show it: its keys in the
+// order of the fields, with their doc and default.
+type table struct {
+	name string // "" for the top level
+	keys []key
+}
+
+type key struct{ name, doc, value string }
+
+// tables walks the defaults: the top level first, then each table in the order of its field.
+func tables() []table {
+	var out []table
+	var walk func(v reflect.Value, name string)
+	walk = func(v reflect.Value, name string) {
+		t := v.Type()
+		tb := table{name: name}
+		var sub []int
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+				sub = append(sub, i)
+				continue
+			}
+			doc := f.Tag.Get("doc")
+			switch doc { // too long for a tag that stays readable
+			case "<milterDoc>":
+				doc = milterDoc
+			case "<listenerDoc>":
+				doc = listenerDoc
+			}
+			tb.keys = append(tb.keys, key{name: f.Tag.Get("toml"), doc: doc, value: tomlValue(v.Field(i).Interface())})
 		}
-		doc := f.Tag.Get("doc")
-		switch doc { // too long for a tag that stays readable
-		case "<milterDoc>":
-			doc = milterDoc
-		case "<listenerDoc>":
-			doc = listenerDoc
+		out = append(out, tb)
+		for _, i := range sub {
+			walk(v.Field(i), t.Field(i).Tag.Get("toml"))
 		}
-		for _, line := range wrap(doc, 96) {
-			fmt.Fprintf(b, "# %s\n", line)
-		}
-		fmt.Fprintf(b, "%s = %s\n", f.Tag.Get("toml"), tomlValue(v.Field(i).Interface()))
 	}
-	for _, i := range tables {
-		writeTable(b, v.Field(i), t.Field(i).Tag.Get("toml"))
-	}
+	walk(reflect.ValueOf(Default()), "")
+	return out
 }
 
 // tomlValue renders one value the way the TOML encoder would (maps as inline tables, which

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/BurntSushi/toml"
 	"golang.org/x/net/idna"
 )
 
@@ -147,22 +146,3 @@ func (e *InvalidError) Error() string {
 
 // Unwrap returns the problems, for errors.Is and errors.As.
 func (e *InvalidError) Unwrap() []error { return e.Problems }
-
-// fileError words a TOML decoding error for the administrator: the file and line, without the
-// decoder's package prefix; the decoder's error stays wrapped.
-func fileError(path string, err error) error {
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		return &wrapped{fmt.Sprintf("configuration file %s, line %d: %s", path, pe.Position.Line, pe.Message), err}
-	}
-	return &wrapped{fmt.Sprintf("configuration file %s: %s", path, strings.TrimPrefix(err.Error(), "toml: ")), err}
-}
-
-// wrapped is an error whose text is written for people and whose cause stays reachable.
-type wrapped struct {
-	msg string
-	err error
-}
-
-func (w *wrapped) Error() string { return w.msg }
-func (w *wrapped) Unwrap() error { return w.err }
