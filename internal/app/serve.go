@@ -319,6 +319,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	_, _ = fmt.Fprintf(stdout, "tern: data directory %s\n", s.data) // as above
 	log.Info("started", "hostname", s.cfg.Hostname, "domains", s.cfg.Domains, "queued", q.Len())
+	sd := newSDNotifier(log) // sdnotify.go
+	sd.notify("READY=1")
 
 	var runErr error
 	select {
@@ -326,6 +328,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	case runErr = <-serveErr:
 	}
 	log.Info("shutting down")
+	sd.notify("STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
