@@ -22,7 +22,7 @@ func sendLoop(addr, user, password, from, to, prefix string, stop <-chan struct{
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the replies are read, or failed
 	step := func(code int, format string, args ...any) (string, error) {
 		if format != "" {
 			if err := c.PrintfLine(format, args...); err != nil {

@@ -63,7 +63,7 @@ func TestSystemdNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // ends the reader goroutine
 	states := make(chan string, 8)
 	go func() {
 		buf := make([]byte, 4096)

@@ -16,7 +16,7 @@ func TestBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }() // the test is over
 	if err := s.Add(ctx, "bob@example.test", "pw-bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // read only
 	if ok, err := c.Verify(ctx, "bob@example.test", "pw-bob"); err != nil || !ok {
 		t.Errorf("bob's password in the copy: %v, %v", ok, err)
 	}
