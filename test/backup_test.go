@@ -206,3 +206,36 @@ func TestBackupUnderLoad(t *testing.T) {
 		t.Errorf("the snapshot was left in the data directory: %v", ents)
 	}
 }
+
+// TestBackupStopped backs up a stopped server (the queue copied under the data directory's
+// lock) and restores it: the deferred message is queued again. A directory that is not a
+// complete backup is refused.
+func TestBackupStopped(t *testing.T) {
+	t.Parallel()
+	tn := startTern(t, ternOpts{})
+	tn.AddUser("bob@example.test", "pw-bob")
+	d := dialFrom(t, "127.0.0.1", tn.Submission)
+	d.expect(`220 .*`)
+	d.ehlo("client.example.com")
+	d.cmd("AUTH PLAIN "+plainIR("bob", "pw-bob"), authOKRE)
+	id := queueID(t, d.sendMessage("bob@example.test", "far@remote.example", "Subject: stopped\r\n\r\nwaits\r\n"))
+	d.cmd("QUIT", `221 .*`)
+	tn.Stop()
+
+	backup := filepath.Join(t.TempDir(), "backup")
+	out, errOut, code := tn.ternCmd("", []string{"backup"}, backup)
+	if code != 0 {
+		t.Fatalf("tern backup: exit %d\n%s%s", code, out, errOut)
+	}
+	mustMatch(t, "tern backup", out, `queue with the server stopped, Maildirs not included`)
+
+	tn2 := startTern(t, ternOpts{NoStart: true})
+	if _, errOut, code := tn2.ternCmd("", []string{"restore"}, t.TempDir()); code == 0 || !strings.Contains(errOut, "not a complete tern backup") {
+		t.Errorf("restore of an empty directory: exit %d, %s", code, errOut)
+	}
+	if out, errOut, code := tn2.ternCmd("", []string{"restore"}, backup); code != 0 {
+		t.Fatalf("tern restore: exit %d\n%s%s", code, out, errOut)
+	}
+	tn2.Start()
+	mustMatch(t, "tern queue list", tn2.QueueList(), id)
+}
