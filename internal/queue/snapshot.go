@@ -20,13 +20,16 @@ type Snapshot struct {
 	Sizes map[string]int64 `json:"sizes"`
 }
 
-// Snapshot links the queue's files into dir (an empty directory on the queue's file system) at one instant, under the queue's lock: no segment is dropped, no body file
-// removed and no batch of records counted while it runs. Every message acknowledged before the
-// call has its record within Sizes (Commit returns after the write, which counts the octets
-// under the lock) and its body file linked (a body file is removed only under the lock, once
-// its message is finished). Records written later, and body files of sessions still writing,
-// may be in it too: a restore replays them or removes them as orphans. Links cost no copying,
-// so the lock is held for one link per file.
+// Snapshot links the queue's files into dir (an empty directory on the queue's file system)
+// as they are at one instant. Under the queue's lock, which every segment drop, body removal
+// and batch accounting takes too, it links the segments and notes their sizes, and stops the
+// removal of body files; then, without the lock, it links the body files, and lets the
+// removals held meanwhile happen. Every message acknowledged before the call has its record
+// within Sizes (Commit returns after the write, which counts the octets under the lock) and its
+// body file linked (a body file goes only once its message is finished, and none goes while
+// the bodies are linked). Records written later, and body files of sessions still writing, may
+// be in it too: a restore replays them, or removes them as orphans. The lock is held for one
+// link per segment, whatever the number of messages.
 //
 // It works on the real file system only (hard links are not part of safeio.FS).
 func (q *Queue) Snapshot(dir string) (Snapshot, error) {
@@ -36,18 +39,10 @@ func (q *Queue) Snapshot(dir string) (Snapshot, error) {
 			return snap, fmt.Errorf("queue snapshot: %w", err)
 		}
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return snap, ErrClosed
+	if err := q.linkSegments(dir, snap.Sizes); err != nil {
+		return snap, err
 	}
-	for _, s := range q.segs {
-		name := filepath.Base(s.path)
-		if err := os.Link(s.path, filepath.Join(dir, "log", name)); err != nil {
-			return snap, fmt.Errorf("queue snapshot: %w", err)
-		}
-		snap.Sizes[name] = s.size
-	}
+	defer q.endSnapshot()
 	des, err := os.ReadDir(q.bodyDir())
 	if err != nil {
 		return snap, fmt.Errorf("queue snapshot: %w", err)
@@ -61,6 +56,56 @@ func (q *Queue) Snapshot(dir string) (Snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+// linkSegments links every segment into dir/log and notes its size, and holds the removal of
+// body files until endSnapshot, all under the lock.
+func (q *Queue) linkSegments(dir string, sizes map[string]int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	for _, s := range q.segs {
+		name := filepath.Base(s.path)
+		if err := os.Link(s.path, filepath.Join(dir, "log", name)); err != nil {
+			return fmt.Errorf("queue snapshot: %w", err)
+		}
+		sizes[name] = s.size
+	}
+	q.snapshots++
+	return nil
+}
+
+// endSnapshot ends a snapshot's hold on body removals, and removes those held when it was the
+// last one.
+func (q *Queue) endSnapshot() {
+	q.mu.Lock()
+	q.snapshots--
+	var kept []string
+	if q.snapshots == 0 {
+		kept, q.keptBodies = q.keptBodies, nil
+	}
+	q.mu.Unlock()
+	for _, path := range kept {
+		q.unlinkBody(path)
+	}
+}
+
+// removeBody removes a finished message's body file (its final state is durable), or keeps it
+// for later while a snapshot links the body files. Called with q.mu held.
+func (q *Queue) removeBody(path string) {
+	if q.snapshots > 0 {
+		q.keptBodies = append(q.keptBodies, path)
+		return
+	}
+	q.unlinkBody(path)
+}
+
+func (q *Queue) unlinkBody(path string) {
+	if err := q.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		q.log.Error("queue: remove body", "path", path, "err", err)
+	}
 }
 
 // CopyTo copies the snapshot into dst (made, mode 0700) as a queue directory that Open
