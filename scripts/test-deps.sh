@@ -89,6 +89,9 @@ declare -A pkg=(
   # the shells whose completion scripts tern completion writes (bash's needs bash-completion)
   [zsh]=zsh
   [fish]=fish
+  # host helpers: fail2ban-regex checks contrib/fail2ban, systemd-analyze verify contrib/systemd
+  [fail2ban-regex]=fail2ban
+  [systemd-analyze]=systemd
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(

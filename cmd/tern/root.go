@@ -138,6 +138,8 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newSPFCmd(std),
 		newDMARCCmd(std),
 		newConfigCmd(std),
+		newBackupCmd(std),
+		newRestoreCmd(std),
 		newVersionCmd(std),
 		newManCmd(),
 	)

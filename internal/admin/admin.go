@@ -42,6 +42,10 @@ const (
 	// OpLimits lists the rate limit counters now (tern limits show; Reply.Limits); only a
 	// running server holds them.
 	OpLimits = "limits"
+	// OpSnapshot links the queue's files at one instant under the data directory, for tern
+	// backup to copy (Reply.Snapshot; queue.Snapshot); only a running server takes one (with
+	// the server stopped, tern backup copies the queue under the data directory's lock).
+	OpSnapshot = "snapshot"
 )
 
 // Request is what the client sends.
@@ -75,6 +79,8 @@ type Reply struct {
 	Reports []accounts.SentReport `json:"reports,omitempty"`
 	// Limits, for limits, are the counters in use, closest to their limit first.
 	Limits []ratelimit.Usage `json:"limits,omitempty"`
+	// Snapshot is OpSnapshot's answer.
+	Snapshot *queue.Snapshot `json:"snapshot,omitempty"`
 }
 
 // Result is the outcome of an operation on one message.

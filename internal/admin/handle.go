@@ -58,6 +58,8 @@ func Handle(ctx context.Context, q Queue, req Request) Reply {
 		rep.Error = "the server is not running: only a running server sends reports"
 	case OpLimits:
 		rep.Error = "the server is not running: only a running server counts rates"
+	case OpSnapshot:
+		rep.Error = "the server is not running: copy the queue under the data directory's lock"
 	case OpBody:
 		rep.Error = "the body is sent over the socket only (CallBody)"
 	default:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/queue"
 	"github.com/tern-mail/tern/internal/ratelimit"
 )
 
@@ -29,6 +30,8 @@ type Options struct {
 	Sessions func() int
 	// Limits lists the rate limit counters now, for OpLimits; nil lists none.
 	Limits func() []ratelimit.Usage
+	// Snapshot takes a snapshot of the queue for OpSnapshot (queue.Snapshot); nil: refused.
+	Snapshot func() (queue.Snapshot, error)
 	// Proc is the process's directory under /proc, for OpStatus's open files and resident
 	// size. Default: /proc/self.
 	Proc string
@@ -186,6 +189,9 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 			rep.Limits = opts.Limits()
 		}
 		log.Debug("admin request", "op", req.Op, "counters", len(rep.Limits))
+	case OpSnapshot:
+		rep = snapshot(opts)
+		log.Info("admin request", "op", req.Op, "err", rep.Error)
 	case OpStatus:
 		st := status(opts)
 		rep.Status = &st
@@ -252,4 +258,16 @@ func sendReports(ctx context.Context, opts Options) Reply {
 		rep.Error = err.Error()
 	}
 	return rep
+}
+
+// snapshot answers OpSnapshot.
+func snapshot(opts Options) Reply {
+	if opts.Snapshot == nil {
+		return Reply{Error: "this server takes no queue snapshots"}
+	}
+	snap, err := opts.Snapshot()
+	if err != nil {
+		return Reply{Error: err.Error()}
+	}
+	return Reply{Snapshot: &snap}
 }

@@ -285,6 +285,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	_, _ = fmt.Fprintf(stdout, "tern: data directory %s\n", s.data) // as above
 	log.Info("started", "hostname", s.cfg.Hostname, "domains", s.cfg.Domains, "queued", q.Len())
+	sd := newSDNotifier(log) // sdnotify.go
+	sd.notify("READY=1")
 
 	var runErr error
 	select {
@@ -292,6 +294,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	case runErr = <-serveErr:
 	}
 	log.Info("shutting down")
+	sd.notify("STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -322,7 +325,8 @@ func (s *Server) serveAdmin() (stop func()) {
 	go func() {
 		defer close(adminDone)
 		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log,
-			SendReports: s.reports.sendFunc(), Limits: s.rate.usage}); err != nil {
+			SendReports: s.reports.sendFunc(), Limits: s.rate.usage,
+			Snapshot: s.takeSnapshot}); err != nil { // backup.go
 			s.log.Error("admin socket", "err", err)
 		}
 	}()

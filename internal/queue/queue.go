@@ -167,6 +167,11 @@ type Queue struct {
 	parked   map[string][]*entry
 	deferred deferHeap // waiting for their next attempt
 	closed   bool
+
+	// snapshots counts the snapshots linking body files now; while there are any, forget
+	// leaves the body files of finished messages in keptBodies (snapshot.go).
+	snapshots  int
+	keptBodies []string
 }
 
 // entry is a queued message in memory.

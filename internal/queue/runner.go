@@ -4,11 +4,9 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -462,9 +460,7 @@ func (q *Queue) forget(e *entry, keepBody bool) {
 	delete(q.entries, e.env.ID)
 	e.seg.live--
 	if e.external && !keepBody {
-		if err := q.fs.Remove(filepath.Join(q.bodyDir(), bodyName(e.env.ID))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			q.log.Error("queue: remove body", "msgid", e.env.ID, "err", err)
-		}
+		q.removeBody(filepath.Join(q.bodyDir(), bodyName(e.env.ID))) // snapshot.go
 	}
 	q.dropSegments()
 }
