@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // reloadHook is one thing SIGHUP reloads. Each part of the server that can be reloaded in place
@@ -29,10 +32,10 @@ func (s *Server) Reload() {
 	}
 }
 
-// serveReload reloads on SIGHUP and runs the background work of certificates (the files'
-// watcher, ACME) until
-// the returned stop is called (safe to call twice).
-func (s *Server) serveReload() (stop func()) {
+// serveReload reloads on SIGHUP (telling systemd, sd_notify(3): RELOADING=1, then READY=1 once
+// done) and runs the background work of certificates (the files' watcher, ACME) until the
+// returned stop is called (safe to call twice).
+func (s *Server) serveReload(sd sdNotifier) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -45,7 +48,9 @@ func (s *Server) serveReload() (stop func()) {
 				return
 			case <-hup:
 				s.log.Info("SIGHUP: reloading")
+				sd.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 				s.Reload()
+				sd.notify("READY=1")
 			}
 		}
 	}()
@@ -73,4 +78,13 @@ func (s *Server) serveReload() (stop func()) {
 		<-done
 		<-done
 	}
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants beside RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }

@@ -267,7 +267,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 
 	stopAdmin := s.serveAdmin()
 	defer stopAdmin()
-	stopReload := s.serveReload() // reload.go
+	sd := newSDNotifier(log)        // sdnotify.go
+	stopReload := s.serveReload(sd) // reload.go
 	defer stopReload()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener
@@ -285,7 +286,6 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	_, _ = fmt.Fprintf(stdout, "tern: data directory %s\n", s.data) // as above
 	log.Info("started", "hostname", s.cfg.Hostname, "domains", s.cfg.Domains, "queued", q.Len())
-	sd := newSDNotifier(log) // sdnotify.go
 	sd.notify("READY=1")
 
 	var runErr error
