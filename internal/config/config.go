@@ -39,6 +39,9 @@ type Config struct {
 	// Content filters (filters.go).
 	Milters []Milter `toml:"milter" doc:"<milterDoc>"`
 	Rspamd  Rspamd   `toml:"rspamd"`
+
+	// Prometheus metrics and health checks (metrics.go).
+	Metrics Metrics `toml:"metrics"`
 }
 
 // Listen holds the listener addresses; an empty one is not opened.
@@ -366,6 +369,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Screen.validate()...)
+	errs = append(errs, c.Metrics.validate()...)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}

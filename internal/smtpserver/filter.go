@@ -276,6 +276,7 @@ func (s *session) filterMessage(env *envelope.Envelope) bool {
 		case filter.Reject, filter.TempFail:
 			r := v.RefusalReply()
 			s.log.Info("message refused by filter", "filter", i, "code", r.Code, "reason", r.Text)
+			s.obs().Rejected(s.listenerName(), r)
 			s.abortTx()
 			s.reply(r)
 			return false

@@ -183,6 +183,7 @@ func (s *session) serve() {
 		s.logDisconnect()
 	}()
 
+	s.obs().Connected(s.listenerName())
 	if lim := s.srv.opts.Limiter; lim != nil {
 		kind := policy.ConnMX
 		if s.role != RoleMX {
@@ -190,6 +191,7 @@ func (s *session) serve() {
 		}
 		release, reply, ok := lim.Acquire(s.remote.Addr(), kind)
 		if !ok {
+			s.obs().Refused(s.listenerName(), RefusedLimit)
 			s.refuseConnection(reply)
 			return
 		}
@@ -198,6 +200,8 @@ func (s *session) serve() {
 	if !s.rateConnect() {
 		return
 	}
+	s.obs().SessionStarted(s.listenerName())
+	defer s.obs().SessionEnded(s.listenerName())
 	s.log.Info("connect")
 	if !s.screenConnect() {
 		return
@@ -205,6 +209,7 @@ func (s *session) serve() {
 
 	if s.role == RoleSubmissions {
 		if !s.handshake() {
+			s.obs().Refused(s.listenerName(), RefusedTLS)
 			return
 		}
 	}
