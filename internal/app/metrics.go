@@ -104,7 +104,9 @@ func (sm *serverMetrics) stopping() {
 
 // remoteDeliverer is the remote deliverer under the metrics' wrapper, if any.
 func remoteDeliverer(d delivery.BatchDeliverer) (*remote.Deliverer, bool) {
-	if u, ok := d.(interface{ Unwrap() delivery.BatchDeliverer }); ok {
+	if u, ok := d.(interface {
+		Unwrap() delivery.BatchDeliverer
+	}); ok {
 		d = u.Unwrap()
 	}
 	rd, ok := d.(*remote.Deliverer)
