@@ -176,7 +176,7 @@ func (m *Metrics) Authenticated(s spf.Result, dk []dkim.Status, dm dmarc.Result)
 }
 
 // resultWord is what a result from a checker looks like (pass, softfail, temperror...).
-var resultWord = regexp.MustCompile(`^[a-z-]{1,16}$`)
+var resultWord = regexp.MustCompile(`^[a-z-]{1,32}$`)
 
 // word returns s when it looks like a result, "other" when it does not: a label never takes
 // an unbounded value, even from a checker that misbehaves.
