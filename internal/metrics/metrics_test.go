@@ -167,7 +167,9 @@ func TestDelivery(t *testing.T) {
 	if n := testutil.CollectAndCount(m.deliveryTime); n != 2 {
 		t.Errorf("duration series = %d, want 2", n)
 	}
-	if got := m.Batch(TransportRemote, f).(interface{ Unwrap() delivery.BatchDeliverer }).Unwrap(); got == nil {
+	if got := m.Batch(TransportRemote, f).(interface {
+		Unwrap() delivery.BatchDeliverer
+	}).Unwrap(); got == nil {
 		t.Error("Unwrap lost the deliverer")
 	}
 }
