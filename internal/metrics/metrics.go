@@ -63,47 +63,37 @@ type listenerMetrics struct {
 // registry.
 func New() *Metrics {
 	m := &Metrics{
-		Registry:  prometheus.NewRegistry(),
-		listeners: make(map[string]*listenerMetrics),
-		connections: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "smtp",
-			Name: "connections_total", Help: "Connections accepted by a listener, before any check."}, []string{"listener"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "smtp",
-			Name: "connections_refused_total", Help: "Connections refused before the greeting, by reason (limit, rate, pregreet, tls)."},
-			[]string{"listener", "reason"}),
+		Registry:    prometheus.NewRegistry(),
+		listeners:   make(map[string]*listenerMetrics),
+		connections: counterVec("smtp", "connections_total", "Connections accepted by a listener, before any check.", "listener"),
+		refused:     counterVec("smtp", "connections_refused_total", "Connections refused before the greeting, by reason (limit, rate, pregreet, tls).", "listener", "reason"),
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "smtp",
 			Name: "sessions_open", Help: "SMTP sessions in progress."}, []string{"listener"}),
-		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "smtp",
-			Name: "messages_accepted_total", Help: "Messages queued (answered 250)."}, []string{"listener"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "smtp",
-			Name: "messages_rejected_total", Help: "Messages refused or deferred after their data, by the reply's code and enhanced code."},
-			[]string{"listener", "code"}),
+		accepted: counterVec("smtp", "messages_accepted_total", "Messages queued (answered 250).", "listener"),
+		rejected: counterVec("smtp", "messages_rejected_total", "Messages refused or deferred after their data, by the reply's code and enhanced code.", "listener", "code"),
 		messageSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "smtp",
 			Name: "message_size_bytes", Help: "Size of the messages queued.",
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 9)}), // 1 KiB to 64 MiB
-		auth: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "smtp",
-			Name: "auth_total", Help: "SMTP AUTH exchanges, by mechanism and result (success, failure)."},
-			[]string{"mechanism", "result"}),
-		spf: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "auth",
-			Name: "spf_total", Help: "SPF results of the messages checked."}, []string{"result"}),
-		dkim: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "auth",
-			Name: "dkim_total", Help: "DKIM results of the signatures checked (none for a message without one)."}, []string{"result"}),
-		dmarc: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "auth",
-			Name: "dmarc_total", Help: "DMARC results of the messages checked."}, []string{"result"}),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "delivery",
-			Name: "attempts_total", Help: "Delivery attempts per recipient, by transport (maildir, lmtp, remote) and result (delivered, deferred, bounced)."},
-			[]string{"transport", "result"}),
+		auth:     counterVec("smtp", "auth_total", "SMTP AUTH exchanges, by mechanism and result (success, failure).", "mechanism", "result"),
+		spf:      counterVec("auth", "spf_total", "SPF results of the messages checked.", "result"),
+		dkim:     counterVec("auth", "dkim_total", "DKIM results of the signatures checked (none for a message without one).", "result"),
+		dmarc:    counterVec("auth", "dmarc_total", "DMARC results of the messages checked.", "result"),
+		attempts: counterVec("delivery", "attempts_total", "Delivery attempts per recipient, by transport (maildir, lmtp, remote) and result (delivered, deferred, bounced).", "transport", "result"),
 		deliveryTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "delivery",
 			Name: "duration_seconds", Help: "Time one delivery call took (a batch of recipients of one destination), by transport.",
 			Buckets: []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"transport"}),
-		deliveryTLS: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "delivery",
-			Name: "tls_total", Help: "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type)."},
-			[]string{"policy", "result"}),
+		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
 	}
 	m.queueCollector = &queueCollector{}
 	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.messageSize, m.auth,
 		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.deliveryTLS, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// counterVec makes a counter vector named tern_<subsystem>_<name>.
+func counterVec(subsystem, name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help}, labels)
 }
 
 // listener returns the collectors of the listener named name, made on first use.
