@@ -34,7 +34,7 @@ const (
 	RefusedLimit    = "limit"    // the concurrency limits (Options.Limiter)
 	RefusedRate     = "rate"     // the connection rate (Options.Rate)
 	RefusedPregreet = "pregreet" // talked before the greeting (Options.Screen)
-	RefusedTLS      = "tls"      // the implicit TLS handshake failed
+	RefusedTLS      = "tls"      // a TLS handshake failed (implicit TLS, or after STARTTLS): the session ends
 )
 
 // nopObserver is the Observer of a server without metrics.

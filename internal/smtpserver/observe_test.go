@@ -136,3 +136,20 @@ func TestObserverRefused(t *testing.T) {
 		t.Errorf("observed %q, want %q", got, want)
 	}
 }
+
+// TestObserverTLSFailure: a failed handshake after STARTTLS ends the session, counted as a
+// refusal for TLS.
+func TestObserverTLSFailure(t *testing.T) {
+	rec := &recorder{}
+	ts := newTestServer(t, func(o *Options) { o.Observer = rec })
+	ts.dial(t, RoleMX).run(`
+		S: 220
+		C: STARTTLS
+		S: 220 2.0.0
+		W: this is not a ClientHello\r\n
+		CLOSED`)
+	want := []string{"connected smtp", "started smtp", "refused smtp tls", "ended smtp"}
+	if got := rec.got(); !slices.Equal(got, want) {
+		t.Errorf("observed %q, want %q", got, want)
+	}
+}

@@ -209,7 +209,6 @@ func (s *session) serve() {
 
 	if s.role == RoleSubmissions {
 		if !s.handshake() {
-			s.obs().Refused(s.listenerName(), RefusedTLS)
 			return
 		}
 	}
