@@ -41,6 +41,7 @@ func result(err error) string {
 type deliveryMetrics struct {
 	delivered, deferred, bounced prometheus.Counter
 	duration                     prometheus.Observer
+	latency                      prometheus.Observer
 }
 
 func (m *Metrics) transport(name string) deliveryMetrics {
@@ -49,13 +50,19 @@ func (m *Metrics) transport(name string) deliveryMetrics {
 		deferred:  m.attempts.WithLabelValues(name, ResultDeferred),
 		bounced:   m.attempts.WithLabelValues(name, ResultBounced),
 		duration:  m.deliveryTime.WithLabelValues(name),
+		latency:   m.latency.WithLabelValues(name),
 	}
 }
 
-func (d deliveryMetrics) count(err error) {
+// count counts one recipient's attempt; a delivery also gives the message's time from its
+// receipt, at now.
+func (d deliveryMetrics) count(env *envelope.Envelope, err error, now time.Time) {
 	switch result(err) {
 	case ResultDelivered:
 		d.delivered.Inc()
+		if !env.Received.IsZero() {
+			d.latency.Observe(max(now.Sub(env.Received).Seconds(), 0))
+		}
 	case ResultBounced:
 		d.bounced.Inc()
 	default:
@@ -76,9 +83,10 @@ type batch struct {
 func (b batch) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body delivery.Body) []delivery.Outcome {
 	start := time.Now()
 	out := b.d.DeliverBatch(ctx, env, rcpts, body)
-	b.m.duration.Observe(time.Since(start).Seconds())
+	now := time.Now()
+	b.m.duration.Observe(now.Sub(start).Seconds())
 	for _, o := range out {
-		b.m.count(o.Err)
+		b.m.count(env, o.Err, now)
 	}
 	return out
 }
@@ -107,8 +115,9 @@ type one struct {
 func (o one) Deliver(ctx context.Context, env *envelope.Envelope, rcpt int, body io.Reader) error {
 	start := time.Now()
 	err := o.d.Deliver(ctx, env, rcpt, body)
-	o.m.duration.Observe(time.Since(start).Seconds())
-	o.m.count(err)
+	now := time.Now()
+	o.m.duration.Observe(now.Sub(start).Seconds())
+	o.m.count(env, err, now)
 	return err
 }
 

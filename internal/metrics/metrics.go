@@ -44,6 +44,7 @@ type Metrics struct {
 	dmarc          *prometheus.CounterVec
 	attempts       *prometheus.CounterVec
 	deliveryTime   *prometheus.HistogramVec
+	latency        *prometheus.HistogramVec
 	deliveryTLS    *prometheus.CounterVec
 	queueCollector *queueCollector
 
@@ -82,11 +83,14 @@ func New() *Metrics {
 		deliveryTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "delivery",
 			Name: "duration_seconds", Help: "Time one delivery call took (a batch of recipients of one destination), by transport.",
 			Buckets: []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"transport"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "delivery",
+			Name: "latency_seconds", Help: "Time from a message's receipt to its delivery to one recipient, by transport.",
+			Buckets: []float64{0.1, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600}}, []string{"transport"}),
 		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
 	}
 	m.queueCollector = &queueCollector{}
 	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.messageSize, m.auth,
-		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.deliveryTLS, m.queueCollector,
+		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.deliveryTLS, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

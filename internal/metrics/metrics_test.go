@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/dkim"
@@ -148,7 +149,7 @@ func TestDelivery(t *testing.T) {
 		"perm@example.test": delivery.Permanentf(550, "1.1", "no such user"),
 		"odd@example.test":  errors.New("unclassified"), // taken as temporary, as the queue does
 	}
-	env := &envelope.Envelope{}
+	env := &envelope.Envelope{Received: time.Now().Add(-time.Minute)}
 	for _, a := range []string{"ok@example.test", "temp@example.test", "perm@example.test", "odd@example.test"} {
 		env.Rcpts = append(env.Rcpts, envelope.Recipient{Addr: a})
 	}
@@ -166,6 +167,17 @@ func TestDelivery(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.deliveryTime); n != 2 {
 		t.Errorf("duration series = %d, want 2", n)
+	}
+	// One delivered recipient per transport, received a minute ago.
+	for _, tr := range []string{TransportRemote, TransportMaildir} {
+		h := m.latency.WithLabelValues(tr).(prometheus.Histogram)
+		var pb dto.Metric
+		if err := h.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		if n, sum := pb.GetHistogram().GetSampleCount(), pb.GetHistogram().GetSampleSum(); n != 1 || sum < 60 {
+			t.Errorf("%s latency: %d samples, sum %v; want 1, at least 60s", tr, n, sum)
+		}
 	}
 	if got := m.Batch(TransportRemote, f).(interface {
 		Unwrap() delivery.BatchDeliverer
