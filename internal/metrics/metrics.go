@@ -45,6 +45,7 @@ type Metrics struct {
 	attempts       *prometheus.CounterVec
 	deliveryTime   *prometheus.HistogramVec
 	latency        *prometheus.HistogramVec
+	filtered       *prometheus.CounterVec
 	deliveryTLS    *prometheus.CounterVec
 	queueCollector *queueCollector
 
@@ -86,11 +87,12 @@ func New() *Metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "delivery",
 			Name: "latency_seconds", Help: "Time from a message's receipt to its delivery to one recipient, by transport.",
 			Buckets: []float64{0.1, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600}}, []string{"transport"}),
+		filtered:    counterVec("filter", "verdicts_total", "Content filter (milter, rspamd) verdicts that refused, discarded or quarantined, by outcome (reject, tempfail, discard, quarantine).", "outcome"),
 		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
 	}
 	m.queueCollector = &queueCollector{}
 	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.messageSize, m.auth,
-		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.deliveryTLS, m.queueCollector,
+		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -154,6 +156,9 @@ func (m *Metrics) Auth(mech string, ok bool) {
 	}
 	m.auth.WithLabelValues(mech, result).Inc()
 }
+
+// Filtered implements smtpserver.Observer.
+func (m *Metrics) Filtered(outcome string) { m.filtered.WithLabelValues(word(outcome)).Inc() }
 
 // Authenticated implements smtpserver.Observer.
 func (m *Metrics) Authenticated(s spf.Result, dk []dkim.Status, dm dmarc.Result) {

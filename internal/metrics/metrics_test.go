@@ -59,6 +59,7 @@ func TestObserver(t *testing.T) {
 	m.Auth("SCRAM-SHA-256", false)
 	m.Authenticated(spf.Pass, []dkim.Status{dkim.Pass, dkim.Fail}, dmarc.Pass)
 	m.Authenticated(spf.SoftFail, nil, "")
+	m.Filtered("discard")
 
 	for _, c := range []struct {
 		name string
@@ -82,6 +83,7 @@ func TestObserver(t *testing.T) {
 		{"dkim fail", value(t, m.dkim, "fail"), 1},
 		{"dkim none (unsigned)", value(t, m.dkim, "none"), 1},
 		{"dmarc pass", value(t, m.dmarc, "pass"), 1},
+		{"filter discard", value(t, m.filtered, "discard"), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)

@@ -25,6 +25,9 @@ type Observer interface {
 	Rejected(listener string, r smtp.Reply)
 	// Auth is the outcome of an AUTH exchange with mechanism mech.
 	Auth(mech string, ok bool)
+	// Filtered is a content filter's verdict that changed the fate of a message or session:
+	// "reject", "tempfail", "discard" (filter.Action's names) or "quarantine".
+	Filtered(outcome string)
 	// Authenticated gives the SPF, DKIM and (when checked, else "") DMARC results of a message.
 	Authenticated(spf spf.Result, dkim []dkim.Status, dmarc dmarc.Result)
 }
@@ -46,6 +49,7 @@ func (nopObserver) SessionStarted(string)                                 {}
 func (nopObserver) SessionEnded(string)                                   {}
 func (nopObserver) Accepted(string, int64)                                {}
 func (nopObserver) Rejected(string, smtp.Reply)                           {}
+func (nopObserver) Filtered(string)                                       {}
 func (nopObserver) Auth(string, bool)                                     {}
 func (nopObserver) Authenticated(spf.Result, []dkim.Status, dmarc.Result) {}
 

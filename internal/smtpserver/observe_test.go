@@ -8,6 +8,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/dkim"
 	"github.com/tern-mail/tern/internal/dmarc"
+	"github.com/tern-mail/tern/internal/filter"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/spf"
@@ -39,6 +40,7 @@ func (r *recorder) Accepted(l string, n int64) { r.add("accepted %s sized=%v", l
 func (r *recorder) Rejected(l string, rp smtp.Reply) {
 	r.add("rejected %s %d %s", l, rp.Code, rp.Enhanced())
 }
+func (r *recorder) Filtered(o string)         { r.add("filtered %s", o) }
 func (r *recorder) Auth(mech string, ok bool) { r.add("auth %s %v", mech, ok) }
 func (r *recorder) Authenticated(s spf.Result, d []dkim.Status, m dmarc.Result) {
 	r.add("authenticated %s %v %s", s, d, m)
@@ -151,5 +153,31 @@ func TestObserverTLSFailure(t *testing.T) {
 	want := []string{"connected smtp", "started smtp", "refused smtp tls", "ended smtp"}
 	if got := rec.got(); !slices.Equal(got, want) {
 		t.Errorf("observed %q, want %q", got, want)
+	}
+}
+
+// TestObserverFilters: the verdicts of content filters that change a message's fate.
+func TestObserverFilters(t *testing.T) {
+	const msg = "message bob@example.test,alice@example.test"
+	for _, c := range []struct {
+		name    string
+		verdict filter.Verdict
+		reply   string
+		want    []string
+	}{
+		{"reject", filter.Verdict{Action: filter.Reject}, "550 5.7.1", []string{"rejected smtp 550 5.7.1", "filtered reject"}},
+		{"discard", filter.Verdict{Action: filter.Discard}, "250 2.0.0", []string{"filtered discard"}},
+		{"quarantine", filter.Verdict{Quarantine: "spam"}, "250 2.0.0", []string{"filtered quarantine", "accepted smtp sized=true"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &recorder{}
+			f := &scriptFilter{verdicts: map[string]filter.Verdict{msg: c.verdict}}
+			ts := newTestServer(t, func(o *Options) { o.Filters = []Filter{f}; o.Observer = rec })
+			ts.dial(t, RoleMX).run(filterSession + "S: " + c.reply + "\nC: QUIT\nS: 221\nCLOSED")
+			want := append(append([]string{"connected smtp", "started smtp"}, c.want...), "ended smtp")
+			if got := rec.got(); !slices.Equal(got, want) {
+				t.Errorf("observed %q, want %q", got, want)
+			}
+		})
 	}
 }
