@@ -46,6 +46,19 @@ func (r *recorder) Authenticated(s spf.Result, d []dkim.Status, m dmarc.Result) 
 	r.add("authenticated %s %v %s", s, d, m)
 }
 
+// toData is a session up to the 354 of DATA.
+const toData = `
+			S: 220
+			C: EHLO client.example.test
+			S: 250
+			C: MAIL FROM:<a@remote.test>
+			S: 250
+			C: RCPT TO:<bob@example.test>
+			S: 250
+			C: DATA
+			S: 354
+`
+
 // TestObserver: the Observer hears of each session, message and AUTH outcome, with the
 // listener's name, once the client has its reply.
 func TestObserver(t *testing.T) {
@@ -56,16 +69,7 @@ func TestObserver(t *testing.T) {
 		script string
 		want   []string
 	}{
-		{name: "accepted", role: RoleMX, script: `
-			S: 220
-			C: EHLO client.example.test
-			S: 250
-			C: MAIL FROM:<a@remote.test>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250
-			C: DATA
-			S: 354
+		{name: "accepted", role: RoleMX, script: toData + `
 			C: Subject: hi
 			C:
 			C: hello
@@ -75,16 +79,7 @@ func TestObserver(t *testing.T) {
 			S: 221
 			CLOSED`,
 			want: []string{"connected smtp", "started smtp", "accepted smtp sized=true", "ended smtp"}},
-		{name: "too big", role: RoleMX, mod: func(o *Options) { o.MaxMessageSize = 10 }, script: `
-			S: 220
-			C: EHLO client.example.test
-			S: 250
-			C: MAIL FROM:<a@remote.test>
-			S: 250
-			C: RCPT TO:<bob@example.test>
-			S: 250
-			C: DATA
-			S: 354
+		{name: "too big", role: RoleMX, mod: func(o *Options) { o.MaxMessageSize = 10 }, script: toData + `
 			C: Subject: this is more than ten octets
 			C: .
 			S: 552 5.3.4
