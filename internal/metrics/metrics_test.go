@@ -291,3 +291,24 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// destinations is a remote deliverer that names its destinations.
+type destinations struct{ fakeDeliverer }
+
+func (destinations) Destination(domain string) string { return "relay:smarthost" }
+
+// The wrapper keeps the queue's per-destination concurrency as it was: the remote deliverer's
+// names when it has them, the router's default otherwise.
+func TestBatchDestination(t *testing.T) {
+	m := New()
+	if got := m.Batch(TransportRemote, destinations{}).(delivery.Destinations).Destination("example.org"); got != "relay:smarthost" {
+		t.Errorf("through the wrapper: %q", got)
+	}
+	r := &delivery.Router{IsLocal: func(string) bool { return false }, Remote: fakeDeliverer{}}
+	env := &envelope.Envelope{Rcpts: []envelope.Recipient{{Addr: "a@example.org"}}}
+	plain := r.Destination(env)
+	r.Remote = m.Batch(TransportRemote, fakeDeliverer{})
+	if wrapped := r.Destination(env); wrapped != plain {
+		t.Errorf("Destination wrapped %q, plain %q", wrapped, plain)
+	}
+}
