@@ -78,6 +78,8 @@ declare -A pkg=(
   [rspamd]=rspamd
   # xmllint validates DMARC aggregate reports against RFC 7489 Appendix C's schema (internal/reports)
   [xmllint]=libxml2-utils
+  # promtool checks the /metrics scrape (test/metrics_test.go).
+  [promtool]=prometheus
   # DMARC peer: OpenDMARC's opendmarc-check (libopendmarc), pointed at the tests' DNS server
   # from a mount namespace of its own (unshare --mount, as root: test/opendmarc_test.go)
   [opendmarc-check]=opendmarc

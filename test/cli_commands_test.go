@@ -218,7 +218,7 @@ func TestCLIHelp(t *testing.T) {
 	data := []string{"config", "data", "help"}
 	acct := append([]string{"auth-mechanisms", "domain"}, data...)
 	wantFlags := map[string][]string{
-		"serve": append([]string{"hostname", "log-format", "log-level", "relayhost", "remote-port", "resolver", "retry-schedule",
+		"serve": append([]string{"hostname", "log-format", "log-level", "metrics", "relayhost", "remote-port", "resolver", "retry-schedule",
 			"smtp", "submission", "submissions"}, acct...),
 		"user add":    append([]string{"password-stdin"}, acct...),
 		"user passwd": append([]string{"password-stdin"}, acct...),

@@ -18,6 +18,7 @@ func newServeCmd(std stdio) *cobra.Command {
 	c := common{creates: true}
 	var smtpAddr, subAddr, subsAddr, hostname, logLevel, logFormat, resolver, relayhost, retrySchedule string
 	var remotePort int
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the SMTP server",
@@ -44,6 +45,7 @@ dropping sessions.`,
 	fs.StringVar(&resolver, "resolver", "", "DNS server `HOST:PORT` for MX lookups instead of the system's")
 	fs.IntVar(&remotePort, "remote-port", 0, "`PORT` of the MX hosts mail is delivered to (default 25)")
 	fs.StringVar(&relayhost, "relayhost", "", "smarthost `HOST:PORT` that takes all remote mail instead of MX lookup")
+	fs.StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics, /healthz and /readyz on `HOST:PORT` (loopback unless metrics.allow_public; default none)")
 	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed `WAITS` between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := c.load()
@@ -64,6 +66,7 @@ dropping sessions.`,
 		set("log-format", &cfg.Log.Format, logFormat)
 		set("resolver", &cfg.Delivery.Resolver, resolver)
 		set("relayhost", &cfg.Delivery.Relayhost, relayhost)
+		set("metrics", &cfg.Metrics.Listen, metricsAddr)
 		if fs.Changed("remote-port") {
 			cfg.Delivery.RemotePort = remotePort
 		}

@@ -83,6 +83,7 @@ type Server struct {
 	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
 	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
+	metrics *serverMetrics // nil: no metrics endpoint (metrics.go)
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -119,11 +120,14 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
 
 	// What can be checked without writing is checked before the data directory is touched.
 	dkimKeys := &storeKeys{} // its store is set once opened, below, before any delivery
 	tlsOut := &tlsOutcomes{} // its recorder is set below, before any delivery
-	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), tlsOut, log)
+	rd, err := newRemote(cfg, derived, local, dkimKeys.signer(time.Now), s.metrics.tls(tlsOut), log)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +182,10 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	s.release = append(s.release, saveGreylist) // run at Close, after the sessions ended
 	opts.Rate = s.rate.policy
+	if s.metrics != nil {
+		opts.Observer = s.metrics.m
+		s.metrics.instrument(s, router, store)
+	}
 	s.srv = smtpserver.New(opts)
 	return s, nil
 }
@@ -198,7 +206,7 @@ func queueOptions(cfg config.Config, derived config.Derived, router *delivery.Ro
 		Destination:            router.Destination,
 		DestinationConcurrency: cfg.Queue.Destination,
 		OnFlush: func(domain string, subdomains bool) {
-			if rd, ok := router.Remote.(*remote.Deliverer); ok {
+			if rd, ok := remoteDeliverer(router.Remote); ok {
 				if n := rd.ForgetDeadHosts(domain, subdomains); n > 0 {
 					log.Info("flush: servers found down are tried again", "domain", domain, "subdomains", subdomains, "addresses", n)
 				}
@@ -270,6 +278,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	sd := newSDNotifier(log)        // sdnotify.go
 	stopReload := s.serveReload(sd) // reload.go
 	defer stopReload()
+	stopMetrics := s.metrics.serve(s, stdout)
+	defer stopMetrics()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener
 	// (Serve recovers its own panics), and Run waits for them before the queue closes.
@@ -295,6 +305,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	log.Info("shutting down")
 	sd.notify("STOPPING=1")
+	s.metrics.stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -305,6 +316,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	serving.Wait()
 	stopAdmin() // idempotent: the deferred call then returns at once
 	stopQueue()
+	stopMetrics()
 	s.Close()
 	log.Info("stopped")
 	return runErr

@@ -41,6 +41,9 @@ type Config struct {
 	// Listeners as a list (listeners.go); without any, [listen] names them.
 	Listeners []Listener `toml:"listener" doc:"<listenerDoc>"`
 	Rspamd    Rspamd     `toml:"rspamd"`
+
+	// Prometheus metrics and health checks (metrics.go).
+	Metrics Metrics `toml:"metrics"`
 }
 
 // Listen holds the listener addresses; an empty one is not opened.
@@ -364,6 +367,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Screen.validate()...)
+	errs = append(errs, c.Metrics.validate()...)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}

@@ -259,6 +259,7 @@ func (s *session) authSucceeded(mech, account string) {
 	s.user = account
 	s.authMech = mech
 	s.log.Info("auth", "mech", mech, "user", account)
+	s.obs().Auth(mech, true)
 	s.reply(replyAuthOK)
 }
 
@@ -277,6 +278,7 @@ func (s *session) authFailed(mech, login string, err error) {
 		r = replyAuthFailed
 	}
 	s.log.Warn("auth failed", "mech", mech, "user", login, "reason", err)
+	s.obs().Auth(mech, false)
 	if lim := s.opts.Auth.Limiter; lim != nil {
 		delay, block, blocked := lim.Failed(s.remote.Addr(), login)
 		// The delay holds only this session; the server goes on.

@@ -127,6 +127,7 @@ func (s *session) judge(j *judgement) (string, bool, smtp.Reply) {
 		temp = temp || ev.Result == dmarc.TempError
 	}
 	s.log.Info("authentication", args...)
+	s.observeAuthentication(o.Result, d.v.Results, ev, checked)
 	if temp && s.opts.Authentication.Policy.DeferTempError() {
 		return "", false, smtp.R(smtp.CodeLocalError, smtp.EnhDNSFailure, "Temporary DNS failure while checking the sender's SPF, DKIM or DMARC; try again later")
 	}

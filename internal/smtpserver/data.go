@@ -146,6 +146,7 @@ func (s *session) rejectMessage(err error) {
 	} else {
 		s.log.Info("message rejected", "code", r.Code, "reason", r.Text)
 	}
+	s.obs().Rejected(s.listenerName(), r)
 	s.abortTx()
 	s.reply(r)
 }
@@ -213,6 +214,7 @@ func (s *session) cmdBdat(arg string) {
 	if tx.failed.Code != 0 {
 		r := tx.failed
 		s.log.Info("message rejected", "code", r.Code, "reason", r.Text)
+		s.obs().Rejected(s.listenerName(), r)
 		s.abortTx()
 		s.reply(r)
 		return
@@ -308,6 +310,7 @@ func (s *session) finishMessage(size int64) {
 				what = "message refused"
 			}
 			s.log.Info(what, "code", r.Code, "reason", r.Text)
+			s.obs().Rejected(s.listenerName(), r)
 			s.abortTx()
 			s.reply(r)
 			return
@@ -329,6 +332,7 @@ func (s *session) finishMessage(size int64) {
 	s.phase.Store(phaseCommand)
 	if err != nil {
 		s.log.Error("queue commit failed", "msgid", env.ID, "err", err)
+		s.obs().Rejected(s.listenerName(), replyQueueError)
 		s.abortTx()
 		s.reply(replyQueueError)
 		return
@@ -337,6 +341,7 @@ func (s *session) finishMessage(size int64) {
 	s.messages++
 	s.errors = 0
 	s.log.Info("queued", "msgid", env.ID, "from", env.From, "nrcpt", len(env.Rcpts), "size", size)
+	s.obs().Accepted(s.listenerName(), size)
 	s.reply(smtp.R(smtp.CodeOK, smtp.EnhOther, "Ok: queued as "+env.ID))
 }
 

@@ -172,6 +172,7 @@ func (s *session) askFilters(stage string, ask func(context.Context, FilterSessi
 		case filter.Reject, filter.TempFail:
 			r := v.RefusalReply()
 			s.log.Info("filter refused", "stage", stage, "filter", i, "code", r.Code, "reason", r.Text)
+			s.obs().Filtered(v.Action.String())
 			return r, false
 		}
 	}
@@ -277,6 +278,8 @@ func (s *session) filterMessage(env *envelope.Envelope) bool {
 		case filter.Reject, filter.TempFail:
 			r := v.RefusalReply()
 			s.log.Info("message refused by filter", "filter", i, "code", r.Code, "reason", r.Text)
+			s.obs().Rejected(s.listenerName(), r)
+			s.obs().Filtered(v.Action.String())
 			s.abortTx()
 			s.reply(r)
 			return false
@@ -287,6 +290,7 @@ func (s *session) filterMessage(env *envelope.Envelope) bool {
 		if v.Quarantine != "" {
 			env.Held = true
 			s.log.Info("message held by filter", "filter", i, "msgid", env.ID, "reason", v.Quarantine)
+			s.obs().Filtered("quarantine")
 		}
 		editEnvelope(env, v.Edits)
 		if len(env.Rcpts) == 0 {
@@ -305,6 +309,7 @@ func (s *session) filterMessage(env *envelope.Envelope) bool {
 	if discard {
 		// The client is told what it would have been told: the message is gone for good.
 		s.log.Info("message discarded by filter", "msgid", env.ID, "from", env.From, "nrcpt", len(env.Rcpts))
+		s.obs().Filtered(filter.Discard.String())
 		id := env.ID
 		s.abortTx()
 		s.messages++

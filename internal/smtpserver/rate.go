@@ -26,6 +26,7 @@ func (s *session) rateConnect() bool {
 	}
 	reply, ok := s.opts.Rate.Connect(s.remote.Addr())
 	if !ok {
+		s.obs().Refused(s.listenerName(), RefusedRate)
 		s.refuseConnection(reply)
 	}
 	return ok

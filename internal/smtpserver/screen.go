@@ -80,6 +80,7 @@ func (s *session) screenConnect() bool {
 	switch {
 	case err == nil:
 		s.log.Info("pregreet: client talked before the greeting", "code", replyPregreet.Code, "wait", o.PregreetWait)
+		s.obs().Refused(s.listenerName(), RefusedPregreet)
 		s.refuse(replyPregreet)
 		s.flush()
 		return false

@@ -182,6 +182,9 @@ type Options struct {
 	Auth *AuthOptions
 	// Logger gets one line per session event. Nil: discard.
 	Logger *slog.Logger
+	// Observer is told of connections, messages and AUTH outcomes, for metrics (observe.go).
+	// Nil: nobody.
+	Observer Observer
 }
 
 // Defaults for zero Options fields.
@@ -236,6 +239,9 @@ func (o Options) withDefaults() Options {
 	o.PostmasterDomain = cmp.Or(o.PostmasterDomain, o.Hostname)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	return o
 }

@@ -185,6 +185,7 @@ func (s *session) serve() {
 		s.logDisconnect()
 	}()
 
+	s.obs().Connected(s.listenerName())
 	if lim := s.opts.Limiter; lim != nil {
 		kind := policy.ConnMX
 		if s.role != RoleMX {
@@ -192,6 +193,7 @@ func (s *session) serve() {
 		}
 		release, reply, ok := lim.Acquire(s.remote.Addr(), kind)
 		if !ok {
+			s.obs().Refused(s.listenerName(), RefusedLimit)
 			s.refuseConnection(reply)
 			return
 		}
@@ -200,6 +202,8 @@ func (s *session) serve() {
 	if !s.rateConnect() {
 		return
 	}
+	s.obs().SessionStarted(s.listenerName())
+	defer s.obs().SessionEnded(s.listenerName())
 	s.log.Info("connect")
 	if !s.screenConnect() {
 		return

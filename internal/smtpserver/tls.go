@@ -54,6 +54,7 @@ func (s *session) handshake() bool {
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.log.Info("TLS handshake failed", "err", err)
+		s.obs().Refused(s.listenerName(), RefusedTLS)
 		s.quit = true
 		return false
 	}

@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/delivery/remote"
+	"github.com/tern-mail/tern/internal/metrics"
+)
+
+// serverMetrics is the metrics endpoint of a server (metrics.listen): its collectors, its
+// bound listener and its health checks. A nil *serverMetrics is a server without metrics;
+// its methods then do nothing.
+type serverMetrics struct {
+	m      *metrics.Metrics
+	ln     net.Listener
+	health *metrics.Health
+}
+
+// listenMetrics binds the metrics endpoint when the config asks for one (config.Validate
+// has checked that its address is loopback unless allowed otherwise).
+func (s *Server) listenMetrics() error {
+	addr := s.cfg.Metrics.Listen
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return listenError("metrics", addr, err)
+	}
+	s.release = append(s.release, func() { _ = ln.Close() }) // best effort: Serve has closed it when the server ran
+	s.metrics = &serverMetrics{m: metrics.New(), ln: ln, health: &metrics.Health{}}
+	return nil
+}
+
+// tls returns the TLS recorder of remote delivery, counting the outcomes it passes to next.
+func (sm *serverMetrics) tls(next remote.TLSRecorder) remote.TLSRecorder {
+	if sm == nil {
+		return next
+	}
+	return sm.m.TLS(next)
+}
+
+// instrument counts what the server and the router do, and sets the readiness checks: the
+// listeners are bound (Build did it), the queue answers, the account store answers.
+func (sm *serverMetrics) instrument(s *Server, router *delivery.Router, store accounts.Store) {
+	if sm == nil {
+		return
+	}
+	m := sm.m
+	if router.Mailbox != nil {
+		router.Mailbox = m.One(metrics.TransportMaildir, router.Mailbox)
+	}
+	if router.LMTP != nil {
+		router.LMTP = m.Batch(metrics.TransportLMTP, router.LMTP)
+	}
+	if router.Remote != nil {
+		router.Remote = m.Batch(metrics.TransportRemote, router.Remote)
+	}
+	q := s.q
+	m.Queue(q.Stats)
+	postmaster := "postmaster@" + s.cfg.Domains[0]
+	sm.health.Checks = []metrics.Check{
+		{Name: "listeners", Check: func(context.Context) error {
+			if len(s.lns) == 0 {
+				return errors.New("no listener")
+			}
+			return nil
+		}},
+		{Name: "queue", Check: func(context.Context) error { q.Stats(); return nil }}, // its lock is free
+		{Name: "accounts", Check: func(ctx context.Context) error { _, err := store.Exists(ctx, postmaster); return err }},
+	}
+}
+
+// serve serves the endpoint until stop is called; stop is safe to call twice.
+func (sm *serverMetrics) serve(s *Server, stdout io.Writer) (stop func()) {
+	if sm == nil {
+		return func() {}
+	}
+	// For the eyes, as the listeners' lines.
+	_, _ = fmt.Fprintf(stdout, "tern: metrics listening on http://%s/metrics\n", sm.ln.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := metrics.Serve(ctx, sm.ln, metrics.Handler(sm.m, sm.health, s.log), s.log); err != nil {
+			s.log.Error("metrics endpoint", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// stopping makes /readyz answer 503: the server is shutting down.
+func (sm *serverMetrics) stopping() {
+	if sm != nil {
+		sm.health.Stopping()
+	}
+}
+
+// remoteDeliverer is the remote deliverer under the metrics' wrapper, if any.
+func remoteDeliverer(d delivery.BatchDeliverer) (*remote.Deliverer, bool) {
+	if u, ok := d.(interface {
+		Unwrap() delivery.BatchDeliverer
+	}); ok {
+		d = u.Unwrap()
+	}
+	rd, ok := d.(*remote.Deliverer)
+	return rd, ok
+}
