@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -92,3 +93,26 @@ func CheckAliasForm(addr string, targets []string) error {
 	}
 	return nil
 }
+
+// NormalizeAliasEntry normalizes an alias address and its targets, dropping repeated targets:
+// what every store does before writing or deleting an alias.
+func NormalizeAliasEntry(addr string, targets []string) (string, []string, error) {
+	a, err := NormalizeAlias(addr)
+	if err != nil {
+		return "", nil, err
+	}
+	ts := make([]string, 0, len(targets))
+	for _, t := range targets {
+		n, err := NormalizeTarget(t)
+		if err != nil {
+			return "", nil, err
+		}
+		if !slices.Contains(ts, n) {
+			ts = append(ts, n)
+		}
+	}
+	return a, ts, nil
+}
+
+// AliasDomain is the domain part of a normalized alias address (local@domain or @domain).
+func AliasDomain(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }

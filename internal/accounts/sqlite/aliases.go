@@ -10,31 +10,9 @@ import (
 	"github.com/tern-mail/tern/internal/accounts"
 )
 
-// normalizeAlias normalizes an alias address and its targets.
-func normalizeAlias(addr string, targets []string) (string, []string, error) {
-	a, err := accounts.NormalizeAlias(addr)
-	if err != nil {
-		return "", nil, err
-	}
-	ts := make([]string, 0, len(targets))
-	for _, t := range targets {
-		n, err := accounts.NormalizeTarget(t)
-		if err != nil {
-			return "", nil, err
-		}
-		if !slices.Contains(ts, n) {
-			ts = append(ts, n)
-		}
-	}
-	return a, ts, nil
-}
-
-// aliasDomain is the domain part of a normalized alias address.
-func aliasDomain(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
-
 // AddAlias implements accounts.Store.
 func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) error {
-	addr, targets, err := normalizeAlias(addr, targets)
+	addr, targets, err := accounts.NormalizeAliasEntry(addr, targets)
 	if err != nil {
 		return err
 	}
@@ -60,7 +38,7 @@ func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) er
 		for _, t := range targets {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO aliases (address, target, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-				addr, t, aliasDomain(addr)); err != nil {
+				addr, t, accounts.AliasDomain(addr)); err != nil {
 				return fmt.Errorf("sqlite: add alias %s: %w", addr, err)
 			}
 		}
@@ -70,7 +48,7 @@ func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) er
 
 // DeleteAlias implements accounts.Store.
 func (s *Store) DeleteAlias(ctx context.Context, addr string, targets ...string) error {
-	addr, targets, err := normalizeAlias(addr, targets)
+	addr, targets, err := accounts.NormalizeAliasEntry(addr, targets)
 	if err != nil {
 		return err
 	}
