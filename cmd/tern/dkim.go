@@ -12,7 +12,7 @@ func newDKIMCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dkim",
 		Short: "make, list and rotate the DKIM keys of the local domains",
-		Long: `DKIM keys live in the data directory's accounts.db, next to the accounts (never
+		Long: `DKIM keys live in the account store (--accounts), next to the accounts (never
 world-readable). Each key prints the TXT record to publish at SELECTOR._domainkey.DOMAIN.
 tern does not sign or verify mail with them yet: that comes next.`,
 		Example: `  tern dkim keygen example.com

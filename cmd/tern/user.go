@@ -13,7 +13,8 @@ func newUserCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "add, delete, list and show accounts, and change their passwords",
-		Long: `Accounts live in the data directory's accounts.db; a running server sees changes at once.
+		Long: `Accounts live in the data directory's accounts.db, or the store --accounts (accounts.url)
+names, PostgreSQL for several nodes; a running server sees changes at once.
 Only "tern user add" makes the data directory when it is missing.`,
 		Example: `  tern user add bob@example.test
   tern user list --data /var/lib/tern`,
