@@ -44,6 +44,7 @@ The default selector is the date and the algorithm, like 20261205-rsa.`,
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	fs.StringVar(&req.Selector, "selector", "", "the `SELECTOR` (default <yyyymmdd>-<algorithm>)")
 	fs.StringVar(&req.Algorithm, "algorithm", "", "rsa or ed25519 (default rsa)")
 	if rotate {
@@ -89,6 +90,7 @@ func newDKIMListCmd(std stdio) *cobra.Command {
 		},
 	}
 	c.register(cmd.Flags())
+	c.registerAccounts(cmd.Flags())
 	cmd.Flags().BoolVar(&records, "records", false, "print each key's TXT record too")
 	return cmd
 }

@@ -226,6 +226,10 @@ type common struct {
 func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", "", "TOML configuration `FILE` (optional)")
 	fs.StringVar(&c.data, "data", "", "the data directory `DIR` (default ./tern-data, or $TERN_DATA)")
+}
+
+// registerAccounts adds --accounts, to the commands that use the account store.
+func (c *common) registerAccounts(fs *pflag.FlagSet) {
 	fs.StringVar(&c.accounts, "accounts", "", "the account store `URL`: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB\n(default accounts.url, or $TERN_ACCOUNTS, or SQLite in the data directory)")
 }
 

@@ -32,6 +32,7 @@ settings and opening every listener.`,
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	c.registerDomains(fs)
 	c.registerMechs(fs)
 	fs.StringVar(&smtpAddr, "smtp", "", "MX listener `HOST:PORT` (default 127.0.0.1:2525; empty disables)")

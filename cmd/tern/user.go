@@ -61,6 +61,7 @@ func newUserSetCmd(std stdio, add bool) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	c.registerDomains(fs)
 	c.registerMechs(fs)
 	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
@@ -109,5 +110,6 @@ func newStoreCmd(c *common, use, short, example string, args cobra.PositionalArg
 		},
 	}
 	c.register(cmd.Flags())
+	c.registerAccounts(cmd.Flags())
 	return cmd
 }
