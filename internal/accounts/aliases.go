@@ -116,3 +116,16 @@ func NormalizeAliasEntry(addr string, targets []string) (string, []string, error
 
 // AliasDomain is the domain part of a normalized alias address (local@domain or @domain).
 func AliasDomain(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
+
+// CheckAliasAdd checks that adding targets to the alias addr, which has the targets have
+// already, gives a valid alias: the form is checked with the targets already there, so that a
+// domain alias does not get address targets too, in two steps.
+func CheckAliasAdd(addr string, have, targets []string) error {
+	all := slices.Clone(have)
+	for _, t := range targets {
+		if !slices.Contains(all, t) {
+			all = append(all, t)
+		}
+	}
+	return CheckAliasForm(addr, all)
+}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -30,13 +29,7 @@ func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) er
 		if err != nil {
 			return err
 		}
-		all := slices.Clone(have)
-		for _, t := range targets {
-			if !slices.Contains(all, t) {
-				all = append(all, t)
-			}
-		}
-		if err := accounts.CheckAliasForm(addr, all); err != nil {
+		if err := accounts.CheckAliasAdd(addr, have, targets); err != nil {
 			return err
 		}
 		for _, t := range targets {

@@ -338,16 +338,11 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 	defer cancel()
 	var encoded string
 	err = s.pool.QueryRow(qctx, `SELECT password FROM users WHERE address = $1`, addr).Scan(&encoded)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if err := s.decoy.Check(password); err != nil {
-			return false, fmt.Errorf("postgres: verify %s: %w", addr, err)
-		}
-		return false, nil
-	}
-	if err != nil {
+	found := !errors.Is(err, pgx.ErrNoRows)
+	if found && err != nil {
 		return false, fmt.Errorf("postgres: verify %s: %w", addr, err)
 	}
-	ok, err := accounts.CheckPassword(encoded, password)
+	ok, err := s.decoy.Verify(encoded, found, password)
 	if err != nil {
 		return false, fmt.Errorf("postgres: verify %s: %w", addr, err)
 	}

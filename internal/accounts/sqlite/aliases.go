@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -24,15 +23,7 @@ func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) er
 		if err != nil {
 			return err
 		}
-		all := slices.Clone(have)
-		for _, t := range targets {
-			if !slices.Contains(all, t) {
-				all = append(all, t)
-			}
-		}
-		// The form is checked with the targets already there, so that a domain alias does not
-		// get address targets too, in two steps.
-		if err := accounts.CheckAliasForm(addr, all); err != nil {
+		if err := accounts.CheckAliasAdd(addr, have, targets); err != nil {
 			return err
 		}
 		for _, t := range targets {
