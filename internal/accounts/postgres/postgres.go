@@ -1,6 +1,7 @@
 // Package postgres is the accounts.Store backed by a PostgreSQL database, through pgx's
 // connection pool, so that several tern nodes share accounts, secrets, aliases, DKIM keys and
-// report counts (docs/scaling.md).
+// report counts (docs/scaling.md), and a ratelimit.Counter on the same database (Counter), so
+// that they share rate limits.
 //
 // It owns that database's schema and its migrations, and nothing else: address rules and
 // password hashing come from package accounts, so every backend treats them the same way. The
@@ -37,7 +38,8 @@ import (
 // ErrSchemaTooNew is returned by Open when the database was migrated by a newer tern.
 var ErrSchemaTooNew = errors.New("postgres: database schema is newer than this program")
 
-// migrations are the schema steps, in order, those of package sqlite in PostgreSQL's types.
+// migrations are the schema steps, in order: 1 to 5 are those of package sqlite in
+// PostgreSQL's types.
 // Append only: a released step must never change.
 var migrations = []string{
 	// 1: accounts. created_at is Unix seconds.
@@ -93,6 +95,9 @@ var migrations = []string{
 		PRIMARY KEY (address, target)
 	);
 	CREATE INDEX aliases_domain ON aliases (domain, address)`,
+	// 6 (PostgreSQL only, from here the two backends' numbers part): the rate counters that
+	// nodes share (counter.go), one GCRA time per key, in Unix nanoseconds.
+	`CREATE TABLE rate_counters (key TEXT COLLATE "C" PRIMARY KEY, tat BIGINT NOT NULL)`,
 }
 
 const (

@@ -115,7 +115,7 @@ func TestPostgres(t *testing.T) {
 		url := sv.newDatabase(t)
 		s := openURL(t, url)
 		ctx := context.Background()
-		_, err := s.pool.Exec(ctx, `DROP TABLE tern_schema, secrets, users, dkim_keys, report_counts, reports_sent, aliases`)
+		_, err := s.pool.Exec(ctx, `DROP TABLE tern_schema, secrets, users, dkim_keys, report_counts, reports_sent, aliases, rate_counters`)
 		must(t, err)
 		must(t, s.migrate(ctx, migrations[:1]))
 		hash, err := accounts.HashPassword("pw")
@@ -127,12 +127,17 @@ func TestPostgres(t *testing.T) {
 		must(t, s2.AddAlias(ctx, "a@example.test", "alice@example.test"))
 	})
 
+	t.Run("Counter", func(t *testing.T) { testCounter(t, sv) })
+
 	t.Run("BadURL", func(t *testing.T) {
 		_, err := Open(context.Background(), "postgres://tern:Secret-Canary@[::1")
 		if err == nil || strings.Contains(err.Error(), "Secret-Canary") {
 			t.Errorf("Open with a malformed URL = %v, want an error without the password", err)
 		}
 	})
+
+	// Last: it stops the server.
+	t.Run("CounterDown", func(t *testing.T) { testCounterDown(t, sv) })
 }
 
 func must(t testing.TB, err error) {
