@@ -9,10 +9,10 @@ import (
 
 // postgresNodes starts one PostgreSQL and two tern nodes that share their account store
 // through it, each with its own data directory and queue.
-func postgresNodes(t *testing.T) (pg *testutil.Postgres, a, b *Tern) {
+func postgresNodes(t *testing.T, more string) (pg *testutil.Postgres, a, b *Tern) {
 	t.Helper()
 	pg = testutil.StartPostgres(t)
-	cfg := "[accounts]\nurl = \"" + pg.URL() + "\"\n"
+	cfg := "[accounts]\nurl = \"" + pg.URL() + "\"\n" + more
 	a = startTern(t, ternOpts{Config: cfg})
 	b = startTern(t, ternOpts{Config: cfg})
 	return pg, a, b
@@ -35,7 +35,7 @@ func authReply(t *testing.T, addr, user, password string) string {
 // added through one, a DKIM key made through one, all work on the other at once.
 func TestTwoNodesPostgres(t *testing.T) {
 	t.Parallel()
-	_, a, b := postgresNodes(t)
+	_, a, b := postgresNodes(t, "")
 
 	a.AddUser("alice@example.test", "pw1")
 	for _, n := range []*Tern{a, b} {
@@ -72,7 +72,7 @@ func TestTwoNodesPostgres(t *testing.T) {
 // again once it is back.
 func TestPostgresDown(t *testing.T) {
 	t.Parallel()
-	pg, a, _ := postgresNodes(t)
+	pg, a, _ := postgresNodes(t, "")
 	a.AddUser("alice@example.test", "pw")
 	mustMatch(t, "AUTH while up", authReply(t, a.Submission, "alice@example.test", "pw"), `^235 `)
 
@@ -93,5 +93,24 @@ func TestPostgresDown(t *testing.T) {
 	d.cmd("MAIL FROM:<x@remote.test>", `250 .*`)
 	d.cmd("RCPT TO:<alice@example.test>", `250 .*`)
 	d.cmd("RCPT TO:<nobody@example.test>", `550 5\.1\.1 .*`)
+	d.cmd("QUIT", `221 .*`)
+}
+
+// TestTwoNodesAccountLimit: the per-account message limit counts the messages sent through
+// both nodes.
+func TestTwoNodesAccountLimit(t *testing.T) {
+	t.Parallel()
+	_, a, b := postgresNodes(t, "[rate]\naccount_messages = 2\n")
+	a.AddUser("alice@example.test", "pw")
+	d := ehlod(t, a.Submission, false)
+	d.authPlain("alice@example.test", "pw")
+	for range 2 {
+		d.cmd("MAIL FROM:<alice@example.test>", `250 .*`)
+		d.cmd("RSET", `250 .*`)
+	}
+	d.cmd("QUIT", `221 .*`)
+	d = ehlod(t, b.Submission, false)
+	d.authPlain("alice@example.test", "pw")
+	d.cmd("MAIL FROM:<alice@example.test>", `450 4\.7\.1 Message rate limit exceeded for alice@example\.test: 2 messages per hour`)
 	d.cmd("QUIT", `221 .*`)
 }

@@ -159,6 +159,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.rate, err = newRateLimits(cfg, relay.IsLocal, log); err != nil {
 		return nil, err
 	}
+	s.rate.shareLimits(store, log) // ratenodes.go
 	qopts := queueOptions(cfg, derived, router, log)
 	qopts.Throttle = s.rate.throttle
 	s.q, err = queue.Open(queuePath(data), qopts)
