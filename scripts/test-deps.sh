@@ -128,6 +128,8 @@ declare -A libglob=(
   ["/usr/lib/*/sasl2/libsasldb.so*"]=libsasl2-modules-db
   ["/usr/lib/*/sasl2/libgssapiv2.so*"]=libsasl2-modules-gssapi-mit
   ["/usr/lib/dovecot/lmtp"]=dovecot-lmtpd
+  # the shared account store (internal/accounts/postgres, test/nodes_test.go)
+  ["/usr/lib/postgresql/*/bin/initdb"]=postgresql
   ["/usr/share/bash-completion/bash_completion"]=bash-completion
 )
 

@@ -216,28 +216,29 @@ func TestCLIHelp(t *testing.T) {
 	cmds := walkHelp(t, "")
 	// The flags of each command, exactly: none a command does not use.
 	data := []string{"config", "data", "help"}
-	acct := append([]string{"auth-mechanisms", "domain"}, data...)
+	store := append([]string{"accounts"}, data...) // the commands on the account store
+	acct := append([]string{"auth-mechanisms", "domain"}, store...)
 	wantFlags := map[string][]string{
 		"serve": append([]string{"hostname", "log-format", "log-level", "metrics", "relayhost", "remote-port", "resolver", "retry-schedule",
 			"smtp", "submission", "submissions"}, acct...),
 		"user add":    append([]string{"password-stdin"}, acct...),
 		"user passwd": append([]string{"password-stdin"}, acct...),
-		"user del":    data,
-		"user list":   append([]string{"auth-mechanisms"}, data...),
-		"user show":   append([]string{"auth-mechanisms"}, data...),
+		"user del":    store,
+		"user list":   append([]string{"auth-mechanisms"}, store...),
+		"user show":   append([]string{"auth-mechanisms"}, store...),
 		"status":      append([]string{"json"}, data...),
 		"limits show": append([]string{"json"}, data...),
-		"dkim keygen": append([]string{"algorithm", "selector"}, data...),
-		"dkim rotate": append([]string{"activate", "algorithm", "selector"}, data...),
-		"dkim list":   append([]string{"records"}, data...),
+		"dkim keygen": append([]string{"algorithm", "selector"}, store...),
+		"dkim rotate": append([]string{"activate", "algorithm", "selector"}, store...),
+		"dkim list":   append([]string{"records"}, store...),
 		"dns records": append([]string{"check", "dmarc-rua", "domain", "hostname", "ip", "mta-sts-mode", "mta-sts-policy",
-			"resolver", "tls-rua"}, data...),
+			"resolver", "tls-rua"}, store...),
 		"config example":   {"help"},
 		"config reference": {"help"},
 		"config check":     data,
 		"spf check":        {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
-		"reports send":     append([]string{"now"}, data...),
-		"reports list":     append([]string{"days"}, data...),
+		"reports send":     append([]string{"now"}, store...),
+		"reports list":     append([]string{"days"}, store...),
 		"dmarc check":      {"config", "help", "resolver", "timeout"},
 		"version":          {"help"},
 	}

@@ -17,7 +17,7 @@ func newAliasCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "alias",
 		Short: "add, delete and list aliases, catch-alls and domain aliases",
-		Long: `Aliases live in the data directory's accounts.db, next to the accounts; a running server
+		Long: `Aliases live in the account store (--accounts), next to the accounts; a running server
 sees changes at once. An alias is an address (kenneth@example.test) or a domain (@example.org);
 its targets are local accounts, other aliases (expanded in turn, at most addresses.alias_depth
 deep, loops dropped) or external addresses (forwarded). A domain with address targets is a

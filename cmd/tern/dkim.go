@@ -12,7 +12,7 @@ func newDKIMCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dkim",
 		Short: "make, list and rotate the DKIM keys of the local domains",
-		Long: `DKIM keys live in the data directory's accounts.db, next to the accounts (never
+		Long: `DKIM keys live in the account store (--accounts), next to the accounts (never
 world-readable). Each key prints the TXT record to publish at SELECTOR._domainkey.DOMAIN.
 tern does not sign or verify mail with them yet: that comes next.`,
 		Example: `  tern dkim keygen example.com
@@ -44,6 +44,7 @@ The default selector is the date and the algorithm, like 20261205-rsa.`,
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	fs.StringVar(&req.Selector, "selector", "", "the `SELECTOR` (default <yyyymmdd>-<algorithm>)")
 	fs.StringVar(&req.Algorithm, "algorithm", "", "rsa or ed25519 (default rsa)")
 	if rotate {
@@ -89,6 +90,7 @@ func newDKIMListCmd(std stdio) *cobra.Command {
 		},
 	}
 	c.register(cmd.Flags())
+	c.registerAccounts(cmd.Flags())
 	cmd.Flags().BoolVar(&records, "records", false, "print each key's TXT record too")
 	return cmd
 }

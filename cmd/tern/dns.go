@@ -85,6 +85,7 @@ mode, mx (one pattern must cover the hostname) and max_age.`,
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	c.registerDomains(fs)
 	fs.StringVar(&req.Hostname, "hostname", "", "the MX host `NAME` (default: the configuration's hostname)")
 	fs.StringArrayVar(&ips, "ip", nil, "a public `ADDRESS` of the host (repeatable): its A/AAAA records, and the SPF evaluation of --check")

@@ -49,6 +49,7 @@ it was skipped.`,
 		},
 	}
 	c.register(cmd.Flags())
+	c.registerAccounts(cmd.Flags())
 	cmd.Flags().BoolVar(&now, "now", false, "send now, today's counts so far included (required)")
 	return cmd
 }
@@ -75,6 +76,7 @@ adds its counts to the store every minute.`,
 		},
 	}
 	c.register(cmd.Flags())
+	c.registerAccounts(cmd.Flags())
 	cmd.Flags().IntVar(&days, "days", 30, "show the reports sent in the last `N` days")
 	return cmd
 }

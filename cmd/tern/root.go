@@ -216,6 +216,7 @@ func nargs(min, max int) cobra.PositionalArgs {
 type common struct {
 	configPath string
 	data       string
+	accounts   string
 	domains    []string
 	mechs      []string
 	// creates is set for the commands that make the data directory when it is missing (serve,
@@ -227,6 +228,11 @@ type common struct {
 func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", "", "TOML configuration `FILE` (optional)")
 	fs.StringVar(&c.data, "data", "", "the data directory `DIR` (default ./tern-data, or $TERN_DATA)")
+}
+
+// registerAccounts adds --accounts, to the commands that use the account store.
+func (c *common) registerAccounts(fs *pflag.FlagSet) {
+	fs.StringVar(&c.accounts, "accounts", "", "the account store `URL`: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB\n(default accounts.url, or $TERN_ACCOUNTS, or SQLite in the data directory)")
 }
 
 // registerDomains adds --domain.
@@ -253,6 +259,12 @@ func (c *common) load() (config.Config, error) {
 	}
 	if c.data != "" {
 		cfg.Data = c.data
+	}
+	if u := os.Getenv("TERN_ACCOUNTS"); u != "" {
+		cfg.Accounts.URL = u
+	}
+	if c.accounts != "" {
+		cfg.Accounts.URL = c.accounts
 	}
 	if len(c.domains) > 0 {
 		cfg.Domains = c.domains

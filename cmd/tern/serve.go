@@ -34,6 +34,7 @@ dropping sessions.`,
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	c.registerDomains(fs)
 	c.registerMechs(fs)
 	fs.StringVar(&smtpAddr, "smtp", "", "MX listener `HOST:PORT` (default 127.0.0.1:2525; empty disables)")

@@ -13,7 +13,8 @@ func newUserCmd(std stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "add, delete, list and show accounts, and change their passwords",
-		Long: `Accounts live in the data directory's accounts.db; a running server sees changes at once.
+		Long: `Accounts live in the data directory's accounts.db, or the store --accounts (accounts.url)
+names, PostgreSQL for several nodes; a running server sees changes at once.
 Only "tern user add" makes the data directory when it is missing.`,
 		Example: `  tern user add bob@example.test
   tern user list --data /var/lib/tern`,
@@ -60,6 +61,7 @@ func newUserSetCmd(std stdio, add bool) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	c.register(fs)
+	c.registerAccounts(fs)
 	c.registerDomains(fs)
 	c.registerMechs(fs)
 	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
@@ -108,5 +110,6 @@ func newStoreCmd(c *common, use, short, example string, args cobra.PositionalArg
 		},
 	}
 	c.register(cmd.Flags())
+	c.registerAccounts(cmd.Flags())
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -91,4 +92,40 @@ func CheckAliasForm(addr string, targets []string) error {
 		return fmt.Errorf("%w: %s: a domain alias has one target, a domain (a catch-all has addresses)", ErrBadAlias, addr)
 	}
 	return nil
+}
+
+// NormalizeAliasEntry normalizes an alias address and its targets, dropping repeated targets:
+// what every store does before writing or deleting an alias.
+func NormalizeAliasEntry(addr string, targets []string) (string, []string, error) {
+	a, err := NormalizeAlias(addr)
+	if err != nil {
+		return "", nil, err
+	}
+	ts := make([]string, 0, len(targets))
+	for _, t := range targets {
+		n, err := NormalizeTarget(t)
+		if err != nil {
+			return "", nil, err
+		}
+		if !slices.Contains(ts, n) {
+			ts = append(ts, n)
+		}
+	}
+	return a, ts, nil
+}
+
+// AliasDomain is the domain part of a normalized alias address (local@domain or @domain).
+func AliasDomain(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
+
+// CheckAliasAdd checks that adding targets to the alias addr, which has the targets have
+// already, gives a valid alias: the form is checked with the targets already there, so that a
+// domain alias does not get address targets too, in two steps.
+func CheckAliasAdd(addr string, have, targets []string) error {
+	all := slices.Clone(have)
+	for _, t := range targets {
+		if !slices.Contains(all, t) {
+			all = append(all, t)
+		}
+	}
+	return CheckAliasForm(addr, all)
 }

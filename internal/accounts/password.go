@@ -198,3 +198,12 @@ func (d *Decoy) Check(password string) error {
 	_, err := CheckPassword(d.encoded, password)
 	return err
 }
+
+// Verify checks password against encoded, the stored hash of an account, or against the decoy
+// when the account was not found, so that both answers take the same time.
+func (d *Decoy) Verify(encoded string, found bool, password string) (bool, error) {
+	if !found {
+		return false, d.Check(password)
+	}
+	return CheckPassword(encoded, password)
+}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
-	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/dkim"
 )
@@ -31,9 +30,9 @@ func withDKIM(cfg config.Config, f func(s accounts.Store) error) (err error) {
 	if err != nil {
 		return err
 	}
-	s, err := sqlite.Open(accountsPath(data))
+	s, err := openStore(cfg, data, true)
 	if err != nil {
-		return dataError(data, "cannot open the account database", err)
+		return err
 	}
 	defer func() {
 		if cerr := s.Close(); err == nil && cerr != nil {

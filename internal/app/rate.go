@@ -17,6 +17,7 @@ import (
 // the queue).
 type rateLimits struct {
 	counters *ratelimit.Memory
+	split    *splitCounter // counters, and the shared ones of several nodes (ratenodes.go)
 	policy   *policy.Rate
 
 	outbound   ratelimit.Limit            // rate.outbound
@@ -41,9 +42,11 @@ func newRateLimits(cfg config.Config, isLocal func(string) bool, log *slog.Logge
 	}
 	lim := func(n int, w config.Duration) ratelimit.Limit { return ratelimit.Limit{N: n, Window: w.Duration} }
 	counters := ratelimit.NewMemory(time.Now, 0)
+	split := &splitCounter{local: counters}
 	r := &rateLimits{
 		counters: counters,
-		policy: policy.NewRate(counters, policy.RateLimits{
+		split:    split,
+		policy: policy.NewRate(split, policy.RateLimits{
 			ClientConnections:    lim(rc.ClientConnections, rc.ClientWindow),
 			ClientMessages:       lim(rc.ClientMessages, rc.ClientWindow),
 			ClientRecipients:     lim(rc.ClientRecipients, rc.ClientWindow),

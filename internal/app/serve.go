@@ -20,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tern-mail/tern/internal/accounts"
-	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/admin"
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/delivery"
@@ -141,9 +140,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	s.release = append(s.release, unlock)
 
-	store, err := sqlite.Open(accountsPath(data))
+	store, err := openStore(cfg, data, true) // accountstore.go
 	if err != nil {
-		return nil, dataError(data, "cannot open the account database", err)
+		return nil, err
 	}
 	s.release = append(s.release, func() { _ = store.Close() }) // best effort: the queue, which holds the mail, is closed first
 	dkimKeys.store = store
@@ -160,6 +159,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.rate, err = newRateLimits(cfg, relay.IsLocal, log); err != nil {
 		return nil, err
 	}
+	s.rate.shareLimits(store, log) // ratenodes.go
 	qopts := queueOptions(cfg, derived, router, log)
 	qopts.Throttle = s.rate.throttle
 	s.q, err = queue.Open(queuePath(data), qopts)

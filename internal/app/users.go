@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
-	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/sasl"
@@ -31,19 +28,10 @@ func openAccounts(cfg config.Config, create bool) (accounts.Store, error) {
 		if err := safeio.MkdirAll(data, 0o700); err != nil {
 			return nil, explainData(data, "cannot create the data directory", err)
 		}
-	} else {
-		if data, err = ExistingData(cfg); err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(accountsPath(data)); errors.Is(err, fs.ErrNotExist) {
-			return nil, errorf(err, "there is no account database in %s (tern user add makes it)", data)
-		}
+	} else if data, err = ExistingData(cfg); err != nil {
+		return nil, err
 	}
-	s, err := sqlite.Open(accountsPath(data))
-	if err != nil {
-		return nil, dataError(data, "cannot open the account database", err)
-	}
-	return s, nil
+	return openStore(cfg, data, create)
 }
 
 // withAccounts runs f on the account store (see openAccounts for create) and words its error

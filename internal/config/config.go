@@ -35,6 +35,9 @@ type Config struct {
 	// Addresses: aliases and subaddressing (addresses.go).
 	Addresses Addresses `toml:"addresses"`
 
+	// Where the account store is (accounts.go).
+	Accounts Accounts `toml:"accounts"`
+
 	// Content filters (filters.go).
 	Milters []Milter `toml:"milter" doc:"<milterDoc>"`
 
@@ -453,6 +456,10 @@ func (c *Config) Validate() error {
 	}
 	// Addresses: aliases and subaddressing (addresses.go).
 	errs = append(errs, c.Addresses.validate()...)
+	// Where the account store is (accounts.go).
+	if _, _, err := AccountStore(c.Accounts.URL); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Queue.Workers <= 0 {
 		errs = append(errs, errors.New("queue.workers must be positive"))
 	}

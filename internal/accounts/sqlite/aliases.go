@@ -4,37 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
 )
 
-// normalizeAlias normalizes an alias address and its targets.
-func normalizeAlias(addr string, targets []string) (string, []string, error) {
-	a, err := accounts.NormalizeAlias(addr)
-	if err != nil {
-		return "", nil, err
-	}
-	ts := make([]string, 0, len(targets))
-	for _, t := range targets {
-		n, err := accounts.NormalizeTarget(t)
-		if err != nil {
-			return "", nil, err
-		}
-		if !slices.Contains(ts, n) {
-			ts = append(ts, n)
-		}
-	}
-	return a, ts, nil
-}
-
-// aliasDomain is the domain part of a normalized alias address.
-func aliasDomain(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
-
 // AddAlias implements accounts.Store.
 func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) error {
-	addr, targets, err := normalizeAlias(addr, targets)
+	addr, targets, err := accounts.NormalizeAliasEntry(addr, targets)
 	if err != nil {
 		return err
 	}
@@ -46,21 +23,13 @@ func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) er
 		if err != nil {
 			return err
 		}
-		all := slices.Clone(have)
-		for _, t := range targets {
-			if !slices.Contains(all, t) {
-				all = append(all, t)
-			}
-		}
-		// The form is checked with the targets already there, so that a domain alias does not
-		// get address targets too, in two steps.
-		if err := accounts.CheckAliasForm(addr, all); err != nil {
+		if err := accounts.CheckAliasAdd(addr, have, targets); err != nil {
 			return err
 		}
 		for _, t := range targets {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO aliases (address, target, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-				addr, t, aliasDomain(addr)); err != nil {
+				addr, t, accounts.AliasDomain(addr)); err != nil {
 				return fmt.Errorf("sqlite: add alias %s: %w", addr, err)
 			}
 		}
@@ -70,7 +39,7 @@ func (s *Store) AddAlias(ctx context.Context, addr string, targets ...string) er
 
 // DeleteAlias implements accounts.Store.
 func (s *Store) DeleteAlias(ctx context.Context, addr string, targets ...string) error {
-	addr, targets, err := normalizeAlias(addr, targets)
+	addr, targets, err := accounts.NormalizeAliasEntry(addr, targets)
 	if err != nil {
 		return err
 	}

@@ -439,16 +439,11 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 	}
 	var encoded string
 	err = s.password.QueryRowContext(ctx, addr).Scan(&encoded)
-	if errors.Is(err, sql.ErrNoRows) {
-		if err := s.decoy.Check(password); err != nil {
-			return false, fmt.Errorf("sqlite: verify %s: %w", addr, err)
-		}
-		return false, nil
-	}
-	if err != nil {
+	found := !errors.Is(err, sql.ErrNoRows)
+	if found && err != nil {
 		return false, fmt.Errorf("sqlite: verify %s: %w", addr, err)
 	}
-	ok, err := accounts.CheckPassword(encoded, password)
+	ok, err := s.decoy.Verify(encoded, found, password)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: verify %s: %w", addr, err)
 	}

@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/tern-mail/tern/internal/accounts"
+	"github.com/tern-mail/tern/internal/accounts/storetest"
 )
 
 // newStore opens a store on a fresh file and closes it when the test ends.
@@ -40,168 +40,20 @@ func openAt(t testing.TB, path string) *Store {
 	return s
 }
 
+// TestStore runs the conformance suite shared with the other backends.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t testing.TB) (accounts.Store, func() accounts.Store) {
+		s, path := newStore(t)
+		return s, func() accounts.Store { return openAt(t, path) }
+	})
+}
+
 // must fails the test on err.
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func wantExists(t *testing.T, s accounts.Store, addr string, want bool) {
-	t.Helper()
-	got, err := s.Exists(context.Background(), addr)
-	if err != nil {
-		t.Fatalf("Exists(%q): %v", addr, err)
-	}
-	if got != want {
-		t.Errorf("Exists(%q) = %v, want %v", addr, got, want)
-	}
-}
-
-func wantVerify(t *testing.T, s accounts.Store, addr, pw string, want bool) {
-	t.Helper()
-	got, err := s.Verify(context.Background(), addr, pw)
-	if err != nil {
-		t.Fatalf("Verify(%q, %q): %v", addr, pw, err)
-	}
-	if got != want {
-		t.Errorf("Verify(%q, %q) = %v, want %v", addr, pw, got, want)
-	}
-}
-
-func wantList(t *testing.T, s accounts.Store, want ...string) {
-	t.Helper()
-	got, err := s.List(context.Background())
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	if want == nil {
-		want = []string{}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("List = %q, want %q", got, want)
-	}
-}
-
-func TestRoundTrip(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-
-	wantList(t, s)
-	wantExists(t, s, "alice@example.test", false)
-	wantVerify(t, s, "alice@example.test", "pw1", false)
-
-	must(t, s.Add(ctx, "alice@example.test", "pw1"))
-	must(t, s.Add(ctx, "bob@example.test", "bobpw"))
-	must(t, s.Add(ctx, "aaron@other.test", "x"))
-	wantExists(t, s, "alice@example.test", true)
-	wantExists(t, s, "carol@example.test", false)
-	wantVerify(t, s, "alice@example.test", "pw1", true)
-	wantVerify(t, s, "alice@example.test", "pw2", false)
-	wantVerify(t, s, "alice@example.test", "", false)
-	wantVerify(t, s, "bob@example.test", "pw1", false)
-	wantList(t, s, "aaron@other.test", "alice@example.test", "bob@example.test")
-
-	must(t, s.SetPassword(ctx, "alice@example.test", "pw2"))
-	wantVerify(t, s, "alice@example.test", "pw1", false)
-	wantVerify(t, s, "alice@example.test", "pw2", true)
-	wantVerify(t, s, "bob@example.test", "bobpw", true)
-
-	must(t, s.Delete(ctx, "alice@example.test"))
-	wantExists(t, s, "alice@example.test", false)
-	wantVerify(t, s, "alice@example.test", "pw2", false)
-	wantList(t, s, "aaron@other.test", "bob@example.test")
-
-	// Re-adding a deleted account works and takes the new password.
-	must(t, s.Add(ctx, "alice@example.test", "pw3"))
-	wantVerify(t, s, "alice@example.test", "pw3", true)
-}
-
-func TestCaseInsensitive(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-	must(t, s.Add(ctx, "Alice@Example.TEST", "pw"))
-	must(t, s.Add(ctx, "BJØRN@EXÄMPLE.TEST", "pw"))
-
-	for _, addr := range []string{"alice@example.test", "ALICE@EXAMPLE.TEST", "aLiCe@eXaMpLe.TeSt", "bjørn@exämple.test"} {
-		t.Run(addr, func(t *testing.T) {
-			wantExists(t, s, addr, true)
-			wantVerify(t, s, addr, "pw", true)
-			if err := s.Add(ctx, addr, "pw"); !errors.Is(err, accounts.ErrExists) {
-				t.Errorf("Add(%q) = %v, want ErrExists", addr, err)
-			}
-		})
-	}
-	wantList(t, s, "alice@example.test", "bjørn@exämple.test")
-	must(t, s.SetPassword(ctx, "ALICE@example.test", "new"))
-	wantVerify(t, s, "alice@EXAMPLE.test", "new", true)
-	must(t, s.Delete(ctx, "alice@EXAMPLE.TEST"))
-	wantExists(t, s, "alice@example.test", false)
-}
-
-func TestErrors(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-	must(t, s.Add(ctx, "alice@example.test", "pw"))
-
-	tests := []struct {
-		name string
-		err  error
-		want error
-	}{
-		{"add existing", s.Add(ctx, "alice@example.test", "other"), accounts.ErrExists},
-		{"delete missing", s.Delete(ctx, "bob@example.test"), accounts.ErrNotFound},
-		{"set password missing", s.SetPassword(ctx, "bob@example.test", "pw"), accounts.ErrNotFound},
-		{"add empty password", s.Add(ctx, "bob@example.test", ""), accounts.ErrEmptyPassword},
-		{"set empty password", s.SetPassword(ctx, "alice@example.test", ""), accounts.ErrEmptyPassword},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if !errors.Is(tc.err, tc.want) {
-				t.Errorf("got %v, want %v", tc.err, tc.want)
-			}
-		})
-	}
-	// The failed calls changed nothing.
-	wantVerify(t, s, "alice@example.test", "pw", true)
-	wantList(t, s, "alice@example.test")
-}
-
-func TestAddresses(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-
-	for _, addr := range []string{
-		"bjørn@exämple.test", "kenneth.burgener@oeey.com", "alice+tag@example.test", "root@localhost",
-	} {
-		t.Run("good/"+addr, func(t *testing.T) {
-			must(t, s.Add(ctx, addr, "pw"))
-			wantExists(t, s, addr, true)
-			wantVerify(t, s, addr, "pw", true)
-		})
-	}
-
-	for _, addr := range []string{
-		"../x@y", "a/b@example.test", ".a@example.test", "a@", "@b", "a b@c", "a@-bad.test",
-		"", "x@../y", "x@a/b", "a\x00@example.test", "a@b@example.test",
-	} {
-		t.Run(fmt.Sprintf("bad/%q", addr), func(t *testing.T) {
-			calls := map[string]error{
-				"Add":         s.Add(ctx, addr, "pw"),
-				"Delete":      s.Delete(ctx, addr),
-				"SetPassword": s.SetPassword(ctx, addr, "pw"),
-			}
-			_, calls["Exists"] = s.Exists(ctx, addr)
-			_, calls["Verify"] = s.Verify(ctx, addr, "pw")
-			for name, err := range calls {
-				if !errors.Is(err, accounts.ErrBadAddress) {
-					t.Errorf("%s(%q) = %v, want ErrBadAddress", name, addr, err)
-				}
-			}
-		})
-	}
-	wantList(t, s, "alice+tag@example.test", "bjørn@exämple.test", "kenneth.burgener@oeey.com", "root@localhost")
 }
 
 // TestNoPlaintextOnDisk reads every file SQLite wrote, while the store is open (data may
@@ -339,7 +191,7 @@ func TestMigrateKeepsData(t *testing.T) {
 	if version != len(next) {
 		t.Errorf("user_version = %d, want %d", version, len(next))
 	}
-	wantVerify(t, s, "alice@example.test", "pw", true)
+	storetest.WantVerify(t, s, "alice@example.test", "pw", true)
 	if v, err := s.Secret(ctx, "alice@example.test", "k"); err != nil || string(v) != "v" {
 		t.Errorf("secret after migration: %q, %v", v, err)
 	}
@@ -361,62 +213,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	s, err := Open(path)
 	must(t, err)
 	t.Cleanup(func() { must(t, s.Close()) })
-	wantVerify(t, s, "alice@example.test", "pw", true)
+	storetest.WantVerify(t, s, "alice@example.test", "pw", true)
 	if _, err := s.Secret(context.Background(), "alice@example.test", "cram-md5"); !errors.Is(err, accounts.ErrNotFound) {
 		t.Errorf("Secret on a migrated account: %v, want ErrNotFound", err)
-	}
-}
-
-func TestSecrets(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-	sec := func(kind, v string) accounts.Secret { return accounts.Secret{Kind: kind, Value: []byte(v)} }
-	must(t, s.Add(ctx, "Alice@example.test", "pw", sec("cram-md5", "c1"), sec("ntlm", "n1")))
-	want := func(kind, v string) {
-		t.Helper()
-		got, err := s.Secret(ctx, "ALICE@example.test", kind)
-		if v == "" {
-			if !errors.Is(err, accounts.ErrNotFound) {
-				t.Errorf("%s: %q, %v, want ErrNotFound", kind, got, err)
-			}
-			return
-		}
-		if err != nil || string(got) != v {
-			t.Errorf("%s: %q, %v, want %q", kind, got, err, v)
-		}
-	}
-	want("cram-md5", "c1")
-	want("ntlm", "n1")
-	want("scram-sha-256", "")
-
-	// A new password replaces every secret; a kind not given any more is gone.
-	must(t, s.SetPassword(ctx, "alice@example.test", "pw2", sec("cram-md5", "c2"), sec("scram-sha-256", "s2")))
-	want("cram-md5", "c2")
-	want("ntlm", "")
-	want("scram-sha-256", "s2")
-	wantVerify(t, s, "alice@example.test", "pw2", true)
-
-	// A failed change leaves everything as it was.
-	if err := s.Add(ctx, "alice@example.test", "x", sec("cram-md5", "c3")); !errors.Is(err, accounts.ErrExists) {
-		t.Fatalf("Add of an existing account: %v", err)
-	}
-	if err := s.SetPassword(ctx, "alice@example.test", "pw3", sec("ntlm", "a"), sec("ntlm", "b")); err == nil {
-		t.Fatal("two secrets of one kind were accepted")
-	}
-	want("cram-md5", "c2")
-	want("ntlm", "")
-	wantVerify(t, s, "alice@example.test", "pw2", true)
-
-	// Secrets go with their account.
-	must(t, s.Delete(ctx, "alice@example.test"))
-	want("cram-md5", "")
-	var n int
-	must(t, s.db.QueryRow(`SELECT count(*) FROM secrets`).Scan(&n))
-	if n != 0 {
-		t.Errorf("%d secrets left after deleting their user", n)
-	}
-	if _, err := s.Secret(ctx, "a/b@example.test", "ntlm"); !errors.Is(err, accounts.ErrBadAddress) {
-		t.Errorf("bad address: %v", err)
 	}
 }
 
@@ -429,114 +228,6 @@ func TestVerifyCorruptHash(t *testing.T) {
 	ok, err := s.Verify(ctx, "alice@example.test", "pw")
 	if !errors.Is(err, accounts.ErrBadHash) || ok {
 		t.Fatalf("Verify with a plaintext row = %v, %v; want false, ErrBadHash", ok, err)
-	}
-}
-
-// TestVerifyCost checks that an unknown user costs one argon2id computation, like a wrong
-// password, so that the time of the answer does not tell an attacker which users exist. The
-// cost is counted, not timed: argon2id's work is its memory (19 MiB a computation), which
-// both paths must allocate; a missing decoy allocates a thousand times less. How long each
-// takes is BenchmarkVerify's to measure.
-func TestVerifyCost(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-	must(t, s.Add(ctx, "alice@example.test", "pw"))
-
-	allocated := func(addr string) uint64 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		ok, err := s.Verify(ctx, addr, "wrong")
-		runtime.ReadMemStats(&after)
-		if err != nil || ok {
-			t.Fatalf("Verify(%q) = %v, %v", addr, ok, err)
-		}
-		return after.TotalAlloc - before.TotalAlloc
-	}
-	// The first unknown user makes the decoy hash, the next ones check against it.
-	for i := range 2 {
-		known, unknown := allocated("alice@example.test"), allocated("nobody@example.test")
-		if unknown < known/2 {
-			t.Errorf("round %d: an unknown user allocated %d octets, a wrong password %d: it skips the hash, and its time tells which users exist", i, unknown, known)
-		}
-	}
-}
-
-func TestConcurrentExists(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-	must(t, s.Add(ctx, "alice@example.test", "pw"))
-
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for i := range 20 {
-		wg.Go(func() {
-			for j := range 200 {
-				addr, want := "alice@example.test", true
-				if (i+j)%2 == 1 {
-					addr, want = fmt.Sprintf("user%d@example.test", i), false
-				}
-				got, err := s.Exists(ctx, addr)
-				if err != nil || got != want {
-					errs <- fmt.Errorf("goroutine %d: Exists(%q) = %v, %v", i, addr, got, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
-// TestTwoStoresSameFile is the server and a `tern user` command in one process: each sees the
-// other's writes, and concurrent writers wait for each other instead of failing.
-func TestTwoStoresSameFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "accounts.db")
-	a, b := openAt(t, path), openAt(t, path)
-	ctx := context.Background()
-
-	const n = 10
-	var wg sync.WaitGroup
-	errs := make(chan error, 4*n)
-	for i, s := range []*Store{a, b} {
-		wg.Go(func() {
-			for j := range n {
-				addr := fmt.Sprintf("s%d-%d@example.test", i, j)
-				if err := s.Add(ctx, addr, "pw"); err != nil {
-					errs <- fmt.Errorf("store %d: Add(%q): %w", i, addr, err)
-				}
-			}
-		})
-		// A reader running alongside the writers, like RCPT TO checks during `tern user add`.
-		wg.Go(func() {
-			for j := range 10 * n {
-				if _, err := s.Exists(ctx, fmt.Sprintf("s%d-%d@example.test", 1-i, j%n)); err != nil {
-					errs <- fmt.Errorf("store %d: Exists: %w", i, err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-
-	for i, s := range []*Store{a, b} {
-		list, err := s.List(ctx)
-		must(t, err)
-		if len(list) != 2*n {
-			t.Errorf("store %d lists %d accounts, want %d", i, len(list), 2*n)
-		}
-	}
-	must(t, a.SetPassword(ctx, "s1-0@example.test", "changed"))
-	wantVerify(t, b, "s1-0@example.test", "changed", true)
-	must(t, b.Delete(ctx, "s0-0@example.test"))
-	wantExists(t, a, "s0-0@example.test", false)
-	if err := b.Add(ctx, "s0-1@example.test", "pw"); !errors.Is(err, accounts.ErrExists) {
-		t.Errorf("Add of an account the other store made = %v, want ErrExists", err)
 	}
 }
 
@@ -589,7 +280,7 @@ func TestTwoProcesses(t *testing.T) {
 	if len(list) != 20 {
 		t.Errorf("List = %q, want 10 parent and 10 child accounts", list)
 	}
-	wantVerify(t, s, "child-9@example.test", "pw", true)
+	storetest.WantVerify(t, s, "child-9@example.test", "pw", true)
 }
 
 // BenchmarkVerify: a wrong password and an unknown user should take about the same time
