@@ -33,6 +33,9 @@ type manifest struct {
 	Data string    `json:"data"` // the data directory backed up
 	Mail bool      `json:"mail"` // the Maildirs are in it
 	Live bool      `json:"live"` // taken from a running server (queue snapshot) or a stopped one
+	// Accounts is where the account store was when it is not in the backup (PostgreSQL: its
+	// own backups, pg_dump, keep it); empty when accounts.db is in it.
+	Accounts string `json:"accounts,omitempty"`
 }
 
 // BackupCommand copies the data directory's state into dir (new, or empty): the account
@@ -68,7 +71,15 @@ func BackupCommand(ctx context.Context, cfg config.Config, dir string, withMail 
 	if err != nil {
 		return err
 	}
-	if err := sqlite.Backup(ctx, accountsPath(data), filepath.Join(dir, "accounts.db")); err != nil {
+	kind, where, err := config.AccountStore(cfg.Accounts.URL)
+	if err != nil {
+		return err
+	}
+	if kind == config.StorePostgres {
+		// Shared by several nodes and backed up where it lives: not this node's to copy.
+		m.Accounts = "postgresql"
+		_, _ = fmt.Fprintln(w, "backup: the account store is on PostgreSQL: it is not copied (back it up with pg_dump)") // informative
+	} else if err := sqlite.Backup(ctx, cmp.Or(where, accountsPath(data)), filepath.Join(dir, "accounts.db")); err != nil {
 		return dataError(data, "cannot back up the account database", err)
 	}
 	if err := copyTree(data, dir, func(rel string) bool { return backupSkips(rel, withMail) }); err != nil {
@@ -178,6 +189,9 @@ func RestoreCommand(cfg config.Config, dir string, w io.Writer) error {
 	_, err = fmt.Fprintf(w, "tern: restored the backup of %s taken %s into %s\n", m.Data, m.Time.Format(time.RFC3339), data)
 	if err == nil && !m.Mail {
 		_, err = fmt.Fprintf(w, "tern: the backup has no Maildirs: restore %s from your file backup\n", mailPath(data))
+	}
+	if err == nil && m.Accounts != "" {
+		_, err = fmt.Fprintf(w, "tern: the account store was on %s, not in the backup: point accounts.url at it (or restore its own backup)\n", m.Accounts)
 	}
 	return err
 }
