@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-mail/tern/internal/ratelimit"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -26,13 +27,18 @@ type AuthLimits struct {
 	// Account resolves a login as the client typed it to the account the credential store
 	// would use ("bob" to "bob@example.test"); ok false when it names no possible account.
 	// Failures are counted per account, so that every spelling shares one budget. It is
-	// called with the limiter locked, so it must be quick (no store lookups). Nil: the login
+	// called for every attempt, so it must be quick (no store lookups). Nil: the login
 	// lower-cased.
 	Account func(login string) (account string, ok bool)
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// Logger gets one line when a block starts and one when it ends. Nil: discard.
 	Logger *slog.Logger
+	// Shared, when set, is a counter every node of a cluster shares (the account store's
+	// database): a client blocked or an account under attack at one node is so at all of them
+	// (see authshared.go). It is asked outside the limiter's lock; when it fails it should let
+	// through (ok true), leaving the decision to this node's records. Nil: one node.
+	Shared ratelimit.Counter
 }
 
 // Defaults for AuthLimits.
@@ -133,10 +139,14 @@ var replyBlocked = smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, "Error: t
 
 // Allow is asked before an AUTH exchange starts: a blocked client gets a 421 and ok false.
 func (l *AuthLimiter) Allow(ip netip.Addr) (smtp.Reply, bool) {
+	st := l.sharedCheck(ip, "")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	l.expire(now)
+	if !st.clientUntil.IsZero() {
+		l.client(ip).adoptBlock(st.clientUntil)
+	}
 	if c := l.clients[clientKey(ip)]; c != nil && now.Before(c.blockedUntil) {
 		return replyBlocked, false
 	}
@@ -147,30 +157,32 @@ func (l *AuthLimiter) Allow(ip netip.Addr) (smtp.Reply, bool) {
 // none), and returns how long to wait before answering and, when this failure blocks the
 // client, the 421 to send before closing (blocked true).
 func (l *AuthLimiter) Failed(ip netip.Addr, login string) (delay time.Duration, reply smtp.Reply, blocked bool) {
+	acct := l.account(login)
+	st := l.sharedFailed(ip, acct)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	l.expire(now)
 	l.sweep(now)
-	key := clientKey(ip)
-	c := l.clients[key]
-	if c == nil {
-		c = &authClient{key: key, failedFor: make(map[string]accountFailures)}
-		l.clients[key] = c
-	}
+	c := l.client(ip)
+	key := c.key
 	c.last = ip.Unmap()
 	if now.Sub(c.first) > l.lim.Window {
 		c.n, c.first = 0, now
 	}
 	c.n++
 	n, attacked := c.n, false
-	if acct := l.account(login); acct != "" {
+	if acct != "" {
 		c.failed(acct, now, l.lim.Block, 2*l.lim.MaxFailures+8)
 		var an int
-		an, attacked = l.accountFailed(acct, ip, now)
+		an, attacked = l.accountFailed(acct, ip, now, st)
 		n = max(n, an)
 	}
-	if c.n >= l.lim.MaxFailures && !now.Before(c.blockedUntil) {
+	if !st.clientUntil.IsZero() {
+		// Blocked at another node since Allow: refused, logged there.
+		c.adoptBlock(st.clientUntil)
+		blocked = true
+	} else if (c.n >= l.lim.MaxFailures || st.clientOver) && !now.Before(c.blockedUntil) {
 		c.blockedUntil = now.Add(l.lim.Block)
 		c.n, c.first = 0, now // counting starts over after the block
 		if !c.blocked {
@@ -197,7 +209,7 @@ func (l *AuthLimiter) Failed(ip netip.Addr, login string) (delay time.Duration, 
 
 // accountFailed counts a failure for acct from ip and returns the account's failures in the
 // window, and whether it was already under attack (its failures then wait the longest).
-func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (n int, attacked bool) {
+func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time, st sharedState) (n int, attacked bool) {
 	a := l.accounts[acct]
 	if a == nil {
 		a = &authAccount{name: acct}
@@ -207,11 +219,14 @@ func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (
 		a.n, a.first = 0, now
 	}
 	a.n++
+	if st.accountUntil.After(a.attackUntil) {
+		a.attackUntil = st.accountUntil // under attack at another node
+	}
 	switch {
 	case now.Before(a.attackUntil):
 		a.attackUntil = now.Add(l.lim.Block) // the attack goes on
 		return a.n, true
-	case a.n >= l.lim.MaxFailures:
+	case a.n >= l.lim.MaxFailures || st.accountOver:
 		a.attackUntil = now.Add(l.lim.Block)
 		if !a.attacked {
 			a.attacked = true
@@ -228,10 +243,15 @@ func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time) (
 // while the account is under attack; the session then answers as to a wrong password and calls
 // Failed. Otherwise the client's failures for that account are forgotten.
 func (l *AuthLimiter) Succeeded(ip netip.Addr, account string) (reason string, ok bool) {
+	acct := l.account(account)
+	st := l.sharedCheck(ip, acct)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	l.expire(now)
+	if !st.clientUntil.IsZero() {
+		l.client(ip).adoptBlock(st.clientUntil)
+	}
 	c := l.clients[clientKey(ip)]
 	if c == nil {
 		return "", true
@@ -239,19 +259,29 @@ func (l *AuthLimiter) Succeeded(ip netip.Addr, account string) (reason string, o
 	if now.Before(c.blockedUntil) {
 		return "client blocked", false
 	}
-	acct := l.account(account)
 	f, failed := c.failedFor[acct]
 	if !failed {
 		return "", true
 	}
 	if now.Sub(f.last) < l.lim.Block {
-		if a := l.accounts[acct]; a != nil && now.Before(a.attackUntil) {
+		if a := l.accounts[acct]; (a != nil && now.Before(a.attackUntil)) || now.Before(st.accountUntil) {
 			return "the account is under attack and this client failed for it", false
 		}
 	}
 	delete(c.failedFor, acct)
 	c.n = max(0, c.n-f.n)
 	return "", true
+}
+
+// client returns ip's record, made when there is none.
+func (l *AuthLimiter) client(ip netip.Addr) *authClient {
+	key := clientKey(ip)
+	c := l.clients[key]
+	if c == nil {
+		c = &authClient{key: key, last: ip.Unmap(), failedFor: make(map[string]accountFailures)}
+		l.clients[key] = c
+	}
+	return c
 }
 
 // account is the key failures of login are counted under: the account it resolves to, or the
