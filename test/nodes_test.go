@@ -1,8 +1,10 @@
 package test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tern-mail/tern/internal/testutil"
 )
@@ -113,4 +115,40 @@ func TestTwoNodesAccountLimit(t *testing.T) {
 	d.authPlain("alice@example.test", "pw")
 	d.cmd("MAIL FROM:<alice@example.test>", `450 4\.7\.1 Message rate limit exceeded for alice@example\.test: 2 messages per hour`)
 	d.cmd("QUIT", `221 .*`)
+}
+
+// TestTwoNodesAuthBlock: a client that fails AUTH max_failures times at node a is blocked at
+// node b too (421 4.7.0 before the exchange, the right password included, logged as fail2ban
+// matches it), while the account's owner logs in from another address at both nodes.
+func TestTwoNodesAuthBlock(t *testing.T) {
+	t.Parallel()
+	_, a, b := postgresNodes(t, "[auth]\nmax_failures = 3\nblock_time = \"1h\"\n")
+	a.AddUser("bob@example.test", "pw-bob")
+
+	g := dialFrom(t, "127.0.0.9", a.Submission)
+	g.expect(`220 .*`)
+	g.ehlo("guesser.example.com")
+	g.cmd("AUTH PLAIN "+plainIR("bob", "guess-1"), authFailedRE)
+	g.cmd("AUTH PLAIN "+plainIR("BOB", "guess-2"), authFailedRE)
+	g.send("AUTH PLAIN " + plainIR("bob@example.test", "guess-3"))
+	g.expect(authFailedRE)
+	g.expect(`421 4\.7\.0 Error: too many failed authentications, try again later`)
+	g.expectClosed()
+	mustMatch(t, "a's log", a.Log(), `level=WARN msg="auth block started" kind=client remote=127\.0\.0\.9 `)
+
+	g = dialFrom(t, "127.0.0.9", b.Submission)
+	g.expect(`220 .*`)
+	g.ehlo("guesser.example.com")
+	g.cmd("AUTH PLAIN "+plainIR("bob@example.test", "pw-bob"), `421 4\.7\.0 Error: too many failed authentications, try again later`)
+	g.expectClosed()
+	refused := regexp.MustCompile(`level=WARN msg="auth refused: client blocked" conn=\d+ remote=127\.0\.0\.9 `)
+	waitFor(t, 10*time.Second, "b's log line for fail2ban", func() bool { return refused.MatchString(b.Log()) })
+
+	for _, n := range []*Tern{b, a} {
+		d := dialFrom(t, "127.0.0.1", n.Submission)
+		d.expect(`220 .*`)
+		d.ehlo("client.example.com")
+		d.authPlain("bob@example.test", "pw-bob")
+		d.cmd("QUIT", `221 .*`)
+	}
 }

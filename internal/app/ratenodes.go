@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -45,3 +46,26 @@ func (r *rateLimits) shareLimits(store accounts.Store, log *slog.Logger) {
 		log.Warn("shared rate counters unavailable: this node's count meanwhile", "err", err)
 	})
 }
+
+// sharedAuthCounter is the counter the failed-AUTH limiter shares with the other nodes on
+// store, when it is PostgreSQL (nil otherwise). While the database fails it lets everything
+// through, so this node's own records decide; that is logged at most once a minute, since
+// every AUTH asks it.
+func sharedAuthCounter(store accounts.Store, log *slog.Logger) ratelimit.Counter {
+	pg, ok := store.(*postgres.Store)
+	if !ok {
+		return nil
+	}
+	var logged atomic.Int64 // when it was last logged, in Unix seconds
+	return postgres.NewCounter(pg, time.Now, letThrough{}, func(err error) {
+		now := time.Now().Unix()
+		if last := logged.Load(); now-last >= 60 && logged.CompareAndSwap(last, now) {
+			log.Warn("shared auth limits unavailable: this node's failed-AUTH blocks only meanwhile", "err", err)
+		}
+	})
+}
+
+// letThrough is a ratelimit.Counter that counts nothing and refuses nothing.
+type letThrough struct{}
+
+func (letThrough) Take(string, int, ratelimit.Limit) (bool, time.Duration) { return true, 0 }

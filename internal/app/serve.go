@@ -420,6 +420,8 @@ func authOptions(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAccept
 			// Failures count for the account the login names, as the credentials resolve it.
 			Account: creds.limiterAccount,
 			Logger:  log,
+			// Several nodes on one PostgreSQL share their blocks (ratenodes.go).
+			Shared: sharedAuthCounter(store, log),
 		}),
 	}
 }
