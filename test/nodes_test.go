@@ -70,8 +70,8 @@ func TestTwoNodesPostgres(t *testing.T) {
 }
 
 // TestPostgresDown: with the account store's PostgreSQL stopped, AUTH answers 454 4.7.0 and
-// RCPT to a local domain 451 4.3.0 (try again later), never 235, 250, 535 or 550; both work
-// again once it is back.
+// RCPT to a local domain 451 4.3.0 (try again later), never 235, 250, 535 or 550, and the
+// shared failed-AUTH limits' failure is logged once; both work again once it is back.
 func TestPostgresDown(t *testing.T) {
 	t.Parallel()
 	pg, a, _ := postgresNodes(t, "")
@@ -88,6 +88,11 @@ func TestPostgresDown(t *testing.T) {
 		d.cmd("RCPT TO:<"+rcpt+">", `451 4\.3\.0 .*`)
 	}
 	d.cmd("QUIT", `221 .*`)
+	// Every AUTH asked the shared failed-AUTH limits, in vain: said once.
+	waitFor(t, 10*time.Second, "the log line", func() bool { return strings.Contains(a.Log(), `msg="shared auth limits unavailable`) })
+	if n := strings.Count(a.Log(), `msg="shared auth limits unavailable`); n != 1 {
+		t.Errorf("%d \"shared auth limits unavailable\" lines, want 1:\n%s", n, a.Log())
+	}
 
 	pg.Start()
 	mustMatch(t, "AUTH once back", authReply(t, a.Submission, "alice@example.test", "pw"), `^235 `)
