@@ -37,6 +37,7 @@ type Metrics struct {
 	sessions       *prometheus.GaugeVec
 	accepted       *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
+	commands       *prometheus.CounterVec
 	messageSize    prometheus.Histogram
 	auth           *prometheus.CounterVec
 	spf            *prometheus.CounterVec
@@ -73,6 +74,7 @@ func New() *Metrics {
 			Name: "sessions_open", Help: "SMTP sessions in progress."}, []string{"listener"}),
 		accepted: counterVec("smtp", "messages_accepted_total", "Messages queued (answered 250).", "listener"),
 		rejected: counterVec("smtp", "messages_rejected_total", "Messages refused or deferred after their data, by the reply's code and enhanced code.", "listener", "code"),
+		commands: counterVec("smtp", "commands_refused_total", "MAIL and RCPT commands refused or deferred, by command (mail, rcpt) and the reply's code and enhanced code.", "listener", "command", "code"),
 		messageSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "smtp",
 			Name: "message_size_bytes", Help: "Size of the messages queued.",
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 9)}), // 1 KiB to 64 MiB
@@ -91,7 +93,7 @@ func New() *Metrics {
 		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
 	}
 	m.queueCollector = &queueCollector{}
-	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.messageSize, m.auth,
+	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.commands, m.messageSize, m.auth,
 		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -146,6 +148,11 @@ func (m *Metrics) Accepted(listener string, size int64) {
 // Rejected implements smtpserver.Observer.
 func (m *Metrics) Rejected(listener string, r smtp.Reply) {
 	m.rejected.WithLabelValues(listener, ReplyLabel(r)).Inc()
+}
+
+// CommandRefused implements smtpserver.Observer.
+func (m *Metrics) CommandRefused(listener, command string, r smtp.Reply) {
+	m.commands.WithLabelValues(listener, word(command), ReplyLabel(r)).Inc()
 }
 
 // Auth implements smtpserver.Observer.
