@@ -48,6 +48,8 @@ type Metrics struct {
 	latency        *prometheus.HistogramVec
 	filtered       *prometheus.CounterVec
 	deliveryTLS    *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
+	screened       *prometheus.CounterVec
 	queueCollector *queueCollector
 
 	// listeners caches the children of the per-listener vectors: a lookup by label values
@@ -91,10 +93,12 @@ func New() *Metrics {
 			Buckets: []float64{0.1, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600}}, []string{"transport"}),
 		filtered:    counterVec("filter", "verdicts_total", "Content filter (milter, rspamd) verdicts that refused, discarded or quarantined, by outcome (reject, tempfail, discard, quarantine).", "outcome"),
 		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
+		rateLimited: counterVec("rate", "refusals_total", "Connections, MAIL and RCPT commands refused by a rate limit, by the limit's name.", "limit"),
+		screened:    counterVec("screen", "refusals_total", "Recipients refused by the client screening, by check (dnsbl, rdns, greylist).", "check"),
 	}
 	m.queueCollector = &queueCollector{}
 	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.commands, m.messageSize, m.auth,
-		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.queueCollector,
+		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.rateLimited, m.screened, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -166,6 +170,12 @@ func (m *Metrics) Auth(mech string, ok bool) {
 
 // Filtered implements smtpserver.Observer.
 func (m *Metrics) Filtered(outcome string) { m.filtered.WithLabelValues(word(outcome)).Inc() }
+
+// RateLimited counts a refusal by the rate limit named limit (policy.RateLimits.Refused).
+func (m *Metrics) RateLimited(limit string) { m.rateLimited.WithLabelValues(word(limit)).Inc() }
+
+// Screened counts a recipient refused by the screening's check (policy.Screen.Refused).
+func (m *Metrics) Screened(check string) { m.screened.WithLabelValues(word(check)).Inc() }
 
 // Authenticated implements smtpserver.Observer.
 func (m *Metrics) Authenticated(s spf.Result, dk []dkim.Status, dm dmarc.Result) {
