@@ -62,6 +62,14 @@ func (sm *serverMetrics) screened() func(string) {
 	return sm.m.Screened
 }
 
+// reportSent is told the kind and outcome of each report to a destination; nil without metrics.
+func (sm *serverMetrics) reportSent() func(kind, outcome string) {
+	if sm == nil {
+		return nil
+	}
+	return sm.m.ReportSent
+}
+
 // instrument counts what the server and the router do, and sets the readiness checks: the
 // listeners are bound (Build did it), the queue answers, the account store answers.
 func (sm *serverMetrics) instrument(s *Server, router *delivery.Router, store accounts.Store) {

@@ -166,7 +166,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
 	}
-	if s.reports, err = newReports(cfg, store, s.q, log); err != nil {
+	if s.reports, err = newReports(cfg, store, s.q, s.metrics.reportSent(), log); err != nil {
 		return nil, err
 	}
 	tlsOut.set(s.reports.Recorder)

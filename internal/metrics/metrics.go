@@ -50,6 +50,7 @@ type Metrics struct {
 	deliveryTLS    *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
 	screened       *prometheus.CounterVec
+	reports        *prometheus.CounterVec
 	queueCollector *queueCollector
 
 	// listeners caches the children of the per-listener vectors: a lookup by label values
@@ -94,11 +95,12 @@ func New() *Metrics {
 		filtered:    counterVec("filter", "verdicts_total", "Content filter (milter, rspamd) verdicts that refused, discarded or quarantined, by outcome (reject, tempfail, discard, quarantine).", "outcome"),
 		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
 		rateLimited: counterVec("rate", "refusals_total", "Connections, MAIL and RCPT commands refused by a rate limit, by the limit's name.", "limit"),
+		reports:     counterVec("reports", "destinations_total", "DMARC and TLS reports to one destination, by kind (dmarc, tlsrpt) and outcome (queued, posted, skipped).", "kind", "outcome"),
 		screened:    counterVec("screen", "refusals_total", "Recipients refused by the client screening, by check (dnsbl, rdns, greylist).", "check"),
 	}
 	m.queueCollector = &queueCollector{}
 	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.commands, m.messageSize, m.auth,
-		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.rateLimited, m.screened, m.queueCollector,
+		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.rateLimited, m.screened, m.reports, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -176,6 +178,11 @@ func (m *Metrics) RateLimited(limit string) { m.rateLimited.WithLabelValues(word
 
 // Screened counts a recipient refused by the screening's check (policy.Screen.Refused).
 func (m *Metrics) Screened(check string) { m.screened.WithLabelValues(word(check)).Inc() }
+
+// ReportSent counts a report to one destination (reports.SenderOptions.Sent).
+func (m *Metrics) ReportSent(kind, outcome string) {
+	m.reports.WithLabelValues(word(kind), word(outcome)).Inc()
+}
 
 // Authenticated implements smtpserver.Observer.
 func (m *Metrics) Authenticated(s spf.Result, dk []dkim.Status, dm dmarc.Result) {

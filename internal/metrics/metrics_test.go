@@ -58,6 +58,7 @@ func TestObserver(t *testing.T) {
 	m.CommandRefused("smtp", smtpserver.CommandMail, smtp.R(450, "7.1", "rate"))
 	m.RateLimited("account-day-messages")
 	m.Screened("greylist")
+	m.ReportSent("dmarc", "queued")
 	m.Screened("not a check!")
 	m.Auth("PLAIN", true)
 	m.Auth("PLAIN", false)
@@ -83,6 +84,7 @@ func TestObserver(t *testing.T) {
 		{"mail refused 450 4.7.1", value(t, m.commands, "smtp", "mail", "450 4.7.1"), 1},
 		{"rate limited", value(t, m.rateLimited, "account-day-messages"), 1},
 		{"greylisted", value(t, m.screened, "greylist"), 1},
+		{"report queued", value(t, m.reports, "dmarc", "queued"), 1},
 		{"screen, odd name", value(t, m.screened, "other"), 1},
 		{"auth PLAIN success", value(t, m.auth, "PLAIN", "success"), 1},
 		{"auth PLAIN failure", value(t, m.auth, "PLAIN", "failure"), 1},
