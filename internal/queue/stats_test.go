@@ -98,3 +98,32 @@ func TestStatsKept(t *testing.T) {
 		t.Errorf("empty queue: %+v", st)
 	}
 }
+
+// BenchmarkStats: a scrape's Stats of a queue of 100,000 messages, against the walk it replaced.
+func BenchmarkStats(b *testing.B) {
+	q := openQueue(b, b.TempDir(), testOpts(nil))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	q.mu.Lock()
+	for i := range 100_000 {
+		env := newEnv("a@remote.example")
+		env.ID = fmt.Sprintf("bench%d", i)
+		env.Received = base.Add(time.Duration(i) * time.Second)
+		e := &entry{env: env, heapIdx: -1}
+		q.entries[env.ID] = e
+		q.stats.added(env)
+	}
+	q.mu.Unlock()
+	b.Run("kept", func(b *testing.B) {
+		for b.Loop() {
+			q.Stats()
+		}
+	})
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			walkStats(q)
+		}
+	})
+	q.mu.Lock()
+	clear(q.entries) // not committed: Close must not look for them
+	q.mu.Unlock()
+}
