@@ -46,12 +46,13 @@ func sample(scrape, series string) float64 {
 }
 
 // TestMetrics: tern serve --metrics counts what a real run does (a message accepted and
-// delivered, one rejected, a failed and a good AUTH), the scrape passes promtool's lint, and
+// delivered, one rejected, a recipient refused, a failed and a good AUTH, a MAIL past the
+// account's rate limit), the scrape passes promtool's lint, and
 // /healthz and /readyz answer, /readyz with 503 while the server drains its sessions.
 func TestMetrics(t *testing.T) {
 	curl := needTool(t, "curl")
 	promtool := needTool(t, "promtool")
-	tn := startTern(t, ternOpts{ServeArgs: []string{"--metrics", "127.0.0.1:0"}})
+	tn := startTern(t, ternOpts{ServeArgs: []string{"--metrics", "127.0.0.1:0"}, Config: "[rate]\naccount_messages = 1\n"})
 	tn.AddUser("alice@"+testDomain, "alicepw")
 	addr := metricsAddr(t, tn)
 
@@ -64,6 +65,7 @@ func TestMetrics(t *testing.T) {
 	// Accepted on the MX port, delivered to the mailbox.
 	d := ehlod(t, tn.SMTP, false)
 	d.cmd("MAIL FROM:<a@remote.example>", `250 .*`)
+	d.cmd("RCPT TO:<nobody@"+testDomain+">", `550 5\.1\.1 .*`) // refused, counted by its code
 	d.cmd("RCPT TO:<alice@"+testDomain+">", `250 .*`)
 	d.cmd("DATA", `354 .*`)
 	d.write("Subject: counted\r\n\r\nmetrics-token-1\r\n.\r\n")
@@ -84,6 +86,10 @@ func TestMetrics(t *testing.T) {
 	}
 	s.cmd(plain("wrong"), `535 5.7.8 .*`)
 	s.cmd(plain("alicepw"), `235 .*`)
+	// rate.account_messages = 1: the second MAIL is past the account's limit.
+	s.cmd("MAIL FROM:<alice@"+testDomain+">", `250 .*`)
+	s.cmd("RSET", `250 .*`)
+	s.cmd("MAIL FROM:<alice@"+testDomain+">", `450 4\.7\.1 .*`)
 	s.cmd("QUIT", `221 .*`)
 
 	// The delivery is counted once the mailbox deliverer has returned: wait for it.
@@ -103,14 +109,17 @@ func TestMetrics(t *testing.T) {
 	}
 	code := strings.Fields(rejected)[0] + " " + strings.Fields(rejected)[1]
 	for series, want := range map[string]float64{
-		`tern_smtp_messages_accepted_total{listener="smtp"}`:                            1,
-		fmt.Sprintf(`tern_smtp_messages_rejected_total{code=%q,listener="smtp"}`, code): 1,
-		`tern_smtp_connections_total{listener="smtp"}`:                                  1,
-		`tern_smtp_connections_total{listener="submissions"}`:                           1,
-		`tern_smtp_auth_total{mechanism="PLAIN",result="failure"}`:                      1,
-		`tern_smtp_auth_total{mechanism="PLAIN",result="success"}`:                      1,
-		`tern_smtp_message_size_bytes_count`:                                            1,
-		`tern_delivery_latency_seconds_count{transport="maildir"}`:                      1,
+		`tern_smtp_messages_accepted_total{listener="smtp"}`:                                       1,
+		fmt.Sprintf(`tern_smtp_messages_rejected_total{code=%q,listener="smtp"}`, code):            1,
+		`tern_smtp_connections_total{listener="smtp"}`:                                             1,
+		`tern_smtp_connections_total{listener="submissions"}`:                                      1,
+		`tern_smtp_commands_refused_total{code="550 5.1.1",command="rcpt",listener="smtp"}`:        1,
+		`tern_smtp_commands_refused_total{code="450 4.7.1",command="mail",listener="submissions"}`: 1,
+		`tern_rate_refusals_total{limit="account-messages"}`:                                       1,
+		`tern_smtp_auth_total{mechanism="PLAIN",result="failure"}`:                                 1,
+		`tern_smtp_auth_total{mechanism="PLAIN",result="success"}`:                                 1,
+		`tern_smtp_message_size_bytes_count`:                                                       1,
+		`tern_delivery_latency_seconds_count{transport="maildir"}`:                                 1,
 		// The tests' resolver answers nothing: SPF is a temperror (accepted by default), and
 		// the message has no signature.
 		`tern_auth_spf_total{result="temperror"}`: 1,

@@ -143,7 +143,9 @@ func TestScreenReverseDNS(t *testing.T) {
 func TestScreenGreylist(t *testing.T) {
 	t.Parallel()
 	swaks := needTool(t, "swaks")
-	tn := startTern(t, ternOpts{Config: "[screen]\ngreylist = true\ngreylist_delay = \"1s\"\n"})
+	curl := needTool(t, "curl")
+	tn := startTern(t, ternOpts{Config: "[screen]\ngreylist = true\ngreylist_delay = \"1s\"\n",
+		ServeArgs: []string{"--metrics", "127.0.0.1:0"}})
 	tn.AddUser("bob@example.test", "screen-pw-4")
 	send := func() (string, int) {
 		out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", tn.SMTP, "--helo", "client.sender.test",
@@ -156,7 +158,9 @@ func TestScreenGreylist(t *testing.T) {
 	}
 	// Retry as a real server would, until the configured delay has passed.
 	deadline := time.Now().Add(30 * time.Second)
+	greylisted := 0
 	for code != 0 {
+		greylisted++
 		if time.Now().After(deadline) {
 			t.Fatalf("still greylisted after 30s:\n%s", out)
 		}
@@ -167,6 +171,14 @@ func TestScreenGreylist(t *testing.T) {
 		out, code = send()
 	}
 	tn.WaitMessage("bob@example.test", "greylisted", 10*time.Second)
+	// Each refusal is counted, by the check and by its reply.
+	_, body := scrape(t, curl, metricsAddr(t, tn), "/metrics")
+	for _, series := range []string{`tern_screen_refusals_total{check="greylist"}`,
+		`tern_smtp_commands_refused_total{code="450 4.7.1",command="rcpt",listener="smtp"}`} {
+		if got := sample(body, series); got != float64(greylisted) {
+			t.Errorf("%s = %v, want %d", series, got, greylisted)
+		}
+	}
 
 	// The triplet is remembered across a restart: the next message passes at once.
 	tn.Restart()

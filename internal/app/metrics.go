@@ -46,6 +46,30 @@ func (sm *serverMetrics) tls(next remote.TLSRecorder) remote.TLSRecorder {
 	return sm.m.TLS(next)
 }
 
+// rateLimited is told the limit of each rate-limit refusal; nil without metrics.
+func (sm *serverMetrics) rateLimited() func(string) {
+	if sm == nil {
+		return nil
+	}
+	return sm.m.RateLimited
+}
+
+// screened is told the check of each recipient the screening refuses; nil without metrics.
+func (sm *serverMetrics) screened() func(string) {
+	if sm == nil {
+		return nil
+	}
+	return sm.m.Screened
+}
+
+// reportSent is told the kind and outcome of each report to a destination; nil without metrics.
+func (sm *serverMetrics) reportSent() func(kind, outcome string) {
+	if sm == nil {
+		return nil
+	}
+	return sm.m.ReportSent
+}
+
 // instrument counts what the server and the router do, and sets the readiness checks: the
 // listeners are bound (Build did it), the queue answers, the account store answers.
 func (sm *serverMetrics) instrument(s *Server, router *delivery.Router, store accounts.Store) {

@@ -29,8 +29,8 @@ type rateLimits struct {
 }
 
 // newRateLimits builds the rate limits cfg sets; isLocal tells the local domains, whose mail
-// has no outbound limit.
-func newRateLimits(cfg config.Config, isLocal func(string) bool, log *slog.Logger) (*rateLimits, error) {
+// has no outbound limit; refused (nil: none) is told the name of each limit that refuses.
+func newRateLimits(cfg config.Config, isLocal func(string) bool, refused func(string), log *slog.Logger) (*rateLimits, error) {
 	rc := cfg.Rate
 	exempt, err := rc.ExemptPrefixes()
 	if err != nil {
@@ -57,6 +57,7 @@ func newRateLimits(cfg config.Config, isLocal func(string) bool, log *slog.Logge
 			AccountDayRecipients: lim(rc.AccountDayRecipients, rc.AccountDayWindow),
 			ExemptAccounts:       rc.ExemptAccounts,
 			Logger:               log,
+			Refused:              refused,
 		}),
 		outbound:   lim(rc.Outbound, rc.OutboundWindow),
 		perDomain:  map[string]ratelimit.Limit{},

@@ -20,7 +20,7 @@ func TestThrottle(t *testing.T) {
 	cfg.Rate.Outbound = 2
 	cfg.Rate.OutboundDomains = []string{"gmail.test=1", "free.test=0"}
 	logs := &testutil.SyncBuffer{}
-	r, err := newRateLimits(cfg, func(d string) bool { return d == "local.test" }, slog.New(slog.NewTextHandler(logs, nil)))
+	r, err := newRateLimits(cfg, func(d string) bool { return d == "local.test" }, nil, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

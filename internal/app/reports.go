@@ -46,8 +46,8 @@ type serverReports struct {
 }
 
 // newReports makes the recorder and the sender of cfg's [reports], over the account store and
-// the queue.
-func newReports(cfg config.Config, store accounts.Store, q *queue.Queue, log *slog.Logger) (*serverReports, error) {
+// the queue; sent (nil: none) is told the kind and outcome of each report to a destination.
+func newReports(cfg config.Config, store accounts.Store, q *queue.Queue, sent func(kind, outcome string), log *slog.Logger) (*serverReports, error) {
 	rc := cfg.Reports
 	rec := reports.NewRecorder(reports.RecorderOptions{Store: store, Logger: log, NoDMARC: !rc.DMARC, NoTLS: !rc.TLS})
 	r := &serverReports{Recorder: rec}
@@ -66,6 +66,7 @@ func newReports(cfg config.Config, store accounts.Store, q *queue.Queue, log *sl
 		HTTP:     reportsHTTP(),
 		NoDMARC:  !rc.DMARC,
 		NoTLS:    !rc.TLS,
+		Sent:     sent,
 		Logger:   log,
 	})
 	return r, nil

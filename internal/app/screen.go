@@ -22,8 +22,9 @@ func greylistPath(data string) string { return filepath.Join(data, "greylist.jso
 // screenOptions builds the checks of the smtp listener before DATA (screen.*): the DNS lists
 // and reverse lookups over a resolver of their own on delivery.resolver (answers cached for
 // their TTL), the greylist in memory, loaded from the data directory; save writes it back (at
-// shutdown). Nothing is built for what is off.
-func screenOptions(cfg config.Config, data string, log *slog.Logger) (o smtpserver.ScreenOptions, save func(), err error) {
+// shutdown). Nothing is built for what is off. refused (nil: none) is told the check of each
+// recipient refused.
+func screenOptions(cfg config.Config, data string, refused func(string), log *slog.Logger) (o smtpserver.ScreenOptions, save func(), err error) {
 	save = func() {}
 	sc := cfg.Screen
 	o = smtpserver.ScreenOptions{PregreetWait: sc.PregreetWait.Duration}
@@ -32,6 +33,7 @@ func screenOptions(cfg config.Config, data string, log *slog.Logger) (o smtpserv
 		AllowThreshold:      sc.DNSBLAllowlistThreshold,
 		RejectUnknownClient: sc.RejectUnknownClient,
 		Logger:              log,
+		Refused:             refused,
 	}
 	sites, err := dnsblSites(sc)
 	if err != nil {

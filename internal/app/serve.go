@@ -156,7 +156,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	relay := policy.NewRelay(cfg.Domains, aliases)
 	router := newRouter(cfg, data, store, relay, rd, log)
 	routeAliases(router, aliases, srsKeeper)
-	if s.rate, err = newRateLimits(cfg, relay.IsLocal, log); err != nil {
+	if s.rate, err = newRateLimits(cfg, relay.IsLocal, s.metrics.rateLimited(), log); err != nil {
 		return nil, err
 	}
 	s.rate.shareLimits(store, log) // ratenodes.go
@@ -166,7 +166,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, dataError(data, "cannot open the queue", err)
 	}
-	if s.reports, err = newReports(cfg, store, s.q, log); err != nil {
+	if s.reports, err = newReports(cfg, store, s.q, s.metrics.reportSent(), log); err != nil {
 		return nil, err
 	}
 	tlsOut.set(s.reports.Recorder)
@@ -177,7 +177,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
 	var saveGreylist func()
-	if opts.Screen, saveGreylist, err = screenOptions(cfg, data, log); err != nil {
+	if opts.Screen, saveGreylist, err = screenOptions(cfg, data, s.metrics.screened(), log); err != nil {
 		return nil, err
 	}
 	s.release = append(s.release, saveGreylist) // run at Close, after the sessions ended

@@ -37,6 +37,7 @@ type Metrics struct {
 	sessions       *prometheus.GaugeVec
 	accepted       *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
+	commands       *prometheus.CounterVec
 	messageSize    prometheus.Histogram
 	auth           *prometheus.CounterVec
 	spf            *prometheus.CounterVec
@@ -47,6 +48,9 @@ type Metrics struct {
 	latency        *prometheus.HistogramVec
 	filtered       *prometheus.CounterVec
 	deliveryTLS    *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
+	screened       *prometheus.CounterVec
+	reports        *prometheus.CounterVec
 	queueCollector *queueCollector
 
 	// listeners caches the children of the per-listener vectors: a lookup by label values
@@ -73,6 +77,7 @@ func New() *Metrics {
 			Name: "sessions_open", Help: "SMTP sessions in progress."}, []string{"listener"}),
 		accepted: counterVec("smtp", "messages_accepted_total", "Messages queued (answered 250).", "listener"),
 		rejected: counterVec("smtp", "messages_rejected_total", "Messages refused or deferred after their data, by the reply's code and enhanced code.", "listener", "code"),
+		commands: counterVec("smtp", "commands_refused_total", "MAIL and RCPT commands refused or deferred, by command (mail, rcpt) and the reply's code and enhanced code.", "listener", "command", "code"),
 		messageSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "smtp",
 			Name: "message_size_bytes", Help: "Size of the messages queued.",
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 9)}), // 1 KiB to 64 MiB
@@ -89,10 +94,13 @@ func New() *Metrics {
 			Buckets: []float64{0.1, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600}}, []string{"transport"}),
 		filtered:    counterVec("filter", "verdicts_total", "Content filter (milter, rspamd) verdicts that refused, discarded or quarantined, by outcome (reject, tempfail, discard, quarantine).", "outcome"),
 		deliveryTLS: counterVec("delivery", "tls_total", "TLS outcomes of remote delivery sessions, by policy (sts, tlsa, no-policy-found) and result (success or the RFC 8460 failure type).", "policy", "result"),
+		rateLimited: counterVec("rate", "refusals_total", "Connections, MAIL and RCPT commands refused by a rate limit, by the limit's name.", "limit"),
+		reports:     counterVec("reports", "destinations_total", "DMARC and TLS reports to one destination, by kind (dmarc, tlsrpt) and outcome (queued, posted, skipped).", "kind", "outcome"),
+		screened:    counterVec("screen", "refusals_total", "Recipients refused by the client screening, by check (dnsbl, rdns, greylist).", "check"),
 	}
 	m.queueCollector = &queueCollector{}
-	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.messageSize, m.auth,
-		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.queueCollector,
+	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.commands, m.messageSize, m.auth,
+		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.rateLimited, m.screened, m.reports, m.queueCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -148,6 +156,11 @@ func (m *Metrics) Rejected(listener string, r smtp.Reply) {
 	m.rejected.WithLabelValues(listener, ReplyLabel(r)).Inc()
 }
 
+// CommandRefused implements smtpserver.Observer.
+func (m *Metrics) CommandRefused(listener, command string, r smtp.Reply) {
+	m.commands.WithLabelValues(listener, word(command), ReplyLabel(r)).Inc()
+}
+
 // Auth implements smtpserver.Observer.
 func (m *Metrics) Auth(mech string, ok bool) {
 	result := "failure"
@@ -159,6 +172,17 @@ func (m *Metrics) Auth(mech string, ok bool) {
 
 // Filtered implements smtpserver.Observer.
 func (m *Metrics) Filtered(outcome string) { m.filtered.WithLabelValues(word(outcome)).Inc() }
+
+// RateLimited counts a refusal by the rate limit named limit (policy.RateLimits.Refused).
+func (m *Metrics) RateLimited(limit string) { m.rateLimited.WithLabelValues(word(limit)).Inc() }
+
+// Screened counts a recipient refused by the screening's check (policy.Screen.Refused).
+func (m *Metrics) Screened(check string) { m.screened.WithLabelValues(word(check)).Inc() }
+
+// ReportSent counts a report to one destination (reports.SenderOptions.Sent).
+func (m *Metrics) ReportSent(kind, outcome string) {
+	m.reports.WithLabelValues(word(kind), word(outcome)).Inc()
+}
 
 // Authenticated implements smtpserver.Observer.
 func (m *Metrics) Authenticated(s spf.Result, dk []dkim.Status, dm dmarc.Result) {

@@ -54,6 +54,12 @@ func TestObserver(t *testing.T) {
 	m.Rejected("smtp", smtp.R(550, "7.1", "no"))
 	m.Rejected("smtp", smtp.R(550, "7.1", "no again"))
 	m.Rejected("submission", smtp.R(451, "3.0", "later"))
+	m.CommandRefused("smtp", smtpserver.CommandRcpt, smtp.R(550, "1.1", "no such user"))
+	m.CommandRefused("smtp", smtpserver.CommandMail, smtp.R(450, "7.1", "rate"))
+	m.RateLimited("account-day-messages")
+	m.Screened("greylist")
+	m.ReportSent("dmarc", "queued")
+	m.Screened("not a check!")
 	m.Auth("PLAIN", true)
 	m.Auth("PLAIN", false)
 	m.Auth("SCRAM-SHA-256", false)
@@ -74,6 +80,12 @@ func TestObserver(t *testing.T) {
 		{"accepted smtp", value(t, m.accepted, "smtp"), 1},
 		{"rejected 550 5.7.1", value(t, m.rejected, "smtp", "550 5.7.1"), 2},
 		{"rejected 451 4.3.0", value(t, m.rejected, "submission", "451 4.3.0"), 1},
+		{"rcpt refused 550 5.1.1", value(t, m.commands, "smtp", "rcpt", "550 5.1.1"), 1},
+		{"mail refused 450 4.7.1", value(t, m.commands, "smtp", "mail", "450 4.7.1"), 1},
+		{"rate limited", value(t, m.rateLimited, "account-day-messages"), 1},
+		{"greylisted", value(t, m.screened, "greylist"), 1},
+		{"report queued", value(t, m.reports, "dmarc", "queued"), 1},
+		{"screen, odd name", value(t, m.screened, "other"), 1},
 		{"auth PLAIN success", value(t, m.auth, "PLAIN", "success"), 1},
 		{"auth PLAIN failure", value(t, m.auth, "PLAIN", "failure"), 1},
 		{"auth SCRAM failure", value(t, m.auth, "SCRAM-SHA-256", "failure"), 1},

@@ -9,8 +9,9 @@ import (
 	"github.com/tern-mail/tern/internal/queue"
 )
 
-// queueCollector reads the queue's summary at each scrape: nothing is counted on the queue's
-// paths, and the figures are never stale.
+// queueCollector reads the queue's summary at each scrape: the queue keeps its counts as
+// messages come and go (queue.Stats walks nothing in the usual case), and the figures are never
+// stale.
 type queueCollector struct {
 	stats atomic.Pointer[func() queue.Stats]
 	now   func() time.Time

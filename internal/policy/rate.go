@@ -25,6 +25,9 @@ type RateLimits struct {
 	ExemptAccounts []string
 	// Logger gets one line per refusal. Nil: discard.
 	Logger *slog.Logger
+	// Refused is told of each refusal by the limit's name (one of the Rate*, never its key),
+	// for metrics. Nil: nobody.
+	Refused func(limit string)
 }
 
 // Rate decides on connections, messages and recipients by their rate (Postfix's anvil), over
@@ -134,6 +137,9 @@ func (r *Rate) take(ip netip.Addr, user string, checks ...rateCheck) (string, ra
 		if ok, retry := r.c.Take(ch.name+" "+ch.who, 1, ch.lim); !ok {
 			r.log.Info("rate limit exceeded", "limit", ch.name, "key", ch.who, "remote", ip.Unmap().String(), "user", user,
 				"max", ch.lim.N, "window", ch.lim.Window, "retry_after", retry.Round(time.Millisecond))
+			if r.lim.Refused != nil {
+				r.lim.Refused(ch.name)
+			}
 			return ch.name, ch.lim, false
 		}
 	}

@@ -105,6 +105,8 @@ func TestRate(t *testing.T) {
 			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			var logs bytes.Buffer
 			tc.lim.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			var told []string
+			tc.lim.Refused = func(limit string) { told = append(told, limit) }
 			r := NewRate(ratelimit.NewMemory(func() time.Time { return now }, 0), tc.lim)
 			for i, s := range tc.steps {
 				now = now.Add(s.advance)
@@ -138,6 +140,15 @@ func TestRate(t *testing.T) {
 			}
 			if n := strings.Count(logs.String(), `"rate limit exceeded" limit=`); n != refused {
 				t.Fatalf("%d refusals, %d logged:\n%s", refused, n, logs.String())
+			}
+			// And told to Refused by the limit's name, the one logged.
+			if len(told) != refused {
+				t.Fatalf("%d refusals, Refused told %q", refused, told)
+			}
+			for _, name := range told {
+				if !strings.Contains(logs.String(), `"rate limit exceeded" limit=`+name+" ") {
+					t.Errorf("Refused told %q, not logged:\n%s", name, logs.String())
+				}
 			}
 		})
 	}

@@ -34,6 +34,24 @@ type Screen struct {
 	Exempt []netip.Prefix
 	// Logger gets the lookups that failed. Nil: discard.
 	Logger *slog.Logger
+	// Refused is told of each recipient refused, by the check's name (one of the Screen*),
+	// for metrics. Nil: nobody.
+	Refused func(check string)
+}
+
+// Names of the checks of a Screen, given to Screen.Refused.
+const (
+	ScreenDNSBL    = "dnsbl"
+	ScreenRDNS     = "rdns"
+	ScreenGreylist = "greylist"
+)
+
+// refused tells Refused of a refusal by check and returns r.
+func (s *Screen) refused(check string, r smtp.Reply) smtp.Reply {
+	if s.Refused != nil {
+		s.Refused(check)
+	}
+	return r
 }
 
 // ClientReport is what the lookups at connect found out about a client.
@@ -115,20 +133,20 @@ func (s *Screen) CheckRcpt(c Client, r ClientReport, from, rcpt smtp.Address) sm
 	}
 	allowed := s.allowed(r)
 	if s.Lists != nil && r.Lists.Score >= s.Threshold && len(s.Lists.Sites) > 0 && !allowed {
-		return smtp.R(smtp.CodeTransactionFailed, smtp.EnhNotAuthorized,
-			fmt.Sprintf("Service unavailable; client [%s] blocked using %s", c.IP, strings.Join(r.Lists.Blocked(), ", ")))
+		return s.refused(ScreenDNSBL, smtp.R(smtp.CodeTransactionFailed, smtp.EnhNotAuthorized,
+			fmt.Sprintf("Service unavailable; client [%s] blocked using %s", c.IP, strings.Join(r.Lists.Blocked(), ", "))))
 	}
 	if s.RejectUnknownClient && r.Looked && r.Name.Name == "" && !allowed {
 		text := fmt.Sprintf("Client host rejected: cannot find your hostname, [%s]", c.IP)
 		if r.Name.Temporary {
-			return smtp.R(smtp.CodeMailboxBusy, smtp.EnhReverseDNS, text)
+			return s.refused(ScreenRDNS, smtp.R(smtp.CodeMailboxBusy, smtp.EnhReverseDNS, text))
 		}
-		return smtp.R(smtp.CodeMailboxUnavailable, smtp.EnhReverseDNS, text)
+		return s.refused(ScreenRDNS, smtp.R(smtp.CodeMailboxUnavailable, smtp.EnhReverseDNS, text))
 	}
 	if s.Greylist != nil && !allowed {
 		if wait, pass := s.Greylist.Check(c.IP, from.String(), rcpt.String()); !pass {
-			return smtp.R(smtp.CodeMailboxBusy, smtp.EnhNotAuthorized,
-				fmt.Sprintf("<%s>: Recipient address rejected: Greylisted, try again in %d seconds", rcpt, int(wait.Seconds()+0.999)))
+			return s.refused(ScreenGreylist, smtp.R(smtp.CodeMailboxBusy, smtp.EnhNotAuthorized,
+				fmt.Sprintf("<%s>: Recipient address rejected: Greylisted, try again in %d seconds", rcpt, int(wait.Seconds()+0.999))))
 		}
 	}
 	return ok

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,9 +107,20 @@ func TestScreenCheckRcpt(t *testing.T) {
 		{"exempt", &Screen{Lists: lists, Threshold: 2, RejectUnknownClient: true, Greylist: NewGreylist(GreylistOptions{})}, anon, ClientReport{IP: ip, Looked: true, Exempt: true}, "250 2.1.5 Ok"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var told []string
+			tc.screen.Refused = func(check string) { told = append(told, check) }
 			r := tc.screen.CheckRcpt(tc.c, tc.rep, from, rcpt)
 			if got := string(r.Append(nil)); got != tc.want+"\r\n" {
 				t.Errorf("CheckRcpt = %q, want %q", got, tc.want)
+			}
+			// A refusal is told by its check's name, for metrics.
+			var want []string
+			if check, ok := map[string]string{"listed": ScreenDNSBL, "unknown name": ScreenRDNS,
+				"name lookup failed": ScreenRDNS, "greylisted": ScreenGreylist}[tc.name]; ok {
+				want = []string{check}
+			}
+			if !slices.Equal(told, want) {
+				t.Errorf("Refused told %q, want %q", told, want)
 			}
 		})
 	}

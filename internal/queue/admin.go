@@ -164,6 +164,7 @@ func (q *Queue) setHeld(id string, held bool) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	e.env.Held = held
+	q.stats.setHeld(held)
 	if !held {
 		e.env.NextAttempt = time.Time{}
 	}

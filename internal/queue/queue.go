@@ -167,6 +167,7 @@ type Queue struct {
 	parked   map[string][]*entry
 	deferred deferHeap // waiting for their next attempt
 	closed   bool
+	stats    statCounts // kept as entries come, go and are held (stats.go)
 
 	// snapshots counts the snapshots linking body files now; while there are any, forget
 	// leaves the body files of finished messages in keptBodies (snapshot.go).

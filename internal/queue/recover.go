@@ -252,6 +252,7 @@ func (q *Queue) recover() error {
 		return err
 	}
 	q.segs, q.entries = segs, entries
+	q.stats = countStats(entries)
 	// What recovery acts on must be durable first: a process killed before its flush left
 	// records in the page cache only (a final state record, say), and removing the body file
 	// they make an orphan would leave, after a power loss, a pending message without its body.

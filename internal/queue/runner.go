@@ -26,6 +26,7 @@ func (q *Queue) add(e *entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.entries[e.env.ID] = e
+	q.stats.added(e.env)
 	q.ready = append(q.ready, e)
 	q.cond.Signal()
 }
@@ -458,6 +459,7 @@ func (q *Queue) recordState(st stateRecord, durable bool) bool {
 // forget drops a finished message, and its body file unless keepBody. Called with q.mu held.
 func (q *Queue) forget(e *entry, keepBody bool) {
 	delete(q.entries, e.env.ID)
+	q.stats.removed(e.env)
 	e.seg.live--
 	if e.external && !keepBody {
 		q.removeBody(filepath.Join(q.bodyDir(), bodyName(e.env.ID))) // snapshot.go

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -39,6 +40,9 @@ type SenderOptions struct {
 	HTTP *http.Client
 	// NoDMARC and NoTLS leave reports of that kind unsent (the counts are dropped).
 	NoDMARC, NoTLS bool
+	// Sent is told of each report recorded, by kind (accounts.ReportDMARC, ReportTLS) and
+	// outcome (Outcome*), for metrics. Nil: nobody.
+	Sent func(kind, outcome string)
 	// Jitter is the random wait Run adds after midnight and after it starts, up to its
 	// argument. Default RandomJitter.
 	Jitter func(max time.Duration) time.Duration
@@ -117,8 +121,31 @@ func (s *Sender) Send(ctx context.Context, today bool) ([]accounts.SentReport, e
 			}
 			all = append(all, sent...)
 		}
+		if s.o.Sent != nil {
+			for _, r := range sent {
+				s.o.Sent(r.Kind, outcome(r))
+			}
+		}
 	}
 	return all, errors.Join(errs...)
+}
+
+// Outcomes of a report to one destination, given to SenderOptions.Sent.
+const (
+	OutcomeQueued  = "queued"  // a message to a mailto: destination was queued
+	OutcomePosted  = "posted"  // POSTed to an https: destination, which took it
+	OutcomeSkipped = "skipped" // not sent there: an unverified external address, a size limit, a failed POST
+)
+
+// outcome says what became of r.
+func outcome(r accounts.SentReport) string {
+	switch {
+	case r.Note != "" || r.QueueID == "":
+		return OutcomeSkipped
+	case strings.HasPrefix(r.Destination, "https:"):
+		return OutcomePosted
+	}
+	return OutcomeQueued
 }
 
 // dayCounts are the counts of one day taken from the store.

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,13 +20,15 @@ type world struct {
 	rec   *Recorder
 	q     *queued
 	snd   *Sender
+	told  map[string]int // "kind outcome" given to SenderOptions.Sent
 }
 
 func newWorld(t *testing.T, dns fakeDNS) *world {
-	w := &world{store: &failingStore{ReportStore: openStore(t)}, clk: &clock{t: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}, q: &queued{}}
+	w := &world{store: &failingStore{ReportStore: openStore(t)}, clk: &clock{t: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}, q: &queued{}, told: map[string]int{}}
 	w.rec = NewRecorder(RecorderOptions{Store: w.store, Now: w.clk.now})
 	w.snd = NewSender(SenderOptions{Store: w.store, Flush: w.rec.Flush, Submit: w.q.submit, DNS: dns,
-		Hostname: "mx.a.test", From: "postmaster@a.test", Now: w.clk.now})
+		Hostname: "mx.a.test", From: "postmaster@a.test", Now: w.clk.now,
+		Sent: func(kind, outcome string) { w.told[kind+" "+outcome]++ }})
 	return w
 }
 
@@ -66,6 +69,9 @@ func TestSendDMARC(t *testing.T) {
 	}
 	if len(w.q.msgs) != 2 {
 		t.Fatalf("%d messages queued, want 2", len(w.q.msgs))
+	}
+	if want := map[string]int{"dmarc queued": 2, "dmarc skipped": 3}; !maps.Equal(w.told, want) {
+		t.Errorf("Sent told %v, want %v", w.told, want)
 	}
 	h, ct, name, doc := attachment(t, w.q.msgs["dmarc@b.test"])
 	id := sent[0].ReportID
@@ -236,6 +242,9 @@ func TestSendTLSHTTPS(t *testing.T) {
 	}
 	if sent[1].QueueID != "" || !strings.Contains(sent[1].Note, "not accepted: HTTP 500") {
 		t.Errorf("refused: %+v", sent[1])
+	}
+	if want := map[string]int{"tlsrpt posted": 1, "tlsrpt skipped": 1}; !maps.Equal(w.told, want) {
+		t.Errorf("Sent told %v, want %v", w.told, want)
 	}
 	if got.ct != "application/tlsrpt+gzip" {
 		t.Errorf("Content-Type %q", got.ct)

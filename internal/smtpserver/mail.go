@@ -85,6 +85,7 @@ func (s *session) cmdMail(arg string) {
 		s.log.Info("mail", "from", from, "code", r.Code, "body", string(s.tx.body), "smtputf8", s.tx.smtputf8)
 	} else {
 		s.log.Info("mail rejected", "from", from, "code", r.Code, "reason", r.Text)
+		s.obs().CommandRefused(s.listenerName(), CommandMail, r)
 	}
 	s.reply(r)
 }
@@ -215,6 +216,9 @@ func (s *session) cmdRcpt(arg string) {
 	}
 	r, rcpt := s.rcpt(arg)
 	r = s.filterRcpt(arg, before, r)
+	if !r.Positive() {
+		s.obs().CommandRefused(s.listenerName(), CommandRcpt, r)
+	}
 	from := ""
 	if s.tx != nil {
 		from = s.tx.from.String()

@@ -24,6 +24,9 @@ type Observer interface {
 	Accepted(listener string, size int64)
 	// Rejected is a message refused or deferred after its data, with the reply it got.
 	Rejected(listener string, r smtp.Reply)
+	// CommandRefused is a MAIL or RCPT command (command "mail", "rcpt") refused or deferred,
+	// with the reply it got.
+	CommandRefused(listener, command string, r smtp.Reply)
 	// Auth is the outcome of an AUTH exchange with mechanism mech.
 	Auth(mech string, ok bool)
 	// Filtered is a content filter's verdict that changed the fate of a message or session:
@@ -41,6 +44,12 @@ const (
 	RefusedTLS      = "tls"      // a TLS handshake failed (implicit TLS, or after STARTTLS): the session ends
 )
 
+// Commands given to Observer.CommandRefused.
+const (
+	CommandMail = "mail"
+	CommandRcpt = "rcpt"
+)
+
 // nopObserver is the Observer of a server without metrics.
 type nopObserver struct{}
 
@@ -50,6 +59,7 @@ func (nopObserver) SessionStarted(string)                                 {}
 func (nopObserver) SessionEnded(string)                                   {}
 func (nopObserver) Accepted(string, int64)                                {}
 func (nopObserver) Rejected(string, smtp.Reply)                           {}
+func (nopObserver) CommandRefused(string, string, smtp.Reply)             {}
 func (nopObserver) Filtered(string)                                       {}
 func (nopObserver) Auth(string, bool)                                     {}
 func (nopObserver) Authenticated(spf.Result, []dkim.Status, dmarc.Result) {}

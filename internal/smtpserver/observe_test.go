@@ -40,6 +40,9 @@ func (r *recorder) Accepted(l string, n int64) { r.add("accepted %s sized=%v", l
 func (r *recorder) Rejected(l string, rp smtp.Reply) {
 	r.add("rejected %s %d %s", l, rp.Code, rp.Enhanced())
 }
+func (r *recorder) CommandRefused(l, cmd string, rp smtp.Reply) {
+	r.add("%s refused %s %d %s", cmd, l, rp.Code, rp.Enhanced())
+}
 func (r *recorder) Filtered(o string)         { r.add("filtered %s", o) }
 func (r *recorder) Auth(mech string, ok bool) { r.add("auth %s %v", mech, ok) }
 func (r *recorder) Authenticated(s spf.Result, d []dkim.Status, m dmarc.Result) {
@@ -87,6 +90,25 @@ func TestObserver(t *testing.T) {
 			S: 221
 			CLOSED`,
 			want: []string{"connected smtp", "started smtp", "rejected smtp 552 5.3.4", "ended smtp"}},
+		{name: "refused commands", role: RoleMX, script: `
+			S: 220
+			C: EHLO client.example.test
+			S: 250
+			C: MAIL FROM:<bad address>
+			S: 501 5.1.7
+			C: MAIL FROM:<a@remote.test>
+			S: 250
+			C: RCPT TO:<nobody@example.test>
+			S: 550 5.1.1
+			C: RCPT TO:<bob@elsewhere.test>
+			S: 554 5.7.1
+			C: RCPT TO:<bob@example.test>
+			S: 250
+			C: QUIT
+			S: 221
+			CLOSED`,
+			want: []string{"connected smtp", "started smtp", "mail refused smtp 501 5.1.7",
+				"rcpt refused smtp 550 5.1.1", "rcpt refused smtp 554 5.7.1", "ended smtp"}},
 		{name: "auth", role: RoleSubmission, mod: withAuth(nil), script: `
 			S: 220
 			C: EHLO client.example.test
