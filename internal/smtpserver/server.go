@@ -201,7 +201,9 @@ const (
 
 // Server serves SMTP sessions on any number of listeners.
 type Server struct {
-	opts Options
+	// opts are what each new session starts from; SetOptions replaces them (a reload), and
+	// the sessions in progress keep those they started with.
+	opts atomic.Pointer[Options]
 	log  *slog.Logger
 	// leaf is the certificate served, for SCRAM's tls-server-end-point channel binding.
 	leaf *x509.Certificate
@@ -258,8 +260,7 @@ func New(opts Options) *Server {
 		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Server{
-		opts:      opts,
+	s := &Server{
 		log:       log,
 		leaf:      leaf,
 		ctx:       ctx,
@@ -268,6 +269,19 @@ func New(opts Options) *Server {
 		sessions:  make(map[*session]struct{}),
 		chunks:    newChunkPool(handoffChunk, handoffBudget),
 	}
+	s.opts.Store(&opts)
+	return s
+}
+
+// Options returns the Options new sessions start from, defaults filled in.
+func (s *Server) Options() Options { return *s.opts.Load() }
+
+// SetOptions replaces the Options new sessions start from (what a reload changes); sessions in
+// progress keep theirs. The logger and the TLS certificate stay those New was given.
+func (s *Server) SetOptions(opts Options) {
+	opts = opts.withDefaults()
+	opts.Logger = s.opts.Load().Logger
+	s.opts.Store(&opts)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -320,7 +334,7 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 			return err
 		}
 		backoff = 0
-		sess := s.newSession(c, l, opts)
+		sess := s.newSession(c, l, s.listenerOptions(l)) // as they are now: SetOptions may have changed them
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -387,7 +401,7 @@ func (s *Server) stopSessions(cause error, done <-chan struct{}) error {
 	s.stopped.Store(true)
 	s.stop()
 	s.closeSessions(false)
-	timer := time.NewTimer(s.opts.ShutdownWait)
+	timer := time.NewTimer(s.Options().ShutdownWait)
 	defer timer.Stop()
 	select {
 	case <-done:
@@ -424,7 +438,7 @@ func (s *Server) newSession(c net.Conn, l Listener, opts *Options) *session {
 		remote = ta.AddrPort()
 	}
 	start := time.Now()
-	ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.opts.SessionTimeout))
+	ctx, cancel := context.WithDeadline(s.ctx, start.Add(opts.SessionTimeout))
 	sess := &session{
 		srv:    s,
 		opts:   opts,
