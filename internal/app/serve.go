@@ -57,12 +57,15 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // Serve runs the server until ctx is done, then shuts it down gracefully. It prints one line per
 // listener and the data directory to stdout once everything is up.
-func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) (err error) {
+// A reload (SIGHUP, tern reload) reads the configuration again with load (nil: only the
+// certificates are reloaded).
+func Serve(ctx context.Context, cfg config.Config, load Loader, stdout io.Writer, log *slog.Logger) (err error) {
 	defer logCause(log, &err)
 	s, err := Build(cfg, log)
 	if err != nil {
 		return err
 	}
+	s.load = load
 	return s.Run(ctx, stdout)
 }
 
@@ -82,7 +85,12 @@ type Server struct {
 	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
 	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
-	metrics *serverMetrics // nil: no metrics endpoint (metrics.go)
+	load    Loader         // reads the configuration again on reload; nil: not (reloadconfig.go)
+	// applied is the configuration the last reload applied (cfg at first), guarded by
+	// reloading, which also keeps two reloads (SIGHUP, tern reload) from running at once.
+	applied   config.Config
+	reloading sync.Mutex
+	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -99,7 +107,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, data: data, log: log}
+	s := &Server{cfg: cfg, data: data, log: log, applied: cfg}
 	defer func() {
 		if err != nil {
 			s.Close()

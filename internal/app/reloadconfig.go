@@ -1,0 +1,107 @@
+package app
+
+import (
+	"reflect"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/smtpserver"
+)
+
+// Loader reads the configuration again as the server was started with it (the same file,
+// environment and flags) and checks it as tern config check does (Check, with the file's
+// lines): a reload applies what it returns, or refuses its error.
+type Loader func() (config.Config, error)
+
+// reloadConfig reads the configuration with s.load and applies what can change in place to
+// the sessions that start from now on; it logs each other change as taking effect after a
+// restart. A configuration with problems is refused, logged with them, and changes nothing.
+func (s *Server) reloadConfig() error {
+	if s.load == nil {
+		return nil
+	}
+	cfg, err := s.load()
+	if err != nil {
+		s.log.Error("reload refused: the configuration has problems; the one in force stays", "problems", err.Error())
+		return err
+	}
+	old := s.applied
+	for _, name := range restartChanges(old, cfg) {
+		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
+	}
+	opts := s.srv.Options()
+	applyLive(&opts, cfg)
+	s.srv.SetOptions(opts)
+	s.applied = cfg
+	s.log.Info("configuration reloaded: new sessions take the new settings")
+	return nil
+}
+
+// applyLive sets in o the settings a reload changes for new sessions: plain values, no state.
+// It mirrors serverOptions and authOptions field by field.
+func applyLive(o *smtpserver.Options, cfg config.Config) {
+	l := cfg.Limits
+	o.MaxMessageSize = l.MessageSize
+	o.MaxRcpts = l.Recipients
+	o.MaxRcptOvershoot = cfg.Derive().RecipientOvershoot
+	o.MaxErrors = l.Errors
+	o.IdleTimeout = l.IdleTimeout.Duration
+	o.DataTimeout = l.DataTimeout.Duration
+	o.SessionTimeout = l.SessionTimeout.Duration
+	o.Headers = policy.Headers{AddMissing: cfg.Auth.AddMissingHeaders}
+	if a := o.Auth; a != nil {
+		na := *a // the limiter, credentials and GSSAPI acceptor stay: they hold state
+		na.NewServer = saslServer(cfg.Auth)
+		na.AllowCleartext = cfg.Auth.AllowCleartext
+		na.LoopbackIsSecure = cfg.Auth.LoopbackIsSecure
+		na.SenderMustOwn = cfg.Auth.SenderMustOwn
+		na.AllowAuthzID = cfg.Auth.AllowAuthzID
+		o.Auth = &na
+	}
+}
+
+// live are the settings applyLive changes, by their names in the file.
+var live = map[string]bool{
+	"limits.message_size": true, "limits.recipients": true, "limits.recipient_overshoot": true,
+	"limits.errors": true, "limits.idle_timeout": true, "limits.data_timeout": true,
+	"limits.session_timeout": true,
+	"auth.allow_cleartext":   true, "auth.loopback_is_secure": true, "auth.sender_must_own": true,
+	"auth.allow_authzid": true, "auth.add_missing_headers": true, "auth.ntlm_v1": true,
+}
+
+// restartChanges names the settings that differ between old and cfg and that a reload does
+// not apply: a table's keys one by one, other settings (lists of tables) as a whole.
+func restartChanges(old, cfg config.Config) []string {
+	var names []string
+	ov, nv := reflect.ValueOf(old), reflect.ValueOf(cfg)
+	t := ov.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := tomlName(f)
+		if f.Type.Kind() != reflect.Struct || f.Type == reflect.TypeFor[config.Duration]() {
+			if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+				names = append(names, name)
+			}
+			continue
+		}
+		for j := range f.Type.NumField() {
+			sub := name + "." + tomlName(f.Type.Field(j))
+			if live[sub] {
+				continue
+			}
+			if !reflect.DeepEqual(ov.Field(i).Field(j).Interface(), nv.Field(i).Field(j).Interface()) {
+				names = append(names, sub)
+			}
+		}
+	}
+	return names
+}
+
+// tomlName is the name of f in the file.
+func tomlName(f reflect.StructField) string {
+	if n, _, _ := strings.Cut(f.Tag.Get("toml"), ","); n != "" {
+		return n
+	}
+	return strings.ToLower(f.Name)
+}
