@@ -1,9 +1,14 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"reflect"
 	"strings"
 
+	"github.com/tern-mail/tern/internal/admin"
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtpserver"
@@ -104,4 +109,23 @@ func tomlName(f reflect.StructField) string {
 		return n
 	}
 	return strings.ToLower(f.Name)
+}
+
+// ErrReloadRefused is ReloadCommand's error once it has printed why the server refused the
+// configuration.
+var ErrReloadRefused = errors.New("the running server refused the configuration")
+
+// ReloadCommand asks the server running on cfg's data directory to reload (tern reload), and
+// prints the outcome to w: "reloaded", or the problems of the configuration refused, one per line.
+func ReloadCommand(ctx context.Context, cfg config.Config, w io.Writer) error {
+	rep, err := callRunning(ctx, cfg, admin.Request{Op: admin.OpReload})
+	switch {
+	case rep.Error != "":
+		_, err := fmt.Fprintln(w, rep.Error)
+		return errors.Join(ErrReloadRefused, err)
+	case err != nil:
+		return err
+	}
+	_, err = fmt.Fprintln(w, "reloaded")
+	return err
 }

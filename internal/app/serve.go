@@ -346,7 +346,7 @@ func (s *Server) serveAdmin() (stop func()) {
 		defer close(adminDone)
 		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log,
 			SendReports: s.reports.sendFunc(), Limits: s.rate.usage,
-			Snapshot: s.takeSnapshot}); err != nil { // backup.go
+			Snapshot: s.takeSnapshot, Reload: s.Reload}); err != nil { // backup.go
 			s.log.Error("admin socket", "err", err)
 		}
 	}()
