@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/admin"
@@ -32,14 +33,20 @@ func (s *Server) reloadConfig() error {
 		return err
 	}
 	old := s.applied
-	for _, name := range restartChanges(old, cfg) {
+	restart := restartChanges(old, cfg)
+	for _, name := range restart {
 		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
 	}
 	opts := s.srv.Options()
 	applyLive(&opts, cfg)
 	s.srv.SetOptions(opts)
+	var ls []smtpserver.Listener
+	for _, c := range cfg.EffectiveListeners() {
+		ls = append(ls, serverListener(c))
+	}
+	s.srv.SetListeners(ls)
 	s.applied = cfg
-	s.log.Info("configuration reloaded: new sessions take the new settings")
+	s.log.Info("configuration reloaded: new sessions take the new settings", "restart_needed", len(restart))
 	return nil
 }
 
@@ -79,6 +86,12 @@ var live = map[string]bool{
 // not apply: a table's keys one by one, other settings (lists of tables) as a whole.
 func restartChanges(old, cfg config.Config) []string {
 	var names []string
+	// The listeners' own settings apply in place (SetListeners); their sockets do not.
+	if !slices.Equal(sockets(old), sockets(cfg)) {
+		names = append(names, "the listeners' names, addresses, roles or PROXY protocol (listen, [[listener]])")
+	}
+	old.Listen, cfg.Listen = config.Listen{}, config.Listen{}
+	old.Listeners, cfg.Listeners = nil, nil
 	ov, nv := reflect.ValueOf(old), reflect.ValueOf(cfg)
 	t := ov.Type()
 	for i := range t.NumField() {
@@ -89,6 +102,9 @@ func restartChanges(old, cfg config.Config) []string {
 				names = append(names, name)
 			}
 			continue
+		}
+		if f.Type == reflect.TypeFor[config.Listen]() {
+			continue // compared as sockets
 		}
 		for j := range f.Type.NumField() {
 			sub := name + "." + tomlName(f.Type.Field(j))
@@ -101,6 +117,22 @@ func restartChanges(old, cfg config.Config) []string {
 		}
 	}
 	return names
+}
+
+// socket is what a listener's socket is made of: what cannot change without a restart.
+type socket struct {
+	name, address, role string
+	proxy               bool
+	proxyFrom           string
+}
+
+// sockets are the sockets of cfg's listeners.
+func sockets(cfg config.Config) []socket {
+	var out []socket
+	for _, l := range cfg.EffectiveListeners() {
+		out = append(out, socket{l.Name, l.Address, l.Role, l.ProxyProtocol, strings.Join(l.ProxyFrom, " ")})
+	}
+	return out
 }
 
 // tomlName is the name of f in the file.

@@ -204,7 +204,10 @@ type Server struct {
 	// opts are what each new session starts from; SetOptions replaces them (a reload), and
 	// the sessions in progress keep those they started with.
 	opts atomic.Pointer[Options]
-	log  *slog.Logger
+	// lis are the listeners SetListeners gave, by name: what a new session of the listener
+	// of that name and role takes instead of the one ServeListener was given.
+	lis atomic.Pointer[map[string]Listener]
+	log *slog.Logger
 	// leaf is the certificate served, for SCRAM's tls-server-end-point channel binding.
 	leaf *x509.Certificate
 
@@ -276,6 +279,28 @@ func New(opts Options) *Server {
 // Options returns the Options new sessions start from, defaults filled in.
 func (s *Server) Options() Options { return *s.opts.Load() }
 
+// SetListeners replaces, by name, what the listeners being served change of the Options, for
+// the sessions they accept from now on. A listener's role cannot change: one given with another
+// role than the served one is ignored, as are names not served.
+func (s *Server) SetListeners(ls []Listener) {
+	m := make(map[string]Listener, len(ls))
+	for _, l := range ls {
+		m[cmp.Or(l.Name, l.Role.String())] = l
+	}
+	s.lis.Store(&m)
+}
+
+// listener is what the listener l (as ServeListener was given it, named) is now.
+func (s *Server) listener(l Listener) Listener {
+	if m := s.lis.Load(); m != nil {
+		if cur, ok := (*m)[l.Name]; ok && cur.Role == l.Role {
+			cur.Name = l.Name
+			return cur
+		}
+	}
+	return l
+}
+
 // SetOptions replaces the Options new sessions start from (what a reload changes); sessions in
 // progress keep theirs. The logger and the TLS certificate stay those New was given.
 func (s *Server) SetOptions(opts Options) {
@@ -334,7 +359,9 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 			return err
 		}
 		backoff = 0
-		sess := s.newSession(c, l, s.listenerOptions(l)) // as they are now: SetOptions may have changed them
+		// As they are now: SetOptions and SetListeners may have changed them.
+		cur := s.listener(l)
+		sess := s.newSession(c, cur, s.listenerOptions(cur))
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()

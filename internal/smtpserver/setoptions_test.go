@@ -26,3 +26,28 @@ func TestSetOptionsNewSessionsOnly(t *testing.T) {
 		C: MAIL FROM:<a@b.example> SIZE=1500
 		S: 250`)
 }
+
+// SetListeners changes what a listener overrides, by name, for its new sessions.
+func TestSetListenersNewSessionsOnly(t *testing.T) {
+	ts := newTestServer(t, nil) // Serve: each listener named after its role
+	before := ts.dial(t, RoleMX)
+	before.run(`
+		S: 220
+		C: EHLO c
+		S: 250-mx.example.test\n250-PIPELINING\n250-SIZE 10240000\n`)
+	ts.srv.SetListeners([]Listener{
+		{Name: "smtp", Role: RoleMX, MaxMessageSize: 3000},
+		{Name: "submission", Role: RoleMX, MaxMessageSize: 4000}, // another role: ignored
+	})
+	ts.dial(t, RoleMX).run(`
+		S: 220
+		C: EHLO c
+		S: 250-mx.example.test\n250-PIPELINING\n250-SIZE 3000\n`)
+	ts.dial(t, RoleSubmission).run(`
+		S: 220
+		C: EHLO c
+		S: 250-mx.example.test\n250-PIPELINING\n250-SIZE 10240000\n`)
+	before.run(`
+		C: MAIL FROM:<a@b.example> SIZE=5000
+		S: 250`)
+}
