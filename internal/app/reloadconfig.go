@@ -62,6 +62,12 @@ func applyLive(o *smtpserver.Options, cfg config.Config) {
 	o.DataTimeout = l.DataTimeout.Duration
 	o.SessionTimeout = l.SessionTimeout.Duration
 	o.Headers = policy.Headers{AddMissing: cfg.Auth.AddMissingHeaders}
+	o.Filters = contentFilters(cfg, o.Logger) // stateless: each session connects anew
+	if a := o.Authentication; a != nil {
+		na := *a // the DNS resolvers and the report recorder stay
+		na.Policy = inboundPolicy(cfg.Inbound)
+		o.Authentication = &na
+	}
 	if a := o.Auth; a != nil {
 		na := *a // the limiter, credentials and GSSAPI acceptor stay: they hold state
 		na.NewServer = saslServer(cfg.Auth)
@@ -80,6 +86,9 @@ var live = map[string]bool{
 	"limits.session_timeout": true,
 	"auth.allow_cleartext":   true, "auth.loopback_is_secure": true, "auth.sender_must_own": true,
 	"auth.allow_authzid": true, "auth.add_missing_headers": true, "auth.ntlm_v1": true,
+	"inbound.spf_dkim": true, "inbound.temperror": true, "inbound.dmarc": true, "inbound.dmarc_domains": true,
+	"milter": true, "rspamd.url": true, "rspamd.password": true, "rspamd.listeners": true,
+	"rspamd.timeout": true, "rspamd.default_action": true,
 }
 
 // restartChanges names the settings that differ between old and cfg and that a reload does
@@ -98,7 +107,7 @@ func restartChanges(old, cfg config.Config) []string {
 		f := t.Field(i)
 		name := tomlName(f)
 		if f.Type.Kind() != reflect.Struct || f.Type == reflect.TypeFor[config.Duration]() {
-			if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+			if !live[name] && !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
 				names = append(names, name)
 			}
 			continue

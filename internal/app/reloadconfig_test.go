@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtpserver"
 	"github.com/tern-mail/tern/internal/testutil"
 )
@@ -24,6 +25,11 @@ func TestRestartChanges(t *testing.T) {
 		{"message size", func(c *config.Config) { c.Limits.MessageSize = 1 << 20 }, nil},
 		{"timeouts", func(c *config.Config) { c.Limits.IdleTimeout.Duration = time.Minute }, nil},
 		{"auth flags", func(c *config.Config) { c.Auth.AllowCleartext = true; c.Auth.AddMissingHeaders = false }, nil},
+		{"inbound and filters", func(c *config.Config) {
+			c.Inbound.DMARC = "reject"
+			c.Milters = []config.Milter{{Name: "m", Address: "inet:127.0.0.1:1"}}
+			c.Rspamd.URL = "http://127.0.0.1:11333"
+		}, nil},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
 		{"connections", func(c *config.Config) { c.Limits.Connections = 7 }, []string{"limits.connections"}},
 		{"listen", func(c *config.Config) { c.Listen.SMTP = "127.0.0.1:25" }, []string{sockets}},
@@ -51,6 +57,7 @@ func reloadServer(t *testing.T, cfg config.Config, load Loader) (*Server, *testu
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	opts := serverOptions(cfg, cfg.Derive(), nil, nil, nil, nil, nil, log)
 	opts.Auth = &smtpserver.AuthOptions{Mechanisms: []string{"PLAIN"}}
+	opts.Authentication = &smtpserver.Authentication{}
 	return &Server{cfg: cfg, applied: cfg, log: log, load: load, srv: smtpserver.New(opts)}, logs
 }
 
@@ -61,6 +68,8 @@ func TestReloadAppliesLiveSettings(t *testing.T) {
 	next.Limits.Recipients = 3
 	next.Auth.AllowCleartext = !cfg.Auth.AllowCleartext
 	next.Queue.Workers = cfg.Queue.Workers + 1
+	next.Inbound.DMARC = "reject"
+	next.Rspamd.URL = "http://127.0.0.1:11333"
 	s, logs := reloadServer(t, cfg, func() (config.Config, error) { return next, nil })
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
@@ -68,6 +77,9 @@ func TestReloadAppliesLiveSettings(t *testing.T) {
 	o := s.srv.Options()
 	if o.MaxMessageSize != 2000 || o.MaxRcpts != 3 || o.Auth.AllowCleartext != next.Auth.AllowCleartext {
 		t.Errorf("options after reload: size %d, rcpts %d, cleartext %v", o.MaxMessageSize, o.MaxRcpts, o.Auth.AllowCleartext)
+	}
+	if o.Authentication.Policy.(policy.Inbound).DMARCDefault != "reject" || len(o.Filters) != 1 {
+		t.Errorf("after reload: inbound policy %+v, %d filters", o.Authentication.Policy, len(o.Filters))
 	}
 	if !strings.Contains(logs.String(), "queue.workers changed: takes effect after a restart") {
 		t.Errorf("log lacks the restart notice:\n%s", logs)
