@@ -39,6 +39,14 @@ func (s *Server) reloadConfig() error {
 	}
 	opts := s.srv.Options()
 	applyLive(&opts, cfg)
+	if s.rate != nil {
+		// Over the same counters, which keep their counts; the outbound limits stay.
+		p, err := ratePolicy(cfg.Rate, s.rate.split, s.log)
+		if err != nil { // refused by Check already
+			return err
+		}
+		opts.Rate = p
+	}
 	s.srv.SetOptions(opts)
 	var ls []smtpserver.Listener
 	for _, c := range cfg.EffectiveListeners() {
@@ -89,6 +97,10 @@ var live = map[string]bool{
 	"inbound.spf_dkim": true, "inbound.temperror": true, "inbound.dmarc": true, "inbound.dmarc_domains": true,
 	"milter": true, "rspamd.url": true, "rspamd.password": true, "rspamd.listeners": true,
 	"rspamd.timeout": true, "rspamd.default_action": true,
+	"rate.client_window": true, "rate.client_connections": true, "rate.client_messages": true,
+	"rate.client_recipients": true, "rate.exempt": true, "rate.account_window": true,
+	"rate.account_messages": true, "rate.account_recipients": true, "rate.account_day_window": true,
+	"rate.account_day_messages": true, "rate.account_day_recipients": true, "rate.exempt_accounts": true,
 }
 
 // restartChanges names the settings that differ between old and cfg and that a reload does

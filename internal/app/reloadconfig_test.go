@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -30,6 +31,8 @@ func TestRestartChanges(t *testing.T) {
 			c.Milters = []config.Milter{{Name: "m", Address: "inet:127.0.0.1:1"}}
 			c.Rspamd.URL = "http://127.0.0.1:11333"
 		}, nil},
+		{"inbound rate", func(c *config.Config) { c.Rate.ClientMessages = 5; c.Rate.ExemptAccounts = []string{"a@b"} }, nil},
+		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5 }, []string{"rate.outbound"}},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
 		{"connections", func(c *config.Config) { c.Limits.Connections = 7 }, []string{"limits.connections"}},
 		{"listen", func(c *config.Config) { c.Listen.SMTP = "127.0.0.1:25" }, []string{sockets}},
@@ -107,5 +110,41 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reload refused") || !strings.Contains(logs.String(), "tern.toml:3") {
 		t.Errorf("log lacks the refusal and its line:\n%s", logs)
+	}
+}
+
+// A reload changes the inbound rate limits over the same counters: what was counted before
+// still counts against the new limit.
+func TestReloadRateKeepsCounts(t *testing.T) {
+	cfg := config.Default()
+	cfg.Rate.ClientConnections = 1
+	cfg.Rate.ClientWindow.Duration = time.Hour
+	next := cfg
+	next.Rate.ClientConnections = 2
+	s, _ := reloadServer(t, cfg, func() (config.Config, error) { return next, nil })
+	rate, err := newRateLimits(cfg, func(string) bool { return false }, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rate = rate
+	o := s.srv.Options()
+	o.Rate = rate.policy
+	s.srv.SetOptions(o)
+	client := netip.MustParseAddr("192.0.2.1")
+	connectFrom := func(a netip.Addr) bool { _, ok := s.srv.Options().Rate.Connect(a); return ok }
+	connect := func() bool { return connectFrom(client) }
+	if !connect() || connect() {
+		t.Fatal("before the reload: want the first connection allowed, the second refused")
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// Two counted (the refused one too, or not): at most one more fits under 2.
+	if connect() && connect() {
+		t.Error("after the reload to 2: the counts before it were forgotten")
+	}
+	other := netip.MustParseAddr("198.51.100.1")
+	if !connectFrom(other) || !connectFrom(other) || connectFrom(other) {
+		t.Error("after the reload to 2: a new client does not get exactly 2")
 	}
 }
