@@ -49,8 +49,9 @@ reloads the certificate files without dropping sessions; see tern reload.`,
 	fs.StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics, /healthz and /readyz on `HOST:PORT` (loopback unless metrics.allow_public; default none)")
 	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed `WAITS` between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
 	// load reads the configuration as serve starts with it, and again on each reload: the file,
-	// then the flags given explicitly, checked as tern config check does.
-	load := func() (config.Config, error) {
+	// then the flags given explicitly, checked with check (app.Check, as tern config check does;
+	// app.CheckReload on a reload).
+	load := func(check func(config.Config) error) (config.Config, error) {
 		cfg, err := c.load()
 		if err != nil {
 			return cfg, err
@@ -84,16 +85,16 @@ reloads the certificate files without dropping sessions; see tern reload.`,
 			}
 		}
 		// What tern config check finds, in its words and with its lines (configcheck.go).
-		return cfg, config.Located(c.configPath, app.Check(cfg))
+		return cfg, config.Located(c.configPath, check(cfg))
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cfg, err := load()
+		cfg, err := load(app.Check)
 		if err != nil {
 			return err
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return app.Serve(ctx, cfg, load, std.out, app.NewLogger(cfg.Log, std.err))
+		return app.Serve(ctx, cfg, func() (config.Config, error) { return load(app.CheckReload) }, std.out, app.NewLogger(cfg.Log, std.err))
 	}
 	return cmd
 }

@@ -115,7 +115,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}()
 	derived := cfg.Derive()
 	// The files the settings name, as tern config check reads them (check.go).
-	gss, err := preflight(cfg, log)
+	gss, err := preflight(cfg, true, log)
 	if err != nil {
 		return nil, err
 	}
