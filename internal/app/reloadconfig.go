@@ -32,8 +32,8 @@ func (s *Server) reloadConfig() error {
 		s.log.Error("reload refused: the configuration has problems; the one in force stays", "problems", err.Error())
 		return err
 	}
-	old := s.applied
-	restart := restartChanges(old, cfg)
+	// Against the start's: what needs a restart runs as it was then, however many reloads since.
+	restart := restartChanges(s.cfg, cfg)
 	for _, name := range restart {
 		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
 	}
@@ -53,7 +53,6 @@ func (s *Server) reloadConfig() error {
 		ls = append(ls, serverListener(c))
 	}
 	s.srv.SetListeners(ls)
-	s.applied = cfg
 	s.log.Info("configuration reloaded: new sessions take the new settings", "restart_needed", len(restart))
 	return nil
 }

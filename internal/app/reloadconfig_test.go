@@ -61,7 +61,7 @@ func reloadServer(t *testing.T, cfg config.Config, load Loader) (*Server, *testu
 	opts := serverOptions(cfg, cfg.Derive(), nil, nil, nil, nil, nil, log)
 	opts.Auth = &smtpserver.AuthOptions{Mechanisms: []string{"PLAIN"}}
 	opts.Authentication = &smtpserver.Authentication{}
-	return &Server{cfg: cfg, applied: cfg, log: log, load: load, srv: smtpserver.New(opts)}, logs
+	return &Server{cfg: cfg, log: log, load: load, srv: smtpserver.New(opts)}, logs
 }
 
 func TestReloadAppliesLiveSettings(t *testing.T) {
@@ -154,5 +154,30 @@ func TestReloadRateKeepsCounts(t *testing.T) {
 	}
 	if k := allowed(netip.MustParseAddr("198.51.100.1"), 3); k != 2 {
 		t.Errorf("after the reload to 2: a new client got %d of 3, want 2", k)
+	}
+}
+
+// What needs a restart is compared with the configuration of the start: a change reverted
+// before a restart is no longer logged.
+func TestReloadRestartNoticeAgainstStart(t *testing.T) {
+	cfg := config.Default()
+	next := cfg
+	next.Queue.Workers++
+	s, logs := reloadServer(t, cfg, func() (config.Config, error) { return next, nil })
+	notice := "queue.workers changed: takes effect after a restart"
+	for i, want := range []int{1, 2} { // the same file twice: logged each time
+		if err := s.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(logs.String(), notice); n != want {
+			t.Fatalf("reload %d: %d notices, want %d:\n%s", i+1, n, want, logs)
+		}
+	}
+	next = cfg // reverted
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), notice); n != 2 {
+		t.Errorf("after the revert: %d notices, want still 2:\n%s", n, logs)
 	}
 }

@@ -86,9 +86,7 @@ type Server struct {
 	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
 	load    Loader         // reads the configuration again on reload; nil: not (reloadconfig.go)
-	// applied is the configuration the last reload applied (cfg at first), guarded by
-	// reloading, which also keeps two reloads (SIGHUP, tern reload) from running at once.
-	applied   config.Config
+	// reloading keeps two reloads (SIGHUP, tern reload) from running at once.
 	reloading sync.Mutex
 	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
 
@@ -107,7 +105,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, data: data, log: log, applied: cfg}
+	s := &Server{cfg: cfg, data: data, log: log}
 	defer func() {
 		if err != nil {
 			s.Close()
