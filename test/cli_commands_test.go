@@ -227,6 +227,7 @@ func TestCLIHelp(t *testing.T) {
 		"user list":   append([]string{"auth-mechanisms"}, store...),
 		"user show":   append([]string{"auth-mechanisms"}, store...),
 		"status":      append([]string{"json"}, data...),
+		"reload":      data,
 		"limits show": append([]string{"json"}, data...),
 		"dkim keygen": append([]string{"algorithm", "selector"}, store...),
 		"dkim rotate": append([]string{"activate", "algorithm", "selector"}, store...),
@@ -266,7 +267,7 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "limits", "send", "dkim", "dns", "reports", "backup", "restore"}, strings.Fields(c.path)[0]) ||
+			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "reload", "limits", "send", "dkim", "dns", "reports", "backup", "restore"}, strings.Fields(c.path)[0]) ||
 				c.path == "config check"
 			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "limits", "dkim", "dns", "reports"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)

@@ -151,6 +151,8 @@ func TestCLIMessages(t *testing.T) {
 			want: `^tern: there is no message 0000NOSUCHID in the queue \(tern queue list shows them\)$`},
 		{name: "status no server", args: []string{"status", "--data", users}, code: 1,
 			want: `^tern: no server is running on \S+ \(its admin socket does not answer\)$`},
+		{name: "reload no server", args: []string{"reload", "--data", users}, code: 1,
+			want: `^tern: no server is running on \S+ \(its admin socket does not answer\)$`},
 		{name: "send refused", args: []string{"send", "--server", refused, "--from", "a@example.test", "--to", "b@example.test"}, code: 3,
 			want: `^\*\*\* Connection failed: dial tcp ` + regexp.QuoteMeta(refused) + `: connect: connection refused \(nothing listens there: is the server running, and on that port\?\)$`},
 		{name: "auth bad base64", args: []string{"auth", "cram-md5", "bob", "pw", "!!!notbase64"}, code: 1,

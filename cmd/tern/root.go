@@ -131,6 +131,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newDNSCmd(std),
 		newQueueCmd(std),
 		newStatusCmd(std),
+		newReloadCmd(std),
 		newLimitsCmd(std),
 		newReportsCmd(std),
 		newAuthCmd(std),

@@ -25,8 +25,8 @@ func newServeCmd(std stdio) *cobra.Command {
 		Long: `Runs the server until SIGINT or SIGTERM (Ctrl-C, kill PID), then shuts down gracefully: idle
 sessions get 421 4.3.2, messages being received are finished. It makes the data directory,
 the account database and a self-signed certificate when they are missing, after checking the
-settings and opening every listener. SIGHUP reloads the certificate files ([tls]) without
-dropping sessions.`,
+settings and opening every listener. SIGHUP (or tern reload) reads the configuration again and
+reloads the certificate files without dropping sessions; see tern reload.`,
 		Example: `  tern serve
   tern serve --domain example.test --config /etc/tern/tern.toml
   tern serve --smtp 0.0.0.0:25 --submission 0.0.0.0:587 --submissions ""   (no port 465)`,
@@ -48,10 +48,13 @@ dropping sessions.`,
 	fs.StringVar(&relayhost, "relayhost", "", "smarthost `HOST:PORT` that takes all remote mail instead of MX lookup")
 	fs.StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics, /healthz and /readyz on `HOST:PORT` (loopback unless metrics.allow_public; default none)")
 	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed `WAITS` between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	// load reads the configuration as serve starts with it, and again on each reload: the file,
+	// then the flags given explicitly, checked with check (app.Check, as tern config check does;
+	// app.CheckReload on a reload).
+	load := func(check func(config.Config) error) (config.Config, error) {
 		cfg, err := c.load()
 		if err != nil {
-			return err
+			return cfg, err
 		}
 		// Flags given explicitly win, even when empty (an empty address disables a listener).
 		set := func(name string, dst *string, v string) {
@@ -76,18 +79,22 @@ dropping sessions.`,
 			for _, f := range strings.Split(retrySchedule, ",") {
 				d, err := time.ParseDuration(strings.TrimSpace(f))
 				if err != nil || d <= 0 {
-					return fmt.Errorf("%w: --retry-schedule %q: want durations like 1s,2s,4s", errUsage, retrySchedule)
+					return cfg, fmt.Errorf("%w: --retry-schedule %q: want durations like 1s,2s,4s", errUsage, retrySchedule)
 				}
 				cfg.Queue.RetrySchedule = append(cfg.Queue.RetrySchedule, config.Duration{Duration: d})
 			}
 		}
 		// What tern config check finds, in its words and with its lines (configcheck.go).
-		if err := app.Check(cfg); err != nil {
-			return config.Located(c.configPath, err)
+		return cfg, config.Located(c.configPath, check(cfg))
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := load(app.Check)
+		if err != nil {
+			return err
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return app.Serve(ctx, cfg, std.out, app.NewLogger(cfg.Log, std.err))
+		return app.Serve(ctx, cfg, func() (config.Config, error) { return load(app.CheckReload) }, std.out, app.NewLogger(cfg.Log, std.err))
 	}
 	return cmd
 }

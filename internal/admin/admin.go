@@ -46,6 +46,9 @@ const (
 	// backup to copy (Reply.Snapshot; queue.Snapshot); only a running server takes one (with
 	// the server stopped, tern backup copies the queue under the data directory's lock).
 	OpSnapshot = "snapshot"
+	// OpReload reads the configuration again and applies it, as SIGHUP does (tern reload);
+	// Reply.Error holds the problems of a configuration refused.
+	OpReload = "reload"
 )
 
 // Request is what the client sends.

@@ -60,6 +60,8 @@ func Handle(ctx context.Context, q Queue, req Request) Reply {
 		rep.Error = "the server is not running: only a running server counts rates"
 	case OpSnapshot:
 		rep.Error = "the server is not running: copy the queue under the data directory's lock"
+	case OpReload:
+		rep.Error = "the server is not running: nothing to reload"
 	case OpBody:
 		rep.Error = "the body is sent over the socket only (CallBody)"
 	default:

@@ -32,6 +32,8 @@ type Options struct {
 	Limits func() []ratelimit.Usage
 	// Snapshot takes a snapshot of the queue for OpSnapshot (queue.Snapshot); nil: refused.
 	Snapshot func() (queue.Snapshot, error)
+	// Reload reloads the configuration for OpReload, as SIGHUP does; nil: refused.
+	Reload func() error
 	// Proc is the process's directory under /proc, for OpStatus's open files and resident
 	// size. Default: /proc/self.
 	Proc string
@@ -192,6 +194,9 @@ func serveConn(ctx context.Context, c net.Conn, opts Options) {
 	case OpSnapshot:
 		rep = snapshot(opts)
 		log.Info("admin request", "op", req.Op, "err", rep.Error)
+	case OpReload:
+		rep = reload(opts)
+		log.Info("admin request", "op", req.Op, "err", rep.Error)
 	case OpStatus:
 		st := status(opts)
 		rep.Status = &st
@@ -245,6 +250,14 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// reload runs OpReload.
+func reload(opts Options) Reply {
+	if opts.Reload == nil {
+		return Reply{Error: "this server does not reload"}
+	}
+	return Reply{Error: errText(opts.Reload())}
 }
 
 // sendReports runs OpReportsSend.

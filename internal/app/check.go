@@ -19,17 +19,24 @@ import (
 // the settings (cfg.Validate) and the files they name. tern config check reports it; Build
 // runs the same checks, so that a config check passes exactly when serve would start (short
 // of a port in use or a data directory held by a running server).
-func Check(cfg config.Config) error {
+func Check(cfg config.Config) error { return check(cfg, true) }
+
+// CheckReload is Check for a reload: the certificate files are left to the reload of the
+// certificates, which keeps serving the previous pair when the new one is bad (a renewal caught
+// halfway), instead of refusing the whole configuration for them.
+func CheckReload(cfg config.Config) error { return check(cfg, false) }
+
+func check(cfg config.Config, certs bool) error {
 	// The files are read even when a setting is wrong, so that one run reports everything.
 	verr := cfg.Validate()
-	_, ferr := preflight(cfg, slog.New(slog.DiscardHandler))
+	_, ferr := preflight(cfg, certs, slog.New(slog.DiscardHandler))
 	return errors.Join(verr, ferr, checkDataDir(cfg.Data))
 }
 
 // preflight reads and checks the files cfg names (the certificate and its key, the keytab
 // and principal map), without writing anything; it returns the GSSAPI
 // acceptor it made on the way. Every problem is reported, each naming its setting first.
-func preflight(cfg config.Config, log *slog.Logger) (*sasl.GSSAPIAcceptor, error) {
+func preflight(cfg config.Config, certs bool, log *slog.Logger) (*sasl.GSSAPIAcceptor, error) {
 	var errs []error
 	gss, err := gssapiAcceptor(cfg, log)
 	if err != nil {
@@ -42,11 +49,13 @@ func preflight(cfg config.Config, log *slog.Logger) (*sasl.GSSAPIAcceptor, error
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	if cfg.TLS.Cert != "" {
-		load("tls.cert and tls.key", cfg.TLS.Cert, cfg.TLS.Key)
-	}
-	for i, p := range cfg.TLS.Certs {
-		load(fmt.Sprintf("tls.certs[%d]", i), p.Cert, p.Key)
+	if certs {
+		if cfg.TLS.Cert != "" {
+			load("tls.cert and tls.key", cfg.TLS.Cert, cfg.TLS.Key)
+		}
+		for i, p := range cfg.TLS.Certs {
+			load(fmt.Sprintf("tls.certs[%d]", i), p.Cert, p.Key)
+		}
 	}
 	// What Build parses only after binding, parsed here first.
 	if _, err := dnsblSites(cfg.Screen); err != nil {

@@ -70,6 +70,16 @@ func TestCheck(t *testing.T) {
 			if (err == nil) != (berr == nil) || berr != nil && !strings.Contains(berr.Error(), tc.want) {
 				t.Errorf("Build: %v, Check: %v: they must refuse the same", berr, err)
 			}
+			// A reload leaves the certificate files to their own reload, which keeps the
+			// pair in force when the new one is bad.
+			rerr := CheckReload(cfg)
+			if strings.HasPrefix(tc.name, "certificate") || strings.HasPrefix(tc.name, "key of") {
+				if rerr != nil {
+					t.Errorf("CheckReload: %v, want the certificate files left to their reload", rerr)
+				}
+			} else if (err == nil) != (rerr == nil) {
+				t.Errorf("CheckReload: %v, Check: %v", rerr, err)
+			}
 		})
 	}
 }

@@ -23,6 +23,7 @@ type rateLimits struct {
 	outbound   ratelimit.Limit            // rate.outbound
 	perDomain  map[string]ratelimit.Limit // rate.outbound_domains
 	isLocal    func(domain string) bool
+	refused    func(limit string) // the metrics' count of refusals, kept across reloads
 	log        *slog.Logger
 	mu         sync.Mutex
 	throttling map[string]bool // domains whose mail waits, logged once until it goes again
@@ -32,43 +33,59 @@ type rateLimits struct {
 // has no outbound limit; refused (nil: none) is told the name of each limit that refuses.
 func newRateLimits(cfg config.Config, isLocal func(string) bool, refused func(string), log *slog.Logger) (*rateLimits, error) {
 	rc := cfg.Rate
-	exempt, err := rc.ExemptPrefixes()
-	if err != nil {
-		return nil, err
-	}
 	domains, err := rc.OutboundPerDomain()
 	if err != nil {
 		return nil, err
 	}
-	lim := func(n int, w config.Duration) ratelimit.Limit { return ratelimit.Limit{N: n, Window: w.Duration} }
 	counters := ratelimit.NewMemory(time.Now, 0)
 	split := &splitCounter{local: counters}
+	p, err := ratePolicy(rc, split, refused, log)
+	if err != nil {
+		return nil, err
+	}
 	r := &rateLimits{
-		counters: counters,
-		split:    split,
-		policy: policy.NewRate(split, policy.RateLimits{
-			ClientConnections:    lim(rc.ClientConnections, rc.ClientWindow),
-			ClientMessages:       lim(rc.ClientMessages, rc.ClientWindow),
-			ClientRecipients:     lim(rc.ClientRecipients, rc.ClientWindow),
-			Exempt:               exempt,
-			AccountMessages:      lim(rc.AccountMessages, rc.AccountWindow),
-			AccountRecipients:    lim(rc.AccountRecipients, rc.AccountWindow),
-			AccountDayMessages:   lim(rc.AccountDayMessages, rc.AccountDayWindow),
-			AccountDayRecipients: lim(rc.AccountDayRecipients, rc.AccountDayWindow),
-			ExemptAccounts:       rc.ExemptAccounts,
-			Logger:               log,
-			Refused:              refused,
-		}),
-		outbound:   lim(rc.Outbound, rc.OutboundWindow),
+		counters:   counters,
+		split:      split,
+		policy:     p,
+		outbound:   rateLimit(rc.Outbound, rc.OutboundWindow),
+		refused:    refused,
 		perDomain:  map[string]ratelimit.Limit{},
 		isLocal:    isLocal,
 		log:        log,
 		throttling: map[string]bool{},
 	}
 	for d, n := range domains {
-		r.perDomain[d] = lim(n, rc.OutboundWindow)
+		r.perDomain[d] = rateLimit(n, rc.OutboundWindow)
 	}
 	return r, nil
+}
+
+// rateLimit is n events in the window w.
+func rateLimit(n int, w config.Duration) ratelimit.Limit {
+	return ratelimit.Limit{N: n, Window: w.Duration}
+}
+
+// ratePolicy is the policy of the inbound limits rc sets (per client and per account) over
+// counters; a reload makes a new one over the same counters, which keep their counts. refused
+// (nil: none) is told the name of each limit that refuses.
+func ratePolicy(rc config.Rate, counters ratelimit.Counter, refused func(string), log *slog.Logger) (*policy.Rate, error) {
+	exempt, err := rc.ExemptPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	return policy.NewRate(counters, policy.RateLimits{
+		ClientConnections:    rateLimit(rc.ClientConnections, rc.ClientWindow),
+		ClientMessages:       rateLimit(rc.ClientMessages, rc.ClientWindow),
+		ClientRecipients:     rateLimit(rc.ClientRecipients, rc.ClientWindow),
+		Exempt:               exempt,
+		AccountMessages:      rateLimit(rc.AccountMessages, rc.AccountWindow),
+		AccountRecipients:    rateLimit(rc.AccountRecipients, rc.AccountWindow),
+		AccountDayMessages:   rateLimit(rc.AccountDayMessages, rc.AccountDayWindow),
+		AccountDayRecipients: rateLimit(rc.AccountDayRecipients, rc.AccountDayWindow),
+		ExemptAccounts:       rc.ExemptAccounts,
+		Logger:               log,
+		Refused:              refused,
+	}), nil
 }
 
 // throttle is the queue's Throttle: a message whose pending recipients are all in one remote

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,13 +24,24 @@ func (s *Server) onReload(what string, fn func() error) {
 	s.reload = append(s.reload, reloadHook{what, fn})
 }
 
-// Reload runs every reload hook, as SIGHUP does. Sessions in progress are not disturbed.
-func (s *Server) Reload() {
+// Reload reads the configuration again and applies what can change in place
+// (reloadconfig.go), then runs every reload hook, as SIGHUP does. Sessions in progress are not
+// disturbed. A configuration with problems is refused (its error returned) and the hooks do not
+// run; a failing hook is logged, and its error returned after the others ran.
+func (s *Server) Reload() error {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
+	if err := s.reloadConfig(); err != nil {
+		return err
+	}
+	var errs []error
 	for _, h := range s.reload {
 		if err := h.fn(); err != nil {
 			s.log.Error("reload failed: the previous one stays in force", "what", h.what, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", h.what, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // serveReload reloads on SIGHUP (telling systemd, sd_notify(3): RELOADING=1, then READY=1 once
@@ -49,7 +61,7 @@ func (s *Server) serveReload(sd sdNotifier) (stop func()) {
 			case <-hup:
 				s.log.Info("SIGHUP: reloading")
 				sd.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-				s.Reload()
+				_ = s.Reload() // logged by Reload
 				sd.notify("READY=1")
 			}
 		}

@@ -57,12 +57,15 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // Serve runs the server until ctx is done, then shuts it down gracefully. It prints one line per
 // listener and the data directory to stdout once everything is up.
-func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) (err error) {
+// A reload (SIGHUP, tern reload) reads the configuration again with load (nil: only the
+// certificates are reloaded).
+func Serve(ctx context.Context, cfg config.Config, load Loader, stdout io.Writer, log *slog.Logger) (err error) {
 	defer logCause(log, &err)
 	s, err := Build(cfg, log)
 	if err != nil {
 		return err
 	}
+	s.load = load
 	return s.Run(ctx, stdout)
 }
 
@@ -82,7 +85,10 @@ type Server struct {
 	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
 	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
-	metrics *serverMetrics // nil: no metrics endpoint (metrics.go)
+	load    Loader         // reads the configuration again on reload; nil: not (reloadconfig.go)
+	// reloading keeps two reloads (SIGHUP, tern reload) from running at once.
+	reloading sync.Mutex
+	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -107,7 +113,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}()
 	derived := cfg.Derive()
 	// The files the settings name, as tern config check reads them (check.go).
-	gss, err := preflight(cfg, log)
+	gss, err := preflight(cfg, true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +344,7 @@ func (s *Server) serveAdmin() (stop func()) {
 		defer close(adminDone)
 		if err := admin.Serve(actx, adminLn, admin.Options{Queue: s.q, Sessions: s.srv.Sessions, Logger: s.log,
 			SendReports: s.reports.sendFunc(), Limits: s.rate.usage,
-			Snapshot: s.takeSnapshot}); err != nil { // backup.go
+			Snapshot: s.takeSnapshot, Reload: s.Reload}); err != nil { // backup.go
 			s.log.Error("admin socket", "err", err)
 		}
 	}()

@@ -97,7 +97,7 @@ func FuzzSession(f *testing.F) {
 		spool := &fuzzSpool{}
 		srv := newServer(spool, &panicked)
 		server, clientConn := net.Pipe()
-		sess := srv.newSession(server, Listener{Name: "smtp", Role: RoleMX}, &srv.opts)
+		sess := srv.newSession(server, Listener{Name: "smtp", Role: RoleMX}, srv.opts.Load())
 		done := make(chan struct{})
 		go func() { sess.serve(); close(done) }()
 		out := make(chan string, 1)

@@ -33,7 +33,7 @@ type Listener struct {
 
 // listenerOptions returns the Options of the sessions of l.
 func (s *Server) listenerOptions(l Listener) *Options {
-	o := s.opts
+	o := s.Options()
 	o.MaxMessageSize = cmp.Or(l.MaxMessageSize, o.MaxMessageSize)
 	o.MaxRcpts = cmp.Or(l.MaxRcpts, o.MaxRcpts)
 	o.IdleTimeout = cmp.Or(l.IdleTimeout, o.IdleTimeout)

@@ -201,8 +201,13 @@ const (
 
 // Server serves SMTP sessions on any number of listeners.
 type Server struct {
-	opts Options
-	log  *slog.Logger
+	// opts are what each new session starts from; SetOptions replaces them (a reload), and
+	// the sessions in progress keep those they started with.
+	opts atomic.Pointer[Options]
+	// lis are the listeners SetListeners gave, by name: what a new session of the listener
+	// of that name and role takes instead of the one ServeListener was given.
+	lis atomic.Pointer[map[string]Listener]
+	log *slog.Logger
 	// leaf is the certificate served, for SCRAM's tls-server-end-point channel binding.
 	leaf *x509.Certificate
 
@@ -258,8 +263,7 @@ func New(opts Options) *Server {
 		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Server{
-		opts:      opts,
+	s := &Server{
 		log:       log,
 		leaf:      leaf,
 		ctx:       ctx,
@@ -268,6 +272,41 @@ func New(opts Options) *Server {
 		sessions:  make(map[*session]struct{}),
 		chunks:    newChunkPool(handoffChunk, handoffBudget),
 	}
+	s.opts.Store(&opts)
+	return s
+}
+
+// Options returns the Options new sessions start from, defaults filled in.
+func (s *Server) Options() Options { return *s.opts.Load() }
+
+// SetListeners replaces, by name, what the listeners being served change of the Options, for
+// the sessions they accept from now on. A listener's role cannot change: one given with another
+// role than the served one is ignored, as are names not served.
+func (s *Server) SetListeners(ls []Listener) {
+	m := make(map[string]Listener, len(ls))
+	for _, l := range ls {
+		m[cmp.Or(l.Name, l.Role.String())] = l
+	}
+	s.lis.Store(&m)
+}
+
+// listener is what the listener l (as ServeListener was given it, named) is now.
+func (s *Server) listener(l Listener) Listener {
+	if m := s.lis.Load(); m != nil {
+		if cur, ok := (*m)[l.Name]; ok && cur.Role == l.Role {
+			cur.Name = l.Name
+			return cur
+		}
+	}
+	return l
+}
+
+// SetOptions replaces the Options new sessions start from (what a reload changes); sessions in
+// progress keep theirs. The logger and the TLS certificate stay those New was given.
+func (s *Server) SetOptions(opts Options) {
+	opts = opts.withDefaults()
+	opts.Logger = s.opts.Load().Logger
+	s.opts.Store(&opts)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -320,7 +359,9 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 			return err
 		}
 		backoff = 0
-		sess := s.newSession(c, l, opts)
+		// As they are now: SetOptions and SetListeners may have changed them.
+		cur := s.listener(l)
+		sess := s.newSession(c, cur, s.listenerOptions(cur))
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -387,7 +428,7 @@ func (s *Server) stopSessions(cause error, done <-chan struct{}) error {
 	s.stopped.Store(true)
 	s.stop()
 	s.closeSessions(false)
-	timer := time.NewTimer(s.opts.ShutdownWait)
+	timer := time.NewTimer(s.Options().ShutdownWait)
 	defer timer.Stop()
 	select {
 	case <-done:
@@ -424,7 +465,7 @@ func (s *Server) newSession(c net.Conn, l Listener, opts *Options) *session {
 		remote = ta.AddrPort()
 	}
 	start := time.Now()
-	ctx, cancel := context.WithDeadline(s.ctx, start.Add(s.opts.SessionTimeout))
+	ctx, cancel := context.WithDeadline(s.ctx, start.Add(opts.SessionTimeout))
 	sess := &session{
 		srv:    s,
 		opts:   opts,

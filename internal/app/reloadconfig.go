@@ -1,0 +1,183 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/tern-mail/tern/internal/admin"
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/smtpserver"
+)
+
+// Loader reads the configuration again as the server was started with it (the same file,
+// environment and flags) and checks it as tern config check does (Check, with the file's
+// lines): a reload applies what it returns, or refuses its error.
+type Loader func() (config.Config, error)
+
+// reloadConfig reads the configuration with s.load and applies what can change in place to
+// the sessions that start from now on; it logs each other change as taking effect after a
+// restart. A configuration with problems is refused, logged with them, and changes nothing.
+func (s *Server) reloadConfig() error {
+	if s.load == nil {
+		return nil
+	}
+	cfg, err := s.load()
+	if err != nil {
+		s.log.Error("reload refused: the configuration has problems; the one in force stays", "problems", err.Error())
+		return err
+	}
+	// Against the start's: what needs a restart runs as it was then, however many reloads since.
+	restart := restartChanges(s.cfg, cfg)
+	for _, name := range restart {
+		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
+	}
+	opts := s.srv.Options()
+	applyLive(&opts, cfg)
+	if s.rate != nil {
+		// Over the same counters, which keep their counts; the outbound limits stay.
+		p, err := ratePolicy(cfg.Rate, s.rate.split, s.rate.refused, s.log)
+		if err != nil { // refused by Check already
+			return err
+		}
+		opts.Rate = p
+	}
+	s.srv.SetOptions(opts)
+	var ls []smtpserver.Listener
+	for _, c := range cfg.EffectiveListeners() {
+		ls = append(ls, serverListener(c))
+	}
+	s.srv.SetListeners(ls)
+	s.log.Info("configuration reloaded: new sessions take the new settings", "restart_needed", len(restart))
+	return nil
+}
+
+// applyLive sets in o the settings a reload changes for new sessions: plain values, no state.
+// It mirrors serverOptions and authOptions field by field.
+func applyLive(o *smtpserver.Options, cfg config.Config) {
+	l := cfg.Limits
+	o.MaxMessageSize = l.MessageSize
+	o.MaxRcpts = l.Recipients
+	o.MaxRcptOvershoot = cfg.Derive().RecipientOvershoot
+	o.MaxErrors = l.Errors
+	o.IdleTimeout = l.IdleTimeout.Duration
+	o.DataTimeout = l.DataTimeout.Duration
+	o.SessionTimeout = l.SessionTimeout.Duration
+	o.Headers = policy.Headers{AddMissing: cfg.Auth.AddMissingHeaders}
+	o.Filters = contentFilters(cfg, o.Logger) // stateless: each session connects anew
+	if a := o.Authentication; a != nil {
+		na := *a // the DNS resolvers and the report recorder stay
+		na.Policy = inboundPolicy(cfg.Inbound)
+		o.Authentication = &na
+	}
+	if a := o.Auth; a != nil {
+		na := *a // the limiter, credentials and GSSAPI acceptor stay: they hold state
+		na.NewServer = saslServer(cfg.Auth)
+		na.AllowCleartext = cfg.Auth.AllowCleartext
+		na.LoopbackIsSecure = cfg.Auth.LoopbackIsSecure
+		na.SenderMustOwn = cfg.Auth.SenderMustOwn
+		na.AllowAuthzID = cfg.Auth.AllowAuthzID
+		o.Auth = &na
+	}
+}
+
+// live are the settings applyLive changes, by their names in the file.
+var live = map[string]bool{
+	"limits.message_size": true, "limits.recipients": true, "limits.recipient_overshoot": true,
+	"limits.errors": true, "limits.idle_timeout": true, "limits.data_timeout": true,
+	"limits.session_timeout": true,
+	"auth.allow_cleartext":   true, "auth.loopback_is_secure": true, "auth.sender_must_own": true,
+	"auth.allow_authzid": true, "auth.add_missing_headers": true, "auth.ntlm_v1": true,
+	"inbound.spf_dkim": true, "inbound.temperror": true, "inbound.dmarc": true, "inbound.dmarc_domains": true,
+	"milter": true, "rspamd.url": true, "rspamd.password": true, "rspamd.listeners": true,
+	"rspamd.timeout": true, "rspamd.default_action": true,
+	"rate.client_window": true, "rate.client_connections": true, "rate.client_messages": true,
+	"rate.client_recipients": true, "rate.exempt": true, "rate.account_window": true,
+	"rate.account_messages": true, "rate.account_recipients": true, "rate.account_day_window": true,
+	"rate.account_day_messages": true, "rate.account_day_recipients": true, "rate.exempt_accounts": true,
+}
+
+// restartChanges names the settings that differ between old and cfg and that a reload does
+// not apply: a table's keys one by one, other settings (lists of tables) as a whole.
+func restartChanges(old, cfg config.Config) []string {
+	var names []string
+	// The listeners' own settings apply in place (SetListeners); their sockets do not.
+	if !slices.Equal(sockets(old), sockets(cfg)) {
+		names = append(names, "the listeners' names, addresses, roles or PROXY protocol (listen, [[listener]])")
+	}
+	old.Listen, cfg.Listen = config.Listen{}, config.Listen{}
+	old.Listeners, cfg.Listeners = nil, nil
+	ov, nv := reflect.ValueOf(old), reflect.ValueOf(cfg)
+	t := ov.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := tomlName(f)
+		if f.Type.Kind() != reflect.Struct || f.Type == reflect.TypeFor[config.Duration]() {
+			if !live[name] && !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+				names = append(names, name)
+			}
+			continue
+		}
+		if f.Type == reflect.TypeFor[config.Listen]() {
+			continue // compared as sockets
+		}
+		for j := range f.Type.NumField() {
+			sub := name + "." + tomlName(f.Type.Field(j))
+			if live[sub] {
+				continue
+			}
+			if !reflect.DeepEqual(ov.Field(i).Field(j).Interface(), nv.Field(i).Field(j).Interface()) {
+				names = append(names, sub)
+			}
+		}
+	}
+	return names
+}
+
+// socket is what a listener's socket is made of: what cannot change without a restart.
+type socket struct {
+	name, address, role string
+	proxy               bool
+	proxyFrom           string
+}
+
+// sockets are the sockets of cfg's listeners.
+func sockets(cfg config.Config) []socket {
+	var out []socket
+	for _, l := range cfg.EffectiveListeners() {
+		out = append(out, socket{l.Name, l.Address, l.Role, l.ProxyProtocol, strings.Join(l.ProxyFrom, " ")})
+	}
+	return out
+}
+
+// tomlName is the name of f in the file.
+func tomlName(f reflect.StructField) string {
+	if n, _, _ := strings.Cut(f.Tag.Get("toml"), ","); n != "" {
+		return n
+	}
+	return strings.ToLower(f.Name)
+}
+
+// ErrReloadRefused is ReloadCommand's error once it has printed why the server refused the
+// configuration.
+var ErrReloadRefused = errors.New("the running server refused the configuration")
+
+// ReloadCommand asks the server running on cfg's data directory to reload (tern reload), and
+// prints the outcome to w: "reloaded", or the problems of the configuration refused, one per line.
+func ReloadCommand(ctx context.Context, cfg config.Config, w io.Writer) error {
+	rep, err := callRunning(ctx, cfg, admin.Request{Op: admin.OpReload})
+	switch {
+	case rep.Error != "":
+		_, err := fmt.Fprintln(w, rep.Error)
+		return errors.Join(ErrReloadRefused, err)
+	case err != nil:
+		return err
+	}
+	_, err = fmt.Fprintln(w, "reloaded")
+	return err
+}
