@@ -6,9 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
 	"github.com/tern-mail/tern/internal/config"
-	"github.com/tern-mail/tern/internal/proxied"
 	"github.com/tern-mail/tern/internal/smtpserver"
 )
 
@@ -17,6 +17,9 @@ type listener struct {
 	ln   net.Listener
 	l    smtpserver.Listener
 	desc string
+	sock socket // what it was bound as: a reload keeps it while its config is the same
+	// retired says a reload closed it: its accept loop's end is no failure.
+	retired atomic.Bool
 }
 
 // roleOf maps a configured role to the server's.
@@ -69,6 +72,8 @@ func describe(c config.Listener, implicit bool) string {
 // listen binds the listeners the config names, and returns their addresses.
 func (s *Server) listen() ([]netip.AddrPort, error) {
 	s.release = append(s.release, func() {
+		s.lnMu.Lock()
+		defer s.lnMu.Unlock()
 		for _, l := range s.lns {
 			_ = l.ln.Close() // best effort: Shutdown has closed them when the server ran
 		}
@@ -76,19 +81,14 @@ func (s *Server) listen() ([]netip.AddrPort, error) {
 	var local []netip.AddrPort
 	implicit := len(s.cfg.Listeners) == 0
 	for _, c := range s.cfg.EffectiveListeners() {
-		desc := describe(c, implicit)
-		ln, err := net.Listen("tcp", c.Address)
+		l, err := s.bindListener(c, implicit) // relisten.go
 		if err != nil {
-			return nil, listenError(desc, c.Address, err)
+			return nil, err
 		}
-		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		if ta, ok := l.ln.Addr().(*net.TCPAddr); ok {
 			local = append(local, ta.AddrPort())
 		}
-		if c.ProxyProtocol {
-			trusted, _ := c.ProxyPrefixes() // checked by config.Validate
-			ln = proxied.Listen(ln, proxied.Options{Trusted: trusted, Logger: s.log.With("listener", c.Name)})
-		}
-		s.lns = append(s.lns, listener{ln, serverListener(c), desc})
+		s.lns = append(s.lns, l)
 	}
 	return local, nil
 }

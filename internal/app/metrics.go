@@ -91,7 +91,10 @@ func (sm *serverMetrics) instrument(s *Server, router *delivery.Router, store ac
 	postmaster := "postmaster@" + s.cfg.Domains[0]
 	sm.health.Checks = []metrics.Check{
 		{Name: "listeners", Check: func(context.Context) error {
-			if len(s.lns) == 0 {
+			s.lnMu.Lock()
+			n := len(s.lns)
+			s.lnMu.Unlock()
+			if n == 0 {
 				return errors.New("no listener")
 			}
 			return nil

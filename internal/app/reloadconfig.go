@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/admin"
@@ -53,6 +52,7 @@ func (s *Server) reloadConfig() error {
 		ls = append(ls, serverListener(c))
 	}
 	s.srv.SetListeners(ls)
+	s.relisten(cfg) // relisten.go
 	s.log.Info("configuration reloaded: new sessions take the new settings", "restart_needed", len(restart))
 	return nil
 }
@@ -106,10 +106,7 @@ var live = map[string]bool{
 // not apply: a table's keys one by one, other settings (lists of tables) as a whole.
 func restartChanges(old, cfg config.Config) []string {
 	var names []string
-	// The listeners' own settings apply in place (SetListeners); their sockets do not.
-	if !slices.Equal(sockets(old), sockets(cfg)) {
-		names = append(names, "the listeners' names, addresses, roles or PROXY protocol (listen, [[listener]])")
-	}
+	// The listeners' own settings apply in place (SetListeners), their sockets by relisten.
 	old.Listen, cfg.Listen = config.Listen{}, config.Listen{}
 	old.Listeners, cfg.Listeners = nil, nil
 	ov, nv := reflect.ValueOf(old), reflect.ValueOf(cfg)
@@ -139,20 +136,16 @@ func restartChanges(old, cfg config.Config) []string {
 	return names
 }
 
-// socket is what a listener's socket is made of: what cannot change without a restart.
+// socket is what a listener's socket is made of: what a reload changes by binding anew.
 type socket struct {
 	name, address, role string
 	proxy               bool
 	proxyFrom           string
 }
 
-// sockets are the sockets of cfg's listeners.
-func sockets(cfg config.Config) []socket {
-	var out []socket
-	for _, l := range cfg.EffectiveListeners() {
-		out = append(out, socket{l.Name, l.Address, l.Role, l.ProxyProtocol, strings.Join(l.ProxyFrom, " ")})
-	}
-	return out
+// socketOf is the socket of the listener c.
+func socketOf(c config.Listener) socket {
+	return socket{c.Name, c.Address, c.Role, c.ProxyProtocol, strings.Join(c.ProxyFrom, " ")}
 }
 
 // tomlName is the name of f in the file.

@@ -77,7 +77,11 @@ type Server struct {
 	data string        // the data directory, absolute
 	log  *slog.Logger
 
-	lns     []listener
+	// lns are the listeners being served (what Build bound, as reloads changed it), and
+	// serveLn starts serving one (set by Run while it serves; nil before and at shutdown).
+	lnMu    sync.Mutex
+	lns     []*listener
+	serveLn func(*listener)
 	q       *queue.Queue
 	srv     *smtpserver.Server
 	reports *serverReports
@@ -287,19 +291,32 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	stopMetrics := s.metrics.serve(s, stdout)
 	defer stopMetrics()
 
-	// One accept loop per listener, owned here: each ends when Shutdown closes its listener
-	// (Serve recovers its own panics), and Run waits for them before the queue closes.
-	serveErr := make(chan error, len(s.lns))
+	// One accept loop per listener, owned here: each ends when Shutdown closes its listener, or
+	// a reload does (Serve recovers its own panics), and Run waits for them before the queue
+	// closes. The first failure of a listener no reload closed ends Run.
+	serveErr := make(chan error, 1)
 	var serving sync.WaitGroup
-	for _, l := range s.lns {
-		// For the eyes: a server whose stdout is gone (a closed terminal) serves all the same.
-		_, _ = fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
+	s.lnMu.Lock()
+	s.serveLn = func(l *listener) {
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
-			serveErr <- srv.ServeListener(l.ln, l.l)
+			err := srv.ServeListener(l.ln, l.l)
+			if l.retired.Load() {
+				return
+			}
+			select {
+			case serveErr <- err:
+			default: // one failure is enough
+			}
 		}()
 	}
+	for _, l := range s.lns {
+		// For the eyes: a server whose stdout is gone (a closed terminal) serves all the same.
+		_, _ = fmt.Fprintf(stdout, "tern: %s listening on %s\n", l.desc, l.ln.Addr())
+		s.serveLn(l)
+	}
+	s.lnMu.Unlock()
 	_, _ = fmt.Fprintf(stdout, "tern: data directory %s\n", s.data) // as above
 	log.Info("started", "hostname", s.cfg.Hostname, "domains", s.cfg.Domains, "queued", q.Len())
 	sd.notify("READY=1")
@@ -310,6 +327,9 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	case runErr = <-serveErr:
 	}
 	log.Info("shutting down")
+	s.lnMu.Lock()
+	s.serveLn = nil // a reload from now on opens nothing; Shutdown closes what is served
+	s.lnMu.Unlock()
 	sd.notify("STOPPING=1")
 	s.metrics.stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
