@@ -25,7 +25,7 @@ func (s *Server) bindListener(c config.Listener, implicit bool) (*listener, erro
 // relisten makes the running listeners those of cfg: a socket that stays keeps serving, a new
 // one is bound and served, and one that is gone or moved is closed (it stops accepting; the
 // sessions it accepted run to their end). A new socket that cannot be bound is logged and the
-// listener of that name keeps its old socket. Before Run serves and once it shuts down, nothing
+// listener of that name, or on that address, keeps its old socket. Before Run serves and once it shuts down, nothing
 // changes. Remote delivery's list of our own addresses (loop detection) stays as at start.
 func (s *Server) relisten(cfg config.Config) {
 	s.lnMu.Lock()
@@ -44,9 +44,12 @@ func (s *Server) relisten(cfg config.Config) {
 		l, err := s.bindListener(c, implicit)
 		if err != nil {
 			s.log.Error("reload of a listener refused: its old socket stays", "listener", c.Name, "err", err)
-			if i := slices.IndexFunc(s.lns, func(l *listener) bool { return l.sock.name == c.Name }); i >= 0 &&
-				!slices.Contains(next, s.lns[i]) {
-				next = append(next, s.lns[i])
+			// The one of that name, and the one on that address (a listener renamed, or given
+			// another role, on the same address cannot bind it while the old one holds it).
+			for _, l := range s.lns {
+				if (l.sock.name == c.Name || l.sock.address == c.Address || l.ln.Addr().String() == c.Address) && !slices.Contains(next, l) {
+					next = append(next, l)
+				}
 			}
 			continue
 		}

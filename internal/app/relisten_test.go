@@ -57,4 +57,15 @@ func TestRelisten(t *testing.T) {
 	if got := served[0].ln.Addr().String(); !strings.HasPrefix(got, "127.0.0.2:") {
 		t.Errorf("the new socket is on %s", got)
 	}
+
+	// Renamed on the same address: the old socket holds the address, so it stays and serves.
+	moved := s.lns[1]
+	next.Listeners = []config.Listener{
+		{Name: "mx", Address: "127.0.0.1:0", Role: config.RoleMX},
+		{Name: "sub2", Address: moved.ln.Addr().String(), Role: config.RoleSubmission},
+	}
+	s.relisten(next)
+	if len(served) != 2 || len(s.lns) != 2 || s.lns[0] != served[1] || s.lns[1] != moved || moved.retired.Load() || !mx.retired.Load() {
+		t.Fatalf("after a rename: served %d, listeners %v, submission retired %v", len(served), s.lns, moved.retired.Load())
+	}
 }
