@@ -108,13 +108,17 @@ func TestACMEPebble(t *testing.T) {
 	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
 		t.Run(challenge, func(t *testing.T) {
 			t.Parallel()
-			z := testutil.StartDNS(t, testHostname+". A 127.0.0.1")
-			submissions, httpListen := freeLoopbackPort(t), freeLoopbackPort(t)
+			// The ports pebble validates on are chosen before tern binds them: on a loopback
+			// address of their own, so that no other test's port 0 on 127.0.0.1 takes them
+			// meanwhile.
+			host := map[string]string{"tls-alpn-01": "127.0.0.61", "http-01": "127.0.0.62"}[challenge]
+			z := testutil.StartDNS(t, testHostname+". A "+host)
+			submissions, httpListen := freePortOn(t, host), freePortOn(t, host)
 			_, tlsPort, _ := net.SplitHostPort(submissions)
 			_, httpPort, _ := net.SplitHostPort(httpListen)
 			if challenge == "http-01" {
 				// tls-alpn-01, which autocert tries first, fails on a closed port at once.
-				tlsPort = strings.TrimPrefix(freeLoopbackPort(t), "127.0.0.1:")
+				_, tlsPort, _ = net.SplitHostPort(freePortOn(t, host))
 			}
 			pb := startPebble(t, z.Addr, tlsPort, httpPort)
 			tn := startTern(t, ternOpts{
@@ -169,6 +173,17 @@ func TestACMEPebble(t *testing.T) {
 			}
 		})
 	}
+}
+
+// freePortOn is host:port with a port free on host a moment ago.
+func freePortOn(t *testing.T, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }() // only held to learn a free port
+	return ln.Addr().String()
 }
 
 // wantMode fails unless path has exactly mode perm.
