@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -61,12 +60,7 @@ func (d dkimDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var txts []string
-	for _, rr := range a.RRs {
-		if t, ok := rr.(*dns.TXT); ok {
-			txts = append(txts, strings.Join(t.Txt, ""))
-		}
-	}
+	txts := resolver.TXTs(a.RRs)
 	if len(txts) == 0 {
 		return nil, fmt.Errorf("%s: %w", name, dkim.ErrNoRecord)
 	}

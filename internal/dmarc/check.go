@@ -103,13 +103,8 @@ func (c *Checker) lookup(ctx context.Context, name string) (*Published, int, err
 	}
 	var pubs []Published
 	n := 0
-	for _, rr := range a.RRs {
-		t, ok := rr.(*dns.TXT)
-		if !ok {
-			continue
-		}
-		// The strings of one record are one text (RFC 7489 §6.6.3 step 2 via RFC 7208 §3.3).
-		p, err := ParseRecord(strings.Join(t.Txt, ""))
+	for _, txt := range resolver.TXTs(a.RRs) {
+		p, err := ParseRecord(txt)
 		switch err {
 		case ErrNotDMARC:
 			continue

@@ -62,7 +62,7 @@ func Check(ctx context.Context, r Lookuper, s Set, c Checkers) []Result {
 		case err != nil:
 			res.Status, res.Found = Failed, err.Error()
 		case rec.Type == dns.TypeTXT:
-			res.Status, res.Found = checkTXT(ctx, rec, txts(a.RRs), s.Params, spf)
+			res.Status, res.Found = checkTXT(ctx, rec, resolver.TXTs(a.RRs), s.Params, spf)
 		default:
 			res.Status, res.Found = checkRR(rec, a.RRs)
 		}
@@ -99,17 +99,6 @@ func WriteResults(w io.Writer, rs []Result) (bool, error) {
 }
 
 func typeName(t uint16) string { return dns.TypeToString[t] }
-
-// txts joins the strings of each TXT record (RFC 7208 §3.3, RFC 6376 §3.6.2.2).
-func txts(rrs []dns.RR) []string {
-	var out []string
-	for _, rr := range rrs {
-		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
-		}
-	}
-	return out
-}
 
 // checkRR compares MX, A, AAAA and SRV records: the MX and SRV by target (and port), the
 // preference and weights being the administrator's choice.

@@ -54,6 +54,19 @@ type Answer struct {
 	Secure   bool     // the server set the AD bit
 }
 
+// TXTs is the text of each TXT record among rrs, its character-strings joined without
+// separator (RFC 7208 §3.3, RFC 6376 §3.6.2.2, RFC 7489 §6.6.3, RFC 8461 §3.1 all read a
+// record so); other records are skipped.
+func TXTs(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			out = append(out, strings.Join(t.Txt, ""))
+		}
+	}
+	return out
+}
+
 // Addr is the address of an A or AAAA record (IPv4-mapped addresses unmapped); ok is false
 // for any other record.
 func Addr(rr dns.RR) (addr netip.Addr, ok bool) {

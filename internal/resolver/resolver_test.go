@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -232,5 +233,19 @@ func TestAddr(t *testing.T) {
 		if got := addr.String(); ok != (tc.want != "") || ok && got != tc.want {
 			t.Errorf("Addr(%s) = %s, %v; want %q", tc.rr, got, ok, tc.want)
 		}
+	}
+}
+
+// TXTs joins each TXT record's character-strings without separator and skips other records.
+func TestTXTs(t *testing.T) {
+	rrs := []dns.RR{
+		&dns.TXT{Txt: []string{"v=spf1 ", "ip4:192.0.2.1 -all"}},
+		&dns.A{},
+		&dns.TXT{Txt: []string{"v=DMARC1; p=none"}},
+	}
+	got := TXTs(rrs)
+	want := []string{"v=spf1 ip4:192.0.2.1 -all", "v=DMARC1; p=none"}
+	if !slices.Equal(got, want) {
+		t.Errorf("TXTs = %q, want %q", got, want)
 	}
 }

@@ -148,19 +148,13 @@ func (l *libResolver) lookup(ctx context.Context, name string, qtype uint16) ([]
 // library makes a permerror (see checkSyntax); the library asks TXT records only for SPF.
 func (l *libResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	rrs, err := l.lookup(ctx, name, dns.TypeTXT)
-	var txts []string
-	for _, rr := range rrs {
-		t, ok := rr.(*dns.TXT)
-		if !ok {
-			continue
-		}
-		txt := strings.Join(t.Txt, "")
+	txts := resolver.TXTs(rrs)
+	for _, txt := range txts {
 		if lower := strings.ToLower(txt); lower == "v=spf1" || strings.HasPrefix(lower, "v=spf1 ") {
 			if serr := checkSyntax(txt); serr != nil {
 				return nil, &net.DNSError{Err: serr.Error(), Name: name}
 			}
 		}
-		txts = append(txts, txt)
 	}
 	return txts, err
 }

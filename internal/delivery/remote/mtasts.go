@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/tern-mail/tern/internal/mtasts"
+	"github.com/tern-mail/tern/internal/resolver"
 )
 
 // MTA-STS (RFC 8461): a domain publishes, over HTTPS, which MX hosts it has and whether senders
@@ -109,9 +109,8 @@ func (d *Deliverer) stsID(ctx context.Context, domain string) (string, error) {
 		return "", err
 	}
 	var ids []string
-	for _, rr := range a.rrs {
-		// The character-strings of one record are concatenated (RFC 7208 §3.3 does the same).
-		id, ok, err := mtasts.ParseRecord(strings.Join(rr.(*dns.TXT).Txt, ""))
+	for _, txt := range resolver.TXTs(a.rrs) {
+		id, ok, err := mtasts.ParseRecord(txt)
 		if !ok {
 			continue
 		}
