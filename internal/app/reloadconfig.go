@@ -38,13 +38,9 @@ func (s *Server) reloadConfig() error {
 	}
 	opts := s.srv.Options()
 	applyLive(&opts, cfg)
-	if s.rate != nil {
-		// Over the same counters, which keep their counts; the outbound limits stay.
-		p, err := ratePolicy(cfg.Rate, s.rate.split, s.rate.refused, s.log)
-		if err != nil { // refused by Check already
-			return err
-		}
-		opts.Rate = p
+	if err := s.reloadState(&opts, cfg); err != nil { // reloadstate.go
+		s.log.Error("reload refused: the configuration in force stays", "err", err)
+		return err
 	}
 	s.srv.SetOptions(opts)
 	var ls []smtpserver.Listener
@@ -86,8 +82,10 @@ func applyLive(o *smtpserver.Options, cfg config.Config) {
 	}
 }
 
-// live are the settings applyLive changes, by their names in the file.
+// live are the settings a reload applies (applyLive, reloadState), by their names in the file:
+// a table's name stands for all its keys.
 var live = map[string]bool{
+	"screen":              true,
 	"limits.message_size": true, "limits.recipients": true, "limits.recipient_overshoot": true,
 	"limits.errors": true, "limits.idle_timeout": true, "limits.data_timeout": true,
 	"limits.session_timeout": true,
@@ -120,8 +118,8 @@ func restartChanges(old, cfg config.Config) []string {
 			}
 			continue
 		}
-		if f.Type == reflect.TypeFor[config.Listen]() {
-			continue // compared as sockets
+		if f.Type == reflect.TypeFor[config.Listen]() || live[name] {
+			continue // compared as sockets, or applied as a whole
 		}
 		for j := range f.Type.NumField() {
 			sub := name + "." + tomlName(f.Type.Field(j))

@@ -31,6 +31,7 @@ func TestRestartChanges(t *testing.T) {
 			c.Rspamd.URL = "http://127.0.0.1:11333"
 		}, nil},
 		{"inbound rate", func(c *config.Config) { c.Rate.ClientMessages = 5; c.Rate.ExemptAccounts = []string{"a@b"} }, nil},
+		{"screen", func(c *config.Config) { c.Screen.Greylist = true; c.Screen.DNSBLSites = []string{"zen.example.test"} }, nil},
 		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5 }, []string{"rate.outbound"}},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
 		{"connections", func(c *config.Config) { c.Limits.Connections = 7 }, []string{"limits.connections"}},

@@ -86,6 +86,7 @@ type Server struct {
 	srv     *smtpserver.Server
 	reports *serverReports
 	rate    *rateLimits
+	screen  *screening
 	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
 	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
@@ -186,11 +187,11 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
-	var saveGreylist func()
-	if opts.Screen, saveGreylist, err = screenOptions(cfg, data, s.metrics.screened(), log); err != nil {
+	s.screen = newScreening(data, s.metrics.screened(), log) // screen.go
+	if opts.Screen, err = s.screen.options(cfg); err != nil {
 		return nil, err
 	}
-	s.release = append(s.release, saveGreylist) // run at Close, after the sessions ended
+	s.release = append(s.release, s.screen.save) // run at Close, after the sessions ended
 	opts.Rate = s.rate.policy
 	if s.metrics != nil {
 		opts.Observer = s.metrics.m

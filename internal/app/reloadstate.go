@@ -1,0 +1,28 @@
+package app
+
+import (
+	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/smtpserver"
+)
+
+// reloadState applies cfg to the parts of the server that hold state across sessions, keeping
+// that state: the rate counters, the greylist. Those it hands to the sessions go into o. What
+// can fail is built before anything changes, so that an error changes nothing (Check has
+// refused what would fail already).
+func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
+	var err error
+	next := *o
+	if s.rate != nil {
+		// Over the same counters, which keep their counts.
+		if next.Rate, err = ratePolicy(cfg.Rate, s.rate.split, s.rate.refused, s.log); err != nil {
+			return err
+		}
+	}
+	if s.screen != nil {
+		if next.Screen, err = s.screen.options(cfg); err != nil {
+			return err
+		}
+	}
+	*o = next
+	return nil
+}
