@@ -85,7 +85,7 @@ func applyLive(o *smtpserver.Options, cfg config.Config) {
 // live are the settings a reload applies (applyLive, reloadState), by their names in the file:
 // a table's name stands for all its keys.
 var live = map[string]bool{
-	"screen":              true,
+	"screen": true, "addresses": true,
 	"limits.message_size": true, "limits.recipients": true, "limits.recipient_overshoot": true,
 	"limits.errors": true, "limits.idle_timeout": true, "limits.data_timeout": true,
 	"limits.session_timeout": true,

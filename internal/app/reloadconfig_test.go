@@ -32,6 +32,7 @@ func TestRestartChanges(t *testing.T) {
 		}, nil},
 		{"inbound rate", func(c *config.Config) { c.Rate.ClientMessages = 5; c.Rate.ExemptAccounts = []string{"a@b"} }, nil},
 		{"screen", func(c *config.Config) { c.Screen.Greylist = true; c.Screen.DNSBLSites = []string{"zen.example.test"} }, nil},
+		{"addresses", func(c *config.Config) { c.Addresses.SubaddressSeparator = "-"; c.Addresses.SRSMaxAge = 3 }, nil},
 		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5 }, []string{"rate.outbound"}},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
 		{"connections", func(c *config.Config) { c.Limits.Connections = 7 }, []string{"limits.connections"}},

@@ -6,7 +6,7 @@ import (
 )
 
 // reloadState applies cfg to the parts of the server that hold state across sessions, keeping
-// that state: the rate counters, the greylist. Those it hands to the sessions go into o. What
+// that state: the rate counters, the greylist, the SRS secret. Those it hands to the sessions go into o. What
 // can fail is built before anything changes, so that an error changes nothing (Check has
 // refused what would fail already).
 func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
@@ -21,6 +21,14 @@ func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 	if s.screen != nil {
 		if next.Screen, err = s.screen.options(cfg); err != nil {
 			return err
+		}
+	}
+	if s.aliases != nil {
+		s.aliases.set(cfg)
+		setSenders(&next, s.aliases)
+		if err := s.aliases.srs.set(cfg); err != nil {
+			// The mail forwarded goes on with the secret in force.
+			s.log.Error("SRS not reloaded: the secret and settings in force stay", "err", err)
 		}
 	}
 	*o = next

@@ -1,12 +1,16 @@
 package app
 
 import (
+	"context"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/policy"
 )
 
@@ -86,5 +90,87 @@ func TestReloadScreen(t *testing.T) {
 	}
 	if _, pass := check(); !pass {
 		t.Error("greylisting off and on again forgot a triplet that had passed")
+	}
+}
+
+// A reload gives new sessions and deliveries the settings of [addresses] over the same store:
+// the subaddress separator, and SRS's domain; a secret added at the top of srs.secret signs
+// from then on while the one below it still verifies the addresses it made.
+func TestReloadAddresses(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	cfg := config.Default()
+	cfg.Domains = []string{"a.test"}
+	next := cfg
+	s, _ := reloadServer(t, cfg, reloadTo(&next))
+	store := mapLookup{accounts: map[string]bool{"alice@a.test": true}}
+	_, s.aliases = newServerRelay(cfg, data, store)
+	o := s.srv.Options()
+	withAliases(&o, s.aliases)
+	s.srv.SetOptions(o)
+	exists := func(addr string) bool {
+		t.Helper()
+		ok, err := s.aliases.Exists(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	forward := func() string {
+		t.Helper()
+		env, err := s.aliases.srs.forward(&envelope.Envelope{From: "x@remote.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.From
+	}
+	if !exists("alice+tag@a.test") || exists("alice-tag@a.test") {
+		t.Fatal("before the reload: the separator is not +")
+	}
+	old := forward() // makes the secret
+	secret, err := os.ReadFile(srsSecretPath(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(srsSecretPath(data), append([]byte("a-new-secret-of-enough-length\n"), secret...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next.Addresses.SubaddressSeparator = "-"
+	next.Addresses.SRSDomain = "srs.a.test"
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if exists("alice+tag@a.test") || !exists("alice-tag@a.test") {
+		t.Error("after the reload to -: alice+tag or not alice-tag")
+	}
+	if got := s.srv.Options().Auth.Senders.(*policy.Senders).Aliases; got != s.aliases.now() {
+		t.Error("new sessions' senders check the expansion before the reload")
+	}
+	renewed := forward()
+	if !strings.HasSuffix(renewed, "@srs.a.test") {
+		t.Errorf("forward after the reload = %s, want an address at srs.a.test", renewed)
+	}
+	for _, addr := range []string{old, renewed} {
+		if back, _, err := s.aliases.srs.Reverse(addr); err != nil || back != "x@remote.example" {
+			t.Errorf("reverse %s after the reload = %q, %v", addr, back, err)
+		}
+	}
+	// The new secret signs: the old secret alone does not verify what it made.
+	oldOnly := t.TempDir()
+	if err := os.WriteFile(srsSecretPath(oldOnly), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := newSRSKeeper(next, oldOnly, s.aliases.isLocal).Reverse(renewed); err == nil {
+		t.Errorf("%s verifies with the old secret alone: the new one does not sign", renewed)
+	}
+	// A secret file that went bad keeps the SRS in force.
+	if err := os.WriteFile(srsSecretPath(data), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.aliases.srs.Reverse(renewed); err != nil {
+		t.Errorf("after a reload with an empty secret file: %v, want the secret in force", err)
 	}
 }

@@ -87,6 +87,7 @@ type Server struct {
 	reports *serverReports
 	rate    *rateLimits
 	screen  *screening
+	aliases *serverAliases
 	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
 	acme    *acmeCerts     // nil: [acme] off (acme.go)
 	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
@@ -163,10 +164,10 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, dataError(data, "cannot load the TLS certificate", err)
 	}
 
-	aliases, srsKeeper := newServerAliases(cfg, data, store) // aliases.go
-	relay := policy.NewRelay(cfg.Domains, aliases)
+	relay, aliases := newServerRelay(cfg, data, store) // aliases.go
+	s.aliases = aliases
 	router := newRouter(cfg, data, store, relay, rd, log)
-	routeAliases(router, aliases, srsKeeper)
+	routeAliases(router, aliases)
 	if s.rate, err = newRateLimits(cfg, relay.IsLocal, s.metrics.rateLimited(), log); err != nil {
 		return nil, err
 	}
