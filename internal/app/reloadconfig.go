@@ -98,6 +98,7 @@ var live = map[string]bool{
 	"rate.client_recipients": true, "rate.exempt": true, "rate.account_window": true,
 	"rate.account_messages": true, "rate.account_recipients": true, "rate.account_day_window": true,
 	"rate.account_day_messages": true, "rate.account_day_recipients": true, "rate.exempt_accounts": true,
+	"rate.outbound": true, "rate.outbound_window": true, "rate.outbound_domains": true,
 }
 
 // restartChanges names the settings that differ between old and cfg and that a reload does

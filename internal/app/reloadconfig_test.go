@@ -33,7 +33,7 @@ func TestRestartChanges(t *testing.T) {
 		{"inbound rate", func(c *config.Config) { c.Rate.ClientMessages = 5; c.Rate.ExemptAccounts = []string{"a@b"} }, nil},
 		{"screen", func(c *config.Config) { c.Screen.Greylist = true; c.Screen.DNSBLSites = []string{"zen.example.test"} }, nil},
 		{"addresses", func(c *config.Config) { c.Addresses.SubaddressSeparator = "-"; c.Addresses.SRSMaxAge = 3 }, nil},
-		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5 }, []string{"rate.outbound"}},
+		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5; c.Rate.OutboundDomains = []string{"x.test=1"} }, nil},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
 		{"connections", func(c *config.Config) { c.Limits.Connections = 7 }, []string{"limits.connections"}},
 		{"listen", func(c *config.Config) { c.Listen.SMTP = "127.0.0.1:25" }, nil}, // relisten

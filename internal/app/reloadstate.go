@@ -17,11 +17,17 @@ func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 		if next.Rate, err = ratePolicy(cfg.Rate, s.rate.split, s.rate.refused, s.log); err != nil {
 			return err
 		}
+		if _, err := cfg.Rate.OutboundPerDomain(); err != nil {
+			return err
+		}
 	}
 	if s.screen != nil {
 		if next.Screen, err = s.screen.options(cfg); err != nil {
 			return err
 		}
+	}
+	if s.rate != nil {
+		_ = s.rate.setOutbound(cfg.Rate) // checked above
 	}
 	if s.aliases != nil {
 		s.aliases.set(cfg)

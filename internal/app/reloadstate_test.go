@@ -174,3 +174,41 @@ func TestReloadAddresses(t *testing.T) {
 		t.Errorf("after a reload with an empty secret file: %v, want the secret in force", err)
 	}
 }
+
+// A reload changes the outbound limits of the deliveries from then on over the same counters:
+// a message delivered before the reload counts against the lower limit.
+func TestReloadOutboundRate(t *testing.T) {
+	cfg := config.Default()
+	cfg.Rate.Outbound = 3
+	cfg.Rate.OutboundWindow.Duration = time.Hour
+	next := cfg
+	s, _ := reloadServer(t, cfg, reloadTo(&next))
+	rate, err := newRateLimits(cfg, func(string) bool { return false }, nil, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rate = rate
+	waits := func(rcpt string) bool {
+		return s.rate.throttle(&envelope.Envelope{ID: "q1", Rcpts: []envelope.Recipient{{Addr: rcpt}}}) > 0
+	}
+	if waits("a@gmail.test") {
+		t.Fatal("the first message to gmail.test waits under 3 an hour")
+	}
+	next.Rate.Outbound = 1
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !waits("b@gmail.test") {
+		t.Error("after a reload to 1 an hour, a second message to gmail.test goes: the limit or the count before it was lost")
+	}
+	if waits("a@other.test") {
+		t.Error("after a reload to 1 an hour, the first message to other.test waits")
+	}
+	next.Rate.OutboundDomains = []string{"gmail.test=0"}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if waits("c@gmail.test") {
+		t.Error("after a reload lifting gmail.test's limit, its mail still waits")
+	}
+}
