@@ -6,7 +6,7 @@ import (
 )
 
 // reloadState applies cfg to the parts of the server that hold state across sessions, keeping
-// that state: the rate counters, the greylist, the SRS secret. Those it hands to the sessions go into o. What
+// that state: the rate counters, the connections open, the greylist, the SRS secret. Those it hands to the sessions go into o. What
 // can fail is built before anything changes, so that an error changes nothing (Check has
 // refused what would fail already).
 func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
@@ -25,6 +25,10 @@ func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 		if next.Screen, err = s.screen.options(cfg); err != nil {
 			return err
 		}
+	}
+	if next.Limiter != nil {
+		// The connections open stay counted against the new limits.
+		next.Limiter.SetLimits(connLimits(cfg.Limits, cfg.Derive()))
 	}
 	if s.rate != nil {
 		_ = s.rate.setOutbound(cfg.Rate) // checked above

@@ -212,3 +212,39 @@ func TestReloadOutboundRate(t *testing.T) {
 		t.Error("after a reload lifting gmail.test's limit, its mail still waits")
 	}
 }
+
+// A reload changes the connection limits of the connections accepted from then on; those open
+// stay counted against them.
+func TestReloadConnectionLimits(t *testing.T) {
+	cfg := config.Default()
+	cfg.Limits.ConnectionsPerIP = 3
+	next := cfg
+	s, _ := reloadServer(t, cfg, reloadTo(&next))
+	ip := netip.MustParseAddr("192.0.2.1")
+	acquire := func() (func(), bool) {
+		release, _, ok := s.srv.Options().Limiter.Acquire(ip, policy.ConnMX)
+		return release, ok
+	}
+	var open []func()
+	for range 2 {
+		release, ok := acquire()
+		if !ok {
+			t.Fatal("refused under the limit of 3")
+		}
+		open = append(open, release)
+	}
+	next.Limits.ConnectionsPerIP = 2
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := acquire(); ok {
+		t.Fatal("a third connection is taken after a reload to 2 per client: the limit, or the two open, were lost")
+	}
+	open[0]()
+	release, ok := acquire()
+	if !ok {
+		t.Fatal("refused after one of the two ended")
+	}
+	release()
+	open[1]()
+}

@@ -465,13 +465,19 @@ func saslServer(auth config.Auth) func(context.Context, string, sasl.Credentials
 
 // connLimiter builds the connection limits from cfg.
 func connLimiter(l config.Limits, derived config.Derived, log *slog.Logger) *policy.ConnLimiter {
-	return policy.NewConnLimiter(policy.ConnLimits{
+	lim := connLimits(l, derived)
+	lim.Logger = log
+	return policy.NewConnLimiter(lim)
+}
+
+// connLimits are the connection limits of cfg (a reload sets them again).
+func connLimits(l config.Limits, derived config.Derived) policy.ConnLimits {
+	return policy.ConnLimits{
 		Max:       l.Connections,
 		PerIP:     l.ConnectionsPerIP,
 		Reserved:  derived.ReservedConnections,
 		BusyPerIP: l.ConnectionsPerIPBusy,
-		Logger:    log,
-	})
+	}
 }
 
 // spool adapts the queue to the server's Spool interface.
