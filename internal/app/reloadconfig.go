@@ -53,8 +53,8 @@ func (s *Server) reloadConfig() error {
 	return nil
 }
 
-// applyLive sets in o the settings a reload changes for new sessions: plain values, no state.
-// It mirrors serverOptions and authOptions field by field.
+// applyLive sets in o the settings a reload changes for new sessions: plain values, no state
+// (reloadState does the rest). It mirrors serverOptions field by field.
 func applyLive(o *smtpserver.Options, cfg config.Config) {
 	l := cfg.Limits
 	o.MaxMessageSize = l.MessageSize
@@ -71,15 +71,6 @@ func applyLive(o *smtpserver.Options, cfg config.Config) {
 		na.Policy = inboundPolicy(cfg.Inbound)
 		o.Authentication = &na
 	}
-	if a := o.Auth; a != nil {
-		na := *a // the limiter, credentials and GSSAPI acceptor stay: they hold state
-		na.NewServer = saslServer(cfg.Auth)
-		na.AllowCleartext = cfg.Auth.AllowCleartext
-		na.LoopbackIsSecure = cfg.Auth.LoopbackIsSecure
-		na.SenderMustOwn = cfg.Auth.SenderMustOwn
-		na.AllowAuthzID = cfg.Auth.AllowAuthzID
-		o.Auth = &na
-	}
 }
 
 // live are the settings a reload applies (applyLive, reloadState), by their names in the file:
@@ -92,6 +83,7 @@ var live = map[string]bool{
 	"limits.connections_reserved_percent": true, "limits.connections_per_ip_busy": true,
 	"auth.allow_cleartext": true, "auth.loopback_is_secure": true, "auth.sender_must_own": true,
 	"auth.allow_authzid": true, "auth.add_missing_headers": true, "auth.ntlm_v1": true,
+	"auth.mechanisms": true, "auth.max_failures": true, "auth.failure_window": true, "auth.block_time": true,
 	"inbound.spf_dkim": true, "inbound.temperror": true, "inbound.dmarc": true, "inbound.dmarc_domains": true,
 	"milter": true, "rspamd.url": true, "rspamd.password": true, "rspamd.listeners": true,
 	"rspamd.timeout": true, "rspamd.default_action": true,

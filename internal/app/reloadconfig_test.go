@@ -42,7 +42,8 @@ func TestRestartChanges(t *testing.T) {
 			c.Accounts.URL = "postgres://x"
 		}, []string{"queue.workers", "accounts.url"}},
 		{"listeners", func(c *config.Config) { c.Listeners = []config.Listener{{Name: "x"}} }, nil},
-		{"mechanisms", func(c *config.Config) { c.Auth.Mechanisms = []string{"PLAIN"} }, []string{"auth.mechanisms"}},
+		{"mechanisms and failures", func(c *config.Config) { c.Auth.Mechanisms = []string{"PLAIN"}; c.Auth.MaxFailures = 2 }, nil},
+		{"gssapi", func(c *config.Config) { c.Auth.GSSAPIKeytab = "/etc/krb5.keytab" }, []string{"auth.gssapi_keytab"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old := config.Default()
@@ -60,9 +61,10 @@ func reloadServer(t *testing.T, cfg config.Config, load Loader) (*Server, *testu
 	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	opts := serverOptions(cfg, cfg.Derive(), nil, nil, nil, nil, nil, log)
-	opts.Auth = &smtpserver.AuthOptions{Mechanisms: []string{"PLAIN"}}
+	auth := authState(cfg, nil, nil, log)
+	opts.Auth = liveAuth(auth, cfg)
 	opts.Authentication = &smtpserver.Authentication{}
-	return &Server{cfg: cfg, log: log, load: load, srv: smtpserver.New(opts)}, logs
+	return &Server{cfg: cfg, log: log, load: load, srv: smtpserver.New(opts), auth: auth}, logs
 }
 
 func TestReloadAppliesLiveSettings(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 )
 
 // reloadState applies cfg to the parts of the server that hold state across sessions, keeping
-// that state: the rate counters, the connections open, the greylist, the SRS secret. Those it hands to the sessions go into o. What
+// that state: the rate counters, the connections open, the failed AUTH, the greylist, the SRS secret. Those it hands to the sessions go into o. What
 // can fail is built before anything changes, so that an error changes nothing (Check has
 // refused what would fail already).
 func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
@@ -32,6 +32,9 @@ func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 	}
 	if s.rate != nil {
 		_ = s.rate.setOutbound(cfg.Rate) // checked above
+	}
+	if s.auth != nil {
+		next.Auth = liveAuth(s.auth, cfg) // reloadauth.go
 	}
 	if s.aliases != nil {
 		s.aliases.set(cfg)

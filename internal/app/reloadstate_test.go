@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -247,4 +248,51 @@ func TestReloadConnectionLimits(t *testing.T) {
 	}
 	release()
 	open[1]()
+}
+
+// A reload changes the mechanisms new sessions offer, and the failed-AUTH limits over the same
+// limiter: the failures before it count against the new limit, and AUTH turned off and on
+// again keeps the blocks in force.
+func TestReloadAuth(t *testing.T) {
+	cfg := config.Default()
+	cfg.Auth.Mechanisms = []string{"SCRAM-SHA-256", "PLAIN"}
+	cfg.Auth.MaxFailures = 5
+	cfg.Auth.FailureWindow.Duration = time.Hour
+	next := cfg
+	s, _ := reloadServer(t, cfg, reloadTo(&next))
+	ip := netip.MustParseAddr("192.0.2.1")
+	fail := func() bool { // whether the failure blocks the client
+		_, _, blocked := s.srv.Options().Auth.Limiter.Failed(ip, "bob@example.com")
+		return blocked
+	}
+	for i := range 2 {
+		if fail() {
+			t.Fatalf("failure %d of 5 blocks", i+1)
+		}
+	}
+	next.Auth.Mechanisms = []string{"PLAIN"}
+	next.Auth.MaxFailures = 3
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.srv.Options().Auth.Mechanisms; !slices.Equal(got, []string{"PLAIN"}) {
+		t.Errorf("mechanisms after the reload: %q, want [PLAIN]", got)
+	}
+	if !fail() {
+		t.Fatal("the third failure after a reload to 3 does not block: the limit or the failures before it were lost")
+	}
+	next.Auth.Mechanisms = nil
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.srv.Options().Auth; a != nil {
+		t.Fatalf("no mechanisms: AUTH still offered with %q", a.Mechanisms)
+	}
+	next.Auth.Mechanisms = []string{"PLAIN"}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.srv.Options().Auth.Limiter.Allow(ip); ok {
+		t.Error("AUTH off and on again: the client's block was lifted")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,10 +89,11 @@ type Server struct {
 	rate    *rateLimits
 	screen  *screening
 	aliases *serverAliases
-	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
-	acme    *acmeCerts     // nil: [acme] off (acme.go)
-	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
-	load    Loader         // reads the configuration again on reload; nil: not (reloadconfig.go)
+	auth    *smtpserver.AuthOptions // AUTH's state, whatever the mechanisms (reloadauth.go)
+	certs   *tlsutil.Certs          // served on every listener; reloaded by tlsreload.go
+	acme    *acmeCerts              // nil: [acme] off (acme.go)
+	reload  []reloadHook            // what SIGHUP reloads, in order (reload.go)
+	load    Loader                  // reads the configuration again on reload; nil: not (reloadconfig.go)
 	// reloading keeps two reloads (SIGHUP, tern reload) from running at once.
 	reloading sync.Mutex
 	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
@@ -183,6 +185,10 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	tlsOut.set(s.reports.Recorder)
 	opts := serverOptions(cfg, derived, s.serverTLS(), store, gss, relay, s.q, log)
+	// What a reload hands new sessions, AUTH on or off (reloadauth.go).
+	if s.auth = opts.Auth; s.auth == nil {
+		s.auth = authState(cfg, store, gss, log)
+	}
 	withAliases(&opts, aliases)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
@@ -430,28 +436,42 @@ func authOptions(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAccept
 	if len(cfg.Auth.Mechanisms) == 0 {
 		return nil
 	}
+	return authState(cfg, store, gss, log)
+}
+
+// authState is the AUTH of cfg with what it keeps for the server's life: the credentials, the
+// failure limiter and GSSAPI's acceptor; a reload gives it another configuration (liveAuth).
+func authState(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAcceptor, log *slog.Logger) *smtpserver.AuthOptions {
 	creds := newCredentials(store, cfg.Domains[0])
-	return &smtpserver.AuthOptions{
-		GSSAPI:           gss,
-		Mechanisms:       cfg.Auth.Mechanisms,
-		NewServer:        saslServer(cfg.Auth),
-		Credentials:      creds,
-		Realms:           cfg.Domains,
-		AllowCleartext:   cfg.Auth.AllowCleartext,
-		LoopbackIsSecure: cfg.Auth.LoopbackIsSecure,
-		SenderMustOwn:    cfg.Auth.SenderMustOwn,
-		AllowAuthzID:     cfg.Auth.AllowAuthzID,
-		Limiter: policy.NewAuthLimiter(policy.AuthLimits{
-			MaxFailures: cfg.Auth.MaxFailures,
-			Window:      cfg.Auth.FailureWindow.Duration,
-			Block:       cfg.Auth.BlockTime.Duration,
-			// Failures count for the account the login names, as the credentials resolve it.
-			Account: creds.limiterAccount,
-			Logger:  log,
-			// Several nodes on one PostgreSQL share their blocks (ratenodes.go).
-			Shared: sharedAuthCounter(store, log),
-		}),
+	limits := authLimits(cfg.Auth)
+	// Failures count for the account the login names, as the credentials resolve it.
+	limits.Account = creds.limiterAccount
+	limits.Logger = log
+	// Several nodes on one PostgreSQL share their blocks (ratenodes.go).
+	limits.Shared = sharedAuthCounter(store, log)
+	a := &smtpserver.AuthOptions{
+		GSSAPI:      gss,
+		Credentials: creds,
+		Limiter:     policy.NewAuthLimiter(limits),
 	}
+	setAuth(a, cfg)
+	return a
+}
+
+// authLimits are the limits of failed AUTH of a.
+func authLimits(a config.Auth) policy.AuthLimits {
+	return policy.AuthLimits{MaxFailures: a.MaxFailures, Window: a.FailureWindow.Duration, Block: a.BlockTime.Duration}
+}
+
+// setAuth sets in a what cfg says of AUTH, plain values that a reload changes as they are.
+func setAuth(a *smtpserver.AuthOptions, cfg config.Config) {
+	a.Mechanisms = slices.Clone(cfg.Auth.Mechanisms)
+	a.NewServer = saslServer(cfg.Auth)
+	a.Realms = slices.Clone(cfg.Domains)
+	a.AllowCleartext = cfg.Auth.AllowCleartext
+	a.LoopbackIsSecure = cfg.Auth.LoopbackIsSecure
+	a.SenderMustOwn = cfg.Auth.SenderMustOwn
+	a.AllowAuthzID = cfg.Auth.AllowAuthzID
 }
 
 // saslServer starts the server half of a mechanism with what auth adds to the connection's
