@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/sasl"
@@ -16,7 +17,7 @@ import (
 // auth_default_realm does; an unknown or impossible name is answered like a wrong password.
 type credentials struct {
 	store         accounts.Store
-	defaultDomain string
+	defaultDomain atomic.Pointer[string] // the first local domain; a reload changes it
 	// hashing bounds the password checks running at once: each argon2id check takes 19 MiB and
 	// tens of milliseconds, so a burst of AUTH PLAIN must queue, not exhaust memory.
 	hashing chan struct{}
@@ -28,12 +29,17 @@ var (
 )
 
 func newCredentials(store accounts.Store, defaultDomain string) *credentials {
-	return &credentials{store: store, defaultDomain: defaultDomain, hashing: make(chan struct{}, 2*runtime.NumCPU())}
+	c := &credentials{store: store, hashing: make(chan struct{}, 2*runtime.NumCPU())}
+	c.setDefaultDomain(defaultDomain)
+	return c
 }
+
+// setDefaultDomain makes domain the one of the logins without a domain from now on.
+func (c *credentials) setDefaultDomain(domain string) { c.defaultDomain.Store(&domain) }
 
 func (c *credentials) account(login string) (string, error) {
 	if !strings.Contains(login, "@") {
-		login += "@" + c.defaultDomain
+		login += "@" + *c.defaultDomain.Load()
 	}
 	acct, err := accounts.NormalizeAddress(login)
 	if err != nil {

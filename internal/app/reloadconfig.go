@@ -31,11 +31,6 @@ func (s *Server) reloadConfig() error {
 		s.log.Error("reload refused: the configuration has problems; the one in force stays", "problems", err.Error())
 		return err
 	}
-	// Against the start's: what needs a restart runs as it was then, however many reloads since.
-	restart := restartChanges(s.cfg, cfg)
-	for _, name := range restart {
-		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
-	}
 	opts := s.srv.Options()
 	applyLive(&opts, cfg)
 	if err := s.reloadState(&opts, cfg); err != nil { // reloadstate.go
@@ -43,12 +38,27 @@ func (s *Server) reloadConfig() error {
 		return err
 	}
 	s.srv.SetOptions(opts)
+	// Against the start's: what needs a restart runs as it was then, however many reloads since.
+	restart := restartChanges(s.cfg, cfg)
+	for _, name := range restart {
+		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
+	}
+	if cfg.Hostname != s.cfg.Hostname {
+		s.log.Warn("hostname changed: the greeting, EHLO, the fields added to mail and remote delivery take it now; "+
+			"delivery reports' Reporting-MTA, the DMARC and TLS reports' sender, LMTP's LHLO, Maildir's file names, "+
+			"the self-signed certificate and ACME's names after a restart", "setting", "hostname")
+	}
+	if cfg.Domains[0] != s.cfg.Domains[0] {
+		s.log.Warn("the first of domains changed: logins without a domain, SRS and RCPT TO:<Postmaster> take it now; "+
+			"where delivery sends mail for a postmaster that is no account after a restart", "setting", "domains")
+	}
 	var ls []smtpserver.Listener
 	for _, c := range cfg.EffectiveListeners() {
 		ls = append(ls, serverListener(c))
 	}
 	s.srv.SetListeners(ls)
 	s.relisten(cfg) // relisten.go
+	s.setSelf(cfg)
 	s.log.Info("configuration reloaded: new sessions take the new settings", "restart_needed", len(restart))
 	return nil
 }
@@ -57,6 +67,8 @@ func (s *Server) reloadConfig() error {
 // (reloadState does the rest). It mirrors serverOptions field by field.
 func applyLive(o *smtpserver.Options, cfg config.Config) {
 	l := cfg.Limits
+	o.Hostname = cfg.Hostname
+	o.PostmasterDomain = cfg.Domains[0]
 	o.MaxMessageSize = l.MessageSize
 	o.MaxRcpts = l.Recipients
 	o.MaxRcptOvershoot = cfg.Derive().RecipientOvershoot
@@ -76,7 +88,7 @@ func applyLive(o *smtpserver.Options, cfg config.Config) {
 // live are the settings a reload applies (applyLive, reloadState), by their names in the file:
 // a table's name stands for all its keys.
 var live = map[string]bool{
-	"screen": true, "addresses": true,
+	"hostname": true, "domains": true, "screen": true, "addresses": true,
 	"limits.message_size": true, "limits.recipients": true, "limits.recipient_overshoot": true,
 	"limits.errors": true, "limits.idle_timeout": true, "limits.data_timeout": true,
 	"limits.session_timeout": true, "limits.connections": true, "limits.connections_per_ip": true,

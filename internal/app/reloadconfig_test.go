@@ -34,6 +34,7 @@ func TestRestartChanges(t *testing.T) {
 		{"screen", func(c *config.Config) { c.Screen.Greylist = true; c.Screen.DNSBLSites = []string{"zen.example.test"} }, nil},
 		{"addresses", func(c *config.Config) { c.Addresses.SubaddressSeparator = "-"; c.Addresses.SRSMaxAge = 3 }, nil},
 		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5; c.Rate.OutboundDomains = []string{"x.test=1"} }, nil},
+		{"hostname and domains", func(c *config.Config) { c.Hostname = "mx.b.test"; c.Domains = []string{"b.test"} }, nil},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
 		{"connections", func(c *config.Config) { c.Limits.Connections = 7; c.Limits.ConnectionsPerIP = 2 }, nil},
 		{"listen", func(c *config.Config) { c.Listen.SMTP = "127.0.0.1:25" }, nil}, // relisten

@@ -33,7 +33,14 @@ func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 	if s.rate != nil {
 		_ = s.rate.setOutbound(cfg.Rate) // checked above
 	}
+	if s.relay != nil {
+		// RCPT, delivery's routing, the outbound limits, aliases and SRS ask it.
+		s.relay.SetLocalDomains(cfg.Domains)
+	}
 	if s.auth != nil {
+		if c, ok := s.auth.Credentials.(*credentials); ok {
+			c.setDefaultDomain(cfg.Domains[0])
+		}
 		next.Auth = liveAuth(s.auth, cfg) // reloadauth.go
 	}
 	if s.aliases != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/policy"
+	"github.com/tern-mail/tern/internal/smtp"
 )
 
 // testClock is a clock that moves only when told.
@@ -294,5 +295,65 @@ func TestReloadAuth(t *testing.T) {
 	}
 	if _, ok := s.srv.Options().Auth.Limiter.Allow(ip); ok {
 		t.Error("AUTH off and on again: the client's block was lifted")
+	}
+}
+
+// A reload gives new sessions the new hostname, and everything that asks which domains are
+// local (RCPT, delivery's routing, logins without a domain) the new domains; remote delivery
+// sends the new name and takes it, and the addresses listened on, for itself.
+func TestReloadHostnameAndDomains(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Hostname = "mx.a.test"
+	cfg.Domains = []string{"a.test"}
+	next := cfg
+	s, _ := reloadServer(t, cfg, reloadTo(&next))
+	store := mapLookup{accounts: map[string]bool{"alice@a.test": true, "bob@b.test": true}}
+	s.relay, s.aliases = newServerRelay(cfg, t.TempDir(), store)
+	o := s.srv.Options()
+	o.Rcpts = s.relay
+	s.srv.SetOptions(o)
+	rd, err := newRemote(cfg, cfg.Derive(), nil, nil, nil, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.remote = rd
+	rcpt := func(addr string) bool {
+		t.Helper()
+		a, err := smtp.ParseAddress(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.srv.Options().Rcpts.CheckRcpt(ctx, policy.Client{IP: netip.MustParseAddr("192.0.2.1")}, a).Positive()
+	}
+	if rcpt("bob@b.test") {
+		t.Fatal("before the reload: bob@b.test accepted from an unauthenticated client")
+	}
+	next.Hostname = "mail.b.test"
+	next.Domains = []string{"b.test", "a.test"}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if o := s.srv.Options(); o.Hostname != "mail.b.test" || o.PostmasterDomain != "b.test" {
+		t.Errorf("after the reload: hostname %s, postmaster domain %s", o.Hostname, o.PostmasterDomain)
+	}
+	if !rcpt("bob@b.test") || !rcpt("alice@a.test") {
+		t.Error("after adding b.test: bob@b.test or alice@a.test refused")
+	}
+	if !s.relay.IsLocal("B.test") {
+		t.Error("delivery does not take b.test for local")
+	}
+	if acct, err := s.auth.Credentials.(*credentials).account("carol"); err != nil || acct != "carol@b.test" {
+		t.Errorf("a login without a domain is %s, %v; want carol@b.test", acct, err)
+	}
+	if name, _ := rd.Self(); name != "mail.b.test" {
+		t.Errorf("remote delivery says it is %s, want mail.b.test", name)
+	}
+	next.Domains = []string{"b.test"}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if rcpt("alice@a.test") {
+		t.Error("after removing a.test: alice@a.test accepted from an unauthenticated client")
 	}
 }

@@ -89,6 +89,8 @@ type Server struct {
 	rate    *rateLimits
 	screen  *screening
 	aliases *serverAliases
+	relay   *policy.Relay           // the local domains
+	remote  *remote.Deliverer       // its hostname and our addresses
 	auth    *smtpserver.AuthOptions // AUTH's state, whatever the mechanisms (reloadauth.go)
 	certs   *tlsutil.Certs          // served on every listener; reloaded by tlsreload.go
 	acme    *acmeCerts              // nil: [acme] off (acme.go)
@@ -167,7 +169,7 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 
 	relay, aliases := newServerRelay(cfg, data, store) // aliases.go
-	s.aliases = aliases
+	s.relay, s.aliases, s.remote = relay, aliases, rd
 	router := newRouter(cfg, data, store, relay, rd, log)
 	routeAliases(router, aliases)
 	if s.rate, err = newRateLimits(cfg, relay.IsLocal, s.metrics.rateLimited(), log); err != nil {
