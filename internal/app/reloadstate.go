@@ -6,9 +6,11 @@ import (
 )
 
 // reloadState applies cfg to the parts of the server that hold state across sessions, keeping
-// that state: the rate counters, the connections open, the failed AUTH, the greylist, the SRS secret. Those it hands to the sessions go into o. What
-// can fail is built before anything changes, so that an error changes nothing (Check has
-// refused what would fail already).
+// that state: the rate counters, the connections open, the failed AUTH attempts and blocks,
+// the greylist, the SRS secret; and to the local domains and aliases. What it hands to the
+// sessions goes into o. What can fail is built before anything changes (the greylist's delays
+// come last in s.screen.options), so that an error changes nothing; Check has refused what
+// would fail already. An SRS secret file gone bad only keeps the secret in force.
 func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 	var err error
 	next := *o
@@ -22,7 +24,9 @@ func (s *Server) reloadState(o *smtpserver.Options, cfg config.Config) error {
 		}
 	}
 	if s.screen != nil {
-		if next.Screen, err = s.screen.options(cfg); err != nil {
+		sc := cfg
+		sc.Delivery.Resolver = s.cfg.Delivery.Resolver // needs a restart, as for delivery
+		if next.Screen, err = s.screen.options(sc); err != nil {
 			return err
 		}
 	}
