@@ -85,7 +85,7 @@ func noteNotLocal(b *strings.Builder, cfg config.Config, addr string) bool {
 	if slices.Contains(cfg.Domains, domain) {
 		return true
 	}
-	fmt.Fprintf(b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+	fmt.Fprintf(b, "note: %s is not a local domain (now: %s); add it to domains in the configuration (tern reload takes it) or give --domain %s to receive its mail\n",
 		domain, strings.Join(cfg.Domains, ", "), domain)
 	return false
 }
