@@ -126,14 +126,7 @@ func TestReloadRateKeepsCounts(t *testing.T) {
 	next := cfg
 	next.Rate.ClientConnections = 2
 	s, _ := reloadServer(t, cfg, func() (config.Config, error) { return next, nil })
-	rate, err := newRateLimits(cfg, func(string) bool { return false }, nil, s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.rate = rate
-	o := s.srv.Options()
-	o.Rate = rate.policy
-	s.srv.SetOptions(o)
+	withRateLimits(t, s, cfg)
 	client := netip.MustParseAddr("192.0.2.1")
 	connectFrom := func(a netip.Addr) bool { _, ok := s.srv.Options().Rate.Connect(a); return ok }
 	// allowed is how many of n connections from a are allowed.
@@ -159,6 +152,19 @@ func TestReloadRateKeepsCounts(t *testing.T) {
 	if k := allowed(netip.MustParseAddr("198.51.100.1"), 3); k != 2 {
 		t.Errorf("after the reload to 2: a new client got %d of 3, want 2", k)
 	}
+}
+
+// withRateLimits gives s the rate limits of cfg, as Build does.
+func withRateLimits(t *testing.T, s *Server, cfg config.Config) {
+	t.Helper()
+	rate, err := newRateLimits(cfg, func(string) bool { return false }, nil, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rate = rate
+	o := s.srv.Options()
+	o.Rate = rate.policy
+	s.srv.SetOptions(o)
 }
 
 // What needs a restart is compared with the configuration of the start: a change reverted

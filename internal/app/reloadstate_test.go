@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,19 +14,6 @@ import (
 	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 )
-
-// testClock is a clock that moves only when told.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // reloadTo is a Loader that returns what *next holds when it is called.
 func reloadTo(next *config.Config) Loader {
@@ -42,9 +28,9 @@ func TestReloadScreen(t *testing.T) {
 	cfg.Screen.GreylistDelay.Duration = time.Hour
 	next := cfg
 	s, _ := reloadServer(t, cfg, reloadTo(&next))
-	clock := &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) // only this goroutine checks
 	s.screen = newScreening(t.TempDir(), nil, s.log)
-	s.screen.now = clock.now
+	s.screen.now = func() time.Time { return now }
 	o := s.srv.Options()
 	var err error
 	if o.Screen, err = s.screen.options(cfg); err != nil {
@@ -63,7 +49,7 @@ func TestReloadScreen(t *testing.T) {
 	if wait, pass := check(); pass || wait != time.Hour {
 		t.Fatalf("first attempt: wait %v, pass %v; want 1h, refused", wait, pass)
 	}
-	clock.add(30 * time.Minute)
+	now = now.Add(30 * time.Minute)
 	next.Screen.GreylistDelay.Duration = 20 * time.Minute
 	next.Screen.PregreetWait.Duration = 2 * time.Second
 	next.Screen.DNSBLSites = []string{"zen.example.test"}
@@ -185,11 +171,7 @@ func TestReloadOutboundRate(t *testing.T) {
 	cfg.Rate.OutboundWindow.Duration = time.Hour
 	next := cfg
 	s, _ := reloadServer(t, cfg, reloadTo(&next))
-	rate, err := newRateLimits(cfg, func(string) bool { return false }, nil, s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.rate = rate
+	withRateLimits(t, s, cfg)
 	waits := func(rcpt string) bool {
 		return s.rate.throttle(&envelope.Envelope{ID: "q1", Rcpts: []envelope.Recipient{{Addr: rcpt}}}) > 0
 	}
