@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,4 +126,34 @@ func TestReloadLiveSettings(t *testing.T) {
 	blocked.ehlo("client.example.org")
 	blocked.cmd("AUTH PLAIN "+plainIR("bob@other.test", "pw-bob"), `421 4\.7\.0 .*`)
 	before.cmd("QUIT", `221 .*`)
+}
+
+// TestReloadScreenAndConnections lowers connections_per_ip and turns the pregreet test on in
+// the file of a running server: after SIGHUP, the two connections opened before count against
+// the new limit of 2 (a third is refused with 421, and served again once one ended), and a
+// client that talks before the greeting is refused.
+func TestReloadScreenAndConnections(t *testing.T) {
+	t.Parallel()
+	tn := startTern(t, ternOpts{Config: "[limits]\nconnections_per_ip = 5\n"})
+	d1 := ehlod(t, tn.SMTP, false)
+	d2 := ehlod(t, tn.Submission, false)
+	if err := os.WriteFile(tn.configPath, []byte("[limits]\nconnections_per_ip = 2\n[screen]\npregreet_wait = \"2s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tn.Signal(syscall.SIGHUP)
+	waitLog(t, tn, 10*time.Second, 1, "configuration reloaded: new sessions take the new settings")
+	d3 := dial(t, tn.SMTP)
+	d3.expect(`421 4\.7\.0 Too many connections from 127\.0\.0\.1`)
+	d3.expectClosed()
+	d1.cmd("QUIT", `221 .*`)
+	d1.expectClosed()
+	// Once d1's slot is free (421 until then), a client that talks first is refused for it.
+	waitFor(t, 5*time.Second, "a client talking before the greeting refused for it", func() bool {
+		d := dial(t, tn.SMTP)
+		d.write("EHLO early.example.test\r\n")
+		lines, _ := d.reply()
+		d.conn.Close()
+		return len(lines) > 0 && strings.HasPrefix(lines[0], "554 5.5.1 ")
+	})
+	d2.cmd("QUIT", `221 .*`)
 }
