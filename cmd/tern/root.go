@@ -223,6 +223,9 @@ type common struct {
 	// creates is set for the commands that make the data directory when it is missing (serve,
 	// user add); for the others load fails when there is none.
 	creates bool
+	// store is set for the commands that use only the account store: app checks the data
+	// directory when the store is in it, and a store elsewhere (PostgreSQL) needs none.
+	store bool
 }
 
 // register adds --config and --data.
@@ -249,7 +252,7 @@ func (c *common) registerMechs(fs *pflag.FlagSet) {
 }
 
 // load returns the configuration: defaults, then the file, then $TERN_DATA, then flags. Unless
-// the command creates it, the data directory must exist.
+// the command creates it or uses only the account store, the data directory must exist.
 func (c *common) load() (config.Config, error) {
 	cfg, err := config.Load(c.configPath)
 	if err != nil {
@@ -277,7 +280,7 @@ func (c *common) load() (config.Config, error) {
 		}
 		cfg.Auth.Mechanisms = m
 	}
-	if !c.creates {
+	if !c.creates && !c.store {
 		if _, err := app.ExistingData(cfg); err != nil {
 			return cfg, err
 		}

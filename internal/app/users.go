@@ -11,24 +11,16 @@ import (
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/config"
-	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/sasl"
 )
 
-// openAccounts opens the account store of the configured data directory. With create it makes
-// the data directory and the database if needed (tern user add); without, both must exist. It may
-// be used while a server runs on the same directory.
+// openAccounts opens the account store. With create it makes the data directory and the
+// database if needed (tern user add); without, both must exist. A store outside the data
+// directory (PostgreSQL, sqlite:PATH) needs no data directory at all. It may be used while a
+// server runs on the same store.
 func openAccounts(cfg config.Config, create bool) (accounts.Store, error) {
-	var data string
-	var err error
-	if create {
-		if data, err = filepath.Abs(cfg.Data); err != nil {
-			return nil, err
-		}
-		if err := safeio.MkdirAll(data, 0o700); err != nil {
-			return nil, explainData(data, "cannot create the data directory", err)
-		}
-	} else if data, err = ExistingData(cfg); err != nil {
+	data, err := storeData(cfg, create)
+	if err != nil {
 		return nil, err
 	}
 	return openStore(cfg, data, create)
