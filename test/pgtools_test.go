@@ -2,6 +2,7 @@ package test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -65,4 +66,54 @@ func TestStoreCommandsPostgresNoData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAccountsCopySQLiteToPostgres: tern accounts copy moves a SQLite store (an account with
+// the secrets of every mechanism, one with the default ones, an alias, an RSA and an Ed25519
+// DKIM key) into PostgreSQL, refuses to copy into it again unless --overwrite, and a node on
+// PostgreSQL then logs those accounts in with AUTH PLAIN, SCRAM-SHA-256 and CRAM-MD5 (the
+// secrets were copied, not derived again), takes the alias, and signs with the copied keys
+// (dkimpy verifies the signatures against the records printed when the keys were made).
+func TestAccountsCopySQLiteToPostgres(t *testing.T) {
+	t.Parallel()
+	py, verifyPy := needDkimpy(t)
+	pg := testutil.StartPostgres(t)
+	src := t.TempDir()
+	const dora, doraPW, erin, erinPW = "dora@a.test", "dora-secret", "erin@a.test", "erin-secret"
+	storeCmd(t, doraPW+"\n", "user", "add", "--data", src, "--auth-mechanisms", "all", "--password-stdin", dora)
+	storeCmd(t, erinPW+"\n", "user", "add", "--data", src, "--password-stdin", erin)
+	storeCmd(t, "", "alias", "add", "--data", src, "team@a.test", dora, erin)
+	var records strings.Builder
+	for _, alg := range []string{"rsa", "ed25519"} {
+		sel := "copy-" + alg
+		out := storeCmd(t, "", "dkim", "keygen", "--data", src, "a.test", "--algorithm", alg, "--selector", sel)
+		fmt.Fprintf(&records, "%s._domainkey.a.test %s\n", sel, dkimRecord(t, out, sel, "a.test"))
+	}
+	keyFile := writeFile(t, "keys", records.String())
+
+	out := storeCmd(t, "", "accounts", "copy", "--data", src, "--to", pg.URL())
+	mustMatch(t, "copy", out, `^copied to postgres://tern@[0-9.:]+/postgres\?sslmode=disable: 2 accounts \([1-9][0-9]* mechanism secrets\), 1 aliases \(2 targets\), 2 DKIM keys$`)
+	again, errOut, code := runTool(t, 30*time.Second, "", ternBin, "accounts", "copy", "--data", src, "--to", pg.URL())
+	if code != 1 || !strings.Contains(errOut, "is not empty (2 accounts") || again != "" {
+		t.Fatalf("copy into a store that is not empty: exit %d\n%s%s", code, again, errOut)
+	}
+	storeCmd(t, "", "accounts", "copy", "--from", "sqlite:"+filepath.Join(src, "accounts.db"), "--to", pg.URL(), "--overwrite")
+
+	w := startWorld(t, worldOpts{AConfig: "[accounts]\nurl = \"" + pg.URL() + "\"\n", AArgs: []string{"--auth-mechanisms", "all"}})
+	mustMatch(t, "AUTH PLAIN as erin", authReply(t, w.A.Submission, erin, erinPW), `^235 2\.7\.0 `)
+	ca := filepath.Join(w.A.Data, "tls", "cert.pem")
+	for _, mech := range []string{"SCRAM-SHA-256", "CRAM-MD5"} {
+		tok := token(t)
+		tr, code := ternSend(t, doraPW+"\n", "--server", w.A.Submissions, "--tls", "--ca", ca, "--from", dora,
+			"--to", bobB, "--header", "Subject: "+tok, "--auth", mech, "--user", dora, "--password-stdin")
+		wantStatus(t, code, 0, tr)
+		msg := strings.ReplaceAll(w.B.WaitMessage(bobB, tok, 30*time.Second), "\n", "\r\n")
+		if out, errOut, code := runTool(t, time.Minute, msg, py, verifyPy, keyFile); out != "pass\npass\n" || code != 0 {
+			t.Errorf("%s: dkimpy says %q (exit %d, %s), want two passes:\n%s", mech, out, code, errOut, msg)
+		}
+	}
+	d := ehlod(t, w.A.SMTP, false)
+	d.cmd("MAIL FROM:<x@remote.test>", `250 .*`)
+	d.cmd("RCPT TO:<team@a.test>", `250 .*`)
+	d.cmd("QUIT", `221 .*`)
 }

@@ -2,6 +2,7 @@
 //
 //	tern serve                 run the server (defaults: loopback ports, ./tern-data)
 //	tern user add|del|passwd|list
+//	tern accounts copy         copy the account store (SQLite to PostgreSQL)
 //	tern queue list            what is waiting in the queue (like mailq)
 //	tern status                the running server's sessions, queue, goroutines, files, memory
 //	tern config example        the annotated configuration file with every default
@@ -128,6 +129,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newUserCmd(std),
 		newAliasCmd(std),
 		newDKIMCmd(std),
+		newAccountsCmd(std),
 		newDNSCmd(std),
 		newQueueCmd(std),
 		newStatusCmd(std),
