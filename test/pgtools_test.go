@@ -60,7 +60,7 @@ func TestStoreCommandsPostgresNoData(t *testing.T) {
 			mustMatch(t, "dkim list", run("", "dkim", "list"), domain)
 			mustMatch(t, "dns records", run("", "dns", "records", domain, "--domain", domain, "--hostname", "mx.example.test"), `_domainkey\.`+domain)
 			run("", "reports", "list")
-			run("", "user", "del", user)
+			mustMatch(t, "user del", run("", "user", "del", user), `stays in mail/example\.test/`+tc.name+` in each node's data directory\)$`)
 			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("the data directory %s: %v, want it not made", data, err)
 			}

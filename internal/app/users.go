@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -151,9 +152,13 @@ func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) e
 	})
 }
 
-// mailbox is the Maildir of the account norm under data.
+// mailbox is the Maildir of the account norm under data; without a data directory here (the
+// store is elsewhere, PostgreSQL) it is where the mailbox is on each node.
 func mailbox(data, norm string) string {
 	at := strings.LastIndexByte(norm, '@')
+	if _, err := os.Stat(data); err != nil {
+		return filepath.Join("mail", norm[at+1:], norm[:at]) + " in each node's data directory"
+	}
 	return filepath.Join(mailPath(data), norm[at+1:], norm[:at])
 }
 
