@@ -240,6 +240,7 @@ func TestCLIHelp(t *testing.T) {
 		"spf check":        {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
 		"reports send":     append([]string{"now"}, store...),
 		"reports list":     append([]string{"days"}, store...),
+		"accounts copy":    append([]string{"from", "overwrite", "to"}, data...),
 		"dmarc check":      {"config", "help", "resolver", "timeout"},
 		"version":          {"help"},
 	}
@@ -267,9 +268,9 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "reload", "limits", "send", "dkim", "dns", "reports", "backup", "restore"}, strings.Fields(c.path)[0]) ||
+			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "reload", "limits", "send", "dkim", "dns", "reports", "backup", "restore", "accounts"}, strings.Fields(c.path)[0]) ||
 				c.path == "config check"
-			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "limits", "dkim", "dns", "reports"}, c.path) {
+			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "limits", "dkim", "dns", "reports", "accounts"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}
 		}

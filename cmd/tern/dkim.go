@@ -29,7 +29,7 @@ tern does not sign or verify mail with them yet: that comes next.`,
 // newDKIMKeygenCmd is tern dkim keygen, or with rotate tern dkim rotate: both make a key
 // (rotate a published one, which --activate then switches to).
 func newDKIMKeygenCmd(std stdio, rotate bool) *cobra.Command {
-	var c common
+	c := common{store: true}
 	var req app.DKIMRequest
 	var activate bool
 	cmd := &cobra.Command{
@@ -74,7 +74,7 @@ and their records should stay published a few days for mail still on its way.`
 }
 
 func newDKIMListCmd(std stdio) *cobra.Command {
-	var c common
+	c := common{store: true}
 	var records bool
 	cmd := &cobra.Command{
 		Use:     "list",

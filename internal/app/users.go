@@ -5,30 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/config"
-	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/sasl"
 )
 
-// openAccounts opens the account store of the configured data directory. With create it makes
-// the data directory and the database if needed (tern user add); without, both must exist. It may
-// be used while a server runs on the same directory.
+// openAccounts opens the account store. With create it makes the data directory and the
+// database if needed (tern user add); without, both must exist. A store outside the data
+// directory (PostgreSQL, sqlite:PATH) needs no data directory at all. It may be used while a
+// server runs on the same store.
 func openAccounts(cfg config.Config, create bool) (accounts.Store, error) {
-	var data string
-	var err error
-	if create {
-		if data, err = filepath.Abs(cfg.Data); err != nil {
-			return nil, err
-		}
-		if err := safeio.MkdirAll(data, 0o700); err != nil {
-			return nil, explainData(data, "cannot create the data directory", err)
-		}
-	} else if data, err = ExistingData(cfg); err != nil {
+	data, err := storeData(cfg, create)
+	if err != nil {
 		return nil, err
 	}
 	return openStore(cfg, data, create)
@@ -159,9 +152,13 @@ func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) e
 	})
 }
 
-// mailbox is the Maildir of the account norm under data.
+// mailbox is the Maildir of the account norm under data; without a data directory here (the
+// store is elsewhere, PostgreSQL) it is where the mailbox is on each node.
 func mailbox(data, norm string) string {
 	at := strings.LastIndexByte(norm, '@')
+	if _, err := os.Stat(data); err != nil {
+		return filepath.Join("mail", norm[at+1:], norm[:at]) + " in each node's data directory"
+	}
 	return filepath.Join(mailPath(data), norm[at+1:], norm[:at])
 }
 
