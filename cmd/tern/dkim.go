@@ -14,7 +14,8 @@ func newDKIMCmd(std stdio) *cobra.Command {
 		Short: "make, list and rotate the DKIM keys of the local domains",
 		Long: `DKIM keys live in the account store (--accounts), next to the accounts (never
 world-readable). Each key prints the TXT record to publish at SELECTOR._domainkey.DOMAIN.
-tern does not sign or verify mail with them yet: that comes next.`,
+Remote delivery signs what it sends from a domain with active keys (rsa-sha256 and
+ed25519-sha256 at once when both exist); a rotated key signs once activated.`,
 		Example: `  tern dkim keygen example.com
   tern dkim keygen example.com --algorithm ed25519
   tern dkim list --records
