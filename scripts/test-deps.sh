@@ -56,6 +56,7 @@ declare -A pkg=(
   [msmtp]=msmtp
   [nc]=netcat-openbsd
   [smtp-source]=postfix
+  [smtp-sink]=postfix
   [gsasl]=gsasl
   [openssl]=openssl
   [saslpasswd2]=sasl2-bin
