@@ -178,8 +178,8 @@ func (res *Result) WriteText(w io.Writer) error {
 		conn = "connections reused"
 	}
 	p := &errWriter{w: w}
-	p.printf("%s: %d sessions, %d octets x %d recipients, %s, %s, TLS %s\n",
-		res.Server, res.Sessions, res.Size, res.Recipients, mode, conn, res.TLS)
+	p.printf("%s: %d sessions, %d octets to %s, %s, %s, TLS %s\n",
+		res.Server, res.Sessions, res.Size, plural(res.Recipients, "recipient"), mode, conn, res.TLS)
 	p.printf("messages    %d sent, %d failed in %.2f s\n", res.Messages, res.Failed, res.Elapsed)
 	p.printf("rate        %.1f messages/s, %.2f MB/s\n", res.MessagesPerSec, res.MBPerSec)
 	p.printf("connections %d (%d failed)\n", res.Connections, res.ConnectionErrors)
@@ -235,4 +235,12 @@ func (p *errWriter) printf(format string, args ...any) {
 	if p.err == nil {
 		_, p.err = fmt.Fprintf(p.w, format, args...)
 	}
+}
+
+// plural is "1 recipient", "2 recipients".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }

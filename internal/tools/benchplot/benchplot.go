@@ -65,8 +65,12 @@ func title(res *bench.Result) string {
 	if res.Reuse {
 		conn = "connections reused"
 	}
-	return fmt.Sprintf("tern bench %s: %d sessions, %d octets, %d recipient(s), %s, %s, TLS %s",
-		res.Server, res.Sessions, res.Size, res.Recipients, mode, conn, res.TLS)
+	rcpts := "1 recipient"
+	if res.Recipients != 1 {
+		rcpts = fmt.Sprintf("%d recipients", res.Recipients)
+	}
+	return fmt.Sprintf("tern bench %s: %d sessions, %d octets to %s, %s, %s, TLS %s",
+		res.Server, res.Sessions, res.Size, rcpts, mode, conn, res.TLS)
 }
 
 // errWriter keeps the first write error.
