@@ -35,6 +35,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,9 @@ import (
 
 // ErrUsage marks an error in the options: nothing was sent.
 var ErrUsage = errors.New("bench: invalid options")
+
+// errPanic marks a session that ended on a bug (its kind in the errors is "panic").
+var errPanic = errors.New("panic")
 
 // Defaults of the options.
 const (
@@ -245,6 +249,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				// A bug here ends this session only: counted, and the run goes on.
+				if v := recover(); v != nil {
+					r.failed.Add(1)
+					r.errs.add(fmt.Errorf("%w in session %d: %v\n%s", errPanic, i, v, debug.Stack()))
+				}
+			}()
 			(&session{r: r, id: i}).loop(ctx)
 		}()
 	}
@@ -277,16 +288,18 @@ func (r *run) progress(ctx context.Context) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(r.o.ProgressEvery)
 		defer t.Stop()
+		// The line is for a person watching: a failed write loses a frame, not a result.
+		show := func(s string) { _, _ = fmt.Fprint(r.o.Progress, "\r\033[K"+s) }
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(r.o.Progress, "\r\033[K") // best effort: a terminal line
+				show("")
 				return
 			case <-ctx.Done():
-				fmt.Fprint(r.o.Progress, "\r\033[K")
+				show("")
 				return
 			case <-t.C:
-				fmt.Fprint(r.o.Progress, "\r\033[K"+r.progressLine())
+				show(r.progressLine())
 			}
 		}
 	}()
