@@ -28,13 +28,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -44,6 +42,7 @@ import (
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtp"
 	"github.com/tern-mail/tern/internal/smtpclient"
+	"github.com/tern-mail/tern/internal/tlsutil"
 )
 
 // ErrUsage marks an error in the options: nothing was sent.
@@ -180,16 +179,9 @@ func (o *Options) recipients() []smtpclient.Recipient {
 // system's roots or CAFile's, or not at all with Insecure.
 func (o *Options) tlsConfig() (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(o.Server)
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: --ca: %v", ErrUsage, err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: --ca %s: no PEM certificate in it", ErrUsage, o.CAFile)
-		}
+	cfg, err := tlsutil.ClientConfig(host, o.CAFile, o.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --ca: %v", ErrUsage, err)
 	}
 	return cfg, nil
 }

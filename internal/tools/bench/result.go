@@ -169,8 +169,8 @@ func (r *run) result(elapsed time.Duration) *Result {
 	return res
 }
 
-// WriteText writes the summary people read.
-func (res *Result) WriteText(w io.Writer) error {
+// Describe says what was run, in one line: the server and the load.
+func (res *Result) Describe() string {
 	mode := "one command at a time"
 	if res.Pipeline {
 		mode = "pipelined"
@@ -179,9 +179,14 @@ func (res *Result) WriteText(w io.Writer) error {
 	if res.Reuse {
 		conn = "connections reused"
 	}
-	p := &errWriter{w: w}
-	p.printf("%s: %d sessions, %d octets to %s, %s, %s, TLS %s\n",
+	return fmt.Sprintf("%s: %d sessions, %d octets to %s, %s, %s, TLS %s",
 		res.Server, res.Sessions, res.Size, plural(res.Recipients, "recipient"), mode, conn, res.TLS)
+}
+
+// WriteText writes the summary people read.
+func (res *Result) WriteText(w io.Writer) error {
+	p := &errWriter{w: w}
+	p.printf("%s\n", res.Describe())
 	p.printf("messages    %d sent, %d failed in %.2f s\n", res.Messages, res.Failed, res.Elapsed)
 	p.printf("rate        %.1f messages/s, %.2f MB/s\n", res.MessagesPerSec, res.MBPerSec)
 	p.printf("connections %d (%d failed)\n", res.Connections, res.ConnectionErrors)

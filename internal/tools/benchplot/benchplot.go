@@ -56,22 +56,7 @@ func WriteFile(name string, res *bench.Result, now time.Time) (err error) {
 }
 
 // title says what was run, in one line.
-func title(res *bench.Result) string {
-	mode := "one command at a time"
-	if res.Pipeline {
-		mode = "pipelined"
-	}
-	conn := "a connection per message"
-	if res.Reuse {
-		conn = "connections reused"
-	}
-	rcpts := "1 recipient"
-	if res.Recipients != 1 {
-		rcpts = fmt.Sprintf("%d recipients", res.Recipients)
-	}
-	return fmt.Sprintf("tern bench %s: %d sessions, %d octets to %s, %s, %s, TLS %s",
-		res.Server, res.Sessions, res.Size, rcpts, mode, conn, res.TLS)
-}
+func title(res *bench.Result) string { return "tern bench " + res.Describe() }
 
 // errWriter keeps the first write error.
 type errWriter struct {
