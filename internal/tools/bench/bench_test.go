@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tern-mail/tern/internal/smtpserver"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // countingDialer counts the writes on the connections it opens: pipelining shows as fewer.
@@ -207,9 +208,9 @@ func TestRunBounds(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	base := ts.spool.committed()
-	var progress strings.Builder
+	var progress testutil.SyncBuffer
 	o := Options{Server: ts.mx, To: []string{"bob@example.test"}, Duration: time.Hour, Sessions: 2,
-		Progress: &syncWriter{w: &progress}, ProgressEvery: time.Millisecond}
+		Progress: &progress, ProgressEvery: time.Millisecond}
 	o.Dialer = dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if ts.spool.committed()-base >= 20 {
 			cancel() // enough: stop the run from inside it

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -82,18 +81,6 @@ func (s *countSpool) committed() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.done
-}
-
-// syncWriter lets the progress goroutine and the test share a builder.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
 
 // accounts says which addresses exist.

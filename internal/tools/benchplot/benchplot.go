@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,15 +56,3 @@ func WriteFile(name string, res *bench.Result, now time.Time) (err error) {
 
 // title says what was run, in one line.
 func title(res *bench.Result) string { return "tern bench " + res.Describe() }
-
-// errWriter keeps the first write error.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (p *errWriter) printf(format string, args ...any) {
-	if p.err == nil {
-		_, p.err = fmt.Fprintf(p.w, format, args...)
-	}
-}

@@ -14,7 +14,7 @@ import (
 // HTML writes a page with the run's summary and two SVG charts: messages per second over
 // time, and how many messages took how long (logarithmic time axis, p50/p90/p99 marked).
 func HTML(w io.Writer, res *bench.Result, now time.Time) error {
-	p := &errWriter{w: w}
+	p := &page{}
 	t := html.EscapeString(title(res))
 	p.printf(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>%s</title>
@@ -49,8 +49,14 @@ svg{display:block;margin:1em 0}h1{font-size:1.3em}</style></head><body>
 		p.printf("</table>\n")
 	}
 	p.printf("<p><small>Made by tern bench at %s.</small></p>\n</body></html>\n", now.UTC().Format(time.RFC3339))
-	return p.err
+	_, err := io.WriteString(w, p.String())
+	return err
 }
+
+// page is the HTML being made, written out at once.
+type page struct{ strings.Builder }
+
+func (p *page) printf(format string, args ...any) { fmt.Fprintf(&p.Builder, format, args...) }
 
 // Chart geometry, in SVG user units.
 const (
