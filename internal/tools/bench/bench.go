@@ -135,11 +135,19 @@ func (o *Options) check() error {
 		o.Size = DefaultSize
 	}
 	o.Recipients = max(o.Recipients, 1)
+	domain := host
+	if ip := net.ParseIP(host); ip != nil {
+		// RFC 5321 §4.1.3: an address literal.
+		domain = "[" + host + "]"
+		if ip.To4() == nil {
+			domain = "[IPv6:" + host + "]"
+		}
+	}
 	if o.From == "" {
-		o.From = "bench@" + host
+		o.From = "bench@" + domain
 	}
 	if len(o.To) == 0 {
-		o.To = []string{"bench-sink@" + host}
+		o.To = []string{"bench-sink@" + domain}
 	}
 	for _, a := range append([]string{o.From}, o.To...) {
 		if _, err := smtp.ParseAddress(a); err != nil {
@@ -282,6 +290,7 @@ func (r *run) progress(ctx context.Context) (stop func()) {
 		defer t.Stop()
 		// The line is for a person watching: a failed write loses a frame, not a result.
 		show := func(s string) { _, _ = fmt.Fprint(r.o.Progress, "\r\033[K"+s) }
+		var last progressMark
 		for {
 			select {
 			case <-done:
@@ -291,23 +300,38 @@ func (r *run) progress(ctx context.Context) (stop func()) {
 				show("")
 				return
 			case <-t.C:
-				show(r.progressLine())
+				var line string
+				line, last = r.progressLine(last)
+				show(line)
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
 }
 
-// progressLine is what the live line says now.
-func (r *run) progressLine() string {
-	el := r.o.Now().Sub(r.start)
+// progressMark is where the previous progress line stood.
+type progressMark struct {
+	n  int64
+	at time.Time
+}
+
+// progressLine is what the live line says now: messages sent, the rate since the previous line
+// and since the start, failures, time.
+func (r *run) progressLine(prev progressMark) (string, progressMark) {
+	now := r.o.Now()
 	n := r.accepted.Load()
+	if prev.at.IsZero() {
+		prev.at = r.start
+	}
 	of := ""
 	if r.o.Messages > 0 {
 		of = fmt.Sprintf("/%d", r.o.Messages)
 	}
-	return fmt.Sprintf("%d%s messages  %.0f/s  %d errors  %s", n, of, float64(n)/max(el.Seconds(), 1e-3),
+	el := now.Sub(r.start)
+	line := fmt.Sprintf("%d%s messages  %.0f/s now  %.0f/s average  %d errors  %s", n, of,
+		float64(n-prev.n)/max(now.Sub(prev.at).Seconds(), 1e-3), float64(n)/max(el.Seconds(), 1e-3),
 		r.failed.Load(), el.Truncate(time.Second))
+	return line, progressMark{n, now}
 }
 
 // runID tells this run's Message-IDs from another's.

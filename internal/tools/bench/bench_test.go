@@ -230,6 +230,20 @@ func TestRunBounds(t *testing.T) {
 	}
 }
 
+// Without --from and --to, the addresses are in the server's domain, or its address literal.
+func TestDefaultAddresses(t *testing.T) {
+	for server, want := range map[string]string{
+		"mx.example.test:25": "bench-sink@mx.example.test",
+		"127.0.0.1:25":       "bench-sink@[127.0.0.1]",
+		"[::1]:25":           "bench-sink@[IPv6:::1]",
+	} {
+		o := Options{Server: server}
+		if err := o.check(); err != nil || len(o.To) != 1 || o.To[0] != want || o.From != strings.Replace(want, "bench-sink", "bench", 1) {
+			t.Errorf("%s: from %q to %q (%v), want %q", server, o.From, o.To, err, want)
+		}
+	}
+}
+
 // Bad options are usage errors, and nothing is sent.
 func TestOptionsCheck(t *testing.T) {
 	for _, o := range []Options{
