@@ -200,6 +200,7 @@ type run struct {
 	msg    *message
 	rcpts  []smtpclient.Recipient
 	tlsCfg *tls.Config
+	dialer smtpclient.Dialer
 	start  time.Time
 
 	issued   atomic.Int64 // message numbers handed out
@@ -225,7 +226,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	r := &run{o: o, rcpts: o.recipients(), msgLat: &Histogram{}, cmdLat: map[string]*Histogram{}}
+	r := &run{o: o, rcpts: o.recipients(), msgLat: &Histogram{}, cmdLat: map[string]*Histogram{}, dialer: o.Dialer}
+	if r.dialer == nil {
+		// No TCP keep-alive: a bench connection lives for a message or a run, and the three
+		// setsockopt calls that turn it on would be a fifth of a short connection's syscalls.
+		r.dialer = &net.Dialer{KeepAlive: -1}
+	}
 	if o.StartTLS || o.TLS {
 		cfg, err := o.tlsConfig()
 		if err != nil {

@@ -78,7 +78,7 @@ func (s *session) connect(ctx context.Context) error {
 		LocalName:      o.EHLO,
 		TLSConfig:      s.r.tlsCfg,
 		ImplicitTLS:    o.TLS,
-		Dialer:         o.Dialer,
+		Dialer:         s.r.dialer,
 		ConnectTimeout: o.Timeout,
 		CommandTimeout: o.Timeout,
 		DataTimeout:    o.Timeout,
