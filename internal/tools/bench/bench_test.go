@@ -147,7 +147,7 @@ func TestPipelineWritesLess(t *testing.T) {
 
 // Failures are counted by kind, with the server's reply code, and end no run early.
 func TestRunErrors(t *testing.T) {
-	ts := newTestServer(t, func(o *smtpserver.Options) { o.MaxRcpts = 2 })
+	ts := newTestServer(t, func(o *smtpserver.Options) { o.MaxRcpts, o.MaxMessageSize = 2, 10000 })
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +171,8 @@ func TestRunErrors(t *testing.T) {
 			0, 7, map[string]int64{"CONNECT refused": 7}},
 		{"wrong password", Options{Server: ts.submission, To: []string{"bob@example.test"}, Messages: 3, Auth: "PLAIN", User: "bob@example.test", Password: "wrong"},
 			0, 3, map[string]int64{"AUTH 535 5.7.8": 3}},
+		{"over the SIZE limit", Options{Server: ts.mx, To: []string{"bob@example.test"}, Messages: 3, Size: 20000, Reuse: true},
+			0, 3, map[string]int64{"MAIL over the server's SIZE": 3}},
 		{"MAIL refused without AUTH", Options{Server: ts.submission, To: []string{"bob@example.test"}, Messages: 2, Reuse: true},
 			0, 2, map[string]int64{"MAIL 530 5.7.0": 2}},
 	}

@@ -121,6 +121,8 @@ func errorKind(err error) string {
 	switch {
 	case errors.Is(err, errPanic):
 		return "panic"
+	case errors.Is(err, smtpclient.ErrMessageTooBig):
+		return cmd + " over the server's SIZE"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return cmd + " timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):
