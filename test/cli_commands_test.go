@@ -242,7 +242,7 @@ func TestCLIHelp(t *testing.T) {
 		"reports list":     append([]string{"days"}, store...),
 		"dmarc check":      {"config", "help", "resolver", "timeout"},
 		"version":          {"help"},
-		"bench": {"auth", "ca", "duration", "ehlo", "from", "help", "insecure", "json", "messages", "password-stdin", "pipeline",
+		"bench": {"auth", "ca", "duration", "ehlo", "from", "help", "insecure", "json", "messages", "password", "password-stdin", "pipeline",
 			"plot", "recipients", "reuse", "server", "sessions", "size", "starttls", "timeout", "tls", "to", "user"},
 	}
 	seen := map[string]bool{}

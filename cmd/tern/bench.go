@@ -40,7 +40,8 @@ The server's certificate is verified: --ca FILE trusts a self-signed one (tern s
 DATA/tls/cert.pem), --insecure skips the check. --auth MECH logs in on every connection (PLAIN,
 LOGIN, CRAM-MD5, SCRAM-SHA-256 and the others that take a password; not GSSAPI); the password is
 read from the terminal without echo, or from the first line of standard input with
---password-stdin.
+--password-stdin (or when it is not a terminal); --password PW gives it on the command line,
+where other local users can read it.
 
 Send only to servers you run or may load: every message is delivered.
 
@@ -54,6 +55,7 @@ func newBenchCmd(std stdio) *cobra.Command {
 	var o bench.Options
 	var to, plots []string
 	var pwStdin, asJSON bool
+	var password string
 	cmd := &cobra.Command{
 		Use:   "bench --server HOST:PORT [--sessions N] [--messages M | --duration D] [--size BYTES]",
 		Short: "an SMTP load generator: messages/s, MB/s, latencies and errors",
@@ -79,6 +81,8 @@ func newBenchCmd(std stdio) *cobra.Command {
 	fs.StringVar(&o.Auth, "auth", "", "log in with this SASL `mechanism` on every connection (needs --user)")
 	fs.StringVar(&o.User, "user", "", "the login for --auth")
 	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.StringVar(&password, "password", "", "the AUTH password, for scripts that cannot use standard input:\n"+
+		"other local users can read it (ps, /proc/PID/cmdline); prefer --password-stdin")
 	fs.StringVar(&o.From, "from", "", "the sender (default: bench@ the --server host)")
 	fs.StringArrayVar(&to, "to", nil, "a recipient (repeatable, or comma-separated; default: bench-sink@ the --server host)")
 	fs.StringVar(&o.EHLO, "ehlo", "", "the EHLO `name` (default bench.invalid)")
@@ -94,15 +98,18 @@ func newBenchCmd(std stdio) *cobra.Command {
 			}
 		}
 		for _, p := range plots {
-			if err := benchplot.CheckName(p); err != nil {
-				return fmt.Errorf("%w: --plot: %v", errUsage, err)
+			if benchplot.CheckName(p) != nil {
+				return fmt.Errorf("%w: --plot %s: the file name must end in .html or .png", errUsage, p)
 			}
 		}
-		if o.Auth == "" && (o.User != "" || pwStdin) {
-			return fmt.Errorf("%w: --user and --password-stdin go with --auth MECH", errUsage)
+		if o.Auth == "" && (o.User != "" || pwStdin || fs.Changed("password")) {
+			return fmt.Errorf("%w: --user and the password go with --auth MECH", errUsage)
+		}
+		if err := o.Check(); err != nil {
+			return benchUsage(err)
 		}
 		if o.Auth != "" {
-			pw, err := sendPassword(secretin.New(std.in, std.err), "", false, pwStdin)
+			pw, err := sendPassword(secretin.New(std.in, std.err), password, fs.Changed("password"), pwStdin)
 			if err != nil {
 				return err
 			}
@@ -114,11 +121,8 @@ func newBenchCmd(std stdio) *cobra.Command {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		res, err := bench.Run(ctx, o)
-		switch {
-		case errors.Is(err, bench.ErrUsage):
-			return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), bench.ErrUsage.Error()+": "))
-		case err != nil:
-			return err
+		if err != nil {
+			return benchUsage(err)
 		}
 		if asJSON {
 			enc := json.NewEncoder(std.out)
@@ -141,4 +145,12 @@ func newBenchCmd(std stdio) *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// benchUsage turns bench's usage errors into the command's (exit status 2).
+func benchUsage(err error) error {
+	if errors.Is(err, bench.ErrUsage) {
+		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), bench.ErrUsage.Error()+": "))
+	}
+	return err
 }

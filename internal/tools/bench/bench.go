@@ -105,8 +105,9 @@ type Options struct {
 	Now func() time.Time
 }
 
-// check validates the options and fills in the defaults.
-func (o *Options) check() error {
+// Check validates the options and fills in the defaults (Run does it too); the password is
+// not needed for it.
+func (o *Options) Check() error {
 	if _, _, err := net.SplitHostPort(o.Server); err != nil || o.Server == "" {
 		return fmt.Errorf("%w: --server HOST:PORT is required", ErrUsage)
 	}
@@ -223,7 +224,7 @@ type run struct {
 // finished. The error is for the options (ErrUsage) only: failures of the server are counted
 // in the Result.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	if err := o.check(); err != nil {
+	if err := o.Check(); err != nil {
 		return nil, err
 	}
 	r := &run{o: o, rcpts: o.recipients(), msgLat: &Histogram{}, cmdLat: map[string]*Histogram{}, dialer: o.Dialer}

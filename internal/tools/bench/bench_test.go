@@ -240,7 +240,7 @@ func TestDefaultAddresses(t *testing.T) {
 		"[::1]:25":           "bench-sink@[IPv6:::1]",
 	} {
 		o := Options{Server: server}
-		if err := o.check(); err != nil || len(o.To) != 1 || o.To[0] != want || o.From != strings.Replace(want, "bench-sink", "bench", 1) {
+		if err := o.Check(); err != nil || len(o.To) != 1 || o.To[0] != want || o.From != strings.Replace(want, "bench-sink", "bench", 1) {
 			t.Errorf("%s: from %q to %q (%v), want %q", server, o.From, o.To, err, want)
 		}
 	}

@@ -181,8 +181,8 @@ func (res *Result) Describe() string {
 	if res.Reuse {
 		conn = "connections reused"
 	}
-	return fmt.Sprintf("%s: %d sessions, %d octets to %s, %s, %s, TLS %s",
-		res.Server, res.Sessions, res.Size, plural(res.Recipients, "recipient"), mode, conn, res.TLS)
+	return fmt.Sprintf("%s: %s, %d octets to %s, %s, %s, TLS %s",
+		res.Server, plural(res.Sessions, "session"), res.Size, plural(res.Recipients, "recipient"), mode, conn, res.TLS)
 }
 
 // WriteText writes the summary people read.
