@@ -2,9 +2,11 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,15 @@ func (r benchResult) commandCount(cmd string) uint64 {
 	return 0
 }
 
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // benchIDs are the Message-IDs tern bench gave the messages of a Maildir.
 var benchIDRE = regexp.MustCompile(`(?m)^Message-ID: <(bench\.\d+\.[0-9a-f]+@tern\.bench)>\r?$`)
 
@@ -150,6 +161,25 @@ func TestBenchTern(t *testing.T) {
 		timed = res.Messages
 		wantB += int(res.Messages)
 	})
+	t.Run("progress on a terminal only", func(t *testing.T) {
+		// script(1) gives tern bench a terminal for its standard output.
+		script := needTool(t, "script") // package bsdutils
+		cmd := fmt.Sprintf("%s bench --server %s --to %s --duration 3s --reuse --size 600", ternBin, tn.SMTP, b)
+		out, _, code := runTool(t, time.Minute, "", script, "-qec", cmd, "/dev/null")
+		if code != 0 {
+			t.Fatalf("exit status %d:\n%q", code, out)
+		}
+		// At least one progress line (every second), each rewriting the last, then cleared.
+		mustMatch(t, "terminal output", strings.ReplaceAll(out, "\r\033[K", "\n<line>"), `^<line>\d+ messages  \d+/s now  \d+/s average  0 errors  [12]s$`)
+		n := mustMatch(t, "terminal output", out, `messages +(\d+) sent, 0 failed`)
+		wantB += atoi(t, n[1])
+		plain, code := ternBench(t, "", "--server", tn.SMTP, "--to", b, "--duration", "1500ms", "--reuse", "--size", "600")
+		if code != 0 || strings.ContainsAny(plain, "\r\033") {
+			t.Fatalf("not a terminal: exit status %d, output %q", code, plain)
+		}
+		n = mustMatch(t, "summary", plain, `messages +(\d+) sent, 0 failed`)
+		wantB += atoi(t, n[1])
+	})
 	t.Run("a refused recipient", func(t *testing.T) {
 		out, code := ternBench(t, "", "--server", tn.SMTP, "--to", "nobody@"+testDomain, "--messages", "5", "--reuse")
 		if code != 1 {
@@ -165,7 +195,7 @@ func TestBenchTern(t *testing.T) {
 	tn.WaitQueueEmpty(time.Minute)
 	gotB, gotC := tn.Maildir(b), tn.Maildir(c)
 	if len(gotB) != wantB || len(gotC) != wantC {
-		t.Fatalf("Maildirs hold %d and %d messages, want %d (60 + 20 + %d) and %d", len(gotB), len(gotC), wantB, timed, wantC)
+		t.Fatalf("Maildirs hold %d and %d messages, want %d (60 + 20 + %d + the progress runs') and %d", len(gotB), len(gotC), wantB, timed, wantC)
 	}
 	if ids := benchIDs(t, gotB); len(ids) != wantB {
 		t.Errorf("%d different Message-IDs in %d messages", len(ids), wantB)
