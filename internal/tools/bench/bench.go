@@ -230,7 +230,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &run{o: o, rcpts: o.recipients(), msgLat: &Histogram{}, cmdLat: map[string]*Histogram{}, dialer: o.Dialer}
 	if r.dialer == nil {
 		// No TCP keep-alive: a bench connection lives for a message or a run, and the three
-		// setsockopt calls that turn it on would be a fifth of a short connection's syscalls.
+		// setsockopt calls that turn it on would be a tenth of a short connection's syscalls.
 		r.dialer = &net.Dialer{KeepAlive: -1}
 	}
 	if o.StartTLS || o.TLS {
