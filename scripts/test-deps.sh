@@ -56,6 +56,9 @@ declare -A pkg=(
   [msmtp]=msmtp
   [nc]=netcat-openbsd
   [smtp-source]=postfix
+  [smtp-sink]=postfix
+  # script(1): a terminal for tern bench's progress line (test/bench_test.go)
+  [script]=bsdutils
   [gsasl]=gsasl
   [openssl]=openssl
   [saslpasswd2]=sasl2-bin

@@ -243,6 +243,8 @@ func TestCLIHelp(t *testing.T) {
 		"accounts copy":    append([]string{"from", "overwrite", "to"}, data...),
 		"dmarc check":      {"config", "help", "resolver", "timeout"},
 		"version":          {"help"},
+		"bench": {"auth", "ca", "duration", "ehlo", "from", "help", "insecure", "json", "messages", "password", "password-stdin", "pipeline",
+			"plot", "recipients", "reuse", "server", "sessions", "size", "starttls", "timeout", "tls", "to", "user"},
 	}
 	seen := map[string]bool{}
 	for _, c := range cmds {
@@ -285,7 +287,7 @@ func TestCLIHelp(t *testing.T) {
 			}
 		}
 	}
-	for _, path := range []string{"serve", "user add", "user show", "queue list", "status", "auth plain", "send",
+	for _, path := range []string{"serve", "user add", "user show", "queue list", "status", "auth plain", "send", "bench",
 		"config example", "version", "spf check", "dmarc check", "completion bash", "completion zsh", "completion fish"} {
 		if !seen[path] {
 			t.Errorf("tern %s is not in the help's command tree", path)

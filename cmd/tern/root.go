@@ -138,6 +138,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newReportsCmd(std),
 		newAuthCmd(std),
 		newSendCmd(std),
+		newBenchCmd(std),
 		newSPFCmd(std),
 		newDMARCCmd(std),
 		newConfigCmd(std),
