@@ -77,6 +77,9 @@ type Store interface {
 	// AliasStore keeps the aliases (aliases.go).
 	AliasStore
 
+	// AdminStore keeps the admin web interface's logins (admins.go).
+	AdminStore
+
 	// Close releases the store's resources. The store must not be used afterwards.
 	Close() error
 }

@@ -98,6 +98,8 @@ var migrations = []string{
 	// 6 (PostgreSQL only, from here the two backends' numbers part): the rate counters that
 	// nodes share (counter.go), one GCRA time per key, in Unix nanoseconds.
 	`CREATE TABLE rate_counters (key TEXT COLLATE "C" PRIMARY KEY, tat BIGINT NOT NULL)`,
+	// 7: the admin web interface's logins (admins.go); sqlite's 6.
+	`CREATE TABLE admins (name TEXT COLLATE "C" PRIMARY KEY, password TEXT NOT NULL, created_at BIGINT NOT NULL)`,
 }
 
 const (

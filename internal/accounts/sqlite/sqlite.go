@@ -102,6 +102,8 @@ var migrations = []string{
 		PRIMARY KEY (address, target)
 	);
 	CREATE INDEX aliases_domain ON aliases (domain, address)`,
+	// 6: the admin web interface's logins (admins.go), apart from the mail accounts.
+	`CREATE TABLE admins (name TEXT PRIMARY KEY, password TEXT NOT NULL, created_at INTEGER NOT NULL)`,
 }
 
 const (

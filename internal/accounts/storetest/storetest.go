@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore New) {
 		{"DKIMKeys", testDKIMKeys},
 		{"ReportCounts", testReportCounts},
 		{"SentReports", testSentReports},
+		{"Admins", testAdmins},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore) })
 	}
