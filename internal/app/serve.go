@@ -93,6 +93,7 @@ type Server struct {
 	// reloading keeps two reloads (SIGHUP, tern reload) from running at once.
 	reloading sync.Mutex
 	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
+	web       *webAdmin      // nil: no admin web interface (webadmin.go)
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -130,6 +131,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
+	if err := s.listenWebAdmin(); err != nil {
 		return nil, err
 	}
 
@@ -197,6 +201,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		s.metrics.instrument(s, router, store)
 	}
 	s.srv = smtpserver.New(opts)
+	if err := s.buildWebAdmin(store); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -290,6 +297,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	defer stopReload()
 	stopMetrics := s.metrics.serve(s, stdout)
 	defer stopMetrics()
+	stopWeb := s.web.serve(s, stdout) // webadmin.go
+	defer stopWeb()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener, or
 	// a reload does (Serve recovers its own panics), and Run waits for them before the queue
@@ -341,6 +350,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	serving.Wait()
 	stopAdmin() // idempotent: the deferred call then returns at once
+	stopWeb()
 	stopQueue()
 	stopMetrics()
 	s.Close()
