@@ -420,7 +420,9 @@ func (a *fakeAccounts) note(s string) error {
 func (a *fakeAccounts) List(context.Context) ([]Account, error) {
 	return []Account{{Addr: "bob@example.test", Mechanisms: []string{"PLAIN", "LOGIN"}, Missing: []string{"CRAM-MD5"}}}, nil
 }
-func (a *fakeAccounts) Add(_ context.Context, addr, pw string) error { return a.note("add " + addr + " " + pw) }
+func (a *fakeAccounts) Add(_ context.Context, addr, pw string) error {
+	return a.note("add " + addr + " " + pw)
+}
 func (a *fakeAccounts) SetPassword(_ context.Context, addr, pw string) error {
 	return a.note("passwd " + addr + " " + pw)
 }
