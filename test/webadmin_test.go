@@ -1,0 +1,207 @@
+package test
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser is a headless Chromium driven over the DevTools protocol (chromedp): Debian's
+// chromium, with a user data directory of its own, and no network beyond loopback (every name
+// resolves to nothing, every address but loopback goes to a proxy where nothing listens). It is
+// stopped, and its process checked gone by PID, when the test ends.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe := needTool(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.ProxyServer("127.0.0.1:9"),
+		chromedp.WindowSize(400, 800), // a phone's width
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses its sandbox as root
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	// The first action starts the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("starting chromium: %v", err)
+	}
+	proc := chromedp.FromContext(ctx).Browser.Process()
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc() // kills the browser and waits for it
+		if proc != nil {
+			if err := proc.Signal(syscall.Signal(0)); err == nil {
+				t.Errorf("chromium (pid %d) still runs after the test", proc.Pid)
+			}
+		}
+	})
+	return ctx
+}
+
+// run runs browser steps with a deadline, failing the test on error.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// text returns the text of the first element sel selects, once it is visible.
+func text(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
+	t.Helper()
+	run(t, ctx, "wait for "+string(sel), chromedp.WaitVisible(sel))
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatalf("browser: text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// TestWebAdmin drives the admin web interface in a real Chromium: logs in, adds an account
+// that swaks then logs in with over SMTP, sees its message in the queue, holds and releases
+// it, is refused a form without its CSRF token, and is throttled after wrong logins.
+func TestWebAdmin(t *testing.T) {
+	swaks := needTool(t, "swaks")
+	ctx := startBrowser(t)
+	tn := startTern(t, ternOpts{Config: "[auth]\nmax_failures = 3\n", ServeArgs: []string{"--admin", "127.0.0.1:0"}})
+	m := regexp.MustCompile(`tern: admin web interface on (http://\S+)/`).FindStringSubmatch(tn.Log())
+	if m == nil {
+		t.Fatalf("no admin web interface address in the log")
+	}
+	base := m[1]
+	if out, errOut, code := tn.ternCmd("pw-admin\n", []string{"admin", "add"}, "--password-stdin", "alice"); code != 0 || !strings.HasPrefix(out, "added admin alice") {
+		t.Fatalf("tern admin add: %d\n%s%s", code, out, errOut)
+	}
+
+	// Log in.
+	run(t, ctx, "log in",
+		chromedp.Navigate(base+"/"),
+		chromedp.SendKeys(chromedp.ID("name"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), "pw-admin"),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	if got := text(t, ctx, "#sessions"); got != "0" {
+		t.Errorf("sessions now: %q, want 0", got)
+	}
+
+	// Add an account, and log in with it over SMTP.
+	run(t, ctx, "add an account",
+		chromedp.Navigate(base+"/accounts"),
+		chromedp.SendKeys(chromedp.ID("add-address"), "dave@example.test"),
+		chromedp.SendKeys(chromedp.ID("add-password"), "pw-dave"),
+		chromedp.Submit(chromedp.ID("add-address")),
+	)
+	if got := text(t, ctx, ".flash"); got != "account add dave@example.test: done." {
+		t.Errorf("after adding an account: %q", got)
+	}
+	host, port := splitAddr(t, tn.Submission)
+	tok := token(t)
+	// To a remote domain: with no DNS the message waits in the queue.
+	out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", host, "--port", port,
+		"--helo", "client.example.com", "--from", "dave@example.test", "--to", "bob@remote.example",
+		"--header", "Subject: web "+tok, "--auth", "PLAIN", "--auth-user", "dave@example.test", "--auth-password", "pw-dave")
+	if code != 0 {
+		t.Fatalf("swaks as dave: exit status %d", code)
+	}
+	mustMatch(t, "swaks transcript", out+errOut, `^<[-~]  `+authOKRE+`$`)
+	id := mustMatch(t, "swaks transcript", out+errOut, `^<[-~]  250 2\.0\.0 Ok: queued as (\S+)`)[1]
+
+	// See it in the queue, once its first attempt failed.
+	state := func() string {
+		t.Helper()
+		run(t, ctx, "open the queue", chromedp.Navigate(base+"/queue?to=bob%40remote.example"))
+		return text(t, ctx, chromedp.CSS("#msg-"+id+" .state"))
+	}
+	for deadline := time.Now().Add(30 * time.Second); state() != "deferred"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not deferred in the queue page: %q", id, state())
+		}
+	}
+	run(t, ctx, "show the message", chromedp.Click(chromedp.CSS(`a[href="/queue/message?id=`+id+`"]`)))
+	if got := text(t, ctx, "pre.message"); !strings.Contains(got, "Subject: web "+tok) {
+		t.Errorf("message details lack its subject:\n%s", got)
+	}
+
+	// Hold and release it.
+	act := func(action, want string) {
+		t.Helper()
+		run(t, ctx, action,
+			chromedp.Navigate(base+"/queue"),
+			chromedp.Click(chromedp.ID("tick-"+id)),
+			chromedp.Click(chromedp.CSS(`button[value="`+action+`"]`)),
+		)
+		if got := text(t, ctx, ".flash"); got != action+": 1 of 1 done." {
+			t.Errorf("%s: %q", action, got)
+		}
+		if got := state(); got != want {
+			t.Errorf("after %s: state %q, want %q", action, got, want)
+		}
+	}
+	act("hold", "held")
+	mustMatch(t, "tern queue list", tn.QueueList(), `^`+id+`!`)
+	act("release", "deferred")
+
+	// A form without its CSRF token is refused, and changes nothing.
+	run(t, ctx, "hold without a CSRF token",
+		chromedp.Navigate(base+"/queue"),
+		chromedp.Click(chromedp.ID("tick-"+id)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](`document.querySelector('#queue-form input[name=csrf]').remove()`)(ctx, tg)
+			return err
+		}),
+		chromedp.Click(chromedp.CSS(`button[value="hold"]`)),
+	)
+	text(t, ctx, ".error")
+	if got := text(t, ctx, "h1"); got != "Forbidden" {
+		t.Errorf("form without CSRF token: page %q, want Forbidden", got)
+	}
+	if got := state(); got != "deferred" {
+		t.Errorf("after a refused hold: state %q", got)
+	}
+
+	// Wrong logins are throttled: after auth.max_failures, even the right password is refused.
+	run(t, ctx, "log out",
+		chromedp.Navigate(base+"/"),
+		chromedp.Click(chromedp.CSS(".logout button")),
+		chromedp.WaitVisible(chromedp.ID("name")),
+	)
+	login := func(pw string) string {
+		t.Helper()
+		run(t, ctx, "log in with "+pw,
+			chromedp.Navigate(base+"/login"),
+			chromedp.SendKeys(chromedp.ID("name"), "alice"),
+			chromedp.SendKeys(chromedp.ID("password"), pw),
+			chromedp.Submit(chromedp.ID("password")),
+		)
+		return text(t, ctx, ".error")
+	}
+	for i, want := range []string{"Wrong name or password.", "Wrong name or password.", "Too many failed logins from your address: try again later."} {
+		if got := login("wrong"); got != want {
+			t.Errorf("wrong login %d: %q, want %q", i+1, got, want)
+		}
+	}
+	if got := login("pw-admin"); !strings.HasPrefix(got, "Too many failed logins") {
+		t.Errorf("right password while blocked: %q", got)
+	}
+	log := tn.Log()
+	mustMatch(t, "log", log, `msg="webadmin: account add" admin=alice remote=127\.0\.0\.1 target=dave@example\.test`)
+	mustMatch(t, "log", log, `msg="webadmin: queue hold" admin=alice remote=127\.0\.0\.1 msgid="?\[`+id+`\]"? done=1`)
+	mustMatch(t, "log", log, `msg="webadmin: refused" .*reason="the form's CSRF token is missing or wrong"`)
+	mustMatch(t, "log", log, `msg="webadmin: login refused: too many failures" remote=127\.0\.0\.1 admin=alice`)
+}
