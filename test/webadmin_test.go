@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -121,6 +123,29 @@ func TestWebAdmin(t *testing.T) {
 	}
 	mustMatch(t, "swaks transcript", out+errOut, `^<[-~]  `+authOKRE+`$`)
 	id := mustMatch(t, "swaks transcript", out+errOut, `^<[-~]  250 2\.0\.0 Ok: queued as (\S+)`)[1]
+
+	// The overview counts it; a session held open is among the live ones; the log page has
+	// its line.
+	run(t, ctx, "overview", chromedp.Navigate(base+"/"))
+	if got := text(t, ctx, ".graphs figure:first-child .total"); got != "1" {
+		t.Errorf("accepted in the last hour: %q, want 1", got)
+	}
+	c, err := net.Dial("tcp", tn.SMTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }() // the test is over: nothing to report
+	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	run(t, ctx, "live sessions", chromedp.Navigate(base+"/sessions"))
+	if got := text(t, ctx, "tbody tr td:nth-child(2)"); got != "smtp" {
+		t.Errorf("live session's listener: %q, want smtp", got)
+	}
+	run(t, ctx, "log", chromedp.Navigate(base+"/log"))
+	if got := text(t, ctx, "pre.log"); !strings.Contains(got, "msg=queued") || !strings.Contains(got, "msgid="+id) {
+		t.Errorf("recent log lacks the queued line:\n%s", got)
+	}
 
 	// See it in the queue, once its first attempt failed.
 	state := func() string {

@@ -32,6 +32,7 @@ import (
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtpserver"
 	"github.com/tern-mail/tern/internal/tlsutil"
+	"github.com/tern-mail/tern/internal/webadmin"
 )
 
 // ShutdownGrace is how long sessions get to finish after a stop signal.
@@ -94,6 +95,7 @@ type Server struct {
 	reloading sync.Mutex
 	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
 	web       *webAdmin      // nil: no admin web interface (webadmin.go)
+	activity  *webadmin.Activity
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -110,7 +112,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, data: data, log: log}
+	// The admin web interface follows the server through its log (webadmin.go).
+	log, activity := watchLog(cfg, log)
+	s := &Server{cfg: cfg, data: data, log: log, activity: activity}
 	defer func() {
 		if err != nil {
 			s.Close()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -49,6 +50,7 @@ func (s *Server) buildWebAdmin(store accounts.Store) error {
 		Queue:    s.q,
 		Accounts: webAccounts{cfg: s.cfg, store: store},
 		Status:   func() webadmin.Status { return webadmin.Status{Sessions: s.srv.Sessions()} },
+		Activity: s.activity,
 		Limiter: policy.NewAuthLimiter(policy.AuthLimits{MaxFailures: a.MaxFailures, Window: a.FailureWindow.Duration,
 			Block: a.BlockTime.Duration, Logger: s.log}),
 		Secure:         s.cfg.Admin.TLS,
@@ -57,6 +59,16 @@ func (s *Server) buildWebAdmin(store accounts.Store) error {
 	})
 	s.web.handler = h
 	return err
+}
+
+// watchLog puts a webadmin.Activity in front of log's handler when the admin web interface is
+// on (the overview's graphs, the live sessions, the recent lines), and returns the new logger.
+func watchLog(cfg config.Config, log *slog.Logger) (*slog.Logger, *webadmin.Activity) {
+	if cfg.Admin.Listen == "" {
+		return log, nil
+	}
+	a := webadmin.NewActivity(nil)
+	return slog.New(a.Handler(log.Handler())), a
 }
 
 // serve serves the admin web interface until stop is called; it is stopped before the queue

@@ -54,6 +54,9 @@ type Options struct {
 	Accounts Accounts
 	// Status reports the server's figures for the overview; nil: the queue's only.
 	Status func() Status
+	// Activity follows the server's log: the overview's graphs, the live sessions and the
+	// recent log pages. Nil: none of them.
+	Activity *Activity
 	// Limiter throttles failed logins.
 	Limiter *policy.AuthLimiter
 	// Secure marks the session cookie Secure: the pages are served over TLS.
@@ -111,6 +114,10 @@ func New(opts Options) (*Handler, error) {
 	if opts.Accounts != nil {
 		h.routeAccounts()
 	}
+	if opts.Activity != nil {
+		h.mux.HandleFunc("GET /sessions", h.authed(h.sessionsPage))
+		h.mux.HandleFunc("GET /log", h.authed(h.logPage))
+	}
 	return h, nil
 }
 
@@ -146,13 +153,16 @@ type page struct {
 	Admin string // the admin logged in; "" on the login page
 	CSRF  string
 	Nav   string // the page's nav entry
-	Flash []string
-	Error string
-	Data  any
+	// Pages lists the optional pages served.
+	Accounts, Activity bool
+	Flash              []string
+	Error              string
+	Data               any
 }
 
 // render writes the page name with status.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, p page) {
+	p.Accounts, p.Activity = h.opts.Accounts != nil, h.opts.Activity != nil
 	t := h.pages[name]
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout", p); err != nil {

@@ -60,6 +60,7 @@ type fixture struct {
 	logs  *testutil.SyncBuffer
 	clock *clock
 	accts *fakeAccounts
+	act   *Activity
 }
 
 func newFixture(t *testing.T, secure bool) *fixture {
@@ -75,12 +76,14 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	})
 	f := &fixture{t: t, q: q, logs: &testutil.SyncBuffer{}, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		accts: &fakeAccounts{}}
-	log := slog.New(slog.NewTextHandler(f.logs, nil))
+	f.act = NewActivity(f.clock.now)
+	log := slog.New(f.act.Handler(slog.NewTextHandler(f.logs, nil)))
 	h, err := New(Options{
 		Admins:   fakeAdmins{},
 		Queue:    q,
 		Accounts: f.accts,
 		Status:   func() Status { return Status{Sessions: 7} },
+		Activity: f.act,
 		// Delays of a millisecond: the test checks what is refused, not how slowly.
 		Limiter: policy.NewAuthLimiter(policy.AuthLimits{MaxFailures: 3, BaseDelay: time.Millisecond,
 			MaxDelay: time.Millisecond, Now: f.clock.now}),
