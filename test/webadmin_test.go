@@ -200,6 +200,17 @@ func TestWebAdmin(t *testing.T) {
 		t.Errorf("after a refused hold: state %q", got)
 	}
 
+	// The domains page: the records to publish, and what DNS says of them (no DNS here).
+	run(t, ctx, "domains", chromedp.Navigate(base+"/domains"),
+		chromedp.Click(chromedp.CSS(`a[href="/domains/records?domain=example.test"]`)))
+	if got := text(t, ctx, "pre.log"); !strings.Contains(got, "MX") || !strings.Contains(got, "mx.example.test.") {
+		t.Errorf("records of example.test:\n%s", got)
+	}
+	run(t, ctx, "check the records", chromedp.Click(chromedp.CSS(`a[href="/domains/records?domain=example.test&check=1"]`)))
+	if got := text(t, ctx, "#check-result"); got != "Some records are missing or differ." {
+		t.Errorf("check without DNS: %q", got)
+	}
+
 	// Wrong logins are throttled: after auth.max_failures, even the right password is refused.
 	run(t, ctx, "log out",
 		chromedp.Navigate(base+"/"),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/config"
@@ -51,6 +52,7 @@ func (s *Server) buildWebAdmin(store accounts.Store) error {
 		Accounts: webAccounts{cfg: s.cfg, store: store},
 		Status:   func() webadmin.Status { return webadmin.Status{Sessions: s.srv.Sessions()} },
 		Activity: s.activity,
+		Domains:  webDomains{cfg: s.cfg, store: store},
 		Limiter: policy.NewAuthLimiter(policy.AuthLimits{MaxFailures: a.MaxFailures, Window: a.FailureWindow.Duration,
 			Block: a.BlockTime.Duration, Logger: s.log}),
 		Secure:         s.cfg.Admin.TLS,
@@ -151,4 +153,31 @@ func (a webAccounts) AddAlias(ctx context.Context, addr string, targets []string
 
 func (a webAccounts) DeleteAlias(ctx context.Context, addr string, targets []string) error {
 	return userError(a.cfg, addr, aliasError(addr, a.store.DeleteAlias(ctx, addr, targets...)))
+}
+
+// webDomains is the domains page's view: the configured domains, the store's DKIM keys, and the
+// records of tern dns records [--check].
+type webDomains struct {
+	cfg   config.Config
+	store accounts.Store
+}
+
+func (d webDomains) List() []string { return d.cfg.Domains }
+
+func (d webDomains) DKIMKeys(ctx context.Context) ([]webadmin.DKIMKey, error) {
+	keys, err := d.store.DKIMKeys(ctx, "")
+	if err != nil {
+		return nil, userError(d.cfg, "", err)
+	}
+	out := make([]webadmin.DKIMKey, len(keys))
+	for i, k := range keys {
+		out[i] = webadmin.DKIMKey{Domain: k.Domain, Selector: k.Selector, Algorithm: k.Algorithm, State: string(k.State), Created: k.Created}
+	}
+	return out, nil
+}
+
+func (d webDomains) Records(ctx context.Context, domain string, check bool) (string, bool, error) {
+	var b strings.Builder
+	ok, err := DNSRecords(ctx, d.cfg, DNSRecordsRequest{Domain: domain, Check: check}, &b)
+	return b.String(), ok, err
 }

@@ -54,6 +54,9 @@ type Options struct {
 	Accounts Accounts
 	// Status reports the server's figures for the overview; nil: the queue's only.
 	Status func() Status
+	// Domains tells about the local domains, their DKIM keys and DNS records; nil: no
+	// domains page.
+	Domains Domains
 	// Activity follows the server's log: the overview's graphs, the live sessions and the
 	// recent log pages. Nil: none of them.
 	Activity *Activity
@@ -114,6 +117,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.Accounts != nil {
 		h.routeAccounts()
 	}
+	if opts.Domains != nil {
+		h.routeDomains()
+	}
 	if opts.Activity != nil {
 		h.mux.HandleFunc("GET /sessions", h.authed(h.sessionsPage))
 		h.mux.HandleFunc("GET /log", h.authed(h.logPage))
@@ -154,15 +160,15 @@ type page struct {
 	CSRF  string
 	Nav   string // the page's nav entry
 	// Pages lists the optional pages served.
-	Accounts, Activity bool
-	Flash              []string
-	Error              string
-	Data               any
+	Accounts, Domains, Activity bool
+	Flash                       []string
+	Error                       string
+	Data                        any
 }
 
 // render writes the page name with status.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, p page) {
-	p.Accounts, p.Activity = h.opts.Accounts != nil, h.opts.Activity != nil
+	p.Accounts, p.Domains, p.Activity = h.opts.Accounts != nil, h.opts.Domains != nil, h.opts.Activity != nil
 	t := h.pages[name]
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout", p); err != nil {

@@ -84,6 +84,7 @@ func newFixture(t *testing.T, secure bool) *fixture {
 		Accounts: f.accts,
 		Status:   func() Status { return Status{Sessions: 7} },
 		Activity: f.act,
+		Domains:  fakeDomains{},
 		// Delays of a millisecond: the test checks what is refused, not how slowly.
 		Limiter: policy.NewAuthLimiter(policy.AuthLimits{MaxFailures: 3, BaseDelay: time.Millisecond,
 			MaxDelay: time.Millisecond, Now: f.clock.now}),
