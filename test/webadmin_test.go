@@ -124,11 +124,31 @@ func TestWebAdmin(t *testing.T) {
 	mustMatch(t, "swaks transcript", out+errOut, `^<[-~]  `+authOKRE+`$`)
 	id := mustMatch(t, "swaks transcript", out+errOut, `^<[-~]  250 2\.0\.0 Ok: queued as (\S+)`)[1]
 
+	// Disabled, the account cannot log in; enabled, it can again.
+	run(t, ctx, "disable dave", chromedp.Navigate(base+"/accounts"), chromedp.Click(chromedp.CSS(`button[aria-label="Disable dave@example.test"]`)))
+	if got := text(t, ctx, ".flash"); got != "account disable dave@example.test: done." {
+		t.Errorf("after disabling: %q", got)
+	}
+	out, errOut, _ = runTool(t, 60*time.Second, "", swaks, "--server", host, "--port", port, "--quit-after", "AUTH",
+		"--auth", "PLAIN", "--auth-user", "dave@example.test", "--auth-password", "pw-dave")
+	mustMatch(t, "swaks transcript (disabled)", out+errOut, `^<\*\* +535 5\.7\.8 `)
+	run(t, ctx, "enable dave", chromedp.Navigate(base+"/accounts"), chromedp.Click(chromedp.CSS(`button[aria-label="Enable dave@example.test"]`)))
+	text(t, ctx, ".flash")
+	out, errOut, code = runTool(t, 60*time.Second, "", swaks, "--server", host, "--port", port, "--quit-after", "AUTH",
+		"--auth", "PLAIN", "--auth-user", "dave@example.test", "--auth-password", "pw-dave")
+	if code != 0 {
+		t.Errorf("swaks as dave, enabled again: exit status %d", code)
+	}
+	mustMatch(t, "swaks transcript (enabled)", out+errOut, `^<[-~]  `+authOKRE+`$`)
+
 	// The overview counts it; a session held open is among the live ones; the log page has
 	// its line.
 	run(t, ctx, "overview", chromedp.Navigate(base+"/"))
 	if got := text(t, ctx, ".graphs figure:first-child .total"); got != "1" {
 		t.Errorf("accepted in the last hour: %q, want 1", got)
+	}
+	if got := text(t, ctx, ".auth-count"); got != "1" {
+		t.Errorf("AUTH failures in the last hour: %q, want 1 (the disabled account's)", got)
 	}
 	c, err := net.Dial("tcp", tn.SMTP)
 	if err != nil {

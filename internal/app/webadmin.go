@@ -116,7 +116,11 @@ func (a webAccounts) List(ctx context.Context) ([]webadmin.Account, error) {
 		if err != nil {
 			return nil, userError(a.cfg, addr, err)
 		}
-		out = append(out, webadmin.Account{Addr: addr, Mechanisms: has, Missing: missing})
+		disabled, err := a.store.IsDisabled(ctx, addr)
+		if err != nil {
+			return nil, userError(a.cfg, addr, err)
+		}
+		out = append(out, webadmin.Account{Addr: addr, Mechanisms: has, Missing: missing, Disabled: disabled})
 	}
 	return out, nil
 }
@@ -140,6 +144,10 @@ func (a webAccounts) set(ctx context.Context, addr, password string, write func(
 
 func (a webAccounts) Delete(ctx context.Context, addr string) error {
 	return userError(a.cfg, addr, a.store.Delete(ctx, addr))
+}
+
+func (a webAccounts) SetDisabled(ctx context.Context, addr string, disabled bool) error {
+	return userError(a.cfg, addr, a.store.SetDisabled(ctx, addr, disabled))
 }
 
 func (a webAccounts) Aliases(ctx context.Context) ([]accounts.Alias, error) {

@@ -19,6 +19,9 @@ type Accounts interface {
 	SetPassword(ctx context.Context, addr, password string) error
 	// Delete removes an account (its mailbox stays).
 	Delete(ctx context.Context, addr string) error
+	// SetDisabled disables an account (it keeps receiving mail, but cannot log in) or enables
+	// it again.
+	SetDisabled(ctx context.Context, addr string, disabled bool) error
 	// Aliases lists the aliases; AddAlias adds targets to one, DeleteAlias removes some (all
 	// when none are given).
 	Aliases(ctx context.Context) ([]accounts.Alias, error)
@@ -32,6 +35,8 @@ type Account struct {
 	// Mechanisms are those it can log in with; Missing, those configured that it cannot (its
 	// password was set before they were).
 	Mechanisms, Missing []string
+	// Disabled accounts cannot log in.
+	Disabled bool
 }
 
 // accountsData is the accounts page's.
@@ -72,6 +77,8 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request, s sessio
 		err = acc.SetPassword(r.Context(), addr, pw)
 	case "delete":
 		err = acc.Delete(r.Context(), addr)
+	case "disable", "enable":
+		err = acc.SetDisabled(r.Context(), addr, action == "disable")
 	default:
 		h.sessions.addFlash(tok, "Unknown action.")
 		http.Redirect(w, r, "/accounts", http.StatusSeeOther)

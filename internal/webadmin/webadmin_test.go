@@ -422,7 +422,8 @@ func (a *fakeAccounts) note(s string) error {
 }
 
 func (a *fakeAccounts) List(context.Context) ([]Account, error) {
-	return []Account{{Addr: "bob@example.test", Mechanisms: []string{"PLAIN", "LOGIN"}, Missing: []string{"CRAM-MD5"}}}, nil
+	return []Account{{Addr: "bob@example.test", Mechanisms: []string{"PLAIN", "LOGIN"}, Missing: []string{"CRAM-MD5"}},
+		{Addr: "eve@example.test", Disabled: true}}, nil
 }
 func (a *fakeAccounts) Add(_ context.Context, addr, pw string) error {
 	return a.note("add " + addr + " " + pw)
@@ -431,6 +432,12 @@ func (a *fakeAccounts) SetPassword(_ context.Context, addr, pw string) error {
 	return a.note("passwd " + addr + " " + pw)
 }
 func (a *fakeAccounts) Delete(_ context.Context, addr string) error { return a.note("delete " + addr) }
+func (a *fakeAccounts) SetDisabled(_ context.Context, addr string, d bool) error {
+	if d {
+		return a.note("disable " + addr)
+	}
+	return a.note("enable " + addr)
+}
 func (a *fakeAccounts) Aliases(context.Context) ([]accounts.Alias, error) {
 	return []accounts.Alias{{Addr: "info@example.test", Targets: []string{"bob@example.test"}}}, nil
 }
@@ -445,7 +452,8 @@ func TestAccounts(t *testing.T) {
 	f := newFixture(t, false)
 	b := f.loggedIn()
 	r := b.do("GET", "/accounts", nil)
-	for _, want := range []string{"bob@example.test", "PLAIN LOGIN", "no secret for CRAM-MD5", "info@example.test", `aria-label="New password for bob@example.test"`} {
+	for _, want := range []string{"bob@example.test", "PLAIN LOGIN", "no secret for CRAM-MD5", "info@example.test", `aria-label="New password for bob@example.test"`,
+		`aria-label="Disable bob@example.test"`, `eve@example.test <strong class="disabled">disabled</strong>`, `aria-label="Enable eve@example.test"`} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("accounts page lacks %q", want)
 		}
@@ -459,6 +467,8 @@ func TestAccounts(t *testing.T) {
 		{"/accounts", url.Values{"action": {"add"}, "address": {" carol@example.test "}, "password": {"pw1"}}, "add carol@example.test pw1", "account add carol@example.test: done."},
 		{"/accounts", url.Values{"action": {"passwd"}, "address": {"bob@example.test"}, "password": {"pw2"}}, "passwd bob@example.test pw2", "account passwd bob@example.test: done."},
 		{"/accounts", url.Values{"action": {"delete"}, "address": {"bob@example.test"}}, "delete bob@example.test", "account delete bob@example.test: done."},
+		{"/accounts", url.Values{"action": {"disable"}, "address": {"bob@example.test"}}, "disable bob@example.test", "account disable bob@example.test: done."},
+		{"/accounts", url.Values{"action": {"enable"}, "address": {"bob@example.test"}}, "enable bob@example.test", "account enable bob@example.test: done."},
 		{"/accounts", url.Values{"action": {"add"}, "address": {"bad"}, "password": {"x"}}, "add bad x", "account add bad: not a mail address: bad"},
 		{"/aliases", url.Values{"action": {"add"}, "alias": {"sales@example.test"}, "targets": {"bob@example.test, carol@example.test"}}, "alias add sales@example.test bob@example.test+carol@example.test", "done."},
 		{"/aliases", url.Values{"action": {"delete"}, "alias": {"info@example.test"}}, "alias delete info@example.test ", "alias delete info@example.test : done."},

@@ -67,3 +67,49 @@ func testAdmins(t *testing.T, newStore New) {
 	must(t, other.DeleteAdmin(ctx, "BOB"))
 	wantAdmins(s, "alice")
 }
+
+// testDisabled checks disabled accounts: no login by password or secret, mail still received,
+// enabled again, forgotten with the account, seen by another store.
+func testDisabled(t *testing.T, newStore New) {
+	s, another := newStore(t)
+	ctx := context.Background()
+	must(t, s.Add(ctx, "bob@example.test", "pw", accounts.Secret{Kind: "k", Value: []byte("v")}))
+	must(t, s.Add(ctx, "carol@example.test", "pw"))
+	wantDisabled := func(s accounts.Store, addr string, want bool) {
+		t.Helper()
+		got, err := s.IsDisabled(ctx, addr)
+		if err != nil || got != want {
+			t.Errorf("IsDisabled(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	wantDisabled(s, "bob@example.test", false)
+	must(t, s.SetDisabled(ctx, "BOB@example.test", true))
+	must(t, s.SetDisabled(ctx, "bob@example.test", true)) // twice is no error
+	wantDisabled(s, "bob@example.test", true)
+	WantVerify(t, s, "bob@example.test", "pw", false)
+	WantExists(t, s, "bob@example.test", true)
+	if _, err := s.Secret(ctx, "bob@example.test", "k"); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("Secret of a disabled account = %v, want ErrNotFound", err)
+	}
+	WantVerify(t, s, "carol@example.test", "pw", true)
+	other := another()
+	wantDisabled(other, "bob@example.test", true)
+	WantVerify(t, other, "bob@example.test", "pw", false)
+
+	must(t, other.SetDisabled(ctx, "bob@example.test", false))
+	WantVerify(t, s, "bob@example.test", "pw", true)
+	if v, err := s.Secret(ctx, "bob@example.test", "k"); err != nil || string(v) != "v" {
+		t.Errorf("Secret after enabling = %q, %v", v, err)
+	}
+
+	if err := s.SetDisabled(ctx, "nobody@example.test", true); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("SetDisabled of nobody = %v, want ErrNotFound", err)
+	}
+	wantDisabled(s, "nobody@example.test", false)
+	// Deleted and made again, the account is not disabled.
+	must(t, s.SetDisabled(ctx, "bob@example.test", true))
+	must(t, s.Delete(ctx, "bob@example.test"))
+	must(t, s.Add(ctx, "bob@example.test", "pw2"))
+	wantDisabled(s, "bob@example.test", false)
+	WantVerify(t, s, "bob@example.test", "pw2", true)
+}

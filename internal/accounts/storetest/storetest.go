@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore New) {
 		{"ReportCounts", testReportCounts},
 		{"SentReports", testSentReports},
 		{"Admins", testAdmins},
+		{"Disabled", testDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore) })
 	}
