@@ -14,10 +14,11 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// browser is a headless Chromium driven over the DevTools protocol (chromedp): Debian's
-// chromium, with a user data directory of its own, and no network beyond loopback (every name
-// resolves to nothing, every address but loopback goes to a proxy where nothing listens). It is
-// stopped, and its process checked gone by PID, when the test ends.
+// startBrowser starts a headless Chromium driven over the DevTools protocol (chromedp):
+// Debian's chromium, with a user data directory of its own, pages as wide as a phone's, and no
+// network beyond loopback (every name resolves to nothing, every address but loopback goes to a
+// proxy where nothing listens). It is stopped, and its process checked gone by PID, when the
+// test ends.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
 	exe := needTool(t, "chromium")
@@ -26,15 +27,14 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 		chromedp.ProxyServer("127.0.0.1:9"),
-		chromedp.WindowSize(400, 800), // a phone's width
 	)
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // Chromium refuses its sandbox as root
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	// The first action starts the browser.
-	if err := chromedp.Do(ctx); err != nil {
+	// The first action starts the browser; the page is as wide as a phone's (375 CSS pixels).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile)); err != nil {
 		cancel()
 		cancelAlloc()
 		t.Fatalf("starting chromium: %v", err)
@@ -75,6 +75,40 @@ func text(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
 	return s
 }
 
+// pageProblems is a script that lists what is wrong with the page shown for an admin on a
+// phone: controls without an accessible name (a label, aria-label, or a button's text), and a
+// page wider than the window (a table may scroll inside its own box).
+const pageProblems = `(() => {
+	const out = [];
+	for (const el of document.querySelectorAll('input, select, textarea, button')) {
+		if (el.type === 'hidden') continue;
+		const named = el.getAttribute('aria-label') || (el.id && document.querySelector('label[for="' + el.id + '"]')) ||
+			(el.tagName === 'BUTTON' && el.textContent.trim());
+		if (!named) out.push('no accessible name: ' + el.outerHTML);
+	}
+	if (document.documentElement.scrollWidth > window.innerWidth) {
+		out.push('wider than the window: ' + document.documentElement.scrollWidth + 'px > ' + window.innerWidth + 'px');
+	}
+	return out;
+})()`
+
+// checkPages opens each page and fails the test on what pageProblems finds.
+func checkPages(t *testing.T, ctx context.Context, base string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		run(t, ctx, "open "+p, chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("main")))
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](pageProblems))
+		cancel()
+		if err != nil {
+			t.Fatalf("checking %s: %v", p, err)
+		}
+		for _, pr := range problems {
+			t.Errorf("%s: %s", p, pr)
+		}
+	}
+}
+
 // TestWebAdmin drives the admin web interface in a real Chromium: logs in, adds an account
 // that swaks then logs in with over SMTP, sees its message in the queue, holds and releases
 // it, is refused a form without its CSRF token, and is throttled after wrong logins.
@@ -100,6 +134,9 @@ func TestWebAdmin(t *testing.T) {
 	)
 	if got := text(t, ctx, "#sessions"); got != "0" {
 		t.Errorf("sessions now: %q, want 0", got)
+	}
+	if w, err := chromedp.Run(ctx, chromedp.Evaluate[int]("window.innerWidth")); err != nil || w != 375 {
+		t.Errorf("window width %d, %v; want a phone's, 375", w, err)
 	}
 
 	// Add an account, and log in with it over SMTP.
@@ -220,6 +257,10 @@ func TestWebAdmin(t *testing.T) {
 		t.Errorf("after a refused hold: state %q", got)
 	}
 
+	// Every page: every control labelled, nothing wider than a phone.
+	checkPages(t, ctx, base, "/", "/queue", "/queue/message?id="+id, "/accounts", "/domains",
+		"/domains/records?domain=example.test", "/sessions", "/log")
+
 	// The domains page: the records to publish, and what DNS says of them (no DNS here).
 	run(t, ctx, "domains", chromedp.Navigate(base+"/domains"),
 		chromedp.Click(chromedp.CSS(`a[href="/domains/records?domain=example.test"]`)))
@@ -232,6 +273,7 @@ func TestWebAdmin(t *testing.T) {
 	}
 
 	// Wrong logins are throttled: after auth.max_failures, even the right password is refused.
+	checkPages(t, ctx, base, "/login")
 	run(t, ctx, "log out",
 		chromedp.Navigate(base+"/"),
 		chromedp.Click(chromedp.CSS(".logout button")),
