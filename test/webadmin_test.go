@@ -3,7 +3,9 @@ package test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -302,4 +304,46 @@ func TestWebAdmin(t *testing.T) {
 	mustMatch(t, "log", log, `msg="webadmin: queue hold" admin=alice remote=127\.0\.0\.1 msgid="?\[`+id+`\]"? done=1`)
 	mustMatch(t, "log", log, `msg="webadmin: refused" .*reason="the form's CSRF token is missing or wrong"`)
 	mustMatch(t, "log", log, `msg="webadmin: login refused: too many failures" remote=127\.0\.0\.1 admin=alice`)
+}
+
+// TestWebAdminPublicRefused: an address that is not loopback is refused without TLS.
+func TestWebAdminPublicRefused(t *testing.T) {
+	_, errOut, code := runTool(t, 30*time.Second, "", ternBin, "serve", "--data", t.TempDir(), "--domain", testDomain,
+		"--smtp", "127.0.0.1:0", "--submission", "", "--submissions", "", "--admin", "0.0.0.0:0")
+	if code == 0 {
+		t.Fatal("tern serve --admin 0.0.0.0:0 started")
+	}
+	mustMatch(t, "stderr", errOut, `admin\.listen \(--admin\) "0\.0\.0\.0:0": not a loopback address.*admin\.tls = true`)
+}
+
+// TestWebAdminTLS: with admin.tls the pages are served over HTTPS with the server's
+// certificate, and the cookies are Secure, with the __Host- prefix.
+func TestWebAdminTLS(t *testing.T) {
+	t.Parallel()
+	tn := startTern(t, ternOpts{Config: "[admin]\ntls = true\n", ServeArgs: []string{"--admin", "127.0.0.1:0"}})
+	m := regexp.MustCompile(`tern: admin web interface on (https://\S+)/`).FindStringSubmatch(tn.Log())
+	if m == nil {
+		t.Fatalf("no https admin address in the log")
+	}
+	// The self-signed certificate tern made: trusted for this request only.
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	res, err := c.Get(m[1] + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close() // the headers are what is checked
+	if res.StatusCode != http.StatusOK || res.TLS == nil {
+		t.Fatalf("GET /login over TLS: %d, TLS %v", res.StatusCode, res.TLS != nil)
+	}
+	ck := res.Cookies()
+	if len(ck) != 1 || ck[0].Name != "__Host-tern_login" || !ck[0].Secure || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("cookies over TLS: %+v, want one __Host- cookie, Secure, HttpOnly, SameSite=Strict", ck)
+	}
+	// Plain HTTP on the same port gets no page.
+	if res, err := http.Get(strings.Replace(m[1], "https:", "http:", 1) + "/login"); err == nil {
+		_ = res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Error("plain HTTP served the login page")
+		}
+	}
 }
