@@ -77,6 +77,18 @@ func text(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
 	return s
 }
 
+// submitForm opens url, types each value into the field of that id (id, value, id, value...)
+// and submits the form of the last.
+func submitForm(t *testing.T, ctx context.Context, url string, idValues ...string) {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(url)}
+	for i := 0; i+1 < len(idValues); i += 2 {
+		steps = append(steps, chromedp.SendKeys(chromedp.ID(idValues[i]), idValues[i+1]))
+	}
+	steps = append(steps, chromedp.Submit(chromedp.ID(idValues[len(idValues)-2])))
+	run(t, ctx, "submit the form at "+url, steps...)
+}
+
 // pageProblems is a script that lists what is wrong with the page shown for an admin on a
 // phone: controls without an accessible name (a label, aria-label, or a button's text), and a
 // page wider than the window (a table may scroll inside its own box).
@@ -128,12 +140,7 @@ func TestWebAdmin(t *testing.T) {
 	}
 
 	// Log in.
-	run(t, ctx, "log in",
-		chromedp.Navigate(base+"/"),
-		chromedp.SendKeys(chromedp.ID("name"), "alice"),
-		chromedp.SendKeys(chromedp.ID("password"), "pw-admin"),
-		chromedp.Submit(chromedp.ID("password")),
-	)
+	submitForm(t, ctx, base+"/", "name", "alice", "password", "pw-admin")
 	if got := text(t, ctx, "#sessions"); got != "0" {
 		t.Errorf("sessions now: %q, want 0", got)
 	}
@@ -142,12 +149,7 @@ func TestWebAdmin(t *testing.T) {
 	}
 
 	// Add an account, and log in with it over SMTP.
-	run(t, ctx, "add an account",
-		chromedp.Navigate(base+"/accounts"),
-		chromedp.SendKeys(chromedp.ID("add-address"), "dave@example.test"),
-		chromedp.SendKeys(chromedp.ID("add-password"), "pw-dave"),
-		chromedp.Submit(chromedp.ID("add-address")),
-	)
+	submitForm(t, ctx, base+"/accounts", "add-address", "dave@example.test", "add-password", "pw-dave")
 	if got := text(t, ctx, ".flash"); got != "account add dave@example.test: done." {
 		t.Errorf("after adding an account: %q", got)
 	}
@@ -168,17 +170,21 @@ func TestWebAdmin(t *testing.T) {
 	if got := text(t, ctx, ".flash"); got != "account disable dave@example.test: done." {
 		t.Errorf("after disabling: %q", got)
 	}
-	out, errOut, _ = runTool(t, 60*time.Second, "", swaks, "--server", host, "--port", port, "--quit-after", "AUTH",
-		"--auth", "PLAIN", "--auth-user", "dave@example.test", "--auth-password", "pw-dave")
-	mustMatch(t, "swaks transcript (disabled)", out+errOut, `^<\*\* +535 5\.7\.8 `)
+	// swaksAuth logs in as dave, and quits.
+	swaksAuth := func() (transcript string, code int) {
+		out, errOut, code := runTool(t, 60*time.Second, "", swaks, "--server", host, "--port", port, "--quit-after", "AUTH",
+			"--auth", "PLAIN", "--auth-user", "dave@example.test", "--auth-password", "pw-dave")
+		return out + errOut, code
+	}
+	transcript, _ := swaksAuth()
+	mustMatch(t, "swaks transcript (disabled)", transcript, `^<\*\* +535 5\.7\.8 `)
 	run(t, ctx, "enable dave", chromedp.Navigate(base+"/accounts"), chromedp.Click(chromedp.CSS(`button[aria-label="Enable dave@example.test"]`)))
 	text(t, ctx, ".flash")
-	out, errOut, code = runTool(t, 60*time.Second, "", swaks, "--server", host, "--port", port, "--quit-after", "AUTH",
-		"--auth", "PLAIN", "--auth-user", "dave@example.test", "--auth-password", "pw-dave")
-	if code != 0 {
+	if transcript, code := swaksAuth(); code != 0 {
 		t.Errorf("swaks as dave, enabled again: exit status %d", code)
+	} else {
+		mustMatch(t, "swaks transcript (enabled)", transcript, `^<[-~]  `+authOKRE+`$`)
 	}
-	mustMatch(t, "swaks transcript (enabled)", out+errOut, `^<[-~]  `+authOKRE+`$`)
 
 	// The overview counts it; a session held open is among the live ones; the log page has
 	// its line.
@@ -283,12 +289,7 @@ func TestWebAdmin(t *testing.T) {
 	)
 	login := func(pw string) string {
 		t.Helper()
-		run(t, ctx, "log in with "+pw,
-			chromedp.Navigate(base+"/login"),
-			chromedp.SendKeys(chromedp.ID("name"), "alice"),
-			chromedp.SendKeys(chromedp.ID("password"), pw),
-			chromedp.Submit(chromedp.ID("password")),
-		)
+		submitForm(t, ctx, base+"/login", "name", "alice", "password", pw)
 		return text(t, ctx, ".error")
 	}
 	for i, want := range []string{"Wrong name or password.", "Wrong name or password.", "Too many failed logins from your address: try again later."} {

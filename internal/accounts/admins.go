@@ -51,3 +51,12 @@ func NormalizeAdmin(name string) (string, error) {
 	}
 	return strings.ToLower(name), nil
 }
+
+// HashAdmin returns the normalized name and the hash of password, as a store keeps them.
+func HashAdmin(name, password string) (norm, hash string, err error) {
+	if norm, err = NormalizeAdmin(name); err != nil {
+		return "", "", err
+	}
+	hash, err = HashPassword(password)
+	return norm, hash, err
+}

@@ -69,17 +69,8 @@ func AdminList(ctx context.Context, cfg config.Config, w io.Writer) error {
 }
 
 // withAdmins runs f on the account store and words its error about the admin name.
-func withAdmins(cfg config.Config, name string, create bool, f func(s accounts.Store) error) (err error) {
-	s, err := openAccounts(cfg, create)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := s.Close(); err == nil && cerr != nil {
-			err = adminError(cfg, name, cerr)
-		}
-	}()
-	return adminError(cfg, name, f(s))
+func withAdmins(cfg config.Config, name string, create bool, f func(s accounts.Store) error) error {
+	return withAccounts(cfg, name, create, func(s accounts.Store) error { return adminError(cfg, name, f(s)) })
 }
 
 // adminError words an error of a tern admin command about name for the administrator.

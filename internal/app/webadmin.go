@@ -30,13 +30,23 @@ func (s *Server) listenWebAdmin() error {
 	if addr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := s.listenHTTP("admin web interface", addr)
 	if err != nil {
-		return listenError("admin web interface", addr, err)
+		return err
 	}
-	s.release = append(s.release, func() { _ = ln.Close() }) // best effort: Serve has closed it when the server ran
 	s.web = &webAdmin{ln: ln}
 	return nil
+}
+
+// listenHTTP binds addr for one of the server's HTTP endpoints (what names it in errors); the
+// listener is closed when the server is released.
+func (s *Server) listenHTTP(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, listenError(what, addr, err)
+	}
+	s.release = append(s.release, func() { _ = ln.Close() }) // best effort: Serve has closed it when the server ran
+	return ln, nil
 }
 
 // buildWebAdmin makes the handler over the server's queue and store. Its logins are throttled

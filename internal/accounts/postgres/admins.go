@@ -13,7 +13,7 @@ import (
 
 // AddAdmin implements accounts.AdminStore.
 func (s *Store) AddAdmin(ctx context.Context, name, password string) error {
-	name, hash, err := adminHash(name, password)
+	name, hash, err := accounts.HashAdmin(name, password)
 	if err != nil {
 		return err
 	}
@@ -30,7 +30,7 @@ func (s *Store) AddAdmin(ctx context.Context, name, password string) error {
 
 // SetAdminPassword implements accounts.AdminStore.
 func (s *Store) SetAdminPassword(ctx context.Context, name, password string) error {
-	name, hash, err := adminHash(name, password)
+	name, hash, err := accounts.HashAdmin(name, password)
 	if err != nil {
 		return err
 	}
@@ -41,16 +41,6 @@ func (s *Store) SetAdminPassword(ctx context.Context, name, password string) err
 		return fmt.Errorf("postgres: set admin password %s: %w", name, err)
 	}
 	return oneRow(tag, "admin "+name, accounts.ErrNotFound)
-}
-
-// adminHash normalizes name and hashes password.
-func adminHash(name, password string) (string, string, error) {
-	name, err := accounts.NormalizeAdmin(name)
-	if err != nil {
-		return "", "", err
-	}
-	hash, err := accounts.HashPassword(password)
-	return name, hash, err
 }
 
 // DeleteAdmin implements accounts.AdminStore.
