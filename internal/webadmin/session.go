@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -136,6 +137,10 @@ func (h *Handler) authed(next authedFunc) http.HandlerFunc {
 			tok = c.Value
 		}
 		s, ok := h.sessions.get(tok)
+		if ok && !h.stillAdmin(r, s.admin) {
+			h.sessions.end(tok)
+			ok = false
+		}
 		if !ok {
 			if r.Method != http.MethodGet {
 				h.forbidden(w, r, "not logged in, or the session expired")
@@ -153,6 +158,17 @@ func (h *Handler) authed(next authedFunc) http.HandlerFunc {
 		}
 		next(w, r, s, tok)
 	}
+}
+
+// stillAdmin reports whether admin is still an admin. When the store cannot say, the session
+// goes on: the store being down is no reason to lock the admins out of the queue.
+func (h *Handler) stillAdmin(r *http.Request, admin string) bool {
+	names, err := h.opts.Admins.Admins(r.Context())
+	if err != nil {
+		h.log.Warn("webadmin: listing the admins", "err", err)
+		return true
+	}
+	return slices.Contains(names, admin)
 }
 
 // maxForm bounds a form's size: the largest is a list of queue ids.

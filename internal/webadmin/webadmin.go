@@ -42,6 +42,9 @@ var staticFS embed.FS
 // Admins checks admin logins (accounts.AdminStore).
 type Admins interface {
 	VerifyAdmin(ctx context.Context, name, password string) (bool, error)
+	// Admins lists the admins: a session whose admin was deleted (tern admin del) ends at its
+	// next request.
+	Admins(ctx context.Context) ([]string, error)
 }
 
 // Options configure a Handler.

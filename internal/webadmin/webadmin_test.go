@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,11 +26,18 @@ import (
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
-// fakeAdmins knows one admin, alice, with the password "right".
-type fakeAdmins struct{}
+// fakeAdmins knows one admin, alice, with the password "right", until gone is set.
+type fakeAdmins struct{ gone *atomic.Bool }
 
-func (fakeAdmins) VerifyAdmin(_ context.Context, name, pw string) (bool, error) {
-	return strings.EqualFold(name, "alice") && pw == "right", nil
+func (a fakeAdmins) VerifyAdmin(_ context.Context, name, pw string) (bool, error) {
+	return !a.gone.Load() && strings.EqualFold(name, "alice") && pw == "right", nil
+}
+
+func (a fakeAdmins) Admins(context.Context) ([]string, error) {
+	if a.gone.Load() {
+		return []string{}, nil
+	}
+	return []string{"alice"}, nil
 }
 
 // stuck fails every delivery for now, so that messages stay queued.
@@ -54,16 +62,19 @@ func (c *clock) advance(d time.Duration) {
 
 // fixture is a handler on a real queue, served on loopback.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
+	h     *Handler
 	q     *queue.Queue
 	logs  *testutil.SyncBuffer
 	clock *clock
 	accts *fakeAccounts
 	act   *Activity
+	// aliceGone deletes alice.
+	aliceGone atomic.Bool
 }
 
-func newFixture(t *testing.T, secure bool) *fixture {
+func newFixture(t testing.TB, secure bool) *fixture {
 	t.Helper()
 	q, err := queue.Open(filepath.Join(t.TempDir(), "queue"), queue.Options{Deliverer: stuck{}, MinBackoff: time.Hour, MaxBackoff: time.Hour})
 	if err != nil {
@@ -79,7 +90,7 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	f.act = NewActivity(f.clock.now)
 	log := slog.New(f.act.Handler(slog.NewTextHandler(f.logs, nil)))
 	h, err := New(Options{
-		Admins:   fakeAdmins{},
+		Admins:   fakeAdmins{gone: &f.aliceGone},
 		Queue:    q,
 		Accounts: f.accts,
 		Status:   func() Status { return Status{Sessions: 7} },
@@ -96,6 +107,7 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.h = h
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -249,6 +261,13 @@ func TestLogin(t *testing.T) {
 	if r := b.do("GET", "/", nil); r.code != http.StatusSeeOther {
 		t.Errorf("GET / after the session timeout: %d, want 303", r.code)
 	}
+	// A deleted admin's session ends at its next request.
+	b = f.loggedIn()
+	f.aliceGone.Store(true)
+	if r := b.do("GET", "/", nil); r.code != http.StatusSeeOther {
+		t.Errorf("GET / after the admin was deleted: %d, want 303", r.code)
+	}
+	f.aliceGone.Store(false)
 	b = f.loggedIn()
 	if r := b.post("/", "/logout", url.Values{}); r.code != http.StatusSeeOther || r.location != "/login" {
 		t.Errorf("logout: %d %q", r.code, r.location)
