@@ -122,15 +122,16 @@ func (a webAccounts) List(ctx context.Context) ([]webadmin.Account, error) {
 	}
 	out := make([]webadmin.Account, 0, len(list))
 	for _, addr := range list {
-		has, missing, err := accountMechs(ctx, a.cfg, a.store, addr)
+		acct := webadmin.Account{Addr: addr}
+		var err error
+		// A disabled account's secrets are out of reach: it logs in with nothing.
+		if acct.Disabled, err = a.store.IsDisabled(ctx, addr); err == nil && !acct.Disabled {
+			acct.Mechanisms, acct.Missing, err = accountMechs(ctx, a.cfg, a.store, addr)
+		}
 		if err != nil {
 			return nil, userError(a.cfg, addr, err)
 		}
-		disabled, err := a.store.IsDisabled(ctx, addr)
-		if err != nil {
-			return nil, userError(a.cfg, addr, err)
-		}
-		out = append(out, webadmin.Account{Addr: addr, Mechanisms: has, Missing: missing, Disabled: disabled})
+		out = append(out, acct)
 	}
 	return out, nil
 }
