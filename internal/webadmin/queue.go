@@ -16,12 +16,18 @@ import (
 // maxShownBody bounds the part of a message the details page shows.
 const maxShownBody = 256 << 10
 
+// maxListed bounds the messages the queue page lists: a queue of a hundred thousand would make
+// a page no browser shows. The actions "on every message selected" still reach them all.
+const maxListed = 1000
+
 // queueData is the queue page's.
 type queueData struct {
-	Select queue.Selection
-	Items  []queueRow
-	Total  int // messages in the queue, whatever the selection
-	Back   string
+	Select   queue.Selection
+	State    string // the state filter as the form has it
+	Items    []queueRow
+	Selected int // messages the filters select; more than Items past maxListed
+	Total    int // messages in the queue, whatever the selection
+	Back     string
 }
 
 // queueRow is a message as the list shows it.
@@ -72,8 +78,9 @@ func pending(it queue.Item) []string {
 func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request, s session, _ string) {
 	sel := selection(r.URL.Query())
 	rep := admin.Handle(r.Context(), h.opts.Queue, admin.Request{Op: admin.OpList, Select: sel})
-	d := queueData{Select: sel, Total: h.opts.Queue.Len(), Back: "/queue?" + r.URL.RawQuery}
-	for _, it := range rep.Items {
+	d := queueData{Select: sel, State: r.URL.Query().Get("state"), Selected: len(rep.Items), Total: h.opts.Queue.Len(),
+		Back: "/queue?" + r.URL.RawQuery}
+	for _, it := range rep.Items[:min(len(rep.Items), maxListed)] {
 		d.Items = append(d.Items, queueRow{Item: it, State: state(it), Pending: pending(it)})
 	}
 	p := pageFor(s, "Queue", "queue", d)
@@ -95,6 +102,12 @@ var queueActions = map[string]string{
 func (h *Handler) queueAction(w http.ResponseWriter, r *http.Request, s session, tok string) {
 	op, ok := queueActions[r.PostFormValue("action")]
 	ids := r.PostForm["id"]
+	req := admin.Request{Op: op, IDs: ids}
+	// "Every message the filters select", as tern queue ACTION ALL --from ... does.
+	if r.PostFormValue("all") == "1" {
+		req = admin.Request{Op: op, All: true, Select: selection(r.PostForm)}
+		ids = []string{"ALL"}
+	}
 	back := "/queue"
 	// Back to the page the form was on: only one of the queue's own pages.
 	if b := r.PostFormValue("back"); strings.HasPrefix(b, "/queue?") || strings.HasPrefix(b, "/queue/message?") {
@@ -106,9 +119,14 @@ func (h *Handler) queueAction(w http.ResponseWriter, r *http.Request, s session,
 	case len(ids) == 0:
 		h.sessions.addFlash(tok, "Tick the messages to "+r.PostFormValue("action")+" first.")
 	default:
-		rep := admin.Handle(r.Context(), h.opts.Queue, admin.Request{Op: op, IDs: ids})
-		h.log.Info("webadmin: queue "+op, "admin", s.admin, "remote", clientIP(r), "msgid", ids, "done", rep.N)
-		h.sessions.addFlash(tok, fmt.Sprintf("%s: %d of %d done.", op, rep.N, len(ids)))
+		rep := admin.Handle(r.Context(), h.opts.Queue, req)
+		if req.All {
+			h.log.Info("webadmin: queue "+op, "admin", s.admin, "remote", clientIP(r), "select", fmt.Sprintf("%+v", req.Select), "done", rep.N)
+			h.sessions.addFlash(tok, fmt.Sprintf("%s: %d done of the messages selected.", op, rep.N))
+		} else {
+			h.log.Info("webadmin: queue "+op, "admin", s.admin, "remote", clientIP(r), "msgid", ids, "done", rep.N)
+			h.sessions.addFlash(tok, fmt.Sprintf("%s: %d of %d done.", op, rep.N, len(ids)))
+		}
 		if rep.Error != "" {
 			h.sessions.addFlash(tok, rep.Error)
 		}

@@ -397,6 +397,20 @@ func TestQueueActions(t *testing.T) {
 			t.Errorf("%s: not done", step.name)
 		}
 	}
+	// Every message the filters select, ticked or not.
+	m4 := f.add("c@example.test", "w@one.example")
+	m5 := f.add("c@example.test", "v@two.example")
+	r = b.post("/queue?domain=one.example", "/queue", url.Values{"action": {"hold"}, "all": {"1"}, "domain": {"one.example"}})
+	if page := b.do("GET", r.location, nil).body; !strings.Contains(page, "hold: 2 done of the messages selected.") {
+		t.Errorf("hold every message selected: %d\n%s", r.code, page)
+	}
+	if !held(m1) || !held(m4) || held(m5) {
+		t.Errorf("hold of every message of one.example: held %v %v %v, want true true false", held(m1), held(m4), held(m5))
+	}
+	if r := b.do("GET", "/queue?domain=one.example", nil); !strings.Contains(r.body, "2 selected of 4 in the queue.") {
+		t.Errorf("queue page with a filter lacks its count (the 4: m1, m4, m5 and the bounce of m2):\n%s", r.body)
+	}
+	wantLog(t, f.logs.String(), `msg="webadmin: queue hold" admin=alice remote=127.0.0.1 select="{From: To: Domain:one.example Held:false Deferred:false}" done=2`)
 	wantLog(t, f.logs.String(), `msg="webadmin: queue hold" admin=alice remote=127.0.0.1 msgid="\[`+m1+` `+m2+`\]" done=2`)
 	wantLog(t, f.logs.String(), `msg="webadmin: queue delete" admin=alice`)
 }
