@@ -1,6 +1,7 @@
 package webadmin
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -21,8 +22,19 @@ type Activity struct {
 	mu      sync.Mutex
 	minutes [60]minuteCounts // by Unix minute mod 60
 	live    map[string]*LiveSession
-	lines   []string // the latest maxLines lines, oldest first, as ring from next
+	lines   []keptLine // the latest maxLines records, oldest first from next
 	next    int
+
+	// The records kept are formatted when the log page asks for them, not as they are logged:
+	// a line costs the server a copy of its record, not a second formatting.
+	fmtMu  sync.Mutex
+	fmtBuf bytes.Buffer
+}
+
+// keptLine is a record kept, with the text handler (its WithAttrs and groups) that formats it.
+type keptLine struct {
+	h slog.Handler
+	r slog.Record
 }
 
 // Kinds of events counted; the overview draws one graph per kind.
@@ -69,8 +81,7 @@ func NewActivity(now func() time.Time) *Activity {
 
 // Handler returns next, with a watch on every record.
 func (a *Activity) Handler(next slog.Handler) slog.Handler {
-	w := &lineWriter{a: a}
-	return &activityHandler{a: a, next: next, text: slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	return &activityHandler{a: a, next: next, text: slog.NewTextHandler(&a.fmtBuf, &slog.HandlerOptions{Level: slog.LevelDebug})}
 }
 
 // activityHandler passes records to next, and counts them and keeps their text for Activity.
@@ -93,7 +104,7 @@ func (h *activityHandler) Handle(ctx context.Context, r slog.Record) error {
 	if !h.next.Enabled(ctx, r.Level) {
 		return nil
 	}
-	_ = h.text.Handle(ctx, r.Clone()) // into memory: cannot fail
+	h.a.keep(keptLine{h: h.text, r: r.Clone()})
 	return h.next.Handle(ctx, r)
 }
 
@@ -112,21 +123,16 @@ func (h *activityHandler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-// lineWriter keeps each line the text handler writes (one Write per record).
-type lineWriter struct{ a *Activity }
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	a := w.a
-	line := strings.TrimSuffix(string(p), "\n")
+// keep keeps l as the latest line.
+func (a *Activity) keep(l keptLine) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.lines) < maxLines {
-		a.lines = append(a.lines, line)
+		a.lines = append(a.lines, l)
 	} else {
-		a.lines[a.next] = line
+		a.lines[a.next] = l
 		a.next = (a.next + 1) % maxLines
 	}
-	return len(p), nil
 }
 
 // observe counts r and follows the session it belongs to.
@@ -266,6 +272,15 @@ func (a *Activity) Live() []LiveSession {
 // Lines returns the recent log lines, oldest first.
 func (a *Activity) Lines() []string {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append(slices.Clone(a.lines[a.next:]), a.lines[:a.next]...)
+	kept := append(slices.Clone(a.lines[a.next:]), a.lines[:a.next]...)
+	a.mu.Unlock()
+	a.fmtMu.Lock()
+	defer a.fmtMu.Unlock()
+	out := make([]string, len(kept))
+	for i, l := range kept {
+		a.fmtBuf.Reset()
+		_ = l.h.Handle(context.Background(), l.r) // into memory: cannot fail
+		out[i] = strings.TrimSuffix(a.fmtBuf.String(), "\n")
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package webadmin
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -93,5 +94,25 @@ func TestActivityPages(t *testing.T) {
 	// The log page has the handler's own lines (the login), escaped.
 	if r := b.do("GET", "/log", nil); !strings.Contains(r.body, `msg=&#34;webadmin: login&#34;`) {
 		t.Errorf("log page:\n%s", r.body)
+	}
+}
+
+// BenchmarkLogLine is the cost of one of a session's log lines with the admin web interface's
+// Activity in front of the log handler ("activity") and without ("plain").
+func BenchmarkLogLine(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		wrap func(slog.Handler) slog.Handler
+	}{
+		{"plain", func(h slog.Handler) slog.Handler { return h }},
+		{"activity", NewActivity(nil).Handler},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			log := slog.New(bc.wrap(slog.NewTextHandler(io.Discard, nil))).With("conn", 1, "remote", "192.0.2.1", "listener", "smtp")
+			b.ReportAllocs()
+			for b.Loop() {
+				log.Info("rcpt", "from", "a@example.org", "rcpt", "b@example.test", "code", 250, "reason", "Ok")
+			}
+		})
 	}
 }
