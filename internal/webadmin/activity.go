@@ -3,6 +3,7 @@ package webadmin
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -104,8 +105,28 @@ func (h *activityHandler) Handle(ctx context.Context, r slog.Record) error {
 	if !h.next.Enabled(ctx, r.Level) {
 		return nil
 	}
-	h.a.keep(keptLine{h: h.text, r: r.Clone()})
+	h.a.keep(keptLine{h: h.text, r: frozen(r)})
 	return h.next.Handle(ctx, r)
+}
+
+// frozen is a copy of r whose values are fixed now: an error, or a pointer to something that
+// changes, is worded as it is now, not when (and in whichever goroutine) the log page asks.
+func frozen(r slog.Record) slog.Record {
+	c := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		v := a.Value.Resolve()
+		if v.Kind() == slog.KindAny {
+			switch x := v.Any().(type) {
+			case error:
+				v = slog.StringValue(x.Error())
+			default:
+				v = slog.StringValue(fmt.Sprintf("%+v", x))
+			}
+		}
+		c.AddAttrs(slog.Attr{Key: a.Key, Value: v})
+		return true
+	})
+	return c
 }
 
 func (h *activityHandler) WithAttrs(as []slog.Attr) slog.Handler {

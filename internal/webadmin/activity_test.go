@@ -2,6 +2,7 @@ package webadmin
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -58,6 +59,15 @@ func TestActivity(t *testing.T) {
 	}
 	if got := strings.Count(out.String(), "\n"); got != 3 {
 		t.Errorf("the log got %d lines, want the 3 warnings:\n%s", got, out.String())
+	}
+
+	// A value that changes after it was logged is kept as it was.
+	type state struct{ N int }
+	st := &state{N: 1}
+	log.Warn("state", "st", st, "err", errors.New("boom"))
+	st.N = 2
+	if l := a.Lines(); !strings.Contains(l[len(l)-1], `st=&{N:1} err=boom`) {
+		t.Errorf("a changed value: %q", l[len(l)-1])
 	}
 
 	// An hour later, nothing is left of those counts.
