@@ -132,6 +132,7 @@ func (h *Handler) queueAction(w http.ResponseWriter, r *http.Request, s session,
 		}
 		for _, res := range rep.Results {
 			if res.Error != "" {
+				h.log.Warn("webadmin: queue "+op+" failed", "admin", s.admin, "remote", clientIP(r), "msgid", res.ID, "err", res.Error)
 				h.sessions.addFlash(tok, res.Error)
 			}
 		}

@@ -46,7 +46,8 @@ func newSessions(now func() time.Time, timeout time.Duration) *sessions {
 	return &sessions{now: now, timeout: timeout, m: make(map[string]*session)}
 }
 
-// token returns a new random token: 256 bits, as unguessable as a session must be.
+// token returns a new random token: 260 bits (two of rand.Text's), as unguessable as a
+// session must be.
 func token() string { return rand.Text() + rand.Text() }
 
 // start makes a session for admin and returns its token.
@@ -89,12 +90,25 @@ func (ss *sessions) get(token string) (s session, ok bool) {
 	return s, true
 }
 
+// maxFlash bounds the notes kept for the next page: an action on a thousand messages that
+// all fail is summed up by its first notes and its count.
+const maxFlash = 20
+
 // addFlash notes msg for the next page of the session.
 func (ss *sessions) addFlash(token string, msg ...string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if p := ss.m[token]; p != nil {
-		p.flash = append(p.flash, msg...)
+	p := ss.m[token]
+	if p == nil {
+		return
+	}
+	for _, m := range msg {
+		switch {
+		case len(p.flash) < maxFlash:
+			p.flash = append(p.flash, m)
+		case len(p.flash) == maxFlash:
+			p.flash = append(p.flash, "(more not shown: the log has them all)")
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package webadmin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -413,6 +414,17 @@ func TestQueueActions(t *testing.T) {
 	wantLog(t, f.logs.String(), `msg="webadmin: queue hold" admin=alice remote=127.0.0.1 select="{From: To: Domain:one.example Held:false Deferred:false}" done=2`)
 	wantLog(t, f.logs.String(), `msg="webadmin: queue hold" admin=alice remote=127.0.0.1 msgid="\[`+m1+` `+m2+`\]" done=2`)
 	wantLog(t, f.logs.String(), `msg="webadmin: queue delete" admin=alice`)
+	wantLog(t, f.logs.String(), `msg="webadmin: queue delete failed" admin=alice remote=127.0.0.1 msgid=0000NOSUCH err="there is no message 0000NOSUCH`)
+
+	// A thousand failures are summed up on the page; the log has each.
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf("%016d", i))
+	}
+	r = b.post("/queue", "/queue", url.Values{"action": {"hold"}, "id": many})
+	if page := b.do("GET", r.location, nil).body; strings.Count(page, `class="flash"`) != maxFlash+1 || !strings.Contains(page, "(more not shown: the log has them all)") {
+		t.Errorf("a thousand failures: %d notes on the page", strings.Count(page, `class="flash"`))
+	}
 }
 
 func TestMessagePage(t *testing.T) {
