@@ -20,6 +20,7 @@ package webadmin
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -94,6 +95,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Admins == nil || opts.Queue == nil || opts.Limiter == nil {
+		return nil, errors.New("webadmin: Admins, Queue and Limiter are needed")
 	}
 	if opts.SessionTimeout <= 0 {
 		return nil, fmt.Errorf("webadmin: session timeout %v: want a positive duration", opts.SessionTimeout)
