@@ -127,6 +127,7 @@ func checkPages(t *testing.T, ctx context.Context, base string, paths ...string)
 // that swaks then logs in with over SMTP, sees its message in the queue, holds and releases
 // it, is refused a form without its CSRF token, and is throttled after wrong logins.
 func TestWebAdmin(t *testing.T) {
+	t.Parallel()
 	swaks := needTool(t, "swaks")
 	ctx := startBrowser(t)
 	tn := startTern(t, ternOpts{Config: "[auth]\nmax_failures = 3\n", ServeArgs: []string{"--admin", "127.0.0.1:0"}})
