@@ -127,6 +127,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 	root.AddCommand(
 		newServeCmd(std),
 		newUserCmd(std),
+		newAdminCmd(std),
 		newAliasCmd(std),
 		newDKIMCmd(std),
 		newAccountsCmd(std),

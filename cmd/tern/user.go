@@ -29,6 +29,14 @@ in it: a store elsewhere needs no data directory.`,
 			func(ctx context.Context, cfg config.Config, args []string) error {
 				return app.UserDel(ctx, cfg, args[0], std.out)
 			}),
+		newUserCmdOf(std, "disable ADDRESS", "stop an account from logging in (it still receives mail)", "  tern user disable bob@example.test", 1, false,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserDisable(ctx, cfg, args[0], true, std.out)
+			}),
+		newUserCmdOf(std, "enable ADDRESS", "let a disabled account log in again", "  tern user enable bob@example.test", 1, false,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserDisable(ctx, cfg, args[0], false, std.out)
+			}),
 		newUserCmdOf(std, "list", "list the accounts, with the mechanisms each can log in with", "  tern user list --data /var/lib/tern", 0, true,
 			func(ctx context.Context, cfg config.Config, _ []string) error {
 				return app.UserList(ctx, cfg, std.out)

@@ -257,14 +257,16 @@ func AliasList(ctx context.Context, cfg config.Config, domain string, w io.Write
 
 // withAliasStore is withAccounts with the errors worded for aliases.
 func withAliasStore(cfg config.Config, addr string, create bool, f func(s accounts.Store) error) error {
-	return withAccounts(cfg, addr, create, func(s accounts.Store) error {
-		err := f(s)
-		switch {
-		case errors.Is(err, accounts.ErrNotFound):
-			return errorf(err, "%s: no such alias or target (tern alias list shows them)", addr)
-		case errors.Is(err, accounts.ErrBadAlias):
-			return errorf(err, "%s", strings.TrimPrefix(err.Error(), "accounts: "))
-		}
-		return err
-	})
+	return withAccounts(cfg, addr, create, func(s accounts.Store) error { return aliasError(addr, f(s)) })
+}
+
+// aliasError words the errors of the alias store that are not an account's.
+func aliasError(addr string, err error) error {
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		return errorf(err, "%s: no such alias or target (tern alias list shows them)", addr)
+	case errors.Is(err, accounts.ErrBadAlias):
+		return errorf(err, "%s", strings.TrimPrefix(err.Error(), "accounts: "))
+	}
+	return err
 }

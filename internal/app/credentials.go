@@ -90,6 +90,13 @@ func (c *credentials) Account(ctx context.Context, login string) (string, error)
 	case !ok:
 		return "", fmt.Errorf("%w: no account %s", sasl.ErrAuthFailed, acct)
 	}
+	// The KDC knows nothing of a disabled account: it is refused here.
+	switch disabled, err := c.store.IsDisabled(ctx, acct); {
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", sasl.ErrUnavailable, err)
+	case disabled:
+		return "", fmt.Errorf("%w: account %s is disabled", sasl.ErrAuthFailed, acct)
+	}
 	return acct, nil
 }
 
@@ -103,6 +110,9 @@ func (c *credentials) Secret(ctx context.Context, login, kind string) (string, [
 	case errors.Is(err, accounts.ErrNotFound):
 		// No such user, or no secret for this mechanism: the password was set before it was
 		// switched on. The client is told the same either way; the log says what to run.
+		if disabled, _ := c.store.IsDisabled(ctx, acct); disabled {
+			return "", nil, fmt.Errorf("%w: account %s is disabled", sasl.ErrAuthFailed, acct)
+		}
 		if ok, _ := c.store.Exists(ctx, acct); ok {
 			return "", nil, fmt.Errorf("%w: no %s secret for %s (its password was set before the mechanism was configured: tern user passwd %s stores one)",
 				sasl.ErrAuthFailed, kind, acct, acct)

@@ -33,6 +33,7 @@ import (
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtpserver"
 	"github.com/tern-mail/tern/internal/tlsutil"
+	"github.com/tern-mail/tern/internal/webadmin"
 )
 
 // ShutdownGrace is how long sessions get to finish after a stop signal.
@@ -99,6 +100,8 @@ type Server struct {
 	// reloading keeps two reloads (SIGHUP, tern reload) from running at once.
 	reloading sync.Mutex
 	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
+	web       *webAdmin      // nil: no admin web interface (webadmin.go)
+	activity  *webadmin.Activity
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -115,7 +118,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, data: data, log: log}
+	// The admin web interface follows the server through its log (webadmin.go).
+	log, activity := watchLog(cfg, log)
+	s := &Server{cfg: cfg, data: data, log: log, activity: activity}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -136,6 +141,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
+	if err := s.listenWebAdmin(); err != nil {
 		return nil, err
 	}
 
@@ -207,6 +215,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		s.metrics.instrument(s, router, store)
 	}
 	s.srv = smtpserver.New(opts)
+	if err := s.buildWebAdmin(store); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -300,6 +311,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	defer stopReload()
 	stopMetrics := s.metrics.serve(s, stdout)
 	defer stopMetrics()
+	stopWeb := s.web.serve(s, stdout) // webadmin.go
+	defer stopWeb()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener, or
 	// a reload does (Serve recovers its own panics), and Run waits for them before the queue
@@ -351,6 +364,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	serving.Wait()
 	stopAdmin() // idempotent: the deferred call then returns at once
+	stopWeb()
 	stopQueue()
 	stopMetrics()
 	s.Close()

@@ -152,6 +152,23 @@ func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) e
 	})
 }
 
+// UserDisable disables an account (disabled) or enables it again: a disabled account keeps
+// receiving mail but logs in with no mechanism.
+func UserDisable(ctx context.Context, cfg config.Config, addr string, disabled bool, w io.Writer) error {
+	return withAccounts(cfg, addr, false, func(s accounts.Store) error {
+		if err := s.SetDisabled(ctx, addr, disabled); err != nil {
+			return err
+		}
+		norm, _ := accounts.NormalizeAddress(addr)
+		what := "enabled %s: it logs in again\n"
+		if disabled {
+			what = "disabled %s: it cannot log in, and still receives mail (tern user enable undoes it)\n"
+		}
+		_, err := fmt.Fprintf(w, what, norm)
+		return err
+	})
+}
+
 // mailbox is the Maildir of the account norm under data; without a data directory here (the
 // store is elsewhere, PostgreSQL) it is where the mailbox is on each node.
 func mailbox(data, norm string) string {
@@ -177,6 +194,15 @@ func UserList(ctx context.Context, cfg config.Config, w io.Writer) error {
 			width = max(width, len(a))
 		}
 		for _, a := range list {
+			// A disabled account's secrets are out of reach: it logs in with nothing.
+			if disabled, err := s.IsDisabled(ctx, a); err != nil {
+				return err
+			} else if disabled {
+				if _, err := fmt.Fprintf(w, "%-*s  (disabled: tern user enable %s)\n", width, a, a); err != nil {
+					return err
+				}
+				continue
+			}
 			has, missing, err := accountMechs(ctx, cfg, s, a)
 			if err != nil {
 				return err
@@ -208,12 +234,21 @@ func UserShow(ctx context.Context, cfg config.Config, addr string, w io.Writer) 
 		case !ok:
 			return fmt.Errorf("%w: %s", accounts.ErrNotFound, norm)
 		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "account:     %s\n", norm)
+		if disabled, err := s.IsDisabled(ctx, norm); err != nil {
+			return err
+		} else if disabled {
+			// Its secrets are out of reach: it logs in with nothing.
+			fmt.Fprintf(&b, "disabled:    it cannot log in, and still receives mail (tern user enable %s)\n", norm)
+			fmt.Fprintf(&b, "mailbox:     %s\n", mailbox(cfg.Data, norm))
+			_, err = io.WriteString(w, b.String())
+			return err
+		}
 		has, missing, err := accountMechs(ctx, cfg, s, norm)
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "account:     %s\n", norm)
 		fmt.Fprintf(&b, "secrets for: %s\n", strings.Join(has, " "))
 		if len(missing) > 0 {
 			fmt.Fprintf(&b, "missing:     %s (configured, but the password was set before: tern user passwd %s stores them)\n",

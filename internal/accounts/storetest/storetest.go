@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore New) {
 		{"ReportCounts", testReportCounts},
 		{"SentReports", testSentReports},
 		{"Copy", testCopy},
+		{"Admins", testAdmins},
+		{"Disabled", testDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore) })
 	}
