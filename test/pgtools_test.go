@@ -69,11 +69,12 @@ func TestStoreCommandsPostgresNoData(t *testing.T) {
 }
 
 // TestAccountsCopySQLiteToPostgres: tern accounts copy moves a SQLite store (an account with
-// the secrets of every mechanism, one with the default ones, an alias, an RSA and an Ed25519
-// DKIM key) into PostgreSQL, refuses to copy into it again unless --overwrite, and a node on
-// PostgreSQL then logs those accounts in with AUTH PLAIN, SCRAM-SHA-256 and CRAM-MD5 (the
-// secrets were copied, not derived again), takes the alias, and signs with the copied keys
-// (dkimpy verifies the signatures against the records printed when the keys were made).
+// the secrets of every mechanism, one with the default ones, a disabled one, an alias, an RSA
+// and an Ed25519 DKIM key, an admin login) into PostgreSQL, refuses to copy into it again
+// unless --overwrite, and a node on PostgreSQL then logs those accounts in with AUTH PLAIN,
+// SCRAM-SHA-256 and CRAM-MD5 (the secrets were copied, not derived again) but not the disabled
+// one, takes the alias, and signs with the copied keys (dkimpy verifies the signatures against
+// the records printed when the keys were made); tern admin list on PostgreSQL shows the admin.
 func TestAccountsCopySQLiteToPostgres(t *testing.T) {
 	t.Parallel()
 	py, verifyPy := needDkimpy(t)
@@ -82,6 +83,10 @@ func TestAccountsCopySQLiteToPostgres(t *testing.T) {
 	const dora, doraPW, erin, erinPW = "dora@a.test", "dora-secret", "erin@a.test", "erin-secret"
 	storeCmd(t, doraPW+"\n", "user", "add", "--data", src, "--auth-mechanisms", "all", "--password-stdin", dora)
 	storeCmd(t, erinPW+"\n", "user", "add", "--data", src, "--password-stdin", erin)
+	const frank, frankPW = "frank@a.test", "frank-secret"
+	storeCmd(t, frankPW+"\n", "user", "add", "--data", src, "--password-stdin", frank)
+	storeCmd(t, "", "user", "disable", "--data", src, frank)
+	storeCmd(t, "admin-secret\n", "admin", "add", "--data", src, "--password-stdin", "Root")
 	storeCmd(t, "", "alias", "add", "--data", src, "team@a.test", dora, erin)
 	var records strings.Builder
 	for _, alg := range []string{"rsa", "ed25519"} {
@@ -92,15 +97,19 @@ func TestAccountsCopySQLiteToPostgres(t *testing.T) {
 	keyFile := writeFile(t, "keys", records.String())
 
 	out := storeCmd(t, "", "accounts", "copy", "--data", src, "--to", pg.URL())
-	mustMatch(t, "copy", out, `^copied to postgres://tern@[0-9.:]+/postgres\?sslmode=disable: 2 accounts \([1-9][0-9]* mechanism secrets\), 1 aliases \(2 targets\), 2 DKIM keys$`)
+	mustMatch(t, "copy", out, `^copied to postgres://tern@[0-9.:]+/postgres\?sslmode=disable: 3 accounts \([1-9][0-9]* mechanism secrets, 1 disabled\), 1 aliases \(2 targets\), 2 DKIM keys, 1 admin logins$`)
 	again, errOut, code := runTool(t, 30*time.Second, "", ternBin, "accounts", "copy", "--data", src, "--to", pg.URL())
-	if code != 1 || !strings.Contains(errOut, "is not empty (2 accounts") || again != "" {
+	if code != 1 || !strings.Contains(errOut, "is not empty (3 accounts") || again != "" {
 		t.Fatalf("copy into a store that is not empty: exit %d\n%s%s", code, again, errOut)
 	}
 	storeCmd(t, "", "accounts", "copy", "--from", "sqlite:"+filepath.Join(src, "accounts.db"), "--to", pg.URL(), "--overwrite")
+	if out := storeCmd(t, "", "admin", "list", "--accounts", pg.URL()); out != "root\n" {
+		t.Errorf("tern admin list on PostgreSQL after the copy: %q, want the admin root", out)
+	}
 
 	w := startWorld(t, worldOpts{AConfig: "[accounts]\nurl = \"" + pg.URL() + "\"\n", AArgs: []string{"--auth-mechanisms", "all"}})
 	mustMatch(t, "AUTH PLAIN as erin", authReply(t, w.A.Submission, erin, erinPW), `^235 2\.7\.0 `)
+	mustMatch(t, "AUTH PLAIN as frank, disabled", authReply(t, w.A.Submission, frank, frankPW), `^535 5\.7\.8 `)
 	ca := filepath.Join(w.A.Data, "tls", "cert.pem")
 	for _, mech := range []string{"SCRAM-SHA-256", "CRAM-MD5"} {
 		tok := token(t)

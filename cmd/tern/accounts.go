@@ -26,12 +26,13 @@ func newAccountsCopyCmd(std stdio) *cobra.Command {
 	var overwrite bool
 	cmd := &cobra.Command{
 		Use:   "copy --to URL",
-		Short: "copy the accounts, their AUTH secrets, aliases, DKIM keys and report counts into another store",
+		Short: "copy the accounts, their AUTH secrets, aliases, DKIM keys, report counts and admin logins into another store",
 		Long: `Copies everything the account store holds into the store --to names, in one transaction
 there: the accounts with their password hashes and the secrets of their mechanisms as stored (no
-password is hashed again or seen, so every password and mechanism keeps working), the aliases,
-the DKIM keys with their states (the nodes sign with the same keys, no DNS change), the report
-counts and the reports sent. A target that holds anything is refused unless --overwrite, which
+password is hashed again or seen, so every password and mechanism keeps working) and whether
+they are disabled, the aliases, the DKIM keys with their states (the nodes sign with the same
+keys, no DNS change), the report counts, the reports sent, and the logins of the admin web
+interface (their hashes as stored too). A target that holds anything is refused unless --overwrite, which
 replaces what has the same name there and leaves the rest. Stop the servers on the old store
 first: what they change during the copy may be missed. Then point every node at the new store
 (accounts.url, or --accounts).`,

@@ -15,8 +15,9 @@ type Copier interface {
 	Dump(ctx context.Context) (Dump, error)
 
 	// Load writes d in one transaction: all of it or nothing. A row whose key is there already
-	// (an account, an alias target, a DKIM selector, a report row, a sent report) takes d's
-	// values; an account's secrets become d's. Rows d does not name are left alone.
+	// (an account, an alias target, a DKIM selector, a report row, a sent report, an admin)
+	// takes d's values; an account's secrets and disabled flag become d's. Rows d does not name
+	// are left alone.
 	Load(ctx context.Context, d Dump) error
 }
 
@@ -27,6 +28,7 @@ type Dump struct {
 	DKIMKeys     []DKIMKey
 	ReportCounts []ReportCount
 	SentReports  []SentReport
+	Admins       []StoredAdmin
 }
 
 // StoredAccount is an account as stored.
@@ -37,6 +39,16 @@ type StoredAccount struct {
 	Created time.Time
 	// Secrets are the mechanism secrets, sorted by kind.
 	Secrets []Secret
+	// Disabled is set for an account that cannot log in (Store.SetDisabled).
+	Disabled bool
+}
+
+// StoredAdmin is a login of the admin web interface (AdminStore) as stored.
+type StoredAdmin struct {
+	Name string
+	// Hash is the password's argon2id PHC string (HashPassword).
+	Hash    string
+	Created time.Time
 }
 
 // DumpPublic fills in the parts of d that the Store interface reads as they are stored (the

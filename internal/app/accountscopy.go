@@ -14,8 +14,9 @@ import (
 
 // AccountsCopy copies the configured account store (accounts.url, or the data directory's
 // SQLite file) into the store at the URL to, in one transaction on to's side: the accounts with
-// their password hashes and mechanism secrets as stored (nothing is hashed again, so every
-// password keeps working), the aliases, the DKIM keys and the report counts. A target that
+// their password hashes, mechanism secrets and disabled flags as stored (nothing is hashed again,
+// so every password keeps working), the aliases, the DKIM keys, the reports and the admin web
+// interface's logins (their hashes as stored too). A target that
 // holds anything is refused unless overwrite, which replaces what has the same key and leaves
 // the rest. It prints what it copied on w.
 func AccountsCopy(ctx context.Context, cfg config.Config, to string, overwrite bool, w io.Writer) (err error) {
@@ -75,12 +76,15 @@ func closeStore(data string, s accounts.Store) error {
 	return nil
 }
 
-// dumpCounts says how much d holds ("2 accounts (5 secrets), 1 alias (2 targets), ..."), or
-// "" when it is empty.
+// dumpCounts says how much d holds ("2 accounts (5 mechanism secrets, 1 disabled), 1 aliases
+// (2 targets), ..."), or "" when it is empty.
 func dumpCounts(d accounts.Dump) string {
-	var secrets, targets int
+	var secrets, disabled, targets int
 	for _, a := range d.Accounts {
 		secrets += len(a.Secrets)
+		if a.Disabled {
+			disabled++
+		}
 	}
 	for _, a := range d.Aliases {
 		targets += len(a.Targets)
@@ -91,11 +95,12 @@ func dumpCounts(d accounts.Dump) string {
 			parts = append(parts, fmt.Sprintf("%d %s", n, what))
 		}
 	}
-	add(len(d.Accounts), fmt.Sprintf("accounts (%d mechanism secrets)", secrets))
+	add(len(d.Accounts), fmt.Sprintf("accounts (%d mechanism secrets, %d disabled)", secrets, disabled))
 	add(len(d.Aliases), fmt.Sprintf("aliases (%d targets)", targets))
 	add(len(d.DKIMKeys), "DKIM keys")
 	add(len(d.ReportCounts), "report counts")
 	add(len(d.SentReports), "sent reports")
+	add(len(d.Admins), "admin logins")
 	return strings.Join(parts, ", ")
 }
 

@@ -21,14 +21,19 @@ func TestRedactURL(t *testing.T) {
 
 func TestDumpCounts(t *testing.T) {
 	d := accounts.Dump{
-		Accounts: []accounts.StoredAccount{{Addr: "a@b.test", Secrets: make([]accounts.Secret, 3)}, {Addr: "c@b.test"}},
+		Accounts: []accounts.StoredAccount{{Addr: "a@b.test", Secrets: make([]accounts.Secret, 3)}, {Addr: "c@b.test", Disabled: true}},
 		Aliases:  []accounts.Alias{{Addr: "x@b.test", Targets: []string{"a@b.test", "c@b.test"}}},
 		DKIMKeys: make([]accounts.DKIMKey, 1),
+		Admins:   []accounts.StoredAdmin{{Name: "root"}},
 	}
-	if got, want := dumpCounts(d), "2 accounts (3 mechanism secrets), 1 aliases (2 targets), 1 DKIM keys"; got != want {
+	if got, want := dumpCounts(d), "2 accounts (3 mechanism secrets, 1 disabled), 1 aliases (2 targets), 1 DKIM keys, 1 admin logins"; got != want {
 		t.Errorf("dumpCounts = %q, want %q", got, want)
 	}
 	if got := dumpCounts(accounts.Dump{}); got != "" {
 		t.Errorf("dumpCounts of nothing = %q", got)
+	}
+	// An admin login alone makes a target not empty.
+	if got, want := dumpCounts(accounts.Dump{Admins: []accounts.StoredAdmin{{Name: "root"}}}), "1 admin logins"; got != want {
+		t.Errorf("dumpCounts of an admin = %q, want %q", got, want)
 	}
 }

@@ -33,12 +33,25 @@ func (s *Store) Dump(ctx context.Context) (d accounts.Dump, err error) {
 	}); err != nil {
 		return d, fmt.Errorf("postgres: dump: %w", err)
 	}
+	if rows, err = s.pool.Query(ctx, `SELECT name, password, created_at FROM admins ORDER BY name`); err != nil {
+		return d, fmt.Errorf("postgres: dump: %w", err)
+	}
+	var a accounts.StoredAdmin
+	var created int64
+	if _, err := pgx.ForEachRow(rows, []any{&a.Name, &a.Hash, &created}, func() error {
+		a.Created = time.Unix(created, 0)
+		d.Admins = append(d.Admins, a)
+		return nil
+	}); err != nil {
+		return d, fmt.Errorf("postgres: dump: %w", err)
+	}
 	return d, nil
 }
 
 // storedAccounts reads the accounts with their hashes and secrets.
 func (s *Store) storedAccounts(ctx context.Context) ([]accounts.StoredAccount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT address, password, created_at FROM users ORDER BY address`)
+	rows, err := s.pool.Query(ctx, `SELECT address, password, created_at,
+		EXISTS (SELECT 1 FROM disabled_users d WHERE d.address = users.address) FROM users ORDER BY address`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: dump: %w", err)
 	}
@@ -46,7 +59,7 @@ func (s *Store) storedAccounts(ctx context.Context) ([]accounts.StoredAccount, e
 	index := map[string]int{}
 	var a accounts.StoredAccount
 	var created int64
-	if _, err := pgx.ForEachRow(rows, []any{&a.Addr, &a.Hash, &created}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&a.Addr, &a.Hash, &created, &a.Disabled}, func() error {
 		a.Created = time.Unix(created, 0)
 		index[a.Addr] = len(list)
 		list = append(list, a)
@@ -83,6 +96,16 @@ func (s *Store) Load(ctx context.Context, d accounts.Dump) error {
 		for _, sec := range a.Secrets {
 			b.Queue(`INSERT INTO secrets (address, kind, secret) VALUES ($1, $2, $3)`, a.Addr, sec.Kind, sec.Value)
 		}
+		if a.Disabled {
+			b.Queue(`INSERT INTO disabled_users (address) VALUES ($1) ON CONFLICT DO NOTHING`, a.Addr)
+		} else {
+			b.Queue(`DELETE FROM disabled_users WHERE address = $1`, a.Addr)
+		}
+	}
+	for _, a := range d.Admins {
+		b.Queue(`INSERT INTO admins (name, password, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET password = excluded.password, created_at = excluded.created_at`,
+			a.Name, a.Hash, a.Created.Unix())
 	}
 	for _, a := range d.Aliases {
 		for _, t := range a.Targets {

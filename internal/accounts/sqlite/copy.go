@@ -29,17 +29,26 @@ func (s *Store) Dump(ctx context.Context) (d accounts.Dump, err error) {
 	if err != nil {
 		return d, err
 	}
-	return d, nil
+	err = s.each(ctx, `SELECT name, password, created_at FROM admins ORDER BY name`, func(rows *sql.Rows) error {
+		var a accounts.StoredAdmin
+		var created int64
+		err := rows.Scan(&a.Name, &a.Hash, &created)
+		a.Created = time.Unix(created, 0)
+		d.Admins = append(d.Admins, a)
+		return err
+	})
+	return d, err
 }
 
 // storedAccounts reads the accounts with their hashes and secrets.
 func (s *Store) storedAccounts(ctx context.Context) ([]accounts.StoredAccount, error) {
 	var list []accounts.StoredAccount
 	index := map[string]int{}
-	err := s.each(ctx, `SELECT address, password, created_at FROM users ORDER BY address`, func(rows *sql.Rows) error {
+	err := s.each(ctx, `SELECT address, password, created_at,
+		EXISTS (SELECT 1 FROM disabled_users d WHERE d.address = users.address) FROM users ORDER BY address`, func(rows *sql.Rows) error {
 		var a accounts.StoredAccount
 		var created int64
-		err := rows.Scan(&a.Addr, &a.Hash, &created)
+		err := rows.Scan(&a.Addr, &a.Hash, &created, &a.Disabled)
 		a.Created = time.Unix(created, 0)
 		index[a.Addr] = len(list)
 		list = append(list, a)
@@ -99,6 +108,20 @@ func (s *Store) Load(ctx context.Context, d accounts.Dump) error {
 				return err
 			}
 			if err := insertSecrets(ctx, tx, a.Addr, a.Secrets); err != nil {
+				return err
+			}
+			q := `DELETE FROM disabled_users WHERE address = ?`
+			if a.Disabled {
+				q = `INSERT INTO disabled_users (address) VALUES (?) ON CONFLICT DO NOTHING`
+			}
+			if err := exec(a.Addr, q, a.Addr); err != nil {
+				return err
+			}
+		}
+		for _, a := range d.Admins {
+			if err := exec("admin "+a.Name, `INSERT INTO admins (name, password, created_at) VALUES (?, ?, ?)
+				ON CONFLICT (name) DO UPDATE SET password = excluded.password, created_at = excluded.created_at`,
+				a.Name, a.Hash, a.Created.Unix()); err != nil {
 				return err
 			}
 		}

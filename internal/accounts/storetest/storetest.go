@@ -574,9 +574,10 @@ func testSentReports(t *testing.T, newStore New) {
 	}
 }
 
-// testCopy: a store's Dump loaded into an empty store makes the same store (the accounts log in
-// with their passwords: the hashes and secrets are the same bytes), and loading it again
-// changes nothing (counts are not added twice) but takes back a password changed meanwhile.
+// testCopy: a store's Dump loaded into an empty store makes the same store (the accounts and the
+// admins log in with their passwords: the hashes and secrets are the same bytes; a disabled
+// account stays disabled), and loading it again changes nothing (counts are not added twice)
+// but takes back a password or a disabled flag changed meanwhile.
 func testCopy(t *testing.T, newStore New) {
 	ctx := context.Background()
 	src, _ := newStore(t)
@@ -587,6 +588,10 @@ func testCopy(t *testing.T, newStore New) {
 	must(t, src.Add(ctx, "a@b.test", "pw-a", accounts.Secret{Kind: "SCRAM-SHA-256", Value: []byte{0, 1, 2}},
 		accounts.Secret{Kind: "CRAM-MD5", Value: []byte("cram")}))
 	must(t, src.Add(ctx, "c@b.test", "pw-c"))
+	must(t, src.Add(ctx, "off@b.test", "pw-off"))
+	must(t, src.SetDisabled(ctx, "off@b.test", true))
+	must(t, src.AddAdmin(ctx, "root", "admin-pw"))
+	must(t, src.AddAdmin(ctx, "ops", "ops-pw"))
 	must(t, src.AddAlias(ctx, "team@b.test", "a@b.test", "c@b.test"))
 	must(t, src.AddAlias(ctx, "@b.test", "a@b.test"))
 	t0 := time.Unix(1764892800, 0)
@@ -597,8 +602,9 @@ func testCopy(t *testing.T, newStore New) {
 		Begin: t0.UTC(), End: t0.Add(24 * time.Hour).UTC(), Destination: "mailto:r@x.test", Size: 9, Sent: t0.Add(25 * time.Hour).UTC(), QueueID: "Q"}}))
 	d, err := copier.Dump(ctx)
 	must(t, err)
-	if len(d.Accounts) != 2 || len(d.Accounts[0].Secrets) != 2 || len(d.Aliases) != 2 || len(d.DKIMKeys) != 2 ||
-		len(d.ReportCounts) != 1 || len(d.SentReports) != 1 {
+	if len(d.Accounts) != 3 || len(d.Accounts[0].Secrets) != 2 || !d.Accounts[2].Disabled || d.Accounts[0].Disabled ||
+		len(d.Aliases) != 2 || len(d.DKIMKeys) != 2 || len(d.ReportCounts) != 1 || len(d.SentReports) != 1 ||
+		len(d.Admins) != 2 || d.Admins[1].Name != "root" || d.Admins[1].Created.IsZero() {
 		t.Fatalf("dump: %+v", d)
 	}
 
@@ -614,12 +620,34 @@ func testCopy(t *testing.T, newStore New) {
 	}
 	load()
 	WantVerify(t, dst, "a@b.test", "pw-a", true)
+	WantVerify(t, dst, "off@b.test", "pw-off", false)
+	wantDisabled := func(addr string, want bool) {
+		t.Helper()
+		if got, err := dst.IsDisabled(ctx, addr); err != nil || got != want {
+			t.Errorf("IsDisabled(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	wantDisabled("off@b.test", true)
+	wantDisabled("a@b.test", false)
+	wantAdmin := func(name, pw string) {
+		t.Helper()
+		if ok, err := dst.VerifyAdmin(ctx, name, pw); err != nil || !ok {
+			t.Errorf("VerifyAdmin(%q, %q) = %v, %v in the copy", name, pw, ok, err)
+		}
+	}
+	wantAdmin("root", "admin-pw")
+	wantAdmin("ops", "ops-pw")
 	sec, err := dst.Secret(ctx, "a@b.test", "SCRAM-SHA-256")
 	must(t, err)
 	if !bytes.Equal(sec, []byte{0, 1, 2}) {
 		t.Errorf("secret %x", sec)
 	}
 	must(t, dst.SetPassword(ctx, "a@b.test", "changed"))
+	must(t, dst.SetAdminPassword(ctx, "root", "changed"))
+	must(t, dst.SetDisabled(ctx, "off@b.test", false))
+	must(t, dst.SetDisabled(ctx, "a@b.test", true))
 	load()
 	WantVerify(t, dst, "a@b.test", "pw-a", true)
+	wantDisabled("off@b.test", true)
+	wantAdmin("root", "admin-pw")
 }
