@@ -24,7 +24,7 @@ func storeCmd(t *testing.T, stdin string, args ...string) string {
 }
 
 // TestStoreCommandsPostgresNoData: every account-store command (tern user, alias, dkim, dns
-// records, reports list) works on a PostgreSQL store named by --accounts or by the config
+// records, reports list, admin) works on a PostgreSQL store named by --accounts or by the config
 // file's accounts.url, or on a SQLite file named by --accounts sqlite:PATH, with no data
 // directory, and makes none.
 func TestStoreCommandsPostgresNoData(t *testing.T) {
@@ -51,6 +51,14 @@ func TestStoreCommandsPostgresNoData(t *testing.T) {
 			mustMatch(t, "user passwd", run("pw2\n", "user", "passwd", "--password-stdin", user), `password changed for `+user)
 			mustMatch(t, "user list", run("", "user", "list"), user)
 			mustMatch(t, "user show", run("", "user", "show", user), user)
+			mustMatch(t, "user disable", run("", "user", "disable", user), user)
+			mustMatch(t, "user show (disabled)", run("", "user", "show", user), `(?i)disabled`)
+			mustMatch(t, "user enable", run("", "user", "enable", user), user)
+			admin := "admin-" + tc.name
+			mustMatch(t, "admin add", run("pw\n", "admin", "add", "--password-stdin", admin), `^added admin `+admin)
+			mustMatch(t, "admin passwd", run("pw2\n", "admin", "passwd", "--password-stdin", admin), `^password changed for admin `+admin+`$`)
+			mustMatch(t, "admin list", run("", "admin", "list"), `^`+admin+`$`)
+			mustMatch(t, "admin del", run("", "admin", "del", admin), `^deleted admin `+admin+`$`)
 			run("", "alias", "add", "team-"+user, user)
 			mustMatch(t, "alias list", run("", "alias", "list"), `team-`+user+`.*`+user)
 			run("", "alias", "del", "team-"+user)

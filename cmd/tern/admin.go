@@ -15,10 +15,13 @@ func newAdminCmd(std stdio) *cobra.Command {
 		Short: "add, delete and list the logins of the admin web interface",
 		Long: `The admin web interface (--admin, admin.listen) has logins of its own, apart from the mail
 accounts: a mail password does not open it, and an admin cannot send mail. They are kept in
-the account store (accounts.db, or the store --accounts names), hashed with argon2id.`,
+the account store (accounts.db, or the store --accounts names), hashed with argon2id.
+Only "tern admin add" makes the data directory when it is missing, and only when the store is
+in it: a store elsewhere (PostgreSQL, sqlite:PATH) needs no data directory.`,
 		Example: `  tern admin add alice
   echo 'secret' | tern admin add alice --password-stdin
-  tern admin list`,
+  tern admin list
+  tern admin list --accounts postgres://tern:PASSWORD@db.example.com/tern`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun,
 	}
@@ -39,7 +42,7 @@ the account store (accounts.db, or the store --accounts names), hashed with argo
 
 // newAdminSetCmd is tern admin add (add) or tern admin passwd: both read a password.
 func newAdminSetCmd(std stdio, add bool) *cobra.Command {
-	c := common{creates: add}
+	c := common{creates: add, store: true}
 	var pwStdin bool
 	cmd := &cobra.Command{
 		Use:   "add NAME",
