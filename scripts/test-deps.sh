@@ -97,8 +97,10 @@ declare -A pkg=(
   # host helpers: fail2ban-regex checks contrib/fail2ban, systemd-analyze verify contrib/systemd
   [fail2ban-regex]=fail2ban
   [systemd-analyze]=systemd
-  # the headless browser the admin web interface is tested in (test/webadmin_test.go, over chromedp)
+  # the headless browsers the admin web interface is tested in: Chromium (test/webadmin_test.go,
+  # over chromedp) and Firefox ESR (test/webadmin_firefox_test.go, over WebDriver BiDi)
   [chromium]=chromium
+  [firefox-esr]=firefox-esr
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(

@@ -123,6 +123,21 @@ func checkPages(t *testing.T, ctx context.Context, base string, paths ...string)
 	}
 }
 
+// startWebAdmin starts tern serve with config and the admin web interface on loopback, and
+// adds the admin alice (password pw-admin). It returns the interface's base URL.
+func startWebAdmin(t *testing.T, config string) (tn *Tern, base string) {
+	t.Helper()
+	tn = startTern(t, ternOpts{Config: config, ServeArgs: []string{"--admin", "127.0.0.1:0"}})
+	m := regexp.MustCompile(`tern: admin web interface on (http://\S+)/`).FindStringSubmatch(tn.Log())
+	if m == nil {
+		t.Fatalf("no admin web interface address in the log")
+	}
+	if out, errOut, code := tn.ternCmd("pw-admin\n", []string{"admin", "add"}, "--password-stdin", "alice"); code != 0 || !strings.HasPrefix(out, "added admin alice") {
+		t.Fatalf("tern admin add: %d\n%s%s", code, out, errOut)
+	}
+	return tn, m[1]
+}
+
 // TestWebAdmin drives the admin web interface in a real Chromium: logs in, adds an account
 // that swaks then logs in with over SMTP, sees its message in the queue, holds and releases
 // it, is refused a form without its CSRF token, and is throttled after wrong logins.
@@ -130,15 +145,7 @@ func TestWebAdmin(t *testing.T) {
 	t.Parallel()
 	swaks := needTool(t, "swaks")
 	ctx := startBrowser(t)
-	tn := startTern(t, ternOpts{Config: "[auth]\nmax_failures = 3\n", ServeArgs: []string{"--admin", "127.0.0.1:0"}})
-	m := regexp.MustCompile(`tern: admin web interface on (http://\S+)/`).FindStringSubmatch(tn.Log())
-	if m == nil {
-		t.Fatalf("no admin web interface address in the log")
-	}
-	base := m[1]
-	if out, errOut, code := tn.ternCmd("pw-admin\n", []string{"admin", "add"}, "--password-stdin", "alice"); code != 0 || !strings.HasPrefix(out, "added admin alice") {
-		t.Fatalf("tern admin add: %d\n%s%s", code, out, errOut)
-	}
+	tn, base := startWebAdmin(t, "[auth]\nmax_failures = 3\n")
 
 	// Log in.
 	submitForm(t, ctx, base+"/", "name", "alice", "password", "pw-admin")
