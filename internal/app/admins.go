@@ -21,7 +21,7 @@ func AdminAdd(ctx context.Context, cfg config.Config, name, password string, w i
 		norm, _ := accounts.NormalizeAdmin(name)
 		note := ""
 		if cfg.Admin.Listen == "" {
-			note = " (the admin web interface is off: serve it with --admin 127.0.0.1:8025 or admin.listen)"
+			note = " (admin.listen is not set in this configuration: the admin web interface is served only with --admin HOST:PORT or admin.listen)"
 		}
 		_, err := fmt.Fprintf(w, "added admin %s%s\n", norm, note)
 		return err
