@@ -50,8 +50,10 @@ func plBatchJobs() ([]plJob, []plBatch) {
 // strBody is a delivery.Body in memory.
 type strBody string
 
-func (b strBody) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }
-func (b strBody) Size() int64                  { return int64(len(b)) }
+func (b strBody) Open() (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(string(b))), nil
+}
+func (b strBody) Size() int64 { return int64(len(b)) }
 
 // deliverBatches runs the groups one after the other with DeliverBatch and returns which jobs
 // were acknowledged.
