@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bufio"
 	"io"
 	"runtime"
 )
@@ -50,4 +51,37 @@ func Allocated(f func()) uint64 {
 	f()
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
+}
+
+// LargeBody is a message body (a delivery.Body) of that many octets: each Open reads a fresh
+// LargeMessage.
+type LargeBody int64
+
+// Open implements delivery.Body.
+func (b LargeBody) Open() (io.ReadCloser, error) {
+	return io.NopCloser(&LargeMessage{Size: int64(b)}), nil
+}
+
+// Size implements delivery.Body.
+func (b LargeBody) Size() int64 { return int64(b) }
+
+// LargeSize is the size of a LargeMessage of n whole lines after its header.
+func LargeSize(lines int64) int64 { return int64(len(largeHeader)) + lines*int64(len(messageLine)) }
+
+// DiscardData reads the data of a DATA command up to its end line (".\r\n") without keeping
+// it, and returns how many octets it read before that line: for fake servers that take large
+// messages.
+func (s *Script) DiscardData() int64 {
+	var n int64
+	for {
+		l, err := s.BR.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			s.T.Errorf("fake server: reading data: %v", err)
+			return n
+		}
+		if string(l) == ".\r\n" {
+			return n
+		}
+		n += int64(len(l))
+	}
 }
