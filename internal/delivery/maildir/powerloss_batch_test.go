@@ -128,24 +128,7 @@ func TestPowerLossBatchTeeth(t *testing.T) {
 	jobs, groups := plBatchJobs()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := crashfs.New()
-			skipped := 0
-			f.Inject(func(op crashfs.Op) error {
-				if tc.skip(op) {
-					skipped++
-					return crashfs.ErrSkip
-				}
-				return nil
-			})
-			acked := deliverBatches(f, jobs, groups)
-			if skipped == 0 {
-				t.Fatal("the mutation skipped no sync")
-			}
-			problems, _ := checkMaildirs(f.Crash(), jobs, acked)
-			if len(problems) == 0 {
-				t.Fatal("no loss detected without this fsync")
-			}
-			t.Logf("detected: %s (and %d more)", problems[0], len(problems)-1)
+			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverBatches(f, jobs, groups) })
 		})
 	}
 }
@@ -191,10 +174,10 @@ func TestDeliverBatchFailure(t *testing.T) {
 					t.Errorf("%s: %v, want delivered", env.Rcpts[k].Addr, o.Err)
 				}
 				md, _ := d.Path(env.Rcpts[k].Addr)
-				if n := len(listDirFS(t, f, path.Join(md, "tmp"))); n != 0 {
+				if n := len(listDirIn(t, f, path.Join(md, "tmp"))); n != 0 {
 					t.Errorf("%s: %d files left in tmp/", env.Rcpts[k].Addr, n)
 				}
-				if n, want := len(listDirFS(t, f, path.Join(md, "new"))), map[bool]int{false: 1, true: 0}[two]; n != want {
+				if n, want := len(listDirIn(t, f, path.Join(md, "new"))), map[bool]int{false: 1, true: 0}[two]; n != want {
 					t.Errorf("%s: %d files in new/, want %d", env.Rcpts[k].Addr, n, want)
 				}
 			}
@@ -204,18 +187,4 @@ func TestDeliverBatchFailure(t *testing.T) {
 			}
 		})
 	}
-}
-
-// listDirFS is the names in dir of fsys.
-func listDirFS(t *testing.T, fsys safeio.FS, dir string) []string {
-	t.Helper()
-	des, err := fsys.ReadDir(dir)
-	if err != nil {
-		t.Fatalf("reading %s: %v", dir, err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
 }
