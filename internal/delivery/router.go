@@ -22,7 +22,8 @@ type Router struct {
 	// Postmaster is where mail for postmaster@<a local domain> goes when that domain has no
 	// postmaster account: RFC 5321 §4.5.1 requires the address to work everywhere.
 	Postmaster string
-	// Mailbox stores mail for local accounts one recipient at a time (Maildir).
+	// Mailbox stores mail for local accounts (Maildir): all of a message's local recipients in
+	// one call when it is also a BatchDeliverer, else one recipient at a time.
 	Mailbox Deliverer
 	// LMTP, when set, takes local mail instead of Mailbox (an LMTP server such as Dovecot).
 	LMTP BatchDeliverer
@@ -149,14 +150,12 @@ func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts
 		return
 	}
 	if r.LMTP != nil {
-		res := r.LMTP.DeliverBatch(ctx, lenv, pick(rcpts, ok), body)
-		for n, k := range ok {
-			if n < len(res) {
-				out[k] = res[n]
-			} else {
-				out[k].Err = Temporary("internal error", errors.New("LMTP deliverer gave too few results"))
-			}
-		}
+		fill(out, ok, r.LMTP.DeliverBatch(ctx, lenv, pick(rcpts, ok), body), "LMTP")
+		return
+	}
+	if bm, isBatch := r.Mailbox.(BatchDeliverer); isBatch {
+		// One batch for all of them: they share the fsyncs of their mailboxes (Maildir).
+		fill(out, ok, bm.DeliverBatch(ctx, lenv, pick(rcpts, ok), body), "mailbox")
 		return
 	}
 	for _, k := range ok {
@@ -167,6 +166,18 @@ func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts
 		}
 		out[k].Err = r.Mailbox.Deliver(ctx, lenv, rcpts[k], rc)
 		_ = rc.Close() // only read: the outcome is what Deliver said
+	}
+}
+
+// fill sets out[k] to the n-th result for the n-th k of ks; the ones a batch deliverer (named
+// who) gave no result for fail temporarily.
+func fill(out []Outcome, ks []int, res []Outcome, who string) {
+	for n, k := range ks {
+		if n < len(res) {
+			out[k] = res[n]
+		} else {
+			out[k].Err = Temporary("internal error", errors.New(who+" deliverer gave too few results"))
+		}
 	}
 }
 

@@ -115,6 +115,25 @@ func TestRouterLMTPAndNoRemote(t *testing.T) {
 	}
 }
 
+// batchMailbox is a Mailbox that also delivers in batches (as Maildir does).
+type batchMailbox struct {
+	recordingDeliverer
+	recordingBatch
+}
+
+// A Mailbox that is also a BatchDeliverer gets all the local recipients of a message in one
+// call (so that Maildir makes them durable in one batch), the postmaster mapped.
+func TestRouterMailboxBatch(t *testing.T) {
+	mbox := &batchMailbox{}
+	r := newRouter(mbox, nil, nil)
+	env := &envelope.Envelope{Rcpts: []envelope.Recipient{{Addr: "bob@example.test"}, {Addr: "gone@example.test"}, {Addr: "postmaster@example.test"}}}
+	out := r.DeliverBatch(context.Background(), env, []int{0, 1, 2}, bytesBody("b"))
+	if out[0].Err != nil || out[2].Err != nil || !IsPermanent(out[1].Err) || len(mbox.got) != 0 ||
+		len(mbox.batches) != 1 || strings.Join(mbox.batches[0], ",") != "bob@example.test,postmaster@example.test" {
+		t.Errorf("outcomes %v, per-recipient calls %q, batches %q", out, mbox.got, mbox.batches)
+	}
+}
+
 func TestRouterDestination(t *testing.T) {
 	env := func(rcpts ...string) *envelope.Envelope {
 		e := &envelope.Envelope{}

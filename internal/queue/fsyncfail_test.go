@@ -45,7 +45,7 @@ func deliverEverything(t *testing.T, fsys safeio.FS) (map[string][]byte, string)
 	var logs testutil.SyncBuffer
 	rec := &recorder{got: map[string][]byte{}}
 	opts := plOptions(fsys, &logs)
-	opts.Deliverer = rec
+	opts.Deliverer, opts.Batch = rec, nil
 	q, err := queue.Open(plSpool, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)

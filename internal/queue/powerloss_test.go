@@ -88,28 +88,43 @@ type router struct {
 	tried map[string]bool // plSlow message id and recipient
 }
 
-func (r *router) Deliver(ctx context.Context, env *envelope.Envelope, rcpt int, body io.Reader) error {
-	addr := env.Rcpts[rcpt].Addr
-	switch envelope.Domain(addr) {
-	case plDown:
-		return delivery.Temporary("try later", errors.New(plDown+" is down"))
-	case plSlow:
-		r.mu.Lock()
-		first := !r.tried[env.ID+" "+addr]
-		r.tried[env.ID+" "+addr] = true
-		r.mu.Unlock()
-		if first {
-			return delivery.Temporary("try later", errors.New(plSlow+" is busy"))
+// DeliverBatch delivers the local recipients of one call in one Maildir batch (as the real
+// router does), so that the crash points cover a batch of several files, renames and new/
+// fsyncs, and the queue's record of their outcomes after it.
+func (r *router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body delivery.Body) []delivery.Outcome {
+	out := make([]delivery.Outcome, len(rcpts))
+	var local, ks []int
+	for k, i := range rcpts {
+		addr := env.Rcpts[i].Addr
+		switch envelope.Domain(addr) {
+		case plDown:
+			out[k].Err = delivery.Temporary("try later", errors.New(plDown+" is down"))
+			continue
+		case plSlow:
+			r.mu.Lock()
+			first := !r.tried[env.ID+" "+addr]
+			r.tried[env.ID+" "+addr] = true
+			r.mu.Unlock()
+			if first {
+				out[k].Err = delivery.Temporary("try later", errors.New(plSlow+" is busy"))
+				continue
+			}
+		}
+		local, ks = append(local, i), append(ks, k)
+	}
+	if len(local) > 0 {
+		for n, o := range r.md.DeliverBatch(ctx, env, local, body) {
+			out[ks[n]] = o
 		}
 	}
-	return r.md.Deliver(ctx, env, rcpt, body)
+	return out
 }
 
 // plOptions are the queue's options on fsys, logging to logs.
 func plOptions(fsys safeio.FS, logs io.Writer) queue.Options {
 	return queue.Options{
 		FS: fsys,
-		Deliverer: &router{
+		Batch: &router{
 			md:    maildir.New(maildir.Options{Root: plMail, Hostname: "h", FS: fsys}),
 			tried: map[string]bool{},
 		},

@@ -12,6 +12,28 @@
 // fsynced before the first message goes into it, so a crash cannot lose the mailbox entry
 // holding an acknowledged message. On failure no file is left in tmp/ or new/.
 //
+// # Group commit
+//
+// Deliveries share the fsyncs of new/, as the queue's sessions share the log's (commit.go).
+// Each delivery writes its file under tmp/ and fsyncs it in its own goroutine: the queue runs
+// many deliveries at once, so these flushes overlap on the disk, and a large message streams
+// to disk through two 32 KiB buffers without holding up anyone else. It then joins the batch:
+// the first delivery that finds no batch running renames every waiting file into its new/,
+// fsyncs each distinct new/ once, and only then gives each its outcome; deliveries that become
+// ready meanwhile wait for the next batch, which one of them runs. Under load one fsync of new/
+// covers many messages (the benchmark counts them: BenchmarkDeliverParallel's dirsyncs/op),
+// and the renames, which contend for the directory's lock in the kernel, run one after the
+// other instead of spinning on each other. DeliverBatch puts all the local recipients of one
+// message in one batch.
+//
+// The alternatives tried (a standalone program writing batches of 8 and 32 files of 5 KB on the
+// development VM) did no better: a leader that fsyncs the batch's files one after the other
+// serialises flushes that overlap when each delivery makes its own (it was the slowest with 32
+// files), and delays every file until the batch before it is done; sync_file_range(2) first
+// and then the fsyncs was no faster either. One syncfs(2) for the whole batch was sometimes the
+// fastest, but it flushes every dirty page of the file system, other programs' too, so its cost
+// is not ours to bound.
+//
 // File names follow the Maildir spec (https://cr.yp.to/proto/maildir.html) with the fields
 // Dovecot's Maildir documentation adds: "<secs>.M<usecs>P<pid>Q<counter>.<host>,S=<size>". The
 // S= size lets readers like Dovecot skip a stat per message.
@@ -33,6 +55,11 @@
 // failure is temporary 451 4.3.0. The text in delivery.Error.Msg never contains paths; the
 // wrapped cause does, for logs.
 //
+// In a batch, a file whose rename fails, or whose new/ cannot be synced, is taken out of new/
+// again and its delivery fails temporarily (the queue retries it); the others of the batch are
+// not affected. A crash at any step of a batch loses no delivery that returned nil, and leaves
+// at most a duplicate of one that had not (powerloss_batch_test.go).
+//
 // A Deliverer is safe for concurrent use by many goroutines, to the same or different mailboxes.
 package maildir
 
@@ -46,6 +73,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,11 +138,16 @@ type Deliverer struct {
 	// mkdirMu serialises the slow path that creates mailboxes, so that a goroutine never sees
 	// a directory another goroutine has just created but not yet made durable.
 	mkdirMu sync.Mutex
-	// newSync shares the fsyncs of new/ among deliveries to one mailbox that finish together.
-	newSync safeio.DirSyncer
+	// batch is the group commit that moves written files into new/ (commit.go).
+	batch batcher
+	// bufs pools the buffers deliveries stream messages through (*copyBufs).
+	bufs sync.Pool
 }
 
-var _ delivery.Deliverer = (*Deliverer)(nil)
+var (
+	_ delivery.Deliverer      = (*Deliverer)(nil)
+	_ delivery.BatchDeliverer = (*Deliverer)(nil)
+)
 
 // New returns a Deliverer for opts. It does no I/O besides looking up the host name when
 // opts.Hostname is empty; directories are created on first delivery.
@@ -136,13 +169,12 @@ func New(opts Options) *Deliverer {
 		fsys = safeio.OS
 	}
 	return &Deliverer{
-		root:    filepath.Clean(opts.Root),
-		fs:      fsys,
-		newSync: safeio.DirSyncer{FS: fsys},
-		host:    escapeHost(host),
-		pid:     os.Getpid(),
-		log:     log,
-		now:     time.Now,
+		root: filepath.Clean(opts.Root),
+		fs:   fsys,
+		host: escapeHost(host),
+		pid:  os.Getpid(),
+		log:  log,
+		now:  time.Now,
 	}
 }
 
@@ -207,61 +239,108 @@ func (d *Deliverer) Deliver(ctx context.Context, env *envelope.Envelope, rcpt in
 	if err := ctx.Err(); err != nil {
 		return delivery.Temporary("delivery cancelled", err)
 	}
+	w, err := d.write(env, rcpt, body)
+	if err != nil {
+		return err
+	}
+	d.commit([]*written{w})
+	return d.outcome(env, w)
+}
+
+// DeliverBatch delivers the message to each recipient env.Rcpts[i], i in rcpts: every file is
+// written and fsynced first, then all of them go into new/ in one batch (with those of other
+// deliveries ready at the time), so a message for several local recipients costs one fsync
+// of each new/ directory rather than one per recipient. It implements delivery.BatchDeliverer.
+func (d *Deliverer) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body delivery.Body) []delivery.Outcome {
+	out := make([]delivery.Outcome, len(rcpts))
+	ws := make([]*written, len(rcpts))
+	var batch []*written
+	for k, i := range rcpts {
+		if err := ctx.Err(); err != nil {
+			out[k].Err = delivery.Temporary("delivery cancelled", err)
+			continue
+		}
+		rc, err := body.Open()
+		if err != nil {
+			out[k].Err = delivery.Temporary("cannot read the queued message", err)
+			continue
+		}
+		ws[k], out[k].Err = d.write(env, i, rc)
+		_ = rc.Close() // only read: the outcome is what write said
+		if ws[k] != nil {
+			batch = append(batch, ws[k])
+		}
+	}
+	if len(batch) > 0 {
+		d.commit(batch)
+	}
+	for k, w := range ws {
+		if w != nil {
+			out[k].Err = d.outcome(env, w)
+		}
+	}
+	return out
+}
+
+// outcome is the classified result of w after its batch, logged.
+func (d *Deliverer) outcome(env *envelope.Envelope, w *written) error {
+	if w.err != nil {
+		return classify(w.err)
+	}
+	d.log.Debug("maildir delivery", slog.String("msgid", env.ID), slog.String("rcpt", w.rcpt),
+		slog.String("file", w.newPath), slog.Int64("size", w.size))
+	return nil
+}
+
+// write checks env.Rcpts[rcpt] and writes the message for it into a new file under its
+// mailbox's tmp/, fsynced and closed, ready for a batch to move into new/. Errors are
+// classified.
+func (d *Deliverer) write(env *envelope.Envelope, rcpt int, body io.Reader) (*written, error) {
 	if env == nil || rcpt < 0 || rcpt >= len(env.Rcpts) {
 		// A caller bug, not a property of the message: temporary, so nothing is bounced
 		// or lost while it gets fixed.
-		return delivery.Temporary("local delivery failed", fmt.Errorf("no recipient %d in the envelope", rcpt))
+		return nil, delivery.Temporary("local delivery failed", fmt.Errorf("no recipient %d in the envelope", rcpt))
 	}
 	addr := env.Rcpts[rcpt].Addr
 	md, err := d.Path(addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// From becomes a header line; a CR or LF in it would let it inject headers. The session
 	// never accepts one, so this is defence in depth.
 	if strings.ContainsFunc(env.From, unicode.IsControl) {
 		e := delivery.Permanentf(smtp.CodeMailboxUnavailable, smtp.EnhBadSenderSyntax, "sender address not allowed")
 		e.Err = fmt.Errorf("sender %q contains a control character", env.From)
-		return e
+		return nil, e
 	}
-
 	if env.Quarantine {
 		// The mailbox itself first, so that a reader never finds a Junk folder in a Maildir
 		// without its own tmp/new/cur.
 		if err := d.ensure(md); err != nil {
-			return classify(err)
+			return nil, classify(err)
 		}
 		md = filepath.Join(md, JunkFolder)
 	}
-	name, size, err := d.deliver(md, env.From, addr, body)
+	w, err := d.writeTmp(md, env.From, addr, body)
 	if err != nil {
-		return classify(err)
+		return nil, classify(err)
 	}
-	d.log.Debug("maildir delivery", slog.String("msgid", env.ID), slog.String("rcpt", addr),
-		slog.String("file", name), slog.Int64("size", size))
-	return nil
+	return w, nil
 }
 
-// deliver does the file work of Deliver and returns the final path and file size. Errors are
-// unclassified and carry paths.
-func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int64, error) {
+// writeTmp does the file work of write. The file's data is fsynced here, by each delivery's
+// own goroutine, so that the flushes of concurrent deliveries overlap on the disk and a
+// large message streams to disk without waiting for a batch. Errors are unclassified and carry
+// paths.
+func (d *Deliverer) writeTmp(md, from, rcpt string, body io.Reader) (*written, error) {
 	if err := d.ensure(md); err != nil {
-		return "", 0, err
+		return nil, err
 	}
 	f, tmpPath, err := d.createTmp(md)
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	// Whatever happens from here on, the tmp file must not stay behind: readers ignore tmp/,
-	// so a leftover would only waste space until someone cleans it up by hand.
-	keepTmp := false
-	defer func() {
-		if !keepTmp {
-			_ = d.fs.Remove(tmpPath) // The primary error is already being returned.
-		}
-	}()
-
-	size, err := writeMessage(f, from, rcpt, body)
+	size, err := d.writeMessage(f, from, rcpt, body)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -269,34 +348,13 @@ func (d *Deliverer) deliver(md, from, rcpt string, body io.Reader) (string, int6
 		err = cerr
 	}
 	if err != nil {
-		return "", 0, fmt.Errorf("writing %s: %w", tmpPath, err)
+		// The tmp file must not stay behind: readers ignore tmp/, so a leftover would only
+		// waste space until someone cleans it up by hand.
+		_ = d.fs.Remove(tmpPath) // The primary error is already being returned.
+		return nil, fmt.Errorf("writing %s: %w", tmpPath, err)
 	}
-
-	newPath := filepath.Join(md, "new", filepath.Base(tmpPath)+fmt.Sprintf(",S=%d", size))
-	if err := d.fs.Rename(tmpPath, newPath); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", 0, err
-		}
-		// new/ was removed behind our back (tmp/ cannot have been: we just wrote to it, and
-		// if it was, the retry fails too). Recreate the mailbox and try once more.
-		d.ready.Delete(md)
-		if err := d.ensure(md); err != nil {
-			return "", 0, err
-		}
-		if err := d.fs.Rename(tmpPath, newPath); err != nil {
-			return "", 0, err
-		}
-	}
-	keepTmp = true // It is gone: renamed away.
-
-	// The rename is only durable once new/ is synced (the Maildir spec's "the message is
-	// delivered" point). If that fails, take the message back out so that the queue's retry
-	// does not leave a duplicate; a reader may have seen it, which is harmless.
-	if err := d.newSync.Sync(filepath.Join(md, "new")); err != nil {
-		_ = d.fs.Remove(newPath) // Best effort; the sync error is what matters.
-		return "", 0, err
-	}
-	return newPath, size, nil
+	newPath := filepath.Join(md, "new", filepath.Base(tmpPath)+",S="+strconv.FormatInt(size, 10))
+	return &written{md: md, rcpt: rcpt, tmp: tmpPath, newPath: newPath, size: size}, nil
 }
 
 // createTmp creates a new, empty, uniquely named file in md/tmp.
@@ -337,16 +395,24 @@ func (d *Deliverer) uniqueName() string {
 }
 
 // writeMessage writes the headers and the LF-converted body to f and returns the number of
-// bytes written.
-func writeMessage(f io.Writer, from, rcpt string, body io.Reader) (int64, error) {
-	bw := bufio.NewWriterSize(f, 32<<10)
+// bytes written. However large the message, it holds no more of it than its two buffers,
+// which are reused across deliveries.
+func (d *Deliverer) writeMessage(f io.Writer, from, rcpt string, body io.Reader) (int64, error) {
+	bufs, _ := d.bufs.Get().(*copyBufs)
+	if bufs == nil {
+		bufs = &copyBufs{bw: bufio.NewWriterSize(nil, bufSize), cp: make([]byte, bufSize)}
+	}
+	defer d.bufs.Put(bufs)
+	bw := bufs.bw
+	bw.Reset(f)
+	defer bw.Reset(nil) // no reference to f from the pool
 	// RFC 5321 §4.4: the final delivery agent records the reverse-path as Return-Path.
 	hdr := "Return-Path: <" + from + ">\nDelivered-To: " + rcpt + "\n"
 	if _, err := bw.WriteString(hdr); err != nil {
 		return 0, err
 	}
-	lw := &lfWriter{w: bw}
-	if _, err := io.CopyBuffer(lw, body, make([]byte, 32<<10)); err != nil {
+	lw := lfWriter{w: bw}
+	if _, err := io.CopyBuffer(&lw, body, bufs.cp); err != nil {
 		return 0, err
 	}
 	if err := lw.Close(); err != nil {
@@ -356,6 +422,15 @@ func writeMessage(f io.Writer, from, rcpt string, body io.Reader) (int64, error)
 		return 0, err
 	}
 	return int64(len(hdr)) + lw.n, nil
+}
+
+// bufSize is the size of each of the two buffers a delivery streams the message through.
+const bufSize = 32 << 10
+
+// copyBufs are the buffers of one delivery, pooled in Deliverer.bufs.
+type copyBufs struct {
+	bw *bufio.Writer
+	cp []byte
 }
 
 // classify turns an I/O error into a *delivery.Error. Anything unrecognised is temporary: a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/delivery"
 	"github.com/tern-mail/tern/internal/envelope"
+	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
@@ -32,7 +33,13 @@ func newEnv(from string, rcpts ...string) *envelope.Envelope {
 // listDir returns the names in dir, failing the test if it cannot be read.
 func listDir(t *testing.T, dir string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
+	return listDirIn(t, safeio.OS, dir)
+}
+
+// listDirIn is listDir in fsys.
+func listDirIn(t *testing.T, fsys safeio.FS, dir string) []string {
+	t.Helper()
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		t.Fatalf("reading %s: %v", dir, err)
 	}

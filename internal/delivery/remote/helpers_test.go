@@ -155,6 +155,7 @@ type peer struct {
 	hangup    string                   // hang up without a reply on this verb ("DATA": after the data)
 	rcptMax   int                      // RCPTs taken per transaction; then 452 4.5.3 (0: no limit)
 	hangupTx  int                      // hang up at the MAIL of this transaction of a connection (2: the second)
+	discard   bool                     // keep only the size of the data (large messages)
 
 	mu    sync.Mutex
 	conns int
@@ -167,6 +168,7 @@ type txn struct {
 	mail  string   // the MAIL line
 	rcpts []string // the RCPT lines it accepted
 	data  []byte
+	size  int64 // of the data, after DATA
 	tls   bool
 	auth  string // the authenticated identity
 	mech  string // and the mechanism
@@ -352,12 +354,17 @@ func (p *peer) session(c net.Conn) {
 			}
 			reply("354 go ahead")
 			var buf bytes.Buffer
-			if _, err := smtp.ReadData(br, &buf, 10<<20); err != nil {
+			var w io.Writer = &buf
+			if p.discard {
+				w = io.Discard
+			}
+			n, err := smtp.ReadData(br, w, 64<<20)
+			if err != nil {
 				reply("554 5.6.0 bad data: " + err.Error())
 				cur = nil
 				continue
 			}
-			cur.data = buf.Bytes()
+			cur.data, cur.size = buf.Bytes(), n
 			if p.hangup == "DATA" {
 				return
 			}
