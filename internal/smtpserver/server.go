@@ -226,6 +226,8 @@ type Server struct {
 
 	// chunks buffer the messages on their way to the DKIM verifier (handoff.go).
 	chunks *chunkPool
+	// bufs are the sessions' I/O buffers, which idle sessions give back (buffers.go).
+	bufs bufferPools
 }
 
 // withDefaults returns o with each unset field (zero, or a negative number where that means

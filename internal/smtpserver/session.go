@@ -39,8 +39,13 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// br and bw are the session's buffers, taken from the Server's pools (buffers.go). A
+	// session waiting for a command with nothing buffered gives them back (readIdle): they are
+	// nil during that wait only.
 	br      *bufio.Reader
 	bw      *bufio.Writer
+	in      primedReader // what br reads: the octets readIdle got, then conn
+	wake    [wakeSize]byte
 	out     []byte // reply being formatted
 	scratch []byte // ReadLine's buffer for lines that span buffer refills
 
@@ -171,8 +176,9 @@ func (s *session) hostname() string { return s.opts.Hostname }
 // stack and answered with 421, and no other session notices.
 func (s *session) serve() {
 	s.conn = deadlineConn{Conn: s.raw, s: s}
-	s.br = bufio.NewReaderSize(s.conn, 4096)
-	s.bw = bufio.NewWriterSize(s.conn, 4096)
+	s.in.r = s.conn
+	s.br = s.srv.bufs.reader(&s.in)
+	s.bw = s.srv.bufs.writer(s.conn)
 	s.counts = make(map[string]int)
 	defer func() {
 		if v := recover(); v != nil {
@@ -183,6 +189,7 @@ func (s *session) serve() {
 		s.cancel()
 		s.close()
 		s.logDisconnect()
+		s.srv.bufs.release(s)
 	}()
 
 	s.obs().Connected(s.listenerName())
@@ -252,6 +259,9 @@ func (s *session) farewell() {
 	defer func() { _ = recover() }()
 	s.abortTx()
 	s.lastWords = true
+	if s.bw == nil { // the panic came while the session was idle (readIdle)
+		s.bw = s.srv.bufs.writer(s.conn)
+	}
 	s.bw.Reset(s.conn) // drop half-written replies
 	s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSystemOther, s.hostname()+" Error: internal server error"))
 	s.flush()
@@ -302,6 +312,11 @@ func (s *session) readLine(idle bool) ([]byte, error) {
 		p = phaseIdle
 	}
 	s.startPhase(p, s.opts.IdleTimeout)
+	if idle {
+		if err := s.readIdle(); err != nil {
+			return nil, err
+		}
+	}
 	line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
 	if err == nil {
 		// A failed wait keeps its phase: the session ends or refuses the line, and its log
