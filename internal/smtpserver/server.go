@@ -344,6 +344,7 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 	}()
 
 	var backoff time.Duration
+	var cache optionsCache
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -362,8 +363,8 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 		}
 		backoff = 0
 		// As they are now: SetOptions and SetListeners may have changed them.
-		cur := s.listener(l)
-		sess := s.newSession(c, cur, s.listenerOptions(cur))
+		cur, curOpts := cache.get(s, l)
+		sess := s.newSession(c, cur, curOpts)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()

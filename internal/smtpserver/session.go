@@ -46,7 +46,6 @@ type session struct {
 	bw      *bufio.Writer
 	in      primedReader // what br reads: the octets readIdle got, then conn
 	wake    [wakeSize]byte
-	out     []byte // reply being formatted
 	scratch []byte // ReadLine's buffer for lines that span buffer refills
 
 	// phase says what the session is doing, for Shutdown: only a session waiting for its next
@@ -70,7 +69,7 @@ type session struct {
 	quit      bool                 // end the session after the pending replies are flushed
 	lastWords bool                 // the final reply after a timeout or fault is being sent
 	messages  int                  // messages queued in this session
-	counts    map[string]int       // commands seen, for the disconnect log line
+	counts    [len(counted)]int32  // commands seen, for the disconnect log line
 	screen    *screening           // the lookups of a client of the smtp listener (screen.go); nil: none
 	filters   *filtering           // nil without filters (filter.go)
 }
@@ -179,7 +178,6 @@ func (s *session) serve() {
 	s.in.r = s.conn
 	s.br = s.srv.bufs.reader(&s.in)
 	s.bw = s.srv.bufs.writer(s.conn)
-	s.counts = make(map[string]int)
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("session panic", "panic", v, "stack", string(debug.Stack()))
@@ -398,8 +396,8 @@ func (s *session) reply(r smtp.Reply) {
 
 // replyUncounted queues r without counting it as an error.
 func (s *session) replyUncounted(r smtp.Reply) {
-	s.out = r.Append(s.out[:0])
-	s.bw.Write(s.out) // an error here sticks in bw and is seen by flush
+	// Formatted in the writer's free space: no copy, and nothing kept by the session.
+	s.bw.Write(r.Append(s.bw.AvailableBuffer())) // an error here sticks in bw and is seen by flush
 }
 
 // closeWith sends r and ends the session once it is flushed.
@@ -435,10 +433,27 @@ func (s *session) client() policy.Client {
 	return policy.Client{IP: s.remote.Addr().Unmap(), Authenticated: s.user != "", User: s.user}
 }
 
+// counted are the commands the disconnect line counts, in its order; any other verb counts as
+// unknown when it is unknown, and not at all when it is known (AUTH, HELP, EXPN).
+var counted = [...]string{"ehlo", "helo", "starttls", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "etrn", "quit", "unknown"}
+
+// countUnknown is the index of "unknown" in counted.
+const countUnknown = len(counted) - 1
+
+// count counts a command by its verb (upper case), or as unknown.
+func (s *session) count(verb string) {
+	for i, c := range counted[:countUnknown] {
+		if len(c) == len(verb) && strings.EqualFold(c, verb) {
+			s.counts[i]++
+			return
+		}
+	}
+}
+
 func (s *session) logDisconnect() {
 	args := []any{"duration", time.Since(s.start).Round(time.Millisecond), "messages", s.messages}
-	for _, verb := range []string{"ehlo", "helo", "starttls", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "etrn", "quit", "unknown"} {
-		if n := s.counts[verb]; n > 0 {
+	for i, verb := range counted {
+		if n := s.counts[i]; n > 0 {
 			args = append(args, verb, n)
 		}
 	}
