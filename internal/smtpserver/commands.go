@@ -122,6 +122,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	}
 	o := s.opts
 	var b strings.Builder
+	b.Grow(256 + len(s.hostname())) // the whole reply, AUTH with a few mechanisms included
 	b.WriteString(s.hostname())
 	b.WriteString("\nPIPELINING\nSIZE ")
 	b.WriteString(strconv.FormatInt(o.MaxMessageSize, 10))

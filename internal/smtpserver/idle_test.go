@@ -1,10 +1,15 @@
 package smtpserver
 
 import (
+	"crypto/tls"
 	"net"
+	"net/netip"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tern-mail/tern/internal/envelope"
 )
 
 // An idle session reads its next command into a small buffer of its own (readIdle, wakeSize);
@@ -95,4 +100,36 @@ func TestIdleSessionsEnd(t *testing.T) {
 		c.conn.(*net.TCPConn).Close()
 	}
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// The Received field names the client by its address literal (RFC 5321 §4.1.3: IPv6 ones with
+// their tag, a mapped IPv4 address as IPv4) and the protocol with its RFC 3848 suffixes.
+func TestReceivedHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name, remote string
+		esmtp, tls   bool
+		user         string
+		want         string
+	}{
+		{"ipv4", "192.0.2.7:1234", true, false, "", `^Received: from c\.example \(\[192\.0\.2\.7\]\)\r\n\tby mx\.example\.test \(tern\) with ESMTP id ID1\r\n\tfor <bob@example\.test>; [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}\r\n$`},
+		{"ipv6", "[2001:db8::1]:25", false, false, "", `^Received: from c\.example \(\[IPv6:2001:db8::1\]\)\r\n\tby mx\.example\.test \(tern\) with SMTP id ID1\r\n`},
+		{"mapped", "[::ffff:192.0.2.8]:25", true, true, "u", `^Received: from c\.example \(\[192\.0\.2\.8\]\)\r\n\t\(using .*\)\r\n\tby mx\.example\.test \(tern\) with ESMTPSA id ID1\r\n`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &session{
+				opts:   &Options{Hostname: "mx.example.test"},
+				remote: netip.MustParseAddrPort(tc.remote),
+				helo:   "c.example",
+				esmtp:  tc.esmtp,
+				user:   tc.user,
+				tx:     &transaction{rcpts: []envelope.Recipient{{Addr: "bob@example.test"}}},
+			}
+			if tc.tls {
+				s.tls = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+			}
+			if got := s.receivedHeader("ID1"); !regexp.MustCompile(tc.want).MatchString(got) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
