@@ -7,14 +7,17 @@
 # and after they close, the time one new session took meanwhile, and the tern process's CPU
 # time. tern is stopped by its PID on exit. No root needed.
 #
-#	scripts/idle-sessions.sh [-n SESSIONS] [-k]   (-k: keep the work directory and the log)
+#	scripts/idle-sessions.sh [-n SESSIONS] [-b TERN] [-k]
+#
+# -b measures that tern binary (one built from an older commit, say) instead of the tree's; -k
+# keeps the work directory and the log.
 set -euo pipefail
 
-n=10000 keep=
-while getopts n:k o; do
+n=10000 keep= bin=
+while getopts n:b:k o; do
   case $o in
-    n) n=$OPTARG ;; k) keep=1 ;;
-    *) echo "usage: $0 [-n sessions] [-k]" >&2; exit 2 ;;
+    n) n=$OPTARG ;; b) bin=$OPTARG ;; k) keep=1 ;;
+    *) echo "usage: $0 [-n sessions] [-b tern] [-k]" >&2; exit 2 ;;
   esac
 done
 
@@ -39,7 +42,7 @@ ulimit -n "$want"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 smtp=127.0.0.1:$(free_port) metrics=127.0.0.1:$(free_port)
 
-(cd "$root" && go build -o "$work/tern" ./cmd/tern)
+if [ -n "$bin" ]; then cp "$bin" "$work/tern"; else (cd "$root" && go build -o "$work/tern" ./cmd/tern); fi
 (cd "$root" && go build -o "$work/idlesessions" scripts/idlesessions.go)
 cat >"$work/tern.toml" <<EOF
 data = "$work/data"
@@ -55,7 +58,7 @@ connections_per_ip = 1000
 [metrics]
 listen = "$metrics"
 EOF
-"$work/tern" serve --config "$work/tern.toml" 2>"$work/tern.log" &
+"$work/tern" serve --config "$work/tern.toml" >"$work/tern.out" 2>"$work/tern.log" &
 tern_pid=$!
 for _ in $(seq 100); do
   curl -fs "http://$metrics/readyz" >/dev/null 2>&1 && break

@@ -36,7 +36,7 @@ func main() {
 	dialers := flag.Int("dialers", 50, "sessions opened at a time")
 	settle := flag.Duration("settle", 3*time.Second, "wait before reading the figures with the sessions open")
 	back := flag.Duration("back", 60*time.Second, "longest wait for the goroutines to come back after the close")
-	rssWait := flag.Duration("rsswait", 150*time.Second, "longest wait for the resident size to come back after the close")
+	rssWait := flag.Duration("rsswait", 300*time.Second, "longest wait for the resident size to come back after the close")
 	near := flag.Int64("near", 10, "`MB` above the baseline that counts as back")
 	hold := flag.Duration("hold", 0, "keep the sessions open this long after the figures (to take the server's profiles)")
 	flag.Parse()
