@@ -78,19 +78,49 @@ func (p *primedReader) Read(b []byte) (int, error) {
 // readIdle waits for the client's next command. With nothing buffered, the session's reader and
 // writer go back to the pools for the wait (the writer is empty: replies are flushed before any
 // wait for the client), and it reads into wake; the octets read are then the start of what the
-// reader, taken again, reads. With a partial line buffered it leaves the reading to ReadLine.
-// An error is the read's: the same a read through the reader would have returned.
+// reader, taken again, reads. The writer is taken again by the next reply (replyUncounted).
+// With a partial line buffered it leaves the reading to ReadLine. An error is the read's: the
+// same a read through the reader would have returned.
+//
+// A read that fails without data (the client left, or was silent too long) leaves the session
+// without a reader, as it ends: when thousands of idle clients leave at once, their sessions
+// take no buffers just to be closed.
 func (s *session) readIdle() error {
-	if s.br.Buffered() > 0 || s.bw.Buffered() > 0 {
+	if s.br != nil && s.br.Buffered() > 0 || s.bw != nil && s.bw.Buffered() > 0 {
 		return nil
 	}
 	s.srv.bufs.release(s)
 	n, err := s.conn.Read(s.wake[:])
+	if n == 0 && err != nil {
+		return err
+	}
 	s.in.pending = s.wake[:n]
 	s.br = s.srv.bufs.reader(&s.in)
-	s.bw = s.srv.bufs.writer(s.conn)
-	if n > 0 {
-		return nil // an error after data comes again with the next read, after the data
+	return nil // an error after data comes again with the next read, after the data
+}
+
+// copyBuffered copies n octets from br to w straight out of br's buffer, as io.CopyN does but
+// without the buffer of its own that io.CopyN makes for every call (its LimitedReader hides
+// br's WriteTo): a BDAT chunk costs no allocation. Like io.CopyN, it returns io.EOF when br
+// ends early, and w's first error.
+func copyBuffered(w io.Writer, br *bufio.Reader, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return done, err
+			}
+		}
+		b, _ := br.Peek(int(min(int64(br.Buffered()), n-done))) // buffered: never fails
+		k, err := w.Write(b)
+		_, _ = br.Discard(k) // k octets are buffered: never fails
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+		if k < len(b) {
+			return done, io.ErrShortWrite
+		}
 	}
-	return err
+	return done, nil
 }

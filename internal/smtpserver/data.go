@@ -253,7 +253,7 @@ func (s *session) readChunk(tx *transaction, size int64) error {
 		w = io.MultiWriter(&tx.text, w)
 	}
 	sw := &stickyWriter{w: w}
-	n, err := io.CopyN(sw, s.br, size)
+	n, err := copyBuffered(sw, s.br, size)
 	tx.size += n
 	if sw.err != nil {
 		s.log.Error("queue file write failed", "err", sw.err)

@@ -40,8 +40,9 @@ type session struct {
 	cancel context.CancelFunc
 
 	// br and bw are the session's buffers, taken from the Server's pools (buffers.go). A
-	// session waiting for a command with nothing buffered gives them back (readIdle): they are
-	// nil during that wait only.
+	// session waiting for a command with nothing buffered gives them back (readIdle): br is nil
+	// during that wait, and after it when it failed (the session then ends); bw is nil from
+	// then until the next reply.
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	in      primedReader // what br reads: the octets readIdle got, then conn
@@ -257,10 +258,9 @@ func (s *session) farewell() {
 	defer func() { _ = recover() }()
 	s.abortTx()
 	s.lastWords = true
-	if s.bw == nil { // the panic came while the session was idle (readIdle)
-		s.bw = s.srv.bufs.writer(s.conn)
+	if s.bw != nil {
+		s.bw.Reset(s.conn) // drop half-written replies
 	}
-	s.bw.Reset(s.conn) // drop half-written replies
 	s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSystemOther, s.hostname()+" Error: internal server error"))
 	s.flush()
 }
@@ -297,6 +297,9 @@ func (s *session) loop() {
 // are held while commands of the group are waiting; but never while we wait for the client, or
 // a client that sent part of its next line would wait for replies that are ready.
 func (s *session) lineWaiting() bool {
+	if s.br == nil {
+		return false
+	}
 	buf, _ := s.br.Peek(s.br.Buffered()) // never reads: no more than is buffered
 	return bytes.IndexByte(buf, '\n') >= 0
 }
@@ -396,6 +399,9 @@ func (s *session) reply(r smtp.Reply) {
 
 // replyUncounted queues r without counting it as an error.
 func (s *session) replyUncounted(r smtp.Reply) {
+	if s.bw == nil { // given back while the session waited (readIdle)
+		s.bw = s.srv.bufs.writer(s.conn)
+	}
 	// Formatted in the writer's free space: no copy, and nothing kept by the session.
 	s.bw.Write(r.Append(s.bw.AvailableBuffer())) // an error here sticks in bw and is seen by flush
 }
@@ -418,6 +424,9 @@ func hasNUL(line string) bool { return strings.IndexByte(line, 0) >= 0 }
 
 // flush sends queued replies; false (and quit) when the client is gone.
 func (s *session) flush() bool {
+	if s.bw == nil {
+		return true // no reply since the last flush
+	}
 	if err := s.bw.Flush(); err != nil {
 		if !s.quit {
 			s.log.Info("write failed", "err", err)
