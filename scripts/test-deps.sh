@@ -56,6 +56,9 @@ declare -A pkg=(
   [msmtp]=msmtp
   [nc]=netcat-openbsd
   [smtp-source]=postfix
+  [smtp-sink]=postfix
+  # script(1): a terminal for tern bench's progress line (test/bench_test.go)
+  [script]=bsdutils
   [gsasl]=gsasl
   [openssl]=openssl
   [saslpasswd2]=sasl2-bin
@@ -94,6 +97,8 @@ declare -A pkg=(
   # host helpers: fail2ban-regex checks contrib/fail2ban, systemd-analyze verify contrib/systemd
   [fail2ban-regex]=fail2ban
   [systemd-analyze]=systemd
+  # the headless browser the admin web interface is tested in (test/webadmin_test.go, over chromedp)
+  [chromium]=chromium
 )
 # Perl module -> Debian package: swaks needs them for TLS and for the AUTH mechanisms.
 declare -A perlmod=(

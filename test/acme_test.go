@@ -28,15 +28,26 @@ type pebble struct {
 // names resolved by the DNS server at dnsAddr.
 func startPebble(t *testing.T, dnsAddr, tlsPort, httpPort string) *pebble {
 	t.Helper()
+	return startPebbleValidity(t, dnsAddr, tlsPort, httpPort, 0)
+}
+
+// startPebbleValidity is startPebble issuing certificates valid for that many seconds (0:
+// pebble's default, five years).
+func startPebbleValidity(t *testing.T, dnsAddr, tlsPort, httpPort string, validity int) *pebble {
+	t.Helper()
 	bin := needTool(t, "pebble")
 	dir := t.TempDir()
 	cert := testutil.SelfSigned(t, "127.0.0.1", "localhost")
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writePair(t, cert, certFile, keyFile)
 	listen, mgmt := freeLoopbackPort(t), freeLoopbackPort(t)
+	validityKey := ""
+	if validity > 0 {
+		validityKey = fmt.Sprintf(`, "certificateValidityPeriod": %d`, validity)
+	}
 	cfg := fmt.Sprintf(`{"pebble": {"listenAddress": %q, "managementListenAddress": %q, "certificate": %q,
-  "privateKey": %q, "httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false}}`,
-		listen, mgmt, certFile, keyFile, httpPort, tlsPort)
+  "privateKey": %q, "httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false%s}}`,
+		listen, mgmt, certFile, keyFile, httpPort, tlsPort, validityKey)
 	cfgFile := writeFileIn(t, dir, "pebble.json", cfg)
 
 	cmd := exec.Command(bin, "-config", cfgFile, "-dnsserver", dnsAddr)

@@ -78,8 +78,8 @@ func TestCLIUsageErrors(t *testing.T) {
 	}{
 		{[]string{"frob"}, `tern: unknown command "frob"; see 'tern --help'`},
 		{[]string{"help", "user", "frob"}, `tern help: unknown command "user frob"; see 'tern help --help'`},
-		{[]string{"user"}, `tern user: missing command (add, del, list, passwd, show); see 'tern user --help'`},
-		{[]string{"user", "frob"}, `tern user: unknown command "frob" (add, del, list, passwd, show); see 'tern user --help'`},
+		{[]string{"user"}, `tern user: missing command (add, del, disable, enable, list, passwd, show); see 'tern user --help'`},
+		{[]string{"user", "frob"}, `tern user: unknown command "frob" (add, del, disable, enable, list, passwd, show); see 'tern user --help'`},
 		{[]string{"user", "list", "--x"}, `tern user list: unknown flag: --x; see 'tern user list --help'`},
 		{[]string{"user", "add", "--data", data}, `tern user add: wants ADDRESS, got 0 argument(s); see 'tern user add --help'`},
 		{[]string{"user", "del", "a@example.test", "b@example.test", "--data", data}, `tern user del: wants ADDRESS, got 2 argument(s); see 'tern user del --help'`},
@@ -219,19 +219,25 @@ func TestCLIHelp(t *testing.T) {
 	store := append([]string{"accounts"}, data...) // the commands on the account store
 	acct := append([]string{"auth-mechanisms", "domain"}, store...)
 	wantFlags := map[string][]string{
-		"serve": append([]string{"hostname", "log-format", "log-level", "metrics", "relayhost", "remote-port", "resolver", "retry-schedule",
+		"serve": append([]string{"admin", "hostname", "log-format", "log-level", "metrics", "relayhost", "remote-port", "resolver", "retry-schedule",
 			"smtp", "submission", "submissions"}, acct...),
-		"user add":    append([]string{"password-stdin"}, acct...),
-		"user passwd": append([]string{"password-stdin"}, acct...),
-		"user del":    store,
-		"user list":   append([]string{"auth-mechanisms"}, store...),
-		"user show":   append([]string{"auth-mechanisms"}, store...),
-		"status":      append([]string{"json"}, data...),
-		"reload":      data,
-		"limits show": append([]string{"json"}, data...),
-		"dkim keygen": append([]string{"algorithm", "selector"}, store...),
-		"dkim rotate": append([]string{"activate", "algorithm", "selector"}, store...),
-		"dkim list":   append([]string{"records"}, store...),
+		"user add":     append([]string{"password-stdin"}, acct...),
+		"user passwd":  append([]string{"password-stdin"}, acct...),
+		"user del":     store,
+		"user disable": store,
+		"user enable":  store,
+		"admin add":    append([]string{"password-stdin"}, store...),
+		"admin passwd": append([]string{"password-stdin"}, store...),
+		"admin del":    store,
+		"admin list":   store,
+		"user list":    append([]string{"auth-mechanisms"}, store...),
+		"user show":    append([]string{"auth-mechanisms"}, store...),
+		"status":       append([]string{"json"}, data...),
+		"reload":       data,
+		"limits show":  append([]string{"json"}, data...),
+		"dkim keygen":  append([]string{"algorithm", "selector"}, store...),
+		"dkim rotate":  append([]string{"activate", "algorithm", "selector"}, store...),
+		"dkim list":    append([]string{"records"}, store...),
 		"dns records": append([]string{"check", "dmarc-rua", "domain", "hostname", "ip", "mta-sts-mode", "mta-sts-policy",
 			"resolver", "tls-rua"}, store...),
 		"config example":   {"help"},
@@ -240,8 +246,11 @@ func TestCLIHelp(t *testing.T) {
 		"spf check":        {"config", "from", "help", "helo", "ip", "resolver", "timeout"},
 		"reports send":     append([]string{"now"}, store...),
 		"reports list":     append([]string{"days"}, store...),
+		"accounts copy":    append([]string{"from", "overwrite", "to"}, data...),
 		"dmarc check":      {"config", "help", "resolver", "timeout"},
 		"version":          {"help"},
+		"bench": {"auth", "ca", "duration", "ehlo", "from", "help", "insecure", "json", "messages", "password", "password-stdin", "pipeline",
+			"plot", "recipients", "reuse", "server", "sessions", "size", "starttls", "timeout", "tls", "to", "user"},
 	}
 	seen := map[string]bool{}
 	for _, c := range cmds {
@@ -267,9 +276,9 @@ func TestCLIHelp(t *testing.T) {
 		if c.path != "" && !strings.Contains(c.path, "completion") {
 			// Every command that uses no data directory takes no --data (tern send's --data is
 			// its message file).
-			usesData := slices.Contains([]string{"serve", "user", "alias", "queue", "status", "reload", "limits", "send", "dkim", "dns", "reports", "backup", "restore"}, strings.Fields(c.path)[0]) ||
+			usesData := slices.Contains([]string{"serve", "user", "admin", "alias", "queue", "status", "reload", "limits", "send", "dkim", "dns", "reports", "backup", "restore", "accounts"}, strings.Fields(c.path)[0]) ||
 				c.path == "config check"
-			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "alias", "queue", "limits", "dkim", "dns", "reports"}, c.path) {
+			if slices.Contains(c.flags, "data") != usesData && !slices.Contains([]string{"user", "admin", "alias", "queue", "limits", "dkim", "dns", "reports", "accounts"}, c.path) {
 				t.Errorf("%s: --data listed %v, uses a data directory %v", full, slices.Contains(c.flags, "data"), usesData)
 			}
 		}
@@ -284,7 +293,7 @@ func TestCLIHelp(t *testing.T) {
 			}
 		}
 	}
-	for _, path := range []string{"serve", "user add", "user show", "queue list", "status", "auth plain", "send",
+	for _, path := range []string{"serve", "user add", "user show", "queue list", "status", "auth plain", "send", "bench",
 		"config example", "version", "spf check", "dmarc check", "completion bash", "completion zsh", "completion fish"} {
 		if !seen[path] {
 			t.Errorf("tern %s is not in the help's command tree", path)
@@ -336,7 +345,7 @@ func TestCLICompletion(t *testing.T) {
 		}
 		return strings.Fields(out)
 	}
-	if got := complete("tern user "); !slices.Equal(got, []string{"add", "del", "list", "passwd", "show"}) {
+	if got := complete("tern user "); !slices.Equal(got, []string{"add", "del", "disable", "enable", "list", "passwd", "show"}) {
 		t.Errorf("bash: tern user <TAB>: %q", got)
 	}
 	if got := complete("tern user add --pa"); !slices.Equal(got, []string{"--password-stdin"}) {

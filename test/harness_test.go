@@ -92,6 +92,9 @@ type ternOpts struct {
 	Env []string
 	// Domain is the first --domain (where a bare login is taken). Default: testDomain.
 	Domain string
+	// DomainsInConfig gives no --domain: Config's domains are in force, and a reload of the
+	// file changes them.
+	DomainsInConfig bool
 	// Named: Config has [[listener]] tables; no --smtp, --submission or --submissions is given
 	// and the addresses are in Listeners, by name.
 	Named bool
@@ -188,11 +191,14 @@ func (tn *Tern) start() {
 	t.Helper()
 	args := []string{"serve",
 		"--data", tn.Data,
-		"--domain", cmp.Or(tn.opts.Domain, testDomain), "--hostname", testHostname,
+		"--hostname", testHostname,
 		// Tests never ask the system's DNS: a resolver on a loopback port where nothing listens
 		// makes every remote domain a temporary failure (mail waits in the queue). A test that
 		// delivers remotely passes its own --resolver (later flags win).
 		"--resolver", noResolver,
+	}
+	if !tn.opts.DomainsInConfig {
+		args = append(args, "--domain", cmp.Or(tn.opts.Domain, testDomain))
 	}
 	if !tn.opts.Named {
 		args = append(args, "--smtp", tn.opts.SMTPListen, "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0")

@@ -14,7 +14,8 @@ func newDKIMCmd(std stdio) *cobra.Command {
 		Short: "make, list and rotate the DKIM keys of the local domains",
 		Long: `DKIM keys live in the account store (--accounts), next to the accounts (never
 world-readable). Each key prints the TXT record to publish at SELECTOR._domainkey.DOMAIN.
-tern does not sign or verify mail with them yet: that comes next.`,
+Remote delivery signs what it sends from a domain with active keys (rsa-sha256 and
+ed25519-sha256 at once when both exist); a rotated key signs once activated.`,
 		Example: `  tern dkim keygen example.com
   tern dkim keygen example.com --algorithm ed25519
   tern dkim list --records
@@ -29,7 +30,7 @@ tern does not sign or verify mail with them yet: that comes next.`,
 // newDKIMKeygenCmd is tern dkim keygen, or with rotate tern dkim rotate: both make a key
 // (rotate a published one, which --activate then switches to).
 func newDKIMKeygenCmd(std stdio, rotate bool) *cobra.Command {
-	var c common
+	c := common{store: true}
 	var req app.DKIMRequest
 	var activate bool
 	cmd := &cobra.Command{
@@ -74,7 +75,7 @@ and their records should stay published a few days for mail still on its way.`
 }
 
 func newDKIMListCmd(std stdio) *cobra.Command {
-	var c common
+	c := common{store: true}
 	var records bool
 	cmd := &cobra.Command{
 		Use:     "list",

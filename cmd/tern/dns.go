@@ -26,7 +26,7 @@ func newDNSCmd(std stdio) *cobra.Command {
 
 func newDNSRecordsCmd(std stdio) *cobra.Command {
 	var (
-		c   common
+		c   = common{store: true}
 		req app.DNSRecordsRequest
 		ips []string
 	)

@@ -17,8 +17,10 @@ func newReloadCmd(std stdio) *cobra.Command {
 		Long: `Asks the running server, through DATA/admin.sock, to reload: it reads the configuration file it
 was started with again (with the same flags), checks it as tern config check does, and applies
 it to the sessions that start from then on (sessions in progress keep their settings); the
-certificate files are read again too. What cannot change in place (the data directory, the
-account store, the queue, the listeners...) is logged as taking effect after a restart. A
+certificate files and DATA/srs.secret are read again too, and a listener moved is opened anew.
+Counters and blocks are kept (rate limits, failed AUTH, connections open, the greylist). What
+cannot change in place (the data directory, the account store, [queue], [delivery], [log]...)
+is logged as taking effect after a restart; the README's Reload section lists it. A
 configuration with problems is refused: the server keeps the one in force, and tern reload prints
 the problems as FILE:LINE: KEY: WHAT and exits with status 1.`,
 		Example: `  tern reload

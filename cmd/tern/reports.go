@@ -55,7 +55,7 @@ it was skipped.`,
 }
 
 func newReportsListCmd(std stdio) *cobra.Command {
-	var c common
+	c := common{store: true}
 	var days int
 	cmd := &cobra.Command{
 		Use:   "list",

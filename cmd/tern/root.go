@@ -2,6 +2,7 @@
 //
 //	tern serve                 run the server (defaults: loopback ports, ./tern-data)
 //	tern user add|del|passwd|list
+//	tern accounts copy         copy the account store (SQLite to PostgreSQL)
 //	tern queue list            what is waiting in the queue (like mailq)
 //	tern status                the running server's sessions, queue, goroutines, files, memory
 //	tern config example        the annotated configuration file with every default
@@ -126,8 +127,10 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 	root.AddCommand(
 		newServeCmd(std),
 		newUserCmd(std),
+		newAdminCmd(std),
 		newAliasCmd(std),
 		newDKIMCmd(std),
+		newAccountsCmd(std),
 		newDNSCmd(std),
 		newQueueCmd(std),
 		newStatusCmd(std),
@@ -136,6 +139,7 @@ tern queue manage its accounts and queue, tern send and tern auth test any SMTP 
 		newReportsCmd(std),
 		newAuthCmd(std),
 		newSendCmd(std),
+		newBenchCmd(std),
 		newSPFCmd(std),
 		newDMARCCmd(std),
 		newConfigCmd(std),
@@ -223,6 +227,9 @@ type common struct {
 	// creates is set for the commands that make the data directory when it is missing (serve,
 	// user add); for the others load fails when there is none.
 	creates bool
+	// store is set for the commands that use only the account store: app checks the data
+	// directory when the store is in it, and a store elsewhere (PostgreSQL) needs none.
+	store bool
 }
 
 // register adds --config and --data.
@@ -249,7 +256,7 @@ func (c *common) registerMechs(fs *pflag.FlagSet) {
 }
 
 // load returns the configuration: defaults, then the file, then $TERN_DATA, then flags. Unless
-// the command creates it, the data directory must exist.
+// the command creates it or uses only the account store, the data directory must exist.
 func (c *common) load() (config.Config, error) {
 	cfg, err := config.Load(c.configPath)
 	if err != nil {
@@ -277,7 +284,7 @@ func (c *common) load() (config.Config, error) {
 		}
 		cfg.Auth.Mechanisms = m
 	}
-	if !c.creates {
+	if !c.creates && !c.store {
 		if _, err := app.ExistingData(cfg); err != nil {
 			return cfg, err
 		}

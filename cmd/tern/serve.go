@@ -18,7 +18,7 @@ func newServeCmd(std stdio) *cobra.Command {
 	c := common{creates: true}
 	var smtpAddr, subAddr, subsAddr, hostname, logLevel, logFormat, resolver, relayhost, retrySchedule string
 	var remotePort int
-	var metricsAddr string
+	var metricsAddr, adminAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the SMTP server",
@@ -47,6 +47,7 @@ reloads the certificate files without dropping sessions; see tern reload.`,
 	fs.IntVar(&remotePort, "remote-port", 0, "`PORT` of the MX hosts mail is delivered to (default 25)")
 	fs.StringVar(&relayhost, "relayhost", "", "smarthost `HOST:PORT` that takes all remote mail instead of MX lookup")
 	fs.StringVar(&metricsAddr, "metrics", "", "serve Prometheus /metrics, /healthz and /readyz on `HOST:PORT` (loopback unless metrics.allow_public; default none)")
+	fs.StringVar(&adminAddr, "admin", "", "serve the admin web interface on `HOST:PORT` (loopback unless admin.tls; logins: tern admin add; default none)")
 	fs.StringVar(&retrySchedule, "retry-schedule", "", "fixed `WAITS` between delivery attempts, e.g. 1s,2s,4s (default: 1m doubling to 1h)")
 	// load reads the configuration as serve starts with it, and again on each reload: the file,
 	// then the flags given explicitly, checked with check (app.Check, as tern config check does;
@@ -71,6 +72,7 @@ reloads the certificate files without dropping sessions; see tern reload.`,
 		set("resolver", &cfg.Delivery.Resolver, resolver)
 		set("relayhost", &cfg.Delivery.Relayhost, relayhost)
 		set("metrics", &cfg.Metrics.Listen, metricsAddr)
+		set("admin", &cfg.Admin.Listen, adminAddr)
 		if fs.Changed("remote-port") {
 			cfg.Delivery.RemotePort = remotePort
 		}

@@ -15,7 +15,8 @@ func newUserCmd(std stdio) *cobra.Command {
 		Short: "add, delete, list and show accounts, and change their passwords",
 		Long: `Accounts live in the data directory's accounts.db, or the store --accounts (accounts.url)
 names, PostgreSQL for several nodes; a running server sees changes at once.
-Only "tern user add" makes the data directory when it is missing.`,
+Only "tern user add" makes the data directory when it is missing, and only when the store is
+in it: a store elsewhere needs no data directory.`,
 		Example: `  tern user add bob@example.test
   tern user list --data /var/lib/tern`,
 		Args: cobra.ArbitraryArgs,
@@ -27,6 +28,14 @@ Only "tern user add" makes the data directory when it is missing.`,
 		newUserCmdOf(std, "del ADDRESS", "delete an account (its mailbox stays)", "  tern user del bob@example.test", 1, false,
 			func(ctx context.Context, cfg config.Config, args []string) error {
 				return app.UserDel(ctx, cfg, args[0], std.out)
+			}),
+		newUserCmdOf(std, "disable ADDRESS", "stop an account from logging in (it still receives mail)", "  tern user disable bob@example.test", 1, false,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserDisable(ctx, cfg, args[0], true, std.out)
+			}),
+		newUserCmdOf(std, "enable ADDRESS", "let a disabled account log in again", "  tern user enable bob@example.test", 1, false,
+			func(ctx context.Context, cfg config.Config, args []string) error {
+				return app.UserDisable(ctx, cfg, args[0], false, std.out)
 			}),
 		newUserCmdOf(std, "list", "list the accounts, with the mechanisms each can log in with", "  tern user list --data /var/lib/tern", 0, true,
 			func(ctx context.Context, cfg config.Config, _ []string) error {
@@ -43,7 +52,7 @@ Only "tern user add" makes the data directory when it is missing.`,
 // newUserSetCmd is tern user add (add) or tern user passwd: both read a password and store the
 // secrets of the configured mechanisms.
 func newUserSetCmd(std stdio, add bool) *cobra.Command {
-	c := common{creates: add}
+	c := common{creates: add, store: true}
 	var pwStdin bool
 	cmd := &cobra.Command{
 		Use:   "add ADDRESS",
@@ -93,9 +102,10 @@ func newUserCmdOf(std stdio, use, short, example string, n int, mechs bool, do f
 	return cmd
 }
 
-// newStoreCmd is a command on the data directory: c loads the configuration (--data, --config)
-// and do runs with it.
+// newStoreCmd is a command on the account store: c loads the configuration (--data, --config,
+// --accounts) and do runs with it.
 func newStoreCmd(c *common, use, short, example string, args cobra.PositionalArgs, do func(ctx context.Context, cfg config.Config, args []string) error) *cobra.Command {
+	c.store = true
 	cmd := &cobra.Command{
 		Use:     use,
 		Short:   short,

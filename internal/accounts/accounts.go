@@ -77,6 +77,19 @@ type Store interface {
 	// AliasStore keeps the aliases (aliases.go).
 	AliasStore
 
+	// AdminStore keeps the admin web interface's logins (admins.go).
+	AdminStore
+
+	// SetDisabled disables an account (true) or enables it again: a disabled account keeps
+	// its mail, its secrets and its aliases, and still receives mail (Exists is true), but
+	// cannot log in: Verify answers false (in the time of a wrong password) and Secret
+	// ErrNotFound. It returns ErrNotFound when there is no such account. Deleting the account
+	// forgets the flag.
+	SetDisabled(ctx context.Context, addr string, disabled bool) error
+
+	// IsDisabled reports whether addr is a disabled account.
+	IsDisabled(ctx context.Context, addr string) (bool, error)
+
 	// Close releases the store's resources. The store must not be used afterwards.
 	Close() error
 }

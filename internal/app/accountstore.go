@@ -5,17 +5,43 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/accounts/postgres"
 	"github.com/tern-mail/tern/internal/accounts/sqlite"
 	"github.com/tern-mail/tern/internal/config"
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
 // postgresOpenTimeout bounds connecting to PostgreSQL and migrating its schema at start: a
 // server that cannot reach its account store says so instead of hanging.
 const postgresOpenTimeout = 30 * time.Second
+
+// storeData returns the absolute data directory for openStore. When the account store is in it
+// (the default), it must exist, or with create it is made; a store that accounts.url puts
+// elsewhere needs none, and the directory is only named in errors.
+func storeData(cfg config.Config, create bool) (string, error) {
+	kind, where, err := config.AccountStore(cfg.Accounts.URL)
+	if err != nil {
+		return "", errorf(err, "%v", err)
+	}
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case kind == config.StorePostgres || where != "":
+		return data, nil
+	case create:
+		if err := safeio.MkdirAll(data, 0o700); err != nil {
+			return "", explainData(data, "cannot create the data directory", err)
+		}
+		return data, nil
+	}
+	return ExistingData(cfg)
+}
 
 // openStore opens the account store that accounts.url names (SQLite in the data directory data
 // by default). Unless create, a SQLite file must exist already; a PostgreSQL database is made

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +33,8 @@ const (
 )
 
 // acmeCerts serves the certificates an ACME CA issues (autocert keeps them in <data>/acme and
-// renews them 30 days before expiry), and the files' certificates (or the self-signed one) for
+// renews them when two thirds of their life has passed: 30 days before expiry for 90-day
+// certificates), and the files' certificates (or the self-signed one) for
 // other names and until the first issuance.
 type acmeCerts struct {
 	m         *autocert.Manager
@@ -58,7 +61,7 @@ func newACME(cfg config.Config, data string, files *tlsutil.Certs, log *slog.Log
 	}
 	a.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
-		Cache:      autocert.DirCache(acmePath(data)), // 0700 directory, 0600 files
+		Cache:      acmeCache{autocert.DirCache(acmePath(data)), a}, // 0700 directory, 0600 files
 		HostPolicy: a.hostPolicy,
 		Email:      cfg.ACME.Email,
 		Client:     &acme.Client{DirectoryURL: cfg.ACME.DirectoryURL, UserAgent: "tern"},
@@ -127,7 +130,8 @@ func (a *acmeCerts) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 }
 
 // run obtains the certificates (from the cache or the CA) and serves http-01 until ctx is
-// done. Renewal is autocert's: a timer per certificate, 30 days before expiry.
+// done. Renewal is autocert's: a timer per certificate, after two thirds of its life; new
+// handshakes get the renewed certificate, sessions already open keep theirs.
 func (a *acmeCerts) run(ctx context.Context) {
 	// The obtaining goroutines are not waited for: one may be in a CA exchange (up to autocert's
 	// 5 minutes), and nothing of it needs finishing before the process ends.
@@ -150,6 +154,46 @@ func (a *acmeCerts) run(ctx context.Context) {
 		a.log.Error("acme http-01 listener", "err", err)
 	}
 	<-stopped
+}
+
+// acmeCache is autocert's cache, which logs the renewals it stores: autocert renews on its own
+// timer (after two thirds of a certificate's life), and the administrator should see it.
+type acmeCache struct {
+	autocert.DirCache
+	a *acmeCerts
+}
+
+// Put stores data under key; a certificate of ours stored after the first is a renewal.
+func (c acmeCache) Put(ctx context.Context, key string, data []byte) error {
+	if err := c.DirCache.Put(ctx, key, data); err != nil {
+		return err
+	}
+	name := strings.TrimSuffix(key, "+rsa") // autocert's key for an RSA certificate
+	c.a.mu.Lock()
+	renewal := c.a.ready[name]
+	c.a.mu.Unlock()
+	if renewal {
+		c.a.log.Info("ACME certificate renewed", "name", name, "expires", pemExpiry(data))
+	}
+	return nil
+}
+
+// pemExpiry is the expiry of the first certificate in the PEM data (autocert stores the key,
+// then the chain), or the zero time.
+func pemExpiry(data []byte) time.Time {
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return time.Time{}
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return time.Time{}
+			}
+			return c.NotAfter
+		}
+	}
 }
 
 // obtain gets name's certificate, retrying with backoff while the CA refuses.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/config"
@@ -26,32 +27,71 @@ func newAliases(cfg config.Config, store policy.AliasLookup) *policy.Aliases {
 	}
 }
 
-// newServerAliases is the server's alias expansion, which reverses SRS addresses with the
-// secret of the data directory, and the keeper of that secret.
-func newServerAliases(cfg config.Config, data string, store policy.AliasLookup) (*policy.Aliases, *srsKeeper) {
-	a := newAliases(cfg, store)
-	k := newSRSKeeper(cfg, data, a.IsLocal)
-	a.SRS = k
-	return a, k
+// serverAliases is the server's alias expansion: over the account store, for the local domains
+// of relay control (which a reload changes), reversing SRS addresses with the secret of the
+// data directory. A reload replaces the settings of [addresses] (set) for what is expanded from
+// then on; each expansion uses one set throughout.
+type serverAliases struct {
+	cur     atomic.Pointer[policy.Aliases]
+	store   policy.AliasLookup
+	isLocal func(domain string) bool // the relay's
+	srs     *srsKeeper
+}
+
+var _ policy.Accounts = (*serverAliases)(nil)
+
+// newServerRelay is relay control for cfg's local domains over the store, through the
+// server's alias expansion.
+func newServerRelay(cfg config.Config, data string, store policy.AliasLookup) (*policy.Relay, *serverAliases) {
+	a := &serverAliases{store: store}
+	relay := policy.NewRelay(cfg.Domains, a)
+	a.isLocal = relay.IsLocal
+	a.srs = newSRSKeeper(cfg, data, relay.IsLocal)
+	a.set(cfg)
+	return relay, a
+}
+
+// set makes cfg's [addresses] settings those of the expansions from now on.
+func (a *serverAliases) set(cfg config.Config) {
+	x := newAliases(cfg, a.store)
+	x.IsLocal, x.SRS = a.isLocal, a.srs
+	a.cur.Store(x)
+}
+
+// now is the expansion in force.
+func (a *serverAliases) now() *policy.Aliases { return a.cur.Load() }
+
+// Exists implements policy.Accounts.
+func (a *serverAliases) Exists(ctx context.Context, addr string) (bool, error) {
+	return a.now().Exists(ctx, addr)
 }
 
 // routeAliases makes delivery expand what the queue addresses to an alias itself (its reports
 // to a sender that was an alias), and rewrite the sender of forwarded mail with SRS.
-func routeAliases(r *delivery.Router, a *policy.Aliases, k *srsKeeper) {
+func routeAliases(r *delivery.Router, a *serverAliases) {
 	r.Expand = func(ctx context.Context, addr string) ([]string, error) {
-		x, err := a.Expand(ctx, addr)
+		x, err := a.now().Expand(ctx, addr)
 		return x.Targets, err
 	}
-	r.Forward = k.forward
+	r.Forward = a.srs.forward
 }
 
 // withAliases makes the server expand aliases: the queue gets each message with its
 // recipients expanded (aliasSpool), and an authenticated user may send as the aliases that
-// deliver to it. Relay control asks the same expansion at RCPT (Build hands it to NewRelay).
-func withAliases(opts *smtpserver.Options, aliases *policy.Aliases) {
+// deliver to it (senders, set again by a reload). Relay control asks the same expansion at
+// RCPT (newServerRelay).
+func withAliases(opts *smtpserver.Options, aliases *serverAliases) {
 	opts.Spool = aliasSpool{Spool: opts.Spool, aliases: aliases}
-	if opts.Auth != nil {
-		opts.Auth.Senders = &policy.Senders{Aliases: aliases}
+	setSenders(opts, aliases)
+}
+
+// setSenders lets the authenticated users of new sessions send as the aliases that deliver
+// to them, by the expansion in force.
+func setSenders(opts *smtpserver.Options, aliases *serverAliases) {
+	if opts.Auth != nil && aliases != nil {
+		na := *opts.Auth
+		na.Senders = &policy.Senders{Aliases: aliases.now()}
+		opts.Auth = &na
 	}
 }
 
@@ -61,7 +101,7 @@ func withAliases(opts *smtpserver.Options, aliases *policy.Aliases) {
 // a DSN names it.
 type aliasSpool struct {
 	smtpserver.Spool
-	aliases *policy.Aliases
+	aliases *serverAliases
 }
 
 func (s aliasSpool) NewMessage() (smtpserver.Message, error) {
@@ -69,12 +109,12 @@ func (s aliasSpool) NewMessage() (smtpserver.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return aliasMessage{Message: m, aliases: s.aliases}, nil
+	return aliasMessage{Message: m, aliases: s.aliases}, nil // expanded at commit, by the settings then
 }
 
 type aliasMessage struct {
 	smtpserver.Message
-	aliases *policy.Aliases
+	aliases *serverAliases
 }
 
 // Reader reads the message back for the content filters (smtpserver.Rereader): the wrapper
@@ -90,7 +130,7 @@ func (m aliasMessage) Reader() (io.ReadCloser, error) {
 }
 
 func (m aliasMessage) Commit(ctx context.Context, env *envelope.Envelope) error {
-	rcpts, err := expandRcpts(ctx, m.aliases, env.Rcpts)
+	rcpts, err := expandRcpts(ctx, m.aliases.now(), env.Rcpts)
 	if err != nil {
 		return fmt.Errorf("alias expansion: %w", err)
 	}
@@ -217,14 +257,16 @@ func AliasList(ctx context.Context, cfg config.Config, domain string, w io.Write
 
 // withAliasStore is withAccounts with the errors worded for aliases.
 func withAliasStore(cfg config.Config, addr string, create bool, f func(s accounts.Store) error) error {
-	return withAccounts(cfg, addr, create, func(s accounts.Store) error {
-		err := f(s)
-		switch {
-		case errors.Is(err, accounts.ErrNotFound):
-			return errorf(err, "%s: no such alias or target (tern alias list shows them)", addr)
-		case errors.Is(err, accounts.ErrBadAlias):
-			return errorf(err, "%s", strings.TrimPrefix(err.Error(), "accounts: "))
-		}
-		return err
-	})
+	return withAccounts(cfg, addr, create, func(s accounts.Store) error { return aliasError(addr, f(s)) })
+}
+
+// aliasError words the errors of the alias store that are not an account's.
+func aliasError(addr string, err error) error {
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		return errorf(err, "%s: no such alias or target (tern alias list shows them)", addr)
+	case errors.Is(err, accounts.ErrBadAlias):
+		return errorf(err, "%s", strings.TrimPrefix(err.Error(), "accounts: "))
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/sasl"
@@ -16,7 +17,7 @@ import (
 // auth_default_realm does; an unknown or impossible name is answered like a wrong password.
 type credentials struct {
 	store         accounts.Store
-	defaultDomain string
+	defaultDomain atomic.Pointer[string] // the first local domain; a reload changes it
 	// hashing bounds the password checks running at once: each argon2id check takes 19 MiB and
 	// tens of milliseconds, so a burst of AUTH PLAIN must queue, not exhaust memory.
 	hashing chan struct{}
@@ -28,12 +29,17 @@ var (
 )
 
 func newCredentials(store accounts.Store, defaultDomain string) *credentials {
-	return &credentials{store: store, defaultDomain: defaultDomain, hashing: make(chan struct{}, 2*runtime.NumCPU())}
+	c := &credentials{store: store, hashing: make(chan struct{}, 2*runtime.NumCPU())}
+	c.setDefaultDomain(defaultDomain)
+	return c
 }
+
+// setDefaultDomain makes domain the one of the logins without a domain from now on.
+func (c *credentials) setDefaultDomain(domain string) { c.defaultDomain.Store(&domain) }
 
 func (c *credentials) account(login string) (string, error) {
 	if !strings.Contains(login, "@") {
-		login += "@" + c.defaultDomain
+		login += "@" + *c.defaultDomain.Load()
 	}
 	acct, err := accounts.NormalizeAddress(login)
 	if err != nil {
@@ -84,6 +90,13 @@ func (c *credentials) Account(ctx context.Context, login string) (string, error)
 	case !ok:
 		return "", fmt.Errorf("%w: no account %s", sasl.ErrAuthFailed, acct)
 	}
+	// The KDC knows nothing of a disabled account: it is refused here.
+	switch disabled, err := c.store.IsDisabled(ctx, acct); {
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", sasl.ErrUnavailable, err)
+	case disabled:
+		return "", fmt.Errorf("%w: account %s is disabled", sasl.ErrAuthFailed, acct)
+	}
 	return acct, nil
 }
 
@@ -97,6 +110,9 @@ func (c *credentials) Secret(ctx context.Context, login, kind string) (string, [
 	case errors.Is(err, accounts.ErrNotFound):
 		// No such user, or no secret for this mechanism: the password was set before it was
 		// switched on. The client is told the same either way; the log says what to run.
+		if disabled, _ := c.store.IsDisabled(ctx, acct); disabled {
+			return "", nil, fmt.Errorf("%w: account %s is disabled", sasl.ErrAuthFailed, acct)
+		}
 		if ok, _ := c.store.Exists(ctx, acct); ok {
 			return "", nil, fmt.Errorf("%w: no %s secret for %s (its password was set before the mechanism was configured: tern user passwd %s stores one)",
 				sasl.ErrAuthFailed, kind, acct, acct)

@@ -69,6 +69,19 @@ func TestCredentials(t *testing.T) {
 			t.Errorf("Account(%q): %q, %v", tc.login, got, err)
 		}
 	}
+	// A disabled account logs in with no mechanism, GSSAPI's included; the log says why.
+	if err := store.SetDisabled(ctx, "kenneth.burgener@example.test", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CheckPassword(ctx, "kenneth.burgener", "ImBB1999!"); !errors.Is(err, sasl.ErrAuthFailed) {
+		t.Errorf("disabled: CheckPassword: %v", err)
+	}
+	if _, _, err := c.Secret(ctx, "kenneth.burgener", sasl.SecretNTLM); !errors.Is(err, sasl.ErrAuthFailed) || !strings.HasSuffix(err.Error(), "account kenneth.burgener@example.test is disabled") {
+		t.Errorf("disabled: Secret: %v", err)
+	}
+	if _, err := c.Account(ctx, "kenneth.burgener"); !errors.Is(err, sasl.ErrAuthFailed) || !strings.HasSuffix(err.Error(), "is disabled") {
+		t.Errorf("disabled: Account: %v", err)
+	}
 	closed = true
 	if err := store.Close(); err != nil {
 		t.Fatal(err)

@@ -23,10 +23,10 @@ type DKIMRequest struct {
 	Now       time.Time
 }
 
-// withDKIM runs f on the account store of an existing data directory, which the DKIM keys share
-// with the accounts (made if the directory has no accounts yet).
+// withDKIM runs f on the account store, which the DKIM keys share with the accounts: in an
+// existing data directory (made there if it has no accounts yet), or where accounts.url says.
 func withDKIM(cfg config.Config, f func(s accounts.Store) error) (err error) {
-	data, err := ExistingData(cfg)
+	data, err := storeData(cfg, false)
 	if err != nil {
 		return err
 	}

@@ -78,19 +78,27 @@ func (s *Server) listen() ([]netip.AddrPort, error) {
 			_ = l.ln.Close() // best effort: Shutdown has closed them when the server ran
 		}
 	})
-	var local []netip.AddrPort
 	implicit := len(s.cfg.Listeners) == 0
 	for _, c := range s.cfg.EffectiveListeners() {
 		l, err := s.bindListener(c, implicit) // relisten.go
 		if err != nil {
 			return nil, err
 		}
+		s.lns = append(s.lns, l)
+	}
+	return localAddrs(s.lns), nil
+}
+
+// localAddrs are the addresses lns are bound to: remote delivery refuses mail that would loop
+// back to one of them.
+func localAddrs(lns []*listener) []netip.AddrPort {
+	var local []netip.AddrPort
+	for _, l := range lns {
 		if ta, ok := l.ln.Addr().(*net.TCPAddr); ok {
 			local = append(local, ta.AddrPort())
 		}
-		s.lns = append(s.lns, l)
 	}
-	return local, nil
+	return local
 }
 
 // byListener limits a content filter to the listeners its config names: a listener's name, or

@@ -29,11 +29,10 @@ func (s *Server) listenMetrics() error {
 	if addr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := s.listenHTTP("metrics", addr) // webadmin.go
 	if err != nil {
-		return listenError("metrics", addr, err)
+		return err
 	}
-	s.release = append(s.release, func() { _ = ln.Close() }) // best effort: Serve has closed it when the server ran
 	s.metrics = &serverMetrics{m: metrics.New(), ln: ln, health: &metrics.Health{}}
 	return nil
 }

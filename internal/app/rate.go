@@ -20,23 +20,19 @@ type rateLimits struct {
 	split    *splitCounter // counters, and the shared ones of several nodes (ratenodes.go)
 	policy   *policy.Rate
 
-	outbound   ratelimit.Limit            // rate.outbound
-	perDomain  map[string]ratelimit.Limit // rate.outbound_domains
 	isLocal    func(domain string) bool
 	refused    func(limit string) // the metrics' count of refusals, kept across reloads
 	log        *slog.Logger
 	mu         sync.Mutex
-	throttling map[string]bool // domains whose mail waits, logged once until it goes again
+	outbound   ratelimit.Limit            // rate.outbound
+	perDomain  map[string]ratelimit.Limit // rate.outbound_domains
+	throttling map[string]bool            // domains whose mail waits, logged once until it goes again
 }
 
 // newRateLimits builds the rate limits cfg sets; isLocal tells the local domains, whose mail
 // has no outbound limit; refused (nil: none) is told the name of each limit that refuses.
 func newRateLimits(cfg config.Config, isLocal func(string) bool, refused func(string), log *slog.Logger) (*rateLimits, error) {
 	rc := cfg.Rate
-	domains, err := rc.OutboundPerDomain()
-	if err != nil {
-		return nil, err
-	}
 	counters := ratelimit.NewMemory(time.Now, 0)
 	split := &splitCounter{local: counters}
 	p, err := ratePolicy(rc, split, refused, log)
@@ -47,17 +43,32 @@ func newRateLimits(cfg config.Config, isLocal func(string) bool, refused func(st
 		counters:   counters,
 		split:      split,
 		policy:     p,
-		outbound:   rateLimit(rc.Outbound, rc.OutboundWindow),
 		refused:    refused,
-		perDomain:  map[string]ratelimit.Limit{},
 		isLocal:    isLocal,
 		log:        log,
 		throttling: map[string]bool{},
 	}
-	for d, n := range domains {
-		r.perDomain[d] = rateLimit(n, rc.OutboundWindow)
+	if err := r.setOutbound(rc); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// setOutbound makes rc's outbound limits those of the deliveries from now on (at start, and
+// on a reload): over the same counters, so that what was delivered in the window still counts.
+func (r *rateLimits) setOutbound(rc config.Rate) error {
+	domains, err := rc.OutboundPerDomain()
+	if err != nil {
+		return err
+	}
+	perDomain := make(map[string]ratelimit.Limit, len(domains))
+	for d, n := range domains {
+		perDomain[d] = rateLimit(n, rc.OutboundWindow)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outbound, r.perDomain = rateLimit(rc.Outbound, rc.OutboundWindow), perDomain
+	return nil
 }
 
 // rateLimit is n events in the window w.
@@ -110,10 +121,12 @@ func (r *rateLimits) throttle(env *envelope.Envelope) time.Duration {
 	if domain == "" {
 		return 0
 	}
+	r.mu.Lock()
 	lim, ok := r.perDomain[domain]
 	if !ok {
 		lim = r.outbound
 	}
+	r.mu.Unlock()
 	wait, ok := r.policy.Outbound(domain, lim)
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -26,7 +26,7 @@ func (s *Server) bindListener(c config.Listener, implicit bool) (*listener, erro
 // one is bound and served, and one that is gone or moved is closed (it stops accepting; the
 // sessions it accepted run to their end). A new socket that cannot be bound is logged and the
 // listener of that name, or on that address, keeps its old socket. Before Run serves and once it shuts down, nothing
-// changes. Remote delivery's list of our own addresses (loop detection) stays as at start.
+// changes.
 func (s *Server) relisten(cfg config.Config) {
 	s.lnMu.Lock()
 	defer s.lnMu.Unlock()
@@ -65,4 +65,18 @@ func (s *Server) relisten(cfg config.Config) {
 		}
 	}
 	s.lns = next
+}
+
+// setSelf tells remote delivery who the server now is, for the attempts from now on: cfg's
+// hostname (EHLO, and the name of a destination that is us) and the addresses listened on.
+func (s *Server) setSelf(cfg config.Config) {
+	if s.remote == nil {
+		return
+	}
+	s.lnMu.Lock()
+	local := localAddrs(s.lns)
+	s.lnMu.Unlock()
+	if err := s.remote.SetSelf(cfg.Hostname, local); err != nil { // refused by Check already
+		s.log.Error("remote delivery keeps its former hostname and addresses", "err", err)
+	}
 }

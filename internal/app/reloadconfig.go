@@ -31,36 +31,44 @@ func (s *Server) reloadConfig() error {
 		s.log.Error("reload refused: the configuration has problems; the one in force stays", "problems", err.Error())
 		return err
 	}
+	opts := s.srv.Options()
+	applyLive(&opts, cfg)
+	if err := s.reloadState(&opts, cfg); err != nil { // reloadstate.go
+		s.log.Error("reload refused: the configuration in force stays", "err", err)
+		return err
+	}
+	s.srv.SetOptions(opts)
 	// Against the start's: what needs a restart runs as it was then, however many reloads since.
 	restart := restartChanges(s.cfg, cfg)
 	for _, name := range restart {
 		s.log.Warn(name+" changed: takes effect after a restart", "setting", name)
 	}
-	opts := s.srv.Options()
-	applyLive(&opts, cfg)
-	if s.rate != nil {
-		// Over the same counters, which keep their counts; the outbound limits stay.
-		p, err := ratePolicy(cfg.Rate, s.rate.split, s.rate.refused, s.log)
-		if err != nil { // refused by Check already
-			return err
-		}
-		opts.Rate = p
+	if cfg.Hostname != s.cfg.Hostname {
+		s.log.Warn("hostname changed: the greeting, EHLO, the fields added to mail and remote delivery take it now; "+
+			"delivery reports' Reporting-MTA, the DMARC and TLS reports' sender, LMTP's LHLO, Maildir's file names, "+
+			"the self-signed certificate and ACME's names after a restart", "setting", "hostname")
 	}
-	s.srv.SetOptions(opts)
+	if cfg.Domains[0] != s.cfg.Domains[0] {
+		s.log.Warn("the first of domains changed: logins without a domain, SRS and RCPT TO:<Postmaster> take it now; "+
+			"where delivery sends mail for a postmaster that is no account after a restart", "setting", "domains")
+	}
 	var ls []smtpserver.Listener
 	for _, c := range cfg.EffectiveListeners() {
 		ls = append(ls, serverListener(c))
 	}
 	s.srv.SetListeners(ls)
 	s.relisten(cfg) // relisten.go
+	s.setSelf(cfg)
 	s.log.Info("configuration reloaded: new sessions take the new settings", "restart_needed", len(restart))
 	return nil
 }
 
-// applyLive sets in o the settings a reload changes for new sessions: plain values, no state.
-// It mirrors serverOptions and authOptions field by field.
+// applyLive sets in o the settings a reload changes for new sessions: plain values, no state
+// (reloadState does the rest). It mirrors serverOptions field by field.
 func applyLive(o *smtpserver.Options, cfg config.Config) {
 	l := cfg.Limits
+	o.Hostname = cfg.Hostname
+	o.PostmasterDomain = cfg.Domains[0]
 	o.MaxMessageSize = l.MessageSize
 	o.MaxRcpts = l.Recipients
 	o.MaxRcptOvershoot = cfg.Derive().RecipientOvershoot
@@ -75,24 +83,19 @@ func applyLive(o *smtpserver.Options, cfg config.Config) {
 		na.Policy = inboundPolicy(cfg.Inbound)
 		o.Authentication = &na
 	}
-	if a := o.Auth; a != nil {
-		na := *a // the limiter, credentials and GSSAPI acceptor stay: they hold state
-		na.NewServer = saslServer(cfg.Auth)
-		na.AllowCleartext = cfg.Auth.AllowCleartext
-		na.LoopbackIsSecure = cfg.Auth.LoopbackIsSecure
-		na.SenderMustOwn = cfg.Auth.SenderMustOwn
-		na.AllowAuthzID = cfg.Auth.AllowAuthzID
-		o.Auth = &na
-	}
 }
 
-// live are the settings applyLive changes, by their names in the file.
+// live are the settings a reload applies (applyLive, reloadState), by their names in the file:
+// a table's name stands for all its keys.
 var live = map[string]bool{
+	"hostname": true, "domains": true, "screen": true, "addresses": true,
 	"limits.message_size": true, "limits.recipients": true, "limits.recipient_overshoot": true,
 	"limits.errors": true, "limits.idle_timeout": true, "limits.data_timeout": true,
-	"limits.session_timeout": true,
-	"auth.allow_cleartext":   true, "auth.loopback_is_secure": true, "auth.sender_must_own": true,
+	"limits.session_timeout": true, "limits.connections": true, "limits.connections_per_ip": true,
+	"limits.connections_reserved_percent": true, "limits.connections_per_ip_busy": true,
+	"auth.allow_cleartext": true, "auth.loopback_is_secure": true, "auth.sender_must_own": true,
 	"auth.allow_authzid": true, "auth.add_missing_headers": true, "auth.ntlm_v1": true,
+	"auth.mechanisms": true, "auth.max_failures": true, "auth.failure_window": true, "auth.block_time": true,
 	"inbound.spf_dkim": true, "inbound.temperror": true, "inbound.dmarc": true, "inbound.dmarc_domains": true,
 	"milter": true, "rspamd.url": true, "rspamd.password": true, "rspamd.listeners": true,
 	"rspamd.timeout": true, "rspamd.default_action": true,
@@ -100,6 +103,7 @@ var live = map[string]bool{
 	"rate.client_recipients": true, "rate.exempt": true, "rate.account_window": true,
 	"rate.account_messages": true, "rate.account_recipients": true, "rate.account_day_window": true,
 	"rate.account_day_messages": true, "rate.account_day_recipients": true, "rate.exempt_accounts": true,
+	"rate.outbound": true, "rate.outbound_window": true, "rate.outbound_domains": true,
 }
 
 // restartChanges names the settings that differ between old and cfg and that a reload does
@@ -120,8 +124,8 @@ func restartChanges(old, cfg config.Config) []string {
 			}
 			continue
 		}
-		if f.Type == reflect.TypeFor[config.Listen]() {
-			continue // compared as sockets
+		if f.Type == reflect.TypeFor[config.Listen]() || live[name] {
+			continue // compared as sockets, or applied as a whole
 		}
 		for j := range f.Type.NumField() {
 			sub := name + "." + tomlName(f.Type.Field(j))

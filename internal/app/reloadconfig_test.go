@@ -31,16 +31,20 @@ func TestRestartChanges(t *testing.T) {
 			c.Rspamd.URL = "http://127.0.0.1:11333"
 		}, nil},
 		{"inbound rate", func(c *config.Config) { c.Rate.ClientMessages = 5; c.Rate.ExemptAccounts = []string{"a@b"} }, nil},
-		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5 }, []string{"rate.outbound"}},
+		{"screen", func(c *config.Config) { c.Screen.Greylist = true; c.Screen.DNSBLSites = []string{"zen.example.test"} }, nil},
+		{"addresses", func(c *config.Config) { c.Addresses.SubaddressSeparator = "-"; c.Addresses.SRSMaxAge = 3 }, nil},
+		{"outbound rate", func(c *config.Config) { c.Rate.Outbound = 5; c.Rate.OutboundDomains = []string{"x.test=1"} }, nil},
+		{"hostname and domains", func(c *config.Config) { c.Hostname = "mx.b.test"; c.Domains = []string{"b.test"} }, nil},
 		{"data", func(c *config.Config) { c.Data = "/elsewhere" }, []string{"data"}},
-		{"connections", func(c *config.Config) { c.Limits.Connections = 7 }, []string{"limits.connections"}},
+		{"connections", func(c *config.Config) { c.Limits.Connections = 7; c.Limits.ConnectionsPerIP = 2 }, nil},
 		{"listen", func(c *config.Config) { c.Listen.SMTP = "127.0.0.1:25" }, nil}, // relisten
 		{"queue and accounts", func(c *config.Config) {
 			c.Queue.Workers = 99
 			c.Accounts.URL = "postgres://x"
 		}, []string{"queue.workers", "accounts.url"}},
 		{"listeners", func(c *config.Config) { c.Listeners = []config.Listener{{Name: "x"}} }, nil},
-		{"mechanisms", func(c *config.Config) { c.Auth.Mechanisms = []string{"PLAIN"} }, []string{"auth.mechanisms"}},
+		{"mechanisms and failures", func(c *config.Config) { c.Auth.Mechanisms = []string{"PLAIN"}; c.Auth.MaxFailures = 2 }, nil},
+		{"gssapi", func(c *config.Config) { c.Auth.GSSAPIKeytab = "/etc/krb5.keytab" }, []string{"auth.gssapi_keytab"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old := config.Default()
@@ -58,9 +62,10 @@ func reloadServer(t *testing.T, cfg config.Config, load Loader) (*Server, *testu
 	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	opts := serverOptions(cfg, cfg.Derive(), nil, nil, nil, nil, nil, log)
-	opts.Auth = &smtpserver.AuthOptions{Mechanisms: []string{"PLAIN"}}
+	auth := authState(cfg, nil, nil, log)
+	opts.Auth = liveAuth(auth, cfg)
 	opts.Authentication = &smtpserver.Authentication{}
-	return &Server{cfg: cfg, log: log, load: load, srv: smtpserver.New(opts)}, logs
+	return &Server{cfg: cfg, log: log, load: load, srv: smtpserver.New(opts), auth: auth}, logs
 }
 
 func TestReloadAppliesLiveSettings(t *testing.T) {
@@ -121,14 +126,7 @@ func TestReloadRateKeepsCounts(t *testing.T) {
 	next := cfg
 	next.Rate.ClientConnections = 2
 	s, _ := reloadServer(t, cfg, func() (config.Config, error) { return next, nil })
-	rate, err := newRateLimits(cfg, func(string) bool { return false }, nil, s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.rate = rate
-	o := s.srv.Options()
-	o.Rate = rate.policy
-	s.srv.SetOptions(o)
+	withRateLimits(t, s, cfg)
 	client := netip.MustParseAddr("192.0.2.1")
 	connectFrom := func(a netip.Addr) bool { _, ok := s.srv.Options().Rate.Connect(a); return ok }
 	// allowed is how many of n connections from a are allowed.
@@ -154,6 +152,19 @@ func TestReloadRateKeepsCounts(t *testing.T) {
 	if k := allowed(netip.MustParseAddr("198.51.100.1"), 3); k != 2 {
 		t.Errorf("after the reload to 2: a new client got %d of 3, want 2", k)
 	}
+}
+
+// withRateLimits gives s the rate limits of cfg, as Build does.
+func withRateLimits(t *testing.T, s *Server, cfg config.Config) {
+	t.Helper()
+	rate, err := newRateLimits(cfg, func(string) bool { return false }, nil, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rate = rate
+	o := s.srv.Options()
+	o.Rate = rate.policy
+	s.srv.SetOptions(o)
 }
 
 // What needs a restart is compared with the configuration of the start: a change reverted

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/tern-mail/tern/internal/config"
 	"github.com/tern-mail/tern/internal/dnsbl"
@@ -19,57 +21,96 @@ import (
 // greylistPath is where the greylist is kept across restarts.
 func greylistPath(data string) string { return filepath.Join(data, "greylist.json") }
 
-// screenOptions builds the checks of the smtp listener before DATA (screen.*): the DNS lists
-// and reverse lookups over a resolver of their own on delivery.resolver (answers cached for
-// their TTL), the greylist in memory, loaded from the data directory; save writes it back (at
-// shutdown). Nothing is built for what is off. refused (nil: none) is told the check of each
-// recipient refused.
-func screenOptions(cfg config.Config, data string, refused func(string), log *slog.Logger) (o smtpserver.ScreenOptions, save func(), err error) {
-	save = func() {}
-	sc := cfg.Screen
-	o = smtpserver.ScreenOptions{PregreetWait: sc.PregreetWait.Duration}
+// screening builds the checks of the smtp listener before DATA (screen.*) from a
+// configuration: at start, and again on each reload (for the sessions that start from then on).
+// The DNS lists and reverse lookups go through a resolver of their own on delivery.resolver
+// (answers cached for their TTL), made anew each time. The greylist is one for the server's
+// life: loaded from the data directory when it is first turned on, given the new delays by a
+// reload (its triplets stay), kept when a reload turns it off (so that turning it on again
+// forgets no sender), and saved at shutdown. Nothing is built for what is off.
+type screening struct {
+	data    string
+	refused func(string) // told the check of each recipient refused; nil: none
+	log     *slog.Logger
+	now     func() time.Time // the greylist's clock; nil: time.Now
+
+	mu   sync.Mutex
+	grey *policy.Greylist // nil until screen.greylist is first on
+}
+
+func newScreening(data string, refused func(string), log *slog.Logger) *screening {
+	return &screening{data: data, refused: refused, log: log}
+}
+
+// options are the screening options of cfg.
+func (sc *screening) options(cfg config.Config) (o smtpserver.ScreenOptions, err error) {
+	c := cfg.Screen
+	o = smtpserver.ScreenOptions{PregreetWait: c.PregreetWait.Duration}
 	p := &policy.Screen{
-		Threshold:           sc.DNSBLThreshold,
-		AllowThreshold:      sc.DNSBLAllowlistThreshold,
-		RejectUnknownClient: sc.RejectUnknownClient,
-		Logger:              log,
-		Refused:             refused,
+		Threshold:           c.DNSBLThreshold,
+		AllowThreshold:      c.DNSBLAllowlistThreshold,
+		RejectUnknownClient: c.RejectUnknownClient,
+		Logger:              sc.log,
+		Refused:             sc.refused,
 	}
-	sites, err := dnsblSites(sc)
+	sites, err := dnsblSites(c)
 	if err != nil {
-		return o, save, err
+		return o, err
 	}
 	var r *resolver.Resolver
-	if len(sites) > 0 || sc.ReverseDNS || sc.RejectUnknownClient {
-		c, err := resolver.NewClient(cfg.Delivery.Resolver, inboundQueryTimeout)
+	if len(sites) > 0 || c.ReverseDNS || c.RejectUnknownClient {
+		cl, err := resolver.NewClient(cfg.Delivery.Resolver, inboundQueryTimeout)
 		if err != nil {
-			return o, save, fmt.Errorf("screen: %w", err)
+			return o, fmt.Errorf("screen: %w", err)
 		}
-		r = resolver.New(c, resolver.Options{})
+		r = resolver.New(cl, resolver.Options{})
 	}
 	if len(sites) > 0 {
 		p.Lists = &dnsbl.Lists{Sites: sites, Resolver: r}
 	}
-	if sc.ReverseDNS || sc.RejectUnknownClient {
+	if c.ReverseDNS || c.RejectUnknownClient {
 		p.Resolver = r
 	}
-	if p.Exempt, err = sc.ExemptPrefixes(); err != nil {
-		return o, save, err
+	if p.Exempt, err = c.ExemptPrefixes(); err != nil {
+		return o, err
 	}
-	if sc.Greylist {
-		p.Greylist = policy.NewGreylist(policy.GreylistOptions{
-			Delay:       sc.GreylistDelay.Duration,
-			RetryWindow: sc.GreylistRetryWindow.Duration,
-			Expire:      sc.GreylistExpire.Duration,
-			MaxEntries:  sc.GreylistMaxEntries,
+	if c.Greylist {
+		p.Greylist = sc.greylist(policy.GreylistOptions{
+			Delay:       c.GreylistDelay.Duration,
+			RetryWindow: c.GreylistRetryWindow.Duration,
+			Expire:      c.GreylistExpire.Duration,
+			MaxEntries:  c.GreylistMaxEntries,
+			Now:         sc.now,
 		})
-		loadGreylist(p.Greylist, greylistPath(data), log)
-		save = func() { saveGreylist(p.Greylist, greylistPath(data), log) }
 	}
 	if p.Active() {
 		o.Screener = p
 	}
-	return o, save, nil
+	return o, nil
+}
+
+// greylist is the server's greylist with the options o: made and loaded the first time, given o
+// after.
+func (sc *screening) greylist(o policy.GreylistOptions) *policy.Greylist {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.grey != nil {
+		sc.grey.SetOptions(o)
+		return sc.grey
+	}
+	sc.grey = policy.NewGreylist(o)
+	loadGreylist(sc.grey, greylistPath(sc.data), sc.log)
+	return sc.grey
+}
+
+// save writes the greylist to the data directory (at shutdown, after the sessions ended), if
+// there is one.
+func (sc *screening) save() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.grey != nil {
+		saveGreylist(sc.grey, greylistPath(sc.data), sc.log)
+	}
 }
 
 // loadGreylist adds the triplets saved at the last shutdown. A missing file is a first start;

@@ -15,12 +15,12 @@ func TestScreenOptions(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	data := t.TempDir()
 	cfg := config.Default()
-	o, _, err := screenOptions(cfg, data, nil, log)
+	o, err := newScreening(data, nil, log).options(cfg)
 	if err != nil || o.Screener != nil || o.PregreetWait != 0 {
 		t.Fatalf("defaults: %+v, %v; want no screening", o, err)
 	}
 	cfg.Screen.DNSBLSites = []string{"zen.example.test=127.0.0.[2..1]"}
-	if _, _, err := screenOptions(cfg, data, nil, log); err == nil || !strings.Contains(err.Error(), "screen.dnsbl_sites") {
+	if _, err := newScreening(data, nil, log).options(cfg); err == nil || !strings.Contains(err.Error(), "screen.dnsbl_sites") {
 		t.Errorf("bad site: %v, want an error naming screen.dnsbl_sites", err)
 	}
 	for name, mutate := range map[string]func(*config.Screen){
@@ -30,10 +30,11 @@ func TestScreenOptions(t *testing.T) {
 	} {
 		cfg := config.Default()
 		mutate(&cfg.Screen)
-		o, save, err := screenOptions(cfg, data, nil, log)
+		sc := newScreening(data, nil, log)
+		o, err := sc.options(cfg)
 		if err != nil || o.Screener == nil {
 			t.Errorf("%s: %+v, %v; want a screener", name, o, err)
 		}
-		save()
+		sc.save()
 	}
 }

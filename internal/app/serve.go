@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/tern-mail/tern/internal/sasl"
 	"github.com/tern-mail/tern/internal/smtpserver"
 	"github.com/tern-mail/tern/internal/tlsutil"
+	"github.com/tern-mail/tern/internal/webadmin"
 )
 
 // ShutdownGrace is how long sessions get to finish after a stop signal.
@@ -86,13 +88,20 @@ type Server struct {
 	srv     *smtpserver.Server
 	reports *serverReports
 	rate    *rateLimits
-	certs   *tlsutil.Certs // served on every listener; reloaded by tlsreload.go
-	acme    *acmeCerts     // nil: [acme] off (acme.go)
-	reload  []reloadHook   // what SIGHUP reloads, in order (reload.go)
-	load    Loader         // reads the configuration again on reload; nil: not (reloadconfig.go)
+	screen  *screening
+	aliases *serverAliases
+	relay   *policy.Relay           // the local domains
+	remote  *remote.Deliverer       // its hostname and our addresses
+	auth    *smtpserver.AuthOptions // AUTH's state, whatever the mechanisms (reloadauth.go)
+	certs   *tlsutil.Certs          // served on every listener; reloaded by tlsreload.go
+	acme    *acmeCerts              // nil: [acme] off (acme.go)
+	reload  []reloadHook            // what SIGHUP reloads, in order (reload.go)
+	load    Loader                  // reads the configuration again on reload; nil: not (reloadconfig.go)
 	// reloading keeps two reloads (SIGHUP, tern reload) from running at once.
 	reloading sync.Mutex
 	metrics   *serverMetrics // nil: no metrics endpoint (metrics.go)
+	web       *webAdmin      // nil: no admin web interface (webadmin.go)
+	activity  *webadmin.Activity
 
 	// release undoes what Build did, in reverse order: the account store, the lock on the
 	// data directory, the listeners. The queue has its own Close.
@@ -109,7 +118,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, data: data, log: log}
+	// The admin web interface follows the server through its log (webadmin.go).
+	log, activity := watchLog(cfg, log)
+	s := &Server{cfg: cfg, data: data, log: log, activity: activity}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -130,6 +141,9 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
+	if err := s.listenWebAdmin(); err != nil {
 		return nil, err
 	}
 
@@ -162,10 +176,10 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, dataError(data, "cannot load the TLS certificate", err)
 	}
 
-	aliases, srsKeeper := newServerAliases(cfg, data, store) // aliases.go
-	relay := policy.NewRelay(cfg.Domains, aliases)
+	relay, aliases := newServerRelay(cfg, data, store) // aliases.go
+	s.relay, s.aliases, s.remote = relay, aliases, rd
 	router := newRouter(cfg, data, store, relay, rd, log)
-	routeAliases(router, aliases, srsKeeper)
+	routeAliases(router, aliases)
 	if s.rate, err = newRateLimits(cfg, relay.IsLocal, s.metrics.rateLimited(), log); err != nil {
 		return nil, err
 	}
@@ -181,22 +195,29 @@ func Build(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	tlsOut.set(s.reports.Recorder)
 	opts := serverOptions(cfg, derived, s.serverTLS(), store, gss, relay, s.q, log)
+	// What a reload hands new sessions, AUTH on or off (reloadauth.go).
+	if s.auth = opts.Auth; s.auth == nil {
+		s.auth = authState(cfg, store, gss, log)
+	}
 	withAliases(&opts, aliases)
 	if opts.Authentication, err = inboundAuth(cfg); err != nil {
 		return nil, err
 	}
 	opts.Authentication.Record = s.reports.Recorder.RecordDMARC
-	var saveGreylist func()
-	if opts.Screen, saveGreylist, err = screenOptions(cfg, data, s.metrics.screened(), log); err != nil {
+	s.screen = newScreening(data, s.metrics.screened(), log) // screen.go
+	if opts.Screen, err = s.screen.options(cfg); err != nil {
 		return nil, err
 	}
-	s.release = append(s.release, saveGreylist) // run at Close, after the sessions ended
+	s.release = append(s.release, s.screen.save) // run at Close, after the sessions ended
 	opts.Rate = s.rate.policy
 	if s.metrics != nil {
 		opts.Observer = s.metrics.m
 		s.metrics.instrument(s, router, store)
 	}
 	s.srv = smtpserver.New(opts)
+	if err := s.buildWebAdmin(store); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -290,6 +311,8 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	defer stopReload()
 	stopMetrics := s.metrics.serve(s, stdout)
 	defer stopMetrics()
+	stopWeb := s.web.serve(s, stdout) // webadmin.go
+	defer stopWeb()
 
 	// One accept loop per listener, owned here: each ends when Shutdown closes its listener, or
 	// a reload does (Serve recovers its own panics), and Run waits for them before the queue
@@ -341,6 +364,7 @@ func (s *Server) Run(ctx context.Context, stdout io.Writer) error {
 	}
 	serving.Wait()
 	stopAdmin() // idempotent: the deferred call then returns at once
+	stopWeb()
 	stopQueue()
 	stopMetrics()
 	s.Close()
@@ -428,28 +452,42 @@ func authOptions(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAccept
 	if len(cfg.Auth.Mechanisms) == 0 {
 		return nil
 	}
+	return authState(cfg, store, gss, log)
+}
+
+// authState is the AUTH of cfg with what it keeps for the server's life: the credentials, the
+// failure limiter and GSSAPI's acceptor; a reload gives it another configuration (liveAuth).
+func authState(cfg config.Config, store accounts.Store, gss *sasl.GSSAPIAcceptor, log *slog.Logger) *smtpserver.AuthOptions {
 	creds := newCredentials(store, cfg.Domains[0])
-	return &smtpserver.AuthOptions{
-		GSSAPI:           gss,
-		Mechanisms:       cfg.Auth.Mechanisms,
-		NewServer:        saslServer(cfg.Auth),
-		Credentials:      creds,
-		Realms:           cfg.Domains,
-		AllowCleartext:   cfg.Auth.AllowCleartext,
-		LoopbackIsSecure: cfg.Auth.LoopbackIsSecure,
-		SenderMustOwn:    cfg.Auth.SenderMustOwn,
-		AllowAuthzID:     cfg.Auth.AllowAuthzID,
-		Limiter: policy.NewAuthLimiter(policy.AuthLimits{
-			MaxFailures: cfg.Auth.MaxFailures,
-			Window:      cfg.Auth.FailureWindow.Duration,
-			Block:       cfg.Auth.BlockTime.Duration,
-			// Failures count for the account the login names, as the credentials resolve it.
-			Account: creds.limiterAccount,
-			Logger:  log,
-			// Several nodes on one PostgreSQL share their blocks (ratenodes.go).
-			Shared: sharedAuthCounter(store, log),
-		}),
+	limits := authLimits(cfg.Auth)
+	// Failures count for the account the login names, as the credentials resolve it.
+	limits.Account = creds.limiterAccount
+	limits.Logger = log
+	// Several nodes on one PostgreSQL share their blocks (ratenodes.go).
+	limits.Shared = sharedAuthCounter(store, log)
+	a := &smtpserver.AuthOptions{
+		GSSAPI:      gss,
+		Credentials: creds,
+		Limiter:     policy.NewAuthLimiter(limits),
 	}
+	setAuth(a, cfg)
+	return a
+}
+
+// authLimits are the limits of failed AUTH of a.
+func authLimits(a config.Auth) policy.AuthLimits {
+	return policy.AuthLimits{MaxFailures: a.MaxFailures, Window: a.FailureWindow.Duration, Block: a.BlockTime.Duration}
+}
+
+// setAuth sets in a what cfg says of AUTH, plain values that a reload changes as they are.
+func setAuth(a *smtpserver.AuthOptions, cfg config.Config) {
+	a.Mechanisms = slices.Clone(cfg.Auth.Mechanisms)
+	a.NewServer = saslServer(cfg.Auth)
+	a.Realms = slices.Clone(cfg.Domains)
+	a.AllowCleartext = cfg.Auth.AllowCleartext
+	a.LoopbackIsSecure = cfg.Auth.LoopbackIsSecure
+	a.SenderMustOwn = cfg.Auth.SenderMustOwn
+	a.AllowAuthzID = cfg.Auth.AllowAuthzID
 }
 
 // saslServer starts the server half of a mechanism with what auth adds to the connection's
@@ -463,13 +501,19 @@ func saslServer(auth config.Auth) func(context.Context, string, sasl.Credentials
 
 // connLimiter builds the connection limits from cfg.
 func connLimiter(l config.Limits, derived config.Derived, log *slog.Logger) *policy.ConnLimiter {
-	return policy.NewConnLimiter(policy.ConnLimits{
+	lim := connLimits(l, derived)
+	lim.Logger = log
+	return policy.NewConnLimiter(lim)
+}
+
+// connLimits are the connection limits of cfg (a reload sets them again).
+func connLimits(l config.Limits, derived config.Derived) policy.ConnLimits {
+	return policy.ConnLimits{
 		Max:       l.Connections,
 		PerIP:     l.ConnectionsPerIP,
 		Reserved:  derived.ReservedConnections,
 		BusyPerIP: l.ConnectionsPerIPBusy,
-		Logger:    log,
-	})
+	}
 }
 
 // spool adapts the queue to the server's Spool interface.

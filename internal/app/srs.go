@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -40,10 +41,7 @@ type srsKeeper struct {
 var _ policy.SRSReverser = (*srsKeeper)(nil)
 
 func newSRSKeeper(cfg config.Config, data string, isLocal func(string) bool) *srsKeeper {
-	domain := cfg.Addresses.SRSDomain
-	if domain == "" {
-		domain = cfg.Domains[0]
-	}
+	domain := cmp.Or(cfg.Addresses.SRSDomain, cfg.Domains[0])
 	return &srsKeeper{path: srsSecretPath(data), domain: domain, maxAge: cfg.Addresses.SRSMaxAge, isLocal: isLocal, now: time.Now}
 }
 
@@ -55,6 +53,32 @@ func (k *srsKeeper) get(create bool) (*srs.SRS, error) {
 	if k.srs != nil {
 		return k.srs, nil
 	}
+	s, err := k.read(k.domain, k.maxAge, create)
+	if s != nil {
+		k.srs = s
+	}
+	return s, err
+}
+
+// set gives the keeper cfg's SRS domain and maximum age, and reads the secret file again (a
+// reload): a new first line signs from now on, and the lines after it still verify, so that
+// the addresses made with an old secret keep working while it is listed. When the file cannot
+// be read, or holds no valid secret, everything stays as it was and the error says why.
+func (k *srsKeeper) set(cfg config.Config) error {
+	domain := cmp.Or(cfg.Addresses.SRSDomain, cfg.Domains[0])
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s, err := k.read(domain, cfg.Addresses.SRSMaxAge, false)
+	if err != nil {
+		return err
+	}
+	k.domain, k.maxAge, k.srs = domain, cfg.Addresses.SRSMaxAge, s // nil without a file: made at the first forward
+	return nil
+}
+
+// read makes the SRS of the secret file with domain and maxAge, making the file when create is
+// set; nil without a file (and create unset).
+func (k *srsKeeper) read(domain string, maxAge int, create bool) (*srs.SRS, error) {
 	b, err := os.ReadFile(k.path)
 	if errors.Is(err, fs.ErrNotExist) && create {
 		b, err = makeSRSSecret(k.path)
@@ -71,11 +95,10 @@ func (k *srsKeeper) get(create bool) (*srs.SRS, error) {
 			secrets = append(secrets, line)
 		}
 	}
-	s, err := srs.New(srs.Options{Secrets: secrets, Domain: k.domain, MaxAge: k.maxAge, Now: k.now})
+	s, err := srs.New(srs.Options{Secrets: secrets, Domain: domain, MaxAge: maxAge, Now: k.now})
 	if err != nil {
 		return nil, fmt.Errorf("SRS secret %s: %w", k.path, err)
 	}
-	k.srs = s
 	return s, nil
 }
 

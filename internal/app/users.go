@@ -5,30 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/config"
-	"github.com/tern-mail/tern/internal/safeio"
 	"github.com/tern-mail/tern/internal/sasl"
 )
 
-// openAccounts opens the account store of the configured data directory. With create it makes
-// the data directory and the database if needed (tern user add); without, both must exist. It may
-// be used while a server runs on the same directory.
+// openAccounts opens the account store. With create it makes the data directory and the
+// database if needed (tern user add); without, both must exist. A store outside the data
+// directory (PostgreSQL, sqlite:PATH) needs no data directory at all. It may be used while a
+// server runs on the same store.
 func openAccounts(cfg config.Config, create bool) (accounts.Store, error) {
-	var data string
-	var err error
-	if create {
-		if data, err = filepath.Abs(cfg.Data); err != nil {
-			return nil, err
-		}
-		if err := safeio.MkdirAll(data, 0o700); err != nil {
-			return nil, explainData(data, "cannot create the data directory", err)
-		}
-	} else if data, err = ExistingData(cfg); err != nil {
+	data, err := storeData(cfg, create)
+	if err != nil {
 		return nil, err
 	}
 	return openStore(cfg, data, create)
@@ -85,7 +78,7 @@ func noteNotLocal(b *strings.Builder, cfg config.Config, addr string) bool {
 	if slices.Contains(cfg.Domains, domain) {
 		return true
 	}
-	fmt.Fprintf(b, "note: %s is not a local domain (now: %s); start the server with --domain %s to receive its mail\n",
+	fmt.Fprintf(b, "note: %s is not a local domain (now: %s); add it to domains in the configuration (tern reload takes it) or give --domain %s to receive its mail\n",
 		domain, strings.Join(cfg.Domains, ", "), domain)
 	return false
 }
@@ -159,9 +152,30 @@ func UserDel(ctx context.Context, cfg config.Config, addr string, w io.Writer) e
 	})
 }
 
-// mailbox is the Maildir of the account norm under data.
+// UserDisable disables an account (disabled) or enables it again: a disabled account keeps
+// receiving mail but logs in with no mechanism.
+func UserDisable(ctx context.Context, cfg config.Config, addr string, disabled bool, w io.Writer) error {
+	return withAccounts(cfg, addr, false, func(s accounts.Store) error {
+		if err := s.SetDisabled(ctx, addr, disabled); err != nil {
+			return err
+		}
+		norm, _ := accounts.NormalizeAddress(addr)
+		what := "enabled %s: it logs in again\n"
+		if disabled {
+			what = "disabled %s: it cannot log in, and still receives mail (tern user enable undoes it)\n"
+		}
+		_, err := fmt.Fprintf(w, what, norm)
+		return err
+	})
+}
+
+// mailbox is the Maildir of the account norm under data; without a data directory here (the
+// store is elsewhere, PostgreSQL) it is where the mailbox is on each node.
 func mailbox(data, norm string) string {
 	at := strings.LastIndexByte(norm, '@')
+	if _, err := os.Stat(data); err != nil {
+		return filepath.Join("mail", norm[at+1:], norm[:at]) + " in each node's data directory"
+	}
 	return filepath.Join(mailPath(data), norm[at+1:], norm[:at])
 }
 
@@ -180,6 +194,15 @@ func UserList(ctx context.Context, cfg config.Config, w io.Writer) error {
 			width = max(width, len(a))
 		}
 		for _, a := range list {
+			// A disabled account's secrets are out of reach: it logs in with nothing.
+			if disabled, err := s.IsDisabled(ctx, a); err != nil {
+				return err
+			} else if disabled {
+				if _, err := fmt.Fprintf(w, "%-*s  (disabled: tern user enable %s)\n", width, a, a); err != nil {
+					return err
+				}
+				continue
+			}
 			has, missing, err := accountMechs(ctx, cfg, s, a)
 			if err != nil {
 				return err
@@ -211,12 +234,21 @@ func UserShow(ctx context.Context, cfg config.Config, addr string, w io.Writer) 
 		case !ok:
 			return fmt.Errorf("%w: %s", accounts.ErrNotFound, norm)
 		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "account:     %s\n", norm)
+		if disabled, err := s.IsDisabled(ctx, norm); err != nil {
+			return err
+		} else if disabled {
+			// Its secrets are out of reach: it logs in with nothing.
+			fmt.Fprintf(&b, "disabled:    it cannot log in, and still receives mail (tern user enable %s)\n", norm)
+			fmt.Fprintf(&b, "mailbox:     %s\n", mailbox(cfg.Data, norm))
+			_, err = io.WriteString(w, b.String())
+			return err
+		}
 		has, missing, err := accountMechs(ctx, cfg, s, norm)
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "account:     %s\n", norm)
 		fmt.Fprintf(&b, "secrets for: %s\n", strings.Join(has, " "))
 		if len(missing) > 0 {
 			fmt.Fprintf(&b, "missing:     %s (configured, but the password was set before: tern user passwd %s stores them)\n",

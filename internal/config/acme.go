@@ -16,7 +16,7 @@ const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 
 // ACME configures certificates obtained and renewed by tern itself (RFC 8555).
 type ACME struct {
-	Enabled      bool     `toml:"enabled" doc:"Obtain the certificates of domains from an ACME CA (Let's Encrypt by default) and renew them 30 days before they expire. The account key and the certificates are kept in <data>/acme (0600). Until a certificate is issued, the [tls] certificate (or the self-signed one) is served."`
+	Enabled      bool     `toml:"enabled" doc:"Obtain the certificates of domains from an ACME CA (Let's Encrypt by default) and renew them when two thirds of their life has passed (30 days before expiry for Let's Encrypt's 90-day certificates). The account key and the certificates are kept in <data>/acme (0600). Until a certificate is issued, the [tls] certificate (or the self-signed one) is served."`
 	Email        string   `toml:"email" doc:"Contact address given to the CA (expiry warnings). Empty: none."`
 	DirectoryURL string   `toml:"directory_url" doc:"The CA's ACME directory (https)."`
 	Domains      []string `toml:"domains" doc:"Names to get certificates for; the first is served to clients that send no name (SNI) or one not listed, unless [tls] has certificates for it. Empty: the hostname. Each must resolve to this host."`

@@ -47,6 +47,9 @@ type Config struct {
 
 	// Prometheus metrics and health checks (metrics.go).
 	Metrics Metrics `toml:"metrics"`
+
+	// The admin web interface (admin.go).
+	Admin Admin `toml:"admin"`
 }
 
 // Listen holds the listener addresses; an empty one is not opened.
@@ -292,6 +295,7 @@ func Default() Config {
 		Milters:   []Milter{},
 		Listeners: []Listener{},
 		Rspamd:    defaultRspamd(),
+		Admin:     Admin{SessionTimeout: Duration{DefaultAdminSession}},
 	}
 }
 
@@ -371,6 +375,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Screen.validate()...)
 	errs = append(errs, c.Metrics.validate()...)
+	errs = append(errs, c.Admin.validate()...)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}

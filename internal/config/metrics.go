@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 )
 
 // Metrics configures the Prometheus endpoint (/metrics, /healthz, /readyz).
@@ -25,10 +24,7 @@ func (m Metrics) validate() []error {
 	if err != nil {
 		return []error{fmt.Errorf("metrics.listen (--metrics) %q: want HOST:PORT", m.Listen)}
 	}
-	if m.AllowPublic || host == "localhost" {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err != nil || !ip.Unmap().IsLoopback() {
+	if !m.AllowPublic && !loopbackHost(host) {
 		return []error{fmt.Errorf("metrics.listen (--metrics) %q: %w", m.Listen, errMetricsPublic)}
 	}
 	return nil

@@ -164,10 +164,11 @@ func (s *session) Connect(ctx context.Context, st smtpserver.FilterState) filter
 	ip := s.conn.Remote.Addr().Unmap()
 	m.Set(gomilter.MacroClientAddr, ip.String())
 	m.Set(gomilter.MacroClientPort, strconv.Itoa(int(s.conn.Remote.Port())))
-	// tern looks up no client names yet: Postfix's value for a client without one.
-	m.Set(gomilter.MacroClientName, "unknown")
-	m.Set(gomilter.MacroClientPTR, "unknown")
-	m.Set(gomilter.MacroRFC1413AuthInfo, "unknown ["+ip.String()+"]")
+	// The screening lookups' names, with Postfix's "unknown" for none (or none looked up).
+	name := cmp.Or(st.ClientName, "unknown")
+	m.Set(gomilter.MacroClientName, name)
+	m.Set(gomilter.MacroClientPTR, cmp.Or(st.ClientPTR, st.ClientName, "unknown"))
+	m.Set(gomilter.MacroRFC1413AuthInfo, name+" ["+ip.String()+"]")
 	opts := []gomilter.Option{
 		gomilter.WithDialer(dialFunc(s.dial)),
 		gomilter.WithReadTimeout(s.f.cfg.CommandTimeout),
@@ -188,7 +189,13 @@ func (s *session) Connect(ctx context.Context, st smtpserver.FilterState) filter
 	if ip.Is6() {
 		family = gomilter.FamilyInet6
 	}
-	act, err := cs.Conn("unknown", family, s.conn.Remote.Port(), ip.String())
+	// The connect event's host is the name, or Sendmail's "[address]" without one (as
+	// Postfix's milter8_conn_event sends it).
+	host := name
+	if name == "unknown" {
+		host = "[" + ip.String() + "]"
+	}
+	act, err := cs.Conn(host, family, s.conn.Remote.Port(), ip.String())
 	return s.verdict("connect", act, err)
 }
 

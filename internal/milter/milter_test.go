@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -37,8 +38,9 @@ func (r *recorder) note(s string) {
 }
 
 func (r *recorder) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
-	r.note("connect " + addr + " j=" + m.Get(gomilter.MacroMTAFQDN) + " daemon=" + m.Get(gomilter.MacroDaemonName) +
-		" client_addr=" + m.Get(gomilter.MacroClientAddr) + " _=" + m.Get(gomilter.MacroRFC1413AuthInfo))
+	r.note("connect " + host + " " + addr + " j=" + m.Get(gomilter.MacroMTAFQDN) + " daemon=" + m.Get(gomilter.MacroDaemonName) +
+		" client_addr=" + m.Get(gomilter.MacroClientAddr) + " client_name=" + m.Get(gomilter.MacroClientName) +
+		" client_ptr=" + m.Get(gomilter.MacroClientPTR) + " _=" + m.Get(gomilter.MacroRFC1413AuthInfo))
 	return gomilter.RespContinue, nil
 }
 
@@ -180,7 +182,7 @@ func TestMilterSessionAndEdits(t *testing.T) {
 		}
 	}
 	want := []string{
-		"connect 127.0.0.2 j=mx.example.test daemon=smtp client_addr=127.0.0.2 _=unknown [127.0.0.2]",
+		"connect [127.0.0.2] 127.0.0.2 j=mx.example.test daemon=smtp client_addr=127.0.0.2 client_name=unknown client_ptr=unknown _=unknown [127.0.0.2]",
 		"helo client.example.org",
 		"mail <a@example.org> BODY=8BITMIME auth=alice mail_addr=a@example.org",
 		"rcpt <bob@example.test> rcpt_addr=bob@example.test",
@@ -203,6 +205,41 @@ func TestMilterSessionAndEdits(t *testing.T) {
 	}
 	if len(kinds) != 7 {
 		t.Errorf("edits %+v", v.Edits)
+	}
+}
+
+// The client's names at connect, as Postfix sends them: the connect event's host is the
+// confirmed name or Sendmail's "[address]"; {client_name} the confirmed name or "unknown";
+// {client_ptr} the PTR name, confirmed or not, or "unknown".
+func TestMilterClientName(t *testing.T) {
+	for _, tc := range []struct {
+		test            string
+		name, ptr, want string
+	}{
+		{"confirmed", "mail.remote.test", "mail.remote.test",
+			"connect mail.remote.test 127.0.0.2 client_name=mail.remote.test client_ptr=mail.remote.test _=mail.remote.test [127.0.0.2]"},
+		{"not confirmed", "unknown", "liar.remote.test",
+			"connect [127.0.0.2] 127.0.0.2 client_name=unknown client_ptr=liar.remote.test _=unknown [127.0.0.2]"},
+		{"no PTR", "unknown", "", "connect [127.0.0.2] 127.0.0.2 client_name=unknown client_ptr=unknown _=unknown [127.0.0.2]"},
+		{"not looked up", "", "", "connect [127.0.0.2] 127.0.0.2 client_name=unknown client_ptr=unknown _=unknown [127.0.0.2]"},
+	} {
+		t.Run(tc.test, func(t *testing.T) {
+			addr, seen := startMilter(t, nil)
+			fs := testFilter(addr, true).Open(context.Background(), testConn)
+			defer fs.Close()
+			if v := fs.Connect(context.Background(), smtpserver.FilterState{ClientName: tc.name, ClientPTR: tc.ptr}); v.Action != filter.Continue {
+				t.Fatalf("connect: %v", v.Action)
+			}
+			got := seen()
+			if len(got) == 0 {
+				t.Fatal("the milter saw no connect")
+			}
+			// Only the parts about the client.
+			g := regexp.MustCompile(` j=\S+ daemon=\S+ client_addr=\S+`).ReplaceAllString(got[0], "")
+			if g != tc.want {
+				t.Errorf("milter saw\n%s\nwant\n%s", g, tc.want)
+			}
+		})
 	}
 }
 

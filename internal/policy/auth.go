@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tern-mail/tern/internal/ratelimit"
@@ -72,7 +73,9 @@ const maxLoginKey = 320
 // The start and end of each block are logged ("auth block started"/"auth block ended", with
 // kind=client or kind=account); an end is noticed, and logged, at the limiter's next call.
 type AuthLimiter struct {
-	lim AuthLimits
+	// lim are the limits in force (SetLimits replaces them): read outside the lock too, where
+	// the shared counter is asked.
+	lim atomic.Pointer[AuthLimits]
 	now func() time.Time
 	log *slog.Logger
 
@@ -130,9 +133,24 @@ func (lim AuthLimits) withDefaults() AuthLimits {
 // NewAuthLimiter returns a limiter.
 func NewAuthLimiter(lim AuthLimits) *AuthLimiter {
 	lim = lim.withDefaults()
-	return &AuthLimiter{lim: lim, now: lim.Now, log: lim.Logger,
+	l := &AuthLimiter{now: lim.Now, log: lim.Logger,
 		clients: make(map[netip.Prefix]*authClient), accounts: make(map[string]*authAccount)}
+	l.lim.Store(&lim)
+	return l
 }
+
+// SetLimits changes the limits (a reload): the failures counted stay counted against the new
+// MaxFailures and Window, and the blocks in force run to the end they were given. The clock,
+// the logger, the account resolver and the shared counter stay those NewAuthLimiter was given.
+func (l *AuthLimiter) SetLimits(lim AuthLimits) {
+	old := l.limits()
+	lim.Now, lim.Logger, lim.Account, lim.Shared = old.Now, old.Logger, old.Account, old.Shared
+	lim = lim.withDefaults()
+	l.lim.Store(&lim)
+}
+
+// limits are the limits in force.
+func (l *AuthLimiter) limits() *AuthLimits { return l.lim.Load() }
 
 // replyBlocked is the answer to a blocked client; the session closes after it.
 var replyBlocked = smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, "Error: too many failed authentications, try again later")
@@ -167,13 +185,13 @@ func (l *AuthLimiter) Failed(ip netip.Addr, login string) (delay time.Duration, 
 	c := l.client(ip)
 	key := c.key
 	c.last = ip.Unmap()
-	if now.Sub(c.first) > l.lim.Window {
+	if now.Sub(c.first) > l.limits().Window {
 		c.n, c.first = 0, now
 	}
 	c.n++
 	n, attacked := c.n, false
 	if acct != "" {
-		c.failed(acct, now, l.lim.Block, 2*l.lim.MaxFailures+8)
+		c.failed(acct, now, l.limits().Block, 2*l.limits().MaxFailures+8)
 		var an int
 		an, attacked = l.accountFailed(acct, ip, now, st)
 		n = max(n, an)
@@ -182,24 +200,24 @@ func (l *AuthLimiter) Failed(ip netip.Addr, login string) (delay time.Duration, 
 		// Blocked at another node since Allow: refused, logged there.
 		c.adoptBlock(st.clientUntil)
 		blocked = true
-	} else if (c.n >= l.lim.MaxFailures || st.clientOver) && !now.Before(c.blockedUntil) {
-		c.blockedUntil = now.Add(l.lim.Block)
+	} else if (c.n >= l.limits().MaxFailures || st.clientOver) && !now.Before(c.blockedUntil) {
+		c.blockedUntil = now.Add(l.limits().Block)
 		c.n, c.first = 0, now // counting starts over after the block
 		if !c.blocked {
 			c.blocked = true
 			heap.Push(&l.blocks, &blockEntry{until: c.blockedUntil, client: c})
 		}
 		l.log.Warn("auth block started", "kind", "client", "remote", c.last, "client", prefixString(key),
-			"failures", l.lim.MaxFailures, "until", c.blockedUntil.UTC().Format(time.RFC3339))
+			"failures", l.limits().MaxFailures, "until", c.blockedUntil.UTC().Format(time.RFC3339))
 		blocked = true
 	}
-	delay = l.lim.BaseDelay
-	for i := 1; i < n && delay < l.lim.MaxDelay; i++ {
+	delay = l.limits().BaseDelay
+	for i := 1; i < n && delay < l.limits().MaxDelay; i++ {
 		delay *= 2
 	}
-	delay = min(delay, l.lim.MaxDelay)
+	delay = min(delay, l.limits().MaxDelay)
 	if attacked {
-		delay = l.lim.MaxDelay
+		delay = l.limits().MaxDelay
 	}
 	if blocked {
 		return delay, replyBlocked, true
@@ -215,7 +233,7 @@ func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time, s
 		a = &authAccount{name: acct}
 		l.accounts[acct] = a
 	}
-	if now.Sub(a.first) > l.lim.Window {
+	if now.Sub(a.first) > l.limits().Window {
 		a.n, a.first = 0, now
 	}
 	a.n++
@@ -224,10 +242,10 @@ func (l *AuthLimiter) accountFailed(acct string, ip netip.Addr, now time.Time, s
 	}
 	switch {
 	case now.Before(a.attackUntil):
-		a.attackUntil = now.Add(l.lim.Block) // the attack goes on
+		a.attackUntil = now.Add(l.limits().Block) // the attack goes on
 		return a.n, true
-	case a.n >= l.lim.MaxFailures || st.accountOver:
-		a.attackUntil = now.Add(l.lim.Block)
+	case a.n >= l.limits().MaxFailures || st.accountOver:
+		a.attackUntil = now.Add(l.limits().Block)
 		if !a.attacked {
 			a.attacked = true
 			heap.Push(&l.blocks, &blockEntry{until: a.attackUntil, account: a})
@@ -263,7 +281,7 @@ func (l *AuthLimiter) Succeeded(ip netip.Addr, account string) (reason string, o
 	if !failed {
 		return "", true
 	}
-	if now.Sub(f.last) < l.lim.Block {
+	if now.Sub(f.last) < l.limits().Block {
 		if a := l.accounts[acct]; (a != nil && now.Before(a.attackUntil)) || now.Before(st.accountUntil) {
 			return "the account is under attack and this client failed for it", false
 		}
@@ -290,8 +308,8 @@ func (l *AuthLimiter) account(login string) string {
 	if login == "" {
 		return ""
 	}
-	if l.lim.Account != nil {
-		if acct, ok := l.lim.Account(login); ok {
+	if l.limits().Account != nil {
+		if acct, ok := l.limits().Account(login); ok {
 			login = acct
 		}
 	}
@@ -357,16 +375,16 @@ func (l *AuthLimiter) sweep(now time.Time) {
 	l.swept = now
 	for k, c := range l.clients {
 		for a, f := range c.failedFor {
-			if now.Sub(f.last) >= l.lim.Block {
+			if now.Sub(f.last) >= l.limits().Block {
 				delete(c.failedFor, a)
 			}
 		}
-		if !c.blocked && now.Sub(c.first) > l.lim.Window && len(c.failedFor) == 0 {
+		if !c.blocked && now.Sub(c.first) > l.limits().Window && len(c.failedFor) == 0 {
 			delete(l.clients, k)
 		}
 	}
 	for k, a := range l.accounts {
-		if !a.attacked && now.Sub(a.first) > l.lim.Window {
+		if !a.attacked && now.Sub(a.first) > l.limits().Window {
 			delete(l.accounts, k)
 		}
 	}

@@ -30,8 +30,8 @@ const probeSlack = time.Millisecond
 // setBlock sets key's block for Block unless one is set: it takes all but one probeSlack of
 // a bucket of Block+probeSlack, which fits when no more than the probes' marks are in it.
 func (l *AuthLimiter) setBlock(key string) {
-	n := int((l.lim.Block + probeSlack) / probeSlack)
-	l.lim.Shared.Take(key, n-1, ratelimit.Limit{N: n, Window: l.lim.Block + probeSlack})
+	n := int((l.limits().Block + probeSlack) / probeSlack)
+	l.limits().Shared.Take(key, n-1, ratelimit.Limit{N: n, Window: l.limits().Block + probeSlack})
 }
 
 // sharedState is what the shared counter says about one attempt.
@@ -44,7 +44,7 @@ type sharedState struct {
 
 // sharedBlocked probes whether key's block is set, and until when.
 func (l *AuthLimiter) sharedBlocked(key string, now time.Time) time.Time {
-	if ok, retry := l.lim.Shared.Take(key, 1, probeLimit); !ok && retry > probeSlack {
+	if ok, retry := l.limits().Shared.Take(key, 1, probeLimit); !ok && retry > probeSlack {
 		return now.Add(retry)
 	}
 	return time.Time{}
@@ -53,7 +53,7 @@ func (l *AuthLimiter) sharedBlocked(key string, now time.Time) time.Time {
 // sharedCheck probes the client's block and, when acct is set, the account's attack.
 func (l *AuthLimiter) sharedCheck(ip netip.Addr, acct string) sharedState {
 	var st sharedState
-	if l.lim.Shared == nil {
+	if l.limits().Shared == nil {
 		return st
 	}
 	now := l.now()
@@ -67,7 +67,7 @@ func (l *AuthLimiter) sharedCheck(ip netip.Addr, acct string) sharedState {
 // sharedFailed counts a failure from ip for acct ("" when none) in the shared counter, and
 // sets the client's block or the account's attack when this failure starts one.
 func (l *AuthLimiter) sharedFailed(ip netip.Addr, acct string) sharedState {
-	if l.lim.Shared == nil {
+	if l.limits().Shared == nil {
 		return sharedState{}
 	}
 	st := l.sharedCheck(ip, acct)
@@ -88,10 +88,10 @@ func (l *AuthLimiter) sharedFailed(ip netip.Addr, acct string) sharedState {
 // sharedOver counts one failure under key and reports whether it is the MaxFailures-th (or
 // later) within the window.
 func (l *AuthLimiter) sharedOver(key string) bool {
-	if l.lim.MaxFailures <= 1 {
+	if l.limits().MaxFailures <= 1 {
 		return true
 	}
-	ok, _ := l.lim.Shared.Take(key, 1, ratelimit.Limit{N: l.lim.MaxFailures - 1, Window: l.lim.Window})
+	ok, _ := l.limits().Shared.Take(key, 1, ratelimit.Limit{N: l.limits().MaxFailures - 1, Window: l.limits().Window})
 	return !ok
 }
 

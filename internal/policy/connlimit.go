@@ -128,5 +128,14 @@ func (l *ConnLimiter) admit(key netip.Prefix, kind ConnKind) (smtp.Reply, bool) 
 	return smtp.Reply{}, true
 }
 
+// SetLimits changes the limits (a reload; the logger stays): the connections open stay
+// counted, so that a lower limit refuses new ones until enough of them end.
+func (l *ConnLimiter) SetLimits(lim ConnLimits) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim.Logger = l.lim.Logger
+	l.lim = lim
+}
+
 // free is how many slots are left (meaningless without Max).
 func (l *ConnLimiter) free() int { return l.lim.Max - l.total }

@@ -38,9 +38,10 @@ type GreylistOptions struct {
 // another MX node, or a crash, costs the sender one more delay, which greylisting's senders
 // tolerate by design.
 type Greylist struct {
-	opts GreylistOptions
+	now func() time.Time // opts.Now, which SetOptions keeps
 
 	mu      sync.Mutex
+	opts    GreylistOptions
 	entries map[greyKey]greyEntry
 }
 
@@ -57,6 +58,12 @@ type greyEntry struct {
 
 // NewGreylist returns an empty greylist.
 func NewGreylist(o GreylistOptions) *Greylist {
+	o = o.withDefaults()
+	return &Greylist{now: o.Now, opts: o, entries: map[greyKey]greyEntry{}}
+}
+
+// withDefaults is o with its zero fields at their defaults.
+func (o GreylistOptions) withDefaults() GreylistOptions {
 	if o.Delay <= 0 {
 		o.Delay = 5 * time.Minute
 	}
@@ -72,7 +79,17 @@ func NewGreylist(o GreylistOptions) *Greylist {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Greylist{opts: o, entries: map[greyKey]greyEntry{}}
+	return o
+}
+
+// SetOptions changes the delays and the bound (a reload): the triplets stay, and are judged
+// by the new delays from the next check on; the clock stays the one NewGreylist was given.
+func (g *Greylist) SetOptions(o GreylistOptions) {
+	o.Now = g.now
+	o = o.withDefaults()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.opts = o
 }
 
 // greyNet is the network a client is greylisted by.
@@ -90,7 +107,7 @@ func greyNet(ip netip.Addr) netip.Prefix {
 // long until a retry will.
 func (g *Greylist) Check(ip netip.Addr, from, rcpt string) (wait time.Duration, pass bool) {
 	k := greyKey{greyNet(ip), strings.ToLower(from), strings.ToLower(rcpt)}
-	now := g.opts.Now()
+	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e, ok := g.entries[k]
@@ -161,7 +178,7 @@ type greySaved struct {
 // Save writes the triplets that have not expired, one JSON object a line, so that a restart
 // does not make every sender wait again.
 func (g *Greylist) Save(w io.Writer) error {
-	now := g.opts.Now()
+	now := g.now()
 	g.mu.Lock()
 	saved := make([]greySaved, 0, len(g.entries))
 	for k, e := range g.entries {
@@ -184,7 +201,7 @@ func (g *Greylist) Save(w io.Writer) error {
 // returns how many it added. A damaged line ends the load with an error; what came before it
 // is kept.
 func (g *Greylist) Load(r io.Reader) (int, error) {
-	now := g.opts.Now()
+	now := g.now()
 	dec := json.NewDecoder(r)
 	g.mu.Lock()
 	defer g.mu.Unlock()

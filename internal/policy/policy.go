@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/smtp"
@@ -37,21 +38,28 @@ type Accounts interface {
 // Relay decides which recipients are accepted: accounts in local domains from anyone, other
 // domains only from authenticated clients.
 type Relay struct {
-	domains  map[string]bool
+	domains  atomic.Pointer[map[string]bool] // lower case; SetLocalDomains replaces it
 	accounts Accounts
 }
 
 // NewRelay returns relay control for the given local domains (compared case-insensitively).
 func NewRelay(localDomains []string, accounts Accounts) *Relay {
-	r := &Relay{domains: make(map[string]bool, len(localDomains)), accounts: accounts}
-	for _, d := range localDomains {
-		r.domains[strings.ToLower(d)] = true
-	}
+	r := &Relay{accounts: accounts}
+	r.SetLocalDomains(localDomains)
 	return r
 }
 
+// SetLocalDomains replaces the local domains (a reload), for the decisions made from now on.
+func (r *Relay) SetLocalDomains(localDomains []string) {
+	m := make(map[string]bool, len(localDomains))
+	for _, d := range localDomains {
+		m[strings.ToLower(d)] = true
+	}
+	r.domains.Store(&m)
+}
+
 // IsLocal reports whether domain is one of the local domains.
-func (r *Relay) IsLocal(domain string) bool { return r.domains[strings.ToLower(domain)] }
+func (r *Relay) IsLocal(domain string) bool { return (*r.domains.Load())[strings.ToLower(domain)] }
 
 // CheckRcpt decides whether rcpt is accepted from c. The reply is positive (250 2.1.5) or says
 // why not: 550 5.1.1 for an unknown local user, 554 5.7.1 for relaying without authentication

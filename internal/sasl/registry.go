@@ -3,6 +3,7 @@ package sasl
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"strings"
 )
@@ -32,6 +33,41 @@ func NewServer(ctx context.Context, mech string, creds Credentials, opts ServerO
 		return NewGSSAPIServer(ctx, creds, opts), nil
 	}
 	return nil, fmt.Errorf("sasl: unknown mechanism %q", mech)
+}
+
+// ClientOptions are what the client half of a password or token mechanism needs.
+type ClientOptions struct {
+	User     string
+	Password string // the password, or the OAuth 2.0 token of XOAUTH2 and OAUTHBEARER
+	// Host and Port name the server: DIGEST-MD5's digest-uri and OAUTHBEARER's host= and port=.
+	Host string
+	Port int
+	// TLS is the connection's state, for the channel binding of the -PLUS mechanisms.
+	TLS *tls.ConnectionState
+}
+
+// NewClient starts the client half of mech (GSSAPI excepted: it needs Kerberos tickets, see
+// NewGSSAPIClient), the counterpart of NewServer for tern send and tern bench.
+func NewClient(mech string, o ClientOptions) (Client, error) {
+	switch mech {
+	case Plain:
+		return NewPlainClient("", o.User, o.Password), nil
+	case Login:
+		return NewLoginClient(o.User, o.Password), nil
+	case CRAMMD5, CRAMSHA1:
+		return NewCRAMClient(mech, o.User, o.Password), nil
+	case DigestMD5:
+		return NewDigestMD5Client(o.User, o.Password, o.Host, ""), nil
+	case ScramSHA1, ScramSHA256, ScramSHA1Plus, ScramSHA256Plus:
+		return NewScramClient(mech, "", o.User, o.Password, o.TLS), nil
+	case NTLM:
+		return NewNTLMClient(o.User, o.Password, "", ""), nil
+	case XOAuth2:
+		return NewXOAuth2Client(o.User, o.Password), nil
+	case OAuthBearer:
+		return NewOAuthBearerClient(o.User, o.Password, o.Host, o.Port), nil
+	}
+	return nil, fmt.Errorf("sasl: unknown client mechanism %q", mech)
 }
 
 // Mechanism is what tern knows of one SASL mechanism.

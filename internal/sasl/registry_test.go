@@ -71,6 +71,30 @@ func TestRegistryRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	// NewClient, by name, does the same for every mechanism a password logs in with.
+	for _, mech := range all {
+		t.Run("NewClient "+mech, func(t *testing.T) {
+			user := account
+			if mech == DigestMD5 {
+				user = "bob"
+			}
+			c, err := NewClient(mech, ClientOptions{User: user, Password: password, Host: "mx.example.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := NewServer(context.Background(), mech, creds, ServerOptions{Hostname: "mx.example.test", Realms: []string{"example.test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			identity, _, err := runExchange(t, c, srv)
+			if err != nil || identity != account {
+				t.Fatalf("identity %q, err %v", identity, err)
+			}
+		})
+	}
+	if _, err := NewClient("GSSAPI", ClientOptions{}); err == nil {
+		t.Error("NewClient started GSSAPI without tickets")
+	}
 	if _, err := NewServer(context.Background(), ScramSHA256Plus, creds, ServerOptions{}); err == nil {
 		t.Error("a -PLUS server started without TLS")
 	}

@@ -42,6 +42,11 @@ type FilterState struct {
 	FromArgs string // the ESMTP parameters of MAIL FROM, as sent
 	Rcpts    []string
 	QueueID  string // at the end of a message
+	// ClientName is the client's forward-confirmed name from the screening lookups, as
+	// Postfix's smtpd has it: the name, "unknown" without one, "" when it was not looked up
+	// (no screening on this listener, or the lookups did not end in time). ClientPTR is the
+	// first name its PTR records gave, confirmed or not; "" without one.
+	ClientName, ClientPTR string
 }
 
 // FilterSession is one filter's view of one session. A failing filter answers with the
@@ -130,6 +135,9 @@ func (s *session) closeFilters() {
 
 func (s *session) filterState() FilterState {
 	st := FilterState{Helo: s.helo, TLS: s.tls, User: s.user, AuthMech: s.authMech}
+	// At connect this waits for the lookups (bounded), as Postfix's smtpd resolves the client
+	// before it tells its milters.
+	st.ClientName, st.ClientPTR = s.clientNames()
 	if s.tx != nil {
 		st.From = s.tx.from.String()
 		for _, r := range s.tx.rcpts {

@@ -8,7 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tern-mail/tern/internal/dnsbl"
 	"github.com/tern-mail/tern/internal/filter"
+	"github.com/tern-mail/tern/internal/policy"
 	"github.com/tern-mail/tern/internal/smtp"
 )
 
@@ -233,5 +235,51 @@ func TestFilterRefusalAbortsTheOthers(t *testing.T) {
 	want := "connect;helo;mail;rcpt bob@example.test;rcpt alice@example.test;abort;mail;abort;close"
 	if got := strings.Join(f2.calls, ";"); got != want {
 		t.Errorf("second filter asked\n%q\nwant\n%q", got, want)
+	}
+}
+
+// nameFilter is a scriptFilter that notes the client's names at connect.
+type nameFilter struct{ scriptFilter }
+
+func (f *nameFilter) Open(context.Context, FilterConn) FilterSession { return f }
+func (f *nameFilter) Connect(_ context.Context, st FilterState) filter.Verdict {
+	return f.ask("connect name=" + st.ClientName + " ptr=" + st.ClientPTR)
+}
+
+// TestFilterClientName: the filters learn at connect the client's names the screening lookups
+// found (milter's {client_name} and {client_ptr}), once they are done; none without screening.
+func TestFilterClientName(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		report *policy.ClientReport
+		role   Role
+		want   string
+	}{
+		{"confirmed", &policy.ClientReport{Looked: true, Name: dnsbl.Name{Name: "mail.remote.test", PTR: "mail.remote.test"}}, RoleMX,
+			"connect name=mail.remote.test ptr=mail.remote.test"},
+		{"not confirmed", &policy.ClientReport{Looked: true, Name: dnsbl.Name{PTR: "liar.remote.test"}}, RoleMX, "connect name=unknown ptr=liar.remote.test"},
+		{"no PTR", &policy.ClientReport{Looked: true}, RoleMX, "connect name=unknown ptr="},
+		{"not looked up", &policy.ClientReport{}, RoleMX, "connect name= ptr="},
+		{"no screening", nil, RoleMX, "connect name= ptr="},
+		{"submission", &policy.ClientReport{Looked: true, Name: dnsbl.Name{Name: "mail.remote.test"}}, RoleSubmission, "connect name= ptr="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &nameFilter{}
+			ts := newTestServer(t, func(o *Options) {
+				o.Filters = []Filter{f}
+				if tc.report != nil {
+					o.Screen.Screener = fakeScreener{report: *tc.report, screen: &policy.Screen{}}
+				}
+			})
+			ts.dial(t, tc.role).run(`
+				S: 220
+				C: QUIT
+				S: 221`)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.calls) == 0 || f.calls[0] != tc.want {
+				t.Errorf("filter calls %q, want %q first", f.calls, tc.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -121,12 +122,16 @@ func (s *session) screenRcpt(rcpt smtp.Address) smtp.Reply {
 // clientName is the client's name for the Received header, as Postfix writes it: the
 // forward-confirmed name, "unknown" without one, "" when it was not looked up.
 func (s *session) clientName() string {
+	name, _ := s.clientNames()
+	return name
+}
+
+// clientNames are clientName and the first name the client's PTR records gave, confirmed or
+// not ("" without one).
+func (s *session) clientNames() (name, ptr string) {
 	rep, ok := s.screenReport()
 	if !ok || !rep.Looked {
-		return ""
+		return "", ""
 	}
-	if rep.Name.Name == "" {
-		return "unknown"
-	}
-	return rep.Name.Name
+	return cmp.Or(rep.Name.Name, "unknown"), rep.Name.PTR
 }

@@ -1,7 +1,7 @@
 // Package tlsutil owns tern's TLS certificates and server-side TLS settings: loading an
 // operator's certificate files, creating and renewing the self-signed certificate used when
-// there is none, building the server tls.Config, and describing a negotiated connection for
-// Received headers and logs.
+// there is none, building the server tls.Config (and the tools' client one, ClientConfig), and
+// describing a negotiated connection for Received headers and logs.
 //
 // It does no networking and keeps no state between calls: reloading is calling it again.
 //
@@ -17,9 +17,35 @@ package tlsutil
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
+
+// ErrNoCertificates: a CA file holds no PEM certificate.
+var ErrNoCertificates = errors.New("no PEM certificate in it")
+
+// ClientConfig is the TLS configuration of tern's client tools (tern send, tern bench): TLS 1.2
+// or later, the server's certificate verified for serverName against the system's roots, or
+// against only the certificates of caFile when it is not empty (a self-signed server's), or not
+// at all with insecure.
+func ClientConfig(serverName, caFile string, insecure bool) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: %w", caFile, ErrNoCertificates)
+	}
+	return cfg, nil
+}
 
 // LoadFiles loads a PEM certificate chain and its private key, as configured by an operator.
 func LoadFiles(certFile, keyFile string) (tls.Certificate, error) {

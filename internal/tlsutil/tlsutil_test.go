@@ -3,7 +3,9 @@ package tlsutil
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -198,5 +200,27 @@ func TestLoadFiles(t *testing.T) {
 				t.Error("LoadFiles returned a different chain")
 			}
 		})
+	}
+}
+
+// ClientConfig trusts a CA file's certificates only, refuses a file without one, and verifies
+// nothing with insecure.
+func TestClientConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := LoadOrCreate(dir, "mx.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ClientConfig("mx.example.test", filepath.Join(dir, "cert.pem"), false)
+	if err != nil || cfg.RootCAs == nil || cfg.ServerName != "mx.example.test" || cfg.InsecureSkipVerify || cfg.MinVersion != tls.VersionTLS12 {
+		t.Fatalf("with a CA file: %+v, %v", cfg, err)
+	}
+	if cfg, err := ClientConfig("h", "", true); err != nil || cfg.RootCAs != nil || !cfg.InsecureSkipVerify {
+		t.Errorf("insecure: %+v, %v", cfg, err)
+	}
+	if _, err := ClientConfig("h", filepath.Join(dir, "key.pem"), false); !errors.Is(err, ErrNoCertificates) {
+		t.Errorf("a key as the CA file: %v", err)
+	}
+	if _, err := ClientConfig("h", filepath.Join(dir, "none.pem"), false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing CA file: %v", err)
 	}
 }

@@ -98,6 +98,10 @@ var migrations = []string{
 	// 6 (PostgreSQL only, from here the two backends' numbers part): the rate counters that
 	// nodes share (counter.go), one GCRA time per key, in Unix nanoseconds.
 	`CREATE TABLE rate_counters (key TEXT COLLATE "C" PRIMARY KEY, tat BIGINT NOT NULL)`,
+	// 7: the admin web interface's logins (admins.go); sqlite's 6.
+	`CREATE TABLE admins (name TEXT COLLATE "C" PRIMARY KEY, password TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+	// 8: the accounts disabled (disabled.go); sqlite's 7.
+	`CREATE TABLE disabled_users (address TEXT COLLATE "C" PRIMARY KEY REFERENCES users (address) ON DELETE CASCADE)`,
 }
 
 const (
@@ -290,7 +294,8 @@ func (s *Store) Secret(ctx context.Context, addr, kind string) ([]byte, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	var secret []byte
-	err = s.pool.QueryRow(ctx, `SELECT secret FROM secrets WHERE address = $1 AND kind = $2`, addr, kind).Scan(&secret)
+	err = s.pool.QueryRow(ctx, `SELECT secret FROM secrets WHERE address = $1 AND kind = $2
+		AND NOT EXISTS (SELECT 1 FROM disabled_users WHERE address = $1)`, addr, kind).Scan(&secret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s has no %s secret", accounts.ErrNotFound, addr, kind)
 	}
@@ -342,7 +347,8 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 	qctx, cancel := bound(ctx)
 	defer cancel()
 	var encoded string
-	err = s.pool.QueryRow(qctx, `SELECT password FROM users WHERE address = $1`, addr).Scan(&encoded)
+	err = s.pool.QueryRow(qctx, `SELECT password FROM users WHERE address = $1
+		AND NOT EXISTS (SELECT 1 FROM disabled_users WHERE address = $1)`, addr).Scan(&encoded)
 	found := !errors.Is(err, pgx.ErrNoRows)
 	if found && err != nil {
 		return false, fmt.Errorf("postgres: verify %s: %w", addr, err)

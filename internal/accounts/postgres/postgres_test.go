@@ -115,7 +115,7 @@ func TestPostgres(t *testing.T) {
 		url := sv.newDatabase(t)
 		s := openURL(t, url)
 		ctx := context.Background()
-		_, err := s.pool.Exec(ctx, `DROP TABLE tern_schema, secrets, users, dkim_keys, report_counts, reports_sent, aliases, rate_counters`)
+		_, err := s.pool.Exec(ctx, `DROP TABLE tern_schema, secrets, users, dkim_keys, report_counts, reports_sent, aliases, rate_counters, admins, disabled_users`)
 		must(t, err)
 		must(t, s.migrate(ctx, migrations[:1]))
 		hash, err := accounts.HashPassword("pw")

@@ -102,6 +102,10 @@ var migrations = []string{
 		PRIMARY KEY (address, target)
 	);
 	CREATE INDEX aliases_domain ON aliases (domain, address)`,
+	// 6: the admin web interface's logins (admins.go), apart from the mail accounts.
+	`CREATE TABLE admins (name TEXT PRIMARY KEY, password TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+	// 7: the accounts disabled (disabled.go): they cannot log in; they go with their account.
+	`CREATE TABLE disabled_users (address TEXT PRIMARY KEY REFERENCES users (address) ON DELETE CASCADE)`,
 }
 
 const (
@@ -123,7 +127,7 @@ type Store struct {
 	db *sql.DB
 
 	// exists, password and secret are prepared once because they run for every RCPT TO and
-	// every AUTH.
+	// every AUTH. password and secret find nothing for a disabled account.
 	exists   *sql.Stmt
 	password *sql.Stmt
 	secret   *sql.Stmt
@@ -174,11 +178,11 @@ func Open(path string) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	if s.password, err = db.PrepareContext(ctx,
-		`SELECT password FROM users WHERE address = ?`); err != nil {
+		`SELECT password FROM users WHERE address = ?1 AND NOT EXISTS (SELECT 1 FROM disabled_users WHERE address = ?1)`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	if s.secret, err = db.PrepareContext(ctx,
-		`SELECT secret FROM secrets WHERE address = ? AND kind = ?`); err != nil {
+		`SELECT secret FROM secrets WHERE address = ?1 AND kind = ?2 AND NOT EXISTS (SELECT 1 FROM disabled_users WHERE address = ?1)`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	if s.aliasTargets, err = db.PrepareContext(ctx,

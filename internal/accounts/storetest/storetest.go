@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -39,6 +40,9 @@ func Run(t *testing.T, newStore New) {
 		{"DKIMKeys", testDKIMKeys},
 		{"ReportCounts", testReportCounts},
 		{"SentReports", testSentReports},
+		{"Copy", testCopy},
+		{"Admins", testAdmins},
+		{"Disabled", testDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore) })
 	}
@@ -568,4 +572,54 @@ func testSentReports(t *testing.T, newStore New) {
 		!sent[0].Begin.Equal(t0) || sent[0].QueueID != "Q1" {
 		t.Errorf("sent: %+v", sent)
 	}
+}
+
+// testCopy: a store's Dump loaded into an empty store makes the same store (the accounts log in
+// with their passwords: the hashes and secrets are the same bytes), and loading it again
+// changes nothing (counts are not added twice) but takes back a password changed meanwhile.
+func testCopy(t *testing.T, newStore New) {
+	ctx := context.Background()
+	src, _ := newStore(t)
+	copier, ok := src.(accounts.Copier)
+	if !ok {
+		t.Fatalf("%T is no accounts.Copier", src)
+	}
+	must(t, src.Add(ctx, "a@b.test", "pw-a", accounts.Secret{Kind: "SCRAM-SHA-256", Value: []byte{0, 1, 2}},
+		accounts.Secret{Kind: "CRAM-MD5", Value: []byte("cram")}))
+	must(t, src.Add(ctx, "c@b.test", "pw-c"))
+	must(t, src.AddAlias(ctx, "team@b.test", "a@b.test", "c@b.test"))
+	must(t, src.AddAlias(ctx, "@b.test", "a@b.test"))
+	t0 := time.Unix(1764892800, 0)
+	must(t, src.AddDKIMKey(ctx, accounts.DKIMKey{Domain: "b.test", Selector: "s1", Algorithm: "rsa", State: accounts.DKIMActive, Created: t0, Private: []byte("k1")}))
+	must(t, src.AddDKIMKey(ctx, accounts.DKIMKey{Domain: "b.test", Selector: "s2", Algorithm: "ed25519", State: accounts.DKIMPublished, Created: t0.Add(time.Hour), Private: []byte("k2")}))
+	must(t, src.AddReportCounts(ctx, []accounts.ReportCount{{Kind: accounts.ReportTLS, Day: "2026-12-04", Domain: "x.test", Row: "r", Policy: "p", Success: 2, Failure: 1}}))
+	must(t, src.AddSentReports(ctx, []accounts.SentReport{{Kind: accounts.ReportDMARC, Domain: "x.test", ReportID: "1",
+		Begin: t0.UTC(), End: t0.Add(24 * time.Hour).UTC(), Destination: "mailto:r@x.test", Size: 9, Sent: t0.Add(25 * time.Hour).UTC(), QueueID: "Q"}}))
+	d, err := copier.Dump(ctx)
+	must(t, err)
+	if len(d.Accounts) != 2 || len(d.Accounts[0].Secrets) != 2 || len(d.Aliases) != 2 || len(d.DKIMKeys) != 2 ||
+		len(d.ReportCounts) != 1 || len(d.SentReports) != 1 {
+		t.Fatalf("dump: %+v", d)
+	}
+
+	dst, _ := newStore(t)
+	load := func() {
+		t.Helper()
+		must(t, dst.(accounts.Copier).Load(ctx, d))
+		got, err := dst.(accounts.Copier).Dump(ctx)
+		must(t, err)
+		if !reflect.DeepEqual(got, d) {
+			t.Errorf("loaded:\n got %+v\nwant %+v", got, d)
+		}
+	}
+	load()
+	WantVerify(t, dst, "a@b.test", "pw-a", true)
+	sec, err := dst.Secret(ctx, "a@b.test", "SCRAM-SHA-256")
+	must(t, err)
+	if !bytes.Equal(sec, []byte{0, 1, 2}) {
+		t.Errorf("secret %x", sec)
+	}
+	must(t, dst.SetPassword(ctx, "a@b.test", "changed"))
+	load()
+	WantVerify(t, dst, "a@b.test", "pw-a", true)
 }

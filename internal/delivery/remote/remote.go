@@ -119,6 +119,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/idna"
@@ -260,9 +261,40 @@ type Deliverer struct {
 	http      *http.Client
 	relayHost string // Relayhost's host, "" without one
 	relayPort int
-	policy    map[string]TLSMode // TLSPolicy, keys lower-cased
-	ownAddrs  []netip.AddrPort   // LocalAddrs, with unspecified ones expanded
+	policy    map[string]TLSMode   // TLSPolicy, keys lower-cased
+	self      atomic.Pointer[self] // Hostname and LocalAddrs, as SetSelf last set them
 	hosts     *hostStates
+}
+
+// self is who tern is: the name EHLO sends, and what a destination that is tern looks like.
+type self struct {
+	hostname string
+	addrs    []netip.AddrPort // LocalAddrs, with unspecified ones expanded
+}
+
+// SetSelf changes tern's host name and listening addresses (Options.Hostname and LocalAddrs:
+// a reload of the configuration) for the attempts that start from now on.
+func (d *Deliverer) SetSelf(hostname string, local []netip.AddrPort) error {
+	if err := checkHostname(hostname); err != nil {
+		return err
+	}
+	d.self.Store(&self{hostname: hostname, addrs: expandLocalAddrs(local)})
+	return nil
+}
+
+// Self is who tern is now, as SetSelf (or New) last set it: the host name, and the addresses
+// (with unspecified ones expanded) where a destination is tern.
+func (d *Deliverer) Self() (hostname string, addrs []netip.AddrPort) {
+	me := d.self.Load()
+	return me.hostname, slices.Clone(me.addrs)
+}
+
+// checkHostname refuses a host name EHLO cannot send.
+func checkHostname(h string) error {
+	if h == "" || strings.ContainsAny(h, " \t\r\n") {
+		return fmt.Errorf("remote: a host name without spaces is required, got %q", h)
+	}
+	return nil
 }
 
 var _ delivery.BatchDeliverer = (*Deliverer)(nil)
@@ -298,8 +330,8 @@ func (d *Deliverer) ForgetDeadHosts(domain string, subdomains bool) int {
 
 // New checks opts and returns a Deliverer.
 func New(opts Options) (*Deliverer, error) {
-	if opts.Hostname == "" || strings.ContainsAny(opts.Hostname, " \t\r\n") {
-		return nil, fmt.Errorf("remote: a host name without spaces is required, got %q", opts.Hostname)
+	if err := checkHostname(opts.Hostname); err != nil {
+		return nil, err
 	}
 	if opts.Port == 0 {
 		opts.Port = DefaultPort
@@ -353,7 +385,9 @@ func New(opts Options) (*Deliverer, error) {
 		return nil, err
 	}
 	d.http = mtasts.NewClient(opts.HTTPClient, d.lookupPolicyHost, opts.PolicyPort, opts.RootCAs)
-	d.ownAddrs = expandLocalAddrs(opts.LocalAddrs)
+	if err := d.SetSelf(opts.Hostname, opts.LocalAddrs); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

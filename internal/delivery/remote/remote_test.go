@@ -402,6 +402,32 @@ func TestLoops(t *testing.T) {
 	}})
 }
 
+// SetSelf changes who tern is for the attempts after it (a reload): its host name and its
+// listening addresses are then loops.
+func TestSetSelf(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.mx("dest.test", 10, "mx1.dest.test", "127.0.0.2")
+	p := h.peer("127.0.0.2", okPeer("mx1.dest.test"))
+	d := h.deliverer(nil)
+	checkOutcome(t, 0, deliverAll(d, newEnv("bob@dest.test"), testMessage)[0], "ok")
+	if err := d.SetSelf("mx1.dest.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	checkOutcome(t, 1, deliverAll(d, newEnv("bob@dest.test"), testMessage)[0], "perm 554 5.4.6")
+	if err := d.SetSelf("tern.sender.test", []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(h.port))}); err != nil {
+		t.Fatal(err)
+	}
+	checkOutcome(t, 2, deliverAll(d, newEnv("bob@dest.test"), testMessage)[0], "perm 554 5.4.6")
+	if err := d.SetSelf("two words", nil); err == nil {
+		t.Error("SetSelf took a host name with a space")
+	}
+	if name, addrs := d.Self(); name != "tern.sender.test" || len(addrs) != 1 {
+		t.Errorf("Self = %s %v after a refused SetSelf, want the one before", name, addrs)
+	}
+	wantTxns(t, p, 1)
+}
+
 func TestCancelled(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

@@ -205,11 +205,12 @@ func (d *Deliverer) dropSelf(rt *route) (*route, *delivery.Error) {
 // isSelf reports whether h is tern: its name is our Hostname, or one of its addresses is one
 // we listen on.
 func (d *Deliverer) isSelf(h *host, port int) bool {
-	if strings.EqualFold(h.name, strings.TrimSuffix(d.opts.Hostname, ".")) {
+	me := d.self.Load()
+	if strings.EqualFold(h.name, strings.TrimSuffix(me.hostname, ".")) {
 		return true
 	}
 	for _, a := range h.addrs {
-		if slices.Contains(d.ownAddrs, netip.AddrPortFrom(a, uint16(port))) {
+		if slices.Contains(me.addrs, netip.AddrPortFrom(a, uint16(port))) {
 			return true
 		}
 	}

@@ -74,8 +74,9 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 			d.log.Debug("remote: trace", "msgid", a.env.ID, "remote", remote, "dir", dir.String(), "tls", tls, "line", line)
 		}
 	}
+	me := d.self.Load() // one name for the whole attempt
 	opts := smtpclient.Options{
-		LocalName:      d.opts.Hostname,
+		LocalName:      me.hostname,
 		TLSConfig:      d.tlsConfig(a.rt, a.h, check),
 		ConnectTimeout: d.opts.Timeouts.Connect,
 		CommandTimeout: d.opts.Timeouts.Command,
@@ -111,7 +112,7 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt) (res attemptResult)
 			d.log.Debug("remote: QUIT", "msgid", a.env.ID, "remote", remote, "err", err)
 		}
 	}()
-	if f := strings.Fields(c.Greeting().Text); len(f) > 0 && strings.EqualFold(strings.TrimSuffix(f[0], "."), strings.TrimSuffix(d.opts.Hostname, ".")) {
+	if f := strings.Fields(c.Greeting().Text); len(f) > 0 && strings.EqualFold(strings.TrimSuffix(f[0], "."), strings.TrimSuffix(me.hostname, ".")) {
 		// The server greets with our name: it is us, through some route we did not see
 		// (Postfix: "host greeted me with my own hostname").
 		res.all(len(a.rcpts), errLoop(a.rt.domain, a.h.name))

@@ -69,31 +69,16 @@ func pickMechanism(offered []string, tlsOn, allowCleartext bool) (string, error)
 // (DIGEST-MD5's digest-uri, OAUTHBEARER's host and port and GSSAPI's service principal come
 // from it).
 func newSASLClient(mech string, o *Options, st *tls.ConnectionState) (sasl.Client, error) {
-	user, password, server := o.User, o.Password, o.Server
-	switch mech {
-	case sasl.GSSAPI:
+	if mech == sasl.GSSAPI {
 		return newGSSAPIClient(o)
-	case sasl.Plain:
-		return sasl.NewPlainClient("", user, password), nil
-	case sasl.Login:
-		return sasl.NewLoginClient(user, password), nil
-	case sasl.CRAMMD5, sasl.CRAMSHA1:
-		return sasl.NewCRAMClient(mech, user, password), nil
-	case sasl.DigestMD5:
-		host, _, _ := net.SplitHostPort(server)
-		return sasl.NewDigestMD5Client(user, password, host, ""), nil
-	case sasl.ScramSHA1, sasl.ScramSHA256, sasl.ScramSHA1Plus, sasl.ScramSHA256Plus:
-		return sasl.NewScramClient(mech, "", user, password, st), nil
-	case sasl.NTLM:
-		return sasl.NewNTLMClient(user, password, "", ""), nil
-	case sasl.XOAuth2:
-		return sasl.NewXOAuth2Client(user, password), nil
-	case sasl.OAuthBearer:
-		host, p, _ := net.SplitHostPort(server)
-		port, _ := strconv.Atoi(p)
-		return sasl.NewOAuthBearerClient(user, password, host, port), nil
 	}
-	return nil, fmt.Errorf("unknown mechanism %q", mech)
+	host, p, _ := net.SplitHostPort(o.Server)
+	port, _ := strconv.Atoi(p)
+	c, err := sasl.NewClient(mech, sasl.ClientOptions{User: o.User, Password: o.Password, Host: host, Port: port, TLS: st})
+	if err != nil {
+		return nil, fmt.Errorf("unknown mechanism %q", mech)
+	}
+	return c, nil
 }
 
 // newGSSAPIClient gets the Kerberos credentials (--keytab and --principal, or the credential

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 
@@ -86,17 +84,9 @@ func (s *session) quit(ctx context.Context) {
 // of --server, against the system's roots or --ca's, or not at all with --insecure.
 func tlsConfig(o *Options) (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(o.Server)
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", o.CAFile)
-		}
-		cfg.RootCAs = pool
+	cfg, err := tlsutil.ClientConfig(host, o.CAFile, o.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %v", err)
 	}
 	return cfg, nil
 }
