@@ -33,7 +33,7 @@ func (s *session) command(line string) {
 	if hasNUL(line) {
 		// No command has a NUL in it, and C tools downstream (logs, milters) would read only
 		// the part before it: the line is refused whole (see lineError).
-		s.counts["unknown"]++
+		s.counts[countUnknown]++
 		s.reply(smtp.R(smtp.CodeSyntaxError, smtp.EnhSyntax, "Error: NUL character received"))
 		return
 	}
@@ -51,7 +51,6 @@ func (s *session) command(line string) {
 		s.reply(replyLongLine)
 		return
 	}
-	key := strings.ToLower(verb)
 	switch verb {
 	case "HELO":
 		s.cmdHelo(arg, false)
@@ -88,13 +87,15 @@ func (s *session) command(line string) {
 		s.log.Info("HTTP command, closing", "verb", verb)
 		s.refuse(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.hostname()+" Error: HTTP is not SMTP, closing"))
 	case "":
-		key = "unknown"
+		s.counts[countUnknown]++
 		s.reply(replyBadSyntax)
+		return
 	default:
-		key = "unknown"
+		s.counts[countUnknown]++
 		s.reply(replyUnknown)
+		return
 	}
-	s.counts[key]++
+	s.count(verb)
 }
 
 func (s *session) cmdHelo(arg string, esmtp bool) {
@@ -121,6 +122,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	}
 	o := s.opts
 	var b strings.Builder
+	b.Grow(256 + len(s.hostname())) // the whole reply, AUTH with a few mechanisms included
 	b.WriteString(s.hostname())
 	b.WriteString("\nPIPELINING\nSIZE ")
 	b.WriteString(strconv.FormatInt(o.MaxMessageSize, 10))

@@ -253,7 +253,7 @@ func (s *session) readChunk(tx *transaction, size int64) error {
 		w = io.MultiWriter(&tx.text, w)
 	}
 	sw := &stickyWriter{w: w}
-	n, err := io.CopyN(sw, s.br, size)
+	n, err := copyBuffered(sw, s.br, size)
 	tx.size += n
 	if sw.err != nil {
 		s.log.Error("queue file write failed", "err", sw.err)
@@ -356,26 +356,25 @@ func (s *session) receivedHeader(id string) string {
 			proto = "UTF8SMTP"
 		}
 	}
-	if s.tls != nil {
-		proto += "S"
-	}
-	if s.user != "" {
-		proto += "A" // RFC 3848: ESMTPA, ESMTPSA
-	}
-	ip := s.remote.Addr().Unmap()
-	lit := "[" + ip.String() + "]"
-	if ip.Is6() {
-		lit = "[IPv6:" + ip.String() + "]"
-	}
+	// The field is built in one allocation (it runs for every message): the address and the
+	// date are formatted on the stack.
+	var scratch [64]byte
 	var b strings.Builder
+	b.Grow(receivedSize + len(s.helo) + len(s.hostname()) + len(id))
 	b.WriteString("Received: from ")
 	b.WriteString(s.helo)
 	b.WriteString(" (")
 	if name := s.clientName(); name != "" {
-		b.WriteString(name + " ") // Postfix's "(name [ip])", "(unknown [ip])"
+		b.WriteString(name) // Postfix's "(name [ip])", "(unknown [ip])"
+		b.WriteByte(' ')
 	}
-	b.WriteString(lit)
-	b.WriteString(")\r\n")
+	ip := s.remote.Addr().Unmap()
+	b.WriteByte('[')
+	if ip.Is6() {
+		b.WriteString("IPv6:")
+	}
+	b.Write(ip.AppendTo(scratch[:0]))
+	b.WriteString("])\r\n")
 	if s.tls != nil {
 		b.WriteString("\t(using ")
 		b.WriteString(tlsutil.Describe(*s.tls))
@@ -385,6 +384,12 @@ func (s *session) receivedHeader(id string) string {
 	b.WriteString(s.hostname())
 	b.WriteString(" (tern) with ")
 	b.WriteString(proto)
+	if s.tls != nil {
+		b.WriteByte('S')
+	}
+	if s.user != "" {
+		b.WriteByte('A') // RFC 3848: ESMTPA, ESMTPSA
+	}
 	b.WriteString(" id ")
 	b.WriteString(id)
 	if len(tx.rcpts) == 1 {
@@ -394,7 +399,11 @@ func (s *session) receivedHeader(id string) string {
 		b.WriteString(">")
 	}
 	b.WriteString("; ")
-	b.WriteString(time.Now().Format(time.RFC1123Z))
+	b.Write(time.Now().AppendFormat(scratch[:0], time.RFC1123Z))
 	b.WriteString("\r\n")
 	return b.String()
 }
+
+// receivedSize is room for the fixed text of a Received field, a client name and an IPv6
+// address, a TLS description, a recipient and the date.
+const receivedSize = 512

@@ -59,6 +59,27 @@ func (s *Server) listenerOptions(l Listener) *Options {
 	return &o
 }
 
+// optionsCache keeps what listenerOptions made for one listener's sessions while neither the
+// Server's Options nor its listeners change: sessions only read their Options, so they share
+// one copy instead of each carrying its own.
+type optionsCache struct {
+	opts *Options
+	lis  *map[string]Listener
+	l    Listener
+	o    *Options
+}
+
+// get returns the listener l as it is now (Server.listener), and the Options of its sessions.
+func (c *optionsCache) get(s *Server, l Listener) (Listener, *Options) {
+	if opts, lis := s.opts.Load(), s.lis.Load(); c.o == nil || opts != c.opts || lis != c.lis {
+		// A change between these loads and those below makes the next get compute again.
+		c.opts, c.lis = opts, lis
+		c.l = s.listener(l)
+		c.o = s.listenerOptions(c.l)
+	}
+	return c.l, c.o
+}
+
 // Serve accepts connections on ln until ln fails or Shutdown is called, as the listener of role
 // named after it, with the Options as they are (see ServeListener).
 func (s *Server) Serve(ln net.Listener, role Role) error {

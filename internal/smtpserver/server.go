@@ -226,6 +226,8 @@ type Server struct {
 
 	// chunks buffer the messages on their way to the DKIM verifier (handoff.go).
 	chunks *chunkPool
+	// bufs are the sessions' I/O buffers, which idle sessions give back (buffers.go).
+	bufs bufferPools
 }
 
 // withDefaults returns o with each unset field (zero, or a negative number where that means
@@ -342,6 +344,7 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 	}()
 
 	var backoff time.Duration
+	var cache optionsCache
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -360,8 +363,8 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 		}
 		backoff = 0
 		// As they are now: SetOptions and SetListeners may have changed them.
-		cur := s.listener(l)
-		sess := s.newSession(c, cur, s.listenerOptions(cur))
+		cur, curOpts := cache.get(s, l)
+		sess := s.newSession(c, cur, curOpts)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()

@@ -39,9 +39,14 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// br and bw are the session's buffers, taken from the Server's pools (buffers.go). A
+	// session waiting for a command with nothing buffered gives them back (readIdle): br is nil
+	// during that wait, and after it when it failed (the session then ends); bw is nil from
+	// then until the next reply.
 	br      *bufio.Reader
 	bw      *bufio.Writer
-	out     []byte // reply being formatted
+	in      primedReader // what br reads: the octets readIdle got, then conn
+	wake    [wakeSize]byte
 	scratch []byte // ReadLine's buffer for lines that span buffer refills
 
 	// phase says what the session is doing, for Shutdown: only a session waiting for its next
@@ -65,7 +70,7 @@ type session struct {
 	quit      bool                 // end the session after the pending replies are flushed
 	lastWords bool                 // the final reply after a timeout or fault is being sent
 	messages  int                  // messages queued in this session
-	counts    map[string]int       // commands seen, for the disconnect log line
+	counts    [len(counted)]int32  // commands seen, for the disconnect log line
 	screen    *screening           // the lookups of a client of the smtp listener (screen.go); nil: none
 	filters   *filtering           // nil without filters (filter.go)
 }
@@ -171,9 +176,9 @@ func (s *session) hostname() string { return s.opts.Hostname }
 // stack and answered with 421, and no other session notices.
 func (s *session) serve() {
 	s.conn = deadlineConn{Conn: s.raw, s: s}
-	s.br = bufio.NewReaderSize(s.conn, 4096)
-	s.bw = bufio.NewWriterSize(s.conn, 4096)
-	s.counts = make(map[string]int)
+	s.in.r = s.conn
+	s.br = s.srv.bufs.reader(&s.in)
+	s.bw = s.srv.bufs.writer(s.conn)
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("session panic", "panic", v, "stack", string(debug.Stack()))
@@ -183,6 +188,7 @@ func (s *session) serve() {
 		s.cancel()
 		s.close()
 		s.logDisconnect()
+		s.srv.bufs.release(s)
 	}()
 
 	s.obs().Connected(s.listenerName())
@@ -252,7 +258,9 @@ func (s *session) farewell() {
 	defer func() { _ = recover() }()
 	s.abortTx()
 	s.lastWords = true
-	s.bw.Reset(s.conn) // drop half-written replies
+	if s.bw != nil {
+		s.bw.Reset(s.conn) // drop half-written replies
+	}
 	s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSystemOther, s.hostname()+" Error: internal server error"))
 	s.flush()
 }
@@ -289,6 +297,9 @@ func (s *session) loop() {
 // are held while commands of the group are waiting; but never while we wait for the client, or
 // a client that sent part of its next line would wait for replies that are ready.
 func (s *session) lineWaiting() bool {
+	if s.br == nil {
+		return false
+	}
 	buf, _ := s.br.Peek(s.br.Buffered()) // never reads: no more than is buffered
 	return bytes.IndexByte(buf, '\n') >= 0
 }
@@ -302,6 +313,11 @@ func (s *session) readLine(idle bool) ([]byte, error) {
 		p = phaseIdle
 	}
 	s.startPhase(p, s.opts.IdleTimeout)
+	if idle {
+		if err := s.readIdle(); err != nil {
+			return nil, err
+		}
+	}
 	line, err := smtp.ReadLine(s.br, MaxAuthLine, &s.scratch)
 	if err == nil {
 		// A failed wait keeps its phase: the session ends or refuses the line, and its log
@@ -383,8 +399,11 @@ func (s *session) reply(r smtp.Reply) {
 
 // replyUncounted queues r without counting it as an error.
 func (s *session) replyUncounted(r smtp.Reply) {
-	s.out = r.Append(s.out[:0])
-	s.bw.Write(s.out) // an error here sticks in bw and is seen by flush
+	if s.bw == nil { // given back while the session waited (readIdle)
+		s.bw = s.srv.bufs.writer(s.conn)
+	}
+	// Formatted in the writer's free space: no copy, and nothing kept by the session.
+	s.bw.Write(r.Append(s.bw.AvailableBuffer())) // an error here sticks in bw and is seen by flush
 }
 
 // closeWith sends r and ends the session once it is flushed.
@@ -405,6 +424,9 @@ func hasNUL(line string) bool { return strings.IndexByte(line, 0) >= 0 }
 
 // flush sends queued replies; false (and quit) when the client is gone.
 func (s *session) flush() bool {
+	if s.bw == nil {
+		return true // no reply since the last flush
+	}
 	if err := s.bw.Flush(); err != nil {
 		if !s.quit {
 			s.log.Info("write failed", "err", err)
@@ -420,10 +442,27 @@ func (s *session) client() policy.Client {
 	return policy.Client{IP: s.remote.Addr().Unmap(), Authenticated: s.user != "", User: s.user}
 }
 
+// counted are the commands the disconnect line counts, in its order; any other verb counts as
+// unknown when it is unknown, and not at all when it is known (AUTH, HELP, EXPN).
+var counted = [...]string{"ehlo", "helo", "starttls", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "etrn", "quit", "unknown"}
+
+// countUnknown is the index of "unknown" in counted.
+const countUnknown = len(counted) - 1
+
+// count counts a command by its verb (upper case), or as unknown.
+func (s *session) count(verb string) {
+	for i, c := range counted[:countUnknown] {
+		if len(c) == len(verb) && strings.EqualFold(c, verb) {
+			s.counts[i]++
+			return
+		}
+	}
+}
+
 func (s *session) logDisconnect() {
 	args := []any{"duration", time.Since(s.start).Round(time.Millisecond), "messages", s.messages}
-	for _, verb := range []string{"ehlo", "helo", "starttls", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "etrn", "quit", "unknown"} {
-		if n := s.counts[verb]; n > 0 {
+	for i, verb := range counted {
+		if n := s.counts[i]; n > 0 {
 			args = append(args, verb, n)
 		}
 	}

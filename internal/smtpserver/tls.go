@@ -1,7 +1,6 @@
 package smtpserver
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"time"
@@ -61,8 +60,10 @@ func (s *session) handshake() bool {
 	cs := tc.ConnectionState()
 	s.tls = &cs
 	s.conn = tc
-	s.br = bufio.NewReaderSize(tc, 4096)
-	s.bw = bufio.NewWriterSize(tc, 4096)
+	// Whatever was buffered in cleartext is dropped with the Reset (see cmdStartTLS).
+	s.in = primedReader{r: tc}
+	s.br.Reset(&s.in)
+	s.bw.Reset(tc)
 	// Nothing learnt before TLS is kept (RFC 3207 §4.2), an authentication included.
 	s.helo, s.esmtp, s.user, s.authMech = "", false, "", ""
 	s.abortTx()
