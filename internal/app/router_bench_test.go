@@ -22,8 +22,10 @@ func (nopMailbox) Deliver(context.Context, *envelope.Envelope, int, io.Reader) e
 
 type stringBody string
 
-func (b stringBody) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }
-func (b stringBody) Size() int64                  { return int64(len(b)) }
+func (b stringBody) Open() (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(string(b))), nil
+}
+func (b stringBody) Size() int64 { return int64(len(b)) }
 
 // BenchmarkRouterLocal is the router's part of delivering a message to one account on the
 // SQLite store, as the server wires it (account lookups, alias expansion for non-accounts),
