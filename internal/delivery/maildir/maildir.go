@@ -306,6 +306,9 @@ func (d *Deliverer) outcome(env *envelope.Envelope, w *written) error {
 	if w.err != nil {
 		return classify(w.err)
 	}
+	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil // the attributes below would cost four allocations per delivery
+	}
 	d.log.Debug("maildir delivery", slog.String("msgid", env.ID), slog.String("rcpt", w.rcpt),
 		slog.String("file", w.newPath), slog.Int64("size", w.size))
 	return nil
@@ -395,7 +398,10 @@ func (d *Deliverer) writeTmp(md, from, rcpt string, body io.Reader) (*written, e
 
 // newName is a fresh name in md/new for a file of size octets.
 func (d *Deliverer) newName(md string, size int64) string {
-	return filepath.Join(md, "new", d.uniqueName()+",S="+strconv.FormatInt(size, 10))
+	b := make([]byte, 0, len(md)+len(d.host)+80)
+	b = append(append(b, md...), "/new/"...)
+	b = strconv.AppendInt(append(d.appendUnique(b), ",S="...), size, 10)
+	return string(b)
 }
 
 // createUnnamed creates a file without a name for the mailbox md. It returns no file and no
@@ -456,8 +462,17 @@ func (d *Deliverer) createTmp(md string) (safeio.File, string, error) {
 // uniqueName returns "<secs>.M<usecs>P<pid>Q<counter>.<host>" (Maildir spec plus Dovecot's
 // M/P/Q fields).
 func (d *Deliverer) uniqueName() string {
+	return string(d.appendUnique(make([]byte, 0, len(d.host)+64)))
+}
+
+// appendUnique appends uniqueName's name to b.
+func (d *Deliverer) appendUnique(b []byte) []byte {
 	now := d.now()
-	return fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, d.pid, seq.Add(1), d.host)
+	b = strconv.AppendInt(b, now.Unix(), 10)
+	b = strconv.AppendInt(append(b, ".M"...), int64(now.Nanosecond()/1000), 10)
+	b = strconv.AppendInt(append(b, 'P'), int64(d.pid), 10)
+	b = strconv.AppendUint(append(b, 'Q'), seq.Add(1), 10)
+	return append(append(b, '.'), d.host...)
 }
 
 // writeMessage writes the headers and the LF-converted body to f and returns the number of
