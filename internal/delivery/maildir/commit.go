@@ -94,11 +94,11 @@ func (d *Deliverer) commit(files []*written) {
 	d.commitBatch(all)
 }
 
-// commitBatch links or renames every file into its new/ and then fsyncs each distinct new/ once: the
-// names are durable only after that fsync (the Maildir spec's "delivered" point), so no
-// file's outcome is nil before it. A file whose rename fails, or whose new/ cannot be synced,
-// is taken out again and gets the error: the queue retries it, and a retry must not leave a
-// duplicate (a reader may have seen it meanwhile, which is harmless).
+// commitBatch links or renames every file into its new/ and then fsyncs each distinct new/
+// once: the names are durable only after that fsync (the Maildir spec's "delivered" point), so
+// no file's outcome is nil before it. A file whose link or rename fails, or whose new/ cannot
+// be synced, is taken out again and gets the error: the queue retries it, and a retry must
+// not leave a duplicate (a reader may have seen it meanwhile, which is harmless).
 func (d *Deliverer) commitBatch(files []*written) {
 	var dirs []string
 	inDir := map[string][]*written{}
