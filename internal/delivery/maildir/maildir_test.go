@@ -597,3 +597,32 @@ func TestDeliverUnnamedOS(t *testing.T) {
 		t.Errorf("%d files in new/, want 2", n)
 	}
 }
+
+// noLink is the operating system's file system without /proc/self/fd: files without a name
+// can be made but not linked.
+type noLink struct{ safeio.FS }
+
+func (noLink) Link(f safeio.File, newpath string) error {
+	return &os.LinkError{Op: "linkat", Old: f.Name(), New: newpath, Err: errors.ErrUnsupported}
+}
+
+// TestDeliverFallbackToTmp checks the fallback to tmp/ and rename: where a file without a
+// name cannot be linked, that delivery fails temporarily, leaving nothing behind, and the next
+// ones go through tmp/.
+func TestDeliverFallbackToTmp(t *testing.T) {
+	fsys := &linkCounter{FS: noLink{safeio.OS}}
+	d := New(Options{Root: t.TempDir(), Hostname: "h", FS: fsys})
+	env := newEnv("s@example.org", "a@example.com")
+	err := d.Deliver(context.Background(), env, 0, strings.NewReader("x\r\n"))
+	var de *delivery.Error
+	if !errors.As(err, &de) || de.Permanent || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("first delivery: %v, want a temporary error", err)
+	}
+	if err := d.Deliver(context.Background(), env, 0, strings.NewReader("x\r\n")); err != nil {
+		t.Fatalf("second delivery: %v", err)
+	}
+	md, _ := d.Path("a@example.com")
+	if n, m := len(listDir(t, filepath.Join(md, "new"))), len(listDir(t, filepath.Join(md, "tmp"))); n != 1 || m != 0 || fsys.renames != 1 {
+		t.Errorf("%d files in new/, %d in tmp/, %d renames; want 1, 0, 1", n, m, fsys.renames)
+	}
+}
