@@ -14,14 +14,14 @@ import (
 // the envelope and recipients to deliver, and merge, which turns their outcomes into those of
 // the recipients given: a recipient is done when each of its targets is, and otherwise gets the
 // first temporary failure of its targets (then the first permanent one).
-func (r *Router) expand(ctx context.Context, env *envelope.Envelope, rcpts []int) (*envelope.Envelope, []int, func([]Outcome) []Outcome) {
+func (r *Router) expand(ctx context.Context, env *envelope.Envelope, rcpts []int, known accountsSeen) (*envelope.Envelope, []int, func([]Outcome) []Outcome) {
 	var xenv *envelope.Envelope
 	var xrcpts []int
 	var owner []int // owner[n]: the position in rcpts of xrcpts[n]
 	failed := map[int]error{}
 	for k, i := range rcpts {
 		addr := env.Rcpts[i].Addr
-		targets, err := r.targets(ctx, addr)
+		targets, err := r.targets(ctx, addr, known)
 		if err != nil {
 			failed[k] = Temporary("alias lookup failed", err)
 			continue
@@ -74,11 +74,11 @@ func (r *Router) expand(ctx context.Context, env *envelope.Envelope, rcpts []int
 // targets is what a local recipient that is not an account expands to; nil to deliver it as
 // it is (an account, an address in another domain, no expansion; a failed account lookup,
 // which delivery then reports).
-func (r *Router) targets(ctx context.Context, addr string) ([]string, error) {
+func (r *Router) targets(ctx context.Context, addr string, known accountsSeen) ([]string, error) {
 	if r.Expand == nil || !r.IsLocal(envelope.Domain(addr)) {
 		return nil, nil
 	}
-	if ok, err := r.Exists(ctx, addr); ok || err != nil && (r.IsBadAddress == nil || !r.IsBadAddress(err)) {
+	if ok, err := r.exists(ctx, addr, known); ok || err != nil {
 		return nil, nil
 	}
 	targets, err := r.Expand(ctx, addr)

@@ -39,11 +39,35 @@ type Router struct {
 
 // DeliverBatch implements BatchDeliverer.
 func (r *Router) DeliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body) []Outcome {
-	env, rcpts, merge := r.expand(ctx, env, rcpts)
-	return merge(r.deliverBatch(ctx, env, rcpts, body))
+	known := accountsSeen{}
+	env, rcpts, merge := r.expand(ctx, env, rcpts, known)
+	return merge(r.deliverBatch(ctx, env, rcpts, body, known))
 }
 
-func (r *Router) deliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body) []Outcome {
+// accountsSeen holds the answers of Exists during one DeliverBatch, so that expansion and
+// delivery ask the store once per address. It lives for one call only: each attempt of the
+// queue looks the accounts up again, so that an account deleted since RCPT TO is unknown to
+// delivery (and its mail bounced), as an alias changed since is expanded anew.
+type accountsSeen map[string]bool
+
+// exists is r.Exists with IsBadAddress applied (an address that can never be an account does
+// not exist), answered from known when the address was looked up in this call. Errors are not
+// kept: each asker gets its own try.
+func (r *Router) exists(ctx context.Context, addr string, known accountsSeen) (bool, error) {
+	if ok, seen := known[addr]; seen {
+		return ok, nil
+	}
+	ok, err := r.Exists(ctx, addr)
+	if err != nil && r.IsBadAddress != nil && r.IsBadAddress(err) {
+		ok, err = false, nil
+	}
+	if err == nil {
+		known[addr] = ok
+	}
+	return ok, err
+}
+
+func (r *Router) deliverBatch(ctx context.Context, env *envelope.Envelope, rcpts []int, body Body, known accountsSeen) []Outcome {
 	out := make([]Outcome, len(rcpts))
 	var local, remote []int // indexes into rcpts
 	for k, i := range rcpts {
@@ -77,7 +101,7 @@ func (r *Router) deliverBatch(ctx context.Context, env *envelope.Envelope, rcpts
 		}
 	}
 	if len(local) > 0 {
-		r.deliverLocal(ctx, env, rcpts, local, body, out)
+		r.deliverLocal(ctx, env, rcpts, local, body, out, known)
 	}
 	return out
 }
@@ -120,16 +144,13 @@ type Destinations interface {
 }
 
 // deliverLocal checks each local recipient's account (mapping postmaster) and delivers.
-func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts, local []int, body Body, out []Outcome) {
+func (r *Router) deliverLocal(ctx context.Context, env *envelope.Envelope, rcpts, local []int, body Body, out []Outcome, known accountsSeen) {
 	lenv := env // a copy is made only when postmaster is mapped
 	var ok []int
 	for _, k := range local {
 		i := rcpts[k]
 		addr := env.Rcpts[i].Addr
-		exists, err := r.Exists(ctx, addr)
-		if err != nil && r.IsBadAddress != nil && r.IsBadAddress(err) {
-			exists, err = false, nil
-		}
+		exists, err := r.exists(ctx, addr, known)
 		switch {
 		case err != nil:
 			out[k].Err = Temporary("account lookup failed", err)

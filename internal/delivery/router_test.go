@@ -206,3 +206,36 @@ func TestErrorReply(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestRouterLooksUpOncePerAttempt checks that expansion and delivery share one account lookup
+// per recipient within an attempt, and that the next attempt looks up again: an account
+// deleted between two attempts is unknown to the second (5.1.1), as between RCPT and delivery.
+func TestRouterLooksUpOncePerAttempt(t *testing.T) {
+	mbox := &recordingDeliverer{}
+	r := newRouter(mbox, nil, nil)
+	r.Expand = func(context.Context, string) ([]string, error) { return nil, nil }
+	accounts := map[string]bool{"bob@example.test": true, "carol@example.test": true}
+	lookups := map[string]int{}
+	r.Exists = func(_ context.Context, addr string) (bool, error) {
+		lookups[addr]++
+		return accounts[addr], nil
+	}
+	env := &envelope.Envelope{ID: "ABCDEF0123", Rcpts: []envelope.Recipient{{Addr: "bob@example.test"}, {Addr: "carol@example.test"}}}
+	for _, o := range r.DeliverBatch(context.Background(), env, []int{0, 1}, bytesBody("body")) {
+		if o.Err != nil {
+			t.Fatalf("first attempt: %v", o.Err)
+		}
+	}
+	if lookups["bob@example.test"] != 1 || lookups["carol@example.test"] != 1 {
+		t.Errorf("lookups in one attempt: %v, want one per recipient", lookups)
+	}
+	delete(accounts, "carol@example.test")
+	out := r.DeliverBatch(context.Background(), env, []int{1}, bytesBody("body"))
+	var de *Error
+	if !errors.As(out[0].Err, &de) || !de.Permanent || de.Enhanced() != "5.1.1" {
+		t.Errorf("second attempt, account deleted: %v, want permanent 5.1.1", out[0].Err)
+	}
+	if lookups["carol@example.test"] != 2 {
+		t.Errorf("carol looked up %d times in two attempts, want 2", lookups["carol@example.test"])
+	}
+}

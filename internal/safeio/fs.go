@@ -22,6 +22,15 @@ type FS interface {
 	// SyncDir makes the names created, renamed or removed in dir durable (fsync of the
 	// directory: POSIX promises durability of a file's data on its fsync, not of its name).
 	SyncDir(dir string) error
+	// CreateUnnamed creates a file without a name on the file system of the directory dir,
+	// open for writing (Linux's O_TMPFILE): until Link names it, no reader can see it, and
+	// closing it or a crash takes it away with nothing left behind. Where the system or the
+	// file system cannot do that, the error matches errors.ErrUnsupported.
+	CreateUnnamed(dir string, perm fs.FileMode) (File, error)
+	// Link gives the open file f, created by this FS, the name newpath (linkat(2)) on the
+	// same file system; it fails with fs.ErrExist if newpath exists. Like a created name,
+	// the new one is durable once its directory is synced.
+	Link(f File, newpath string) error
 }
 
 // File is an open file of an FS.

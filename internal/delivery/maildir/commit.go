@@ -6,14 +6,18 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
+
+	"github.com/tern-mail/tern/internal/safeio"
 )
 
-// written is one message file written and fsynced under tmp/, on its way into new/.
+// written is one message file written and fsynced, on its way into new/: either a file
+// without a name, still open (f), or a file under tmp/ (tmp).
 type written struct {
-	md      string // the Maildir (or Junk folder) it goes to
-	rcpt    string // the recipient, for the log
-	tmp     string // its path in tmp/
-	newPath string // its path in new/
+	md      string      // the Maildir (or Junk folder) it goes to
+	rcpt    string      // the recipient, for the log
+	f       safeio.File // the open file without a name, or nil
+	tmp     string      // its path in tmp/, or ""
+	newPath string      // its path in new/
 	size    int64
 	// err is the outcome, set by the batch (done): nil once the file is in new/ and new/ is
 	// synced.
@@ -66,6 +70,7 @@ func (d *Deliverer) commit(files []*written) {
 			for _, w := range r.files {
 				if !w.done {
 					w.err = errors.New("maildir: delivery batch aborted")
+					w.release()
 				}
 			}
 			if r != req {
@@ -89,17 +94,23 @@ func (d *Deliverer) commit(files []*written) {
 	d.commitBatch(all)
 }
 
-// commitBatch renames every file into its new/ and then fsyncs each distinct new/ once: the
-// names are durable only after that fsync (the Maildir spec's "delivered" point), so no
-// file's outcome is nil before it. A file whose rename fails, or whose new/ cannot be synced,
-// is taken out again and gets the error: the queue retries it, and a retry must not leave a
-// duplicate (a reader may have seen it meanwhile, which is harmless).
+// commitBatch links or renames every file into its new/ and then fsyncs each distinct new/
+// once: the names are durable only after that fsync (the Maildir spec's "delivered" point), so
+// no file's outcome is nil before it. A file whose link or rename fails, or whose new/ cannot
+// be synced, is taken out again and gets the error: the queue retries it, and a retry must
+// not leave a duplicate (a reader may have seen it meanwhile, which is harmless).
 func (d *Deliverer) commitBatch(files []*written) {
 	var dirs []string
 	inDir := map[string][]*written{}
 	for _, w := range files {
-		if err := d.rename(w); err != nil {
+		var err error
+		if w.f != nil {
+			err = d.link(w)
+			w.release()
+		} else if err = d.rename(w); err != nil {
 			_ = d.fs.Remove(w.tmp) // The rename error is what matters.
+		}
+		if err != nil {
 			w.err, w.done = err, true
 			continue
 		}
@@ -121,6 +132,47 @@ func (d *Deliverer) commitBatch(files []*written) {
 			w.err, w.done = err, true
 		}
 	}
+}
+
+// release closes w's file without a name, if it has one; if it was not linked, it is gone.
+func (w *written) release() {
+	if w.f != nil {
+		// Its data is durable (fsynced) or not wanted: a failed Close loses nothing.
+		_ = w.f.Close()
+		w.f = nil
+	}
+}
+
+// link gives w's file without a name its name in new/. If new/ was removed behind our back,
+// the mailbox is made again; if the name is taken (a clock step back, or another process with
+// our pid on a shared Root), w gets a new one: unlike rename, link never replaces a file.
+func (d *Deliverer) link(w *written) error {
+	const attempts = 3
+	var err error
+	recreated := false
+	for i := 0; i < attempts; i++ {
+		err = d.fs.Link(w.f, w.newPath)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, fs.ErrNotExist) && !recreated:
+			recreated = true
+			d.ready.Delete(w.md)
+			if err := d.ensure(w.md); err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrExist):
+			w.newPath = d.newName(w.md, w.size)
+		default:
+			if errors.Is(err, errors.ErrUnsupported) {
+				// No /proc to link through: this delivery fails (temporarily) and the
+				// next ones are written in tmp/.
+				d.noUnnamed.Store(true)
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("no unique file name in the mailbox after %d attempts: %w", attempts, err)
 }
 
 // rename moves w from tmp/ into new/. If new/ was removed behind our back (tmp/ cannot have

@@ -6,25 +6,41 @@
 //
 // # Guarantees
 //
-// Deliver returns nil only once the message is durable: the file was written under tmp/,
-// fsynced, closed, renamed into new/, and new/ itself was fsynced. Any directory it creates
-// (Root's missing ancestors, the domain, the user, Maildir and its tmp/new/cur) has its parent
-// fsynced before the first message goes into it, so a crash cannot lose the mailbox entry
-// holding an acknowledged message. On failure no file is left in tmp/ or new/.
+// Deliver returns nil only once the message is durable: the file was written, fsynced, given
+// its name in new/ (linked, or renamed from tmp/: see below), and new/ itself was fsynced.
+// Any directory it creates (Root's missing ancestors, the domain, the user, Maildir and its
+// tmp/new/cur) has its parent fsynced before the first message goes into it, so a crash cannot
+// lose the mailbox entry holding an acknowledged message. On failure no file is left in tmp/
+// or new/.
+//
+// # Files without a name
+//
+// On Linux a message's file is created without a name (open(2) with O_TMPFILE on the
+// mailbox's tmp/ directory, through safeio.FS's CreateUnnamed), written and fsynced, and then
+// linked into new/ under its final name (linkat(2) through /proc/self/fd, safeio.FS's Link):
+// one directory entry inserted per message, where the classic tmp/ file and rename cost an
+// insertion into tmp/, a removal from it and an insertion into new/, each under a directory
+// lock. Readers see the file only once it is complete in new/, as with the rename; a crash or
+// a failure before the link leaves nothing anywhere (the kernel frees a file without a name),
+// so there is no tmp/ file to clean up either; and unlike rename, link never replaces a file,
+// so a name collision is an error (a new name is tried) rather than a lost message. Where the
+// file system refuses O_TMPFILE (EOPNOTSUPP, EISDIR, EINVAL), or /proc is missing, the
+// Deliverer falls back for good to the spec's way: a file in tmp/, renamed into new/. The
+// power-loss tests run both ways (crashfs models files without a name).
 //
 // # Group commit
 //
 // Deliveries share the fsyncs of new/, as the queue's sessions share the log's (commit.go).
-// Each delivery writes its file under tmp/ and fsyncs it in its own goroutine: the queue runs
-// many deliveries at once, so these flushes overlap on the disk, and a large message streams
-// to disk through two 32 KiB buffers without holding up anyone else. It then joins the batch:
-// the first delivery that finds no batch running renames every waiting file into its new/,
-// fsyncs each distinct new/ once, and only then gives each its outcome; deliveries that become
-// ready meanwhile wait for the next batch, which one of them runs. Under load one fsync of new/
-// covers many messages (the benchmark counts them: BenchmarkDeliverParallel's dirsyncs/op),
-// and the renames, which contend for the directory's lock in the kernel, run one after the
-// other instead of spinning on each other. DeliverBatch puts all the local recipients of one
-// message in one batch.
+// Each delivery writes its file and fsyncs it in its own goroutine: the queue runs many
+// deliveries at once, so these flushes overlap on the disk, and a large message streams to
+// disk through two 32 KiB buffers without holding up anyone else. It then joins the batch: the
+// first delivery that finds no batch running links (or renames) every waiting file into its
+// new/, fsyncs each distinct new/ once, and only then gives each its outcome; deliveries that
+// become ready meanwhile wait for the next batch, which one of them runs. Under load one fsync
+// of new/ covers many messages (the benchmark counts them: BenchmarkDeliverParallel's
+// dirsyncs/op), and the links (or renames), which contend for the directory's lock in the
+// kernel, run one after the other instead of spinning on each other. DeliverBatch puts all the
+// local recipients of one message in one batch.
 //
 // The alternatives tried (a standalone program writing batches of 8 and 32 files of 5 KB on the
 // development VM) did no better: a leader that fsyncs the batch's files one after the other
@@ -55,7 +71,7 @@
 // failure is temporary 451 4.3.0. The text in delivery.Error.Msg never contains paths; the
 // wrapped cause does, for logs.
 //
-// In a batch, a file whose rename fails, or whose new/ cannot be synced, is taken out of new/
+// In a batch, a file whose link or rename fails, or whose new/ cannot be synced, is taken out of new/
 // again and its delivery fails temporarily (the queue retries it); the others of the batch are
 // not affected. A crash at any step of a batch loses no delivery that returned nil, and leaves
 // at most a duplicate of one that had not (powerloss_batch_test.go).
@@ -142,6 +158,9 @@ type Deliverer struct {
 	batch batcher
 	// bufs pools the buffers deliveries stream messages through (*copyBufs).
 	bufs sync.Pool
+	// noUnnamed is set once the FS has refused to create a file without a name: from then on
+	// files are written in tmp/ and renamed.
+	noUnnamed atomic.Bool
 }
 
 var (
@@ -287,6 +306,9 @@ func (d *Deliverer) outcome(env *envelope.Envelope, w *written) error {
 	if w.err != nil {
 		return classify(w.err)
 	}
+	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil // the attributes below would cost four allocations per delivery
+	}
 	d.log.Debug("maildir delivery", slog.String("msgid", env.ID), slog.String("rcpt", w.rcpt),
 		slog.String("file", w.newPath), slog.Int64("size", w.size))
 	return nil
@@ -330,13 +352,17 @@ func (d *Deliverer) write(env *envelope.Envelope, rcpt int, body io.Reader) (*wr
 
 // writeTmp does the file work of write. The file's data is fsynced here, by each delivery's
 // own goroutine, so that the flushes of concurrent deliveries overlap on the disk and a
-// large message streams to disk without waiting for a batch. Errors are unclassified and carry
-// paths.
+// large message streams to disk without waiting for a batch. Where the file system can, the
+// file has no name until the batch links it into new/ (see "Files without a name" in the
+// package doc); otherwise it is written under tmp/. Errors are unclassified and carry paths.
 func (d *Deliverer) writeTmp(md, from, rcpt string, body io.Reader) (*written, error) {
 	if err := d.ensure(md); err != nil {
 		return nil, err
 	}
-	f, tmpPath, err := d.createTmp(md)
+	f, tmpPath, err := d.createUnnamed(md)
+	if f == nil && err == nil {
+		f, tmpPath, err = d.createTmp(md)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -344,17 +370,63 @@ func (d *Deliverer) writeTmp(md, from, rcpt string, body io.Reader) (*written, e
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = cerr
+	if err != nil || tmpPath != "" {
+		// An unnamed file stays open until the batch has linked it: a name can only be
+		// given to it through an open descriptor.
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
 	}
 	if err != nil {
-		// The tmp file must not stay behind: readers ignore tmp/, so a leftover would only
-		// waste space until someone cleans it up by hand.
-		_ = d.fs.Remove(tmpPath) // The primary error is already being returned.
-		return nil, fmt.Errorf("writing %s: %w", tmpPath, err)
+		if tmpPath != "" {
+			// The tmp file must not stay behind: readers ignore tmp/, so a leftover would
+			// only waste space until someone cleans it up by hand. (An unnamed one is gone
+			// with its Close.)
+			_ = d.fs.Remove(tmpPath) // The primary error is already being returned.
+		}
+		return nil, fmt.Errorf("writing %s: %w", f.Name(), err)
 	}
-	newPath := filepath.Join(md, "new", filepath.Base(tmpPath)+",S="+strconv.FormatInt(size, 10))
-	return &written{md: md, rcpt: rcpt, tmp: tmpPath, newPath: newPath, size: size}, nil
+	w := &written{md: md, rcpt: rcpt, tmp: tmpPath, size: size}
+	if tmpPath == "" {
+		w.f = f
+		w.newPath = d.newName(md, size)
+	} else {
+		w.newPath = filepath.Join(md, "new", filepath.Base(tmpPath)+",S="+strconv.FormatInt(size, 10))
+	}
+	return w, nil
+}
+
+// newName is a fresh name in md/new for a file of size octets.
+func (d *Deliverer) newName(md string, size int64) string {
+	b := make([]byte, 0, len(md)+len(d.host)+80)
+	b = append(append(b, md...), "/new/"...)
+	b = strconv.AppendInt(append(d.appendUnique(b), ",S="...), size, 10)
+	return string(b)
+}
+
+// createUnnamed creates a file without a name for the mailbox md. It returns no file and no
+// error when the file system cannot: the caller then creates one in tmp/, and so does every
+// later delivery of this Deliverer.
+func (d *Deliverer) createUnnamed(md string) (safeio.File, string, error) {
+	if d.noUnnamed.Load() {
+		return nil, "", nil
+	}
+	tmp := filepath.Join(md, "tmp")
+	f, err := d.fs.CreateUnnamed(tmp, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The mailbox was removed since we cached it as ready.
+		d.ready.Delete(md)
+		if err := d.ensure(md); err != nil {
+			return nil, "", err
+		}
+		f, err = d.fs.CreateUnnamed(tmp, 0o600)
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		d.log.Debug("maildir: files without a name not supported; writing them in tmp/", slog.Any("err", err))
+		d.noUnnamed.Store(true)
+		return nil, "", nil
+	}
+	return f, "", err
 }
 
 // createTmp creates a new, empty, uniquely named file in md/tmp.
@@ -390,8 +462,17 @@ func (d *Deliverer) createTmp(md string) (safeio.File, string, error) {
 // uniqueName returns "<secs>.M<usecs>P<pid>Q<counter>.<host>" (Maildir spec plus Dovecot's
 // M/P/Q fields).
 func (d *Deliverer) uniqueName() string {
+	return string(d.appendUnique(make([]byte, 0, len(d.host)+64)))
+}
+
+// appendUnique appends uniqueName's name to b.
+func (d *Deliverer) appendUnique(b []byte) []byte {
 	now := d.now()
-	return fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, d.pid, seq.Add(1), d.host)
+	b = strconv.AppendInt(b, now.Unix(), 10)
+	b = strconv.AppendInt(append(b, ".M"...), int64(now.Nanosecond()/1000), 10)
+	b = strconv.AppendInt(append(b, 'P'), int64(d.pid), 10)
+	b = strconv.AppendUint(append(b, 'Q'), seq.Add(1), 10)
+	return append(append(b, '.'), d.host...)
 }
 
 // writeMessage writes the headers and the LF-converted body to f and returns the number of

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -556,5 +557,72 @@ func TestDeliverQuarantine(t *testing.T) {
 	}
 	if got := checkDelivered(t, md, "mx.example.com"); got != "Return-Path: <a@b.example>\nDelivered-To: bob@example.com\ny\n" {
 		t.Errorf("inbox content %q", got)
+	}
+}
+
+// linkCounter counts the links and renames it passes on.
+type linkCounter struct {
+	safeio.FS
+	links, renames int
+}
+
+func (c *linkCounter) Link(f safeio.File, newpath string) error {
+	c.links++
+	return c.FS.Link(f, newpath)
+}
+
+func (c *linkCounter) Rename(oldpath, newpath string) error {
+	c.renames++
+	return c.FS.Rename(oldpath, newpath)
+}
+
+// TestDeliverUnnamedOS checks that on Linux a delivery on the real file system takes the path
+// without tmp/: its file is linked into new/, nothing is renamed.
+func TestDeliverUnnamedOS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("O_TMPFILE is Linux's")
+	}
+	fsys := &linkCounter{FS: safeio.OS}
+	d := New(Options{Root: t.TempDir(), Hostname: "h", FS: fsys})
+	for range 2 {
+		if err := d.Deliver(context.Background(), newEnv("s@example.org", "a@example.com"), 0, strings.NewReader("x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, _ := d.Path("a@example.com")
+	if fsys.links != 2 || fsys.renames != 0 || d.noUnnamed.Load() {
+		t.Errorf("links %d, renames %d, fallback %v; want 2 links, no rename, no fallback", fsys.links, fsys.renames, d.noUnnamed.Load())
+	}
+	if n := len(listDir(t, filepath.Join(md, "new"))); n != 2 {
+		t.Errorf("%d files in new/, want 2", n)
+	}
+}
+
+// noLink is the operating system's file system without /proc/self/fd: files without a name
+// can be made but not linked.
+type noLink struct{ safeio.FS }
+
+func (noLink) Link(f safeio.File, newpath string) error {
+	return &os.LinkError{Op: "linkat", Old: f.Name(), New: newpath, Err: errors.ErrUnsupported}
+}
+
+// TestDeliverFallbackToTmp checks the fallback to tmp/ and rename: where a file without a
+// name cannot be linked, that delivery fails temporarily, leaving nothing behind, and the next
+// ones go through tmp/.
+func TestDeliverFallbackToTmp(t *testing.T) {
+	fsys := &linkCounter{FS: noLink{safeio.OS}}
+	d := New(Options{Root: t.TempDir(), Hostname: "h", FS: fsys})
+	env := newEnv("s@example.org", "a@example.com")
+	err := d.Deliver(context.Background(), env, 0, strings.NewReader("x\r\n"))
+	var de *delivery.Error
+	if !errors.As(err, &de) || de.Permanent || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("first delivery: %v, want a temporary error", err)
+	}
+	if err := d.Deliver(context.Background(), env, 0, strings.NewReader("x\r\n")); err != nil {
+		t.Fatalf("second delivery: %v", err)
+	}
+	md, _ := d.Path("a@example.com")
+	if n, m := len(listDir(t, filepath.Join(md, "new"))), len(listDir(t, filepath.Join(md, "tmp"))); n != 1 || m != 0 || fsys.renames != 1 {
+		t.Errorf("%d files in new/, %d in tmp/, %d renames; want 1, 0, 1", n, m, fsys.renames)
 	}
 }

@@ -78,10 +78,12 @@ func deliverBatches(fsys safeio.FS, jobs []plJob, groups []plBatch) []bool {
 
 // TestPowerLossBatch cuts the power after every step of two batches and checks what a reboot
 // finds, with only what was durable and with random parts of the rest.
-func TestPowerLossBatch(t *testing.T) {
+func TestPowerLossBatch(t *testing.T) { forModes(t, testPowerLossBatch) }
+
+func testPowerLossBatch(t *testing.T, m plMode) {
 	jobs, groups := plBatchJobs()
 	dry := crashfs.New()
-	for i, ok := range deliverBatches(dry, jobs, groups) {
+	for i, ok := range deliverBatches(m.fs(dry), jobs, groups) {
 		if !ok {
 			t.Fatalf("job %d failed without a crash", i)
 		}
@@ -92,7 +94,7 @@ func TestPowerLossBatch(t *testing.T) {
 	for n := range steps + 1 {
 		f := crashfs.New()
 		f.CrashAfter(n)
-		acked := deliverBatches(f, jobs, groups)
+		acked := deliverBatches(m.fs(f), jobs, groups)
 		for _, a := range acked {
 			if a {
 				acks++
@@ -102,7 +104,7 @@ func TestPowerLossBatch(t *testing.T) {
 			if problems, _ := checkMaildirs(after, jobs, acked); len(problems) > 0 {
 				t.Fatalf("crash after step %d (mode %d): %q\nfile system after the crash:\n%s", n, k, problems, after)
 			}
-			if ok := deliverBatches(after, jobs, groups); !ok[0] || !ok[len(ok)-1] {
+			if ok := deliverBatches(m.fs(after), jobs, groups); !ok[0] || !ok[len(ok)-1] {
 				t.Fatalf("crash after step %d (mode %d): no delivery possible after it", n, k)
 			}
 		}
@@ -112,7 +114,9 @@ func TestPowerLossBatch(t *testing.T) {
 
 // TestPowerLossBatchTeeth proves that the batch check notices a missing fsync of the batch
 // path.
-func TestPowerLossBatchTeeth(t *testing.T) {
+func TestPowerLossBatchTeeth(t *testing.T) { forModes(t, testPowerLossBatchTeeth) }
+
+func testPowerLossBatchTeeth(t *testing.T, m plMode) {
 	tests := []struct {
 		name string
 		skip func(op crashfs.Op) bool
@@ -128,14 +132,16 @@ func TestPowerLossBatchTeeth(t *testing.T) {
 	jobs, groups := plBatchJobs()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverBatches(f, jobs, groups) })
+			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverBatches(m.fs(f), jobs, groups) })
 		})
 	}
 }
 
 // TestDeliverBatchFailure makes one step of a batch fail: the recipients it concerns get a
 // temporary error and leave nothing in new/ or tmp/; the others of the batch are delivered.
-func TestDeliverBatchFailure(t *testing.T) {
+func TestDeliverBatchFailure(t *testing.T) { forModes(t, testDeliverBatchFailure) }
+
+func testDeliverBatchFailure(t *testing.T, m plMode) {
 	tests := []struct {
 		name string
 		fail func(op crashfs.Op) bool
@@ -143,8 +149,8 @@ func TestDeliverBatchFailure(t *testing.T) {
 		{"fsync of two.test's files", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSync && strings.Contains(op.Path, "/two.test/")
 		}},
-		{"rename into two.test's new/", func(op crashfs.Op) bool {
-			return op.Kind == crashfs.OpRename && strings.Contains(op.Path, "/two.test/")
+		{"link or rename into two.test's new/", func(op crashfs.Op) bool {
+			return (op.Kind == crashfs.OpLink || op.Kind == crashfs.OpRename) && strings.Contains(op.Path, "/two.test/")
 		}},
 		{"fsync of two.test's new/", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new" && strings.Contains(op.Path, "/two.test/")
@@ -161,7 +167,7 @@ func TestDeliverBatchFailure(t *testing.T) {
 				}
 				return nil
 			})
-			d := New(Options{Root: plRoot, Hostname: "h", FS: f})
+			d := New(Options{Root: plRoot, Hostname: "h", FS: m.fs(f)})
 			env := newEnv("s@example.org", "a@one.test", "b@one.test", "c@two.test", "d@two.test")
 			out := d.DeliverBatch(context.Background(), env, []int{0, 1, 2, 3}, strBody(jobs[0].body))
 			for k, o := range out {

@@ -53,6 +53,33 @@ func plJobs() []plJob {
 	return jobs
 }
 
+// plMode is one of the two ways a delivery makes its file: without a name, linked into new/
+// by the batch (where the file system can: the operating system's on Linux, and crashfs), or
+// in tmp/, renamed into new/ by the batch (namedOnly). The power-loss tests cover both.
+type plMode struct {
+	name string
+	fs   func(safeio.FS) safeio.FS
+}
+
+// forModes runs test once in each plMode.
+func forModes(t *testing.T, test func(*testing.T, plMode)) {
+	modes := []plMode{
+		{"unnamed", func(f safeio.FS) safeio.FS { return f }},
+		{"tmp", func(f safeio.FS) safeio.FS { return namedOnly{f} }},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
+}
+
+// namedOnly is an FS that cannot create a file without a name, as a file system without
+// O_TMPFILE.
+type namedOnly struct{ safeio.FS }
+
+func (namedOnly) CreateUnnamed(dir string, _ fs.FileMode) (safeio.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: dir, Err: errors.ErrUnsupported}
+}
+
 // deliverAll runs the jobs from three goroutines and returns which ones Deliver acknowledged.
 func deliverAll(fsys safeio.FS, jobs []plJob) []bool {
 	d := New(Options{Root: plRoot, Hostname: "h", FS: fsys})
@@ -135,10 +162,12 @@ func checkNew(fsys safeio.FS, dir, addr string, junk bool, jobs []plJob, byConte
 // TestPowerLossEveryStep cuts the power after every step of the workload and checks the
 // mailboxes a reboot finds, both with only what was durable and with random parts of the rest.
 // After each crash a new delivery must work.
-func TestPowerLossEveryStep(t *testing.T) {
+func TestPowerLossEveryStep(t *testing.T) { forModes(t, testPowerLossEveryStep) }
+
+func testPowerLossEveryStep(t *testing.T, m plMode) {
 	jobs := plJobs()
 	dry := crashfs.New()
-	for i, ok := range deliverAll(dry, jobs) {
+	for i, ok := range deliverAll(m.fs(dry), jobs) {
 		if !ok {
 			t.Fatalf("job %d failed without a crash", i)
 		}
@@ -149,7 +178,7 @@ func TestPowerLossEveryStep(t *testing.T) {
 	for n := range steps + 1 {
 		f := crashfs.New()
 		f.CrashAfter(n)
-		acked := deliverAll(f, jobs)
+		acked := deliverAll(m.fs(f), jobs)
 		for _, a := range acked {
 			if a {
 				ackedTotal++
@@ -165,7 +194,7 @@ func TestPowerLossEveryStep(t *testing.T) {
 				t.Fatalf("file system after the crash:\n%s", after)
 			}
 			again := append(jobs[:0:0], plJob{addr: "a@one.test", body: "after the crash\r\n"})
-			if ok := deliverAll(after, again); !ok[0] {
+			if ok := deliverAll(m.fs(after), again); !ok[0] {
 				t.Fatalf("crash after step %d (mode %d): no delivery possible after it:\n%s", n, k, after)
 			}
 		}
@@ -176,16 +205,18 @@ func TestPowerLossEveryStep(t *testing.T) {
 // TestKillThenPowerLoss kills the deliveries (kill -9, which the page cache survives) after
 // every step, delivers again on what they left, then cuts the power: a directory the killed
 // process made but did not sync must not be trusted by the next one.
-func TestKillThenPowerLoss(t *testing.T) {
+func TestKillThenPowerLoss(t *testing.T) { forModes(t, testKillThenPowerLoss) }
+
+func testKillThenPowerLoss(t *testing.T, m plMode) {
 	jobs := plJobs()[:5] // every mailbox, every size
 	dry := crashfs.New()
-	deliverAll(dry, jobs)
+	deliverAll(m.fs(dry), jobs)
 	for n := range dry.Steps() + 1 {
 		f := crashfs.New()
 		f.CrashAfter(n)
-		first := deliverAll(f, jobs)
+		first := deliverAll(m.fs(f), jobs)
 		g := f.Restart()
-		second := deliverAll(g, jobs)
+		second := deliverAll(m.fs(g), jobs)
 		acked := make([]bool, len(jobs))
 		for i := range acked {
 			acked[i] = first[i] || second[i]
@@ -199,7 +230,9 @@ func TestKillThenPowerLoss(t *testing.T) {
 // TestPowerLossTeeth proves that the power-loss check notices a missing fsync: with any one
 // sync of the delivery path made a silent no-op, a crash after the workload loses an
 // acknowledged message.
-func TestPowerLossTeeth(t *testing.T) {
+func TestPowerLossTeeth(t *testing.T) { forModes(t, testPowerLossTeeth) }
+
+func testPowerLossTeeth(t *testing.T, m plMode) {
 	tests := []struct {
 		name string
 		skip func(op crashfs.Op) bool
@@ -218,7 +251,7 @@ func TestPowerLossTeeth(t *testing.T) {
 	jobs := plJobs()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverAll(f, jobs) })
+			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverAll(m.fs(f), jobs) })
 		})
 	}
 }
@@ -249,7 +282,9 @@ func checkTeeth(t *testing.T, skip func(op crashfs.Op) bool, jobs []plJob, deliv
 
 // TestDeliverSyncFailure makes one step of a delivery fail: Deliver must return a temporary
 // error and leave nothing in new/ (or tmp/), and the next delivery must work.
-func TestDeliverSyncFailure(t *testing.T) {
+func TestDeliverSyncFailure(t *testing.T) { forModes(t, testDeliverSyncFailure) }
+
+func testDeliverSyncFailure(t *testing.T, m plMode) {
 	tests := []struct {
 		name     string
 		fail     func(op crashfs.Op) bool
@@ -264,7 +299,7 @@ func TestDeliverSyncFailure(t *testing.T) {
 		{"fsync of the Maildir", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "Maildir"
 		}, syscall.EIO, 451, "4.3.0"},
-		{"rename into new/", func(op crashfs.Op) bool { return op.Kind == crashfs.OpRename }, syscall.EIO, 451, "4.3.0"},
+		{"link or rename into new/", func(op crashfs.Op) bool { return op.Kind == crashfs.OpLink || op.Kind == crashfs.OpRename }, syscall.EIO, 451, "4.3.0"},
 		{"write, disk full", func(op crashfs.Op) bool { return op.Kind == crashfs.OpWrite }, syscall.ENOSPC, 452, "4.2.2"},
 	}
 	for _, tc := range tests {
@@ -276,7 +311,7 @@ func TestDeliverSyncFailure(t *testing.T) {
 				}
 				return nil
 			})
-			d := New(Options{Root: plRoot, Hostname: "h", FS: f})
+			d := New(Options{Root: plRoot, Hostname: "h", FS: m.fs(f)})
 			md, _ := d.Path("a@one.test")
 			err := d.Deliver(context.Background(), newEnv("s@example.org", "a@one.test"), 0, strings.NewReader("x\r\n"))
 			var de *delivery.Error
@@ -296,7 +331,7 @@ func TestDeliverSyncFailure(t *testing.T) {
 			if problems, _ := checkMaildirs(after, job, []bool{false}); len(problems) > 0 {
 				t.Errorf("after a crash: %q", problems)
 			}
-			if ok := deliverAll(after, job); !ok[0] {
+			if ok := deliverAll(m.fs(after), job); !ok[0] {
 				t.Fatal("no delivery after the crash")
 			}
 			if problems, _ := checkMaildirs(after.Crash(), job, []bool{true}); len(problems) > 0 {

@@ -19,6 +19,9 @@
 //     Rename) becomes durable when that directory is fsynced (SyncDir), which makes its whole
 //     list of names durable as it is then. A directory that was never synced holds no names
 //     after a crash; one whose own name is not durable is gone with everything in it.
+//   - A file made by CreateUnnamed (O_TMPFILE) is in no directory: a crash takes it away
+//     whatever was synced, until Link gives it a name, which is durable, like any other,
+//     with its directory's sync.
 //   - A rename touches two directories, and each side is durable only with its own
 //     directory's sync: with only the target synced, a crash leaves the file under both names
 //     (as a hard link); with only the source synced, under neither. Real file systems commit a
@@ -51,7 +54,7 @@
 // then on every operation on it fails with ErrCrashed, so that code still running against it
 // cannot report success. Every operation that can change the file system or its durable state
 // is a numbered step (creating or opening for writing, Write, WriteAt, Truncate, Sync,
-// Datasync, SyncDir, Mkdir, Remove, Rename); CrashAfter(n) cuts the power right after step n,
+// Datasync, SyncDir, Mkdir, Remove, Rename, CreateUnnamed, Link); CrashAfter(n) cuts the power right after step n,
 // so that a test can crash (or, followed by Restart, kill) at every step of a workload, or at
 // random ones. Snapshot and AfterStep take the crash without cutting the power: one long run
 // then yields many crash points (the code's failure paths after a crash are not exercised that
@@ -111,10 +114,11 @@ const (
 	OpMkdir                // step
 	OpRemove               // step
 	OpRename               // step
+	OpLink                 // Link (step); CreateUnnamed is an OpOpen step
 )
 
 var kindNames = [...]string{"open", "read", "write", "truncate", "sync", "datasync", "close",
-	"stat", "readdir", "syncdir", "mkdir", "remove", "rename"}
+	"stat", "readdir", "syncdir", "mkdir", "remove", "rename", "link"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -134,7 +138,7 @@ type Op struct {
 	// Path is the file or directory operated on: for file operations, the name it was opened
 	// with; for Rename, the old path.
 	Path string
-	// NewPath is Rename's new path.
+	// NewPath is the new path of Rename and Link.
 	NewPath string
 	// Off and Len are the place and size of a write, Off the new size of a Truncate.
 	Off, Len int64
@@ -142,7 +146,7 @@ type Op struct {
 
 func (o Op) String() string {
 	s := fmt.Sprintf("%s %s", o.Kind, o.Path)
-	if o.Kind == OpRename {
+	if o.Kind == OpRename || o.Kind == OpLink {
 		s += " -> " + o.NewPath
 	}
 	if o.Step > 0 {

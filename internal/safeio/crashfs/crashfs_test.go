@@ -99,6 +99,21 @@ func (o ops) renamed() {
 	o.check(o.f.Rename("/tmp/a", "/new/a"))
 }
 
+// unnamed makes /new durable and writes data into a file without a name in it, synced when
+// sync is set.
+func (o ops) unnamed(data string, sync bool) safeio.File {
+	o.t.Helper()
+	o.mkdir("/new")
+	o.syncDir("/")
+	h, err := o.f.CreateUnnamed("/new", 0o600)
+	o.check(err)
+	o.write(h, data)
+	if sync {
+		o.sync(h)
+	}
+	return h
+}
+
 func (o ops) mkdir(p string)     { o.t.Helper(); o.check(o.f.Mkdir(p, 0o700)) }
 func (o ops) syncDir(p string)   { o.t.Helper(); o.check(o.f.SyncDir(p)) }
 func (o ops) sync(h safeio.File) { o.t.Helper(); o.check(h.Sync()) }
@@ -189,6 +204,23 @@ func TestModel(t *testing.T) {
 			o.sync(o.create("/a.tmp", "new"))
 			o.check(o.f.Rename("/a.tmp", "/a"))
 		}, map[string]string{"/a": "old"}},
+		{"unnamed file, synced, never linked", func(o ops) {
+			o.unnamed("data", true)
+			o.syncDir("/new")
+		}, map[string]string{"/new": "/"}},
+		{"unnamed file linked, directory not synced", func(o ops) {
+			o.check(o.f.Link(o.unnamed("data", true), "/new/a"))
+		}, map[string]string{"/new": "/"}},
+		{"unnamed file linked, directory synced", func(o ops) {
+			h := o.unnamed("data", true)
+			o.check(o.f.Link(h, "/new/a"))
+			o.check(h.Close())
+			o.syncDir("/new")
+		}, map[string]string{"/new": "/", "/new/a": "data"}},
+		{"unnamed file linked, data not synced", func(o ops) {
+			o.check(o.f.Link(o.unnamed("data", false), "/new/a"))
+			o.syncDir("/new")
+		}, map[string]string{"/new": "/", "/new/a": ""}},
 		{"removed while open, data synced through the handle", func(o ops) {
 			h := o.create("/a", "data")
 			o.syncDir("/")
@@ -210,6 +242,30 @@ func TestModel(t *testing.T) {
 				t.Errorf("after a second crash: %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLinkErrors checks that Link refuses to replace a name, and files of another FS.
+func TestLinkErrors(t *testing.T) {
+	f := New()
+	o := ops{t, f}
+	h := o.unnamed("data", true)
+	o.create("/new/a", "old")
+	if err := f.Link(h, "/new/a"); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Link over a file: %v, want EEXIST", err)
+	}
+	if err := New().Link(h, "/b"); err == nil {
+		t.Error("Link of another FS's file succeeded")
+	}
+	if err := f.Link(h, "/missing/b"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Link into a missing directory: %v, want ENOENT", err)
+	}
+	if _, err := f.CreateUnnamed("/missing", 0o600); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CreateUnnamed in a missing directory: %v, want ENOENT", err)
+	}
+	o.check(f.Link(h, "/new/b"))
+	if got := tree(t, f); got["/new/b"] != "data" || got["/new/a"] != "old" {
+		t.Errorf("live tree %q", got)
 	}
 }
 
