@@ -225,6 +225,11 @@ func (e *expander) alias(addr string, path []string) (found bool, err error) {
 // are accepted and unknown addresses, and aliases that only loop, are refused there.
 func (a *Aliases) Exists(ctx context.Context, addr string) (bool, error) {
 	x, err := a.Expand(ctx, addr)
+	return x.Exists(err)
+}
+
+// Exists is Aliases.Exists of an expansion already made, and the error it came with.
+func (x Expansion) Exists(err error) (bool, error) {
 	if x.BadSRS != nil {
 		return false, fmt.Errorf("%w: %w", ErrBadSRS, x.BadSRS)
 	}
