@@ -103,12 +103,7 @@ func (s *Store) AliasTargets(ctx context.Context, addr string) ([]string, error)
 // Resolve implements policy.AddressResolver: AliasTargets and Exists of addr in one query.
 func (s *Store) Resolve(ctx context.Context, addr string) (targets []string, account bool, err error) {
 	if norm, err := accounts.NormalizeAddress(addr); err != nil || norm != addr {
-		// Exists would normalize, or fail: ask as the two calls would.
-		if targets, err = s.AliasTargets(ctx, addr); len(targets) > 0 || err != nil {
-			return targets, false, err
-		}
-		account, err = s.Exists(ctx, addr)
-		return nil, account, err
+		return accounts.ResolveApart(ctx, s, addr)
 	}
 	rows, err := s.resolve.QueryContext(ctx, addr)
 	if err != nil {
