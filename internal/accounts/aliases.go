@@ -129,3 +129,14 @@ func CheckAliasAdd(addr string, have, targets []string) error {
 	}
 	return CheckAliasForm(addr, all)
 }
+
+// ResolveApart is what a store's Resolve (alias targets, and whether addr is an account, which
+// it reports only when there are none: policy.AddressResolver) answers for an address its one
+// query cannot take as it is (one that Exists would normalize, or refuse): the two calls.
+func ResolveApart(ctx context.Context, s Store, addr string) (targets []string, account bool, err error) {
+	if targets, err = s.AliasTargets(ctx, addr); len(targets) > 0 || err != nil {
+		return targets, false, err
+	}
+	account, err = s.Exists(ctx, addr)
+	return nil, account, err
+}

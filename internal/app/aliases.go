@@ -61,9 +61,48 @@ func (a *serverAliases) set(cfg config.Config) {
 // now is the expansion in force.
 func (a *serverAliases) now() *policy.Aliases { return a.cur.Load() }
 
-// Exists implements policy.Accounts.
+// Exists implements policy.Accounts. In a transaction with an expansion memo (withExpansionMemo)
+// it keeps the expansion, for the commit.
 func (a *serverAliases) Exists(ctx context.Context, addr string) (bool, error) {
-	return a.now().Exists(ctx, addr)
+	cur := a.now()
+	x, err := cur.Expand(ctx, addr)
+	if m, ok := ctx.Value(expansionMemoKey{}).(*expansionMemo); ok && err == nil {
+		m.put(cur, addr, x)
+	}
+	return x.Exists(err)
+}
+
+// expansionMemo holds the expansions of a transaction's recipients, made at RCPT, so that the
+// commit (aliasMessage) queues what was accepted without asking the store again: per
+// recipient, two queries fewer. They are of one set of settings: a reload in between, which
+// makes another, makes the commit expand again. The session uses it from its one goroutine.
+type expansionMemo struct {
+	aliases *policy.Aliases
+	x       map[string]policy.Expansion // by the address as the session gives it
+}
+
+type expansionMemoKey struct{}
+
+// withExpansionMemo gives a transaction (smtpserver.Options.TxContext) an expansion memo.
+func withExpansionMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, expansionMemoKey{}, &expansionMemo{})
+}
+
+func (m *expansionMemo) put(aliases *policy.Aliases, addr string, x policy.Expansion) {
+	if m.aliases != aliases || m.x == nil {
+		m.aliases, m.x = aliases, make(map[string]policy.Expansion, 1)
+	}
+	m.x[addr] = x
+}
+
+// memoExpansion returns the expansion of addr kept in ctx's memo by the settings aliases, if any.
+func memoExpansion(ctx context.Context, aliases *policy.Aliases, addr string) (policy.Expansion, bool) {
+	m, ok := ctx.Value(expansionMemoKey{}).(*expansionMemo)
+	if !ok || m.aliases != aliases {
+		return policy.Expansion{}, false
+	}
+	x, ok := m.x[addr]
+	return x, ok
 }
 
 // routeAliases makes delivery expand what the queue addresses to an alias itself (its reports
@@ -82,6 +121,7 @@ func routeAliases(r *delivery.Router, a *serverAliases) {
 // RCPT (newServerRelay).
 func withAliases(opts *smtpserver.Options, aliases *serverAliases) {
 	opts.Spool = aliasSpool{Spool: opts.Spool, aliases: aliases}
+	opts.TxContext = withExpansionMemo
 	setSenders(opts, aliases)
 }
 
@@ -138,21 +178,25 @@ func (m aliasMessage) Commit(ctx context.Context, env *envelope.Envelope) error 
 	return m.Message.Commit(ctx, env)
 }
 
-// expandRcpts replaces each recipient in a local domain by its expansion. A recipient that
-// expands to nothing now (its alias went away since RCPT) is kept as it is: delivery then
-// refuses it, or hands it to the postmaster.
+// expandRcpts replaces each recipient in a local domain by its expansion: the one RCPT made
+// when ctx's memo has it, else a new one. A recipient that expands to nothing (the postmaster,
+// which RCPT accepts account or not; an alias gone when a reload made the commit expand again)
+// is kept as it is: delivery then refuses it, or hands it to the postmaster.
 func expandRcpts(ctx context.Context, aliases *policy.Aliases, rcpts []envelope.Recipient) ([]envelope.Recipient, error) {
 	out := make([]envelope.Recipient, 0, len(rcpts))
 	seen := make(map[string]bool, len(rcpts))
 	for _, rc := range rcpts {
 		targets := []string{rc.Addr}
 		if aliases.IsLocal(envelope.Domain(rc.Addr)) {
-			x, err := aliases.Expand(ctx, rc.Addr)
-			if err != nil {
-				return nil, err
+			x, ok := memoExpansion(ctx, aliases, rc.Addr)
+			if !ok {
+				var err error
+				if x, err = aliases.Expand(ctx, rc.Addr); err != nil {
+					return nil, err
+				}
 			}
 			if len(x.Targets) > 0 {
-				targets = append(x.Targets, x.Unknown...)
+				targets = slices.Concat(x.Targets, x.Unknown) // a new slice: x may be the memo's
 			}
 		}
 		for _, t := range targets {

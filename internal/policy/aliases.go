@@ -20,6 +20,14 @@ type AliasLookup interface {
 	AliasTargets(ctx context.Context, addr string) ([]string, error)
 }
 
+// AddressResolver is an AliasLookup that answers, in one query, the two questions expansion
+// asks of an address first: its alias targets (AliasTargets), and whether it is an account
+// (Exists), which it reports only when there are no targets. Expansion uses it when the store
+// has it.
+type AddressResolver interface {
+	Resolve(ctx context.Context, addr string) (targets []string, account bool, err error)
+}
+
 // DefaultAliasDepth is how many aliases deep an expansion may go, as Postfix's
 // virtual_alias_recursion_limit.
 const DefaultAliasDepth = 10
@@ -195,7 +203,7 @@ func (e *expander) expand(addr string, path []string) error {
 // alias expands addr as an alias or an account (forms 1 and 2); found is false when it is
 // neither.
 func (e *expander) alias(addr string, path []string) (found bool, err error) {
-	targets, err := e.a.Lookup.AliasTargets(e.ctx, addr)
+	targets, account, err := e.resolve(addr)
 	if err != nil {
 		return false, err
 	}
@@ -211,20 +219,35 @@ func (e *expander) alias(addr string, path []string) (found bool, err error) {
 		}
 		return true, nil
 	}
-	ok, err := e.a.Lookup.Exists(e.ctx, addr)
-	if err != nil {
-		return false, err
-	}
-	if ok {
+	if account {
 		e.add(addr)
 	}
-	return ok, nil
+	return account, nil
+}
+
+// resolve returns the alias targets of addr and, when there are none, whether it is an
+// account: in one query when the store can (AddressResolver).
+func (e *expander) resolve(addr string) (targets []string, account bool, err error) {
+	if r, ok := e.a.Lookup.(AddressResolver); ok {
+		return r.Resolve(e.ctx, addr)
+	}
+	targets, err = e.a.Lookup.AliasTargets(e.ctx, addr)
+	if len(targets) > 0 || err != nil {
+		return targets, false, err
+	}
+	account, err = e.a.Lookup.Exists(e.ctx, addr)
+	return nil, account, err
 }
 
 // Exists reports whether addr expands to anything: Relay asks it at RCPT TO, so that aliases
 // are accepted and unknown addresses, and aliases that only loop, are refused there.
 func (a *Aliases) Exists(ctx context.Context, addr string) (bool, error) {
 	x, err := a.Expand(ctx, addr)
+	return x.Exists(err)
+}
+
+// Exists is Aliases.Exists of an expansion already made, and the error it came with.
+func (x Expansion) Exists(err error) (bool, error) {
 	if x.BadSRS != nil {
 		return false, fmt.Errorf("%w: %w", ErrBadSRS, x.BadSRS)
 	}

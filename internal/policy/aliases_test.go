@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +34,17 @@ func (f *fakeAliases) AliasTargets(_ context.Context, addr string) ([]string, er
 		return nil, errors.New("store down")
 	}
 	return f.aliases[addr], nil
+}
+
+// resolvingAliases is fakeAliases with both first questions in one lookup (AddressResolver).
+type resolvingAliases struct{ *fakeAliases }
+
+func (r resolvingAliases) Resolve(_ context.Context, addr string) ([]string, bool, error) {
+	r.lookups++
+	if addr == r.fail {
+		return nil, false, errors.New("store down")
+	}
+	return r.aliases[addr], r.accounts[addr] && len(r.aliases[addr]) == 0, nil
 }
 
 func testAliases() *fakeAliases {
@@ -65,7 +77,25 @@ func TestAliasesExpand(t *testing.T) {
 		f.aliases[fmt.Sprintf("deep%d@a.test", i)] = []string{fmt.Sprintf("deep%d@a.test", i+1)}
 	}
 	f.accounts["deep12@a.test"] = true
-	a := &Aliases{IsLocal: func(d string) bool { return d != "ext.test" }, Lookup: f, Separator: "+"}
+	t.Run("two queries", func(t *testing.T) { testAliasesExpand(t, f) })
+	t.Run("resolver", func(t *testing.T) { testAliasesExpand(t, resolvingAliases{f}) })
+	// The resolver asks once for an account where the two queries ask twice.
+	counts := map[string]int{}
+	for _, l := range []AliasLookup{f, resolvingAliases{f}} {
+		f.lookups = 0
+		a := &Aliases{IsLocal: func(d string) bool { return d != "ext.test" }, Lookup: l}
+		if x, err := a.Expand(context.Background(), "alice@a.test"); err != nil || len(x.Targets) != 1 {
+			t.Fatalf("Expand(alice@a.test) = %v, %v", x, err)
+		}
+		counts[fmt.Sprintf("%T", l)] = f.lookups
+	}
+	if want := map[string]int{"*policy.fakeAliases": 2, "policy.resolvingAliases": 1}; !maps.Equal(counts, want) {
+		t.Errorf("lookups for an account: %v, want %v", counts, want)
+	}
+}
+
+func testAliasesExpand(t *testing.T, l AliasLookup) {
+	a := &Aliases{IsLocal: func(d string) bool { return d != "ext.test" }, Lookup: l, Separator: "+"}
 	for _, tc := range []struct {
 		addr, want string // want: the targets, space-separated; "-" none
 		loop, all  bool

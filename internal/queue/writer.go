@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,13 @@ type Writer struct {
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// recPool holds the buffers of message records (*[]byte): the committer copies a record into
+// its batch before it answers, so once append returns the buffer can serve the next message.
+// Only records up to maxPooledRecord go back: small messages are the many.
+var recPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledRecord = 64 << 10
 
 // NewMessage starts a message with a fresh queue id. Once Close has started it returns
 // ErrClosed.
@@ -174,8 +182,13 @@ func (w *Writer) commit(env *envelope.Envelope, effects *stateRecord) error {
 		w.Abort()
 		return errors.New("queue: envelope too large")
 	}
-	rec := appendRecord(make([]byte, 0, recHeaderLen+len(prefix)+len(body)), recMessage, prefix, body)
+	pooled := recPool.Get().(*[]byte)
+	rec := appendRecord(slices.Grow((*pooled)[:0], recHeaderLen+len(prefix)+len(body)), recMessage, prefix, body)
 	res := w.q.append(&appendReq{rec: rec, sync: true, bodyDir: w.external, msg: true})
+	if cap(rec) <= maxPooledRecord {
+		*pooled = rec[:0]
+		recPool.Put(pooled)
+	}
 	if res.err != nil {
 		// Unless the refusal is durable, the record may yet be replayed, and then it needs its
 		// body file: a message the client was told to send again is then delivered twice,

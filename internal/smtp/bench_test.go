@@ -88,3 +88,31 @@ func BenchmarkParseAddress(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTextChecker checks a 1 MB message handed over in one piece, as BDAT hands a chunk.
+func BenchmarkTextChecker(b *testing.B) {
+	input := message(1 << 20)
+	b.SetBytes(int64(len(input)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var c smtp.TextChecker
+		c.Write(input)
+		if err := c.Finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTextCheckerFaulty checks 1 MB of bare CRs and NULs without an LF: the checker must stay
+// linear in the input whatever it holds.
+func BenchmarkTextCheckerFaulty(b *testing.B) {
+	input := bytes.Repeat([]byte("a\r\x00"), 1<<20/3)
+	b.SetBytes(int64(len(input)))
+	for b.Loop() {
+		var c smtp.TextChecker
+		c.Write(input)
+		if c.Finish() == nil {
+			b.Fatal("no fault found")
+		}
+	}
+}

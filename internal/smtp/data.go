@@ -39,52 +39,79 @@ func (c *TextChecker) Write(p []byte) (int, error) {
 }
 
 // scan checks p and reports whether p ends exactly at a CRLF.
+//
+// It finds the octets that matter with bytes.IndexByte, which looks at many octets at a time
+// (bytes.IndexAny looks at one), and remembers where the next LF, CR and NUL are: each is looked
+// up again only once passed, so the work stays linear in len(p) however those octets are spread.
 func (c *TextChecker) scan(p []byte) (endsLine bool) {
-	for len(p) > 0 {
-		i := bytes.IndexAny(p, "\r\n\x00")
-		if i < 0 {
-			if c.prevCR {
-				c.fail(ErrBareCR)
-				c.prevCR = false
-			}
-			c.grow(len(p))
-			return false
+	lf, cr, nul := -1, -1, -1
+	for pos := 0; pos < len(p); {
+		if lf < pos {
+			lf = indexFrom(p, pos, '\n')
 		}
-		if i > 0 && c.prevCR {
+		if cr < pos {
+			cr = indexFrom(p, pos, '\r')
+		}
+		if nul < pos {
+			nul = indexFrom(p, pos, 0)
+		}
+		i := min(lf, cr, nul)
+		plain := i - pos // octets before it that are neither CR, LF nor NUL
+		if plain > 0 && c.prevCR {
 			c.fail(ErrBareCR)
 			c.prevCR = false
 		}
-		c.grow(i + 1)
-		switch p[i] {
-		case '\r':
+		if i == len(p) {
+			c.grow(plain)
+			return false
+		}
+		if i == cr && i+1 == lf && lf < len(p) && !c.prevCR {
+			// The common case, a line of text and its CRLF: only its length can be wrong.
+			c.grow(plain + 2)
+			c.lineLen = 0
+			pos = i + 2
+			if pos == len(p) {
+				return true
+			}
+			continue
+		}
+		c.grow(plain + 1)
+		pos = i + 1
+		switch i {
+		case cr:
 			if c.prevCR { // CR CR: the first one is bare
 				c.fail(ErrBareCR)
 			}
 			c.prevCR = true
-			p = p[i+1:]
 			continue
-		case 0:
+		case nul:
 			if c.prevCR { // CR NUL: the CR is bare, and came first
 				c.fail(ErrBareCR)
 				c.prevCR = false
 			}
 			c.fail(ErrNUL)
-			p = p[i+1:]
 			continue
 		}
 		// LF: a line ends here; only CR LF is a proper end.
-		proper := c.prevCR && i == 0
+		proper := c.prevCR && plain == 0
 		if !proper {
 			c.fail(ErrBareLF)
 		}
 		c.prevCR = false
 		c.lineLen = 0
-		p = p[i+1:]
-		if len(p) == 0 {
+		if pos == len(p) {
 			return proper
 		}
 	}
 	return false
+}
+
+// indexFrom returns the index of the first b in p at or after from, or len(p).
+func indexFrom(p []byte, from int, b byte) int {
+	if i := bytes.IndexByte(p[from:], b); i >= 0 {
+		return from + i
+	}
+	return len(p)
 }
 
 func (c *TextChecker) grow(n int) {

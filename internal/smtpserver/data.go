@@ -325,7 +325,7 @@ func (s *session) finishMessage(size int64) {
 	// closed): cancelling a commit whose record may already be on its way to the disk would
 	// answer 451 for a message that is stored, and the client would send it again. It is
 	// bounded by the idle timeout the client gives us too (RFC 5321 §4.5.3.2.6 gives it 10m).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.opts.IdleTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), s.opts.IdleTimeout)
 	defer cancel()
 	s.phase.Store(phaseCommit)
 	err := tx.msg.Commit(ctx, env)

@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strconv"
@@ -14,7 +15,8 @@ import (
 
 // transaction is one MAIL ... end-of-data exchange.
 type transaction struct {
-	from       smtp.Address // zero for the null sender
+	ctx        context.Context // the session's, or what Options.TxContext made of it
+	from       smtp.Address    // zero for the null sender
 	body       envelope.Body
 	smtputf8   bool
 	requireTLS bool
@@ -128,6 +130,10 @@ func (s *session) mail(arg string) (smtp.Reply, string) {
 		return r, pa.Path
 	}
 	tx.from = from
+	tx.ctx = s.ctx
+	if s.opts.TxContext != nil {
+		tx.ctx = s.opts.TxContext(s.ctx)
+	}
 	s.tx = tx
 	return smtp.R(smtp.CodeOK, smtp.EnhSenderOK, "Ok"), from.String()
 }
@@ -280,7 +286,7 @@ func (s *session) rcpt(arg string) (smtp.Reply, string) {
 	if r, ok := s.rateRcpt(); !ok {
 		return r, addr.String()
 	}
-	ctx, cancel := s.lookupContext()
+	ctx, cancel := s.lookupContextFrom(s.tx.ctx)
 	defer cancel()
 	r := s.opts.Rcpts.CheckRcpt(ctx, s.client(), addr)
 	if r.Positive() && s.screen != nil {

@@ -160,6 +160,10 @@ type Options struct {
 	Spool Spool
 	// Rcpts decides on recipients. Required.
 	Rcpts RcptChecker
+	// TxContext, when set, makes the context of each transaction from the session's at MAIL:
+	// the recipient checks and the commit of that transaction get a context made from it, so
+	// that the wiring can keep what RCPT looked up for the commit (app: the alias expansions).
+	TxContext func(ctx context.Context) context.Context
 	// Flusher serves ETRN, for the requests ETRN allows; without both, ETRN is answered 458.
 	Flusher Flusher
 	ETRN    ETRNChecker

@@ -161,7 +161,12 @@ const (
 // lookupContext is the context of one lookup the client waits for: a recipient check, a
 // credential lookup. It ends with the session.
 func (s *session) lookupContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(s.ctx, min(s.opts.IdleTimeout, lookupTimeout))
+	return s.lookupContextFrom(s.ctx)
+}
+
+// lookupContextFrom is lookupContext made from ctx, the session's or a transaction's.
+func (s *session) lookupContextFrom(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, min(s.opts.IdleTimeout, lookupTimeout))
 }
 
 func (s *session) interruptIfIdle() {

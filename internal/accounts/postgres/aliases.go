@@ -103,6 +103,34 @@ func (s *Store) AliasTargets(ctx context.Context, addr string) ([]string, error)
 	return targetsOf(ctx, s.pool, addr)
 }
 
+// Resolve implements policy.AddressResolver: AliasTargets and Exists of addr in one query.
+func (s *Store) Resolve(ctx context.Context, addr string) (targets []string, account bool, err error) {
+	if norm, err := accounts.NormalizeAddress(addr); err != nil || norm != addr {
+		return accounts.ResolveApart(ctx, s, addr)
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	// The NULL row says "an account".
+	rows, err := s.pool.Query(ctx, `SELECT target FROM aliases WHERE address = $1
+		UNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM users WHERE address = $1)
+		ORDER BY 1`, addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: resolve %s: %w", addr, err)
+	}
+	all, err := pgx.CollectRows(rows, pgx.RowTo[*string])
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: resolve %s: %w", addr, err)
+	}
+	for _, t := range all {
+		if t == nil {
+			account = true
+			continue
+		}
+		targets = append(targets, *t)
+	}
+	return targets, account && len(targets) == 0, nil
+}
+
 // querier is what targetsOf needs of a pool or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

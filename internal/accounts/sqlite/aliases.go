@@ -100,6 +100,33 @@ func (s *Store) AliasTargets(ctx context.Context, addr string) ([]string, error)
 	return scanTargets(rows, addr)
 }
 
+// Resolve implements policy.AddressResolver: AliasTargets and Exists of addr in one query.
+func (s *Store) Resolve(ctx context.Context, addr string) (targets []string, account bool, err error) {
+	if norm, err := accounts.NormalizeAddress(addr); err != nil || norm != addr {
+		return accounts.ResolveApart(ctx, s, addr)
+	}
+	rows, err := s.resolve.QueryContext(ctx, addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: resolve %s: %w", addr, err)
+	}
+	defer func() { _ = rows.Close() }() // rows.Err below reports what matters
+	for rows.Next() {
+		var t sql.NullString
+		if err := rows.Scan(&t); err != nil {
+			return nil, false, fmt.Errorf("sqlite: resolve %s: %w", addr, err)
+		}
+		if !t.Valid {
+			account = true
+			continue
+		}
+		targets = append(targets, t.String)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("sqlite: resolve %s: %w", addr, err)
+	}
+	return targets, account && len(targets) == 0, nil
+}
+
 func queryTargets(ctx context.Context, tx *sql.Tx, addr string) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT target FROM aliases WHERE address = ? ORDER BY target`, addr)
 	if err != nil {

@@ -131,8 +131,10 @@ type Store struct {
 	exists   *sql.Stmt
 	password *sql.Stmt
 	secret   *sql.Stmt
-	// aliasTargets runs for every RCPT TO to a local domain (aliases.go).
+	// aliasTargets runs for every RCPT TO to a local domain (aliases.go), and resolve in its
+	// place where alias expansion can ask both questions at once.
 	aliasTargets *sql.Stmt
+	resolve      *sql.Stmt
 
 	// decoy makes Verify for an unknown address cost as much as for a known one.
 	decoy accounts.Decoy
@@ -187,6 +189,13 @@ func Open(path string) (*Store, error) {
 	}
 	if s.aliasTargets, err = db.PrepareContext(ctx,
 		`SELECT target FROM aliases WHERE address = ? ORDER BY target`); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	// The NULL row says "an account"; NULL sorts first.
+	if s.resolve, err = db.PrepareContext(ctx,
+		`SELECT target FROM aliases WHERE address = ?1
+		 UNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM users WHERE address = ?1)
+		 ORDER BY 1`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	return s, nil
@@ -457,7 +466,7 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 // Close implements accounts.Store.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret, s.aliasTargets} {
+	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret, s.aliasTargets, s.resolve} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

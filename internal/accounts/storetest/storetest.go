@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore New) {
 		{"Copy", testCopy},
 		{"Admins", testAdmins},
 		{"Disabled", testDisabled},
+		{"Resolve", testResolve},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore) })
 	}
@@ -650,4 +651,52 @@ func testCopy(t *testing.T, newStore New) {
 	WantVerify(t, dst, "a@b.test", "pw-a", true)
 	wantDisabled("off@b.test", true)
 	wantAdmin("root", "admin-pw")
+}
+
+// resolver is policy.AddressResolver, which a store may implement (policy is a layer above).
+type resolver interface {
+	accounts.Store
+	Resolve(ctx context.Context, addr string) (targets []string, account bool, err error)
+}
+
+// Resolve, where the store has it, answers as AliasTargets and then Exists do: for accounts, aliases, an alias that is
+// an account too, unknown, not normalized and impossible addresses, disabled accounts.
+func testResolve(t *testing.T, newStore New) {
+	store, _ := newStore(t)
+	s, ok := store.(resolver)
+	if !ok {
+		t.Skip("the store has no Resolve (policy.AddressResolver is optional)")
+	}
+	ctx := context.Background()
+	for _, a := range []string{"bob@a.test", "alice@a.test", "off@a.test"} {
+		if err := store.Add(ctx, a, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.SetDisabled(ctx, "off@a.test", true); err != nil {
+		t.Fatal(err)
+	}
+	for addr, targets := range map[string][]string{
+		"team@a.test": {"bob@a.test", "alice@a.test", "x@ext.test"},
+		"bob@a.test":  {"bob@a.test", "bob@ext.test"},
+		"@b.test":     {"bob@a.test"},
+	} {
+		if err := store.AddAlias(ctx, addr, targets...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, addr := range []string{
+		"bob@a.test", "alice@a.test", "off@a.test", "team@a.test", "nobody@a.test", "Alice@a.test",
+		"@b.test", "not an address", "",
+	} {
+		wantTargets, wantErr := s.AliasTargets(ctx, addr)
+		wantAccount := false
+		if len(wantTargets) == 0 && wantErr == nil {
+			wantAccount, wantErr = s.Exists(ctx, addr)
+		}
+		targets, account, err := s.Resolve(ctx, addr)
+		if fmt.Sprint(targets, account, err) != fmt.Sprint(wantTargets, wantAccount, wantErr) {
+			t.Errorf("Resolve(%q) = %q, %v, %v; want %q, %v, %v", addr, targets, account, err, wantTargets, wantAccount, wantErr)
+		}
+	}
 }
