@@ -2,6 +2,8 @@ package accounts
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +30,18 @@ type AdminStore interface {
 	// VerifyAdmin reports whether password is the password of the admin name. As Verify, an
 	// unknown name and a wrong password both give (false, nil) in about the same time.
 	VerifyAdmin(ctx context.Context, name, password string) (bool, error)
+
+	// AdminStamp returns a value that changes whenever the password of name changes, and ""
+	// when there is no such admin: a web session keeps the stamp of its login and ends when
+	// the stamp differs (the password was changed, or the admin deleted).
+	AdminStamp(ctx context.Context, name string) (string, error)
+}
+
+// AdminStampOf is the stamp of a stored password hash: a digest of it, so that the hash
+// itself stays in the store.
+func AdminStampOf(encoded string) string {
+	sum := sha256.Sum256([]byte(encoded))
+	return hex.EncodeToString(sum[:12])
 }
 
 // ErrBadAdmin is wrapped, with the reason, by NormalizeAdmin.

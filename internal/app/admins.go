@@ -28,7 +28,8 @@ func AdminAdd(ctx context.Context, cfg config.Config, name, password string, w i
 	})
 }
 
-// AdminPasswd changes an admin's password; sessions of that admin end at their expiry.
+// AdminPasswd changes an admin's password; the web sessions of that admin end at their next
+// request.
 func AdminPasswd(ctx context.Context, cfg config.Config, name, password string, w io.Writer) error {
 	return withAdmins(cfg, name, false, func(s accounts.Store) error {
 		if err := s.SetAdminPassword(ctx, name, password); err != nil {

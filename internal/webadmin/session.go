@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +27,7 @@ const maxSessions = 1000
 // session is a logged-in admin.
 type session struct {
 	admin   string
+	stamp   string // the admin's accounts.AdminStamp at login: the session ends when it changes
 	csrf    string // the token every form of the session carries
 	expires time.Time
 	flash   []string // what the last action did, shown once by the next page
@@ -50,8 +50,8 @@ func newSessions(now func() time.Time, timeout time.Duration) *sessions {
 // session must be.
 func token() string { return rand.Text() + rand.Text() }
 
-// start makes a session for admin and returns its token.
-func (ss *sessions) start(admin string) string {
+// start makes a session for admin, whose password has the stamp, and returns its token.
+func (ss *sessions) start(admin, stamp string) string {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	now := ss.now()
@@ -68,7 +68,7 @@ func (ss *sessions) start(admin string) string {
 		delete(ss.m, oldest)
 	}
 	t := token()
-	ss.m[t] = &session{admin: admin, csrf: token(), expires: now.Add(ss.timeout)}
+	ss.m[t] = &session{admin: admin, stamp: stamp, csrf: token(), expires: now.Add(ss.timeout)}
 	return t
 }
 
@@ -151,7 +151,7 @@ func (h *Handler) authed(next authedFunc) http.HandlerFunc {
 			tok = c.Value
 		}
 		s, ok := h.sessions.get(tok)
-		if ok && !h.stillAdmin(r, s.admin) {
+		if ok && !h.stillAdmin(r, s) {
 			h.sessions.end(tok)
 			ok = false
 		}
@@ -174,15 +174,17 @@ func (h *Handler) authed(next authedFunc) http.HandlerFunc {
 	}
 }
 
-// stillAdmin reports whether admin is still an admin. When the store cannot say, the session
-// goes on: the store being down is no reason to lock the admins out of the queue.
-func (h *Handler) stillAdmin(r *http.Request, admin string) bool {
-	names, err := h.opts.Admins.Admins(r.Context())
+// stillAdmin reports whether the admin of s is still an admin with the password it logged in
+// with: deleting an admin (tern admin del) or changing its password ends its sessions. When the
+// store cannot say, the session goes on: the store being down is no reason to lock the admins
+// out of the queue.
+func (h *Handler) stillAdmin(r *http.Request, s session) bool {
+	stamp, err := h.opts.Admins.AdminStamp(r.Context(), s.admin)
 	if err != nil {
-		h.log.Warn("webadmin: listing the admins", "err", err)
+		h.log.Warn("webadmin: checking the admin of a session", "admin", s.admin, "err", err)
 		return true
 	}
-	return slices.Contains(names, admin)
+	return stamp != "" && stamp == s.stamp
 }
 
 // maxForm bounds a form's size: the largest is a list of queue ids.
@@ -250,7 +252,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.showLogin(w, http.StatusUnauthorized, "Wrong name or password.")
 		return
 	}
-	tok := h.sessions.start(name)
+	stamp, err := h.opts.Admins.AdminStamp(r.Context(), name)
+	if err != nil || stamp == "" { // deleted, or the store failed, since VerifyAdmin
+		h.log.Warn("webadmin: login refused: the admin's stamp", "admin", name, "err", err)
+		h.showLogin(w, http.StatusServiceUnavailable, "The account store did not answer: try again.")
+		return
+	}
+	tok := h.sessions.start(name, stamp)
 	h.log.Info("webadmin: login", "remote", ip, "admin", name)
 	http.SetCookie(w, h.cookie(sessionCookie, tok, int(h.opts.SessionTimeout/time.Second)))
 	http.SetCookie(w, h.cookie(loginCookie, "", -1))

@@ -43,9 +43,9 @@ var staticFS embed.FS
 // Admins checks admin logins (accounts.AdminStore).
 type Admins interface {
 	VerifyAdmin(ctx context.Context, name, password string) (bool, error)
-	// Admins lists the admins: a session whose admin was deleted (tern admin del) ends at its
-	// next request.
-	Admins(ctx context.Context) ([]string, error)
+	// AdminStamp changes when the admin's password changes, and is "" once it is deleted: a
+	// session whose stamp differs ends at its next request.
+	AdminStamp(ctx context.Context, name string) (string, error)
 }
 
 // Options configure a Handler.

@@ -27,18 +27,22 @@ import (
 	"github.com/tern-mail/tern/internal/testutil"
 )
 
-// fakeAdmins knows one admin, alice, with the password "right", until gone is set.
-type fakeAdmins struct{ gone *atomic.Bool }
+// fakeAdmins knows one admin, alice, with the password "right", until gone is set; its stamp
+// changes with changed, as when its password is changed.
+type fakeAdmins struct{ gone, changed *atomic.Bool }
 
 func (a fakeAdmins) VerifyAdmin(_ context.Context, name, pw string) (bool, error) {
 	return !a.gone.Load() && strings.EqualFold(name, "alice") && pw == "right", nil
 }
 
-func (a fakeAdmins) Admins(context.Context) ([]string, error) {
-	if a.gone.Load() {
-		return []string{}, nil
+func (a fakeAdmins) AdminStamp(_ context.Context, name string) (string, error) {
+	switch {
+	case a.gone.Load() || !strings.EqualFold(name, "alice"):
+		return "", nil
+	case a.changed.Load():
+		return "stamp2", nil
 	}
-	return []string{"alice"}, nil
+	return "stamp1", nil
 }
 
 // stuck fails every delivery for now, so that messages stay queued.
@@ -71,8 +75,8 @@ type fixture struct {
 	clock *clock
 	accts *fakeAccounts
 	act   *Activity
-	// aliceGone deletes alice.
-	aliceGone atomic.Bool
+	// aliceGone deletes alice; aliceChanged changes her password.
+	aliceGone, aliceChanged atomic.Bool
 }
 
 func newFixture(t testing.TB, secure bool) *fixture {
@@ -91,7 +95,7 @@ func newFixture(t testing.TB, secure bool) *fixture {
 	f.act = NewActivity(f.clock.now)
 	log := slog.New(f.act.Handler(slog.NewTextHandler(f.logs, nil)))
 	h, err := New(Options{
-		Admins:   fakeAdmins{gone: &f.aliceGone},
+		Admins:   fakeAdmins{gone: &f.aliceGone, changed: &f.aliceChanged},
 		Queue:    q,
 		Accounts: f.accts,
 		Status:   func() Status { return Status{Sessions: 7} },
@@ -262,14 +266,23 @@ func TestLogin(t *testing.T) {
 	if r := b.do("GET", "/", nil); r.code != http.StatusSeeOther {
 		t.Errorf("GET / after the session timeout: %d, want 303", r.code)
 	}
-	// A deleted admin's session ends at its next request.
+	// A deleted admin's sessions end at their next request.
 	b = f.loggedIn()
 	f.aliceGone.Store(true)
 	if r := b.do("GET", "/", nil); r.code != http.StatusSeeOther {
 		t.Errorf("GET / after the admin was deleted: %d, want 303", r.code)
 	}
 	f.aliceGone.Store(false)
+	// So does every session of an admin whose password was changed (tern admin passwd).
 	b = f.loggedIn()
+	f.aliceChanged.Store(true)
+	if r := b.do("GET", "/", nil); r.code != http.StatusSeeOther {
+		t.Errorf("GET / after the password was changed: %d, want 303", r.code)
+	}
+	b = f.loggedIn() // a login with the new password lives on
+	if r := b.do("GET", "/", nil); r.code != http.StatusOK {
+		t.Errorf("GET / after logging in again: %d, want 200", r.code)
+	}
 	if r := b.post("/", "/logout", url.Values{}); r.code != http.StatusSeeOther || r.location != "/login" {
 		t.Errorf("logout: %d %q", r.code, r.location)
 	}

@@ -97,3 +97,22 @@ func (s *Store) VerifyAdmin(ctx context.Context, name, password string) (bool, e
 	}
 	return ok, nil
 }
+
+// AdminStamp implements accounts.AdminStore.
+func (s *Store) AdminStamp(ctx context.Context, name string) (string, error) {
+	name, err := accounts.NormalizeAdmin(name)
+	if err != nil {
+		return "", nil // a malformed name is no admin
+	}
+	qctx, cancel := bound(ctx)
+	defer cancel()
+	var encoded string
+	err = s.pool.QueryRow(qctx, `SELECT password FROM admins WHERE name = $1`, name).Scan(&encoded)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("postgres: admin %s: %w", name, err)
+	}
+	return accounts.AdminStampOf(encoded), nil
+}

@@ -91,3 +91,20 @@ func (s *Store) VerifyAdmin(ctx context.Context, name, password string) (bool, e
 	}
 	return ok, nil
 }
+
+// AdminStamp implements accounts.AdminStore.
+func (s *Store) AdminStamp(ctx context.Context, name string) (string, error) {
+	name, err := accounts.NormalizeAdmin(name)
+	if err != nil {
+		return "", nil // a malformed name is no admin
+	}
+	var encoded string
+	err = s.db.QueryRowContext(ctx, `SELECT password FROM admins WHERE name = ?`, name).Scan(&encoded)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("sqlite: admin %s: %w", name, err)
+	}
+	return accounts.AdminStampOf(encoded), nil
+}

@@ -60,12 +60,34 @@ func testAdmins(t *testing.T, newStore New) {
 	wantVerify(s, "alice@example.test", "mailpw", false)
 	WantList(t, s, "alice@example.test")
 
+	stamp := func(s accounts.Store, name string) string {
+		t.Helper()
+		st, err := s.AdminStamp(ctx, name)
+		must(t, err)
+		return st
+	}
+	before, bobs := stamp(s, "alice"), stamp(s, "bob")
+	if before == "" || before != stamp(s, "ALICE") || before == bobs {
+		t.Errorf("AdminStamp: alice %q (ALICE %q), bob %q: want one non-empty stamp each", before, stamp(s, "ALICE"), bobs)
+	}
+	for _, name := range []string{"carol", "not a name"} {
+		if st := stamp(s, name); st != "" {
+			t.Errorf("AdminStamp(%q) = %q, want \"\" for no admin", name, st)
+		}
+	}
+
 	other := another()
 	must(t, s.SetAdminPassword(ctx, "alice", "pw2"))
 	wantVerify(other, "alice", "pw", false)
 	wantVerify(other, "alice", "pw2", true)
+	if after := stamp(other, "alice"); after == "" || after == before {
+		t.Errorf("AdminStamp after a new password = %q, was %q: want a new one", after, before)
+	}
 	must(t, other.DeleteAdmin(ctx, "BOB"))
 	wantAdmins(s, "alice")
+	if st := stamp(s, "bob"); st != "" {
+		t.Errorf("AdminStamp of a deleted admin = %q, want \"\"", st)
+	}
 }
 
 // testDisabled checks disabled accounts: no login by password or secret, mail still received,
