@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
@@ -118,8 +119,7 @@ type session struct {
 // watch ends the wait for the milter when ctx ends (the session's: a shutdown out of time);
 // the call then fails and gets the default.
 func (s *session) watch(ctx context.Context) (stop func() bool) {
-	g := s.guard
-	return context.AfterFunc(ctx, func() { _ = g.Conn.SetDeadline(time.Now()) }) // the call in progress reports it
+	return context.AfterFunc(ctx, s.guard.stop) // the call in progress reports it
 }
 
 // fail records a failure of the milter and returns the default verdict.
@@ -489,6 +489,39 @@ type guardConn struct {
 	eomTimeout time.Duration
 	eom        bool // waiting for the final reply of a message
 	frame      framer
+
+	// stopped is set when the session's context ended: from then on every deadline is now, so
+	// that a deadline go-milter sets after the stop (each read sets its own) cannot undo it.
+	mu      sync.Mutex
+	stopped bool
+}
+
+// stop ends the wait in progress and every later one.
+func (g *guardConn) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+	_ = g.Conn.SetDeadline(time.Now()) // the call in progress fails with a timeout
+}
+
+// deadline is t, or now once stopped; g.mu is held.
+func (g *guardConn) deadline(t time.Time) time.Time {
+	if g.stopped {
+		return time.Now()
+	}
+	return t
+}
+
+func (g *guardConn) SetDeadline(t time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.Conn.SetDeadline(g.deadline(t))
+}
+
+func (g *guardConn) SetWriteDeadline(t time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.Conn.SetWriteDeadline(g.deadline(t))
 }
 
 // The guard's bounds: a packet carries at most a body chunk of the largest size the protocol
@@ -510,7 +543,9 @@ func (g *guardConn) SetReadDeadline(t time.Time) error {
 	if !t.IsZero() && g.eom {
 		t = time.Now().Add(g.eomTimeout)
 	}
-	return g.Conn.SetReadDeadline(t)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.Conn.SetReadDeadline(g.deadline(t))
 }
 
 func (g *guardConn) Read(p []byte) (int, error) {

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -449,6 +451,13 @@ func FuzzFramer(f *testing.F) {
 // A session that ends (a shutdown out of time) stops waiting for a slow milter: the call gets
 // the default at once, whatever the end-of-message timeout.
 func TestMilterSessionEnds(t *testing.T) {
+	// The session's context ends while the message is under way, or before it starts.
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before=%v", before), func(t *testing.T) { testMilterSessionEnds(t, before) })
+	}
+}
+
+func testMilterSessionEnds(t *testing.T, before bool) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	addr, _ := startMilter(t, func(r *recorder) {
@@ -469,6 +478,9 @@ func TestMilterSessionEnds(t *testing.T) {
 		}
 	}
 	h, body, _ := filter.ReadHeader(bufio.NewReader(strings.NewReader(testMessage)))
+	if before {
+		cancel()
+	}
 	got := make(chan filter.Verdict)
 	go func() { got <- fs.Message(ctx, st, h, body) }()
 	cancel()
@@ -506,5 +518,28 @@ func TestMilterAbortThenMail(t *testing.T) {
 	// The milter's own goroutine records the abort; the second MAIL proves it was taken.
 	if got := strings.Join(seen(), "|"); !strings.Contains(got, "abort|mail <a@example.org>") {
 		t.Errorf("milter saw %q", got)
+	}
+}
+
+// Once stopped, the guard keeps every deadline at now: go-milter's own deadline for its next
+// read (the end-of-message wait, an hour here) cannot undo the stop. (CI once hung in
+// TestMilterSessionEnds: the session's context ended, then End set its hour-long deadline.)
+func TestGuardStopSticks(t *testing.T) {
+	c, peer := net.Pipe()
+	defer func() { _ = peer.Close() }()
+	g := &guardConn{Conn: c, eomTimeout: time.Hour}
+	g.stop()
+	g.eom = true
+	if err := g.SetReadDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetWriteDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after the stop: %v, want a deadline error", err)
+	}
+	if _, err := g.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write after the stop: %v, want a deadline error", err)
 	}
 }
