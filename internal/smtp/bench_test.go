@@ -116,3 +116,39 @@ func BenchmarkTextCheckerFaulty(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDotWriter sends a 1 MB message through the dot-stuffing writer in 32 KiB writes, as
+// delivery copies a queued message to a server.
+func BenchmarkDotWriter(b *testing.B) {
+	input := message(1 << 20)
+	b.SetBytes(int64(len(input)))
+	b.ReportAllocs()
+	for b.Loop() {
+		w := smtp.NewDotWriter(io.Discard, false)
+		for p := input; len(p) > 0; {
+			n := min(len(p), 32<<10)
+			if _, err := w.Write(p[:n]); err != nil {
+				b.Fatal(err)
+			}
+			p = p[n:]
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDotWriterBareCR normalizes 1 MB of bare CRs without an LF: linear whatever it holds.
+func BenchmarkDotWriterBareCR(b *testing.B) {
+	input := bytes.Repeat([]byte("a\r"), 1<<19)
+	b.SetBytes(int64(len(input)))
+	for b.Loop() {
+		w := smtp.NewDotWriter(io.Discard, true)
+		if _, err := w.Write(input); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -63,7 +63,9 @@ func (d *DotWriter) Write(p []byte) (int, error) {
 	if d.closed {
 		return 0, ErrWriteAfterClose
 	}
-	i := 0
+	// nextLF is where the next LF at or after i is (len(p) when none), found once and kept until
+	// passed: the CR search stops there, so the work stays linear however many CRs a line holds.
+	i, nextLF := 0, -1
 	for i < len(p) {
 		if d.cr {
 			d.cr = false
@@ -87,7 +89,17 @@ func (d *DotWriter) Write(p []byte) (int, error) {
 				return i, d.err
 			}
 		}
-		j := bytes.IndexAny(p[i:], "\r\n")
+		if nextLF < i {
+			nextLF = len(p)
+			if k := bytes.IndexByte(p[i:], '\n'); k >= 0 {
+				nextLF = i + k
+			}
+		}
+		// The first CR or LF, by IndexByte (vectorized) rather than IndexAny's octet loop.
+		j := bytes.IndexByte(p[i:nextLF], '\r')
+		if j < 0 && nextLF < len(p) {
+			j = nextLF - i
+		}
 		if j < 0 {
 			if !d.emit(p[i:]) {
 				return i, d.err
