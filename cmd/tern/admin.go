@@ -59,19 +59,10 @@ func newAdminSetCmd(std stdio, add bool) *cobra.Command {
 	c.register(fs)
 	c.registerAccounts(fs)
 	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cfg, err := c.load()
-		if err != nil {
-			return err
-		}
-		pw, err := readPassword(std.in, std.err, pwStdin)
-		if err != nil {
-			return err
-		}
-		if add {
-			return app.AdminAdd(context.Background(), cfg, args[0], pw, std.out)
-		}
-		return app.AdminPasswd(context.Background(), cfg, args[0], pw, std.out)
+	set := app.AdminPasswd
+	if add {
+		set = app.AdminAdd
 	}
+	cmd.RunE = setPassword(std, &c, &pwStdin, set)
 	return cmd
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tern-mail/tern/internal/config"
 
 	"github.com/tern-mail/tern/internal/tools/secretin"
 )
@@ -21,4 +26,21 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, er
 		return "", errors.New("the passwords do not match")
 	}
 	return pw, err
+}
+
+// setPassword is the RunE of a command that sets the password of its one argument (tern user
+// add/passwd, tern admin add/passwd): it loads the configuration, reads the password as
+// --password-stdin says, and hands both to set.
+func setPassword(std stdio, c *common, fromStdin *bool, set func(ctx context.Context, cfg config.Config, name, password string, w io.Writer) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		cfg, err := c.load()
+		if err != nil {
+			return err
+		}
+		pw, err := readPassword(std.in, std.err, *fromStdin)
+		if err != nil {
+			return err
+		}
+		return set(context.Background(), cfg, args[0], pw, std.out)
+	}
 }

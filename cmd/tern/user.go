@@ -74,20 +74,11 @@ func newUserSetCmd(std stdio, add bool) *cobra.Command {
 	c.registerDomains(fs)
 	c.registerMechs(fs)
 	fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cfg, err := c.load()
-		if err != nil {
-			return err
-		}
-		pw, err := readPassword(std.in, std.err, pwStdin)
-		if err != nil {
-			return err
-		}
-		if add {
-			return app.UserAdd(context.Background(), cfg, args[0], pw, std.out)
-		}
-		return app.UserPasswd(context.Background(), cfg, args[0], pw, std.out)
+	set := app.UserPasswd
+	if add {
+		set = app.UserAdd
 	}
+	cmd.RunE = setPassword(std, &c, &pwStdin, set)
 	return cmd
 }
 

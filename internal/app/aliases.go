@@ -149,7 +149,7 @@ func (s aliasSpool) NewMessage() (smtpserver.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return aliasMessage{Message: m, aliases: s.aliases}, nil // expanded at commit, by the settings then
+	return aliasMessage{Message: m, aliases: s.aliases}, nil // expanded at commit: RCPT's expansions when kept (expandRcpts)
 }
 
 type aliasMessage struct {
