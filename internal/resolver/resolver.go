@@ -22,6 +22,11 @@ type Options struct {
 	// asked, is remembered (default 15 minutes; RFC 2308 §5 suggests one to three hours at
 	// most, and a record that has just been published should not stay unseen for that long).
 	MaxNegativeTTL time.Duration
+	// FailureTTL is how long a lookup that got no final word (SERVFAIL, a refusal, no answer
+	// in time) is remembered as failing before the servers are asked again (default 5 seconds,
+	// as unbound keeps a SERVFAIL; RFC 2308 §7 allows up to 5 minutes). Without it every
+	// message would ask a dead or failing resolver again, each paying its refusal or timeout.
+	FailureTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -32,8 +37,18 @@ type Resolver struct {
 	c    *Client
 	opts Options
 
-	mu    sync.Mutex
-	cache map[cacheKey]cacheEntry
+	mu       sync.Mutex
+	cache    map[cacheKey]cacheEntry
+	inflight map[cacheKey]*flight
+}
+
+// flight is a lookup under way, which concurrent lookups of the same name and type wait for
+// instead of asking the servers again.
+type flight struct {
+	done   chan struct{}
+	a      Answer
+	err    error
+	shared bool // a and err hold for the waiters too (false: the asker's own context ended)
 }
 
 type cacheKey struct {
@@ -43,6 +58,7 @@ type cacheKey struct {
 
 type cacheEntry struct {
 	a       Answer
+	err     error // a remembered failure (see Options.FailureTTL)
 	expires time.Time
 }
 
@@ -111,40 +127,81 @@ func New(c *Client, opts Options) *Resolver {
 	if opts.MaxNegativeTTL <= 0 {
 		opts.MaxNegativeTTL = 15 * time.Minute
 	}
+	if opts.FailureTTL <= 0 {
+		opts.FailureTTL = 5 * time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Resolver{c: c, opts: opts, cache: map[cacheKey]cacheEntry{}}
+	return &Resolver{c: c, opts: opts, cache: map[cacheKey]cacheEntry{}, inflight: map[cacheKey]*flight{}}
 }
 
 // Lookup asks for name's records of type qtype, from the cache while they are fresh. A name
 // that does not exist, or has no such records, is an Answer (see Void), not an error; the
-// error is an *Error, and is never cached.
+// error is an *Error, remembered for Options.FailureTTL unless it was ctx that ended the
+// lookup. Concurrent lookups of one name and type share one query.
 func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answer, error) {
 	k := cacheKey{strings.ToLower(dns.Fqdn(name)), qtype}
-	now := r.opts.Now()
-	r.mu.Lock()
-	e, ok := r.cache[k]
-	r.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.a, nil
-	}
-	resp, err := r.c.Exchange(ctx, k.name, qtype)
-	if err != nil {
-		return Answer{}, &Error{k.name, qtype, err}
-	}
-	a := Answer{NXDomain: resp.Rcode == dns.RcodeNameError, Secure: resp.AuthenticatedData}
-	if !a.NXDomain {
-		for _, rr := range resp.Answer {
-			if rr.Header().Rrtype == qtype {
-				a.RRs = append(a.RRs, rr)
+	for {
+		now := r.opts.Now()
+		r.mu.Lock()
+		if e, ok := r.cache[k]; ok && now.Before(e.expires) {
+			r.mu.Unlock()
+			return e.a, e.err
+		}
+		f, ok := r.inflight[k]
+		if !ok {
+			f = &flight{done: make(chan struct{})}
+			r.inflight[k] = f
+			r.mu.Unlock()
+			r.ask(ctx, k, f)
+			return f.a, f.err
+		}
+		r.mu.Unlock()
+		select {
+		case <-f.done:
+			if f.shared {
+				return f.a, f.err
 			}
+			// The asker gave up (its context ended): ask for ourselves.
+		case <-ctx.Done():
+			return Answer{}, &Error{k.name, qtype, ctx.Err()}
 		}
 	}
-	if ttl := r.ttl(resp, a); ttl > 0 {
-		r.store(k, cacheEntry{a, now.Add(ttl)}, now)
+}
+
+// ask queries the servers for k, caches what may be cached, and ends f.
+func (r *Resolver) ask(ctx context.Context, k cacheKey, f *flight) {
+	now := r.opts.Now()
+	e := cacheEntry{}
+	ttl := time.Duration(0)
+	resp, err := r.c.Exchange(ctx, k.name, k.qtype)
+	switch {
+	case err != nil:
+		e.err = &Error{k.name, k.qtype, err}
+		if ctx.Err() == nil {
+			ttl = r.opts.FailureTTL
+		}
+	default:
+		e.a = Answer{NXDomain: resp.Rcode == dns.RcodeNameError, Secure: resp.AuthenticatedData}
+		if !e.a.NXDomain {
+			for _, rr := range resp.Answer {
+				if rr.Header().Rrtype == k.qtype {
+					e.a.RRs = append(e.a.RRs, rr)
+				}
+			}
+		}
+		ttl = r.ttl(resp, e.a)
 	}
-	return a, nil
+	f.a, f.err, f.shared = e.a, e.err, err == nil || ctx.Err() == nil
+	if ttl > 0 {
+		e.expires = now.Add(ttl)
+		r.store(k, e, now)
+	}
+	r.mu.Lock()
+	delete(r.inflight, k)
+	r.mu.Unlock()
+	close(f.done)
 }
 
 // ttl is how long an answer may be kept: the least TTL of its records (the CNAMEs that led to

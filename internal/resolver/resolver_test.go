@@ -83,8 +83,8 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// TestCacheTTL: an answer is asked once while its TTL lasts and again after; failures are
-// not cached; a negative answer without a SOA is not cached either (RFC 2308 §5).
+// TestCacheTTL: an answer is asked once while its TTL lasts and again after; a failure is
+// asked once while FailureTTL lasts; a negative answer without a SOA is not cached (RFC 2308 §5).
 func TestCacheTTL(t *testing.T) {
 	t.Parallel()
 	z := testutil.StartDNS(t, "a.test. 60 A 192.0.2.1", "fail.test. A 192.0.2.2")
@@ -111,8 +111,78 @@ func TestCacheTTL(t *testing.T) {
 	look("fail.test")
 	look("none.test")
 	look("none.test")
-	if n, m := z.Count("fail.test", dns.TypeA), z.Count("none.test", dns.TypeA); n != 2 || m != 2 {
-		t.Errorf("SERVFAIL asked %d times, NXDOMAIN without SOA %d times; want 2 and 2", n, m)
+	if n, m := z.Count("fail.test", dns.TypeA), z.Count("none.test", dns.TypeA); n != 1 || m != 2 {
+		t.Errorf("SERVFAIL asked %d times, NXDOMAIN without SOA %d times; want 1 and 2", n, m)
+	}
+}
+
+// TestFailureCache: SERVFAIL and a server that does not answer are remembered for FailureTTL
+// (the same error again, no query), then asked again; a lookup ended by its own context is
+// not remembered.
+func TestFailureCache(t *testing.T) {
+	t.Parallel()
+	z := testutil.StartDNS(t, "fail.test. A 192.0.2.2", "slow.test. A 192.0.2.3")
+	z.Fail("fail.test", dns.RcodeServerFailure)
+	z.Drop("slow.test")
+	r, clk := newTest(t, z, Options{FailureTTL: 10 * time.Second})
+	ctx := context.Background()
+	for _, name := range []string{"fail.test", "slow.test"} {
+		_, err1 := r.Lookup(ctx, name, dns.TypeA)
+		clk.Add(9 * time.Second)
+		_, err2 := r.Lookup(ctx, name, dns.TypeA)
+		var de *Error
+		if !errors.As(err2, &de) || err2.Error() != err1.Error() {
+			t.Errorf("%s within FailureTTL: %v, want the first error %v", name, err2, err1)
+		}
+		if n := z.Count(name, dns.TypeA); n != 1 {
+			t.Errorf("%s within FailureTTL: %d queries, want 1", name, n)
+		}
+		clk.Add(time.Second)
+		if _, err := r.Lookup(ctx, name, dns.TypeA); err == nil {
+			t.Errorf("%s after FailureTTL: no error", name)
+		}
+		if n := z.Count(name, dns.TypeA); n != 2 {
+			t.Errorf("%s after FailureTTL: %d queries, want 2", name, n)
+		}
+	}
+
+	z.Drop("gone.test")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.Lookup(cctx, "gone.test", dns.TypeA); err == nil {
+		t.Fatal("a cancelled lookup succeeded")
+	}
+	if r.Len() != 2 {
+		t.Errorf("after a cancelled lookup the cache holds %d entries, want 2 (its failure not kept)", r.Len())
+	}
+}
+
+// TestSharedQuery: lookups of one name and type at the same time share one query, and each
+// gets the answer.
+func TestSharedQuery(t *testing.T) {
+	t.Parallel()
+	z := testutil.StartDNS(t, "a.test. 60 A 192.0.2.1")
+	r, _ := newTest(t, z, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			a, err := r.Lookup(context.Background(), "a.test", dns.TypeA)
+			if err == nil && len(a.RRs) != 1 {
+				err = errors.New("no record")
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := z.Count("a.test", dns.TypeA); n != 1 {
+		t.Errorf("20 concurrent lookups: %d queries, want 1", n)
 	}
 }
 
