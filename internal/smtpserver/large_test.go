@@ -84,7 +84,10 @@ func TestLargeMessageBoundedMemory(t *testing.T) {
 	send(1000)
 	small, large := send(12<<20/78), send(24<<20/78)
 	t.Logf("allocated: %d octets for 12 MiB, %d for 24 MiB", small, large)
-	const bound = 1 << 20 // a few buffers; a message held whole would be 12 or 24 MiB
+	// A few buffers, with room for what -race's pools drop and the test's own client allocates
+	// (1.0-1.1 MB was seen now and then against a bound of 1 MiB); a message held whole would be
+	// 12 or 24 MiB.
+	const bound = 4 << 20
 	if small > bound || large > bound {
 		t.Errorf("a message allocated %d and %d octets, want at most %d whatever the size", small, large, bound)
 	}
