@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/tern-mail/tern/internal/testutil"
 )
@@ -219,12 +220,16 @@ func (s errSource) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.MultiReader(strings.NewReader("A: b\r\n\r\n\xe9"), iotest.ErrReader(s.err))), nil
 }
 
-// TestOpenClosedEarly: a reader closed before the end stops the goroutine that writes it.
+// TestOpenClosedEarly: a reader closed before the end stops the goroutine that writes it,
+// which then closes its source.
 func TestOpenClosedEarly(t *testing.T) {
-	m, err := New(eightBitSource(4 << 20))
+	closed := make(chan struct{}, 3)
+	m, err := New(closeSource{eightBitSource(4 << 20), closed})
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-closed // New's two readings
+	<-closed
 	rc, err := m.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +240,32 @@ func TestOpenClosedEarly(t *testing.T) {
 	if err := rc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The writer's next write fails with io.ErrClosedPipe and it returns; the race detector
-	// and the goroutine leak check of the package (none here) are what would see it stay.
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer of a closed reader still reads its source")
+	}
+}
+
+// closeSource says on closed when a reader of src is closed.
+type closeSource struct {
+	src    Source
+	closed chan struct{}
+}
+
+func (s closeSource) Open() (io.ReadCloser, error) {
+	rc, err := s.src.Open()
+	return closeNotifier{rc, s.closed}, err
+}
+
+type closeNotifier struct {
+	io.ReadCloser
+	closed chan struct{}
+}
+
+func (c closeNotifier) Close() error {
+	c.closed <- struct{}{}
+	return c.ReadCloser.Close()
 }
 
 // eightBitSource is a text message of about that many octets, 8-bit on every line.
