@@ -27,6 +27,7 @@ package sevenbit
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -56,6 +57,12 @@ const (
 
 // Has8Bit reports whether b has an octet above 127.
 func Has8Bit(b []byte) bool {
+	for len(b) >= 8 { // eight octets at a time: every message goes through here two or three times
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return true
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return true

@@ -482,15 +482,17 @@ func (c *conv) encode(enc io.WriteCloser) error {
 // lines76 cuts base64 text in lines of 76 characters (RFC 2045 §6.8), with no line end
 // after the last.
 type lines76 struct {
-	w   io.Writer
-	col int
+	w    io.Writer
+	col  int
+	crlf [2]byte // written from here: a string would be copied to the heap at each line
 }
 
 func (l *lines76) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		if l.col == 76 {
-			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
+			l.crlf = [2]byte{'\r', '\n'}
+			if _, err := l.w.Write(l.crlf[:]); err != nil {
 				return 0, err
 			}
 			l.col = 0
