@@ -15,8 +15,9 @@
 // MIME entity. Whether a part is left as it was depends on whether its body has an 8-bit octet,
 // which a stream only learns at the part's end; so [New] reads the message once to note that
 // bit for every entity (the plan), and once more to check that the conversion succeeds and
-// count its size. Each [Message.Open] then converts afresh from the source. The message must
-// read the same each time (a queued message does).
+// count its size. Each [Message.Open] then converts afresh from the source, but for a message
+// of at most 64 KiB, which that second reading keeps converted in memory. The message must read
+// the same each time (a queued message does).
 //
 // Limits of the stream that the message as a whole never hit: more than 1,048,576 MIME entities
 // (ErrStructure), and a Content-Type or Content-Transfer-Encoding field of more than 64 KiB, or a
@@ -53,6 +54,7 @@ const (
 	readSize    = 64 << 10
 	maxField    = 64 << 10 // a Content-Type or Content-Transfer-Encoding field kept to be read
 	writeSize   = 32 << 10 // Open's buffer in front of its pipe
+	maxCached   = 256 << 10
 )
 
 // Has8Bit reports whether b has an octet above 127.
@@ -80,22 +82,34 @@ type Source interface {
 // Message is the 7-bit form of a Source, converted afresh at each reading. It is a
 // delivery.Body.
 type Message struct {
-	src  Source
-	plan plan
-	size int64
+	src    Source
+	plan   plan
+	size   int64
+	cached []byte // the converted message, when it is small
 }
 
-// New checks that src can be converted and returns its 7-bit form; it reads src twice.
+// New checks that src can be converted and returns its 7-bit form; it reads src twice. A
+// source with a Size method of at most maxCached/4 octets is kept converted in memory (at most
+// three times as large), so that reading it again costs no conversion.
 func New(src Source) (*Message, error) {
 	m := &Message{src: src}
 	if err := m.run(nil); err != nil {
 		return nil, err
 	}
-	n, err := m.WriteTo(io.Discard)
+	var w io.Writer = io.Discard
+	var cache *bytes.Buffer
+	if s, ok := src.(interface{ Size() int64 }); ok && s.Size() <= maxCached/4 {
+		cache = new(bytes.Buffer)
+		w = cache
+	}
+	n, err := m.WriteTo(w)
 	if err != nil {
 		return nil, err
 	}
 	m.size = n
+	if cache != nil {
+		m.cached = cache.Bytes()
+	}
 	return m, nil
 }
 
@@ -104,6 +118,10 @@ func (m *Message) Size() int64 { return m.size }
 
 // WriteTo writes the converted message to w.
 func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	if m.cached != nil {
+		n, err := w.Write(m.cached)
+		return int64(n), err
+	}
 	out := &output{w: w}
 	err := m.run(out)
 	return out.n, err
@@ -112,6 +130,9 @@ func (m *Message) WriteTo(w io.Writer) (int64, error) {
 // Open returns a reader of the converted message, which a goroutine writes until the reader
 // has it all or is closed.
 func (m *Message) Open() (io.ReadCloser, error) {
+	if m.cached != nil {
+		return io.NopCloser(bytes.NewReader(m.cached)), nil
+	}
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, writeSize)
@@ -159,6 +180,7 @@ func Convert(msg []byte) ([]byte, error) {
 type bytesSource []byte
 
 func (b bytesSource) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b bytesSource) Size() int64                  { return int64(len(b)) }
 
 // plan says, for each MIME entity in the order their headers start, whether its body has an
 // 8-bit octet (and so is converted). The entities inside one without are dropped from it as

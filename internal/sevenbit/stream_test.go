@@ -125,7 +125,8 @@ Content-Type: multipart/mixed; boundary=deep
 
 // TestStreamMatchesReference converts each case, with LF and with CRLF, and through readers
 // that return one octet at a time, and wants what the in-memory converter tern had before
-// gives: the same octets or the same error.
+// gives: the same octets or the same error. Convert keeps a small message converted in memory
+// (its source has a size); the one-octet source, without a size, is converted at each Open.
 func TestStreamMatchesReference(t *testing.T) {
 	for _, tc := range streamCases {
 		for _, nl := range []string{"LF", "CRLF"} {
@@ -143,6 +144,9 @@ func TestStreamMatchesReference(t *testing.T) {
 					return
 				}
 				m, err := New(oneByteSource(in))
+				if err == nil && m.cached != nil {
+					t.Fatal("a source without a size kept in memory")
+				}
 				if err != nil {
 					if !sameResult(nil, err, want, wantErr) {
 						t.Fatalf("one octet at a time: %v, reference: %v", err, wantErr)
@@ -392,6 +396,29 @@ func TestHas8Bit(t *testing.T) {
 				t.Errorf("0x80 at %d of %d: not 8-bit", i, n)
 			}
 			b[i] = 0x7f
+		}
+	}
+}
+
+// TestCached: a message of at most 64 KiB is converted once and kept; a larger one is not.
+func TestCached(t *testing.T) {
+	for _, tc := range []struct {
+		size   int
+		cached bool
+	}{{100, true}, {maxCached / 4, true}, {maxCached/4 + 1, false}} {
+		in := "Content-Type: text/plain\r\n\r\n" + strings.Repeat("\xe9", tc.size-28)
+		m, err := New(bytesSource(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.cached != nil; got != tc.cached {
+			t.Errorf("%d octets: kept in memory %v, want %v", tc.size, got, tc.cached)
+		}
+		want, _ := referenceConvert([]byte(in))
+		rc, _ := m.Open()
+		got, err := io.ReadAll(rc)
+		if err != nil || !bytes.Equal(got, want) || m.Size() != int64(len(want)) {
+			t.Errorf("%d octets: Open gives %d octets (%v), Size %d, want %d", tc.size, len(got), err, m.Size(), len(want))
 		}
 	}
 }
