@@ -222,53 +222,66 @@ func value(raw []byte) string {
 // entity reads (and writes) one message or MIME part, whose content type is defaultType when
 // it has no Content-Type field, up to its end.
 func (c *conv) entity(defaultType string, depth int) error {
-	var idx int
 	if c.out == nil {
-		i, err := c.plan.add()
-		if err != nil {
-			return err
-		}
-		idx = i
-	} else {
-		idx = c.next
-		c.next++
-		if depth > maxDepth {
-			return ErrStructure
-		}
+		return c.planEntity(defaultType, depth)
 	}
-	convert := c.plan.get(idx) // when writing
+	idx := c.next
+	c.next++
+	if depth > maxDepth {
+		return ErrStructure
+	}
+	convert := c.plan.get(idx)
 	h, err := c.readHeader(convert)
+	switch {
+	case err != nil:
+		return err
+	case h.has8:
+		return ErrHeader
+	case !convert:
+		return c.copyRest(false)
+	case !h.separator:
+		return ErrStructure // cannot happen: the plan saw 8-bit octets in its body
+	case h.long:
+		return ErrLongLine
+	}
+	return c.convertBody(h, defaultType, depth)
+}
+
+// planEntity reads an entity when planning: into its parts or message, as the writing run will
+// if it converts it; anything that run refuses is read as a whole.
+func (c *conv) planEntity(defaultType string, depth int) error {
+	idx, err := c.plan.add()
 	if err != nil {
 		return err
 	}
-	if c.out != nil {
-		switch {
-		case h.has8:
-			return ErrHeader
-		case !convert:
-			return c.copyRest(false)
-		case !h.separator:
-			return ErrStructure // cannot happen: the plan saw 8-bit octets in its body
-		case h.long:
-			return ErrLongLine
-		}
-	}
-	if !h.separator {
-		return nil
-	}
-	mediaType, params, cte := h.types(defaultType)
-	identity := cte == "7bit" || cte == "8bit" || cte == "binary"
-	top, sub, _ := strings.Cut(mediaType, "/")
-	if c.out == nil {
-		c.consume() // the empty line
-		c.open = append(c.open, idx)
-		err := c.plan1(mediaType, params, identity, depth)
-		c.open = c.open[:len(c.open)-1]
-		if !c.plan.get(idx) {
-			c.plan.n = idx + 1 // copied whole: what is inside is never asked for
-		}
+	h, err := c.readHeader(false)
+	if err != nil || !h.separator {
 		return err
 	}
+	c.consume() // the empty line
+	c.open = append(c.open, idx)
+	mediaType, params, cte := h.types(defaultType)
+	top, sub, _ := strings.Cut(mediaType, "/")
+	switch {
+	case depth > maxDepth || !identity(cte):
+		err = c.copyRest(false)
+	case top == "multipart" && params["boundary"] != "":
+		err = c.multipart(params["boundary"], partType(sub), depth)
+	case mediaType == "message/rfc822":
+		err = c.entity("text/plain", depth+1)
+	default:
+		err = c.copyRest(false)
+	}
+	c.open = c.open[:len(c.open)-1]
+	if !c.plan.get(idx) {
+		c.plan.n = idx + 1 // copied whole: what is inside is never asked for
+	}
+	return err
+}
+
+// convertBody writes the end of the header of an entity with 8-bit octets in its body, and its
+// body converted.
+func (c *conv) convertBody(h header, defaultType string, depth int) error {
 	var add []string
 	if depth == 0 {
 		// A message that is 8-bit text without MIME labels: say what it is, so that the
@@ -280,18 +293,16 @@ func (c *conv) entity(defaultType string, depth int) error {
 			add = append(add, "Content-Type: text/plain; charset=unknown-8bit")
 		}
 	}
+	mediaType, params, cte := h.types(defaultType)
+	top, sub, _ := strings.Cut(mediaType, "/")
 	switch {
-	case !identity:
+	case !identity(cte):
 		return ErrEncoded
 	case top == "multipart" && params["boundary"] != "":
 		if err := c.endHeader(add, "7bit"); err != nil {
 			return err
 		}
-		partType := "text/plain"
-		if sub == "digest" {
-			partType = "message/rfc822" // RFC 2046 §5.1.5
-		}
-		return c.multipart(params["boundary"], partType, depth)
+		return c.multipart(params["boundary"], partType(sub), depth)
 	case mediaType == "message/rfc822":
 		if err := c.endHeader(add, "7bit"); err != nil {
 			return err
@@ -314,23 +325,15 @@ func (c *conv) entity(defaultType string, depth int) error {
 	}
 }
 
-// plan1 reads the body of an entity when planning: into its parts or message, as the writing
-// run will if it converts it; anything that run refuses is read as a whole.
-func (c *conv) plan1(mediaType string, params map[string]string, identity bool, depth int) error {
-	top, sub, _ := strings.Cut(mediaType, "/")
-	switch {
-	case depth > maxDepth || !identity:
-		return c.copyRest(false)
-	case top == "multipart" && params["boundary"] != "":
-		partType := "text/plain"
-		if sub == "digest" {
-			partType = "message/rfc822"
-		}
-		return c.multipart(params["boundary"], partType, depth)
-	case mediaType == "message/rfc822":
-		return c.entity("text/plain", depth+1)
+// identity reports whether a transfer encoding leaves the octets as they are.
+func identity(cte string) bool { return cte == "7bit" || cte == "8bit" || cte == "binary" }
+
+// partType is the default type of the parts of a multipart of that subtype.
+func partType(sub string) string {
+	if sub == "digest" {
+		return "message/rfc822" // RFC 2046 §5.1.5
 	}
-	return c.copyRest(false)
+	return "text/plain"
 }
 
 // types returns the entity's media type, its parameters and its transfer encoding.
@@ -369,7 +372,7 @@ func (c *conv) endHeader(add []string, cte string) error {
 
 // multipart reads (and writes) the body of a multipart: the preamble, the delimiter lines and
 // the epilogue as they are (they must be 7-bit already), each part converted.
-func (c *conv) multipart(boundary, partType string, depth int) error {
+func (c *conv) multipart(boundary, defaultPart string, depth int) error {
 	delim := []byte("--" + boundary)
 	own := len(c.delims)
 	c.delims = append(c.delims, delim)
@@ -410,7 +413,7 @@ func (c *conv) multipart(boundary, partType string, depth int) error {
 			c.delims = c.delims[:own] // the epilogue: no more parts
 			return c.copyRest(true)
 		}
-		if err := c.part(delim, partType, depth); err != nil {
+		if err := c.part(delim, defaultPart, depth); err != nil {
 			return err
 		}
 		p, err := c.peek()
@@ -425,13 +428,13 @@ func (c *conv) multipart(boundary, partType string, depth int) error {
 
 // part reads (and writes) one part of a multipart. When it is converted, no line of it may start
 // like the delimiter.
-func (c *conv) part(delim []byte, partType string, depth int) error {
+func (c *conv) part(delim []byte, defaultType string, depth int) error {
 	check := c.out != nil && c.plan.get(c.next)
 	if check {
 		c.out.push(delim)
 		defer c.out.pop()
 	}
-	return c.entity(partType, depth+1)
+	return c.entity(defaultType, depth+1)
 }
 
 // encode writes the body of a leaf entity through enc. Its last line end stays outside the
