@@ -27,6 +27,13 @@ var streamCases = []struct{ name, in string }{
 	{"long 7-bit line then 8-bit", "Content-Type: text/plain\n\n" + strings.Repeat("a", 70000) + "\né\n"},
 	{"CR at a piece's end", "Content-Type: text/plain\n\n" + strings.Repeat("b", readSize-1) + "\r\n" + "é\n"},
 	{"long header field", "X-Long: " + strings.Repeat("v", 100000) + "\n\né\n"},
+	{"long folded header field", "X-Long: " + strings.Repeat("v", 100000) + "\n " + strings.Repeat("w", 70000) + "\nContent-Type: text/html\n\né\n"},
+	{"long lines around delimiters", "Content-Type: multipart/mixed; boundary=b\n\n" + strings.Repeat("p", readSize) + "\n--b\n\n" +
+		strings.Repeat("x", readSize-1) + "\n--b\n\n" + strings.Repeat("\xe9", readSize+1) + "\n--b--\n" + strings.Repeat("e", 2*readSize)},
+	{"long 7-bit part, then 8-bit", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: 8bit\n\n" +
+		strings.Repeat("0123456789abcdef\n", 20000) + "--b\n\n\xe9\n--b--\n"},
+	{"long line at the end, no line end", "Content-Type: text/plain\n\n" + strings.Repeat("\xe9 ", readSize)},
+	{"long line that starts like a delimiter", "Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--b" + strings.Repeat("x", readSize) + "\xe9\n--b--\n"},
 	{"long folded Content-Type", "Content-Type: text/plain;\n" + strings.Repeat(" x=y;\n", 2000) + " charset=utf-8\n\né\n"},
 	{"folded CTE, second CTE", "Content-Transfer-Encoding:\n 8bit\nContent-Transfer-Encoding: base64\n\né\n"},
 	{"second Content-Type", "Content-Type: application/x\nContent-Type: text/plain\n\né\n"},
