@@ -1,6 +1,7 @@
 package test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"os"
@@ -349,6 +350,55 @@ for p in m.walk():
 			if code != 0 || out != want.String() {
 				t.Errorf("Python reads (exit %d, %s):\n%s\nwant:\n%s", code, errOut, out, want.String())
 			}
+		})
+		t.Run("converted large multipart", func(t *testing.T) {
+			// 2 MiB of 8-bit text and 2 MiB of 8-bit octets, far beyond the converter's
+			// 64 KiB buffer: Postfix gets valid 7-bit MIME (no octet above 127, no defect in
+			// Python's email package), and each part decodes to the octets it had.
+			tok := token(t)
+			var text, bin strings.Builder
+			for i := 0; text.Len() < 2<<20; i++ {
+				fmt.Fprintf(&text, "Zeile %d: Gr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln, = und \t\r\n", i)
+			}
+			for i := 0; bin.Len() < 2<<20; i++ {
+				for j := range 76 {
+					bin.WriteByte(byte(0x80 + (i*31+j*7)%128))
+				}
+				bin.WriteString("\r\n")
+			}
+			msg := "From: <alice@a.test>\r\nSubject: " + tok + "\r\nMIME-Version: 1.0\r\n" +
+				"Content-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\n" +
+				"--=_b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text.String() +
+				"--=_b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + bin.String() +
+				"--=_b--\r\n"
+			d := ehlod(t, w.A.Submission, false)
+			d.authPlain(aliceA, alicePW)
+			d.cmd("MAIL FROM:<"+aliceA+"> BODY=8BITMIME", `250 2\.1\.0 Ok`)
+			d.cmd("RCPT TO:<bob@c.test>", `250 2\.1\.5 Ok`)
+			d.cmd("DATA", `354 .*`)
+			d.write(msg + ".\r\n")
+			id := queueID(t, d.expect(queuedRE))
+			d.cmd("QUIT", `221 2\.0\.0 Bye`)
+			got := pf.waitMessage(tok)
+			py := `import sys, email, hashlib
+raw = sys.stdin.buffer.read()
+assert max(raw) < 128, "8-bit octets at Postfix"
+m = email.message_from_bytes(raw)
+assert not m.defects, m.defects
+for p in m.walk():
+    if p.is_multipart(): continue
+    assert not p.defects, p.defects
+    print(p.get_content_type(), p["Content-Transfer-Encoding"], hashlib.sha256(p.get_payload(decode=True)).hexdigest())`
+			out, errOut, code := runTool(t, 60*time.Second, got, pythonExe(t), "-c", py)
+			// The text's last line end belongs to the delimiter; Postfix's Maildir has LF line
+			// ends, which is what quoted-printable text decodes to, while base64 keeps the CRLFs.
+			wantText := strings.ReplaceAll(strings.TrimSuffix(text.String(), "\r\n"), "\r\n", "\n")
+			want := fmt.Sprintf("text/plain quoted-printable %x\napplication/octet-stream base64 %x\n",
+				sha256.Sum256([]byte(wantText)), sha256.Sum256([]byte(strings.TrimSuffix(bin.String(), "\r\n"))))
+			if code != 0 || out != want {
+				t.Errorf("Python reads (exit %d, %s):\n%s\nwant:\n%s", code, errOut, out, want)
+			}
+			waitLog(t, w.A, 5*time.Second, 1, "remote: 8-bit message converted to 7 bits", "msgid="+id, "remote=mx.c.test")
 		})
 		for _, tc := range []struct {
 			name, mailParams, subject, status, diag string

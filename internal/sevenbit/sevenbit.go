@@ -7,29 +7,64 @@
 // What cannot be converted without guessing is refused: 8-bit octets in a header section (they
 // would need RFC 2047 encoding in an unknown charset), in a part that already claims
 // quoted-printable or base64, or in the preamble or epilogue of a multipart.
+//
+// # Streaming
+//
+// The conversion streams: whatever the size of the message, it holds a 64 KiB read buffer, the
+// Content-Type and Content-Transfer-Encoding fields of the entities it is in, and one bit per
+// MIME entity. Whether a part is left as it was depends on whether its body has an 8-bit octet,
+// which a stream only learns at the part's end; so [New] reads the message once to note that
+// bit for every entity (the plan), and once more to check that the conversion succeeds and
+// count its size. Each [Message.Open] then converts afresh from the source, but for a message
+// of at most 64 KiB, which that second reading keeps converted in memory. The message must read
+// the same each time (a queued message does).
+//
+// Limits of the stream that the message as a whole never hit: more than 1,048,576 MIME entities
+// (ErrStructure), and a Content-Type or Content-Transfer-Encoding field of more than 64 KiB, or a
+// line longer than 64 KiB that starts like a delimiter or is all CRs, where it matters
+// (ErrLongLine).
 package sevenbit
 
 import (
+	"bufio"
 	"bytes"
-	"encoding/base64"
+	"encoding/binary"
 	"errors"
-	"mime"
-	"mime/quotedprintable"
-	"strings"
+	"io"
 )
 
-// Errors of Convert; the message must then go back to its sender.
+// Errors of New and Convert that say the message cannot be converted; it must then go back
+// to its sender. Any other error is the source's, when reading it.
 var (
 	ErrHeader    = errors.New("8-bit octets in a header section")
 	ErrEncoded   = errors.New("8-bit octets in a part encoded as quoted-printable or base64")
-	ErrStructure = errors.New("8-bit octets outside any MIME part, or MIME parts nested too deep")
+	ErrStructure = errors.New("8-bit octets outside any MIME part, or MIME parts nested too deep or too many")
+	ErrLongLine  = errors.New("a MIME header field or delimiter line too long to convert")
 )
 
-// maxDepth bounds the nesting of multiparts and messages.
-const maxDepth = 32
+// Refused reports whether err says that the message cannot be converted (rather than that
+// it could not be read).
+func Refused(err error) bool {
+	return errors.Is(err, ErrHeader) || errors.Is(err, ErrEncoded) || errors.Is(err, ErrStructure) || errors.Is(err, ErrLongLine)
+}
+
+const (
+	maxDepth    = 32      // nesting of multiparts and messages
+	maxEntities = 1 << 20 // MIME entities of a message: the plan's bits (128 KiB)
+	readSize    = 64 << 10
+	maxField    = 64 << 10 // a Content-Type or Content-Transfer-Encoding field kept to be read
+	writeSize   = 32 << 10 // Open's buffer in front of its pipe
+	maxCached   = 256 << 10
+)
 
 // Has8Bit reports whether b has an octet above 127.
 func Has8Bit(b []byte) bool {
+	for len(b) >= 8 { // eight octets at a time: every message goes through here two or three times
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return true
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return true
@@ -38,280 +73,215 @@ func Has8Bit(b []byte) bool {
 	return false
 }
 
+// Source is a message that can be read more than once, from its start each time (a
+// delivery.Body).
+type Source interface {
+	Open() (io.ReadCloser, error)
+}
+
+// Message is the 7-bit form of a Source, converted afresh at each reading. It is a
+// delivery.Body.
+type Message struct {
+	src    Source
+	plan   plan
+	size   int64
+	cached []byte // the converted message, when it is small
+}
+
+// New checks that src can be converted and returns its 7-bit form; it reads src twice. A
+// source with a Size method of at most maxCached/4 octets is kept converted in memory (at most
+// three times as large), so that reading it again costs no conversion.
+func New(src Source) (*Message, error) {
+	m := &Message{src: src}
+	if err := m.run(nil); err != nil {
+		return nil, err
+	}
+	var w io.Writer = io.Discard
+	var cache *bytes.Buffer
+	if s, ok := src.(interface{ Size() int64 }); ok && s.Size() <= maxCached/4 {
+		cache = new(bytes.Buffer)
+		w = cache
+	}
+	n, err := m.WriteTo(w)
+	if err != nil {
+		return nil, err
+	}
+	m.size = n
+	if cache != nil {
+		m.cached = cache.Bytes()
+	}
+	return m, nil
+}
+
+// Size is the size of the converted message, in octets.
+func (m *Message) Size() int64 { return m.size }
+
+// WriteTo writes the converted message to w.
+func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	if m.cached != nil {
+		n, err := w.Write(m.cached)
+		return int64(n), err
+	}
+	out := &output{w: w}
+	err := m.run(out)
+	return out.n, err
+}
+
+// Open returns a reader of the converted message, which a goroutine writes until the reader
+// has it all or is closed.
+func (m *Message) Open() (io.ReadCloser, error) {
+	if m.cached != nil {
+		return io.NopCloser(bytes.NewReader(m.cached)), nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriterSize(pw, writeSize)
+		_, err := m.WriteTo(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err) // nil: the reader gets io.EOF
+	}()
+	return pr, nil
+}
+
+// run reads the source through: without out, to make the plan; with out, to write the
+// converted message by the plan.
+func (m *Message) run(out *output) error {
+	rc, err := m.src.Open()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rc.Close() }() // only read: a failed Close loses nothing
+	c := &conv{r: bufio.NewReaderSize(rc, readSize), start: true, plan: &m.plan, out: out}
+	if out == nil {
+		m.plan = plan{}
+	}
+	return c.entity("text/plain", 0)
+}
+
 // Convert returns msg in 7 bits, or msg itself when it has no 8-bit octet.
 func Convert(msg []byte) ([]byte, error) {
 	if !Has8Bit(msg) {
 		return msg, nil
 	}
-	var out bytes.Buffer
-	out.Grow(len(msg) + len(msg)/3)
-	if err := convert(&out, msg, "text/plain", 0); err != nil {
+	m, err := New(bytesSource(msg))
+	if err != nil {
 		return nil, err
 	}
-	if Has8Bit(out.Bytes()) { // cannot happen; never send what the server cannot take
-		return nil, ErrStructure
+	var out bytes.Buffer
+	out.Grow(int(m.size))
+	if _, err := m.WriteTo(&out); err != nil {
+		return nil, err
 	}
 	return out.Bytes(), nil
 }
 
-// field is one header field: its name, and its lines as they were.
-type field struct {
-	name string
-	raw  []byte
+type bytesSource []byte
+
+func (b bytesSource) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b bytesSource) Size() int64                  { return int64(len(b)) }
+
+// plan says, for each MIME entity in the order their headers start, whether its body has an
+// 8-bit octet (and so is converted). The entities inside one without are dropped from it as
+// soon as its end shows that: the converter copies such an entity whole and never asks.
+type plan struct {
+	bits []uint64
+	n    int
 }
 
-// value is the field's value, unfolded.
-func (f field) value() string {
-	_, v, _ := strings.Cut(string(f.raw), ":")
-	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-	return strings.TrimSpace(v)
-}
-
-// entity is a message or a MIME part, split into its header fields and its body.
-type entity struct {
-	fields    []field
-	separator []byte // the empty line between header and body, nil if there is none
-	body      []byte
-}
-
-// lineEnd returns the index after the line that starts at i (after its LF, or len(b)).
-func lineEnd(b []byte, i int) int {
-	if j := bytes.IndexByte(b[i:], '\n'); j >= 0 {
-		return i + j + 1
+// add appends an entity, without 8-bit octets so far, and returns its index.
+func (p *plan) add() (int, error) {
+	if p.n >= maxEntities {
+		return 0, ErrStructure
 	}
-	return len(b)
-}
-
-// isBlank reports whether line (with its line end) is empty.
-func isBlank(line []byte) bool {
-	return len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0
-}
-
-func parseEntity(b []byte) entity {
-	var e entity
-	i := 0
-	for i < len(b) {
-		end := lineEnd(b, i)
-		line := b[i:end]
-		if isBlank(line) {
-			e.separator, e.body = line, b[end:]
-			return e
-		}
-		if (line[0] == ' ' || line[0] == '\t') && len(e.fields) > 0 {
-			last := &e.fields[len(e.fields)-1]
-			last.raw = b[i-len(last.raw) : end]
-		} else {
-			name, _, _ := bytes.Cut(line, []byte(":"))
-			e.fields = append(e.fields, field{name: strings.ToLower(strings.TrimSpace(string(name))), raw: line})
-		}
-		i = end
+	i := p.n
+	if i/64 >= len(p.bits) {
+		p.bits = append(p.bits, 0)
 	}
-	return e
+	p.bits[i/64] &^= 1 << (i % 64)
+	p.n++
+	return i, nil
 }
 
-func (e entity) get(name string) (field, bool) {
-	for _, f := range e.fields {
-		if f.name == name {
-			return f, true
+func (p *plan) set(i int) { p.bits[i/64] |= 1 << (i % 64) }
+
+func (p *plan) get(i int) bool { return i < p.n && p.bits[i/64]&(1<<(i%64)) != 0 }
+
+// output counts what it writes, refuses 8-bit octets (never send what the server cannot take),
+// and refuses a line that starts like the delimiter of a multipart whose part it is in, when
+// that part was converted: a quoted-printable soft break can put any text at the start of a
+// line, and such a line would end the part early for some readers.
+type output struct {
+	w      io.Writer
+	n      int64
+	checks [][]byte // the delimiters no line may start with
+	maxLen int      // the longest of checks
+	head   []byte   // the start of the line being written, up to maxLen
+	inLine bool     // past the start of the line: nothing to check until its end
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	if Has8Bit(p) {
+		return 0, ErrStructure
+	}
+	if len(o.checks) > 0 {
+		if err := o.check(p); err != nil {
+			return 0, err
 		}
 	}
-	return field{}, false
+	n, err := o.w.Write(p)
+	o.n += int64(n)
+	return n, err
 }
 
-// writeHeader writes the fields but Content-Transfer-Encoding, then add, then the new
-// Content-Transfer-Encoding: cte, then the separator.
-func (e entity) writeHeader(out *bytes.Buffer, add []string, cte string) {
-	for _, f := range e.fields {
-		if f.name != "content-transfer-encoding" {
-			out.Write(f.raw)
-			if !bytes.HasSuffix(f.raw, []byte("\n")) {
-				out.WriteString("\r\n") // a header without a body: the last field had no line end
+func (o *output) writeString(s string) error {
+	_, err := io.WriteString(o, s)
+	return err
+}
+
+func (o *output) check(p []byte) error {
+	for len(p) > 0 {
+		if o.inLine {
+			j := bytes.IndexByte(p, '\n')
+			if j < 0 {
+				return nil
 			}
-		}
-	}
-	for _, a := range add {
-		out.WriteString(a + "\r\n")
-	}
-	out.WriteString("Content-Transfer-Encoding: " + cte + "\r\n")
-	if e.separator != nil {
-		out.Write(e.separator)
-	} else {
-		out.WriteString("\r\n")
-	}
-}
-
-// convert writes the 7-bit form of the entity b, whose content type is defaultType when it
-// has no Content-Type field.
-func convert(out *bytes.Buffer, b []byte, defaultType string, depth int) error {
-	if depth > maxDepth {
-		return ErrStructure
-	}
-	e := parseEntity(b)
-	for _, f := range e.fields {
-		if Has8Bit(f.raw) {
-			return ErrHeader
-		}
-	}
-	if !Has8Bit(e.body) {
-		out.Write(b)
-		return nil
-	}
-	var add []string
-	if depth == 0 {
-		// A message that is 8-bit text without MIME labels: say what it is, so that the
-		// encoding can be undone (RFC 1428 §3 names the charset unknown-8bit).
-		if _, ok := e.get("mime-version"); !ok {
-			add = append(add, "MIME-Version: 1.0")
-		}
-		if _, ok := e.get("content-type"); !ok {
-			add = append(add, "Content-Type: text/plain; charset=unknown-8bit")
-		}
-	}
-	mediaType, params := defaultType, map[string]string(nil)
-	if f, ok := e.get("content-type"); ok {
-		if mt, p, err := mime.ParseMediaType(f.value()); err == nil {
-			mediaType, params = mt, p
-		} else {
-			mediaType = "text/plain" // RFC 2045 §5.2: the default for an invalid Content-Type
-		}
-	}
-	cte := "7bit"
-	if f, ok := e.get("content-transfer-encoding"); ok {
-		cte = strings.ToLower(f.value())
-	}
-	identity := cte == "7bit" || cte == "8bit" || cte == "binary"
-	top, sub, _ := strings.Cut(mediaType, "/")
-	switch {
-	case !identity:
-		return ErrEncoded
-	case top == "multipart" && params["boundary"] != "":
-		e.writeHeader(out, add, "7bit")
-		partType := "text/plain"
-		if sub == "digest" {
-			partType = "message/rfc822" // RFC 2046 §5.1.5
-		}
-		return convertMultipart(out, e.body, params["boundary"], partType, depth)
-	case mediaType == "message/rfc822":
-		e.writeHeader(out, add, "7bit")
-		return convert(out, e.body, "text/plain", depth+1)
-	case top == "multipart" || top == "message":
-		// A multipart without a boundary cannot be split, and the other message types
-		// (partial, external-body, global...) may not be encoded (RFC 2046 §5.2).
-		return ErrStructure
-	case top == "text":
-		e.writeHeader(out, add, "quoted-printable")
-		body, nl := trimLineEnd(e.body)
-		w := quotedprintable.NewWriter(out)
-		_, _ = w.Write(body) // into a bytes.Buffer: cannot fail
-		_ = w.Close()
-		out.WriteString(nl)
-	default:
-		e.writeHeader(out, add, "base64")
-		body, nl := trimLineEnd(e.body)
-		writeBase64(out, body)
-		out.WriteString(nl)
-	}
-	return nil
-}
-
-// trimLineEnd splits off the body's last line end. Within a multipart it belongs to the
-// delimiter that follows (RFC 2046 §5.1.1), so it must stay outside the encoding; at the end of
-// a message it is the last line's, and stays too.
-func trimLineEnd(b []byte) ([]byte, string) {
-	switch {
-	case bytes.HasSuffix(b, []byte("\r\n")):
-		return b[:len(b)-2], "\r\n"
-	case bytes.HasSuffix(b, []byte("\n")):
-		return b[:len(b)-1], "\r\n"
-	}
-	return b, ""
-}
-
-// writeBase64 writes b in base64, in lines of 76 characters (RFC 2045 §6.8).
-func writeBase64(out *bytes.Buffer, b []byte) {
-	enc := base64.StdEncoding.EncodeToString(b)
-	for len(enc) > 76 {
-		out.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	out.WriteString(enc)
-}
-
-// convertMultipart converts each part of a multipart body; the preamble, the delimiter lines
-// and the epilogue stay as they are, and must be 7-bit already.
-func convertMultipart(out *bytes.Buffer, body []byte, boundary, partType string, depth int) error {
-	delim := []byte("--" + boundary)
-	start := -1 // start of the current part; -1 in the preamble
-	closed := false
-	for i := 0; i < len(body); {
-		end := lineEnd(body, i)
-		line := body[i:end]
-		kind := delimiterKind(line, delim)
-		switch {
-		case kind == 0 || closed:
-			i = end
+			p, o.inLine, o.head = p[j+1:], false, o.head[:0]
 			continue
-		case start < 0:
-			if Has8Bit(body[:i]) {
-				return ErrStructure
-			}
-			out.Write(body[:i])
-		default:
-			if err := convertPart(out, body[start:i], delim, partType, depth); err != nil {
-				return err
-			}
 		}
-		out.Write(line)
-		start, i = end, end
-		closed = kind == 2
-	}
-	switch {
-	case start < 0: // no delimiter at all: nothing is a part
-		return ErrStructure
-	case closed:
-		if Has8Bit(body[start:]) {
-			return ErrStructure
+		k := min(len(p), o.maxLen-len(o.head))
+		if j := bytes.IndexByte(p[:k], '\n'); j >= 0 {
+			k = j + 1
 		}
-		out.Write(body[start:])
-		return nil
-	default: // no close delimiter: the last part runs to the end
-		return convertPart(out, body[start:], delim, partType, depth)
-	}
-}
-
-// convertPart converts one part of a multipart. A line of its new encoding that starts like
-// the delimiter (a quoted-printable soft break can put any text at the start of a line) would
-// end the part early for some readers, so such a part is refused instead.
-func convertPart(out *bytes.Buffer, part, delim []byte, partType string, depth int) error {
-	var conv bytes.Buffer
-	if err := convert(&conv, part, partType, depth+1); err != nil {
-		return err
-	}
-	if b := conv.Bytes(); !bytes.Equal(b, part) {
-		for i := 0; i < len(b); i = lineEnd(b, i) {
-			if bytes.HasPrefix(b[i:], delim) {
+		o.head, p = append(o.head, p[:k]...), p[k:]
+		for _, d := range o.checks {
+			if bytes.HasPrefix(o.head, d) {
 				return ErrStructure
 			}
 		}
+		switch {
+		case o.head[len(o.head)-1] == '\n':
+			o.head = o.head[:0]
+		case len(o.head) >= o.maxLen:
+			o.inLine = true
+		}
 	}
-	out.Write(conv.Bytes())
 	return nil
 }
 
-// delimiterKind says whether line is a delimiter line of the boundary: 1 for a part
-// delimiter, 2 for the close delimiter, 0 for neither. Trailing white space is allowed
-// (RFC 2046 §5.1.1).
-func delimiterKind(line, delim []byte) int {
-	rest, ok := bytes.CutPrefix(line, delim)
-	if !ok {
-		return 0
+// push and pop add and remove a check; both happen at the start of a line.
+func (o *output) push(delim []byte) {
+	o.checks = append(o.checks, delim)
+	o.maxLen = max(o.maxLen, len(delim))
+	o.head, o.inLine = o.head[:0], false
+}
+
+func (o *output) pop() {
+	o.checks = o.checks[:len(o.checks)-1]
+	o.maxLen = 0
+	for _, d := range o.checks {
+		o.maxLen = max(o.maxLen, len(d))
 	}
-	kind := 1
-	if r, ok := bytes.CutPrefix(rest, []byte("--")); ok {
-		kind, rest = 2, r
-	}
-	if len(bytes.Trim(rest, " \t\r\n")) != 0 {
-		return 0
-	}
-	return kind
+	o.head, o.inLine = o.head[:0], false
 }

@@ -22,20 +22,26 @@ const largeHeader = "Subject: large\r\n\r\n"
 
 // Read implements io.Reader.
 func (m *LargeMessage) Read(p []byte) (int, error) {
-	if m.off >= m.Size {
+	return readRepeated(p, largeHeader, messageLine, &m.off, m.Size)
+}
+
+// readRepeated reads into p the message of size octets that is head and then line again and
+// again, from *off on.
+func readRepeated(p []byte, head, line string, off *int64, size int64) (int, error) {
+	if *off >= size {
 		return 0, io.EOF
 	}
 	n := 0
-	for n < len(p) && m.off < m.Size {
+	for n < len(p) && *off < size {
 		var src string
-		if m.off < int64(len(largeHeader)) {
-			src = largeHeader[m.off:]
+		if *off < int64(len(head)) {
+			src = head[*off:]
 		} else {
-			src = messageLine[(m.off-int64(len(largeHeader)))%int64(len(messageLine)):]
+			src = line[(*off-int64(len(head)))%int64(len(line)):]
 		}
-		k := copy(p[n:], src[:min(int64(len(src)), m.Size-m.off)])
+		k := copy(p[n:], src[:min(int64(len(src)), size-*off)])
 		n += k
-		m.off += int64(k)
+		*off += int64(k)
 	}
 	return n, nil
 }

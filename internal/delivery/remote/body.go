@@ -2,7 +2,6 @@ package remote
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 
 	"github.com/tern-mail/tern/internal/delivery"
@@ -53,20 +52,4 @@ func scanBody(b delivery.Body) (scanResult, error) {
 		}
 		lineStart = false
 	}
-}
-
-// bytesBody is a message held in memory: one converted for a server.
-type bytesBody []byte
-
-func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-func (b bytesBody) Size() int64                  { return int64(len(b)) }
-
-// readBody reads the whole message.
-func readBody(b delivery.Body) ([]byte, error) {
-	rc, err := b.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rc.Close() }() // only read: a failed Close loses nothing
-	return io.ReadAll(rc)
 }

@@ -624,3 +624,9 @@ func checkOutcome(t *testing.T, i int, o delivery.Outcome, want string) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// bytesBody is a message held in memory.
+type bytesBody []byte
+
+func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b bytesBody) Size() int64                  { return int64(len(b)) }

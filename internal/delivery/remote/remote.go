@@ -77,9 +77,9 @@
 // PIPELINING and SIZE are used when offered (smtpclient). BODY=8BITMIME goes to servers that
 // offer 8BITMIME. A message declared 8BITMIME whose text really has 8-bit octets is converted
 // for a server without it (RFC 6152 §3 forbids sending it as it is), as Postfix does: each 8-bit
-// MIME part becomes quoted-printable or base64 (internal/sevenbit); what cannot be converted (an
-// 8-bit header, 8 bits outside any part) is refused with 554 5.6.3 "Conversion required but not
-// supported".
+// MIME part becomes quoted-printable or base64 (internal/sevenbit, streamed from the queue with a
+// bounded buffer); what cannot be converted (an 8-bit header, 8 bits outside any part) is
+// refused with 554 5.6.3 "Conversion required but not supported".
 // BINARYMIME needs CHUNKING and BINARYMIME (else 554 5.6.3). A message that needs SMTPUTF8
 // (non-ASCII addresses or header) fails with 553 5.6.7 at a server without it (RFC 6531 §3.2).
 // A message over the server's SIZE fails with 552 5.3.4 before anything is sent (RFC 1870 §6).

@@ -374,18 +374,19 @@ func (d *Deliverer) mailParams(ctx context.Context, a *attempt, ext smtpclient.E
 		if s.body8 {
 			// The other choice RFC 6152 §3 gives: convert to 7 bits (quoted-printable or
 			// base64 per part), as Postfix does.
-			msg, err := readBody(a.body)
-			if err != nil {
-				return nil, nil, delivery.Temporary("cannot read the message", err)
-			}
-			conv, err := sevenbit.Convert(msg)
-			if err != nil {
+			// The conversion streams from the queued message at each reading (DKIM, then
+			// DATA): no copy of the message in memory or on disk.
+			conv, err := sevenbit.New(a.body)
+			if sevenbit.Refused(err) {
 				return nil, &delivery.Error{Permanent: true, Code: smtp.CodeTransactionFailed, Enh: smtp.EnhConversion, RemoteMTA: h,
 					Msg: "Conversion required but not possible: " + err.Error() + ", and host " + h + " does not offer 8BITMIME"}, nil
 			}
+			if err != nil {
+				return nil, nil, delivery.Temporary("cannot read the message", err)
+			}
 			d.log.Info("remote: 8-bit message converted to 7 bits", "msgid", a.env.ID, "remote", h,
-				"size", a.body.Size(), "converted_size", len(conv))
-			a.body, a.conv = bytesBody(conv), true
+				"size", a.body.Size(), "converted_size", conv.Size())
+			a.body, a.conv = conv, true
 		}
 	case envelope.BodyBinaryMIME:
 		if !ext.Chunking || !ext.BinaryMIME {
