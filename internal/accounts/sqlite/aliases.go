@@ -105,6 +105,16 @@ func (s *Store) Resolve(ctx context.Context, addr string) (targets []string, acc
 	if norm, err := accounts.NormalizeAddress(addr); err != nil || norm != addr {
 		return accounts.ResolveApart(ctx, s, addr)
 	}
+	r, err := cached(s.cache, resolvedMap, addr, func() (resolution, error) {
+		targets, account, err := s.resolveQuery(ctx, addr)
+		return resolution{targets, account}, err
+	})
+	r = r.clone()
+	return r.targets, r.account, err
+}
+
+// resolveQuery is Resolve of a normalized address, from the database.
+func (s *Store) resolveQuery(ctx context.Context, addr string) (targets []string, account bool, err error) {
 	rows, err := s.resolve.QueryContext(ctx, addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: resolve %s: %w", addr, err)

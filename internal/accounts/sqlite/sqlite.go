@@ -136,6 +136,10 @@ type Store struct {
 	aliasTargets *sql.Stmt
 	resolve      *sql.Stmt
 
+	// cache keeps the answers of Exists and Resolve until the database changes (cache.go);
+	// nil: none.
+	cache *lookupCache
+
 	// decoy makes Verify for an unknown address cost as much as for a known one.
 	decoy accounts.Decoy
 }
@@ -167,8 +171,9 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
+	// One more for the connection the lookup cache keeps (cache.go).
+	db.SetMaxOpenConns(maxConns + 1)
+	db.SetMaxIdleConns(maxConns + 1)
 
 	ctx := context.Background()
 	s := &Store{db: db}
@@ -197,6 +202,9 @@ func Open(path string) (*Store, error) {
 		 UNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM users WHERE address = ?1)
 		 ORDER BY 1`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	if s.cache, err = openCache(ctx, db); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
@@ -437,11 +445,13 @@ func (s *Store) Exists(ctx context.Context, addr string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var found bool
-	if err := s.exists.QueryRowContext(ctx, addr).Scan(&found); err != nil {
-		return false, fmt.Errorf("sqlite: exists %s: %w", addr, err)
-	}
-	return found, nil
+	return cached(s.cache, existsMap, addr, func() (bool, error) {
+		var found bool
+		if err := s.exists.QueryRowContext(ctx, addr).Scan(&found); err != nil {
+			return false, fmt.Errorf("sqlite: exists %s: %w", addr, err)
+		}
+		return found, nil
+	})
 }
 
 // Verify implements accounts.Store.
@@ -465,7 +475,7 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 
 // Close implements accounts.Store.
 func (s *Store) Close() error {
-	var errs []error
+	errs := []error{s.cache.close()}
 	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret, s.aliasTargets, s.resolve} {
 		if st != nil {
 			errs = append(errs, st.Close())
