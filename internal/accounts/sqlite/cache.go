@@ -14,7 +14,7 @@ import (
 
 // # The lookup cache
 //
-// Exists and Resolve run for every RCPT TO and every local delivery. Each is a read
+// Exists, Resolve and AliasTargets run for every RCPT TO and every local delivery. Each is a read
 // transaction, and SQLite begins and ends one with two fcntl locks on the -shm file, which with
 // the driver's own costs make a lookup about 5 µs (BENCHMARKS.md, "Account lookups"). So their
 // answers are kept, and thrown away as soon as anything commits to the file, from this process
@@ -47,7 +47,7 @@ const (
 // walHeader is a copy of the wal-index header.
 type walHeader [walHeaderSize]byte
 
-// lookupCache keeps the answers of Exists and Resolve while the database is unchanged.
+// lookupCache keeps the answers of Exists, Resolve and AliasTargets while the database is unchanged.
 type lookupCache struct {
 	// pin keeps a connection, and so the -shm file, open for the cache's life.
 	pin *sql.Conn
@@ -59,6 +59,7 @@ type lookupCache struct {
 	hdr      walHeader
 	exists   map[string]bool
 	resolved map[string]resolution
+	targets  map[string][]string // AliasTargets
 	// hits counts the answers served from the cache, for tests.
 	hits int
 
@@ -101,7 +102,8 @@ func openCache(ctx context.Context, db *sql.DB) (*lookupCache, error) {
 	if err != nil {
 		return nil, pin.Close()
 	}
-	return &lookupCache{pin: pin, shm: shm, exists: map[string]bool{}, resolved: map[string]resolution{}}, nil
+	return &lookupCache{pin: pin, shm: shm,
+		exists: map[string]bool{}, resolved: map[string]resolution{}, targets: map[string][]string{}}, nil
 }
 
 // header reads the wal-index header; ok is false while a commit is updating it (or when it
@@ -121,10 +123,11 @@ func (c *lookupCache) header() (h walHeader, ok bool) {
 
 // now drops the answers if the database changed since they were read, under c.mu.
 func (c *lookupCache) now(h walHeader) {
-	if h != c.hdr || len(c.exists)+len(c.resolved) >= maxCached {
+	if h != c.hdr || len(c.exists)+len(c.resolved)+len(c.targets) >= maxCached {
 		c.hdr = h
 		clear(c.exists)
 		clear(c.resolved)
+		clear(c.targets)
 	}
 }
 
@@ -172,6 +175,7 @@ func (c *lookupCache) close() error {
 
 func existsMap(c *lookupCache) map[string]bool         { return c.exists }
 func resolvedMap(c *lookupCache) map[string]resolution { return c.resolved }
+func targetsMap(c *lookupCache) map[string][]string    { return c.targets }
 
 // clone gives each caller its own targets.
 func (r resolution) clone() resolution {

@@ -29,8 +29,9 @@ type lookup struct {
 	targets []string
 }
 
-// check makes the lookup twice, through Exists and Resolve, and checks that the second of each
-// came from the cache: the answers that follow a change are the cache's, not a query's.
+// check makes the lookup twice, through Exists, Resolve and AliasTargets, and checks that the
+// second of each came from the cache: the answers that follow a change are the cache's, not a
+// query's.
 func (l lookup) check(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -44,7 +45,11 @@ func (l lookup) check(t *testing.T, s *Store) {
 		if err != nil || account != (l.account && len(l.targets) == 0) || !slices.Equal(targets, l.targets) {
 			t.Errorf("Resolve(%q) = %q, %v, %v; want %q, %v", l.addr, targets, account, err, l.targets, l.account)
 		}
-		if hits(t, s) == before+2 {
+		targets, err = s.AliasTargets(ctx, l.addr)
+		if err != nil || !slices.Equal(targets, l.targets) {
+			t.Errorf("AliasTargets(%q) = %q, %v; want %q", l.addr, targets, err, l.targets)
+		}
+		if hits(t, s) == before+3 {
 			return
 		}
 	}
@@ -87,6 +92,15 @@ func TestCacheSeesOtherStore(t *testing.T) {
 			must(t, st.change(st.by))
 		}
 		t.Run(st.name, func(t *testing.T) { st.want.check(t, srv) })
+	}
+	// A catch-all, which RCPT TO looks up for every address that is neither alias nor account.
+	for _, want := range [][]string{nil, {carol}} {
+		for range 2 {
+			if got, err := srv.AliasTargets(ctx, "@example.test"); err != nil || !slices.Equal(got, want) {
+				t.Errorf("AliasTargets(@example.test) = %q, %v; want %q", got, err, want)
+			}
+		}
+		must(t, other.AddAlias(ctx, "@example.test", carol))
 	}
 }
 
@@ -156,12 +170,12 @@ func TestCacheBounded(t *testing.T) {
 	}
 	s.cache.mu.Lock()
 	defer s.cache.mu.Unlock()
-	if n := len(s.cache.exists) + len(s.cache.resolved); n > maxCached {
+	if n := len(s.cache.exists) + len(s.cache.resolved) + len(s.cache.targets); n > maxCached {
 		t.Errorf("the cache holds %d answers, want at most %d", n, maxCached)
 	}
 }
 
-// TestResolveOwnTargets: a caller changing the targets Resolve gave it does not change what
+// TestResolveOwnTargets: a caller changing the targets Resolve or AliasTargets gave it does not change what
 // the next caller gets from the cache.
 func TestResolveOwnTargets(t *testing.T) {
 	s, _ := newStore(t)
@@ -172,6 +186,12 @@ func TestResolveOwnTargets(t *testing.T) {
 		must(t, err)
 		if !slices.Equal(targets, []string{"carol@example.test"}) {
 			t.Fatalf("Resolve = %q, want carol", targets)
+		}
+		targets[0] = "mallory@example.test"
+		targets, err = s.AliasTargets(ctx, "bob@example.test")
+		must(t, err)
+		if !slices.Equal(targets, []string{"carol@example.test"}) {
+			t.Fatalf("AliasTargets = %q, want carol", targets)
 		}
 		targets[0] = "mallory@example.test"
 	}

@@ -136,7 +136,7 @@ type Store struct {
 	aliasTargets *sql.Stmt
 	resolve      *sql.Stmt
 
-	// cache keeps the answers of Exists and Resolve until the database changes (cache.go);
+	// cache keeps the answers of Exists, Resolve and AliasTargets until the database changes (cache.go);
 	// nil: none.
 	cache *lookupCache
 
