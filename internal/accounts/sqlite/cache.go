@@ -33,6 +33,12 @@ import (
 // The -shm file stays the same file as long as the Store holds one connection open (pin):
 // SQLite deletes or truncates it only when a connection gets the file to itself, and an open
 // connection in WAL mode holds a shared lock on the database until it closes.
+//
+// The cache's descriptor of the -shm file is closed after every connection of the Store (see
+// close): closing it releases the process's POSIX locks on the file. So a process should not
+// close a Store while another Store of it has the same file open (tern opens one per process):
+// the other's connections would go on without their locks on the -shm file, unprotected from
+// other processes.
 
 const (
 	// walHeaderSize is one copy of the wal-index header; the -shm file starts with two.
@@ -163,13 +169,16 @@ func cached[V any](c *lookupCache, m func(*lookupCache) map[string]V, key string
 	return v, err
 }
 
-// close releases the pinned connection and the -shm file. Like the Store's Close, it may be
-// called again.
-func (c *lookupCache) close() error {
+// close closes the database with closeDB, between releasing the pinned connection and closing
+// the -shm file. That last is a must: POSIX file locks belong to a process, not to a
+// descriptor, and closing any descriptor of a file releases every lock the process holds on it,
+// SQLite's on the -shm file included (SQLite keeps its own descriptors open for that reason).
+// Like the Store's Close, it may be called again.
+func (c *lookupCache) close(closeDB func() error) error {
 	if c == nil {
-		return nil
+		return closeDB()
 	}
-	c.closeOnce.Do(func() { c.closeErr = errors.Join(c.shm.Close(), c.pin.Close()) })
+	c.closeOnce.Do(func() { c.closeErr = errors.Join(c.pin.Close(), closeDB(), c.shm.Close()) })
 	return c.closeErr
 }
 

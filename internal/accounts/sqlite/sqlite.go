@@ -475,13 +475,13 @@ func (s *Store) Verify(ctx context.Context, addr, password string) (bool, error)
 
 // Close implements accounts.Store.
 func (s *Store) Close() error {
-	errs := []error{s.cache.close()}
+	var errs []error
 	for _, st := range []*sql.Stmt{s.exists, s.password, s.secret, s.aliasTargets, s.resolve} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
-	errs = append(errs, s.db.Close())
+	errs = append(errs, s.cache.close(s.db.Close))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
