@@ -13,6 +13,12 @@
 // takes the write lock up front (a deferred transaction that reads first and then writes can
 // fail with SQLITE_BUSY without waiting, because its snapshot is stale).
 //
+// # Lookups
+//
+// Exists, Resolve and AliasTargets (every RCPT TO, every local delivery) are answered from an
+// in-process cache that is dropped as soon as anything commits to the file, from this process
+// or another: see cache.go. Verify and Secret (AUTH) always query.
+//
 // # Schema
 //
 // The schema version is PRAGMA user_version; migrations[i] moves it from i to i+1. Open
