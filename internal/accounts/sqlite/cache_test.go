@@ -1,11 +1,9 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -104,21 +102,6 @@ func TestCacheSeesOtherStore(t *testing.T) {
 	}
 }
 
-const cacheHelperEnv = "TERN_ACCOUNTS_SQLITE_CACHE_HELPER_DB"
-
-// TestCacheHelperProcess is not a test: it is the other process of TestCacheOtherProcess, and
-// does nothing when run normally.
-func TestCacheHelperProcess(t *testing.T) {
-	path := os.Getenv(cacheHelperEnv)
-	if path == "" {
-		t.Skip("helper for TestCacheOtherProcess")
-	}
-	s := openAt(t, path)
-	ctx := context.Background()
-	must(t, s.Delete(ctx, "bob@example.test"))
-	must(t, s.AddAlias(ctx, "carol@example.test", "dave@example.test"))
-}
-
 // TestCacheOtherProcess is TestCacheSeesOtherStore across a process boundary, as `tern user
 // del` while the server runs: the change is seen by the server's next lookup.
 func TestCacheOtherProcess(t *testing.T) {
@@ -132,10 +115,7 @@ func TestCacheOtherProcess(t *testing.T) {
 	lookup{addr: "bob@example.test", account: true}.check(t, srv)
 	lookup{addr: "carol@example.test", account: true}.check(t, srv)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCacheHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), cacheHelperEnv+"="+path)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd, out := helperProcess(path, "change")
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helper process: %v\n%s", err, out.Bytes())
 	}
