@@ -127,11 +127,11 @@ func TestCacheOtherProcess(t *testing.T) {
 // file the link names, where SQLite puts it; the cache must watch that one.
 func TestCacheSymlink(t *testing.T) {
 	dir := t.TempDir()
-	real := filepath.Join(dir, "real", "accounts.db")
-	must(t, os.Mkdir(filepath.Dir(real), 0o700))
+	target := filepath.Join(dir, "real", "accounts.db")
+	must(t, os.Mkdir(filepath.Dir(target), 0o700))
 	link := filepath.Join(dir, "accounts.db")
-	must(t, os.Symlink(real, link))
-	srv, other := openAt(t, link), openAt(t, real)
+	must(t, os.Symlink(target, link))
+	srv, other := openAt(t, link), openAt(t, target)
 	ctx := context.Background()
 	lookup{addr: "bob@example.test"}.check(t, srv)
 	must(t, other.Add(ctx, "bob@example.test", "pw"))
@@ -174,5 +174,59 @@ func TestResolveOwnTargets(t *testing.T) {
 			t.Fatalf("AliasTargets = %q, want carol", targets)
 		}
 		targets[0] = "mallory@example.test"
+	}
+}
+
+// TestCacheHeader: what the cache makes of the -shm file's first bytes. It serves answers only
+// under a header whose two copies agree and that SQLite marked valid.
+func TestCacheHeader(t *testing.T) {
+	valid := make([]byte, 2*walHeaderSize)
+	for i := range walHeaderSize {
+		valid[i] = byte(i + 7)
+	}
+	valid[walIsInit] = 1
+	copy(valid[walHeaderSize:], valid[:walHeaderSize])
+	with := func(f func(b []byte)) []byte {
+		b := slices.Clone(valid)
+		f(b)
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		shm  []byte
+		ok   bool
+	}{
+		{"valid", valid, true},
+		{"longer file", append(slices.Clone(valid), make([]byte, 32768)...), true},
+		{"commit under way: copies differ", with(func(b []byte) { b[16]++ }), false},
+		{"second copy differs", with(func(b []byte) { b[walHeaderSize+40]++ }), false},
+		{"not initialized", with(func(b []byte) { b[walIsInit], b[walHeaderSize+walIsInit] = 0, 0 }), false},
+		{"short file", valid[:2*walHeaderSize-1], false},
+		{"empty file", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			ctx := context.Background()
+			must(t, s.Add(ctx, "bob@example.test", "pw"))
+			path := filepath.Join(t.TempDir(), "fake-shm")
+			must(t, os.WriteFile(path, tc.shm, 0o600))
+			fake, err := os.Open(path)
+			must(t, err)
+			orig := s.cache.shm
+			s.cache.shm = fake
+			t.Cleanup(func() { s.cache.shm = orig; _ = fake.Close() }) // the Store closes its own
+			if _, ok := s.cache.header(); ok != tc.ok {
+				t.Errorf("header ok = %v, want %v", ok, tc.ok)
+			}
+			// Answers are right either way; from the cache only under a valid header.
+			for range 3 {
+				if ok, err := s.Exists(ctx, "bob@example.test"); !ok || err != nil {
+					t.Fatalf("Exists(bob) = %v, %v", ok, err)
+				}
+			}
+			if got, want := hits(t, s) > 0, tc.ok; got != want {
+				t.Errorf("answered from the cache: %v, want %v", got, want)
+			}
+		})
 	}
 }
