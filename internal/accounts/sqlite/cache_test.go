@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -228,5 +230,65 @@ func TestCacheHeader(t *testing.T) {
 				t.Errorf("answered from the cache: %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestCacheNoStaleAnswer: readers on the server's store look addresses up while another store
+// adds and deletes accounts, each after the other: add u1, add u2, del u1, add u3, del u2, ...
+// After each change the writer publishes what it made true (u2 exists, u1 does not), which the
+// change under way next does not touch; a lookup made while no further change completed must
+// give that, never an answer from before the change.
+func TestCacheNoStaleAnswer(t *testing.T) {
+	srv, path := newStore(t)
+	other := openAt(t, path)
+	ctx := context.Background()
+	type fact struct {
+		addr   string
+		exists bool
+	}
+	var last atomic.Pointer[fact]
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				f := last.Load()
+				if f == nil {
+					continue
+				}
+				ok, err := srv.Exists(ctx, f.addr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if last.Load() == f && ok != f.exists {
+					errs <- fmt.Errorf("after the change that made Exists(%s) %v, it answers %v", f.addr, f.exists, ok)
+					return
+				}
+			}
+		})
+	}
+	u := func(i int) string { return fmt.Sprintf("u%d@example.test", i) }
+	must(t, other.Add(ctx, u(0), "pw"))
+	for i := 1; i <= 20; i++ {
+		must(t, other.Add(ctx, u(i), "pw"))
+		last.Store(&fact{u(i), true})
+		must(t, other.Delete(ctx, u(i-1)))
+		last.Store(&fact{u(i - 1), false})
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if hits(t, srv) == 0 {
+		t.Error("no lookup was answered from the cache")
 	}
 }
