@@ -105,24 +105,37 @@ func TestCacheSeesOtherStore(t *testing.T) {
 }
 
 // TestCacheOtherProcess is TestCacheSeesOtherStore across a process boundary, as `tern user
-// del` while the server runs: the change is seen by the server's next lookup.
+// del` and then `tern user add` while the server runs: each change is seen by the server's
+// next lookup. The server's pool keeps no idle connection here, so that each `tern` is the
+// last connection to close but for the cache's own: had SQLite deleted the -shm file then
+// (as it does at the last close), the cache would watch a file nobody writes any more.
 func TestCacheOtherProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a second process")
 	}
 	srv, path := newStore(t)
+	srv.db.SetMaxIdleConns(0)
 	ctx := context.Background()
 	must(t, srv.Add(ctx, "bob@example.test", "pw"))
 	must(t, srv.Add(ctx, "carol@example.test", "pw"))
 	lookup{addr: "bob@example.test", account: true}.check(t, srv)
 	lookup{addr: "carol@example.test", account: true}.check(t, srv)
 
-	cmd, out := helperProcess(path, "change")
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper process: %v\n%s", err, out.Bytes())
+	for _, step := range []struct {
+		do   string // the helper's, see TestHelperProcess
+		want []lookup
+	}{
+		{"change", []lookup{{addr: "bob@example.test"}, {addr: "carol@example.test", account: true, targets: []string{"dave@example.test"}}}},
+		{"change back", []lookup{{addr: "bob@example.test", account: true}, {addr: "carol@example.test", account: true}}},
+	} {
+		cmd, out := helperProcess(path, step.do)
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("helper process: %v\n%s", err, out.Bytes())
+		}
+		for _, l := range step.want {
+			l.check(t, srv)
+		}
 	}
-	lookup{addr: "bob@example.test"}.check(t, srv)
-	lookup{addr: "carol@example.test", account: true, targets: []string{"dave@example.test"}}.check(t, srv)
 }
 
 // TestCacheSymlink: a database opened through a symbolic link has its -shm file beside the

@@ -256,6 +256,9 @@ func TestHelperProcess(t *testing.T) {
 	case "change": // TestCacheOtherProcess
 		must(t, s.Delete(ctx, "bob@example.test"))
 		must(t, s.AddAlias(ctx, "carol@example.test", "dave@example.test"))
+	case "change back": // TestCacheOtherProcess
+		must(t, s.Add(ctx, "bob@example.test", "pw"))
+		must(t, s.DeleteAlias(ctx, "carol@example.test"))
 	default:
 		t.Fatalf("%s=%q: no such helper", helperDoEnv, do)
 	}
