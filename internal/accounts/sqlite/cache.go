@@ -18,7 +18,7 @@ import (
 // transaction, and SQLite begins and ends one with two fcntl locks on the -shm file, which with
 // the driver's own costs make a lookup about 5 µs (BENCHMARKS.md, "Account lookups"). So their
 // answers are kept, and thrown away as soon as anything commits to the file, from this process
-// or another (`tern user`, `tern alias`, the admin web interface, another node).
+// or another (`tern user`, `tern alias`, the admin web interface).
 //
 // How a commit is seen is SQLite's own way: in WAL mode a reader learns of commits from the
 // wal-index header at the start of the -shm file (https://sqlite.org/walformat.html, "The
