@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/accounts"
@@ -93,11 +94,14 @@ func (s *Store) Aliases(ctx context.Context, domain string) ([]accounts.Alias, e
 
 // AliasTargets implements accounts.Store.
 func (s *Store) AliasTargets(ctx context.Context, addr string) ([]string, error) {
-	rows, err := s.aliasTargets.QueryContext(ctx, addr)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: alias %s: %w", addr, err)
-	}
-	return scanTargets(rows, addr)
+	targets, err := cached(s.cache, targetsMap, addr, func() ([]string, error) {
+		rows, err := s.aliasTargets.QueryContext(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: alias %s: %w", addr, err)
+		}
+		return scanTargets(rows, addr)
+	})
+	return slices.Clone(targets), err
 }
 
 // Resolve implements policy.AddressResolver: AliasTargets and Exists of addr in one query.
@@ -105,6 +109,16 @@ func (s *Store) Resolve(ctx context.Context, addr string) (targets []string, acc
 	if norm, err := accounts.NormalizeAddress(addr); err != nil || norm != addr {
 		return accounts.ResolveApart(ctx, s, addr)
 	}
+	r, err := cached(s.cache, resolvedMap, addr, func() (resolution, error) {
+		targets, account, err := s.resolveQuery(ctx, addr)
+		return resolution{targets, account}, err
+	})
+	r = r.clone()
+	return r.targets, r.account, err
+}
+
+// resolveQuery is Resolve of a normalized address, from the database.
+func (s *Store) resolveQuery(ctx context.Context, addr string) (targets []string, account bool, err error) {
 	rows, err := s.resolve.QueryContext(ctx, addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: resolve %s: %w", addr, err)

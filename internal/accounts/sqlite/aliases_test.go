@@ -20,3 +20,25 @@ func BenchmarkAliasTargets(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResolve is the lookup alias expansion makes first at every RCPT TO: an account, an
+// alias, and an address that is neither.
+func BenchmarkResolve(b *testing.B) {
+	s, _ := newStore(b)
+	ctx := context.Background()
+	if err := s.Add(ctx, "alice@example.test", "pw"); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.AddAlias(ctx, "info@example.test", "alice@example.test"); err != nil {
+		b.Fatal(err)
+	}
+	for _, addr := range []string{"alice@example.test", "info@example.test", "nobody@example.test"} {
+		b.Run(addr, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := s.Resolve(ctx, addr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

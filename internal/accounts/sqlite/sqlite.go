@@ -13,6 +13,12 @@
 // takes the write lock up front (a deferred transaction that reads first and then writes can
 // fail with SQLITE_BUSY without waiting, because its snapshot is stale).
 //
+// # Lookups
+//
+// Exists, Resolve and AliasTargets (every RCPT TO, every local delivery) are answered from an
+// in-process cache that is dropped as soon as anything commits to the file, from this process
+// or another: see cache.go. Verify and Secret (AUTH) always query.
+//
 // # Schema
 //
 // The schema version is PRAGMA user_version; migrations[i] moves it from i to i+1. Open
@@ -136,6 +142,10 @@ type Store struct {
 	aliasTargets *sql.Stmt
 	resolve      *sql.Stmt
 
+	// cache keeps the answers of Exists, Resolve and AliasTargets until the database changes (cache.go);
+	// nil: none.
+	cache *lookupCache
+
 	// decoy makes Verify for an unknown address cost as much as for a known one.
 	decoy accounts.Decoy
 }
@@ -167,8 +177,9 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
+	// One more for the connection the lookup cache keeps (cache.go).
+	db.SetMaxOpenConns(maxConns + 1)
+	db.SetMaxIdleConns(maxConns + 1)
 
 	ctx := context.Background()
 	s := &Store{db: db}
@@ -197,6 +208,9 @@ func Open(path string) (*Store, error) {
 		 UNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM users WHERE address = ?1)
 		 ORDER BY 1`); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
+	}
+	if s.cache, err = openCache(ctx, db); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
@@ -437,11 +451,13 @@ func (s *Store) Exists(ctx context.Context, addr string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var found bool
-	if err := s.exists.QueryRowContext(ctx, addr).Scan(&found); err != nil {
-		return false, fmt.Errorf("sqlite: exists %s: %w", addr, err)
-	}
-	return found, nil
+	return cached(s.cache, existsMap, addr, func() (bool, error) {
+		var found bool
+		if err := s.exists.QueryRowContext(ctx, addr).Scan(&found); err != nil {
+			return false, fmt.Errorf("sqlite: exists %s: %w", addr, err)
+		}
+		return found, nil
+	})
 }
 
 // Verify implements accounts.Store.
@@ -471,7 +487,7 @@ func (s *Store) Close() error {
 			errs = append(errs, st.Close())
 		}
 	}
-	errs = append(errs, s.db.Close())
+	errs = append(errs, s.cache.close(s.db.Close))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

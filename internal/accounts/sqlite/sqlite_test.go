@@ -233,19 +233,45 @@ func TestVerifyCorruptHash(t *testing.T) {
 
 // helperEnv names the database a re-executed test binary should write to; see
 // TestTwoProcesses.
-const helperEnv = "TERN_ACCOUNTS_SQLITE_HELPER_DB"
+const (
+	helperEnv   = "TERN_ACCOUNTS_SQLITE_HELPER_DB"
+	helperDoEnv = "TERN_ACCOUNTS_SQLITE_HELPER_DO"
+)
 
-// TestHelperProcess is not a test: it is the second process of TestTwoProcesses, and does
-// nothing when run normally.
+// TestHelperProcess is not a test: it is the second process of TestTwoProcesses and
+// TestCacheOtherProcess, and does nothing when run normally. What it does to the database is
+// named by helperDoEnv.
 func TestHelperProcess(t *testing.T) {
 	path := os.Getenv(helperEnv)
 	if path == "" {
-		t.Skip("helper for TestTwoProcesses")
+		t.Skip("helper for TestTwoProcesses and TestCacheOtherProcess")
 	}
 	s := openAt(t, path)
-	for j := range 10 {
-		must(t, s.Add(context.Background(), fmt.Sprintf("child-%d@example.test", j), "pw"))
+	ctx := context.Background()
+	switch do := os.Getenv(helperDoEnv); do {
+	case "add": // TestTwoProcesses
+		for j := range 10 {
+			must(t, s.Add(ctx, fmt.Sprintf("child-%d@example.test", j), "pw"))
+		}
+	case "change": // TestCacheOtherProcess
+		must(t, s.Delete(ctx, "bob@example.test"))
+		must(t, s.AddAlias(ctx, "carol@example.test", "dave@example.test"))
+	case "change back": // TestCacheOtherProcess
+		must(t, s.Add(ctx, "bob@example.test", "pw"))
+		must(t, s.DeleteAlias(ctx, "carol@example.test"))
+	default:
+		t.Fatalf("%s=%q: no such helper", helperDoEnv, do)
 	}
+}
+
+// helperProcess is the command that runs TestHelperProcess on path, doing do; out collects
+// what it prints.
+func helperProcess(path, do string) (cmd *exec.Cmd, out *bytes.Buffer) {
+	cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+path, helperDoEnv+"="+do)
+	out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
 }
 
 // TestTwoProcesses is TestTwoStoresSameFile across a process boundary, where SQLite's locks
@@ -258,10 +284,7 @@ func TestTwoProcesses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "accounts.db")
 	// The child creates the file concurrently with the parent, exercising the first-open
 	// migration race too.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+path)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd, out := helperProcess(path, "add")
 	must(t, cmd.Start())
 
 	s := openAt(t, path)
