@@ -232,6 +232,8 @@ type Server struct {
 	chunks *chunkPool
 	// bufs are the sessions' I/O buffers, which idle sessions give back (buffers.go).
 	bufs bufferPools
+	// pool holds the session goroutines waiting for a connection (pool.go).
+	pool *sessionPool
 }
 
 // withDefaults returns o with each unset field (zero, or a negative number where that means
@@ -277,6 +279,7 @@ func New(opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 		chunks:    newChunkPool(handoffChunk, handoffBudget),
+		pool:      newSessionPool(),
 	}
 	s.opts.Store(&opts)
 	return s
@@ -319,7 +322,9 @@ func (s *Server) SetOptions(opts Options) {
 var ErrServerClosed = errors.New("smtpserver: server closed")
 
 // ServeListener accepts connections on ln until ln fails or Shutdown is called; l says what the
-// listener changes of the Options. Each connection gets a session goroutine, owned by the Server: Shutdown waits for it, and it recovers its own panics.
+// listener changes of the Options. Each connection gets a session goroutine (one an earlier
+// session ended on, if one waits: pool.go), owned by the Server: Shutdown waits for it, and it
+// recovers its own panics.
 // A panic in the accept loop itself is returned as an error, so that the caller can shut the
 // rest down in order instead of the process dying with every session.
 func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
@@ -376,17 +381,13 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 			return ErrServerClosed
 		}
 		s.sessions[sess] = struct{}{}
-		s.wg.Add(1)
+		// Under s.mu, so that no hand-off or new goroutine follows Shutdown's closing (an idle
+		// goroutine takes the session without the lock).
+		if !s.pool.handOff(sess) {
+			s.wg.Add(1)
+			go s.runSessions(sess)
+		}
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.sessions, sess)
-				s.mu.Unlock()
-			}()
-			sess.serve()
-		}()
 	}
 }
 
@@ -396,7 +397,9 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) (err error) {
 // ended in time, else an error wrapping ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing.Store(true)
+	if !s.closing.Swap(true) {
+		close(s.pool.closed) // idle session goroutines end
+	}
 	for ln := range s.listeners {
 		_ = ln.Close() // Serve sees it closed and returns ErrServerClosed
 	}
