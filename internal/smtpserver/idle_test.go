@@ -76,13 +76,11 @@ func TestIdleWakeRead(t *testing.T) {
 	}
 }
 
-// Many idle sessions, each waiting without its buffers, are each served when they speak, and
-// every goroutine of theirs ends when their clients go.
-func TestIdleSessionsEnd(t *testing.T) {
-	ts := newTestServer(t, nil)
-	before := runtime.NumGoroutine()
+// dialGreeted opens n MX sessions, each greeted and past EHLO.
+func (ts *testServer) dialGreeted(t *testing.T, n int) []*client {
+	t.Helper()
 	var conns []*client
-	for range 200 {
+	for range n {
 		c := ts.dial(t, RoleMX)
 		c.run(`
 			S: 220
@@ -90,6 +88,15 @@ func TestIdleSessionsEnd(t *testing.T) {
 			S: 250`)
 		conns = append(conns, c)
 	}
+	return conns
+}
+
+// Many idle sessions, each waiting without its buffers, are each served when they speak, and
+// every goroutine of theirs ends when their clients go.
+func TestIdleSessionsEnd(t *testing.T) {
+	ts := newTestServer(t, nil)
+	before := runtime.NumGoroutine()
+	conns := ts.dialGreeted(t, 200)
 	for _, c := range conns {
 		c.run(`
 			C: NOOP

@@ -55,16 +55,7 @@ func TestSessionGoroutineReused(t *testing.T) {
 // comes for idleGoroutineLinger.
 func TestIdleGoroutinesBounded(t *testing.T) {
 	ts := newTestServer(t, nil)
-	var conns []*client
-	for range maxIdleGoroutines + 8 {
-		c := ts.dial(t, RoleMX)
-		c.run(`
-			S: 220
-			C: EHLO burst.example
-			S: 250`)
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
+	for _, c := range ts.dialGreeted(t, maxIdleGoroutines+8) {
 		_ = c.conn.Close()
 	}
 	waitFor(t, func() bool {
