@@ -63,6 +63,9 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 // certificates are reloaded).
 func Serve(ctx context.Context, cfg config.Config, load Loader, stdout io.Writer, log *slog.Logger) (err error) {
 	defer logCause(log, &err)
+	if n, chosen := moreProcs(os.Getenv); chosen {
+		log.Debug("scheduler", "gomaxprocs", n)
+	}
 	s, err := Build(cfg, log)
 	if err != nil {
 		return err
