@@ -40,6 +40,8 @@ type Resolver struct {
 	mu       sync.Mutex
 	cache    map[cacheKey]cacheEntry
 	inflight map[cacheKey]*flight
+	// waits, when set (by tests), is called as a lookup starts waiting for another's query.
+	waits func()
 }
 
 // flight is a lookup under way, which concurrent lookups of the same name and type wait for
@@ -158,6 +160,9 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answe
 			return f.a, f.err
 		}
 		r.mu.Unlock()
+		if r.waits != nil {
+			r.waits()
+		}
 		select {
 		case <-f.done:
 			if f.shared {

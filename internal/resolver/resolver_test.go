@@ -157,32 +157,61 @@ func TestFailureCache(t *testing.T) {
 	}
 }
 
-// TestSharedQuery: lookups of one name and type at the same time share one query, and each
-// gets the answer.
+// TestSharedQuery: a lookup of a name and type that is already being asked waits for that
+// query instead of sending its own, and gets its answer. The answer has TTL 0 (not cached) and
+// the server holds the first query until the second lookup waits, so only sharing keeps the
+// count at one.
 func TestSharedQuery(t *testing.T) {
 	t.Parallel()
-	z := testutil.StartDNS(t, "a.test. 60 A 192.0.2.1")
-	r, _ := newTest(t, z, Options{})
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for range 20 {
-		wg.Go(func() {
-			a, err := r.Lookup(context.Background(), "a.test", dns.TypeA)
-			if err == nil && len(a.RRs) != 1 {
-				err = errors.New("no record")
-			}
-			errs <- err
-		})
+	var (
+		mu      sync.Mutex
+		n       int
+		first   = make(chan struct{})
+		release = make(chan struct{})
+	)
+	addr := startServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
+		mu.Lock()
+		n++
+		held := n == 1
+		mu.Unlock()
+		if held {
+			close(first)
+			<-release
+		}
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(192, 0, 2, 1)}}
+		_ = w.WriteMsg(m) // a lost reply shows as a timeout
+	})
+	c, err := NewClient(addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let) // before the server's shutdown, which waits for the held query
+	r := New(c, Options{})
+	r.waits = let // the second lookup waits: let the first answer go
+	errs := make(chan error, 2)
+	lookup := func() {
+		a, err := r.Lookup(context.Background(), "a.test", dns.TypeA)
+		if err == nil && len(a.RRs) != 1 {
+			err = errors.New("no record")
+		}
+		errs <- err
+	}
+	go lookup()
+	<-first // the first lookup's query is at the server, held
+	go lookup()
+	for range 2 {
+		if err := <-errs; err != nil {
 			t.Error(err)
 		}
 	}
-	if n := z.Count("a.test", dns.TypeA); n != 1 {
-		t.Errorf("20 concurrent lookups: %d queries, want 1", n)
+	mu.Lock()
+	defer mu.Unlock()
+	if n != 1 {
+		t.Errorf("two concurrent lookups: %d queries, want 1", n)
 	}
 }
 
@@ -190,13 +219,9 @@ func TestSharedQuery(t *testing.T) {
 // MINIMUM minimum), counting the queries.
 func soaServer(t *testing.T, soaTTL, minimum uint32) (addr string, count func() int) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	n := 0
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+	addr = startServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
 		mu.Lock()
 		n++
 		mu.Unlock()
@@ -205,7 +230,19 @@ func soaServer(t *testing.T, soaTTL, minimum uint32) (addr string, count func() 
 		m.Ns = []dns.RR{&dns.SOA{Hdr: dns.RR_Header{Name: "test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: soaTTL},
 			Ns: "ns.test.", Mbox: "hostmaster.test.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: minimum}}
 		_ = w.WriteMsg(m) // a lost reply shows as a timeout
-	})}
+	})
+	return addr, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// startServer serves DNS on a loopback UDP port with h (each query on a goroutine of its own)
+// until the test ends, and returns the address.
+func startServer(t *testing.T, h dns.HandlerFunc) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
 	done := make(chan struct{})
@@ -217,7 +254,7 @@ func soaServer(t *testing.T, soaTTL, minimum uint32) (addr string, count func() 
 		}
 		<-done
 	})
-	return pc.LocalAddr().String(), func() int { mu.Lock(); defer mu.Unlock(); return n }
+	return pc.LocalAddr().String()
 }
 
 // TestNegativeCache: NXDOMAIN is kept for the least of the SOA's TTL and MINIMUM, capped by
