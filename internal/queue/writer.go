@@ -20,11 +20,12 @@ import (
 // Writer receives one message body. Small bodies stay in memory until Commit puts them in the
 // log; one that grows past InlineMax moves to a file of its own.
 type Writer struct {
-	q    *Queue
-	id   string
-	buf  *bytes.Buffer
-	file safeio.File // the body file while it is written, once the body outgrew the buffer
-	bw   *bufio.Writer
+	q     *Queue
+	id    string
+	buf   *bytes.Buffer
+	file  safeio.File // the body file while it is written, once the body outgrew the buffer
+	bw    *bufio.Writer
+	ahead safeio.WriteAhead // under bw: starts the disk on a large body as it comes in
 	// external is set once the body went to its own file
 	external bool
 	n        int64
@@ -108,7 +109,7 @@ func (w *Writer) spill() error {
 	}
 	w.file = f
 	w.external = true
-	w.bw = bufio.NewWriterSize(f, 64<<10)
+	w.bw = bufio.NewWriterSize(w.ahead.Reset(f, 0), 64<<10)
 	if _, err := w.bw.Write(w.buf.Bytes()); err != nil {
 		return fmt.Errorf("queue: body file: %w", err)
 	}

@@ -478,15 +478,18 @@ func (d *Deliverer) appendUnique(b []byte) []byte {
 // writeMessage writes the headers and the LF-converted body to f and returns the number of
 // bytes written. However large the message, it holds no more of it than its two buffers,
 // which are reused across deliveries.
-func (d *Deliverer) writeMessage(f io.Writer, from, rcpt string, body io.Reader) (int64, error) {
+func (d *Deliverer) writeMessage(f safeio.File, from, rcpt string, body io.Reader) (int64, error) {
 	bufs, _ := d.bufs.Get().(*copyBufs)
 	if bufs == nil {
 		bufs = &copyBufs{bw: bufio.NewWriterSize(nil, bufSize), cp: make([]byte, bufSize)}
 	}
 	defer d.bufs.Put(bufs)
 	bw := bufs.bw
-	bw.Reset(f)
-	defer bw.Reset(nil) // no reference to f from the pool
+	bw.Reset(bufs.ahead.Reset(f, 0))
+	defer func() { // no reference to f from the pool
+		bw.Reset(nil)
+		bufs.ahead = safeio.WriteAhead{}
+	}()
 	// RFC 5321 §4.4: the final delivery agent records the reverse-path as Return-Path.
 	hdr := "Return-Path: <" + from + ">\nDelivered-To: " + rcpt + "\n"
 	if _, err := bw.WriteString(hdr); err != nil {
@@ -510,8 +513,9 @@ const bufSize = 32 << 10
 
 // copyBufs are the buffers of one delivery, pooled in Deliverer.bufs.
 type copyBufs struct {
-	bw *bufio.Writer
-	cp []byte
+	bw    *bufio.Writer
+	cp    []byte
+	ahead safeio.WriteAhead // under bw: starts the disk on a large message as it is copied
 }
 
 // classify turns an I/O error into a *delivery.Error. Anything unrecognised is temporary: a
