@@ -93,7 +93,13 @@ func TestFraming(t *testing.T) {
 		lost   []int // the messages that must be gone
 		// loud: records made durable were lost: an error must be logged; otherwise a warning.
 		loud bool
+		// quiet: nothing was damaged; no warning either.
+		quiet bool
 	}{
+		{name: "zeros ahead of the records", damage: func(d []byte, m []scannedRec) []byte { return append(d[:m[2].end], make([]byte, 5000)...) }, quiet: true},
+		{name: "torn tail before the zeros", damage: func(d []byte, m []scannedRec) []byte {
+			return append(d[:m[2].end-7], make([]byte, 5000)...)
+		}, lost: []int{2}},
 		{name: "torn tail", damage: func(d []byte, m []scannedRec) []byte { return d[:m[2].end-7] }, lost: []int{2}},
 		{name: "torn inside the forged body", damage: func(d []byte, m []scannedRec) []byte { return d[:(m[1].off+m[1].end)/2] }, lost: []int{1, 2}},
 		{name: "torn header", damage: func(d []byte, m []scannedRec) []byte { return d[:m[2].off+6] }, lost: []int{2}},
@@ -164,6 +170,8 @@ func TestFraming(t *testing.T) {
 				t.Errorf("an error was logged although nothing durable was lost:\n%s", logged)
 			case tc.lost != nil && !tc.loud && !strings.Contains(logged, "level=WARN"):
 				t.Errorf("no warning for the skipped records:\n%s", logged)
+			case tc.quiet && strings.Contains(logged, "level=WARN"):
+				t.Errorf("a warning although nothing was damaged:\n%s", logged)
 			}
 		})
 	}

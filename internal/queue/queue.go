@@ -14,7 +14,10 @@
 // Concurrent sessions share fsyncs (group commit): one goroutine, the committer, takes every
 // record that is waiting, writes them with one write and makes them durable with one fdatasync.
 // The per-message cost is then a memory copy, not a disk flush, and throughput grows with the
-// number of sessions instead of being capped by the disk's flush rate.
+// number of sessions instead of being capped by the disk's flush rate. The committer also keeps
+// the active segment filled with zeros a few MiB ahead of its records (preallocate): a batch is
+// then written over blocks that exist, and its fdatasync writes only the data, not the file's
+// new size (a journal commit on ext4), which halves the flush a lone session waits for.
 //
 // State records are written without waiting for a flush (the next flush, or a timer within a
 // second, covers them; so do a move to a new segment and Close). Losing one in a crash only
@@ -38,7 +41,8 @@
 // Open replays every segment in order, verifying each record's CRC and the segment's secret.
 // Records start with a magic and a random secret of their segment that no sender can know, so
 // after damage replay resynchronises on the next magic+secret and never takes a message body
-// crafted to look like records for the queue's own. A torn tail (the batch being written when
+// crafted to look like records for the queue's own. Zeros at the end of a segment are the space
+// filled ahead, not written yet. A torn tail (the batch being written when
 // the server stopped) is skipped with a warning; damage where the log had been made durable is
 // skipped with an error, since acknowledged mail may be lost, and the records after it are
 // replayed. Records voided by a tombstone are skipped. Messages with recipients still pending
@@ -210,9 +214,10 @@ type segment struct {
 	live    int   // message records in this segment whose message is still pending (under Queue.mu)
 	secret  [secretLen]byte
 	// Owned by the committer:
-	synced int64 // octets known durable (the last successful flush)
-	dirty  bool  // records were written to it since its last flush
-	sealed bool  // a write or flush failed: no more records go to it
+	synced   int64 // octets known durable (the last successful flush)
+	zeroedTo int64 // the file holds zeros written ahead of the records up to here (preallocate)
+	dirty    bool  // records were written to it since its last flush
+	sealed   bool  // a write or flush failed: no more records go to it
 }
 
 func (q *Queue) logDir() string  { return filepath.Join(q.dir, "log") }

@@ -343,15 +343,35 @@ func (s *scanner) next() bool {
 	return false
 }
 
-// resync skips from the current offset to the next record header, or to the end.
+// resync skips from the current offset to the next record header, or to the end. Zeros from
+// there to the end, past what the durable marks say was flushed, are no damage: they are the
+// space the committer fills ahead of its records (Queue.preallocate), not written yet.
 func (s *scanner) resync() {
 	from := s.off
 	if i := bytes.Index(s.data[from+1:], s.key); i >= 0 {
 		s.off = from + 1 + i
 	} else {
 		s.off = len(s.data)
+		if from >= s.durable && allZero(s.data[from:]) {
+			return
+		}
 	}
 	s.skip(from)
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // skip notes that the octets from from to s.off were skipped.

@@ -24,6 +24,14 @@ type writebackStarter interface {
 	startWriteback(off, n int64)
 }
 
+// StartWriteback asks the kernel to start writing octets [off, off+n) of f to the disk,
+// without waiting; a hint, given only where f can take it.
+func StartWriteback(f File, off, n int64) {
+	if s, ok := f.(writebackStarter); ok {
+		s.startWriteback(off, n)
+	}
+}
+
 // Reset points w at f, whose writes start at offset off, and returns the writer to use: w, or
 // f itself when f cannot take the hint.
 func (w *WriteAhead) Reset(f File, off int64) io.Writer {
