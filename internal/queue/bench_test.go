@@ -12,6 +12,11 @@ import (
 // benchCommit commits 5 KB messages to a queue without delivery, from the goroutines of
 // b.RunParallel (parallel) or from one goroutine, and reports messages per second.
 func benchCommit(b *testing.B, parallel bool, sessions int, fsys safeio.FS) {
+	benchCommitSize(b, parallel, sessions, fsys, 5<<10)
+}
+
+// benchCommitSize is benchCommit with bodies of size octets.
+func benchCommitSize(b *testing.B, parallel bool, sessions int, fsys safeio.FS, size int) {
 	q, err := Open(b.TempDir(), Options{FS: fsys})
 	if err != nil {
 		b.Fatal(err)
@@ -21,7 +26,7 @@ func benchCommit(b *testing.B, parallel bool, sessions int, fsys safeio.FS) {
 			b.Error(err)
 		}
 	}()
-	body := bodyFor(1, 5<<10)
+	body := bodyFor(1, size)
 	env := newEnv("a@example.test", "b@example.test")
 	commit := func() error {
 		w, err := q.NewMessage()
@@ -55,6 +60,10 @@ func benchCommit(b *testing.B, parallel bool, sessions int, fsys safeio.FS) {
 
 // BenchmarkCommitSerial is one session: every Commit waits for its own fdatasync.
 func BenchmarkCommitSerial(b *testing.B) { benchCommit(b, false, 1, nil) }
+
+// BenchmarkCommitLarge is one session sending 10 MB messages: each body goes to a file of its
+// own, fsynced before the record.
+func BenchmarkCommitLarge(b *testing.B) { benchCommitSize(b, false, 1, nil, 10<<20) }
 
 // BenchmarkCommitParallel is many sessions sharing fdatasyncs (group commit). The sub-benchmark
 // name gives the sessions per CPU (b.SetParallelism).

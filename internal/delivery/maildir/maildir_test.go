@@ -519,12 +519,17 @@ func TestDefaultHostname(t *testing.T) {
 	}
 }
 
-func BenchmarkDeliver5K(b *testing.B) {
+func BenchmarkDeliver5K(b *testing.B) { benchDeliver(b, 5<<10) }
+
+// BenchmarkDeliver10M delivers 10 MB messages, one at a time.
+func BenchmarkDeliver10M(b *testing.B) { benchDeliver(b, 10<<20) }
+
+func benchDeliver(b *testing.B, size int) {
 	root := b.TempDir()
 	d := New(Options{Root: root, Hostname: "bench.example.com"})
 	env := newEnv("alice@example.org", "bob@example.com")
 	line := strings.Repeat("x", 76) + "\r\n"
-	body := strings.Repeat(line, 5*1024/len(line)+1)[:5*1024]
+	body := strings.Repeat(line, size/len(line)+1)[:size]
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
