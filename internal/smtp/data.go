@@ -145,9 +145,42 @@ func (c *TextChecker) Finish() error {
 func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) {
 	var c TextChecker
 	var werr error
-	bol := true // at the beginning of a line, i.e. after a CRLF (or at the start)
+	bol := true       // at the beginning of a line, i.e. after a CRLF (or at the start)
+	lineStart := true // the last octet read was an LF (or none was read): a line starts here
 	writing := true
+	// write checks out and copies it to w, as long as nothing went wrong; it returns whether out
+	// ends exactly at a CRLF.
+	write := func(out []byte) bool {
+		endsLine := c.scan(out)
+		switch {
+		case c.err != nil || !writing:
+			writing = false
+		case n+int64(len(out)) > maxSize:
+			c.fail(ErrTooBig)
+			writing = false
+		default:
+			var k int
+			k, werr = w.Write(out)
+			n += int64(k) // a short write still wrote k octets (io.Writer)
+			if werr != nil {
+				writing = false
+			}
+		}
+		return endsLine
+	}
 	for {
+		// The whole lines already in r's buffer, up to the first one that starts with a dot
+		// (stuffed, or the end), are checked and written in one piece: most of a message goes
+		// through in a few writes rather than a write per line. The lines in between are
+		// judged exactly as one at a time would be (see dataLines).
+		if lineStart {
+			buffered, _ := r.Peek(r.Buffered()) // never blocks: only what is there
+			if run := dataLines(buffered, bol); len(run) > 0 {
+				bol = write(run)
+				_, _ = r.Discard(len(run)) // buffered: cannot fail
+				continue
+			}
+		}
 		seg, rerr := r.ReadSlice('\n')
 		if rerr != nil && rerr != bufio.ErrBufferFull {
 			if rerr == io.EOF {
@@ -167,21 +200,26 @@ func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) 
 		}
 		// Check the unstuffed text: the line limit does not count the dot added for
 		// transparency (RFC 5321 §4.5.3.1.6), and the dot is never a CR or LF.
-		bol = c.scan(out)
-		if c.err != nil || !writing {
-			writing = false
-			continue
-		}
-		if n+int64(len(out)) > maxSize {
-			c.fail(ErrTooBig)
-			writing = false
-			continue
-		}
-		var k int
-		k, werr = w.Write(out)
-		n += int64(k) // a short write still wrote k octets (io.Writer)
-		if werr != nil {
-			writing = false
-		}
+		bol = write(out)
+		lineStart = len(seg) > 0 && seg[len(seg)-1] == '\n'
 	}
+}
+
+// dataLines returns the longest prefix of b, which starts a line, made of whole lines (each
+// ended by an LF) of which none starts with a dot at the beginning of a line: where a dot is
+// stuffing or the terminator. bol says whether b's first line is at the beginning of a line,
+// i.e. the line before it ended with CRLF; each line after is iff the one before ends with CR
+// LF, as TextChecker.scan judges it (a line ends properly only when a CR comes right before its
+// LF), so a dot after a bare LF stays text here as it does one line at a time.
+func dataLines(b []byte, bol bool) []byte {
+	end := 0
+	for end < len(b) && !(bol && b[end] == '.') {
+		i := bytes.IndexByte(b[end:], '\n')
+		if i < 0 {
+			break
+		}
+		bol = i > 0 && b[end+i-1] == '\r'
+		end += i + 1
+	}
+	return b[:end]
 }
