@@ -63,6 +63,13 @@ func TestReadData(t *testing.T) {
 			body: lineOf('a', 15) + "\r\n" + lineOf('b', 31) + "\r\n", rest: "QUIT\r\n"},
 		{name: "stuffed dot after a refill split", in: lineOf('a', 15) + "\r\n..x\r\n.\r\n", bufSize: 16, body: lineOf('a', 15) + "\r\n.x\r\n"},
 		{name: "dot at a refill boundary is not at line start", in: lineOf('a', 16) + ".\r\n.\r\n", bufSize: 16, body: lineOf('a', 16) + ".\r\n"},
+		// Lines already buffered go through in one piece up to a line that starts with a dot;
+		// the pieces must judge each line as one line at a time would.
+		{name: "pieces around stuffed dots", in: "a\r\n..b\r\nc\r\nd\r\n..\r\ne\r\n.\r\nQUIT\r\n", body: "a\r\n.b\r\nc\r\nd\r\n.\r\ne\r\n", rest: "QUIT\r\n"},
+		{name: "dot after a bare LF inside a piece", in: "a\r\nb\n.\r\nc\r\n.\r\nQUIT\r\n", err: smtp.ErrBareLF, rest: "QUIT\r\n"},
+		{name: "dot after an empty bare-LF line", in: "a\r\n\n.\r\n.\r\nQUIT\r\n", err: smtp.ErrBareLF, rest: "QUIT\r\n"},
+		{name: "dot after CR CR LF ends the data", in: "a\r\r\n.\r\nQUIT\r\n", err: smtp.ErrBareCR, rest: "QUIT\r\n"},
+		{name: "maxSize exceeded inside a piece", in: "1234\r\n5678\r\n9abc\r\n.\r\nQUIT\r\n", maxSize: 9, err: smtp.ErrTooBig, rest: "QUIT\r\n"},
 		{name: "EOF before terminator", in: "a\r\nb\r\n", err: io.ErrUnexpectedEOF},
 		{name: "EOF after a partial terminator", in: "a\r\n.\r", err: io.ErrUnexpectedEOF},
 		{name: "EOF at once", in: "", err: io.ErrUnexpectedEOF},

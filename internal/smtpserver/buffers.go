@@ -23,9 +23,35 @@ const (
 	wakeSize = 512
 )
 
-// bufferPools are the Server's pools of session buffers, of bufSize each.
+// dataBufSize is the size of the reader DATA reads a message with: a large message is read in
+// reads of this size rather than of bufSize. Only sessions in DATA hold one.
+const dataBufSize = 64 << 10
+
+// bufferPools are the Server's pools of session buffers, of bufSize each, and of DATA readers.
 type bufferPools struct {
-	readers, writers sync.Pool
+	readers, writers, data sync.Pool
+}
+
+// dataReader returns a reader of dataBufSize from the pool that reads br: what br holds, then
+// (br being empty, and the reads larger than its buffer) straight from what br reads.
+func (p *bufferPools) dataReader(br *bufio.Reader) *bufio.Reader {
+	if r, ok := p.data.Get().(*bufio.Reader); ok {
+		r.Reset(br)
+		return r
+	}
+	return bufio.NewReaderSize(br, dataBufSize)
+}
+
+// unread puts what the DATA reader r read past the message (commands, even data, pipelined
+// after the final dot) in front of what the session reads next, and gives r back to the pool.
+// r emptied the session's reader with its first read, so nothing can be in between.
+func (s *session) unread(r *bufio.Reader) {
+	if n := r.Buffered(); n > 0 {
+		rest, _ := r.Peek(n) // buffered: never fails
+		s.in.pending = append(append([]byte(nil), rest...), s.in.pending...)
+	}
+	r.Reset(nil)
+	s.srv.bufs.data.Put(r)
 }
 
 // reader returns a reader of r from the pool.
@@ -86,8 +112,8 @@ func (p *primedReader) Read(b []byte) (int, error) {
 // without a reader, as it ends: when thousands of idle clients leave at once, their sessions
 // take no buffers just to be closed.
 func (s *session) readIdle() error {
-	if s.br != nil && s.br.Buffered() > 0 || s.bw != nil && s.bw.Buffered() > 0 {
-		return nil
+	if s.br != nil && s.br.Buffered() > 0 || s.bw != nil && s.bw.Buffered() > 0 || len(s.in.pending) > 0 {
+		return nil // pending: what DATA's reader read past the message (unread)
 	}
 	s.srv.bufs.release(s)
 	n, err := s.conn.Read(s.wake[:])

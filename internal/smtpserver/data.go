@@ -114,7 +114,9 @@ func (s *session) cmdData(arg string) {
 	// not keep the session for longer.
 	s.startPhase(phaseData, s.opts.DataTimeout)
 	sw := &stickyWriter{w: s.tx.in}
-	n, err := smtp.ReadData(s.br, sw, s.opts.MaxMessageSize)
+	br := s.srv.bufs.dataReader(s.br)
+	n, err := smtp.ReadData(br, sw, s.opts.MaxMessageSize)
+	s.unread(br)
 	s.phase.Store(phaseCommand)
 	switch {
 	case sw.err != nil: // ReadData read on to the end of the data: answer and go on

@@ -234,6 +234,37 @@ func TestStartTLS(t *testing.T) {
 			t.Error("the injected command reached the session")
 		}
 	})
+	// What DATA's own reader read past a message is cleartext too: pipelined after the final
+	// dot, STARTTLS and more than the session's reader holds of injected commands are thrown
+	// away with it.
+	t.Run("injected-after-data", func(t *testing.T) {
+		c := ts.dial(t, RoleSubmission)
+		injected := strings.Repeat("MAIL FROM:<injected@evil.example>\r\n", 200) // 7 KB
+		c.run(`
+			S: 220
+			C: EHLO c
+			S: 250-mx.example.test
+			C: MAIL FROM:<a@b.example>
+			S: 250
+			C: RCPT TO:<bob@example.test>
+			S: 250
+			C: DATA
+			S: 354`)
+		c.send("Subject: x\r\n\r\nx\r\n.\r\nSTARTTLS\r\n" + injected)
+		c.run(`
+			S: 250 2.0.0 Ok: queued
+			S: 220 2.0.0 Ready to start TLS`)
+		c.startTLS()
+		c.run(`
+			C: MAIL FROM:<a@b.example>
+			S: 503 5.5.1 Error: send HELO/EHLO first`)
+		if strings.Contains(ts.logs.String(), "injected") {
+			t.Error("an injected command reached the session")
+		}
+		if !strings.Contains(ts.logs.String(), "discarding input pipelined after STARTTLS") {
+			t.Error("no warning about the discarded input")
+		}
+	})
 	t.Run("implicit", func(t *testing.T) {
 		c := ts.dial(t, RoleSubmissions)
 		got := c.run2(`

@@ -102,6 +102,42 @@ func TestPipelinedWholeSession(t *testing.T) {
 	lastMessage(t, ts, 1)
 }
 
+// DATA reads a message with a reader of its own, larger than the session's; whatever that reader
+// takes in past the final dot (here a whole second transaction, sent before any reply, longer
+// than the session's reader holds) is read next as commands and data, in order, nothing lost.
+func TestPipelinedAfterData(t *testing.T) {
+	ts := newTestServer(t, nil)
+	c := ts.dial(t, RoleMX)
+	second := strings.Repeat("0123456789 second message, a line of text\r\n", 400) // 17 KB
+	c.send("EHLO host.example.com\r\nMAIL FROM:<a@host.example.com>\r\nRCPT TO:<bob@example.test>\r\n" +
+		"DATA\r\nSubject: one\r\n\r\nfirst\r\n.\r\n" +
+		"MAIL FROM:<a@host.example.com>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: two\r\n\r\n" +
+		second + "..stuffed\r\n.\r\nQUIT\r\n")
+	c.run(`
+		S: 220 mx.example.test ESMTP tern
+		S: 250-mx.example.test
+		S: 250 2.1.0 Ok
+		S: 250 2.1.5 Ok
+		S: 354 End data
+		S: 250 2.0.0 Ok: queued as
+		S: 250 2.1.0 Ok
+		S: 250 2.1.5 Ok
+		S: 354 End data
+		S: 250 2.0.0 Ok: queued as
+		S: 221 2.0.0 Bye
+		CLOSED`)
+	msgs := ts.spool.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("spool holds %d messages, want 2", len(msgs))
+	}
+	if b := msgs[0].body.String(); !strings.HasSuffix(b, "Subject: one\r\n\r\nfirst\r\n") {
+		t.Errorf("first message ends %q", b[max(0, len(b)-40):])
+	}
+	if b := msgs[1].body.String(); !strings.HasSuffix(b, "Subject: two\r\n\r\n"+second+".stuffed\r\n") {
+		t.Errorf("second message ends %q", b[max(0, len(b)-40):])
+	}
+}
+
 // RFC 2920 pipelining: replies come back in order, including a failing command in the middle.
 func TestPipeliningOrder(t *testing.T) {
 	ts := newTestServer(t, nil)

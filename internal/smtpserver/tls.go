@@ -35,7 +35,7 @@ func (s *session) cmdStartTLS(arg string) {
 	}
 	// Anything the client sent after STARTTLS came in cleartext and could have been injected by
 	// a man in the middle (CVE-2011-0411): it is thrown away, never read as commands under TLS.
-	if n := s.br.Buffered(); n > 0 {
+	if n := s.br.Buffered() + len(s.in.pending); n > 0 {
 		s.log.Warn("discarding input pipelined after STARTTLS", "octets", n)
 	}
 	s.handshake()
