@@ -27,20 +27,31 @@ func TestSessionGoroutineReused(t *testing.T) {
 		S: 250 2.0.0 Ok: queued
 		C: QUIT
 		S: 221`
-	for i := range 3 {
+	// A goroutine counts itself idle just before it waits on the pool's channel: a connection
+	// accepted in between goes to a new goroutine (harmless: the other one ends after its
+	// linger). So most sessions, not all, must be greeted by the goroutine of the one before.
+	const sessions = 6
+	reused := 0
+	for i := range sessions {
+		idle := ts.srv.pool.idle.Load()
 		c := ts.dial(t, RoleMX)
 		c.run(`
 			S: 220`)
-		// Greeted by the goroutine of the session before, not by a new one.
-		if n := ts.srv.pool.idle.Load(); i > 0 && n != 0 {
-			t.Errorf("session %d: greeted with %d goroutines idle, want the idle one reused", i, n)
+		if i > 0 && ts.srv.pool.idle.Load() == idle-1 {
+			reused++ // greeted by a goroutine that was idle, not by a new one
 		}
 		c.run(session)
 		_ = c.conn.Close()
-		waitFor(t, func() bool { return ts.srv.pool.idle.Load() == 1 })
+		waitFor(t, func() bool { return ts.srv.pool.idle.Load() >= 1 })
 	}
-	if got := len(ts.spool.messages()); got != 3 {
-		t.Errorf("%d messages queued, want 3", got)
+	if reused < sessions-2 {
+		t.Errorf("%d of %d sessions reused an idle goroutine, want nearly all", reused, sessions-1)
+	}
+	if n, most := ts.srv.pool.idle.Load(), int32(1+sessions-1-reused); n > most {
+		t.Errorf("%d goroutines idle after sessions one at a time, want at most %d (one, and one per miss)", n, most)
+	}
+	if got := len(ts.spool.messages()); got != sessions {
+		t.Errorf("%d messages queued, want %d", got, sessions)
 	}
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
