@@ -88,6 +88,21 @@ func BenchmarkPipelinedBDAT(b *testing.B) {
 		strconv.Itoa(len(body))+" LAST\r\n"+body, 3)
 }
 
+// A 1 MiB message in one group, as one BDAT chunk and through DATA: what reading a large
+// message costs the session (the test server keeps each message in memory: -benchtime 100x).
+func BenchmarkPipelinedBDAT1M(b *testing.B) {
+	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 76)+"\r\n", 1<<20/78)
+	b.SetBytes(int64(len(body)))
+	benchmarkPipelined(b, "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT "+
+		strconv.Itoa(len(body))+" LAST\r\n"+body, 3)
+}
+
+func BenchmarkPipelinedDATA1M(b *testing.B) {
+	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 76)+"\r\n", 1<<20/78)
+	b.SetBytes(int64(len(body)))
+	benchmarkPipelined(b, "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"+body+".\r\n", 4)
+}
+
 // A group larger than the session's read buffer (4 KiB): MAIL, 150 RCPTs, RSET. Its replies
 // go out in more than one write, since the server does not wait for the rest of a line to
 // send the replies that are ready.

@@ -255,7 +255,13 @@ func (s *session) readChunk(tx *transaction, size int64) error {
 		w = io.MultiWriter(&tx.text, w)
 	}
 	sw := &stickyWriter{w: w}
-	n, err := copyBuffered(sw, s.br, size)
+	var big []byte
+	if size > bufSize {
+		b := s.srv.bufs.chunkBuf()
+		defer s.srv.bufs.putChunkBuf(b)
+		big = *b
+	}
+	n, err := copyBuffered(sw, s.br, size, big)
 	tx.size += n
 	if sw.err != nil {
 		s.log.Error("queue file write failed", "err", sw.err)

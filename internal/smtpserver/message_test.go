@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -242,6 +243,29 @@ func TestBdat(t *testing.T) {
 		m := lastMessage(t, ts, 1)
 		if !strings.HasSuffix(m.body.String(), "Subject: x\r\n\r\n\x00\r\x01\n.\r\n") || m.env.Body != envelope.BodyBinaryMIME {
 			t.Errorf("body %q, BODY %q", m.body.String(), m.env.Body)
+		}
+	})
+	// A chunk larger than the session's reader is read straight into a buffer of its own,
+	// never past its end: the commands and the chunk pipelined behind it are read as sent.
+	t.Run("large-chunk-then-pipelined", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		c := ts.dial(t, RoleMX)
+		c.run(`
+			S: 220
+			C: EHLO c
+			S: 250
+			C: MAIL FROM:<a@b.example>
+			S: 250
+			C: RCPT TO:<bob@example.test>
+			S: 250`)
+		big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789 a line of a large chunk\r\n", 3000) // 108 KB
+		c.send(fmt.Sprintf("BDAT %d\r\n%sBDAT 6 LAST\r\nlast\r\nNOOP\r\n", len(big), big))
+		c.run(fmt.Sprintf(`
+			S: 250 2.0.0 Ok: %d octets received
+			S: 250 2.0.0 Ok: queued as
+			S: 250`, len(big)))
+		if m := lastMessage(t, ts, 1); !strings.HasSuffix(m.body.String(), big+"last\r\n") {
+			t.Errorf("body ends %q", m.body.String()[max(0, m.body.Len()-40):])
 		}
 	})
 	t.Run("text-checks-and-final-crlf", func(t *testing.T) {
