@@ -82,6 +82,13 @@ func BenchmarkCommitNoSync(b *testing.B) {
 	}
 }
 
+// BenchmarkCommitNoSync100K is BenchmarkCommitNoSync/sessions-per-cpu=1 with 100 KB bodies:
+// what the commit's copies and allocations cost for a larger message.
+func BenchmarkCommitNoSync100K(b *testing.B) {
+	b.ReportAllocs()
+	benchCommitSize(b, true, 1, noSyncFS{safeio.OS}, 100<<10)
+}
+
 // noSyncFS is the operating system's file system with fdatasync a no-op.
 type noSyncFS struct{ safeio.FS }
 
