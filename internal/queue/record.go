@@ -359,20 +359,7 @@ func (s *scanner) resync() {
 	s.skip(from)
 }
 
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+func allZero(b []byte) bool { return len(bytes.TrimLeft(b, "\x00")) == 0 }
 
 // skip notes that the octets from from to s.off were skipped.
 func (s *scanner) skip(from int) {

@@ -145,8 +145,7 @@ func (c *TextChecker) Finish() error {
 func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) {
 	var c TextChecker
 	var werr error
-	bol := true       // at the beginning of a line, i.e. after a CRLF (or at the start)
-	lineStart := true // the last octet read was an LF (or none was read): a line starts here
+	bol := true // at the beginning of a line, i.e. after a CRLF (or at the start)
 	writing := true
 	// write checks out and copies it to w, as long as nothing went wrong; it returns whether out
 	// ends exactly at a CRLF.
@@ -172,8 +171,9 @@ func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) 
 		// The whole lines already in r's buffer, up to the first one that starts with a dot
 		// (stuffed, or the end), are checked and written in one piece: most of a message goes
 		// through in a few writes rather than a write per line. The lines in between are
-		// judged exactly as one at a time would be (see dataLines).
-		if lineStart {
+		// judged exactly as one at a time would be (see dataLines). They start where a line
+		// does: at the start, or after an LF.
+		if !c.Unterminated() {
 			buffered, _ := r.Peek(r.Buffered()) // never blocks: only what is there
 			if run := dataLines(buffered, bol); len(run) > 0 {
 				bol = write(run)
@@ -201,7 +201,6 @@ func ReadData(r *bufio.Reader, w io.Writer, maxSize int64) (n int64, err error) 
 		// Check the unstuffed text: the line limit does not count the dot added for
 		// transparency (RFC 5321 §4.5.3.1.6), and the dot is never a CR or LF.
 		bol = write(out)
-		lineStart = len(seg) > 0 && seg[len(seg)-1] == '\n'
 	}
 }
 

@@ -23,29 +23,20 @@ const (
 	wakeSize = 512
 )
 
-// dataBufSize is the size of the reader DATA reads a message with: a large message is read in
-// reads of this size rather than of bufSize. Only sessions in DATA hold one.
+// dataBufSize is the size of the reader a message is read with (DATA, and BDAT chunks larger
+// than bufSize): a large message is read in reads of this size rather than of bufSize. Only
+// sessions receiving a message hold one.
 const dataBufSize = 64 << 10
 
-// bufferPools are the Server's pools of session buffers, of bufSize each, of DATA readers, and
-// of the buffers (dataBufSize, as *[]byte) BDAT reads its chunks with.
+// bufferPools are the Server's pools of session buffers, of bufSize each, and of the readers
+// messages are read with.
 type bufferPools struct {
-	readers, writers, data, chunks sync.Pool
+	readers, writers, data sync.Pool
 }
-
-// chunkBuf returns a buffer of dataBufSize from the pool; put it back with putChunkBuf.
-func (p *bufferPools) chunkBuf() *[]byte {
-	if b, ok := p.chunks.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, dataBufSize)
-	return &b
-}
-
-func (p *bufferPools) putChunkBuf(b *[]byte) { p.chunks.Put(b) }
 
 // dataReader returns a reader of dataBufSize from the pool that reads br: what br holds, then
-// (br being empty, and the reads larger than its buffer) straight from what br reads.
+// (br being empty, and the reads larger than its buffer) straight from what br reads. The
+// session's unread gives it back.
 func (p *bufferPools) dataReader(br *bufio.Reader) *bufio.Reader {
 	if r, ok := p.data.Get().(*bufio.Reader); ok {
 		r.Reset(br)
@@ -54,8 +45,8 @@ func (p *bufferPools) dataReader(br *bufio.Reader) *bufio.Reader {
 	return bufio.NewReaderSize(br, dataBufSize)
 }
 
-// unread puts what the DATA reader r read past the message (commands, even data, pipelined
-// after the final dot) in front of what the session reads next, and gives r back to the pool.
+// unread puts what the data reader r read past the message or chunk (commands, even data,
+// pipelined behind it) in front of what the session reads next, and gives r back to the pool.
 // r emptied the session's reader with its first read, so nothing can be in between.
 func (s *session) unread(r *bufio.Reader) {
 	if n := r.Buffered(); n > 0 {
@@ -125,7 +116,7 @@ func (p *primedReader) Read(b []byte) (int, error) {
 // take no buffers just to be closed.
 func (s *session) readIdle() error {
 	if s.br != nil && s.br.Buffered() > 0 || s.bw != nil && s.bw.Buffered() > 0 || len(s.in.pending) > 0 {
-		return nil // pending: what DATA's reader read past the message (unread)
+		return nil // pending: what a data reader read past the message (unread)
 	}
 	s.srv.bufs.release(s)
 	n, err := s.conn.Read(s.wake[:])
@@ -139,30 +130,11 @@ func (s *session) readIdle() error {
 
 // copyBuffered copies n octets from br to w straight out of br's buffer, as io.CopyN does but
 // without the buffer of its own that io.CopyN makes for every call (its LimitedReader hides
-// br's WriteTo): a BDAT chunk costs no allocation. With big, once br is empty, what is left of
-// the chunk is read from the connection straight into big, as much as it holds at a time
-// (br reads into a buffer at least its own size without buffering), rather than a reader's
-// buffer at a time; never past the n octets, so what follows the chunk stays for br. Like
-// io.CopyN, it returns io.EOF when br ends early, and w's first error. It returns the octets
-// taken from br: those written, except after a write error, when octets read into big but not
-// written count too (the caller skips the rest of the chunk from there).
-func copyBuffered(w io.Writer, br *bufio.Reader, n int64, big []byte) (int64, error) {
+// br's WriteTo): a BDAT chunk costs no allocation. Like io.CopyN, it returns io.EOF when br
+// ends early, and w's first error.
+func copyBuffered(w io.Writer, br *bufio.Reader, n int64) (int64, error) {
 	var done int64
 	for done < n {
-		if br.Buffered() == 0 && len(big) >= br.Size() && n-done >= int64(br.Size()) {
-			k, rerr := br.Read(big[:min(int64(len(big)), n-done)])
-			if k > 0 {
-				_, err := w.Write(big[:k])
-				done += int64(k)
-				if err != nil {
-					return done, err
-				}
-			}
-			if rerr != nil {
-				return done, rerr
-			}
-			continue
-		}
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
 				return done, err

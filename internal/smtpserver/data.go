@@ -255,19 +255,20 @@ func (s *session) readChunk(tx *transaction, size int64) error {
 		w = io.MultiWriter(&tx.text, w)
 	}
 	sw := &stickyWriter{w: w}
-	var big []byte
+	br := s.br
 	if size > bufSize {
-		b := s.srv.bufs.chunkBuf()
-		defer s.srv.bufs.putChunkBuf(b)
-		big = *b
+		// A large chunk is read as DATA reads a message, in reads larger than the session's
+		// reader holds.
+		br = s.srv.bufs.dataReader(s.br)
+		defer s.unread(br)
 	}
-	n, err := copyBuffered(sw, s.br, size, big)
+	n, err := copyBuffered(sw, br, size)
 	tx.size += n
 	if sw.err != nil {
 		s.log.Error("queue file write failed", "err", sw.err)
 		tx.failed = replyQueueError
 		// Keep in step with the client: the rest of the chunk is still on its way.
-		if _, err := io.CopyN(io.Discard, s.br, size-n); err != nil {
+		if _, err := io.CopyN(io.Discard, br, size-n); err != nil {
 			return err
 		}
 		return nil

@@ -245,8 +245,9 @@ func TestBdat(t *testing.T) {
 			t.Errorf("body %q, BODY %q", m.body.String(), m.env.Body)
 		}
 	})
-	// A chunk larger than the session's reader is read straight into a buffer of its own,
-	// never past its end: the commands and the chunk pipelined behind it are read as sent.
+	// A chunk larger than the session's reader is read with a reader of its own, as DATA is;
+	// what that reads past the chunk (the commands and the chunk pipelined behind it) is read
+	// next, as sent.
 	t.Run("large-chunk-then-pipelined", func(t *testing.T) {
 		ts := newTestServer(t, nil)
 		c := ts.dial(t, RoleMX)
