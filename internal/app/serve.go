@@ -405,7 +405,7 @@ func newRouter(cfg config.Config, data string, store accounts.Store, relay *poli
 		IsLocal:      relay.IsLocal,
 		Exists:       store.Exists,
 		IsBadAddress: func(err error) bool { return errors.Is(err, accounts.ErrBadAddress) },
-		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log}),
+		Mailbox:      maildir.New(maildir.Options{Root: mailPath(data), Hostname: cfg.Hostname, Logger: log, EachFileSync: !cfg.Delivery.MaildirSyncFS}),
 		Postmaster:   "postmaster@" + cfg.Domains[0],
 		Remote:       rd,
 	}

@@ -31,6 +31,14 @@ type FS interface {
 	// same file system; it fails with fs.ErrExist if newpath exists. Like a created name,
 	// the new one is durable once its directory is synced.
 	Link(f File, newpath string) error
+	// SyncFS makes everything on the file system holding the open file f durable at once
+	// (Linux's syncfs(2)): the data of every file and the names in every directory, written by
+	// anyone. Its error reports a failed write of any file on that file system since f was
+	// opened, so a caller that wrote files and then syncs through the first of them opened
+	// learns of a failure of any. Where the system cannot promise that (not Linux, or a kernel
+	// before 5.8, whose syncfs reported no write errors), the error matches
+	// errors.ErrUnsupported and nothing is synced.
+	SyncFS(f File) error
 }
 
 // File is an open file of an FS.

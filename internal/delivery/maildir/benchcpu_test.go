@@ -75,3 +75,5 @@ func benchDeliverCPU(b *testing.B, d *Deliverer) {
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
+
+func (noSyncFS) SyncFS(safeio.File) error { return nil }

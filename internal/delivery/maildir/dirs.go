@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"syscall"
 
 	"github.com/tern-mail/tern/internal/safeio"
 )
@@ -74,4 +75,17 @@ func (d *Deliverer) mkdirExisting(dir string) error {
 		return nil
 	}
 	return err
+}
+
+// fileDevice is the file system f is on (its st_dev), or 0 where the FS does not say (tests'
+// simulated one, which is a single file system).
+func fileDevice(f safeio.File) (uint64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), nil //nolint:unconvert // not uint64 on every system
+	}
+	return 0, nil
 }

@@ -55,10 +55,10 @@ func (b strBody) Open() (io.ReadCloser, error) {
 }
 func (b strBody) Size() int64 { return int64(len(b)) }
 
-// deliverBatches runs the groups one after the other with DeliverBatch and returns which jobs
-// were acknowledged.
-func deliverBatches(fsys safeio.FS, jobs []plJob, groups []plBatch) []bool {
-	d := New(Options{Root: plRoot, Hostname: "h", FS: fsys})
+// deliverBatches runs the groups one after the other with DeliverBatch on f in mode m and
+// returns which jobs were acknowledged.
+func deliverBatches(m plMode, f safeio.FS, jobs []plJob, groups []plBatch) []bool {
+	d := m.deliverer(f)
 	acked := make([]bool, len(jobs))
 	for _, g := range groups {
 		first := jobs[g[0]]
@@ -83,7 +83,7 @@ func TestPowerLossBatch(t *testing.T) { forModes(t, testPowerLossBatch) }
 func testPowerLossBatch(t *testing.T, m plMode) {
 	jobs, groups := plBatchJobs()
 	dry := crashfs.New()
-	for i, ok := range deliverBatches(m.fs(dry), jobs, groups) {
+	for i, ok := range deliverBatches(m, dry, jobs, groups) {
 		if !ok {
 			t.Fatalf("job %d failed without a crash", i)
 		}
@@ -94,7 +94,7 @@ func testPowerLossBatch(t *testing.T, m plMode) {
 	for n := range steps + 1 {
 		f := crashfs.New()
 		f.CrashAfter(n)
-		acked := deliverBatches(m.fs(f), jobs, groups)
+		acked := deliverBatches(m, f, jobs, groups)
 		for _, a := range acked {
 			if a {
 				acks++
@@ -104,7 +104,7 @@ func testPowerLossBatch(t *testing.T, m plMode) {
 			if problems, _ := checkMaildirs(after, jobs, acked); len(problems) > 0 {
 				t.Fatalf("crash after step %d (mode %d): %q\nfile system after the crash:\n%s", n, k, problems, after)
 			}
-			if ok := deliverBatches(m.fs(after), jobs, groups); !ok[0] || !ok[len(ok)-1] {
+			if ok := deliverBatches(m, after, jobs, groups); !ok[0] || !ok[len(ok)-1] {
 				t.Fatalf("crash after step %d (mode %d): no delivery possible after it", n, k)
 			}
 		}
@@ -117,11 +117,11 @@ func testPowerLossBatch(t *testing.T, m plMode) {
 func TestPowerLossBatchTeeth(t *testing.T) { forModes(t, testPowerLossBatchTeeth) }
 
 func testPowerLossBatchTeeth(t *testing.T, m plMode) {
-	tests := []struct {
+	type mutation struct {
 		name string
 		skip func(op crashfs.Op) bool
-	}{
-		{"message file", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSync && strings.Contains(op.Path, "/tmp/") }},
+	}
+	tests := []mutation{
 		{"new/ of one.test", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new" && strings.Contains(op.Path, "/one.test/")
 		}},
@@ -129,10 +129,17 @@ func testPowerLossBatchTeeth(t *testing.T, m plMode) {
 			return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new" && strings.Contains(op.Path, JunkFolder)
 		}},
 	}
+	if m.sync == syncDeferred {
+		tests = append(tests, mutation{"syncfs", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncFS }})
+	} else {
+		tests = append(tests, mutation{"message file", func(op crashfs.Op) bool {
+			return op.Kind == crashfs.OpSync && strings.Contains(op.Path, "/tmp/")
+		}})
+	}
 	jobs, groups := plBatchJobs()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverBatches(m.fs(f), jobs, groups) })
+			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverBatches(m, f, jobs, groups) })
 		})
 	}
 }
@@ -142,19 +149,25 @@ func testPowerLossBatchTeeth(t *testing.T, m plMode) {
 func TestDeliverBatchFailure(t *testing.T) { forModes(t, testDeliverBatchFailure) }
 
 func testDeliverBatchFailure(t *testing.T, m plMode) {
-	tests := []struct {
+	type failure struct {
 		name string
 		fail func(op crashfs.Op) bool
-	}{
+		all  bool // every recipient fails, not only two.test's
+	}
+	tests := []failure{
 		{"fsync of two.test's files", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSync && strings.Contains(op.Path, "/two.test/")
-		}},
+		}, false},
 		{"link or rename into two.test's new/", func(op crashfs.Op) bool {
 			return (op.Kind == crashfs.OpLink || op.Kind == crashfs.OpRename) && strings.Contains(op.Path, "/two.test/")
-		}},
+		}, false},
 		{"fsync of two.test's new/", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new" && strings.Contains(op.Path, "/two.test/")
-		}},
+		}, false},
+	}
+	if m.sync == syncDeferred {
+		// One syncfs covers the files of every mailbox: its failure is everyone's.
+		tests[0] = failure{"syncfs of the batch", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncFS }, true}
 	}
 	jobs, _ := plBatchJobs()
 	jobs = jobs[:4] // the first message, to every mailbox
@@ -167,27 +180,27 @@ func testDeliverBatchFailure(t *testing.T, m plMode) {
 				}
 				return nil
 			})
-			d := New(Options{Root: plRoot, Hostname: "h", FS: m.fs(f)})
+			d := m.deliverer(f)
 			env := newEnv("s@example.org", "a@one.test", "b@one.test", "c@two.test", "d@two.test")
 			out := d.DeliverBatch(context.Background(), env, []int{0, 1, 2, 3}, strBody(jobs[0].body))
 			for k, o := range out {
-				two := k >= 2
+				fails := k >= 2 || tc.all
 				var de *delivery.Error
 				switch {
-				case two && (!errors.As(o.Err, &de) || de.Permanent || de.Code != 451 || !errors.Is(o.Err, syscall.EIO)):
+				case fails && (!errors.As(o.Err, &de) || de.Permanent || de.Code != 451 || !errors.Is(o.Err, syscall.EIO)):
 					t.Errorf("%s: %v, want temporary 451 wrapping EIO", env.Rcpts[k].Addr, o.Err)
-				case !two && o.Err != nil:
+				case !fails && o.Err != nil:
 					t.Errorf("%s: %v, want delivered", env.Rcpts[k].Addr, o.Err)
 				}
 				md, _ := d.Path(env.Rcpts[k].Addr)
 				if n := len(listDirIn(t, f, path.Join(md, "tmp"))); n != 0 {
 					t.Errorf("%s: %d files left in tmp/", env.Rcpts[k].Addr, n)
 				}
-				if n, want := len(listDirIn(t, f, path.Join(md, "new"))), map[bool]int{false: 1, true: 0}[two]; n != want {
+				if n, want := len(listDirIn(t, f, path.Join(md, "new"))), map[bool]int{false: 1, true: 0}[fails]; n != want {
 					t.Errorf("%s: %d files in new/, want %d", env.Rcpts[k].Addr, n, want)
 				}
 			}
-			acked := []bool{true, true, false, false}
+			acked := []bool{!tc.all, !tc.all, false, false}
 			if problems, _ := checkMaildirs(f.Crash(), jobs, acked); len(problems) > 0 {
 				t.Errorf("after a crash: %q", problems)
 			}

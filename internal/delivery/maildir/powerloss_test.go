@@ -53,19 +53,32 @@ func plJobs() []plJob {
 	return jobs
 }
 
-// plMode is one of the two ways a delivery makes its file: without a name, linked into new/
-// by the batch (where the file system can: the operating system's on Linux, and crashfs), or
-// in tmp/, renamed into new/ by the batch (namedOnly). The power-loss tests cover both.
+// plMode is one of the ways a delivery makes its file: without a name, linked into new/ by the
+// batch (where the file system can: the operating system's on Linux, and crashfs), or in tmp/,
+// renamed into new/ by the batch (namedOnly); made durable by its own fsync, or by its
+// batch's syncfs (what a Deliverer does under load). The power-loss tests cover each.
 type plMode struct {
 	name string
 	fs   func(safeio.FS) safeio.FS
+	sync syncMode
+}
+
+// deliverer is a Deliverer on f in mode m.
+func (m plMode) deliverer(f safeio.FS) *Deliverer {
+	d := New(Options{Root: plRoot, Hostname: "h", FS: m.fs(f)})
+	d.sync = m.sync
+	return d
 }
 
 // forModes runs test once in each plMode.
 func forModes(t *testing.T, test func(*testing.T, plMode)) {
+	unnamed := func(f safeio.FS) safeio.FS { return f }
+	tmp := func(f safeio.FS) safeio.FS { return namedOnly{f} }
 	modes := []plMode{
-		{"unnamed", func(f safeio.FS) safeio.FS { return f }},
-		{"tmp", func(f safeio.FS) safeio.FS { return namedOnly{f} }},
+		{"unnamed", unnamed, syncEachFile},
+		{"tmp", tmp, syncEachFile},
+		{"unnamed-syncfs", unnamed, syncDeferred},
+		{"tmp-syncfs", tmp, syncDeferred},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) { test(t, m) })
@@ -80,9 +93,10 @@ func (namedOnly) CreateUnnamed(dir string, _ fs.FileMode) (safeio.File, error) {
 	return nil, &fs.PathError{Op: "open", Path: dir, Err: errors.ErrUnsupported}
 }
 
-// deliverAll runs the jobs from three goroutines and returns which ones Deliver acknowledged.
-func deliverAll(fsys safeio.FS, jobs []plJob) []bool {
-	d := New(Options{Root: plRoot, Hostname: "h", FS: fsys})
+// deliverAll runs the jobs on f in mode m from three goroutines and returns which ones Deliver
+// acknowledged.
+func deliverAll(m plMode, f safeio.FS, jobs []plJob) []bool {
+	d := m.deliverer(f)
 	acked := make([]bool, len(jobs))
 	var wg sync.WaitGroup
 	for g := range 3 {
@@ -167,7 +181,7 @@ func TestPowerLossEveryStep(t *testing.T) { forModes(t, testPowerLossEveryStep) 
 func testPowerLossEveryStep(t *testing.T, m plMode) {
 	jobs := plJobs()
 	dry := crashfs.New()
-	for i, ok := range deliverAll(m.fs(dry), jobs) {
+	for i, ok := range deliverAll(m, dry, jobs) {
 		if !ok {
 			t.Fatalf("job %d failed without a crash", i)
 		}
@@ -178,7 +192,7 @@ func testPowerLossEveryStep(t *testing.T, m plMode) {
 	for n := range steps + 1 {
 		f := crashfs.New()
 		f.CrashAfter(n)
-		acked := deliverAll(m.fs(f), jobs)
+		acked := deliverAll(m, f, jobs)
 		for _, a := range acked {
 			if a {
 				ackedTotal++
@@ -194,7 +208,7 @@ func testPowerLossEveryStep(t *testing.T, m plMode) {
 				t.Fatalf("file system after the crash:\n%s", after)
 			}
 			again := append(jobs[:0:0], plJob{addr: "a@one.test", body: "after the crash\r\n"})
-			if ok := deliverAll(m.fs(after), again); !ok[0] {
+			if ok := deliverAll(m, after, again); !ok[0] {
 				t.Fatalf("crash after step %d (mode %d): no delivery possible after it:\n%s", n, k, after)
 			}
 		}
@@ -210,13 +224,13 @@ func TestKillThenPowerLoss(t *testing.T) { forModes(t, testKillThenPowerLoss) }
 func testKillThenPowerLoss(t *testing.T, m plMode) {
 	jobs := plJobs()[:5] // every mailbox, every size
 	dry := crashfs.New()
-	deliverAll(m.fs(dry), jobs)
+	deliverAll(m, dry, jobs)
 	for n := range dry.Steps() + 1 {
 		f := crashfs.New()
 		f.CrashAfter(n)
-		first := deliverAll(m.fs(f), jobs)
+		first := deliverAll(m, f, jobs)
 		g := f.Restart()
-		second := deliverAll(m.fs(g), jobs)
+		second := deliverAll(m, g, jobs)
 		acked := make([]bool, len(jobs))
 		for i := range acked {
 			acked[i] = first[i] || second[i]
@@ -233,10 +247,11 @@ func testKillThenPowerLoss(t *testing.T, m plMode) {
 func TestPowerLossTeeth(t *testing.T) { forModes(t, testPowerLossTeeth) }
 
 func testPowerLossTeeth(t *testing.T, m plMode) {
-	tests := []struct {
+	type mutation struct {
 		name string
 		skip func(op crashfs.Op) bool
-	}{
+	}
+	tests := []mutation{
 		{"message file", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSync && strings.Contains(op.Path, "/tmp/") }},
 		{"new/", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new" }},
 		{"Maildir", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "Maildir" }},
@@ -248,10 +263,15 @@ func testPowerLossTeeth(t *testing.T, m plMode) {
 		{"root", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && op.Path == plRoot }},
 		{"root's parent", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncDir && op.Path == path.Dir(plRoot) }},
 	}
+	if m.sync == syncDeferred {
+		// The batch's syncfs makes the files durable, and with them the directories made
+		// before it: of the syncs above only new/'s (after the link) is still needed.
+		tests = []mutation{tests[1], {"syncfs", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSyncFS }}}
+	}
 	jobs := plJobs()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverAll(m.fs(f), jobs) })
+			checkTeeth(t, tc.skip, jobs, func(f *crashfs.FS) []bool { return deliverAll(m, f, jobs) })
 		})
 	}
 }
@@ -292,7 +312,9 @@ func testDeliverSyncFailure(t *testing.T, m plMode) {
 		code     int
 		enhanced string
 	}{
-		{"fsync of the file", func(op crashfs.Op) bool { return op.Kind == crashfs.OpSync }, syscall.EIO, 451, "4.3.0"},
+		{"fsync or syncfs of the file", func(op crashfs.Op) bool {
+			return op.Kind == crashfs.OpSync || op.Kind == crashfs.OpSyncFS
+		}, syscall.EIO, 451, "4.3.0"},
 		{"fsync of new/", func(op crashfs.Op) bool {
 			return op.Kind == crashfs.OpSyncDir && path.Base(op.Path) == "new"
 		}, syscall.EIO, 451, "4.3.0"},
@@ -311,7 +333,7 @@ func testDeliverSyncFailure(t *testing.T, m plMode) {
 				}
 				return nil
 			})
-			d := New(Options{Root: plRoot, Hostname: "h", FS: m.fs(f)})
+			d := m.deliverer(f)
 			md, _ := d.Path("a@one.test")
 			err := d.Deliver(context.Background(), newEnv("s@example.org", "a@one.test"), 0, strings.NewReader("x\r\n"))
 			var de *delivery.Error
@@ -331,7 +353,7 @@ func testDeliverSyncFailure(t *testing.T, m plMode) {
 			if problems, _ := checkMaildirs(after, job, []bool{false}); len(problems) > 0 {
 				t.Errorf("after a crash: %q", problems)
 			}
-			if ok := deliverAll(m.fs(after), job); !ok[0] {
+			if ok := deliverAll(m, after, job); !ok[0] {
 				t.Fatal("no delivery after the crash")
 			}
 			if problems, _ := checkMaildirs(after.Crash(), job, []bool{true}); len(problems) > 0 {

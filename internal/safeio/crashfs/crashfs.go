@@ -29,6 +29,8 @@
 //     than any of them: code that keeps its promises here keeps them there.
 //   - The durable state is per file and per directory; nothing ties the durability of one to
 //     another. Data written to a file and its name in a directory are independent.
+//   - SyncFS (syncfs(2)) is the one exception: it makes everything durable at once, every
+//     file's data (those without a name too) and every directory's names.
 //
 // A failed sync (a Rule returning an error for it) makes nothing durable. The writes it should
 // have covered are then lost to later syncs too: Linux marks the pages clean after a failed
@@ -54,7 +56,7 @@
 // then on every operation on it fails with ErrCrashed, so that code still running against it
 // cannot report success. Every operation that can change the file system or its durable state
 // is a numbered step (creating or opening for writing, Write, WriteAt, Truncate, Sync,
-// Datasync, SyncDir, Mkdir, Remove, Rename, CreateUnnamed, Link); CrashAfter(n) cuts the power right after step n,
+// Datasync, SyncDir, SyncFS, Mkdir, Remove, Rename, CreateUnnamed, Link); CrashAfter(n) cuts the power right after step n,
 // so that a test can crash (or, followed by Restart, kill) at every step of a workload, or at
 // random ones. Snapshot and AfterStep take the crash without cutting the power: one long run
 // then yields many crash points (the code's failure paths after a crash are not exercised that
@@ -115,10 +117,11 @@ const (
 	OpRemove               // step
 	OpRename               // step
 	OpLink                 // Link (step); CreateUnnamed is an OpOpen step
+	OpSyncFS               // SyncFS (step)
 )
 
 var kindNames = [...]string{"open", "read", "write", "truncate", "sync", "datasync", "close",
-	"stat", "readdir", "syncdir", "mkdir", "remove", "rename", "link"}
+	"stat", "readdir", "syncdir", "mkdir", "remove", "rename", "link", "syncfs"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -127,8 +130,8 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
-// IsSync reports whether k is one of the syncs (Sync, Datasync, SyncDir).
-func (k Kind) IsSync() bool { return k == OpSync || k == OpDatasync || k == OpSyncDir }
+// IsSync reports whether k is one of the syncs (Sync, Datasync, SyncDir, SyncFS).
+func (k Kind) IsSync() bool { return k == OpSync || k == OpDatasync || k == OpSyncDir || k == OpSyncFS }
 
 // Op is one operation, as a Rule sees it.
 type Op struct {
@@ -182,6 +185,9 @@ type FS struct {
 	down    bool
 	rule    Rule
 	after   func(op Op, snapshot func(r *rand.Rand) *FS)
+	// unnamed are the files CreateUnnamed made, for SyncFS: in no directory until linked.
+	// A restart forgets them, as the processes that held them open are gone.
+	unnamed []*inode
 }
 
 var _ safeio.FS = (*FS)(nil)
@@ -540,6 +546,57 @@ func (f *FS) SyncDir(dir string) error {
 		n.sync()
 	}
 	return nil
+}
+
+// SyncFS makes everything durable (syncfs(2)): every file's data and every directory's names,
+// the files without a name included. h must be a file of this FS. A failed one makes nothing
+// durable, and marks every write since each file's last sync as lost to later syncs, as a
+// failed Sync does for its file.
+func (f *FS) SyncFS(h safeio.File) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := Op{Kind: OpSyncFS, Path: h.Name()}
+	fh, ok := h.(*file)
+	if !ok || fh.fs != f {
+		return pathErr("syncfs", h.Name(), syscall.EXDEV)
+	}
+	skip, err := fh.start(&op, true)
+	defer f.end(&op)
+	switch {
+	case errors.Is(err, ErrCrashed) || errors.Is(err, fs.ErrClosed):
+		return pathErr("syncfs", h.Name(), err)
+	case err != nil:
+		f.eachInode(func(n *inode) {
+			if !n.isDir() {
+				n.failSync() // the Rule's failure
+			}
+		})
+		return pathErr("syncfs", h.Name(), err)
+	case !skip:
+		f.eachInode((*inode).sync)
+	}
+	return nil
+}
+
+// eachInode calls fn once for every inode reachable from the root and every file without a
+// name.
+func (f *FS) eachInode(fn func(*inode)) {
+	seen := map[*inode]bool{}
+	var walk func(n *inode)
+	walk = func(n *inode) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		fn(n)
+		for _, c := range n.entries {
+			walk(c)
+		}
+	}
+	walk(f.root)
+	for _, n := range f.unnamed {
+		walk(n)
+	}
 }
 
 // fileInfo describes a file or a directory.

@@ -221,6 +221,28 @@ func TestModel(t *testing.T) {
 			o.check(o.f.Link(o.unnamed("data", false), "/new/a"))
 			o.syncDir("/new")
 		}, map[string]string{"/new": "/", "/new/a": ""}},
+		{"syncfs: every file and every name", func(o ops) {
+			o.mkdir("/d")
+			h := o.create("/d/a", "data")
+			o.create("/b", "more")
+			o.check(o.f.SyncFS(h))
+		}, map[string]string{"/d": "/", "/d/a": "data", "/b": "more"}},
+		{"syncfs: an unnamed file's data, linked after", func(o ops) {
+			o.mkdir("/new")
+			o.syncDir("/")
+			h, err := o.f.CreateUnnamed("/new", 0o600)
+			o.check(err)
+			o.write(h, "data")
+			o.check(o.f.SyncFS(h))
+			o.check(o.f.Link(h, "/new/a"))
+			o.syncDir("/new")
+		}, map[string]string{"/new": "/", "/new/a": "data"}},
+		{"syncfs: what is written after it is not", func(o ops) {
+			h := o.create("/a", "one ")
+			o.check(o.f.SyncFS(h))
+			o.write(h, "two")
+			o.create("/b", "late")
+		}, map[string]string{"/a": "one "}},
 		{"removed while open, data synced through the handle", func(o ops) {
 			h := o.create("/a", "data")
 			o.syncDir("/")
@@ -715,4 +737,29 @@ func errIf(cond bool, err error) error {
 		return err
 	}
 	return nil
+}
+
+// TestFailedSyncFS checks that a failed SyncFS makes nothing durable and loses what it should
+// have covered to later syncs, of every file, as a failed fsync does for one.
+func TestFailedSyncFS(t *testing.T) {
+	f := New()
+	o := ops{t, f}
+	a := o.create("/a", "one;")
+	o.create("/b", "two;")
+	o.syncDir("/")
+	f.Inject(func(op Op) error { return errIf(op.Kind == OpSyncFS, syscall.EIO) })
+	if err := f.SyncFS(a); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("syncfs: %v", err)
+	}
+	f.Inject(nil)
+	if got := tree(t, f.Snapshot(nil)); got["/a"] != "" || got["/b"] != "" {
+		t.Fatalf("after a crash: %q, want nothing synced", got)
+	}
+	o.check(f.SyncFS(a))
+	if got := tree(t, f.Snapshot(nil)); got["/a"] != "" || got["/b"] != "" {
+		t.Fatalf("after a later syncfs and a crash: %q, want the failed writes lost", got)
+	}
+	if err := New().SyncFS(a); !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("syncfs with another FS's file: %v", err)
+	}
 }

@@ -30,7 +30,9 @@ func (f *FS) CreateUnnamed(dir string, perm fs.FileMode) (safeio.File, error) {
 	case !d.isDir():
 		return nil, pathErr("open", dir, syscall.ENOTDIR)
 	}
-	return &file{fs: f, ino: &inode{mode: perm.Perm()}, name: name, flag: os.O_WRONLY}, nil
+	n := &inode{mode: perm.Perm()}
+	f.unnamed = append(f.unnamed, n)
+	return &file{fs: f, ino: n, name: name, flag: os.O_WRONLY}, nil
 }
 
 // Link gives the file open as h (from this FS, open, not a directory) the name newpath, which
