@@ -21,7 +21,8 @@ type written struct {
 	newPath string      // its path in new/
 	size    int64
 	// synced is set once the file's data is durable: by its own fsync, or by its batch
-	// (syncFiles). dev is the file system it is on, opened the order of its creation.
+	// (syncFiles). dev is the file system it is on (known when its sync is left to the
+	// batch); opened numbers it in the order the Deliverer's files were created.
 	synced bool
 	dev    uint64
 	opened uint64
@@ -215,8 +216,7 @@ const minSyncFS = 2
 // syncFiles makes the data of every file of a batch that its writer left unsynced durable: with
 // one syncfs per file system when there are at least minSyncFS of them and the system holds
 // little other unwritten data (or when the tests ask for it), each with its own fsync
-// otherwise. A file that cannot be made durable gets its
-// error and is done.
+// otherwise. A file that cannot be made durable gets its error and is done.
 //
 // A syncfs reports a write error of any file on its file system since the file it is made
 // through was opened (safeio.FS.SyncFS), so it goes through the oldest file of the batch on
