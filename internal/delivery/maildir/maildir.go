@@ -53,16 +53,16 @@
 // durable with one syncfs(2) of their file system (safeio.FS's SyncFS) before it links any of
 // them into new/: one flush of the file system instead of one per file, which also writes the
 // inodes of many files in one block where each fsync wrote its own. At 20 sessions this took
-// tern's CPU per message down by a tenth and its rate up by 10 % on a journalled ext4 and by
-// 25 % on one without a journal (BENCHMARKS.md, "One flush for a batch of files"). A file that
+// tern's CPU per message down by a tenth and its rate up by about 10 % end to end, on ext4 with
+// and without a journal (BENCHMARKS.md, "One flush for a batch of files"). A file that
 // would wait alone is still fsynced at once, overlapping the running batch's flush of new/:
 // at one session that is faster than a syncfs, which costs more than the fsync of one file.
 //
 // A syncfs waits for everything unwritten on the file system, other programs' data too, so it
-// is used only while the system holds little of it (maxDirtyForSyncFS, from /proc/meminfo
-// every 50 ms; otherwise every file gets its own fsync), only on Linux 5.8 or later (before,
-// syncfs reported no write errors), and not at all with Options.EachFileSync (the
-// configuration's maildir_syncfs = false). Its error covers a failed write of any file on the
+// is used only while the system holds little of it (maxDirtyForSyncFS, read at most every
+// 50 ms by safeio.DirtyBytes; otherwise every file gets its own fsync), only on Linux 5.8 or
+// later (before, syncfs reported no write errors), and not at all with Options.EachFileSync
+// (the configuration's maildir_syncfs = false). Its error covers a failed write of any file on the
 // file system since the file it is made through was opened: the batch makes it through its
 // oldest file, so the failure of any of its files is reported, and fails the whole batch
 // (temporarily: the queue retries). The alternatives tried before it (a standalone program
