@@ -524,15 +524,22 @@ func (tn *Tern) WaitMaildir(addr string, n int, timeout time.Duration) []string 
 // WaitMessage waits until a message containing token is in addr's Maildir and returns it.
 func (tn *Tern) WaitMessage(addr, token string, timeout time.Duration) string {
 	tn.t.Helper()
+	return tn.WaitMessageFunc(addr, fmt.Sprintf("%q", token), func(m string) bool { return strings.Contains(m, token) }, timeout)
+}
+
+// WaitMessageFunc waits until a message in addr's Maildir satisfies match (what describes,
+// for the failure), and returns it.
+func (tn *Tern) WaitMessageFunc(addr, what string, match func(string) bool, timeout time.Duration) string {
+	tn.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		for _, m := range tn.Maildir(addr) {
-			if strings.Contains(m, token) {
+			if match(m) {
 				return m
 			}
 		}
 		if time.Now().After(deadline) {
-			tn.t.Fatalf("no message with %q in %s after %v\nqueue:\n%s", token, tn.MaildirNew(addr), timeout, tn.QueueList())
+			tn.t.Fatalf("no message with %s in %s after %v\nqueue:\n%s", what, tn.MaildirNew(addr), timeout, tn.QueueList())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -434,7 +434,11 @@ func TestMsmtp(t *testing.T) {
 		return tok, m[1], out
 	}
 	check := func(t *testing.T, tok, id string) string {
-		msg := tn.WaitMessage("bob@example.test", tok, 10*time.Second)
+		// The message itself, not a delivery report on it that quotes its headers (NOTIFY=SUCCESS
+		// with RET=HDRS), which may be in the Maildir first.
+		msg := tn.WaitMessageFunc("bob@example.test", "the message "+tok, func(m string) bool {
+			return strings.Contains(m, tok) && strings.Contains(m, "\n\nhello from msmtp\n")
+		}, 10*time.Second)
 		mustMatch(t, "Received", header(msg, "Received"), `\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)\n\tby mx\.example\.test \(tern\) with ESMTPSA id `+id+`\n`)
 		if !strings.HasSuffix(msg, "\n\nhello from msmtp\n.dot\n") {
 			t.Fatalf("body not delivered as sent:\n%s", msg)

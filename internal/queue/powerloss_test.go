@@ -125,7 +125,10 @@ func plOptions(fsys safeio.FS, logs io.Writer) queue.Options {
 	return queue.Options{
 		FS: fsys,
 		Batch: &router{
-			md:    maildir.New(maildir.Options{Root: plMail, Hostname: "h", FS: fsys}),
+			// Each file its own fsync: a batch's syncfs would make the queue's files durable
+			// too, and hide a missing sync of the queue from the teeth (the Maildir's own
+			// power-loss tests cover the syncfs).
+			md:    maildir.New(maildir.Options{Root: plMail, Hostname: "h", FS: fsys, EachFileSync: true}),
 			tried: map[string]bool{},
 		},
 		Workers:     4,

@@ -221,7 +221,9 @@ const minSyncFS = 2
 // A syncfs reports a write error of any file on its file system since the file it is made
 // through was opened (safeio.FS.SyncFS), so it goes through the oldest file of the batch on
 // that file system, opened before any of the others was written: a failed write of any of
-// them cannot go unreported.
+// them cannot go unreported. On ext4 without a journal a syncfs flushes the disk's cache
+// before its last wait for the inode blocks it wrote; the flush of new/ after the links, which
+// every file of the batch waits for, flushes them too.
 func (d *Deliverer) syncFiles(files []*written) {
 	var byDev map[uint64][]*written
 	n := 0
