@@ -1,10 +1,14 @@
 package maildir
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +202,69 @@ func TestDeferSync(t *testing.T) {
 		t.Error("no unwritten data: deferSync = false")
 	}
 	set(false, 0, 0)
+}
+
+// syncFSCounter counts the SyncFS calls it passes on.
+type syncFSCounter struct {
+	safeio.FS
+	n atomic.Int64
+}
+
+func (c *syncFSCounter) SyncFS(f safeio.File) error {
+	c.n.Add(1)
+	return c.FS.SyncFS(f)
+}
+
+// TestSyncFSOnDisk runs concurrent deliveries on the operating system's file system with every
+// file left to its batch's syncfs (files without a name, and files in tmp/): the syncfs goes
+// through the real descriptors, and every message arrives whole, once.
+func TestSyncFSOnDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fs   func(safeio.FS) safeio.FS
+	}{
+		{"unnamed", func(f safeio.FS) safeio.FS { return f }},
+		{"tmp", func(f safeio.FS) safeio.FS { return namedOnly{f} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 60
+			root := t.TempDir()
+			c := &syncFSCounter{FS: safeio.OS}
+			d := New(Options{Root: root, Hostname: "h", FS: tc.fs(c)})
+			d.sync = syncDeferred
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					body := strings.NewReader(fmt.Sprintf("message %d\r\n", i))
+					if err := d.Deliver(context.Background(), newEnv("a@b.c", "bob@example.com"), 0, body); err != nil {
+						t.Errorf("Deliver %d: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			if c.n.Load() == 0 {
+				t.Fatal("no syncfs")
+			}
+			md := filepath.Join(root, "example.com", "bob", "Maildir")
+			seen := map[string]bool{}
+			for _, name := range listDir(t, filepath.Join(md, "new")) {
+				b, err := os.ReadFile(filepath.Join(md, "new", name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body := string(b)[strings.LastIndex(strings.TrimSuffix(string(b), "\n"), "\n")+1:]
+				if seen[body] {
+					t.Errorf("%q delivered twice", body)
+				}
+				seen[body] = true
+			}
+			if len(seen) != n {
+				t.Errorf("%d messages in new/, want %d", len(seen), n)
+			}
+			if left := listDir(t, filepath.Join(md, "tmp")); len(left) != 0 {
+				t.Errorf("tmp/ holds %q", left)
+			}
+			t.Logf("%d deliveries, %d syncfs", n, c.n.Load())
+		})
+	}
 }
