@@ -9,6 +9,7 @@ import (
 
 	"github.com/tern-mail/tern/internal/accounts"
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/delivery/maildir"
 	"github.com/tern-mail/tern/internal/delivery/remote"
 	"github.com/tern-mail/tern/internal/metrics"
 )
@@ -77,6 +78,9 @@ func (sm *serverMetrics) instrument(s *Server, router *delivery.Router, store ac
 	}
 	m := sm.m
 	if router.Mailbox != nil {
+		if md, ok := router.Mailbox.(*maildir.Deliverer); ok {
+			m.Maildir(md.Stats)
+		}
 		router.Mailbox = m.One(metrics.TransportMaildir, router.Mailbox)
 	}
 	if router.LMTP != nil {

@@ -32,26 +32,27 @@ type Metrics struct {
 	// Registry has every collector of Metrics, the Go runtime's and the process's.
 	Registry *prometheus.Registry
 
-	connections    *prometheus.CounterVec
-	refused        *prometheus.CounterVec
-	sessions       *prometheus.GaugeVec
-	accepted       *prometheus.CounterVec
-	rejected       *prometheus.CounterVec
-	commands       *prometheus.CounterVec
-	messageSize    prometheus.Histogram
-	auth           *prometheus.CounterVec
-	spf            *prometheus.CounterVec
-	dkim           *prometheus.CounterVec
-	dmarc          *prometheus.CounterVec
-	attempts       *prometheus.CounterVec
-	deliveryTime   *prometheus.HistogramVec
-	latency        *prometheus.HistogramVec
-	filtered       *prometheus.CounterVec
-	deliveryTLS    *prometheus.CounterVec
-	rateLimited    *prometheus.CounterVec
-	screened       *prometheus.CounterVec
-	reports        *prometheus.CounterVec
-	queueCollector *queueCollector
+	connections      *prometheus.CounterVec
+	refused          *prometheus.CounterVec
+	sessions         *prometheus.GaugeVec
+	accepted         *prometheus.CounterVec
+	rejected         *prometheus.CounterVec
+	commands         *prometheus.CounterVec
+	messageSize      prometheus.Histogram
+	auth             *prometheus.CounterVec
+	spf              *prometheus.CounterVec
+	dkim             *prometheus.CounterVec
+	dmarc            *prometheus.CounterVec
+	attempts         *prometheus.CounterVec
+	deliveryTime     *prometheus.HistogramVec
+	latency          *prometheus.HistogramVec
+	filtered         *prometheus.CounterVec
+	deliveryTLS      *prometheus.CounterVec
+	rateLimited      *prometheus.CounterVec
+	screened         *prometheus.CounterVec
+	reports          *prometheus.CounterVec
+	queueCollector   *queueCollector
+	maildirCollector *maildirCollector
 
 	// listeners caches the children of the per-listener vectors: a lookup by label values
 	// hashes them each time, and sessions call these on every message.
@@ -99,8 +100,9 @@ func New() *Metrics {
 		screened:    counterVec("screen", "refusals_total", "Recipients refused by the client screening, by check (dnsbl, rdns, greylist).", "check"),
 	}
 	m.queueCollector = &queueCollector{}
+	m.maildirCollector = &maildirCollector{}
 	m.Registry.MustRegister(m.connections, m.refused, m.sessions, m.accepted, m.rejected, m.commands, m.messageSize, m.auth,
-		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.rateLimited, m.screened, m.reports, m.queueCollector,
+		m.spf, m.dkim, m.dmarc, m.attempts, m.deliveryTime, m.latency, m.filtered, m.deliveryTLS, m.rateLimited, m.screened, m.reports, m.queueCollector, m.maildirCollector,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tern-mail/tern/internal/delivery"
+	"github.com/tern-mail/tern/internal/delivery/maildir"
 	"github.com/tern-mail/tern/internal/dkim"
 	"github.com/tern-mail/tern/internal/dmarc"
 	"github.com/tern-mail/tern/internal/envelope"
@@ -251,11 +252,32 @@ tern_queue_oldest_message_age_seconds 90
 	}
 }
 
+func TestMaildir(t *testing.T) {
+	m := New()
+	if n := testutil.CollectAndCount(m.maildirCollector); n != 0 {
+		t.Errorf("before Maildir: %d series, want none", n)
+	}
+	m.Maildir(func() maildir.Stats { return maildir.Stats{Fsynced: 7, BySyncFS: 30, SyncFS: 4} })
+	want := `
+# HELP tern_maildir_files_synced_total Maildir files made durable before going into new/, by way: fsync (each its own) or syncfs (with the other files of a batch).
+# TYPE tern_maildir_files_synced_total counter
+tern_maildir_files_synced_total{way="fsync"} 7
+tern_maildir_files_synced_total{way="syncfs"} 30
+# HELP tern_maildir_syncfs_total syncfs calls that made the files of a Maildir delivery batch durable.
+# TYPE tern_maildir_syncfs_total counter
+tern_maildir_syncfs_total 4
+`
+	if err := testutil.CollectAndCompare(m.maildirCollector, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestLint: the names, units and help texts pass promlint (what promtool check metrics runs).
 func TestLint(t *testing.T) {
 	m := New()
 	m.Connected("smtp")
 	m.Queue(func() queue.Stats { return queue.Stats{} })
+	m.Maildir(func() maildir.Stats { return maildir.Stats{} })
 	problems, err := testutil.GatherAndLint(m.Registry)
 	if err != nil {
 		t.Fatal(err)

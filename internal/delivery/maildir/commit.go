@@ -249,6 +249,10 @@ func (d *Deliverer) syncFiles(files []*written) {
 				d.noSyncFS.Store(true) // each file below, and its own fsync from now on
 				break
 			}
+			if err == nil {
+				d.syncFSCalls.Add(1)
+				d.bySyncFS.Add(uint64(len(ws)))
+			}
 			for _, w := range ws {
 				if err != nil {
 					w.fail(d, fmt.Errorf("syncing %s: %w", w.f.Name(), err))
@@ -268,6 +272,7 @@ func (d *Deliverer) syncFiles(files []*written) {
 				continue
 			}
 			w.synced = true
+			d.fsynced.Add(1)
 		}
 	}
 }

@@ -194,11 +194,25 @@ type Deliverer struct {
 	// oldest (see syncFiles); writing counts the deliveries writing a file now (deferSync).
 	opened  atomic.Uint64
 	writing atomic.Int32
+	// fsynced, bySyncFS and syncFSCalls are Stats' counts.
+	fsynced, bySyncFS, syncFSCalls atomic.Uint64
 	// dirty is what the system has written and not yet flushed (safeio.DirtyBytes; tests
 	// replace it), read at most every dirtyEvery by calmDisk into calm and calmAt.
 	dirty  func() (int64, error)
 	calm   atomic.Bool
 	calmAt atomic.Int64
+}
+
+// Stats are counts of a Deliverer's work since it was made, for metrics.
+type Stats struct {
+	// Fsynced is the files made durable by their own fsync, BySyncFS those made durable by a
+	// batch's syncfs, and SyncFS the number of those syncfs calls.
+	Fsynced, BySyncFS, SyncFS uint64
+}
+
+// Stats returns the Deliverer's counts so far.
+func (d *Deliverer) Stats() Stats {
+	return Stats{Fsynced: d.fsynced.Load(), BySyncFS: d.bySyncFS.Load(), SyncFS: d.syncFSCalls.Load()}
 }
 
 // syncMode says when a file written for a delivery is fsynced on its own.
@@ -428,9 +442,9 @@ func (d *Deliverer) writeTmp(md, from, rcpt string, body io.Reader) (*written, e
 	if err == nil {
 		if d.deferSync() {
 			w.dev, err = fileDevice(f)
-		} else {
-			err = f.Sync()
+		} else if err = f.Sync(); err == nil {
 			w.synced = true
+			d.fsynced.Add(1)
 		}
 	}
 	if err != nil {

@@ -129,6 +129,10 @@ func TestSyncUnderLoad(t *testing.T) {
 			if got := c.count(crashfs.OpSyncFS); got != tc.sfss {
 				t.Errorf("%d syncfs, want %d", got, tc.sfss)
 			}
+			want := Stats{Fsynced: uint64(tc.syncs), BySyncFS: uint64(len(ws) - tc.syncs), SyncFS: uint64(tc.sfss)}
+			if got := d.Stats(); got != want {
+				t.Errorf("Stats = %+v, want %+v", got, want)
+			}
 			// Whatever the way, every message survives a power loss.
 			var jobs []plJob
 			var acked []bool
