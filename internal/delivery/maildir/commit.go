@@ -238,27 +238,8 @@ func (d *Deliverer) syncFiles(files []*written) {
 	}
 	if n >= minSyncFS && d.calmDisk() || d.sync == syncDeferred && n > 0 {
 		for _, ws := range byDev {
-			oldest := ws[0]
-			for _, w := range ws {
-				if w.opened < oldest.opened {
-					oldest = w
-				}
-			}
-			err := d.fs.SyncFS(oldest.f)
-			if errors.Is(err, errors.ErrUnsupported) {
-				d.noSyncFS.Store(true) // each file below, and its own fsync from now on
-				break
-			}
-			if err == nil {
-				d.syncFSCalls.Add(1)
-				d.bySyncFS.Add(uint64(len(ws)))
-			}
-			for _, w := range ws {
-				if err != nil {
-					w.fail(d, fmt.Errorf("syncing %s: %w", w.f.Name(), err))
-				} else {
-					w.synced = true
-				}
+			if !d.syncFS(ws) {
+				break // unsupported: each file below
 			}
 		}
 	}
@@ -275,6 +256,35 @@ func (d *Deliverer) syncFiles(files []*written) {
 			d.fsynced.Add(1)
 		}
 	}
+}
+
+// syncFS makes the files ws, all on one file system, durable with one syncfs through the
+// oldest of them, or gives each the error. It returns false, having done nothing, if the FS
+// cannot syncfs; then no batch tries again.
+func (d *Deliverer) syncFS(ws []*written) bool {
+	oldest := ws[0]
+	for _, w := range ws {
+		if w.opened < oldest.opened {
+			oldest = w
+		}
+	}
+	err := d.fs.SyncFS(oldest.f)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		d.noSyncFS.Store(true)
+		return false
+	case err != nil:
+		for _, w := range ws {
+			w.fail(d, fmt.Errorf("syncing %s: %w", w.f.Name(), err))
+		}
+	default:
+		d.syncFSCalls.Add(1)
+		d.bySyncFS.Add(uint64(len(ws)))
+		for _, w := range ws {
+			w.synced = true
+		}
+	}
+	return true
 }
 
 // link gives w's file without a name its name in new/. If new/ was removed behind our back,

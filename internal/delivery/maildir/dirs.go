@@ -85,7 +85,7 @@ func fileDevice(f safeio.File) (uint64, error) {
 		return 0, err
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), nil //nolint:unconvert // not uint64 on every system
+		return uint64(st.Dev), nil // not a uint64 on every system
 	}
 	return 0, nil
 }
