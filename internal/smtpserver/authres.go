@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 
 	"github.com/tern-mail/tern/internal/dkim"
@@ -80,14 +81,35 @@ func (s *session) startJudging() *judgement {
 	}
 	j := &judgement{h: newHandoff(s.srv.chunks, handoffMax), spfDone: make(chan spf.Outcome, 1), dkim: make(chan dkimDone, 1)}
 	ctx, ip, helo, from := s.ctx, net.IP(s.remote.Addr().Unmap().AsSlice()), s.helo, s.tx.from.String()
-	go func() { j.spfDone <- a.SPF.Check(ctx, ip, helo, from) }()
-	go func() {
-		v, err := a.DKIM.Verify(ctx, j.h)
-		// The verifier may stop before the end: the rest is dropped as it comes.
-		j.h.release()
-		j.dkim <- dkimDone{v, err}
-	}()
+	startCheck(s, "spf", j.spfDone, spf.Outcome{Result: spf.TempError, MailFrom: from, Reason: internalError},
+		func() spf.Outcome { return a.SPF.Check(ctx, ip, helo, from) })
+	startCheck(s, "dkim", j.dkim, dkimDone{v: dkim.Verification{Results: []dkim.Result{{Status: dkim.TempError, Reason: internalError}}}},
+		func() dkimDone {
+			// The verifier may stop before the end: the rest is dropped as it comes.
+			defer j.h.release()
+			v, err := a.DKIM.Verify(ctx, j.h)
+			return dkimDone{v, err}
+		})
 	return j
+}
+
+// internalError is the reason of a check's result when the check panicked.
+const internalError = "internal error"
+
+// startCheck runs check beside the session and sends its result on done. A panic in it (a bug
+// met by a hostile record or message) is logged and sends failed instead, a temperror: the
+// session waiting for the verdict gets one, and no other session notices.
+func startCheck[T any](s *session, name string, done chan<- T, failed T, check func() T) {
+	go func() {
+		v := failed
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("check panic", "check", name, "panic", p, "stack", string(debug.Stack()))
+			}
+			done <- v
+		}()
+		v = check()
+	}()
 }
 
 // Write gives the verifier the message as received. It never fails: a verifier that stopped

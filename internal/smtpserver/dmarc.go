@@ -28,7 +28,8 @@ func (s *session) startDMARC() <-chan dmarc.Discovery {
 	}
 	ch := make(chan dmarc.Discovery, 1)
 	from, ctx := s.tx.author.Fields(), s.ctx // two at most: enough to tell several apart
-	go func() { ch <- a.DMARC.Discover(ctx, from) }()
+	startCheck(s, "dmarc", ch, dmarc.Discovery{Result: dmarc.TempError, Reason: internalError},
+		func() dmarc.Discovery { return a.DMARC.Discover(ctx, from) })
 	return ch
 }
 

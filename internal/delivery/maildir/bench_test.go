@@ -4,12 +4,11 @@ import (
 	"context"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tern-mail/tern/internal/envelope"
 	"github.com/tern-mail/tern/internal/safeio"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // benchBody is a message of size octets in 78-octet lines.
@@ -30,15 +29,6 @@ func (c *syncCounter) SyncDir(dir string) error {
 	return c.FS.SyncDir(dir)
 }
 
-// cpuTime is the process's user plus system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkDeliverParallel delivers 5 KiB messages from 32 goroutines at once (the queue's
 // default worker count) into one or four mailboxes: the load under which deliveries share
 // fsyncs. Besides the time it reports the CPU time (user+system, which includes the kernel's
@@ -57,7 +47,7 @@ func BenchmarkDeliverParallel(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			b.SetParallelism(16) // 32 goroutines on 2 CPUs
-			cpu0, syncs0 := cpuTime(b), fsys.dirSyncs.Load()
+			cpu0, syncs0 := testutil.CPUTime(b), fsys.dirSyncs.Load()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -69,7 +59,7 @@ func BenchmarkDeliverParallel(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((testutil.CPUTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 			b.ReportMetric(float64(fsys.dirSyncs.Load()-syncs0)/float64(b.N), "dirsyncs/op")
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tern-mail/tern/internal/safeio"
+	"github.com/tern-mail/tern/internal/testutil"
 )
 
 // noSyncFS is the operating system's file system with every fsync a no-op: what is left of a
@@ -61,7 +62,7 @@ func benchDeliverCPU(b *testing.B, d *Deliverer) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(16)
-	cpu0 := cpuTime(b)
+	cpu0 := testutil.CPUTime(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -73,7 +74,7 @@ func benchDeliverCPU(b *testing.B, d *Deliverer) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((testutil.CPUTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 func (noSyncFS) SyncFS(safeio.File) error { return nil }
