@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -156,6 +157,17 @@ func (l *Listener) trusted(a net.Addr) bool {
 // handshake reads the header of c and hands the connection on; a bad or late header closes it.
 func (l *Listener) handshake(c net.Conn) {
 	defer l.wg.Done()
+	// The header is parsed by a library, from the network: a panic there closes this
+	// connection, not the server.
+	defer func() {
+		if v := recover(); v != nil {
+			l.mu.Lock()
+			delete(l.pending, c)
+			l.mu.Unlock()
+			l.opts.Logger.Error("proxy protocol: panic reading the header, connection closed", "proxy", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
+			_ = c.Close()
+		}
+	}()
 	pc, err := readHeader(c, l.opts.Timeout)
 	l.mu.Lock()
 	delete(l.pending, c)

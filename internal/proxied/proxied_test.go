@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,5 +178,61 @@ func TestCloseEndsPending(t *testing.T) {
 	}
 	if _, err := l.Accept(); err == nil {
 		t.Error("Accept after Close succeeded")
+	}
+}
+
+// panicFirst is a listener whose first connection panics when read: a bug in the header's
+// parser, met by some input.
+type panicFirst struct {
+	net.Listener
+	once sync.Once
+}
+
+func (p *panicFirst) Accept() (net.Conn, error) {
+	c, err := p.Listener.Accept()
+	var first net.Conn
+	p.once.Do(func() { first = panicConn{c} })
+	if err == nil && first != nil {
+		return first, nil
+	}
+	return c, err
+}
+
+type panicConn struct{ net.Conn }
+
+func (panicConn) Read([]byte) (int, error) { panic("parser bug") }
+
+// TestHandshakePanic: a panic while reading a connection's header closes that connection and
+// is logged with its stack; the listener goes on with the next.
+func TestHandshakePanic(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testutil.SyncBuffer{}
+	l := Listen(&panicFirst{Listener: ln}, Options{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Timeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	t.Cleanup(func() { _ = l.Close() })
+	first := dial(t, l)
+	if _, err := io.WriteString(first, "PROXY TCP4 192.0.2.8 198.51.100.1 4000 25\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(first); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	good := dial(t, l)
+	if _, err := io.WriteString(good, "PROXY TCP4 192.0.2.9 198.51.100.1 4000 25\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if got := sc.RemoteAddr().String(); got != "192.0.2.9:4000" {
+		t.Errorf("RemoteAddr = %s, want the second connection's client", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "panic reading the header") || !strings.Contains(l, "parser bug") || !strings.Contains(l, "goroutine") {
+		t.Errorf("log: %s", l)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -135,15 +136,26 @@ func (m *Message) Open() (io.ReadCloser, error) {
 	}
 	pr, pw := io.Pipe()
 	go func() {
+		// The conversion parses a message from the network: a panic in it is the reader's
+		// error (the delivery's, temporary), not the end of the process.
+		err := errPanicked
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("%w: %v", errPanicked, v)
+			}
+			pw.CloseWithError(err) // nil: the reader gets io.EOF
+		}()
 		bw := bufio.NewWriterSize(pw, writeSize)
-		_, err := m.WriteTo(bw)
+		_, err = m.WriteTo(bw)
 		if err == nil {
 			err = bw.Flush()
 		}
-		pw.CloseWithError(err) // nil: the reader gets io.EOF
 	}()
 	return pr, nil
 }
+
+// errPanicked is the error of a reader whose conversion panicked.
+var errPanicked = errors.New("sevenbit: conversion panicked")
 
 // run reads the source through: without out, to make the plan; with out, to write the
 // converted message by the plan.

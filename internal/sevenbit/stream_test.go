@@ -279,6 +279,39 @@ func (c closeNotifier) Close() error {
 	return c.ReadCloser.Close()
 }
 
+// TestOpenPanic: a panic while converting for a reader (a bug met by some message) is that
+// reader's error, not the end of the process.
+func TestOpenPanic(t *testing.T) {
+	src := &panicOnOpen{src: eightBitSource(4 << 20), after: 2}
+	m, err := New(src) // New's two readings
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := m.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	if !errors.Is(err, errPanicked) || !strings.Contains(err.Error(), "source bug") {
+		t.Errorf("read: %v, want the conversion's panic", err)
+	}
+}
+
+// panicOnOpen panics when opened more than after times.
+type panicOnOpen struct {
+	src   Source
+	after int
+}
+
+func (s *panicOnOpen) Open() (io.ReadCloser, error) {
+	if s.after == 0 {
+		panic("source bug")
+	}
+	s.after--
+	return s.src.Open()
+}
+
 // eightBitSource is a text message of about that many octets, 8-bit on every line.
 type eightBitSource int
 
