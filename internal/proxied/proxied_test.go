@@ -115,22 +115,29 @@ func TestRefused(t *testing.T) {
 		if _, err := io.ReadAll(bad); err != nil {
 			t.Fatalf("read: %v", err)
 		}
-		good := dial(t, l)
-		if _, err := io.WriteString(good, "PROXY TCP4 192.0.2.9 198.51.100.1 4000 25\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		sc, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sc.Close()
-		if got := sc.RemoteAddr().String(); got != "192.0.2.9:4000" {
-			t.Errorf("RemoteAddr = %s", got)
-		}
+		acceptGood(t, l)
 		if !strings.Contains(logs.String(), "bad header") {
 			t.Errorf("log: %s", logs.String())
 		}
 	})
+}
+
+// acceptGood sends a good header on a new connection and checks that l accepts it with the
+// client's address.
+func acceptGood(t *testing.T, l *Listener) {
+	t.Helper()
+	good := dial(t, l)
+	if _, err := io.WriteString(good, "PROXY TCP4 192.0.2.9 198.51.100.1 4000 25\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if got := sc.RemoteAddr().String(); got != "192.0.2.9:4000" {
+		t.Errorf("RemoteAddr = %s, want the good connection's client", got)
+	}
 }
 
 // FuzzReadHeader: no input panics the header reader, and whatever it accepts has an address.
@@ -220,18 +227,7 @@ func TestHandshakePanic(t *testing.T) {
 	if _, err := io.ReadAll(first); err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	good := dial(t, l)
-	if _, err := io.WriteString(good, "PROXY TCP4 192.0.2.9 198.51.100.1 4000 25\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	sc, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	if got := sc.RemoteAddr().String(); got != "192.0.2.9:4000" {
-		t.Errorf("RemoteAddr = %s, want the second connection's client", got)
-	}
+	acceptGood(t, l)
 	if l := logs.String(); !strings.Contains(l, "panic reading the header") || !strings.Contains(l, "parser bug") || !strings.Contains(l, "goroutine") {
 		t.Errorf("log: %s", l)
 	}
