@@ -152,6 +152,15 @@ func (c *Checker) Evaluate(d Discovery, m Message) Evaluation {
 		ev.Result = Pass
 		return ev
 	}
+	if tempFailed(m, d.FromDomain, pub) {
+		// RFC 7489 §6.6.2: with no aligned pass and an aligned identifier that could not be
+		// checked for now, the failure is not known to be permanent and the policy does not
+		// apply. Only aligned ones count: a temperror of a domain the sender chose (a
+		// signature of its own, a MAIL FROM elsewhere) must not lift a p=reject.
+		ev.Result = TempError
+		ev.Reason = "no aligned pass, and SPF or DKIM of an aligned domain failed temporarily"
+		return ev
+	}
 	ev.Result = Fail
 	ev.Reason = "neither SPF nor DKIM passed for an aligned domain"
 	p := ev.PublishedPolicy()
@@ -167,6 +176,21 @@ func (c *Checker) Evaluate(d Discovery, m Message) Evaluation {
 	}
 	ev.Requested, ev.Disposition = p, p
 	return ev
+}
+
+// tempFailed reports whether the SPF or a DKIM result of m is a temperror for a domain aligned
+// with the From domain, or a DKIM temperror whose signing domain is not known (the verifier
+// failed before reading it).
+func tempFailed(m Message, from string, pub *Published) bool {
+	if m.SPF.Result == string(TempError) && Aligned(m.SPF.Domain, from, pub.ASPF) {
+		return true
+	}
+	for _, r := range m.DKIM {
+		if r.Result == string(TempError) && (r.Domain == "" || Aligned(r.Domain, from, pub.ADKIM)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Checker) random(n int) int {

@@ -124,6 +124,21 @@ func TestCheck(t *testing.T) {
 		{name: "several records", from: "a@several.example", result: None, requested: PolicyNone},
 		{name: "other TXT records discarded", from: "a@mixed.example", result: Fail, requested: PolicyReject, at: "mixed.example"},
 		{name: "no p= no rua=", from: "a@x.nop.example", result: None, requested: PolicyNone},
+		// RFC 7489 §6.6.2: no aligned pass and a temporary failure of an aligned identifier
+		// is no permanent failure: the policy does not apply.
+		{name: "aligned SPF temperror", from: "a@reject.example", spf: AuthResult{Domain: "reject.example", Result: "temperror"},
+			dkim: []AuthResult{failed("reject.example")}, result: TempError, requested: PolicyNone, at: "reject.example"},
+		{name: "aligned DKIM temperror", from: "a@reject.example", spf: failed("reject.example"),
+			dkim: []AuthResult{pass("evil.example"), {Domain: "mail.reject.example", Result: "temperror"}}, result: TempError, requested: PolicyNone, at: "reject.example"},
+		{name: "DKIM temperror before its domain was read", from: "a@reject.example", dkim: []AuthResult{{Result: "temperror"}},
+			result: TempError, requested: PolicyNone, at: "reject.example"},
+		{name: "aligned DKIM temperror, SPF passes", from: "a@reject.example", spf: pass("reject.example"),
+			dkim: []AuthResult{{Domain: "reject.example", Result: "temperror"}}, result: Pass, requested: PolicyNone, at: "reject.example", spfA: true},
+		// A sender's own domains failing temporarily do not lift the From domain's policy.
+		{name: "unaligned temperrors fail", from: "a@reject.example", spf: AuthResult{Domain: "evil.example", Result: "temperror"},
+			dkim: []AuthResult{{Domain: "evil.example", Result: "temperror"}}, result: Fail, requested: PolicyReject, at: "reject.example"},
+		{name: "strict: subdomain temperror not aligned", from: "a@strict.example", spf: AuthResult{Domain: "mail.strict.example", Result: "temperror"},
+			result: Fail, requested: PolicyReject, at: "strict.example"},
 		{name: "temperror", from: "a@slow.example", result: TempError, requested: PolicyNone},
 		{name: "temperror at the org domain", from: "a@x.slow-org.example", result: TempError, requested: PolicyNone},
 		{name: "no From address", from: "Undisclosed recipients:;", result: PermError, requested: PolicyNone},

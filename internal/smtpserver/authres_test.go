@@ -30,7 +30,7 @@ func (fakeSPF) Check(_ context.Context, _ net.IP, helo, from string) spf.Outcome
 }
 
 // fakeDKIM passes a message with an "X-Signed: d=DOMAIN" field (a temperror for
-// dns-down.test), and keeps what it read.
+// dns-down.test and its subdomains), and keeps what it read.
 type fakeDKIM struct {
 	mu   sync.Mutex
 	seen []string
@@ -50,7 +50,7 @@ func (f *fakeDKIM) Verify(_ context.Context, r io.Reader) (dkim.Verification, er
 	}
 	d, _, _ := strings.Cut(rest, "\r\n")
 	st := dkim.Pass
-	if d == "dns-down.test" {
+	if d == "dns-down.test" || strings.HasPrefix(d, "dns-down.") {
 		st = dkim.TempError
 	}
 	return dkim.Verification{Results: []dkim.Result{{Status: st, Domain: d, Selector: "s1", HeaderB: "abc/def+ghi="}}}, nil

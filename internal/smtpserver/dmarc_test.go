@@ -137,6 +137,20 @@ func TestDMARC(t *testing.T) {
 			C: .
 			S: 250 2.0.0 Ok: queued`, "", false, 1,
 			"bulk.example;\r\n\tdkim=none;\r\n\tdmarc=temperror header.from=dns-down.test\r\n", false, dmarc.TempError},
+		// RFC 7489 §6.6.2: the signature of the From domain could not be checked for now, so
+		// its p=reject cannot be applied: a DNS hiccup is no reason to refuse for good.
+		{"aligned-dkim-temperror", mail("bulk.example") + `
+			C: X-Signed: d=dns-down.reject.test
+			C: From: alice@reject.test
+			C: .
+			S: 250 2.0.0 Ok: queued`, "", false, 1,
+			"bulk.example;\r\n\tdkim=temperror header.d=dns-down.reject.test header.s=s1 header.b=\"abc/def+ghi=\";\r\n\tdmarc=temperror (p=reject dis=none) header.from=reject.test\r\n", false, dmarc.TempError},
+		{"aligned-dkim-temperror-deferred", mail("bulk.example") + `
+			C: X-Signed: d=dns-down.reject.test
+			C: From: alice@reject.test
+			C: .
+			S: 451 4.4.3 Temporary DNS failure`, "", true, 0,
+			"", false, ""},
 		{"temperror-deferred", mail("bulk.example") + `
 			C: From: a@dns-down.test
 			C: .
