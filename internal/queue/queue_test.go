@@ -148,12 +148,20 @@ func TestReplay(t *testing.T) {
 		msgs = append(msgs, sent{env.Clone(), body, pending})
 	}
 	cancel := runQueue(t, q)
+	// Until every pending message's attempt is recorded, not merely started: a delivery the
+	// shutdown cuts short is no attempt (runner.go), and the cancel below could come between
+	// the deliverer's call and the outcome.
 	waitFor(t, "first attempts", func() bool {
 		for _, m := range msgs {
 			for i := range m.env.Rcpts {
 				if fake1.attempts(m.env.ID, i) == 0 {
 					return false
 				}
+			}
+		}
+		for _, it := range q.Items() {
+			if it.Envelope.Attempts == 0 {
+				return false
 			}
 		}
 		return true
