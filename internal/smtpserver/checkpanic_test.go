@@ -53,7 +53,7 @@ func TestCheckPanic(t *testing.T) {
 	big := strings.Repeat(strings.Repeat("x", 998)+"\r\n", 3*handoffMax/1000)
 	for _, tc := range []struct {
 		name, from, header string
-		defer_             bool
+		deferTemp          bool
 		want               string // the reply to the message
 		result             string // in its Authentication-Results field, when queued
 	}{
@@ -66,7 +66,7 @@ func TestCheckPanic(t *testing.T) {
 			t.Parallel()
 			ts := newTestServer(t, func(o *Options) {
 				o.Authentication = &Authentication{SPF: panickySPF{}, DKIM: &panickyDKIM{},
-					DMARC: &panickyDMARC{dmarc.Checker{Resolver: dmarcZone{}}}, Policy: policy.Inbound{Check: true, Defer: tc.defer_}}
+					DMARC: &panickyDMARC{dmarc.Checker{Resolver: dmarcZone{}}}, Policy: policy.Inbound{Check: true, Defer: tc.deferTemp}}
 			})
 			c := ts.dial(t, RoleMX)
 			c.run(`

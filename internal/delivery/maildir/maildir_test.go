@@ -224,7 +224,13 @@ func TestDeliverConcurrent(t *testing.T) {
 			t.Fatalf("Deliver: %v", err)
 		}
 	}
-	md := filepath.Join(root, "example.com", "bob", "Maildir")
+	wantEachOnce(t, filepath.Join(root, "example.com", "bob", "Maildir"), n)
+}
+
+// wantEachOnce checks that the Maildir md holds n messages in new/, each with a body line of its
+// own (the last line) and none twice, and nothing in tmp/.
+func wantEachOnce(t *testing.T, md string, n int) {
+	t.Helper()
 	names := listDir(t, filepath.Join(md, "new"))
 	if len(names) != n {
 		t.Fatalf("new/ holds %d files, want %d", len(names), n)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -249,25 +248,7 @@ func TestSyncFSOnDisk(t *testing.T) {
 			if c.n.Load() == 0 {
 				t.Fatal("no syncfs")
 			}
-			md := filepath.Join(root, "example.com", "bob", "Maildir")
-			seen := map[string]bool{}
-			for _, name := range listDir(t, filepath.Join(md, "new")) {
-				b, err := os.ReadFile(filepath.Join(md, "new", name))
-				if err != nil {
-					t.Fatal(err)
-				}
-				body := string(b)[strings.LastIndex(strings.TrimSuffix(string(b), "\n"), "\n")+1:]
-				if seen[body] {
-					t.Errorf("%q delivered twice", body)
-				}
-				seen[body] = true
-			}
-			if len(seen) != n {
-				t.Errorf("%d messages in new/, want %d", len(seen), n)
-			}
-			if left := listDir(t, filepath.Join(md, "tmp")); len(left) != 0 {
-				t.Errorf("tmp/ holds %q", left)
-			}
+			wantEachOnce(t, filepath.Join(root, "example.com", "bob", "Maildir"), n)
 			t.Logf("%d deliveries, %d syncfs", n, c.n.Load())
 		})
 	}
