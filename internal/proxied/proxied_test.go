@@ -220,10 +220,9 @@ func TestHandshakePanic(t *testing.T) {
 	l := Listen(&panicFirst{Listener: ln}, Options{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Timeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	t.Cleanup(func() { _ = l.Close() })
+	// The first connection sends nothing: its Read panics before reading, and octets left unread
+	// in the socket would make the close a reset instead of the end of the stream.
 	first := dial(t, l)
-	if _, err := io.WriteString(first, "PROXY TCP4 192.0.2.8 198.51.100.1 4000 25\r\n"); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := io.ReadAll(first); err != nil {
 		t.Fatalf("read: %v", err)
 	}
