@@ -107,9 +107,25 @@ type Error struct {
 	Name  string
 	Qtype uint16
 	Err   error
+	// msg is Error's text, made once: a remembered failure is returned to every lookup of its
+	// name while the servers are down, and each caller (SPF's, for one) asks for the text.
+	msg string
+}
+
+func newError(name string, qtype uint16, err error) *Error {
+	e := &Error{Name: name, Qtype: qtype, Err: err}
+	e.msg = e.format()
+	return e
 }
 
 func (e *Error) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return e.format()
+}
+
+func (e *Error) format() string {
 	return fmt.Sprintf("DNS %s %s: %v", dns.TypeToString[e.Qtype], strings.TrimSuffix(e.Name, "."), e.Err)
 }
 
@@ -170,7 +186,7 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answe
 			}
 			// The asker gave up (its context ended): ask for ourselves.
 		case <-ctx.Done():
-			return Answer{}, &Error{k.name, qtype, ctx.Err()}
+			return Answer{}, &Error{Name: k.name, Qtype: qtype, Err: ctx.Err()}
 		}
 	}
 }
@@ -183,7 +199,7 @@ func (r *Resolver) ask(ctx context.Context, k cacheKey, f *flight) {
 	resp, err := r.c.Exchange(ctx, k.name, k.qtype)
 	switch {
 	case err != nil:
-		e.err = &Error{k.name, k.qtype, err}
+		e.err = newError(k.name, k.qtype, err)
 		if ctx.Err() == nil {
 			ttl = r.opts.FailureTTL
 		}

@@ -356,3 +356,23 @@ func TestTXTs(t *testing.T) {
 		t.Errorf("TXTs = %q, want %q", got, want)
 	}
 }
+
+// BenchmarkRememberedFailure: a lookup answered by a remembered failure, and its text, as
+// each SPF lookup asks while the servers are down.
+func BenchmarkRememberedFailure(b *testing.B) {
+	z := testutil.StartDNS(b, "fail.test. TXT \"v=spf1 -all\"")
+	z.Fail("fail.test", dns.RcodeServerFailure)
+	c, err := NewClient(z.Addr, 300*time.Millisecond)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := New(c, Options{FailureTTL: time.Hour})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, err := r.Lookup(ctx, "fail.test", dns.TypeTXT)
+		if err == nil || err.Error() == "" {
+			b.Fatal("no failure")
+		}
+	}
+}

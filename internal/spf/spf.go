@@ -108,7 +108,9 @@ func validDomain(d string) bool {
 	if len(d) == 0 || len(d) > 253 || !strings.Contains(d, ".") {
 		return false
 	}
-	for _, l := range strings.Split(d, ".") {
+	for rest, more := d, true; more; {
+		var l string
+		l, rest, more = strings.Cut(rest, ".")
 		if len(l) == 0 || len(l) > 63 {
 			return false
 		}

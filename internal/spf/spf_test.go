@@ -233,3 +233,24 @@ func TestPyspf(t *testing.T) {
 		}
 	}
 }
+
+// TestValidDomain: which MAIL FROM or HELO domains get an SPF check at all (§4.3).
+func TestValidDomain(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	for d, want := range map[string]bool{
+		"example.test":                    true,
+		"a.b":                             true,
+		long + ".test":                    true,
+		"a" + long + ".test":              false, // a label of 64
+		strings.Repeat(long+".", 4)[:254]: false, // 254 octets
+		"":                                false,
+		"localhost":                       false,
+		".example.test":                   false,
+		"example.test.":                   false,
+		"example..test":                   false,
+	} {
+		if got := validDomain(d); got != want {
+			t.Errorf("validDomain(%q) = %v, want %v", d, got, want)
+		}
+	}
+}
