@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,6 +129,9 @@ func TestFailureCache(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"fail.test", "slow.test"} {
 		_, err1 := r.Lookup(ctx, name, dns.TypeA)
+		if err1 == nil || !strings.HasPrefix(err1.Error(), "DNS A "+name+": ") {
+			t.Errorf("%s: %v, want a DNS error naming the query", name, err1)
+		}
 		clk.Add(9 * time.Second)
 		_, err2 := r.Lookup(ctx, name, dns.TypeA)
 		var de *Error
