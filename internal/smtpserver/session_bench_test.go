@@ -158,7 +158,7 @@ func BenchmarkJudged5KB(b *testing.B) {
 		for b.Loop() {
 			c.message("a@none.test", body)
 		}
-		b.ReportMetric(float64((testutil.CPUTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		testutil.ReportCPUPerOp(b, cpu0)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		ts := start(b)
@@ -171,6 +171,6 @@ func BenchmarkJudged5KB(b *testing.B) {
 				c.message("a@none.test", body)
 			}
 		})
-		b.ReportMetric(float64((testutil.CPUTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		testutil.ReportCPUPerOp(b, cpu0)
 	})
 }

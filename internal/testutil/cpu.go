@@ -16,3 +16,9 @@ func CPUTime(tb testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// ReportCPUPerOp reports the CPU time since since (a CPUTime reading) per iteration of b, as
+// "cpu-µs/op".
+func ReportCPUPerOp(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64((CPUTime(b)-since).Microseconds())/float64(b.N), "cpu-µs/op")
+}

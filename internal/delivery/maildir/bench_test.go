@@ -59,7 +59,7 @@ func BenchmarkDeliverParallel(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((testutil.CPUTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			testutil.ReportCPUPerOp(b, cpu0)
 			b.ReportMetric(float64(fsys.dirSyncs.Load()-syncs0)/float64(b.N), "dirsyncs/op")
 		})
 	}

@@ -74,7 +74,7 @@ func benchDeliverCPU(b *testing.B, d *Deliverer) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64((testutil.CPUTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	testutil.ReportCPUPerOp(b, cpu0)
 }
 
 func (noSyncFS) SyncFS(safeio.File) error { return nil }
