@@ -11,6 +11,7 @@ package proxied
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -157,18 +158,7 @@ func (l *Listener) trusted(a net.Addr) bool {
 // handshake reads the header of c and hands the connection on; a bad or late header closes it.
 func (l *Listener) handshake(c net.Conn) {
 	defer l.wg.Done()
-	// The header is parsed by a library, from the network: a panic there closes this
-	// connection, not the server.
-	defer func() {
-		if v := recover(); v != nil {
-			l.mu.Lock()
-			delete(l.pending, c)
-			l.mu.Unlock()
-			l.opts.Logger.Error("proxy protocol: panic reading the header, connection closed", "proxy", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
-			_ = c.Close()
-		}
-	}()
-	pc, err := readHeader(c, l.opts.Timeout)
+	pc, err := l.readHeaderSafely(c)
 	l.mu.Lock()
 	delete(l.pending, c)
 	l.mu.Unlock()
@@ -180,6 +170,19 @@ func (l *Listener) handshake(c net.Conn) {
 	if !l.deliver(accepted{c: pc}) {
 		_ = c.Close() // shutting down
 	}
+}
+
+// readHeaderSafely is readHeader with a panic turned into its error, logged with the stack: the
+// header is parsed by a library, from the network, and a bug met there must close this
+// connection, not the server.
+func (l *Listener) readHeaderSafely(c net.Conn) (pc net.Conn, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.opts.Logger.Error("proxy protocol: panic reading the header", "proxy", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
+			pc, err = nil, fmt.Errorf("panic reading the header: %v", v)
+		}
+	}()
+	return readHeader(c, l.opts.Timeout)
 }
 
 // readHeader reads the PROXY header from c within timeout and returns the connection as seen
